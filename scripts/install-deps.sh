@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs the Debian packages porter needs to build and test, and only those that are missing.
+# As root (or with password-less sudo) it runs apt-get; otherwise it prints the exact command and
+# exits non-zero.
+set -euo pipefail
+
+packages=(build-essential cmake pkg-config libev-dev libssl-dev libcmocka-dev media-types
+          curl python3 openssl)
+
+# llhttp: a system library (other distributions' libllhttp-dev) or the C sources that Debian's
+# node-llhttp ships.
+if ! { [ -f /usr/include/llhttp.h ] && ls /usr/lib/*/libllhttp.* /usr/lib/libllhttp.* >/dev/null 2>&1; }; then
+    packages+=(node-llhttp)
+fi
+packages+=("$@")
+
+missing=()
+for p in "${packages[@]}"; do
+    status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+    [ "$status" = "install ok installed" ] || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "install-deps: missing Debian packages: ${missing[*]}" >&2
+cmd=(apt-get install -y --no-install-recommends "${missing[@]}")
+export DEBIAN_FRONTEND=noninteractive
+if [ "$(id -u)" -eq 0 ]; then
+    apt-get update -qq && "${cmd[@]}"
+elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+    sudo -E apt-get update -qq && sudo -E "${cmd[@]}"
+else
+    echo "install-deps: run this as root, then try again:" >&2
+    echo "    apt-get update && ${cmd[*]}" >&2
+    exit 1
+fi
