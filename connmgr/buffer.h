@@ -1,0 +1,92 @@
+/*
+ * Buffers of a connection: the in-buffer (bytes read, not yet parsed) and the out-queue
+ * (response pieces not yet written: memory and file ranges).
+ *
+ * Memory: both draw fixed-size chunks (PT_CHUNK_SIZE) from a per-thread free list, and give
+ * them back as soon as they are empty, so an idle keep-alive connection holds no buffer. The
+ * free list keeps at most PT_CHUNK_POOL_MAX chunks; pt_chunk_pool_trim() frees them all.
+ *
+ * Ownership: the caller owns the pt_inbuf/pt_outq storage (init/dispose). The out-queue owns
+ * what is pushed into it: copies, and references whose free callback it calls once they are
+ * written or disposed; a file segment's fd is closed by the queue if pushed with close_fd.
+ * Errors: negative errno; allocation failure aborts.
+ */
+#ifndef PORTER_CONNMGR_BUFFER_H
+#define PORTER_CONNMGR_BUFFER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "connmgr/transport.h"
+
+#define PT_CHUNK_SIZE (16 * 1024)
+#define PT_CHUNK_POOL_MAX 256
+
+/* Chunk free list (per thread). */
+void *pt_chunk_get(void);
+void pt_chunk_put(void *chunk);
+void pt_chunk_pool_trim(void);
+size_t pt_chunk_outstanding(void); /* chunks handed out and not yet returned, for tests */
+
+/* In-buffer: a contiguous window [data+start, data+end) of bytes read. It grows past one chunk
+ * (up to `max`) only when a single unparsed item is larger than a chunk. */
+typedef struct pt_inbuf {
+    char *data;
+    size_t start, end, cap;
+    bool heap; /* data is a heap block (grown), not a pool chunk */
+} pt_inbuf;
+
+void pt_inbuf_init(pt_inbuf *b);
+/* Reads what the transport has into the buffer, growing it to at most `max` bytes of unparsed
+ * data. Returns bytes read (>0), 0 at end of stream, -EAGAIN, -ENOBUFS when `max` unparsed
+ * bytes are already held, or -errno. */
+ssize_t pt_inbuf_read(pt_inbuf *b, pt_transport *t, size_t max);
+static inline const char *pt_inbuf_begin(const pt_inbuf *b)
+{
+    return b->data + b->start;
+}
+static inline size_t pt_inbuf_len(const pt_inbuf *b)
+{
+    return b->end - b->start;
+}
+/* Marks `n` bytes as parsed. When nothing is left the memory goes back to the pool. */
+void pt_inbuf_consume(pt_inbuf *b, size_t n);
+void pt_inbuf_dispose(pt_inbuf *b);
+
+/* Out-queue. */
+typedef struct pt_outq_seg pt_outq_seg;
+typedef void (*pt_outq_free_cb)(void *data);
+
+typedef struct pt_outq {
+    pt_outq_seg *head, *tail;
+    pt_outq_seg *free_segs; /* recycled segment records */
+    size_t pending;         /* bytes not yet written */
+    size_t written;         /* bytes written since init (for logs) */
+} pt_outq;
+
+void pt_outq_init(pt_outq *q);
+/* Copies `n` bytes; consecutive small copies share a chunk so they go out in one iovec. */
+void pt_outq_push_copy(pt_outq *q, const void *p, size_t n);
+/* Queues `n` bytes at `p` without copying; `free_cb(free_data)` (if any) runs once they have
+ * been written or the queue is disposed. */
+void pt_outq_push_ref(pt_outq *q, const void *p, size_t n, pt_outq_free_cb free_cb,
+                      void *free_data);
+/* Queues `len` bytes of file `fd` from `offset`. With `close_fd`, the queue closes fd after. */
+void pt_outq_push_file(pt_outq *q, int fd, off_t offset, size_t len, bool close_fd);
+/* Writes as much as the transport takes: consecutive memory segments in one writev, file
+ * ranges with sendfile (read + writev if the transport answers -ENOTSUP). Returns 0 when the
+ * queue is empty, -EAGAIN when bytes remain, or -errno (EPIPE, ECONNRESET, ...). */
+int pt_outq_flush(pt_outq *q, pt_transport *t);
+static inline size_t pt_outq_pending(const pt_outq *q)
+{
+    return q->pending;
+}
+static inline bool pt_outq_is_empty(const pt_outq *q)
+{
+    return q->head == NULL;
+}
+/* Drops everything queued (running free callbacks, closing owned fds) and returns memory. */
+void pt_outq_dispose(pt_outq *q);
+
+#endif

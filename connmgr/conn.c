@@ -1,0 +1,244 @@
+#include "connmgr/conn.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "connmgr/conn_private.h"
+
+/* How long a closing connection keeps discarding input so the client reads our response
+ * instead of a reset (nginx's lingering_timeout is 5 s; one quiet stretch of 2 s is plenty on
+ * the paths porter closes on). */
+#define LINGER_TIMEOUT 2.0
+
+static void update_io(pt_conn *c)
+{
+    int events = 0;
+    if (c->state == PT_CONN_LINGERING || (!c->read_paused && !c->eof))
+        events |= EV_READ;
+    if (!pt_outq_is_empty(&c->out) || (c->transport.want & PT_WANT_WRITE))
+        events |= EV_WRITE;
+    if (events == (c->io.events & (EV_READ | EV_WRITE)) && ev_is_active(&c->io))
+        return;
+    struct ev_loop *loop = c->timer.loop;
+    ev_io_stop(loop, &c->io);
+    if (events) {
+        ev_io_set(&c->io, c->transport.fd, events);
+        ev_io_start(loop, &c->io);
+    }
+}
+
+static void linger_read(pt_conn *c)
+{
+    char scratch[4096];
+    for (int i = 0; i < 16; i++) {
+        ssize_t n = pt_transport_read(&c->transport, scratch, sizeof scratch);
+        if (n == -EAGAIN)
+            return;
+        if (n <= 0) {
+            pt_conn_kill(c);
+            return;
+        }
+    }
+}
+
+static void finish_close(pt_conn *c)
+{
+    /* Nothing unread and nothing that may still come: a plain close sends FIN, no reset. */
+    if (c->eof || (!c->linger && pt_inbuf_len(&c->in) == 0) ||
+        pt_transport_shutdown_write(&c->transport) < 0) {
+        pt_conn_kill(c);
+        return;
+    }
+    pt_inbuf_dispose(&c->in);
+    pt_conn_set_state(c, PT_CONN_LINGERING);
+    pt_conn_reset_timeout(c, LINGER_TIMEOUT);
+    update_io(c);
+    linger_read(c);
+}
+
+int pt_conn_flush(pt_conn *c)
+{
+    if (c->dead)
+        return -ECONNABORTED;
+    size_t before = pt_outq_pending(&c->out);
+    int r = pt_outq_flush(&c->out, &c->transport);
+    if (r == -EAGAIN) {
+        bool was_waiting = ev_is_active(&c->io) && (c->io.events & EV_WRITE);
+        /* response_send_timeout bounds each stall, so progress restarts it. */
+        if (!was_waiting || pt_outq_pending(&c->out) != before)
+            pt_conn_reset_timeout(c, c->limits->response_send_timeout);
+        update_io(c);
+        return -EAGAIN;
+    }
+    if (r < 0) {
+        pt_conn_kill(c);
+        return r;
+    }
+    if (c->close_after) {
+        finish_close(c);
+        return 0;
+    }
+    update_io(c);
+    return 0;
+}
+
+void pt_conn_close(pt_conn *c)
+{
+    if (c->dead || c->state == PT_CONN_LINGERING)
+        return;
+    c->close_after = true;
+    if (pt_outq_is_empty(&c->out))
+        finish_close(c);
+}
+
+void pt_conn_kill(pt_conn *c)
+{
+    if (c && !c->dead)
+        pt_custodian_shutdown(c->custodian);
+}
+
+void pt_conn_reset_timeout(pt_conn *c, double secs)
+{
+    if (pt_timeout_is_none(secs))
+        pt_timer_cancel(&c->timer);
+    else
+        pt_timer_reset(&c->timer, secs);
+}
+
+void pt_conn_adjust_timeout(pt_conn *c, double secs)
+{
+    if (!pt_timeout_is_none(secs))
+        pt_timer_increment(&c->timer, secs);
+}
+
+void pt_conn_pause_read(pt_conn *c)
+{
+    if (!c->read_paused) {
+        c->read_paused = true;
+        if (!c->dead)
+            update_io(c);
+    }
+}
+
+void pt_conn_resume_read(pt_conn *c)
+{
+    if (c->read_paused) {
+        c->read_paused = false;
+        if (!c->dead)
+            update_io(c);
+    }
+}
+
+void pt_conn_set_state(pt_conn *c, pt_conn_state state)
+{
+    if (c->state == state || c->dead)
+        return;
+    pt_conn_state from = c->state;
+    c->state = state;
+    if (state == PT_CONN_IDLE)
+        c->idle_since = ev_now(c->timer.loop);
+    pt_connmgr__state_changed(c->mgr, c, from);
+}
+
+static void on_readable(pt_conn *c)
+{
+    if (c->state == PT_CONN_LINGERING) {
+        linger_read(c);
+        return;
+    }
+    ssize_t n = pt_inbuf_read(&c->in, &c->transport, c->in_max);
+    if (n == -EAGAIN)
+        return;
+    if (n == -ENOBUFS) {
+        /* The protocol must consume or answer; until then reading would spin. */
+        pt_conn_pause_read(c);
+    } else if (n == 0) {
+        c->eof = true;
+        update_io(c);
+    } else if (n < 0) {
+        pt_conn_kill(c);
+        return;
+    }
+    c->proto->on_read(c);
+}
+
+static void on_io(struct ev_loop *loop, ev_io *w, int revents)
+{
+    pt_conn *c = w->data;
+    if (revents & EV_READ) {
+        on_readable(c);
+        if (c->dead)
+            return;
+    }
+    if ((revents & EV_WRITE) && !pt_outq_is_empty(&c->out)) {
+        if (pt_conn_flush(c) == 0 && !c->dead && !c->close_after && c->proto->on_drain)
+            c->proto->on_drain(c);
+    } else if (revents & EV_WRITE) {
+        update_io(c);
+    }
+}
+
+static void on_timer(pt_timer *t, void *data)
+{
+    pt_conn *c = data;
+    if (c->state == PT_CONN_LINGERING || !c->proto->on_timeout)
+        pt_conn_kill(c);
+    else
+        c->proto->on_timeout(c);
+}
+
+/* The connection's own release entry: everything it acquired, in one place. */
+static void release_conn(void *data)
+{
+    pt_conn *c = data;
+    c->dead = true;
+    if (c->proto && c->proto->on_close)
+        c->proto->on_close(c);
+    struct ev_loop *loop = c->timer.loop;
+    ev_io_stop(loop, &c->io);
+    pt_timer_dispose(&c->timer);
+    pt_outq_dispose(&c->out);
+    pt_inbuf_dispose(&c->in);
+    pt_transport_close(&c->transport);
+    pt_connmgr__released(c->mgr, c);
+}
+
+pt_conn *pt_conn__open(pt_connmgr *m, pt_custodian *parent, struct ev_loop *loop, int fd,
+                       const struct sockaddr *peer, socklen_t peerlen)
+{
+    pt_custodian *cust = pt_custodian_new(parent);
+    if (!cust) {
+        close(fd);
+        return NULL;
+    }
+    pt_conn *c = pt_custodian_alloc(cust, sizeof *c);
+    c->mgr = m;
+    c->custodian = cust;
+    c->limits = pt_connmgr_limits(m);
+    c->proto = pt_connmgr__proto(m);
+    c->proto_data = pt_connmgr__proto_data(m);
+    c->state = PT_CONN_READING;
+    c->in_max = PT_CHUNK_SIZE;
+    /* Register before the pieces exist: from here on a shutdown releases whatever there is. */
+    pt_custodian_register(cust, release_conn, c);
+    pt_tcp_transport_init(&c->transport, fd);
+    pt_inbuf_init(&c->in);
+    pt_outq_init(&c->out);
+    pt_timer_init(&c->timer, loop, on_timer, c);
+    ev_io_init(&c->io, on_io, fd, 0);
+    c->io.data = c;
+    if (peer && peerlen <= sizeof c->peer) {
+        memcpy(&c->peer, peer, peerlen);
+        c->peerlen = peerlen;
+    }
+    if (peer && (peer->sa_family == AF_INET || peer->sa_family == AF_INET6)) {
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    }
+    pt_conn_reset_timeout(c, c->limits->request_read_timeout);
+    update_io(c);
+    return c;
+}

@@ -1,0 +1,115 @@
+/*
+ * Connection: Racket's {timer, in, out, custodian, close?} over a transport.
+ *
+ * A connection is made by its connection manager from an accepted fd (pt_connmgr_admit) and
+ * runs a protocol (pt_conn_proto: the HTTP dispatcher, or an embedder's). It owns, through its
+ * custodian (a child of the manager's): the transport and its fd, the io watcher, the timer, the
+ * in-buffer and the out-queue, its own memory, and whatever a handler registers with
+ * pt_conn_custodian(). pt_conn_kill() shuts that custodian down, so a killed connection leaks
+ * nothing; its memory stays readable until the end of the loop iteration, so a callback may
+ * kill the connection it runs on and return.
+ *
+ * Flow: readable → the connection reads into `in` and calls proto->on_read; the protocol queues
+ * bytes on `out` and calls pt_conn_flush(); when the queue empties, proto->on_drain runs. The
+ * timer calls proto->on_timeout (default: kill).
+ *
+ * Threading: the loop's thread only. Errors: negative errno.
+ */
+#ifndef PORTER_CONNMGR_CONN_H
+#define PORTER_CONNMGR_CONN_H
+
+#include <ev.h>
+#include <stdbool.h>
+#include <sys/socket.h>
+
+#include "connmgr/buffer.h"
+#include "connmgr/custodian.h"
+#include "connmgr/limits.h"
+#include "connmgr/timer.h"
+#include "connmgr/transport.h"
+
+typedef struct pt_conn pt_conn;
+typedef struct pt_connmgr pt_connmgr;
+
+/* What a connection is doing, for the status page and for eviction. */
+typedef enum pt_conn_state {
+    PT_CONN_READING,   /* waiting for or reading a request */
+    PT_CONN_WRITING,   /* a response is being produced or sent */
+    PT_CONN_IDLE,      /* keep-alive, between requests */
+    PT_CONN_LINGERING, /* closing: discarding input so the client sees our response */
+} pt_conn_state;
+
+typedef struct pt_conn_proto {
+    /* New bytes are in c->in, or c->eof is set. */
+    void (*on_read)(pt_conn *c);
+    /* The out-queue is empty after a flush that had to wait. Optional. */
+    void (*on_drain)(pt_conn *c);
+    /* The connection's timer expired. Optional: the default kills the connection. */
+    void (*on_timeout)(pt_conn *c);
+    /* The connection is being released (killed or closed). Release protocol state here;
+     * do not write. Optional. */
+    void (*on_close)(pt_conn *c);
+} pt_conn_proto;
+
+struct pt_conn {
+    pt_connmgr *mgr;
+    pt_custodian *custodian;
+    pt_transport transport;
+    pt_inbuf in;
+    pt_outq out;
+    pt_timer timer;
+    ev_io io;
+    const pt_conn_proto *proto;
+    void *proto_data;
+    const pt_limits *limits;
+    struct sockaddr_storage peer;
+    socklen_t peerlen;
+    pt_conn_state state;
+    bool eof;         /* the peer half-closed: no more input */
+    bool close_after; /* close once the out-queue is written */
+    bool linger;      /* input may still arrive: discard it while closing */
+    bool dead;        /* killed; memory valid until the loop iteration ends */
+    bool read_paused; /* the protocol does not want input now */
+    unsigned requests;
+    size_t in_max; /* most unparsed input held (the protocol sets it) */
+    ev_tstamp idle_since;
+    pt_conn *prev, *next;           /* the manager's live list */
+    pt_conn *idle_prev, *idle_next; /* the manager's idle list, oldest first */
+};
+
+/* The custodian owning everything of this connection; handlers register their resources here
+ * so they are released with the connection. */
+static inline pt_custodian *pt_conn_custodian(pt_conn *c)
+{
+    return c->custodian;
+}
+
+/* Writes what the out-queue holds. If the transport cannot take it all, waits for writability
+ * (bounded by the response_send_timeout per stall) and calls proto->on_drain when empty. When the
+ * queue empties with close_after set, the connection closes gracefully. Returns 0, -EAGAIN
+ * (waiting), or a negative errno after which the connection has been killed. */
+int pt_conn_flush(pt_conn *c);
+
+/* Closes once everything queued is written: half-close, then a short lingering read so the
+ * client receives the response instead of a reset, then kill. */
+void pt_conn_close(pt_conn *c);
+
+/* Releases everything now (custodian shutdown). Idempotent. */
+void pt_conn_kill(pt_conn *c);
+
+/* Racket's reset-connection-timeout!: the connection's deadline becomes now + `secs`
+ * (PT_TIMEOUT_NONE: no deadline). */
+void pt_conn_reset_timeout(pt_conn *c, double secs);
+
+/* Racket's adjust-connection-timeout!: the deadline moves `secs` later. */
+void pt_conn_adjust_timeout(pt_conn *c, double secs);
+
+/* Stops or restarts reading (back-pressure, or while a response is being produced). */
+void pt_conn_pause_read(pt_conn *c);
+void pt_conn_resume_read(pt_conn *c);
+
+/* Marks the connection idle (keep-alive, between requests) or busy again. Idle connections are
+ * the first evicted when the manager is full, oldest first. */
+void pt_conn_set_state(pt_conn *c, pt_conn_state state);
+
+#endif

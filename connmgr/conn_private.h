@@ -1,0 +1,20 @@
+/*
+ * Between a connection and its manager: not part of any public API.
+ */
+#ifndef PORTER_CONNMGR_CONN_PRIVATE_H
+#define PORTER_CONNMGR_CONN_PRIVATE_H
+
+#include "connmgr/connmgr.h"
+
+/* Makes a connection for `fd` under the manager's custodian `parent` (conn.c). Returns NULL and
+ * closes fd on failure. */
+pt_conn *pt_conn__open(pt_connmgr *m, pt_custodian *parent, struct ev_loop *loop, int fd,
+                       const struct sockaddr *peer, socklen_t peerlen);
+
+/* Manager bookkeeping called by the connection (connmgr.c). */
+void pt_connmgr__state_changed(pt_connmgr *m, pt_conn *c, pt_conn_state from);
+void pt_connmgr__released(pt_connmgr *m, pt_conn *c);
+const pt_conn_proto *pt_connmgr__proto(const pt_connmgr *m);
+void *pt_connmgr__proto_data(const pt_connmgr *m);
+
+#endif

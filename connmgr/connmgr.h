@@ -1,0 +1,67 @@
+/*
+ * Connection manager: admission, the live set, idle eviction and graceful drain (Racket's
+ * connection manager with safety limits).
+ *
+ * The manager owns a custodian (a child of the one given, or a root) under which every
+ * connection gets its own child custodian; shutting the manager's custodian down releases every
+ * connection. It owns an ev_prepare watcher that reaps released memory at the end of each loop
+ * iteration (see custodian.h).
+ *
+ * Admission: at max_concurrent live connections the manager first evicts the oldest idle
+ * keep-alive connection; if none is idle it calls on_full (the server pauses its listeners:
+ * clients wait in the backlog) and on_room once a connection goes.
+ *
+ * Threading: one manager per loop, the loop's thread only.
+ */
+#ifndef PORTER_CONNMGR_CONNMGR_H
+#define PORTER_CONNMGR_CONNMGR_H
+
+#include <ev.h>
+#include <stddef.h>
+
+#include "connmgr/conn.h"
+
+typedef struct pt_connmgr_options {
+    pt_limits limits;            /* copied */
+    const pt_conn_proto *proto;  /* borrowed; must outlive the manager */
+    void *proto_data;            /* given to each connection's proto_data at admission */
+    pt_custodian *custodian;     /* parent custodian, borrowed; NULL: the manager makes a root */
+    void (*on_full)(void *data); /* admission paused */
+    void (*on_room)(void *data); /* admission may resume */
+    void (*on_admit)(pt_conn *c, void *data); /* a connection was made (set proto_data here) */
+    void (*on_drained)(void *data); /* pt_connmgr_drain finished: no live connection left */
+    void *data;
+} pt_connmgr_options;
+
+typedef struct pt_connmgr_stats {
+    size_t live, idle, reading, writing, lingering;
+    unsigned long long accepted, rejected, closed;
+} pt_connmgr_stats;
+
+/* Fills `o` with defaults: pt_limits_default(), no callbacks. */
+void pt_connmgr_options_init(pt_connmgr_options *o);
+
+/* Creates a manager on `loop`. Returns 0 or a negative errno. */
+int pt_connmgr_new(pt_connmgr **out, struct ev_loop *loop, const pt_connmgr_options *o);
+
+/* Takes ownership of the connected, non-blocking socket `fd` and makes a connection for it, in
+ * state READING with the request_read_timeout. Returns the connection, or NULL when it was
+ * refused (closed at once: over capacity while draining, or out of resources). */
+pt_conn *pt_connmgr_admit(pt_connmgr *m, int fd, const struct sockaddr *peer, socklen_t peerlen);
+
+/* Graceful stop: no admission; idle connections close now; busy ones close after their current
+ * response; after `grace` seconds (PT_TIMEOUT_NONE: wait) the rest are killed. on_drained runs
+ * when none is left. A second call kills everything at once. */
+void pt_connmgr_drain(pt_connmgr *m, double grace);
+
+/* Returns true once pt_connmgr_drain has been called. */
+bool pt_connmgr_is_draining(const pt_connmgr *m);
+
+/* Kills every connection and frees the manager (its custodian is shut down). NULL: no-op. */
+void pt_connmgr_free(pt_connmgr *m);
+
+void pt_connmgr_get_stats(const pt_connmgr *m, pt_connmgr_stats *out);
+const pt_limits *pt_connmgr_limits(const pt_connmgr *m);
+struct ev_loop *pt_connmgr_loop(const pt_connmgr *m);
+
+#endif

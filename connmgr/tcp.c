@@ -1,0 +1,104 @@
+#include "connmgr/transport.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Maps the errno of a failed call; EAGAIN also says which readiness to wait for. */
+static ssize_t tcp_error(pt_transport *t, int err, int want)
+{
+    if (err == EAGAIN || err == EWOULDBLOCK) {
+        t->want = want;
+        return -EAGAIN;
+    }
+    return -err;
+}
+
+static ssize_t tcp_read(pt_transport *t, void *buf, size_t len)
+{
+    ssize_t n;
+
+    do
+        n = read(t->fd, buf, len);
+    while (n < 0 && errno == EINTR);
+    return n >= 0 ? n : tcp_error(t, errno, PT_WANT_READ);
+}
+
+static ssize_t tcp_writev(pt_transport *t, const struct iovec *iov, int iovcnt)
+{
+    /* writev(2) would raise SIGPIPE when the peer has gone; sendmsg can say not to. */
+    struct msghdr msg = {.msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt};
+    ssize_t n;
+
+    do
+        n = sendmsg(t->fd, &msg, MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    return n >= 0 ? n : tcp_error(t, errno, PT_WANT_WRITE);
+}
+
+static ssize_t tcp_sendfile(pt_transport *t, int fd, off_t *offset, size_t len)
+{
+    /* sendfile(2) has no MSG_NOSIGNAL and raises SIGPIPE when the peer has gone, which would
+     * kill an embedding program that never ignored it. Block it for this thread around the
+     * call and swallow the one the call queued; two cheap syscalls beside a large send. */
+    static const struct timespec no_wait;
+    sigset_t pipe_set, old;
+    bool masked;
+    ssize_t n;
+    int err = 0;
+
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+    masked = !sigismember(&old, SIGPIPE);
+    do
+        n = sendfile(t->fd, fd, offset, len);
+    while (n < 0 && errno == EINTR);
+    if (n < 0)
+        err = errno;
+    if (masked) {
+        if (err == EPIPE)
+            while (sigtimedwait(&pipe_set, NULL, &no_wait) < 0 && errno == EINTR)
+                ;
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+    }
+    if (n >= 0)
+        return n;
+    /* The file's filesystem or driver cannot feed sendfile: let the caller read and write. */
+    if (err == EINVAL || err == ENOSYS)
+        return -ENOTSUP;
+    return tcp_error(t, err, PT_WANT_WRITE);
+}
+
+static int tcp_shutdown_write(pt_transport *t)
+{
+    return shutdown(t->fd, SHUT_WR) == 0 ? 0 : -errno;
+}
+
+static void tcp_close(pt_transport *t)
+{
+    if (t->fd < 0)
+        return;
+    /* Not retried on EINTR: Linux has released the fd whatever close(2) returns. */
+    close(t->fd);
+    t->fd = -1;
+}
+
+static const pt_transport_ops tcp_ops = {
+    .read = tcp_read,
+    .writev = tcp_writev,
+    .sendfile = tcp_sendfile,
+    .shutdown_write = tcp_shutdown_write,
+    .close = tcp_close,
+};
+
+void pt_tcp_transport_init(pt_transport *t, int fd)
+{
+    t->ops = &tcp_ops;
+    t->fd = fd;
+    t->want = 0;
+}

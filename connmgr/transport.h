@@ -1,0 +1,67 @@
+/*
+ * Transport: a byte stream under a connection (TCP now; TLS wraps another transport later).
+ *
+ * A transport is a small vtable over a non-blocking fd. It owns the fd once opened and closes
+ * it in close(); close twice is a no-op. Errors come back as a negative errno; -EAGAIN means
+ * "wait for readiness" (pt_transport.want says which direction, for transports such as TLS
+ * whose write may need a read).
+ *
+ * Threading: the loop's thread only.
+ */
+#ifndef PORTER_CONNMGR_TRANSPORT_H
+#define PORTER_CONNMGR_TRANSPORT_H
+
+#include <stddef.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+typedef struct pt_transport pt_transport;
+
+typedef struct pt_transport_ops {
+    /* Reads up to `len` bytes: >0 bytes read, 0 end of stream, -EAGAIN, or -errno. */
+    ssize_t (*read)(pt_transport *t, void *buf, size_t len);
+    /* Writes from `iov`: bytes written (possibly fewer), -EAGAIN, or -errno. */
+    ssize_t (*writev)(pt_transport *t, const struct iovec *iov, int iovcnt);
+    /* Sends `len` bytes of `fd` from `*offset`, advancing it: bytes sent, -EAGAIN, -errno, or
+     * -ENOTSUP if this transport cannot (the caller then reads and writes). */
+    ssize_t (*sendfile)(pt_transport *t, int fd, off_t *offset, size_t len);
+    /* Half close: no more writes (tcp-abandon-port). 0 or -errno. */
+    int (*shutdown_write)(pt_transport *t);
+    /* Releases everything, the fd included. Idempotent. */
+    void (*close)(pt_transport *t);
+} pt_transport_ops;
+
+enum { PT_WANT_READ = 1, PT_WANT_WRITE = 2 };
+
+struct pt_transport {
+    const pt_transport_ops *ops;
+    int fd;   /* -1 once closed */
+    int want; /* after -EAGAIN: PT_WANT_READ and/or PT_WANT_WRITE */
+};
+
+static inline ssize_t pt_transport_read(pt_transport *t, void *buf, size_t len)
+{
+    return t->ops->read(t, buf, len);
+}
+static inline ssize_t pt_transport_writev(pt_transport *t, const struct iovec *iov, int n)
+{
+    return t->ops->writev(t, iov, n);
+}
+static inline ssize_t pt_transport_sendfile(pt_transport *t, int fd, off_t *off, size_t len)
+{
+    return t->ops->sendfile(t, fd, off, len);
+}
+static inline int pt_transport_shutdown_write(pt_transport *t)
+{
+    return t->ops->shutdown_write(t);
+}
+static inline void pt_transport_close(pt_transport *t)
+{
+    if (t && t->ops)
+        t->ops->close(t);
+}
+
+/* Makes `t` a TCP transport over the connected, non-blocking socket `fd`, which it now owns. */
+void pt_tcp_transport_init(pt_transport *t, int fd);
+
+#endif

@@ -1,0 +1,101 @@
+/*
+ * HTTP requests and responses as handlers see them.
+ *
+ * A pt_request lives from the first byte of a request until its response has been queued and
+ * its body read (or discarded). Its strings point into the connection's in-buffer and stay
+ * valid for the request's life; they are not NUL-terminated. Memory for the request comes from
+ * one pool chunk (the request's arena, pt_request_alloc), returned when the request ends.
+ *
+ * A handler answers exactly once with pt_request_respond(); the dispatcher then keeps the
+ * connection alive or closes it. Threading: the loop's thread only.
+ */
+#ifndef PORTER_SERVER_HTTP_H
+#define PORTER_SERVER_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+typedef struct pt_str {
+    const char *p;
+    size_t len;
+} pt_str;
+
+#define PT_STR_LIT(s) ((pt_str){(s), sizeof(s) - 1})
+
+typedef struct pt_header {
+    pt_str name, value;
+} pt_header;
+
+typedef struct pt_vhost pt_vhost;
+typedef struct pt_http_conn pt_http_conn;
+
+typedef struct pt_request {
+    pt_http_conn *hc;
+    const pt_vhost *vhost;
+    pt_str method;
+    int method_id; /* llhttp_method */
+    pt_str target; /* as sent: origin-form or absolute-form */
+    pt_str path;   /* target's path, still percent-encoded */
+    pt_str query;  /* after '?', without it; empty if none */
+    pt_str host;   /* Host header, or the authority of an absolute-form target */
+    int version_major, version_minor;
+    pt_header *headers;
+    size_t nheaders;
+    uint64_t content_length; /* when has_length */
+    bool has_length, chunked, expect_continue;
+    bool keep_alive; /* what the client asked for (RFC 9112 section 9.3) */
+    double start;    /* ev_now() at the first byte */
+    char *arena;
+    size_t arena_used;
+} pt_request;
+
+/* A response, described; pt_request_respond formats the head and queues head and body. */
+typedef struct pt_response {
+    int status;
+    const char *content_type; /* NULL: none */
+    /* Body: from memory (copied unless `body_ref`), or a file range (fd taken: closed after). */
+    const void *body;
+    size_t body_len;
+    bool body_ref; /* body outlives the write (static data): queue it without copying */
+    int file_fd;   /* -1: none */
+    off_t file_off;
+    bool no_body;         /* a head-only response (304): no Content-Length */
+    time_t last_modified; /* 0: none */
+    const char *location; /* Location header */
+    const char *allow;    /* Allow header */
+    pt_str extra_headers; /* preformatted "Name: value\r\n" lines */
+    bool close;           /* close the connection after this response */
+} pt_response;
+
+/* Initialises `r` for `status` with no body. */
+void pt_response_init(pt_response *r, int status);
+
+/* Queues the response to `req`. HEAD requests get the head only. Returns 0 or a negative errno
+ * (the connection is gone). */
+int pt_request_respond(pt_request *req, const pt_response *r);
+
+/* Queues a short HTML error page for `status` (nginx-like). */
+int pt_request_respond_error(pt_request *req, int status);
+
+/* Returns the first header named `name` (case-insensitive), or NULL. */
+const pt_header *pt_request_header(const pt_request *req, const char *name);
+
+/* Returns `size` bytes from the request's arena (NULL if it is exhausted). */
+void *pt_request_alloc(pt_request *req, size_t size);
+
+/* The reason phrase for `status` ("Not Found"), or "Unknown". */
+const char *pt_http_reason(int status);
+
+/* Formats `t` as an IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT") into `buf` (30 bytes). */
+size_t pt_http_date_format(time_t t, char *buf);
+
+/* Parses an IMF-fixdate (also RFC 850 and asctime forms); returns -1 if invalid. */
+time_t pt_http_date_parse(const char *s, size_t len);
+
+/* Case-insensitive comparison of a pt_str with a C string. */
+bool pt_str_ieq(pt_str s, const char *lit);
+
+#endif

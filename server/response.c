@@ -1,0 +1,358 @@
+/*
+ * Responses: the head formatted in one pass into the out-queue, the body after it, the access
+ * log line. Date and the log's time stamp are formatted once a second.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "connmgr/conn.h"
+#include "server/dispatch.h"
+#include "server/site.h"
+
+/* Files up to this size are read into the out-queue so head and body leave in one writev;
+ * larger ones go out with sendfile. */
+#define INLINE_FILE_MAX (16 * 1024)
+
+bool pt_str_ieq(pt_str s, const char *lit)
+{
+    size_t n = strlen(lit);
+    return s.len == n && strncasecmp(s.p, lit, n) == 0;
+}
+
+const pt_header *pt_request_header(const pt_request *req, const char *name)
+{
+    for (size_t i = 0; i < req->nheaders; i++)
+        if (pt_str_ieq(req->headers[i].name, name))
+            return &req->headers[i];
+    return NULL;
+}
+
+const char *pt_http_reason(int status)
+{
+    switch (status) {
+    case 100:
+        return "Continue";
+    case 200:
+        return "OK";
+    case 204:
+        return "No Content";
+    case 206:
+        return "Partial Content";
+    case 301:
+        return "Moved Permanently";
+    case 302:
+        return "Found";
+    case 304:
+        return "Not Modified";
+    case 400:
+        return "Bad Request";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 411:
+        return "Length Required";
+    case 412:
+        return "Precondition Failed";
+    case 413:
+        return "Content Too Large";
+    case 414:
+        return "URI Too Long";
+    case 416:
+        return "Range Not Satisfiable";
+    case 417:
+        return "Expectation Failed";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    case 505:
+        return "HTTP Version Not Supported";
+    default:
+        return "Unknown";
+    }
+}
+
+static const char wdays[7][4] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                   "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+
+size_t pt_http_date_format(time_t t, char *buf)
+{
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    return (size_t)snprintf(buf, 30, "%s, %02d %s %04d %02d:%02d:%02d GMT", wdays[tm.tm_wday],
+                            tm.tm_mday, months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
+                            tm.tm_sec);
+}
+
+time_t pt_http_date_parse(const char *s, size_t len)
+{
+    char buf[64], mon[4] = {0};
+    if (len >= sizeof buf)
+        return -1;
+    memcpy(buf, s, len);
+    buf[len] = '\0';
+    struct tm tm = {0};
+    int day, year, h, m, sec, n = 0;
+    /* IMF-fixdate, RFC 850, asctime (RFC 9110 section 5.6.7) */
+    if (sscanf(buf, "%*3s, %2d %3s %4d %2d:%2d:%2d GMT%n", &day, mon, &year, &h, &m, &sec, &n) ==
+            6 &&
+        n == (int)len) {
+    } else if (sscanf(buf, "%*[A-Za-z], %2d-%3s-%2d %2d:%2d:%2d GMT%n", &day, mon, &year, &h, &m,
+                      &sec, &n) == 6 &&
+               n == (int)len) {
+        year += year < 70 ? 2000 : 1900;
+    } else if (sscanf(buf, "%*3s %3s %2d %2d:%2d:%2d %4d%n", mon, &day, &h, &m, &sec, &year, &n) ==
+                   6 &&
+               n == (int)len) {
+    } else {
+        return -1;
+    }
+    int mi = -1;
+    for (int i = 0; i < 12; i++)
+        if (strcmp(mon, months[i]) == 0)
+            mi = i;
+    if (mi < 0 || day < 1 || day > 31 || h > 23 || m > 59 || sec > 60)
+        return -1;
+    tm.tm_year = year - 1900;
+    tm.tm_mon = mi;
+    tm.tm_mday = day;
+    tm.tm_hour = h;
+    tm.tm_min = m;
+    tm.tm_sec = sec;
+    return timegm(&tm);
+}
+
+/* The Date header value and the access log's time, reformatted when the second changes. */
+static _Thread_local struct {
+    time_t second;
+    char date[32];
+    char local[32]; /* 21/Nov/2026:06:00:00 +0000 */
+} clock_cache = {-1, "", ""};
+
+static void clock_update(time_t now)
+{
+    if (now == clock_cache.second)
+        return;
+    clock_cache.second = now;
+    pt_http_date_format(now, clock_cache.date);
+    struct tm tm;
+    localtime_r(&now, &tm);
+    strftime(clock_cache.local, sizeof clock_cache.local, "%d/%b/%Y:%H:%M:%S %z", &tm);
+}
+
+void pt_response_init(pt_response *r, int status)
+{
+    memset(r, 0, sizeof *r);
+    r->status = status;
+    r->file_fd = -1;
+}
+
+static size_t append(char *buf, size_t pos, size_t cap, const char *s, size_t n)
+{
+    if (pos + n <= cap)
+        memcpy(buf + pos, s, n);
+    return pos + n;
+}
+
+#define APPEND_LIT(buf, pos, cap, lit) append(buf, pos, cap, lit, sizeof(lit) - 1)
+
+/* Escapes a request string for the access log as nginx does: quotes, backslashes and control
+ * characters become \xHH. */
+static size_t append_escaped(char *buf, size_t pos, size_t cap, pt_str s)
+{
+    for (size_t i = 0; i < s.len; i++) {
+        unsigned char ch = (unsigned char)s.p[i];
+        if (ch < 0x20 || ch >= 0x7f || ch == '"' || ch == '\\') {
+            char esc[5];
+            snprintf(esc, sizeof esc, "\\x%02X", ch);
+            pos = append(buf, pos, cap, esc, 4);
+        } else {
+            pos = append(buf, pos, cap, (const char *)&ch, 1);
+        }
+    }
+    return pos;
+}
+
+static void access_log(pt_request *req, int status, uint64_t body_bytes)
+{
+    pt_log *log = req->vhost ? req->vhost->access_log : NULL;
+    if (!log)
+        return;
+    pt_conn *c = pt_http_conn_conn(req->hc);
+    char line[4096], addr[64];
+    if (pt_sockaddr_format((const struct sockaddr *)&c->peer, addr, sizeof addr) < 0)
+        strcpy(addr, "-");
+    char *colon = strrchr(addr, ':'); /* the log wants the address without the port */
+    if (colon)
+        *colon = '\0';
+    const char *a = addr[0] == '[' ? addr + 1 : addr;
+    size_t alen = strlen(a);
+    if (alen && a[alen - 1] == ']')
+        alen--;
+    size_t cap = sizeof line - 2, pos = 0;
+    pos = append(line, pos, cap, a, alen);
+    pos = APPEND_LIT(line, pos, cap, " - - [");
+    pos = append(line, pos, cap, clock_cache.local, strlen(clock_cache.local));
+    pos = APPEND_LIT(line, pos, cap, "] \"");
+    pos = append_escaped(line, pos, cap, req->method);
+    pos = APPEND_LIT(line, pos, cap, " ");
+    pos = append_escaped(line, pos, cap, req->target);
+    char tail[64];
+    int n = snprintf(tail, sizeof tail, " HTTP/%d.%d\" %d %" PRIu64 " \"", req->version_major,
+                     req->version_minor, status, body_bytes);
+    pos = append(line, pos, cap, tail, (size_t)n);
+    const pt_header *h = pt_request_header(req, "referer");
+    pos = h && h->value.len ? append_escaped(line, pos, cap, h->value)
+                            : APPEND_LIT(line, pos, cap, "-");
+    pos = APPEND_LIT(line, pos, cap, "\" \"");
+    h = pt_request_header(req, "user-agent");
+    pos = h && h->value.len ? append_escaped(line, pos, cap, h->value)
+                            : APPEND_LIT(line, pos, cap, "-");
+    pos = APPEND_LIT(line, pos, cap, "\"\n");
+    if (pos > sizeof line) { /* truncated: keep it one well-formed line */
+        pos = sizeof line;
+        line[pos - 2] = '"';
+        line[pos - 1] = '\n';
+    }
+    pt_log_append(log, line, pos);
+}
+
+static bool status_has_body(int status)
+{
+    return !(status < 200 || status == 204 || status == 304);
+}
+
+int pt_request_respond(pt_request *req, const pt_response *r)
+{
+    pt_http_conn *hc = req->hc;
+    pt_conn *c = pt_http_conn_conn(hc);
+    if (c->dead) {
+        if (r->file_fd >= 0)
+            close(r->file_fd);
+        return -ECONNABORTED;
+    }
+    bool close_conn = r->close || pt_http_conn_should_close(hc);
+    bool head_only = req->method_id == 2 /* HTTP_HEAD */ || !status_has_body(r->status);
+    uint64_t body_len = r->body_len;
+
+    clock_update((time_t)ev_now(c->timer.loop));
+    char head[2048];
+    size_t cap = sizeof head, pos = 0;
+    int n = snprintf(head, cap, "HTTP/1.1 %d %s\r\nServer: %s\r\nDate: %s\r\n", r->status,
+                     pt_http_reason(r->status),
+                     req->vhost && req->vhost->conf->server_tokens ? "porter/" PORTER_VERSION
+                                                                   : "porter",
+                     clock_cache.date);
+    pos = (size_t)n;
+    if (r->content_type) {
+        pos = APPEND_LIT(head, pos, cap, "Content-Type: ");
+        pos = append(head, pos, cap, r->content_type, strlen(r->content_type));
+        pos = APPEND_LIT(head, pos, cap, "\r\n");
+    }
+    if (!r->no_body && status_has_body(r->status)) {
+        char num[48];
+        n = snprintf(num, sizeof num, "Content-Length: %" PRIu64 "\r\n", body_len);
+        pos = append(head, pos, cap, num, (size_t)n);
+    }
+    if (r->last_modified > 0) {
+        char date[32];
+        pos = APPEND_LIT(head, pos, cap, "Last-Modified: ");
+        pos = append(head, pos, cap, date, pt_http_date_format(r->last_modified, date));
+        pos = APPEND_LIT(head, pos, cap, "\r\n");
+    }
+    if (r->location) {
+        pos = APPEND_LIT(head, pos, cap, "Location: ");
+        pos = append(head, pos, cap, r->location, strlen(r->location));
+        pos = APPEND_LIT(head, pos, cap, "\r\n");
+    }
+    if (r->allow) {
+        pos = APPEND_LIT(head, pos, cap, "Allow: ");
+        pos = append(head, pos, cap, r->allow, strlen(r->allow));
+        pos = APPEND_LIT(head, pos, cap, "\r\n");
+    }
+    if (r->extra_headers.len)
+        pos = append(head, pos, cap, r->extra_headers.p, r->extra_headers.len);
+    if (close_conn)
+        pos = APPEND_LIT(head, pos, cap, "Connection: close\r\n");
+    else if (req->version_minor == 0)
+        pos = APPEND_LIT(head, pos, cap, "Connection: keep-alive\r\n");
+    pos = APPEND_LIT(head, pos, cap, "\r\n");
+    if (pos > cap) {
+        if (r->file_fd >= 0)
+            close(r->file_fd);
+        pt_log_error(PT_LOG_ERROR, "response head too large (%zu bytes)", pos);
+        pt_conn_kill(c);
+        return -E2BIG;
+    }
+    pt_outq_push_copy(&c->out, head, pos);
+
+    uint64_t sent = 0;
+    if (!head_only && !r->no_body) {
+        if (r->file_fd >= 0) {
+            if (body_len <= INLINE_FILE_MAX) {
+                char buf[INLINE_FILE_MAX];
+                ssize_t got = pread(r->file_fd, buf, body_len, r->file_off);
+                close(r->file_fd);
+                if (got != (ssize_t)body_len) {
+                    /* The file changed under us; the head is out, so the framing is lost. */
+                    pt_conn_kill(c);
+                    return -EIO;
+                }
+                pt_outq_push_copy(&c->out, buf, body_len);
+            } else {
+                pt_outq_push_file(&c->out, r->file_fd, r->file_off, body_len, true);
+            }
+        } else if (body_len) {
+            if (r->body_ref)
+                pt_outq_push_ref(&c->out, r->body, body_len, NULL, NULL);
+            else
+                pt_outq_push_copy(&c->out, r->body, body_len);
+        }
+        sent = body_len;
+    } else if (r->file_fd >= 0) {
+        close(r->file_fd);
+    }
+    pt_http_conn_responded(hc, close_conn);
+    access_log(req, r->status, sent);
+    return 0;
+}
+
+int pt_request_respond_error(pt_request *req, int status)
+{
+    char body[512];
+    const char *reason = pt_http_reason(status);
+    int n = snprintf(body, sizeof body,
+                     "<html>\r\n<head><title>%d %s</title></head>\r\n<body>\r\n"
+                     "<center><h1>%d %s</h1></center>\r\n<hr><center>porter</center>\r\n"
+                     "</body>\r\n</html>\r\n",
+                     status, reason, status, reason);
+    pt_response r;
+    pt_response_init(&r, status);
+    r.content_type = "text/html";
+    r.body = body;
+    r.body_len = (size_t)n;
+    r.close = status == 400 || status == 408 || status == 413 || status == 414 || status == 431 ||
+              status == 501 || status == 505;
+    if (status == 405)
+        r.allow = "GET, HEAD";
+    return pt_request_respond(req, &r);
+}

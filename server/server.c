@@ -1,0 +1,471 @@
+/*
+ * The server: a conf turned into virtual hosts, listening sites, connection managers and logs.
+ *
+ * Each distinct `listen` address is one site: one listener (a socket per address family) and
+ * one connection manager whose limits are those of the site's default server. Virtual hosts
+ * sharing an address are chosen by Host. Everything hangs off the server's root custodian.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "porter.h"
+#include "server/dispatch.h"
+#include "server/site.h"
+
+struct pt_server {
+    struct ev_loop *loop;
+    pt_conf *conf;
+    pt_custodian *custodian;
+    pt_mime *mime;
+    pt_vhost *vhosts;
+    size_t nvhosts;
+    pt_site *sites;
+    size_t nsites;
+    pt_log **logs; /* access logs, one per distinct path */
+    size_t nlogs;
+    pt_log *error_log;
+    ev_timer flush_timer;
+    pt_server_stopped_cb on_stopped;
+    void *stopped_data;
+    size_t sites_draining;
+    bool started, stopping;
+};
+
+const char *pt_strerror(int err)
+{
+    return strerror(err < 0 ? -err : err);
+}
+
+const char *pt_version(void)
+{
+    return PORTER_VERSION;
+}
+
+/* ---- virtual host selection ---- */
+
+static bool host_matches(const char *name, pt_str host)
+{
+    size_t n = strlen(name);
+    if (name[0] == '*' && name[1] == '.') /* "*.example.com" */
+        return host.len > n - 1 && strncasecmp(host.p + host.len - (n - 1), name + 1, n - 1) == 0;
+    if (name[0] == '.') /* ".example.com": the domain and its subdomains */
+        return (host.len == n - 1 && strncasecmp(host.p, name + 1, n - 1) == 0) ||
+               (host.len > n && strncasecmp(host.p + host.len - n, name, n) == 0);
+    return host.len == n && strncasecmp(host.p, name, n) == 0;
+}
+
+const pt_vhost *pt_site_select(const pt_site *site, pt_str host)
+{
+    if (site->nvhosts == 1 || host.len == 0)
+        return site->default_vhost;
+    /* Drop the port: "example.com:8080", "[::1]:8080". */
+    const char *end = host.p + host.len;
+    const char *colon = memrchr(host.p, ':', host.len);
+    if (colon && (host.p[0] != '[' || colon > (const char *)memchr(host.p, ']', host.len)))
+        end = colon;
+    pt_str h = {host.p, (size_t)(end - host.p)};
+    if (h.len && h.p[h.len - 1] == '.') /* "example.com." */
+        h.len--;
+    for (size_t i = 0; i < site->nvhosts; i++) {
+        const pt_conf_server *cs = site->vhosts[i]->conf;
+        for (size_t k = 0; k < cs->nnames; k++)
+            if (cs->names[k][0] != '*' && cs->names[k][0] != '.' && host_matches(cs->names[k], h))
+                return site->vhosts[i];
+    }
+    for (size_t i = 0; i < site->nvhosts; i++) {
+        const pt_conf_server *cs = site->vhosts[i]->conf;
+        for (size_t k = 0; k < cs->nnames; k++)
+            if ((cs->names[k][0] == '*' || cs->names[k][0] == '.') && host_matches(cs->names[k], h))
+                return site->vhosts[i];
+    }
+    return site->default_vhost;
+}
+
+/* ---- callbacks from the listener and the managers ---- */
+
+static void on_accept(pt_listener *l, int fd, const struct sockaddr *peer, socklen_t peerlen,
+                      void *data)
+{
+    pt_site *site = data;
+    pt_connmgr_admit(site->mgr, fd, peer, peerlen);
+}
+
+static void on_accept_error(pt_listener *l, int err, void *data)
+{
+    pt_log_error(PT_LOG_ERROR, "accept() failed: %s; pausing accepts briefly", strerror(err));
+}
+
+static void on_admit(pt_conn *c, void *data)
+{
+    pt_http_conn_attach(c, data);
+}
+
+static void on_full(void *data)
+{
+    pt_site *site = data;
+    pt_log_error(PT_LOG_WARN, "max_concurrent connections reached; accepting paused");
+    pt_listener_pause(site->listener);
+}
+
+static void on_room(void *data)
+{
+    pt_site *site = data;
+    pt_listener_resume(site->listener);
+}
+
+static void on_site_drained(void *data)
+{
+    pt_site *site = data;
+    pt_server *s = site->server;
+    if (s->sites_draining && --s->sites_draining == 0) {
+        ev_timer_stop(s->loop, &s->flush_timer);
+        for (size_t i = 0; i < s->nlogs; i++)
+            pt_log_flush(s->logs[i]);
+        if (s->on_stopped)
+            s->on_stopped(s, s->stopped_data);
+    }
+}
+
+static void on_flush_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    pt_server *s = w->data;
+    for (size_t i = 0; i < s->nlogs; i++)
+        pt_log_flush(s->logs[i]);
+}
+
+/* ---- construction ---- */
+
+static int open_access_log(pt_server *s, const char *path, pt_log **out, char *err, size_t elen)
+{
+    for (size_t i = 0; i < s->nlogs; i++) {
+        if (strcmp(pt_log_path(s->logs[i]), path) == 0) {
+            *out = s->logs[i];
+            return 0;
+        }
+    }
+    pt_log **logs = realloc(s->logs, (s->nlogs + 1) * sizeof *logs);
+    if (!logs)
+        return -ENOMEM;
+    s->logs = logs;
+    int r = pt_log_open(&s->logs[s->nlogs], path);
+    if (r < 0) {
+        snprintf(err, elen, "cannot open access log \"%s\": %s", path, strerror(-r));
+        return r;
+    }
+    *out = s->logs[s->nlogs++];
+    return 0;
+}
+
+static int setup_vhost(pt_server *s, pt_vhost *vh, const pt_conf_server *cs, char *err, size_t elen)
+{
+    vh->conf = cs;
+    vh->limits = cs->limits;
+    vh->mime = s->mime;
+    vh->root_fd = open(cs->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (vh->root_fd < 0) {
+        int e = -errno;
+        snprintf(err, elen, "%s:%d: root \"%s\": %s", cs->file, cs->line, cs->root, strerror(-e));
+        return e;
+    }
+    if (cs->access_log)
+        return open_access_log(s, cs->access_log, &vh->access_log, err, elen);
+    return 0;
+}
+
+static bool same_address(const pt_conf_listen *a, const pt_conf_listen *b)
+{
+    bool ha = a->host != NULL, hb = b->host != NULL;
+    return ha == hb && (!ha || strcmp(a->host, b->host) == 0) && strcmp(a->port, b->port) == 0 &&
+           strcmp(a->port, "0") != 0;
+}
+
+static int add_to_site(pt_server *s, pt_vhost *vh, const pt_conf_listen *ls)
+{
+    pt_site *site = NULL;
+    for (size_t i = 0; i < s->nsites && !site; i++)
+        if (same_address(s->sites[i].listen, ls))
+            site = &s->sites[i];
+    if (!site) {
+        pt_site *sites = realloc(s->sites, (s->nsites + 1) * sizeof *sites);
+        if (!sites)
+            return -ENOMEM;
+        s->sites = sites;
+        site = &s->sites[s->nsites++];
+        memset(site, 0, sizeof *site);
+        site->server = s;
+        site->loop = s->loop;
+        site->listen = ls;
+    }
+    for (size_t k = 0; k < site->nvhosts; k++)
+        if (site->vhosts[k] == vh)
+            return 0;
+    pt_vhost **v = realloc(site->vhosts, (site->nvhosts + 1) * sizeof *v);
+    if (!v)
+        return -ENOMEM;
+    site->vhosts = v;
+    site->vhosts[site->nvhosts++] = vh;
+    /* The first server listing the address answers unknown hosts, unless one says
+     * default_server. */
+    if (!site->default_vhost || (ls->default_server && !site->has_explicit_default)) {
+        site->default_vhost = vh;
+        site->has_explicit_default = ls->default_server;
+    }
+    return 0;
+}
+
+static int open_site(pt_server *s, pt_site *site, char *err, size_t elen)
+{
+    const pt_conf_listen *ls = site->listen;
+    const pt_limits *limits = &site->default_vhost->limits;
+    pt_listener_options lo;
+    pt_listener_options_init(&lo);
+    lo.host = ls->host;
+    lo.port = ls->port;
+    lo.backlog = ls->backlog > 0 ? ls->backlog
+                                 : (int)(limits->max_waiting > 65535 ? 65535 : limits->max_waiting);
+    lo.reuseport = ls->reuseport;
+    int r = pt_listener_open(&site->listener, s->loop, &lo, on_accept, on_accept_error, site);
+    if (r < 0) {
+        snprintf(err, elen, "%s:%d:%d: cannot listen on %s%s%s:%s: %s", ls->file, ls->line, ls->col,
+                 ls->host && strchr(ls->host, ':') ? "[" : "", ls->host ? ls->host : "*",
+                 ls->host && strchr(ls->host, ':') ? "]" : "", ls->port, strerror(-r));
+        return r;
+    }
+    pt_connmgr_options mo;
+    pt_connmgr_options_init(&mo);
+    mo.limits = *limits;
+    mo.proto = &pt_http_proto;
+    mo.custodian = s->custodian;
+    mo.on_admit = on_admit;
+    mo.on_full = on_full;
+    mo.on_room = on_room;
+    mo.on_drained = on_site_drained;
+    mo.data = site;
+    r = pt_connmgr_new(&site->mgr, s->loop, &mo);
+    if (r < 0)
+        snprintf(err, elen, "cannot create the connection manager: %s", strerror(-r));
+    return r;
+}
+
+int pt_server_new(pt_server **out, struct ev_loop *loop, const char *conf_path, const char *prefix,
+                  char *err, size_t errlen)
+{
+    char dummy[8];
+    if (!err) {
+        err = dummy;
+        errlen = sizeof dummy;
+    }
+    err[0] = '\0';
+    pt_server *s = calloc(1, sizeof *s);
+    if (!s)
+        return -ENOMEM;
+    s->loop = loop;
+    int r = pt_conf_load(&s->conf, conf_path, prefix, err, errlen);
+    if (r < 0)
+        goto fail;
+    const pt_conf *conf = s->conf;
+    if (conf->error_log) {
+        r = pt_log_open(&s->error_log, conf->error_log);
+        if (r < 0) {
+            snprintf(err, errlen, "cannot open error log \"%s\": %s", conf->error_log,
+                     strerror(-r));
+            goto fail;
+        }
+    }
+    pt_error_log_set(s->error_log, conf->error_log_level);
+
+    bool fallback = false;
+    r = pt_mime_new(&s->mime, NULL, &fallback);
+    if (r < 0) {
+        snprintf(err, errlen, "cannot load MIME types: %s", strerror(-r));
+        goto fail;
+    }
+    if (fallback)
+        pt_log_error(PT_LOG_WARN, "/etc/mime.types not readable; using built-in MIME types");
+    if (conf->default_type)
+        pt_mime_set_default(s->mime, conf->default_type);
+    for (size_t i = 0; i < conf->ntypes; i++)
+        pt_mime_add(s->mime, conf->types[i].type, conf->types[i].ext);
+
+    s->custodian = pt_custodian_new(NULL);
+    s->vhosts = calloc(conf->nservers, sizeof *s->vhosts);
+    if (!s->custodian || !s->vhosts) {
+        r = -ENOMEM;
+        goto fail;
+    }
+    for (size_t i = 0; i < conf->nservers; i++)
+        s->vhosts[i].root_fd = -1;
+    s->nvhosts = conf->nservers;
+    for (size_t i = 0; i < conf->nservers; i++) {
+        r = setup_vhost(s, &s->vhosts[i], &conf->servers[i], err, errlen);
+        if (r < 0)
+            goto fail;
+        for (size_t j = 0; j < conf->servers[i].nlistens; j++)
+            if ((r = add_to_site(s, &s->vhosts[i], &conf->servers[i].listens[j])) < 0)
+                goto fail;
+    }
+    for (size_t i = 0; i < s->nsites; i++) {
+        if ((r = open_site(s, &s->sites[i], err, errlen)) < 0)
+            goto fail;
+    }
+    ev_timer_init(&s->flush_timer, on_flush_timer, 1.0, 1.0);
+    s->flush_timer.data = s;
+    *out = s;
+    return 0;
+fail:
+    pt_server_free(s);
+    *out = NULL;
+    return r;
+}
+
+int pt_server_start(pt_server *s)
+{
+    if (s->started)
+        return -EALREADY;
+    s->started = true;
+    for (size_t i = 0; i < s->nsites; i++)
+        pt_listener_start(s->sites[i].listener);
+    if (s->nlogs) {
+        ev_timer_start(s->loop, &s->flush_timer);
+        ev_unref(s->loop); /* log flushing alone must not keep the loop running */
+    }
+    char addr[PT_SOCKADDR_STRLEN];
+    for (size_t i = 0; i < s->nsites; i++) {
+        struct sockaddr_storage ss[4];
+        size_t n = pt_listener_addresses(s->sites[i].listener, ss, 4);
+        for (size_t k = 0; k < n && k < 4; k++)
+            if (pt_sockaddr_format((struct sockaddr *)&ss[k], addr, sizeof addr) >= 0)
+                pt_log_error(PT_LOG_NOTICE, "listening on http://%s", addr);
+    }
+    return 0;
+}
+
+void pt_server_stop(pt_server *s, pt_server_stopped_cb cb, void *data)
+{
+    if (s->stopping) {
+        for (size_t i = 0; i < s->nsites; i++)
+            pt_connmgr_drain(s->sites[i].mgr, 0);
+        return;
+    }
+    s->stopping = true;
+    s->on_stopped = cb;
+    s->stopped_data = data;
+    s->sites_draining = s->nsites;
+    for (size_t i = 0; i < s->nsites; i++)
+        pt_listener_close(s->sites[i].listener), s->sites[i].listener = NULL;
+    if (s->nsites == 0 && cb)
+        cb(s, data);
+    for (size_t i = 0; i < s->nsites; i++)
+        pt_connmgr_drain(s->sites[i].mgr, s->sites[i].default_vhost->limits.shutdown_grace_period);
+}
+
+void pt_server_free(pt_server *s)
+{
+    if (!s)
+        return;
+    for (size_t i = 0; i < s->nsites; i++) {
+        pt_listener_close(s->sites[i].listener);
+        pt_connmgr_free(s->sites[i].mgr);
+        free(s->sites[i].vhosts);
+    }
+    free(s->sites);
+    if (s->started && s->nlogs && ev_is_active(&s->flush_timer)) {
+        ev_ref(s->loop);
+        ev_timer_stop(s->loop, &s->flush_timer);
+    }
+    pt_custodian_shutdown(s->custodian);
+    pt_custodian_reap();
+    for (size_t i = 0; i < s->nvhosts; i++)
+        if (s->vhosts[i].root_fd >= 0)
+            close(s->vhosts[i].root_fd);
+    free(s->vhosts);
+    for (size_t i = 0; i < s->nlogs; i++)
+        pt_log_close(s->logs[i]);
+    free(s->logs);
+    pt_mime_free(s->mime);
+    if (s->error_log) {
+        pt_error_log_set(NULL, s->conf ? s->conf->error_log_level : PT_LOG_NOTICE);
+        pt_log_close(s->error_log);
+    }
+    pt_conf_free(s->conf);
+    free(s);
+}
+
+size_t pt_server_addresses(const pt_server *s, struct sockaddr_storage *out, size_t max)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < s->nsites; i++) {
+        if (!s->sites[i].listener)
+            continue;
+        struct sockaddr_storage ss[8];
+        size_t n = pt_listener_addresses(s->sites[i].listener, ss, 8);
+        for (size_t k = 0; k < n && k < 8; k++, total++)
+            if (total < max)
+                out[total] = ss[k];
+    }
+    return total;
+}
+
+int pt_server_reopen_logs(pt_server *s)
+{
+    int r = 0;
+    for (size_t i = 0; i < s->nlogs; i++)
+        if (pt_log_reopen(s->logs[i]) < 0)
+            r = -EIO;
+    if (s->error_log && pt_log_reopen(s->error_log) < 0)
+        r = -EIO;
+    return r;
+}
+
+int pt_server_worker_processes(const pt_server *s)
+{
+    if (s->conf->worker_processes > 0)
+        return s->conf->worker_processes;
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+const char *pt_server_pid_path(const pt_server *s)
+{
+    return s->conf->pid_path;
+}
+
+static int test_log(const char *path, const char *what, char *err, size_t errlen)
+{
+    pt_log *l = NULL;
+    int r = pt_log_open(&l, path);
+    if (r < 0)
+        snprintf(err, errlen, "cannot open %s \"%s\": %s", what, path, strerror(-r));
+    pt_log_close(l);
+    return r;
+}
+
+int pt_server_test(const char *conf_path, const char *prefix, char *err, size_t errlen)
+{
+    pt_conf *conf = NULL;
+    int r = pt_conf_load(&conf, conf_path, prefix, err, errlen);
+    if (r < 0)
+        return r;
+    if (conf->error_log && (r = test_log(conf->error_log, "error log", err, errlen)) < 0)
+        goto out;
+    for (size_t i = 0; i < conf->nservers; i++) {
+        const pt_conf_server *cs = &conf->servers[i];
+        int fd = open(cs->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0) {
+            r = -errno;
+            snprintf(err, errlen, "%s:%d: root \"%s\": %s", cs->file, cs->line, cs->root,
+                     strerror(errno));
+            goto out;
+        }
+        close(fd);
+        if (cs->access_log && (r = test_log(cs->access_log, "access log", err, errlen)) < 0)
+            goto out;
+    }
+out:
+    pt_conf_free(conf);
+    return r;
+}

@@ -1,0 +1,53 @@
+/*
+ * What the dispatcher and handlers know of the server: virtual hosts and the listening groups
+ * that pick among them. Internal to server/.
+ *
+ * A pt_site is one listening address (possibly several sockets, one per address family) with
+ * its connection manager and the virtual hosts that listen there; its first `default_server`
+ * (else its first vhost) answers requests whose Host matches no server_name, and its limits
+ * govern the connection until the request head names a vhost. Owned by the pt_server.
+ */
+#ifndef PORTER_SERVER_SITE_H
+#define PORTER_SERVER_SITE_H
+
+#include <ev.h>
+
+#include "connmgr/connmgr.h"
+#include "listener/listener.h"
+#include "server/config.h"
+#include "server/http.h"
+#include "server/log.h"
+#include "server/mime.h"
+
+typedef struct pt_server pt_server;
+
+struct pt_vhost {
+    const pt_conf_server *conf;
+    int root_fd; /* the document root, O_PATH|O_DIRECTORY */
+    pt_limits limits;
+    pt_log *access_log; /* NULL: off */
+    const pt_mime *mime;
+};
+
+typedef struct pt_site {
+    pt_server *server;
+    struct ev_loop *loop;
+    pt_vhost **vhosts;
+    size_t nvhosts;
+    pt_vhost *default_vhost;
+    const pt_conf_listen *listen; /* the directive that made this site */
+    bool has_explicit_default;
+    pt_listener *listener;
+    pt_connmgr *mgr;
+} pt_site;
+
+/* Picks the virtual host for `host` (a Host header value, port allowed) on `site`. */
+const pt_vhost *pt_site_select(const pt_site *site, pt_str host);
+
+/* The HTTP protocol the connection managers run (dispatch.c). */
+extern const pt_conn_proto pt_http_proto;
+
+/* Handlers (static.c). */
+void pt_static_handle(pt_request *req);
+
+#endif
