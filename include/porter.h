@@ -58,6 +58,14 @@ int pt_server_worker_processes(const pt_server *s);
 /* Path of the pid file the conf asks for, or NULL. */
 const char *pt_server_pid_path(const pt_server *s);
 
+/* What this thread still holds: custodians not shut down, shut down but not yet reaped, and
+ * buffer chunks handed out. All zero once every server on the thread has been freed; tests
+ * and the porter executable check this at exit. */
+typedef struct pt_resource_counts {
+    size_t custodians, unreaped, chunks;
+} pt_resource_counts;
+void pt_resource_counts_get(pt_resource_counts *out);
+
 /* A message for a negative errno returned by porter. */
 const char *pt_strerror(int err);
 

@@ -118,7 +118,7 @@ static pid_t spawn_worker(int slot)
         int code = run_worker();
         pt_server_free(g.server);
         ev_loop_destroy(g.loop);
-        _exit(code);
+        _exit(check_leaks(code));
     }
     if (pid < 0) {
         fprintf(stderr, "porter: fork: %s\n", strerror(errno));
@@ -140,6 +140,19 @@ static int run_master(int n)
             return 1;
     ev_run(g.loop, 0);
     return 0;
+}
+
+/* Everything a server owned must be gone once it is freed; say so loudly if not. */
+static int check_leaks(int code)
+{
+    pt_resource_counts rc;
+    pt_resource_counts_get(&rc);
+    if (rc.custodians || rc.unreaped || rc.chunks) {
+        fprintf(stderr, "porter: leak: %zu live custodians, %zu unreaped, %zu buffer chunks\n",
+                rc.custodians, rc.unreaped, rc.chunks);
+        return code ? code : 3;
+    }
+    return code;
 }
 
 static int write_pid(const char *path)
@@ -224,5 +237,5 @@ int main(int argc, char **argv)
     if (pid_path)
         unlink(pid_path);
     ev_loop_destroy(g.loop);
-    return code;
+    return check_leaks(code);
 }

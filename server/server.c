@@ -40,6 +40,13 @@ const char *pt_strerror(int err)
     return strerror(err < 0 ? -err : err);
 }
 
+void pt_resource_counts_get(pt_resource_counts *out)
+{
+    out->custodians = pt_custodian_live_count();
+    out->unreaped = pt_custodian_unreaped_count();
+    out->chunks = pt_chunk_outstanding();
+}
+
 const char *pt_version(void)
 {
     return PORTER_VERSION;
@@ -379,6 +386,7 @@ void pt_server_free(pt_server *s)
     }
     pt_custodian_shutdown(s->custodian);
     pt_custodian_reap();
+    pt_chunk_pool_trim();
     for (size_t i = 0; i < s->nvhosts; i++)
         if (s->vhosts[i].root_fd >= 0)
             close(s->vhosts[i].root_fd);
