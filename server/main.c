@@ -86,6 +86,7 @@ static int run_worker(void)
 }
 
 static pid_t spawn_worker(int slot);
+static int check_leaks(int code);
 
 static void on_child(struct ev_loop *loop, ev_child *w, int revents)
 {
