@@ -46,8 +46,9 @@ typedef struct pt_conn_proto {
     void (*on_drain)(pt_conn *c);
     /* The connection's timer expired. Optional: the default kills the connection. */
     void (*on_timeout)(pt_conn *c);
-    /* The connection is being released (killed or closed). Release protocol state here;
-     * do not write. Optional. */
+    /* The connection is being released (killed or closed). Release protocol state here; do
+     * not write. Resources registered on the connection's custodian after it was made have
+     * already been released (LIFO). Optional. */
     void (*on_close)(pt_conn *c);
 } pt_conn_proto;
 

@@ -57,6 +57,12 @@ static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
         pt_custodian_reap();
 }
 
+static void on_custodian_gone(void *data)
+{
+    pt_connmgr *m = data;
+    m->custodian = NULL;
+}
+
 int pt_connmgr_new(pt_connmgr **out, struct ev_loop *loop, const pt_connmgr_options *o)
 {
     if (!o->proto || !o->proto->on_read)
@@ -69,6 +75,13 @@ int pt_connmgr_new(pt_connmgr **out, struct ev_loop *loop, const pt_connmgr_opti
     m->limits = o->limits;
     m->custodian = pt_custodian_new(o->custodian);
     if (!m->custodian) {
+        free(m);
+        return -ESHUTDOWN;
+    }
+    /* A parent shutting down takes the manager's custodian (and every connection) with it; the
+     * manager must then stop using it before it is reaped. */
+    if (!pt_custodian_register(m->custodian, on_custodian_gone, m)) {
+        pt_custodian_shutdown(m->custodian);
         free(m);
         return -ESHUTDOWN;
     }
@@ -103,6 +116,20 @@ static void idle_append(pt_connmgr *m, pt_conn *c)
     m->idle_tail = c;
 }
 
+/* Admission is full when no connection can be admitted, not even by evicting an idle one.
+ * Called wherever that can change: admission, release, a connection going idle or busy. */
+static void update_full(pt_connmgr *m)
+{
+    bool full = m->stats.live >= m->limits.max_concurrent && !m->idle_head;
+    if (full == m->full || m->freeing)
+        return;
+    m->full = full;
+    if (full && m->opts.on_full)
+        m->opts.on_full(m->opts.data);
+    else if (!full && m->opts.on_room && !m->draining)
+        m->opts.on_room(m->opts.data);
+}
+
 void pt_connmgr__state_changed(pt_connmgr *m, pt_conn *c, pt_conn_state from)
 {
     m->by_state[from]--;
@@ -115,6 +142,7 @@ void pt_connmgr__state_changed(pt_connmgr *m, pt_conn *c, pt_conn_state from)
         if (m->draining)
             pt_conn_close(c);
     }
+    update_full(m);
 }
 
 void pt_connmgr__released(pt_connmgr *m, pt_conn *c)
@@ -133,11 +161,7 @@ void pt_connmgr__released(pt_connmgr *m, pt_conn *c)
     m->stats.closed++;
     if (m->freeing)
         return;
-    if (m->full && m->stats.live < m->limits.max_concurrent) {
-        m->full = false;
-        if (m->opts.on_room && !m->draining)
-            m->opts.on_room(m->opts.data);
-    }
+    update_full(m);
     if (m->draining && m->stats.live == 0) {
         pt_timer_cancel(&m->drain_timer);
         if (m->opts.on_drained)
@@ -156,9 +180,10 @@ pt_conn *pt_connmgr_admit(pt_connmgr *m, int fd, const struct sockaddr *peer, so
      * and its client can reconnect, while the new one is waiting now. */
     if (m->stats.live >= m->limits.max_concurrent && m->idle_head)
         pt_conn_kill(m->idle_head);
-    if (m->stats.live >= m->limits.max_concurrent) {
+    if (m->stats.live >= m->limits.max_concurrent || !m->custodian) {
         close(fd);
         m->stats.rejected++;
+        update_full(m);
         return NULL;
     }
     pt_conn *c = pt_conn__open(m, m->custodian, m->loop, fd, peer, peerlen);
@@ -175,18 +200,19 @@ pt_conn *pt_connmgr_admit(pt_connmgr *m, int fd, const struct sockaddr *peer, so
     m->stats.accepted++;
     if (m->opts.on_admit)
         m->opts.on_admit(c, m->opts.data);
-    if (m->stats.live >= m->limits.max_concurrent && !m->idle_head && !m->full) {
-        m->full = true;
-        if (m->opts.on_full)
-            m->opts.on_full(m->opts.data);
-    }
+    update_full(m);
     return c;
 }
 
+/* The last kill may run on_drained, which may free the manager: touch nothing after it. */
 static void kill_all(pt_connmgr *m)
 {
-    while (m->live)
+    while (m->live) {
+        bool last = m->live->next == NULL;
         pt_conn_kill(m->live);
+        if (last)
+            return;
+    }
 }
 
 static void on_drain_timeout(pt_timer *t, void *data)
@@ -225,7 +251,7 @@ void pt_connmgr_free(pt_connmgr *m)
     if (!m)
         return;
     m->freeing = true;
-    pt_custodian_shutdown(m->custodian);
+    pt_custodian_shutdown(m->custodian); /* NULL if a parent already did */
     if (m->draining)
         pt_timer_dispose(&m->drain_timer);
     ev_ref(m->loop);

@@ -124,12 +124,20 @@ static void on_room(void *data)
     pt_listener_resume(site->listener);
 }
 
+static void stop_flush_timer(pt_server *s)
+{
+    if (ev_is_active(&s->flush_timer)) {
+        ev_ref(s->loop); /* it was unreferenced when started */
+        ev_timer_stop(s->loop, &s->flush_timer);
+    }
+}
+
 static void on_site_drained(void *data)
 {
     pt_site *site = data;
     pt_server *s = site->server;
     if (s->sites_draining && --s->sites_draining == 0) {
-        ev_timer_stop(s->loop, &s->flush_timer);
+        stop_flush_timer(s);
         for (size_t i = 0; i < s->nlogs; i++)
             pt_log_flush(s->logs[i]);
         if (s->on_stopped)
@@ -380,10 +388,7 @@ void pt_server_free(pt_server *s)
         free(s->sites[i].vhosts);
     }
     free(s->sites);
-    if (s->started && s->nlogs && ev_is_active(&s->flush_timer)) {
-        ev_ref(s->loop);
-        ev_timer_stop(s->loop, &s->flush_timer);
-    }
+    stop_flush_timer(s);
     pt_custodian_shutdown(s->custodian);
     pt_custodian_reap();
     pt_chunk_pool_trim();

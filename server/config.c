@@ -1,0 +1,1268 @@
+/*
+ * The configuration file, in two layers as in nginx: a generic parse of the text into a tree of
+ * directives (words with their file, line and column; blocks hold children; includes are
+ * spliced in), then a directive table whose handlers fill pt_conf and pt_conf_server. A new
+ * directive is one table row and, unless an existing handler fits, one handler.
+ */
+#include "server/config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <glob.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* ---- memory: a configuration is read once at start-up, so running out of memory aborts ---- */
+
+__attribute__((noreturn)) static void oom(int line)
+{
+    fprintf(stderr, "porter: out of memory (%s:%d)\n", __FILE__, line);
+    abort();
+}
+
+static void *xrealloc(void *p, size_t n)
+{
+    p = realloc(p, n ? n : 1);
+    if (!p)
+        oom(__LINE__);
+    return p;
+}
+
+static void *xcalloc(size_t size)
+{
+    return memset(xrealloc(NULL, size), 0, size);
+}
+
+static char *xstrndup(const char *s, size_t len)
+{
+    char *d = xrealloc(NULL, len + 1);
+    memcpy(d, s, len);
+    d[len] = '\0';
+    return d;
+}
+
+static char *xstrdup(const char *s)
+{
+    return s ? xstrndup(s, strlen(s)) : NULL;
+}
+
+/* Arrays grow by doubling when their length reaches a power of two, so they need no capacity
+ * field: PUSH(a, n) appends one element (uninitialised) and yields its address. */
+static void *grow(void *a, size_t n, size_t size)
+{
+    if (n & (n - 1))
+        return a;
+    return xrealloc(a, (n ? 2 * n : 1) * size);
+}
+
+#define PUSH(a, n) ((a) = grow((a), (n), sizeof *(a)), &(a)[(n)++])
+
+static void strv_free(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+static void types_free(pt_conf_type *t, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(t[i].type);
+        free(t[i].ext);
+    }
+    free(t);
+}
+
+static void lower(char *s)
+{
+    for (; *s; s++)
+        *s = (char)tolower((unsigned char)*s);
+}
+
+/* ---- the directive tree ---- */
+
+typedef struct word {
+    char *s;
+    int line, col;
+} word;
+
+typedef struct node {
+    word *w; /* w[0] is the directive's name, then its arguments */
+    size_t nw;
+    const char *file;
+    int tline, tcol; /* the ';' or '{' that ended the directive */
+    bool block;
+    struct node *kids;
+    size_t nkids;
+} node;
+
+static void node_dispose(node *n)
+{
+    for (size_t i = 0; i < n->nw; i++)
+        free(n->w[i].s);
+    free(n->w);
+    for (size_t i = 0; i < n->nkids; i++)
+        node_dispose(&n->kids[i]);
+    free(n->kids);
+}
+
+/* ---- loading state and error reporting ---- */
+
+typedef struct loader {
+    pt_conf *conf;
+    char *err;
+    size_t errlen;
+    struct {
+        dev_t dev;
+        ino_t ino;
+    } open[PT_CONF_INCLUDE_DEPTH + 1]; /* files being read, for include cycles */
+    int nopen;
+    int depth;             /* texts being parsed, the main one included */
+    int eof_line, eof_col; /* the end of the main text */
+
+    /* semantic pass */
+    pt_conf_server *srv;  /* the server being filled; NULL at the top level */
+    const void *seen[64]; /* fields set at this level, to reject duplicates */
+    size_t nseen;
+    bool first;           /* the running directive is the first of its field here */
+    const node **servers; /* server blocks, applied after the whole top level */
+    size_t nservers;
+} loader;
+
+static int vfail(loader *cx, int rc, const char *file, int line, int col, const char *fmt,
+                 va_list ap)
+{
+    if (cx->err && cx->errlen) {
+        int n = snprintf(cx->err, cx->errlen, "%s:%d:%d: ", file, line, col);
+        if (n >= 0 && (size_t)n < cx->errlen)
+            vsnprintf(cx->err + n, cx->errlen - (size_t)n, fmt, ap);
+    }
+    return rc;
+}
+
+__attribute__((format(printf, 6, 7))) static int fail(loader *cx, int rc, const char *file,
+                                                      int line, int col, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    rc = vfail(cx, rc, file, line, col, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+/* Reports an invalid directive at its word `i` (0: the name) and returns -EINVAL. */
+__attribute__((format(printf, 4, 5))) static int bad(loader *cx, const node *d, size_t i,
+                                                     const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = vfail(cx, -EINVAL, d->file, d->w[i].line, d->w[i].col, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+static const char *add_file(loader *cx, const char *name)
+{
+    pt_conf *c = cx->conf;
+    return *PUSH(c->files, c->nfiles) = xstrdup(name);
+}
+
+/* ---- lexer ---- */
+
+typedef struct lexer {
+    const char *file;
+    const char *p, *end;
+    int line, col;
+} lexer;
+
+enum { T_EOF, T_WORD, T_SEMI, T_OPEN, T_CLOSE };
+
+typedef struct sbuf {
+    char *s;
+    size_t n;
+} sbuf;
+
+static void sb_putc(sbuf *b, char c)
+{
+    *PUSH(b->s, b->n) = c;
+}
+
+static void adv(lexer *lx)
+{
+    if (*lx->p == '\n') {
+        lx->line++;
+        lx->col = 1;
+    } else {
+        lx->col++;
+    }
+    lx->p++;
+}
+
+static bool is_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' || c == '\v';
+}
+
+/* Consumes a backslash and the character after it, appending what the pair means. Unknown
+ * escapes stay as written, as in nginx, so a regex's "\." survives. */
+static void unescape(lexer *lx, sbuf *b)
+{
+    char c = lx->p[1];
+    char to = c == 'n' ? '\n' : c == 't' ? '\t' : c == 'r' ? '\r' : c;
+    if (c != '"' && c != '\'' && c != '\\' && to == c)
+        sb_putc(b, '\\');
+    sb_putc(b, to);
+    adv(lx);
+    adv(lx);
+}
+
+/* Reads the next token into *w (a word's text is heap-allocated) and its kind into *kind. */
+static int lex(loader *cx, lexer *lx, word *w, int *kind)
+{
+    for (;;) {
+        while (lx->p < lx->end && is_space(*lx->p))
+            adv(lx);
+        if (lx->p == lx->end || *lx->p != '#')
+            break;
+        while (lx->p < lx->end && *lx->p != '\n')
+            adv(lx);
+    }
+    *w = (word){.line = lx->line, .col = lx->col};
+    if (lx->p == lx->end) {
+        *kind = T_EOF;
+        return 0;
+    }
+    char c = *lx->p;
+    if (c == ';' || c == '{' || c == '}') {
+        *kind = c == ';' ? T_SEMI : c == '{' ? T_OPEN : T_CLOSE;
+        adv(lx);
+        return 0;
+    }
+    if (c == '\0')
+        return fail(cx, -EINVAL, lx->file, lx->line, lx->col, "unexpected NUL byte");
+
+    sbuf b = {0};
+    if (c == '"' || c == '\'') {
+        adv(lx);
+        for (;;) {
+            if (lx->p == lx->end) {
+                free(b.s);
+                return fail(cx, -EINVAL, lx->file, w->line, w->col, "unterminated string");
+            }
+            if (*lx->p == c) {
+                adv(lx);
+                break;
+            }
+            if (*lx->p == '\0') {
+                free(b.s);
+                return fail(cx, -EINVAL, lx->file, lx->line, lx->col, "unexpected NUL byte");
+            }
+            if (*lx->p == '\\' && lx->p + 1 < lx->end) {
+                unescape(lx, &b);
+            } else {
+                sb_putc(&b, *lx->p);
+                adv(lx);
+            }
+        }
+        /* nginx wants a separator after a quoted string: "a"b is more likely a typo than a
+         * concatenation. */
+        if (lx->p < lx->end && !is_space(*lx->p) && !strchr(";{}", *lx->p)) {
+            free(b.s);
+            return fail(cx, -EINVAL, lx->file, lx->line, lx->col, "unexpected \"%c\"", *lx->p);
+        }
+    } else {
+        while (lx->p < lx->end && !is_space(*lx->p) && *lx->p != '\0' && !strchr(";{}", *lx->p)) {
+            if (*lx->p == '\\' && lx->p + 1 < lx->end) {
+                unescape(lx, &b);
+            } else {
+                sb_putc(&b, *lx->p);
+                adv(lx);
+            }
+        }
+    }
+    sb_putc(&b, '\0');
+    w->s = b.s;
+    *kind = T_WORD;
+    return 0;
+}
+
+/* ---- parser: text to tree ---- */
+
+static int parse_file(loader *cx, const char *path, node *into, const node *inc);
+
+static bool has_glob(const char *s)
+{
+    return strpbrk(s, "*?[") != NULL;
+}
+
+/* Returns `rel` relative to the directory of the file `file`; with `escape`, the directory's
+ * glob characters are escaped so that only `rel` acts as a pattern. */
+static char *beside(const char *file, const char *rel, bool escape)
+{
+    const char *slash = strrchr(file, '/');
+    if (rel[0] == '/' || !slash)
+        return xstrdup(rel);
+    sbuf b = {0};
+    for (const char *p = file; p <= slash; p++) {
+        if (escape && strchr("*?[\\", *p))
+            sb_putc(&b, '\\');
+        sb_putc(&b, *p);
+    }
+    for (const char *p = rel; *p; p++)
+        sb_putc(&b, *p);
+    sb_putc(&b, '\0');
+    return b.s;
+}
+
+/* `include PATH;`: parses the file(s) and appends their directives to `into`, so the tree the
+ * semantic layer sees has no includes left. */
+static int include(loader *cx, const node *d, node *into)
+{
+    if (d->block)
+        return fail(cx, -EINVAL, d->file, d->tline, d->tcol,
+                    "directive \"include\" is not terminated by \";\"");
+    if (d->nw != 2)
+        return bad(cx, d, 0, "invalid number of arguments in \"include\" directive");
+    const char *arg = d->w[1].s;
+    if (!arg[0])
+        return bad(cx, d, 1, "invalid path \"\" in \"include\"");
+    if (!has_glob(arg)) {
+        char *path = beside(d->file, arg, false);
+        int rc = parse_file(cx, path, into, d);
+        free(path);
+        return rc;
+    }
+    char *pattern = beside(d->file, arg, true);
+    glob_t g;
+    int rc = 0, grc = glob(pattern, 0, NULL, &g);
+    if (grc == GLOB_NOSPACE)
+        oom(__LINE__);
+    /* nginx: a pattern that matches nothing is fine (an empty conf.d/) */
+    if (grc != 0 && grc != GLOB_NOMATCH)
+        rc = bad(cx, d, 1, "cannot read \"%s\": %s", pattern, strerror(errno));
+    for (size_t i = 0; grc == 0 && rc == 0 && i < g.gl_pathc; i++)
+        rc = parse_file(cx, g.gl_pathv[i], into, d);
+    if (grc == 0)
+        globfree(&g);
+    free(pattern);
+    return rc;
+}
+
+/* Parses directives up to the end of the text, or with `nested` up to the '}' closing the
+ * block, appending them to `into`. What was appended before an error stays there for the
+ * caller to dispose. */
+static int parse_block(loader *cx, lexer *lx, node *into, bool nested)
+{
+    static const char *const unexpected[] = {[T_SEMI] = ";", [T_OPEN] = "{"};
+    node cur = {0};
+    int rc, kind = T_EOF;
+    for (;;) {
+        word w;
+        if ((rc = lex(cx, lx, &w, &kind)) < 0)
+            goto fail;
+        switch (kind) {
+        case T_WORD:
+            *PUSH(cur.w, cur.nw) = w;
+            continue;
+        case T_EOF:
+            if (cur.nw)
+                rc = fail(cx, -EINVAL, lx->file, w.line, w.col,
+                          "unexpected end of file, expecting \";\" or \"}\"");
+            else if (nested)
+                rc = fail(cx, -EINVAL, lx->file, w.line, w.col,
+                          "unexpected end of file, expecting \"}\"");
+            goto fail;
+        case T_CLOSE:
+            if (cur.nw || !nested) {
+                rc = fail(cx, -EINVAL, lx->file, w.line, w.col, "unexpected \"}\"");
+                goto fail;
+            }
+            return 0;
+        }
+        if (!cur.nw) {
+            rc = fail(cx, -EINVAL, lx->file, w.line, w.col, "unexpected \"%s\"", unexpected[kind]);
+            goto fail;
+        }
+        cur.file = lx->file;
+        cur.tline = w.line;
+        cur.tcol = w.col;
+        cur.block = kind == T_OPEN;
+        if (strcmp(cur.w[0].s, "include") == 0) {
+            rc = include(cx, &cur, into);
+            node_dispose(&cur);
+            cur = (node){0};
+            if (rc < 0)
+                return rc;
+            continue;
+        }
+        node *n = PUSH(into->kids, into->nkids);
+        *n = cur;
+        cur = (node){0};
+        /* the recursion appends to n->kids only, so `n` stays valid */
+        if (n->block && (rc = parse_block(cx, lx, n, true)) < 0)
+            return rc;
+    }
+fail:
+    node_dispose(&cur);
+    return rc;
+}
+
+static int parse_text(loader *cx, const char *file, const char *text, size_t len, node *into)
+{
+    lexer lx = {.file = file, .p = text, .end = text + len, .line = 1, .col = 1};
+    cx->depth++;
+    int rc = parse_block(cx, &lx, into, false);
+    cx->depth--;
+    if (rc == 0 && cx->depth == 0) {
+        cx->eof_line = lx.line;
+        cx->eof_col = lx.col;
+    }
+    return rc;
+}
+
+/* Reads and parses the file at `path` into `into`; `inc` is the include directive naming it,
+ * where errors opening it are reported, or NULL for the main file. */
+static int parse_file(loader *cx, const char *path, node *into, const node *inc)
+{
+    char *text = NULL;
+    size_t len = 0;
+    int rc;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) < 0)
+        goto unreadable;
+    for (int i = 0; i < cx->nopen; i++) {
+        if (cx->open[i].dev == st.st_dev && cx->open[i].ino == st.st_ino) {
+            bad(cx, inc, 1, "include cycle: \"%s\" is already being read", path);
+            rc = -ELOOP;
+            goto done;
+        }
+    }
+    if (inc && cx->depth > PT_CONF_INCLUDE_DEPTH) {
+        bad(cx, inc, 1, "includes nested too deeply (more than %d)", PT_CONF_INCLUDE_DEPTH);
+        rc = -ELOOP;
+        goto done;
+    }
+    size_t cap = S_ISREG(st.st_mode) ? (size_t)st.st_size + 1 : 4096;
+    text = xrealloc(NULL, cap);
+    for (;;) {
+        if (len == cap)
+            text = xrealloc(text, cap *= 2);
+        ssize_t n = read(fd, text + len, cap - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            goto unreadable;
+        if (n == 0)
+            break;
+        len += (size_t)n;
+    }
+    close(fd);
+    fd = -1;
+    const char *name = add_file(cx, path);
+    cx->open[cx->nopen].dev = st.st_dev;
+    cx->open[cx->nopen++].ino = st.st_ino;
+    rc = parse_text(cx, name, text, len, into);
+    cx->nopen--;
+    goto done;
+
+unreadable:
+    rc = -errno;
+    if (inc)
+        bad(cx, inc, 1, "cannot open \"%s\": %s", path, strerror(-rc));
+    else if (cx->err && cx->errlen)
+        snprintf(cx->err, cx->errlen, "%s: cannot open: %s", path, strerror(-rc));
+done:
+    if (fd >= 0)
+        close(fd);
+    free(text);
+    return rc;
+}
+
+/* ---- values ---- */
+
+/* Reads leading digits at *sp into *out, advancing *sp. */
+static int scan_uint(const char **sp, uint64_t *out)
+{
+    const char *s = *sp;
+    uint64_t v = 0;
+    if (!isdigit((unsigned char)*s))
+        return -EINVAL;
+    for (; isdigit((unsigned char)*s); s++) {
+        unsigned d = (unsigned)(*s - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return -ERANGE;
+        v = v * 10 + d;
+    }
+    *sp = s;
+    *out = v;
+    return 0;
+}
+
+/* Parses a whole string of digits no greater than `max`. */
+static int parse_uint(const char *s, uint64_t max, uint64_t *out)
+{
+    int rc = scan_uint(&s, out);
+    if (rc == 0 && *s)
+        return -EINVAL;
+    if (rc == 0 && *out > max)
+        return -ERANGE;
+    return rc;
+}
+
+int pt_parse_size(const char *s, size_t *out)
+{
+    uint64_t v, mult = 1;
+    int rc = scan_uint(&s, &v);
+    if (rc < 0)
+        return rc;
+    switch (*s) {
+    case '\0':
+        break;
+    case 'k':
+    case 'K':
+        mult = 1024;
+        break;
+    case 'm':
+    case 'M':
+        mult = 1024 * 1024;
+        break;
+    case 'g':
+    case 'G':
+        mult = 1024 * 1024 * 1024;
+        break;
+    default:
+        return -EINVAL;
+    }
+    if (*s && s[1])
+        return -EINVAL;
+    if (v > SIZE_MAX / mult)
+        return -ERANGE;
+    *out = (size_t)(v * mult);
+    return 0;
+}
+
+int pt_parse_time(const char *s, double *out)
+{
+    static const struct {
+        const char *unit;
+        uint64_t ms;
+    } units[] = {{"d", 86400000}, {"h", 3600000}, {"ms", 1}, {"m", 60000}, {"s", 1000}};
+    /* the order in which units may follow each other: d h m s ms */
+    static const int rank[] = {5, 4, 1, 3, 2};
+    uint64_t total = 0;
+    int last = 6;
+    do {
+        uint64_t v;
+        int rc = scan_uint(&s, &v), u;
+        if (rc < 0)
+            return rc;
+        for (u = 0; u < 5; u++) {
+            if (strncmp(s, units[u].unit, strlen(units[u].unit)) == 0)
+                break;
+        }
+        uint64_t ms = u < 5 ? units[u].ms : 1000; /* no unit: seconds, last in the string */
+        int r = u < 5 ? rank[u] : 2;
+        if (r >= last || (u == 5 && *s))
+            return -EINVAL;
+        last = r;
+        s += u < 5 ? strlen(units[u].unit) : 0;
+        /* bound at 2^53 ms so the double stays exact */
+        if (v > (UINT64_C(1) << 53) / ms || total + v * ms > (UINT64_C(1) << 53))
+            return -ERANGE;
+        total += v * ms;
+    } while (*s);
+    *out = (double)total / 1000;
+    return 0;
+}
+
+const char *pt_log_level_name(pt_log_level level)
+{
+    static const char *const names[] = {"debug", "info", "notice", "warn", "error", "crit"};
+    return (unsigned)level <= PT_LOG_CRIT ? names[level] : "?";
+}
+
+/* Removes empty and "." components and a trailing '/' in place; ".." stays, because with
+ * symlinks it is not lexical. */
+static void path_clean(char *p)
+{
+    char *w = p;
+    const char *r = p;
+    if (*p == '/')
+        w++;
+    while (*r) {
+        while (*r == '/')
+            r++;
+        const char *s = r;
+        while (*r && *r != '/')
+            r++;
+        size_t len = (size_t)(r - s);
+        if (len == 0 || (len == 1 && *s == '.'))
+            continue;
+        if (w > p && w[-1] != '/')
+            *w++ = '/';
+        memmove(w, s, len);
+        w += len;
+    }
+    if (w == p)
+        *w++ = '.';
+    *w = '\0';
+}
+
+/* Returns `rel` made absolute against the directory `base`, cleaned. */
+static char *path_join(const char *base, const char *rel)
+{
+    char *p;
+    if (rel[0] == '/') {
+        p = xstrdup(rel);
+    } else {
+        size_t n = strlen(base), m = strlen(rel);
+        p = xrealloc(NULL, n + m + 2);
+        memcpy(p, base, n);
+        p[n] = '/';
+        memcpy(p + n + 1, rel, m + 1);
+    }
+    path_clean(p);
+    return p;
+}
+
+/* ---- directive handlers ---- */
+
+/* A handler gets the directive, the field its table row names at this level (NULL for none)
+ * and the row's companion field (a count, a level), which only the handlers that use one read. */
+typedef int (*set_fn)(loader *cx, const node *d, void *field, void *aux);
+
+static const char *arg1(const node *d)
+{
+    return d->w[1].s;
+}
+
+static bool is_off(const char *s)
+{
+    return strcmp(s, "off") == 0 || strcmp(s, "unlimited") == 0;
+}
+
+static int set_size(loader *cx, const node *d, void *field, void *aux)
+{
+    size_t *v = field;
+    if (is_off(arg1(d)))
+        *v = PT_LIMIT_NONE;
+    else if (pt_parse_size(arg1(d), v) < 0)
+        return bad(cx, d, 1, "invalid size \"%s\" in \"%s\"", arg1(d), d->w[0].s);
+    return 0;
+}
+
+static int set_count(loader *cx, const node *d, void *field, void *aux)
+{
+    size_t *v = field;
+    uint64_t n;
+    if (is_off(arg1(d)))
+        *v = PT_LIMIT_NONE;
+    else if (parse_uint(arg1(d), SIZE_MAX, &n) < 0)
+        return bad(cx, d, 1, "invalid number \"%s\" in \"%s\"", arg1(d), d->w[0].s);
+    else
+        *v = (size_t)n;
+    return 0;
+}
+
+static int set_time(loader *cx, const node *d, void *field, void *aux)
+{
+    double *v = field;
+    if (is_off(arg1(d))) {
+        *v = PT_TIMEOUT_NONE;
+        return 0;
+    }
+    if (pt_parse_time(arg1(d), v) < 0)
+        return bad(cx, d, 1, "invalid time \"%s\" in \"%s\"", arg1(d), d->w[0].s);
+    /* pt_limits reads 0 as "no timeout"; nginx users write 0 meaning "at once", so make them
+     * say which they mean. */
+    if (*v == 0)
+        return bad(cx, d, 1, "invalid time \"%s\" in \"%s\": write \"off\" for no timeout", arg1(d),
+                   d->w[0].s);
+    return 0;
+}
+
+static int set_flag(loader *cx, const node *d, void *field, void *aux)
+{
+    bool *v = field;
+    if (strcasecmp(arg1(d), "on") == 0)
+        *v = true;
+    else if (strcasecmp(arg1(d), "off") == 0)
+        *v = false;
+    else
+        return bad(cx, d, 1,
+                   "invalid value \"%s\" in \"%s\" directive, it must be \"on\" or \"off\"",
+                   arg1(d), d->w[0].s);
+    return 0;
+}
+
+static int set_string(loader *cx, const node *d, void *field, void *aux)
+{
+    char **v = field;
+    free(*v);
+    *v = xstrdup(arg1(d));
+    return 0;
+}
+
+static int set_path(loader *cx, const node *d, void *field, void *aux)
+{
+    char **v = field;
+    if (!arg1(d)[0])
+        return bad(cx, d, 1, "invalid path \"\" in \"%s\"", d->w[0].s);
+    free(*v);
+    *v = path_join(cx->conf->prefix, arg1(d));
+    return 0;
+}
+
+/* A log path: "stderr" stays literal, anything else is a path under the prefix. */
+static char *log_path(loader *cx, const char *s)
+{
+    return strcmp(s, "stderr") == 0 ? xstrdup(s) : path_join(cx->conf->prefix, s);
+}
+
+static int set_access_log(loader *cx, const node *d, void *field, void *aux)
+{
+    char **v = field;
+    if (!arg1(d)[0])
+        return bad(cx, d, 1, "invalid path \"\" in \"%s\"", d->w[0].s);
+    if (d->nw > 2 && strcmp(arg1(d), "off") == 0)
+        return bad(cx, d, 2, "invalid parameter \"%s\" in \"%s\"", d->w[2].s, d->w[0].s);
+    if (d->nw > 2 && strcmp(d->w[2].s, "combined") != 0)
+        return bad(cx, d, 2, "unknown log format \"%s\"", d->w[2].s);
+    free(*v);
+    *v = strcmp(arg1(d), "off") == 0 ? NULL : log_path(cx, arg1(d));
+    return 0;
+}
+
+static int set_error_log(loader *cx, const node *d, void *field, void *aux)
+{
+    static const struct {
+        const char *name;
+        pt_log_level level;
+    } levels[] = {{"debug", PT_LOG_DEBUG}, {"info", PT_LOG_INFO},   {"notice", PT_LOG_NOTICE},
+                  {"warn", PT_LOG_WARN},   {"error", PT_LOG_ERROR}, {"crit", PT_LOG_CRIT},
+                  {"alert", PT_LOG_CRIT},  {"emerg", PT_LOG_CRIT}};
+    char **v = field;
+    pt_log_level *level = aux;
+    size_t i = 0;
+    if (!arg1(d)[0])
+        return bad(cx, d, 1, "invalid path \"\" in \"%s\"", d->w[0].s);
+    /* nginx would write to a file named "off"; nobody means that */
+    if (strcmp(arg1(d), "off") == 0)
+        return bad(cx, d, 1, "\"error_log off\" is not supported, use \"error_log stderr crit\"");
+    if (d->nw > 2) {
+        while (i < sizeof levels / sizeof *levels && strcmp(d->w[2].s, levels[i].name) != 0)
+            i++;
+        if (i == sizeof levels / sizeof *levels)
+            return bad(cx, d, 2, "invalid log level \"%s\"", d->w[2].s);
+        *level = levels[i].level;
+    }
+    free(*v);
+    *v = log_path(cx, arg1(d));
+    return 0;
+}
+
+static int set_workers(loader *cx, const node *d, void *field, void *aux)
+{
+    int *v = field;
+    uint64_t n;
+    if (strcmp(arg1(d), "auto") == 0)
+        *v = 0;
+    else if (parse_uint(arg1(d), 1024, &n) < 0 || n == 0)
+        return bad(cx, d, 1, "invalid value \"%s\" in \"%s\", it must be 1..1024 or \"auto\"",
+                   arg1(d), d->w[0].s);
+    else
+        *v = (int)n;
+    return 0;
+}
+
+static int set_index(loader *cx, const node *d, void *field, void *aux)
+{
+    char ***v = field;
+    size_t *n = aux;
+    for (size_t i = 1; i < d->nw; i++) {
+        if (!d->w[i].s[0])
+            return bad(cx, d, i, "invalid file name \"\" in \"%s\"", d->w[0].s);
+    }
+    /* replaces what the server inherited */
+    strv_free(*v, *n);
+    *v = NULL;
+    *n = 0;
+    for (size_t i = 1; i < d->nw; i++)
+        *PUSH(*v, *n) = xstrdup(d->w[i].s);
+    return 0;
+}
+
+static int set_names(loader *cx, const node *d, void *field, void *aux)
+{
+    char ***v = field;
+    size_t *n = aux;
+    for (size_t i = 1; i < d->nw; i++) {
+        char *name = *PUSH(*v, *n) = xstrdup(d->w[i].s);
+        /* Host matching is case-insensitive; lower case once here so it is a memcmp later.
+         * A regex keeps its case (it may contain classes like \D). */
+        if (name[0] != '~')
+            lower(name);
+    }
+    return 0;
+}
+
+static int set_types(loader *cx, const node *d, void *field, void *aux)
+{
+    pt_conf_type **v = field;
+    size_t *n = aux;
+    if (cx->first) {
+        /* the first types block at a level replaces the inherited table, as in nginx */
+        types_free(*v, *n);
+        *v = NULL;
+        *n = 0;
+    }
+    for (size_t k = 0; k < d->nkids; k++) {
+        const node *t = &d->kids[k];
+        if (t->block)
+            return fail(cx, -EINVAL, t->file, t->tline, t->tcol,
+                        "directive \"%s\" is not terminated by \";\"", t->w[0].s);
+        if (t->nw < 2)
+            return bad(cx, t, 0, "no extensions for type \"%s\"", t->w[0].s);
+        for (size_t i = 1; i < t->nw; i++) {
+            char *ext = xstrdup(t->w[i].s);
+            lower(ext);
+            size_t j = 0;
+            while (j < *n && strcmp((*v)[j].ext, ext) != 0)
+                j++;
+            if (j < *n) { /* a later type for an extension wins, as in nginx */
+                free(ext);
+                free((*v)[j].type);
+                (*v)[j].type = xstrdup(t->w[0].s);
+            } else {
+                *PUSH(*v, *n) = (pt_conf_type){xstrdup(t->w[0].s), ext};
+            }
+        }
+    }
+    return 0;
+}
+
+static bool same_addr(const pt_conf_listen *a, const pt_conf_listen *b)
+{
+    bool hosts = a->host && b->host ? strcmp(a->host, b->host) == 0 : a->host == b->host;
+    return hosts && strcmp(a->port, b->port) == 0;
+}
+
+static const char *addr_str(const pt_conf_listen *l, char *buf, size_t len)
+{
+    const char *h = l->host ? l->host : "*";
+    bool v6 = strchr(h, ':') != NULL;
+    snprintf(buf, len, "%s%s%s:%s", v6 ? "[" : "", h, v6 ? "]" : "", l->port);
+    return buf;
+}
+
+/* Splits "[HOST:]PORT" into l->host and l->port (canonical decimal). */
+static int listen_addr(loader *cx, const node *d, pt_conf_listen *l)
+{
+    const char *a = arg1(d), *port;
+    const char *host = NULL;
+    size_t hostlen = 0;
+    if (a[0] == '[') {
+        const char *close = strchr(a, ']');
+        if (!close || close == a + 1 || (close[1] && close[1] != ':'))
+            return bad(cx, d, 1, "invalid address \"%s\" in \"listen\"", a);
+        if (!close[1])
+            return bad(cx, d, 1, "no port in \"%s\" of the \"listen\" directive", a);
+        host = a + 1;
+        hostlen = (size_t)(close - host);
+        port = close + 2;
+    } else if ((port = strrchr(a, ':')) != NULL) {
+        host = a;
+        hostlen = (size_t)(port - a);
+        port++;
+        if (hostlen == 0 || memchr(host, ':', hostlen))
+            return bad(cx, d, 1, "invalid address \"%s\" in \"listen\"%s", a,
+                       hostlen ? ", write an IPv6 address in brackets" : "");
+        if (hostlen == 1 && host[0] == '*')
+            host = NULL;
+    } else if (strspn(a, "0123456789+-")) {
+        port = a;
+    } else {
+        return bad(cx, d, 1, "no port in \"%s\" of the \"listen\" directive", a);
+    }
+    uint64_t n;
+    if (parse_uint(port, 65535, &n) < 0)
+        return bad(cx, d, 1, "invalid port in \"%s\" of the \"listen\" directive", a);
+    char buf[8];
+    snprintf(buf, sizeof buf, "%u", (unsigned)n);
+    l->port = xstrdup(buf);
+    l->host = host ? xstrndup(host, hostlen) : NULL;
+    return 0;
+}
+
+static int set_listen(loader *cx, const node *d, void *field, void *aux)
+{
+    pt_conf_listen **v = field;
+    size_t *n = aux;
+    /* backlog -1: the server's max_waiting, known once the whole block is read */
+    pt_conf_listen l = {.backlog = -1, .file = d->file, .line = d->w[1].line, .col = d->w[1].col};
+    int rc = listen_addr(cx, d, &l);
+    for (size_t i = 2; rc == 0 && i < d->nw; i++) {
+        const char *opt = d->w[i].s;
+        uint64_t backlog;
+        if (strcmp(opt, "default_server") == 0 || strcmp(opt, "default") == 0)
+            l.default_server = true;
+        else if (strcmp(opt, "reuseport") == 0)
+            l.reuseport = true;
+        else if (strncmp(opt, "backlog=", 8) == 0 && parse_uint(opt + 8, INT_MAX, &backlog) == 0)
+            l.backlog = (int)backlog;
+        else if (strncmp(opt, "backlog=", 8) == 0)
+            rc = bad(cx, d, i, "invalid backlog \"%s\" in \"listen\"", opt + 8);
+        else
+            rc = bad(cx, d, i, "invalid parameter \"%s\" in \"listen\"", opt);
+    }
+    for (size_t i = 0; rc == 0 && i < *n; i++) {
+        char buf[300];
+        if (same_addr(&(*v)[i], &l))
+            rc = bad(cx, d, 1, "duplicate listen \"%s\"", addr_str(&l, buf, sizeof buf));
+    }
+    if (rc < 0) {
+        free(l.host);
+        free(l.port);
+        return rc;
+    }
+    *PUSH(*v, *n) = l;
+    return 0;
+}
+
+static int apply(loader *cx, const node *list, size_t n, unsigned ctx);
+
+static int set_http(loader *cx, const node *d, void *field, void *aux);
+static int set_events(loader *cx, const node *d, void *field, void *aux);
+
+static int set_server(loader *cx, const node *d, void *field, void *aux)
+{
+    /* applied after the whole top level, so that top-level values written after the block
+     * still reach it */
+    *PUSH(cx->servers, cx->nservers) = d;
+    return 0;
+}
+
+static int set_unsupported(loader *cx, const node *d, void *field, void *aux)
+{
+    return bad(cx, d, 0, "\"%s\" directive is not supported yet", d->w[0].s);
+}
+
+/* ---- the directive table ---- */
+
+enum { C_MAIN = 1, C_HTTP = 2, C_SERVER = 4, C_EVENTS = 8 };
+#define C_TOP (C_MAIN | C_HTTP)
+#define C_ANY (C_TOP | C_SERVER)
+
+enum { F_BLOCK = 1, F_MULTI = 2 /* may repeat at one level */ };
+
+#define NONE SIZE_MAX
+/* clang-format off */
+#define BOTH(f) {offsetof(pt_conf, f), offsetof(pt_conf_server, f)}
+#define TOP(f) {offsetof(pt_conf, f), NONE}
+#define SRV(f) {NONE, offsetof(pt_conf_server, f)}
+#define NOWHERE {NONE, NONE}
+/* clang-format on */
+#define LIMIT(f) BOTH(limits.f)
+
+typedef struct directive {
+    const char *name;
+    unsigned ctx, flags;
+    int min, max; /* number of arguments; max -1: any */
+    set_fn set;
+    size_t off[2]; /* the field: [0] in pt_conf (top level, http, events), [1] in pt_conf_server */
+    size_t aux[2]; /* the companion field, for the handlers that use one */
+} directive;
+
+static const directive directives[] = {
+    {"http", C_MAIN, F_BLOCK, 0, 0, set_http, NOWHERE},
+    /* nginx's events block only matters for its connection bound; nginx bounds connections
+     * per worker, porter per server process: close enough to take the number as is. */
+    {"events", C_MAIN, F_BLOCK, 0, 0, set_events, NOWHERE},
+    {"worker_connections", C_EVENTS, 0, 1, 1, set_count, LIMIT(max_concurrent)},
+    {"server", C_TOP, F_BLOCK | F_MULTI, 0, 0, set_server, NOWHERE},
+    {"location", C_SERVER, F_BLOCK | F_MULTI, 1, 2, set_unsupported, NOWHERE},
+    {"worker_processes", C_MAIN, 0, 1, 1, set_workers, TOP(worker_processes)},
+    {"pid", C_MAIN, 0, 1, 1, set_path, TOP(pid_path)},
+    {"listen", C_SERVER, F_MULTI, 1, 4, set_listen, SRV(listens), SRV(nlistens)},
+    {"server_name", C_SERVER, F_MULTI, 1, -1, set_names, SRV(names), SRV(nnames)},
+    {"root", C_ANY, 0, 1, 1, set_path, BOTH(root)},
+    {"index", C_ANY, 0, 1, -1, set_index, BOTH(index), BOTH(nindex)},
+    {"access_log", C_ANY, 0, 1, 2, set_access_log, BOTH(access_log)},
+    {"error_log", C_ANY, 0, 1, 2, set_error_log, BOTH(error_log), BOTH(error_log_level)},
+    {"sendfile", C_ANY, 0, 1, 1, set_flag, BOTH(sendfile)},
+    {"server_tokens", C_ANY, 0, 1, 1, set_flag, BOTH(server_tokens)},
+    {"default_type", C_ANY, 0, 1, 1, set_string, BOTH(default_type)},
+    {"types", C_ANY, F_BLOCK | F_MULTI, 0, 0, set_types, BOTH(types), BOTH(ntypes)},
+
+    /* safety limits, by their pt_limits names */
+    {"max_waiting", C_ANY, 0, 1, 1, set_count, LIMIT(max_waiting)},
+    {"max_concurrent", C_ANY, 0, 1, 1, set_count, LIMIT(max_concurrent)},
+    {"request_read_timeout", C_ANY, 0, 1, 1, set_time, LIMIT(request_read_timeout)},
+    {"max_request_line_length", C_ANY, 0, 1, 1, set_size, LIMIT(max_request_line_length)},
+    {"max_request_headers", C_ANY, 0, 1, 1, set_count, LIMIT(max_request_headers)},
+    {"max_request_header_length", C_ANY, 0, 1, 1, set_size, LIMIT(max_request_header_length)},
+    {"max_request_body_length", C_ANY, 0, 1, 1, set_size, LIMIT(max_request_body_length)},
+    {"response_timeout", C_ANY, 0, 1, 1, set_time, LIMIT(response_timeout)},
+    {"response_send_timeout", C_ANY, 0, 1, 1, set_time, LIMIT(response_send_timeout)},
+    {"shutdown_grace_period", C_ANY, 0, 1, 1, set_time, LIMIT(shutdown_grace_period)},
+    {"keepalive_timeout", C_ANY, 0, 1, 1, set_time, LIMIT(keepalive_timeout)},
+    {"keepalive_requests", C_ANY, 0, 1, 1, set_count, LIMIT(keepalive_requests)},
+    /* nginx's names for some of them; they share the field, so giving both is a duplicate */
+    {"client_max_body_size", C_ANY, 0, 1, 1, set_size, LIMIT(max_request_body_length)},
+    {"client_header_timeout", C_ANY, 0, 1, 1, set_time, LIMIT(request_read_timeout)},
+    {"send_timeout", C_ANY, 0, 1, 1, set_time, LIMIT(response_send_timeout)},
+};
+
+#define NDIRECTIVES (sizeof directives / sizeof *directives)
+_Static_assert(NDIRECTIVES <= sizeof((loader *)0)->seen / sizeof(void *), "cx.seen is too small");
+
+static int set_http(loader *cx, const node *d, void *field, void *aux)
+{
+    return apply(cx, d->kids, d->nkids, C_HTTP);
+}
+
+static int set_events(loader *cx, const node *d, void *field, void *aux)
+{
+    return apply(cx, d->kids, d->nkids, C_EVENTS);
+}
+
+/* Applies the directives `list` in context `ctx` to the top level or to cx->srv. */
+static int apply(loader *cx, const node *list, size_t n, unsigned ctx)
+{
+    for (size_t i = 0; i < n; i++) {
+        const node *d = &list[i];
+        const char *name = d->w[0].s;
+        const directive *cmd = directives;
+        while (cmd < directives + NDIRECTIVES && strcmp(cmd->name, name) != 0)
+            cmd++;
+        if (cmd == directives + NDIRECTIVES)
+            return bad(cx, d, 0, "unknown directive \"%s\"", name);
+        if (!(cmd->ctx & ctx))
+            return bad(cx, d, 0, "\"%s\" directive is not allowed here", name);
+        if ((cmd->flags & F_BLOCK) && !d->block)
+            return fail(cx, -EINVAL, d->file, d->tline, d->tcol,
+                        "directive \"%s\" has no opening \"{\"", name);
+        if (!(cmd->flags & F_BLOCK) && d->block)
+            return fail(cx, -EINVAL, d->file, d->tline, d->tcol,
+                        "directive \"%s\" is not terminated by \";\"", name);
+        int nargs = (int)d->nw - 1;
+        if (nargs < cmd->min || (cmd->max >= 0 && nargs > cmd->max))
+            return bad(cx, d, 0, "invalid number of arguments in \"%s\" directive", name);
+
+        int level = ctx == C_SERVER;
+        char *base = level ? (char *)cx->srv : (char *)cx->conf;
+        void *field = cmd->off[level] == NONE ? NULL : base + cmd->off[level];
+        void *aux = cmd->aux[level] == NONE ? NULL : base + cmd->aux[level];
+        /* duplicates are found by field, so an alias and its original collide */
+        const void *key = field ? field : (const void *)cmd;
+        size_t k = 0;
+        while (k < cx->nseen && cx->seen[k] != key)
+            k++;
+        if (k < cx->nseen && !(cmd->flags & F_MULTI))
+            return bad(cx, d, 0, "\"%s\" directive is duplicate", name);
+        cx->first = k == cx->nseen;
+        if (cx->first)
+            cx->seen[cx->nseen++] = key;
+        int rc = cmd->set(cx, d, field, aux);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* ---- building ---- */
+
+static void server_dispose(pt_conf_server *s)
+{
+    for (size_t i = 0; i < s->nlistens; i++) {
+        free(s->listens[i].host);
+        free(s->listens[i].port);
+    }
+    free(s->listens);
+    strv_free(s->names, s->nnames);
+    free(s->root);
+    strv_free(s->index, s->nindex);
+    free(s->access_log);
+    free(s->error_log);
+    free(s->default_type);
+    types_free(s->types, s->ntypes);
+}
+
+void pt_conf_free(pt_conf *c)
+{
+    if (!c)
+        return;
+    for (size_t i = 0; i < c->nservers; i++)
+        server_dispose(&c->servers[i]);
+    free(c->servers);
+    free(c->pid_path);
+    free(c->root);
+    strv_free(c->index, c->nindex);
+    free(c->access_log);
+    free(c->error_log);
+    free(c->default_type);
+    types_free(c->types, c->ntypes);
+    free(c->prefix);
+    strv_free(c->files, c->nfiles);
+    free(c);
+}
+
+static void strv_copy(char ***dst, size_t *ndst, char *const *src, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        *PUSH(*dst, *ndst) = xstrdup(src[i]);
+}
+
+/* Fills and checks the server of block `d`, starting from the top-level values. */
+static int build_server(loader *cx, const node *d)
+{
+    const pt_conf *c = cx->conf;
+    pt_conf_server *s = PUSH(cx->conf->servers, cx->conf->nservers);
+    *s = (pt_conf_server){
+        .limits = c->limits,
+        .root = xstrdup(c->root),
+        .access_log = xstrdup(c->access_log),
+        .error_log = xstrdup(c->error_log),
+        .error_log_level = c->error_log_level,
+        .sendfile = c->sendfile,
+        .server_tokens = c->server_tokens,
+        .default_type = xstrdup(c->default_type),
+        .file = d->file,
+        .line = d->w[0].line,
+        .col = d->w[0].col,
+    };
+    strv_copy(&s->index, &s->nindex, c->index, c->nindex);
+    for (size_t i = 0; i < c->ntypes; i++)
+        *PUSH(s->types, s->ntypes) =
+            (pt_conf_type){xstrdup(c->types[i].type), xstrdup(c->types[i].ext)};
+
+    cx->srv = s;
+    cx->nseen = 0;
+    int rc = apply(cx, d->kids, d->nkids, C_SERVER);
+    cx->srv = NULL;
+    if (rc < 0)
+        return rc;
+    if (!s->nlistens) {
+        *PUSH(s->listens, s->nlistens) = (pt_conf_listen){
+            .port = xstrdup(PT_CONF_DEFAULT_PORT),
+            .backlog = -1,
+            .file = s->file,
+            .line = s->line,
+            .col = s->col,
+        };
+    }
+    for (size_t i = 0; i < s->nlistens; i++) {
+        if (s->listens[i].backlog < 0)
+            s->listens[i].backlog =
+                s->limits.max_waiting > INT_MAX ? INT_MAX : (int)s->limits.max_waiting;
+    }
+    return 0;
+}
+
+/* One default server per address, as in nginx. */
+static int check_default_servers(loader *cx)
+{
+    const pt_conf *c = cx->conf;
+    for (size_t s = 0; s < c->nservers; s++) {
+        for (size_t i = 0; i < c->servers[s].nlistens; i++) {
+            const pt_conf_listen *l = &c->servers[s].listens[i];
+            for (size_t t = 0; l->default_server && t < s; t++) {
+                for (size_t j = 0; j < c->servers[t].nlistens; j++) {
+                    const pt_conf_listen *m = &c->servers[t].listens[j];
+                    char buf[300];
+                    if (m->default_server && same_addr(l, m))
+                        return fail(cx, -EINVAL, l->file, l->line, l->col,
+                                    "a duplicate default server for \"%s\"",
+                                    addr_str(l, buf, sizeof buf));
+                }
+            }
+        }
+    }
+    return 0;
+}
+
+static int conf_new(loader *cx, const char *prefix, const char *name)
+{
+    pt_conf *c = cx->conf = xcalloc(sizeof *c);
+    char *cwd = NULL;
+    if (!prefix || prefix[0] != '/') {
+        if (!(cwd = getcwd(NULL, 0))) {
+            int rc = -errno;
+            if (cx->err && cx->errlen)
+                snprintf(cx->err, cx->errlen, "%s: cannot get the current directory: %s", name,
+                         strerror(-rc));
+            return rc;
+        }
+    }
+    c->prefix = path_join(cwd ? cwd : "/", prefix ? prefix : ".");
+    free(cwd);
+    c->worker_processes = 1;
+    c->limits = pt_limits_default();
+    c->root = path_join(c->prefix, "htdocs");
+    *PUSH(c->index, c->nindex) = xstrdup("index.html");
+    c->error_log = xstrdup("stderr");
+    c->error_log_level = PT_LOG_ERROR;
+    c->sendfile = true;
+    c->server_tokens = true;
+    c->default_type = xstrdup("application/octet-stream");
+    return 0;
+}
+
+static int load(pt_conf **out, const char *path, const char *text, const char *prefix, char *err,
+                size_t errlen)
+{
+    loader cx = {.err = err, .errlen = errlen};
+    node root = {0};
+    int rc;
+    if (err && errlen)
+        err[0] = '\0';
+    *out = NULL;
+    if ((rc = conf_new(&cx, prefix, path)) < 0)
+        goto done;
+    if (text)
+        rc = parse_text(&cx, add_file(&cx, path), text, strlen(text), &root);
+    else
+        rc = parse_file(&cx, path, &root, NULL);
+    if (rc < 0)
+        goto done;
+    if ((rc = apply(&cx, root.kids, root.nkids, C_MAIN)) < 0)
+        goto done;
+    if (!cx.nservers) {
+        rc = fail(&cx, -EINVAL, cx.conf->files[0], cx.eof_line, cx.eof_col, "no \"server\" block");
+        goto done;
+    }
+    for (size_t i = 0; i < cx.nservers; i++) {
+        if ((rc = build_server(&cx, cx.servers[i])) < 0)
+            goto done;
+    }
+    rc = check_default_servers(&cx);
+done:
+    node_dispose(&root);
+    free(cx.servers);
+    if (rc < 0) {
+        pt_conf_free(cx.conf);
+        return rc;
+    }
+    *out = cx.conf;
+    return 0;
+}
+
+int pt_conf_load(pt_conf **out, const char *path, const char *prefix, char *err, size_t errlen)
+{
+    return load(out, path, NULL, prefix, err, errlen);
+}
+
+int pt_conf_parse_string(pt_conf **out, const char *text, const char *name, const char *prefix,
+                         char *err, size_t errlen)
+{
+    return load(out, name ? name : "<string>", text, prefix, err, errlen);
+}

@@ -1,0 +1,160 @@
+/*
+ * Configuration: porter's configuration file, in nginx's syntax, read into plain structs.
+ *
+ *     worker_processes auto;
+ *     max_request_body_length 8m;           # a default for every server
+ *     server {
+ *         listen 127.0.0.1:8080 default_server;
+ *         server_name example.com www.example.com;
+ *         root htdocs;
+ *         keepalive_timeout 30s;             # this server only
+ *     }
+ *
+ * Syntax: directives `name arg ...;`, blocks `name arg ... { ... }`, `#` comments to the end of
+ * the line, arguments quoted with "..." or '...' (escapes \" \' \\ \n \t \r). `include PATH;`
+ * may appear anywhere: PATH may be a glob (no match is not an error, as in nginx) and is
+ * relative to the directory of the file that contains the include; includes nest at most
+ * PT_CONF_INCLUDE_DEPTH deep and a cycle is an error. The top level holds directives and
+ * `server` blocks; an `http { ... }` wrapper around them is accepted transparently and
+ * `events { worker_connections N; }` sets max_concurrent, so an nginx user's file mostly reads
+ * as is. `location` is recognised and rejected ("not supported yet").
+ *
+ * Inheritance: every server starts from the values given at the top level (limits, root,
+ * index, logs, sendfile, server_tokens, default_type, types), wherever they appear at the top
+ * level, before or after the server block, then applies its own directives. A `types` block in
+ * a server replaces the inherited types; several `types` blocks at one level add up.
+ *
+ * Defaults: listen *:8080 for a server without `listen`; root `htdocs` under the prefix; index
+ * index.html; access log off; error log "stderr" at level error; worker_processes 1; no pid
+ * file; sendfile on; server_tokens on; default_type application/octet-stream; no types (the
+ * MIME module supplies the system table); limits pt_limits_default(). A listen's backlog
+ * defaults to its server's max_waiting.
+ *
+ * Paths: root, log paths and pid are stored absolute: joined to the prefix given to the
+ * loader (NULL: the current directory) and cleaned lexically ("//" and "/./" collapse, a
+ * trailing "/" goes); symlinks and ".." are left alone. A log path of "stderr" stays the
+ * literal string "stderr".
+ *
+ * Ownership: a pt_conf owns every string and array reachable from it; pt_conf_free() releases
+ * all of it. `file` members point into pt_conf.files and live as long as the pt_conf.
+ * Threading: none; a pt_conf is immutable once loaded and may be read from any thread.
+ * Errors: the loaders return 0 or a negative errno (-EINVAL for a syntax or semantic error,
+ * -ELOOP for an include cycle or nesting too deep, the open/read errno for an unreadable file)
+ * and write one line "FILE:LINE:COL: reason" (1-based; the column counts bytes) into the
+ * caller's buffer. The position is the offending token's; for a missing ';' or '}' it is where
+ * the file ended or the '}' that came instead, for an unterminated string its opening quote.
+ * On error *out is NULL and nothing is leaked. Allocation failure aborts.
+ */
+#ifndef PORTER_SERVER_CONFIG_H
+#define PORTER_SERVER_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "connmgr/limits.h"
+
+/* How deep includes may nest below the main file. */
+#define PT_CONF_INCLUDE_DEPTH 16
+
+/* The port of a server without a `listen` directive. */
+#define PT_CONF_DEFAULT_PORT "8080"
+
+typedef enum pt_log_level {
+    PT_LOG_DEBUG,
+    PT_LOG_INFO,
+    PT_LOG_NOTICE,
+    PT_LOG_WARN,
+    PT_LOG_ERROR,
+    PT_LOG_CRIT /* nginx's alert and emerg map here */
+} pt_log_level;
+
+/* One `listen` directive: `listen [HOST:]PORT [default_server] [reuseport] [backlog=N];`. */
+typedef struct pt_conf_listen {
+    char *host; /* NULL: all addresses ("8080", "*:8080"); IPv6 without brackets ("::1") */
+    char *port; /* decimal 0..65535; "0" asks for an ephemeral port */
+    int backlog;
+    bool default_server, reuseport;
+    const char *file; /* where it was written; the server block's place for the default */
+    int line, col;
+} pt_conf_listen;
+
+/* One extension of a `types { TYPE EXT ...; }` entry; the extension is lower case. */
+typedef struct pt_conf_type {
+    char *type;
+    char *ext;
+} pt_conf_type;
+
+typedef struct pt_conf_server {
+    pt_conf_listen *listens; /* at least one */
+    size_t nlistens;
+    char **names; /* server_name, lower case except regexes ("~..."); may be empty */
+    size_t nnames;
+    char *root; /* absolute */
+    char **index;
+    size_t nindex;
+    pt_limits limits;
+    char *access_log; /* absolute path, "stderr", or NULL for off; format is combined */
+    char *error_log;  /* absolute path or "stderr" */
+    pt_log_level error_log_level;
+    bool sendfile, server_tokens;
+    char *default_type;
+    pt_conf_type *types; /* later entries for an extension replace earlier ones */
+    size_t ntypes;
+    const char *file; /* where the server block starts */
+    int line, col;
+} pt_conf_server;
+
+typedef struct pt_conf {
+    pt_conf_server *servers; /* at least one, in file order */
+    size_t nservers;
+    int worker_processes; /* 0 = "auto": one per CPU */
+    char *pid_path;       /* absolute, or NULL for no pid file */
+
+    /* Top-level values: what every server starts from. The error log here is also the
+     * process's own log (start-up, workers) outside any server. */
+    pt_limits limits;
+    char *root;
+    char **index;
+    size_t nindex;
+    char *access_log;
+    char *error_log;
+    pt_log_level error_log_level;
+    bool sendfile, server_tokens;
+    char *default_type;
+    pt_conf_type *types;
+    size_t ntypes;
+
+    char *prefix; /* absolute; relative paths were joined to it */
+    char **files; /* every file read (the main one first), as named in messages */
+    size_t nfiles;
+} pt_conf;
+
+/* Loads and validates the file at `path` (relative to the current directory), resolving
+ * relative paths in it against `prefix` (NULL: the current directory). On success stores a
+ * new pt_conf in *out and returns 0. On error stores NULL, returns a negative errno and writes
+ * "FILE:LINE:COL: reason" (for an unreadable main file "FILE: cannot open: reason") into
+ * `err` (`errlen` bytes, always NUL-terminated; `err` may be NULL). */
+int pt_conf_load(pt_conf **out, const char *path, const char *prefix, char *err, size_t errlen);
+
+/* Like pt_conf_load() for a configuration held in memory: `text` is borrowed, `name` is the
+ * file name used in messages and the base of relative includes (its directory). */
+int pt_conf_parse_string(pt_conf **out, const char *text, const char *name, const char *prefix,
+                         char *err, size_t errlen);
+
+/* Frees `c` and everything it owns. NULL: no-op. */
+void pt_conf_free(pt_conf *c);
+
+/* Parses a size: digits with an optional suffix k/K (KiB), m/M (MiB) or g/G (GiB). No sign,
+ * no spaces, no trailing characters. Returns 0, -EINVAL for a malformed string or -ERANGE if
+ * it does not fit a size_t. ("off" and "unlimited" are the directives' business.) */
+int pt_parse_size(const char *s, size_t *out);
+
+/* Parses a time into seconds: a number with a unit ms, s, m, h or d, or several in
+ * decreasing order ("1m30s", "1h30m"); a number without a unit is seconds ("60", "1m30").
+ * Returns 0, -EINVAL for a malformed string or -ERANGE for an absurdly large value. */
+int pt_parse_time(const char *s, double *out);
+
+/* Returns the name of a level as written in the file ("warn"). */
+const char *pt_log_level_name(pt_log_level level);
+
+#endif

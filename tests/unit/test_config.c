@@ -1,0 +1,906 @@
+/* Configuration: value forms, every error with its position, inheritance, includes. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <ftw.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "server/config.h"
+
+#ifndef PORTER_SOURCE_DIR
+#define PORTER_SOURCE_DIR "/work/main"
+#endif
+
+#define NAME "t.conf"
+#define PREFIX "/p"
+
+static int fds_at_start;
+
+static int count_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    int n = -1; /* the directory's own fd */
+    assert_non_null(d);
+    while (readdir(d))
+        n++;
+    closedir(d);
+    return n - 2; /* "." and ".." */
+}
+
+static pt_conf *parse(const char *text)
+{
+    pt_conf *c = NULL;
+    char err[512];
+    int rc = pt_conf_parse_string(&c, text, NAME, PREFIX, err, sizeof err);
+    if (rc != 0)
+        fail_msg("rc %d: %s\nin:\n%s", rc, err, text);
+    return c;
+}
+
+/* ---- values ---- */
+
+static void test_parse_size(void **state)
+{
+    static const struct {
+        const char *s;
+        int rc;
+        size_t v;
+    } cases[] = {
+        {"0", 0, 0},
+        {"1024", 0, 1024},
+        {"8k", 0, 8192},
+        {"8K", 0, 8192},
+        {"1m", 0, 1 << 20},
+        {"1M", 0, 1 << 20},
+        {"1g", 0, (size_t)1 << 30},
+        {"3G", 0, (size_t)3 << 30},
+        {"007", 0, 7},
+        {"18446744073709551615", 0, SIZE_MAX},
+        {"18446744073709551616", -ERANGE, 0},
+        {"17179869184g", -ERANGE, 0},
+        {"", -EINVAL, 0},
+        {"k", -EINVAL, 0},
+        {"-1", -EINVAL, 0},
+        {"+1", -EINVAL, 0},
+        {" 1", -EINVAL, 0},
+        {"1 ", -EINVAL, 0},
+        {"12q", -EINVAL, 0},
+        {"1kb", -EINVAL, 0},
+        {"1.5m", -EINVAL, 0},
+        {"1t", -EINVAL, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        size_t v = 12345;
+        int rc = pt_parse_size(cases[i].s, &v);
+        if (rc != cases[i].rc)
+            fail_msg("\"%s\": rc %d, want %d", cases[i].s, rc, cases[i].rc);
+        if (rc == 0 && v != cases[i].v)
+            fail_msg("\"%s\": %zu, want %zu", cases[i].s, v, cases[i].v);
+    }
+}
+
+static void test_parse_time(void **state)
+{
+    static const struct {
+        const char *s;
+        int rc;
+        double v;
+    } cases[] = {
+        {"60", 0, 60},
+        {"0", 0, 0},
+        {"60s", 0, 60},
+        {"500ms", 0, 0.5},
+        {"1ms", 0, 0.001},
+        {"2m", 0, 120},
+        {"1h", 0, 3600},
+        {"1d", 0, 86400},
+        {"1m30s", 0, 90},
+        {"1m30", 0, 90},
+        {"1h30m", 0, 5400},
+        {"1d2h3m4s5ms", 0, 93784.005},
+        {"1s500ms", 0, 1.5},
+        {"", -EINVAL, 0},
+        {"s", -EINVAL, 0},
+        {"-1", -EINVAL, 0},
+        {"1.5s", -EINVAL, 0},
+        {"10x", -EINVAL, 0},
+        {"30s1m", -EINVAL, 0}, /* units must decrease */
+        {"1m1m", -EINVAL, 0},
+        {"30 s", -EINVAL, 0},
+        {"1s ", -EINVAL, 0},
+        {"5ms1s", -EINVAL, 0},
+        {"99999999999999999999", -ERANGE, 0},
+        {"9999999999999d", -ERANGE, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        double v = -1;
+        int rc = pt_parse_time(cases[i].s, &v);
+        if (rc != cases[i].rc)
+            fail_msg("\"%s\": rc %d, want %d", cases[i].s, rc, cases[i].rc);
+        if (rc == 0 && fabs(v - cases[i].v) > 1e-9)
+            fail_msg("\"%s\": %g, want %g", cases[i].s, v, cases[i].v);
+    }
+}
+
+static void test_defaults(void **state)
+{
+    pt_conf *c = parse("server {}");
+    pt_limits def = pt_limits_default();
+    assert_int_equal(c->nservers, 1);
+    assert_int_equal(c->worker_processes, 1);
+    assert_null(c->pid_path);
+    assert_string_equal(c->prefix, PREFIX);
+    assert_int_equal(c->nfiles, 1);
+    assert_string_equal(c->files[0], NAME);
+
+    const pt_conf_server *s = &c->servers[0];
+    assert_int_equal(s->nlistens, 1);
+    assert_null(s->listens[0].host);
+    assert_string_equal(s->listens[0].port, PT_CONF_DEFAULT_PORT);
+    assert_int_equal(s->listens[0].backlog, def.max_waiting);
+    assert_false(s->listens[0].default_server);
+    assert_false(s->listens[0].reuseport);
+    assert_string_equal(s->listens[0].file, NAME);
+    assert_int_equal(s->listens[0].line, 1);
+    assert_int_equal(s->listens[0].col, 1);
+    assert_int_equal(s->nnames, 0);
+    assert_string_equal(s->root, "/p/htdocs");
+    assert_int_equal(s->nindex, 1);
+    assert_string_equal(s->index[0], "index.html");
+    assert_memory_equal(&s->limits, &def, sizeof def);
+    assert_null(s->access_log);
+    assert_string_equal(s->error_log, "stderr");
+    assert_int_equal(s->error_log_level, PT_LOG_ERROR);
+    assert_true(s->sendfile);
+    assert_true(s->server_tokens);
+    assert_string_equal(s->default_type, "application/octet-stream");
+    assert_int_equal(s->ntypes, 0);
+    assert_string_equal(s->file, NAME);
+    assert_int_equal(s->line, 1);
+    pt_conf_free(c);
+    pt_conf_free(NULL);
+}
+
+static void test_all_directives(void **state)
+{
+    pt_conf *c = parse("# every directive once\n"
+                       "worker_processes 4;\n"
+                       "pid logs/porter.pid;\n"
+                       "error_log logs/error.log notice;   # trailing comment\n"
+                       "access_log stderr;\n"
+                       "server {\n"
+                       "    listen 127.0.0.1:8080 default_server reuseport backlog=64;\n"
+                       "    listen [::]:8080;\n"
+                       "    server_name Example.COM \"www.example.com\";\n"
+                       "    server_name ~^(?<Sub>\\D+)\\.example$ a#b;\n"
+                       "    root \"html dir/\";\n"
+                       "    index index.htm 'default page.html';\n"
+                       "    access_log /var/log/porter/access.log combined;\n"
+                       "    error_log stderr debug;\n"
+                       "    sendfile off;\n"
+                       "    server_tokens OFF;\n"
+                       "    default_type \"a\\\"b\\\\c\\td\\ne\";\n"
+                       "    types {\n"
+                       "        text/html html HTM;\n"
+                       "        'text/plain' txt;\n"
+                       "    }\n"
+                       "}\n");
+    assert_int_equal(c->worker_processes, 4);
+    assert_string_equal(c->pid_path, "/p/logs/porter.pid");
+    assert_string_equal(c->error_log, "/p/logs/error.log");
+    assert_int_equal(c->error_log_level, PT_LOG_NOTICE);
+    assert_string_equal(pt_log_level_name(c->error_log_level), "notice");
+    assert_string_equal(c->access_log, "stderr");
+
+    const pt_conf_server *s = &c->servers[0];
+    assert_int_equal(s->nlistens, 2);
+    assert_string_equal(s->listens[0].host, "127.0.0.1");
+    assert_string_equal(s->listens[0].port, "8080");
+    assert_int_equal(s->listens[0].backlog, 64);
+    assert_true(s->listens[0].default_server);
+    assert_true(s->listens[0].reuseport);
+    assert_int_equal(s->listens[0].line, 7);
+    assert_int_equal(s->listens[0].col, 12);
+    assert_string_equal(s->listens[1].host, "::");
+    assert_int_equal(s->listens[1].backlog, 511);
+    assert_int_equal(s->nnames, 4);
+    assert_string_equal(s->names[0], "example.com");
+    assert_string_equal(s->names[1], "www.example.com");
+    assert_string_equal(s->names[2], "~^(?<Sub>\\D+)\\.example$");
+    assert_string_equal(s->names[3], "a#b");
+    assert_string_equal(s->root, "/p/html dir");
+    assert_int_equal(s->nindex, 2);
+    assert_string_equal(s->index[0], "index.htm");
+    assert_string_equal(s->index[1], "default page.html");
+    assert_string_equal(s->access_log, "/var/log/porter/access.log");
+    assert_string_equal(s->error_log, "stderr");
+    assert_int_equal(s->error_log_level, PT_LOG_DEBUG);
+    assert_false(s->sendfile);
+    assert_false(s->server_tokens);
+    assert_string_equal(s->default_type, "a\"b\\c\td\ne");
+    assert_int_equal(s->ntypes, 3);
+    assert_string_equal(s->types[0].type, "text/html");
+    assert_string_equal(s->types[0].ext, "html");
+    assert_string_equal(s->types[1].ext, "htm");
+    assert_string_equal(s->types[2].type, "text/plain");
+    assert_string_equal(s->types[2].ext, "txt");
+    assert_int_equal(s->line, 6);
+    pt_conf_free(c);
+}
+
+static void test_listen_forms(void **state)
+{
+    static const struct {
+        const char *args;
+        const char *host, *port;
+        int backlog;
+        bool default_server, reuseport;
+    } cases[] = {
+        {"8080", NULL, "8080", 511, false, false},
+        {"0", NULL, "0", 511, false, false},
+        {"65535", NULL, "65535", 511, false, false},
+        {"080", NULL, "80", 511, false, false},
+        {"*:8080", NULL, "8080", 511, false, false},
+        {"127.0.0.1:8080", "127.0.0.1", "8080", 511, false, false},
+        {"[::]:8080", "::", "8080", 511, false, false},
+        {"[::1]:0", "::1", "0", 511, false, false},
+        {"localhost:8080", "localhost", "8080", 511, false, false},
+        {"80 default_server", NULL, "80", 511, true, false},
+        {"80 default", NULL, "80", 511, true, false},
+        {"80 reuseport backlog=0", NULL, "80", 0, false, true},
+        {"80 backlog=2147483647 reuseport default_server", NULL, "80", INT_MAX, true, true},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char text[200];
+        snprintf(text, sizeof text, "server { listen %s; }", cases[i].args);
+        pt_conf *c = parse(text);
+        const pt_conf_listen *l = &c->servers[0].listens[0];
+        assert_int_equal(c->servers[0].nlistens, 1);
+        if (cases[i].host)
+            assert_string_equal(l->host, cases[i].host);
+        else
+            assert_null(l->host);
+        assert_string_equal(l->port, cases[i].port);
+        assert_int_equal(l->backlog, cases[i].backlog);
+        assert_int_equal(l->default_server, cases[i].default_server);
+        assert_int_equal(l->reuseport, cases[i].reuseport);
+        assert_int_equal(l->line, 1);
+        assert_int_equal(l->col, 17);
+        pt_conf_free(c);
+    }
+}
+
+/* The backlog follows the server's max_waiting wherever it is written. */
+static void test_listen_backlog_follows_max_waiting(void **state)
+{
+    pt_conf *c = parse("max_waiting 100;\n"
+                       "server { listen 1; }\n"
+                       "server { listen 2; max_waiting 7; }\n"
+                       "server { listen 3; max_waiting unlimited; }\n");
+    assert_int_equal(c->servers[0].listens[0].backlog, 100);
+    assert_int_equal(c->servers[1].listens[0].backlog, 7);
+    assert_int_equal(c->servers[2].listens[0].backlog, INT_MAX);
+    pt_conf_free(c);
+}
+
+enum { SIZE, TIME };
+
+/* Every limit by its own name (and nginx's aliases): set at the top level it reaches every
+ * server; set in a server it changes that server only. */
+static void test_limits_by_name(void **state)
+{
+    static const struct {
+        const char *name;
+        size_t off;
+        int kind;
+        const char *top, *srv;
+        double top_v, srv_v;
+    } cases[] = {
+#define L(f) offsetof(pt_limits, f)
+        {"max_waiting", L(max_waiting), SIZE, "128", "4096", 128, 4096},
+        {"max_concurrent", L(max_concurrent), SIZE, "10", "off", 10, (double)PT_LIMIT_NONE},
+        {"request_read_timeout", L(request_read_timeout), TIME, "30s", "500ms", 30, 0.5},
+        {"max_request_line_length", L(max_request_line_length), SIZE, "4k", "16K", 4096, 16384},
+        {"max_request_headers", L(max_request_headers), SIZE, "50", "0", 50, 0},
+        {"max_request_header_length", L(max_request_header_length), SIZE, "16k", "1m", 16384,
+         1 << 20},
+        {"max_request_body_length", L(max_request_body_length), SIZE, "1g", "unlimited", 1 << 30,
+         (double)PT_LIMIT_NONE},
+        {"response_timeout", L(response_timeout), TIME, "2m", "off", 120, INFINITY},
+        {"response_send_timeout", L(response_send_timeout), TIME, "1h", "1m30s", 3600, 90},
+        {"shutdown_grace_period", L(shutdown_grace_period), TIME, "1d", "5", 86400, 5},
+        {"keepalive_timeout", L(keepalive_timeout), TIME, "65", "unlimited", 65, INFINITY},
+        {"keepalive_requests", L(keepalive_requests), SIZE, "100", "1", 100, 1},
+        {"client_max_body_size", L(max_request_body_length), SIZE, "16m", "0", 16 << 20, 0},
+        {"client_header_timeout", L(request_read_timeout), TIME, "10s", "20s", 10, 20},
+        {"send_timeout", L(response_send_timeout), TIME, "5s", "off", 5, INFINITY},
+        {"worker_connections", L(max_concurrent), SIZE, NULL, NULL, 0, 0},
+#undef L
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        if (!cases[i].top)
+            continue; /* events only, see test_http_and_events */
+        char text[300];
+        snprintf(text, sizeof text, "server { listen 1; }\nserver { listen 2; %s %s; }\n%s %s;\n",
+                 cases[i].name, cases[i].srv, cases[i].name, cases[i].top);
+        pt_conf *c = parse(text);
+        const pt_limits *lim[] = {&c->limits, &c->servers[0].limits, &c->servers[1].limits};
+        for (int k = 0; k < 3; k++) {
+            const char *p = (const char *)lim[k] + cases[i].off;
+            double want = k == 2 ? cases[i].srv_v : cases[i].top_v;
+            double got = cases[i].kind == SIZE ? (double)*(const size_t *)p : *(const double *)p;
+            if (got != want)
+                fail_msg("%s, level %d: %g, want %g", cases[i].name, k, got, want);
+        }
+        /* the fields not named keep their defaults */
+        pt_limits def = pt_limits_default(), got = c->servers[0].limits;
+        memcpy((char *)&got + cases[i].off, (char *)&def + cases[i].off,
+               cases[i].kind == SIZE ? sizeof(size_t) : sizeof(double));
+        assert_memory_equal(&got, &def, sizeof def);
+        pt_conf_free(c);
+    }
+}
+
+static void test_unlimited(void **state)
+{
+    pt_conf *c = parse("max_waiting off; max_concurrent unlimited; request_read_timeout off;\n"
+                       "max_request_line_length off; max_request_headers off;\n"
+                       "max_request_header_length off; max_request_body_length off;\n"
+                       "response_timeout off; response_send_timeout off;\n"
+                       "shutdown_grace_period off; keepalive_timeout off;\n"
+                       "keepalive_requests off; server {}");
+    const pt_limits *l = &c->servers[0].limits;
+    assert_true(l->max_waiting == PT_LIMIT_NONE);
+    assert_true(l->max_concurrent == PT_LIMIT_NONE);
+    assert_true(l->max_request_line_length == PT_LIMIT_NONE);
+    assert_true(l->max_request_headers == PT_LIMIT_NONE);
+    assert_true(l->max_request_header_length == PT_LIMIT_NONE);
+    assert_true(l->max_request_body_length == PT_LIMIT_NONE);
+    assert_true(l->keepalive_requests == PT_LIMIT_NONE);
+    assert_true(isinf(l->request_read_timeout) && pt_timeout_is_none(l->request_read_timeout));
+    assert_true(isinf(l->response_timeout));
+    assert_true(isinf(l->response_send_timeout));
+    assert_true(isinf(l->shutdown_grace_period));
+    assert_true(isinf(l->keepalive_timeout));
+    pt_conf_free(c);
+}
+
+static void test_inheritance(void **state)
+{
+    /* top-level values after the server blocks still reach them, as in nginx */
+    pt_conf *c = parse("server { listen 1; }\n"
+                       "server {\n"
+                       "    listen 2;\n"
+                       "    root /srv/b;\n"
+                       "    index b.html;\n"
+                       "    access_log off;\n"
+                       "    error_log b.log debug;\n"
+                       "    sendfile off;\n"
+                       "    server_tokens on;\n"
+                       "    default_type text/x-b;\n"
+                       "    types { text/x-b b; }\n"
+                       "    keepalive_timeout 5s;\n"
+                       "}\n"
+                       "root /srv/top;\n"
+                       "index top.html top.htm;\n"
+                       "access_log logs/access.log;\n"
+                       "error_log logs/error.log warn;\n"
+                       "sendfile on;\n"
+                       "server_tokens off;\n"
+                       "default_type text/plain;\n"
+                       "types { text/html html; }\n"
+                       "types { text/css css; text/plain HTML; }\n"
+                       "keepalive_timeout 30s;\n");
+    const pt_conf_server *a = &c->servers[0], *b = &c->servers[1];
+    assert_string_equal(a->root, "/srv/top");
+    assert_int_equal(a->nindex, 2);
+    assert_string_equal(a->index[1], "top.htm");
+    assert_string_equal(a->access_log, "/p/logs/access.log");
+    assert_string_equal(a->error_log, "/p/logs/error.log");
+    assert_int_equal(a->error_log_level, PT_LOG_WARN);
+    assert_true(a->sendfile);
+    assert_false(a->server_tokens);
+    assert_string_equal(a->default_type, "text/plain");
+    /* two types blocks at one level add up; a later type for an extension wins */
+    assert_int_equal(a->ntypes, 2);
+    assert_string_equal(a->types[0].ext, "html");
+    assert_string_equal(a->types[0].type, "text/plain");
+    assert_string_equal(a->types[1].ext, "css");
+    assert_true(a->limits.keepalive_timeout == 30);
+
+    assert_string_equal(b->root, "/srv/b");
+    assert_int_equal(b->nindex, 1);
+    assert_string_equal(b->index[0], "b.html");
+    assert_null(b->access_log);
+    assert_string_equal(b->error_log, "/p/b.log");
+    assert_int_equal(b->error_log_level, PT_LOG_DEBUG);
+    assert_false(b->sendfile);
+    assert_true(b->server_tokens);
+    assert_string_equal(b->default_type, "text/x-b");
+    /* a types block in a server replaces the inherited table */
+    assert_int_equal(b->ntypes, 1);
+    assert_string_equal(b->types[0].ext, "b");
+    assert_true(b->limits.keepalive_timeout == 5);
+
+    /* the top level keeps its own values */
+    assert_string_equal(c->root, "/srv/top");
+    assert_true(c->limits.keepalive_timeout == 30);
+    assert_int_equal(c->ntypes, 2);
+    pt_conf_free(c);
+}
+
+static void test_http_and_events(void **state)
+{
+    pt_conf *c = parse("worker_processes auto;\n"
+                       "events {\n"
+                       "    worker_connections 2048;\n"
+                       "}\n"
+                       "http {\n"
+                       "    client_max_body_size 2m;\n"
+                       "    server { listen 80; }\n"
+                       "    server { listen 81; client_max_body_size 1k; }\n"
+                       "}\n");
+    assert_int_equal(c->worker_processes, 0);
+    assert_int_equal(c->limits.max_concurrent, 2048);
+    assert_int_equal(c->nservers, 2);
+    assert_int_equal(c->servers[0].limits.max_concurrent, 2048);
+    assert_int_equal(c->servers[0].limits.max_request_body_length, 2 << 20);
+    assert_int_equal(c->servers[1].limits.max_request_body_length, 1024);
+    assert_string_equal(c->servers[1].listens[0].port, "81");
+    pt_conf_free(c);
+
+    /* servers both inside and outside the wrapper */
+    c = parse("server { listen 1; }\nhttp { server { listen 2; } }\nserver { listen 3; }\n");
+    assert_int_equal(c->nservers, 3);
+    assert_string_equal(c->servers[1].listens[0].port, "2");
+    pt_conf_free(c);
+}
+
+static void test_paths(void **state)
+{
+    pt_conf *c = parse("root /x//y/./z/;\n"
+                       "pid ../run/porter.pid;\n"
+                       "error_log ./logs//e.log;\n"
+                       "server { root /; }\n"
+                       "server { root .; }\n");
+    assert_string_equal(c->root, "/x/y/z");
+    assert_string_equal(c->pid_path, "/p/../run/porter.pid");
+    assert_string_equal(c->error_log, "/p/logs/e.log");
+    assert_string_equal(c->servers[0].root, "/");
+    assert_string_equal(c->servers[1].root, "/p");
+    pt_conf_free(c);
+
+    /* prefix NULL: the current directory; a relative prefix is under it */
+    char *cwd = getcwd(NULL, 0), want[PATH_MAX + 64];
+    char err[256];
+    assert_non_null(cwd);
+    assert_int_equal(pt_conf_parse_string(&c, "server { root html; }", NAME, NULL, err, sizeof err),
+                     0);
+    snprintf(want, sizeof want, "%s/html", strcmp(cwd, "/") ? cwd : "");
+    assert_string_equal(c->servers[0].root, want);
+    pt_conf_free(c);
+    assert_int_equal(
+        pt_conf_parse_string(&c, "server { root html; }", NAME, "a/./b/", err, sizeof err), 0);
+    snprintf(want, sizeof want, "%s/a/b/html", strcmp(cwd, "/") ? cwd : "");
+    assert_string_equal(c->servers[0].root, want);
+    pt_conf_free(c);
+    free(cwd);
+}
+
+/* ---- errors: each message and its file:line:col ---- */
+
+static void test_errors(void **state)
+{
+    static const struct {
+        const char *text;
+        const char *msg;
+    } cases[] = {
+        /* syntax */
+        {"server {\n    listen 8080;\n    foo bar;\n}\n", "t.conf:3:5: unknown directive \"foo\""},
+        {"server {\n}\nroot /x", "t.conf:3:8: unexpected end of file, expecting \";\" or \"}\""},
+        {"server {\n    listen 80;\n", "t.conf:3:1: unexpected end of file, expecting \"}\""},
+        {"server {\n}\n}\n", "t.conf:3:1: unexpected \"}\""},
+        {"server { listen 80 }", "t.conf:1:20: unexpected \"}\""},
+        {"server {\n    root \"/x;\n}\n", "t.conf:2:10: unterminated string"},
+        {"server {\n    root '/x;\n}\n", "t.conf:2:10: unterminated string"},
+        {"server { root \"/a\"b; }", "t.conf:1:19: unexpected \"b\""},
+        {";\nserver {}", "t.conf:1:1: unexpected \";\""},
+        {"server {}\n  { }", "t.conf:2:3: unexpected \"{\""},
+        {"server {\n  root /x { }\n}\n",
+         "t.conf:2:11: directive \"root\" is not terminated by \";\""},
+        {"server;", "t.conf:1:7: directive \"server\" has no opening \"{\""},
+        {"server foo { }", "t.conf:1:1: invalid number of arguments in \"server\" directive"},
+        {"include;", "t.conf:1:1: invalid number of arguments in \"include\" directive"},
+        {"include a b;", "t.conf:1:1: invalid number of arguments in \"include\" directive"},
+        {"include a { }", "t.conf:1:11: directive \"include\" is not terminated by \";\""},
+        /* context, count, duplicates */
+        {"listen 80;\nserver {}\n", "t.conf:1:1: \"listen\" directive is not allowed here"},
+        {"server { worker_processes 2; }",
+         "t.conf:1:10: \"worker_processes\" directive is not allowed here"},
+        {"http { worker_processes 2; }",
+         "t.conf:1:8: \"worker_processes\" directive is not allowed here"},
+        {"http {\n  http {\n  }\n}\n", "t.conf:2:3: \"http\" directive is not allowed here"},
+        {"server {\n  server { }\n}\n", "t.conf:2:3: \"server\" directive is not allowed here"},
+        {"events { use epoll; }\nserver {}\n", "t.conf:1:10: unknown directive \"use\""},
+        {"server { worker_connections 5; }",
+         "t.conf:1:10: \"worker_connections\" directive is not allowed here"},
+        {"server {\n  root;\n}\n", "t.conf:2:3: invalid number of arguments in \"root\" directive"},
+        {"server { listen 1 2 3 4 5; }",
+         "t.conf:1:10: invalid number of arguments in \"listen\" directive"},
+        {"keepalive_timeout 65 60;\nserver {}",
+         "t.conf:1:1: invalid number of arguments in \"keepalive_timeout\" directive"},
+        {"server {\n  root /a;\n  root /b;\n}\n", "t.conf:3:3: \"root\" directive is duplicate"},
+        {"client_max_body_size 1m;\nmax_request_body_length 2m;\nserver {}\n",
+         "t.conf:2:1: \"max_request_body_length\" directive is duplicate"},
+        {"max_concurrent 10;\nevents { worker_connections 5; }\nserver {}",
+         "t.conf:2:10: \"worker_connections\" directive is duplicate"},
+        {"error_log a;\nhttp { error_log b; }\nserver {}",
+         "t.conf:2:8: \"error_log\" directive is duplicate"},
+        {"http { }\nhttp { }\nserver {}", "t.conf:2:1: \"http\" directive is duplicate"},
+        {"server {\n  location / {\n  }\n}\n",
+         "t.conf:2:3: \"location\" directive is not supported yet"},
+        {"root /x;\n", "t.conf:2:1: no \"server\" block"},
+        {"", "t.conf:1:1: no \"server\" block"},
+        /* values */
+        {"max_request_body_length 12q;\nserver {}\n",
+         "t.conf:1:25: invalid size \"12q\" in \"max_request_body_length\""},
+        {"max_request_line_length 99999999999999999999;\nserver{}",
+         "t.conf:1:25: invalid size \"99999999999999999999\" in \"max_request_line_length\""},
+        {"client_max_body_size -1;\nserver{}",
+         "t.conf:1:22: invalid size \"-1\" in \"client_max_body_size\""},
+        {"max_waiting -1;\nserver {}", "t.conf:1:13: invalid number \"-1\" in \"max_waiting\""},
+        {"server { keepalive_requests 1k; }",
+         "t.conf:1:29: invalid number \"1k\" in \"keepalive_requests\""},
+        {"server {\n\tsend_timeout 5x;\n}", "t.conf:2:15: invalid time \"5x\" in \"send_timeout\""},
+        {"keepalive_timeout 0;\nserver {}",
+         "t.conf:1:19: invalid time \"0\" in \"keepalive_timeout\": write \"off\" for no timeout"},
+        {"sendfile yes;\nserver {}", "t.conf:1:10: invalid value \"yes\" in \"sendfile\" "
+                                     "directive, it must be \"on\" or \"off\""},
+        {"worker_processes 0;\nserver {}", "t.conf:1:18: invalid value \"0\" in "
+                                           "\"worker_processes\", it must be 1..1024 or \"auto\""},
+        {"worker_processes many;\nserver {}",
+         "t.conf:1:18: invalid value \"many\" in \"worker_processes\", it must be 1..1024 or "
+         "\"auto\""},
+        {"error_log stderr loud;\nserver {}", "t.conf:1:18: invalid log level \"loud\""},
+        {"error_log off;\nserver {}",
+         "t.conf:1:11: \"error_log off\" is not supported, use \"error_log stderr crit\""},
+        {"access_log /x main;\nserver {}", "t.conf:1:15: unknown log format \"main\""},
+        {"access_log off combined;\nserver {}",
+         "t.conf:1:16: invalid parameter \"combined\" in \"access_log\""},
+        {"server { root \"\"; }", "t.conf:1:15: invalid path \"\" in \"root\""},
+        {"server { index a ''; }", "t.conf:1:18: invalid file name \"\" in \"index\""},
+        {"types {\n  text/html;\n}\nserver {}", "t.conf:2:3: no extensions for type \"text/html\""},
+        {"types {\n  text/html { }\n}\nserver {}",
+         "t.conf:2:13: directive \"text/html\" is not terminated by \";\""},
+        /* listen */
+        {"server { listen localhost; }",
+         "t.conf:1:17: no port in \"localhost\" of the \"listen\" directive"},
+        {"server { listen [::1]; }",
+         "t.conf:1:17: no port in \"[::1]\" of the \"listen\" directive"},
+        {"server { listen 70000; }",
+         "t.conf:1:17: invalid port in \"70000\" of the \"listen\" directive"},
+        {"server { listen 1.2.3.4:; }",
+         "t.conf:1:17: invalid port in \"1.2.3.4:\" of the \"listen\" directive"},
+        {"server { listen 80x; }",
+         "t.conf:1:17: invalid port in \"80x\" of the \"listen\" directive"},
+        {"server { listen -1; }",
+         "t.conf:1:17: invalid port in \"-1\" of the \"listen\" directive"},
+        {"server { listen ::1:80; }", "t.conf:1:17: invalid address \"::1:80\" in \"listen\", "
+                                      "write an IPv6 address in brackets"},
+        {"server { listen :80; }", "t.conf:1:17: invalid address \":80\" in \"listen\""},
+        {"server { listen []:80; }", "t.conf:1:17: invalid address \"[]:80\" in \"listen\""},
+        {"server { listen [::1]80; }", "t.conf:1:17: invalid address \"[::1]80\" in \"listen\""},
+        {"server { listen 80 ssl; }", "t.conf:1:20: invalid parameter \"ssl\" in \"listen\""},
+        {"server { listen 80 backlog=x; }", "t.conf:1:20: invalid backlog \"x\" in \"listen\""},
+        {"server { listen 80 backlog=-1; }", "t.conf:1:20: invalid backlog \"-1\" in \"listen\""},
+        {"server {\n  listen 80;\n  listen *:80;\n}", "t.conf:3:10: duplicate listen \"*:80\""},
+        {"server { listen 80 default_server; }\nserver { listen *:80 default; }\n",
+         "t.conf:2:17: a duplicate default server for \"*:80\""},
+        {"server { listen [::1]:80 default_server; }\n"
+         "server { listen [::1]:80; }\n"
+         "server { listen [::1]:80 default_server; }\n",
+         "t.conf:3:17: a duplicate default server for \"[::1]:80\""},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        pt_conf *c = (pt_conf *)&c;
+        char err[512];
+        int rc = pt_conf_parse_string(&c, cases[i].text, NAME, PREFIX, err, sizeof err);
+        if (rc != -EINVAL || strcmp(err, cases[i].msg) != 0)
+            fail_msg("case %zu: rc %d, \"%s\"\nwant \"%s\"\nin:\n%s", i, rc, err, cases[i].msg,
+                     cases[i].text);
+        assert_null(c);
+    }
+}
+
+/* The error goes to the caller's buffer however small it is, or nowhere. */
+static void test_error_buffer(void **state)
+{
+    pt_conf *c;
+    char err[8];
+    memset(err, 'x', sizeof err);
+    assert_int_equal(pt_conf_parse_string(&c, "bogus;", NAME, PREFIX, err, sizeof err), -EINVAL);
+    assert_string_equal(err, "t.conf:");
+    assert_int_equal(pt_conf_parse_string(&c, "bogus;", NAME, PREFIX, NULL, 0), -EINVAL);
+    assert_null(c);
+    /* success leaves an empty message */
+    char big[64] = "stale";
+    assert_int_equal(pt_conf_parse_string(&c, "server {}", NAME, PREFIX, big, sizeof big), 0);
+    assert_string_equal(big, "");
+    pt_conf_free(c);
+}
+
+/* ---- files and includes, in a temporary directory ---- */
+
+static char dir[PATH_MAX];
+
+static int dir_setup(void **state)
+{
+    snprintf(dir, sizeof dir, "%s/porter-conf-XXXXXX",
+             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    return mkdtemp(dir) ? 0 : -1;
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    return remove(path);
+}
+
+static int dir_teardown(void **state)
+{
+    return nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Writes `text` (of `len` bytes, or a string) to dir/rel, making directories on the way. */
+static void put_n(const char *rel, const char *text, size_t len)
+{
+    char path[PATH_MAX + 256];
+    snprintf(path, sizeof path, "%s/%s", dir, rel);
+    for (char *p = path + strlen(dir) + 1; (p = strchr(p, '/')); p++) {
+        *p = '\0';
+        mkdir(path, 0700);
+        *p = '/';
+    }
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    assert_int_equal(fwrite(text, 1, len, f), len);
+    assert_int_equal(fclose(f), 0);
+}
+
+static void put(const char *rel, const char *text)
+{
+    put_n(rel, text, strlen(text));
+}
+
+/* Loads dir/rel and returns the rc; the message goes to err. */
+static int load(pt_conf **c, const char *rel, char *err, size_t errlen)
+{
+    char path[PATH_MAX + 256];
+    snprintf(path, sizeof path, "%s/%s", dir, rel);
+    return pt_conf_load(c, path, PREFIX, err, errlen);
+}
+
+/* Asserts that loading dir/rel fails with `rc` and the message `fmt`, where each %s is dir. */
+static void load_fails(const char *rel, int rc, const char *fmt)
+{
+    pt_conf *c = (pt_conf *)&c;
+    char err[1024], want[1024];
+    int fds = count_fds();
+    snprintf(want, sizeof want, fmt, dir, dir, dir);
+    assert_int_equal(load(&c, rel, err, sizeof err), rc);
+    assert_string_equal(err, want);
+    assert_null(c);
+    assert_int_equal(count_fds(), fds);
+}
+
+static void test_missing_file(void **state)
+{
+    load_fails("nope.conf", -ENOENT, "%s/nope.conf: cannot open: No such file or directory");
+    put("sub/x", "");
+    load_fails("sub", -EISDIR, "%s/sub: cannot open: Is a directory");
+}
+
+static void test_include_missing(void **state)
+{
+    put("main.conf", "server {}\ninclude   missing.conf;\n");
+    load_fails("main.conf", -ENOENT,
+               "%s/main.conf:2:11: cannot open \"%s/missing.conf\": No such file or directory");
+}
+
+/* Includes are relative to the including file's directory, nest, and take globs. */
+static void test_include_relative_and_glob(void **state)
+{
+    put("main.conf", "include sub/limits.conf;\n"
+                     "http {\n"
+                     "    include conf.d/*.conf;\n"
+                     "    include empty.d/*.conf;   # matching nothing is fine\n"
+                     "}\n");
+    put("sub/limits.conf", "include more.conf;\n");
+    put("sub/more.conf", "keepalive_requests 7;\n");
+    put("conf.d/b.conf", "server { listen 2; }\n");
+    put("conf.d/a.conf", "server { listen 1; }\n");
+    put("conf.d/c.txt", "this is not a conf file\n");
+    pt_conf *c;
+    char err[512] = "";
+    int fds = count_fds();
+    assert_int_equal(load(&c, "main.conf", err, sizeof err), 0);
+    assert_int_equal(c->limits.keepalive_requests, 7);
+    assert_int_equal(c->nservers, 2);
+    assert_string_equal(c->servers[0].listens[0].port, "1");
+    assert_string_equal(c->servers[1].listens[0].port, "2");
+    assert_int_equal(c->servers[1].limits.keepalive_requests, 7);
+    char want[PATH_MAX + 64];
+    snprintf(want, sizeof want, "%s/conf.d/b.conf", dir);
+    assert_string_equal(c->servers[1].file, want);
+    assert_int_equal(c->nfiles, 5);
+    snprintf(want, sizeof want, "%s/sub/more.conf", dir);
+    assert_string_equal(c->files[2], want);
+    pt_conf_free(c);
+    assert_int_equal(count_fds(), fds);
+}
+
+/* A string's includes are relative to the directory of its name. */
+static void test_include_from_string(void **state)
+{
+    put("servers.conf", "server { listen 9; }\n");
+    char name[PATH_MAX + 64], err[512];
+    snprintf(name, sizeof name, "%s/virtual.conf", dir);
+    pt_conf *c;
+    assert_int_equal(
+        pt_conf_parse_string(&c, "include servers.conf;", name, PREFIX, err, sizeof err), 0);
+    assert_string_equal(c->servers[0].listens[0].port, "9");
+    pt_conf_free(c);
+}
+
+static void test_error_in_included_file(void **state)
+{
+    put("main.conf", "server {\n    include inc/body.conf;\n}\n");
+    put("inc/body.conf", "listen 80;\n\n  bogus 1;\n");
+    load_fails("main.conf", -EINVAL, "%s/inc/body.conf:3:3: unknown directive \"bogus\"");
+
+    /* each file must be balanced by itself */
+    put("inc/body.conf", "listen 80;\n}\n");
+    load_fails("main.conf", -EINVAL, "%s/inc/body.conf:2:1: unexpected \"}\"");
+    put("inc/body.conf", "listen 80");
+    load_fails("main.conf", -EINVAL,
+               "%s/inc/body.conf:1:10: unexpected end of file, expecting \";\" or \"}\"");
+    put("inc/body.conf", "listen 80;\nserver_name \"x\n");
+    load_fails("main.conf", -EINVAL, "%s/inc/body.conf:2:13: unterminated string");
+    /* context is checked where the directive lands */
+    put("main.conf", "include inc/body.conf;\nserver {}\n");
+    put("inc/body.conf", "\n    listen 80;\n");
+    load_fails("main.conf", -EINVAL,
+               "%s/inc/body.conf:2:5: \"listen\" directive is not allowed here");
+    put_n("inc/body.conf", "root /x;\nroot\0;", 14);
+    load_fails("main.conf", -EINVAL, "%s/inc/body.conf:2:5: unexpected NUL byte");
+}
+
+static void test_include_cycle(void **state)
+{
+    put("a.conf", "server {}\ninclude b.conf;\n");
+    put("b.conf", "\ninclude a.conf;\n");
+    load_fails("a.conf", -ELOOP,
+               "%s/b.conf:2:9: include cycle: \"%s/a.conf\" is already being read");
+    put("g/self.conf", "server {}\ninclude *.conf;\n");
+    load_fails("g/self.conf", -ELOOP,
+               "%s/g/self.conf:2:9: include cycle: \"%s/g/self.conf\" is already being read");
+    put("self.conf", "server {}\ninclude self.conf;\n");
+    load_fails("self.conf", -ELOOP,
+               "%s/self.conf:2:9: include cycle: \"%s/self.conf\" is already being read");
+}
+
+/* A chain of includes may be PT_CONF_INCLUDE_DEPTH deep below the main file, no deeper. */
+static void test_include_depth(void **state)
+{
+    char name[32], text[64];
+    for (int i = 0; i <= PT_CONF_INCLUDE_DEPTH + 1; i++) {
+        snprintf(name, sizeof name, "f%d.conf", i);
+        snprintf(text, sizeof text, "include f%d.conf;\n", i + 1);
+        put(name, text);
+    }
+    snprintf(name, sizeof name, "f%d.conf", PT_CONF_INCLUDE_DEPTH);
+    put(name, "server {}\n");
+    pt_conf *c;
+    char err[512];
+    assert_int_equal(load(&c, "f0.conf", err, sizeof err), 0);
+    assert_int_equal(c->nfiles, PT_CONF_INCLUDE_DEPTH + 1);
+    pt_conf_free(c);
+
+    snprintf(text, sizeof text, "include f%d.conf;\n", PT_CONF_INCLUDE_DEPTH + 1);
+    put(name, text);
+    snprintf(name, sizeof name, "f%d.conf", PT_CONF_INCLUDE_DEPTH + 1);
+    put(name, "server {}\n");
+    load_fails("f0.conf", -ELOOP, "%s/f16.conf:1:9: includes nested too deeply (more than 16)");
+}
+
+/* The fixture an nginx user would write: http wrapper, events, mime.types, sites/ glob. */
+static void test_nginx_style_fixture(void **state)
+{
+    pt_conf *c;
+    char err[512];
+    int fds = count_fds();
+    int rc = pt_conf_load(&c, PORTER_SOURCE_DIR "/tests/unit/conf/porter.conf", "/srv/porter", err,
+                          sizeof err);
+    if (rc != 0)
+        fail_msg("rc %d: %s", rc, err);
+    assert_int_equal(c->worker_processes, 0);
+    assert_string_equal(c->pid_path, "/srv/porter/run/porter.pid");
+    assert_string_equal(c->error_log, "/srv/porter/logs/error.log");
+    assert_int_equal(c->error_log_level, PT_LOG_WARN);
+    assert_int_equal(c->limits.max_concurrent, 4096);
+    assert_int_equal(c->nfiles, 4);
+    assert_int_equal(c->nservers, 2);
+
+    const pt_conf_server *a = &c->servers[0], *b = &c->servers[1];
+    assert_string_equal(a->listens[0].host, "127.0.0.1");
+    assert_string_equal(a->listens[0].port, "8081");
+    assert_true(a->listens[0].default_server);
+    assert_string_equal(a->names[0], "a.example.org");
+    assert_string_equal(a->root, "/srv/porter/sites/a");
+    assert_string_equal(a->access_log, "/srv/porter/logs/access.log");
+    assert_int_equal(a->error_log_level, PT_LOG_WARN);
+    assert_false(a->server_tokens);
+    assert_int_equal(a->limits.max_request_body_length, 16 << 20);
+    assert_true(a->limits.keepalive_timeout == 65);
+    assert_int_equal(a->ntypes, 5);
+    assert_string_equal(a->types[4].ext, "png");
+    assert_true(strstr(a->file, "/tests/unit/conf/sites/a.conf") != NULL);
+
+    assert_string_equal(b->listens[0].host, "::1");
+    assert_string_equal(b->root, "/srv/porter/htdocs");
+    assert_true(isinf(b->limits.keepalive_timeout));
+    assert_int_equal(b->ntypes, 1);
+    assert_string_equal(b->types[0].type, "text/plain");
+    pt_conf_free(c);
+    assert_int_equal(count_fds(), fds);
+}
+
+static void test_nothing_left(void **state)
+{
+    assert_int_equal(count_fds(), fds_at_start);
+}
+
+static int group_setup(void **state)
+{
+    fds_at_start = count_fds();
+    return 0;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_parse_size),
+        cmocka_unit_test(test_parse_time),
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_all_directives),
+        cmocka_unit_test(test_listen_forms),
+        cmocka_unit_test(test_listen_backlog_follows_max_waiting),
+        cmocka_unit_test(test_limits_by_name),
+        cmocka_unit_test(test_unlimited),
+        cmocka_unit_test(test_inheritance),
+        cmocka_unit_test(test_http_and_events),
+        cmocka_unit_test(test_paths),
+        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_error_buffer),
+        cmocka_unit_test_setup_teardown(test_missing_file, dir_setup, dir_teardown),
+        cmocka_unit_test_setup_teardown(test_include_missing, dir_setup, dir_teardown),
+        cmocka_unit_test_setup_teardown(test_include_relative_and_glob, dir_setup, dir_teardown),
+        cmocka_unit_test_setup_teardown(test_include_from_string, dir_setup, dir_teardown),
+        cmocka_unit_test_setup_teardown(test_error_in_included_file, dir_setup, dir_teardown),
+        cmocka_unit_test_setup_teardown(test_include_cycle, dir_setup, dir_teardown),
+        cmocka_unit_test_setup_teardown(test_include_depth, dir_setup, dir_teardown),
+        cmocka_unit_test(test_nginx_style_fixture),
+        cmocka_unit_test(test_nothing_left),
+    };
+    return cmocka_run_group_tests(tests, group_setup, NULL);
+}
