@@ -308,9 +308,10 @@ void pt_outq_push_ref(pt_outq *q, const void *p, size_t n, pt_outq_free_cb free_
     q->pending += n;
 }
 
-void pt_outq_push_file(pt_outq *q, int fd, off_t offset, size_t len, bool close_fd)
+void pt_outq_push_file(pt_outq *q, int fd, off_t offset, size_t len, unsigned flags)
 {
     pt_outq_seg *s;
+    bool close_fd = flags & PT_OUTQ_CLOSE_FD;
 
     if (len == 0) {
         if (close_fd)
@@ -320,6 +321,7 @@ void pt_outq_push_file(pt_outq *q, int fd, off_t offset, size_t len, bool close_
     s = seg_new(q, SEG_FILE);
     s->file.fd = fd;
     s->file.close_fd = close_fd;
+    s->file.no_sendfile = flags & PT_OUTQ_NO_SENDFILE;
     s->file.offset = offset;
     s->file.len = len;
     seg_append(q, s);

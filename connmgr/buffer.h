@@ -72,8 +72,14 @@ void pt_outq_push_copy(pt_outq *q, const void *p, size_t n);
  * been written or the queue is disposed. */
 void pt_outq_push_ref(pt_outq *q, const void *p, size_t n, pt_outq_free_cb free_cb,
                       void *free_data);
-/* Queues `len` bytes of file `fd` from `offset`. With `close_fd`, the queue closes fd after. */
-void pt_outq_push_file(pt_outq *q, int fd, off_t offset, size_t len, bool close_fd);
+/* Flags of pt_outq_push_file(). */
+enum {
+    PT_OUTQ_CLOSE_FD = 1,    /* the queue closes fd once the range is written or dropped */
+    PT_OUTQ_NO_SENDFILE = 2, /* read and write instead of sendfile (conf `sendfile off`) */
+};
+
+/* Queues `len` bytes of file `fd` from `offset`; `flags` is a set of PT_OUTQ_* values. */
+void pt_outq_push_file(pt_outq *q, int fd, off_t offset, size_t len, unsigned flags);
 /* Writes as much as the transport takes: consecutive memory segments in one writev, file
  * ranges with sendfile (read + writev if the transport answers -ENOTSUP). Returns 0 when the
  * queue is empty, -EAGAIN when bytes remain, or -errno (EPIPE, ECONNRESET, ...). */

@@ -319,7 +319,9 @@ int pt_request_respond(pt_request *req, const pt_response *r)
                 }
                 pt_outq_push_copy(&c->out, buf, body_len);
             } else {
-                pt_outq_push_file(&c->out, r->file_fd, r->file_off, body_len, true);
+                bool use_sendfile = !req->vhost || req->vhost->conf->sendfile;
+                pt_outq_push_file(&c->out, r->file_fd, r->file_off, body_len,
+                                  PT_OUTQ_CLOSE_FD | (use_sendfile ? 0 : PT_OUTQ_NO_SENDFILE));
             }
         } else if (body_len) {
             if (r->body_ref)

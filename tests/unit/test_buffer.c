@@ -579,7 +579,7 @@ static void file_range_test(bool no_sendfile)
     memcpy(expect + 3, data + OFF, LEN);
     memcpy(expect + 3 + LEN, "END", 3);
     pt_outq_push_copy(&q, "HDR", 3);
-    pt_outq_push_file(&q, fd, OFF, LEN, true);
+    pt_outq_push_file(&q, fd, OFF, LEN, PT_OUTQ_CLOSE_FD);
     pt_outq_push_copy(&q, "END", 3);
     assert_int_equal(pt_outq_pending(&q), LEN + 6);
 
@@ -680,9 +680,9 @@ static void test_outq_dispose_pending(void **state)
     pt_outq_init(&q);
     pt_outq_push_copy(&q, "head", 4);
     pt_outq_push_ref(&q, src, N, on_ref_free, &freed);
-    pt_outq_push_file(&q, owned, 0, 1000, true);
+    pt_outq_push_file(&q, owned, 0, 1000, PT_OUTQ_CLOSE_FD);
     pt_outq_push_ref(&q, src, 10, on_ref_free, &kept_freed);
-    pt_outq_push_file(&q, borrowed, 10, 900, false);
+    pt_outq_push_file(&q, borrowed, 10, 900, 0);
     pt_outq_push_copy(&q, "tail", 4);
     assert_int_equal(pt_outq_flush(&q, &t), -EAGAIN);
     assert_false(pt_outq_is_empty(&q));

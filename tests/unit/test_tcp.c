@@ -315,7 +315,7 @@ static void test_tcp_outq_file_exact(void **state)
     memcpy(expect + 19, data + OFF, LEN);
     memcpy(expect + 19 + LEN, "\r\nnext", 6);
     pt_outq_push_copy(&q, "HTTP/1.1 200 OK\r\n\r\n", 19);
-    pt_outq_push_file(&q, fd, OFF, LEN, true);
+    pt_outq_push_file(&q, fd, OFF, LEN, PT_OUTQ_CLOSE_FD);
     pt_outq_push_copy(&q, "\r\nnext", 6);
 
     while ((r = pt_outq_flush(&q, &s)) != 0) {
@@ -377,7 +377,7 @@ static void test_tcp_peer_closed(void **state)
     /* The same through the out-queue, file first. */
     pt_outq q;
     pt_outq_init(&q);
-    pt_outq_push_file(&q, fd, 0, 4096, false);
+    pt_outq_push_file(&q, fd, 0, 4096, 0);
     pt_outq_push_copy(&q, "x", 1);
     assert_int_equal(pt_outq_flush(&q, &s), -EPIPE);
     assert_int_equal(pt_outq_pending(&q), 4097);
