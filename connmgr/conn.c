@@ -54,6 +54,8 @@ static void finish_close(pt_conn *c)
     }
     pt_inbuf_dispose(&c->in);
     pt_conn_set_state(c, PT_CONN_LINGERING);
+    if (c->dead)
+        return;
     pt_conn_reset_timeout(c, LINGER_TIMEOUT);
     update_io(c);
     linger_read(c);
@@ -102,6 +104,8 @@ void pt_conn_kill(pt_conn *c)
 
 void pt_conn_reset_timeout(pt_conn *c, double secs)
 {
+    if (c->dead)
+        return;
     if (pt_timeout_is_none(secs))
         pt_timer_cancel(&c->timer);
     else
@@ -110,7 +114,7 @@ void pt_conn_reset_timeout(pt_conn *c, double secs)
 
 void pt_conn_adjust_timeout(pt_conn *c, double secs)
 {
-    if (!pt_timeout_is_none(secs))
+    if (!c->dead && !pt_timeout_is_none(secs))
         pt_timer_increment(&c->timer, secs);
 }
 

@@ -406,7 +406,9 @@ static void respond_error_and_close(pt_http_conn *hc, int status)
 
 static int status_for(pt_http_conn *hc, llhttp_errno_t err)
 {
-    if (err == HPE_USER && hc->error_status)
+    /* A callback that stopped the parser chose the status (llhttp reports an error from
+     * on_headers_complete as HPE_CB_HEADERS_COMPLETE, from the others as HPE_USER). */
+    if (hc->error_status)
         return hc->error_status;
     switch (err) {
     case HPE_INVALID_VERSION:
@@ -471,6 +473,14 @@ static void process(pt_http_conn *hc)
     }
 }
 
+/* Between requests: the keep-alive timeout runs (a draining manager closes the connection as it
+ * turns idle). */
+static void become_idle(pt_conn *c)
+{
+    pt_conn_set_state(c, PT_CONN_IDLE);
+    pt_conn_reset_timeout(c, c->limits->keepalive_timeout);
+}
+
 static void after_io(pt_http_conn *hc)
 {
     pt_conn *c = hc->conn;
@@ -499,10 +509,8 @@ static void after_io(pt_http_conn *hc)
     int r = pt_conn_flush(c);
     if (r < 0 && r != -EAGAIN)
         return;
-    if (!c->close_after && hc->phase == PHASE_IDLE && pt_outq_is_empty(&c->out)) {
-        pt_conn_set_state(c, PT_CONN_IDLE);
-        pt_conn_reset_timeout(c, c->limits->keepalive_timeout);
-    }
+    if (!c->close_after && hc->phase == PHASE_IDLE && pt_outq_is_empty(&c->out))
+        become_idle(c);
 }
 
 static void http_on_read(pt_conn *c)
@@ -515,10 +523,8 @@ static void http_on_read(pt_conn *c)
 static void http_on_drain(pt_conn *c)
 {
     pt_http_conn *hc = c->proto_data;
-    if (hc->phase == PHASE_IDLE) {
-        pt_conn_set_state(c, PT_CONN_IDLE);
-        pt_conn_reset_timeout(c, c->limits->keepalive_timeout);
-    }
+    if (hc->phase == PHASE_IDLE)
+        become_idle(c);
 }
 
 static void http_on_timeout(pt_conn *c)

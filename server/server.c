@@ -16,11 +16,17 @@
 #include "server/dispatch.h"
 #include "server/site.h"
 
+/* The file cache: files up to 32 KiB, 32 MiB in all, trusted for a second between stats. */
+#define FILE_CACHE_BYTES (32u << 20)
+#define FILE_CACHE_MAX_FILE (32u << 10)
+#define FILE_CACHE_VALIDITY 1.0
+
 struct pt_server {
     struct ev_loop *loop;
     pt_conf *conf;
     pt_custodian *custodian;
     pt_mime *mime;
+    pt_filecache *cache;
     pt_vhost *vhosts;
     size_t nvhosts;
     pt_site *sites;
@@ -175,11 +181,52 @@ static int open_access_log(pt_server *s, const char *path, pt_log **out, char *e
     return 0;
 }
 
+static bool same_str(const char *a, const char *b)
+{
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+/* Applies a conf's default_type and types over the system table. */
+static int load_types(pt_mime **out, const char *default_type, const pt_conf_type *types,
+                      size_t ntypes, bool *fallback)
+{
+    int r = pt_mime_new(out, NULL, fallback);
+    if (r < 0)
+        return r;
+    if (default_type && (r = pt_mime_set_default(*out, default_type)) < 0)
+        return r;
+    for (size_t i = 0; i < ntypes; i++)
+        if ((r = pt_mime_add(*out, types[i].type, types[i].ext)) < 0)
+            return r;
+    return 0;
+}
+
+/* A server block whose types differ from the top level's gets a table of its own. */
+static int vhost_types(pt_server *s, pt_vhost *vh, const pt_conf_server *cs)
+{
+    const pt_conf *conf = s->conf;
+    bool same = same_str(cs->default_type, conf->default_type) && cs->ntypes == conf->ntypes;
+    for (size_t i = 0; same && i < cs->ntypes; i++)
+        same = same_str(cs->types[i].type, conf->types[i].type) &&
+               same_str(cs->types[i].ext, conf->types[i].ext);
+    vh->mime = s->mime;
+    if (same)
+        return 0;
+    int r = load_types(&vh->own_mime, cs->default_type, cs->types, cs->ntypes, NULL);
+    vh->mime = vh->own_mime;
+    return r;
+}
+
 static int setup_vhost(pt_server *s, pt_vhost *vh, const pt_conf_server *cs, char *err, size_t elen)
 {
     vh->conf = cs;
     vh->limits = cs->limits;
-    vh->mime = s->mime;
+    int r = vhost_types(s, vh, cs);
+    if (r < 0) {
+        snprintf(err, elen, "%s:%d: cannot load MIME types: %s", cs->file, cs->line, strerror(-r));
+        return r;
+    }
+    vh->cache = s->cache;
     vh->root_fd = open(cs->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (vh->root_fd < 0) {
         int e = -errno;
@@ -294,21 +341,18 @@ int pt_server_new(pt_server **out, struct ev_loop *loop, const char *conf_path, 
     pt_error_log_set(s->error_log, conf->error_log_level);
 
     bool fallback = false;
-    r = pt_mime_new(&s->mime, NULL, &fallback);
+    r = load_types(&s->mime, conf->default_type, conf->types, conf->ntypes, &fallback);
     if (r < 0) {
         snprintf(err, errlen, "cannot load MIME types: %s", strerror(-r));
         goto fail;
     }
     if (fallback)
         pt_log_error(PT_LOG_WARN, "/etc/mime.types not readable; using built-in MIME types");
-    if (conf->default_type)
-        pt_mime_set_default(s->mime, conf->default_type);
-    for (size_t i = 0; i < conf->ntypes; i++)
-        pt_mime_add(s->mime, conf->types[i].type, conf->types[i].ext);
 
     s->custodian = pt_custodian_new(NULL);
     s->vhosts = calloc(conf->nservers, sizeof *s->vhosts);
-    if (!s->custodian || !s->vhosts) {
+    s->cache = pt_filecache_new(FILE_CACHE_BYTES, FILE_CACHE_MAX_FILE, FILE_CACHE_VALIDITY);
+    if (!s->custodian || !s->vhosts || !s->cache) {
         r = -ENOMEM;
         goto fail;
     }
@@ -392,14 +436,17 @@ void pt_server_free(pt_server *s)
     pt_custodian_shutdown(s->custodian);
     pt_custodian_reap();
     pt_chunk_pool_trim();
-    for (size_t i = 0; i < s->nvhosts; i++)
+    for (size_t i = 0; i < s->nvhosts; i++) {
         if (s->vhosts[i].root_fd >= 0)
             close(s->vhosts[i].root_fd);
+        pt_mime_free(s->vhosts[i].own_mime);
+    }
     free(s->vhosts);
     for (size_t i = 0; i < s->nlogs; i++)
         pt_log_close(s->logs[i]);
     free(s->logs);
     pt_mime_free(s->mime);
+    pt_filecache_free(s->cache);
     if (s->error_log) {
         pt_error_log_set(NULL, s->conf ? s->conf->error_log_level : PT_LOG_NOTICE);
         pt_log_close(s->error_log);

@@ -15,6 +15,7 @@
 #include "connmgr/connmgr.h"
 #include "listener/listener.h"
 #include "server/config.h"
+#include "server/filecache.h"
 #include "server/http.h"
 #include "server/log.h"
 #include "server/mime.h"
@@ -27,6 +28,8 @@ struct pt_vhost {
     pt_limits limits;
     pt_log *access_log; /* NULL: off */
     const pt_mime *mime;
+    pt_mime *own_mime;   /* when the server block has its own types or default_type */
+    pt_filecache *cache; /* the server's, shared by its vhosts */
 };
 
 typedef struct pt_site {

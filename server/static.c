@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "server/filecache.h"
 #include "server/path.h"
 #include "server/site.h"
 
@@ -33,16 +34,41 @@ static int status_for_errno(int err)
     }
 }
 
-static void serve_file(pt_request *req, int fd, const struct stat *st, const char *name)
+static void serve_cached(pt_request *req, const pt_cached_file *cf)
 {
-    const pt_vhost *vh = req->vhost;
     pt_response r;
     pt_response_init(&r, 200);
-    r.content_type = pt_mime_lookup(vh->mime, name, strlen(name));
+    r.body = cf->body;
+    r.body_len = cf->size;
+    r.extra_headers = (pt_str){cf->head, cf->head_len};
+    pt_request_respond(req, &r);
+}
+
+/* Serves the open regular file `fd` found at `name` for the request path `key`: from the cache
+ * when it is small enough to be kept there, else from the file. Takes `fd`. */
+static void serve_file(pt_request *req, int fd, const struct stat *st, const char *name,
+                       const char *key, size_t keylen)
+{
+    const pt_vhost *vh = req->vhost;
+    const char *type = pt_mime_lookup(vh->mime, name, strlen(name));
+    const pt_cached_file *cf =
+        pt_filecache_put(vh->cache, vh, key, keylen, name, fd, st, type, req->start);
+    if (cf) {
+        close(fd);
+        serve_cached(req, cf);
+        return;
+    }
+    char etag[64] = "ETag: ";
+    size_t n = 6 + pt_etag_format(st, etag + 6);
+    memcpy(etag + n, "\r\n", 2);
+    pt_response r;
+    pt_response_init(&r, 200);
+    r.content_type = type;
     r.file_fd = fd;
     r.file_off = 0;
     r.body_len = (size_t)st->st_size;
     r.last_modified = st->st_mtime;
+    r.extra_headers = (pt_str){etag, n + 2};
     pt_request_respond(req, &r);
 }
 
@@ -100,6 +126,12 @@ void pt_static_handle(pt_request *req)
         pt_request_respond_error(req, len == -ENAMETOOLONG ? 414 : 400);
         return;
     }
+    const pt_cached_file *cf =
+        pt_filecache_get(vh->cache, vh, vh->root_fd, norm, (size_t)len, req->start);
+    if (cf) {
+        serve_cached(req, cf);
+        return;
+    }
     struct stat st;
     int fd = open_checked(vh, norm, &st);
     if (fd < 0) {
@@ -112,7 +144,7 @@ void pt_static_handle(pt_request *req)
             pt_request_respond_error(req, 404);
             return;
         }
-        serve_file(req, fd, &st, norm);
+        serve_file(req, fd, &st, norm, norm, (size_t)len);
         return;
     }
     close(fd);
@@ -138,7 +170,7 @@ void pt_static_handle(pt_request *req)
             return;
         }
         if (S_ISREG(st.st_mode)) {
-            serve_file(req, fd, &st, norm);
+            serve_file(req, fd, &st, norm, norm, (size_t)len);
             return;
         }
         close(fd);

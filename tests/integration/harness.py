@@ -1,0 +1,684 @@
+"""Shared helpers for porter's integration tests: a running porter, raw HTTP over sockets, and
+a small unittest runner that ends with the line "N passed, M failed".
+
+Python 3 standard library only. The binary comes from $PORTER_BIN, the repository from
+$PORTER_SOURCE_DIR. Every socket operation has a timeout, every porter started here is
+stopped (or killed) and its temporary directory removed, even when a test fails.
+"""
+
+import atexit
+import errno
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SOURCE_DIR = os.environ.get("PORTER_SOURCE_DIR") or os.path.abspath(os.path.join(HERE, "..", ".."))
+PORTER_BIN = os.environ.get("PORTER_BIN") or os.path.join(SOURCE_DIR, "build", "porter")
+
+# Lines in porter's stderr that mean a memory or UB error, or something left alive at exit.
+SANITIZER_MARKERS = ("AddressSanitizer", "LeakSanitizer", "runtime error", "porter: leak")
+
+START_TIMEOUT = 10.0
+STOP_TIMEOUT = 10.0
+IO_TIMEOUT = 10.0
+
+_live = set()  # Porter instances not yet cleaned up, for the atexit safety net
+
+
+def _child_setup():
+    """In the child before exec: die with the test process (a killed test leaves no porter)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
+def sanitizer_env():
+    env = dict(os.environ)
+    env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
+    env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
+    env.setdefault("LSAN_OPTIONS", "")
+    # Porter's log stamps use local time; keep the access-log regexes simple.
+    env.setdefault("TZ", "UTC")
+    return env
+
+
+def run_porter(args, timeout=30.0, cwd=None):
+    """Runs porter with `args` to completion; returns (exit code, stdout, stderr) as text."""
+    p = subprocess.run(
+        [PORTER_BIN] + list(args),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        timeout=timeout,
+        cwd=cwd,
+        env=sanitizer_env(),
+        preexec_fn=_child_setup,
+    )
+    return p.returncode, p.stdout.decode("utf-8", "replace"), p.stderr.decode("utf-8", "replace")
+
+
+def assert_clean_output(text, what="porter"):
+    for marker in SANITIZER_MARKERS:
+        if marker in text:
+            raise AssertionError("%s output contains %r:\n%s" % (what, marker, text))
+
+
+_SERVER_BLOCK = re.compile(r"(^|[\s;}])server\s*\{")
+_LISTENING = re.compile(r"listening on http://(\[[0-9a-fA-F:.]+\]|[0-9.]+):(\d+)")
+
+
+def build_conf(conf_text, error_log=True):
+    """Completes a test's conf text. Without a `server {` block the text is taken as server
+    directives and wrapped in one that listens on 127.0.0.1:0 with root htdocs. Without an
+    error_log directive, `error_log stderr info;` is added at the top."""
+    if not _SERVER_BLOCK.search(conf_text):
+        conf_text = (
+            "server {\n"
+            "    listen 127.0.0.1:0;\n"
+            "    root htdocs;\n"
+            "%s\n"
+            "}\n" % conf_text
+        )
+    if error_log and not re.search(r"(^|[\s;{}])error_log\s", conf_text):
+        conf_text = "error_log stderr info;\n" + conf_text
+    return conf_text
+
+
+def write_files(base, files):
+    for rel, data in (files or {}).items():
+        path = os.path.join(base, rel)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        if isinstance(data, str):
+            data = data.encode()
+        with open(path, "wb") as f:
+            f.write(data)
+
+
+class Porter:
+    """A porter process serving a temporary directory.
+
+    `conf_text` may use "@TMP@" for the temporary directory's absolute path. `files` maps
+    paths relative to TMP/htdocs to bytes. `log_file`, if given, is a path (may use @TMP@)
+    where porter's error log goes: the "listening on" line is looked for there instead of on
+    stderr. `extra` maps paths relative to TMP (not htdocs) to bytes.
+    """
+
+    def __init__(self, conf_text="", files=None, extra=None, log_file=None, start=True,
+                 prefix="porter-itest-", run_as=None, known_port=None):
+        self.tmp = tempfile.mkdtemp(prefix=prefix)
+        self.run_as = run_as  # a uid to drop to (when the tests run as root)
+        self.known_port = known_port  # set: poll this port instead of reading "listening on"
+        if run_as is not None:
+            os.chmod(self.tmp, 0o755)
+        self.htdocs = os.path.join(self.tmp, "htdocs")
+        os.makedirs(self.htdocs)
+        self.proc = None
+        self.port = None
+        self.host = None
+        self.exit_code = None
+        self._chunks = []
+        self._lock = threading.Lock()
+        self._reader = None
+        self._stopped = False
+        _live.add(self)
+        try:
+            write_files(self.htdocs, files)
+            write_files(self.tmp, extra)
+            text = build_conf(conf_text).replace("@TMP@", self.tmp)
+            self.conf_path = os.path.join(self.tmp, "porter.conf")
+            with open(self.conf_path, "w") as f:
+                f.write(text)
+            self.log_file = log_file.replace("@TMP@", self.tmp) if log_file else None
+            if start:
+                self.start()
+        except BaseException:
+            self.cleanup()
+            raise
+
+    # ---- process ----
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            [PORTER_BIN, "-p", self.tmp, "-c", self.conf_path],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            cwd=self.tmp,
+            env=sanitizer_env(),
+            preexec_fn=self._preexec,
+            start_new_session=True,
+        )
+        self._reader = threading.Thread(target=self._read_output, daemon=True)
+        self._reader.start()
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.known_port is not None:
+                try:
+                    socket.create_connection(("127.0.0.1", self.known_port), 1).close()
+                    self.host, self.port = "127.0.0.1", self.known_port
+                    return
+                except OSError:
+                    pass
+            text = self.output
+            if self.log_file and os.path.exists(self.log_file):
+                with open(self.log_file, "r", errors="replace") as f:
+                    text = f.read()
+            m = _LISTENING.search(text)
+            if m:
+                self.host = m.group(1).strip("[]")
+                self.port = int(m.group(2))
+                return
+            if self.proc.poll() is not None:
+                self._reader.join(2)
+                raise AssertionError(
+                    "porter exited with %s before listening:\n%s" % (self.proc.returncode, self.output)
+                )
+            time.sleep(0.02)
+        raise AssertionError("porter did not report listening within %ss:\n%s" % (START_TIMEOUT, self.output))
+
+    def _preexec(self):
+        _child_setup()
+        if self.run_as is not None:
+            os.setgroups([])
+            os.setgid(self.run_as)
+            os.setuid(self.run_as)
+
+    def _read_output(self):
+        fd = self.proc.stdout
+        while True:
+            try:
+                data = fd.read1(65536) if hasattr(fd, "read1") else os.read(fd.fileno(), 65536)
+            except (OSError, ValueError):
+                break
+            if not data:
+                break
+            with self._lock:
+                self._chunks.append(data)
+
+    @property
+    def output(self):
+        """Everything porter wrote to stderr (and stdout) so far."""
+        with self._lock:
+            return b"".join(self._chunks).decode("utf-8", "replace")
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def wait(self, timeout=STOP_TIMEOUT):
+        """Waits for porter to exit; returns the exit code (raises on timeout)."""
+        try:
+            self.exit_code = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError("porter did not exit within %ss:\n%s" % (timeout, self.output))
+        if self._reader:
+            self._reader.join(5)
+        return self.exit_code
+
+    def check_exit(self):
+        """Asserts a clean exit: code 0, no sanitizer report, nothing left alive."""
+        self._stopped = True
+        if self.exit_code != 0:
+            raise AssertionError("porter exited with %r:\n%s" % (self.exit_code, self.output))
+        assert_clean_output(self.output)
+
+    def stop(self, timeout=STOP_TIMEOUT):
+        """SIGTERM, wait, and assert a clean exit."""
+        if self._stopped:
+            return
+        self._stopped = True
+        if self.alive():
+            self.proc.send_signal(signal.SIGTERM)
+        self.wait(timeout)
+        self.check_exit()
+
+    def cleanup(self):
+        """Kills what is left (the whole process group) and removes the temporary directory."""
+        _live.discard(self)
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                try:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                except OSError:
+                    pass
+                try:
+                    self.proc.wait(5)
+                except subprocess.TimeoutExpired:
+                    pass
+            else:
+                # Workers of a master that died are in its process group too.
+                try:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                except OSError:
+                    pass
+            if self._reader:
+                self._reader.join(2)
+            try:
+                self.proc.stdout.close()
+            except Exception:
+                pass
+        if self.tmp and os.path.isdir(self.tmp):
+            # chmod'ed files would not stop rmtree for root, but do for others.
+            for d, dirs, fs in os.walk(self.tmp):
+                for name in dirs + fs:
+                    p = os.path.join(d, name)
+                    if not os.path.islink(p):
+                        try:
+                            os.chmod(p, 0o755)
+                        except OSError:
+                            pass
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        try:
+            if exc[0] is None:
+                self.stop()
+        finally:
+            self.cleanup()
+        return False
+
+    # ---- clients ----
+
+    def connect(self, timeout=IO_TIMEOUT):
+        return Conn(self.host, self.port, timeout)
+
+    def url(self, path="/"):
+        h = "[%s]" % self.host if ":" in self.host else self.host
+        return "http://%s:%d%s" % (h, self.port, path)
+
+    def get(self, path, headers=None, method="GET", version="1.1"):
+        """One request on a fresh connection with Connection: close; returns the Response."""
+        with self.connect() as c:
+            c.send(request(method, path, headers=headers, version=version, close=True))
+            return c.read_response(method)
+
+
+@atexit.register
+def _cleanup_all():
+    for p in list(_live):
+        try:
+            p.cleanup()
+        except Exception:
+            pass
+
+
+# ---- raw HTTP ----
+
+
+def request(method="GET", target="/", headers=None, version="1.1", body=b"", host="localhost",
+            close=False):
+    """Builds a request. `headers` is a list of (name, value) or a dict; Host is added for
+    HTTP/1.1 unless host is None or headers name one."""
+    lines = ["%s %s HTTP/%s" % (method, target, version)]
+    hs = list(headers.items()) if isinstance(headers, dict) else list(headers or [])
+    if host is not None and version == "1.1" and not any(n.lower() == "host" for n, _ in hs):
+        hs.insert(0, ("Host", host))
+    if close:
+        hs.append(("Connection", "close"))
+    for n, v in hs:
+        lines.append("%s: %s" % (n, v))
+    raw = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    if isinstance(body, str):
+        body = body.encode()
+    return raw + body
+
+
+class Response:
+    def __init__(self, version, status, reason, headers, body, raw_head):
+        self.version = version
+        self.status = status
+        self.reason = reason
+        self.headers = headers  # list of (name, value) in order
+        self.body = body
+        self.raw_head = raw_head
+
+    def header(self, name, default=None):
+        name = name.lower()
+        for n, v in self.headers:
+            if n.lower() == name:
+                return v
+        return default
+
+    def header_all(self, name):
+        name = name.lower()
+        return [v for n, v in self.headers if n.lower() == name]
+
+    def has_token(self, name, token):
+        v = self.header(name)
+        return v is not None and token.lower() in [t.strip().lower() for t in v.split(",")]
+
+    def __repr__(self):
+        return "<Response %s %s %r body=%d bytes>" % (self.status, self.reason, self.headers, len(self.body))
+
+
+class Closed(Exception):
+    """The server closed the connection before a complete response."""
+
+
+class Conn:
+    """A client connection with a read buffer."""
+
+    def __init__(self, host, port, timeout=IO_TIMEOUT, family=None, rcvbuf=None):
+        if family is None:
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.sock = socket.socket(family, socket.SOCK_STREAM)
+        if rcvbuf:
+            # Set before connect so the window is small from the start.
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.sock.settimeout(timeout)
+        self.timeout = timeout
+        try:
+            self.sock.connect((host, port))
+        except BaseException:
+            self.sock.close()
+            raise
+        self.buf = bytearray()  # received, not yet consumed
+        self.eof = False
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def settimeout(self, t):
+        self.timeout = t
+        self.sock.settimeout(t)
+
+    def _fill(self, deadline):
+        """Reads more bytes into the buffer; raises Closed on EOF or reset, socket.timeout when
+        the deadline passes."""
+        if self.eof:
+            raise Closed("connection closed")
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise socket.timeout("timed out")
+        self.sock.settimeout(left)
+        try:
+            data = self.sock.recv(262144)
+        except ConnectionResetError:
+            self.eof = True
+            raise Closed("connection reset")
+        finally:
+            self.sock.settimeout(self.timeout)
+        if not data:
+            self.eof = True
+            raise Closed("connection closed")
+        self.buf += data
+
+    def read_head(self, timeout=None):
+        deadline = time.monotonic() + (timeout or self.timeout)
+        while True:
+            end = self.buf.find(b"\r\n\r\n")
+            if end >= 0:
+                break
+            try:
+                self._fill(deadline)
+            except Closed:
+                raise Closed("closed after %d bytes of a response head: %r" % (len(self.buf), bytes(self.buf[:200])))
+        head = bytes(self.buf[:end])
+        del self.buf[:end + 4]
+        return head
+
+    def read_exact(self, n, timeout=None):
+        deadline = time.monotonic() + (timeout or self.timeout)
+        while len(self.buf) < n:
+            try:
+                self._fill(deadline)
+            except Closed:
+                raise Closed("closed after %d of %d body bytes" % (len(self.buf), n))
+        data = bytes(self.buf[:n])
+        del self.buf[:n]
+        return data
+
+    def read_until_close(self, timeout=None):
+        deadline = time.monotonic() + (timeout or self.timeout)
+        while True:
+            try:
+                self._fill(deadline)
+            except Closed:
+                break
+        data = bytes(self.buf)
+        self.buf = bytearray()
+        return data
+
+    def read_response(self, method="GET", timeout=None):
+        """Reads one response. HEAD, 1xx, 204 and 304 have no body; otherwise the body is
+        framed by chunked, Content-Length, or the end of the connection."""
+        head = self.read_head(timeout)
+        text = head.decode("latin-1")
+        lines = text.split("\r\n")
+        m = re.match(r"^HTTP/(\d\.\d) (\d{3}) ?(.*)$", lines[0])
+        if not m:
+            raise AssertionError("bad status line: %r" % lines[0])
+        headers = []
+        for line in lines[1:]:
+            if ":" not in line:
+                raise AssertionError("bad header line %r in %r" % (line, text))
+            n, v = line.split(":", 1)
+            if n != n.strip() or not n:
+                raise AssertionError("bad header name %r" % n)
+            headers.append((n, v.strip()))
+        status = int(m.group(2))
+        resp = Response(m.group(1), status, m.group(3), headers, b"", head)
+        if method == "HEAD" or 100 <= status < 200 or status in (204, 304):
+            return resp
+        te = resp.header("Transfer-Encoding")
+        cl = resp.header_all("Content-Length")
+        if te and "chunked" in te.lower():
+            resp.body = self._read_chunked(timeout)
+        elif cl:
+            if len(set(cl)) != 1:
+                raise AssertionError("conflicting Content-Length: %r" % cl)
+            resp.body = self.read_exact(int(cl[0]), timeout)
+        else:
+            resp.body = self.read_until_close(timeout)
+        return resp
+
+    def _read_chunked(self, timeout):
+        deadline = time.monotonic() + (timeout or self.timeout)
+        body = b""
+        while True:
+            while b"\r\n" not in self.buf:
+                self._fill(deadline)
+            i = self.buf.find(b"\r\n")
+            line = bytes(self.buf[:i])
+            del self.buf[:i + 2]
+            size = int(line.split(b";")[0], 16)
+            if size == 0:  # trailer fields, then an empty line
+                while not (self.buf.startswith(b"\r\n") or b"\r\n\r\n" in self.buf):
+                    self._fill(deadline)
+                if self.buf.startswith(b"\r\n"):
+                    del self.buf[:2]
+                else:
+                    del self.buf[:self.buf.find(b"\r\n\r\n") + 4]
+                return body
+            body += self.read_exact(size, max(0.01, deadline - time.monotonic()))
+            self.read_exact(2, max(0.01, deadline - time.monotonic()))
+
+    def read_responses(self, methods, timeout=None):
+        """Reads one response per entry of `methods` (pipelined requests), in order."""
+        return [self.read_response(m, timeout) for m in methods]
+
+    def wait_closed(self, timeout=5.0):
+        """Waits for the server to close. Returns (closed, extra bytes received meanwhile,
+        seconds waited). closed is True on EOF or ECONNRESET, False at the timeout."""
+        start = time.monotonic()
+        deadline = start + timeout
+        extra = self.buf
+        self.buf = bytearray()
+        while not self.eof:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False, bytes(extra), time.monotonic() - start
+            self.sock.settimeout(left)
+            try:
+                data = self.sock.recv(65536)
+            except socket.timeout:
+                continue
+            except ConnectionResetError:
+                self.eof = True
+                break
+            finally:
+                self.sock.settimeout(self.timeout)
+            if not data:
+                self.eof = True
+                break
+            extra += data
+        return True, bytes(extra), time.monotonic() - start
+
+
+def connect(host, port, timeout=IO_TIMEOUT):
+    return Conn(host, port, timeout)
+
+
+def free_port(host="127.0.0.1"):
+    """A port that was free a moment ago (for tests that must name the port in the conf)."""
+    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    s = socket.socket(fam, socket.SOCK_STREAM)
+    try:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+    finally:
+        s.close()
+
+
+def has_ipv6_loopback():
+    if not socket.has_ipv6:
+        return False
+    try:
+        s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    except OSError:
+        return False
+    try:
+        s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+# ---- test base and runner ----
+
+
+class PorterTestCase(unittest.TestCase):
+    """Adds start_porter(): a porter stopped (asserting a clean exit) at the end of the test and
+    removed in every case."""
+
+    def start_porter(self, conf_text="", files=None, **kw):
+        p = Porter(conf_text, files, **kw)
+        self.addCleanup(p.cleanup)
+        self.addCleanup(self._stop_if_passing, p)
+        return p
+
+    def _stop_if_passing(self, p):
+        # Always stop; if porter misbehaves at exit, the test fails with its output.
+        p.stop()
+
+    def assertStatus(self, resp, status):
+        self.assertEqual(resp.status, status, "expected %d, got %r\n%r" % (status, resp, resp.body[:300]))
+
+    def assertClosed(self, conn, timeout=5.0, allow_extra=False):
+        closed, extra, _ = conn.wait_closed(timeout)
+        self.assertTrue(closed, "the server did not close the connection within %ss" % timeout)
+        if not allow_extra:
+            self.assertEqual(extra, b"", "unexpected bytes before the close")
+
+    def assertOpen(self, conn, wait=0.3):
+        closed, extra, _ = conn.wait_closed(wait)
+        self.assertFalse(closed, "the server closed the connection")
+        self.assertEqual(extra, b"", "unexpected bytes on an idle connection")
+
+
+class _Result(unittest.TextTestResult):
+    pass
+
+
+def main():
+    """Runs the calling module's tests; prints "N passed, M failed" as the last line and exits
+    0 only if nothing failed."""
+    if not os.access(PORTER_BIN, os.X_OK):
+        print("PORTER_BIN %r is not an executable" % PORTER_BIN)
+        print("0 passed, 1 failed")
+        sys.exit(1)
+    def interrupted(signum, frame):
+        raise KeyboardInterrupt("signal %d" % signum)
+
+    # Stopped from outside (a test driver's timeout): unwind so every porter is killed and
+    # every temporary directory removed. (SIGKILL cannot be caught: PR_SET_PDEATHSIG at least
+    # takes the porter processes down with us.)
+    signal.signal(signal.SIGTERM, interrupted)
+    signal.signal(signal.SIGHUP, interrupted)
+    module = sys.modules["__main__"]
+    suite = unittest.defaultTestLoader.loadTestsFromModule(module)
+    if len(sys.argv) > 1:  # names of tests to run: "test_x" or "Class.test_x"
+        wanted = sys.argv[1:]
+        flat = []
+
+        def walk(s):
+            for t in s:
+                if isinstance(t, unittest.TestSuite):
+                    walk(t)
+                else:
+                    flat.append(t)
+
+        walk(suite)
+        suite = unittest.TestSuite(
+            t for t in flat if any(t.id().endswith("." + w) or t.id().endswith(w) for w in wanted)
+        )
+    runner = unittest.TextTestRunner(stream=sys.stdout, verbosity=2, resultclass=_Result)
+    start = time.monotonic()
+    try:
+        result = runner.run(suite)
+    except KeyboardInterrupt:
+        _cleanup_all()
+        print("interrupted")
+        print("0 passed, 1 failed")
+        sys.exit(1)
+    _cleanup_all()
+    problems = result.failures + result.errors
+    failed = len(problems) + len(result.unexpectedSuccesses)
+    skipped = len(result.skipped)
+    # A failing setUpClass/tearDownClass is reported but is not one of the tests run.
+    failed_tests = len([t for t, _ in problems if isinstance(t, unittest.TestCase)])
+    passed = result.testsRun - failed_tests - len(result.unexpectedSuccesses) - skipped
+    if skipped:
+        print("%d skipped" % skipped)
+    print("(%.1f s)" % (time.monotonic() - start))
+    sys.stdout.flush()
+    print("%d passed, %d failed" % (passed, failed))
+    sys.stdout.flush()
+    sys.exit(0 if failed == 0 and result.testsRun > 0 else 1)
