@@ -8,11 +8,6 @@
 
 #include "connmgr/conn_private.h"
 
-/* How long a closing connection keeps discarding input so the client reads our response
- * instead of a reset (nginx's lingering_timeout is 5 s; one quiet stretch of 2 s is plenty on
- * the paths porter closes on). */
-#define LINGER_TIMEOUT 2.0
-
 static void update_io(pt_conn *c)
 {
     int events = 0;
@@ -56,7 +51,8 @@ static void finish_close(pt_conn *c)
     pt_conn_set_state(c, PT_CONN_LINGERING);
     if (c->dead)
         return;
-    pt_conn_reset_timeout(c, LINGER_TIMEOUT);
+    /* Discard input for a while so the client reads our response instead of a reset. */
+    pt_conn_reset_timeout(c, c->limits->lingering_timeout);
     update_io(c);
     linger_read(c);
 }

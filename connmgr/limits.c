@@ -15,6 +15,9 @@ pt_limits pt_limits_default(void)
         .shutdown_grace_period = 10,
         .keepalive_timeout = 75,
         .keepalive_requests = 1000,
+        .request_body_timeout = 60,
+        .lingering_timeout = 5,
+        .max_concurrent_per_client = PT_LIMIT_NONE,
     };
 }
 
@@ -33,5 +36,8 @@ pt_limits pt_limits_unlimited(void)
         .shutdown_grace_period = PT_TIMEOUT_NONE,
         .keepalive_timeout = PT_TIMEOUT_NONE,
         .keepalive_requests = PT_LIMIT_NONE,
+        .request_body_timeout = PT_TIMEOUT_NONE,
+        .lingering_timeout = 5,
+        .max_concurrent_per_client = PT_LIMIT_NONE,
     };
 }

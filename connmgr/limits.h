@@ -28,6 +28,9 @@ typedef struct pt_limits {
     double shutdown_grace_period;     /* in-flight work on stop: 10 s */
     double keepalive_timeout;         /* idle between requests: 75 s */
     size_t keepalive_requests;        /* requests per connection: 1000 */
+    double request_body_timeout;      /* each wait for request-body bytes: 60 s */
+    double lingering_timeout;         /* discarding input while closing after an error: 5 s */
+    size_t max_concurrent_per_client; /* open connections from one client address: no limit */
 } pt_limits;
 
 /* Returns the default limits (Racket's values where it has one). */

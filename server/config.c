@@ -1016,10 +1016,14 @@ static const directive directives[] = {
     {"shutdown_grace_period", C_ANY, 0, 1, 1, set_time, LIMIT(shutdown_grace_period)},
     {"keepalive_timeout", C_ANY, 0, 1, 1, set_time, LIMIT(keepalive_timeout)},
     {"keepalive_requests", C_ANY, 0, 1, 1, set_count, LIMIT(keepalive_requests)},
+    {"request_body_timeout", C_ANY, 0, 1, 1, set_time, LIMIT(request_body_timeout)},
+    {"lingering_timeout", C_ANY, 0, 1, 1, set_time, LIMIT(lingering_timeout)},
+    {"max_concurrent_per_client", C_ANY, 0, 1, 1, set_count, LIMIT(max_concurrent_per_client)},
     /* nginx's names for some of them; they share the field, so giving both is a duplicate */
     {"client_max_body_size", C_ANY, 0, 1, 1, set_size, LIMIT(max_request_body_length)},
     {"client_header_timeout", C_ANY, 0, 1, 1, set_time, LIMIT(request_read_timeout)},
     {"send_timeout", C_ANY, 0, 1, 1, set_time, LIMIT(response_send_timeout)},
+    {"client_body_timeout", C_ANY, 0, 1, 1, set_time, LIMIT(request_body_timeout)},
 };
 
 #define NDIRECTIVES (sizeof directives / sizeof *directives)

@@ -10,7 +10,7 @@
  * The connection's single timer is moved at each phase (Racket's reset-connection-timeout!):
  *   waiting for a request   request_read_timeout (new connection) / keepalive_timeout (idle)
  *   request head            request_read_timeout from its first byte, not extended by trickles
- *   request body            request_read_timeout between reads
+ *   request body            request_body_timeout between reads
  *   response                response_send_timeout per write stall (conn.c)
  */
 #include <errno.h>
@@ -332,9 +332,9 @@ static int on_headers_complete(llhttp_t *p)
     pt_static_handle(r);
     if (hc->conn->dead)
         return HPE_USER;
-    /* A body that nobody reads is discarded, bounded by request_read_timeout between reads. */
+    /* A body that nobody reads is discarded, bounded by request_body_timeout between reads. */
     if (r->has_length || r->chunked) {
-        pt_conn_reset_timeout(hc->conn, hc->conn->limits->request_read_timeout);
+        pt_conn_reset_timeout(hc->conn, hc->conn->limits->request_body_timeout);
         /* The client waits for "100 Continue" before sending; we answered without it, so the
          * body may never come: this connection cannot be reused. */
         if (r->expect_continue)
@@ -349,6 +349,8 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
     hc->body_seen += len;
     if (hc->body_seen > hc->req.vhost->limits.max_request_body_length)
         return fail(hc, 413, "request body too large");
+    /* An idle timeout between body reads: moving a timer later costs no system call. */
+    pt_conn_reset_timeout(hc->conn, hc->conn->limits->request_body_timeout);
     return 0;
 }
 
@@ -386,7 +388,7 @@ void pt_http_conn_responded(pt_http_conn *hc, bool close)
 }
 
 /* Answers a request that failed before a handler saw it, then closes: framing may be lost. */
-static void respond_error_and_close(pt_http_conn *hc, int status)
+static void respond_error_and_close(pt_http_conn *hc, int status, const char *why)
 {
     pt_request *r = &hc->req;
     if (!r->arena)
@@ -398,8 +400,10 @@ static void respond_error_and_close(pt_http_conn *hc, int status)
     hc->close_after = true;
     hc->conn->linger = true;
     pt_conn_set_state(hc->conn, PT_CONN_WRITING);
-    if (!hc->responded)
+    if (!hc->responded) {
+        pt_request_log(r, PT_LOG_INFO, "client sent an invalid request (%d): %s", status, why);
         pt_request_respond_error(r, status);
+    }
     request_end(hc);
     pt_conn_close(hc->conn);
 }
@@ -468,7 +472,8 @@ static void process(pt_http_conn *hc)
             finish_request(hc);
             continue;
         }
-        respond_error_and_close(hc, status_for(hc, err));
+        const char *why = llhttp_get_error_reason(&hc->parser);
+        respond_error_and_close(hc, status_for(hc, err), why ? why : llhttp_errno_name(err));
         return;
     }
 }
@@ -503,7 +508,9 @@ static void after_io(pt_http_conn *hc)
         return;
     if (c->read_paused && !c->close_after) {
         /* The in-buffer hit its cap without a complete head. */
-        respond_error_and_close(hc, hc->url.len && hc->nhdrs == 0 ? 414 : 431);
+        bool line = hc->url.len && hc->nhdrs == 0;
+        respond_error_and_close(hc, line ? 414 : 431,
+                                line ? "request line too long" : "request header too large");
         return;
     }
     int r = pt_conn_flush(c);
@@ -531,7 +538,7 @@ static void http_on_timeout(pt_conn *c)
 {
     pt_http_conn *hc = c->proto_data;
     if (hc->phase == PHASE_HEAD && pt_outq_is_empty(&c->out)) {
-        respond_error_and_close(hc, 408);
+        respond_error_and_close(hc, 408, "request head not received in time");
         if (!c->dead)
             pt_conn_flush(c);
         return;

@@ -80,6 +80,11 @@ int pt_request_respond(pt_request *req, const pt_response *r);
 /* Queues a short HTML error page for `status` (nginx-like). */
 int pt_request_respond_error(pt_request *req, int status);
 
+/* Logs a message about `req` to its server's error log, with the client's address and the
+ * request line appended as nginx does. `level` is a pt_log_level. */
+void pt_request_log(pt_request *req, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* Returns the first header named `name` (case-insensitive), or NULL. */
 const pt_header *pt_request_header(const pt_request *req, const char *name);
 

@@ -128,22 +128,41 @@ int pt_log_enabled(pt_log_level level)
     return level >= error_level;
 }
 
-void pt_log_error(pt_log_level level, const char *fmt, ...)
+static void vlog(pt_log *l, pt_log_level level, const char *fmt, va_list ap)
 {
     static const char *names[] = {"debug", "info", "notice", "warn", "error", "crit"};
-    if (level < error_level)
-        return;
     char line[2048];
     time_t now = time(NULL);
     struct tm tm;
     localtime_r(&now, &tm);
     int n = (int)strftime(line, sizeof line, "%Y/%m/%d %H:%M:%S", &tm);
     n += snprintf(line + n, sizeof line - (size_t)n, " [%s] %d: ", names[level], (int)getpid());
-    va_list ap;
-    va_start(ap, fmt);
     int m = vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
-    va_end(ap);
     n = m < 0 ? n : (n + m > (int)sizeof line - 2 ? (int)sizeof line - 2 : n + m);
     line[n++] = '\n';
-    write_all(error_log ? error_log->fd : STDERR_FILENO, line, (size_t)n);
+    write_all(l ? l->fd : STDERR_FILENO, line, (size_t)n);
+}
+
+void pt_log_error(pt_log_level level, const char *fmt, ...)
+{
+    if (level < error_level)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vlog(error_log, level, fmt, ap);
+    va_end(ap);
+}
+
+void pt_log_error_to(pt_log *l, pt_log_level threshold, pt_log_level level, const char *fmt, ...)
+{
+    if (!l) {
+        threshold = error_level;
+        l = error_log;
+    }
+    if (level < threshold)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vlog(l, level, fmt, ap);
+    va_end(ap);
 }

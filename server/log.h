@@ -34,6 +34,11 @@ const char *pt_log_path(const pt_log *l);
 void pt_error_log_set(pt_log *l, pt_log_level level);
 /* Writes "YYYY/MM/DD HH:MM:SS [level] pid: message" if `level` is at or above the threshold. */
 void pt_log_error(pt_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Writes to the log `l` (a server's own error log) if `level` is at or above `threshold`; with
+ * `l` NULL, to the process's error log at its threshold. */
+void pt_log_error_to(pt_log *l, pt_log_level threshold, pt_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 /* Returns true if messages at `level` would be written. */
 int pt_log_enabled(pt_log_level level);
 

@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -234,6 +235,29 @@ static void access_log(pt_request *req, int status, uint64_t body_bytes)
         line[pos - 1] = '\n';
     }
     pt_log_append(log, line, pos);
+}
+
+void pt_request_log(pt_request *req, int level, const char *fmt, ...)
+{
+    const pt_vhost *vh = req->vhost;
+    pt_log *log = vh ? vh->error_log : NULL;
+    pt_log_level threshold = vh ? vh->error_level : PT_LOG_NOTICE;
+    if (!log && !pt_log_enabled((pt_log_level)level))
+        return;
+    if (log && level < (int)threshold)
+        return;
+    char msg[1024], addr[PT_SOCKADDR_STRLEN];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    pt_conn *c = pt_http_conn_conn(req->hc);
+    if (pt_sockaddr_format((const struct sockaddr *)&c->peer, addr, sizeof addr) < 0)
+        strcpy(addr, "-");
+    pt_log_error_to(log, threshold, (pt_log_level)level,
+                    "%s, client: %s, request: \"%.*s %.*s HTTP/%d.%d\"", msg, addr,
+                    (int)req->method.len, req->method.p, (int)req->target.len, req->target.p,
+                    req->version_major, req->version_minor);
 }
 
 static bool status_has_body(int status)

@@ -160,7 +160,8 @@ static void on_flush_timer(struct ev_loop *loop, ev_timer *w, int revents)
 
 /* ---- construction ---- */
 
-static int open_access_log(pt_server *s, const char *path, pt_log **out, char *err, size_t elen)
+static int open_log(pt_server *s, const char *path, const char *what, pt_log **out, char *err,
+                    size_t elen)
 {
     for (size_t i = 0; i < s->nlogs; i++) {
         if (strcmp(pt_log_path(s->logs[i]), path) == 0) {
@@ -174,7 +175,7 @@ static int open_access_log(pt_server *s, const char *path, pt_log **out, char *e
     s->logs = logs;
     int r = pt_log_open(&s->logs[s->nlogs], path);
     if (r < 0) {
-        snprintf(err, elen, "cannot open access log \"%s\": %s", path, strerror(-r));
+        snprintf(err, elen, "cannot open %s \"%s\": %s", what, path, strerror(-r));
         return r;
     }
     *out = s->logs[s->nlogs++];
@@ -233,8 +234,14 @@ static int setup_vhost(pt_server *s, pt_vhost *vh, const pt_conf_server *cs, cha
         snprintf(err, elen, "%s:%d: root \"%s\": %s", cs->file, cs->line, cs->root, strerror(-e));
         return e;
     }
-    if (cs->access_log)
-        return open_access_log(s, cs->access_log, &vh->access_log, err, elen);
+    if (cs->access_log &&
+        (r = open_log(s, cs->access_log, "access log", &vh->access_log, err, elen)) < 0)
+        return r;
+    /* A server's own error log; one naming the process's log shares it. */
+    vh->error_level = cs->error_log_level;
+    if (cs->error_log && !same_str(cs->error_log, s->conf->error_log))
+        return open_log(s, cs->error_log, "error log", &vh->error_log, err, elen);
+    vh->error_log = s->error_log;
     return 0;
 }
 

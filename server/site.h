@@ -27,6 +27,8 @@ struct pt_vhost {
     int root_fd; /* the document root, O_PATH|O_DIRECTORY */
     pt_limits limits;
     pt_log *access_log; /* NULL: off */
+    pt_log *error_log;  /* NULL: the process's error log */
+    pt_log_level error_level;
     const pt_mime *mime;
     pt_mime *own_mime;   /* when the server block has its own types or default_type */
     pt_filecache *cache; /* the server's, shared by its vhosts */

@@ -34,6 +34,15 @@ static int status_for_errno(int err)
     }
 }
 
+/* Answers a failed open, logging it as nginx does: a missing file at info, the rest as errors. */
+static void fail_open(pt_request *req, const char *path, int err)
+{
+    int status = status_for_errno(err);
+    pt_request_log(req, status == 404 ? PT_LOG_INFO : PT_LOG_ERROR, "open() \"%s%s\" failed (%s)",
+                   req->vhost->conf->root, path, strerror(-err));
+    pt_request_respond_error(req, status);
+}
+
 static void serve_cached(pt_request *req, const pt_cached_file *cf)
 {
     pt_response r;
@@ -135,7 +144,7 @@ void pt_static_handle(pt_request *req)
     struct stat st;
     int fd = open_checked(vh, norm, &st);
     if (fd < 0) {
-        pt_request_respond_error(req, status_for_errno(fd));
+        fail_open(req, norm, fd);
         return;
     }
     if (S_ISREG(st.st_mode)) {
@@ -166,7 +175,7 @@ void pt_static_handle(pt_request *req)
         if (fd == -ENOENT)
             continue;
         if (fd < 0) {
-            pt_request_respond_error(req, status_for_errno(fd));
+            fail_open(req, norm, fd);
             return;
         }
         if (S_ISREG(st.st_mode)) {
@@ -176,5 +185,8 @@ void pt_static_handle(pt_request *req)
         close(fd);
     }
     /* A directory without an index is not listed (autoindex is off). */
+    norm[len] = '\0';
+    pt_request_log(req, PT_LOG_ERROR, "directory index of \"%s%s\" is forbidden", vh->conf->root,
+                   norm);
     pt_request_respond_error(req, 403);
 }

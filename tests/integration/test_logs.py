@@ -159,6 +159,26 @@ class ErrorLog(PorterTestCase):
         self.assertNotIn("listening on", p.output, "the error log went to stderr too")
         p.stop()
 
+    def test_server_error_log(self):
+        # A server block's own error log gets the messages about its requests; the process's
+        # log keeps the rest.
+        p = self.start_porter("error_log stderr notice;\n"
+                              "server {\n    listen 127.0.0.1:0;\n    root htdocs;\n"
+                              "    error_log @TMP@/site-error.log info;\n}\n", FILES)
+        self.assertStatus(p.get("/missing.txt"), 404)
+        with p.connect() as c:
+            c.send(b"GET / HTTP/1.1\r\nHost : x\r\n\r\n")
+            self.assertEqual(c.read_response().status, 400)
+        p.stop()
+        with open(os.path.join(p.tmp, "site-error.log")) as f:
+            text = f.read()
+        self.assertRegex(text, r'\[info\] \d+: open\(\) ".*/htdocs/missing\.txt" failed '
+                               r'\(No such file or directory\), client: 127\.0\.0\.1:\d+, '
+                               r'request: "GET /missing\.txt HTTP/1\.1"')
+        self.assertRegex(text, r"\[info\] \d+: client sent an invalid request \(400\)")
+        self.assertNotIn("missing.txt", p.output, "a request message reached the process log")
+        self.assertIn("listening on", p.output)
+
     def test_level_filters(self):
         # At "error", the notice-level "listening on" line is not written: the port is chosen
         # here and porter is polled until it answers.

@@ -1,0 +1,668 @@
+#!/usr/bin/env python3
+"""porter's benchmark: porter against nginx, lighttpd and h2o, and a floor (bench/floor.c).
+
+Run it through bench/run.sh (`make bench`), which installs the peers, builds porter and the
+floor and raises the fd limit first. Every server gets a conf generated from its template in
+bench/, serves the same docroot on its own port on 127.0.0.1 and is pinned to CPU 0; the load
+generator is pinned to CPU 1. Scenarios run in interleaved rounds and medians are reported.
+Writes bench/results/latest.md and latest.png and prints the tables.
+
+Environment: ROUNDS (3), DURATION (seconds per run, 5), BASE_PORT (18080), IDLE_CONNS (5000),
+SERVERS and SCENARIOS (comma-separated subsets, for a quick look), RESULTS (output folder).
+"""
+
+import datetime
+import http.client
+import json
+import os
+import platform
+import re
+import resource
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+WORK = BENCH / "work"
+DOCROOT, CONF, RUN, LOGS, TMP = (WORK / d for d in ("docroot", "conf", "run", "logs", "tmp"))
+PIDS_FILE = RUN / "pgids"  # process groups started; run.sh's EXIT trap kills what is left
+
+ROUNDS = int(os.environ.get("ROUNDS", "3"))
+DURATION = int(os.environ.get("DURATION", "5"))
+BASE_PORT = int(os.environ.get("BASE_PORT", "18080"))
+IDLE_CONNS = int(os.environ.get("IDLE_CONNS", "5000"))
+RESULTS = Path(os.environ.get("RESULTS", BENCH / "results"))
+CONNS = 50
+PIPELINE_DEPTH = 16
+SERVER_CPU, CLIENT_CPU = "0", "1"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+FILES = {"1k.bin": 1024, "100k.bin": 100 * 1024, "10m.bin": 10 * 1024 * 1024}
+PEERS = ["nginx", "lighttpd", "h2o"]
+
+
+# --- Servers ---------------------------------------------------------------------------------
+
+
+class Server:
+    """One server under test: its conf, its process tree, its CPU time and memory."""
+
+    def __init__(self, name, port, close_port=None):
+        self.name = name
+        self.port = port
+        self.close_port = close_port or port  # the floor closes connections on its own port
+        self.proc = None
+
+    def command(self):
+        conf = CONF / f"{self.name}.conf"
+        if self.name == "porter":
+            return [str(ROOT / "build/release/porter"), "-p", str(WORK), "-c", str(conf)]
+        if self.name == "nginx":
+            prefix = WORK / "nginx"
+            prefix.mkdir(exist_ok=True)
+            return ["nginx", "-p", f"{prefix}/", "-c", str(conf), "-e", str(LOGS / "nginx-error.log")]
+        if self.name == "lighttpd":
+            return ["lighttpd", "-D", "-f", str(conf)]
+        if self.name == "h2o":
+            return ["/usr/bin/h2o", "-m", "worker", "-c", str(conf)]
+        if self.name == "floor":
+            return [str(WORK / "floor"), str(self.port), str(self.close_port)]
+        raise ValueError(self.name)
+
+    def write_conf(self):
+        if self.name == "floor":
+            return
+        root = os.geteuid() == 0
+        user = os.environ.get("USER") or "root"
+        values = {
+            "PORT": str(self.port),
+            "DOCROOT": str(DOCROOT),
+            "RUN": str(RUN),
+            "LOGS": str(LOGS),
+            "TMP": str(TMP),
+            # As root, nginx's workers and h2o would switch to "nobody"; keep the current user.
+            "NGINX_USER": f"user {user};" if root else "",
+            "H2O_USER": f"user: {user}" if root else "",
+        }
+        text = (BENCH / f"{self.name}.conf").read_text()
+        text = re.sub(r"@([A-Z0-9_]+)@", lambda m: values[m.group(1)], text)
+        (CONF / f"{self.name}.conf").write_text(text)
+
+    def start(self):
+        ensure_port_free(self.port)
+        if self.close_port != self.port:
+            ensure_port_free(self.close_port)
+        log = open(LOGS / f"{self.name}.out", "ab")
+        self.proc = subprocess.Popen(
+            ["taskset", "-c", SERVER_CPU] + self.command(),
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=WORK, start_new_session=True,
+        )
+        log.close()
+        with open(PIDS_FILE, "a") as f:
+            f.write(f"{self.proc.pid}\n")
+        deadline = time.monotonic() + 10
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited at start ({self.proc.returncode}):\n"
+                                   + self.log_tail())
+            try:
+                status, _ = http_get(self.port, "/1k.bin")
+                if status == 200:
+                    return
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self.name} does not answer on port {self.port}:\n"
+                                   + self.log_tail())
+            time.sleep(0.05)
+
+    def stop(self):
+        if self.proc is None:
+            return
+        pgid = self.proc.pid  # a session leader: its pid is its process group
+        try:
+            os.killpg(pgid, signal.SIGTERM)
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(pgid, signal.SIGKILL)
+            self.proc.wait()
+        except ProcessLookupError:
+            self.proc.wait()
+        # Workers may outlive their master for a moment; the group must be empty.
+        for _ in range(100):
+            try:
+                os.killpg(pgid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.05)
+        else:
+            os.killpg(pgid, signal.SIGKILL)
+        remaining = [p for p in PIDS_FILE.read_text().split() if p != str(pgid)]
+        PIDS_FILE.write_text("".join(p + "\n" for p in remaining))
+        self.proc = None
+
+    def restart(self):
+        self.stop()
+        self.start()
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def pids(self):
+        """The server's process and all its descendants (master and workers)."""
+        children = {}
+        for entry in os.scandir("/proc"):
+            if entry.name.isdigit():
+                try:
+                    ppid = int(read_stat(entry.name)[1])
+                except (OSError, IndexError):
+                    continue
+                children.setdefault(ppid, []).append(int(entry.name))
+        found, todo = [], [self.proc.pid]
+        while todo:
+            pid = todo.pop()
+            found.append(pid)
+            todo.extend(children.get(pid, []))
+        return found
+
+    def cpu_seconds(self):
+        """utime + stime of every process of the server, in seconds."""
+        ticks = 0
+        for pid in self.pids():
+            try:
+                fields = read_stat(pid)
+                ticks += int(fields[11]) + int(fields[12])
+            except (OSError, IndexError):
+                pass
+        return ticks / CLK_TCK
+
+    def memory_kib(self):
+        """(Pss, Rss) summed over every process of the server, in KiB."""
+        pss = rss = 0
+        for pid in self.pids():
+            try:
+                with open(f"/proc/{pid}/smaps_rollup") as f:
+                    for line in f:
+                        if line.startswith("Pss:"):
+                            pss += int(line.split()[1])
+                        elif line.startswith("Rss:"):
+                            rss += int(line.split()[1])
+            except OSError:
+                pass
+        return pss, rss
+
+    def log_tail(self, lines=15):
+        out = []
+        for path in sorted(LOGS.glob(f"{self.name}*")):
+            text = path.read_text(errors="replace").splitlines()[-lines:]
+            if text:
+                out.append(f"--- {path.name}\n" + "\n".join(text))
+        return "\n".join(out)
+
+
+def read_stat(pid):
+    """Fields of /proc/PID/stat after the command name: [state, ppid, ...]."""
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rpartition(")")[2].split()
+
+
+def ensure_port_free(port):
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            raise RuntimeError(f"port {port} on 127.0.0.1 is in use; set BASE_PORT to another base")
+
+
+def http_get(port, path):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
+# --- Load generators -------------------------------------------------------------------------
+
+
+def client_cpu_seconds():
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def run_client(server, argv):
+    """Runs a load generator pinned to its CPU; returns (stdout, wall s, server CPU s, client CPU s)."""
+    cpu0, client0, t0 = server.cpu_seconds(), client_cpu_seconds(), time.monotonic()
+    out = subprocess.run(["taskset", "-c", CLIENT_CPU] + argv, stdin=subprocess.DEVNULL,
+                         capture_output=True, text=True, timeout=DURATION + 60)
+    wall = time.monotonic() - t0
+    cpu = server.cpu_seconds() - cpu0
+    client = client_cpu_seconds() - client0
+    if out.returncode != 0:
+        raise RuntimeError(f"{argv[0]} failed ({out.returncode}): {out.stderr.strip()[-2000:]}")
+    return out.stdout, wall, cpu, client
+
+
+def wrk_command(port, path, script, extra=()):
+    return (["wrk", "-t1", f"-c{CONNS}", f"-d{DURATION}s", "--timeout", "10s",
+             "-s", str(BENCH / script), f"http://127.0.0.1:{port}{path}"] + list(extra))
+
+
+def run_wrk(server, path, pipelined=False):
+    extra = ["--", str(PIPELINE_DEPTH)] if pipelined else []
+    argv = wrk_command(server.port, path, "pipeline.lua" if pipelined else "report.lua", extra)
+    stdout, wall, cpu, client = run_client(server, argv)
+    line = next((l for l in stdout.splitlines() if l.startswith("BENCH_JSON ")), None)
+    if line is None:
+        raise RuntimeError("wrk printed no summary:\n" + stdout)
+    s = json.loads(line[len("BENCH_JSON "):])
+    seconds = s["duration_us"] / 1e6
+    errors = {k: s[k] for k in ("connect", "read", "write", "timeout") if s[k]}
+    if s["status"]:
+        errors["non-2xx/3xx"] = s["status"]
+    return measurement(s["requests"], s["bytes"], seconds, wall, cpu, client, errors)
+
+
+def ab_command(port, path):
+    # -t before -n: ab's -t resets the request count, and -n then sets the ceiling.
+    return ["ab", "-r", "-c", str(CONNS), "-t", str(DURATION), "-n", str(DURATION * 200000),
+            f"http://127.0.0.1:{port}{path}"]
+
+
+def run_ab(server, path):
+    stdout, wall, cpu, client = run_client(server, ab_command(server.close_port, path))
+
+    def field(name, default=None):
+        m = re.search(rf"^{name}:\s+([\d.]+)", stdout, re.M)
+        if m is None and default is None:
+            raise RuntimeError(f"ab printed no '{name}':\n" + stdout)
+        return float(m.group(1)) if m else default
+
+    requests = int(field("Complete requests"))
+    errors = {}
+    failed = int(field("Failed requests", 0))
+    if failed:
+        detail = re.search(r"^Failed requests:.*\n\s+\((.*)\)", stdout, re.M)
+        errors["failed"] = f"{failed} ({detail.group(1)})" if detail else failed
+    if field("Non-2xx responses", 0):
+        errors["non-2xx"] = int(field("Non-2xx responses"))
+    return measurement(requests, int(field("Total transferred")), field("Time taken for tests"),
+                       wall, cpu, client, errors)
+
+
+def measurement(requests, nbytes, seconds, wall, cpu, client, errors):
+    return {
+        "rps": requests / seconds,
+        "mbps": nbytes / seconds / 1e6,
+        "cpu_us": cpu / requests * 1e6 if requests else float("nan"),
+        "server_cpu": cpu / wall,
+        "client_cpu": client / wall,
+        "requests": requests,
+        "errors": errors,
+    }
+
+
+def run_idle(server):
+    """Scenario f on a fresh server: Pss before and after IDLE_CONNS idle keep-alive connections."""
+    server.restart()
+    for _ in range(10):  # one-time allocations (file cache, first-request paths) come first
+        http_get(server.port, "/1k.bin")
+    time.sleep(0.5)
+    pss0, rss0 = server.memory_kib()
+    client = subprocess.Popen(
+        ["taskset", "-c", CLIENT_CPU, sys.executable, str(BENCH / "idle_conns.py"),
+         str(server.port), "/1k.bin", str(IDLE_CONNS)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        ready = read_tagged(client, "READY")
+        time.sleep(0.5)
+        pss1, rss1 = server.memory_kib()
+        client.stdin.write("\n")
+        client.stdin.flush()
+        done = read_tagged(client, "DONE")
+        client.wait(timeout=30)
+    finally:
+        if client.poll() is None:
+            client.kill()
+            client.wait()
+    errors = dict(ready["errors"])
+    if ready["failed"]:
+        errors["failed"] = ready["failed"]
+    if done["alive"] != ready["ok"]:
+        errors["closed by server"] = ready["ok"] - done["alive"]
+    ok = max(ready["ok"], 1)
+    return {
+        "bytes_per_conn": (pss1 - pss0) * 1024 / ok,
+        "rss_per_conn": (rss1 - rss0) * 1024 / ok,
+        "pss_before": pss0,
+        "pss_after": pss1,
+        "conns": ready["ok"],
+        "errors": errors,
+    }
+
+
+def read_tagged(proc, tag):
+    line = proc.stdout.readline()  # bounded: the client gives up after its own deadline
+    if not line.startswith(tag + " "):
+        raise RuntimeError(f"idle_conns.py: expected {tag}, got {line!r}")
+    return json.loads(line[len(tag) + 1:])
+
+
+# --- Scenarios -------------------------------------------------------------------------------
+
+
+class Scenario:
+    def __init__(self, key, title, measures, servers, run, command, unit="req/s", metric="rps"):
+        self.key, self.title, self.measures = key, title, measures
+        self.servers, self.run, self.command = servers, run, command
+        self.unit, self.metric = unit, metric
+
+
+ALL = ["porter", "nginx", "lighttpd", "h2o", "floor"]
+FILE_SERVERS = ["porter", "nginx", "lighttpd", "h2o"]  # the floor only has its 1 KiB answer
+
+SCENARIOS = [
+    Scenario("a", "1 KiB file, keep-alive, 50 connections",
+             "the request path: parse, route, small-file response, one write per request",
+             ALL, lambda s: run_wrk(s, "/1k.bin"),
+             lambda p: " ".join(wrk_command(p, "/1k.bin", "report.lua"))),
+    Scenario("b", "1 KiB file, keep-alive, 50 connections, 16 requests pipelined",
+             "per-request overhead without the syscall per request: batching of reads and writes",
+             ALL, lambda s: run_wrk(s, "/1k.bin", pipelined=True),
+             lambda p: " ".join(wrk_command(p, "/1k.bin", "pipeline.lua", ["--", "16"]))),
+    Scenario("c", "100 KiB file, keep-alive, 50 connections",
+             "the large-file path (sendfile for most servers) at a size where headers still matter",
+             FILE_SERVERS, lambda s: run_wrk(s, "/100k.bin"),
+             lambda p: " ".join(wrk_command(p, "/100k.bin", "report.lua"))),
+    Scenario("d", "10 MiB file, keep-alive, 50 connections",
+             "bulk throughput; the client copies every byte, so it is often the limit here",
+             FILE_SERVERS, lambda s: run_wrk(s, "/10m.bin"),
+             lambda p: " ".join(wrk_command(p, "/10m.bin", "report.lua")),
+             unit="MB/s", metric="mbps"),
+    Scenario("e", "1 KiB file, a new connection per request, 50 concurrent",
+             "accept, connection set-up and tear-down: HTTP/1.0 without keep-alive, the server closes",
+             ALL, lambda s: run_ab(s, "/1k.bin"),
+             lambda p: " ".join(ab_command(p, "/1k.bin"))),
+    Scenario("f", f"memory per idle keep-alive connection ({IDLE_CONNS} connections)",
+             "what an open, idle keep-alive connection costs the server in user memory (Pss)",
+             ALL, run_idle,
+             lambda p: f"bench/idle_conns.py {p} /1k.bin {IDLE_CONNS}",
+             unit="bytes/conn", metric="bytes_per_conn"),
+]
+
+
+# --- Setup -----------------------------------------------------------------------------------
+
+
+def make_docroot():
+    DOCROOT.mkdir(parents=True, exist_ok=True)
+    pattern = bytes(range(256))
+    for name, size in FILES.items():
+        data = (pattern * (size // len(pattern) + 1))[:size]
+        path = DOCROOT / name
+        if not path.exists() or path.read_bytes() != data:
+            path.write_bytes(data)
+    (DOCROOT / "index.html").write_text("<!doctype html><title>bench</title>\n")
+    return {name: (pattern * (size // len(pattern) + 1))[:size] for name, size in FILES.items()}
+
+
+def check_files(server, expected):
+    """Every server must serve every file whole before its numbers mean anything."""
+    for name, data in expected.items():
+        if server.name == "floor":
+            break
+        status, body = http_get(server.port, "/" + name)
+        if status != 200 or body != data:
+            raise RuntimeError(f"{server.name}: GET /{name} gave {status} and {len(body)} bytes")
+
+
+def versions():
+    def first_line(argv):
+        out = subprocess.run(argv, capture_output=True, text=True)
+        return (out.stdout or out.stderr).strip().splitlines()[0]
+
+    git = subprocess.run(["git", "-C", str(ROOT), "describe", "--always", "--dirty"],
+                         capture_output=True, text=True).stdout.strip()
+    return {
+        "porter": first_line([str(ROOT / "build/release/porter"), "-V"]) + (f" ({git})" if git else ""),
+        "nginx": first_line(["nginx", "-v"]).replace("nginx version: ", ""),
+        "lighttpd": first_line(["lighttpd", "-v"]).split(" - ")[0],
+        "h2o": first_line(["/usr/bin/h2o", "-v"]),
+        "floor": "bench/floor.c, " + first_line(["cc", "--version"]) + ", -O2",
+        "wrk": first_line(["wrk", "-v"]).split(" Copyright")[0],
+        "ab": first_line(["ab", "-V"]).replace("This is ", "").replace(" <$Revision$>", ""),
+    }
+
+
+def machine():
+    model = "unknown CPU"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return f"{os.cpu_count()} CPUs ({model}), Linux {platform.release()}"
+
+
+# --- Report ----------------------------------------------------------------------------------
+
+
+def fmt_num(x, digits=0):
+    return "—" if x != x else f"{x:,.{digits}f}"
+
+
+def fmt_ratio(x):
+    return "—" if x is None or x != x else f"{x:.2f}"
+
+
+def fmt_errors(runs):
+    total = {}
+    for r in runs:
+        for k, v in r["errors"].items():
+            if isinstance(v, int) and isinstance(total.get(k, 0), int):
+                total[k] = total.get(k, 0) + v
+            else:
+                total[k] = v
+    return ", ".join(f"{k} {v}" for k, v in sorted(total.items())) or "0"
+
+
+def median_of(runs, key):
+    values = [r[key] for r in runs if r[key] == r[key]]
+    return statistics.median(values) if values else float("nan")
+
+
+def summarize(scenario, runs_by_server):
+    """Rows of (server, medians, ratios) in a fixed server order."""
+    med = {name: {k: median_of(runs, k) for k in runs[0] if k != "errors"}
+           for name, runs in runs_by_server.items() if runs}
+    lower_is_better = scenario.metric == "bytes_per_conn"
+    peers = [med[p][scenario.metric] for p in PEERS if p in med]
+    best = (min(peers) if lower_is_better else max(peers)) if peers else None
+    nginx = med.get("nginx", {}).get(scenario.metric)
+    rows = []
+    for name in ALL:
+        if name not in med:
+            continue
+        m = med[name]
+        value = m[scenario.metric]
+        rows.append({
+            "server": name,
+            "m": m,
+            "vs_best": value / best if best else None,
+            "vs_nginx": value / nginx if nginx else None,
+            "cpu_vs_nginx": (m["cpu_us"] / med["nginx"]["cpu_us"]
+                             if "cpu_us" in m and "nginx" in med else None),
+            "errors": fmt_errors(runs_by_server[name]),
+        })
+    return rows
+
+
+def scenario_table(scenario, rows, ports):
+    out = [f"## {scenario.key}. {scenario.title}", "", f"Measures {scenario.measures}.", ""]
+    command = scenario.command(ports["porter"]).replace(str(ROOT) + "/", "")
+    out.append(f"Command (porter's port shown): `{command}`")
+    out.append("")
+    if scenario.metric == "bytes_per_conn":
+        out.append("| server | bytes/conn (Pss) | vs best peer | vs nginx | bytes/conn (Rss) "
+                   "| Pss before (KiB) | Pss after (KiB) | connections | errors |")
+        out.append("|---|---:|---:|---:|---:|---:|---:|---:|---|")
+        for r in rows:
+            m = r["m"]
+            out.append(f"| {r['server']} | {fmt_num(m['bytes_per_conn'])} | {fmt_ratio(r['vs_best'])} "
+                       f"| {fmt_ratio(r['vs_nginx'])} | {fmt_num(m['rss_per_conn'])} "
+                       f"| {fmt_num(m['pss_before'])} | {fmt_num(m['pss_after'])} "
+                       f"| {fmt_num(m['conns'])} | {r['errors']} |")
+    else:
+        digits = 1 if scenario.metric == "mbps" else 0
+        out.append(f"| server | {scenario.unit} | CPU µs/req | vs best peer | vs nginx "
+                   "| CPU/req vs nginx | server CPU | client CPU | errors |")
+        out.append("|---|---:|---:|---:|---:|---:|---:|---:|---|")
+        for r in rows:
+            m = r["m"]
+            out.append(f"| {r['server']} | {fmt_num(m[scenario.metric], digits)} "
+                       f"| {fmt_num(m['cpu_us'], 2)} | {fmt_ratio(r['vs_best'])} "
+                       f"| {fmt_ratio(r['vs_nginx'])} | {fmt_ratio(r['cpu_vs_nginx'])} "
+                       f"| {m['server_cpu'] * 100:.0f}% | {m['client_cpu'] * 100:.0f}% "
+                       f"| {r['errors']} |")
+    out.append("")
+    return out
+
+
+def write_report(summaries, ports, started, elapsed, command):
+    ver = versions()
+    lines = [
+        "# porter benchmark",
+        "",
+        f"- date: {started:%Y-%m-%d %H:%M} UTC, {elapsed / 60:.1f} min",
+        f"- machine: {machine()}",
+        f"- command: `{command}`",
+        f"- {ROUNDS} interleaved rounds of {DURATION} s per run; every number is the median "
+        "over the rounds; errors are summed over them",
+        "- servers pinned to CPU 0, the load generator to CPU 1, all traffic on 127.0.0.1",
+        "- each server: one worker, no access log, keep-alive; docroot of generated files "
+        "(1 KiB, 100 KiB, 10 MiB)",
+        "- CPU µs/req: the server's utime + stime (all its processes) over the run, divided by "
+        "the requests completed; server CPU and client CPU: share of one CPU during the run",
+        "- vs best peer / vs nginx: this server's throughput divided by the best of nginx, "
+        "lighttpd, h2o / by nginx's (above 1 is faster); for memory, bytes divided by the "
+        "lowest peer's / by nginx's (above 1 uses more)",
+        "",
+        "| program | version |",
+        "|---|---|",
+    ]
+    lines += [f"| {name} | {v} |" for name, v in ver.items()]
+    lines.append("")
+    for scenario, rows in summaries:
+        lines += scenario_table(scenario, rows, ports)
+    lines.append("![throughput and cost relative to nginx](latest.png)")
+    lines.append("")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "latest.md").write_text("\n".join(lines))
+    return "\n".join(lines)
+
+
+def write_chart(summaries):
+    """Two data files for bench/plot.gp: throughput and cost, each relative to nginx."""
+    labels = {"a": "a. 1 KiB", "b": "b. 1 KiB x16 pipelined", "c": "c. 100 KiB",
+              "d": "d. 10 MiB", "e": "e. conn per request", "f": "f. idle conn memory"}
+    speed, cost = [], []
+    header = "scenario " + " ".join(ALL)
+    for scenario, rows in summaries:
+        by = {r["server"]: r for r in rows}
+        label = f'"{labels[scenario.key]}"'
+        if scenario.metric == "bytes_per_conn":
+            cost.append(label + " " + " ".join(ratio_cell(by, s, "vs_nginx") for s in ALL))
+        else:
+            speed.append(label + " " + " ".join(ratio_cell(by, s, "vs_nginx") for s in ALL))
+            cost.append(label + " " + " ".join(ratio_cell(by, s, "cpu_vs_nginx") for s in ALL))
+    (WORK / "speed.dat").write_text("\n".join([header] + speed) + "\n")
+    (WORK / "cost.dat").write_text("\n".join([header] + cost) + "\n")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["gnuplot", "-e", f"speed='{WORK / 'speed.dat'}'; cost='{WORK / 'cost.dat'}'; "
+                    f"out='{RESULTS / 'latest.png'}'", str(BENCH / "plot.gp")], check=True)
+
+
+def ratio_cell(by, server, key):
+    r = by.get(server)
+    value = r[key] if r else None
+    # A negative ratio (memory that shrank) would draw below the axis; show it as zero.
+    return "NaN" if value is None or value != value else f"{max(value, 0):.3f}"
+
+
+# --- Main ------------------------------------------------------------------------------------
+
+
+def main():
+    started = datetime.datetime.now(datetime.timezone.utc)
+    t0 = time.monotonic()
+    names = os.environ.get("SERVERS", ",".join(ALL)).split(",")
+    keys = os.environ.get("SCENARIOS", "abcdef").replace(",", "")
+    unknown = set(names) - set(ALL)
+    if unknown:
+        sys.exit(f"bench: unknown server(s) {', '.join(sorted(unknown))}; known: {', '.join(ALL)}")
+    scenarios = [s for s in SCENARIOS if s.key in keys]
+
+    for d in (DOCROOT, CONF, RUN, LOGS, TMP):
+        d.mkdir(parents=True, exist_ok=True)
+    for old in LOGS.iterdir():
+        old.unlink()
+    PIDS_FILE.write_text("")
+    expected = make_docroot()
+
+    ports = {name: BASE_PORT + i for i, name in enumerate(ALL)}
+    servers = {}
+    for name in ALL:
+        if name in names:
+            close_port = BASE_PORT + len(ALL) if name == "floor" else None
+            servers[name] = Server(name, ports[name], close_port)
+    runs = {s.key: {name: [] for name in servers if name in s.servers} for s in scenarios}
+
+    try:
+        for server in servers.values():
+            server.write_conf()
+            server.start()
+            check_files(server, expected)
+            run_client(server, ["wrk", "-t1", f"-c{CONNS}", "-d1s", f"http://127.0.0.1:{server.port}/1k.bin"])
+        for rnd in range(ROUNDS):
+            # Rotate the order every round so that no server always runs first or last.
+            order = list(servers.values())
+            order = order[rnd % len(order):] + order[:rnd % len(order)]
+            for scenario in scenarios:
+                for server in order:
+                    if server.name not in runs[scenario.key]:
+                        continue
+                    if not server.alive():
+                        server.restart()
+                    result = scenario.run(server)
+                    if not server.alive():
+                        result["errors"]["server exited"] = server.proc.returncode
+                        print(f"bench: {server.name} exited during {scenario.key}:\n"
+                              + server.log_tail(), file=sys.stderr)
+                    runs[scenario.key][server.name].append(result)
+                    shown = fmt_num(result[scenario.metric], 1)
+                    print(f"round {rnd + 1}/{ROUNDS} {scenario.key} {server.name:8} "
+                          f"{shown:>12} {scenario.unit}"
+                          + (f"  errors: {result['errors']}" if result["errors"] else ""),
+                          file=sys.stderr, flush=True)
+    finally:
+        for server in servers.values():
+            server.stop()
+
+    summaries = [(s, summarize(s, runs[s.key])) for s in scenarios]
+    command = os.environ.get("BENCH_COMMAND", "python3 bench/bench.py")
+    elapsed = time.monotonic() - t0
+    print(write_report(summaries, ports, started, elapsed, command))
+    write_chart(summaries)
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    main()

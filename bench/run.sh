@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# `make bench`: installs the peers, builds porter (Release) and the floor, then runs bench.py.
+# Environment: ROUNDS (3), DURATION (5 s per run), BASE_PORT, IDLE_CONNS, SERVERS, SCENARIOS,
+# RESULTS; see bench/README.md.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+work=bench/work
+mkdir -p "$work/run"
+
+scripts/install-deps.sh nginx lighttpd h2o wrk apache2-utils gnuplot
+
+cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DPORTER_TESTS=OFF >/dev/null
+cmake --build build/release -j "$(nproc 2>/dev/null || echo 2)"
+cc -O2 -Wall -Wextra -o "$work/floor" bench/floor.c
+
+if [ "$(nproc)" -lt 2 ]; then
+    echo "bench: needs 2 CPUs (servers on CPU 0, the load generator on CPU 1)" >&2
+    exit 1
+fi
+
+# 5,000 idle connections in scenario f need that many fds in the servers and the client; the
+# servers and the client inherit this limit.
+ulimit -n 20000 || { echo "bench: cannot raise the fd limit to 20000 (ulimit -Hn is $(ulimit -Hn))" >&2; exit 1; }
+
+# bench.py stops every server it started; if it is killed outright, the process groups it
+# recorded are killed here.
+cleanup() {
+    local pgid
+    if [ -f "$work/run/pgids" ]; then
+        while read -r pgid; do
+            [ -n "$pgid" ] && kill -KILL -- "-$pgid" 2>/dev/null || true
+        done <"$work/run/pgids"
+        : >"$work/run/pgids"
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+rounds=${ROUNDS:-3}
+duration=${DURATION:-5}
+if [ -n "${MAKELEVEL:-}" ]; then
+    export BENCH_COMMAND="ROUNDS=$rounds DURATION=$duration make bench"
+else
+    export BENCH_COMMAND="ROUNDS=$rounds DURATION=$duration bench/run.sh"
+fi
+
+# A hard bound on the whole run: 26 runs per round plus start-up, each far below this.
+limit=$((120 + rounds * 26 * (duration + 15)))
+timeout --foreground -k 20 "$limit" python3 bench/bench.py
