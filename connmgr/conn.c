@@ -63,6 +63,7 @@ int pt_conn_flush(pt_conn *c)
         return -ECONNABORTED;
     size_t before = pt_outq_pending(&c->out);
     int r = pt_outq_flush(&c->out, &c->transport);
+    c->stats->bytes_out += before - pt_outq_pending(&c->out);
     if (r == -EAGAIN) {
         bool was_waiting = ev_is_active(&c->io) && (c->io.events & EV_WRITE);
         /* response_send_timeout bounds each stall, so progress restarts it. */
@@ -152,6 +153,8 @@ static void on_readable(pt_conn *c)
     ssize_t n = pt_inbuf_read(&c->in, &c->transport, c->in_max);
     if (n == -EAGAIN)
         return;
+    if (n > 0)
+        c->stats->bytes_in += (unsigned long long)n;
     if (n == -ENOBUFS) {
         /* The protocol must consume or answer; until then reading would spin. */
         pt_conn_pause_read(c);
@@ -218,6 +221,7 @@ pt_conn *pt_conn__open(pt_connmgr *m, pt_custodian *parent, struct ev_loop *loop
     c->mgr = m;
     c->custodian = cust;
     c->limits = pt_connmgr_limits(m);
+    c->stats = pt_connmgr__stats(m);
     c->proto = pt_connmgr__proto(m);
     c->proto_data = pt_connmgr__proto_data(m);
     c->state = PT_CONN_READING;

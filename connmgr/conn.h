@@ -39,6 +39,14 @@ typedef enum pt_conn_state {
     PT_CONN_LINGERING, /* closing: discarding input so the client sees our response */
 } pt_conn_state;
 
+/* A connection manager's counters (pt_connmgr_get_stats). */
+typedef struct pt_connmgr_stats {
+    size_t live, idle, reading, writing, lingering;
+    unsigned long long accepted, rejected, closed;
+    unsigned long long requests; /* counted by the protocol (pt_conn_count_request) */
+    unsigned long long bytes_in, bytes_out;
+} pt_connmgr_stats;
+
 typedef struct pt_conn_proto {
     /* New bytes are in c->in, or c->eof is set. */
     void (*on_read)(pt_conn *c);
@@ -63,6 +71,7 @@ struct pt_conn {
     const pt_conn_proto *proto;
     void *proto_data;
     const pt_limits *limits;
+    pt_connmgr_stats *stats; /* the manager's counters */
     struct sockaddr_storage peer;
     socklen_t peerlen;
     pt_conn_state state;
@@ -83,6 +92,13 @@ struct pt_conn {
 static inline pt_custodian *pt_conn_custodian(pt_conn *c)
 {
     return c->custodian;
+}
+
+/* Counts a request on this connection and its manager. */
+static inline void pt_conn_count_request(pt_conn *c)
+{
+    c->requests++;
+    c->stats->requests++;
 }
 
 /* Writes what the out-queue holds. If the transport cannot take it all, waits for writability

@@ -15,6 +15,7 @@ pt_conn *pt_conn__open(pt_connmgr *m, pt_custodian *parent, struct ev_loop *loop
 void pt_connmgr__state_changed(pt_connmgr *m, pt_conn *c, pt_conn_state from);
 void pt_connmgr__released(pt_connmgr *m, pt_conn *c);
 const pt_conn_proto *pt_connmgr__proto(const pt_connmgr *m);
+pt_connmgr_stats *pt_connmgr__stats(pt_connmgr *m);
 void *pt_connmgr__proto_data(const pt_connmgr *m);
 
 #endif

@@ -1,10 +1,25 @@
 #include "connmgr/connmgr.h"
 
 #include <errno.h>
+#include <netinet/in.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "connmgr/conn_private.h"
+
+/* Open connections per client address, for max_concurrent_per_client: open addressing with
+ * linear probing and backward-shift deletion. Only used when that limit is set. */
+typedef struct client_count {
+    uint8_t addr[16]; /* IPv4 as v4-mapped IPv6 */
+    uint32_t count;   /* 0: empty slot */
+} client_count;
+
+typedef struct client_table {
+    client_count *slots;
+    size_t nslots, used;
+} client_table;
 
 struct pt_connmgr {
     struct ev_loop *loop;
@@ -17,7 +32,8 @@ struct pt_connmgr {
     pt_connmgr_stats stats;
     ev_prepare reaper;
     pt_timer drain_timer;
-    bool full, draining, freeing;
+    client_table clients;
+    bool full, draining, gentle, freeing;
 };
 
 void pt_connmgr_options_init(pt_connmgr_options *o)
@@ -33,6 +49,11 @@ const pt_limits *pt_connmgr_limits(const pt_connmgr *m)
 struct ev_loop *pt_connmgr_loop(const pt_connmgr *m)
 {
     return m->loop;
+}
+
+pt_connmgr_stats *pt_connmgr__stats(pt_connmgr *m)
+{
+    return &m->stats;
 }
 
 const pt_conn_proto *pt_connmgr__proto(const pt_connmgr *m)
@@ -92,6 +113,98 @@ int pt_connmgr_new(pt_connmgr **out, struct ev_loop *loop, const pt_connmgr_opti
     return 0;
 }
 
+/* The client address of a peer, or false for one without (a unix socket). */
+static bool client_key(const struct sockaddr_storage *ss, uint8_t key[16])
+{
+    if (ss->ss_family == AF_INET6) {
+        memcpy(key, &((const struct sockaddr_in6 *)ss)->sin6_addr, 16);
+        return true;
+    }
+    if (ss->ss_family == AF_INET) {
+        memset(key, 0, 10);
+        key[10] = key[11] = 0xff;
+        memcpy(key + 12, &((const struct sockaddr_in *)ss)->sin_addr, 4);
+        return true;
+    }
+    return false;
+}
+
+static size_t client_hash(const uint8_t key[16], size_t mask)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (int i = 0; i < 16; i++)
+        h = (h ^ key[i]) * 1099511628211ull;
+    return (size_t)(h ^ (h >> 32)) & mask;
+}
+
+static client_count *client_find(client_table *t, const uint8_t key[16], bool insert)
+{
+    if (insert && (t->used + 1) * 2 > t->nslots) {
+        size_t n = t->nslots ? t->nslots * 2 : 64;
+        client_count *slots = calloc(n, sizeof *slots);
+        if (!slots)
+            return NULL;
+        for (size_t i = 0; i < t->nslots; i++) {
+            if (!t->slots[i].count)
+                continue;
+            size_t k = client_hash(t->slots[i].addr, n - 1);
+            while (slots[k].count)
+                k = (k + 1) & (n - 1);
+            slots[k] = t->slots[i];
+        }
+        free(t->slots);
+        t->slots = slots;
+        t->nslots = n;
+    }
+    if (!t->nslots)
+        return NULL;
+    size_t mask = t->nslots - 1;
+    for (size_t k = client_hash(key, mask);; k = (k + 1) & mask) {
+        client_count *e = &t->slots[k];
+        if (!e->count) {
+            if (!insert)
+                return NULL;
+            memcpy(e->addr, key, 16);
+            t->used++;
+            return e;
+        }
+        if (memcmp(e->addr, key, 16) == 0)
+            return e;
+    }
+}
+
+/* Removes an emptied slot, shifting later members of its probe run back into the hole. */
+static void client_remove(client_table *t, client_count *e)
+{
+    size_t mask = t->nslots - 1, hole = (size_t)(e - t->slots);
+    t->slots[hole].count = 0;
+    t->used--;
+    for (size_t k = (hole + 1) & mask; t->slots[k].count; k = (k + 1) & mask) {
+        size_t home = client_hash(t->slots[k].addr, mask);
+        /* Move k into the hole unless its home lies cyclically in (hole, k]. */
+        if (((k - home) & mask) >= ((k - hole) & mask)) {
+            t->slots[hole] = t->slots[k];
+            t->slots[k].count = 0;
+            hole = k;
+        }
+    }
+}
+
+static bool per_client_limited(const pt_connmgr *m)
+{
+    return m->limits.max_concurrent_per_client != PT_LIMIT_NONE;
+}
+
+static void client_release(pt_connmgr *m, const pt_conn *c)
+{
+    uint8_t key[16];
+    if (!per_client_limited(m) || !client_key(&c->peer, key))
+        return;
+    client_count *e = client_find(&m->clients, key, false);
+    if (e && --e->count == 0)
+        client_remove(&m->clients, e);
+}
+
 static void idle_unlink(pt_connmgr *m, pt_conn *c)
 {
     if (c->idle_prev)
@@ -139,7 +252,7 @@ void pt_connmgr__state_changed(pt_connmgr *m, pt_conn *c, pt_conn_state from)
     if (c->state == PT_CONN_IDLE) {
         idle_append(m, c);
         /* A drain closes connections as soon as they have nothing in flight. */
-        if (m->draining)
+        if (m->draining && !m->gentle)
             pt_conn_close(c);
     }
     update_full(m);
@@ -159,6 +272,7 @@ void pt_connmgr__released(pt_connmgr *m, pt_conn *c)
     c->prev = c->next = NULL;
     m->stats.live--;
     m->stats.closed++;
+    client_release(m, c);
     if (m->freeing)
         return;
     update_full(m);
@@ -169,8 +283,22 @@ void pt_connmgr__released(pt_connmgr *m, pt_conn *c)
     }
 }
 
+/* Closes a connection that is not admitted, first telling the client why if there is a canned
+ * answer for it (best effort: the socket is fresh, so its buffer has room). */
+static void refuse(pt_connmgr *m, int fd)
+{
+    if (m->opts.refusal && m->opts.refusal_len) {
+        ssize_t n = send(fd, m->opts.refusal, m->opts.refusal_len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        (void)n;
+        shutdown(fd, SHUT_WR);
+    }
+    close(fd);
+    m->stats.rejected++;
+}
+
 pt_conn *pt_connmgr_admit(pt_connmgr *m, int fd, const struct sockaddr *peer, socklen_t peerlen)
 {
+
     if (m->draining) {
         close(fd);
         m->stats.rejected++;
@@ -186,11 +314,31 @@ pt_conn *pt_connmgr_admit(pt_connmgr *m, int fd, const struct sockaddr *peer, so
         update_full(m);
         return NULL;
     }
+    /* Looked up last: evicting an idle connection above may move entries of the table. */
+    client_count *cc = NULL;
+    uint8_t key[16];
+    if (per_client_limited(m) && peer && peerlen <= sizeof(struct sockaddr_storage)) {
+        struct sockaddr_storage ss = {0};
+        memcpy(&ss, peer, peerlen);
+        if (client_key(&ss, key)) {
+            cc = client_find(&m->clients, key, true);
+            if (cc && cc->count >= m->limits.max_concurrent_per_client) {
+                if (cc->count == 0) /* a limit of 0: the entry was made just now */
+                    client_remove(&m->clients, cc);
+                refuse(m, fd);
+                return NULL;
+            }
+        }
+    }
     pt_conn *c = pt_conn__open(m, m->custodian, m->loop, fd, peer, peerlen);
     if (!c) {
         m->stats.rejected++;
+        if (cc && cc->count == 0)
+            client_remove(&m->clients, cc);
         return NULL;
     }
+    if (cc)
+        cc->count++;
     c->next = m->live;
     if (m->live)
         m->live->prev = c;
@@ -220,13 +368,14 @@ static void on_drain_timeout(pt_timer *t, void *data)
     kill_all(data);
 }
 
-void pt_connmgr_drain(pt_connmgr *m, double grace)
+static void drain(pt_connmgr *m, double grace, bool gentle)
 {
     if (m->draining) {
         kill_all(m);
         return;
     }
     m->draining = true;
+    m->gentle = gentle;
     if (m->stats.live == 0) {
         if (m->opts.on_drained)
             m->opts.on_drained(m->opts.data);
@@ -236,7 +385,10 @@ void pt_connmgr_drain(pt_connmgr *m, double grace)
     if (!pt_timeout_is_none(grace))
         pt_timer_start(&m->drain_timer, grace);
     /* Idle connections and ones that have not started a request close now; the others close
-     * after the response in flight (the protocol sees pt_connmgr_is_draining). */
+     * after the response in flight (the protocol sees pt_connmgr_is_draining). A gentle drain
+     * leaves idle ones open: their client may be sending a request right now. */
+    if (gentle)
+        return;
     pt_conn *next;
     for (pt_conn *c = m->live; c; c = next) {
         next = c->next;
@@ -244,6 +396,16 @@ void pt_connmgr_drain(pt_connmgr *m, double grace)
             (c->state == PT_CONN_READING && pt_inbuf_len(&c->in) == 0 && c->requests == 0))
             pt_conn_close(c);
     }
+}
+
+void pt_connmgr_drain(pt_connmgr *m, double grace)
+{
+    drain(m, grace, false);
+}
+
+void pt_connmgr_retire(pt_connmgr *m, double grace)
+{
+    drain(m, grace, true);
 }
 
 void pt_connmgr_free(pt_connmgr *m)
@@ -256,6 +418,7 @@ void pt_connmgr_free(pt_connmgr *m)
         pt_timer_dispose(&m->drain_timer);
     ev_ref(m->loop);
     ev_prepare_stop(m->loop, &m->reaper);
+    free(m->clients.slots);
     free(m);
 }
 

@@ -30,13 +30,12 @@ typedef struct pt_connmgr_options {
     void (*on_room)(void *data); /* admission may resume */
     void (*on_admit)(pt_conn *c, void *data); /* a connection was made (set proto_data here) */
     void (*on_drained)(void *data); /* pt_connmgr_drain finished: no live connection left */
+    /* Sent (best effort) to a client refused for max_concurrent_per_client before its socket
+     * is closed; borrowed. NULL: just close. */
+    const char *refusal;
+    size_t refusal_len;
     void *data;
 } pt_connmgr_options;
-
-typedef struct pt_connmgr_stats {
-    size_t live, idle, reading, writing, lingering;
-    unsigned long long accepted, rejected, closed;
-} pt_connmgr_stats;
 
 /* Fills `o` with defaults: pt_limits_default(), no callbacks. */
 void pt_connmgr_options_init(pt_connmgr_options *o);
@@ -54,7 +53,14 @@ pt_conn *pt_connmgr_admit(pt_connmgr *m, int fd, const struct sockaddr *peer, so
  * when none is left. A second call kills everything at once. */
 void pt_connmgr_drain(pt_connmgr *m, double grace);
 
-/* Returns true once pt_connmgr_drain has been called. */
+/* A drain for handing over to a successor (reload) that loses no request: like
+ * pt_connmgr_drain, but idle keep-alive connections are not closed at once, since their client
+ * may be sending a request that crosses the close. Each connection closes after its next
+ * response (which says Connection: close), by its own keep-alive timeout, or when `grace`
+ * runs out. */
+void pt_connmgr_retire(pt_connmgr *m, double grace);
+
+/* Returns true once pt_connmgr_drain or pt_connmgr_retire has been called. */
 bool pt_connmgr_is_draining(const pt_connmgr *m);
 
 /* Kills every connection and frees the manager (its custodian is shut down). NULL: no-op. */

@@ -10,6 +10,14 @@
  * smart about timeouts", method 3). libev is touched only to move the wake-up earlier.
  */
 
+/* Armed timers of this thread, for the status page and tests. */
+static _Thread_local size_t armed_count;
+
+size_t pt_timer_armed_count(void)
+{
+    return armed_count;
+}
+
 static void on_expire(struct ev_loop *loop, ev_timer *w, int revents)
 {
     pt_timer *t = (pt_timer *)((char *)w - offsetof(pt_timer, watcher));
@@ -24,6 +32,7 @@ static void on_expire(struct ev_loop *loop, ev_timer *w, int revents)
         return;
     }
     t->armed = false;
+    armed_count--;
     /* The callback may free the memory holding `t`: nothing touches it afterwards. */
     t->cb(t, t->data);
 }
@@ -43,6 +52,8 @@ static void set_deadline(pt_timer *t, ev_tstamp deadline)
     ev_tstamp now = ev_now(t->loop);
 
     t->deadline = deadline;
+    if (!t->armed)
+        armed_count++;
     t->armed = true;
     if (ev_is_active(&t->watcher)) {
         /* The watcher wakes up no later than the new deadline: it will re-check then. */
@@ -89,6 +100,8 @@ void pt_timer_increment(pt_timer *t, double by)
 
 void pt_timer_cancel(pt_timer *t)
 {
+    if (t->armed)
+        armed_count--;
     t->armed = false;
     /* Also drops a pending expiry, so the callback cannot run later in this iteration. */
     if (t->loop != NULL)

@@ -51,6 +51,9 @@ bool pt_timer_is_armed(const pt_timer *t);
 /* Seconds until the deadline (negative if past), or INFINITY if not armed. */
 double pt_timer_remaining(const pt_timer *t);
 
+/* Timers of this thread with a deadline set (for tests and the status page). */
+size_t pt_timer_armed_count(void);
+
 /* Cancels and forgets the loop. Idempotent. */
 void pt_timer_dispose(pt_timer *t);
 

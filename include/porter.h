@@ -29,6 +29,36 @@ typedef void (*pt_server_stopped_cb)(pt_server *s, void *data);
 int pt_server_new(pt_server **out, struct ev_loop *loop, const char *conf_path, const char *prefix,
                   char *err, size_t errlen);
 
+/* Options of pt_server_new_with(). */
+typedef struct pt_server_options {
+    const char *conf_path; /* the conf file ("conf/porter.conf") */
+    const char *prefix;    /* where relative paths in it start (NULL: the current directory) */
+    /* Worker processes that will share the listening sockets: each address gets one socket
+     * per worker (SO_REUSEPORT), started by pt_server_start_worker() in that worker. 0 or 1:
+     * one socket per address. */
+    int worker_slots;
+    /* Reload: listening sockets of `previous` for addresses the new conf also has (same
+     * address, port and worker count) are taken over instead of opened anew, so no client
+     * connecting meanwhile is refused. `previous` must then be retired and freed. */
+    pt_server *previous;
+} pt_server_options;
+
+/* Fills `o` with the defaults above. */
+void pt_server_options_init(pt_server_options *o);
+
+/* Like pt_server_new() with options. */
+int pt_server_new_with(pt_server **out, struct ev_loop *loop, const pt_server_options *o, char *err,
+                       size_t errlen);
+
+/* In worker `slot` (0 <= slot < worker_slots) of a process tree: starts accepting on that
+ * worker's sockets. Call it after fork() and ev_loop_fork(). */
+int pt_server_start_worker(pt_server *s, int slot);
+
+/* A stop that hands over to a successor (reload): stops accepting, lets each connection finish
+ * its work and close after its next response, never closing one a client may be sending on;
+ * what remains after the shutdown grace period is closed. `cb` runs when none is left. */
+void pt_server_retire(pt_server *s, pt_server_stopped_cb cb, void *data);
+
 /* Checks a conf file as pt_server_new() would, without listening: syntax, values, that every
  * root is a directory and every log can be opened. Returns 0 or a negative errno with the
  * message in `err`. */
@@ -42,7 +72,8 @@ int pt_server_start(pt_server *s);
  * call kills every connection at once. */
 void pt_server_stop(pt_server *s, pt_server_stopped_cb cb, void *data);
 
-/* Frees everything the server owns (connections are killed). NULL: no-op. */
+/* Frees everything the server owns (connections are killed). NULL: no-op. Not from inside a
+ * porter callback (the stopped callback included): defer it to a watcher of your own. */
 void pt_server_free(pt_server *s);
 
 /* Writes the bound addresses of every listening socket (useful with port 0). Returns how many
@@ -51,6 +82,10 @@ size_t pt_server_addresses(const pt_server *s, struct sockaddr_storage *out, siz
 
 /* Reopens log files (after rotation). */
 int pt_server_reopen_logs(pt_server *s);
+
+/* Reads the conf file and returns the number of worker processes it asks for (auto: the CPU
+ * count), or a negative errno with the message in `err`. */
+int pt_server_conf_workers(const char *conf_path, const char *prefix, char *err, size_t errlen);
 
 /* Number of worker processes the conf asks for (auto resolved to the CPU count). */
 int pt_server_worker_processes(const pt_server *s);

@@ -469,6 +469,14 @@ size_t pt_listener_fds(const pt_listener *l, int *out, size_t max)
     return l->n;
 }
 
+void pt_listener_set_callbacks(pt_listener *l, pt_accept_cb cb, pt_listener_error_cb err_cb,
+                               void *data)
+{
+    l->accept_cb = cb;
+    l->error_cb = err_cb;
+    l->data = data;
+}
+
 void pt_listener_start(pt_listener *l)
 {
     l->started = true;

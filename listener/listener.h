@@ -98,6 +98,10 @@ size_t pt_listener_fds(const pt_listener *l, int *out, size_t max);
 /* Starts accepting (starts the io watchers), unless paused. Idempotent. */
 void pt_listener_start(pt_listener *l);
 
+/* Hands the listener to new callbacks (a server taking over another's sockets on reload). */
+void pt_listener_set_callbacks(pt_listener *l, pt_accept_cb cb, pt_listener_error_cb err_cb,
+                               void *data);
+
 /* Stops accepting until pt_listener_resume(); new connections wait in the backlog (and are
  * refused by the kernel once it is full). Idempotent. */
 void pt_listener_pause(pt_listener *l);

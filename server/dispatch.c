@@ -328,7 +328,7 @@ static int on_headers_complete(llhttp_t *p)
 
     pt_conn_set_state(hc->conn, PT_CONN_WRITING);
     hc->phase = PHASE_BODY;
-    hc->conn->requests++;
+    pt_conn_count_request(hc->conn);
     pt_static_handle(r);
     if (hc->conn->dead)
         return HPE_USER;

@@ -4,13 +4,25 @@
  *   porter [-c FILE] [-p PREFIX]   run
  *   porter -t [-c FILE]            test the configuration and exit 0 (valid) or 1
  *
- * With worker_processes N > 1 a master process opens the listening sockets, forks N workers
- * that each run their own loop on them, replaces a worker that dies, and passes SIGTERM/SIGINT
- * on. SIGTERM/SIGINT stop gracefully; a second one stops at once.
+ * One process (worker_processes 1) or a master and N workers. The master opens the listening
+ * sockets (one per worker and address, SO_REUSEPORT), forks the workers, replaces one that
+ * dies, and turns signals into work:
+ *
+ *   SIGTERM, SIGINT  graceful stop (idle connections close now, in-flight work finishes within
+ *                    shutdown_grace_period); a second one stops at once
+ *   SIGQUIT          graceful stop that closes no connection a client may be sending on
+ *   SIGHUP           reload: the new conf is checked first (a bad one is reported and the old
+ *                    one keeps running); new workers take the listening sockets over and the old
+ *                    ones retire as SIGQUIT says, so no request is lost
+ *   SIGUSR1          reopen log files (after logrotate moved them)
+ *
+ * A single process reloads in place: the new server takes the sockets over on the same loop.
  */
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,17 +34,30 @@
 
 #define DEFAULT_CONF "conf/porter.conf"
 #define MAX_WORKERS 256
+#define MAX_PROCS (4 * MAX_WORKERS) /* workers of the current and of retiring generations */
+#define MAX_RETIRING 64
+
+typedef struct worker {
+    pid_t pid; /* 0: free entry */
+    int slot;
+    unsigned gen;
+    ev_child watcher;
+} worker;
 
 static struct {
     struct ev_loop *loop;
+    const char *conf, *prefix;
     pt_server *server;
-    ev_signal sigterm, sigint;
+    int nworkers; /* 1: a single process */
+    bool master, stopping, retiring;
     int stops;
-    /* master only */
-    bool master;
-    pid_t workers[MAX_WORKERS];
-    int nworkers;
-    ev_child children[MAX_WORKERS];
+    unsigned gen;
+    worker procs[MAX_PROCS];
+    ev_signal sig_term, sig_int, sig_quit, sig_hup, sig_usr1;
+    /* single process: servers replaced by a reload, freed once they have retired */
+    pt_server *retired[MAX_RETIRING];
+    int nretired;
+    ev_timer reaper;
 } g;
 
 static void usage(FILE *out)
@@ -43,102 +68,269 @@ static void usage(FILE *out)
                  "             (default: the current directory)\n"
                  "  -t         test the configuration and exit\n"
                  "  -h         show this help\n"
-                 "  -V         show the version\n");
+                 "  -V         show the version\n"
+                 "signals: TERM/INT stop, QUIT stop gently, HUP reload, USR1 reopen logs\n");
+}
+
+static void log_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void log_line(const char *fmt, ...)
+{
+    char msg[1200];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "porter[%d]: %s\n", (int)getpid(), msg);
+}
+
+static void stop_signals(void)
+{
+    ev_signal *all[] = {&g.sig_term, &g.sig_int, &g.sig_quit, &g.sig_hup, &g.sig_usr1};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++)
+        ev_signal_stop(g.loop, all[i]);
+}
+
+/* ---- a serving process (the only one, or a worker) ---- */
+
+static void free_retired(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    for (int i = 0; i < g.nretired; i++)
+        pt_server_free(g.retired[i]);
+    g.nretired = 0;
+}
+
+static void on_retired(pt_server *s, void *data)
+{
+    /* Not from inside porter's callback: free it when the stack has unwound. */
+    if (g.nretired < MAX_RETIRING)
+        g.retired[g.nretired++] = s;
+    ev_timer_start(g.loop, &g.reaper);
 }
 
 static void on_stopped(pt_server *s, void *data)
 {
-    ev_signal_stop(g.loop, &g.sigterm);
-    ev_signal_stop(g.loop, &g.sigint);
+    stop_signals();
 }
 
-static void on_stop_signal(struct ev_loop *loop, ev_signal *w, int revents)
+static void serve_signal(struct ev_loop *loop, ev_signal *w, int revents)
 {
-    g.stops++;
-    if (g.master) {
-        for (int i = 0; i < g.nworkers; i++)
-            if (g.workers[i] > 0)
-                kill(g.workers[i], SIGTERM);
-        return;
+    switch (w->signum) {
+    case SIGTERM:
+    case SIGINT:
+        g.stops++;
+        pt_server_stop(g.server, on_stopped, NULL);
+        break;
+    case SIGQUIT:
+        g.stops++;
+        pt_server_retire(g.server, on_stopped, NULL);
+        break;
+    case SIGUSR1:
+        if (pt_server_reopen_logs(g.server) < 0)
+            log_line("cannot reopen some log files");
+        break;
+    case SIGHUP: {
+        if (g.stops)
+            break;
+        pt_server_options o;
+        pt_server_options_init(&o);
+        o.conf_path = g.conf;
+        o.prefix = g.prefix;
+        o.worker_slots = 1;
+        o.previous = g.server;
+        char err[1024];
+        pt_server *next;
+        int r = pt_server_new_with(&next, g.loop, &o, err, sizeof err);
+        if (r < 0) {
+            log_line("reload failed, the running configuration stays: %s",
+                     err[0] ? err : pt_strerror(r));
+            break;
+        }
+        if ((r = pt_server_start(next)) < 0) {
+            log_line("reload failed: %s", pt_strerror(r));
+            pt_server_free(next);
+            break;
+        }
+        pt_server *old = g.server;
+        g.server = next;
+        pt_server_retire(old, on_retired, NULL);
+        log_line("configuration reloaded");
+        break;
     }
-    pt_server_stop(g.server, on_stopped, NULL);
+    }
 }
 
-static void start_signals(void)
+typedef void (*signal_cb)(struct ev_loop *loop, ev_signal *w, int revents);
+
+static void start_signals(signal_cb cb)
 {
-    ev_signal_init(&g.sigterm, on_stop_signal, SIGTERM);
-    ev_signal_init(&g.sigint, on_stop_signal, SIGINT);
-    ev_signal_start(g.loop, &g.sigterm);
-    ev_signal_start(g.loop, &g.sigint);
+    ev_signal *all[] = {&g.sig_term, &g.sig_int, &g.sig_quit, &g.sig_hup, &g.sig_usr1};
+    int nums[] = {SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++) {
+        ev_signal_init(all[i], cb, nums[i]);
+        ev_signal_start(g.loop, all[i]);
+    }
 }
 
-static int run_worker(void)
+static int serve(int slot)
 {
     g.master = false;
-    start_signals();
-    int r = pt_server_start(g.server);
+    ev_timer_init(&g.reaper, free_retired, 0., 0.);
+    start_signals(serve_signal);
+    int r = pt_server_start_worker(g.server, slot);
     if (r < 0) {
-        fprintf(stderr, "porter: cannot start: %s\n", pt_strerror(r));
+        log_line("cannot start: %s", pt_strerror(r));
         return 1;
     }
     ev_run(g.loop, 0);
+    free_retired(g.loop, &g.reaper, 0);
     return 0;
 }
 
-static pid_t spawn_worker(int slot);
+/* ---- the master ---- */
+
 static int check_leaks(int code);
+static int spawn(int slot);
+
+static int live_workers(void)
+{
+    int n = 0;
+    for (int i = 0; i < MAX_PROCS; i++)
+        n += g.procs[i].pid != 0;
+    return n;
+}
+
+static void signal_workers(int sig, bool old_only)
+{
+    for (int i = 0; i < MAX_PROCS; i++)
+        if (g.procs[i].pid && (!old_only || g.procs[i].gen != g.gen))
+            kill(g.procs[i].pid, sig);
+}
 
 static void on_child(struct ev_loop *loop, ev_child *w, int revents)
 {
-    int slot = (int)(w - g.children);
+    worker *wk = (worker *)((char *)w - offsetof(worker, watcher));
     ev_child_stop(loop, w);
-    g.workers[slot] = 0;
-    if (g.stops == 0) {
-        fprintf(stderr, "porter: worker %d exited (status %d); starting a new one\n", w->rpid,
-                w->rstatus);
-        spawn_worker(slot);
+    int status = w->rstatus;
+    pid_t pid = wk->pid;
+    wk->pid = 0;
+    if (wk->gen == g.gen && !g.stopping) {
+        if (WIFSIGNALED(status))
+            log_line("worker %d killed by signal %d; starting another", (int)pid, WTERMSIG(status));
+        else
+            log_line("worker %d exited with status %d; starting another", (int)pid,
+                     WEXITSTATUS(status));
+        spawn(wk->slot);
         return;
     }
-    for (int i = 0; i < g.nworkers; i++)
-        if (g.workers[i] > 0)
-            return;
-    ev_signal_stop(loop, &g.sigterm);
-    ev_signal_stop(loop, &g.sigint);
+    if (WIFSIGNALED(status) || WEXITSTATUS(status) != 0)
+        log_line("worker %d ended abnormally (status %d)", (int)pid, status);
+    if (g.stopping && live_workers() == 0)
+        stop_signals();
 }
 
-static pid_t spawn_worker(int slot)
+static int spawn(int slot)
 {
+    worker *wk = NULL;
+    for (int i = 0; i < MAX_PROCS && !wk; i++)
+        if (!g.procs[i].pid && !ev_is_active(&g.procs[i].watcher))
+            wk = &g.procs[i];
+    if (!wk) {
+        log_line("too many worker processes");
+        return -1;
+    }
     pid_t pid = fork();
+    if (pid < 0) {
+        log_line("fork: %s", strerror(errno));
+        return -1;
+    }
     if (pid == 0) {
         ev_loop_fork(g.loop);
-        for (int i = 0; i < g.nworkers; i++)
-            if (ev_is_active(&g.children[i]))
-                ev_child_stop(g.loop, &g.children[i]);
-        ev_signal_stop(g.loop, &g.sigterm);
-        ev_signal_stop(g.loop, &g.sigint);
-        int code = run_worker();
+        for (int i = 0; i < MAX_PROCS; i++)
+            if (ev_is_active(&g.procs[i].watcher))
+                ev_child_stop(g.loop, &g.procs[i].watcher);
+        stop_signals();
+        int code = serve(slot);
         pt_server_free(g.server);
         ev_loop_destroy(g.loop);
         _exit(check_leaks(code));
     }
-    if (pid < 0) {
-        fprintf(stderr, "porter: fork: %s\n", strerror(errno));
-        return -1;
-    }
-    g.workers[slot] = pid;
-    ev_child_init(&g.children[slot], on_child, pid, 0);
-    ev_child_start(g.loop, &g.children[slot]);
-    return pid;
+    wk->pid = pid;
+    wk->slot = slot;
+    wk->gen = g.gen;
+    ev_child_init(&wk->watcher, on_child, pid, 0);
+    ev_child_start(g.loop, &wk->watcher);
+    return 0;
 }
 
-static int run_master(int n)
+static void reload_master(void)
+{
+    char err[1024];
+    int n = pt_server_conf_workers(g.conf, g.prefix, err, sizeof err);
+    if (n < 0) {
+        log_line("reload failed, the running configuration stays: %s", err);
+        return;
+    }
+    if (n > MAX_WORKERS)
+        n = MAX_WORKERS;
+    pt_server_options o;
+    pt_server_options_init(&o);
+    o.conf_path = g.conf;
+    o.prefix = g.prefix;
+    o.worker_slots = n;
+    /* With another worker count the sockets per address differ: they are opened anew. */
+    o.previous = g.server;
+    pt_server *next;
+    int r = pt_server_new_with(&next, g.loop, &o, err, sizeof err);
+    if (r < 0) {
+        log_line("reload failed, the running configuration stays: %s",
+                 err[0] ? err : pt_strerror(r));
+        return;
+    }
+    /* Freed before forking so the new workers inherit nothing of it; the old workers keep
+     * their own copies of the sockets it still had. */
+    pt_server_free(g.server);
+    g.server = next;
+    g.nworkers = n;
+    g.gen++;
+    for (int i = 0; i < n; i++)
+        spawn(i);
+    /* The new workers accept on the same sockets; the old ones finish what they have. */
+    signal_workers(SIGQUIT, true);
+    log_line("configuration reloaded: %d workers", n);
+}
+
+static void master_signal(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    switch (w->signum) {
+    case SIGTERM:
+    case SIGINT:
+    case SIGQUIT:
+        g.stopping = true;
+        signal_workers(w->signum == SIGQUIT ? SIGQUIT : SIGTERM, false);
+        if (live_workers() == 0)
+            stop_signals();
+        break;
+    case SIGHUP:
+        if (!g.stopping)
+            reload_master();
+        break;
+    case SIGUSR1:
+        pt_server_reopen_logs(g.server);
+        signal_workers(SIGUSR1, false);
+        break;
+    }
+}
+
+static int run_master(void)
 {
     g.master = true;
-    g.nworkers = n;
-    start_signals();
-    for (int i = 0; i < n; i++)
-        if (spawn_worker(i) < 0)
-            return 1;
+    start_signals(master_signal);
+    for (int i = 0; i < g.nworkers; i++)
+        if (spawn(i) < 0) {
+            g.stopping = true;
+            signal_workers(SIGTERM, false);
+            break;
+        }
     ev_run(g.loop, 0);
     return 0;
 }
@@ -201,12 +393,9 @@ int main(int argc, char **argv)
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
+    g.conf = conf;
+    g.prefix = prefix;
 
-    g.loop = ev_default_loop(EVFLAG_AUTO);
-    if (!g.loop) {
-        fprintf(stderr, "porter: cannot initialise the event loop\n");
-        return 1;
-    }
     char err[1024];
     if (test) {
         int r = pt_server_test(conf, prefix, err, sizeof err);
@@ -220,23 +409,40 @@ int main(int argc, char **argv)
                 conf, conf);
         return 0;
     }
-    int r = pt_server_new(&g.server, g.loop, conf, prefix, err, sizeof err);
+    g.loop = ev_default_loop(EVFLAG_AUTO);
+    if (!g.loop) {
+        fprintf(stderr, "porter: cannot initialise the event loop\n");
+        return 1;
+    }
+    /* The worker count decides how many sockets each address gets, so read it first. */
+    g.nworkers = pt_server_conf_workers(conf, prefix, err, sizeof err);
+    int r = g.nworkers;
+    if (r >= 0) {
+        if (g.nworkers > MAX_WORKERS)
+            g.nworkers = MAX_WORKERS;
+        pt_server_options o;
+        pt_server_options_init(&o);
+        o.conf_path = conf;
+        o.prefix = prefix;
+        o.worker_slots = g.nworkers;
+        r = pt_server_new_with(&g.server, g.loop, &o, err, sizeof err);
+    }
     if (r < 0) {
         fprintf(stderr, "porter: %s\n", err[0] ? err : pt_strerror(r));
         return 1;
     }
     const char *pid_path = pt_server_pid_path(g.server);
-    if (pid_path && write_pid(pid_path) < 0) {
+    char *pid_copy = pid_path ? strdup(pid_path) : NULL;
+    if (pid_copy && write_pid(pid_copy) < 0) {
         pt_server_free(g.server);
+        free(pid_copy);
         return 1;
     }
-    int workers = pt_server_worker_processes(g.server);
-    if (workers > MAX_WORKERS)
-        workers = MAX_WORKERS;
-    int code = workers > 1 ? run_master(workers) : run_worker();
+    int code = g.nworkers > 1 ? run_master() : serve(0);
     pt_server_free(g.server);
-    if (pid_path)
-        unlink(pid_path);
+    if (pid_copy)
+        unlink(pid_copy);
+    free(pid_copy);
     ev_loop_destroy(g.loop);
     return check_leaks(code);
 }

@@ -15,6 +15,12 @@
 #include "porter.h"
 #include "server/dispatch.h"
 #include "server/site.h"
+#include "server/stats.h"
+
+/* Sent to a client refused for max_concurrent_per_client. */
+#define REFUSAL                                                                                    \
+    "HTTP/1.1 503 Service Unavailable\r\nServer: porter\r\nContent-Type: text/plain\r\n"           \
+    "Content-Length: 20\r\nConnection: close\r\n\r\ntoo many connections"
 
 /* The file cache: files up to 32 KiB, 32 MiB in all, trusted for a second between stats. */
 #define FILE_CACHE_BYTES (32u << 20)
@@ -34,7 +40,9 @@ struct pt_server {
     pt_log **logs; /* access logs, one per distinct path */
     size_t nlogs;
     pt_log *error_log;
-    ev_timer flush_timer;
+    ev_timer tick; /* once a second: flush access logs, publish stats */
+    pt_stats_board *board;
+    int nslots, slot;
     pt_server_stopped_cb on_stopped;
     void *stopped_data;
     size_t sites_draining;
@@ -121,21 +129,66 @@ static void on_full(void *data)
 {
     pt_site *site = data;
     pt_log_error(PT_LOG_WARN, "max_concurrent connections reached; accepting paused");
-    pt_listener_pause(site->listener);
+    for (size_t k = 0; k < site->nlisteners; k++)
+        if (site->listeners[k])
+            pt_listener_pause(site->listeners[k]);
 }
 
 static void on_room(void *data)
 {
     pt_site *site = data;
-    pt_listener_resume(site->listener);
+    for (size_t k = 0; k < site->nlisteners; k++)
+        if (site->listeners[k])
+            pt_listener_resume(site->listeners[k]);
 }
 
-static void stop_flush_timer(pt_server *s)
+static void stop_tick(pt_server *s)
 {
-    if (ev_is_active(&s->flush_timer)) {
+    if (ev_is_active(&s->tick)) {
         ev_ref(s->loop); /* it was unreferenced when started */
-        ev_timer_stop(s->loop, &s->flush_timer);
+        ev_timer_stop(s->loop, &s->tick);
     }
+}
+
+/* Copies this worker's counters to its slot of the shared stats board. */
+static void publish_stats(pt_server *s)
+{
+    pt_worker_stats *w = pt_stats_board_slot(s->board, s->slot);
+    pt_worker_stats st = {.pid = getpid(), .slot = s->slot, .started = w->started};
+    if (!st.started)
+        st.started = ev_now(s->loop);
+    st.updated = ev_now(s->loop);
+    for (size_t i = 0; i < s->nsites; i++) {
+        pt_connmgr_stats c;
+        pt_connmgr_get_stats(s->sites[i].mgr, &c);
+        st.live += c.live;
+        st.reading += c.reading;
+        st.writing += c.writing;
+        st.idle += c.idle;
+        st.lingering += c.lingering;
+        st.accepted += c.accepted;
+        st.handled += c.closed;
+        st.rejected += c.rejected;
+        st.requests += c.requests;
+        st.bytes_in += c.bytes_in;
+        st.bytes_out += c.bytes_out;
+    }
+    st.custodians = pt_custodian_live_count();
+    st.timers = pt_timer_armed_count();
+    pt_filecache_stats fc;
+    pt_filecache_get_stats(s->cache, &fc);
+    st.cache_hits = fc.hits;
+    st.cache_misses = fc.misses;
+    st.cache_bytes = fc.bytes;
+    *w = st;
+}
+
+static void on_tick(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    pt_server *s = w->data;
+    for (size_t i = 0; i < s->nlogs; i++)
+        pt_log_flush(s->logs[i]);
+    publish_stats(s);
 }
 
 static void on_site_drained(void *data)
@@ -143,19 +196,12 @@ static void on_site_drained(void *data)
     pt_site *site = data;
     pt_server *s = site->server;
     if (s->sites_draining && --s->sites_draining == 0) {
-        stop_flush_timer(s);
+        stop_tick(s);
         for (size_t i = 0; i < s->nlogs; i++)
             pt_log_flush(s->logs[i]);
         if (s->on_stopped)
             s->on_stopped(s, s->stopped_data);
     }
-}
-
-static void on_flush_timer(struct ev_loop *loop, ev_timer *w, int revents)
-{
-    pt_server *s = w->data;
-    for (size_t i = 0; i < s->nlogs; i++)
-        pt_log_flush(s->logs[i]);
 }
 
 /* ---- construction ---- */
@@ -286,7 +332,40 @@ static int add_to_site(pt_server *s, pt_vhost *vh, const pt_conf_listen *ls)
     return 0;
 }
 
-static int open_site(pt_server *s, pt_site *site, char *err, size_t elen)
+static void format_listen(const pt_conf_listen *ls, char *buf, size_t len)
+{
+    bool v6 = ls->host && strchr(ls->host, ':');
+    snprintf(buf, len, "%s%s%s:%s", v6 ? "[" : "", ls->host ? ls->host : "*", v6 ? "]" : "",
+             ls->port);
+}
+
+/* The sockets of `site` that a previous server already has open for the same listen address and
+ * worker count: taken over so that a reload never closes a socket clients are connecting to. */
+static bool take_over(pt_server *prev, pt_site *site)
+{
+    if (!prev)
+        return false;
+    const pt_conf_listen *ls = site->listen;
+    for (size_t i = 0; i < prev->nsites; i++) {
+        pt_site *old = &prev->sites[i];
+        const pt_conf_listen *ol = old->listen;
+        if (!old->listeners || !old->listeners[0] || old->nlisteners != site->nlisteners ||
+            !same_str(ol->host, ls->host) || strcmp(ol->port, ls->port) != 0 ||
+            ol->reuseport != ls->reuseport)
+            continue;
+        for (size_t k = 0; k < site->nlisteners; k++) {
+            site->listeners[k] = old->listeners[k];
+            old->listeners[k] = NULL;
+            pt_listener_set_callbacks(site->listeners[k], on_accept, on_accept_error, site);
+        }
+        return true;
+    }
+    return false;
+}
+
+/* Opens the site's sockets: one set per worker slot when workers share the port with
+ * SO_REUSEPORT, so each worker accepts from its own queue. */
+static int open_listeners(pt_server *s, pt_site *site, char *err, size_t elen)
 {
     const pt_conf_listen *ls = site->listen;
     const pt_limits *limits = &site->default_vhost->limits;
@@ -296,23 +375,44 @@ static int open_site(pt_server *s, pt_site *site, char *err, size_t elen)
     lo.port = ls->port;
     lo.backlog = ls->backlog > 0 ? ls->backlog
                                  : (int)(limits->max_waiting > 65535 ? 65535 : limits->max_waiting);
-    lo.reuseport = ls->reuseport;
-    int r = pt_listener_open(&site->listener, s->loop, &lo, on_accept, on_accept_error, site);
-    if (r < 0) {
-        snprintf(err, elen, "%s:%d:%d: cannot listen on %s%s%s:%s: %s", ls->file, ls->line, ls->col,
-                 ls->host && strchr(ls->host, ':') ? "[" : "", ls->host ? ls->host : "*",
-                 ls->host && strchr(ls->host, ':') ? "]" : "", ls->port, strerror(-r));
-        return r;
+    lo.reuseport = ls->reuseport || site->nlisteners > 1;
+    char port[16];
+    for (size_t k = 0; k < site->nlisteners; k++) {
+        int r =
+            pt_listener_open(&site->listeners[k], s->loop, &lo, on_accept, on_accept_error, site);
+        if (r < 0) {
+            char addr[300];
+            format_listen(ls, addr, sizeof addr);
+            snprintf(err, elen, "%s:%d:%d: cannot listen on %s: %s", ls->file, ls->line, ls->col,
+                     addr, strerror(-r));
+            return r;
+        }
+        /* Port 0: every slot's sockets share the port the first one got. */
+        snprintf(port, sizeof port, "%d", pt_listener_port(site->listeners[0]));
+        lo.port = port;
     }
+    return 0;
+}
+
+static int open_site(pt_server *s, pt_site *site, pt_server *prev, char *err, size_t elen)
+{
+    site->listeners = calloc(site->nlisteners, sizeof *site->listeners);
+    if (!site->listeners)
+        return -ENOMEM;
+    int r = 0;
+    if (!take_over(prev, site) && (r = open_listeners(s, site, err, elen)) < 0)
+        return r;
     pt_connmgr_options mo;
     pt_connmgr_options_init(&mo);
-    mo.limits = *limits;
+    mo.limits = site->default_vhost->limits;
     mo.proto = &pt_http_proto;
     mo.custodian = s->custodian;
     mo.on_admit = on_admit;
     mo.on_full = on_full;
     mo.on_room = on_room;
     mo.on_drained = on_site_drained;
+    mo.refusal = REFUSAL;
+    mo.refusal_len = sizeof REFUSAL - 1;
     mo.data = site;
     r = pt_connmgr_new(&site->mgr, s->loop, &mo);
     if (r < 0)
@@ -320,8 +420,23 @@ static int open_site(pt_server *s, pt_site *site, char *err, size_t elen)
     return r;
 }
 
+void pt_server_options_init(pt_server_options *o)
+{
+    *o = (pt_server_options){.conf_path = "conf/porter.conf"};
+}
+
 int pt_server_new(pt_server **out, struct ev_loop *loop, const char *conf_path, const char *prefix,
                   char *err, size_t errlen)
+{
+    pt_server_options o;
+    pt_server_options_init(&o);
+    o.conf_path = conf_path;
+    o.prefix = prefix;
+    return pt_server_new_with(out, loop, &o, err, errlen);
+}
+
+int pt_server_new_with(pt_server **out, struct ev_loop *loop, const pt_server_options *o, char *err,
+                       size_t errlen)
 {
     char dummy[8];
     if (!err) {
@@ -333,7 +448,7 @@ int pt_server_new(pt_server **out, struct ev_loop *loop, const char *conf_path, 
     if (!s)
         return -ENOMEM;
     s->loop = loop;
-    int r = pt_conf_load(&s->conf, conf_path, prefix, err, errlen);
+    int r = pt_conf_load(&s->conf, o->conf_path, o->prefix, err, errlen);
     if (r < 0)
         goto fail;
     const pt_conf *conf = s->conf;
@@ -345,7 +460,6 @@ int pt_server_new(pt_server **out, struct ev_loop *loop, const char *conf_path, 
             goto fail;
         }
     }
-    pt_error_log_set(s->error_log, conf->error_log_level);
 
     bool fallback = false;
     r = load_types(&s->mime, conf->default_type, conf->types, conf->ntypes, &fallback);
@@ -353,13 +467,13 @@ int pt_server_new(pt_server **out, struct ev_loop *loop, const char *conf_path, 
         snprintf(err, errlen, "cannot load MIME types: %s", strerror(-r));
         goto fail;
     }
-    if (fallback)
-        pt_log_error(PT_LOG_WARN, "/etc/mime.types not readable; using built-in MIME types");
 
+    s->nslots = o->worker_slots > 0 ? o->worker_slots : 1;
+    s->board = pt_stats_board_new(s->nslots);
     s->custodian = pt_custodian_new(NULL);
     s->vhosts = calloc(conf->nservers, sizeof *s->vhosts);
     s->cache = pt_filecache_new(FILE_CACHE_BYTES, FILE_CACHE_MAX_FILE, FILE_CACHE_VALIDITY);
-    if (!s->custodian || !s->vhosts || !s->cache) {
+    if (!s->custodian || !s->vhosts || !s->cache || !s->board) {
         r = -ENOMEM;
         goto fail;
     }
@@ -375,11 +489,16 @@ int pt_server_new(pt_server **out, struct ev_loop *loop, const char *conf_path, 
                 goto fail;
     }
     for (size_t i = 0; i < s->nsites; i++) {
-        if ((r = open_site(s, &s->sites[i], err, errlen)) < 0)
+        s->sites[i].nlisteners = (size_t)s->nslots;
+        if ((r = open_site(s, &s->sites[i], o->previous, err, errlen)) < 0)
             goto fail;
     }
-    ev_timer_init(&s->flush_timer, on_flush_timer, 1.0, 1.0);
-    s->flush_timer.data = s;
+    /* Only now, when nothing can fail any more, does this server's log become the process's. */
+    pt_error_log_set(s->error_log, conf->error_log_level);
+    if (fallback)
+        pt_log_error(PT_LOG_WARN, "/etc/mime.types not readable; using built-in MIME types");
+    ev_timer_init(&s->tick, on_tick, 1.0, 1.0);
+    s->tick.data = s;
     *out = s;
     return 0;
 fail:
@@ -388,21 +507,26 @@ fail:
     return r;
 }
 
-int pt_server_start(pt_server *s)
+int pt_server_start_worker(pt_server *s, int slot)
 {
     if (s->started)
         return -EALREADY;
+    if (slot < 0 || slot >= s->nslots)
+        return -EINVAL;
     s->started = true;
+    s->slot = slot;
     for (size_t i = 0; i < s->nsites; i++)
-        pt_listener_start(s->sites[i].listener);
-    if (s->nlogs) {
-        ev_timer_start(s->loop, &s->flush_timer);
-        ev_unref(s->loop); /* log flushing alone must not keep the loop running */
-    }
+        if (s->sites[i].listeners[slot])
+            pt_listener_start(s->sites[i].listeners[slot]);
+    ev_timer_start(s->loop, &s->tick);
+    ev_unref(s->loop); /* the once-a-second chores alone must not keep the loop running */
+    publish_stats(s);
+    if (slot != 0)
+        return 0;
     char addr[PT_SOCKADDR_STRLEN];
     for (size_t i = 0; i < s->nsites; i++) {
         struct sockaddr_storage ss[4];
-        size_t n = pt_listener_addresses(s->sites[i].listener, ss, 4);
+        size_t n = pt_listener_addresses(s->sites[i].listeners[0], ss, 4);
         for (size_t k = 0; k < n && k < 4; k++)
             if (pt_sockaddr_format((struct sockaddr *)&ss[k], addr, sizeof addr) >= 0)
                 pt_log_error(PT_LOG_NOTICE, "listening on http://%s", addr);
@@ -410,7 +534,20 @@ int pt_server_start(pt_server *s)
     return 0;
 }
 
-void pt_server_stop(pt_server *s, pt_server_stopped_cb cb, void *data)
+int pt_server_start(pt_server *s)
+{
+    return pt_server_start_worker(s, 0);
+}
+
+static void close_listeners(pt_site *site)
+{
+    for (size_t k = 0; site->listeners && k < site->nlisteners; k++) {
+        pt_listener_close(site->listeners[k]);
+        site->listeners[k] = NULL;
+    }
+}
+
+static void stop(pt_server *s, bool gentle, pt_server_stopped_cb cb, void *data)
 {
     if (s->stopping) {
         for (size_t i = 0; i < s->nsites; i++)
@@ -421,12 +558,32 @@ void pt_server_stop(pt_server *s, pt_server_stopped_cb cb, void *data)
     s->on_stopped = cb;
     s->stopped_data = data;
     s->sites_draining = s->nsites;
+    /* Closing this process's copies: a successor holding the same sockets keeps their queues. */
     for (size_t i = 0; i < s->nsites; i++)
-        pt_listener_close(s->sites[i].listener), s->sites[i].listener = NULL;
-    if (s->nsites == 0 && cb)
-        cb(s, data);
-    for (size_t i = 0; i < s->nsites; i++)
-        pt_connmgr_drain(s->sites[i].mgr, s->sites[i].default_vhost->limits.shutdown_grace_period);
+        close_listeners(&s->sites[i]);
+    if (s->nsites == 0) {
+        stop_tick(s);
+        if (cb)
+            cb(s, data);
+        return;
+    }
+    for (size_t i = 0; i < s->nsites; i++) {
+        const pt_limits *l = &s->sites[i].default_vhost->limits;
+        if (gentle)
+            pt_connmgr_retire(s->sites[i].mgr, l->shutdown_grace_period);
+        else
+            pt_connmgr_drain(s->sites[i].mgr, l->shutdown_grace_period);
+    }
+}
+
+void pt_server_stop(pt_server *s, pt_server_stopped_cb cb, void *data)
+{
+    stop(s, false, cb, data);
+}
+
+void pt_server_retire(pt_server *s, pt_server_stopped_cb cb, void *data)
+{
+    stop(s, true, cb, data);
 }
 
 void pt_server_free(pt_server *s)
@@ -434,12 +591,13 @@ void pt_server_free(pt_server *s)
     if (!s)
         return;
     for (size_t i = 0; i < s->nsites; i++) {
-        pt_listener_close(s->sites[i].listener);
+        close_listeners(&s->sites[i]);
+        free(s->sites[i].listeners);
         pt_connmgr_free(s->sites[i].mgr);
         free(s->sites[i].vhosts);
     }
     free(s->sites);
-    stop_flush_timer(s);
+    stop_tick(s);
     pt_custodian_shutdown(s->custodian);
     pt_custodian_reap();
     pt_chunk_pool_trim();
@@ -454,10 +612,8 @@ void pt_server_free(pt_server *s)
     free(s->logs);
     pt_mime_free(s->mime);
     pt_filecache_free(s->cache);
-    if (s->error_log) {
-        pt_error_log_set(NULL, s->conf ? s->conf->error_log_level : PT_LOG_NOTICE);
-        pt_log_close(s->error_log);
-    }
+    pt_log_close(s->error_log); /* the process's error log falls back to stderr if it was this */
+    pt_stats_board_free(s->board, s->nslots);
     pt_conf_free(s->conf);
     free(s);
 }
@@ -466,10 +622,10 @@ size_t pt_server_addresses(const pt_server *s, struct sockaddr_storage *out, siz
 {
     size_t total = 0;
     for (size_t i = 0; i < s->nsites; i++) {
-        if (!s->sites[i].listener)
+        if (!s->sites[i].listeners || !s->sites[i].listeners[0])
             continue;
         struct sockaddr_storage ss[8];
-        size_t n = pt_listener_addresses(s->sites[i].listener, ss, 8);
+        size_t n = pt_listener_addresses(s->sites[i].listeners[0], ss, 8);
         for (size_t k = 0; k < n && k < 8; k++, total++)
             if (total < max)
                 out[total] = ss[k];
@@ -488,12 +644,36 @@ int pt_server_reopen_logs(pt_server *s)
     return r;
 }
 
-int pt_server_worker_processes(const pt_server *s)
+pt_stats_board *pt_server_stats_board(pt_server *s, int *nslots, int *slot)
 {
-    if (s->conf->worker_processes > 0)
-        return s->conf->worker_processes;
+    publish_stats(s); /* the asking worker's own numbers are current */
+    *nslots = s->nslots;
+    *slot = s->slot;
+    return s->board;
+}
+
+static int workers_of(const pt_conf *conf)
+{
+    if (conf->worker_processes > 0)
+        return conf->worker_processes;
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return n > 0 ? (int)n : 1;
+}
+
+int pt_server_worker_processes(const pt_server *s)
+{
+    return workers_of(s->conf);
+}
+
+int pt_server_conf_workers(const char *conf_path, const char *prefix, char *err, size_t errlen)
+{
+    pt_conf *conf;
+    int r = pt_conf_load(&conf, conf_path, prefix, err, errlen);
+    if (r < 0)
+        return r;
+    r = workers_of(conf);
+    pt_conf_free(conf);
+    return r;
 }
 
 const char *pt_server_pid_path(const pt_server *s)

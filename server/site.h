@@ -42,7 +42,8 @@ typedef struct pt_site {
     pt_vhost *default_vhost;
     const pt_conf_listen *listen; /* the directive that made this site */
     bool has_explicit_default;
-    pt_listener *listener;
+    pt_listener **listeners; /* one per worker slot (SO_REUSEPORT), or one */
+    size_t nlisteners;
     pt_connmgr *mgr;
 } pt_site;
 
@@ -52,7 +53,11 @@ const pt_vhost *pt_site_select(const pt_site *site, pt_str host);
 /* The HTTP protocol the connection managers run (dispatch.c). */
 extern const pt_conn_proto pt_http_proto;
 
-/* Handlers (static.c). */
+/* Handlers (static.c, status.c). */
 void pt_static_handle(pt_request *req);
+void pt_status_handle(pt_request *req);
+
+/* The shared stats board of the request's server, with the worker slots and this worker's. */
+struct pt_stats_board *pt_server_stats_board(pt_server *s, int *nslots, int *slot);
 
 #endif
