@@ -146,15 +146,16 @@ time_t pt_http_date_parse(const char *s, size_t len)
 static _Thread_local struct {
     time_t second;
     char date[32];
+    size_t date_len;
     char local[32]; /* 21/Nov/2026:06:00:00 +0000 */
-} clock_cache = {-1, "", ""};
+} clock_cache = {-1, "", 0, ""};
 
 static void clock_update(time_t now)
 {
     if (now == clock_cache.second)
         return;
     clock_cache.second = now;
-    pt_http_date_format(now, clock_cache.date);
+    clock_cache.date_len = pt_http_date_format(now, clock_cache.date);
     struct tm tm;
     localtime_r(&now, &tm);
     strftime(clock_cache.local, sizeof clock_cache.local, "%d/%b/%Y:%H:%M:%S %z", &tm);
@@ -175,6 +176,17 @@ static size_t append(char *buf, size_t pos, size_t cap, const char *s, size_t n)
 }
 
 #define APPEND_LIT(buf, pos, cap, lit) append(buf, pos, cap, lit, sizeof(lit) - 1)
+
+static size_t append_uint(char *buf, size_t pos, size_t cap, uint64_t v)
+{
+    char digits[20];
+    size_t n = 0;
+    do {
+        digits[sizeof digits - ++n] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    return append(buf, pos, cap, digits + sizeof digits - n, n);
+}
 
 /* Escapes a request string for the access log as nginx does: quotes, backslashes and control
  * characters become \xHH. */
@@ -281,21 +293,28 @@ int pt_request_respond(pt_request *req, const pt_response *r)
     clock_update((time_t)ev_now(c->timer.loop));
     char head[2048];
     size_t cap = sizeof head, pos = 0;
-    int n = snprintf(head, cap, "HTTP/1.1 %d %s\r\nServer: %s\r\nDate: %s\r\n", r->status,
-                     pt_http_reason(r->status),
-                     req->vhost && req->vhost->conf->server_tokens ? "porter/" PORTER_VERSION
-                                                                   : "porter",
-                     clock_cache.date);
-    pos = (size_t)n;
+    /* Built by copying: this runs once per response and formatting functions cost more than
+     * the rest of the head together. */
+    pos = APPEND_LIT(head, pos, cap, "HTTP/1.1 ");
+    pos = append_uint(head, pos, cap, (uint64_t)r->status);
+    pos = APPEND_LIT(head, pos, cap, " ");
+    const char *reason = pt_http_reason(r->status);
+    pos = append(head, pos, cap, reason, strlen(reason));
+    if (req->vhost && req->vhost->conf->server_tokens)
+        pos = APPEND_LIT(head, pos, cap, "\r\nServer: porter/" PORTER_VERSION "\r\nDate: ");
+    else
+        pos = APPEND_LIT(head, pos, cap, "\r\nServer: porter\r\nDate: ");
+    pos = append(head, pos, cap, clock_cache.date, clock_cache.date_len);
+    pos = APPEND_LIT(head, pos, cap, "\r\n");
     if (r->content_type) {
         pos = APPEND_LIT(head, pos, cap, "Content-Type: ");
         pos = append(head, pos, cap, r->content_type, strlen(r->content_type));
         pos = APPEND_LIT(head, pos, cap, "\r\n");
     }
     if (!r->no_body && status_has_body(r->status)) {
-        char num[48];
-        n = snprintf(num, sizeof num, "Content-Length: %" PRIu64 "\r\n", body_len);
-        pos = append(head, pos, cap, num, (size_t)n);
+        pos = APPEND_LIT(head, pos, cap, "Content-Length: ");
+        pos = append_uint(head, pos, cap, body_len);
+        pos = APPEND_LIT(head, pos, cap, "\r\n");
     }
     if (r->last_modified > 0) {
         char date[32];
