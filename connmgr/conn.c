@@ -144,7 +144,7 @@ void pt_conn_set_state(pt_conn *c, pt_conn_state state)
     pt_connmgr__state_changed(c->mgr, c, from);
 }
 
-static void on_readable(pt_conn *c)
+void pt_conn__readable(pt_conn *c)
 {
     if (c->state == PT_CONN_LINGERING) {
         linger_read(c);
@@ -172,7 +172,7 @@ static void on_io(struct ev_loop *loop, ev_io *w, int revents)
 {
     pt_conn *c = w->data;
     if (revents & EV_READ) {
-        on_readable(c);
+        pt_conn__readable(c);
         if (c->dead)
             return;
     }
@@ -212,7 +212,9 @@ static void release_conn(void *data)
 pt_conn *pt_conn__open(pt_connmgr *m, pt_custodian *parent, struct ev_loop *loop, int fd,
                        const struct sockaddr *peer, socklen_t peerlen)
 {
-    pt_custodian *cust = pt_custodian_new(parent);
+    /* The connection and its protocol's state share one allocation with the custodian. */
+    size_t arena = ((sizeof(pt_conn) + 15) & ~(size_t)15) + pt_connmgr__proto_size(m);
+    pt_custodian *cust = pt_custodian_new_sized(parent, arena);
     if (!cust) {
         close(fd);
         return NULL;
@@ -234,7 +236,8 @@ pt_conn *pt_conn__open(pt_connmgr *m, pt_custodian *parent, struct ev_loop *loop
     pt_timer_init(&c->timer, loop, on_timer, c);
     ev_io_init(&c->io, on_io, fd, 0);
     c->io.data = c;
-    if (peer && peerlen <= sizeof c->peer) {
+    if (peer && peerlen <= sizeof c->peer &&
+        (peer->sa_family == AF_INET || peer->sa_family == AF_INET6)) {
         memcpy(&c->peer, peer, peerlen);
         c->peerlen = peerlen;
     }

@@ -20,6 +20,7 @@
 
 #include <ev.h>
 #include <stdbool.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 #include "connmgr/buffer.h"
@@ -72,7 +73,11 @@ struct pt_conn {
     void *proto_data;
     const pt_limits *limits;
     pt_connmgr_stats *stats; /* the manager's counters */
-    struct sockaddr_storage peer;
+    union {
+        struct sockaddr sa;
+        struct sockaddr_in in;
+        struct sockaddr_in6 in6;
+    } peer; /* an IP peer (others are not recorded: sa_family AF_UNSPEC) */
     socklen_t peerlen;
     pt_conn_state state;
     bool eof;         /* the peer half-closed: no more input */
@@ -80,9 +85,10 @@ struct pt_conn {
     bool linger;      /* input may still arrive: discard it while closing */
     bool dead;        /* killed; memory valid until the loop iteration ends */
     bool read_paused; /* the protocol does not want input now */
+    bool parked;      /* released into the parking lot, its socket kept open */
     unsigned requests;
-    size_t in_max; /* most unparsed input held (the protocol sets it) */
     ev_tstamp idle_since;
+    size_t in_max;                  /* most unparsed input held (the protocol sets it) */
     pt_conn *prev, *next;           /* the manager's live list */
     pt_conn *idle_prev, *idle_next; /* the manager's idle list, oldest first */
 };

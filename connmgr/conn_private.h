@@ -11,11 +11,15 @@
 pt_conn *pt_conn__open(pt_connmgr *m, pt_custodian *parent, struct ev_loop *loop, int fd,
                        const struct sockaddr *peer, socklen_t peerlen);
 
+/* Reads what the socket has and hands it to the protocol, as on a readiness event (conn.c). */
+void pt_conn__readable(pt_conn *c);
+
 /* Manager bookkeeping called by the connection (connmgr.c). */
 void pt_connmgr__state_changed(pt_connmgr *m, pt_conn *c, pt_conn_state from);
 void pt_connmgr__released(pt_connmgr *m, pt_conn *c);
 const pt_conn_proto *pt_connmgr__proto(const pt_connmgr *m);
 pt_connmgr_stats *pt_connmgr__stats(pt_connmgr *m);
+size_t pt_connmgr__proto_size(const pt_connmgr *m);
 void *pt_connmgr__proto_data(const pt_connmgr *m);
 
 #endif

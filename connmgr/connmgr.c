@@ -1,6 +1,8 @@
 #include "connmgr/connmgr.h"
 
 #include <errno.h>
+#include <malloc.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -8,6 +10,14 @@
 #include <unistd.h>
 
 #include "connmgr/conn_private.h"
+#include "connmgr/park.h"
+
+/* A connection idle this long is parked (park.h); the sweep looks this often. Under load no
+ * connection stays idle that long, so parking costs the request path nothing. */
+#define PARK_AFTER 0.5
+#define PARK_SWEEP 0.25
+/* Parking this many at once returns the freed memory to the system. */
+#define PARK_TRIM 256
 
 /* Open connections per client address, for max_concurrent_per_client: open addressing with
  * linear probing and backward-shift deletion. Only used when that limit is set. */
@@ -33,7 +43,10 @@ struct pt_connmgr {
     ev_prepare reaper;
     pt_timer drain_timer;
     client_table clients;
-    bool full, draining, gentle, freeing;
+    pt_parking *parking;
+    ev_timer park_sweep;   /* runs while unparked idle connections exist */
+    ev_timer drained_soon; /* on_drained after the last parked socket closed */
+    bool full, draining, gentle, freeing, trim;
 };
 
 void pt_connmgr_options_init(pt_connmgr_options *o)
@@ -49,6 +62,11 @@ const pt_limits *pt_connmgr_limits(const pt_connmgr *m)
 struct ev_loop *pt_connmgr_loop(const pt_connmgr *m)
 {
     return m->loop;
+}
+
+size_t pt_connmgr__proto_size(const pt_connmgr *m)
+{
+    return (m->opts.proto_size + 15) & ~(size_t)15;
 }
 
 pt_connmgr_stats *pt_connmgr__stats(pt_connmgr *m)
@@ -76,12 +94,27 @@ static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
 {
     if (pt_custodian_unreaped_count())
         pt_custodian_reap();
+    pt_connmgr *m = w->data;
+    if (m->trim) {
+        /* Many connections just went into the parking lot: give their memory back to the
+         * system instead of keeping it resident for the next peak. */
+        m->trim = false;
+        pt_chunk_pool_trim();
+        malloc_trim(0);
+    }
 }
+
+static void on_unpark(int fd, const struct sockaddr *peer, socklen_t peerlen, unsigned requests,
+                      void *data);
+static void on_parked_closed(const struct sockaddr *peer, void *data);
+static void on_park_sweep(struct ev_loop *loop, ev_timer *w, int revents);
+static void on_drained_soon(struct ev_loop *loop, ev_timer *w, int revents);
 
 static void on_custodian_gone(void *data)
 {
     pt_connmgr *m = data;
     m->custodian = NULL;
+    pt_parking_close_all(m->parking); /* parked sockets are the manager's too */
 }
 
 int pt_connmgr_new(pt_connmgr **out, struct ev_loop *loop, const pt_connmgr_options *o)
@@ -106,7 +139,18 @@ int pt_connmgr_new(pt_connmgr **out, struct ev_loop *loop, const pt_connmgr_opti
         free(m);
         return -ESHUTDOWN;
     }
+    int r = pt_parking_new(&m->parking, loop, on_unpark, on_parked_closed, m);
+    if (r < 0) {
+        pt_custodian_shutdown(m->custodian);
+        free(m);
+        return r;
+    }
+    ev_timer_init(&m->park_sweep, on_park_sweep, 0, PARK_SWEEP);
+    m->park_sweep.data = m;
+    ev_timer_init(&m->drained_soon, on_drained_soon, 0, 0);
+    m->drained_soon.data = m;
     ev_prepare_init(&m->reaper, on_prepare);
+    m->reaper.data = m;
     ev_prepare_start(loop, &m->reaper);
     ev_unref(loop); /* the reaper alone must not keep the loop running */
     *out = m;
@@ -114,13 +158,13 @@ int pt_connmgr_new(pt_connmgr **out, struct ev_loop *loop, const pt_connmgr_opti
 }
 
 /* The client address of a peer, or false for one without (a unix socket). */
-static bool client_key(const struct sockaddr_storage *ss, uint8_t key[16])
+static bool client_key(const struct sockaddr *ss, uint8_t key[16])
 {
-    if (ss->ss_family == AF_INET6) {
+    if (ss->sa_family == AF_INET6) {
         memcpy(key, &((const struct sockaddr_in6 *)ss)->sin6_addr, 16);
         return true;
     }
-    if (ss->ss_family == AF_INET) {
+    if (ss->sa_family == AF_INET) {
         memset(key, 0, 10);
         key[10] = key[11] = 0xff;
         memcpy(key + 12, &((const struct sockaddr_in *)ss)->sin_addr, 4);
@@ -198,7 +242,7 @@ static bool per_client_limited(const pt_connmgr *m)
 static void client_release(pt_connmgr *m, const pt_conn *c)
 {
     uint8_t key[16];
-    if (!per_client_limited(m) || !client_key(&c->peer, key))
+    if (!per_client_limited(m) || !client_key(&c->peer.sa, key))
         return;
     client_count *e = client_find(&m->clients, key, false);
     if (e && --e->count == 0)
@@ -233,7 +277,8 @@ static void idle_append(pt_connmgr *m, pt_conn *c)
  * Called wherever that can change: admission, release, a connection going idle or busy. */
 static void update_full(pt_connmgr *m)
 {
-    bool full = m->stats.live >= m->limits.max_concurrent && !m->idle_head;
+    bool full =
+        m->stats.live >= m->limits.max_concurrent && !m->idle_head && !pt_parking_count(m->parking);
     if (full == m->full || m->freeing)
         return;
     m->full = full;
@@ -251,6 +296,8 @@ void pt_connmgr__state_changed(pt_connmgr *m, pt_conn *c, pt_conn_state from)
         idle_unlink(m, c);
     if (c->state == PT_CONN_IDLE) {
         idle_append(m, c);
+        if (!ev_is_active(&m->park_sweep))
+            ev_timer_again(m->loop, &m->park_sweep);
         /* A drain closes connections as soon as they have nothing in flight. */
         if (m->draining && !m->gentle)
             pt_conn_close(c);
@@ -262,7 +309,6 @@ void pt_connmgr__released(pt_connmgr *m, pt_conn *c)
 {
     if (c->state == PT_CONN_IDLE)
         idle_unlink(m, c);
-    m->by_state[c->state]--;
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -270,6 +316,10 @@ void pt_connmgr__released(pt_connmgr *m, pt_conn *c)
     if (c->next)
         c->next->prev = c->prev;
     c->prev = c->next = NULL;
+    /* A parked connection is still open, and still idle: only its form changed. */
+    if (c->parked)
+        return;
+    m->by_state[c->state]--;
     m->stats.live--;
     m->stats.closed++;
     client_release(m, c);
@@ -281,6 +331,106 @@ void pt_connmgr__released(pt_connmgr *m, pt_conn *c)
         if (m->opts.on_drained)
             m->opts.on_drained(m->opts.data);
     }
+}
+
+static void on_drained_soon(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    pt_connmgr *m = w->data;
+    if (m->opts.on_drained)
+        m->opts.on_drained(m->opts.data);
+}
+
+/* A parked socket was closed: the connection is gone. on_drained is deferred, since the lot is
+ * still looping over its records. */
+static void on_parked_closed(const struct sockaddr *peer, void *data)
+{
+    pt_connmgr *m = data;
+    m->by_state[PT_CONN_IDLE]--;
+    m->stats.live--;
+    m->stats.closed++;
+    uint8_t key[16];
+    if (per_client_limited(m) && client_key(peer, key)) {
+        client_count *e = client_find(&m->clients, key, false);
+        if (e && --e->count == 0)
+            client_remove(&m->clients, e);
+    }
+    if (m->freeing)
+        return;
+    update_full(m);
+    if (m->draining && m->stats.live == 0) {
+        pt_timer_cancel(&m->drain_timer);
+        ev_timer_start(m->loop, &m->drained_soon);
+    }
+}
+
+/* Links a connection made for `fd` into the live set (admission already decided). */
+static pt_conn *adopt(pt_connmgr *m, int fd, const struct sockaddr *peer, socklen_t peerlen)
+{
+    pt_conn *c = pt_conn__open(m, m->custodian, m->loop, fd, peer, peerlen);
+    if (!c)
+        return NULL;
+    c->next = m->live;
+    if (m->live)
+        m->live->prev = c;
+    m->live = c;
+    m->by_state[c->state]++;
+    m->stats.live++;
+    if (m->opts.on_admit)
+        m->opts.on_admit(c, m->opts.data);
+    return c;
+}
+
+/* A parked client sent something (or closed): the connection takes its full form again and
+ * reads at once. */
+static void on_unpark(int fd, const struct sockaddr *peer, socklen_t peerlen, unsigned requests,
+                      void *data)
+{
+    pt_connmgr *m = data;
+    m->by_state[PT_CONN_IDLE]--;
+    m->stats.live--;
+    pt_conn *c = m->custodian ? adopt(m, fd, peer, peerlen) : NULL;
+    if (!c) {
+        if (!m->custodian)
+            close(fd);
+        m->stats.live++; /* on_parked_closed takes it back off */
+        m->by_state[PT_CONN_IDLE]++;
+        on_parked_closed(peer, m);
+        return;
+    }
+    c->requests = requests;
+    pt_conn__readable(c);
+}
+
+static bool parkable(const pt_conn *c)
+{
+    return c->state == PT_CONN_IDLE && !c->dead && !c->eof && !c->close_after && !c->read_paused &&
+           pt_inbuf_len(&c->in) == 0 && pt_outq_is_empty(&c->out) &&
+           pt_transport_is_tcp(&c->transport) && pt_custodian_is_bare(c->custodian);
+}
+
+static void on_park_sweep(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    pt_connmgr *m = w->data;
+    double now = ev_now(loop), keepalive = m->limits.keepalive_timeout;
+    pt_conn *c = m->idle_head, *next;
+    size_t parked = 0;
+    for (; c && now - c->idle_since >= PARK_AFTER; c = next) {
+        next = c->idle_next;
+        if (!parkable(c))
+            continue;
+        double deadline = pt_timeout_is_none(keepalive) ? INFINITY : c->idle_since + keepalive;
+        if (!pt_parking_park(m->parking, c, deadline))
+            break;
+        /* The lot owns the socket now: releasing the connection must not close it. */
+        c->transport.fd = -1;
+        c->parked = true;
+        pt_conn_kill(c);
+        parked++;
+    }
+    if (parked >= PARK_TRIM)
+        m->trim = true;
+    if (!m->idle_head)
+        ev_timer_stop(loop, w);
 }
 
 /* Closes a connection that is not admitted, first telling the client why if there is a canned
@@ -306,7 +456,8 @@ pt_conn *pt_connmgr_admit(pt_connmgr *m, int fd, const struct sockaddr *peer, so
     }
     /* Under pressure the oldest idle keep-alive connection makes room: it has nothing in flight
      * and its client can reconnect, while the new one is waiting now. */
-    if (m->stats.live >= m->limits.max_concurrent && m->idle_head)
+    if (m->stats.live >= m->limits.max_concurrent && !pt_parking_evict_oldest(m->parking) &&
+        m->idle_head)
         pt_conn_kill(m->idle_head);
     if (m->stats.live >= m->limits.max_concurrent || !m->custodian) {
         close(fd);
@@ -317,10 +468,8 @@ pt_conn *pt_connmgr_admit(pt_connmgr *m, int fd, const struct sockaddr *peer, so
     /* Looked up last: evicting an idle connection above may move entries of the table. */
     client_count *cc = NULL;
     uint8_t key[16];
-    if (per_client_limited(m) && peer && peerlen <= sizeof(struct sockaddr_storage)) {
-        struct sockaddr_storage ss = {0};
-        memcpy(&ss, peer, peerlen);
-        if (client_key(&ss, key)) {
+    if (per_client_limited(m) && peer) {
+        if (client_key(peer, key)) {
             cc = client_find(&m->clients, key, true);
             if (cc && cc->count >= m->limits.max_concurrent_per_client) {
                 if (cc->count == 0) /* a limit of 0: the entry was made just now */
@@ -330,24 +479,16 @@ pt_conn *pt_connmgr_admit(pt_connmgr *m, int fd, const struct sockaddr *peer, so
             }
         }
     }
-    pt_conn *c = pt_conn__open(m, m->custodian, m->loop, fd, peer, peerlen);
+    if (cc)
+        cc->count++; /* before adopt: on_admit may already close the connection */
+    pt_conn *c = adopt(m, fd, peer, peerlen);
     if (!c) {
         m->stats.rejected++;
-        if (cc && cc->count == 0)
+        if (cc && --cc->count == 0)
             client_remove(&m->clients, cc);
         return NULL;
     }
-    if (cc)
-        cc->count++;
-    c->next = m->live;
-    if (m->live)
-        m->live->prev = c;
-    m->live = c;
-    m->by_state[c->state]++;
-    m->stats.live++;
     m->stats.accepted++;
-    if (m->opts.on_admit)
-        m->opts.on_admit(c, m->opts.data);
     update_full(m);
     return c;
 }
@@ -355,6 +496,7 @@ pt_conn *pt_connmgr_admit(pt_connmgr *m, int fd, const struct sockaddr *peer, so
 /* The last kill may run on_drained, which may free the manager: touch nothing after it. */
 static void kill_all(pt_connmgr *m)
 {
+    pt_parking_close_all(m->parking);
     while (m->live) {
         bool last = m->live->next == NULL;
         pt_conn_kill(m->live);
@@ -389,6 +531,7 @@ static void drain(pt_connmgr *m, double grace, bool gentle)
      * leaves idle ones open: their client may be sending a request right now. */
     if (gentle)
         return;
+    pt_parking_close_all(m->parking);
     pt_conn *next;
     for (pt_conn *c = m->live; c; c = next) {
         next = c->next;
@@ -416,6 +559,9 @@ void pt_connmgr_free(pt_connmgr *m)
     pt_custodian_shutdown(m->custodian); /* NULL if a parent already did */
     if (m->draining)
         pt_timer_dispose(&m->drain_timer);
+    pt_parking_free(m->parking);
+    ev_timer_stop(m->loop, &m->park_sweep);
+    ev_timer_stop(m->loop, &m->drained_soon);
     ev_ref(m->loop);
     ev_prepare_stop(m->loop, &m->reaper);
     free(m->clients.slots);

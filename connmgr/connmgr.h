@@ -22,9 +22,12 @@
 #include "connmgr/conn.h"
 
 typedef struct pt_connmgr_options {
-    pt_limits limits;            /* copied */
-    const pt_conn_proto *proto;  /* borrowed; must outlive the manager */
-    void *proto_data;            /* given to each connection's proto_data at admission */
+    pt_limits limits;           /* copied */
+    const pt_conn_proto *proto; /* borrowed; must outlive the manager */
+    void *proto_data;           /* given to each connection's proto_data at admission */
+    /* Bytes the protocol takes from each connection's custodian when it is made (its
+     * per-connection state): allocated together with the connection. */
+    size_t proto_size;
     pt_custodian *custodian;     /* parent custodian, borrowed; NULL: the manager makes a root */
     void (*on_full)(void *data); /* admission paused */
     void (*on_room)(void *data); /* admission may resume */

@@ -21,7 +21,8 @@ struct pt_custodian_entry {
 };
 
 #define ALIGNMENT 16
-#define INLINE_ENTRIES 8
+/* One connection registers one entry of its own; handlers that register more get chunks. */
+#define INLINE_ENTRIES 2
 #define FIRST_CHUNK_ENTRIES 16
 #define MAX_CHUNK_ENTRIES 256
 #define BLOCK_SIZE 4096
@@ -51,6 +52,7 @@ struct pt_custodian {
     size_t bump_left;
     bool shut_down;
     pt_custodian_entry inline_entries[INLINE_ENTRIES];
+    _Alignas(ALIGNMENT) unsigned char first_arena[];
 };
 
 static _Thread_local size_t live_count;
@@ -97,11 +99,25 @@ static unsigned char *new_block(pt_custodian *c, size_t capacity)
 
 pt_custodian *pt_custodian_new(pt_custodian *parent)
 {
+    return pt_custodian_new_sized(parent, 0);
+}
+
+pt_custodian *pt_custodian_new_sized(pt_custodian *parent, size_t arena)
+{
     pt_custodian *c;
 
     if (parent != NULL && parent->shut_down)
         return NULL;
-    c = zalloc(sizeof(*c));
+    arena = (arena + ALIGNMENT - 1) & ~(size_t)(ALIGNMENT - 1);
+    if (arena > SIZE_MAX - sizeof(*c))
+        OUT_OF_MEMORY();
+    /* The first arena shares the custodian's allocation: an object that needs one small block
+     * (a connection) costs one malloc and no unused tail. */
+    c = zalloc(sizeof(*c) + arena);
+    if (arena) {
+        c->bump = c->first_arena;
+        c->bump_left = arena;
+    }
     c->parent = parent;
     c->entries.prev = &c->entries;
     c->entries.next = &c->entries;
@@ -296,6 +312,12 @@ void pt_custodian_reap(void)
         free(c);
         unreaped_count--;
     }
+}
+
+bool pt_custodian_is_bare(const pt_custodian *c)
+{
+    return c->children == NULL && c->entries.next != &c->entries &&
+           c->entries.next->next == &c->entries;
 }
 
 size_t pt_custodian_live_count(void)

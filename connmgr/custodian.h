@@ -29,6 +29,10 @@ typedef void (*pt_release_cb)(void *data);
  * already shut down. */
 pt_custodian *pt_custodian_new(pt_custodian *parent);
 
+/* Like pt_custodian_new(), with the first `arena` bytes of pt_custodian_alloc() memory in the
+ * custodian's own allocation (one malloc for an object whose size is known up front). */
+pt_custodian *pt_custodian_new_sized(pt_custodian *parent, size_t arena);
+
 /* Registers `cb(data)` to run when `c` shuts down. Returns a handle that stays valid until the
  * entry runs or is unregistered, or NULL if `c` is shut down (then acquire nothing). */
 pt_custodian_entry *pt_custodian_register(pt_custodian *c, pt_release_cb cb, void *data);
@@ -54,6 +58,9 @@ void pt_custodian_shutdown(pt_custodian *c);
 
 /* Returns true once `c` has been shut down. */
 bool pt_custodian_is_shut_down(const pt_custodian *c);
+
+/* Returns true if `c` owns exactly one entry and no child: only what its creator registered. */
+bool pt_custodian_is_bare(const pt_custodian *c);
 
 /* Returns the parent of `c` (NULL for a root). */
 pt_custodian *pt_custodian_parent(const pt_custodian *c);

@@ -102,3 +102,8 @@ void pt_tcp_transport_init(pt_transport *t, int fd)
     t->fd = fd;
     t->want = 0;
 }
+
+bool pt_transport_is_tcp(const pt_transport *t)
+{
+    return t->ops == &tcp_ops;
+}

@@ -11,6 +11,7 @@
 #ifndef PORTER_CONNMGR_TRANSPORT_H
 #define PORTER_CONNMGR_TRANSPORT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 #include <sys/uio.h>
@@ -63,5 +64,8 @@ static inline void pt_transport_close(pt_transport *t)
 
 /* Makes `t` a TCP transport over the connected, non-blocking socket `fd`, which it now owns. */
 void pt_tcp_transport_init(pt_transport *t, int fd);
+
+/* Returns true if `t` is a plain TCP transport (no state beyond its socket). */
+bool pt_transport_is_tcp(const pt_transport *t);
 
 #endif
