@@ -166,6 +166,9 @@ void pt_conn__readable(pt_conn *c)
         return;
     }
     c->proto->on_read(c);
+    /* Bytes a transport decoded ahead (TLS) raise no readiness event: come back for them. */
+    if (!c->dead && !c->read_paused && !c->eof && pt_transport_pending(&c->transport))
+        ev_feed_event(c->timer.loop, &c->io, EV_READ);
 }
 
 static void on_io(struct ev_loop *loop, ev_io *w, int revents)
@@ -176,9 +179,15 @@ static void on_io(struct ev_loop *loop, ev_io *w, int revents)
         if (c->dead)
             return;
     }
-    if ((revents & EV_WRITE) && !pt_outq_is_empty(&c->out)) {
+    /* A write waits for writability, or (TLS) for readability when the transport said so. */
+    bool write_ready =
+        (revents & EV_WRITE) || ((revents & EV_READ) && (c->transport.want & PT_WANT_READ));
+    if (write_ready && !pt_outq_is_empty(&c->out)) {
         if (pt_conn_flush(c) == 0 && !c->dead && !c->close_after && c->proto->on_drain)
             c->proto->on_drain(c);
+    } else if ((revents & EV_WRITE) && (c->transport.want & PT_WANT_WRITE)) {
+        /* A handshake (or a TLS read) waiting to write: retry the read that asked. */
+        pt_conn__readable(c);
     } else if (revents & EV_WRITE) {
         update_io(c);
     }
@@ -231,6 +240,10 @@ pt_conn *pt_conn__open(pt_connmgr *m, pt_custodian *parent, struct ev_loop *loop
     /* Register before the pieces exist: from here on a shutdown releases whatever there is. */
     pt_custodian_register(cust, release_conn, c);
     pt_tcp_transport_init(&c->transport, fd);
+    if (pt_connmgr__wrap_transport(m, &c->transport) < 0) {
+        pt_conn_kill(c); /* the transport owns the fd: released with the connection */
+        return NULL;
+    }
     pt_inbuf_init(&c->in);
     pt_outq_init(&c->out);
     pt_timer_init(&c->timer, loop, on_timer, c);

@@ -86,6 +86,7 @@ struct pt_conn {
     bool dead;        /* killed; memory valid until the loop iteration ends */
     bool read_paused; /* the protocol does not want input now */
     bool parked;      /* released into the parking lot, its socket kept open */
+    bool linked;      /* in the manager's live set (not yet, while being made) */
     unsigned requests;
     ev_tstamp idle_since;
     size_t in_max;                  /* most unparsed input held (the protocol sets it) */

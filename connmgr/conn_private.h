@@ -20,6 +20,7 @@ void pt_connmgr__released(pt_connmgr *m, pt_conn *c);
 const pt_conn_proto *pt_connmgr__proto(const pt_connmgr *m);
 pt_connmgr_stats *pt_connmgr__stats(pt_connmgr *m);
 size_t pt_connmgr__proto_size(const pt_connmgr *m);
+int pt_connmgr__wrap_transport(pt_connmgr *m, pt_transport *t);
 void *pt_connmgr__proto_data(const pt_connmgr *m);
 
 #endif

@@ -64,6 +64,11 @@ struct ev_loop *pt_connmgr_loop(const pt_connmgr *m)
     return m->loop;
 }
 
+int pt_connmgr__wrap_transport(pt_connmgr *m, pt_transport *t)
+{
+    return m->opts.wrap_transport ? m->opts.wrap_transport(t, m->opts.data) : 0;
+}
+
 size_t pt_connmgr__proto_size(const pt_connmgr *m)
 {
     return (m->opts.proto_size + 15) & ~(size_t)15;
@@ -307,6 +312,8 @@ void pt_connmgr__state_changed(pt_connmgr *m, pt_conn *c, pt_conn_state from)
 
 void pt_connmgr__released(pt_connmgr *m, pt_conn *c)
 {
+    if (!c->linked) /* failed while being made: never counted */
+        return;
     if (c->state == PT_CONN_IDLE)
         idle_unlink(m, c);
     if (c->prev)
@@ -373,6 +380,7 @@ static pt_conn *adopt(pt_connmgr *m, int fd, const struct sockaddr *peer, sockle
     if (m->live)
         m->live->prev = c;
     m->live = c;
+    c->linked = true;
     m->by_state[c->state]++;
     m->stats.live++;
     if (m->opts.on_admit)

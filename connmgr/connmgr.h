@@ -33,6 +33,10 @@ typedef struct pt_connmgr_options {
     void (*on_room)(void *data); /* admission may resume */
     void (*on_admit)(pt_conn *c, void *data); /* a connection was made (set proto_data here) */
     void (*on_drained)(void *data); /* pt_connmgr_drain finished: no live connection left */
+    /* Layers a transport over each accepted connection's TCP transport (TLS): called with the
+     * TCP transport of the new connection, which it may replace in place. Returns 0 or a
+     * negative errno (the connection is then closed). Optional. */
+    int (*wrap_transport)(pt_transport *t, void *data);
     /* Sent (best effort) to a client refused for max_concurrent_per_client before its socket
      * is closed; borrowed. NULL: just close. */
     const char *refusal;

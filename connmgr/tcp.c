@@ -101,6 +101,7 @@ void pt_tcp_transport_init(pt_transport *t, int fd)
     t->ops = &tcp_ops;
     t->fd = fd;
     t->want = 0;
+    t->impl = NULL;
 }
 
 bool pt_transport_is_tcp(const pt_transport *t)

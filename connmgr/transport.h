@@ -30,14 +30,18 @@ typedef struct pt_transport_ops {
     int (*shutdown_write)(pt_transport *t);
     /* Releases everything, the fd included. Idempotent. */
     void (*close)(pt_transport *t);
+    /* Bytes already decoded and waiting inside the transport (TLS records read ahead), which
+     * no readiness event will announce. Optional: NULL means none ever. */
+    size_t (*pending)(const pt_transport *t);
 } pt_transport_ops;
 
 enum { PT_WANT_READ = 1, PT_WANT_WRITE = 2 };
 
 struct pt_transport {
     const pt_transport_ops *ops;
-    int fd;   /* -1 once closed */
-    int want; /* after -EAGAIN: PT_WANT_READ and/or PT_WANT_WRITE */
+    int fd;     /* -1 once closed */
+    int want;   /* after -EAGAIN: PT_WANT_READ and/or PT_WANT_WRITE */
+    void *impl; /* the transport's own state (TLS: the SSL object) */
 };
 
 static inline ssize_t pt_transport_read(pt_transport *t, void *buf, size_t len)
@@ -55,6 +59,10 @@ static inline ssize_t pt_transport_sendfile(pt_transport *t, int fd, off_t *off,
 static inline int pt_transport_shutdown_write(pt_transport *t)
 {
     return t->ops->shutdown_write(t);
+}
+static inline size_t pt_transport_pending(const pt_transport *t)
+{
+    return t->ops->pending ? t->ops->pending(t) : 0;
 }
 static inline void pt_transport_close(pt_transport *t)
 {

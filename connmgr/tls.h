@@ -1,0 +1,47 @@
+/*
+ * TLS: a transport that layers OpenSSL over a TCP socket (net2's connector-tunnel idea), so
+ * connections, timers, limits, custodians and everything above them work unchanged over it.
+ *
+ * The server side: pt_tls_accept() wraps an accepted socket; the handshake runs inside the first
+ * reads and writes, answering -EAGAIN with pt_transport.want saying which readiness it needs.
+ * Files go out with SSL_sendfile when the kernel does TLS for the socket (kTLS), otherwise the
+ * transport answers -ENOTSUP and the out-queue reads and writes them through SSL_write in
+ * bounded pieces.
+ *
+ * Errors: negative errno; a TLS protocol failure is -EPROTO, and the reason is logged once by
+ * the caller from pt_tls_last_error(). OpenSSL's per-thread error queue is always left empty.
+ *
+ * Ownership: the transport owns the SSL object and the socket (close frees both). Contexts
+ * (SSL_CTX) are reference-counted by OpenSSL; the transport holds a reference through its SSL.
+ * Threading: one loop thread per transport.
+ */
+#ifndef PORTER_CONNMGR_TLS_H
+#define PORTER_CONNMGR_TLS_H
+
+#include <openssl/ssl.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "connmgr/transport.h"
+
+/* Makes `t` a server-side TLS transport over the accepted socket `fd` (which it then owns),
+ * with `ctx`. Returns 0, or -ENOMEM (fd is then still the caller's). */
+int pt_tls_accept(pt_transport *t, SSL_CTX *ctx, int fd);
+
+/* Returns true once the handshake has completed. */
+bool pt_tls_handshake_done(const pt_transport *t);
+
+/* The SSL object of a TLS transport, or NULL for another transport. */
+SSL *pt_tls_ssl(const pt_transport *t);
+
+/* Returns true if `t` is a TLS transport. */
+bool pt_transport_is_tls(const pt_transport *t);
+
+/* The reason of the last TLS failure on this thread ("" if none), for one log line. */
+const char *pt_tls_last_error(void);
+
+/* Whether this kernel and OpenSSL can hand TLS records to the kernel (kTLS) for sendfile. The
+ * answer is probed once. */
+bool pt_tls_ktls_available(void);
+
+#endif
