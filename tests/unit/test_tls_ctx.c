@@ -1,0 +1,272 @@
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "server/tls_ctx.h"
+
+/*
+ * Server TLS contexts against a real OpenSSL client: the right certificate for each client,
+ * old protocols refused, ALPN, and session tickets that resume across two contexts sharing
+ * keys (two workers), through one rotation but not three.
+ */
+
+static char dir[] = "/tmp/porter-tlsctx-XXXXXX";
+static char rsa_cert[64], rsa_key[64], ec_cert[64], ec_key[64];
+
+static void write_pair(EVP_PKEY *key, const char *cert_path, const char *key_path)
+{
+    X509 *x = X509_new();
+    ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+    X509_gmtime_adj(X509_getm_notBefore(x), -60);
+    X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+    X509_set_pubkey(x, key);
+    X509_NAME *name = X509_get_subject_name(x);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"localhost", -1, -1,
+                               0);
+    X509_set_issuer_name(x, name);
+    assert_true(X509_sign(x, key, EVP_sha256()) > 0);
+    FILE *f = fopen(cert_path, "w");
+    PEM_write_X509(f, x);
+    fclose(f);
+    f = fopen(key_path, "w");
+    PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL);
+    fclose(f);
+    X509_free(x);
+    EVP_PKEY_free(key);
+}
+
+static int group_setup(void **state)
+{
+    assert_non_null(mkdtemp(dir));
+    snprintf(rsa_cert, sizeof rsa_cert, "%s/rsa.crt", dir);
+    snprintf(rsa_key, sizeof rsa_key, "%s/rsa.key", dir);
+    snprintf(ec_cert, sizeof ec_cert, "%s/ec.crt", dir);
+    snprintf(ec_key, sizeof ec_key, "%s/ec.key", dir);
+    write_pair(EVP_RSA_gen(2048), rsa_cert, rsa_key);
+    write_pair(EVP_EC_gen("P-256"), ec_cert, ec_key);
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    const char *files[] = {rsa_cert, rsa_key, ec_cert, ec_key};
+    for (int i = 0; i < 4; i++)
+        unlink(files[i]);
+    rmdir(dir);
+    return 0;
+}
+
+static SSL_CTX *server_ctx(pt_tls_ticket_keys *keys)
+{
+    const char *certs[] = {rsa_cert, ec_cert}, *keyfiles[] = {rsa_key, ec_key};
+    pt_tls_ctx_options o;
+    pt_tls_ctx_options_init(&o);
+    o.certs = certs;
+    o.keys = keyfiles;
+    o.ncerts = 2;
+    o.ticket_keys = keys;
+    o.session_cache = 0; /* resumption below must come from the tickets */
+    SSL_CTX *ctx;
+    char err[256];
+    assert_int_equal(pt_tls_ctx_new(&ctx, &o, err, sizeof err), 0);
+    return ctx;
+}
+
+typedef struct result {
+    bool ok, reused;
+    int key_type; /* EVP_PKEY_RSA / EVP_PKEY_EC */
+    char alpn[16];
+    SSL_SESSION *session;
+} result;
+
+/* One handshake over a socketpair, both ends non-blocking, pumped in turn. */
+static result handshake(SSL_CTX *sctx, int max_version, const char *sigalgs,
+                        const unsigned char *alpn, unsigned alpn_len, SSL_SESSION *resume)
+{
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+    SSL_CTX *cctx = SSL_CTX_new(TLS_client_method());
+    SSL_CTX_set_min_proto_version(cctx, TLS1_VERSION);
+    SSL_CTX_set_max_proto_version(cctx, max_version);
+    if (max_version < TLS1_2_VERSION)
+        SSL_CTX_set_security_level(cctx, 0);
+    if (sigalgs)
+        SSL_CTX_set1_sigalgs_list(cctx, sigalgs);
+    SSL *s = SSL_new(sctx), *c = SSL_new(cctx);
+    SSL_set_fd(s, sv[0]);
+    SSL_set_fd(c, sv[1]);
+    SSL_set_accept_state(s);
+    SSL_set_connect_state(c);
+    if (alpn)
+        SSL_set_alpn_protos(c, alpn, alpn_len);
+    if (resume)
+        SSL_set_session(c, resume);
+    result res = {0};
+    bool sdone = false, cdone = false, failed = false;
+    for (int i = 0; i < 200 && !(sdone && cdone) && !failed; i++) {
+        if (!cdone) {
+            int r = SSL_do_handshake(c);
+            cdone = r == 1;
+            failed |= r != 1 && SSL_get_error(c, r) != SSL_ERROR_WANT_READ &&
+                      SSL_get_error(c, r) != SSL_ERROR_WANT_WRITE;
+        }
+        if (!sdone) {
+            int r = SSL_do_handshake(s);
+            sdone = r == 1;
+            failed |= r != 1 && SSL_get_error(s, r) != SSL_ERROR_WANT_READ &&
+                      SSL_get_error(s, r) != SSL_ERROR_WANT_WRITE;
+        }
+    }
+    res.ok = sdone && cdone && !failed;
+    if (res.ok) {
+        char buf[8];
+        SSL_read(c, buf, sizeof buf); /* takes in the TLS 1.3 session tickets */
+        res.reused = SSL_session_reused(c);
+        EVP_PKEY *pk = X509_get0_pubkey(SSL_get0_peer_certificate(c));
+        res.key_type = pk ? EVP_PKEY_get_base_id(pk) : 0;
+        const unsigned char *sel;
+        unsigned len;
+        SSL_get0_alpn_selected(c, &sel, &len);
+        if (sel)
+            memcpy(res.alpn, sel, len < sizeof res.alpn ? len : sizeof res.alpn - 1);
+        res.session = SSL_get1_session(c);
+        /* A session is resumable only after an orderly close (OpenSSL forgets it otherwise). */
+        SSL_shutdown(c);
+    }
+    SSL_free(s);
+    SSL_free(c);
+    SSL_CTX_free(cctx);
+    close(sv[0]);
+    close(sv[1]);
+    ERR_clear_error();
+    return res;
+}
+
+static void test_each_client_gets_the_certificate_it_supports(void **state)
+{
+    SSL_CTX *ctx = server_ctx(NULL);
+    result ec = handshake(ctx, TLS1_3_VERSION, "ECDSA+SHA256", NULL, 0, NULL);
+    assert_true(ec.ok);
+    assert_int_equal(ec.key_type, EVP_PKEY_EC);
+    result rsa =
+        handshake(ctx, TLS1_3_VERSION, "rsa_pss_rsae_sha256:rsa_pkcs1_sha256", NULL, 0, NULL);
+    assert_true(rsa.ok);
+    assert_int_equal(rsa.key_type, EVP_PKEY_RSA);
+    SSL_SESSION_free(ec.session);
+    SSL_SESSION_free(rsa.session);
+    SSL_CTX_free(ctx);
+}
+
+static void test_old_protocols_are_refused(void **state)
+{
+    SSL_CTX *ctx = server_ctx(NULL);
+    assert_false(handshake(ctx, TLS1_1_VERSION, NULL, NULL, 0, NULL).ok);
+    assert_false(handshake(ctx, TLS1_VERSION, NULL, NULL, 0, NULL).ok);
+    result r12 = handshake(ctx, TLS1_2_VERSION, NULL, NULL, 0, NULL);
+    assert_true(r12.ok);
+    SSL_SESSION_free(r12.session);
+    SSL_CTX_free(ctx);
+
+    const char *bad[] = {"TLSv1.2", "TLSv1.1"}, *good[] = {"TLSv1.3", "TLSv1.2"};
+    int lo, hi;
+    char err[128];
+    assert_int_equal(pt_tls_parse_protocols(bad, 2, &lo, &hi, err, sizeof err), -EINVAL);
+    assert_string_equal(err, "protocol \"TLSv1.1\" is not safe and not supported");
+    assert_int_equal(pt_tls_parse_protocols(good, 2, &lo, &hi, err, sizeof err), 0);
+    assert_int_equal(lo, TLS1_2_VERSION);
+    assert_int_equal(hi, TLS1_3_VERSION);
+}
+
+static void test_alpn_answers_http11(void **state)
+{
+    SSL_CTX *ctx = server_ctx(NULL);
+    static const unsigned char both[] = "\x02h2\x08http/1.1", h2only[] = "\x02h2";
+    result r = handshake(ctx, TLS1_3_VERSION, NULL, both, sizeof both - 1, NULL);
+    assert_true(r.ok);
+    assert_string_equal(r.alpn, "http/1.1");
+    SSL_SESSION_free(r.session);
+    r = handshake(ctx, TLS1_3_VERSION, NULL, h2only, sizeof h2only - 1, NULL);
+    assert_true(r.ok);
+    assert_string_equal(r.alpn, "");
+    SSL_SESSION_free(r.session);
+    SSL_CTX_free(ctx);
+}
+
+static void test_tickets_resume_across_workers_and_rotations(void **state)
+{
+    pt_tls_ticket_keys *keys = pt_tls_ticket_keys_new();
+    SSL_CTX *worker1 = server_ctx(keys), *worker2 = server_ctx(keys);
+    for (int version = TLS1_2_VERSION; version <= TLS1_3_VERSION; version++) {
+        result first = handshake(worker1, version, NULL, NULL, 0, NULL);
+        assert_true(first.ok);
+        assert_false(first.reused);
+        result again = handshake(worker2, version, NULL, NULL, 0, first.session);
+        assert_true(again.ok);
+        assert_true(again.reused); /* another worker, same keys: resumed */
+
+        pt_tls_ticket_keys_rotate(keys);
+        result after_one = handshake(worker2, version, NULL, NULL, 0, first.session);
+        assert_true(after_one.reused); /* the previous key still decrypts */
+
+        pt_tls_ticket_keys_rotate(keys);
+        pt_tls_ticket_keys_rotate(keys);
+        result after_three = handshake(worker1, version, NULL, NULL, 0, first.session);
+        assert_true(after_three.ok);
+        assert_false(after_three.reused); /* its key is gone: a full handshake */
+
+        SSL_SESSION_free(first.session);
+        SSL_SESSION_free(again.session);
+        SSL_SESSION_free(after_one.session);
+        SSL_SESSION_free(after_three.session);
+    }
+    SSL_CTX_free(worker1);
+    SSL_CTX_free(worker2);
+    pt_tls_ticket_keys_free(keys);
+}
+
+static void test_bad_files_are_named(void **state)
+{
+    const char *certs[] = {"/nonexistent/site.crt"}, *keyfiles[] = {rsa_key};
+    pt_tls_ctx_options o;
+    pt_tls_ctx_options_init(&o);
+    o.certs = certs;
+    o.keys = keyfiles;
+    o.ncerts = 1;
+    SSL_CTX *ctx;
+    char err[512];
+    assert_int_equal(pt_tls_ctx_new(&ctx, &o, err, sizeof err), -EINVAL);
+    assert_non_null(strstr(err, "cannot load certificate \"/nonexistent/site.crt\""));
+
+    const char *mismatch_certs[] = {rsa_cert}, *mismatch_keys[] = {ec_key};
+    o.certs = mismatch_certs;
+    o.keys = mismatch_keys;
+    assert_int_equal(pt_tls_ctx_new(&ctx, &o, err, sizeof err), -EINVAL);
+    assert_non_null(strstr(err, "key"));
+    assert_int_equal(ERR_peek_error(), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_each_client_gets_the_certificate_it_supports),
+        cmocka_unit_test(test_old_protocols_are_refused),
+        cmocka_unit_test(test_alpn_answers_http11),
+        cmocka_unit_test(test_tickets_resume_across_workers_and_rotations),
+        cmocka_unit_test(test_bad_files_are_named),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
