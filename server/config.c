@@ -81,6 +81,49 @@ static void types_free(pt_conf_type *t, size_t n)
     free(t);
 }
 
+static void files_dispose(pt_conf_files *f)
+{
+    for (size_t i = 0; i < f->nheaders; i++) {
+        free(f->headers[i].name);
+        free(f->headers[i].value);
+    }
+    free(f->headers);
+    for (size_t i = 0; i < f->nerror_pages; i++)
+        free(f->error_pages[i].uri);
+    free(f->error_pages);
+    strv_free(f->try_files, f->ntry_files);
+    *f = (pt_conf_files){0};
+}
+
+/* A level's starting point: a deep copy of its parent's settings, try_files excepted. */
+static void files_inherit(pt_conf_files *d, const pt_conf_files *s)
+{
+    *d = *s;
+    d->headers = NULL;
+    d->nheaders = 0;
+    d->error_pages = NULL;
+    d->nerror_pages = 0;
+    d->try_files = NULL;
+    d->ntry_files = 0;
+    for (size_t i = 0; i < s->nheaders; i++)
+        *PUSH(d->headers, d->nheaders) = (pt_conf_header){
+            xstrdup(s->headers[i].name), xstrdup(s->headers[i].value), s->headers[i].always};
+    for (size_t i = 0; i < s->nerror_pages; i++) {
+        pt_conf_error_page *e = PUSH(d->error_pages, d->nerror_pages);
+        *e = s->error_pages[i];
+        e->uri = xstrdup(s->error_pages[i].uri);
+    }
+}
+
+static void location_dispose(pt_conf_location *l)
+{
+    free(l->path);
+    free(l->root);
+    free(l->alias);
+    strv_free(l->index, l->nindex);
+    files_dispose(&l->static_files);
+}
+
 static void lower(char *s)
 {
     for (; *s; s++)
@@ -129,12 +172,15 @@ typedef struct loader {
     int eof_line, eof_col; /* the end of the main text */
 
     /* semantic pass */
-    pt_conf_server *srv;  /* the server being filled; NULL at the top level */
-    const void *seen[64]; /* fields set at this level, to reject duplicates */
+    pt_conf_server *srv;   /* the server being filled; NULL at the top level */
+    pt_conf_location *loc; /* the location being filled */
+    const void *seen[128]; /* fields set at this level, to reject duplicates */
     size_t nseen;
     bool first;           /* the running directive is the first of its field here */
     const node **servers; /* server blocks, applied after the whole top level */
     size_t nservers;
+    const node **locs; /* the location blocks of cx->srv, applied after its directives */
+    size_t nlocs;
 } loader;
 
 static int vfail(loader *cx, int rc, const char *file, int line, int col, const char *fmt,
@@ -951,35 +997,329 @@ static int set_server(loader *cx, const node *d, void *field, void *aux)
     return 0;
 }
 
-static int set_unsupported(loader *cx, const node *d, void *field, void *aux)
+static int set_location(loader *cx, const node *d, void *field, void *aux)
 {
-    return bad(cx, d, 0, "\"%s\" directive is not supported yet", d->w[0].s);
+    /* applied after the server's own directives, which it inherits wherever they are written */
+    *PUSH(cx->locs, cx->nlocs) = d;
+    return 0;
+}
+
+static bool seen_here(const loader *cx, const void *field)
+{
+    for (size_t k = 0; k < cx->nseen; k++)
+        if (cx->seen[k] == field)
+            return true;
+    return false;
+}
+
+/* root and alias exclude each other in a location, as in nginx. */
+static int set_root(loader *cx, const node *d, void *field, void *aux)
+{
+    if (cx->loc && seen_here(cx, &cx->loc->alias))
+        return bad(cx, d, 0,
+                   "\"root\" directive is duplicate, \"alias\" directive was specified "
+                   "earlier");
+    return set_path(cx, d, field, aux);
+}
+
+static int set_alias(loader *cx, const node *d, void *field, void *aux)
+{
+    if (seen_here(cx, &cx->loc->root))
+        return bad(cx, d, 0,
+                   "\"alias\" directive is duplicate, \"root\" directive was specified "
+                   "earlier");
+    return set_path(cx, d, field, aux);
+}
+
+static int set_status(loader *cx, const node *d, void *field, void *aux)
+{
+    *(pt_handler_kind *)field = PT_HANDLER_STATUS;
+    return 0;
+}
+
+/* The only variable porter knows is $uri (the decoded, normalised request path). */
+static int check_vars(loader *cx, const node *d, size_t i, bool uri_ok)
+{
+    for (const char *p = strchr(d->w[i].s, '$'); p; p = strchr(p + 1, '$')) {
+        size_t n = 1;
+        while (isalnum((unsigned char)p[n]) || p[n] == '_')
+            n++;
+        if (!uri_ok || n != 4 || strncmp(p, "$uri", 4) != 0)
+            return bad(cx, d, i, "unknown variable \"%.*s\" in \"%s\"%s", (int)n, p, d->w[0].s,
+                       uri_ok ? ", only $uri is supported" : ", variables are not supported");
+    }
+    return 0;
+}
+
+static int set_try_files(loader *cx, const node *d, void *field, void *aux)
+{
+    char ***v = field;
+    size_t *n = aux;
+    for (size_t i = 1; i < d->nw; i++) {
+        const char *a = d->w[i].s;
+        bool last = i == d->nw - 1;
+        int rc = check_vars(cx, d, i, true);
+        if (rc < 0)
+            return rc;
+        if (a[0] == '@')
+            return bad(cx, d, i, "named locations are not supported (\"%s\")", a);
+        if (last && a[0] == '=') {
+            uint64_t code;
+            if (parse_uint(a + 1, 599, &code) < 0 || code < 100)
+                return bad(cx, d, i, "invalid code \"%s\" in \"try_files\"", a);
+        } else if (a[0] != '/' && strncmp(a, "$uri", 4) != 0) {
+            return bad(cx, d, i,
+                       "invalid URI \"%s\" in \"try_files\", it must start with \"/\" or "
+                       "\"$uri\"",
+                       a);
+        } else if (!last && strchr(a, '?')) {
+            return bad(cx, d, i,
+                       "a query in \"%s\" of \"try_files\" is only allowed in the last "
+                       "argument",
+                       a);
+        }
+    }
+    for (size_t i = 1; i < d->nw; i++)
+        *PUSH(*v, *n) = xstrdup(d->w[i].s);
+    return 0;
+}
+
+static int set_autoindex_format(loader *cx, const node *d, void *field, void *aux)
+{
+    pt_conf_autoindex_format *v = field;
+    if (strcmp(arg1(d), "html") == 0)
+        *v = PT_AUTOINDEX_HTML;
+    else if (strcmp(arg1(d), "json") == 0)
+        *v = PT_AUTOINDEX_JSON;
+    else
+        return bad(cx, d, 1, "invalid value \"%s\" in \"%s\", it must be \"html\" or \"json\"",
+                   arg1(d), d->w[0].s);
+    return 0;
+}
+
+/* `expires off | epoch | max | [modified] [-]TIME;` */
+static int set_expires(loader *cx, const node *d, void *field, void *aux)
+{
+    pt_conf_expires *kind = field;
+    double *secs = aux;
+    size_t i = 1;
+    if (d->nw == 2 && strcmp(arg1(d), "off") == 0) {
+        *kind = PT_EXPIRES_OFF;
+        return 0;
+    }
+    if (d->nw == 2 && strcmp(arg1(d), "epoch") == 0) {
+        *kind = PT_EXPIRES_EPOCH;
+        return 0;
+    }
+    if (d->nw == 2 && strcmp(arg1(d), "max") == 0) {
+        *kind = PT_EXPIRES_MAX;
+        return 0;
+    }
+    pt_conf_expires k = PT_EXPIRES_ACCESS;
+    if (d->nw == 3) {
+        if (strcmp(arg1(d), "modified") != 0 && strcmp(arg1(d), "access") != 0)
+            return bad(cx, d, 1, "invalid value \"%s\" in \"expires\"", arg1(d));
+        if (strcmp(arg1(d), "modified") == 0)
+            k = PT_EXPIRES_MODIFIED;
+        i = 2;
+    }
+    const char *t = d->w[i].s;
+    bool neg = t[0] == '-';
+    double v;
+    if (t[0] == '@')
+        return bad(cx, d, i, "\"expires @TIME\" is not supported");
+    if (pt_parse_time(t + neg, &v) < 0)
+        return bad(cx, d, i, "invalid value \"%s\" in \"expires\"", t);
+    *kind = k;
+    *secs = neg ? -v : v;
+    return 0;
+}
+
+static bool is_token(const char *s)
+{
+    static const char extra[] = "!#$%&'*+-.^_`|~";
+    if (!*s)
+        return false;
+    for (; *s; s++)
+        if (!isalnum((unsigned char)*s) && !strchr(extra, *s))
+            return false;
+    return true;
+}
+
+static int set_add_header(loader *cx, const node *d, void *field, void *aux)
+{
+    pt_conf_header **v = field;
+    size_t *n = aux;
+    if (!is_token(d->w[1].s))
+        return bad(cx, d, 1, "invalid header name \"%s\" in \"add_header\"", d->w[1].s);
+    for (const char *p = d->w[2].s; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            return bad(cx, d, 2, "invalid character in the value of \"add_header\"");
+    int rc = check_vars(cx, d, 2, false);
+    if (rc < 0)
+        return rc;
+    if (d->nw == 4 && strcmp(d->w[3].s, "always") != 0)
+        return bad(cx, d, 3, "invalid parameter \"%s\" in \"add_header\"", d->w[3].s);
+    size_t total = strlen(d->w[1].s) + strlen(d->w[2].s) + 4;
+    for (size_t i = 0; !cx->first && i < *n; i++)
+        total += strlen((*v)[i].name) + strlen((*v)[i].value) + 4;
+    if (total > PT_CONF_HEADERS_MAX)
+        return bad(cx, d, 0, "the \"add_header\" lines of this level exceed %d bytes",
+                   PT_CONF_HEADERS_MAX);
+    if (cx->first) {
+        /* a level with add_header of its own does not inherit its parent's, as in nginx */
+        for (size_t i = 0; i < *n; i++) {
+            free((*v)[i].name);
+            free((*v)[i].value);
+        }
+        free(*v);
+        *v = NULL;
+        *n = 0;
+    }
+    *PUSH(*v, *n) = (pt_conf_header){xstrdup(d->w[1].s), xstrdup(d->w[2].s), d->nw == 4};
+    return 0;
+}
+
+/* `error_page CODE ... [=[RESPONSE]] URI;` */
+static int set_error_page(loader *cx, const node *d, void *field, void *aux)
+{
+    pt_conf_error_page **v = field;
+    size_t *n = aux;
+    size_t last = d->nw - 1, ncodes = last - 1;
+    const char *uri = d->w[last].s;
+    int response = 0;
+    if (d->w[last - 1].s[0] == '=') {
+        const char *r = d->w[last - 1].s + 1;
+        uint64_t code;
+        ncodes--;
+        if (!*r)
+            response = -1;
+        else if (parse_uint(r, 599, &code) < 0 || code < 200)
+            return bad(cx, d, last - 1, "invalid value \"%s\" in \"error_page\"", r - 1);
+        else
+            response = (int)code;
+    }
+    if (ncodes == 0)
+        return bad(cx, d, 0, "invalid number of arguments in \"error_page\" directive");
+    if (uri[0] == '@')
+        return bad(cx, d, last, "named locations are not supported (\"%s\")", uri);
+    if (uri[0] != '/' && strncmp(uri, "http://", 7) != 0 && strncmp(uri, "https://", 8) != 0)
+        return bad(cx, d, last, "invalid URI \"%s\" in \"error_page\"", uri);
+    for (const char *p = uri; *p; p++)
+        if ((unsigned char)*p <= 0x20 || *p == 0x7f)
+            return bad(cx, d, last, "invalid URI \"%s\" in \"error_page\"", uri);
+    int rc = check_vars(cx, d, last, false);
+    if (rc < 0)
+        return rc;
+    for (size_t i = 1; i <= ncodes; i++) {
+        uint64_t code;
+        if (parse_uint(d->w[i].s, 599, &code) < 0 || code < 300 || code == 499)
+            return bad(cx, d, i, "value \"%s\" must be between 300 and 599", d->w[i].s);
+    }
+    if (cx->first) {
+        /* as for add_header: a level's own list replaces the inherited one */
+        for (size_t i = 0; i < *n; i++)
+            free((*v)[i].uri);
+        free(*v);
+        *v = NULL;
+        *n = 0;
+    }
+    for (size_t i = 1; i <= ncodes; i++)
+        *PUSH(*v, *n) = (pt_conf_error_page){atoi(d->w[i].s), response, xstrdup(uri)};
+    return 0;
+}
+
+static int set_max_ranges(loader *cx, const node *d, void *field, void *aux)
+{
+    size_t *v = field;
+    uint64_t n;
+    if (parse_uint(arg1(d), PT_CONF_MAX_RANGES, &n) < 0)
+        return bad(cx, d, 1, "invalid value \"%s\" in \"max_ranges\", it must be 0..%d", arg1(d),
+                   PT_CONF_MAX_RANGES);
+    *v = (size_t)n;
+    return 0;
+}
+
+/* A size where "off" means 0 (nothing). */
+static int set_size_or_off(loader *cx, const node *d, void *field, void *aux)
+{
+    size_t *v = field;
+    if (strcmp(arg1(d), "off") == 0)
+        *v = 0;
+    else if (pt_parse_size(arg1(d), v) < 0)
+        return bad(cx, d, 1, "invalid size \"%s\" in \"%s\"", arg1(d), d->w[0].s);
+    return 0;
+}
+
+/* A time where 0 means "every time" rather than "no limit". */
+static int set_interval(loader *cx, const node *d, void *field, void *aux)
+{
+    double *v = field;
+    if (pt_parse_time(arg1(d), v) < 0)
+        return bad(cx, d, 1, "invalid time \"%s\" in \"%s\"", arg1(d), d->w[0].s);
+    return 0;
+}
+
+/* `open_file_cache off | max=N [inactive=TIME];` */
+static int set_open_file_cache(loader *cx, const node *d, void *field, void *aux)
+{
+    size_t *max = field;
+    double *inactive = aux;
+    if (strcmp(arg1(d), "off") == 0) {
+        if (d->nw > 2)
+            return bad(cx, d, 2, "invalid parameter \"%s\" in \"open_file_cache\"", d->w[2].s);
+        *max = 0;
+        return 0;
+    }
+    bool have_max = false;
+    for (size_t i = 1; i < d->nw; i++) {
+        const char *a = d->w[i].s;
+        uint64_t n;
+        double t;
+        if (strncmp(a, "max=", 4) == 0 && parse_uint(a + 4, SIZE_MAX, &n) == 0 && n > 0) {
+            *max = (size_t)n;
+            have_max = true;
+        } else if (strncmp(a, "inactive=", 9) == 0 && pt_parse_time(a + 9, &t) == 0 && t > 0) {
+            *inactive = t;
+        } else {
+            return bad(cx, d, i, "invalid parameter \"%s\" in \"open_file_cache\"", a);
+        }
+    }
+    if (!have_max)
+        return bad(cx, d, 1, "\"open_file_cache\" needs \"max=N\" or \"off\"");
+    return 0;
 }
 
 /* ---- the directive table ---- */
 
-enum { C_MAIN = 1, C_HTTP = 2, C_SERVER = 4, C_EVENTS = 8 };
+enum { C_MAIN = 1, C_HTTP = 2, C_SERVER = 4, C_EVENTS = 8, C_LOCATION = 16 };
 #define C_TOP (C_MAIN | C_HTTP)
 #define C_ANY (C_TOP | C_SERVER)
+#define C_ALL (C_ANY | C_LOCATION)
 
 enum { F_BLOCK = 1, F_MULTI = 2 /* may repeat at one level */ };
 
 #define NONE SIZE_MAX
 /* clang-format off */
-#define BOTH(f) {offsetof(pt_conf, f), offsetof(pt_conf_server, f)}
-#define TOP(f) {offsetof(pt_conf, f), NONE}
-#define SRV(f) {NONE, offsetof(pt_conf_server, f)}
-#define NOWHERE {NONE, NONE}
+#define BOTH(f) {offsetof(pt_conf, f), offsetof(pt_conf_server, f), NONE}
+#define ALL(f) {offsetof(pt_conf, f), offsetof(pt_conf_server, f), offsetof(pt_conf_location, f)}
+#define TOP(f) {offsetof(pt_conf, f), NONE, NONE}
+#define SRV(f) {NONE, offsetof(pt_conf_server, f), NONE}
+#define LOC(f) {NONE, NONE, offsetof(pt_conf_location, f)}
+#define SRVLOC(f) {NONE, offsetof(pt_conf_server, f), offsetof(pt_conf_location, f)}
+#define NOWHERE {NONE, NONE, NONE}
 /* clang-format on */
 #define LIMIT(f) BOTH(limits.f)
+#define FILES(f) ALL(static_files.f)
 
 typedef struct directive {
     const char *name;
     unsigned ctx, flags;
     int min, max; /* number of arguments; max -1: any */
     set_fn set;
-    size_t off[2]; /* the field: [0] in pt_conf (top level, http, events), [1] in pt_conf_server */
-    size_t aux[2]; /* the companion field, for the handlers that use one */
+    size_t off[3]; /* the field: [0] in pt_conf (top level, http, events), [1] in pt_conf_server,
+                      [2] in pt_conf_location */
+    size_t aux[3]; /* the companion field, for the handlers that use one */
 } directive;
 
 static const directive directives[] = {
@@ -989,19 +1329,44 @@ static const directive directives[] = {
     {"events", C_MAIN, F_BLOCK, 0, 0, set_events, NOWHERE},
     {"worker_connections", C_EVENTS, 0, 1, 1, set_count, LIMIT(max_concurrent)},
     {"server", C_TOP, F_BLOCK | F_MULTI, 0, 0, set_server, NOWHERE},
-    {"location", C_SERVER, F_BLOCK | F_MULTI, 1, 2, set_unsupported, NOWHERE},
+    {"location", C_SERVER, F_BLOCK | F_MULTI, 1, 2, set_location, NOWHERE},
     {"worker_processes", C_MAIN, 0, 1, 1, set_workers, TOP(worker_processes)},
     {"pid", C_MAIN, 0, 1, 1, set_path, TOP(pid_path)},
     {"listen", C_SERVER, F_MULTI, 1, 4, set_listen, SRV(listens), SRV(nlistens)},
     {"server_name", C_SERVER, F_MULTI, 1, -1, set_names, SRV(names), SRV(nnames)},
-    {"root", C_ANY, 0, 1, 1, set_path, BOTH(root)},
-    {"index", C_ANY, 0, 1, -1, set_index, BOTH(index), BOTH(nindex)},
+    {"root", C_ALL, 0, 1, 1, set_root, ALL(root)},
+    {"alias", C_LOCATION, 0, 1, 1, set_alias, LOC(alias)},
+    {"index", C_ALL, 0, 1, -1, set_index, ALL(index), ALL(nindex)},
     {"access_log", C_ANY, 0, 1, 2, set_access_log, BOTH(access_log)},
     {"error_log", C_ANY, 0, 1, 2, set_error_log, BOTH(error_log), BOTH(error_log_level)},
-    {"sendfile", C_ANY, 0, 1, 1, set_flag, BOTH(sendfile)},
+    {"sendfile", C_ALL, 0, 1, 1, set_flag, ALL(sendfile)},
     {"server_tokens", C_ANY, 0, 1, 1, set_flag, BOTH(server_tokens)},
     {"default_type", C_ANY, 0, 1, 1, set_string, BOTH(default_type)},
     {"types", C_ANY, F_BLOCK | F_MULTI, 0, 0, set_types, BOTH(types), BOTH(ntypes)},
+
+    /* static files and what locations answer with */
+    {"status", C_LOCATION, 0, 0, 0, set_status, LOC(handler)},
+    {"try_files", C_SERVER | C_LOCATION, 0, 2, -1, set_try_files, SRVLOC(static_files.try_files),
+     SRVLOC(static_files.ntry_files)},
+    {"autoindex", C_ALL, 0, 1, 1, set_flag, FILES(autoindex)},
+    {"autoindex_format", C_ALL, 0, 1, 1, set_autoindex_format, FILES(autoindex_format)},
+    {"autoindex_exact_size", C_ALL, 0, 1, 1, set_flag, FILES(autoindex_exact_size)},
+    {"autoindex_localtime", C_ALL, 0, 1, 1, set_flag, FILES(autoindex_localtime)},
+    {"expires", C_ALL, 0, 1, 2, set_expires, FILES(expires_kind), FILES(expires)},
+    {"add_header", C_ALL, F_MULTI, 2, 3, set_add_header, FILES(headers), FILES(nheaders)},
+    {"error_page", C_ALL, F_MULTI, 2, -1, set_error_page, FILES(error_pages), FILES(nerror_pages)},
+    {"precompressed", C_ALL, 0, 1, 1, set_flag, FILES(precompressed)},
+    {"max_ranges", C_ALL, 0, 1, 1, set_max_ranges, FILES(max_ranges)},
+    {"etag", C_ALL, 0, 1, 1, set_flag, FILES(etag)},
+
+    /* the file cache, one per process */
+    {"file_cache_size", C_TOP, 0, 1, 1, set_size_or_off, TOP(file_cache_size)},
+    {"file_cache_max_file", C_TOP, 0, 1, 1, set_size_or_off, TOP(file_cache_max_file)},
+    {"file_cache_valid", C_TOP, 0, 1, 1, set_interval, TOP(file_cache_valid)},
+    {"open_file_cache", C_TOP, 0, 1, 2, set_open_file_cache, TOP(open_file_cache_max),
+     TOP(open_file_cache_inactive)},
+    /* nginx's name; it shares the field */
+    {"open_file_cache_valid", C_TOP, 0, 1, 1, set_interval, TOP(file_cache_valid)},
 
     /* safety limits, by their pt_limits names */
     {"max_waiting", C_ANY, 0, 1, 1, set_count, LIMIT(max_waiting)},
@@ -1062,8 +1427,8 @@ static int apply(loader *cx, const node *list, size_t n, unsigned ctx)
         if (nargs < cmd->min || (cmd->max >= 0 && nargs > cmd->max))
             return bad(cx, d, 0, "invalid number of arguments in \"%s\" directive", name);
 
-        int level = ctx == C_SERVER;
-        char *base = level ? (char *)cx->srv : (char *)cx->conf;
+        int level = ctx == C_SERVER ? 1 : ctx == C_LOCATION ? 2 : 0;
+        char *base = level == 2 ? (char *)cx->loc : level ? (char *)cx->srv : (char *)cx->conf;
         void *field = cmd->off[level] == NONE ? NULL : base + cmd->off[level];
         void *aux = cmd->aux[level] == NONE ? NULL : base + cmd->aux[level];
         /* duplicates are found by field, so an alias and its original collide */
@@ -1099,6 +1464,10 @@ static void server_dispose(pt_conf_server *s)
     free(s->error_log);
     free(s->default_type);
     types_free(s->types, s->ntypes);
+    files_dispose(&s->static_files);
+    for (size_t i = 0; i < s->nlocations; i++)
+        location_dispose(&s->locations[i]);
+    free(s->locations);
 }
 
 void pt_conf_free(pt_conf *c)
@@ -1115,6 +1484,7 @@ void pt_conf_free(pt_conf *c)
     free(c->error_log);
     free(c->default_type);
     types_free(c->types, c->ntypes);
+    files_dispose(&c->static_files);
     free(c->prefix);
     strv_free(c->files, c->nfiles);
     free(c);
@@ -1124,6 +1494,62 @@ static void strv_copy(char ***dst, size_t *ndst, char *const *src, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         *PUSH(*dst, *ndst) = xstrdup(src[i]);
+}
+
+/* Reads the match and path of a location block into `l`. */
+static int location_path(loader *cx, const node *d, pt_conf_location *l)
+{
+    const char *mod = d->nw == 3 ? d->w[1].s : "", *path = d->w[d->nw - 1].s;
+    size_t at = d->nw - 1;
+    if (d->nw == 2) { /* "=/x" and "^~/x" need no space, as in nginx */
+        if (path[0] == '=' && path[1])
+            mod = "=", path++;
+        else if (strncmp(path, "^~", 2) == 0 && path[2])
+            mod = "^~", path += 2;
+    }
+    if (strcmp(mod, "~") == 0 || strcmp(mod, "~*") == 0 || (d->nw == 2 && path[0] == '~'))
+        return bad(cx, d, 1, "regular expression locations are not supported");
+    if (path[0] == '@')
+        return bad(cx, d, at, "named locations are not supported (\"%s\")", path);
+    if (mod[0] && strcmp(mod, "=") != 0 && strcmp(mod, "^~") != 0)
+        return bad(cx, d, 1, "invalid location modifier \"%s\"", mod);
+    if (path[0] != '/')
+        return bad(cx, d, at, "invalid location path \"%s\", it must start with \"/\"", path);
+    for (const char *p = path; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            return bad(cx, d, at, "invalid location path");
+    l->match = strcmp(mod, "=") == 0 ? PT_MATCH_EXACT : PT_MATCH_PREFIX;
+    l->path = xstrdup(path);
+    return 0;
+}
+
+/* Fills the location of block `d` in server `s`, starting from the server's values. */
+static int build_location(loader *cx, pt_conf_server *s, const node *d)
+{
+    pt_conf_location *l = PUSH(s->locations, s->nlocations);
+    *l = (pt_conf_location){
+        .handler = PT_HANDLER_STATIC,
+        .root = xstrdup(s->root),
+        .sendfile = s->sendfile,
+        .file = d->file,
+        .line = d->w[0].line,
+        .col = d->w[0].col,
+    };
+    strv_copy(&l->index, &l->nindex, s->index, s->nindex);
+    files_inherit(&l->static_files, &s->static_files);
+    int rc = location_path(cx, d, l);
+    for (size_t i = 0; rc == 0 && i + 1 < s->nlocations; i++) {
+        const pt_conf_location *o = &s->locations[i];
+        if (o->match == l->match && strcmp(o->path, l->path) == 0)
+            rc = bad(cx, d, d->nw - 1, "duplicate location \"%s\"", l->path);
+    }
+    if (rc < 0)
+        return rc;
+    cx->loc = l;
+    cx->nseen = 0;
+    rc = apply(cx, d->kids, d->nkids, C_LOCATION);
+    cx->loc = NULL;
+    return rc;
 }
 
 /* Fills and checks the server of block `d`, starting from the top-level values. */
@@ -1148,10 +1574,14 @@ static int build_server(loader *cx, const node *d)
     for (size_t i = 0; i < c->ntypes; i++)
         *PUSH(s->types, s->ntypes) =
             (pt_conf_type){xstrdup(c->types[i].type), xstrdup(c->types[i].ext)};
+    files_inherit(&s->static_files, &c->static_files);
 
     cx->srv = s;
     cx->nseen = 0;
+    cx->nlocs = 0;
     int rc = apply(cx, d->kids, d->nkids, C_SERVER);
+    for (size_t i = 0; rc == 0 && i < cx->nlocs; i++)
+        rc = build_location(cx, s, cx->locs[i]);
     cx->srv = NULL;
     if (rc < 0)
         return rc;
@@ -1218,6 +1648,14 @@ static int conf_new(loader *cx, const char *prefix, const char *name)
     c->sendfile = true;
     c->server_tokens = true;
     c->default_type = xstrdup("application/octet-stream");
+    c->static_files.autoindex_exact_size = true;
+    c->static_files.max_ranges = 16;
+    c->static_files.etag = true;
+    c->file_cache_size = 32u << 20;
+    c->file_cache_max_file = 32u << 10;
+    c->file_cache_valid = 1.0;
+    c->open_file_cache_max = 1000;
+    c->open_file_cache_inactive = 60.0;
     return 0;
 }
 
@@ -1252,6 +1690,7 @@ static int load(pt_conf **out, const char *path, const char *text, const char *p
 done:
     node_dispose(&root);
     free(cx.servers);
+    free(cx.locs);
     if (rc < 0) {
         pt_conf_free(cx.conf);
         return rc;

@@ -17,18 +17,24 @@
  * PT_CONF_INCLUDE_DEPTH deep and a cycle is an error. The top level holds directives and
  * `server` blocks; an `http { ... }` wrapper around them is accepted transparently and
  * `events { worker_connections N; }` sets max_concurrent, so an nginx user's file mostly reads
- * as is. `location` is recognised and rejected ("not supported yet").
+ * as is. `location [=|^~] PATH { ... }` blocks go in a server (not nested); regex and named
+ * locations are rejected.
  *
  * Inheritance: every server starts from the values given at the top level (limits, root,
- * index, logs, sendfile, server_tokens, default_type, types), wherever they appear at the top
- * level, before or after the server block, then applies its own directives. A `types` block in
- * a server replaces the inherited types; several `types` blocks at one level add up.
+ * index, logs, sendfile, server_tokens, default_type, types, static-file settings), wherever
+ * they appear at the top level, before or after the server block, then applies its own
+ * directives; every location likewise starts from its server's root, index, sendfile and
+ * static-file settings. A `types` block in a server replaces the inherited types; several
+ * `types` blocks at one level add up.
  *
  * Defaults: listen *:8080 for a server without `listen`; root `htdocs` under the prefix; index
  * index.html; access log off; error log "stderr" at level error; worker_processes 1; no pid
  * file; sendfile on; server_tokens on; default_type application/octet-stream; no types (the
  * MIME module supplies the system table); limits pt_limits_default(). A listen's backlog
- * defaults to its server's max_waiting.
+ * defaults to its server's max_waiting. Static files: autoindex off (html, exact sizes, GMT),
+ * expires off, no add_header, error_page or try_files, precompressed off, max_ranges 16, etag
+ * on. File cache: file_cache_size 32m, file_cache_max_file 32k, file_cache_valid 1s,
+ * open_file_cache max=1000 inactive=60s.
  *
  * Paths: root, log paths and pid are stored absolute: joined to the prefix given to the
  * loader (NULL: the current directory) and cleaned lexically ("//" and "/./" collapse, a
@@ -55,6 +61,13 @@
 
 /* How deep includes may nest below the main file. */
 #define PT_CONF_INCLUDE_DEPTH 16
+
+/* The most bytes of add_header lines (names, values, ": " and CRLF) one level may add to a
+ * response head. */
+#define PT_CONF_HEADERS_MAX 4096
+
+/* The most ranges `max_ranges` may allow in one request. */
+#define PT_CONF_MAX_RANGES 200
 
 /* The port of a server without a `listen` directive. */
 #define PT_CONF_DEFAULT_PORT "8080"
@@ -84,6 +97,83 @@ typedef struct pt_conf_type {
     char *ext;
 } pt_conf_type;
 
+/* One `add_header NAME VALUE [always];`. Without `always` the line goes only on responses with
+ * status 200, 201, 204, 206, 301, 302, 303, 304, 307 or 308, as in nginx. */
+typedef struct pt_conf_header {
+    char *name, *value;
+    bool always;
+} pt_conf_header;
+
+/* One status of an `error_page CODE ... [=[RESPONSE]] URI;`. */
+typedef struct pt_conf_error_page {
+    int status;   /* 300..599 */
+    int response; /* 0: keep `status`; -1 ("="): the status of what the URI answers; else it */
+    char *uri;    /* "/path[?query]" (an internal redirect) or an absolute URL (a redirect) */
+} pt_conf_error_page;
+
+/* `expires`: Expires and Cache-Control on responses with the statuses add_header uses. */
+typedef enum pt_conf_expires {
+    PT_EXPIRES_OFF,      /* no header */
+    PT_EXPIRES_EPOCH,    /* Expires in 1970, Cache-Control: no-cache */
+    PT_EXPIRES_MAX,      /* Expires in 2037, Cache-Control: max-age=315360000 */
+    PT_EXPIRES_ACCESS,   /* `expires [-]TIME`: from the time of the request */
+    PT_EXPIRES_MODIFIED, /* `expires modified [-]TIME`: from the file's modification time */
+} pt_conf_expires;
+
+typedef enum pt_conf_autoindex_format {
+    PT_AUTOINDEX_HTML,
+    PT_AUTOINDEX_JSON,
+} pt_conf_autoindex_format;
+
+/* Static-file settings. Every level starts from its parent's (top level -> server ->
+ * location); a level that names add_header or error_page at all replaces the inherited list,
+ * as in nginx. try_files is not inherited (nginx's rule): it applies where it is written. */
+typedef struct pt_conf_files {
+    bool autoindex;                            /* off */
+    pt_conf_autoindex_format autoindex_format; /* html */
+    bool autoindex_exact_size;                 /* on: bytes; off: K, M, G */
+    bool autoindex_localtime;                  /* off: GMT */
+    pt_conf_expires expires_kind;              /* off */
+    double expires;                            /* seconds, may be negative */
+    pt_conf_header *headers;
+    size_t nheaders;
+    pt_conf_error_page *error_pages;
+    size_t nerror_pages;
+    char **try_files; /* the last is "=CODE" or a URI; `$uri` stands for the request path */
+    size_t ntry_files;
+    bool precompressed; /* off: serve FILE.br, FILE.zst, FILE.gz by Accept-Encoding */
+    size_t max_ranges;  /* ranges in one request before the Range header is ignored; 0: none */
+    bool etag;          /* on */
+} pt_conf_files;
+
+/* What answers the requests of a location. Adding a handler is one value here, one row in
+ * the table of server/location.c and the directive that selects it. */
+typedef enum pt_handler_kind {
+    PT_HANDLER_STATIC, /* files from root or alias (the default) */
+    PT_HANDLER_STATUS, /* `status;`: the status page */
+    PT_HANDLER_COUNT
+} pt_handler_kind;
+
+typedef enum pt_conf_match {
+    PT_MATCH_PREFIX, /* `location /p` and `location ^~ /p` (there are no regex locations) */
+    PT_MATCH_EXACT,  /* `location = /p` */
+} pt_conf_match;
+
+/* One `location [=|^~] PATH { ... }` block. */
+typedef struct pt_conf_location {
+    char *path; /* as written, starting with '/'; compared with the decoded, normalised path */
+    pt_conf_match match;
+    pt_handler_kind handler;
+    char *root;  /* absolute; inherited from the server */
+    char *alias; /* absolute, or NULL: files are root + path; else alias + what follows PATH */
+    char **index;
+    size_t nindex;
+    bool sendfile;
+    pt_conf_files static_files;
+    const char *file; /* where the block starts */
+    int line, col;
+} pt_conf_location;
+
 typedef struct pt_conf_server {
     pt_conf_listen *listens; /* at least one */
     size_t nlistens;
@@ -100,6 +190,9 @@ typedef struct pt_conf_server {
     char *default_type;
     pt_conf_type *types; /* later entries for an extension replace earlier ones */
     size_t ntypes;
+    pt_conf_files static_files;
+    pt_conf_location *locations; /* in file order */
+    size_t nlocations;
     const char *file; /* where the server block starts */
     int line, col;
 } pt_conf_server;
@@ -123,6 +216,16 @@ typedef struct pt_conf {
     char *default_type;
     pt_conf_type *types;
     size_t ntypes;
+    pt_conf_files static_files;
+
+    /* The file cache (one per process, top level only): small files in memory with their
+     * header lines, larger ones as open fds, missing ones remembered; each entry trusted for
+     * file_cache_valid between stats. */
+    size_t file_cache_size;          /* bytes of small files held in memory; 0: off (32m) */
+    size_t file_cache_max_file;      /* largest file held in memory (32k) */
+    double file_cache_valid;         /* seconds between stats of an entry; 0: every time (1s) */
+    size_t open_file_cache_max;      /* open fds and missing files remembered; 0: off (1000) */
+    double open_file_cache_inactive; /* an unused fd entry is closed after this (60s) */
 
     char *prefix; /* absolute; relative paths were joined to it */
     char **files; /* every file read (the main one first), as named in messages */

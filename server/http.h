@@ -6,8 +6,10 @@
  * valid for the request's life; they are not NUL-terminated. Memory for the request comes from
  * one pool chunk (the request's arena, pt_request_alloc), returned when the request ends.
  *
- * A handler answers exactly once with pt_request_respond(); the dispatcher then keeps the
- * connection alive or closes it. Threading: the loop's thread only.
+ * A handler answers exactly once with pt_request_respond() (or asks the router for an internal
+ * redirect, server/location.h); the dispatcher then keeps the connection alive or closes it.
+ * A response to a routed request also carries its location's add_header and expires lines.
+ * Threading: the loop's thread only.
  */
 #ifndef PORTER_SERVER_HTTP_H
 #define PORTER_SERVER_HTTP_H
@@ -30,7 +32,9 @@ typedef struct pt_header {
 } pt_header;
 
 typedef struct pt_vhost pt_vhost;
+typedef struct pt_location pt_location;
 typedef struct pt_http_conn pt_http_conn;
+struct pt_outq;
 
 typedef struct pt_request {
     pt_http_conn *hc;
@@ -50,6 +54,14 @@ typedef struct pt_request {
     double start;    /* ev_now() at the first byte */
     char *arena;
     size_t arena_used;
+
+    /* Routing (server/location.h), set before a handler runs. */
+    pt_location *location; /* what answers; NULL before routing */
+    pt_str norm_path;      /* the decoded, normalised path, NUL-terminated; valid in the handler */
+    pt_str redirect;       /* an internal redirect the handler asked for (pt_route_redirect) */
+    unsigned redirects;    /* internal redirects so far */
+    bool error_page;       /* answering through an error_page: no error page for its errors */
+    int error_status;      /* the status that answer keeps (0: what the target answers) */
 } pt_request;
 
 /* A response, described; pt_request_respond formats the head and queues head and body. */
@@ -62,11 +74,19 @@ typedef struct pt_response {
     bool body_ref; /* body outlives the write (static data): queue it without copying */
     int file_fd;   /* -1: none */
     off_t file_off;
+    bool file_borrowed; /* file_fd is not taken (the open-file cache's): read at once, or dup'ed
+                           for sendfile; never closed */
+    /* Or a body the caller queues itself, after the head and not for HEAD: exactly body_len
+     * bytes; returns 0 or a negative errno (the connection is then killed). */
+    int (*push_body)(struct pt_outq *q, void *data);
+    void *push_body_data;
     bool no_body;         /* a head-only response (304): no Content-Length */
     time_t last_modified; /* 0: none */
+    time_t mtime;         /* the file's time for `expires modified` when no last_modified */
     const char *location; /* Location header */
     const char *allow;    /* Allow header */
     pt_str extra_headers; /* preformatted "Name: value\r\n" lines */
+    pt_str more_headers;  /* more of them (Content-Range) */
     bool close;           /* close the connection after this response */
 } pt_response;
 
@@ -79,6 +99,9 @@ int pt_request_respond(pt_request *req, const pt_response *r);
 
 /* Queues a short HTML error page for `status` (nginx-like). */
 int pt_request_respond_error(pt_request *req, int status);
+
+/* The same with preformatted header lines `headers` ("Content-Range: bytes * /10\r\n"). */
+int pt_request_respond_error_with(pt_request *req, int status, pt_str headers);
 
 /* Logs a message about `req` to its server's error log, with the client's address and the
  * request line appended as nginx does. `level` is a pt_log_level. */

@@ -95,8 +95,15 @@ class ConfFiles(PorterTestCase):
         self.assertEqual(code, 1, err)
         self.assertRegex(err, r"\.conf:\d+:\d+: ")
 
-    def test_location_not_supported(self):
-        self.assertConfError("bad.conf", "server {\n    listen 127.0.0.1:0;\n    location / {\n    }\n}\n", 3)
+    def test_regex_location_not_supported(self):
+        err = self.assertConfError("bad.conf", "server {\n    listen 127.0.0.1:0;\n    location ~ \\.php$ {\n    }\n}\n",
+                                   3, 14)
+        self.assertIn("regular expression locations are not supported", err)
+
+    def test_location_with_a_missing_alias(self):
+        err = self.assertConfError("bad.conf", "server {\n    listen 127.0.0.1:0;\n    root .;\n"
+                                   "    location /x/ {\n        alias nope/;\n    }\n}\n", 4, 5)
+        self.assertIn("nope", err)
 
     def test_missing_conf_file(self):
         code, out, err = self.check("-c", "/nonexistent.conf")

@@ -166,6 +166,24 @@ static void test_defaults(void **state)
     assert_true(s->server_tokens);
     assert_string_equal(s->default_type, "application/octet-stream");
     assert_int_equal(s->ntypes, 0);
+    assert_int_equal(s->nlocations, 0);
+    const pt_conf_files *f = &s->static_files;
+    assert_false(f->autoindex);
+    assert_int_equal(f->autoindex_format, PT_AUTOINDEX_HTML);
+    assert_true(f->autoindex_exact_size);
+    assert_false(f->autoindex_localtime);
+    assert_int_equal(f->expires_kind, PT_EXPIRES_OFF);
+    assert_int_equal(f->nheaders, 0);
+    assert_int_equal(f->nerror_pages, 0);
+    assert_int_equal(f->ntry_files, 0);
+    assert_false(f->precompressed);
+    assert_int_equal(f->max_ranges, 16);
+    assert_true(f->etag);
+    assert_int_equal(c->file_cache_size, 32 << 20);
+    assert_int_equal(c->file_cache_max_file, 32 << 10);
+    assert_true(c->file_cache_valid == 1);
+    assert_int_equal(c->open_file_cache_max, 1000);
+    assert_true(c->open_file_cache_inactive == 60);
     assert_string_equal(s->file, NAME);
     assert_int_equal(s->line, 1);
     pt_conf_free(c);
@@ -548,8 +566,126 @@ static void test_errors(void **state)
         {"error_log a;\nhttp { error_log b; }\nserver {}",
          "t.conf:2:8: \"error_log\" directive is duplicate"},
         {"http { }\nhttp { }\nserver {}", "t.conf:2:1: \"http\" directive is duplicate"},
-        {"server {\n  location / {\n  }\n}\n",
-         "t.conf:2:3: \"location\" directive is not supported yet"},
+        /* locations */
+        {"server {\n  location ~ \\.php$ { }\n}\n",
+         "t.conf:2:12: regular expression locations are not supported"},
+        {"server {\n  location ~* x { }\n}\n",
+         "t.conf:2:12: regular expression locations are not supported"},
+        {"server {\n  location @fallback { }\n}\n",
+         "t.conf:2:12: named locations are not supported (\"@fallback\")"},
+        {"server {\n  location x { }\n}\n",
+         "t.conf:2:12: invalid location path \"x\", it must start with \"/\""},
+        {"server {\n  location ^ /x { }\n}\n", "t.conf:2:12: invalid location modifier \"^\""},
+        {"server {\n  location /a { }\n  location ^~ /a { }\n}\n",
+         "t.conf:3:15: duplicate location \"/a\""},
+        {"server {\n  location = /a { }\n  location =/a { }\n}\n",
+         "t.conf:3:12: duplicate location \"/a\""},
+        {"server {\n  location /a {\n    location /a/b { }\n  }\n}\n",
+         "t.conf:3:5: \"location\" directive is not allowed here"},
+        {"location / { }\nserver {}\n", "t.conf:1:1: \"location\" directive is not allowed here"},
+        {"server {\n  location / ;\n}\n",
+         "t.conf:2:14: directive \"location\" has no opening \"{\""},
+        {"server { location { } }",
+         "t.conf:1:10: invalid number of arguments in \"location\" directive"},
+        {"server { location /a { root /x; alias /y; } }",
+         "t.conf:1:33: \"alias\" directive is duplicate, \"root\" directive was specified earlier"},
+        {"server { location /a { alias /y; root /x; } }",
+         "t.conf:1:34: \"root\" directive is duplicate, \"alias\" directive was specified earlier"},
+        {"server { alias /y; }", "t.conf:1:10: \"alias\" directive is not allowed here"},
+        {"server { status; }", "t.conf:1:10: \"status\" directive is not allowed here"},
+        {"server { location /s { status on; } }",
+         "t.conf:1:24: invalid number of arguments in \"status\" directive"},
+        /* static-file directives */
+        {"server { try_files $uri; }",
+         "t.conf:1:10: invalid number of arguments in \"try_files\" directive"},
+        {"try_files $uri =404;\nserver {}",
+         "t.conf:1:1: \"try_files\" directive is not allowed here"},
+        {"server { try_files $uri $args; }",
+         "t.conf:1:25: unknown variable \"$args\" in \"try_files\", only $uri is supported"},
+        {"server { try_files $uri =4o4; }", "t.conf:1:25: invalid code \"=4o4\" in \"try_files\""},
+        {"server { try_files $uri =99; }", "t.conf:1:25: invalid code \"=99\" in \"try_files\""},
+        {"server { try_files x.html /i.html; }",
+         "t.conf:1:20: invalid URI \"x.html\" in \"try_files\", it must start with \"/\" or "
+         "\"$uri\""},
+        {"server { try_files $uri @spa; }",
+         "t.conf:1:25: named locations are not supported (\"@spa\")"},
+        {"server { try_files /a?x=1 /b; }", "t.conf:1:20: a query in \"/a?x=1\" of \"try_files\" "
+                                            "is only allowed in the last argument"},
+        {"autoindex maybe;\nserver {}", "t.conf:1:11: invalid value \"maybe\" in \"autoindex\" "
+                                        "directive, it must be \"on\" or \"off\""},
+        {"autoindex_format xml;\nserver {}",
+         "t.conf:1:18: invalid value \"xml\" in \"autoindex_format\", it must be \"html\" or "
+         "\"json\""},
+        {"server { expires soon; }", "t.conf:1:18: invalid value \"soon\" in \"expires\""},
+        {"server { expires -x; }", "t.conf:1:18: invalid value \"-x\" in \"expires\""},
+        {"server { expires later 1h; }", "t.conf:1:18: invalid value \"later\" in \"expires\""},
+        {"server { expires @15h; }", "t.conf:1:18: \"expires @TIME\" is not supported"},
+        {"server { expires 1h 2h 3h; }",
+         "t.conf:1:10: invalid number of arguments in \"expires\" directive"},
+        {"server { add_header X-A; }",
+         "t.conf:1:10: invalid number of arguments in \"add_header\" directive"},
+        {"server { add_header \"X A\" v; }",
+         "t.conf:1:21: invalid header name \"X A\" in \"add_header\""},
+        {"server { add_header X-A \"a\\r\\nB: c\"; }",
+         "t.conf:1:25: invalid character in the value of \"add_header\""},
+        {"server { add_header X-A $request_id; }",
+         "t.conf:1:25: unknown variable \"$request_id\" in \"add_header\", variables are not "
+         "supported"},
+        {"server { add_header X-A b sometimes; }",
+         "t.conf:1:27: invalid parameter \"sometimes\" in \"add_header\""},
+        {"server { error_page 404; }",
+         "t.conf:1:10: invalid number of arguments in \"error_page\" directive"},
+        {"server { error_page =200 /x; }",
+         "t.conf:1:10: invalid number of arguments in \"error_page\" directive"},
+        {"server { error_page 200 /x; }", "t.conf:1:21: value \"200\" must be between 300 and 599"},
+        {"server { error_page 404 600 /x; }",
+         "t.conf:1:25: value \"600\" must be between 300 and 599"},
+        {"server { error_page 404 =abc /x; }",
+         "t.conf:1:25: invalid value \"=abc\" in \"error_page\""},
+        {"server { error_page 404 x.html; }",
+         "t.conf:1:25: invalid URI \"x.html\" in \"error_page\""},
+        {"server { error_page 404 @x; }",
+         "t.conf:1:25: named locations are not supported (\"@x\")"},
+        {"server { error_page 404 /$uri; }",
+         "t.conf:1:25: unknown variable \"$uri\" in \"error_page\", variables are not supported"},
+        {"server { max_ranges 201; }",
+         "t.conf:1:21: invalid value \"201\" in \"max_ranges\", it must be 0..200"},
+        {"server { max_ranges -1; }",
+         "t.conf:1:21: invalid value \"-1\" in \"max_ranges\", it must be 0..200"},
+        {"server { precompressed yes; }", "t.conf:1:24: invalid value \"yes\" in \"precompressed\" "
+                                          "directive, it must be \"on\" or \"off\""},
+        {"server { etag 1; }",
+         "t.conf:1:15: invalid value \"1\" in \"etag\" directive, it must be \"on\" or \"off\""},
+        {"server { location /a { alias \"\"; } }", "t.conf:1:30: invalid path \"\" in \"alias\""},
+        {"autoindex_exact_size 1;\nserver {}", "t.conf:1:22: invalid value \"1\" in "
+                                               "\"autoindex_exact_size\" directive, it must be "
+                                               "\"on\" or \"off\""},
+        {"server { location /a { autoindex_localtime gmt; } }",
+         "t.conf:1:44: invalid value \"gmt\" in \"autoindex_localtime\" directive, it must be "
+         "\"on\" or \"off\""},
+        {"open_file_cache_valid forever;\nserver {}",
+         "t.conf:1:23: invalid time \"forever\" in \"open_file_cache_valid\""},
+        {"server { location /a { autoindex on; autoindex off; } }",
+         "t.conf:1:38: \"autoindex\" directive is duplicate"},
+        /* the file cache */
+        {"server { file_cache_size 1m; }",
+         "t.conf:1:10: \"file_cache_size\" directive is not allowed here"},
+        {"file_cache_size lots;\nserver {}",
+         "t.conf:1:17: invalid size \"lots\" in \"file_cache_size\""},
+        {"file_cache_max_file -1;\nserver {}",
+         "t.conf:1:21: invalid size \"-1\" in \"file_cache_max_file\""},
+        {"file_cache_valid 1x;\nserver {}",
+         "t.conf:1:18: invalid time \"1x\" in \"file_cache_valid\""},
+        {"file_cache_valid 1s;\nopen_file_cache_valid 2s;\nserver {}",
+         "t.conf:2:1: \"open_file_cache_valid\" directive is duplicate"},
+        {"open_file_cache max=0;\nserver {}",
+         "t.conf:1:17: invalid parameter \"max=0\" in \"open_file_cache\""},
+        {"open_file_cache inactive=20s;\nserver {}",
+         "t.conf:1:17: \"open_file_cache\" needs \"max=N\" or \"off\""},
+        {"open_file_cache max=10 inactive=soon;\nserver {}",
+         "t.conf:1:24: invalid parameter \"inactive=soon\" in \"open_file_cache\""},
+        {"open_file_cache off max=10;\nserver {}",
+         "t.conf:1:21: invalid parameter \"max=10\" in \"open_file_cache\""},
         {"root /x;\n", "t.conf:2:1: no \"server\" block"},
         {"", "t.conf:1:1: no \"server\" block"},
         /* values */
@@ -865,6 +1001,179 @@ static void test_nginx_style_fixture(void **state)
     assert_int_equal(count_fds(), fds);
 }
 
+/* Locations: match and path, what each inherits from its server wherever the server's
+ * directives are written, and what it sets itself. */
+static void test_locations(void **state)
+{
+    pt_conf *c =
+        parse("add_header X-Top 1;\n"
+              "error_page 404 /404.html;\n"
+              "server {\n"
+              "    location /static/ {\n"
+              "        expires 30d;\n"
+              "        add_header Cache-Control public always;\n"
+              "    }\n"
+              "    location = / { index home.html; }\n"
+              "    location ^~ /img { alias pictures/; sendfile off; }\n"
+              "    location =/porter-status { status; }\n"
+              "    location /spa/ { try_files $uri $uri/ /spa/index.html; autoindex on; }\n"
+              "    root site;\n"
+              "    index a.html b.html;\n"
+              "    try_files $uri =404;\n"
+              "    precompressed on;\n"
+              "}\n");
+    const pt_conf_server *s = &c->servers[0];
+    assert_int_equal(s->nlocations, 5);
+    const pt_conf_location *st = &s->locations[0], *ex = &s->locations[1], *img = &s->locations[2],
+                           *stat = &s->locations[3], *spa = &s->locations[4];
+    assert_string_equal(st->path, "/static/");
+    assert_int_equal(st->match, PT_MATCH_PREFIX);
+    assert_int_equal(st->handler, PT_HANDLER_STATIC);
+    assert_string_equal(st->root, "/p/site"); /* written after the block */
+    assert_null(st->alias);
+    assert_int_equal(st->nindex, 2);
+    assert_string_equal(st->index[1], "b.html");
+    assert_true(st->sendfile);
+    assert_int_equal(st->line, 4);
+    assert_int_equal(st->col, 5);
+    assert_int_equal(st->static_files.expires_kind, PT_EXPIRES_ACCESS);
+    assert_true(st->static_files.expires == 30 * 86400);
+    /* its own add_header replaces the inherited ones; error_page is inherited */
+    assert_int_equal(st->static_files.nheaders, 1);
+    assert_string_equal(st->static_files.headers[0].name, "Cache-Control");
+    assert_string_equal(st->static_files.headers[0].value, "public");
+    assert_true(st->static_files.headers[0].always);
+    assert_int_equal(st->static_files.nerror_pages, 1);
+    assert_string_equal(st->static_files.error_pages[0].uri, "/404.html");
+    assert_true(st->static_files.precompressed);
+    /* try_files is not inherited */
+    assert_int_equal(st->static_files.ntry_files, 0);
+
+    assert_string_equal(ex->path, "/");
+    assert_int_equal(ex->match, PT_MATCH_EXACT);
+    assert_int_equal(ex->nindex, 1);
+    assert_string_equal(ex->index[0], "home.html");
+    assert_int_equal(ex->static_files.nheaders, 1);
+    assert_string_equal(ex->static_files.headers[0].name, "X-Top");
+    assert_false(ex->static_files.headers[0].always);
+
+    assert_string_equal(img->path, "/img");
+    assert_int_equal(img->match, PT_MATCH_PREFIX);
+    assert_string_equal(img->alias, "/p/pictures");
+    assert_false(img->sendfile);
+
+    assert_string_equal(stat->path, "/porter-status");
+    assert_int_equal(stat->match, PT_MATCH_EXACT);
+    assert_int_equal(stat->handler, PT_HANDLER_STATUS);
+
+    assert_int_equal(spa->static_files.ntry_files, 3);
+    assert_string_equal(spa->static_files.try_files[0], "$uri");
+    assert_string_equal(spa->static_files.try_files[2], "/spa/index.html");
+    assert_true(spa->static_files.autoindex);
+
+    /* the server keeps its own */
+    assert_int_equal(s->static_files.ntry_files, 2);
+    assert_string_equal(s->static_files.try_files[1], "=404");
+    assert_false(s->static_files.autoindex);
+    assert_int_equal(s->static_files.nheaders, 1);
+    pt_conf_free(c);
+}
+
+static void test_static_directives(void **state)
+{
+    pt_conf *c = parse("autoindex on;\n"
+                       "autoindex_format json;\n"
+                       "autoindex_exact_size off;\n"
+                       "autoindex_localtime on;\n"
+                       "expires epoch;\n"
+                       "add_header X-A \"a b\";\n"
+                       "add_header X-B '' always;\n"
+                       "error_page 500 502 503 504 /50x.html;\n"
+                       "error_page 404 =200 /empty.gif;\n"
+                       "error_page 403 = /forbidden;\n"
+                       "error_page 410 =301 https://example.com/gone?x=1;\n"
+                       "precompressed on;\n"
+                       "max_ranges 1;\n"
+                       "etag off;\n"
+                       "file_cache_size 1m;\n"
+                       "file_cache_max_file 64k;\n"
+                       "open_file_cache_valid 0;\n"
+                       "open_file_cache max=10 inactive=20s;\n"
+                       "server { expires max; }\n"
+                       "server { expires -1h; max_ranges 0; }\n"
+                       "server { expires modified 1d; error_page 404 /nf.html; }\n"
+                       "server { expires access 0; add_header X-C c; }\n"
+                       "server { expires off; }\n");
+    const pt_conf_files *t = &c->static_files;
+    assert_true(t->autoindex);
+    assert_int_equal(t->autoindex_format, PT_AUTOINDEX_JSON);
+    assert_false(t->autoindex_exact_size);
+    assert_true(t->autoindex_localtime);
+    assert_int_equal(t->expires_kind, PT_EXPIRES_EPOCH);
+    assert_int_equal(t->nheaders, 2);
+    assert_string_equal(t->headers[0].value, "a b");
+    assert_false(t->headers[0].always);
+    assert_string_equal(t->headers[1].value, "");
+    assert_true(t->headers[1].always);
+    assert_int_equal(t->nerror_pages, 7);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(t->error_pages[i].status, 500 + (i ? i + 1 : 0));
+        assert_int_equal(t->error_pages[i].response, 0);
+        assert_string_equal(t->error_pages[i].uri, "/50x.html");
+    }
+    assert_int_equal(t->error_pages[4].status, 404);
+    assert_int_equal(t->error_pages[4].response, 200);
+    assert_int_equal(t->error_pages[5].status, 403);
+    assert_int_equal(t->error_pages[5].response, -1);
+    assert_int_equal(t->error_pages[6].response, 301);
+    assert_string_equal(t->error_pages[6].uri, "https://example.com/gone?x=1");
+    assert_true(t->precompressed);
+    assert_int_equal(t->max_ranges, 1);
+    assert_false(t->etag);
+    assert_int_equal(c->file_cache_size, 1 << 20);
+    assert_int_equal(c->file_cache_max_file, 64 << 10);
+    assert_true(c->file_cache_valid == 0);
+    assert_int_equal(c->open_file_cache_max, 10);
+    assert_true(c->open_file_cache_inactive == 20);
+
+    const pt_conf_server *s = c->servers;
+    assert_int_equal(s[0].static_files.expires_kind, PT_EXPIRES_MAX);
+    assert_true(s[0].static_files.autoindex); /* inherited */
+    assert_int_equal(s[0].static_files.nerror_pages, 7);
+    assert_int_equal(s[1].static_files.expires_kind, PT_EXPIRES_ACCESS);
+    assert_true(s[1].static_files.expires == -3600);
+    assert_int_equal(s[1].static_files.max_ranges, 0);
+    assert_int_equal(s[2].static_files.expires_kind, PT_EXPIRES_MODIFIED);
+    assert_true(s[2].static_files.expires == 86400);
+    assert_int_equal(s[2].static_files.nerror_pages, 1);
+    assert_int_equal(s[3].static_files.expires_kind, PT_EXPIRES_ACCESS);
+    assert_true(s[3].static_files.expires == 0);
+    assert_int_equal(s[3].static_files.nheaders, 1);
+    assert_int_equal(s[4].static_files.expires_kind, PT_EXPIRES_OFF);
+    pt_conf_free(c);
+
+    /* add_header lines are bounded per level, so a response head always fits */
+    char big[9000], err[256];
+    snprintf(big, sizeof big,
+             "add_header X-Big \"%4000d\";\nadd_header X-More \"%70d\";\n"
+             "server { add_header X-Own \"%4000d\"; }",
+             1, 2, 3);
+    assert_int_equal(pt_conf_parse_string(&c, big, NAME, PREFIX, err, sizeof err), 0);
+    pt_conf_free(c);
+    snprintf(big, sizeof big,
+             "add_header X-Big \"%4000d\";\nadd_header X-More \"%90d\";\n"
+             "server {}",
+             1, 2);
+    assert_int_equal(pt_conf_parse_string(&c, big, NAME, PREFIX, err, sizeof err), -EINVAL);
+    assert_string_equal(err,
+                        "t.conf:2:1: the \"add_header\" lines of this level exceed 4096 bytes");
+
+    c = parse("open_file_cache off;\nfile_cache_size off;\nserver {}");
+    assert_int_equal(c->open_file_cache_max, 0);
+    assert_int_equal(c->file_cache_size, 0);
+    pt_conf_free(c);
+}
+
 static void test_nothing_left(void **state)
 {
     assert_int_equal(count_fds(), fds_at_start);
@@ -890,6 +1199,8 @@ int main(void)
         cmocka_unit_test(test_inheritance),
         cmocka_unit_test(test_http_and_events),
         cmocka_unit_test(test_paths),
+        cmocka_unit_test(test_locations),
+        cmocka_unit_test(test_static_directives),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_error_buffer),
         cmocka_unit_test_setup_teardown(test_missing_file, dir_setup, dir_teardown),

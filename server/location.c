@@ -1,0 +1,360 @@
+/*
+ * Locations: set up from the conf, matched per request, and the router that runs their
+ * handlers (see location.h).
+ */
+#include "server/location.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "server/path.h"
+#include "server/site.h"
+
+/* What answers each kind of location: one row per handler. */
+static const pt_handler_fn handlers[PT_HANDLER_COUNT] = {
+    [PT_HANDLER_STATIC] = pt_static_handle,
+    [PT_HANDLER_STATUS] = pt_status_handle,
+};
+
+/* ---- set-up ---- */
+
+/* Builds the add_header lines of `loc` ("Name: value\r\n" each; with `always_only` only
+ * those marked always) into a new string. nginx adds nothing for an empty value. */
+static char *lines_build(const pt_location *loc, size_t *outlen, bool always_only)
+{
+    const pt_conf_files *f = loc->files;
+    size_t n = 0;
+    for (size_t i = 0; i < f->nheaders; i++)
+        if ((!always_only || f->headers[i].always) && f->headers[i].value[0])
+            n += strlen(f->headers[i].name) + strlen(f->headers[i].value) + 4;
+    char *out = malloc(n + 1);
+    if (!out)
+        return NULL;
+    size_t pos = 0;
+    for (size_t i = 0; i < f->nheaders; i++) {
+        const pt_conf_header *h = &f->headers[i];
+        if ((always_only && !h->always) || !h->value[0])
+            continue;
+        pos += (size_t)sprintf(out + pos, "%s: %s\r\n", h->name, h->value);
+    }
+    *outlen = pos;
+    return out;
+}
+
+/* Fills `loc` from `lc` (NULL: the server's own settings). */
+static int location_init(pt_vhost *vh, pt_location *loc, const pt_conf_location *lc, char *err,
+                         size_t errlen)
+{
+    const pt_conf_server *cs = vh->conf;
+    loc->vhost = vh;
+    loc->conf = lc;
+    loc->dir_fd = vh->root_fd;
+    loc->own_fd = false;
+    if (lc) {
+        loc->path = lc->path;
+        loc->match = lc->match;
+        loc->handler = lc->handler;
+        loc->alias = lc->alias != NULL;
+        loc->dir = lc->alias ? lc->alias : lc->root;
+        loc->index = lc->index;
+        loc->nindex = lc->nindex;
+        loc->sendfile = lc->sendfile;
+        loc->files = &lc->static_files;
+    } else {
+        loc->path = "";
+        loc->match = PT_MATCH_PREFIX;
+        loc->handler = PT_HANDLER_STATIC;
+        loc->dir = cs->root;
+        loc->index = cs->index;
+        loc->nindex = cs->nindex;
+        loc->sendfile = cs->sendfile;
+        loc->files = &cs->static_files;
+    }
+    loc->path_len = strlen(loc->path);
+    loc->expires_second = -1;
+    loc->lines_ok = lines_build(loc, &loc->lines_ok_len, false);
+    loc->lines_always = lines_build(loc, &loc->lines_always_len, true);
+    if (!loc->lines_ok || !loc->lines_always)
+        return -ENOMEM;
+
+    if (loc->handler != PT_HANDLER_STATIC || (!loc->alias && strcmp(loc->dir, cs->root) == 0))
+        return 0;
+    loc->dir_fd = open(loc->dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (loc->dir_fd < 0) {
+        int e = -errno;
+        snprintf(err, errlen, "%s:%d:%d: %s \"%s\": %s", lc->file, lc->line, lc->col,
+                 loc->alias ? "alias" : "root", loc->dir, strerror(-e));
+        return e;
+    }
+    loc->own_fd = true;
+    return 0;
+}
+
+static int by_length_desc(const void *a, const void *b)
+{
+    const pt_conf_location *x = *(const pt_conf_location *const *)a;
+    const pt_conf_location *y = *(const pt_conf_location *const *)b;
+    size_t lx = strlen(x->path), ly = strlen(y->path);
+    if (lx != ly)
+        return lx > ly ? -1 : 1;
+    return x < y ? -1 : x > y; /* stable: file order */
+}
+
+int pt_locations_setup(pt_vhost *vh, char *err, size_t errlen)
+{
+    const pt_conf_server *cs = vh->conf;
+    size_t n = cs->nlocations + 1;
+    const pt_conf_location **order = calloc(n, sizeof *order);
+    vh->locations = calloc(n, sizeof *vh->locations);
+    if (!order || !vh->locations) {
+        free(order);
+        return -ENOMEM;
+    }
+    vh->nlocations = n;
+    for (size_t i = 0; i < n; i++)
+        vh->locations[i].dir_fd = -1;
+    size_t k = 0;
+    for (size_t i = 0; i < cs->nlocations; i++)
+        if (cs->locations[i].match == PT_MATCH_EXACT)
+            order[k++] = &cs->locations[i];
+    vh->nexact = k;
+    for (size_t i = 0; i < cs->nlocations; i++)
+        if (cs->locations[i].match != PT_MATCH_EXACT)
+            order[k++] = &cs->locations[i];
+    qsort(order + vh->nexact, k - vh->nexact, sizeof *order, by_length_desc);
+    order[k] = NULL; /* the server's own */
+    int r = 0;
+    for (size_t i = 0; i < n && r == 0; i++)
+        r = location_init(vh, &vh->locations[i], order[i], err, errlen);
+    free(order);
+    if (r == -ENOMEM)
+        snprintf(err, errlen, "%s:%d: out of memory", cs->file, cs->line);
+    return r;
+}
+
+void pt_locations_dispose(pt_vhost *vh)
+{
+    for (size_t i = 0; i < vh->nlocations; i++) {
+        pt_location *loc = &vh->locations[i];
+        if (loc->own_fd)
+            close(loc->dir_fd);
+        free(loc->lines_ok);
+        free(loc->lines_always);
+    }
+    free(vh->locations);
+    vh->locations = NULL;
+    vh->nlocations = vh->nexact = 0;
+}
+
+/* ---- matching ---- */
+
+pt_location *pt_location_base(const pt_vhost *vh)
+{
+    return &vh->locations[vh->nlocations - 1];
+}
+
+pt_location *pt_location_find(const pt_vhost *vh, const char *path, size_t len)
+{
+    pt_location *l = vh->locations;
+    size_t i = 0;
+    for (; i < vh->nexact; i++)
+        if (l[i].path_len == len && memcmp(l[i].path, path, len) == 0)
+            return &l[i];
+    for (; i + 1 < vh->nlocations; i++) {
+        size_t n = l[i].path_len;
+        if (len < n || memcmp(l[i].path, path, n) != 0)
+            continue;
+        /* an alias replaces whole segments only */
+        if (l[i].alias && len > n && path[n] != '/' && l[i].path[n - 1] != '/')
+            continue;
+        return &l[i];
+    }
+    return &l[vh->nlocations - 1];
+}
+
+/* ---- routing ---- */
+
+int pt_route_redirect(pt_request *req, const char *uri, size_t len)
+{
+    char *copy = pt_request_alloc(req, len + 1);
+    if (!copy)
+        return -ENOMEM;
+    memcpy(copy, uri, len);
+    copy[len] = '\0';
+    req->redirect = (pt_str){copy, len};
+    return 0;
+}
+
+void pt_route(pt_request *req)
+{
+    char norm[PATH_MAX];
+    pt_str path = req->path;
+    for (;;) {
+        /* room is left for an index file name after a directory's path */
+        ssize_t len = path.len == 1 && path.p[0] == '*'
+                          ? -EINVAL
+                          : pt_path_normalize(path.p, path.len, norm, sizeof norm - 256);
+        if (len < 0) {
+            req->location = pt_location_base(req->vhost);
+            req->norm_path = (pt_str){"", 0};
+            pt_route_error(req, len == -ENAMETOOLONG ? 414 : 400);
+        } else {
+            req->location = pt_location_find(req->vhost, norm, (size_t)len);
+            req->norm_path = (pt_str){norm, (size_t)len};
+            handlers[req->location->handler](req);
+        }
+        if (!req->redirect.p)
+            return;
+        pt_str to = req->redirect;
+        req->redirect = (pt_str){NULL, 0};
+        if (++req->redirects > PT_ROUTE_MAX_REDIRECTS) {
+            pt_request_log(req, PT_LOG_ERROR,
+                           "rewrite or internal redirection cycle while "
+                           "internally redirecting to \"%.*s\"",
+                           (int)to.len, to.p);
+            req->error_page = true; /* no error page for this one */
+            req->error_status = 0;
+            pt_request_respond_error(req, 500);
+            return;
+        }
+        const char *q = memchr(to.p, '?', to.len);
+        if (q) {
+            req->query = (pt_str){q + 1, to.len - (size_t)(q + 1 - to.p)};
+            to.len = (size_t)(q - to.p);
+        }
+        path = to;
+    }
+}
+
+static void redirect_to_url(pt_request *req, const pt_conf_error_page *ep)
+{
+    int status = ep->response >= 300 && ep->response < 400 ? ep->response : 302;
+    char body[512];
+    const char *reason = pt_http_reason(status);
+    int n = snprintf(body, sizeof body,
+                     "<html>\r\n<head><title>%d %s</title></head>\r\n<body>\r\n"
+                     "<center><h1>%d %s</h1></center>\r\n<hr><center>porter</center>\r\n"
+                     "</body>\r\n</html>\r\n",
+                     status, reason, status, reason);
+    pt_response r;
+    pt_response_init(&r, status);
+    r.content_type = "text/html";
+    r.location = ep->uri;
+    r.body = body;
+    r.body_len = (size_t)n;
+    pt_request_respond(req, &r);
+}
+
+void pt_route_error(pt_request *req, int status)
+{
+    if (!req->location)
+        req->location = pt_location_base(req->vhost);
+    const pt_conf_files *f = req->location->files;
+    for (size_t i = 0; !req->error_page && i < f->nerror_pages; i++) {
+        const pt_conf_error_page *ep = &f->error_pages[i];
+        if (ep->status != status)
+            continue;
+        if (ep->uri[0] != '/') {
+            redirect_to_url(req, ep);
+            return;
+        }
+        req->error_page = true;
+        req->error_status = ep->response == 0 ? status : ep->response > 0 ? ep->response : 0;
+        if (pt_route_redirect(req, ep->uri, strlen(ep->uri)) == 0)
+            return;
+        break;
+    }
+    pt_request_respond_error(req, status);
+}
+
+/* ---- header lines ---- */
+
+static size_t append(char *buf, size_t pos, size_t cap, const char *s, size_t n)
+{
+    if (pos + n <= cap)
+        memcpy(buf + pos, s, n);
+    return pos + n;
+}
+
+#define APPEND_LIT(buf, pos, cap, lit) append(buf, pos, cap, lit, sizeof(lit) - 1)
+
+/* The statuses nginx gives add_header (without `always`) and expires. */
+static bool status_cacheable(int status)
+{
+    switch (status) {
+    case 200:
+    case 201:
+    case 204:
+    case 206:
+    case 301:
+    case 302:
+    case 303:
+    case 304:
+    case 307:
+    case 308:
+        return true;
+    default:
+        return false;
+    }
+}
+
+static size_t format_expires(char *buf, size_t cap, time_t expires, long long max_age)
+{
+    char date[32];
+    pt_http_date_format(expires, date);
+    int n = max_age < 0 ? snprintf(buf, cap, "Expires: %s\r\nCache-Control: no-cache\r\n", date)
+                        : snprintf(buf, cap, "Expires: %s\r\nCache-Control: max-age=%lld\r\n", date,
+                                   max_age);
+    return n < 0 || (size_t)n >= cap ? 0 : (size_t)n;
+}
+
+size_t pt_location_headers(pt_location *loc, int status, time_t mtime, time_t now, char *buf,
+                           size_t pos, size_t cap)
+{
+    bool ok = status_cacheable(status);
+    if (ok)
+        pos = append(buf, pos, cap, loc->lines_ok, loc->lines_ok_len);
+    else
+        pos = append(buf, pos, cap, loc->lines_always, loc->lines_always_len);
+    const pt_conf_files *f = loc->files;
+    if (!ok)
+        return pos;
+    switch (f->expires_kind) {
+    case PT_EXPIRES_OFF:
+        break;
+    case PT_EXPIRES_EPOCH:
+        pos = APPEND_LIT(buf, pos, cap,
+                         "Expires: Thu, 01 Jan 1970 00:00:01 GMT\r\nCache-Control: no-cache\r\n");
+        break;
+    case PT_EXPIRES_MAX:
+        pos = APPEND_LIT(buf, pos, cap,
+                         "Expires: Thu, 31 Dec 2037 23:55:55 GMT\r\n"
+                         "Cache-Control: max-age=315360000\r\n");
+        break;
+    case PT_EXPIRES_ACCESS:
+        if (loc->expires_second != now) {
+            loc->expires_len = format_expires(loc->expires_lines, sizeof loc->expires_lines,
+                                              now + (time_t)f->expires,
+                                              f->expires < 0 ? -1 : (long long)f->expires);
+            loc->expires_second = now;
+        }
+        pos = append(buf, pos, cap, loc->expires_lines, loc->expires_len);
+        break;
+    case PT_EXPIRES_MODIFIED:
+        if (mtime > 0) {
+            char lines[128];
+            time_t at = mtime + (time_t)f->expires;
+            size_t n = format_expires(lines, sizeof lines, at,
+                                      f->expires < 0 || at < now ? -1 : (long long)(at - now));
+            pos = append(buf, pos, cap, lines, n);
+        }
+        break;
+    }
+    return pos;
+}

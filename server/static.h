@@ -1,0 +1,21 @@
+/*
+ * Static files: the handler of static locations (pt_static_handle, declared in site.h) and
+ * the pieces of it that live in their own files.
+ *
+ * Ownership and threading as for handlers: the loop's thread; everything a response needs is
+ * queued before the call returns.
+ */
+#ifndef PORTER_SERVER_STATIC_H
+#define PORTER_SERVER_STATIC_H
+
+#include <stddef.h>
+
+#include "server/http.h"
+
+/* Answers `req` with a listing of the directory open as `dirfd` (taken: closed here), whose
+ * request path is `path` (`len` bytes, ending in '/'): HTML or JSON as the location's
+ * autoindex_format says. Entries whose names start with '.' are left out, directories come
+ * first, then names in byte order. */
+void pt_autoindex_respond(pt_request *req, int dirfd, const char *path, size_t len);
+
+#endif

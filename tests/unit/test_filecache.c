@@ -1,0 +1,400 @@
+/* The file cache: small files in memory, larger ones kept open, misses remembered;
+ * revalidation, the caps, and that every fd it took is closed. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "server/filecache.h"
+#include "server/http.h"
+
+static int fds_at_start;
+static char dir[PATH_MAX];
+static int root_fd = -1;
+
+static int count_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    int n = -1;
+    assert_non_null(d);
+    while (readdir(d))
+        n++;
+    closedir(d);
+    return n - 2;
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    return remove(path);
+}
+
+static int setup(void **state)
+{
+    snprintf(dir, sizeof dir, "%s/porter-fc-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    if (!mkdtemp(dir))
+        return -1;
+    root_fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    return root_fd < 0 ? -1 : 0;
+}
+
+static int teardown(void **state)
+{
+    close(root_fd);
+    root_fd = -1;
+    return nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static void put_file(const char *rel, const char *data, size_t len)
+{
+    char path[PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/%s", dir, rel);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, data, len), (ssize_t)len);
+    close(fd);
+}
+
+/* Opens rel and stats it. */
+static int open_file(const char *rel, struct stat *st)
+{
+    int fd = openat(root_fd, rel, O_RDONLY | O_CLOEXEC);
+    assert_true(fd >= 0);
+    assert_int_equal(fstat(fd, st), 0);
+    return fd;
+}
+
+static const pt_filecache_meta META = {.content_type = "text/plain", .etag = true};
+
+static pt_filecache *cache(size_t max_bytes, size_t max_file, double validity, size_t max_open)
+{
+    pt_filecache_options o = {max_bytes, max_file, validity, max_open, 60};
+    pt_filecache *fc = pt_filecache_new(&o);
+    assert_non_null(fc);
+    return fc;
+}
+
+#define OWNER ((const void *)0x1)
+#define K(s) (s), strlen(s)
+
+static void test_memory_entry(void **state)
+{
+    put_file("a.txt", "hello", 5);
+    pt_filecache *fc = cache(1 << 20, 1024, 1, 10);
+    struct stat st;
+    int fd = open_file("a.txt", &st);
+    pt_filecache_meta m = {.content_type = "text/plain",
+                           .encoding = "gzip",
+                           .etag = true,
+                           .vary = true,
+                           .accept_ranges = true};
+    const pt_cached_file *cf =
+        pt_filecache_put(fc, OWNER, 3, K("/a.txt"), "/a.txt", &fd, &st, &m, 0);
+    assert_non_null(cf);
+    assert_true(fd >= 0); /* a memory entry leaves the fd with the caller */
+    close(fd);
+    assert_false(cf->absent);
+    assert_int_equal(cf->fd, -1);
+    assert_int_equal(cf->size, 5);
+    assert_memory_equal(cf->body, "hello", 5);
+    assert_int_equal(cf->mtime, st.st_mtime);
+    char etag[40], want[512], date[32];
+    pt_etag_format(&st, etag);
+    assert_int_equal(cf->etag_len, strlen(etag));
+    assert_memory_equal(cf->etag, etag, cf->etag_len);
+    assert_string_equal(cf->content_type, "text/plain");
+    pt_http_date_format(st.st_mtime, date);
+    snprintf(want, sizeof want,
+             "Content-Type: text/plain\r\nContent-Encoding: gzip\r\nAccept-Ranges: bytes\r\n"
+             "Last-Modified: %s\r\nETag: %s\r\nVary: Accept-Encoding\r\n",
+             date, etag);
+    assert_int_equal(cf->head_len, strlen(want));
+    assert_memory_equal(cf->head, want, cf->head_len);
+    assert_int_equal(cf->type_len, strlen("Content-Type: text/plain\r\n"));
+    assert_memory_equal(cf->head + cf->validators_off, "Last-Modified: ", 15);
+
+    /* the same key hits; another variant or owner does not */
+    assert_ptr_equal(pt_filecache_get(fc, OWNER, 3, root_fd, K("/a.txt"), 0.5), cf);
+    assert_null(pt_filecache_get(fc, OWNER, 0, root_fd, K("/a.txt"), 0.5));
+    assert_null(pt_filecache_get(fc, (const void *)0x2, 3, root_fd, K("/a.txt"), 0.5));
+    pt_filecache_stats s;
+    pt_filecache_get_stats(fc, &s);
+    assert_int_equal(s.entries, 1);
+    assert_int_equal(s.hits, 1);
+    assert_int_equal(s.misses, 2);
+    assert_int_equal(s.open_fds, 0);
+    assert_true(s.bytes > 5);
+    pt_filecache_free(fc);
+    pt_filecache_free(NULL);
+}
+
+/* A changed file drops its entry at the first lookup after the validity interval. */
+static void test_revalidation(void **state)
+{
+    put_file("b.txt", "one", 3);
+    pt_filecache *fc = cache(1 << 20, 1024, 1.0, 10);
+    struct stat st;
+    int fd = open_file("b.txt", &st);
+    assert_non_null(pt_filecache_put(fc, OWNER, 0, K("/b.txt"), "b.txt", &fd, &st, &META, 100));
+    close(fd);
+    put_file("b.txt", "three", 5);
+    /* within the interval the entry is trusted without a stat */
+    const pt_cached_file *cf = pt_filecache_get(fc, OWNER, 0, root_fd, K("/b.txt"), 100.5);
+    assert_non_null(cf);
+    assert_memory_equal(cf->body, "one", 3);
+    /* past it, the stat sees the change */
+    assert_null(pt_filecache_get(fc, OWNER, 0, root_fd, K("/b.txt"), 101.0));
+    /* a clock that went back revalidates too */
+    fd = open_file("b.txt", &st);
+    assert_non_null(pt_filecache_put(fc, OWNER, 0, K("/b.txt"), "b.txt", &fd, &st, &META, 200));
+    close(fd);
+    assert_non_null(pt_filecache_get(fc, OWNER, 0, root_fd, K("/b.txt"), 200.1));
+    assert_int_equal(unlinkat(root_fd, "b.txt", 0), 0);
+    assert_null(pt_filecache_get(fc, OWNER, 0, root_fd, K("/b.txt"), 150));
+    pt_filecache_free(fc);
+}
+
+/* Validity 0: every lookup stats; a file replaced by rename (same size) is seen at once. */
+static void test_validity_zero_and_rename(void **state)
+{
+    put_file("c.txt", "aaaa", 4);
+    pt_filecache *fc = cache(1 << 20, 1024, 0, 10);
+    struct stat st;
+    int fd = open_file("c.txt", &st);
+    assert_non_null(pt_filecache_put(fc, OWNER, 0, K("/"), "c.txt", &fd, &st, &META, 5));
+    close(fd);
+    assert_non_null(pt_filecache_get(fc, OWNER, 0, root_fd, K("/"), 5));
+    put_file("c.new", "bbbb", 4);
+    assert_int_equal(renameat(root_fd, "c.new", root_fd, "c.txt"), 0);
+    assert_null(pt_filecache_get(fc, OWNER, 0, root_fd, K("/"), 5));
+    pt_filecache_free(fc);
+}
+
+/* A file over max_file is kept open: the cache takes the fd and closes it when dropped. */
+static void test_open_entries(void **state)
+{
+    char big[4096];
+    memset(big, 'x', sizeof big);
+    put_file("big1", big, sizeof big);
+    put_file("big2", big, sizeof big);
+    put_file("big3", big, sizeof big);
+    int fds = count_fds();
+    pt_filecache *fc = cache(1 << 20, 1024, 1, 2);
+    struct stat st;
+    const char *names[] = {"big1", "big2", "big3"};
+    const char *keys[] = {"/big1", "/big2", "/big3"};
+    for (int i = 0; i < 3; i++) {
+        int fd = open_file(names[i], &st);
+        const pt_cached_file *cf =
+            pt_filecache_put(fc, OWNER, 0, K(keys[i]), names[i], &fd, &st, &META, i);
+        assert_non_null(cf);
+        assert_int_equal(fd, -1); /* taken */
+        assert_true(cf->fd >= 0);
+        assert_null(cf->body);
+        assert_int_equal(cf->size, sizeof big);
+        char b[4];
+        assert_int_equal(pread(cf->fd, b, 4, 100), 4);
+        assert_memory_equal(b, "xxxx", 4);
+    }
+    /* max_open 2: the least recently used one went, with its fd */
+    assert_int_equal(count_fds(), fds + 2);
+    assert_null(pt_filecache_get(fc, OWNER, 0, root_fd, K("/big1"), 3));
+    assert_non_null(pt_filecache_get(fc, OWNER, 0, root_fd, K("/big2"), 3));
+    pt_filecache_stats s;
+    pt_filecache_get_stats(fc, &s);
+    assert_int_equal(s.open_fds, 2);
+    /* a replaced file drops its fd */
+    put_file("big3", "short", 5);
+    assert_null(pt_filecache_get(fc, OWNER, 0, root_fd, K("/big3"), 10));
+    assert_int_equal(count_fds(), fds + 1);
+    pt_filecache_free(fc);
+    assert_int_equal(count_fds(), fds);
+}
+
+/* Open entries unused for `inactive` are closed when something new comes in. */
+static void test_inactive(void **state)
+{
+    char big[2048];
+    memset(big, 'y', sizeof big);
+    put_file("i1", big, sizeof big);
+    put_file("i2", big, sizeof big);
+    int fds = count_fds();
+    pt_filecache *fc = cache(1 << 20, 1024, 1000, 10);
+    struct stat st;
+    int fd = open_file("i1", &st);
+    assert_non_null(pt_filecache_put(fc, OWNER, 0, K("/i1"), "i1", &fd, &st, &META, 0));
+    assert_non_null(pt_filecache_get(fc, OWNER, 0, root_fd, K("/i1"), 30)); /* used at 30 */
+    fd = open_file("i2", &st);
+    assert_non_null(pt_filecache_put(fc, OWNER, 0, K("/i2"), "i2", &fd, &st, &META, 89));
+    assert_int_equal(count_fds(), fds + 2);
+    pt_filecache_sweep(fc, 95); /* i1 unused for 65 s */
+    assert_int_equal(count_fds(), fds + 1);
+    assert_null(pt_filecache_get(fc, OWNER, 0, root_fd, K("/i1"), 95));
+    assert_non_null(pt_filecache_get(fc, OWNER, 0, root_fd, K("/i2"), 95));
+    pt_filecache_free(fc);
+    assert_int_equal(count_fds(), fds);
+}
+
+/* A miss is remembered until the file appears. */
+static void test_absent(void **state)
+{
+    pt_filecache *fc = cache(1 << 20, 1024, 1, 10);
+    const pt_cached_file *cf = pt_filecache_put_absent(fc, OWNER, 2, K("/x"), "x.gz", 0);
+    assert_non_null(cf);
+    assert_true(cf->absent);
+    cf = pt_filecache_get(fc, OWNER, 2, root_fd, K("/x"), 0.5);
+    assert_non_null(cf);
+    assert_true(cf->absent);
+    /* still missing at revalidation: kept */
+    assert_non_null(pt_filecache_get(fc, OWNER, 2, root_fd, K("/x"), 1.5));
+    pt_filecache_stats s;
+    pt_filecache_get_stats(fc, &s);
+    assert_int_equal(s.absent, 1);
+    /* a missing directory on the way is a miss too */
+    assert_non_null(pt_filecache_put_absent(fc, OWNER, 0, K("/d/y"), "x.gz/y", 0));
+    assert_non_null(pt_filecache_get(fc, OWNER, 0, root_fd, K("/d/y"), 5));
+    put_file("x.gz", "z", 1);
+    assert_null(pt_filecache_get(fc, OWNER, 2, root_fd, K("/x"), 3));
+    /* "x.gz/y": x.gz is a file now, still ENOTDIR, still absent */
+    assert_non_null(pt_filecache_get(fc, OWNER, 0, root_fd, K("/d/y"), 10));
+    pt_filecache_free(fc);
+
+    /* without open-file entries nothing is remembered */
+    fc = cache(1 << 20, 1024, 1, 0);
+    assert_null(pt_filecache_put_absent(fc, OWNER, 0, K("/x"), "nope", 0));
+    assert_false(pt_filecache_keeps_open(fc));
+    pt_filecache_free(fc);
+}
+
+/* The memory cap evicts the least recently used; a file bigger than the cap is not held. */
+static void test_memory_cap(void **state)
+{
+    char data[1000];
+    memset(data, 'm', sizeof data);
+    put_file("m1", data, sizeof data);
+    put_file("m2", data, sizeof data);
+    put_file("m3", data, sizeof data);
+    /* room for two entries of ~1.3 KiB each */
+    pt_filecache *fc = cache(3000, 2000, 100, 0);
+    struct stat st;
+    const char *names[] = {"m1", "m2", "m3"};
+    const char *keys[] = {"/m1", "/m2", "/m3"};
+    for (int i = 0; i < 3; i++) {
+        int fd = open_file(names[i], &st);
+        assert_non_null(pt_filecache_put(fc, OWNER, 0, K(keys[i]), names[i], &fd, &st, &META, 0));
+        close(fd);
+        if (i == 1) /* m1 used more recently than m2 */
+            assert_non_null(pt_filecache_get(fc, OWNER, 0, root_fd, K("/m1"), 0));
+    }
+    assert_non_null(pt_filecache_get(fc, OWNER, 0, root_fd, K("/m1"), 0));
+    assert_null(pt_filecache_get(fc, OWNER, 0, root_fd, K("/m2"), 0));
+    assert_non_null(pt_filecache_get(fc, OWNER, 0, root_fd, K("/m3"), 0));
+    pt_filecache_stats s;
+    pt_filecache_get_stats(fc, &s);
+    assert_true(s.bytes <= 3000);
+    assert_int_equal(s.entries, 2);
+    pt_filecache_free(fc);
+
+    /* max_file: larger files are not held in memory, and with no open entries not at all */
+    fc = cache(1 << 20, 999, 100, 0);
+    int fd = open_file("m1", &st);
+    assert_null(pt_filecache_put(fc, OWNER, 0, K("/m1"), "m1", &fd, &st, &META, 0));
+    assert_true(fd >= 0); /* untouched */
+    close(fd);
+    pt_filecache_free(fc);
+
+    /* file_cache_size off: files go to the open-file entries */
+    fc = cache(0, 32768, 100, 5);
+    assert_int_equal(pt_filecache_max_file(fc), 0);
+    fd = open_file("m1", &st);
+    const pt_cached_file *cf = pt_filecache_put(fc, OWNER, 0, K("/m1"), "m1", &fd, &st, &META, 0);
+    assert_non_null(cf);
+    assert_int_equal(fd, -1);
+    assert_null(cf->body);
+    pt_filecache_free(fc);
+}
+
+/* Many entries: the table grows, and every one is still found. */
+static void test_many(void **state)
+{
+    put_file("s", "s", 1);
+    pt_filecache *fc = cache(1 << 24, 1024, 100, 0);
+    struct stat st;
+    int fd = open_file("s", &st);
+    char key[32];
+    for (int i = 0; i < 500; i++) {
+        snprintf(key, sizeof key, "/k%d", i);
+        assert_non_null(pt_filecache_put(fc, OWNER, i % 4, K(key), "s", &fd, &st, &META, 0));
+    }
+    for (int i = 0; i < 500; i++) {
+        snprintf(key, sizeof key, "/k%d", i);
+        assert_non_null(pt_filecache_get(fc, OWNER, i % 4, root_fd, K(key), 0));
+        assert_null(pt_filecache_get(fc, OWNER, (i + 1) % 4, root_fd, K(key), 0));
+    }
+    /* replacing an entry keeps one */
+    assert_non_null(pt_filecache_put(fc, OWNER, 0, K("/k0"), "s", &fd, &st, &META, 0));
+    pt_filecache_stats s;
+    pt_filecache_get_stats(fc, &s);
+    assert_int_equal(s.entries, 500);
+    close(fd);
+    pt_filecache_free(fc);
+}
+
+static void test_describe(void **state)
+{
+    put_file("d.html", "<p>", 3);
+    struct stat st;
+    int fd = open_file("d.html", &st);
+    close(fd);
+    pt_cached_file cf;
+    char buf[512];
+    pt_filecache_meta m = {.content_type = "text/html", .etag = false};
+    assert_int_equal(pt_filecache_describe(&cf, buf, sizeof buf, &st, &m), 0);
+    assert_int_equal(cf.fd, -1);
+    assert_null(cf.body);
+    assert_int_equal(cf.size, 3);
+    assert_null(strstr(cf.head, "ETag")); /* etag off: the line goes, the tag stays */
+    assert_true(cf.etag_len > 2);
+    assert_int_equal(pt_filecache_describe(&cf, buf, 40, &st, &m), -ENAMETOOLONG);
+}
+
+static void test_nothing_left(void **state)
+{
+    assert_int_equal(count_fds(), fds_at_start);
+}
+
+static int group_setup(void **state)
+{
+    fds_at_start = count_fds();
+    return 0;
+}
+
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        T(test_memory_entry),
+        T(test_revalidation),
+        T(test_validity_zero_and_rename),
+        T(test_open_entries),
+        T(test_inactive),
+        T(test_absent),
+        T(test_memory_cap),
+        T(test_many),
+        T(test_describe),
+        cmocka_unit_test(test_nothing_left),
+    };
+    return cmocka_run_group_tests(tests, group_setup, NULL);
+}

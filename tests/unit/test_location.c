@@ -1,0 +1,296 @@
+/* Locations: set-up from a conf, exact and prefix matching, alias boundaries, and the header
+ * lines of add_header and expires. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "server/location.h"
+#include "server/site.h"
+
+static int fds_at_start;
+static char dir[PATH_MAX];
+
+static int count_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    int n = -1;
+    assert_non_null(d);
+    while (readdir(d))
+        n++;
+    closedir(d);
+    return n - 2;
+}
+
+static int setup(void **state)
+{
+    snprintf(dir, sizeof dir, "%s/porter-loc-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    if (!mkdtemp(dir))
+        return -1;
+    char p[PATH_MAX + 16];
+    snprintf(p, sizeof p, "%s/site", dir);
+    mkdir(p, 0755);
+    snprintf(p, sizeof p, "%s/pics", dir);
+    mkdir(p, 0755);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    char p[PATH_MAX + 16];
+    snprintf(p, sizeof p, "%s/site", dir);
+    rmdir(p);
+    snprintf(p, sizeof p, "%s/pics", dir);
+    rmdir(p);
+    return rmdir(dir);
+}
+
+typedef struct built {
+    pt_conf *conf;
+    pt_vhost vh;
+} built;
+
+/* Loads `text` (with every %s replaced by the temporary directory) and sets up its first
+ * server's locations. Returns 0 or the setup's error, with its message in `err`. */
+static int build(built *b, const char *text, char *err, size_t errlen)
+{
+    char conf[4096], cerr[512];
+    snprintf(conf, sizeof conf, text, dir, dir, dir, dir);
+    memset(b, 0, sizeof *b);
+    if (pt_conf_parse_string(&b->conf, conf, "t.conf", dir, cerr, sizeof cerr) != 0)
+        fail_msg("%s", cerr);
+    b->vh.conf = &b->conf->servers[0];
+    b->vh.root_fd = open(b->vh.conf->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    assert_true(b->vh.root_fd >= 0);
+    return pt_locations_setup(&b->vh, err, errlen);
+}
+
+static void unbuild(built *b)
+{
+    pt_locations_dispose(&b->vh);
+    pt_locations_dispose(&b->vh); /* twice: a no-op */
+    close(b->vh.root_fd);
+    pt_conf_free(b->conf);
+}
+
+static const char *find(const built *b, const char *path)
+{
+    const pt_location *l = pt_location_find(&b->vh, path, strlen(path));
+    return l->conf ? l->conf->path : "(server)";
+}
+
+static void test_matching(void **state)
+{
+    built b;
+    char err[256];
+    int fds = count_fds();
+    assert_int_equal(build(&b,
+                           "server {\n"
+                           "  root site;\n"
+                           "  location /a/ { }\n"
+                           "  location = /exact { }\n"
+                           "  location /a/b/ { }\n"
+                           "  location ^~ /img { alias pics; }\n"
+                           "  location /pics/ { alias %s/pics/; }\n"
+                           "  location /porter-status { status; }\n"
+                           "  location = / { }\n"
+                           "  location /a { }\n"
+                           "}\n",
+                           err, sizeof err),
+                     0);
+    /* two alias directories opened; the rest share the server's root fd */
+    assert_int_equal(count_fds(), fds + 3);
+    assert_int_equal(b.vh.nlocations, 9);
+    assert_int_equal(b.vh.nexact, 2);
+    static const struct {
+        const char *path, *want;
+    } cases[] = {
+        {"/", "/"},
+        {"/x", "(server)"},
+        {"/exact", "/exact"},
+        {"/exact/", "(server)"},
+        {"/exactly", "(server)"},
+        {"/a", "/a"},
+        {"/ab", "/a"}, /* a prefix without alias matches inside a segment, as nginx */
+        {"/a/", "/a/"},
+        {"/a/x", "/a/"},
+        {"/a/b", "/a/"},
+        {"/a/b/", "/a/b/"},
+        {"/a/b/c/d", "/a/b/"},
+        {"/img", "/img"},
+        {"/img/", "/img"},
+        {"/img/x.png", "/img"},
+        {"/imgx", "(server)"},      /* an alias replaces whole segments only */
+        {"/img../etc", "(server)"}, /* no off-by-slash traversal */
+        {"/pics/a", "/pics/"},
+        {"/pics", "(server)"},
+        {"/porter-status", "/porter-status"},
+        {"/porter-status/x", "/porter-status"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        const char *got = find(&b, cases[i].path);
+        if (strcmp(got, cases[i].want) != 0)
+            fail_msg("\"%s\": %s, want %s", cases[i].path, got, cases[i].want);
+    }
+    const pt_location *img = pt_location_find(&b.vh, "/img/x", 6);
+    assert_true(img->alias);
+    assert_true(img->own_fd);
+    assert_int_equal(img->path_len, 4);
+    assert_int_equal(img->handler, PT_HANDLER_STATIC);
+    const pt_location *st = pt_location_find(&b.vh, "/porter-status", 14);
+    assert_int_equal(st->handler, PT_HANDLER_STATUS);
+    const pt_location *base = pt_location_base(&b.vh);
+    assert_null(base->conf);
+    assert_int_equal(base->dir_fd, b.vh.root_fd);
+    assert_false(base->own_fd);
+    assert_ptr_equal(pt_location_find(&b.vh, "/zzz", 4), base);
+    unbuild(&b);
+    assert_int_equal(count_fds(), fds);
+}
+
+static void test_no_locations(void **state)
+{
+    built b;
+    char err[256];
+    assert_int_equal(build(&b, "server { root site; }", err, sizeof err), 0);
+    assert_int_equal(b.vh.nlocations, 1);
+    assert_ptr_equal(pt_location_find(&b.vh, "/anything", 9), pt_location_base(&b.vh));
+    unbuild(&b);
+}
+
+static void test_setup_errors(void **state)
+{
+    built b;
+    char err[512], want[PATH_MAX + 128];
+    int fds = count_fds();
+    assert_int_equal(build(&b,
+                           "server {\n  root site;\n  location /x/ {\n    alias nope/;\n  }\n}\n",
+                           err, sizeof err),
+                     -ENOENT);
+    snprintf(want, sizeof want, "t.conf:3:3: alias \"%s/nope\": No such file or directory", dir);
+    assert_string_equal(err, want);
+    unbuild(&b);
+    assert_int_equal(build(&b,
+                           "server {\n  root site;\n  location /y/ {\n    root missing;\n  }\n}\n",
+                           err, sizeof err),
+                     -ENOENT);
+    snprintf(want, sizeof want, "t.conf:3:3: root \"%s/missing\": No such file or directory", dir);
+    assert_string_equal(err, want);
+    unbuild(&b);
+    assert_int_equal(count_fds(), fds);
+}
+
+static const char *headers(pt_location *loc, int status, time_t mtime, time_t now)
+{
+    static char buf[1024];
+    size_t n = pt_location_headers(loc, status, mtime, now, buf, 0, sizeof buf - 1);
+    assert_true(n < sizeof buf);
+    buf[n] = '\0';
+    return buf;
+}
+
+static void test_header_lines(void **state)
+{
+    built b;
+    char err[256];
+    assert_int_equal(build(&b,
+                           "add_header X-Top t;\n"
+                           "server {\n"
+                           "  root site;\n"
+                           "  add_header X-A 1;\n"
+                           "  add_header X-B \"2 2\" always;\n"
+                           "  add_header X-Empty '';\n"
+                           "  expires 1h;\n"
+                           "  location /epoch { expires epoch; }\n"
+                           "  location /max { expires max; add_header X-M m; }\n"
+                           "  location /neg { expires -60; }\n"
+                           "  location /mod { expires modified 1d; }\n"
+                           "  location /off { expires off; }\n"
+                           "}\n",
+                           err, sizeof err),
+                     0);
+    pt_location *base = pt_location_base(&b.vh);
+    time_t now = 1700000000; /* Tue, 14 Nov 2023 22:13:20 GMT */
+    assert_string_equal(headers(base, 200, 0, now),
+                        "X-A: 1\r\nX-B: 2 2\r\nExpires: Tue, 14 Nov 2023 23:13:20 GMT\r\n"
+                        "Cache-Control: max-age=3600\r\n");
+    /* the same second reuses the line; the next reformats it */
+    assert_string_equal(headers(base, 304, 0, now + 1),
+                        "X-A: 1\r\nX-B: 2 2\r\nExpires: Tue, 14 Nov 2023 23:13:21 GMT\r\n"
+                        "Cache-Control: max-age=3600\r\n");
+    /* other statuses: only `always`, no expires */
+    assert_string_equal(headers(base, 404, 0, now), "X-B: 2 2\r\n");
+    assert_string_equal(headers(base, 500, 0, now), "X-B: 2 2\r\n");
+    for (int s = 200; s < 600; s++) {
+        bool ok = s == 200 || s == 201 || s == 204 || s == 206 || s == 301 || s == 302 ||
+                  s == 303 || s == 304 || s == 307 || s == 308;
+        assert_int_equal(strstr(headers(base, s, 0, now), "X-A") != NULL, ok);
+    }
+    pt_location *l = pt_location_find(&b.vh, "/epoch", 6);
+    assert_string_equal(headers(l, 200, 0, now),
+                        "X-A: 1\r\nX-B: 2 2\r\nExpires: Thu, 01 Jan 1970 00:00:01 GMT\r\n"
+                        "Cache-Control: no-cache\r\n");
+    l = pt_location_find(&b.vh, "/max", 4);
+    assert_string_equal(headers(l, 206, 0, now),
+                        "X-M: m\r\nExpires: Thu, 31 Dec 2037 23:55:55 GMT\r\n"
+                        "Cache-Control: max-age=315360000\r\n");
+    assert_string_equal(headers(l, 404, 0, now), "");
+    l = pt_location_find(&b.vh, "/neg", 4);
+    assert_string_equal(headers(l, 200, 0, now), "X-A: 1\r\nX-B: 2 2\r\n"
+                                                 "Expires: Tue, 14 Nov 2023 22:12:20 GMT\r\n"
+                                                 "Cache-Control: no-cache\r\n");
+    l = pt_location_find(&b.vh, "/mod", 4);
+    assert_string_equal(headers(l, 200, now - 3600, now),
+                        "X-A: 1\r\nX-B: 2 2\r\nExpires: Wed, 15 Nov 2023 21:13:20 GMT\r\n"
+                        "Cache-Control: max-age=82800\r\n");
+    assert_string_equal(headers(l, 200, now - 2 * 86400, now),
+                        "X-A: 1\r\nX-B: 2 2\r\nExpires: Mon, 13 Nov 2023 22:13:20 GMT\r\n"
+                        "Cache-Control: no-cache\r\n");
+    assert_string_equal(headers(l, 200, 0, now), "X-A: 1\r\nX-B: 2 2\r\n"); /* no file time */
+    l = pt_location_find(&b.vh, "/off", 4);
+    assert_string_equal(headers(l, 200, 0, now), "X-A: 1\r\nX-B: 2 2\r\n");
+
+    /* a buffer too small: nothing past it written, the length needed returned */
+    char small[8];
+    memset(small, '#', sizeof small);
+    size_t n = pt_location_headers(base, 200, 0, now, small, 2, 4);
+    assert_true(n > 4);
+    assert_memory_equal(small, "########", 8);
+    unbuild(&b);
+}
+
+static void test_nothing_left(void **state)
+{
+    assert_int_equal(count_fds(), fds_at_start);
+}
+
+static int group_setup(void **state)
+{
+    fds_at_start = count_fds();
+    return 0;
+}
+
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        T(test_matching),
+        T(test_no_locations),
+        T(test_setup_errors),
+        T(test_header_lines),
+        cmocka_unit_test(test_nothing_left),
+    };
+    return cmocka_run_group_tests(tests, group_setup, NULL);
+}
