@@ -1,12 +1,21 @@
 #include "connmgr/conn.h"
 
 #include <errno.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "connmgr/conn_private.h"
+
+/* Bytes written to the socket that the client has not acknowledged yet (-1: unknown). */
+static int unsent(const pt_conn *c)
+{
+    int q;
+    return ioctl(c->transport.fd, SIOCOUTQ, &q) == 0 ? q : -1;
+}
 
 static void update_io(pt_conn *c)
 {
@@ -67,8 +76,10 @@ int pt_conn_flush(pt_conn *c)
     if (r == -EAGAIN) {
         bool was_waiting = ev_is_active(&c->io) && (c->io.events & EV_WRITE);
         /* response_send_timeout bounds each stall, so progress restarts it. */
-        if (!was_waiting || pt_outq_pending(&c->out) != before)
+        if (!was_waiting || pt_outq_pending(&c->out) != before) {
             pt_conn_reset_timeout(c, c->limits->response_send_timeout);
+            c->sndq = unsent(c);
+        }
         update_io(c);
         return -EAGAIN;
     }
@@ -196,6 +207,18 @@ static void on_io(struct ev_loop *loop, ev_io *w, int revents)
 static void on_timer(pt_timer *t, void *data)
 {
     pt_conn *c = data;
+    /* A stalled write is one the client stopped reading. The kernel's send buffer can hold
+     * seconds of a slow but steady reader's data and reports room only once a good part of it
+     * drained, so a shrinking kernel queue is progress too. */
+    if (c->state != PT_CONN_LINGERING && !pt_outq_is_empty(&c->out) && ev_is_active(&c->io) &&
+        (c->io.events & EV_WRITE)) {
+        int q = unsent(c);
+        if (q >= 0 && q < c->sndq) {
+            c->sndq = q;
+            pt_conn_reset_timeout(c, c->limits->response_send_timeout);
+            return;
+        }
+    }
     if (c->state == PT_CONN_LINGERING || !c->proto->on_timeout)
         pt_conn_kill(c);
     else

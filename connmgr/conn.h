@@ -88,6 +88,7 @@ struct pt_conn {
     bool parked;      /* released into the parking lot, its socket kept open */
     bool linked;      /* in the manager's live set (not yet, while being made) */
     unsigned requests;
+    int sndq; /* unsent bytes in the kernel when the send timeout was last set */
     ev_tstamp idle_since;
     size_t in_max;                  /* most unparsed input held (the protocol sets it) */
     pt_conn *prev, *next;           /* the manager's live list */

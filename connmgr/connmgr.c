@@ -501,6 +501,18 @@ pt_conn *pt_connmgr_admit(pt_connmgr *m, int fd, const struct sockaddr *peer, so
     return c;
 }
 
+size_t pt_connmgr_evict_idle(pt_connmgr *m, size_t max)
+{
+    size_t n = 0;
+    while (n < max && pt_parking_evict_oldest(m->parking))
+        n++;
+    while (n < max && m->idle_head) {
+        pt_conn_kill(m->idle_head);
+        n++;
+    }
+    return n;
+}
+
 /* The last kill may run on_drained, which may free the manager: touch nothing after it. */
 static void kill_all(pt_connmgr *m)
 {

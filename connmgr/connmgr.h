@@ -67,6 +67,10 @@ void pt_connmgr_drain(pt_connmgr *m, double grace);
  * runs out. */
 void pt_connmgr_retire(pt_connmgr *m, double grace);
 
+/* Closes up to `max` idle keep-alive connections, parked ones and then the longest idle
+ * first (the process needs their file descriptors). Returns how many were closed. */
+size_t pt_connmgr_evict_idle(pt_connmgr *m, size_t max);
+
 /* Returns true once pt_connmgr_drain or pt_connmgr_retire has been called. */
 bool pt_connmgr_is_draining(const pt_connmgr *m);
 

@@ -33,10 +33,13 @@ int pt_server_new(pt_server **out, struct ev_loop *loop, const char *conf_path, 
 typedef struct pt_server_options {
     const char *conf_path; /* the conf file ("conf/porter.conf") */
     const char *prefix;    /* where relative paths in it start (NULL: the current directory) */
-    /* Worker processes that will share the listening sockets: each address gets one socket
-     * per worker (SO_REUSEPORT), started by pt_server_start_worker() in that worker. 0 or 1:
-     * one socket per address. */
+    /* Listening sockets per address, shared by worker processes with SO_REUSEPORT (0 or 1:
+     * one socket). Keep it fixed for the life of a process tree: a reload then takes every
+     * socket over, whatever the worker count. */
     int worker_slots;
+    /* Worker processes that will run this server (0: as many as worker_slots). Worker `slot`
+     * accepts on sockets slot, slot + workers, ... */
+    int workers;
     /* Reload: listening sockets of `previous` for addresses the new conf also has (same
      * address, port and worker count) are taken over instead of opened anew, so no client
      * connecting meanwhile is refused. `previous` must then be retired and freed. */
@@ -50,8 +53,8 @@ void pt_server_options_init(pt_server_options *o);
 int pt_server_new_with(pt_server **out, struct ev_loop *loop, const pt_server_options *o, char *err,
                        size_t errlen);
 
-/* In worker `slot` (0 <= slot < worker_slots) of a process tree: starts accepting on that
- * worker's sockets. Call it after fork() and ev_loop_fork(). */
+/* In worker `slot` (0 <= slot < workers) of a process tree: starts accepting on that worker's
+ * sockets. Call it after fork() and ev_loop_fork(). */
 int pt_server_start_worker(pt_server *s, int slot);
 
 /* A stop that hands over to a successor (reload): stops accepting, lets each connection finish

@@ -2,6 +2,8 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <math.h>
 #include <netdb.h>
 #include <poll.h>
@@ -9,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 /* Fresh ephemeral ports tried when the port the first socket got is taken in another family.
@@ -30,6 +33,9 @@ struct pt_listener {
     void *data;
     int accept_batch;
     double backoff;
+    pt_listener_pressure_cb pressure_cb;
+    int fd_reserve; /* as in the options */
+    int fd_ceiling; /* accept only while the next descriptor is below this (0: no reserve) */
     ev_timer backoff_timer;
     unsigned busy;    /* our callbacks on the stack: the free waits for them */
     bool started;     /* pt_listener_start() was called */
@@ -324,8 +330,15 @@ static bool accept_error_is_transient(int err)
 
 /* The pending connection cannot be taken now (out of fds or memory). Leave it in the backlog
  * and stop watching: a level-triggered watcher would fire again at once and spin. */
+static bool out_of_fds(int err)
+{
+    return err == EMFILE || err == ENFILE;
+}
+
 static void accept_failed(pt_listener *l, int err)
 {
+    if (out_of_fds(err) && l->pressure_cb)
+        l->pressure_cb(l, l->data);
     l->backing_off = true;
     update_watchers(l);
     ev_timer_stop(l->loop, &l->backoff_timer);
@@ -344,9 +357,37 @@ static bool connection_waiting(int fd)
     return poll(&p, 1, 0) > 0 && (p.revents & POLLIN);
 }
 
+/* The descriptor number below which connections may be accepted (0: no reserve). */
+static int fd_ceiling(int reserve)
+{
+    struct rlimit rl;
+    if (reserve == 0 || getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY ||
+        rl.rlim_cur > INT_MAX)
+        return 0;
+    int limit = (int)rl.rlim_cur;
+    if (reserve < 0)
+        reserve = 8 + limit / 64;
+    return limit > reserve ? limit - reserve : 1;
+}
+
 static void on_backoff_end(struct ev_loop *loop, ev_timer *w, int revents)
 {
     pt_listener *l = w->data;
+    /* The limit may have been raised meanwhile; and the lowest free descriptor (what accept
+     * would get) must be below the reserve before accepting again. */
+    l->fd_ceiling = fd_ceiling(l->fd_reserve);
+    if (l->fd_ceiling && l->n) {
+        int probe = fcntl(l->socks[0].fd, F_DUPFD_CLOEXEC, 0);
+        if (probe >= 0)
+            close(probe);
+        if (probe < 0 || probe + 1 >= l->fd_ceiling) {
+            if (l->pressure_cb)
+                l->pressure_cb(l, l->data);
+            ev_timer_set(&l->backoff_timer, l->backoff, 0.);
+            ev_timer_start(l->loop, &l->backoff_timer);
+            return;
+        }
+    }
     l->backing_off = false;
     update_watchers(l);
 }
@@ -364,7 +405,13 @@ static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
         socklen_t peerlen = sizeof peer;
         int fd = accept4(s->fd, (struct sockaddr *)&peer, &peerlen, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd >= 0) {
+            bool reserve_next = l->fd_ceiling && fd + 1 >= l->fd_ceiling;
             l->accept_cb(l, fd, (const struct sockaddr *)&peer, peerlen, l->data);
+            if (reserve_next && !l->closed) {
+                /* The next descriptor would come out of the reserve: wait for one to free. */
+                accept_failed(l, EMFILE);
+                break;
+            }
             continue;
         }
         int err = errno;
@@ -419,6 +466,8 @@ int pt_listener_open(pt_listener **out, struct ev_loop *loop, const pt_listener_
     l->data = data;
     l->accept_batch = o->accept_batch;
     l->backoff = o->emfile_backoff;
+    l->fd_reserve = o->fd_reserve;
+    l->fd_ceiling = fd_ceiling(o->fd_reserve);
 
     for (int attempt = 1;; attempt++) {
         int hold;
@@ -467,6 +516,11 @@ size_t pt_listener_fds(const pt_listener *l, int *out, size_t max)
     for (size_t i = 0; i < l->n && i < max; i++)
         out[i] = l->socks[i].fd;
     return l->n;
+}
+
+void pt_listener_set_pressure_cb(pt_listener *l, pt_listener_pressure_cb cb)
+{
+    l->pressure_cb = cb;
 }
 
 void pt_listener_set_callbacks(pt_listener *l, pt_accept_cb cb, pt_listener_error_cb err_cb,

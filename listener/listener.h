@@ -60,6 +60,11 @@ typedef struct pt_listener_options {
     bool reuseport;        /* SO_REUSEPORT (workers sharing a port): false */
     int accept_batch;      /* accepts per readiness event, for fairness: 64 (>= 1) */
     double emfile_backoff; /* seconds without accepting after EMFILE and co: 0.1 (> 0) */
+    /* File descriptors kept free for the connections already accepted (their files, their
+     * upstreams): accepting stops, as after EMFILE, while the next descriptor would fall into
+     * this reserve below RLIMIT_NOFILE, and resumes when it would not. 0: none (the default);
+     * -1: 8 plus 1/64 of the limit. */
+    int fd_reserve;
 } pt_listener_options;
 
 /* Longest string pt_sockaddr_format() writes, NUL included: "[" v6 "%" ifname "]:" port. */
@@ -97,6 +102,12 @@ size_t pt_listener_fds(const pt_listener *l, int *out, size_t max);
 
 /* Starts accepting (starts the io watchers), unless paused. Idempotent. */
 void pt_listener_start(pt_listener *l);
+
+/* Called every time accepting backs off for want of file descriptors (EMFILE, ENFILE, or the
+ * reserve), at most once per backoff period: the owner may free some (close idle connections)
+ * so that the next attempt succeeds. */
+typedef void (*pt_listener_pressure_cb)(pt_listener *l, void *data);
+void pt_listener_set_pressure_cb(pt_listener *l, pt_listener_pressure_cb cb);
 
 /* Hands the listener to new callbacks (a server taking over another's sockets on reload). */
 void pt_listener_set_callbacks(pt_listener *l, pt_accept_cb cb, pt_listener_error_cb err_cb,

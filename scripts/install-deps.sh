@@ -4,7 +4,7 @@
 # exits non-zero.
 set -euo pipefail
 
-packages=(build-essential cmake pkg-config libev-dev libssl-dev libcmocka-dev media-types
+packages=(build-essential cmake pkg-config libev-dev libssl-dev libcmocka-dev media-types wrk slowhttptest iproute2
           curl python3 openssl)
 
 # llhttp: a system library (other distributions' libllhttp-dev) or the C sources that Debian's

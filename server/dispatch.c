@@ -21,6 +21,7 @@
 #include "connmgr/conn.h"
 #include "connmgr/connmgr.h"
 #include "server/dispatch.h"
+#include "server/location.h"
 #include "server/site.h"
 
 typedef struct span {
@@ -37,21 +38,34 @@ typedef enum phase {
     PHASE_BODY,
 } phase;
 
-struct pt_http_conn {
+/* What exists only while a request is being read or answered. It lives at the start of the
+ * request's pool chunk (the rest is the request's arena), so an idle keep-alive connection
+ * holds none of it. */
+typedef struct http_req {
     llhttp_t parser;
-    pt_conn *conn;
-    pt_site *site;
     pt_request req;
-    size_t fed; /* bytes of the in-buffer already given to llhttp */
-    phase phase;
     span url;
     hdr_span *hdrs; /* in the request arena */
     size_t nhdrs, hdr_cap;
     size_t head_bytes;
     uint64_t body_seen;
     int error_status; /* set by a callback that stops the parser */
+    bool begun;       /* llhttp saw the request's first byte */
     bool in_value;
     bool responded;
+} http_req;
+
+#define HTTP_REQ_SIZE ((sizeof(http_req) + 15) & ~(size_t)15)
+
+/* The in-buffer's cap when the head limits are unlimited or absurd. */
+#define MAX_HEAD_BUFFER (1u << 20)
+
+struct pt_http_conn {
+    pt_conn *conn;
+    pt_site *site;
+    http_req *r; /* NULL between requests */
+    size_t fed;  /* bytes of the in-buffer already given to llhttp */
+    phase phase;
     bool close_after; /* the response said Connection: close */
 };
 
@@ -59,33 +73,52 @@ static llhttp_settings_t settings;
 
 /* ---- request arena ---- */
 
+/* The request state, made when input arrives for a connection that has none. A fresh llhttp
+ * parser is as good as a reused one: requests are parsed one at a time, from a clean state. */
+static http_req *req_state(pt_http_conn *hc)
+{
+    if (!hc->r) {
+        http_req *x = pt_chunk_get();
+        memset(x, 0, sizeof *x);
+        llhttp_init(&x->parser, HTTP_REQUEST, &settings);
+        x->parser.data = hc;
+        x->req.hc = hc;
+        x->req.arena = (char *)x;
+        x->req.arena_used = HTTP_REQ_SIZE;
+        hc->r = x;
+    }
+    return hc->r;
+}
+
 static void request_begin(pt_http_conn *hc)
 {
-    pt_request *r = &hc->req;
+    http_req *x = req_state(hc);
+    pt_request *r = &x->req;
     memset(r, 0, sizeof *r);
     r->hc = hc;
-    r->arena = pt_chunk_get();
+    r->arena = (char *)x;
+    r->arena_used = HTTP_REQ_SIZE;
     r->start = ev_now(hc->site->loop);
-    hc->hdr_cap = hc->conn->limits->max_request_headers;
-    if (hc->hdr_cap > 256)
-        hc->hdr_cap = 256;
-    hc->hdrs = pt_request_alloc(r, hc->hdr_cap * sizeof *hc->hdrs);
-    hc->nhdrs = 0;
-    hc->url = (span){0, 0};
-    hc->head_bytes = 0;
-    hc->body_seen = 0;
-    hc->error_status = 0;
-    hc->in_value = false;
-    hc->responded = false;
+    x->hdr_cap = hc->conn->limits->max_request_headers;
+    if (x->hdr_cap > 256)
+        x->hdr_cap = 256;
+    x->hdrs = pt_request_alloc(r, x->hdr_cap * sizeof *x->hdrs);
+    x->nhdrs = 0;
+    x->url = (span){0, 0};
+    x->head_bytes = 0;
+    x->body_seen = 0;
+    x->error_status = 0;
+    x->begun = true;
+    x->in_value = false;
+    x->responded = false;
 }
 
 static void request_end(pt_http_conn *hc)
 {
-    if (hc->req.arena) {
-        pt_chunk_put(hc->req.arena);
-        hc->req.arena = NULL;
+    if (hc->r) {
+        pt_chunk_put(hc->r);
+        hc->r = NULL;
     }
-    hc->hdrs = NULL;
 }
 
 void *pt_request_alloc(pt_request *req, size_t size)
@@ -112,8 +145,8 @@ static uint32_t offset_of(pt_http_conn *hc, const char *at)
 
 static int fail(pt_http_conn *hc, int status, const char *why)
 {
-    hc->error_status = status;
-    llhttp_set_error_reason(&hc->parser, why);
+    hc->r->error_status = status;
+    llhttp_set_error_reason(&hc->r->parser, why);
     return HPE_USER;
 }
 
@@ -131,35 +164,36 @@ static int on_message_begin(llhttp_t *p)
 static int on_url(llhttp_t *p, const char *at, size_t len)
 {
     pt_http_conn *hc = hc_of(p);
-    if (hc->url.len == 0)
-        hc->url.off = offset_of(hc, at);
-    hc->url.len += (uint32_t)len;
+    if (hc->r->url.len == 0)
+        hc->r->url.off = offset_of(hc, at);
+    hc->r->url.len += (uint32_t)len;
     /* method, two spaces and "HTTP/1.1" count toward the request line. */
-    if (hc->url.len + 18 > hc->conn->limits->max_request_line_length)
+    if (hc->r->url.len + 18 > hc->conn->limits->max_request_line_length)
         return fail(hc, 414, "request line too long");
     return 0;
 }
 
 static bool header_budget(pt_http_conn *hc, size_t len)
 {
-    hc->head_bytes += len;
-    return hc->head_bytes <= hc->conn->limits->max_request_header_length;
+    hc->r->head_bytes += len;
+    return hc->r->head_bytes <= hc->conn->limits->max_request_header_length;
 }
 
 static int on_header_field(llhttp_t *p, const char *at, size_t len)
 {
     pt_http_conn *hc = hc_of(p);
-    if (!hc->in_value && hc->nhdrs > 0 && hc->hdrs[hc->nhdrs - 1].value.len == 0 &&
-        hc->hdrs[hc->nhdrs - 1].name.off + hc->hdrs[hc->nhdrs - 1].name.len == offset_of(hc, at)) {
-        hc->hdrs[hc->nhdrs - 1].name.len += (uint32_t)len; /* continuation of a split name */
+    if (!hc->r->in_value && hc->r->nhdrs > 0 && hc->r->hdrs[hc->r->nhdrs - 1].value.len == 0 &&
+        hc->r->hdrs[hc->r->nhdrs - 1].name.off + hc->r->hdrs[hc->r->nhdrs - 1].name.len ==
+            offset_of(hc, at)) {
+        hc->r->hdrs[hc->r->nhdrs - 1].name.len += (uint32_t)len; /* continuation of a split name */
     } else {
-        if (hc->nhdrs >= hc->conn->limits->max_request_headers || hc->nhdrs >= hc->hdr_cap)
+        if (hc->r->nhdrs >= hc->conn->limits->max_request_headers || hc->r->nhdrs >= hc->r->hdr_cap)
             return fail(hc, 431, "too many header fields");
-        hdr_span *h = &hc->hdrs[hc->nhdrs++];
+        hdr_span *h = &hc->r->hdrs[hc->r->nhdrs++];
         h->name = (span){offset_of(hc, at), (uint32_t)len};
         h->value = (span){0, 0};
     }
-    hc->in_value = false;
+    hc->r->in_value = false;
     if (!header_budget(hc, len + 4))
         return fail(hc, 431, "request header fields too large");
     return 0;
@@ -168,11 +202,11 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
 static int on_header_value(llhttp_t *p, const char *at, size_t len)
 {
     pt_http_conn *hc = hc_of(p);
-    hdr_span *h = &hc->hdrs[hc->nhdrs - 1];
-    if (!hc->in_value && h->value.len == 0)
+    hdr_span *h = &hc->r->hdrs[hc->r->nhdrs - 1];
+    if (!hc->r->in_value && h->value.len == 0)
         h->value.off = offset_of(hc, at);
     h->value.len += (uint32_t)len;
-    hc->in_value = true;
+    hc->r->in_value = true;
     if (!header_budget(hc, len))
         return fail(hc, 431, "request header fields too large");
     return 0;
@@ -180,7 +214,7 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
 
 static int on_header_value_complete(llhttp_t *p)
 {
-    hc_of(p)->in_value = false;
+    hc_of(p)->r->in_value = false;
     return 0;
 }
 
@@ -269,7 +303,7 @@ static int parse_target(pt_http_conn *hc, pt_request *r)
 static int on_headers_complete(llhttp_t *p)
 {
     pt_http_conn *hc = hc_of(p);
-    pt_request *r = &hc->req;
+    pt_request *r = &hc->r->req;
     const char *base = pt_inbuf_begin(&hc->conn->in);
 
     r->version_major = p->http_major;
@@ -278,18 +312,18 @@ static int on_headers_complete(llhttp_t *p)
         return fail(hc, 505, "unsupported HTTP version");
     r->method_id = p->method;
     r->method = (pt_str){llhttp_method_name(p->method), strlen(llhttp_method_name(p->method))};
-    r->target = (pt_str){base + hc->url.off, hc->url.len};
+    r->target = (pt_str){base + hc->r->url.off, hc->r->url.len};
     r->keep_alive = llhttp_should_keep_alive(p);
-    r->headers = pt_request_alloc(r, hc->nhdrs * sizeof *r->headers);
-    if (hc->nhdrs && !r->headers)
+    r->headers = pt_request_alloc(r, hc->r->nhdrs * sizeof *r->headers);
+    if (hc->r->nhdrs && !r->headers)
         return fail(hc, 431, "too many header fields");
-    r->nheaders = hc->nhdrs;
+    r->nheaders = hc->r->nhdrs;
 
     int nhost = 0;
-    for (size_t i = 0; i < hc->nhdrs; i++) {
+    for (size_t i = 0; i < hc->r->nhdrs; i++) {
         pt_header *h = &r->headers[i];
-        h->name = (pt_str){base + hc->hdrs[i].name.off, hc->hdrs[i].name.len};
-        h->value = trim((pt_str){base + hc->hdrs[i].value.off, hc->hdrs[i].value.len});
+        h->name = (pt_str){base + hc->r->hdrs[i].name.off, hc->r->hdrs[i].name.len};
+        h->value = trim((pt_str){base + hc->r->hdrs[i].value.off, hc->r->hdrs[i].value.len});
         /* llhttp lets "Name :" through; RFC 9112 section 5.1 says reject it (smuggling). */
         for (size_t k = 0; k < h->name.len; k++)
             if (!is_tchar((unsigned char)h->name.p[k]))
@@ -329,7 +363,7 @@ static int on_headers_complete(llhttp_t *p)
     pt_conn_set_state(hc->conn, PT_CONN_WRITING);
     hc->phase = PHASE_BODY;
     pt_conn_count_request(hc->conn);
-    pt_static_handle(r);
+    pt_route(r);
     if (hc->conn->dead)
         return HPE_USER;
     /* A body that nobody reads is discarded, bounded by request_body_timeout between reads. */
@@ -346,8 +380,8 @@ static int on_headers_complete(llhttp_t *p)
 static int on_body(llhttp_t *p, const char *at, size_t len)
 {
     pt_http_conn *hc = hc_of(p);
-    hc->body_seen += len;
-    if (hc->body_seen > hc->req.vhost->limits.max_request_body_length)
+    hc->r->body_seen += len;
+    if (hc->r->body_seen > hc->r->req.vhost->limits.max_request_body_length)
         return fail(hc, 413, "request body too large");
     /* An idle timeout between body reads: moving a timer later costs no system call. */
     pt_conn_reset_timeout(hc->conn, hc->conn->limits->request_body_timeout);
@@ -364,7 +398,7 @@ static int on_message_complete(llhttp_t *p)
 
 bool pt_http_conn_should_close(pt_http_conn *hc)
 {
-    pt_request *r = &hc->req;
+    pt_request *r = &hc->r->req;
     pt_conn *c = hc->conn;
     return hc->close_after || !r->keep_alive || c->requests >= c->limits->keepalive_requests ||
            pt_connmgr_is_draining(c->mgr);
@@ -382,7 +416,7 @@ pt_site *pt_http_conn_site(pt_http_conn *hc)
 
 void pt_http_conn_responded(pt_http_conn *hc, bool close)
 {
-    hc->responded = true;
+    hc->r->responded = true;
     if (close)
         hc->close_after = true;
 }
@@ -390,9 +424,9 @@ void pt_http_conn_responded(pt_http_conn *hc, bool close)
 /* Answers a request that failed before a handler saw it, then closes: framing may be lost. */
 static void respond_error_and_close(pt_http_conn *hc, int status, const char *why)
 {
-    pt_request *r = &hc->req;
-    if (!r->arena)
+    if (!req_state(hc)->begun)
         request_begin(hc);
+    pt_request *r = &hc->r->req;
     if (!r->vhost)
         r->vhost = hc->site->default_vhost;
     if (!r->method.p)
@@ -400,7 +434,7 @@ static void respond_error_and_close(pt_http_conn *hc, int status, const char *wh
     hc->close_after = true;
     hc->conn->linger = true;
     pt_conn_set_state(hc->conn, PT_CONN_WRITING);
-    if (!hc->responded) {
+    if (!hc->r->responded) {
         pt_request_log(r, PT_LOG_INFO, "client sent an invalid request (%d): %s", status, why);
         pt_request_respond_error(r, status);
     }
@@ -412,8 +446,8 @@ static int status_for(pt_http_conn *hc, llhttp_errno_t err)
 {
     /* A callback that stopped the parser chose the status (llhttp reports an error from
      * on_headers_complete as HPE_CB_HEADERS_COMPLETE, from the others as HPE_USER). */
-    if (hc->error_status)
-        return hc->error_status;
+    if (hc->r->error_status)
+        return hc->r->error_status;
     switch (err) {
     case HPE_INVALID_VERSION:
         return 505;
@@ -452,7 +486,8 @@ static void process(pt_http_conn *hc)
         if (hc->fed >= avail)
             break;
         const char *begin = pt_inbuf_begin(&c->in);
-        llhttp_errno_t err = llhttp_execute(&hc->parser, begin + hc->fed, avail - hc->fed);
+        llhttp_errno_t err =
+            llhttp_execute(&req_state(hc)->parser, begin + hc->fed, avail - hc->fed);
         if (c->dead)
             return;
         if (err == HPE_OK) {
@@ -465,14 +500,14 @@ static void process(pt_http_conn *hc)
             break;
         }
         if (err == HPE_PAUSED) {
-            const char *end = llhttp_get_error_pos(&hc->parser);
+            const char *end = llhttp_get_error_pos(&hc->r->parser);
             pt_inbuf_consume(&c->in, (size_t)(end - begin));
             hc->fed = 0;
-            llhttp_resume(&hc->parser);
+            llhttp_resume(&hc->r->parser);
             finish_request(hc);
             continue;
         }
-        const char *why = llhttp_get_error_reason(&hc->parser);
+        const char *why = llhttp_get_error_reason(&hc->r->parser);
         respond_error_and_close(hc, status_for(hc, err), why ? why : llhttp_errno_name(err));
         return;
     }
@@ -496,7 +531,7 @@ static void after_io(pt_http_conn *hc)
             pt_conn_close(c);
         } else {
             /* The client half-closed mid-request: let llhttp judge what it has. */
-            if (llhttp_finish(&hc->parser) != HPE_OK || hc->phase != PHASE_IDLE) {
+            if (!hc->r || llhttp_finish(&hc->r->parser) != HPE_OK || hc->phase != PHASE_IDLE) {
                 request_end(hc);
                 pt_conn_kill(c);
                 return;
@@ -508,7 +543,7 @@ static void after_io(pt_http_conn *hc)
         return;
     if (c->read_paused && !c->close_after) {
         /* The in-buffer hit its cap without a complete head. */
-        bool line = hc->url.len && hc->nhdrs == 0;
+        bool line = hc->r && hc->r->url.len && hc->r->nhdrs == 0;
         respond_error_and_close(hc, line ? 414 : 431,
                                 line ? "request line too long" : "request header too large");
         return;
@@ -577,13 +612,16 @@ void pt_http_conn_attach(pt_conn *c, pt_site *site)
     pt_http_conn *hc = pt_custodian_alloc(pt_conn_custodian(c), sizeof *hc);
     hc->conn = c;
     hc->site = site;
-    llhttp_init(&hc->parser, HTTP_REQUEST, &settings);
-    hc->parser.data = hc;
     c->proto_data = hc;
+    /* The in-buffer holds at most one request head (plus slack for what follows it). */
     const pt_limits *l = c->limits;
-    size_t max_in = l->max_request_line_length + l->max_request_header_length + 1024;
-    if (max_in < PT_CHUNK_SIZE || l->max_request_line_length == PT_LIMIT_NONE ||
-        l->max_request_header_length == PT_LIMIT_NONE)
-        max_in = l->max_request_line_length == PT_LIMIT_NONE ? 1u << 20 : PT_CHUNK_SIZE;
-    c->in_max = max_in;
+    size_t head = l->max_request_line_length + l->max_request_header_length;
+    if (head < l->max_request_line_length || head > MAX_HEAD_BUFFER) /* overflow, or unlimited */
+        head = MAX_HEAD_BUFFER;
+    c->in_max = head + 1024 < PT_CHUNK_SIZE ? PT_CHUNK_SIZE : head + 1024;
+}
+
+size_t pt_http_conn_size(void)
+{
+    return sizeof(pt_http_conn);
 }

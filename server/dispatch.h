@@ -14,6 +14,9 @@ typedef struct pt_site pt_site;
 /* Gives a freshly admitted connection its HTTP state (in the connection's custodian). */
 void pt_http_conn_attach(pt_conn *c, pt_site *site);
 
+/* Bytes pt_http_conn_attach takes from the connection's custodian. */
+size_t pt_http_conn_size(void);
+
 /* For response.c: the connection of a request, and the decisions around its response. */
 pt_conn *pt_http_conn_conn(pt_http_conn *hc);
 pt_site *pt_http_conn_site(pt_http_conn *hc);

@@ -49,6 +49,7 @@ static struct {
     const char *conf, *prefix;
     pt_server *server;
     int nworkers; /* 1: a single process */
+    int nsockets; /* listening sockets per address, fixed at start (see pt_server_options) */
     bool master, stopping, retiring;
     int stops;
     unsigned gen;
@@ -145,6 +146,8 @@ static void serve_signal(struct ev_loop *loop, ev_signal *w, int revents)
                      err[0] ? err : pt_strerror(r));
             break;
         }
+        if (pt_server_worker_processes(next) > 1)
+            log_line("worker_processes changed: porter runs as one process until restarted");
         if ((r = pt_server_start(next)) < 0) {
             log_line("reload failed: %s", pt_strerror(r));
             pt_server_free(next);
@@ -276,9 +279,9 @@ static void reload_master(void)
     pt_server_options_init(&o);
     o.conf_path = g.conf;
     o.prefix = g.prefix;
-    o.worker_slots = n;
-    /* With another worker count the sockets per address differ: they are opened anew. */
-    o.previous = g.server;
+    o.worker_slots = g.nsockets;
+    o.workers = n;
+    o.previous = g.server; /* same socket count: every socket is taken over */
     pt_server *next;
     int r = pt_server_new_with(&next, g.loop, &o, err, sizeof err);
     if (r < 0) {
@@ -424,7 +427,9 @@ int main(int argc, char **argv)
         pt_server_options_init(&o);
         o.conf_path = conf;
         o.prefix = prefix;
-        o.worker_slots = g.nworkers;
+        g.nsockets = g.nworkers;
+        o.worker_slots = g.nsockets;
+        o.workers = g.nworkers;
         r = pt_server_new_with(&g.server, g.loop, &o, err, sizeof err);
     }
     if (r < 0) {

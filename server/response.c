@@ -3,6 +3,7 @@
  * log line. Date and the log's time stamp are formatted once a second.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -13,6 +14,7 @@
 
 #include "connmgr/conn.h"
 #include "server/dispatch.h"
+#include "server/location.h"
 #include "server/site.h"
 
 /* Files up to this size are read into the out-queue so head and body leave in one writev;
@@ -212,7 +214,7 @@ static void access_log(pt_request *req, int status, uint64_t body_bytes)
         return;
     pt_conn *c = pt_http_conn_conn(req->hc);
     char line[4096], addr[64];
-    if (pt_sockaddr_format((const struct sockaddr *)&c->peer, addr, sizeof addr) < 0)
+    if (pt_sockaddr_format(&c->peer.sa, addr, sizeof addr) < 0)
         strcpy(addr, "-");
     char *colon = strrchr(addr, ':'); /* the log wants the address without the port */
     if (colon)
@@ -264,7 +266,7 @@ void pt_request_log(pt_request *req, int level, const char *fmt, ...)
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     pt_conn *c = pt_http_conn_conn(req->hc);
-    if (pt_sockaddr_format((const struct sockaddr *)&c->peer, addr, sizeof addr) < 0)
+    if (pt_sockaddr_format(&c->peer.sa, addr, sizeof addr) < 0)
         strcpy(addr, "-");
     pt_log_error_to(log, threshold, (pt_log_level)level,
                     "%s, client: %s, request: \"%.*s %.*s HTTP/%d.%d\"", msg, addr,
@@ -282,16 +284,36 @@ int pt_request_respond(pt_request *req, const pt_response *r)
     pt_http_conn *hc = req->hc;
     pt_conn *c = pt_http_conn_conn(hc);
     if (c->dead) {
-        if (r->file_fd >= 0)
+        if (r->file_fd >= 0 && !r->file_borrowed)
             close(r->file_fd);
         return -ECONNABORTED;
+    }
+    pt_response own;
+    if (req->error_page && req->error_status && r->status == 200) {
+        /* an error_page answer keeps the status of the error */
+        own = *r;
+        own.status = req->error_status;
+        r = &own;
+    }
+    if (r->file_fd >= 0 && r->file_borrowed && r->body_len > INLINE_FILE_MAX &&
+        req->method_id != 2 /* HTTP_HEAD */ && !r->no_body && status_has_body(r->status)) {
+        /* Sent with sendfile after this call, when the cache may have closed its fd: the queue
+         * gets its own. (A small body is read at once from the borrowed fd.) */
+        if (r != &own)
+            own = *r;
+        own.file_borrowed = false;
+        if ((own.file_fd = fcntl(r->file_fd, F_DUPFD_CLOEXEC, 0)) < 0) {
+            pt_request_log(req, PT_LOG_CRIT, "dup() failed (%s)", strerror(errno));
+            return pt_request_respond_error(req, 503);
+        }
+        r = &own;
     }
     bool close_conn = r->close || pt_http_conn_should_close(hc);
     bool head_only = req->method_id == 2 /* HTTP_HEAD */ || !status_has_body(r->status);
     uint64_t body_len = r->body_len;
 
     clock_update((time_t)ev_now(c->timer.loop));
-    char head[2048];
+    char head[8192]; /* room for long add_header lines (a Content-Security-Policy) */
     size_t cap = sizeof head, pos = 0;
     /* Built by copying: this runs once per response and formatting functions cost more than
      * the rest of the head together. */
@@ -334,13 +356,19 @@ int pt_request_respond(pt_request *req, const pt_response *r)
     }
     if (r->extra_headers.len)
         pos = append(head, pos, cap, r->extra_headers.p, r->extra_headers.len);
+    if (r->more_headers.len)
+        pos = append(head, pos, cap, r->more_headers.p, r->more_headers.len);
+    if (req->location)
+        pos = pt_location_headers(req->location, r->status,
+                                  r->last_modified ? r->last_modified : r->mtime,
+                                  clock_cache.second, head, pos, cap);
     if (close_conn)
         pos = APPEND_LIT(head, pos, cap, "Connection: close\r\n");
     else if (req->version_minor == 0)
         pos = APPEND_LIT(head, pos, cap, "Connection: keep-alive\r\n");
     pos = APPEND_LIT(head, pos, cap, "\r\n");
     if (pos > cap) {
-        if (r->file_fd >= 0)
+        if (r->file_fd >= 0 && !r->file_borrowed)
             close(r->file_fd);
         pt_log_error(PT_LOG_ERROR, "response head too large (%zu bytes)", pos);
         pt_conn_kill(c);
@@ -350,11 +378,18 @@ int pt_request_respond(pt_request *req, const pt_response *r)
 
     uint64_t sent = 0;
     if (!head_only && !r->no_body) {
-        if (r->file_fd >= 0) {
+        if (r->push_body) {
+            int e = r->push_body(&c->out, r->push_body_data);
+            if (e < 0) {
+                pt_conn_kill(c); /* the head is out: the framing is lost */
+                return e;
+            }
+        } else if (r->file_fd >= 0) {
             if (body_len <= INLINE_FILE_MAX) {
                 char buf[INLINE_FILE_MAX];
                 ssize_t got = pread(r->file_fd, buf, body_len, r->file_off);
-                close(r->file_fd);
+                if (!r->file_borrowed)
+                    close(r->file_fd);
                 if (got != (ssize_t)body_len) {
                     /* The file changed under us; the head is out, so the framing is lost. */
                     pt_conn_kill(c);
@@ -362,7 +397,8 @@ int pt_request_respond(pt_request *req, const pt_response *r)
                 }
                 pt_outq_push_copy(&c->out, buf, body_len);
             } else {
-                bool use_sendfile = !req->vhost || req->vhost->conf->sendfile;
+                bool use_sendfile = req->location ? req->location->sendfile
+                                                  : !req->vhost || req->vhost->conf->sendfile;
                 pt_outq_push_file(&c->out, r->file_fd, r->file_off, body_len,
                                   PT_OUTQ_CLOSE_FD | (use_sendfile ? 0 : PT_OUTQ_NO_SENDFILE));
             }
@@ -373,7 +409,7 @@ int pt_request_respond(pt_request *req, const pt_response *r)
                 pt_outq_push_copy(&c->out, r->body, body_len);
         }
         sent = body_len;
-    } else if (r->file_fd >= 0) {
+    } else if (r->file_fd >= 0 && !r->file_borrowed) {
         close(r->file_fd);
     }
     pt_http_conn_responded(hc, close_conn);
@@ -382,6 +418,11 @@ int pt_request_respond(pt_request *req, const pt_response *r)
 }
 
 int pt_request_respond_error(pt_request *req, int status)
+{
+    return pt_request_respond_error_with(req, status, (pt_str){"", 0});
+}
+
+int pt_request_respond_error_with(pt_request *req, int status, pt_str headers)
 {
     char body[512];
     const char *reason = pt_http_reason(status);
@@ -399,5 +440,6 @@ int pt_request_respond_error(pt_request *req, int status)
               status == 501 || status == 505;
     if (status == 405)
         r.allow = "GET, HEAD";
+    r.extra_headers = headers;
     return pt_request_respond(req, &r);
 }

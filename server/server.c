@@ -10,22 +10,22 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "porter.h"
 #include "server/dispatch.h"
+#include "server/location.h"
 #include "server/site.h"
 #include "server/stats.h"
+
+/* Idle connections closed each time accepting backs off for want of file descriptors. */
+#define FD_PRESSURE_EVICT 8
 
 /* Sent to a client refused for max_concurrent_per_client. */
 #define REFUSAL                                                                                    \
     "HTTP/1.1 503 Service Unavailable\r\nServer: porter\r\nContent-Type: text/plain\r\n"           \
     "Content-Length: 20\r\nConnection: close\r\n\r\ntoo many connections"
-
-/* The file cache: files up to 32 KiB, 32 MiB in all, trusted for a second between stats. */
-#define FILE_CACHE_BYTES (32u << 20)
-#define FILE_CACHE_MAX_FILE (32u << 10)
-#define FILE_CACHE_VALIDITY 1.0
 
 struct pt_server {
     struct ev_loop *loop;
@@ -42,7 +42,8 @@ struct pt_server {
     pt_log *error_log;
     ev_timer tick; /* once a second: flush access logs, publish stats */
     pt_stats_board *board;
-    int nslots, slot;
+    int nsockets;     /* listening sockets per address */
+    int nslots, slot; /* workers (stats board slots) and this worker's */
     pt_server_stopped_cb on_stopped;
     void *stopped_data;
     size_t sites_draining;
@@ -118,6 +119,17 @@ static void on_accept(pt_listener *l, int fd, const struct sockaddr *peer, sockl
 static void on_accept_error(pt_listener *l, int err, void *data)
 {
     pt_log_error(PT_LOG_ERROR, "accept() failed: %s; pausing accepts briefly", strerror(err));
+}
+
+/* Out of file descriptors with clients waiting: idle keep-alive connections give theirs up
+ * (nginx does the same with its reusable connections), this site's first. */
+static void on_fd_pressure(pt_listener *l, void *data)
+{
+    pt_site *site = data;
+    pt_server *s = site->server;
+    size_t freed = pt_connmgr_evict_idle(site->mgr, FD_PRESSURE_EVICT);
+    for (size_t i = 0; i < s->nsites && freed < FD_PRESSURE_EVICT; i++)
+        freed += pt_connmgr_evict_idle(s->sites[i].mgr, FD_PRESSURE_EVICT - freed);
 }
 
 static void on_admit(pt_conn *c, void *data)
@@ -280,6 +292,8 @@ static int setup_vhost(pt_server *s, pt_vhost *vh, const pt_conf_server *cs, cha
         snprintf(err, elen, "%s:%d: root \"%s\": %s", cs->file, cs->line, cs->root, strerror(-e));
         return e;
     }
+    if ((r = pt_locations_setup(vh, err, elen)) < 0)
+        return r;
     if (cs->access_log &&
         (r = open_log(s, cs->access_log, "access log", &vh->access_log, err, elen)) < 0)
         return r;
@@ -376,6 +390,7 @@ static int open_listeners(pt_server *s, pt_site *site, char *err, size_t elen)
     lo.backlog = ls->backlog > 0 ? ls->backlog
                                  : (int)(limits->max_waiting > 65535 ? 65535 : limits->max_waiting);
     lo.reuseport = ls->reuseport || site->nlisteners > 1;
+    lo.fd_reserve = -1; /* admitted connections keep descriptors for their files */
     char port[16];
     for (size_t k = 0; k < site->nlisteners; k++) {
         int r =
@@ -387,6 +402,7 @@ static int open_listeners(pt_server *s, pt_site *site, char *err, size_t elen)
                      addr, strerror(-r));
             return r;
         }
+        pt_listener_set_pressure_cb(site->listeners[k], on_fd_pressure);
         /* Port 0: every slot's sockets share the port the first one got. */
         snprintf(port, sizeof port, "%d", pt_listener_port(site->listeners[0]));
         lo.port = port;
@@ -406,6 +422,7 @@ static int open_site(pt_server *s, pt_site *site, pt_server *prev, char *err, si
     pt_connmgr_options_init(&mo);
     mo.limits = site->default_vhost->limits;
     mo.proto = &pt_http_proto;
+    mo.proto_size = pt_http_conn_size();
     mo.custodian = s->custodian;
     mo.on_admit = on_admit;
     mo.on_full = on_full;
@@ -468,11 +485,24 @@ int pt_server_new_with(pt_server **out, struct ev_loop *loop, const pt_server_op
         goto fail;
     }
 
-    s->nslots = o->worker_slots > 0 ? o->worker_slots : 1;
+    s->nsockets = o->worker_slots > 0 ? o->worker_slots : 1;
+    s->nslots = o->workers > 0 ? o->workers : s->nsockets;
     s->board = pt_stats_board_new(s->nslots);
     s->custodian = pt_custodian_new(NULL);
     s->vhosts = calloc(conf->nservers, sizeof *s->vhosts);
-    s->cache = pt_filecache_new(FILE_CACHE_BYTES, FILE_CACHE_MAX_FILE, FILE_CACHE_VALIDITY);
+    pt_filecache_options fco = {
+        .max_bytes = conf->file_cache_size,
+        .max_file = conf->file_cache_max_file,
+        .validity = conf->file_cache_valid,
+        .max_open = conf->open_file_cache_max,
+        .inactive = conf->open_file_cache_inactive,
+    };
+    /* Cached fds must leave room for connections: at most a quarter of the fd table. */
+    struct rlimit nofile;
+    if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur != RLIM_INFINITY &&
+        fco.max_open > nofile.rlim_cur / 4)
+        fco.max_open = (size_t)(nofile.rlim_cur / 4);
+    s->cache = pt_filecache_new(&fco);
     if (!s->custodian || !s->vhosts || !s->cache || !s->board) {
         r = -ENOMEM;
         goto fail;
@@ -489,7 +519,7 @@ int pt_server_new_with(pt_server **out, struct ev_loop *loop, const pt_server_op
                 goto fail;
     }
     for (size_t i = 0; i < s->nsites; i++) {
-        s->sites[i].nlisteners = (size_t)s->nslots;
+        s->sites[i].nlisteners = (size_t)s->nsockets;
         if ((r = open_site(s, &s->sites[i], o->previous, err, errlen)) < 0)
             goto fail;
     }
@@ -515,9 +545,21 @@ int pt_server_start_worker(pt_server *s, int slot)
         return -EINVAL;
     s->started = true;
     s->slot = slot;
-    for (size_t i = 0; i < s->nsites; i++)
-        if (s->sites[i].listeners[slot])
-            pt_listener_start(s->sites[i].listeners[slot]);
+    /* Worker `slot` of nslots accepts on sockets slot, slot + nslots, ... (or, with more
+     * workers than sockets, shares socket slot % sockets): every socket has a worker whatever
+     * the two counts, so a reload may change the worker count and take every socket over. */
+    for (size_t i = 0; i < s->nsites; i++) {
+        pt_site *site = &s->sites[i];
+        size_t n = site->nlisteners, workers = (size_t)s->nslots;
+        if (workers >= n) {
+            if (site->listeners[(size_t)slot % n])
+                pt_listener_start(site->listeners[(size_t)slot % n]);
+            continue;
+        }
+        for (size_t k = (size_t)slot; k < n; k += workers)
+            if (site->listeners[k])
+                pt_listener_start(site->listeners[k]);
+    }
     ev_timer_start(s->loop, &s->tick);
     ev_unref(s->loop); /* the once-a-second chores alone must not keep the loop running */
     publish_stats(s);
@@ -602,6 +644,7 @@ void pt_server_free(pt_server *s)
     pt_custodian_reap();
     pt_chunk_pool_trim();
     for (size_t i = 0; i < s->nvhosts; i++) {
+        pt_locations_dispose(&s->vhosts[i]);
         if (s->vhosts[i].root_fd >= 0)
             close(s->vhosts[i].root_fd);
         pt_mime_free(s->vhosts[i].own_mime);
@@ -709,6 +752,19 @@ int pt_server_test(const char *conf_path, const char *prefix, char *err, size_t 
             goto out;
         }
         close(fd);
+        for (size_t k = 0; k < cs->nlocations; k++) {
+            const pt_conf_location *lc = &cs->locations[k];
+            const char *dir = lc->alias ? lc->alias : lc->root;
+            if (lc->handler != PT_HANDLER_STATIC)
+                continue;
+            if ((fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0) {
+                r = -errno;
+                snprintf(err, errlen, "%s:%d:%d: %s \"%s\": %s", lc->file, lc->line, lc->col,
+                         lc->alias ? "alias" : "root", dir, strerror(errno));
+                goto out;
+            }
+            close(fd);
+        }
         if (cs->access_log && (r = test_log(cs->access_log, "access log", err, errlen)) < 0)
             goto out;
     }

@@ -32,6 +32,10 @@ struct pt_vhost {
     const pt_mime *mime;
     pt_mime *own_mime;   /* when the server block has its own types or default_type */
     pt_filecache *cache; /* the server's, shared by its vhosts */
+    /* The location blocks, exact ones first, then prefixes longest first; the last is the
+     * server's own (server/location.h). */
+    pt_location *locations;
+    size_t nlocations, nexact;
 };
 
 typedef struct pt_site {

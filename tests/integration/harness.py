@@ -682,3 +682,167 @@ def main():
     print("%d passed, %d failed" % (passed, failed))
     sys.stdout.flush()
     sys.exit(0 if failed == 0 and result.testsRun > 0 else 1)
+
+
+# ---- helpers for process, load and status tests ----
+
+
+def proc_children(pid):
+    """PIDs whose parent is `pid`, from /proc (zombies included)."""
+    kids = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % name) as f:
+                stat = f.read()
+        except OSError:
+            continue
+        # The command may hold spaces or parentheses: fields start after the last ')'.
+        fields = stat[stat.rindex(")") + 2:].split()
+        if int(fields[1]) == pid:
+            kids.append(int(name))
+    return kids
+
+
+def proc_alive(pid):
+    """True while `pid` exists and is not a zombie."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            stat = f.read()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2:].split()[0] != "Z"
+
+
+def proc_live_children(pid):
+    return [k for k in proc_children(pid) if proc_alive(k)]
+
+
+def proc_cpu_seconds(pid):
+    """User plus system CPU time `pid` has used so far, in seconds."""
+    with open("/proc/%d/stat" % pid) as f:
+        stat = f.read()
+    fields = stat[stat.rindex(")") + 2:].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def proc_fd_count(pid, kind=None):
+    """Open fds of `pid`; with kind="socket" only sockets."""
+    n = 0
+    for name in os.listdir("/proc/%d/fd" % pid):
+        if kind is None:
+            n += 1
+            continue
+        try:
+            if os.readlink("/proc/%d/fd/%s" % (pid, name)).startswith(kind + ":"):
+                n += 1
+        except OSError:
+            pass
+    return n
+
+
+def wait_for(pred, timeout=10.0, interval=0.05):
+    """Polls `pred` until it returns a true value (returned) or `timeout` passes (None)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(interval)
+
+
+def wait_workers(p, n, timeout=10.0, exclude=()):
+    """Waits until porter's master has exactly `n` live workers, none of them in `exclude`;
+    returns their pids (sorted) or raises."""
+    got = []
+
+    def ok():
+        got[:] = sorted(proc_live_children(p.pid))
+        return len(got) == n and not (set(got) & set(exclude))
+
+    if not wait_for(ok, timeout):
+        raise AssertionError("expected %d workers (not %r), have %r:\n%s"
+                             % (n, sorted(exclude), got, p.output))
+    return list(got)
+
+
+def connect_from(host, port, source, timeout=IO_TIMEOUT):
+    """A Conn whose local address is `source` (another loopback address: 127.0.0.2)."""
+    c = Conn.__new__(Conn)
+    c.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    c.sock.settimeout(timeout)
+    c.timeout = timeout
+    try:
+        c.sock.bind((source, 0))
+        c.sock.connect((host, port))
+    except BaseException:
+        c.sock.close()
+        raise
+    c.buf = bytearray()
+    c.eof = False
+    return c
+
+
+def reset_close(sock):
+    """Closes with a reset (SO_LINGER 0): the way a killed client goes."""
+    import struct
+
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    except OSError:
+        pass
+    sock.close()
+
+
+def tool(name):
+    """The path of an installed program, or None."""
+    return shutil.which(name)
+
+
+def run_wrk(url, duration=5, threads=2, connections=16, timeout="5s", extra=()):
+    """Runs wrk against `url`; returns a dict: requests, non2xx, and the socket errors
+    connect, read, write, timeout (0 when wrk prints none), plus the raw output as "text"."""
+    cmd = ["wrk", "-t%d" % threads, "-c%d" % connections, "-d%ds" % duration,
+           "--timeout", timeout] + list(extra) + [url]
+    p = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, timeout=duration + 30, preexec_fn=_child_setup)
+    text = p.stdout.decode("utf-8", "replace")
+    out = {"text": text, "code": p.returncode, "requests": 0, "non2xx": 0,
+           "connect": 0, "read": 0, "write": 0, "timeout": 0}
+    m = re.search(r"(\d+) requests in", text)
+    if m:
+        out["requests"] = int(m.group(1))
+    m = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    if m:
+        out["non2xx"] = int(m.group(1))
+    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+    if m:
+        for k, v in zip(("connect", "read", "write", "timeout"), m.groups()):
+            out[k] = int(v)
+    return out
+
+
+STATUS_CONF = "    location /porter-status { status; }\n"
+
+
+def get_status(p, path="/porter-status?format=json", conn=None):
+    """porter's status page as parsed JSON. Raises AssertionError with a clear message when the
+    page is missing or is not JSON (the status location is not supported)."""
+    import json
+
+    if conn is None:
+        r = p.get(path)
+    else:
+        conn.send(request("GET", path))
+        r = conn.read_response()
+    if r.status != 200:
+        raise AssertionError("the status page %s answered %d, not 200 (is `location "
+                             "/porter-status { status; }` supported?): %r"
+                             % (path, r.status, r.body[:200]))
+    try:
+        return json.loads(r.body.decode("utf-8"))
+    except ValueError as e:
+        raise AssertionError("the status page %s is not JSON (%s): %r" % (path, e, r.body[:300]))

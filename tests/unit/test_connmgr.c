@@ -4,6 +4,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -1345,6 +1346,330 @@ static void test_parent_custodian_shutdown_releases_connections(void **state)
     f->m = NULL;
 }
 
+/* ---- retiring (a reload's drain): no connection a client may be sending on is closed ---- */
+
+static void test_retire_leaves_idle_and_fresh_connections_open(void **state)
+{
+    fixture *f = *state;
+    pt_conn *idle, *busy;
+    peer *pi, *pn, *pb, *pr;
+    ev_tstamp t0;
+    int fd;
+
+    start_mgr(f, &echo_proto);
+    idle = admit_pair(f, &pi, NULL);
+    pt_conn_set_state(idle, PT_CONN_IDLE);
+    assert_non_null(admit_pair(f, &pn, NULL));
+    busy = admit_pair(f, &pb, NULL);
+    busy->requests = 1;
+    pt_conn_set_state(busy, PT_CONN_WRITING);
+
+    t0 = loop_now(f);
+    pt_connmgr_retire(f->m, 0.2);
+    assert_true(pt_connmgr_is_draining(f->m));
+    /* Unlike a drain, nothing closes now: an idle or fresh connection's client may be sending. */
+    assert_int_equal(f->closes, 0);
+    assert_int_equal(f->drained, 0);
+    assert_int_equal(get_stats(f).live, 3);
+    peer_read(pi, SIZE_MAX);
+    assert_false(pi->eof);
+    peer_read(pn, SIZE_MAX);
+    assert_false(pn->eof);
+
+    /* No admission while retiring. */
+    assert_null(admit_pair(f, &pr, &fd));
+    assert_true(fd_is_closed(fd));
+    assert_int_equal(get_stats(f).rejected, 1);
+
+    /* An idle connection still answers a request that crosses the retirement. */
+    peer_send(pi, "late");
+    assert_true(wait_bytes(f, pi, 4));
+    assert_memory_equal(pi->data, "late", 4);
+    assert_false(pi->eof);
+
+    /* Turning idle does not close it either (the protocol closes after its next response). */
+    pt_conn_set_state(busy, PT_CONN_IDLE);
+    assert_int_equal(f->closes, 0);
+
+    /* The grace period ends it all. */
+    assert_true(run_until(f, no_live));
+    assert_int_equal(f->closes, 3);
+    assert_int_equal(f->drained, 1);
+    assert_true(f->closed_at >= t0 + 0.2 - EPS);
+    assert_true(f->closed_at < t0 + 1.0);
+    peer_read(pb, SIZE_MAX);
+    assert_true(pb->eof);
+}
+
+static void test_retire_drained_when_the_last_connection_closes(void **state)
+{
+    fixture *f = *state;
+    peer *p[2];
+
+    start_mgr(f, &echo_proto);
+    assert_non_null(admit_pair(f, &p[0], NULL));
+    assert_non_null(admit_pair(f, &p[1], NULL));
+    pt_connmgr_retire(f->m, PT_TIMEOUT_NONE);
+    assert_int_equal(f->drained, 0);
+
+    /* Each client ends its connection: the echo protocol closes, the last close drains. */
+    assert_int_equal(shutdown(p[0]->fd, SHUT_WR), 0);
+    assert_true(wait_done(f, p[0]));
+    assert_int_equal(f->closes, 1);
+    assert_int_equal(f->drained, 0);
+    assert_int_equal(shutdown(p[1]->fd, SHUT_WR), 0);
+    assert_true(wait_done(f, p[1]));
+    assert_int_equal(f->closes, 2);
+    assert_int_equal(f->drained, 1);
+    assert_int_equal(get_stats(f).live, 0);
+    /* Without a grace period no drain timer is left behind (teardown checks the watchers). */
+}
+
+static void test_drain_after_retire_kills_at_once(void **state)
+{
+    fixture *f = *state;
+    pt_conn *c;
+    peer *p, *q;
+
+    start_mgr(f, &echo_proto);
+    c = admit_pair(f, &p, NULL);
+    pt_conn_set_state(c, PT_CONN_IDLE);
+    assert_non_null(admit_pair(f, &q, NULL));
+    pt_connmgr_retire(f->m, PT_TIMEOUT_NONE);
+    assert_int_equal(f->closes, 0);
+    pt_connmgr_drain(f->m, PT_TIMEOUT_NONE);
+    assert_int_equal(f->closes, 2);
+    assert_int_equal(f->drained, 1);
+    assert_int_equal(get_stats(f).live, 0);
+    peer_read(p, SIZE_MAX);
+    assert_true(p->eof);
+}
+
+static void test_retire_without_connections(void **state)
+{
+    fixture *f = *state;
+    peer *p;
+
+    start_mgr(f, &echo_proto);
+    pt_connmgr_retire(f->m, 0.2);
+    assert_int_equal(f->drained, 1);
+    assert_true(pt_connmgr_is_draining(f->m));
+    assert_null(admit_pair(f, &p, NULL));
+    assert_int_equal(f->admits, 0);
+}
+
+/* ---- max_concurrent_per_client ---- */
+
+#define REFUSAL "HTTP/1.1 503 Service Unavailable\r\n\r\n"
+
+/* Admits one end of a socketpair as if it came from `addr` (an IPv4 or IPv6 literal); the other
+ * end goes to *peer_fd, which the caller closes. Returns NULL when refused. */
+static pt_conn *admit_from(fixture *f, const char *addr, int *peer_fd)
+{
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(40000)};
+    struct sockaddr_in6 sin6 = {.sin6_family = AF_INET6, .sin6_port = htons(40000)};
+    const struct sockaddr *sa;
+    socklen_t len;
+    int sv[2];
+
+    if (inet_pton(AF_INET, addr, &sin.sin_addr) == 1) {
+        sa = (const struct sockaddr *)&sin;
+        len = sizeof sin;
+    } else {
+        assert_int_equal(inet_pton(AF_INET6, addr, &sin6.sin6_addr), 1);
+        sa = (const struct sockaddr *)&sin6;
+        len = sizeof sin6;
+    }
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+    *peer_fd = sv[1];
+    return pt_connmgr_admit(f->m, sv[0], sa, len);
+}
+
+/* Reads what a refused peer got: the refusal, then end of stream. */
+static void assert_refused(int fd, const char *refusal)
+{
+    char buf[256];
+    size_t got = 0;
+    ssize_t n;
+
+    while ((n = read(fd, buf + got, sizeof buf - got)) > 0)
+        got += (size_t)n;
+    assert_int_equal(n, 0); /* end of stream, not EAGAIN: the server end is closed */
+    assert_int_equal(got, strlen(refusal));
+    assert_memory_equal(buf, refusal, got);
+}
+
+static void test_per_client_limit_refuses_with_the_refusal(void **state)
+{
+    fixture *f = *state;
+    pt_conn *a1, *a2, *b;
+    int fa1, fa2, fa3, fb, fa4;
+    char ch;
+
+    f->o.limits.max_concurrent_per_client = 2;
+    f->o.refusal = REFUSAL;
+    f->o.refusal_len = strlen(REFUSAL);
+    start_mgr(f, &echo_proto);
+    a1 = admit_from(f, "10.0.0.1", &fa1);
+    a2 = admit_from(f, "10.0.0.1", &fa2);
+    assert_non_null(a1);
+    assert_non_null(a2);
+    assert_null(admit_from(f, "10.0.0.1", &fa3));
+    assert_refused(fa3, REFUSAL);
+    assert_int_equal(get_stats(f).rejected, 1);
+    assert_int_equal(get_stats(f).accepted, 2);
+    assert_int_equal(f->admits, 2);
+    /* A per-client refusal is not a full manager: the listeners keep accepting. */
+    assert_int_equal(f->fulls, 0);
+
+    /* Another client is counted apart. */
+    b = admit_from(f, "10.0.0.2", &fb);
+    assert_non_null(b);
+
+    /* A connection gone gives its slot back. */
+    pt_conn_kill(a1);
+    assert_non_null(admit_from(f, "10.0.0.1", &fa4));
+    assert_int_equal(get_stats(f).live, 3);
+    /* The admitted ones were not written to. */
+    assert_int_equal(read(fa2, &ch, 1), -1);
+    assert_int_equal(errno, EAGAIN);
+    close(fa1);
+    close(fa2);
+    close(fa3);
+    close(fb);
+    close(fa4);
+}
+
+static void test_per_client_limit_without_refusal_just_closes(void **state)
+{
+    fixture *f = *state;
+    int fa, fb;
+    char ch;
+
+    f->o.limits.max_concurrent_per_client = 1;
+    start_mgr(f, &echo_proto);
+    assert_non_null(admit_from(f, "192.0.2.7", &fa));
+    assert_null(admit_from(f, "192.0.2.7", &fb));
+    assert_int_equal(read(fb, &ch, 1), 0);
+    assert_int_equal(get_stats(f).rejected, 1);
+    close(fa);
+    close(fb);
+}
+
+static void test_per_client_limit_zero_refuses_every_address_but_not_unix_peers(void **state)
+{
+    fixture *f = *state;
+    int fds[3];
+    peer *p;
+
+    f->o.limits.max_concurrent_per_client = 0;
+    f->o.refusal = REFUSAL;
+    f->o.refusal_len = strlen(REFUSAL);
+    start_mgr(f, &echo_proto);
+    assert_null(admit_from(f, "10.1.1.1", &fds[0]));
+    /* Refused twice the same way: no entry was left behind by the first refusal. */
+    assert_null(admit_from(f, "10.1.1.1", &fds[1]));
+    assert_null(admit_from(f, "2001:db8::1", &fds[2]));
+    for (int i = 0; i < 3; i++) {
+        assert_refused(fds[i], REFUSAL);
+        close(fds[i]);
+    }
+    assert_int_equal(get_stats(f).rejected, 3);
+    /* A peer without an address (a unix socket) is not anybody's: never limited. */
+    assert_non_null(admit_pair(f, &p, NULL));
+    assert_int_equal(get_stats(f).live, 1);
+}
+
+static void test_per_client_ipv4_and_mapped_ipv6_are_one_client(void **state)
+{
+    fixture *f = *state;
+    int fa, fb, fc;
+
+    f->o.limits.max_concurrent_per_client = 1;
+    start_mgr(f, &echo_proto);
+    assert_non_null(admit_from(f, "198.51.100.9", &fa));
+    assert_null(admit_from(f, "::ffff:198.51.100.9", &fb));
+    assert_non_null(admit_from(f, "::ffff:198.51.100.10", &fc));
+    close(fa);
+    close(fb);
+    close(fc);
+}
+
+/* Hundreds of addresses in the table (it grows, probes collide, removals shift entries back):
+ * every count stays exact. */
+static void test_per_client_counts_stay_exact_with_many_clients(void **state)
+{
+    fixture *f = *state;
+    enum { N = 300 };
+    pt_conn *conns[N];
+    int fds[N], fd;
+    char addr[32];
+
+    f->o.limits.max_concurrent_per_client = 1;
+    start_mgr(f, &echo_proto);
+    for (int i = 0; i < N; i++) {
+        snprintf(addr, sizeof addr, "10.%d.%d.%d", i % 7, i / 7, (i * 37) % 251);
+        conns[i] = admit_from(f, addr, &fds[i]);
+        assert_non_null(conns[i]);
+    }
+    /* Every address is at its limit. */
+    for (int i = 0; i < N; i += 13) {
+        snprintf(addr, sizeof addr, "10.%d.%d.%d", i % 7, i / 7, (i * 37) % 251);
+        assert_null(admit_from(f, addr, &fd));
+        close(fd);
+    }
+    /* Every other one goes. */
+    for (int i = 0; i < N; i += 2) {
+        pt_conn_kill(conns[i]);
+        close(fds[i]);
+        fds[i] = -1;
+    }
+    for (int i = 0; i < N; i++) {
+        snprintf(addr, sizeof addr, "10.%d.%d.%d", i % 7, i / 7, (i * 37) % 251);
+        pt_conn *c = admit_from(f, addr, &fd);
+        if (i % 2 == 0) {
+            assert_non_null(c); /* its slot was given back */
+            fds[i] = fd;
+        } else {
+            assert_null(c); /* still held */
+            close(fd);
+        }
+    }
+    assert_int_equal(get_stats(f).live, N);
+    assert_int_equal(get_stats(f).accepted, N + N / 2);
+    for (int i = 0; i < N; i++)
+        close(fds[i]);
+}
+
+/* An idle connection evicted to make room gives its client's slot back too. */
+static void test_eviction_releases_the_clients_slot(void **state)
+{
+    fixture *f = *state;
+    pt_conn *a, *b, *c;
+    int fa, fb, fc, fa2;
+    char ch;
+
+    f->o.limits.max_concurrent = 2;
+    f->o.limits.max_concurrent_per_client = 1;
+    start_mgr(f, &echo_proto);
+    a = admit_from(f, "10.9.9.1", &fa);
+    pt_conn_set_state(a, PT_CONN_IDLE);
+    b = admit_from(f, "10.9.9.2", &fb);
+    pt_conn_set_state(b, PT_CONN_IDLE);
+    c = admit_from(f, "10.9.9.3", &fc);
+    assert_non_null(c);
+    /* a was the oldest idle one. */
+    assert_int_equal(f->closes, 1);
+    assert_int_equal(read(fa, &ch, 1), 0);
+    pt_conn_kill(c);
+    assert_non_null(admit_from(f, "10.9.9.1", &fa2));
+    assert_int_equal(get_stats(f).rejected, 0);
+    close(fa);
+    close(fb);
+    close(fc);
+    close(fa2);
+}
+
 /* ---- scenarios that corrupt memory run in a child, so a failure is reported, not a crash ---- */
 
 #define CHILD_CHECK(cond)                                                                          \
@@ -1484,6 +1809,23 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_free_with_live_connections, setup, teardown),
         cmocka_unit_test_setup_teardown(test_parent_custodian_shutdown_releases_connections, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_retire_leaves_idle_and_fresh_connections_open, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_retire_drained_when_the_last_connection_closes, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_drain_after_retire_kills_at_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retire_without_connections, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_per_client_limit_refuses_with_the_refusal, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_per_client_limit_without_refusal_just_closes, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(
+            test_per_client_limit_zero_refuses_every_address_but_not_unix_peers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_per_client_ipv4_and_mapped_ipv6_are_one_client, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_per_client_counts_stay_exact_with_many_clients, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_eviction_releases_the_clients_slot, setup, teardown),
         cmocka_unit_test_setup_teardown(test_free_after_parent_custodian_reaped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_free_in_on_drained_after_grace, setup, teardown),
     };

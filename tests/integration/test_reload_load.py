@@ -1,0 +1,63 @@
+"""Reloads under load: wrk keeps 16 connections busy while porter reloads 10 times (in a single
+process, with 2 workers, and alternating between 2 and 3 workers); not one request may fail,
+and afterwards only the last generation of workers is left."""
+
+import sys
+import signal
+import threading
+import time
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+import harness  # noqa: E402
+from test_reload import ReloadCase, conf
+
+
+class ReloadUnderLoad(ReloadCase):
+    def reloads_under_wrk(self, counts):
+        if not harness.tool("wrk"):
+            self.skipTest("wrk is not installed")
+        p = self.start(counts[0], "keepalive_timeout 30s;\n")
+        result = {}
+
+        def load():
+            result.update(harness.run_wrk(p.url("/a.txt"), duration=9, threads=2,
+                                          connections=16, timeout="5s"))
+
+        t = threading.Thread(target=load, daemon=True)
+        t.start()
+        time.sleep(1.0)
+        for i in range(10):
+            n = counts[(i + 1) % len(counts)]
+            marks = p.output.count("configuration reloaded")
+            self.write_conf(p, conf(n, "htdocs2" if i % 2 == 0 else "htdocs",
+                                    "keepalive_timeout 30s;\n"))
+            p.signal(signal.SIGHUP)
+            self.assertTrue(harness.wait_for(
+                lambda: p.output.count("configuration reloaded") > marks, 5),
+                "reload %d not reported:\n%s" % (i + 1, p.output[-2000:]))
+            time.sleep(0.6)
+        t.join(60)
+        self.assertFalse(t.is_alive(), "wrk did not finish")
+        self.assertGreater(result.get("requests", 0), 100, result.get("text"))
+        errors = {k: result[k] for k in ("connect", "read", "write", "timeout", "non2xx")
+                  if result[k]}
+        self.assertEqual(errors, {}, "requests failed across 10 reloads:\n" + result["text"])
+        # The old generations are gone; the last conf answers.
+        last = counts[10 % len(counts)]
+        self.assertTrue(harness.wait_for(
+            lambda: len(harness.proc_live_children(p.pid)) == (last if last > 1 else 0), 15),
+            "old workers are still running: %r" % harness.proc_live_children(p.pid))
+        self.assertEqual(p.get("/a.txt").body, b"one\n")
+
+    def test_ten_reloads_under_load_single(self):
+        self.reloads_under_wrk([1])
+
+    def test_ten_reloads_under_load_workers(self):
+        self.reloads_under_wrk([2])
+
+    def test_ten_reloads_under_load_changing_worker_count(self):
+        self.reloads_under_wrk([2, 3])
+
+
+if __name__ == "__main__":
+    harness.main()
