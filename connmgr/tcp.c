@@ -8,6 +8,14 @@
 #include <time.h>
 #include <unistd.h>
 
+/* `want` describes the last -EAGAIN only: a call that did something clears it (a stale
+ * PT_WANT_WRITE would keep the connection polling for writability with nothing to write). */
+static ssize_t tcp_done(pt_transport *t, ssize_t n)
+{
+    t->want = 0;
+    return n;
+}
+
 /* Maps the errno of a failed call; EAGAIN also says which readiness to wait for. */
 static ssize_t tcp_error(pt_transport *t, int err, int want)
 {
@@ -25,7 +33,7 @@ static ssize_t tcp_read(pt_transport *t, void *buf, size_t len)
     do
         n = read(t->fd, buf, len);
     while (n < 0 && errno == EINTR);
-    return n >= 0 ? n : tcp_error(t, errno, PT_WANT_READ);
+    return n >= 0 ? tcp_done(t, n) : tcp_error(t, errno, PT_WANT_READ);
 }
 
 static ssize_t tcp_writev(pt_transport *t, const struct iovec *iov, int iovcnt)
@@ -37,24 +45,38 @@ static ssize_t tcp_writev(pt_transport *t, const struct iovec *iov, int iovcnt)
     do
         n = sendmsg(t->fd, &msg, MSG_NOSIGNAL);
     while (n < 0 && errno == EINTR);
-    return n >= 0 ? n : tcp_error(t, errno, PT_WANT_WRITE);
+    return n >= 0 ? tcp_done(t, n) : tcp_error(t, errno, PT_WANT_WRITE);
+}
+
+/* Whether SIGPIPE is ignored by the process, asked once: a server decides that at start. */
+static bool sigpipe_ignored(void)
+{
+    static int ignored = -1;
+    if (ignored < 0) {
+        struct sigaction sa;
+        ignored = sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_IGN;
+    }
+    return ignored;
 }
 
 static ssize_t tcp_sendfile(pt_transport *t, int fd, off_t *offset, size_t len)
 {
     /* sendfile(2) has no MSG_NOSIGNAL and raises SIGPIPE when the peer has gone, which would
-     * kill an embedding program that never ignored it. Block it for this thread around the
-     * call and swallow the one the call queued; two cheap syscalls beside a large send. */
+     * kill an embedding program that never ignored it. Unless the process ignores SIGPIPE (a
+     * server does; porter's does), block it for this thread around the call and swallow the
+     * one the call queued. */
     static const struct timespec no_wait;
     sigset_t pipe_set, old;
-    bool masked;
+    bool masked = false;
     ssize_t n;
     int err = 0;
 
-    sigemptyset(&pipe_set);
-    sigaddset(&pipe_set, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
-    masked = !sigismember(&old, SIGPIPE);
+    if (!sigpipe_ignored()) {
+        sigemptyset(&pipe_set);
+        sigaddset(&pipe_set, SIGPIPE);
+        pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+        masked = !sigismember(&old, SIGPIPE);
+    }
     do
         n = sendfile(t->fd, fd, offset, len);
     while (n < 0 && errno == EINTR);
@@ -67,7 +89,7 @@ static ssize_t tcp_sendfile(pt_transport *t, int fd, off_t *offset, size_t len)
         pthread_sigmask(SIG_SETMASK, &old, NULL);
     }
     if (n >= 0)
-        return n;
+        return tcp_done(t, n);
     /* The file's filesystem or driver cannot feed sendfile: let the caller read and write. */
     if (err == EINVAL || err == ENOSYS)
         return -ENOTSUP;
