@@ -3,14 +3,18 @@
  *
  * One request at a time per connection. The dispatcher feeds llhttp the bytes of the in-buffer,
  * records the request head as offsets into it (the buffer may move while the head arrives in
- * pieces), answers at the end of the head, discards any body the handler did not read, and on
- * the end of the message pauses llhttp so the next pipelined request starts from a clean state.
- * Responses to pipelined requests pile up in the out-queue and leave in one write.
+ * pieces), and calls the handler at the end of the head. A handler may answer at once (static
+ * files) or later: then the request is "held" (its head copied into its arena, parsing of what
+ * follows paused) until the handler reads the body (pt_request_read_body) or answers. A body
+ * nobody reads is discarded. At the end of the message llhttp pauses, so the next pipelined
+ * request starts from a clean state once the response is complete; responses to pipelined
+ * requests pile up in the out-queue and leave in one write.
  *
  * The connection's single timer is moved at each phase (Racket's reset-connection-timeout!):
  *   waiting for a request   request_read_timeout (new connection) / keepalive_timeout (idle)
  *   request head            request_read_timeout from its first byte, not extended by trickles
  *   request body            request_body_timeout between reads
+ *   handler                 response_timeout to the first byte, and between streamed pieces
  *   response                response_send_timeout per write stall (conn.c)
  */
 #include <errno.h>
@@ -52,7 +56,23 @@ typedef struct http_req {
     int error_status; /* set by a callback that stops the parser */
     bool begun;       /* llhttp saw the request's first byte */
     bool in_value;
-    bool responded;
+    bool responded;     /* the response head is queued */
+    bool response_done; /* and its body complete */
+    bool message_done;  /* llhttp saw the end of the request */
+    bool held;          /* parsing paused: the handler has not said what to do with the body */
+    bool body_paused;   /* the body reader asked for a pause (back-pressure) */
+    bool pinned;        /* the head lives in the arena, not the in-buffer */
+    bool streaming, chunked_out; /* a streamed response body; chunk-framed on the wire */
+    bool continue_sent;          /* "100 Continue" went out */
+    int status;                  /* the response's, for the access log of a stream */
+    uint64_t stream_left;        /* bytes a stream of known length still owes */
+    uint64_t sent;               /* body bytes of a stream */
+    pt_body_cb body_cb;
+    void *body_data;
+    pt_request_cb abort_cb, writable_cb;
+    void *abort_data, *writable_data;
+    pt_custodian *custodian; /* the request's own (made on demand) */
+    char *more;              /* further arena chunks, linked through their first word */
 } http_req;
 
 #define HTTP_REQ_SIZE ((sizeof(http_req) + 15) & ~(size_t)15)
@@ -67,6 +87,7 @@ struct pt_http_conn {
     size_t fed;  /* bytes of the in-buffer already given to llhttp */
     phase phase;
     bool close_after; /* the response said Connection: close */
+    bool in_process;  /* process() is on the stack: handlers' calls only leave marks */
 };
 
 static llhttp_settings_t settings;
@@ -115,17 +136,34 @@ static void request_begin(pt_http_conn *hc)
 
 static void request_end(pt_http_conn *hc)
 {
-    if (hc->r) {
-        pt_chunk_put(hc->r);
-        hc->r = NULL;
+    http_req *x = hc->r;
+    if (!x)
+        return;
+    hc->r = NULL;
+    /* The handler's resources go first: they may still look at the request. */
+    pt_custodian_shutdown(x->custodian);
+    for (char *m = x->more, *next; m; m = next) {
+        next = *(char **)m;
+        pt_chunk_put(m);
     }
+    pt_chunk_put(x);
 }
 
+/* The arena: the rest of the request's chunk, then more chunks as needed (a held request's head
+ * and whatever its handler allocates); all of it goes back when the request ends. */
 void *pt_request_alloc(pt_request *req, size_t size)
 {
     size = (size + 15) & ~(size_t)15;
-    if (!req->arena || size > PT_CHUNK_SIZE - req->arena_used)
+    if (!req->arena || size > PT_CHUNK_SIZE - 16)
         return NULL;
+    if (size > PT_CHUNK_SIZE - req->arena_used) {
+        http_req *x = req->hc->r;
+        char *chunk = pt_chunk_get();
+        *(char **)chunk = x->more;
+        x->more = chunk;
+        req->arena = chunk;
+        req->arena_used = 16;
+    }
     void *p = req->arena + req->arena_used;
     req->arena_used += size;
     return p;
@@ -300,6 +338,23 @@ static int parse_target(pt_http_conn *hc, pt_request *r)
     return 0;
 }
 
+static void pin(pt_http_conn *hc);
+static void body_started(pt_http_conn *hc);
+
+/* A copy of `s` in the arena (the empty string if the arena is out of room: a 16 KiB head
+ * limit keeps that from happening with the default limits). */
+static pt_str copy_str(pt_request *r, pt_str s)
+{
+    if (!s.p || !s.len)
+        return (pt_str){"", 0};
+    char *d = pt_request_alloc(r, s.len + 1);
+    if (!d)
+        return (pt_str){"", 0};
+    memcpy(d, s.p, s.len);
+    d[s.len] = '\0';
+    return (pt_str){d, s.len};
+}
+
 static int on_headers_complete(llhttp_t *p)
 {
     pt_http_conn *hc = hc_of(p);
@@ -363,33 +418,89 @@ static int on_headers_complete(llhttp_t *p)
     pt_conn_set_state(hc->conn, PT_CONN_WRITING);
     hc->phase = PHASE_BODY;
     pt_conn_count_request(hc->conn);
+    http_req *x = hc->r;
     pt_route(r);
     if (hc->conn->dead)
         return HPE_USER;
-    /* A body that nobody reads is discarded, bounded by request_body_timeout between reads. */
-    if (r->has_length || r->chunked) {
-        pt_conn_reset_timeout(hc->conn, hc->conn->limits->request_body_timeout);
-        /* The client waits for "100 Continue" before sending; we answered without it, so the
-         * body may never come: this connection cannot be reused. */
-        if (r->expect_continue)
-            hc->close_after = true;
+    bool has_body = r->has_length || r->chunked;
+    if (!x->response_done || x->body_cb) {
+        /* The handler goes on after this call: the head must outlive the in-buffer's bytes. */
+        pin(hc);
+        if (!x->responded)
+            pt_conn_reset_timeout(hc->conn, hc->conn->limits->response_timeout);
     }
+    if (has_body && !x->body_cb && !x->response_done) {
+        /* Nobody has said yet whether the body is wanted: stop here, keep it in the socket. */
+        x->held = true;
+        return HPE_PAUSED;
+    }
+    if (has_body)
+        body_started(hc);
     return 0;
+}
+
+/* Reading a body (to a handler, or to discard it) starts: its idle timeout, and the answer to
+ * a client that waits for "100 Continue". */
+static void body_started(pt_http_conn *hc)
+{
+    http_req *x = hc->r;
+    pt_request *r = &x->req;
+    pt_conn_reset_timeout(hc->conn, hc->conn->limits->request_body_timeout);
+    if (!r->expect_continue || x->continue_sent)
+        return;
+    if (x->body_cb && !x->responded) {
+        static const char go[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        pt_outq_push_ref(&hc->conn->out, go, sizeof go - 1, NULL, NULL);
+        x->continue_sent = true;
+    } else {
+        /* We answered without inviting the body, so it may never come (or come anyway): this
+         * connection cannot carry another request. */
+        hc->close_after = true;
+    }
+}
+
+/* Copies the request head out of the in-buffer into the arena, for a handler that keeps the
+ * request past the end of its first call. (norm_path was the router's and is not kept.) */
+static void pin(pt_http_conn *hc)
+{
+    http_req *x = hc->r;
+    pt_request *r = &x->req;
+    if (x->pinned)
+        return;
+    x->pinned = true;
+    pt_str *strs[] = {&r->target, &r->path, &r->query, &r->host};
+    for (size_t i = 0; i < sizeof strs / sizeof *strs; i++)
+        *strs[i] = copy_str(r, *strs[i]);
+    for (size_t i = 0; i < r->nheaders; i++) {
+        r->headers[i].name = copy_str(r, r->headers[i].name);
+        r->headers[i].value = copy_str(r, r->headers[i].value);
+    }
+    r->norm_path = (pt_str){"", 0};
 }
 
 static int on_body(llhttp_t *p, const char *at, size_t len)
 {
     pt_http_conn *hc = hc_of(p);
-    hc->r->body_seen += len;
-    if (hc->r->body_seen > hc->r->req.vhost->limits.max_request_body_length)
+    http_req *x = hc->r;
+    x->body_seen += len;
+    if (x->body_seen > x->req.vhost->limits.max_request_body_length)
         return fail(hc, 413, "request body too large");
     /* An idle timeout between body reads: moving a timer later costs no system call. */
     pt_conn_reset_timeout(hc->conn, hc->conn->limits->request_body_timeout);
+    if (x->body_cb) {
+        x->body_cb(&x->req, at, len, 0, x->body_data);
+        if (hc->conn->dead || hc->r != x)
+            return HPE_USER;
+        if (x->body_paused)
+            return HPE_PAUSED; /* the reader is full: stop right after this piece */
+    }
     return 0;
 }
 
 static int on_message_complete(llhttp_t *p)
 {
+    pt_http_conn *hc = hc_of(p);
+    hc->r->message_done = true;
     /* One request at a time: the next pipelined one waits until this one is finished. */
     return HPE_PAUSED;
 }
@@ -416,7 +527,25 @@ pt_site *pt_http_conn_site(pt_http_conn *hc)
 
 void pt_http_conn_responded(pt_http_conn *hc, bool close)
 {
-    hc->r->responded = true;
+    http_req *x = hc->r;
+    x->responded = x->response_done = true;
+    if (close)
+        hc->close_after = true;
+    if (x->held) {
+        /* Answered without reading the body: it is discarded. */
+        x->held = false;
+        body_started(hc);
+    }
+}
+
+void pt_http_conn_stream_started(pt_http_conn *hc, bool close, bool chunked, int64_t length,
+                                 int status)
+{
+    http_req *x = hc->r;
+    x->responded = x->streaming = true;
+    x->chunked_out = chunked;
+    x->stream_left = length > 0 ? (uint64_t)length : 0;
+    x->status = status;
     if (close)
         hc->close_after = true;
 }
@@ -434,6 +563,19 @@ static void respond_error_and_close(pt_http_conn *hc, int status, const char *wh
     hc->close_after = true;
     hc->conn->linger = true;
     pt_conn_set_state(hc->conn, PT_CONN_WRITING);
+    http_req *x = hc->r;
+    if (x->body_cb && !x->message_done) {
+        pt_body_cb cb = x->body_cb;
+        x->body_cb = NULL;
+        cb(r, NULL, 0, status == 413 ? -EMSGSIZE : -EPROTO, x->body_data);
+        if (hc->conn->dead)
+            return;
+    }
+    if (x->streaming && !x->response_done) {
+        /* Half a response is out: its framing cannot be finished. */
+        pt_conn_kill(hc->conn);
+        return;
+    }
     if (!hc->r->responded) {
         pt_request_log(r, PT_LOG_INFO, "client sent an invalid request (%d): %s", status, why);
         pt_request_respond_error(r, status);
@@ -477,11 +619,29 @@ static void finish_request(pt_http_conn *hc)
         pt_conn_close(hc->conn);
 }
 
-/* Parses what the in-buffer holds, answering every complete request. */
+/* Parses what the in-buffer holds, answering every complete request, as far as the handlers
+ * let it: a request whose response is not complete, or whose body is held or paused, stops
+ * it until the handler moves (kick). */
 static void process(pt_http_conn *hc)
 {
     pt_conn *c = hc->conn;
+    hc->in_process = true;
     while (!c->dead && !c->close_after) {
+        http_req *x = hc->r;
+        if (x && x->message_done) {
+            if (x->body_cb) {
+                pt_body_cb cb = x->body_cb;
+                x->body_cb = NULL;
+                cb(&x->req, NULL, 0, PT_BODY_END, x->body_data);
+                continue;
+            }
+            if (!x->response_done)
+                break; /* the handler is still answering: the next request waits */
+            finish_request(hc);
+            continue;
+        }
+        if (x && (x->held || x->body_paused))
+            break;
         size_t avail = pt_inbuf_len(&c->in);
         if (hc->fed >= avail)
             break;
@@ -489,28 +649,31 @@ static void process(pt_http_conn *hc)
         llhttp_errno_t err =
             llhttp_execute(&req_state(hc)->parser, begin + hc->fed, avail - hc->fed);
         if (c->dead)
-            return;
+            break;
+        x = hc->r;
         if (err == HPE_OK) {
             hc->fed = avail;
             if (hc->phase == PHASE_BODY) {
-                /* Body bytes are not kept: let the buffer go. */
+                /* Body bytes are not kept (the head is pinned or done with): let them go. */
                 pt_inbuf_consume(&c->in, hc->fed);
                 hc->fed = 0;
             }
             break;
         }
         if (err == HPE_PAUSED) {
-            const char *end = llhttp_get_error_pos(&hc->r->parser);
+            /* At the end of the message, of a held head, or of a body piece the reader could
+             * not take more after: what was parsed is done with. */
+            const char *end = llhttp_get_error_pos(&x->parser);
             pt_inbuf_consume(&c->in, (size_t)(end - begin));
             hc->fed = 0;
-            llhttp_resume(&hc->r->parser);
-            finish_request(hc);
+            llhttp_resume(&x->parser);
             continue;
         }
-        const char *why = llhttp_get_error_reason(&hc->r->parser);
+        const char *why = llhttp_get_error_reason(&x->parser);
         respond_error_and_close(hc, status_for(hc, err), why ? why : llhttp_errno_name(err));
-        return;
+        break;
     }
+    hc->in_process = false;
 }
 
 /* Between requests: the keep-alive timeout runs (a draining manager closes the connection as it
@@ -541,18 +704,38 @@ static void after_io(pt_http_conn *hc)
     }
     if (c->dead)
         return;
-    if (c->read_paused && !c->close_after) {
+    if (c->read_paused && !c->close_after && pt_inbuf_len(&c->in) >= c->in_max &&
+        hc->phase == PHASE_HEAD) {
         /* The in-buffer hit its cap without a complete head. */
         bool line = hc->r && hc->r->url.len && hc->r->nhdrs == 0;
         respond_error_and_close(hc, line ? 414 : 431,
                                 line ? "request line too long" : "request header too large");
         return;
     }
+    /* Input waiting behind a request in progress filled the buffer; once it has room again
+     * (and the body reader is not pausing), read on. */
+    if (c->read_paused && !(hc->r && hc->r->body_paused) && pt_inbuf_len(&c->in) < c->in_max)
+        pt_conn_resume_read(c);
     int r = pt_conn_flush(c);
     if (r < 0 && r != -EAGAIN)
         return;
     if (!c->close_after && hc->phase == PHASE_IDLE && pt_outq_is_empty(&c->out))
         become_idle(c);
+}
+
+/* A handler moved (answered, asked for the body, resumed it) from outside the dispatcher's own
+ * call: carry on with what it unblocked. */
+static void kick(pt_http_conn *hc)
+{
+    if (hc->in_process || hc->conn->dead)
+        return;
+    process(hc);
+    after_io(hc);
+}
+
+void pt_http_conn_kick(pt_http_conn *hc)
+{
+    kick(hc);
 }
 
 static void http_on_read(pt_conn *c)
@@ -565,8 +748,36 @@ static void http_on_read(pt_conn *c)
 static void http_on_drain(pt_conn *c)
 {
     pt_http_conn *hc = c->proto_data;
-    if (hc->phase == PHASE_IDLE)
+    if (hc->phase == PHASE_IDLE) {
         become_idle(c);
+        return;
+    }
+    http_req *x = hc->r;
+    if (x && x->streaming && !x->response_done) {
+        /* Written out: the handler's turn again, within response_timeout. */
+        pt_conn_reset_timeout(c, c->limits->response_timeout);
+        if (x->writable_cb)
+            x->writable_cb(&x->req, x->writable_data);
+    }
+}
+
+/* Tells a handler that has not finished that its request is over (client gone, timeout), and
+ * releases what it registered with the request. */
+static void abort_handler(pt_http_conn *hc)
+{
+    http_req *x = hc->r;
+    if (!x || x->response_done)
+        return;
+    x->body_cb = NULL;
+    x->writable_cb = NULL;
+    pt_request_cb cb = x->abort_cb;
+    x->abort_cb = NULL;
+    if (cb)
+        cb(&x->req, x->abort_data);
+    if (hc->r == x) {
+        pt_custodian_shutdown(x->custodian);
+        x->custodian = NULL;
+    }
 }
 
 static void http_on_timeout(pt_conn *c)
@@ -578,6 +789,18 @@ static void http_on_timeout(pt_conn *c)
             pt_conn_flush(c);
         return;
     }
+    http_req *x = hc->r;
+    if (x && !x->responded && pt_outq_is_empty(&c->out) &&
+        (x->message_done || x->held || x->body_cb || x->body_paused)) {
+        /* The handler did not answer within response_timeout: it is told, its resources are
+         * released, and the client gets a 503. */
+        pt_request_log(&x->req, PT_LOG_ERROR, "no response within response_timeout");
+        abort_handler(hc);
+        respond_error_and_close(hc, 503, "response timeout");
+        if (!c->dead)
+            pt_conn_flush(c);
+        return;
+    }
     /* Idle, a stalled body, or a stalled write: nothing useful can be said. */
     pt_conn_kill(c);
 }
@@ -585,8 +808,10 @@ static void http_on_timeout(pt_conn *c)
 static void http_on_close(pt_conn *c)
 {
     pt_http_conn *hc = c->proto_data;
-    if (hc)
-        request_end(hc);
+    if (!hc)
+        return;
+    abort_handler(hc);
+    request_end(hc);
 }
 
 const pt_conn_proto pt_http_proto = {
@@ -619,6 +844,135 @@ void pt_http_conn_attach(pt_conn *c, pt_site *site)
     if (head < l->max_request_line_length || head > MAX_HEAD_BUFFER) /* overflow, or unlimited */
         head = MAX_HEAD_BUFFER;
     c->in_max = head + 1024 < PT_CHUNK_SIZE ? PT_CHUNK_SIZE : head + 1024;
+}
+
+/* ---- the handler's side of a request ---- */
+
+/* A streamed response's queue above this asks the handler to wait for the writable callback. */
+#define STREAM_HIGH_WATER (64 * 1024)
+
+void pt_request_read_body(pt_request *req, pt_body_cb cb, void *data)
+{
+    pt_http_conn *hc = req->hc;
+    http_req *x = hc->r;
+    x->body_cb = cb;
+    x->body_data = data;
+    if (x->held) {
+        x->held = false;
+        body_started(hc);
+    }
+    kick(hc);
+}
+
+void pt_request_pause_body(pt_request *req, bool pause)
+{
+    pt_http_conn *hc = req->hc;
+    http_req *x = hc->r;
+    if (x->body_paused == pause)
+        return;
+    x->body_paused = pause;
+    if (pause) {
+        pt_conn_pause_read(hc->conn);
+    } else {
+        pt_conn_resume_read(hc->conn);
+        kick(hc);
+    }
+}
+
+void pt_request_on_abort(pt_request *req, pt_request_cb cb, void *data)
+{
+    http_req *x = req->hc->r;
+    x->abort_cb = cb;
+    x->abort_data = data;
+}
+
+pt_custodian *pt_request_custodian(pt_request *req)
+{
+    pt_http_conn *hc = req->hc;
+    http_req *x = hc->r;
+    if (!x->custodian)
+        x->custodian = pt_custodian_new(pt_conn_custodian(hc->conn));
+    return x->custodian;
+}
+
+void pt_request_reset_timeout(pt_request *req, double secs)
+{
+    pt_conn_reset_timeout(req->hc->conn, secs);
+}
+
+void pt_request_adjust_timeout(pt_request *req, double secs)
+{
+    pt_conn_adjust_timeout(req->hc->conn, secs);
+}
+
+void pt_response_on_writable(pt_request *req, pt_request_cb cb, void *data)
+{
+    http_req *x = req->hc->r;
+    x->writable_cb = cb;
+    x->writable_data = data;
+}
+
+int pt_response_write(pt_request *req, const void *data, size_t len)
+{
+    pt_http_conn *hc = req->hc;
+    pt_conn *c = hc->conn;
+    http_req *x = hc->r;
+    if (c->dead)
+        return -ECONNABORTED;
+    if (!x->streaming || x->response_done)
+        return -EINVAL;
+    bool body = req->method_id != HTTP_HEAD && (x->chunked_out || x->stream_left);
+    if (len && body) {
+        if (x->chunked_out) {
+            char size[24];
+            int n = snprintf(size, sizeof size, "%zx\r\n", len);
+            pt_outq_push_copy(&c->out, size, (size_t)n);
+            pt_outq_push_copy(&c->out, data, len);
+            pt_outq_push_copy(&c->out, "\r\n", 2);
+        } else {
+            if (len > x->stream_left)
+                return -EMSGSIZE; /* more than the Content-Length promised */
+            pt_outq_push_copy(&c->out, data, len);
+            x->stream_left -= len;
+        }
+        x->sent += len;
+    }
+    int r = pt_conn_flush(c);
+    if (r < 0 && r != -EAGAIN)
+        return r;
+    if (r == 0)
+        pt_conn_reset_timeout(c, c->limits->response_timeout); /* the next piece's deadline */
+    return pt_outq_pending(&c->out) > STREAM_HIGH_WATER ? 1 : 0;
+}
+
+int pt_response_end(pt_request *req)
+{
+    pt_http_conn *hc = req->hc;
+    pt_conn *c = hc->conn;
+    http_req *x = hc->r;
+    if (c->dead)
+        return -ECONNABORTED;
+    if (!x->streaming || x->response_done)
+        return -EINVAL;
+    if (x->chunked_out && req->method_id != HTTP_HEAD)
+        pt_outq_push_copy(&c->out, "0\r\n\r\n", 5);
+    if (x->stream_left && req->method_id != HTTP_HEAD) {
+        /* Shorter than its Content-Length: the client would wait for the rest forever. */
+        pt_request_log(req, PT_LOG_ERROR, "streamed response ended %llu bytes short",
+                       (unsigned long long)x->stream_left);
+        pt_conn_kill(c);
+        return -EPIPE;
+    }
+    x->response_done = true;
+    x->writable_cb = NULL;
+    x->abort_cb = NULL;
+    pt_request_access_log(req, x->status, x->sent);
+    if (x->held) {
+        x->held = false;
+        body_started(hc);
+    }
+    kick(hc);
+    return 0;
 }
 
 size_t pt_http_conn_size(void)

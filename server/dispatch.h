@@ -5,6 +5,7 @@
 #define PORTER_SERVER_DISPATCH_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "connmgr/conn.h"
 #include "server/http.h"
@@ -22,5 +23,9 @@ pt_conn *pt_http_conn_conn(pt_http_conn *hc);
 pt_site *pt_http_conn_site(pt_http_conn *hc);
 bool pt_http_conn_should_close(pt_http_conn *hc);
 void pt_http_conn_responded(pt_http_conn *hc, bool close);
+void pt_http_conn_stream_started(pt_http_conn *hc, bool close, bool chunked, int64_t length,
+                                 int status);
+/* Carries on with the connection after a handler answered from outside the dispatcher. */
+void pt_http_conn_kick(pt_http_conn *hc);
 
 #endif

@@ -36,7 +36,19 @@ typedef struct pt_location pt_location;
 typedef struct pt_http_conn pt_http_conn;
 struct pt_outq;
 
-typedef struct pt_request {
+typedef struct pt_request pt_request;
+
+/* A handler's callback about its request (client gone, room to write). */
+typedef void (*pt_request_cb)(pt_request *req, void *data);
+
+/* Delivers the request body: `status` is 0 with `len` bytes at `data`, PT_BODY_END at its
+ * end (len 0), or a negative errno when it cannot be read to its end: -EMSGSIZE (over
+ * max_request_body_length; the client gets 413 unless the handler already answered), -EPROTO
+ * (bad framing: 400), -ECONNRESET (client gone; the abort callback follows). */
+typedef void (*pt_body_cb)(pt_request *req, const void *data, size_t len, int status, void *ud);
+#define PT_BODY_END 1
+
+struct pt_request {
     pt_http_conn *hc;
     const pt_vhost *vhost;
     pt_str method;
@@ -62,7 +74,7 @@ typedef struct pt_request {
     unsigned redirects;    /* internal redirects so far */
     bool error_page;       /* answering through an error_page: no error page for its errors */
     int error_status;      /* the status that answer keeps (0: what the target answers) */
-} pt_request;
+};
 
 /* A response, described; pt_request_respond formats the head and queues head and body. */
 typedef struct pt_response {
@@ -88,6 +100,11 @@ typedef struct pt_response {
     pt_str extra_headers; /* preformatted "Name: value\r\n" lines */
     pt_str more_headers;  /* more of them (Content-Range) */
     bool close;           /* close the connection after this response */
+    /* A streamed body: pt_request_respond queues the head only, and the handler follows with
+     * pt_response_write() and pt_response_end(). With stream_length < 0 (unknown) the body is
+     * chunked (HTTP/1.1) or runs until the connection closes (HTTP/1.0). */
+    bool stream;
+    int64_t stream_length;
 } pt_response;
 
 /* Initialises `r` for `status` with no body. */
@@ -96,6 +113,44 @@ void pt_response_init(pt_response *r, int status);
 /* Queues the response to `req`. HEAD requests get the head only. Returns 0 or a negative errno
  * (the connection is gone). */
 int pt_request_respond(pt_request *req, const pt_response *r);
+
+/* Streamed bodies (after pt_request_respond with `stream`): queues `len` bytes (copied) and
+ * writes what the socket takes. Returns 0 when more is welcome, 1 when the queue is full (wait
+ * for the writable callback), or a negative errno (the connection is gone). */
+int pt_response_write(pt_request *req, const void *data, size_t len);
+
+/* Ends a streamed body (a stream of known length must have been written in full). The request
+ * is then over for the handler: `req` must not be used after this call. Returns 0 or a negative
+ * errno. */
+int pt_response_end(pt_request *req);
+
+/* Calls `cb` whenever the out-queue of a streamed response has been written out. */
+void pt_response_on_writable(pt_request *req, pt_request_cb cb, void *data);
+
+/* Reads the request body: `cb` gets its pieces as they arrive (see pt_body_cb), within
+ * max_request_body_length. A client that sent "Expect: 100-continue" is invited now. Until a
+ * handler calls this (or answers), the body stays unread in the socket. */
+void pt_request_read_body(pt_request *req, pt_body_cb cb, void *data);
+
+/* Stops (true) or restarts (false) the body's delivery: the socket is not read meanwhile, so
+ * the client is slowed down (back-pressure). */
+void pt_request_pause_body(pt_request *req, bool pause);
+
+/* Calls `cb` if the request ends before the handler finished its answer: the client went away
+ * or the handler ran out of response_timeout. After it, `req` must not be used. */
+void pt_request_on_abort(pt_request *req, pt_request_cb cb, void *data);
+
+/* The request's custodian, a child of the connection's: what the handler registers there
+ * (timers, upstream connections, memory) is released when the request ends, whichever way. */
+struct pt_custodian *pt_request_custodian(pt_request *req);
+
+/* The connection's timer, for a handler that knows better (Racket's reset-/adjust-connection-
+ * timeout!): the deadline becomes now + secs, or moves secs later. */
+void pt_request_reset_timeout(pt_request *req, double secs);
+void pt_request_adjust_timeout(pt_request *req, double secs);
+
+/* Writes the access log line of `req` (done by pt_request_respond, or at the end of a stream). */
+void pt_request_access_log(pt_request *req, int status, uint64_t body_bytes);
 
 /* Queues a short HTML error page for `status` (nginx-like). */
 int pt_request_respond_error(pt_request *req, int status);

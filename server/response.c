@@ -207,7 +207,7 @@ static size_t append_escaped(char *buf, size_t pos, size_t cap, pt_str s)
     return pos;
 }
 
-static void access_log(pt_request *req, int status, uint64_t body_bytes)
+void pt_request_access_log(pt_request *req, int status, uint64_t body_bytes)
 {
     pt_log *log = req->vhost ? req->vhost->access_log : NULL;
     if (!log)
@@ -309,6 +309,10 @@ int pt_request_respond(pt_request *req, const pt_response *r)
         r = &own;
     }
     bool close_conn = r->close || pt_http_conn_should_close(hc);
+    /* A stream of unknown length is chunked in HTTP/1.1; in HTTP/1.0 the close ends it. */
+    bool chunked = r->stream && r->stream_length < 0 && req->version_minor >= 1;
+    if (r->stream && r->stream_length < 0 && !chunked)
+        close_conn = true;
     bool head_only = req->method_id == 2 /* HTTP_HEAD */ || !status_has_body(r->status);
     uint64_t body_len = r->body_len;
 
@@ -333,9 +337,11 @@ int pt_request_respond(pt_request *req, const pt_response *r)
         pos = append(head, pos, cap, r->content_type, strlen(r->content_type));
         pos = APPEND_LIT(head, pos, cap, "\r\n");
     }
-    if (!r->no_body && status_has_body(r->status)) {
+    if (chunked && status_has_body(r->status)) {
+        pos = APPEND_LIT(head, pos, cap, "Transfer-Encoding: chunked\r\n");
+    } else if (!r->no_body && status_has_body(r->status) && (!r->stream || r->stream_length >= 0)) {
         pos = APPEND_LIT(head, pos, cap, "Content-Length: ");
-        pos = append_uint(head, pos, cap, body_len);
+        pos = append_uint(head, pos, cap, r->stream ? (uint64_t)r->stream_length : body_len);
         pos = APPEND_LIT(head, pos, cap, "\r\n");
     }
     if (r->last_modified > 0) {
@@ -377,7 +383,7 @@ int pt_request_respond(pt_request *req, const pt_response *r)
     pt_outq_push_copy(&c->out, head, pos);
 
     uint64_t sent = 0;
-    if (!head_only && !r->no_body) {
+    if (!head_only && !r->no_body && !r->stream) {
         if (r->push_body) {
             int e = r->push_body(&c->out, r->push_body_data);
             if (e < 0) {
@@ -412,8 +418,13 @@ int pt_request_respond(pt_request *req, const pt_response *r)
     } else if (r->file_fd >= 0 && !r->file_borrowed) {
         close(r->file_fd);
     }
+    if (r->stream) {
+        pt_http_conn_stream_started(hc, close_conn, chunked, r->stream_length, r->status);
+        return 0;
+    }
     pt_http_conn_responded(hc, close_conn);
-    access_log(req, r->status, sent);
+    pt_request_access_log(req, r->status, sent);
+    pt_http_conn_kick(hc);
     return 0;
 }
 
