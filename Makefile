@@ -25,6 +25,9 @@ test: deps
 	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	    ctest --output-on-failure --timeout 300 -j $(JOBS)
 
+bench:
+	@bench/run.sh
+
 format:
 	@clang-format -i $$(git ls-files '*.c' '*.h')
 

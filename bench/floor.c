@@ -2,7 +2,8 @@
  * floor: the cheapest HTTP/1.1 responder this machine can run, to show how far the loopback
  * path itself goes. One thread, one level-triggered epoll, non-blocking sockets. It does not
  * parse requests: every "\r\n\r\n" it reads is one request, answered with the same 1 KiB
- * response, so pipelined requests work. No server can be faster doing real work.
+ * response, so pipelined requests work. A server doing real work should not beat it by more
+ * than the noise of the machine.
  *
  *   floor KEEPALIVE_PORT CLOSE_PORT
  *
@@ -41,8 +42,12 @@ struct conn {
 };
 
 static struct conn *conns;
-static char response[256 + BODY_SIZE];
-static size_t response_len;
+/* The one response, and its variant with "Connection: close" for the closing port. */
+struct reply {
+    char data[256 + BODY_SIZE];
+    size_t len;
+};
+static struct reply replies[2];
 static volatile sig_atomic_t stopping;
 
 static void on_signal(int sig)
@@ -110,17 +115,18 @@ static void set_want_out(int ep, int fd, int want)
 static int flush(int ep, int fd)
 {
     struct conn *c = &conns[fd];
+    const struct reply *r = &replies[c->close_when_done];
 
     while (c->pending > 0) {
         struct iovec iov[MAX_IOV];
         int n = 0;
         ssize_t w;
 
-        iov[n].iov_base = response + c->off;
-        iov[n++].iov_len = response_len - c->off;
+        iov[n].iov_base = (char *)r->data + c->off;
+        iov[n++].iov_len = r->len - c->off;
         while (n < MAX_IOV && (unsigned)n < c->pending) {
-            iov[n].iov_base = response;
-            iov[n++].iov_len = response_len;
+            iov[n].iov_base = (char *)r->data;
+            iov[n++].iov_len = r->len;
         }
         w = writev(fd, iov, n);
         if (w < 0) {
@@ -133,9 +139,9 @@ static int flush(int ep, int fd)
         }
         /* Account for the bytes written: whole responses first, then a partial one. */
         size_t done = (size_t)w + c->off;
-        unsigned whole = (unsigned)(done / response_len);
+        unsigned whole = (unsigned)(done / r->len);
         c->pending -= whole;
-        c->off = (unsigned)(done % response_len);
+        c->off = (unsigned)(done % r->len);
         if (whole > 0)
             c->answered = 1;
     }
@@ -200,12 +206,15 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: floor KEEPALIVE_PORT CLOSE_PORT\n");
         return 2;
     }
-    n = snprintf(response, sizeof(response),
-                 "HTTP/1.1 200 OK\r\nServer: floor\r\nContent-Type: application/octet-stream\r\n"
-                 "Content-Length: %d\r\n\r\n",
-                 BODY_SIZE);
-    memset(response + n, 'x', BODY_SIZE);
-    response_len = (size_t)n + BODY_SIZE;
+    for (int i = 0; i < 2; i++) {
+        n = snprintf(
+            replies[i].data, sizeof(replies[i].data),
+            "HTTP/1.1 200 OK\r\nServer: floor\r\nContent-Type: application/octet-stream\r\n"
+            "Content-Length: %d\r\n%s\r\n",
+            BODY_SIZE, i ? "Connection: close\r\n" : "");
+        memset(replies[i].data + n, 'x', BODY_SIZE);
+        replies[i].len = (size_t)n + BODY_SIZE;
+    }
 
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
         rl.rlim_cur = rl.rlim_max;

@@ -1,5 +1,7 @@
 # Grouped bars relative to nginx, drawn by bench.py:
-#   gnuplot -e "speed='speed.dat'; cost='cost.dat'; out='latest.png'" bench/plot.gp
+#   gnuplot -e "speed='speed.dat'; cost='cost.dat'; out='latest.png'; n=5; colors='#d62728 ...'" \
+#       bench/plot.gp
+# n: the number of servers (columns after the scenario); colors: one per server.
 # speed.dat: throughput / nginx's per scenario (higher is better);
 # cost.dat: CPU per request / nginx's, and idle memory per connection / nginx's (lower is better).
 set terminal pngcairo size 1200,900 font "DejaVu Sans,11" noenhanced
@@ -14,18 +16,14 @@ set key below horizontal
 set yrange [0:*]
 set xtics nomirror
 set ytics nomirror
-set linetype 1 lc rgb "#d62728"
-set linetype 2 lc rgb "#1f77b4"
-set linetype 3 lc rgb "#ff7f0e"
-set linetype 4 lc rgb "#2ca02c"
-set linetype 5 lc rgb "#7f7f7f"
+do for [i=1:n] { set linetype i lc rgb word(colors, i) }
 
 set multiplot layout 2,1 title "porter vs peers (nginx = 1)"
 
 set title "throughput relative to nginx (higher is better)"
-plot for [i=2:6] speed using i:xtic(1) title columnheader(i), 1 with lines lc rgb "black" dt 2 notitle
+plot for [i=2:n+1] speed using i:xtic(1) title columnheader(i), 1 with lines lc rgb "black" dt 2 notitle
 
 set title "CPU per request, or memory per idle connection, relative to nginx (lower is better)"
-plot for [i=2:6] cost using i:xtic(1) title columnheader(i), 1 with lines lc rgb "black" dt 2 notitle
+plot for [i=2:n+1] cost using i:xtic(1) title columnheader(i), 1 with lines lc rgb "black" dt 2 notitle
 
 unset multiplot

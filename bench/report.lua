@@ -4,9 +4,7 @@ function done(summary, latency, requests)
    local e = summary.errors
    io.write(string.format(
       'BENCH_JSON {"requests": %d, "bytes": %d, "duration_us": %d, ' ..
-      '"connect": %d, "read": %d, "write": %d, "status": %d, "timeout": %d, ' ..
-      '"latency_p50_us": %d, "latency_p99_us": %d}\n',
+      '"connect": %d, "read": %d, "write": %d, "status": %d, "timeout": %d}\n',
       summary.requests, summary.bytes, summary.duration,
-      e.connect, e.read, e.write, e.status, e.timeout,
-      latency:percentile(50), latency:percentile(99)))
+      e.connect, e.read, e.write, e.status, e.timeout))
 end

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make bench`: installs the peers, builds porter (Release) and the floor, then runs bench.py.
 # Environment: ROUNDS (3), DURATION (5 s per run), BASE_PORT, IDLE_CONNS, SERVERS, SCENARIOS,
-# RESULTS; see bench/README.md.
+# RESULTS, PORTER (a porter binary to use instead of building one); see bench/README.md.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -10,8 +10,10 @@ mkdir -p "$work/run"
 
 scripts/install-deps.sh nginx lighttpd h2o wrk apache2-utils gnuplot
 
-cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DPORTER_TESTS=OFF >/dev/null
-cmake --build build/release -j "$(nproc 2>/dev/null || echo 2)"
+if [ -z "${PORTER:-}" ]; then
+    cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DPORTER_TESTS=OFF >/dev/null
+    cmake --build build/release -j "$(nproc 2>/dev/null || echo 2)"
+fi
 cc -O2 -Wall -Wextra -o "$work/floor" bench/floor.c
 
 if [ "$(nproc)" -lt 2 ]; then
@@ -23,10 +25,16 @@ fi
 # servers and the client inherit this limit.
 ulimit -n 20000 || { echo "bench: cannot raise the fd limit to 20000 (ulimit -Hn is $(ulimit -Hn))" >&2; exit 1; }
 
-# bench.py stops every server it started; if it is killed outright, the process groups it
-# recorded are killed here.
+# bench.py stops every server it started, also on SIGINT or SIGTERM. If this script is
+# stopped, it stops bench.py; if bench.py was killed outright, the process groups it recorded
+# are killed here.
+child=
 cleanup() {
     local pgid
+    if [ -n "$child" ] && kill -0 "$child" 2>/dev/null; then
+        kill -TERM "$child" 2>/dev/null || true
+        wait "$child" 2>/dev/null || true
+    fi
     if [ -f "$work/run/pgids" ]; then
         while read -r pgid; do
             [ -n "$pgid" ] && kill -KILL -- "-$pgid" 2>/dev/null || true
@@ -40,12 +48,20 @@ trap 'exit 143' TERM
 
 rounds=${ROUNDS:-3}
 duration=${DURATION:-5}
+# The command line the report shows, with the variables that change what is measured.
+settings="ROUNDS=$rounds DURATION=$duration"
+for var in PORTER SERVERS SCENARIOS IDLE_CONNS OTHER_MAX RETRIES; do
+    [ -n "${!var:-}" ] && settings+=" $var=${!var}"
+done
 if [ -n "${MAKELEVEL:-}" ]; then
-    export BENCH_COMMAND="ROUNDS=$rounds DURATION=$duration make bench"
+    export BENCH_COMMAND="$settings make bench"
 else
-    export BENCH_COMMAND="ROUNDS=$rounds DURATION=$duration bench/run.sh"
+    export BENCH_COMMAND="$settings bench/run.sh"
 fi
 
 # A hard bound on the whole run: 26 runs per round plus start-up, each far below this.
 limit=$((120 + rounds * 26 * (duration + 15)))
-timeout --foreground -k 20 "$limit" python3 bench/bench.py
+# In the background so that a signal to this script runs the traps at once.
+timeout --foreground -k 20 "$limit" python3 bench/bench.py &
+child=$!
+wait "$child"
