@@ -43,7 +43,7 @@ int pt_range_parse(pt_str value, uint64_t size, size_t max, pt_range *out)
             p++;
         if (p == end)
             break;
-        uint64_t first, last;
+        uint64_t first = 0, last = 0;
         bool suffix = *p == '-';
         if (suffix) {
             p++;
