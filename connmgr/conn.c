@@ -144,6 +144,16 @@ void pt_conn_resume_read(pt_conn *c)
     }
 }
 
+void pt_conn_set_nodelay(pt_conn *c)
+{
+    if (c->nodelay || c->dead ||
+        (c->peer.sa.sa_family != AF_INET && c->peer.sa.sa_family != AF_INET6))
+        return;
+    int one = 1;
+    setsockopt(c->transport.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    c->nodelay = true;
+}
+
 void pt_conn_set_state(pt_conn *c, pt_conn_state state)
 {
     if (c->state == state || c->dead)
@@ -276,10 +286,6 @@ pt_conn *pt_conn__open(pt_connmgr *m, pt_custodian *parent, struct ev_loop *loop
         (peer->sa_family == AF_INET || peer->sa_family == AF_INET6)) {
         memcpy(&c->peer, peer, peerlen);
         c->peerlen = peerlen;
-    }
-    if (peer && (peer->sa_family == AF_INET || peer->sa_family == AF_INET6)) {
-        int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     }
     pt_conn_reset_timeout(c, c->limits->request_read_timeout);
     update_io(c);

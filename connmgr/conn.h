@@ -87,6 +87,7 @@ struct pt_conn {
     bool read_paused; /* the protocol does not want input now */
     bool parked;      /* released into the parking lot, its socket kept open */
     bool linked;      /* in the manager's live set (not yet, while being made) */
+    bool nodelay;     /* TCP_NODELAY is set */
     unsigned requests;
     int sndq; /* unsent bytes in the kernel when the send timeout was last set */
     ev_tstamp idle_since;
@@ -132,6 +133,11 @@ void pt_conn_adjust_timeout(pt_conn *c, double secs);
 /* Stops or restarts reading (back-pressure, or while a response is being produced). */
 void pt_conn_pause_read(pt_conn *c);
 void pt_conn_resume_read(pt_conn *c);
+
+/* Sets TCP_NODELAY once (IP sockets): for a connection that stays open for more requests, so
+ * the last small segment of a response never waits for the client's delayed ACK (Nagle). A
+ * connection that answers once and closes never needs the system call. */
+void pt_conn_set_nodelay(pt_conn *c);
 
 /* Marks the connection idle (keep-alive, between requests) or busy again. Idle connections are
  * the first evicted when the manager is full, oldest first. */

@@ -498,7 +498,11 @@ pt_conn *pt_connmgr_admit(pt_connmgr *m, int fd, const struct sockaddr *peer, so
     }
     m->stats.accepted++;
     update_full(m);
-    return c;
+    /* Clients speak first, and by the time a connection is accepted its request has usually
+     * arrived: reading now saves a trip through the poller, and a connection answered and
+     * closed at once never enters it. */
+    pt_conn__readable(c);
+    return c->dead ? NULL : c;
 }
 
 size_t pt_connmgr_evict_idle(pt_connmgr *m, size_t max)

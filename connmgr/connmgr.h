@@ -51,8 +51,9 @@ void pt_connmgr_options_init(pt_connmgr_options *o);
 int pt_connmgr_new(pt_connmgr **out, struct ev_loop *loop, const pt_connmgr_options *o);
 
 /* Takes ownership of the connected, non-blocking socket `fd` and makes a connection for it, in
- * state READING with the request_read_timeout. Returns the connection, or NULL when it was
- * refused (closed at once: over capacity while draining, or out of resources). */
+ * state READING with the request_read_timeout, and reads what has already arrived. Returns the
+ * connection, or NULL when it was refused (closed at once: over capacity while draining, or out
+ * of resources) or already finished (answered and closed by that first read). */
 pt_conn *pt_connmgr_admit(pt_connmgr *m, int fd, const struct sockaddr *peer, socklen_t peerlen);
 
 /* Graceful stop: no admission; idle connections close now; busy ones close after their current

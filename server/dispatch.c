@@ -680,6 +680,7 @@ static void process(pt_http_conn *hc)
  * turns idle). */
 static void become_idle(pt_conn *c)
 {
+    pt_conn_set_nodelay(c);
     pt_conn_set_state(c, PT_CONN_IDLE);
     pt_conn_reset_timeout(c, c->limits->keepalive_timeout);
 }
