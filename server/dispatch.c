@@ -25,6 +25,7 @@
 #include "connmgr/conn.h"
 #include "connmgr/connmgr.h"
 #include "server/dispatch.h"
+#include "server/embed.h"
 #include "server/location.h"
 #include "server/site.h"
 
@@ -86,8 +87,10 @@ struct pt_http_conn {
     http_req *r; /* NULL between requests */
     size_t fed;  /* bytes of the in-buffer already given to llhttp */
     phase phase;
-    bool close_after; /* the response said Connection: close */
-    bool in_process;  /* process() is on the stack: handlers' calls only leave marks */
+    bool close_after;             /* the response said Connection: close */
+    bool in_process;              /* process() is on the stack: handlers' calls only leave marks */
+    const pt_upgrade_ops *up_ops; /* after pt_request_upgrade: who runs the connection */
+    void *up_data;
 };
 
 static llhttp_settings_t settings;
@@ -256,12 +259,12 @@ static int on_header_value_complete(llhttp_t *p)
     return 0;
 }
 
-static bool is_tchar(unsigned char c)
-{
-    static const char extra[] = "!#$%&'*+-.^_`|~";
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-           (c && strchr(extra, c));
-}
+/* RFC 9110's tchar, by table: it runs for every byte of every header name. */
+static const unsigned char tchar[256] = {
+    ['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1,         ['&'] = 1,         ['\''] = 1,
+    ['*'] = 1, ['+'] = 1, ['-'] = 1, ['.'] = 1,         ['^'] = 1,         ['_'] = 1,
+    ['`'] = 1, ['|'] = 1, ['~'] = 1, ['0' ... '9'] = 1, ['A' ... 'Z'] = 1, ['a' ... 'z'] = 1,
+};
 
 static pt_str trim(pt_str s)
 {
@@ -339,6 +342,7 @@ static int parse_target(pt_http_conn *hc, pt_request *r)
 }
 
 static void pin(pt_http_conn *hc);
+static void abort_handler(pt_http_conn *hc);
 static void body_started(pt_http_conn *hc);
 
 /* A copy of `s` in the arena (the empty string if the arena is out of room: a 16 KiB head
@@ -355,6 +359,18 @@ static pt_str copy_str(pt_request *r, pt_str s)
     return (pt_str){d, s.len};
 }
 
+static pt_str method_name(int method)
+{
+    static pt_str names[64]; /* filled once: llhttp's names with their lengths */
+    if (method < 0 || method >= 64)
+        return PT_STR_LIT("-");
+    if (!names[method].p) {
+        const char *n = llhttp_method_name((llhttp_method_t)method);
+        names[method] = (pt_str){n, strlen(n)};
+    }
+    return names[method];
+}
+
 static int on_headers_complete(llhttp_t *p)
 {
     pt_http_conn *hc = hc_of(p);
@@ -366,7 +382,7 @@ static int on_headers_complete(llhttp_t *p)
     if (p->http_major != 1)
         return fail(hc, 505, "unsupported HTTP version");
     r->method_id = p->method;
-    r->method = (pt_str){llhttp_method_name(p->method), strlen(llhttp_method_name(p->method))};
+    r->method = method_name(p->method);
     r->target = (pt_str){base + hc->r->url.off, hc->r->url.len};
     r->keep_alive = llhttp_should_keep_alive(p);
     r->headers = pt_request_alloc(r, hc->r->nhdrs * sizeof *r->headers);
@@ -381,10 +397,14 @@ static int on_headers_complete(llhttp_t *p)
         h->value = trim((pt_str){base + hc->r->hdrs[i].value.off, hc->r->hdrs[i].value.len});
         /* llhttp lets "Name :" through; RFC 9112 section 5.1 says reject it (smuggling). */
         for (size_t k = 0; k < h->name.len; k++)
-            if (!is_tchar((unsigned char)h->name.p[k]))
+            if (!tchar[(unsigned char)h->name.p[k]])
                 return fail(hc, 400, "invalid header field name");
         if (h->name.len == 0)
             return fail(hc, 400, "empty header field name");
+        /* Only three names matter here; their lengths tell most others apart at once. */
+        size_t nl = h->name.len;
+        if (nl != 4 && nl != 6 && nl != 17)
+            continue;
         if (pt_str_ieq(h->name, "host")) {
             nhost++;
             if (!r->host.p)
@@ -419,7 +439,8 @@ static int on_headers_complete(llhttp_t *p)
     hc->phase = PHASE_BODY;
     pt_conn_count_request(hc->conn);
     http_req *x = hc->r;
-    pt_route(r);
+    if (!pt_embed_route(r)) /* an embedder's handlers first, then the locations */
+        pt_route(r);
     if (hc->conn->dead)
         return HPE_USER;
     bool has_body = r->has_length || r->chunked;
@@ -696,6 +717,7 @@ static void after_io(pt_http_conn *hc)
         } else {
             /* The client half-closed mid-request: let llhttp judge what it has. */
             if (!hc->r || llhttp_finish(&hc->r->parser) != HPE_OK || hc->phase != PHASE_IDLE) {
+                abort_handler(hc); /* a handler still answering hears that its client left */
                 request_end(hc);
                 pt_conn_kill(c);
                 return;
@@ -979,4 +1001,78 @@ int pt_response_end(pt_request *req)
 size_t pt_http_conn_size(void)
 {
     return sizeof(pt_http_conn);
+}
+
+/* ---- leaving HTTP (pt_request_upgrade) ---- */
+
+static void upgraded_on_read(pt_conn *c)
+{
+    pt_http_conn *hc = c->proto_data;
+    hc->up_ops->on_read(c, hc->up_data);
+}
+
+static void upgraded_on_drain(pt_conn *c)
+{
+    pt_http_conn *hc = c->proto_data;
+    if (hc->up_ops->on_drain)
+        hc->up_ops->on_drain(c, hc->up_data);
+}
+
+static void upgraded_on_timeout(pt_conn *c)
+{
+    pt_http_conn *hc = c->proto_data;
+    if (hc->up_ops->on_timeout)
+        hc->up_ops->on_timeout(c, hc->up_data);
+    else
+        pt_conn_kill(c);
+}
+
+static void upgraded_on_close(pt_conn *c)
+{
+    pt_http_conn *hc = c->proto_data;
+    if (hc->up_ops->on_close)
+        hc->up_ops->on_close(c, hc->up_data);
+}
+
+static const pt_conn_proto upgraded_proto = {
+    .on_read = upgraded_on_read,
+    .on_drain = upgraded_on_drain,
+    .on_timeout = upgraded_on_timeout,
+    .on_close = upgraded_on_close,
+};
+
+int pt_request_upgrade(pt_request *req, int status, const void *head, size_t len,
+                       const pt_upgrade_ops *ops, void *data, pt_conn **out)
+{
+    pt_http_conn *hc = req->hc;
+    pt_conn *c = hc->conn;
+    http_req *x = hc->r;
+    *out = NULL;
+    if (c->dead)
+        return -ECONNABORTED;
+    /* Inside process() the parser would read on into the new protocol's bytes. */
+    if (hc->in_process)
+        return -EBUSY;
+    if (!x->message_done || x->responded)
+        return -EINVAL;
+    x->responded = x->response_done = true;
+    pt_request_access_log(req, status, 0);
+    /* What the handler registered stays, and goes with the connection (the request's custodian
+     * is a child of the connection's). */
+    x->custodian = NULL;
+    x->body_cb = NULL;
+    x->abort_cb = NULL;
+    x->writable_cb = NULL;
+    request_end(hc);
+    hc->phase = PHASE_IDLE;
+    hc->up_ops = ops;
+    hc->up_data = data;
+    c->proto = &upgraded_proto;
+    pt_conn_set_state(c, PT_CONN_WRITING);
+    pt_conn_reset_timeout(c, PT_TIMEOUT_NONE);
+    pt_conn_resume_read(c);
+    pt_outq_push_copy(&c->out, head, len);
+    *out = c;
+    int r = pt_conn_flush(c);
+    return r == -EAGAIN ? 0 : r;
 }

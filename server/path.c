@@ -98,6 +98,22 @@ ssize_t pt_path_normalize(const char *path, size_t len, char *out, size_t outcap
         return -EINVAL;
     if (outcap < 2)
         return -ENAMETOOLONG;
+    /* The common case, a path that is already normal: no escape, no control byte, no empty,
+     * "." or ".." segment. One pass to check, one copy. */
+    size_t k = 1;
+    for (; k < len; k++) {
+        unsigned char c = (unsigned char)path[k];
+        if (c == '%' || is_control(c) || (c == '/' && path[k - 1] == '/') ||
+            (c == '.' && path[k - 1] == '/'))
+            break;
+    }
+    if (k == len) {
+        if (len >= outcap)
+            return -ENAMETOOLONG;
+        memcpy(out, path, len);
+        out[len] = '\0';
+        return (ssize_t)len;
+    }
     norm n = {.out = out, .cap = outcap, .len = 1, .seg = 1};
     out[0] = '/';
     for (size_t i = 1; i < len; i++) {

@@ -321,11 +321,15 @@ int pt_request_respond(pt_request *req, const pt_response *r)
     size_t cap = sizeof head, pos = 0;
     /* Built by copying: this runs once per response and formatting functions cost more than
      * the rest of the head together. */
-    pos = APPEND_LIT(head, pos, cap, "HTTP/1.1 ");
-    pos = append_uint(head, pos, cap, (uint64_t)r->status);
-    pos = APPEND_LIT(head, pos, cap, " ");
-    const char *reason = pt_http_reason(r->status);
-    pos = append(head, pos, cap, reason, strlen(reason));
+    if (r->status == 200) {
+        pos = APPEND_LIT(head, pos, cap, "HTTP/1.1 200 OK");
+    } else {
+        pos = APPEND_LIT(head, pos, cap, "HTTP/1.1 ");
+        pos = append_uint(head, pos, cap, (uint64_t)r->status);
+        pos = APPEND_LIT(head, pos, cap, " ");
+        const char *reason = pt_http_reason(r->status);
+        pos = append(head, pos, cap, reason, strlen(reason));
+    }
     if (req->vhost && req->vhost->conf->server_tokens)
         pos = APPEND_LIT(head, pos, cap, "\r\nServer: porter/" PORTER_VERSION "\r\nDate: ");
     else
