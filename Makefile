@@ -15,7 +15,8 @@ build: deps
 	@cmake --build $(RELEASE_DIR) -j $(JOBS)
 
 run: build
-	@echo "porter: serving htdocs/ at http://127.0.0.1:8080 (Ctrl-C stops)"
+	@scripts/make-cert.sh conf/tls
+	@echo "porter: serving htdocs/ at http://127.0.0.1:8080 and https://127.0.0.1:8443 (Ctrl-C stops)"
 	@exec $(RELEASE_DIR)/porter -c conf/porter.conf
 
 test: deps
