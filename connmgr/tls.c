@@ -1,9 +1,11 @@
 #include "connmgr/tls.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/err.h>
+#include <openssl/x509v3.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -71,7 +73,12 @@ static ssize_t handshake(pt_transport *t)
         t->want = 0;
         return 1;
     }
-    return ssl_result(t, r, "handshake");
+    ssize_t e = ssl_result(t, r, "handshake");
+    long v = SSL_get_verify_result(ssl);
+    if (e == -EPROTO && !SSL_is_server(ssl) && v != X509_V_OK)
+        snprintf(last_error, sizeof last_error, "handshake: certificate verify failed: %s",
+                 X509_verify_cert_error_string(v));
+    return e;
 }
 
 static ssize_t tls_read(pt_transport *t, void *buf, size_t len)
@@ -198,6 +205,61 @@ int pt_tls_accept(pt_transport *t, SSL_CTX *ctx, int fd)
     t->want = 0;
     t->impl = ssl;
     return 0;
+}
+
+/* An IPv4 or IPv6 literal: verified as an address, and never sent as SNI (RFC 6066). */
+static bool is_ip_literal(const char *s)
+{
+    unsigned char buf[sizeof(struct in6_addr)];
+    return inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1;
+}
+
+int pt_tls_connect(pt_transport *t, SSL_CTX *ctx, int fd, const char *server_name, bool verify)
+{
+    SSL *ssl = SSL_new(ctx);
+    if (!ssl || !SSL_set_fd(ssl, fd))
+        goto fail;
+    SSL_set_connect_state(ssl);
+    SSL_set_mode(ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                          SSL_MODE_RELEASE_BUFFERS);
+    if (server_name && server_name[0]) {
+        bool ip = is_ip_literal(server_name);
+        if (!ip && !SSL_set_tlsext_host_name(ssl, server_name))
+            goto fail;
+        if (verify && !(ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), server_name)
+                           : SSL_set1_host(ssl, server_name)))
+            goto fail;
+    }
+    SSL_set_verify(ssl, verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);
+    t->ops = &tls_ops;
+    t->fd = fd;
+    t->want = 0;
+    t->impl = ssl;
+    return 0;
+fail:
+    SSL_free(ssl);
+    take_errors("SSL_new");
+    return -ENOMEM;
+}
+
+SSL_CTX *pt_tls_client_ctx_new(const char *ca_file, char *err, size_t errlen)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    if (!ctx)
+        goto fail;
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    if (ca_file ? SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1
+                : SSL_CTX_set_default_verify_paths(ctx) != 1)
+        goto fail;
+    ERR_clear_error();
+    return ctx;
+fail:
+    take_errors(ca_file ? ca_file : "the system's trust store");
+    if (err && errlen)
+        snprintf(err, errlen, "%s", last_error);
+    SSL_CTX_free(ctx);
+    return NULL;
 }
 
 bool pt_tls_handshake_done(const pt_transport *t)

@@ -8,6 +8,11 @@
  * transport answers -ENOTSUP and the out-queue reads and writes them through SSL_write in
  * bounded pieces.
  *
+ * The client side (net2's connector-tunnel): pt_tls_connect() layers TLS over an outbound
+ * transport's socket, replacing the TCP transport in place; the handshake likewise runs inside
+ * the first reads and writes. Certificate verification (against the context's trust store, the
+ * host name or IP address given) and SNI are on unless the caller opts out.
+ *
  * Errors: negative errno; a TLS protocol failure is -EPROTO, and the reason is logged once by
  * the caller from pt_tls_last_error(). OpenSSL's per-thread error queue is always left empty.
  *
@@ -27,6 +32,18 @@
 /* Makes `t` a server-side TLS transport over the accepted socket `fd` (which it then owns),
  * with `ctx`. Returns 0, or -ENOMEM (fd is then still the caller's). */
 int pt_tls_accept(pt_transport *t, SSL_CTX *ctx, int fd);
+
+/* Makes `t` a client-side TLS transport over the connected socket `fd` (which it then owns),
+ * with `ctx` (pt_tls_client_ctx_new). `server_name` (may be NULL) is sent as SNI when it is a
+ * DNS name, and with `verify` the peer's certificate must chain to the context's trust store
+ * and match it (a name, or an IP literal). Returns 0, or -ENOMEM (fd is then still the
+ * caller's). */
+int pt_tls_connect(pt_transport *t, SSL_CTX *ctx, int fd, const char *server_name, bool verify);
+
+/* Creates a client context: TLS 1.2 and 1.3, the system's trust store, or the PEM
+ * certificates of `ca_file` instead when it is not NULL. Returns NULL and writes a reason into
+ * `err` on failure. */
+SSL_CTX *pt_tls_client_ctx_new(const char *ca_file, char *err, size_t errlen);
 
 /* Returns true once the handshake has completed. */
 bool pt_tls_handshake_done(const pt_transport *t);
