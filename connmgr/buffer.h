@@ -1,4 +1,5 @@
-/*
+/**
+ * @file
  * Buffers of a connection: the in-buffer (bytes read, not yet parsed) and the out-queue
  * (response pieces not yet written: memory and file ranges).
  *
@@ -20,79 +21,90 @@
 
 #include "connmgr/transport.h"
 
+/** Bytes in one buffer chunk. */
 #define PT_CHUNK_SIZE (16 * 1024)
+/** Chunks the per-thread free list keeps at most. */
 #define PT_CHUNK_POOL_MAX 256
 
-/* Chunk free list (per thread). */
+/** Chunk free list (per thread). */
 void *pt_chunk_get(void);
 void pt_chunk_put(void *chunk);
 void pt_chunk_pool_trim(void);
-size_t pt_chunk_outstanding(void); /* chunks handed out and not yet returned, for tests */
+size_t pt_chunk_outstanding(void); /**< chunks handed out and not yet returned, for tests */
 
-/* In-buffer: a contiguous window [data+start, data+end) of bytes read. It grows past one chunk
+/** In-buffer: a contiguous window [data+start, data+end) of bytes read. It grows past one chunk
  * (up to `max`) only when a single unparsed item is larger than a chunk. */
 typedef struct pt_inbuf {
-    char *data;
-    size_t start, end, cap;
-    bool heap; /* data is a heap block (grown), not a pool chunk */
+    char *data;             /**< a pool chunk, or a heap block once grown */
+    size_t start, end, cap; /**< unparsed bytes are [start, end) of cap */
+    bool heap;              /**< data is a heap block (grown), not a pool chunk */
 } pt_inbuf;
 
+/** Makes `b` an empty in-buffer (it takes memory at its first read). */
 void pt_inbuf_init(pt_inbuf *b);
-/* Reads what the transport has into the buffer, growing it to at most `max` bytes of unparsed
+/** Reads what the transport has into the buffer, growing it to at most `max` bytes of unparsed
  * data. Returns bytes read (>0), 0 at end of stream, -EAGAIN, -ENOBUFS when `max` unparsed
  * bytes are already held, or -errno. */
 ssize_t pt_inbuf_read(pt_inbuf *b, pt_transport *t, size_t max);
+/** The first unparsed byte. */
 static inline const char *pt_inbuf_begin(const pt_inbuf *b)
 {
     return b->data + b->start;
 }
+/** The number of unparsed bytes. */
 static inline size_t pt_inbuf_len(const pt_inbuf *b)
 {
     return b->end - b->start;
 }
-/* Marks `n` bytes as parsed. When nothing is left the memory goes back to the pool. */
+/** Marks `n` bytes as parsed. When nothing is left the memory goes back to the pool. */
 void pt_inbuf_consume(pt_inbuf *b, size_t n);
+/** Gives the buffer's memory back. */
 void pt_inbuf_dispose(pt_inbuf *b);
 
-/* Out-queue. */
+/** Out-queue. */
 typedef struct pt_outq_seg pt_outq_seg;
+/** Frees what pt_outq_push_ref() queued, once it is written or dropped. */
 typedef void (*pt_outq_free_cb)(void *data);
 
+/** An out-queue: the bytes and file ranges a connection has yet to write, in order. */
 typedef struct pt_outq {
-    pt_outq_seg *head, *tail;
-    pt_outq_seg *free_segs; /* recycled segment records */
-    size_t pending;         /* bytes not yet written */
-    size_t written;         /* bytes written since init (for logs) */
+    pt_outq_seg *head, *tail; /**< the segments, oldest first */
+    pt_outq_seg *free_segs;   /**< recycled segment records */
+    size_t pending;           /**< bytes not yet written */
+    size_t written;           /**< bytes written since init (for logs) */
 } pt_outq;
 
+/** Makes `q` an empty out-queue. */
 void pt_outq_init(pt_outq *q);
-/* Copies `n` bytes; consecutive small copies share a chunk so they go out in one iovec. */
+/** Copies `n` bytes; consecutive small copies share a chunk so they go out in one iovec. */
 void pt_outq_push_copy(pt_outq *q, const void *p, size_t n);
-/* Queues `n` bytes at `p` without copying; `free_cb(free_data)` (if any) runs once they have
+/** Queues `n` bytes at `p` without copying; `free_cb(free_data)` (if any) runs once they have
  * been written or the queue is disposed. */
 void pt_outq_push_ref(pt_outq *q, const void *p, size_t n, pt_outq_free_cb free_cb,
                       void *free_data);
-/* Flags of pt_outq_push_file(). */
+/** Flags of pt_outq_push_file(). */
 enum {
-    PT_OUTQ_CLOSE_FD = 1,    /* the queue closes fd once the range is written or dropped */
-    PT_OUTQ_NO_SENDFILE = 2, /* read and write instead of sendfile (conf `sendfile off`) */
+    PT_OUTQ_CLOSE_FD = 1,    /**< the queue closes fd once the range is written or dropped */
+    PT_OUTQ_NO_SENDFILE = 2, /**< read and write instead of sendfile (conf `sendfile off`) */
 };
 
-/* Queues `len` bytes of file `fd` from `offset`; `flags` is a set of PT_OUTQ_* values. */
+/** Queues `len` bytes of file `fd` from `offset`; `flags` is a set of PT_OUTQ_* values. */
 void pt_outq_push_file(pt_outq *q, int fd, off_t offset, size_t len, unsigned flags);
-/* Writes as much as the transport takes: consecutive memory segments in one writev, file
+/** Writes as much as the transport takes: consecutive memory segments in one writev, file
  * ranges with sendfile (read + writev if the transport answers -ENOTSUP). Returns 0 when the
  * queue is empty, -EAGAIN when bytes remain, or -errno (EPIPE, ECONNRESET, ...). */
 int pt_outq_flush(pt_outq *q, pt_transport *t);
+/** Bytes queued and not yet written. */
 static inline size_t pt_outq_pending(const pt_outq *q)
 {
     return q->pending;
 }
+/** Returns true when nothing is queued. */
 static inline bool pt_outq_is_empty(const pt_outq *q)
 {
     return q->head == NULL;
 }
-/* Drops everything queued (running free callbacks, closing owned fds) and returns memory. */
+/** Drops everything queued (running free callbacks, closing owned fds) and returns memory. */
 void pt_outq_dispose(pt_outq *q);
 
 #endif

@@ -1,4 +1,5 @@
-/*
+/**
+ * @file
  * Connection: Racket's {timer, in, out, custodian, close?} over a transport.
  *
  * A connection is made by its connection manager from an accepted fd (pt_connmgr_admit) and
@@ -32,114 +33,116 @@
 typedef struct pt_conn pt_conn;
 typedef struct pt_connmgr pt_connmgr;
 
-/* What a connection is doing, for the status page and for eviction. */
+/** What a connection is doing, for the status page and for eviction. */
 typedef enum pt_conn_state {
-    PT_CONN_READING,   /* waiting for or reading a request */
-    PT_CONN_WRITING,   /* a response is being produced or sent */
-    PT_CONN_IDLE,      /* keep-alive, between requests */
-    PT_CONN_LINGERING, /* closing: discarding input so the client sees our response */
+    PT_CONN_READING,   /**< waiting for or reading a request */
+    PT_CONN_WRITING,   /**< a response is being produced or sent */
+    PT_CONN_IDLE,      /**< keep-alive, between requests */
+    PT_CONN_LINGERING, /**< closing: discarding input so the client sees our response */
 } pt_conn_state;
 
-/* A connection manager's counters (pt_connmgr_get_stats). */
+/** A connection manager's counters (pt_connmgr_get_stats). */
 typedef struct pt_connmgr_stats {
-    size_t live, idle, reading, writing, lingering;
-    unsigned long long accepted, rejected, closed;
-    unsigned long long requests; /* counted by the protocol (pt_conn_count_request) */
-    unsigned long long bytes_in, bytes_out;
+    size_t live, idle, reading, writing, lingering; /**< connections now, by state */
+    unsigned long long accepted, rejected, closed;  /**< connections so far */
+    unsigned long long requests;            /**< counted by the protocol (pt_conn_count_request) */
+    unsigned long long bytes_in, bytes_out; /**< bytes read and written */
 } pt_connmgr_stats;
 
+/** A protocol run over connections (the HTTP dispatcher is one): its manager calls these. */
 typedef struct pt_conn_proto {
-    /* New bytes are in c->in, or c->eof is set. */
+    /** New bytes are in c->in, or c->eof is set. */
     void (*on_read)(pt_conn *c);
-    /* The out-queue is empty after a flush that had to wait. Optional. */
+    /** The out-queue is empty after a flush that had to wait. Optional. */
     void (*on_drain)(pt_conn *c);
-    /* The connection's timer expired. Optional: the default kills the connection. */
+    /** The connection's timer expired. Optional: the default kills the connection. */
     void (*on_timeout)(pt_conn *c);
-    /* The connection is being released (killed or closed). Release protocol state here; do
+    /** The connection is being released (killed or closed). Release protocol state here; do
      * not write. Resources registered on the connection's custodian after it was made have
      * already been released (LIFO). Optional. */
     void (*on_close)(pt_conn *c);
 } pt_conn_proto;
 
+/** A connection. Its protocol reads these fields and changes them through the functions below. */
 struct pt_conn {
-    pt_connmgr *mgr;
-    pt_custodian *custodian;
-    pt_transport transport;
-    pt_inbuf in;
-    pt_outq out;
-    pt_timer timer;
-    ev_io io;
-    const pt_conn_proto *proto;
-    void *proto_data;
-    const pt_limits *limits;
-    pt_connmgr_stats *stats; /* the manager's counters */
+    pt_connmgr *mgr;            /**< the manager that admitted it */
+    pt_custodian *custodian;    /**< owns everything of the connection */
+    pt_transport transport;     /**< the byte stream (TCP, or TLS over it) */
+    pt_inbuf in;                /**< bytes read, not yet parsed */
+    pt_outq out;                /**< what is still to be written */
+    pt_timer timer;             /**< the connection's single deadline */
+    ev_io io;                   /**< the socket's readiness */
+    const pt_conn_proto *proto; /**< the protocol it runs */
+    void *proto_data;           /**< the protocol's state */
+    const pt_limits *limits;    /**< its manager's safety limits */
+    pt_connmgr_stats *stats;    /**< the manager's counters */
     union {
         struct sockaddr sa;
         struct sockaddr_in in;
         struct sockaddr_in6 in6;
-    } peer; /* an IP peer (others are not recorded: sa_family AF_UNSPEC) */
-    socklen_t peerlen;
-    pt_conn_state state;
-    bool eof;         /* the peer half-closed: no more input */
-    bool close_after; /* close once the out-queue is written */
-    bool linger;      /* input may still arrive: discard it while closing */
-    bool dead;        /* killed; memory valid until the loop iteration ends */
-    bool read_paused; /* the protocol does not want input now */
-    bool parked;      /* released into the parking lot, its socket kept open */
-    bool linked;      /* in the manager's live set (not yet, while being made) */
-    bool nodelay;     /* TCP_NODELAY is set */
-    unsigned requests;
-    int sndq; /* unsent bytes in the kernel when the send timeout was last set */
-    ev_tstamp idle_since;
-    size_t in_max;                  /* most unparsed input held (the protocol sets it) */
-    pt_conn *prev, *next;           /* the manager's live list */
-    pt_conn *idle_prev, *idle_next; /* the manager's idle list, oldest first */
+    } peer;               /**< an IP peer (others are not recorded: sa_family AF_UNSPEC) */
+    socklen_t peerlen;    /**< the length of peer */
+    pt_conn_state state;  /**< what it is doing (pt_conn_set_state) */
+    bool eof;             /**< the peer half-closed: no more input */
+    bool close_after;     /**< close once the out-queue is written */
+    bool linger;          /**< input may still arrive: discard it while closing */
+    bool dead;            /**< killed; memory valid until the loop iteration ends */
+    bool read_paused;     /**< the protocol does not want input now */
+    bool parked;          /**< released into the parking lot, its socket kept open */
+    bool linked;          /**< in the manager's live set (not yet, while being made) */
+    bool nodelay;         /**< TCP_NODELAY is set */
+    unsigned requests;    /**< requests counted on it */
+    int sndq;             /**< unsent bytes in the kernel when the send timeout was last set */
+    ev_tstamp idle_since; /**< when it last became idle (ev_now clock) */
+    size_t in_max;        /**< most unparsed input held (the protocol sets it) */
+    pt_conn *prev, *next; /**< the manager's live list */
+    pt_conn *idle_prev, *idle_next; /**< the manager's idle list, oldest first */
 };
 
-/* The custodian owning everything of this connection; handlers register their resources here
+/** The custodian owning everything of this connection; handlers register their resources here
  * so they are released with the connection. */
 static inline pt_custodian *pt_conn_custodian(pt_conn *c)
 {
     return c->custodian;
 }
 
-/* Counts a request on this connection and its manager. */
+/** Counts a request on this connection and its manager. */
 static inline void pt_conn_count_request(pt_conn *c)
 {
     c->requests++;
     c->stats->requests++;
 }
 
-/* Writes what the out-queue holds. If the transport cannot take it all, waits for writability
+/** Writes what the out-queue holds. If the transport cannot take it all, waits for writability
  * (bounded by the response_send_timeout per stall) and calls proto->on_drain when empty. When the
  * queue empties with close_after set, the connection closes gracefully. Returns 0, -EAGAIN
  * (waiting), or a negative errno after which the connection has been killed. */
 int pt_conn_flush(pt_conn *c);
 
-/* Closes once everything queued is written: half-close, then a short lingering read so the
+/** Closes once everything queued is written: half-close, then a short lingering read so the
  * client receives the response instead of a reset, then kill. */
 void pt_conn_close(pt_conn *c);
 
-/* Releases everything now (custodian shutdown). Idempotent. */
+/** Releases everything now (custodian shutdown). Idempotent. */
 void pt_conn_kill(pt_conn *c);
 
-/* Racket's reset-connection-timeout!: the connection's deadline becomes now + `secs`
+/** Racket's reset-connection-timeout!: the connection's deadline becomes now + `secs`
  * (PT_TIMEOUT_NONE: no deadline). */
 void pt_conn_reset_timeout(pt_conn *c, double secs);
 
-/* Racket's adjust-connection-timeout!: the deadline moves `secs` later. */
+/** Racket's adjust-connection-timeout!: the deadline moves `secs` later. */
 void pt_conn_adjust_timeout(pt_conn *c, double secs);
 
-/* Stops or restarts reading (back-pressure, or while a response is being produced). */
+/** Stops or restarts reading (back-pressure, or while a response is being produced). */
 void pt_conn_pause_read(pt_conn *c);
 void pt_conn_resume_read(pt_conn *c);
 
-/* Sets TCP_NODELAY once (IP sockets): for a connection that stays open for more requests, so
+/** Sets TCP_NODELAY once (IP sockets): for a connection that stays open for more requests, so
  * the last small segment of a response never waits for the client's delayed ACK (Nagle). A
  * connection that answers once and closes never needs the system call. */
 void pt_conn_set_nodelay(pt_conn *c);
 
-/* Marks the connection idle (keep-alive, between requests) or busy again. Idle connections are
+/** Marks the connection idle (keep-alive, between requests) or busy again. Idle connections are
  * the first evicted when the manager is full, oldest first. */
 void pt_conn_set_state(pt_conn *c, pt_conn_state state);
 

@@ -1,4 +1,5 @@
-/*
+/**
+ * @file
  * Connection manager: admission, the live set, idle eviction and graceful drain (Racket's
  * connection manager with safety limits).
  *
@@ -21,65 +22,69 @@
 
 #include "connmgr/conn.h"
 
+/** Options of pt_connmgr_new(); pt_connmgr_options_init() fills the defaults. */
 typedef struct pt_connmgr_options {
-    pt_limits limits;           /* copied */
-    const pt_conn_proto *proto; /* borrowed; must outlive the manager */
-    void *proto_data;           /* given to each connection's proto_data at admission */
-    /* Bytes the protocol takes from each connection's custodian when it is made (its
+    pt_limits limits;           /**< copied */
+    const pt_conn_proto *proto; /**< borrowed; must outlive the manager */
+    void *proto_data;           /**< given to each connection's proto_data at admission */
+    /** Bytes the protocol takes from each connection's custodian when it is made (its
      * per-connection state): allocated together with the connection. */
     size_t proto_size;
-    pt_custodian *custodian;     /* parent custodian, borrowed; NULL: the manager makes a root */
-    void (*on_full)(void *data); /* admission paused */
-    void (*on_room)(void *data); /* admission may resume */
-    void (*on_admit)(pt_conn *c, void *data); /* a connection was made (set proto_data here) */
-    void (*on_drained)(void *data); /* pt_connmgr_drain finished: no live connection left */
-    /* Layers a transport over each accepted connection's TCP transport (TLS): called with the
+    pt_custodian *custodian;     /**< parent custodian, borrowed; NULL: the manager makes a root */
+    void (*on_full)(void *data); /**< admission paused */
+    void (*on_room)(void *data); /**< admission may resume */
+    void (*on_admit)(pt_conn *c, void *data); /**< a connection was made (set proto_data here) */
+    void (*on_drained)(void *data); /**< pt_connmgr_drain finished: no live connection left */
+    /** Layers a transport over each accepted connection's TCP transport (TLS): called with the
      * TCP transport of the new connection, which it may replace in place. Returns 0 or a
      * negative errno (the connection is then closed). Optional. */
     int (*wrap_transport)(pt_transport *t, void *data);
-    /* Sent (best effort) to a client refused for max_concurrent_per_client before its socket
+    /** Sent (best effort) to a client refused for max_concurrent_per_client before its socket
      * is closed; borrowed. NULL: just close. */
     const char *refusal;
-    size_t refusal_len;
-    void *data;
+    size_t refusal_len; /**< bytes of refusal */
+    void *data;         /**< given to the callbacks above */
 } pt_connmgr_options;
 
-/* Fills `o` with defaults: pt_limits_default(), no callbacks. */
+/** Fills `o` with defaults: pt_limits_default(), no callbacks. */
 void pt_connmgr_options_init(pt_connmgr_options *o);
 
-/* Creates a manager on `loop`. Returns 0 or a negative errno. */
+/** Creates a manager on `loop`. Returns 0 or a negative errno. */
 int pt_connmgr_new(pt_connmgr **out, struct ev_loop *loop, const pt_connmgr_options *o);
 
-/* Takes ownership of the connected, non-blocking socket `fd` and makes a connection for it, in
+/** Takes ownership of the connected, non-blocking socket `fd` and makes a connection for it, in
  * state READING with the request_read_timeout, and reads what has already arrived. Returns the
  * connection, or NULL when it was refused (closed at once: over capacity while draining, or out
  * of resources) or already finished (answered and closed by that first read). */
 pt_conn *pt_connmgr_admit(pt_connmgr *m, int fd, const struct sockaddr *peer, socklen_t peerlen);
 
-/* Graceful stop: no admission; idle connections close now; busy ones close after their current
+/** Graceful stop: no admission; idle connections close now; busy ones close after their current
  * response; after `grace` seconds (PT_TIMEOUT_NONE: wait) the rest are killed. on_drained runs
  * when none is left. A second call kills everything at once. */
 void pt_connmgr_drain(pt_connmgr *m, double grace);
 
-/* A drain for handing over to a successor (reload) that loses no request: like
+/** A drain for handing over to a successor (reload) that loses no request: like
  * pt_connmgr_drain, but idle keep-alive connections are not closed at once, since their client
  * may be sending a request that crosses the close. Each connection closes after its next
  * response (which says Connection: close), by its own keep-alive timeout, or when `grace`
  * runs out. */
 void pt_connmgr_retire(pt_connmgr *m, double grace);
 
-/* Closes up to `max` idle keep-alive connections, parked ones and then the longest idle
+/** Closes up to `max` idle keep-alive connections, parked ones and then the longest idle
  * first (the process needs their file descriptors). Returns how many were closed. */
 size_t pt_connmgr_evict_idle(pt_connmgr *m, size_t max);
 
-/* Returns true once pt_connmgr_drain or pt_connmgr_retire has been called. */
+/** Returns true once pt_connmgr_drain or pt_connmgr_retire has been called. */
 bool pt_connmgr_is_draining(const pt_connmgr *m);
 
-/* Kills every connection and frees the manager (its custodian is shut down). NULL: no-op. */
+/** Kills every connection and frees the manager (its custodian is shut down). NULL: no-op. */
 void pt_connmgr_free(pt_connmgr *m);
 
+/** Copies the manager's counters to `out`. */
 void pt_connmgr_get_stats(const pt_connmgr *m, pt_connmgr_stats *out);
+/** The manager's safety limits (borrowed). */
 const pt_limits *pt_connmgr_limits(const pt_connmgr *m);
+/** The manager's loop. */
 struct ev_loop *pt_connmgr_loop(const pt_connmgr *m);
 
 #endif

@@ -1,4 +1,5 @@
-/*
+/**
+ * @file
  * Timer: one deadline on a libev loop, cheap to move (Racket's timer manager: start, reset,
  * increment, cancel).
  *
@@ -17,44 +18,46 @@
 #include <stdbool.h>
 
 typedef struct pt_timer pt_timer;
+/** Called once each time the timer's deadline passes. */
 typedef void (*pt_timer_cb)(pt_timer *t, void *data);
 
+/** A timer; its storage is the caller's (pt_timer_init, pt_timer_dispose). */
 struct pt_timer {
-    ev_timer watcher;
-    struct ev_loop *loop;
-    ev_tstamp deadline; /* absolute, on ev_now()'s clock; meaningful while armed */
-    pt_timer_cb cb;
-    void *data;
-    bool armed;
+    ev_timer watcher;     /**< the libev timer behind it */
+    struct ev_loop *loop; /**< its loop */
+    ev_tstamp deadline;   /**< absolute, on ev_now()'s clock; meaningful while armed */
+    pt_timer_cb cb;       /**< called at the deadline */
+    void *data;           /**< given to cb */
+    bool armed;           /**< a deadline is set */
 };
 
-/* Prepares `t` on `loop`; it is not started. */
+/** Prepares `t` on `loop`; it is not started. */
 void pt_timer_init(pt_timer *t, struct ev_loop *loop, pt_timer_cb cb, void *data);
 
-/* Sets the deadline to now + `after` seconds (starting the timer if needed). A non-finite or
+/** Sets the deadline to now + `after` seconds (starting the timer if needed). A non-finite or
  * non-positive `after` cancels (no timeout). Same as pt_timer_reset. */
 void pt_timer_start(pt_timer *t, double after);
 
-/* Racket's reset-timer: the deadline becomes now + `after`. */
+/** Racket's reset-timer: the deadline becomes now + `after`. */
 void pt_timer_reset(pt_timer *t, double after);
 
-/* Racket's increment-timer: the deadline moves `by` seconds later (from the current deadline;
+/** Racket's increment-timer: the deadline moves `by` seconds later (from the current deadline;
  * from now if the timer is not armed). */
 void pt_timer_increment(pt_timer *t, double by);
 
-/* Stops the timer; the callback will not run. Idempotent. */
+/** Stops the timer; the callback will not run. Idempotent. */
 void pt_timer_cancel(pt_timer *t);
 
-/* Returns true if a deadline is set. */
+/** Returns true if a deadline is set. */
 bool pt_timer_is_armed(const pt_timer *t);
 
-/* Seconds until the deadline (negative if past), or INFINITY if not armed. */
+/** Seconds until the deadline (negative if past), or INFINITY if not armed. */
 double pt_timer_remaining(const pt_timer *t);
 
-/* Timers of this thread with a deadline set (for tests and the status page). */
+/** Timers of this thread with a deadline set (for tests and the status page). */
 size_t pt_timer_armed_count(void);
 
-/* Cancels and forgets the loop. Idempotent. */
+/** Cancels and forgets the loop. Idempotent. */
 void pt_timer_dispose(pt_timer *t);
 
 #endif

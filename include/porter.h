@@ -1,113 +1,459 @@
-/*
- * porter: an HTTP/1.1 server and connection layer on libev.
+/**
+ * @file
+ * porter: an HTTP/1.1 server and connection layer on libev, as a library (libporter).
  *
- * A pt_server runs on a caller's libev loop: it owns its listeners, connection managers,
- * virtual hosts and logs, and everything a connection allocates (custodians). It makes no
- * threads. Functions return 0 or a negative errno; pt_strerror() names it.
+ * This header, with the headers it includes, is the whole public API; docs/embedding.md is the
+ * guide. A pt_server runs on a libev loop the caller owns: it owns its listeners, connection
+ * managers, virtual hosts and logs, and everything a connection allocates (custodians). It
+ * serves static files from a root, and requests that match a handler registered with
+ * pt_server_handle() go to that handler. It makes no threads of its own (a connector resolving
+ * DNS names is the one exception, and only when asked to resolve one). Creating a server sets
+ * SIGPIPE to be ignored if the program left it at its default (a vanished client must not kill
+ * the process); a program with its own SIGPIPE handling keeps it.
  *
- * Lifecycle: pt_server_new() (from a conf file; listening sockets are opened, not yet
- * watched) → pt_server_start() → ... → pt_server_stop() (graceful; the callback runs when the
- * last connection is gone) → pt_server_free(). Threading: the loop's thread only.
+ * Lifecycle: pt_server_new_with() (from options or a conf file; listening sockets are opened,
+ * not yet watched) → pt_server_listen() and pt_server_handle() as needed → pt_server_start()
+ * → ... → pt_server_stop() (graceful; the callback runs when the last connection is gone; a
+ * second call kills) → pt_server_free(). Several servers may share one loop.
+ *
+ * Conventions. Functions that can fail return 0 (or a count) or a negative errno, which
+ * pt_strerror() names. Callbacks take a `void *data` given at registration. Option structs
+ * have an `_init()` that fills safe defaults. Strings passed in are copied unless a comment
+ * says "borrowed"; strings handed out (pt_slice) are borrowed from porter and not
+ * NUL-terminated. Threading: a server and everything it hands out belong to the thread running
+ * its loop; porter functions are called from that thread only.
+ *
+ * The seed primitives porter is built from are public too: custodians, timers, safety limits,
+ * buffers and transports, connections and the connection manager, listeners, authorities, the
+ * connector and the transport pool (the headers included below).
  */
 #ifndef PORTER_H
 #define PORTER_H
 
+/* The system headers of every public header, first: in C++ they must not end up inside the
+ * extern "C" block below. */
 #include <ev.h>
+#include <math.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+#include <sys/un.h>
+#include <time.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
+#include "connmgr/authority.h"
+#include "connmgr/buffer.h"
+#include "connmgr/conn.h"
+#include "connmgr/connector.h"
+#include "connmgr/connmgr.h"
+#include "connmgr/custodian.h"
+#include "connmgr/limits.h"
+#include "connmgr/pool.h"
+#include "connmgr/timer.h"
+#include "connmgr/transport.h"
+#include "listener/listener.h"
+
+/* ==== servers ==== */
+
+/** A server: listeners, connection managers, virtual hosts, logs and handlers on one loop. */
 typedef struct pt_server pt_server;
+
+/** Called once when a stopped or retired server has no connection left. Do not free the server
+ * from inside it (defer pt_server_free() to a watcher of your own). */
 typedef void (*pt_server_stopped_cb)(pt_server *s, void *data);
 
-/* Loads the conf file at `conf_path` (relative paths in it are taken from `prefix`, NULL: the
- * current directory), opens its roots, logs and listening sockets. On error returns a negative
- * errno and writes a message ("file:line:col: reason" for conf errors) into `err`. */
-int pt_server_new(pt_server **out, struct ev_loop *loop, const char *conf_path, const char *prefix,
-                  char *err, size_t errlen);
-
-/* Options of pt_server_new_with(). */
+/** Options of pt_server_new_with(). Fill them with pt_server_options_init() first. */
 typedef struct pt_server_options {
-    const char *conf_path; /* the conf file ("conf/porter.conf") */
-    const char *prefix;    /* where relative paths in it start (NULL: the current directory) */
-    /* Listening sockets per address, shared by worker processes with SO_REUSEPORT (0 or 1:
+    /** The conf file (nginx syntax, see the README). NULL (the default): the server is made
+     * from the fields below `previous` instead, with no listening address until
+     * pt_server_listen(). Borrowed during the call. */
+    const char *conf_path;
+    /** Where relative paths (in the conf, or `root` and the logs below) start; NULL: the
+     * current directory. */
+    const char *prefix;
+    /** Listening sockets per address, shared by worker processes with SO_REUSEPORT (0 or 1:
      * one socket). Keep it fixed for the life of a process tree: a reload then takes every
      * socket over, whatever the worker count. */
     int worker_slots;
-    /* Worker processes that will run this server (0: as many as worker_slots). Worker `slot`
+    /** Worker processes that will run this server (0: as many as worker_slots). Worker `slot`
      * accepts on sockets slot, slot + workers, ... */
     int workers;
-    /* Reload: listening sockets of `previous` for addresses the new conf also has (same
+    /** Reload: listening sockets of `previous` for addresses the new server also has (same
      * address, port and worker count) are taken over instead of opened anew, so no client
      * connecting meanwhile is refused. `previous` must then be retired and freed. */
     pt_server *previous;
+
+    /* Without a conf file: */
+
+    /** Safety limits of every connection (copied). Default: pt_limits_default(). */
+    pt_limits limits;
+    /** Directory of static files (index.html for directories); NULL (the default): none, so
+     * what no handler takes is answered 404. */
+    const char *root;
+    /** Access log file (combined format), "stderr", or NULL (the default): none. */
+    const char *access_log;
+    /** Error log file, or NULL (the default): standard error. It becomes the process's error
+     * log while the server lives. */
+    const char *error_log;
+    /** PEM certificate chain and private key files for pt_server_listen(..., PT_LISTEN_TLS);
+     * NULL (the default): no TLS. */
+    const char *tls_certificate;
+    const char *tls_certificate_key; /**< see tls_certificate */
 } pt_server_options;
 
-/* Fills `o` with the defaults above. */
+/** Fills `o` with the defaults: no conf file, pt_limits_default(), no root, no logs but errors
+ * on standard error, no TLS, one socket per address. */
 void pt_server_options_init(pt_server_options *o);
 
-/* Like pt_server_new() with options. */
+/** Makes a server on `loop` (borrowed; it must outlive the server) from `o`: from its conf file
+ * (roots, logs and listening sockets are opened now), or from its other fields.
+ * @param out receives the server (NULL on error)
+ * @param err receives a message on error ("file:line:col: reason" for a conf error); may be
+ *            NULL
+ * @return 0 or a negative errno. */
 int pt_server_new_with(pt_server **out, struct ev_loop *loop, const pt_server_options *o, char *err,
                        size_t errlen);
 
-/* In worker `slot` (0 <= slot < workers) of a process tree: starts accepting on that worker's
- * sockets. Call it after fork() and ev_loop_fork(). */
-int pt_server_start_worker(pt_server *s, int slot);
+/** Like pt_server_new_with() with the conf file `conf_path` and the `prefix` relative paths in
+ * it start from (NULL: the current directory). */
+int pt_server_new(pt_server **out, struct ev_loop *loop, const char *conf_path, const char *prefix,
+                  char *err, size_t errlen);
 
-/* A stop that hands over to a successor (reload): stops accepting, lets each connection finish
- * its work and close after its next response, never closing one a client may be sending on;
- * what remains after the shutdown grace period is closed. `cb` runs when none is left. */
-void pt_server_retire(pt_server *s, pt_server_stopped_cb cb, void *data);
+/** Flags of pt_server_listen(). */
+enum {
+    PT_LISTEN_TLS = 1,       /**< speak TLS (needs the options' certificate, or a conf's) */
+    PT_LISTEN_REUSEPORT = 2, /**< set SO_REUSEPORT (other processes may bind the port) */
+};
 
-/* Checks a conf file as pt_server_new() would, without listening: syntax, values, that every
- * root is a directory and every log can be opened. Returns 0 or a negative errno with the
- * message in `err`. */
-int pt_server_test(const char *conf_path, const char *prefix, char *err, size_t errlen);
+/** Adds a listening address, served like the server's first server block (a server made from
+ * options has exactly one). The sockets are opened now (one per address family the host
+ * resolves to; pt_server_addresses() tells the port chosen for "0"); a started server accepts
+ * on them at once. The backlog is the limits' max_waiting.
+ * @param host NULL, "" or "*" for every address, else a literal ("127.0.0.1", "::1",
+ *             "[::1]") or a name (resolved now, synchronously)
+ * @param port a number or service name; "0" for an ephemeral port
+ * @param flags PT_LISTEN_* values, or 0
+ * @return 0; -EINVAL (bad host, port or flags; TLS without a certificate), -EBUSY (the server
+ *         is stopping), or the error of socket/bind/listen (-EADDRINUSE, -EACCES...). */
+int pt_server_listen(pt_server *s, const char *host, const char *port, unsigned flags);
 
-/* Starts accepting connections. */
+/** Starts accepting connections (in a single process). @return 0 or -EALREADY. */
 int pt_server_start(pt_server *s);
 
-/* Graceful stop: stops accepting, closes idle connections, lets in-flight responses finish
- * within the shutdown grace period, then kills the rest; `cb` runs when none is left. A second
- * call kills every connection at once. */
+/** In worker `slot` (0 <= slot < workers) of a process tree: starts accepting on that worker's
+ * sockets. Call it after fork() and ev_loop_fork(). @return 0, -EALREADY or -EINVAL. */
+int pt_server_start_worker(pt_server *s, int slot);
+
+/** Graceful stop: stops accepting, closes idle connections, lets in-flight requests finish
+ * within the limits' shutdown_grace_period, then kills the rest (their handlers get their
+ * abort callbacks). `cb` (may be NULL) runs once when no connection is left, possibly before
+ * this call returns. A second call kills every connection at once. */
 void pt_server_stop(pt_server *s, pt_server_stopped_cb cb, void *data);
 
-/* Frees everything the server owns (connections are killed). NULL: no-op. Not from inside a
- * porter callback (the stopped callback included): defer it to a watcher of your own. */
+/** A stop that hands over to a successor (reload): stops accepting, lets each connection
+ * finish its work and close after its next response, never closing one a client may be sending
+ * on; what remains after the shutdown grace period is closed. `cb` runs when none is left. */
+void pt_server_retire(pt_server *s, pt_server_stopped_cb cb, void *data);
+
+/** Frees everything the server owns: connections are killed (their handlers get their abort
+ * callbacks), sockets closed, handlers forgotten. NULL: no-op. Not from inside a porter
+ * callback (the stopped callback included): defer it to a watcher of your own. */
 void pt_server_free(pt_server *s);
 
-/* Writes the bound addresses of every listening socket (useful with port 0). Returns how many
- * there are (possibly more than `max`). */
+/** Writes the bound addresses of every listening socket (useful with port 0) to `out`, at
+ * most `max`. @return how many there are (possibly more than `max`). */
 size_t pt_server_addresses(const pt_server *s, struct sockaddr_storage *out, size_t max);
 
-/* Reopens log files (after rotation). */
+/** Reopens log files (after rotation). @return 0 or -EIO if one could not be reopened. */
 int pt_server_reopen_logs(pt_server *s);
 
-/* Reads the conf file and returns the number of worker processes it asks for (auto: the CPU
+/** Checks a conf file as pt_server_new() would, without listening: syntax, values, that every
+ * root is a directory and every log can be opened.
+ * @return 0 or a negative errno with the message in `err`. */
+int pt_server_test(const char *conf_path, const char *prefix, char *err, size_t errlen);
+
+/** Reads the conf file and returns the number of worker processes it asks for (auto: the CPU
  * count), or a negative errno with the message in `err`. */
 int pt_server_conf_workers(const char *conf_path, const char *prefix, char *err, size_t errlen);
 
-/* Number of worker processes the conf asks for (auto resolved to the CPU count). */
+/** The number of worker processes the server's conf asks for (auto resolved to the CPU count;
+ * 1 for a server made from options). */
 int pt_server_worker_processes(const pt_server *s);
 
-/* Path of the pid file the conf asks for, or NULL. */
+/** The path of the pid file the conf asks for, or NULL (borrowed from the server). */
 const char *pt_server_pid_path(const pt_server *s);
 
-/* What this thread still holds: custodians not shut down, shut down but not yet reaped, and
- * buffer chunks handed out. All zero once every server on the thread has been freed; tests
- * and the porter executable check this at exit. */
+/** TLS session tickets: how often, in seconds, their keys should be renewed
+ * (ssl_session_ticket_rotate; 0 when the server has no TLS).
+ *
+ * Every server block that speaks TLS encrypts its session tickets with one set of keys, in
+ * memory shared by the process that creates the server and every process it forks afterwards
+ * (the workers), so a ticket from one worker resumes on any other. A server made with
+ * `previous` (a reload) keeps the previous server's keys, so tickets survive reloads. The keys
+ * must be renewed regularly by one process only (the master, or the single process). Tickets
+ * made with the two keys before the current one still resume (and are renewed), so a ticket
+ * lives between two and three rotation periods. */
+double pt_server_ticket_rotation(const pt_server *s);
+
+/** Makes a new current session-ticket key (see pt_server_ticket_rotation()). */
+void pt_server_rotate_ticket_keys(pt_server *s);
+
+/* ==== requests and handlers ==== */
+
+/** A request as a handler sees it: valid from the handler's call until its response is
+ * complete (pt_respond*() returned, or pt_response_end()) or its abort callback has run. */
+typedef struct pt_request pt_request;
+
+/** Bytes borrowed from porter, not NUL-terminated: `len` of them at `ptr` (`ptr` is never NULL
+ * for a value that exists, possibly with `len` 0; NULL means "absent"). A slice from a request
+ * is valid until the callback in which it was obtained returns: ask again in later callbacks,
+ * since the request's strings move once when its handler keeps it past its first call. */
+typedef struct pt_slice {
+    const char *ptr; /**< the first byte, or NULL when absent */
+    size_t len;      /**< bytes at ptr */
+} pt_slice;
+
+/** Returns true if `s` holds exactly the bytes of the C string `str`. */
+bool pt_slice_eq(pt_slice s, const char *str);
+
+/** Returns true if `s` equals `str` ignoring ASCII case (header names, tokens). */
+bool pt_slice_ieq(pt_slice s, const char *str);
+
+/** A handler: called once per request routed to it, on the loop's thread. It answers now or
+ * later (from another watcher) with exactly one pt_respond*() call, or with
+ * pt_respond_stream() followed by pt_response_write()s and pt_response_end(). Until it has
+ * answered, the request's response_timeout runs (extend it with pt_request_reset_timeout()). */
+typedef void (*pt_handler_cb)(pt_request *req, void *data);
+
+/** How a handler's path is compared with the request's decoded, normalised path. */
+typedef enum pt_path_match {
+    PT_PATH_EXACT,  /**< the path equals the handler's */
+    PT_PATH_PREFIX, /**< the path starts with the handler's ("/api/" takes "/api/x") */
+} pt_path_match;
+
+/** Registers `cb(req, data)` for requests with method `method` and a path matching `path`.
+ *
+ * Handlers are tried before static files and conf locations (only a conf's server-level
+ * `return` comes first), most specific first: exact paths (in registration order), then
+ * prefixes, longest first; the first whose path and method match answers. They serve every
+ * server block of a server made from a conf. A "GET" handler also takes HEAD (porter leaves the
+ * body out). When handlers match the path but none the method, the client gets 405 with an Allow
+ * header. Requests that match no handler's path go on to the server's static files or locations.
+ * @param method "GET", "POST", ... (case-sensitive), or NULL for every method; copied
+ * @param path starting with '/', compared with the decoded and normalised request path (so
+ *             "/a/../api/x" and "/api//x" are "/api/x"); copied
+ * @param data borrowed; given to `cb`
+ * @return 0, -EINVAL (bad method or path, NULL cb) or -ENOMEM. Handlers stay until the server
+ *         is freed. */
+int pt_server_handle(pt_server *s, const char *method, const char *path, pt_path_match match,
+                     pt_handler_cb cb, void *data);
+
+/** The server that routed `req`. */
+pt_server *pt_request_server(const pt_request *req);
+
+/** The method ("GET"). */
+pt_slice pt_request_method(const pt_request *req);
+
+/** The request target as sent ("/search?q=a%20b", or an absolute-form "http://h/p"). */
+pt_slice pt_request_target(const pt_request *req);
+
+/** The target's path, still percent-encoded ("/search"). */
+pt_slice pt_request_path(const pt_request *req);
+
+/** The target's query after '?', without it; empty (not absent) when there is none. */
+pt_slice pt_request_query(const pt_request *req);
+
+/** The Host header (or the authority of an absolute-form target); empty if none. */
+pt_slice pt_request_host(const pt_request *req);
+
+/** The HTTP version: 10 or 11. */
+int pt_request_version(const pt_request *req);
+
+/** Writes the path decoded and normalised (as handlers are matched: percent-escapes decoded,
+ * "." and ".." resolved, "//" collapsed) into `out`, NUL-terminated.
+ * @return its length, -EINVAL for a path that is invalid (a ".." above the root, a control
+ *         character, a bad escape) or -ENAMETOOLONG when `cap` bytes are too few. */
+ssize_t pt_request_decoded_path(const pt_request *req, char *out, size_t cap);
+
+/** The value of the first header field named `name` (ASCII case-insensitive), without
+ * surrounding whitespace; ptr NULL if there is none. */
+pt_slice pt_request_header_value(const pt_request *req, const char *name);
+
+/** The number of header fields, for pt_request_header_at(). */
+size_t pt_request_header_count(const pt_request *req);
+
+/** Stores the name and value of header field `i` (in the order received) in `name` and
+ * `value` (either may be NULL). @return false if `i` is out of range. */
+bool pt_request_header_at(const pt_request *req, size_t i, pt_slice *name, pt_slice *value);
+
+/** The Content-Length of the request body, or -1 if the body is chunked or there is none. */
+int64_t pt_request_content_length(const pt_request *req);
+
+/** Returns true if the request has a body (Content-Length, even 0, or chunked). */
+bool pt_request_has_body(const pt_request *req);
+
+/** Copies the client's address (tcp-addresses) to `out`; `len` (may be NULL) receives its
+ * length. @return 0, or -EAFNOSUPPORT if the peer is not an IP address. */
+int pt_request_peer(const pt_request *req, struct sockaddr_storage *out, socklen_t *len);
+
+/** Copies the local address the client connected to (getsockname) to `out`; `len` (may be
+ * NULL) receives its length. @return 0 or a negative errno. */
+int pt_request_local(const pt_request *req, struct sockaddr_storage *out, socklen_t *len);
+
+/** "https" if the request came over TLS, else "http". */
+const char *pt_request_scheme(const pt_request *req);
+
+/** Returns `size` bytes (16-byte aligned, not zeroed) of per-request memory, released when the
+ * request ends, or NULL if `size` exceeds PT_REQUEST_ALLOC_MAX (take bigger blocks from
+ * pt_custodian_alloc(pt_request_custodian(req), size)). */
+void *pt_request_alloc(pt_request *req, size_t size);
+
+/** The largest block pt_request_alloc() hands out. */
+#define PT_REQUEST_ALLOC_MAX (16 * 1024 - 16)
+
+/** The request's custodian, a child of its connection's, made on first call: what a handler
+ * registers there (timers, watchers, upstream transports, memory) is released when the request
+ * ends, whichever way (answered, client gone, timed out, server stopped or freed). */
+struct pt_custodian *pt_request_custodian(pt_request *req);
+
+/** A callback about a request (its client went away, or the response may be written to). */
+typedef void (*pt_request_cb)(pt_request *req, void *data);
+
+/** Calls `cb(req, data)` if the request ends before the handler finished its answer: the
+ * client went away, the handler ran out of response_timeout, or the server was stopped or
+ * freed. It runs before the request's custodian is shut down; after it, `req` must not be
+ * used. A later call replaces the callback. */
+void pt_request_on_abort(pt_request *req, pt_request_cb cb, void *data);
+
+/** The delivery of a request body: `status` 0 with `len` bytes at `data` (valid during the
+ * call), PT_BODY_END at its end (len 0), or a negative errno when it cannot be read to its end:
+ * -EMSGSIZE (over the limits' max_request_body_length: the client gets 413 unless the handler
+ * already answered), -EPROTO (bad framing: 400), -ECONNRESET (client gone; the abort callback
+ * follows). */
+typedef void (*pt_body_cb)(pt_request *req, const void *data, size_t len, int status, void *ud);
+
+/** The `status` of pt_body_cb at the end of the body. */
+#define PT_BODY_END 1
+
+/** Starts reading the request body: `cb(req, data, len, status, ud)` gets its pieces as they
+ * arrive, within max_request_body_length, between reads within request_body_timeout. A client
+ * that sent "Expect: 100-continue" is invited now. Until a handler calls this (or answers),
+ * the body stays unread in the socket; a body nobody reads is discarded after the answer. A
+ * request without a body gets PT_BODY_END at once. */
+void pt_request_read_body(pt_request *req, pt_body_cb cb, void *ud);
+
+/** Stops (true) or restarts (false) the body's delivery: the socket is not read meanwhile, so
+ * the client is slowed down (back-pressure). */
+void pt_request_pause_body(pt_request *req, bool pause);
+
+/** Racket's reset-connection-timeout!: the connection's deadline becomes now + `secs`
+ * (PT_TIMEOUT_NONE: none). While a handler has not answered, the deadline is the
+ * response_timeout; while it streams, the response_timeout between pieces. */
+void pt_request_reset_timeout(pt_request *req, double secs);
+
+/** Racket's adjust-connection-timeout!: the connection's deadline moves `secs` later. */
+void pt_request_adjust_timeout(pt_request *req, double secs);
+
+/* ==== responses ==== */
+
+/** One response header field. */
+typedef struct pt_field {
+    const char *name;  /**< a token ("X-Request-Id") */
+    const char *value; /**< no CR, LF or other control character but tab */
+} pt_field;
+
+/** A response, described. Fill it with pt_reply_init() and give it to pt_respond_with(). The
+ * body comes from memory, from a file, or (stream) from pt_response_write() calls. porter
+ * writes Server, Date, Content-Length or Transfer-Encoding, and Connection itself. */
+typedef struct pt_reply {
+    int status;               /**< 200-599 */
+    const char *content_type; /**< Content-Type; NULL: none */
+    const pt_field *headers;  /**< more header fields (copied); not Content-Length,
+                                   Transfer-Encoding or Connection */
+    size_t nheaders;          /**< entries in headers */
+    const void *body;         /**< a body from memory (copied), body_len bytes */
+    size_t body_len;          /**< see body */
+    int file_fd;              /**< or a body from this file (taken: porter closes it); -1: none */
+    int64_t file_offset;      /**< where the file body starts */
+    int64_t file_length;      /**< its length; -1: to the end of the file */
+    time_t last_modified;     /**< a Last-Modified header; 0: none */
+    bool stream;              /**< or a body written later with pt_response_write() */
+    int64_t stream_length;    /**< its length if known (Content-Length), else -1: chunked
+                                   (HTTP/1.1), or ended by closing the connection (HTTP/1.0) */
+    bool close;               /**< close the connection after this response */
+} pt_reply;
+
+/** Fills `r` for `status` with no header, no body and no file. */
+void pt_reply_init(pt_reply *r, int status);
+
+/** Answers `req` as `r` describes (HEAD requests get the head only). Unless `r->stream`, the
+ * request is then over for the handler: `req` must not be used after this call.
+ * @return 0; -EINVAL (a bad status, header, body or file: nothing was sent, a file given was
+ *         closed, and the request is still the handler's to answer), -E2BIG (the header fields
+ *         exceed 6 KiB; the same), or -ECONNABORTED (the connection is gone). */
+int pt_respond_with(pt_request *req, const pt_reply *r);
+
+/** Answers `req` with `status` and `len` bytes of `body` (copied) of type `content_type` (may
+ * be NULL). Then `req` must not be used. @return as pt_respond_with(). */
+int pt_respond(pt_request *req, int status, const char *content_type, const void *body, size_t len);
+
+/** Answers `req` with `length` bytes (-1: to the end) of file `fd` (taken: porter closes it,
+ * also on error) from `offset`, sent with sendfile(2) when large. Then `req` must not be used.
+ * @return as pt_respond_with(). */
+int pt_respond_file(pt_request *req, int status, const char *content_type, int fd, int64_t offset,
+                    int64_t length);
+
+/** Answers `req` with porter's own short HTML page for `status` (the page nginx would show).
+ * Then `req` must not be used. @return as pt_respond_with(). */
+int pt_respond_error(pt_request *req, int status);
+
+/** Starts a streamed answer: the head now, the body in pt_response_write() calls over time,
+ * then pt_response_end(). `length` is the body's length if known, else -1 (chunked).
+ * @return as pt_respond_with(). */
+int pt_respond_stream(pt_request *req, int status, const char *content_type, int64_t length);
+
+/** Queues `len` bytes of a streamed body (copied) and writes what the socket takes now.
+ * @return 0 when more is welcome; 1 when the queue is full (wait for the writable callback);
+ *         -EMSGSIZE (more than the stream's length), -EINVAL (no stream in progress), or
+ *         another negative errno when the connection is gone (the abort callback has run or
+ *         will run, and the request is over). */
+int pt_response_write(pt_request *req, const void *data, size_t len);
+
+/** Ends a streamed body (a stream of known length must have been written in full, or the
+ * connection is closed). The request is then over for the handler: `req` must not be used
+ * after this call. @return 0 or a negative errno. */
+int pt_response_end(pt_request *req);
+
+/** Calls `cb(req, data)` whenever the queue of a streamed response has been written out (after
+ * pt_response_write() returned 1, this is when to write more). */
+void pt_response_on_writable(pt_request *req, pt_request_cb cb, void *data);
+
+/* ==== the process ==== */
+
+/** What this thread still holds: custodians not shut down, shut down but not yet reaped, and
+ * buffer chunks handed out. All zero once every server (and connector) on the thread has been
+ * freed; tests and the porter executable check this at exit. */
 typedef struct pt_resource_counts {
-    size_t custodians, unreaped, chunks;
+    size_t custodians; /**< live custodians */
+    size_t unreaped;   /**< shut down, memory not yet reaped */
+    size_t chunks;     /**< buffer chunks handed out */
 } pt_resource_counts;
+
+/** Fills `out` with this thread's counts. */
 void pt_resource_counts_get(pt_resource_counts *out);
 
-/* A message for a negative errno returned by porter. */
+/** A message for a negative errno returned by porter (borrowed, static). */
 const char *pt_strerror(int err);
 
-/* Version string, "0.1.0". */
+/** The library's version string, "0.1.0". */
 const char *pt_version(void);
 
 #ifdef __cplusplus

@@ -1,4 +1,5 @@
-/*
+/**
+ * @file
  * Listener: listening TCP sockets that accept as a libev event (racket/tcp's tcp-listen,
  * tcp-accept, tcp-accept-ready?, tcp-close, tcp-addresses).
  *
@@ -37,43 +38,44 @@
 
 typedef struct pt_listener pt_listener;
 
-/* Called once per accepted connection. `fd` is non-blocking and close-on-exec; the callee
+/** Called once per accepted connection. `fd` is non-blocking and close-on-exec; the callee
  * owns it. `peer` is only valid during the call. The callee may pause or close `l`; the
  * current batch of accepts then stops at once. */
 typedef void (*pt_accept_cb)(pt_listener *l, int fd, const struct sockaddr *peer, socklen_t peerlen,
                              void *data);
 
-/* Called when accept fails for a reason other than a transient one (EAGAIN, EINTR,
+/** Called when accept fails for a reason other than a transient one (EAGAIN, EINTR,
  * ECONNABORTED, EPROTO and the network errors accept(2) passes on): typically EMFILE,
  * ENFILE, ENOBUFS, ENOMEM. `err` is the positive errno. Called once per episode (from the
  * first failure until the backlog has been emptied), so the caller can log it; the listener
  * has already scheduled its retry. The callee may pause, resume or close `l`. */
 typedef void (*pt_listener_error_cb)(pt_listener *l, int err, void *data);
 
+/** Options of pt_listener_open(); pt_listener_options_init() fills the defaults. */
 typedef struct pt_listener_options {
-    /* NULL, "" or "*": every address (0.0.0.0 and [::]); else a name or a literal
+    /** NULL, "" or "*": every address (0.0.0.0 and [::]); else a name or a literal
      * ("127.0.0.1", "::1", "[::1]", "localhost"). */
     const char *host;
-    const char *port;      /* number or service name: "8080", "http"; "0" = ephemeral */
-    int backlog;           /* listen(2) backlog: 511 (>= 0) */
-    bool reuseaddr;        /* SO_REUSEADDR: true */
-    bool reuseport;        /* SO_REUSEPORT (workers sharing a port): false */
-    int accept_batch;      /* accepts per readiness event, for fairness: 64 (>= 1) */
-    double emfile_backoff; /* seconds without accepting after EMFILE and co: 0.1 (> 0) */
-    /* File descriptors kept free for the connections already accepted (their files, their
+    const char *port;      /**< number or service name: "8080", "http"; "0" = ephemeral */
+    int backlog;           /**< listen(2) backlog: 511 (>= 0) */
+    bool reuseaddr;        /**< SO_REUSEADDR: true */
+    bool reuseport;        /**< SO_REUSEPORT (workers sharing a port): false */
+    int accept_batch;      /**< accepts per readiness event, for fairness: 64 (>= 1) */
+    double emfile_backoff; /**< seconds without accepting after EMFILE and co: 0.1 (> 0) */
+    /** File descriptors kept free for the connections already accepted (their files, their
      * upstreams): accepting stops, as after EMFILE, while the next descriptor would fall into
      * this reserve below RLIMIT_NOFILE, and resumes when it would not. 0: none (the default);
      * -1: 8 plus 1/64 of the limit. */
     int fd_reserve;
 } pt_listener_options;
 
-/* Longest string pt_sockaddr_format() writes, NUL included: "[" v6 "%" ifname "]:" port. */
+/** Longest string pt_sockaddr_format() writes, NUL included: "[" v6 "%" ifname "]:" port. */
 #define PT_SOCKADDR_STRLEN (INET6_ADDRSTRLEN + IF_NAMESIZE + 10)
 
-/* Fills `o` with the defaults above; host NULL, port NULL (the caller must set the port). */
+/** Fills `o` with the defaults above; host NULL, port NULL (the caller must set the port). */
 void pt_listener_options_init(pt_listener_options *o);
 
-/* Opens, binds and listens on one socket per address `o->host` resolves to (duplicates
+/** Opens, binds and listens on one socket per address `o->host` resolves to (duplicates
  * removed), without starting to accept. `cb` (required) and `err_cb` (optional) are called
  * with `data`. On success stores the listener in `*out` and returns 0; on failure closes
  * everything it opened, leaves `*out` NULL and returns:
@@ -88,51 +90,51 @@ void pt_listener_options_init(pt_listener_options *o);
 int pt_listener_open(pt_listener **out, struct ev_loop *loop, const pt_listener_options *o,
                      pt_accept_cb cb, pt_listener_error_cb err_cb, void *data);
 
-/* Copies the bound address of each socket (getsockname, so port 0 shows the real port) to
+/** Copies the bound address of each socket (getsockname, so port 0 shows the real port) to
  * `out`, at most `max` of them, and returns the number of sockets (which may exceed `max`).
  */
 size_t pt_listener_addresses(const pt_listener *l, struct sockaddr_storage *out, size_t max);
 
-/* Returns the bound port (host byte order), the same for every socket of `l`. */
+/** Returns the bound port (host byte order), the same for every socket of `l`. */
 int pt_listener_port(const pt_listener *l);
 
-/* Copies the listening fds (still owned by `l`) to `out`, at most `max`, and returns the
+/** Copies the listening fds (still owned by `l`) to `out`, at most `max`, and returns the
  * number of sockets. */
 size_t pt_listener_fds(const pt_listener *l, int *out, size_t max);
 
-/* Starts accepting (starts the io watchers), unless paused. Idempotent. */
+/** Starts accepting (starts the io watchers), unless paused. Idempotent. */
 void pt_listener_start(pt_listener *l);
 
-/* Called every time accepting backs off for want of file descriptors (EMFILE, ENFILE, or the
+/** Called every time accepting backs off for want of file descriptors (EMFILE, ENFILE, or the
  * reserve), at most once per backoff period: the owner may free some (close idle connections)
  * so that the next attempt succeeds. */
 typedef void (*pt_listener_pressure_cb)(pt_listener *l, void *data);
 void pt_listener_set_pressure_cb(pt_listener *l, pt_listener_pressure_cb cb);
 
-/* Hands the listener to new callbacks (a server taking over another's sockets on reload). */
+/** Hands the listener to new callbacks (a server taking over another's sockets on reload). */
 void pt_listener_set_callbacks(pt_listener *l, pt_accept_cb cb, pt_listener_error_cb err_cb,
                                void *data);
 
-/* Stops accepting until pt_listener_resume(); new connections wait in the backlog (and are
+/** Stops accepting until pt_listener_resume(); new connections wait in the backlog (and are
  * refused by the kernel once it is full). Idempotent. */
 void pt_listener_pause(pt_listener *l);
 
-/* Undoes pt_listener_pause(). Accepting restarts if the listener was started and is not in
+/** Undoes pt_listener_pause(). Accepting restarts if the listener was started and is not in
  * an EMFILE backoff (then it restarts when the backoff ends). Idempotent. */
 void pt_listener_resume(pt_listener *l);
 
-/* Returns true while paused by pt_listener_pause(). */
+/** Returns true while paused by pt_listener_pause(). */
 bool pt_listener_is_paused(const pt_listener *l);
 
-/* Returns true if a connection is waiting to be accepted on any socket (tcp-accept-ready?);
+/** Returns true if a connection is waiting to be accepted on any socket (tcp-accept-ready?);
  * does not block. */
 bool pt_listener_accept_ready(const pt_listener *l);
 
-/* Stops the watchers and the backoff timer, closes the sockets and frees `l`. Safe inside
+/** Stops the watchers and the backoff timer, closes the sockets and frees `l`. Safe inside
  * the listener's callbacks (the memory goes when the callback returns). NULL: no-op. */
 void pt_listener_close(pt_listener *l);
 
-/* Writes `sa` as "127.0.0.1:8080" or "[::1]:8080" ("[fe80::1%eth0]:80" with a scope) to
+/** Writes `sa` as "127.0.0.1:8080" or "[::1]:8080" ("[fe80::1%eth0]:80" with a scope) to
  * `buf`. Returns 0, -ENOSPC if `len` is too small (PT_SOCKADDR_STRLEN always suffices) or
  * -EAFNOSUPPORT for a family other than AF_INET/AF_INET6. */
 int pt_sockaddr_format(const struct sockaddr *sa, char *buf, size_t len);
