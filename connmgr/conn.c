@@ -29,7 +29,9 @@ static void update_io(pt_conn *c)
     struct ev_loop *loop = c->timer.loop;
     ev_io_stop(loop, &c->io);
     if (events) {
-        ev_io_set(&c->io, c->transport.fd, events);
+        /* The fd never changes: ev_io_modify keeps libev from re-adding it to epoll (which
+         * ev_io_set would, at the cost of a failed epoll_ctl each time). */
+        ev_io_modify(&c->io, events);
         ev_io_start(loop, &c->io);
     }
 }
@@ -280,7 +282,7 @@ pt_conn *pt_conn__open(pt_connmgr *m, pt_custodian *parent, struct ev_loop *loop
     pt_inbuf_init(&c->in);
     pt_outq_init(&c->out);
     pt_timer_init(&c->timer, loop, on_timer, c);
-    ev_io_init(&c->io, on_io, fd, 0);
+    ev_io_init(&c->io, on_io, c->transport.fd, 0);
     c->io.data = c;
     if (peer && peerlen <= sizeof c->peer &&
         (peer->sa_family == AF_INET || peer->sa_family == AF_INET6)) {

@@ -20,6 +20,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include "server/proxy.h"
+#include "server/tls_ctx.h"
+#include "server/upstream.h"
+
 /* ---- memory: a configuration is read once at start-up, so running out of memory aborts ---- */
 
 __attribute__((noreturn)) static void oom(int line)
@@ -115,13 +122,40 @@ static void files_inherit(pt_conf_files *d, const pt_conf_files *s)
     }
 }
 
+/* A level's TLS settings start as a deep copy of its parent's. */
+static void ssl_inherit(pt_conf_ssl *d, const pt_conf_ssl *s)
+{
+    *d = *s;
+    d->certs = d->keys = NULL;
+    d->ncerts = d->nkeys = 0;
+    for (size_t i = 0; i < s->ncerts; i++)
+        *PUSH(d->certs, d->ncerts) = xstrdup(s->certs[i]);
+    for (size_t i = 0; i < s->nkeys; i++)
+        *PUSH(d->keys, d->nkeys) = xstrdup(s->keys[i]);
+    d->ciphers = xstrdup(s->ciphers);
+    d->ciphersuites = xstrdup(s->ciphersuites);
+}
+
+static void ssl_dispose(pt_conf_ssl *s)
+{
+    strv_free(s->certs, s->ncerts);
+    strv_free(s->keys, s->nkeys);
+    free(s->ciphers);
+    free(s->ciphersuites);
+    *s = (pt_conf_ssl){0};
+}
+
+static void proxy_dispose(pt_conf_proxy *p);
+
 static void location_dispose(pt_conf_location *l)
 {
+    free(l->ret.text);
     free(l->path);
     free(l->root);
     free(l->alias);
     strv_free(l->index, l->nindex);
     files_dispose(&l->static_files);
+    proxy_dispose(&l->proxy);
 }
 
 static void lower(char *s)
@@ -326,6 +360,18 @@ static int lex(loader *cx, lexer *lx, word *w, int *kind)
         }
     } else {
         while (lx->p < lx->end && !is_space(*lx->p) && *lx->p != '\0' && !strchr(";{}", *lx->p)) {
+            if (*lx->p == '$' && lx->p + 1 < lx->end && lx->p[1] == '{') {
+                /* nginx's ${name}: its braces belong to the word, not to a block */
+                while (lx->p < lx->end && *lx->p != '}' && *lx->p != ';' && !is_space(*lx->p)) {
+                    sb_putc(&b, *lx->p);
+                    adv(lx);
+                }
+                if (lx->p < lx->end && *lx->p == '}') {
+                    sb_putc(&b, '}');
+                    adv(lx);
+                }
+                continue;
+            }
             if (*lx->p == '\\' && lx->p + 1 < lx->end) {
                 unescape(lx, &b);
             } else {
@@ -963,6 +1009,8 @@ static int set_listen(loader *cx, const node *d, void *field, void *aux)
             l.default_server = true;
         else if (strcmp(opt, "reuseport") == 0)
             l.reuseport = true;
+        else if (strcmp(opt, "ssl") == 0)
+            l.ssl = true;
         else if (strncmp(opt, "backlog=", 8) == 0 && parse_uint(opt + 8, INT_MAX, &backlog) == 0)
             l.backlog = (int)backlog;
         else if (strncmp(opt, "backlog=", 8) == 0)
@@ -1033,6 +1081,8 @@ static int set_alias(loader *cx, const node *d, void *field, void *aux)
 
 static int set_status(loader *cx, const node *d, void *field, void *aux)
 {
+    if (cx->loc->handler == PT_HANDLER_RETURN)
+        return bad(cx, d, 0, "\"status\" and \"return\" in one location");
     *(pt_handler_kind *)field = PT_HANDLER_STATUS;
     return 0;
 }
@@ -1290,6 +1340,419 @@ static int set_open_file_cache(loader *cx, const node *d, void *field, void *aux
     return 0;
 }
 
+/* ---- TLS ---- */
+
+/* `ssl_certificate FILE;` and `ssl_certificate_key FILE;`: repeatable; the first at a level
+ * replaces what the level inherited, as with add_header. */
+static int set_ssl_file(loader *cx, const node *d, void *field, void *aux)
+{
+    char ***v = field;
+    size_t *n = aux;
+    if (!arg1(d)[0])
+        return bad(cx, d, 1, "invalid path \"\" in \"%s\"", d->w[0].s);
+    if (strncmp(arg1(d), "data:", 5) == 0 || strncmp(arg1(d), "engine:", 7) == 0 ||
+        strchr(arg1(d), '$'))
+        return bad(cx, d, 1, "\"%s\" takes a file name", d->w[0].s);
+    if (cx->first) {
+        strv_free(*v, *n);
+        *v = NULL;
+        *n = 0;
+        if (strcmp(d->w[0].s, "ssl_certificate") == 0) {
+            pt_conf_ssl *ssl = (pt_conf_ssl *)((char *)field - offsetof(pt_conf_ssl, certs));
+            ssl->cert_file = d->file;
+            ssl->cert_line = d->w[0].line;
+            ssl->cert_col = d->w[0].col;
+        }
+    }
+    *PUSH(*v, *n) = path_join(cx->conf->prefix, arg1(d));
+    return 0;
+}
+
+/* `ssl_protocols TLSv1.2 TLSv1.3;`: older protocols are refused by name. */
+static int set_ssl_protocols(loader *cx, const node *d, void *field, void *aux)
+{
+    char why[160];
+    int lo, hi;
+    for (size_t i = 1; i < d->nw; i++) {
+        const char *w = d->w[i].s;
+        if (pt_tls_parse_protocols(&w, 1, &lo, &hi, why, sizeof why) < 0)
+            return bad(cx, d, i, "%s in \"ssl_protocols\"", why);
+    }
+    const char *words[8];
+    size_t n = 0;
+    for (size_t i = 1; i < d->nw && n < 8; i++)
+        words[n++] = d->w[i].s;
+    pt_tls_parse_protocols(words, n, &lo, &hi, why, sizeof why);
+    *(int *)field = lo;
+    *(int *)aux = hi;
+    return 0;
+}
+
+/* ssl_ciphers and ssl_ciphersuites are checked by OpenSSL itself, so a typo is reported here
+ * with its position instead of when the server starts. */
+static int set_ssl_cipher_list(loader *cx, const node *d, void *field, void *aux)
+{
+    bool suites = strcmp(d->w[0].s, "ssl_ciphersuites") == 0;
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (!ctx)
+        oom(__LINE__);
+    int ok =
+        suites ? SSL_CTX_set_ciphersuites(ctx, arg1(d)) : SSL_CTX_set_cipher_list(ctx, arg1(d));
+    SSL_CTX_free(ctx);
+    ERR_clear_error();
+    if (ok != 1)
+        return bad(cx, d, 1, "invalid value \"%s\" in \"%s\": no cipher %s", arg1(d), d->w[0].s,
+                   suites ? "suite recognised" : "matches");
+    return set_string(cx, d, field, aux);
+}
+
+/* `ssl_session_cache off | none | builtin[:N] | shared:NAME:SIZE ...;` porter keeps the cache in
+ * each process (session tickets resume across workers); shared:NAME:SIZE counts as SIZE / 256
+ * sessions, nginx's rule of thumb. With several forms the largest wins. */
+static int set_ssl_session_cache(loader *cx, const node *d, void *field, void *aux)
+{
+    size_t *v = field, most = 0;
+    for (size_t i = 1; i < d->nw; i++) {
+        const char *a = d->w[i].s;
+        uint64_t n;
+        size_t bytes;
+        const char *colon;
+        if (strcmp(a, "off") == 0 || strcmp(a, "none") == 0) {
+            if (d->nw > 2)
+                return bad(cx, d, i, "\"%s\" must be alone in \"ssl_session_cache\"", a);
+            n = 0;
+        } else if (strcmp(a, "builtin") == 0) {
+            n = 20480;
+        } else if (strncmp(a, "builtin:", 8) == 0) {
+            if (parse_uint(a + 8, SIZE_MAX, &n) < 0)
+                return bad(cx, d, i, "invalid session cache size \"%s\"", a);
+        } else if (strncmp(a, "shared:", 7) == 0 && (colon = strrchr(a, ':')) > a + 7 &&
+                   pt_parse_size(colon + 1, &bytes) == 0) {
+            n = bytes / PT_CONF_SSL_SESSION_BYTES;
+            if (n == 0)
+                return bad(cx, d, i, "session cache \"%s\" is too small", a);
+        } else {
+            return bad(cx, d, i, "invalid session cache \"%s\"", a);
+        }
+        if (n > most)
+            most = (size_t)n;
+    }
+    *v = most;
+    return 0;
+}
+
+/* A time that must be positive: "off" and 0 make no sense for it. */
+static int set_positive_time(loader *cx, const node *d, void *field, void *aux)
+{
+    double *v = field;
+    if (pt_parse_time(arg1(d), v) < 0 || *v <= 0)
+        return bad(cx, d, 1, "invalid time \"%s\" in \"%s\"", arg1(d), d->w[0].s);
+    return 0;
+}
+
+/* A count where 0 would stop the address for good. */
+static int set_max_handshakes(loader *cx, const node *d, void *field, void *aux)
+{
+    int rc = set_count(cx, d, field, aux);
+    if (rc == 0 && *(size_t *)field == 0)
+        return bad(cx, d, 1, "invalid value \"0\" in \"%s\"", d->w[0].s);
+    return rc;
+}
+
+/* ---- return ---- */
+
+/* The variables `return` expands. */
+static bool return_var(const char *name, size_t n)
+{
+    static const char *const known[] = {"host", "request_uri", "scheme", "uri"};
+    for (size_t i = 0; i < sizeof known / sizeof *known; i++)
+        if (strlen(known[i]) == n && strncmp(known[i], name, n) == 0)
+            return true;
+    return false;
+}
+
+static bool is_redirect(uint64_t code)
+{
+    return code == 301 || code == 302 || code == 303 || code == 307 || code == 308;
+}
+
+/* `return CODE [URL|TEXT];` or `return URL;` */
+static int set_return(loader *cx, const node *d, void *field, void *aux)
+{
+    pt_conf_return *r = field;
+    const char *text = d->nw == 3 ? d->w[2].s : NULL;
+    size_t ti = 2;
+    uint64_t code;
+    if (parse_uint(arg1(d), 999, &code) == 0) {
+        if (code < 200 || code > 599)
+            return bad(cx, d, 1, "invalid return code \"%s\", it must be 200..599", arg1(d));
+    } else if (d->nw == 2 &&
+               (strncmp(arg1(d), "http://", 7) == 0 || strncmp(arg1(d), "https://", 8) == 0 ||
+                strncmp(arg1(d), "$scheme", 7) == 0 || strncmp(arg1(d), "${scheme}", 9) == 0)) {
+        code = 302;
+        text = arg1(d);
+        ti = 1;
+    } else {
+        return bad(cx, d, 1, "invalid return code \"%s\"", arg1(d));
+    }
+    if (cx->loc && cx->loc->handler == PT_HANDLER_STATUS)
+        return bad(cx, d, 0, "\"status\" and \"return\" in one location");
+    for (const char *p = text ? strchr(text, '$') : NULL; p; p = strchr(p + 1, '$')) {
+        const char *name = p + 1;
+        size_t n = 0;
+        if (*name == '{') {
+            const char *end = strchr(++name, '}');
+            n = end ? (size_t)(end - name) : 0;
+            if (!end || n == 0)
+                return bad(cx, d, ti, "invalid variable name in \"return\"");
+        } else {
+            while (isalnum((unsigned char)name[n]) || name[n] == '_')
+                n++;
+        }
+        if (!return_var(name, n))
+            return bad(cx, d, ti,
+                       "unknown variable \"$%.*s\" in \"return\", only $host, $request_uri, "
+                       "$scheme and $uri are supported",
+                       (int)n, name);
+    }
+    if (text && is_redirect(code))
+        for (const char *p = text; *p; p++)
+            if ((unsigned char)*p <= 0x20 || *p == 0x7f)
+                return bad(cx, d, ti, "invalid URL \"%s\" in \"return\"", text);
+    free(r->text);
+    r->code = (int)code;
+    r->text = xstrdup(text);
+    if (cx->loc)
+        cx->loc->handler = PT_HANDLER_RETURN;
+    return 0;
+}
+
+/* ---- the reverse proxy ---- */
+
+static void proxy_dispose(pt_conf_proxy *p)
+{
+    free(p->pass);
+    for (size_t i = 0; i < p->nset_headers; i++) {
+        free(p->set_headers[i].name);
+        free(p->set_headers[i].value);
+    }
+    free(p->set_headers);
+    free(p->ssl_trusted_certificate);
+    *p = (pt_conf_proxy){0};
+}
+
+/* A level's proxy settings start as a deep copy of its parent's; proxy_pass is not inherited. */
+static void proxy_inherit(pt_conf_proxy *d, const pt_conf_proxy *s)
+{
+    *d = *s;
+    d->pass = NULL;
+    d->set_headers = NULL;
+    d->nset_headers = 0;
+    for (size_t i = 0; i < s->nset_headers; i++)
+        *PUSH(d->set_headers, d->nset_headers) = (pt_conf_header){
+            xstrdup(s->set_headers[i].name), xstrdup(s->set_headers[i].value), false};
+    d->ssl_trusted_certificate = xstrdup(s->ssl_trusted_certificate);
+}
+
+static void proxy_defaults(pt_conf_proxy *p)
+{
+    p->connect_timeout = p->read_timeout = p->send_timeout = PT_CONF_PROXY_TIMEOUT;
+    p->ssl_verify = true;
+    p->ssl_server_name = true;
+}
+
+static void upstreams_free(pt_conf *c)
+{
+    for (size_t i = 0; i < c->nupstreams; i++) {
+        pt_conf_upstream *u = &c->upstreams[i];
+        free(u->name);
+        for (size_t k = 0; k < u->nservers; k++)
+            free(u->servers[k].address);
+        free(u->servers);
+    }
+    free(c->upstreams);
+}
+
+static const pt_conf_upstream *upstream_named(const pt_conf *c, const char *name)
+{
+    for (size_t i = 0; i < c->nupstreams; i++)
+        if (strcmp(c->upstreams[i].name, name) == 0)
+            return &c->upstreams[i];
+    return NULL;
+}
+
+/* `server ADDRESS [weight=N] [max_fails=N] [fail_timeout=TIME];` in an upstream block. */
+static int upstream_server(loader *cx, const node *k, pt_conf_upstream *u)
+{
+    if (k->nw < 2)
+        return bad(cx, k, 0, "invalid number of arguments in \"server\" directive");
+    const char *addr = k->w[1].s;
+    pt_authority a;
+    if (pt_authority_parse(&a, addr, strlen(addr), 80) < 0)
+        return bad(cx, k, 1, "invalid address \"%s\" in \"server\" of upstream \"%s\"", addr,
+                   u->name);
+    if (u->nservers >= PT_UPSTREAM_MAX_SERVERS)
+        return bad(cx, k, 0, "more than %d servers in upstream \"%s\"", PT_UPSTREAM_MAX_SERVERS,
+                   u->name);
+    pt_conf_upstream_server sv = {
+        .weight = 1,
+        .max_fails = 1,
+        .fail_timeout = PT_CONF_UPSTREAM_FAIL_TIMEOUT,
+        .file = k->file,
+        .line = k->w[0].line,
+        .col = k->w[0].col,
+    };
+    for (size_t i = 2; i < k->nw; i++) {
+        const char *w = k->w[i].s;
+        uint64_t n;
+        if (strncmp(w, "weight=", 7) == 0 && parse_uint(w + 7, 1000, &n) == 0 && n > 0)
+            sv.weight = (int)n;
+        else if (strncmp(w, "max_fails=", 10) == 0 && parse_uint(w + 10, 1000, &n) == 0)
+            sv.max_fails = (int)n;
+        else if (strncmp(w, "fail_timeout=", 13) == 0 &&
+                 pt_parse_time(w + 13, &sv.fail_timeout) == 0 && sv.fail_timeout > 0)
+            ;
+        else
+            return bad(cx, k, i, "invalid parameter \"%s\" in \"server\"", w);
+    }
+    sv.address = xstrdup(addr);
+    *PUSH(u->servers, u->nservers) = sv;
+    return 0;
+}
+
+/* `upstream NAME { server ...; keepalive N; keepalive_timeout TIME; keepalive_requests N; }`.
+ * Its directives are its own (`server` and the keepalive ones mean something else here), so
+ * the block is read here rather than through the table. */
+static int set_upstream(loader *cx, const node *d, void *field, void *aux)
+{
+    pt_conf *c = cx->conf;
+    const char *name = arg1(d);
+    if (!name[0] || strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+                                 "._-") != strlen(name))
+        return bad(cx, d, 1, "invalid upstream name \"%s\"", name);
+    if (upstream_named(c, name))
+        return bad(cx, d, 1, "duplicate upstream \"%s\"", name);
+    pt_conf_upstream *u = PUSH(c->upstreams, c->nupstreams);
+    *u = (pt_conf_upstream){
+        .name = xstrdup(name),
+        .keepalive = PT_CONF_UPSTREAM_KEEPALIVE,
+        .keepalive_timeout = PT_CONF_UPSTREAM_KEEPALIVE_TIMEOUT,
+        .keepalive_requests = PT_CONF_UPSTREAM_KEEPALIVE_REQUESTS,
+        .file = d->file,
+        .line = d->w[0].line,
+        .col = d->w[0].col,
+    };
+    unsigned seen = 0;
+    for (size_t i = 0; i < d->nkids; i++) {
+        const node *k = &d->kids[i];
+        const char *kn = k->w[0].s;
+        if (k->block)
+            return fail(cx, -EINVAL, k->file, k->tline, k->tcol,
+                        "directive \"%s\" is not terminated by \";\"", kn);
+        int rc = 0;
+        unsigned bit = 0;
+        uint64_t n;
+        if (strcmp(kn, "server") == 0) {
+            rc = upstream_server(cx, k, u);
+        } else if (strcmp(kn, "keepalive") == 0) {
+            bit = 1;
+            if (k->nw != 2 || parse_uint(k->w[1].s, SIZE_MAX, &n) < 0)
+                return bad(cx, k, k->nw > 1, "invalid value in \"keepalive\"");
+            u->keepalive = (size_t)n;
+        } else if (strcmp(kn, "keepalive_requests") == 0) {
+            bit = 4;
+            if (k->nw != 2 || parse_uint(k->w[1].s, SIZE_MAX, &n) < 0 || n == 0)
+                return bad(cx, k, k->nw > 1, "invalid value in \"keepalive_requests\"");
+            u->keepalive_requests = (size_t)n;
+        } else if (strcmp(kn, "keepalive_timeout") == 0) {
+            bit = 2;
+            if (k->nw != 2 || pt_parse_time(k->w[1].s, &u->keepalive_timeout) < 0 ||
+                u->keepalive_timeout <= 0)
+                return bad(cx, k, k->nw > 1, "invalid time in \"keepalive_timeout\"");
+        } else {
+            return bad(cx, k, 0, "unknown directive \"%s\" in \"upstream\"", kn);
+        }
+        if (rc < 0)
+            return rc;
+        if (seen & bit)
+            return bad(cx, k, 0, "\"%s\" directive is duplicate", kn);
+        seen |= bit;
+    }
+    if (!u->nservers)
+        return bad(cx, d, 1, "no servers in upstream \"%s\"", name);
+    return 0;
+}
+
+/* `proxy_pass http[s]://UPSTREAM|HOST[:PORT]|unix:PATH:[/URI];` */
+static int set_proxy_pass(loader *cx, const node *d, void *field, void *aux)
+{
+    pt_conf_location *l = cx->loc;
+    pt_proxy_url url;
+    const char *why = "";
+    if (pt_proxy_url_parse(arg1(d), &url, &why) < 0)
+        return bad(cx, d, 1, "invalid URL \"%s\" in \"proxy_pass\": %s", arg1(d), why);
+    if (l->handler != PT_HANDLER_STATIC)
+        return bad(cx, d, 0, "\"proxy_pass\" and \"%s\" in one location",
+                   l->handler == PT_HANDLER_STATUS ? "status" : "return");
+    if (!upstream_named(cx->conf, url.name)) {
+        pt_authority a;
+        if (pt_authority_parse(&a, url.name, strlen(url.name), url.tls ? 443 : 80) < 0)
+            return bad(cx, d, 1, "invalid host \"%s\" in \"proxy_pass\"", url.name);
+        /* A bare word that is no upstream's name is most likely a misspelt one. */
+        if (a.kind == PT_AUTHORITY_NAME && !strpbrk(url.name, ".:") &&
+            strcmp(url.name, "localhost") != 0)
+            return bad(cx, d, 1,
+                       "no upstream \"%s\" (a host name needs a port or a dot: \"%s:80\")",
+                       url.name, url.name);
+    }
+    for (const char *p = url.uri; p && *p; p++)
+        if ((unsigned char)*p <= 0x20 || *p == 0x7f)
+            return bad(cx, d, 1, "invalid URI in \"proxy_pass\"");
+    l->proxy.pass = xstrdup(arg1(d));
+    l->proxy.pass_file = d->file;
+    l->proxy.pass_line = d->w[1].line;
+    l->proxy.pass_col = d->w[1].col;
+    l->handler = PT_HANDLER_PROXY;
+    return 0;
+}
+
+/* `proxy_set_header NAME VALUE;` */
+static int set_proxy_set_header(loader *cx, const node *d, void *field, void *aux)
+{
+    pt_conf_header **v = field;
+    size_t *n = aux;
+    if (!is_token(d->w[1].s))
+        return bad(cx, d, 1, "invalid header name \"%s\" in \"proxy_set_header\"", d->w[1].s);
+    const char *value = d->w[2].s;
+    for (const char *p = value; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            return bad(cx, d, 2, "invalid character in the value of \"proxy_set_header\"");
+    for (const char *p = strchr(value, '$'); p; p = strchr(p + 1, '$')) {
+        const char *name = p + 1 + (p[1] == '{');
+        size_t len = 0;
+        while (isalnum((unsigned char)name[len]) || name[len] == '_')
+            len++;
+        if (!len || (p[1] == '{' && name[len] != '}') || !pt_proxy_var_known(name, len))
+            return bad(cx, d, 2, "unknown variable \"$%.*s\" in \"proxy_set_header\"",
+                       (int)(len ? len : 1), len ? name : p + 1);
+    }
+    if (cx->first) {
+        /* a level with proxy_set_header of its own does not inherit its parent's */
+        for (size_t i = 0; i < *n; i++) {
+            free((*v)[i].name);
+            free((*v)[i].value);
+        }
+        free(*v);
+        *v = NULL;
+        *n = 0;
+    }
+    for (size_t i = 0; i < *n; i++)
+        if (strcasecmp((*v)[i].name, d->w[1].s) == 0)
+            return bad(cx, d, 1, "header \"%s\" is set twice", d->w[1].s);
+    *PUSH(*v, *n) = (pt_conf_header){xstrdup(d->w[1].s), xstrdup(value), false};
+    return 0;
+}
+
 /* ---- the directive table ---- */
 
 enum { C_MAIN = 1, C_HTTP = 2, C_SERVER = 4, C_EVENTS = 8, C_LOCATION = 16 };
@@ -1332,7 +1795,7 @@ static const directive directives[] = {
     {"location", C_SERVER, F_BLOCK | F_MULTI, 1, 2, set_location, NOWHERE},
     {"worker_processes", C_MAIN, 0, 1, 1, set_workers, TOP(worker_processes)},
     {"pid", C_MAIN, 0, 1, 1, set_path, TOP(pid_path)},
-    {"listen", C_SERVER, F_MULTI, 1, 4, set_listen, SRV(listens), SRV(nlistens)},
+    {"listen", C_SERVER, F_MULTI, 1, 5, set_listen, SRV(listens), SRV(nlistens)},
     {"server_name", C_SERVER, F_MULTI, 1, -1, set_names, SRV(names), SRV(nnames)},
     {"root", C_ALL, 0, 1, 1, set_root, ALL(root)},
     {"alias", C_LOCATION, 0, 1, 1, set_alias, LOC(alias)},
@@ -1358,6 +1821,22 @@ static const directive directives[] = {
     {"precompressed", C_ALL, 0, 1, 1, set_flag, FILES(precompressed)},
     {"max_ranges", C_ALL, 0, 1, 1, set_max_ranges, FILES(max_ranges)},
     {"etag", C_ALL, 0, 1, 1, set_flag, FILES(etag)},
+
+    /* TLS */
+    {"ssl_certificate", C_ANY, F_MULTI, 1, 1, set_ssl_file, BOTH(ssl.certs), BOTH(ssl.ncerts)},
+    {"ssl_certificate_key", C_ANY, F_MULTI, 1, 1, set_ssl_file, BOTH(ssl.keys), BOTH(ssl.nkeys)},
+    {"ssl_protocols", C_ANY, 0, 1, -1, set_ssl_protocols, BOTH(ssl.min_version),
+     BOTH(ssl.max_version)},
+    {"ssl_ciphers", C_ANY, 0, 1, 1, set_ssl_cipher_list, BOTH(ssl.ciphers)},
+    {"ssl_ciphersuites", C_ANY, 0, 1, 1, set_ssl_cipher_list, BOTH(ssl.ciphersuites)},
+    {"ssl_prefer_server_ciphers", C_ANY, 0, 1, 1, set_flag, BOTH(ssl.prefer_server_ciphers)},
+    {"ssl_session_cache", C_ANY, 0, 1, 2, set_ssl_session_cache, BOTH(ssl.session_cache)},
+    {"ssl_session_timeout", C_ANY, 0, 1, 1, set_positive_time, BOTH(ssl.session_timeout)},
+    {"ssl_session_tickets", C_ANY, 0, 1, 1, set_flag, BOTH(ssl.session_tickets)},
+    {"ssl_session_ticket_rotate", C_TOP, 0, 1, 1, set_positive_time, TOP(ssl_ticket_rotate)},
+    {"ssl_handshake_timeout", C_ANY, 0, 1, 1, set_time, BOTH(ssl.handshake_timeout)},
+    {"ssl_max_handshakes", C_ANY, 0, 1, 1, set_max_handshakes, BOTH(ssl.max_handshakes)},
+    {"return", C_SERVER | C_LOCATION, 0, 1, 2, set_return, SRVLOC(ret)},
 
     /* the file cache, one per process */
     {"file_cache_size", C_TOP, 0, 1, 1, set_size_or_off, TOP(file_cache_size)},
@@ -1389,6 +1868,18 @@ static const directive directives[] = {
     {"client_header_timeout", C_ANY, 0, 1, 1, set_time, LIMIT(request_read_timeout)},
     {"send_timeout", C_ANY, 0, 1, 1, set_time, LIMIT(response_send_timeout)},
     {"client_body_timeout", C_ANY, 0, 1, 1, set_time, LIMIT(request_body_timeout)},
+
+    /* the reverse proxy */
+    {"upstream", C_TOP, F_BLOCK | F_MULTI, 1, 1, set_upstream, NOWHERE},
+    {"proxy_pass", C_LOCATION, 0, 1, 1, set_proxy_pass, NOWHERE},
+    {"proxy_set_header", C_ALL, F_MULTI, 2, 2, set_proxy_set_header, ALL(proxy.set_headers),
+     ALL(proxy.nset_headers)},
+    {"proxy_connect_timeout", C_ALL, 0, 1, 1, set_time, ALL(proxy.connect_timeout)},
+    {"proxy_read_timeout", C_ALL, 0, 1, 1, set_time, ALL(proxy.read_timeout)},
+    {"proxy_send_timeout", C_ALL, 0, 1, 1, set_time, ALL(proxy.send_timeout)},
+    {"proxy_ssl_verify", C_ALL, 0, 1, 1, set_flag, ALL(proxy.ssl_verify)},
+    {"proxy_ssl_server_name", C_ALL, 0, 1, 1, set_flag, ALL(proxy.ssl_server_name)},
+    {"proxy_ssl_trusted_certificate", C_ALL, 0, 1, 1, set_path, ALL(proxy.ssl_trusted_certificate)},
 };
 
 #define NDIRECTIVES (sizeof directives / sizeof *directives)
@@ -1465,6 +1956,9 @@ static void server_dispose(pt_conf_server *s)
     free(s->default_type);
     types_free(s->types, s->ntypes);
     files_dispose(&s->static_files);
+    ssl_dispose(&s->ssl);
+    proxy_dispose(&s->proxy);
+    free(s->ret.text);
     for (size_t i = 0; i < s->nlocations; i++)
         location_dispose(&s->locations[i]);
     free(s->locations);
@@ -1485,6 +1979,9 @@ void pt_conf_free(pt_conf *c)
     free(c->default_type);
     types_free(c->types, c->ntypes);
     files_dispose(&c->static_files);
+    ssl_dispose(&c->ssl);
+    proxy_dispose(&c->proxy);
+    upstreams_free(c);
     free(c->prefix);
     strv_free(c->files, c->nfiles);
     free(c);
@@ -1537,6 +2034,7 @@ static int build_location(loader *cx, pt_conf_server *s, const node *d)
     };
     strv_copy(&l->index, &l->nindex, s->index, s->nindex);
     files_inherit(&l->static_files, &s->static_files);
+    proxy_inherit(&l->proxy, &s->proxy);
     int rc = location_path(cx, d, l);
     for (size_t i = 0; rc == 0 && i + 1 < s->nlocations; i++) {
         const pt_conf_location *o = &s->locations[i];
@@ -1549,7 +2047,60 @@ static int build_location(loader *cx, pt_conf_server *s, const node *d)
     cx->nseen = 0;
     rc = apply(cx, d->kids, d->nkids, C_LOCATION);
     cx->loc = NULL;
+    if (rc == 0 && l->proxy.pass && l->handler != PT_HANDLER_PROXY)
+        rc =
+            fail(cx, -EINVAL, l->file, l->line, l->col, "\"proxy_pass\" and \"%s\" in one location",
+                 l->handler == PT_HANDLER_STATUS ? "status" : "return");
     return rc;
+}
+
+/* Certificates and keys pair up; a server listening with `ssl` has at least one pair. */
+static int check_certificates(loader *cx, const pt_conf_server *s)
+{
+    const pt_conf_ssl *ssl = &s->ssl;
+    if (ssl->ncerts > ssl->nkeys)
+        return fail(cx, -EINVAL, ssl->cert_file, ssl->cert_line, ssl->cert_col,
+                    "no \"ssl_certificate_key\" is defined for certificate \"%s\"",
+                    ssl->certs[ssl->nkeys]);
+    if (ssl->nkeys > ssl->ncerts)
+        return fail(cx, -EINVAL, s->file, s->line, s->col,
+                    "\"ssl_certificate_key\" \"%s\" has no \"ssl_certificate\"",
+                    ssl->keys[ssl->ncerts]);
+    for (size_t i = 0; i < s->nlistens && !ssl->ncerts; i++) {
+        const pt_conf_listen *l = &s->listens[i];
+        if (l->ssl)
+            return fail(cx, -EINVAL, l->file, l->line, l->col,
+                        "no \"ssl_certificate\" is defined for the \"listen ... ssl\" "
+                        "directive");
+    }
+    return 0;
+}
+
+/* `ssl` on one listen makes the whole address speak TLS (nginx's rule): every other server on
+ * it needs certificates too. Port 0 listens are each an address of their own. */
+static int check_tls_addresses(loader *cx)
+{
+    const pt_conf *c = cx->conf;
+    for (size_t s = 0; s < c->nservers; s++) {
+        const pt_conf_server *srv = &c->servers[s];
+        for (size_t i = 0; i < srv->nlistens && !srv->ssl.ncerts; i++) {
+            const pt_conf_listen *l = &srv->listens[i];
+            if (strcmp(l->port, "0") == 0)
+                continue;
+            for (size_t t = 0; t < c->nservers; t++) {
+                for (size_t j = 0; j < c->servers[t].nlistens; j++) {
+                    const pt_conf_listen *m = &c->servers[t].listens[j];
+                    char buf[300];
+                    if (m->ssl && same_addr(l, m))
+                        return fail(cx, -EINVAL, l->file, l->line, l->col,
+                                    "no \"ssl_certificate\" is defined for this server, and "
+                                    "\"%s\" speaks TLS (\"ssl\" in %s:%d)",
+                                    addr_str(l, buf, sizeof buf), m->file, m->line);
+                }
+            }
+        }
+    }
+    return 0;
 }
 
 /* Fills and checks the server of block `d`, starting from the top-level values. */
@@ -1575,6 +2126,8 @@ static int build_server(loader *cx, const node *d)
         *PUSH(s->types, s->ntypes) =
             (pt_conf_type){xstrdup(c->types[i].type), xstrdup(c->types[i].ext)};
     files_inherit(&s->static_files, &c->static_files);
+    ssl_inherit(&s->ssl, &c->ssl);
+    proxy_inherit(&s->proxy, &c->proxy);
 
     cx->srv = s;
     cx->nseen = 0;
@@ -1599,7 +2152,7 @@ static int build_server(loader *cx, const node *d)
             s->listens[i].backlog =
                 s->limits.max_waiting > INT_MAX ? INT_MAX : (int)s->limits.max_waiting;
     }
-    return 0;
+    return check_certificates(cx, s);
 }
 
 /* One default server per address, as in nginx. */
@@ -1656,6 +2209,18 @@ static int conf_new(loader *cx, const char *prefix, const char *name)
     c->file_cache_valid = 1.0;
     c->open_file_cache_max = 1000;
     c->open_file_cache_inactive = 60.0;
+    pt_tls_ctx_options tls;
+    pt_tls_ctx_options_init(&tls);
+    c->ssl.min_version = tls.min_version;
+    c->ssl.max_version = tls.max_version;
+    c->ssl.prefer_server_ciphers = tls.prefer_server_ciphers;
+    c->ssl.session_cache = tls.session_cache;
+    c->ssl.session_timeout = (double)tls.session_timeout;
+    c->ssl.session_tickets = tls.tickets;
+    c->ssl.handshake_timeout = PT_CONF_SSL_HANDSHAKE_TIMEOUT;
+    c->ssl.max_handshakes = PT_CONF_SSL_MAX_HANDSHAKES;
+    c->ssl_ticket_rotate = PT_CONF_SSL_TICKET_ROTATE;
+    proxy_defaults(&c->proxy);
     return 0;
 }
 
@@ -1686,7 +2251,8 @@ static int load(pt_conf **out, const char *path, const char *text, const char *p
         if ((rc = build_server(&cx, cx.servers[i])) < 0)
             goto done;
     }
-    rc = check_default_servers(&cx);
+    if ((rc = check_default_servers(&cx)) == 0)
+        rc = check_tls_addresses(&cx);
 done:
     node_dispose(&root);
     free(cx.servers);

@@ -21,8 +21,8 @@
  * locations are rejected.
  *
  * Inheritance: every server starts from the values given at the top level (limits, root,
- * index, logs, sendfile, server_tokens, default_type, types, static-file settings), wherever
- * they appear at the top level, before or after the server block, then applies its own
+ * index, logs, sendfile, server_tokens, default_type, types, static-file and ssl_* settings),
+ * wherever they appear at the top level, before or after the server block, then applies its own
  * directives; every location likewise starts from its server's root, index, sendfile and
  * static-file settings. A `types` block in a server replaces the inherited types; several
  * `types` blocks at one level add up.
@@ -34,10 +34,13 @@
  * defaults to its server's max_waiting. Static files: autoindex off (html, exact sizes, GMT),
  * expires off, no add_header, error_page or try_files, precompressed off, max_ranges 16, etag
  * on. File cache: file_cache_size 32m, file_cache_max_file 32k, file_cache_valid 1s,
- * open_file_cache max=1000 inactive=60s.
+ * open_file_cache max=1000 inactive=60s. TLS: no certificate, TLS 1.2 and 1.3, server/tls_ctx.h's
+ * cipher defaults with the server's preference, a builtin session cache of 20480 sessions per
+ * process, session_timeout 1h, tickets on with keys rotated every 1h, handshakes bounded by 10s
+ * and 1000 in progress per address.
  *
- * Paths: root, log paths and pid are stored absolute: joined to the prefix given to the
- * loader (NULL: the current directory) and cleaned lexically ("//" and "/./" collapse, a
+ * Paths: root, log paths, pid and certificate files are stored absolute: joined to the prefix given
+ * to the loader (NULL: the current directory) and cleaned lexically ("//" and "/./" collapse, a
  * trailing "/" goes); symlinks and ".." are left alone. A log path of "stderr" stays the
  * literal string "stderr".
  *
@@ -81,12 +84,14 @@ typedef enum pt_log_level {
     PT_LOG_CRIT /* nginx's alert and emerg map here */
 } pt_log_level;
 
-/* One `listen` directive: `listen [HOST:]PORT [default_server] [reuseport] [backlog=N];`. */
+/* One `listen` directive: `listen [HOST:]PORT [default_server] [ssl] [reuseport] [backlog=N];`.
+ * With `ssl` the address speaks TLS for every server on it (as in nginx), so each of those
+ * servers needs a certificate. */
 typedef struct pt_conf_listen {
     char *host; /* NULL: all addresses ("8080", "*:8080"); IPv6 without brackets ("::1") */
     char *port; /* decimal 0..65535; "0" asks for an ephemeral port */
     int backlog;
-    bool default_server, reuseport;
+    bool default_server, reuseport, ssl;
     const char *file; /* where it was written; the server block's place for the default */
     int line, col;
 } pt_conf_listen;
@@ -151,8 +156,98 @@ typedef struct pt_conf_files {
 typedef enum pt_handler_kind {
     PT_HANDLER_STATIC, /* files from root or alias (the default) */
     PT_HANDLER_STATUS, /* `status;`: the status page */
+    PT_HANDLER_RETURN, /* `return CODE [URL|TEXT];` */
+    PT_HANDLER_PROXY,  /* `proxy_pass URL;` (server/proxy.c) */
     PT_HANDLER_COUNT
 } pt_handler_kind;
+
+/* `return CODE [URL|TEXT];` or `return URL;` (a 302). The text may hold $host, $request_uri,
+ * $scheme and $uri (also as ${name}), expanded per request. For 301, 302, 303, 307 and 308 the
+ * text is the Location; for other codes it is the body. In a server block it answers every
+ * request of the server before any location is chosen, as nginx's server-level return. */
+typedef struct pt_conf_return {
+    int code;   /* 0: none */
+    char *text; /* NULL: none (the code's own page) */
+} pt_conf_return;
+
+/* TLS settings (`ssl_*`), at the top level and in servers; a server starts from the top
+ * level's. ssl_certificate and ssl_certificate_key repeat (one pair per key type: RSA and
+ * ECDSA) and pair up in order; a level that names either replaces the inherited list.
+ * Only the certificates of the server chosen by SNI matter per server: the protocols, ciphers,
+ * cache and handshake bounds of an address are those of its default server (nginx's rule). */
+typedef struct pt_conf_ssl {
+    char **certs; /* absolute paths */
+    size_t ncerts;
+    char **keys; /* paired with certs by position */
+    size_t nkeys;
+    const char *cert_file; /* where the certificates were named (for messages) */
+    int cert_line, cert_col;
+    int min_version, max_version; /* ssl_protocols: TLS1_2_VERSION .. TLS1_3_VERSION */
+    char *ciphers;                /* ssl_ciphers (TLS 1.2); NULL: the safe default */
+    char *ciphersuites;           /* ssl_ciphersuites (TLS 1.3); NULL: the safe default */
+    bool prefer_server_ciphers;   /* on */
+    size_t session_cache;         /* sessions kept per process (ssl_session_cache); 0: none */
+    double session_timeout;       /* seconds (1h) */
+    bool session_tickets;         /* on */
+    double handshake_timeout;     /* seconds (10s); PT_TIMEOUT_NONE: none */
+    size_t max_handshakes;        /* handshakes in progress per address before accepting pauses */
+} pt_conf_ssl;
+
+#define PT_CONF_SSL_HANDSHAKE_TIMEOUT 10.0
+#define PT_CONF_SSL_MAX_HANDSHAKES 1000
+#define PT_CONF_SSL_TICKET_ROTATE 3600.0
+/* How many sessions a byte of nginx's `shared:NAME:SIZE` stands for (it keeps about 4000 in a
+ * megabyte). */
+#define PT_CONF_SSL_SESSION_BYTES 256
+
+/* One `server ADDRESS [weight=N] [max_fails=N] [fail_timeout=TIME];` of an upstream block.
+ * ADDRESS is HOST[:PORT] (port 80 by default) with HOST an IPv4 or [IPv6] literal or a DNS
+ * name (resolved when connecting), or unix:PATH. */
+typedef struct pt_conf_upstream_server {
+    char *address;       /* as written */
+    int weight;          /* 1 */
+    int max_fails;       /* failures within fail_timeout that mark it down (1); 0: never */
+    double fail_timeout; /* the window, and how long it stays down (10 s) */
+    const char *file;
+    int line, col;
+} pt_conf_upstream_server;
+
+/* `upstream NAME { server ...; keepalive N; keepalive_timeout TIME; keepalive_requests N; }`
+ * at the top level. The keep-alive bounds are per server of the block and per worker. */
+typedef struct pt_conf_upstream {
+    char *name;
+    pt_conf_upstream_server *servers; /* at least one, at most 64 */
+    size_t nservers;
+    size_t keepalive;          /* idle connections kept to each server (32); 0: none */
+    double keepalive_timeout;  /* an idle connection is closed after (4 s) */
+    size_t keepalive_requests; /* requests per connection (1000) */
+    const char *file;
+    int line, col;
+} pt_conf_upstream;
+
+#define PT_CONF_UPSTREAM_KEEPALIVE 32
+#define PT_CONF_UPSTREAM_KEEPALIVE_TIMEOUT 4.0
+#define PT_CONF_UPSTREAM_KEEPALIVE_REQUESTS 1000
+#define PT_CONF_UPSTREAM_FAIL_TIMEOUT 10.0
+#define PT_CONF_PROXY_TIMEOUT 60.0
+
+/* Proxy settings (`proxy_*`): top level, server and location, each level starting from its
+ * parent's. proxy_set_header repeats; a level that names it replaces the inherited list (as
+ * add_header). proxy_pass is a location's own. */
+typedef struct pt_conf_proxy {
+    char *pass;                  /* proxy_pass URL as written; NULL: none */
+    pt_conf_header *set_headers; /* proxy_set_header NAME VALUE (`always` unused); an empty
+                                    value removes the header */
+    size_t nset_headers;
+    double connect_timeout;        /* proxy_connect_timeout, per server tried (60 s) */
+    double read_timeout;           /* proxy_read_timeout, between two reads (60 s) */
+    double send_timeout;           /* proxy_send_timeout, between two writes (60 s) */
+    bool ssl_verify;               /* proxy_ssl_verify (on) */
+    bool ssl_server_name;          /* proxy_ssl_server_name: SNI (on) */
+    char *ssl_trusted_certificate; /* absolute path; NULL: the system's trust store */
+    const char *pass_file;         /* where proxy_pass was written */
+    int pass_line, pass_col;
+} pt_conf_proxy;
 
 typedef enum pt_conf_match {
     PT_MATCH_PREFIX, /* `location /p` and `location ^~ /p` (there are no regex locations) */
@@ -170,8 +265,10 @@ typedef struct pt_conf_location {
     size_t nindex;
     bool sendfile;
     pt_conf_files static_files;
-    const char *file; /* where the block starts */
+    pt_conf_return ret; /* with handler PT_HANDLER_RETURN */
+    const char *file;   /* where the block starts */
     int line, col;
+    pt_conf_proxy proxy; /* with handler PT_HANDLER_PROXY */
 } pt_conf_location;
 
 typedef struct pt_conf_server {
@@ -191,10 +288,13 @@ typedef struct pt_conf_server {
     pt_conf_type *types; /* later entries for an extension replace earlier ones */
     size_t ntypes;
     pt_conf_files static_files;
+    pt_conf_ssl ssl;
+    pt_conf_return ret;          /* server-level return; code 0: none */
     pt_conf_location *locations; /* in file order */
     size_t nlocations;
     const char *file; /* where the server block starts */
     int line, col;
+    pt_conf_proxy proxy;
 } pt_conf_server;
 
 typedef struct pt_conf {
@@ -217,6 +317,10 @@ typedef struct pt_conf {
     pt_conf_type *types;
     size_t ntypes;
     pt_conf_files static_files;
+    pt_conf_ssl ssl;
+    /* How often the master makes a new session-ticket key (ssl_session_ticket_rotate, 1h): one
+     * key set serves every server and worker and survives reloads. */
+    double ssl_ticket_rotate;
 
     /* The file cache (one per process, top level only): small files in memory with their
      * header lines, larger ones as open fds, missing ones remembered; each entry trusted for
@@ -230,6 +334,9 @@ typedef struct pt_conf {
     char *prefix; /* absolute; relative paths were joined to it */
     char **files; /* every file read (the main one first), as named in messages */
     size_t nfiles;
+    pt_conf_proxy proxy;
+    pt_conf_upstream *upstreams; /* in file order */
+    size_t nupstreams;
 } pt_conf;
 
 /* Loads and validates the file at `path` (relative to the current directory), resolving

@@ -64,6 +64,7 @@ typedef struct http_req {
     bool body_paused;   /* the body reader asked for a pause (back-pressure) */
     bool pinned;        /* the head lives in the arena, not the in-buffer */
     bool streaming, chunked_out; /* a streamed response body; chunk-framed on the wire */
+    bool until_close;            /* a stream of unknown length to an HTTP/1.0 client */
     bool continue_sent;          /* "100 Continue" went out */
     int status;                  /* the response's, for the access log of a stream */
     uint64_t stream_left;        /* bytes a stream of known length still owes */
@@ -439,6 +440,8 @@ static int on_headers_complete(llhttp_t *p)
     hc->phase = PHASE_BODY;
     pt_conn_count_request(hc->conn);
     http_req *x = hc->r;
+    /* The handler's time to answer starts now, before it runs, so that it may move it. */
+    pt_conn_reset_timeout(hc->conn, hc->conn->limits->response_timeout);
     if (!pt_embed_route(r)) /* an embedder's handlers first, then the locations */
         pt_route(r);
     if (hc->conn->dead)
@@ -447,8 +450,6 @@ static int on_headers_complete(llhttp_t *p)
     if (!x->response_done || x->body_cb) {
         /* The handler goes on after this call: the head must outlive the in-buffer's bytes. */
         pin(hc);
-        if (!x->responded)
-            pt_conn_reset_timeout(hc->conn, hc->conn->limits->response_timeout);
     }
     if (has_body && !x->body_cb && !x->response_done) {
         /* Nobody has said yet whether the body is wanted: stop here, keep it in the socket. */
@@ -565,6 +566,7 @@ void pt_http_conn_stream_started(pt_http_conn *hc, bool close, bool chunked, int
     http_req *x = hc->r;
     x->responded = x->streaming = true;
     x->chunked_out = chunked;
+    x->until_close = length < 0 && !chunked;
     x->stream_left = length > 0 ? (uint64_t)length : 0;
     x->status = status;
     if (close)
@@ -944,8 +946,7 @@ int pt_response_write(pt_request *req, const void *data, size_t len)
         return -ECONNABORTED;
     if (!x->streaming || x->response_done)
         return -EINVAL;
-    bool body = req->method_id != HTTP_HEAD && (x->chunked_out || x->stream_left);
-    if (len && body) {
+    if (len && req->method_id != HTTP_HEAD) {
         if (x->chunked_out) {
             char size[24];
             int n = snprintf(size, sizeof size, "%zx\r\n", len);
@@ -953,10 +954,11 @@ int pt_response_write(pt_request *req, const void *data, size_t len)
             pt_outq_push_copy(&c->out, data, len);
             pt_outq_push_copy(&c->out, "\r\n", 2);
         } else {
-            if (len > x->stream_left)
+            if (!x->until_close && len > x->stream_left)
                 return -EMSGSIZE; /* more than the Content-Length promised */
             pt_outq_push_copy(&c->out, data, len);
-            x->stream_left -= len;
+            if (!x->until_close)
+                x->stream_left -= len;
         }
         x->sent += len;
     }

@@ -149,6 +149,35 @@ struct pt_custodian *pt_request_custodian(pt_request *req);
 void pt_request_reset_timeout(pt_request *req, double secs);
 void pt_request_adjust_timeout(pt_request *req, double secs);
 
+/* An upgraded connection's events (pt_request_upgrade), each with the `data` given there. */
+struct pt_conn;
+typedef struct pt_upgrade_ops {
+    /* New bytes are in c->in (consume what is taken: pt_inbuf_consume), or c->eof is set. */
+    void (*on_read)(struct pt_conn *c, void *data);
+    /* The out-queue was written out after a flush that had to wait. Optional. */
+    void (*on_drain)(struct pt_conn *c, void *data);
+    /* The connection's timer expired. Optional: the default kills the connection. */
+    void (*on_timeout)(struct pt_conn *c, void *data);
+    /* The connection is being released (what the request's custodian held already is). Do not
+     * write. Optional. */
+    void (*on_close)(struct pt_conn *c, void *data);
+} pt_upgrade_ops;
+
+/* Takes the connection of `req` out of HTTP (a 101 Switching Protocols answer): queues `head`
+ * (`len` bytes, the response head exactly as it must go out, copied) and writes it, logs the
+ * request with `status`, ends the request, and from then on hands the connection's reads,
+ * drains, timeout and close to `ops`. *out receives the connection: its transport, in-buffer
+ * (bytes the client sent after the request head are already there; no on_read announces
+ * them), out-queue and timer (now without a deadline) are the caller's to drive through the
+ * pt_conn API. What the handler registered with pt_request_custodian() is not released with
+ * the request: it now goes with the connection. `req` must not be used after the call.
+ * Returns 0, or a negative errno: -EINVAL if the request's body has not been read to its end
+ * or a response was already started (nothing changed), -EBUSY from inside the dispatcher's own
+ * calls (a body or route callback; nothing changed), or the write's error (the connection has
+ * been killed and ops->on_close has run). Call it from the handler's own event callbacks. */
+int pt_request_upgrade(pt_request *req, int status, const void *head, size_t len,
+                       const pt_upgrade_ops *ops, void *data, struct pt_conn **out);
+
 /* Writes the access log line of `req` (done by pt_request_respond, or at the end of a stream). */
 void pt_request_access_log(pt_request *req, int status, uint64_t body_bytes);
 

@@ -4,6 +4,7 @@
  */
 #include "server/location.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -14,12 +15,17 @@
 #include <unistd.h>
 
 #include "server/path.h"
+#include "server/proxy.h"
 #include "server/site.h"
+
+static void return_handle(pt_request *req);
 
 /* What answers each kind of location: one row per handler. */
 static const pt_handler_fn handlers[PT_HANDLER_COUNT] = {
     [PT_HANDLER_STATIC] = pt_static_handle,
     [PT_HANDLER_STATUS] = pt_status_handle,
+    [PT_HANDLER_RETURN] = return_handle,
+    [PT_HANDLER_PROXY] = pt_proxy_handle,
 };
 
 /* ---- set-up ---- */
@@ -191,6 +197,174 @@ int pt_route_redirect(pt_request *req, const char *uri, size_t len)
     return 0;
 }
 
+/* ---- return ---- */
+
+/* The longest expansion of a `return` text: it goes into the response head as a Location. */
+#define RETURN_MAX 4096
+
+static size_t put(char *buf, size_t pos, size_t cap, const char *s, size_t n)
+{
+    if (pos + n <= cap)
+        memcpy(buf + pos, s, n);
+    return pos + n;
+}
+
+/* Bytes that may not stand as they are in a URL: in a Location header they are sent
+ * percent-encoded, so no header can be split or a path read differently. `path` also encodes
+ * what would end a path or start an escape (the decoded $uri). */
+static bool needs_escape(unsigned char c, bool path)
+{
+    if (c <= 0x20 || c >= 0x7f)
+        return true;
+    return path && strchr("\"#%<>?\\^`{|}", c) != NULL;
+}
+
+static size_t put_var(char *buf, size_t pos, size_t cap, pt_str v, bool url, bool path)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    for (size_t i = 0; i < v.len; i++) {
+        unsigned char c = (unsigned char)v.p[i];
+        if (url && needs_escape(c, path)) {
+            char e[3] = {'%', hex[c >> 4], hex[c & 15]};
+            pos = put(buf, pos, cap, e, 3);
+        } else {
+            pos = put(buf, pos, cap, (const char *)&c, 1);
+        }
+    }
+    return pos;
+}
+
+/* $host: the request's host without its port, in lower case (nginx's), else the server's
+ * first plain name. */
+static pt_str host_of(const pt_request *req, char *buf, size_t cap)
+{
+    pt_str h = req->host;
+    const char *colon = h.len ? memrchr(h.p, ':', h.len) : NULL;
+    if (colon && (h.p[0] != '[' || colon > (const char *)memchr(h.p, ']', h.len)))
+        h.len = (size_t)(colon - h.p);
+    if (h.len && h.p[h.len - 1] == '.')
+        h.len--;
+    if (!h.len) {
+        const pt_conf_server *cs = req->vhost->conf;
+        for (size_t i = 0; i < cs->nnames && !h.len; i++)
+            if (!strpbrk(cs->names[i], "*~") && cs->names[i][0] != '.')
+                h = (pt_str){cs->names[i], strlen(cs->names[i])};
+    }
+    if (h.len > cap)
+        h.len = cap;
+    for (size_t i = 0; i < h.len; i++)
+        buf[i] = (char)tolower((unsigned char)h.p[i]);
+    return (pt_str){buf, h.len};
+}
+
+/* $request_uri: the target as sent, from its path on (an absolute-form target loses its scheme
+ * and authority). */
+static pt_str request_uri_of(const pt_request *req)
+{
+    const char *end = req->target.p + req->target.len;
+    if (req->path.p >= req->target.p && req->path.p <= end)
+        return (pt_str){req->path.p, (size_t)(end - req->path.p)};
+    return req->target;
+}
+
+/* Expands the variables of `text` into `buf`; returns the length (above `cap`: it did not fit). */
+static size_t expand(const pt_request *req, const char *text, char *buf, size_t cap, bool url)
+{
+    size_t pos = 0;
+    for (const char *p = text; *p;) {
+        if (*p != '$') {
+            const char *d = strchr(p, '$');
+            size_t n = d ? (size_t)(d - p) : strlen(p);
+            pos = put(buf, pos, cap, p, n);
+            p += n;
+            continue;
+        }
+        const char *name = p + 1;
+        size_t n = 0;
+        bool braced = *name == '{';
+        if (braced)
+            name++;
+        while (isalnum((unsigned char)name[n]) || name[n] == '_')
+            n++;
+        p = name + n + (braced && name[n] == '}');
+        char host[256];
+        pt_str v = {"", 0};
+        bool path = false;
+        if (n == 4 && strncmp(name, "host", 4) == 0) {
+            v = host_of(req, host, sizeof host);
+        } else if (n == 11 && strncmp(name, "request_uri", 11) == 0) {
+            v = request_uri_of(req);
+        } else if (n == 6 && strncmp(name, "scheme", 6) == 0) {
+            const char *sch = pt_request_scheme(req);
+            v = (pt_str){sch, strlen(sch)};
+        } else if (n == 3 && strncmp(name, "uri", 3) == 0) {
+            v = req->norm_path;
+            path = true;
+        }
+        pos = put_var(buf, pos, cap, v, url, path);
+    }
+    return pos;
+}
+
+static bool status_is_redirect(int code)
+{
+    return code == 301 || code == 302 || code == 303 || code == 307 || code == 308;
+}
+
+/* nginx's little page for a status without a text of its own. */
+static size_t status_page(int status, char *buf, size_t cap)
+{
+    const char *reason = pt_http_reason(status);
+    int n = snprintf(buf, cap,
+                     "<html>\r\n<head><title>%d %s</title></head>\r\n<body>\r\n"
+                     "<center><h1>%d %s</h1></center>\r\n<hr><center>porter</center>\r\n"
+                     "</body>\r\n</html>\r\n",
+                     status, reason, status, reason);
+    return n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap - 1;
+}
+
+/* Answers `req` as `return CODE [TEXT]` says: a redirect to the expanded URL, the expanded text
+ * as the body, or the code's own page (through error_page for errors). */
+static void respond_return(pt_request *req, const pt_conf_return *ret)
+{
+    int code = ret->code;
+    bool redirect = status_is_redirect(code);
+    if (!ret->text && code >= 400) {
+        pt_route_error(req, code);
+        return;
+    }
+    char text[RETURN_MAX + 1], page[512];
+    size_t len = ret->text ? expand(req, ret->text, text, RETURN_MAX, redirect) : 0;
+    if (len > RETURN_MAX) {
+        pt_request_log(req, PT_LOG_ERROR, "the text of \"return\" is longer than %d bytes",
+                       RETURN_MAX);
+        pt_route_error(req, 500);
+        return;
+    }
+    text[len] = '\0';
+    pt_response r;
+    pt_response_init(&r, code);
+    if (redirect || !ret->text) {
+        if (redirect && ret->text)
+            r.location = text;
+        if (code >= 300) {
+            r.content_type = "text/html";
+            r.body = page;
+            r.body_len = status_page(code, page, sizeof page);
+        }
+    } else {
+        r.content_type = req->vhost->conf->default_type;
+        r.body = text;
+        r.body_len = len;
+    }
+    pt_request_respond(req, &r);
+}
+
+static void return_handle(pt_request *req)
+{
+    respond_return(req, &req->location->conf->ret);
+}
+
 void pt_route(pt_request *req)
 {
     char norm[PATH_MAX];
@@ -204,6 +378,12 @@ void pt_route(pt_request *req)
             req->location = pt_location_base(req->vhost);
             req->norm_path = (pt_str){"", 0};
             pt_route_error(req, len == -ENAMETOOLONG ? 414 : 400);
+        } else if (req->vhost->conf->ret.code && !req->redirects) {
+            /* A server-level return answers before any location is chosen (nginx's server
+             * rewrite phase, which internal redirects do not repeat). */
+            req->location = pt_location_base(req->vhost);
+            req->norm_path = (pt_str){norm, (size_t)len};
+            respond_return(req, &req->vhost->conf->ret);
         } else {
             req->location = pt_location_find(req->vhost, norm, (size_t)len);
             req->norm_path = (pt_str){norm, (size_t)len};

@@ -17,6 +17,9 @@
  *   SIGUSR1          reopen log files (after logrotate moved them)
  *
  * A single process reloads in place: the new server takes the sockets over on the same loop.
+ *
+ * TLS session-ticket keys are shared by the whole process tree and renewed every
+ * ssl_session_ticket_rotate by one process: the master, or the single process.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -51,6 +54,7 @@ static struct {
     int nworkers; /* 1: a single process */
     int nsockets; /* listening sockets per address, fixed at start (see pt_server_options) */
     bool master, stopping, retiring;
+    bool worker; /* a forked worker: it never renews the ticket keys */
     int stops;
     unsigned gen;
     worker procs[MAX_PROCS];
@@ -59,6 +63,7 @@ static struct {
     pt_server *retired[MAX_RETIRING];
     int nretired;
     ev_timer reaper;
+    ev_timer rotate; /* session-ticket keys (not in workers) */
 } g;
 
 static void usage(FILE *out)
@@ -89,6 +94,36 @@ static void stop_signals(void)
     ev_signal *all[] = {&g.sig_term, &g.sig_int, &g.sig_quit, &g.sig_hup, &g.sig_usr1};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++)
         ev_signal_stop(g.loop, all[i]);
+}
+
+/* ---- session-ticket keys ---- */
+
+static void on_rotate(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    pt_server_rotate_ticket_keys(g.server);
+}
+
+static void stop_rotation(void)
+{
+    if (ev_is_active(&g.rotate)) {
+        ev_ref(g.loop); /* it was unreferenced when started */
+        ev_timer_stop(g.loop, &g.rotate);
+    }
+}
+
+/* (Re)arms the rotation for the current server; an unchanged period keeps its schedule, so
+ * reloads do not postpone it. */
+static void arm_rotation(void)
+{
+    double every = g.worker ? 0 : pt_server_ticket_rotation(g.server);
+    if (ev_is_active(&g.rotate) && g.rotate.repeat == every)
+        return;
+    stop_rotation();
+    if (every <= 0)
+        return;
+    ev_timer_set(&g.rotate, every, every);
+    ev_timer_start(g.loop, &g.rotate);
+    ev_unref(g.loop); /* the rotation alone must not keep the loop running */
 }
 
 /* ---- a serving process (the only one, or a worker) ---- */
@@ -155,6 +190,7 @@ static void serve_signal(struct ev_loop *loop, ev_signal *w, int revents)
         }
         pt_server *old = g.server;
         g.server = next;
+        arm_rotation();
         pt_server_retire(old, on_retired, NULL);
         log_line("configuration reloaded");
         break;
@@ -248,6 +284,8 @@ static int spawn(int slot)
     }
     if (pid == 0) {
         ev_loop_fork(g.loop);
+        g.worker = true;
+        stop_rotation(); /* the master renews the keys the workers share */
         for (int i = 0; i < MAX_PROCS; i++)
             if (ev_is_active(&g.procs[i].watcher))
                 ev_child_stop(g.loop, &g.procs[i].watcher);
@@ -293,6 +331,7 @@ static void reload_master(void)
      * their own copies of the sockets it still had. */
     pt_server_free(g.server);
     g.server = next;
+    arm_rotation();
     g.nworkers = n;
     g.gen++;
     for (int i = 0; i < n; i++)
@@ -443,7 +482,10 @@ int main(int argc, char **argv)
         free(pid_copy);
         return 1;
     }
+    ev_timer_init(&g.rotate, on_rotate, 0., 0.);
+    arm_rotation();
     int code = g.nworkers > 1 ? run_master() : serve(0);
+    stop_rotation();
     pt_server_free(g.server);
     if (pid_copy)
         unlink(pid_copy);

@@ -4,20 +4,29 @@
  * Each distinct `listen` address is one site: one listener (a socket per address family) and
  * one connection manager whose limits are those of the site's default server. Virtual hosts
  * sharing an address are chosen by Host. Everything hangs off the server's root custodian.
+ * An address with `ssl` is a TLS site (tls_site.c); the server holds the session-ticket keys
+ * its TLS contexts share, and hands them to its successor on a reload.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <openssl/opensslconf.h>
+
+#include "connmgr/tls.h"
 #include "porter.h"
 #include "server/dispatch.h"
+#include "server/embed.h"
 #include "server/location.h"
+#include "server/proxy.h"
 #include "server/site.h"
 #include "server/stats.h"
+#include "server/upstream.h"
 
 /* Idle connections closed each time accepting backs off for want of file descriptors. */
 #define FD_PRESSURE_EVICT 8
@@ -35,19 +44,23 @@ struct pt_server {
     pt_filecache *cache;
     pt_vhost *vhosts;
     size_t nvhosts;
-    pt_site *sites;
+    pt_site **sites; /* each its own allocation: listeners and managers point at them */
     size_t nsites;
     pt_log **logs; /* access logs, one per distinct path */
     size_t nlogs;
     pt_log *error_log;
     ev_timer tick; /* once a second: flush access logs, publish stats */
     pt_stats_board *board;
+    pt_tls_keyring *keyring; /* session-ticket keys of the TLS contexts; NULL without TLS */
+    /* the servers behind proxy_pass, with their connection pools */
+    pt_upstreams *upstreams;
     int nsockets;     /* listening sockets per address */
     int nslots, slot; /* workers (stats board slots) and this worker's */
     pt_server_stopped_cb on_stopped;
     void *stopped_data;
     size_t sites_draining;
     bool started, stopping;
+    pt_embed *embed; /* handlers and added addresses (embed.c); NULL: none */
 };
 
 const char *pt_strerror(int err)
@@ -129,29 +142,43 @@ static void on_fd_pressure(pt_listener *l, void *data)
     pt_server *s = site->server;
     size_t freed = pt_connmgr_evict_idle(site->mgr, FD_PRESSURE_EVICT);
     for (size_t i = 0; i < s->nsites && freed < FD_PRESSURE_EVICT; i++)
-        freed += pt_connmgr_evict_idle(s->sites[i].mgr, FD_PRESSURE_EVICT - freed);
+        freed += pt_connmgr_evict_idle(s->sites[i]->mgr, FD_PRESSURE_EVICT - freed);
 }
 
 static void on_admit(pt_conn *c, void *data)
 {
-    pt_http_conn_attach(c, data);
+    pt_site *site = data;
+    pt_http_conn_attach(c, site);
+    if (site->tls)
+        pt_tls_site_admit(site, c);
+}
+
+void pt_site_update_accepting(pt_site *site)
+{
+    bool pause = site->mgr_full || site->handshakes_full;
+    for (size_t k = 0; k < site->nlisteners; k++) {
+        if (!site->listeners || !site->listeners[k])
+            continue;
+        if (pause)
+            pt_listener_pause(site->listeners[k]);
+        else
+            pt_listener_resume(site->listeners[k]);
+    }
 }
 
 static void on_full(void *data)
 {
     pt_site *site = data;
     pt_log_error(PT_LOG_WARN, "max_concurrent connections reached; accepting paused");
-    for (size_t k = 0; k < site->nlisteners; k++)
-        if (site->listeners[k])
-            pt_listener_pause(site->listeners[k]);
+    site->mgr_full = true;
+    pt_site_update_accepting(site);
 }
 
 static void on_room(void *data)
 {
     pt_site *site = data;
-    for (size_t k = 0; k < site->nlisteners; k++)
-        if (site->listeners[k])
-            pt_listener_resume(site->listeners[k]);
+    site->mgr_full = false;
+    pt_site_update_accepting(site);
 }
 
 static void stop_tick(pt_server *s)
@@ -172,7 +199,7 @@ static void publish_stats(pt_server *s)
     st.updated = ev_now(s->loop);
     for (size_t i = 0; i < s->nsites; i++) {
         pt_connmgr_stats c;
-        pt_connmgr_get_stats(s->sites[i].mgr, &c);
+        pt_connmgr_get_stats(s->sites[i]->mgr, &c);
         st.live += c.live;
         st.reading += c.reading;
         st.writing += c.writing;
@@ -294,6 +321,10 @@ static int setup_vhost(pt_server *s, pt_vhost *vh, const pt_conf_server *cs, cha
     }
     if ((r = pt_locations_setup(vh, err, elen)) < 0)
         return r;
+    if ((r = pt_proxy_vhost_setup(vh, s->upstreams, err, elen)) < 0)
+        return r;
+    if (cs->ssl.ncerts && (r = pt_tls_vhost_setup(vh, s->keyring, err, elen)) < 0)
+        return r;
     if (cs->access_log &&
         (r = open_log(s, cs->access_log, "access log", &vh->access_log, err, elen)) < 0)
         return r;
@@ -316,19 +347,22 @@ static int add_to_site(pt_server *s, pt_vhost *vh, const pt_conf_listen *ls)
 {
     pt_site *site = NULL;
     for (size_t i = 0; i < s->nsites && !site; i++)
-        if (same_address(s->sites[i].listen, ls))
-            site = &s->sites[i];
+        if (same_address(s->sites[i]->listen, ls))
+            site = s->sites[i];
     if (!site) {
-        pt_site *sites = realloc(s->sites, (s->nsites + 1) * sizeof *sites);
+        pt_site **sites = realloc(s->sites, (s->nsites + 1) * sizeof *sites);
         if (!sites)
             return -ENOMEM;
         s->sites = sites;
-        site = &s->sites[s->nsites++];
-        memset(site, 0, sizeof *site);
+        if (!(site = calloc(1, sizeof *site)))
+            return -ENOMEM;
+        s->sites[s->nsites++] = site;
         site->server = s;
         site->loop = s->loop;
         site->listen = ls;
     }
+    /* One `ssl` on an address makes it TLS for every server on it, as in nginx. */
+    site->tls |= ls->ssl;
     for (size_t k = 0; k < site->nvhosts; k++)
         if (site->vhosts[k] == vh)
             return 0;
@@ -361,7 +395,7 @@ static bool take_over(pt_server *prev, pt_site *site)
         return false;
     const pt_conf_listen *ls = site->listen;
     for (size_t i = 0; i < prev->nsites; i++) {
-        pt_site *old = &prev->sites[i];
+        pt_site *old = prev->sites[i];
         const pt_conf_listen *ol = old->listen;
         if (!old->listeners || !old->listeners[0] || old->nlisteners != site->nlisteners ||
             !same_str(ol->host, ls->host) || strcmp(ol->port, ls->port) != 0 ||
@@ -431,6 +465,8 @@ static int open_site(pt_server *s, pt_site *site, pt_server *prev, char *err, si
     mo.refusal = REFUSAL;
     mo.refusal_len = sizeof REFUSAL - 1;
     mo.data = site;
+    if (site->tls)
+        pt_tls_site_setup(site, &mo);
     r = pt_connmgr_new(&site->mgr, s->loop, &mo);
     if (r < 0)
         snprintf(err, elen, "cannot create the connection manager: %s", strerror(-r));
@@ -439,7 +475,7 @@ static int open_site(pt_server *s, pt_site *site, pt_server *prev, char *err, si
 
 void pt_server_options_init(pt_server_options *o)
 {
-    *o = (pt_server_options){.conf_path = "conf/porter.conf"};
+    *o = (pt_server_options){.limits = pt_limits_default()};
 }
 
 int pt_server_new(pt_server **out, struct ev_loop *loop, const char *conf_path, const char *prefix,
@@ -452,6 +488,15 @@ int pt_server_new(pt_server **out, struct ev_loop *loop, const char *conf_path, 
     return pt_server_new_with(out, loop, &o, err, errlen);
 }
 
+/* A peer that goes away while a response is written must not kill the process: OpenSSL writes
+ * with write(2), which raises SIGPIPE. A program that chose its own SIGPIPE handling keeps it. */
+static void ignore_sigpipe(void)
+{
+    struct sigaction sa;
+    if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL)
+        signal(SIGPIPE, SIG_IGN);
+}
+
 int pt_server_new_with(pt_server **out, struct ev_loop *loop, const pt_server_options *o, char *err,
                        size_t errlen)
 {
@@ -461,11 +506,13 @@ int pt_server_new_with(pt_server **out, struct ev_loop *loop, const pt_server_op
         errlen = sizeof dummy;
     }
     err[0] = '\0';
+    ignore_sigpipe();
     pt_server *s = calloc(1, sizeof *s);
     if (!s)
         return -ENOMEM;
     s->loop = loop;
-    int r = pt_conf_load(&s->conf, o->conf_path, o->prefix, err, errlen);
+    int r = o->conf_path ? pt_conf_load(&s->conf, o->conf_path, o->prefix, err, errlen)
+                         : pt_embed_conf(&s->conf, o, err, errlen);
     if (r < 0)
         goto fail;
     const pt_conf *conf = s->conf;
@@ -503,13 +550,27 @@ int pt_server_new_with(pt_server **out, struct ev_loop *loop, const pt_server_op
         fco.max_open > nofile.rlim_cur / 4)
         fco.max_open = (size_t)(nofile.rlim_cur / 4);
     s->cache = pt_filecache_new(&fco);
-    if (!s->custodian || !s->vhosts || !s->cache || !s->board) {
+    if (s->custodian)
+        pt_upstreams_new(&s->upstreams, loop, s->custodian, conf);
+    if (!s->custodian || !s->vhosts || !s->cache || !s->board || !s->upstreams) {
         r = -ENOMEM;
         goto fail;
     }
     for (size_t i = 0; i < conf->nservers; i++)
         s->vhosts[i].root_fd = -1;
     s->nvhosts = conf->nservers;
+    /* One set of ticket keys for the life of the process tree: a reload keeps them, so the
+     * tickets clients hold still resume. */
+    if (o->previous && o->previous->keyring) {
+        s->keyring = pt_tls_keyring_ref(o->previous->keyring);
+    } else {
+        for (size_t i = 0; i < conf->nservers && !s->keyring; i++) {
+            if (conf->servers[i].ssl.ncerts && !(s->keyring = pt_tls_keyring_new())) {
+                r = -ENOMEM;
+                goto fail;
+            }
+        }
+    }
     for (size_t i = 0; i < conf->nservers; i++) {
         r = setup_vhost(s, &s->vhosts[i], &conf->servers[i], err, errlen);
         if (r < 0)
@@ -519,8 +580,8 @@ int pt_server_new_with(pt_server **out, struct ev_loop *loop, const pt_server_op
                 goto fail;
     }
     for (size_t i = 0; i < s->nsites; i++) {
-        s->sites[i].nlisteners = (size_t)s->nsockets;
-        if ((r = open_site(s, &s->sites[i], o->previous, err, errlen)) < 0)
+        s->sites[i]->nlisteners = (size_t)s->nsockets;
+        if ((r = open_site(s, s->sites[i], o->previous, err, errlen)) < 0)
             goto fail;
     }
     /* Only now, when nothing can fail any more, does this server's log become the process's. */
@@ -537,6 +598,35 @@ fail:
     return r;
 }
 
+/* How files go out over TLS: SSL_sendfile needs OpenSSL built with kernel TLS and a kernel
+ * that takes the "tls" socket layer; each connection then also needs a cipher the kernel
+ * knows (AES-GCM, ChaCha20-Poly1305), else it falls back by itself. */
+static const char *tls_file_bodies(void)
+{
+#if defined(OPENSSL_NO_KTLS) || !defined(SSL_OP_ENABLE_KTLS)
+    return "read + SSL_write (OpenSSL is built without kernel TLS)";
+#else
+    return pt_tls_ktls_available() ? "sendfile via kernel TLS"
+                                   : "read + SSL_write (kernel TLS unavailable)";
+#endif
+}
+
+/* Worker `slot` of nslots accepts on sockets slot, slot + nslots, ... (or, with more workers
+ * than sockets, shares socket slot % sockets): every socket has a worker whatever the two
+ * counts, so a reload may change the worker count and take every socket over. */
+static void start_listeners(pt_server *s, pt_site *site)
+{
+    size_t n = site->nlisteners, workers = (size_t)s->nslots, slot = (size_t)s->slot;
+    if (workers >= n) {
+        if (site->listeners[slot % n])
+            pt_listener_start(site->listeners[slot % n]);
+        return;
+    }
+    for (size_t k = slot; k < n; k += workers)
+        if (site->listeners[k])
+            pt_listener_start(site->listeners[k]);
+}
+
 int pt_server_start_worker(pt_server *s, int slot)
 {
     if (s->started)
@@ -545,34 +635,26 @@ int pt_server_start_worker(pt_server *s, int slot)
         return -EINVAL;
     s->started = true;
     s->slot = slot;
-    /* Worker `slot` of nslots accepts on sockets slot, slot + nslots, ... (or, with more
-     * workers than sockets, shares socket slot % sockets): every socket has a worker whatever
-     * the two counts, so a reload may change the worker count and take every socket over. */
-    for (size_t i = 0; i < s->nsites; i++) {
-        pt_site *site = &s->sites[i];
-        size_t n = site->nlisteners, workers = (size_t)s->nslots;
-        if (workers >= n) {
-            if (site->listeners[(size_t)slot % n])
-                pt_listener_start(site->listeners[(size_t)slot % n]);
-            continue;
-        }
-        for (size_t k = (size_t)slot; k < n; k += workers)
-            if (site->listeners[k])
-                pt_listener_start(site->listeners[k]);
-    }
+    for (size_t i = 0; i < s->nsites; i++)
+        start_listeners(s, s->sites[i]);
     ev_timer_start(s->loop, &s->tick);
     ev_unref(s->loop); /* the once-a-second chores alone must not keep the loop running */
     publish_stats(s);
     if (slot != 0)
         return 0;
     char addr[PT_SOCKADDR_STRLEN];
+    bool tls = false;
     for (size_t i = 0; i < s->nsites; i++) {
         struct sockaddr_storage ss[4];
-        size_t n = pt_listener_addresses(s->sites[i].listeners[0], ss, 4);
+        size_t n = pt_listener_addresses(s->sites[i]->listeners[0], ss, 4);
+        tls |= s->sites[i]->tls;
         for (size_t k = 0; k < n && k < 4; k++)
             if (pt_sockaddr_format((struct sockaddr *)&ss[k], addr, sizeof addr) >= 0)
-                pt_log_error(PT_LOG_NOTICE, "listening on http://%s", addr);
+                pt_log_error(PT_LOG_NOTICE, "listening on %s://%s",
+                             s->sites[i]->tls ? "https" : "http", addr);
     }
+    if (tls)
+        pt_log_error(PT_LOG_NOTICE, "TLS file bodies: %s", tls_file_bodies());
     return 0;
 }
 
@@ -593,7 +675,7 @@ static void stop(pt_server *s, bool gentle, pt_server_stopped_cb cb, void *data)
 {
     if (s->stopping) {
         for (size_t i = 0; i < s->nsites; i++)
-            pt_connmgr_drain(s->sites[i].mgr, 0);
+            pt_connmgr_drain(s->sites[i]->mgr, 0);
         return;
     }
     s->stopping = true;
@@ -602,7 +684,7 @@ static void stop(pt_server *s, bool gentle, pt_server_stopped_cb cb, void *data)
     s->sites_draining = s->nsites;
     /* Closing this process's copies: a successor holding the same sockets keeps their queues. */
     for (size_t i = 0; i < s->nsites; i++)
-        close_listeners(&s->sites[i]);
+        close_listeners(s->sites[i]);
     if (s->nsites == 0) {
         stop_tick(s);
         if (cb)
@@ -610,11 +692,11 @@ static void stop(pt_server *s, bool gentle, pt_server_stopped_cb cb, void *data)
         return;
     }
     for (size_t i = 0; i < s->nsites; i++) {
-        const pt_limits *l = &s->sites[i].default_vhost->limits;
+        const pt_limits *l = &s->sites[i]->default_vhost->limits;
         if (gentle)
-            pt_connmgr_retire(s->sites[i].mgr, l->shutdown_grace_period);
+            pt_connmgr_retire(s->sites[i]->mgr, l->shutdown_grace_period);
         else
-            pt_connmgr_drain(s->sites[i].mgr, l->shutdown_grace_period);
+            pt_connmgr_drain(s->sites[i]->mgr, l->shutdown_grace_period);
     }
 }
 
@@ -633,17 +715,23 @@ void pt_server_free(pt_server *s)
     if (!s)
         return;
     for (size_t i = 0; i < s->nsites; i++) {
-        close_listeners(&s->sites[i]);
-        free(s->sites[i].listeners);
-        pt_connmgr_free(s->sites[i].mgr);
-        free(s->sites[i].vhosts);
+        close_listeners(s->sites[i]);
+        free(s->sites[i]->listeners);
+        s->sites[i]->listeners = NULL; /* connections released below may look at them */
+        s->sites[i]->closing = true;
+        pt_connmgr_free(s->sites[i]->mgr);
+        free(s->sites[i]->vhosts);
+        free(s->sites[i]);
     }
     free(s->sites);
     stop_tick(s);
+    pt_upstreams_free(s->upstreams); /* idle upstream connections close */
     pt_custodian_shutdown(s->custodian);
     pt_custodian_reap();
     pt_chunk_pool_trim();
     for (size_t i = 0; i < s->nvhosts; i++) {
+        pt_tls_vhost_dispose(&s->vhosts[i]);
+        pt_proxy_vhost_dispose(&s->vhosts[i]);
         pt_locations_dispose(&s->vhosts[i]);
         if (s->vhosts[i].root_fd >= 0)
             close(s->vhosts[i].root_fd);
@@ -657,18 +745,69 @@ void pt_server_free(pt_server *s)
     pt_filecache_free(s->cache);
     pt_log_close(s->error_log); /* the process's error log falls back to stderr if it was this */
     pt_stats_board_free(s->board, s->nslots);
+    pt_tls_keyring_unref(s->keyring);
     pt_conf_free(s->conf);
+    pt_embed_free(s->embed); /* after the sites: they point at its listen records */
     free(s);
+}
+
+pt_embed **pt_server_embed(pt_server *s)
+{
+    return &s->embed;
+}
+
+int pt_server_add_listen(pt_server *s, const pt_conf_listen *ls, char *err, size_t errlen)
+{
+    if (s->stopping)
+        return -EBUSY;
+    pt_vhost *vh = &s->vhosts[0];
+    if (ls->ssl && !vh->ssl_ctx) {
+        snprintf(err, errlen, "TLS needs a certificate");
+        return -EINVAL;
+    }
+    for (size_t i = 0; i < s->nsites; i++)
+        if (same_address(s->sites[i]->listen, ls))
+            return -EEXIST;
+    size_t n = s->nsites;
+    int r = add_to_site(s, vh, ls);
+    if (r == 0) {
+        s->sites[n]->nlisteners = (size_t)s->nsockets;
+        r = open_site(s, s->sites[n], NULL, err, errlen);
+    }
+    if (r < 0) {
+        for (size_t i = n; i < s->nsites; i++) {
+            close_listeners(s->sites[i]);
+            free(s->sites[i]->listeners);
+            pt_connmgr_free(s->sites[i]->mgr);
+            free(s->sites[i]->vhosts);
+            free(s->sites[i]);
+        }
+        s->nsites = n;
+        return r;
+    }
+    if (s->started)
+        start_listeners(s, s->sites[n]);
+    return 0;
+}
+
+double pt_server_ticket_rotation(const pt_server *s)
+{
+    return s->keyring ? s->conf->ssl_ticket_rotate : 0;
+}
+
+void pt_server_rotate_ticket_keys(pt_server *s)
+{
+    pt_tls_keyring_rotate(s->keyring);
 }
 
 size_t pt_server_addresses(const pt_server *s, struct sockaddr_storage *out, size_t max)
 {
     size_t total = 0;
     for (size_t i = 0; i < s->nsites; i++) {
-        if (!s->sites[i].listeners || !s->sites[i].listeners[0])
+        if (!s->sites[i]->listeners || !s->sites[i]->listeners[0])
             continue;
         struct sockaddr_storage ss[8];
-        size_t n = pt_listener_addresses(s->sites[i].listeners[0], ss, 8);
+        size_t n = pt_listener_addresses(s->sites[i]->listeners[0], ss, 8);
         for (size_t k = 0; k < n && k < 8; k++, total++)
             if (total < max)
                 out[total] = ss[k];
@@ -740,6 +879,8 @@ int pt_server_test(const char *conf_path, const char *prefix, char *err, size_t 
     int r = pt_conf_load(&conf, conf_path, prefix, err, errlen);
     if (r < 0)
         return r;
+    if ((r = pt_proxy_check(conf, err, errlen)) < 0)
+        goto out;
     if (conf->error_log && (r = test_log(conf->error_log, "error log", err, errlen)) < 0)
         goto out;
     for (size_t i = 0; i < conf->nservers; i++) {
@@ -767,6 +908,14 @@ int pt_server_test(const char *conf_path, const char *prefix, char *err, size_t 
         }
         if (cs->access_log && (r = test_log(cs->access_log, "access log", err, errlen)) < 0)
             goto out;
+        /* Certificates and keys are read and matched as at start-up. */
+        if (cs->ssl.ncerts) {
+            pt_vhost vh = {.conf = cs};
+            r = pt_tls_vhost_setup(&vh, NULL, err, errlen);
+            pt_tls_vhost_dispose(&vh);
+            if (r < 0)
+                goto out;
+        }
     }
 out:
     pt_conf_free(conf);

@@ -6,11 +6,18 @@
  * its connection manager and the virtual hosts that listen there; its first `default_server`
  * (else its first vhost) answers requests whose Host matches no server_name, and its limits
  * govern the connection until the request head names a vhost. Owned by the pt_server.
+ *
+ * A site whose listen says `ssl` speaks TLS (tls_site.c): each of its vhosts has an SSL_CTX
+ * with its certificates, every accepted connection gets a TLS transport over its socket (the
+ * connection manager's wrap_transport), SNI switches the connection to the vhost it names,
+ * and the site bounds the time and the number of handshakes in progress. The SSL_CTXs share
+ * one set of session-ticket keys (pt_tls_keyring), which a reload hands to the next server.
  */
 #ifndef PORTER_SERVER_SITE_H
 #define PORTER_SERVER_SITE_H
 
 #include <ev.h>
+#include <stdbool.h>
 
 #include "connmgr/connmgr.h"
 #include "listener/listener.h"
@@ -21,6 +28,8 @@
 #include "server/mime.h"
 
 typedef struct pt_server pt_server;
+typedef struct pt_tls_keyring pt_tls_keyring;
+struct ssl_ctx_st;
 
 struct pt_vhost {
     const pt_conf_server *conf;
@@ -36,6 +45,9 @@ struct pt_vhost {
      * server's own (server/location.h). */
     pt_location *locations;
     size_t nlocations, nexact;
+    struct ssl_ctx_st *ssl_ctx; /* its certificates, when it is on a TLS site; else NULL */
+    /* its proxy locations' state (server/proxy.c); NULL: none */
+    void *proxy;
 };
 
 typedef struct pt_site {
@@ -49,7 +61,46 @@ typedef struct pt_site {
     pt_listener **listeners; /* one per worker slot (SO_REUSEPORT), or one */
     size_t nlisteners;
     pt_connmgr *mgr;
+    /* TLS (tls_site.c): the default vhost's ssl settings bound the handshakes. */
+    bool tls;
+    double handshake_timeout;
+    size_t handshakes, max_handshakes; /* in progress now, and the most before pausing */
+    bool mgr_full;                     /* the manager said max_concurrent (on_full) */
+    bool handshakes_full;              /* max_handshakes in progress: accepting paused */
+    bool closing;                      /* the server is being freed: connections go quietly */
 } pt_site;
+
+/* Starts or pauses the site's listeners as its two bounds say (server.c). */
+void pt_site_update_accepting(pt_site *site);
+
+/* ---- TLS sites (tls_site.c) ---- */
+
+/* Session-ticket keys shared by a process tree (server/tls_ctx.h), counted: servers that
+ * replaced one another (reload) hold the same keys. NULL if out of memory. */
+pt_tls_keyring *pt_tls_keyring_new(void);
+pt_tls_keyring *pt_tls_keyring_ref(pt_tls_keyring *k);
+void pt_tls_keyring_unref(pt_tls_keyring *k);
+void pt_tls_keyring_rotate(pt_tls_keyring *k);
+
+/* Builds the SSL_CTX of `vh` (on a TLS site) from its conf, with the keys of `ring`. On error
+ * writes "FILE:LINE:COL: reason" to `err` and returns a negative errno. */
+int pt_tls_vhost_setup(pt_vhost *vh, pt_tls_keyring *ring, char *err, size_t errlen);
+
+/* Releases the SSL_CTX of `vh`. Twice is a no-op. */
+void pt_tls_vhost_dispose(pt_vhost *vh);
+
+/* Makes `site` a TLS site (its vhosts are set up): the handshake bounds, the servername
+ * callback, and the connection manager's wrap_transport in `mo`. */
+void pt_tls_site_setup(pt_site *site, pt_connmgr_options *mo);
+
+/* A connection was admitted on a TLS site: its handshake is counted and timed. */
+void pt_tls_site_admit(pt_site *site, pt_conn *c);
+
+/* Bytes pt_tls_site_admit takes from each connection's custodian. */
+size_t pt_tls_conn_size(void);
+
+/* "https" for a request that came over TLS, else "http" ($scheme). */
+const char *pt_request_scheme(const pt_request *req);
 
 /* Picks the virtual host for `host` (a Host header value, port allowed) on `site`. */
 const pt_vhost *pt_site_select(const pt_site *site, pt_str host);

@@ -554,7 +554,7 @@ static void test_errors(void **state)
         {"server { worker_connections 5; }",
          "t.conf:1:10: \"worker_connections\" directive is not allowed here"},
         {"server {\n  root;\n}\n", "t.conf:2:3: invalid number of arguments in \"root\" directive"},
-        {"server { listen 1 2 3 4 5; }",
+        {"server { listen 1 2 3 4 5 6; }",
          "t.conf:1:10: invalid number of arguments in \"listen\" directive"},
         {"keepalive_timeout 65 60;\nserver {}",
          "t.conf:1:1: invalid number of arguments in \"keepalive_timeout\" directive"},
@@ -737,7 +737,7 @@ static void test_errors(void **state)
         {"server { listen :80; }", "t.conf:1:17: invalid address \":80\" in \"listen\""},
         {"server { listen []:80; }", "t.conf:1:17: invalid address \"[]:80\" in \"listen\""},
         {"server { listen [::1]80; }", "t.conf:1:17: invalid address \"[::1]80\" in \"listen\""},
-        {"server { listen 80 ssl; }", "t.conf:1:20: invalid parameter \"ssl\" in \"listen\""},
+        {"server { listen 80 http2; }", "t.conf:1:20: invalid parameter \"http2\" in \"listen\""},
         {"server { listen 80 backlog=x; }", "t.conf:1:20: invalid backlog \"x\" in \"listen\""},
         {"server { listen 80 backlog=-1; }", "t.conf:1:20: invalid backlog \"-1\" in \"listen\""},
         {"server {\n  listen 80;\n  listen *:80;\n}", "t.conf:3:10: duplicate listen \"*:80\""},
@@ -774,6 +774,236 @@ static void test_error_buffer(void **state)
     assert_int_equal(pt_conf_parse_string(&c, "server {}", NAME, PREFIX, big, sizeof big), 0);
     assert_string_equal(big, "");
     pt_conf_free(c);
+}
+
+/* ---- TLS and return ---- */
+
+static void test_ssl_defaults(void **state)
+{
+    pt_conf *c = parse("server {}");
+    const pt_conf_ssl *top = &c->ssl, *s = &c->servers[0].ssl;
+    const pt_conf_ssl *both[] = {top, s};
+    for (int i = 0; i < 2; i++) {
+        const pt_conf_ssl *x = both[i];
+        assert_int_equal(x->ncerts, 0);
+        assert_int_equal(x->nkeys, 0);
+        assert_int_equal(x->min_version, 0x0303); /* TLS 1.2 */
+        assert_int_equal(x->max_version, 0x0304); /* TLS 1.3 */
+        assert_null(x->ciphers);
+        assert_null(x->ciphersuites);
+        assert_true(x->prefer_server_ciphers);
+        assert_int_equal(x->session_cache, 20480);
+        assert_true(x->session_timeout == 3600);
+        assert_true(x->session_tickets);
+        assert_true(x->handshake_timeout == PT_CONF_SSL_HANDSHAKE_TIMEOUT);
+        assert_int_equal(x->max_handshakes, PT_CONF_SSL_MAX_HANDSHAKES);
+    }
+    assert_true(c->ssl_ticket_rotate == 3600);
+    assert_false(c->servers[0].listens[0].ssl);
+    assert_int_equal(c->servers[0].ret.code, 0);
+    pt_conf_free(c);
+}
+
+static void test_ssl_directives(void **state)
+{
+    pt_conf *c = parse("ssl_certificate tls/top.crt;\n"
+                       "ssl_certificate_key tls/top.key;\n"
+                       "ssl_protocols TLSv1.3;\n"
+                       "ssl_session_ticket_rotate 30m;\n"
+                       "ssl_handshake_timeout 5s;\n"
+                       "server {\n"
+                       "    listen 443 ssl default_server;\n"
+                       "}\n"
+                       "server {\n"
+                       "    listen 127.0.0.1:8443 ssl reuseport;\n"
+                       "    ssl_certificate /etc/rsa.crt;\n"
+                       "    ssl_certificate_key /etc/rsa.key;\n"
+                       "    ssl_certificate  ecdsa.crt;\n"
+                       "    ssl_certificate_key ecdsa.key;\n"
+                       "    ssl_protocols TLSv1.2 TLSv1.3;\n"
+                       "    ssl_ciphers ECDHE-ECDSA-AES256-GCM-SHA384;\n"
+                       "    ssl_ciphersuites TLS_AES_256_GCM_SHA384;\n"
+                       "    ssl_prefer_server_ciphers off;\n"
+                       "    ssl_session_cache shared:SSL:1m;\n"
+                       "    ssl_session_timeout 10m;\n"
+                       "    ssl_session_tickets off;\n"
+                       "    ssl_handshake_timeout off;\n"
+                       "    ssl_max_handshakes 50;\n"
+                       "}\n");
+    assert_true(c->ssl_ticket_rotate == 1800);
+    /* the first server inherits the top level's pair and protocols */
+    const pt_conf_server *a = &c->servers[0];
+    assert_true(a->listens[0].ssl);
+    assert_true(a->listens[0].default_server);
+    assert_int_equal(a->ssl.ncerts, 1);
+    assert_string_equal(a->ssl.certs[0], "/p/tls/top.crt");
+    assert_string_equal(a->ssl.keys[0], "/p/tls/top.key");
+    assert_string_equal(a->ssl.cert_file, NAME);
+    assert_int_equal(a->ssl.cert_line, 1);
+    assert_int_equal(a->ssl.min_version, 0x0304);
+    assert_int_equal(a->ssl.max_version, 0x0304);
+    assert_true(a->ssl.handshake_timeout == 5);
+    /* the second replaces them with its own two pairs, in order */
+    const pt_conf_server *b = &c->servers[1];
+    assert_true(b->listens[0].ssl);
+    assert_true(b->listens[0].reuseport);
+    assert_int_equal(b->ssl.ncerts, 2);
+    assert_int_equal(b->ssl.nkeys, 2);
+    assert_string_equal(b->ssl.certs[0], "/etc/rsa.crt");
+    assert_string_equal(b->ssl.keys[0], "/etc/rsa.key");
+    assert_string_equal(b->ssl.certs[1], "/p/ecdsa.crt");
+    assert_string_equal(b->ssl.keys[1], "/p/ecdsa.key");
+    assert_int_equal(b->ssl.cert_line, 11);
+    assert_int_equal(b->ssl.cert_col, 5);
+    assert_int_equal(b->ssl.min_version, 0x0303);
+    assert_int_equal(b->ssl.max_version, 0x0304);
+    assert_string_equal(b->ssl.ciphers, "ECDHE-ECDSA-AES256-GCM-SHA384");
+    assert_string_equal(b->ssl.ciphersuites, "TLS_AES_256_GCM_SHA384");
+    assert_false(b->ssl.prefer_server_ciphers);
+    assert_int_equal(b->ssl.session_cache, (1 << 20) / PT_CONF_SSL_SESSION_BYTES);
+    assert_true(b->ssl.session_timeout == 600);
+    assert_false(b->ssl.session_tickets);
+    assert_true(isinf(b->ssl.handshake_timeout));
+    assert_int_equal(b->ssl.max_handshakes, 50);
+    pt_conf_free(c);
+}
+
+static void test_ssl_session_cache_forms(void **state)
+{
+    static const struct {
+        const char *arg;
+        size_t sessions;
+    } cases[] = {
+        {"off", 0},
+        {"none", 0},
+        {"builtin", 20480},
+        {"builtin:100", 100},
+        {"shared:SSL:1m", 4096},
+        {"shared:a:b:512k", 2048},
+        {"builtin:10 shared:SSL:10m", 40960},
+        {"shared:SSL:1k builtin:9", 9},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char text[128];
+        snprintf(text, sizeof text, "ssl_session_cache %s;\nserver {}", cases[i].arg);
+        pt_conf *c = parse(text);
+        if (c->servers[0].ssl.session_cache != cases[i].sessions)
+            fail_msg("%s: %zu sessions, want %zu", cases[i].arg, c->servers[0].ssl.session_cache,
+                     cases[i].sessions);
+        pt_conf_free(c);
+    }
+}
+
+static void test_return(void **state)
+{
+    pt_conf *c =
+        parse("server {\n"
+              "    listen 80;\n"
+              "    return 301 https://$host$request_uri;\n"
+              "}\n"
+              "server {\n"
+              "    listen 81;\n"
+              "    location /gone { return 410; }\n"
+              "    location = /hello { return 200 \"hi from ${scheme}://$host$uri\\n\"; }\n"
+              "    location /old { return https://example.com/new; }\n"
+              "    location /new { return 301 /b${request_uri}; }\n"
+              "    location /files { }\n"
+              "}\n");
+    const pt_conf_server *a = &c->servers[0], *b = &c->servers[1];
+    assert_int_equal(a->ret.code, 301);
+    assert_string_equal(a->ret.text, "https://$host$request_uri");
+    assert_int_equal(b->ret.code, 0);
+    assert_int_equal(b->nlocations, 5);
+    assert_int_equal(b->locations[0].handler, PT_HANDLER_RETURN);
+    assert_int_equal(b->locations[0].ret.code, 410);
+    assert_null(b->locations[0].ret.text);
+    assert_int_equal(b->locations[1].handler, PT_HANDLER_RETURN);
+    assert_int_equal(b->locations[1].ret.code, 200);
+    assert_string_equal(b->locations[1].ret.text, "hi from ${scheme}://$host$uri\n");
+    assert_int_equal(b->locations[2].ret.code, 302); /* a bare URL redirects with 302 */
+    assert_string_equal(b->locations[2].ret.text, "https://example.com/new");
+    /* ${name} outside quotes: the braces are the variable's, not a block's */
+    assert_int_equal(b->locations[3].ret.code, 301);
+    assert_string_equal(b->locations[3].ret.text, "/b${request_uri}");
+    assert_int_equal(b->locations[4].handler, PT_HANDLER_STATIC);
+    assert_int_equal(b->locations[4].ret.code, 0);
+    pt_conf_free(c);
+}
+
+static void test_ssl_and_return_errors(void **state)
+{
+    static const struct {
+        const char *text;
+        const char *msg;
+    } cases[] = {
+        {"server { listen 80 ssl; }",
+         "t.conf:1:17: no \"ssl_certificate\" is defined for the \"listen ... ssl\" directive"},
+        {"server {\n  listen 443 ssl;\n  ssl_certificate a.crt;\n  ssl_certificate b.crt;\n"
+         "  ssl_certificate_key a.key;\n}\n",
+         "t.conf:3:3: no \"ssl_certificate_key\" is defined for certificate \"/p/b.crt\""},
+        {"server {\n  ssl_certificate_key a.key;\n}\n",
+         "t.conf:1:1: \"ssl_certificate_key\" \"/p/a.key\" has no \"ssl_certificate\""},
+        {"server {\n  listen 443 ssl;\n  ssl_certificate a.crt;\n  ssl_certificate_key a.key;\n}\n"
+         "server {\n  listen *:443;\n  server_name b;\n}\n",
+         "t.conf:7:10: no \"ssl_certificate\" is defined for this server, and \"*:443\" speaks "
+         "TLS (\"ssl\" in t.conf:2)"},
+        {"server { ssl_certificate \"\"; }",
+         "t.conf:1:26: invalid path \"\" in \"ssl_certificate\""},
+        {"server { ssl_certificate data:abc; }",
+         "t.conf:1:26: \"ssl_certificate\" takes a file name"},
+        {"ssl_protocols TLSv1.2 TLSv1.1;\nserver {}",
+         "t.conf:1:23: protocol \"TLSv1.1\" is not safe and not supported in \"ssl_protocols\""},
+        {"server { ssl_protocols SSLv3; }",
+         "t.conf:1:24: protocol \"SSLv3\" is not safe and not supported in \"ssl_protocols\""},
+        {"server { ssl_protocols TLSv9; }",
+         "t.conf:1:24: unknown protocol \"TLSv9\" in \"ssl_protocols\""},
+        {"server { ssl_ciphers NOTHING-REAL; }",
+         "t.conf:1:22: invalid value \"NOTHING-REAL\" in \"ssl_ciphers\": no cipher matches"},
+        {"server { ssl_ciphersuites TLS_FAKE; }",
+         "t.conf:1:27: invalid value \"TLS_FAKE\" in \"ssl_ciphersuites\": no cipher suite "
+         "recognised"},
+        {"server { ssl_session_cache off builtin; }",
+         "t.conf:1:28: \"off\" must be alone in \"ssl_session_cache\""},
+        {"server { ssl_session_cache shared:SSL; }",
+         "t.conf:1:28: invalid session cache \"shared:SSL\""},
+        {"server { ssl_session_cache builtin:x; }",
+         "t.conf:1:28: invalid session cache size \"builtin:x\""},
+        {"server { ssl_session_timeout 0; }",
+         "t.conf:1:30: invalid time \"0\" in \"ssl_session_timeout\""},
+        {"server { ssl_session_ticket_rotate 1h; }",
+         "t.conf:1:10: \"ssl_session_ticket_rotate\" directive is not allowed here"},
+        {"ssl_session_ticket_rotate off;\nserver {}",
+         "t.conf:1:27: invalid time \"off\" in \"ssl_session_ticket_rotate\""},
+        {"server { ssl_max_handshakes 0; }",
+         "t.conf:1:29: invalid value \"0\" in \"ssl_max_handshakes\""},
+        {"server { ssl_session_tickets maybe; }",
+         "t.conf:1:30: invalid value \"maybe\" in \"ssl_session_tickets\" directive, it must be "
+         "\"on\" or \"off\""},
+        {"return 404;\nserver {}", "t.conf:1:1: \"return\" directive is not allowed here"},
+        {"server { return 99; }", "t.conf:1:17: invalid return code \"99\", it must be 200..599"},
+        {"server { return /relative; }", "t.conf:1:17: invalid return code \"/relative\""},
+        {"server { return 301 https://$foo/; }",
+         "t.conf:1:21: unknown variable \"$foo\" in \"return\", only $host, $request_uri, "
+         "$scheme and $uri are supported"},
+        {"server { return 200 \"${host\"; }", "t.conf:1:21: invalid variable name in \"return\""},
+        {"server { return 200 ${host; }", "t.conf:1:21: invalid variable name in \"return\""},
+        {"server { return 302 \"/a b\"; }", "t.conf:1:21: invalid URL \"/a b\" in \"return\""},
+        {"server { location / { status; return 200; } }",
+         "t.conf:1:31: \"status\" and \"return\" in one location"},
+        {"server { location / { return 200; status; } }",
+         "t.conf:1:35: \"status\" and \"return\" in one location"},
+        {"server { return 200 a b; }",
+         "t.conf:1:10: invalid number of arguments in \"return\" directive"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        pt_conf *c = (pt_conf *)&c;
+        char err[512];
+        int rc = pt_conf_parse_string(&c, cases[i].text, NAME, PREFIX, err, sizeof err);
+        if (rc != -EINVAL || strcmp(err, cases[i].msg) != 0)
+            fail_msg("case %zu: rc %d, \"%s\"\nwant \"%s\"\nin:\n%s", i, rc, err, cases[i].msg,
+                     cases[i].text);
+        assert_null(c);
+    }
 }
 
 /* ---- files and includes, in a temporary directory ---- */
@@ -1174,6 +1404,158 @@ static void test_static_directives(void **state)
     pt_conf_free(c);
 }
 
+/* ---- the reverse proxy ---- */
+
+static void test_proxy_defaults_and_directives(void **state)
+{
+    pt_conf *c = parse("proxy_read_timeout 30s;\n"
+                       "proxy_set_header X-Top top;\n"
+                       "upstream app {\n"
+                       "  server 127.0.0.1:8081 weight=3 max_fails=2 fail_timeout=5s;\n"
+                       "  server [::1]:8082;\n"
+                       "  server backend.internal;\n"
+                       "  server unix:/run/app.sock;\n"
+                       "  keepalive 8; keepalive_timeout 2s; keepalive_requests 50;\n"
+                       "}\n"
+                       "upstream other { server 10.0.0.1:1; }\n"
+                       "server {\n"
+                       "  proxy_connect_timeout 2s;\n"
+                       "  location /api/ {\n"
+                       "    proxy_pass http://app/v1/;\n"
+                       "    proxy_set_header Host $host;\n"
+                       "    proxy_set_header X-Real-IP \"$remote_addr\";\n"
+                       "    proxy_send_timeout off;\n"
+                       "    proxy_ssl_verify off; proxy_ssl_server_name off;\n"
+                       "    proxy_ssl_trusted_certificate ca.pem;\n"
+                       "  }\n"
+                       "  location /direct { proxy_pass https://127.0.0.1:8443; }\n"
+                       "  location /static { }\n"
+                       "}\n");
+    assert_int_equal(c->nupstreams, 2);
+    const pt_conf_upstream *u = &c->upstreams[0];
+    assert_string_equal(u->name, "app");
+    assert_int_equal(u->nservers, 4);
+    assert_string_equal(u->servers[0].address, "127.0.0.1:8081");
+    assert_int_equal(u->servers[0].weight, 3);
+    assert_int_equal(u->servers[0].max_fails, 2);
+    assert_true(u->servers[0].fail_timeout == 5.0);
+    assert_int_equal(u->servers[1].weight, 1);
+    assert_int_equal(u->servers[1].max_fails, 1);
+    assert_true(u->servers[1].fail_timeout == PT_CONF_UPSTREAM_FAIL_TIMEOUT);
+    assert_int_equal(u->servers[0].line, 4);
+    assert_int_equal(u->servers[0].col, 3);
+    assert_int_equal(u->keepalive, 8);
+    assert_true(u->keepalive_timeout == 2.0);
+    assert_int_equal(u->keepalive_requests, 50);
+    assert_int_equal(c->upstreams[1].keepalive, PT_CONF_UPSTREAM_KEEPALIVE);
+    assert_true(c->upstreams[1].keepalive_timeout == PT_CONF_UPSTREAM_KEEPALIVE_TIMEOUT);
+
+    const pt_conf_server *s = &c->servers[0];
+    const pt_conf_location *api = &s->locations[0], *direct = &s->locations[1];
+    const pt_conf_location *st = &s->locations[2];
+    assert_int_equal(api->handler, PT_HANDLER_PROXY);
+    assert_string_equal(api->proxy.pass, "http://app/v1/");
+    assert_int_equal(api->proxy.pass_line, 14);
+    assert_int_equal(api->proxy.pass_col, 16);
+    /* proxy_set_header at the location replaces the inherited list */
+    assert_int_equal(api->proxy.nset_headers, 2);
+    assert_string_equal(api->proxy.set_headers[0].name, "Host");
+    assert_string_equal(api->proxy.set_headers[1].value, "$remote_addr");
+    assert_true(api->proxy.read_timeout == 30.0);   /* from the top level */
+    assert_true(api->proxy.connect_timeout == 2.0); /* from the server */
+    assert_true(isinf(api->proxy.send_timeout));    /* off */
+    assert_false(api->proxy.ssl_verify);
+    assert_false(api->proxy.ssl_server_name);
+    assert_string_equal(api->proxy.ssl_trusted_certificate, "/p/ca.pem");
+    assert_int_equal(direct->handler, PT_HANDLER_PROXY);
+    assert_true(direct->proxy.ssl_verify); /* on by default */
+    assert_true(direct->proxy.ssl_server_name);
+    assert_null(direct->proxy.ssl_trusted_certificate);
+    assert_true(direct->proxy.send_timeout == PT_CONF_PROXY_TIMEOUT);
+    assert_int_equal(direct->proxy.nset_headers, 1); /* inherited from the top level */
+    assert_string_equal(direct->proxy.set_headers[0].name, "X-Top");
+    assert_int_equal(st->handler, PT_HANDLER_STATIC);
+    assert_null(st->proxy.pass);
+    pt_conf_free(c);
+
+    /* upstream blocks inside http { }, after the servers that use them */
+    c = parse("http {\n  server { location / { proxy_pass http://late; } }\n"
+              "  upstream late { server 127.0.0.1:1; }\n}\n");
+    assert_int_equal(c->servers[0].locations[0].handler, PT_HANDLER_PROXY);
+    pt_conf_free(c);
+}
+
+static void test_proxy_errors(void **state)
+{
+    static const struct {
+        const char *text;
+        const char *msg;
+    } cases[] = {
+        {"upstream a { }\nserver {}", "t.conf:1:10: no servers in upstream \"a\""},
+        {"upstream a { server 1.2.3; }\nserver {}",
+         "t.conf:1:21: invalid address \"1.2.3\" in \"server\" of upstream \"a\""},
+        {"upstream a { server 127.0.0.1:1 weight=0; }\nserver {}",
+         "t.conf:1:33: invalid parameter \"weight=0\" in \"server\""},
+        {"upstream a { server 127.0.0.1:1 backup; }\nserver {}",
+         "t.conf:1:33: invalid parameter \"backup\" in \"server\""},
+        {"upstream a { server 127.0.0.1:1; hash $x; }\nserver {}",
+         "t.conf:1:34: unknown directive \"hash\" in \"upstream\""},
+        {"upstream a { server 127.0.0.1:1; keepalive 1; keepalive 2; }\nserver {}",
+         "t.conf:1:47: \"keepalive\" directive is duplicate"},
+        {"upstream a { server 127.0.0.1:1; keepalive_timeout 0; }\nserver {}",
+         "t.conf:1:52: invalid time in \"keepalive_timeout\""},
+        {"upstream a { server 127.0.0.1:1; }\nupstream a { server 127.0.0.1:2; }\nserver {}",
+         "t.conf:2:10: duplicate upstream \"a\""},
+        {"upstream a/b { server 127.0.0.1:1; }\nserver {}",
+         "t.conf:1:10: invalid upstream name \"a/b\""},
+        {"server { upstream a { server 127.0.0.1:1; } }",
+         "t.conf:1:10: \"upstream\" directive is not allowed here"},
+        {"server { proxy_pass http://127.0.0.1:1; }",
+         "t.conf:1:10: \"proxy_pass\" directive is not allowed here"},
+        {"server { location / { proxy_pass ftp://x; } }",
+         "t.conf:1:34: invalid URL \"ftp://x\" in \"proxy_pass\": the URL must start with "
+         "\"http://\" or \"https://\""},
+        {"server { location / { proxy_pass http://; } }",
+         "t.conf:1:34: invalid URL \"http://\" in \"proxy_pass\": no host in the URL"},
+        {"server { location / { proxy_pass http://app; } }",
+         "t.conf:1:34: no upstream \"app\" (a host name needs a port or a dot: \"app:80\")"},
+        {"server { location / { proxy_pass http://127.0.0.1:99999; } }",
+         "t.conf:1:34: invalid host \"127.0.0.1:99999\" in \"proxy_pass\""},
+        {"server { location / { proxy_pass http://x.y?a; } }",
+         "t.conf:1:34: invalid URL \"http://x.y?a\" in \"proxy_pass\": a query or fragment is "
+         "not allowed in the URL"},
+        {"server { location / { status; proxy_pass http://x.y; } }",
+         "t.conf:1:31: \"proxy_pass\" and \"status\" in one location"},
+        {"server { location / { proxy_pass http://x.y; return 200; } }",
+         "t.conf:1:10: \"proxy_pass\" and \"return\" in one location"},
+        {"server { location / { proxy_pass http://x.y; proxy_pass http://x.z; } }",
+         "t.conf:1:46: \"proxy_pass\" directive is duplicate"},
+        {"server { proxy_set_header X $nope; }",
+         "t.conf:1:29: unknown variable \"$nope\" in \"proxy_set_header\""},
+        {"server { proxy_set_header \"X Y\" v; }",
+         "t.conf:1:27: invalid header name \"X Y\" in \"proxy_set_header\""},
+        {"server { proxy_set_header X \"a\\nb\"; }",
+         "t.conf:1:29: invalid character in the value of \"proxy_set_header\""},
+        {"server { proxy_set_header X a; proxy_set_header x b; }",
+         "t.conf:1:49: header \"x\" is set twice"},
+        {"server { proxy_read_timeout 0; }",
+         "t.conf:1:29: invalid time \"0\" in \"proxy_read_timeout\": write \"off\" for no "
+         "timeout"},
+        {"server { proxy_ssl_verify maybe; }",
+         "t.conf:1:27: invalid value \"maybe\" in \"proxy_ssl_verify\" directive, it must be "
+         "\"on\" or \"off\""},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        pt_conf *c = (pt_conf *)&c;
+        char err[512];
+        int rc = pt_conf_parse_string(&c, cases[i].text, NAME, PREFIX, err, sizeof err);
+        if (rc != -EINVAL || strcmp(err, cases[i].msg) != 0)
+            fail_msg("case %zu: rc %d, \"%s\"\nwant \"%s\"\nin:\n%s", i, rc, err, cases[i].msg,
+                     cases[i].text);
+        assert_null(c);
+    }
+}
+
 static void test_nothing_left(void **state)
 {
     assert_int_equal(count_fds(), fds_at_start);
@@ -1203,6 +1585,11 @@ int main(void)
         cmocka_unit_test(test_static_directives),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_error_buffer),
+        cmocka_unit_test(test_ssl_defaults),
+        cmocka_unit_test(test_ssl_directives),
+        cmocka_unit_test(test_ssl_session_cache_forms),
+        cmocka_unit_test(test_return),
+        cmocka_unit_test(test_ssl_and_return_errors),
         cmocka_unit_test_setup_teardown(test_missing_file, dir_setup, dir_teardown),
         cmocka_unit_test_setup_teardown(test_include_missing, dir_setup, dir_teardown),
         cmocka_unit_test_setup_teardown(test_include_relative_and_glob, dir_setup, dir_teardown),
@@ -1211,6 +1598,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_include_cycle, dir_setup, dir_teardown),
         cmocka_unit_test_setup_teardown(test_include_depth, dir_setup, dir_teardown),
         cmocka_unit_test(test_nginx_style_fixture),
+        cmocka_unit_test(test_proxy_defaults_and_directives),
+        cmocka_unit_test(test_proxy_errors),
         cmocka_unit_test(test_nothing_left),
     };
     return cmocka_run_group_tests(tests, group_setup, NULL);
