@@ -32,6 +32,7 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 WORK = BENCH / "work"
 DOCROOT, CONF, RUN, LOGS, TMP = (WORK / d for d in ("docroot", "conf", "run", "logs", "tmp"))
+TLS_DIR = WORK / "tls"
 PIDS_FILE = RUN / "pgids"  # process groups started; run.sh's EXIT trap kills what is left
 
 ROUNDS = int(os.environ.get("ROUNDS", "3"))
@@ -57,12 +58,20 @@ retry_budget = 0  # repeats allowed in the whole run: a third of the planned run
 # --- Servers ---------------------------------------------------------------------------------
 
 
+# Each server's TLS and reverse-proxy listeners sit at fixed offsets from its plain port; both
+# proxies forward to one backend (a floor responder) started for the proxy scenario.
+TLS_OFFSET, PROXY_OFFSET = 100, 200
+BACKEND_PORT = BASE_PORT + 300
+
+
 class Server:
     """One server under test: its conf, its process tree, its CPU time and memory."""
 
     def __init__(self, name, port, close_port=None):
         self.name = name
         self.port = port
+        self.tls_port = port + TLS_OFFSET
+        self.proxy_port = port + PROXY_OFFSET
         self.close_port = close_port or port  # the floor closes connections on its own port
         self.proc = None
 
@@ -94,6 +103,11 @@ class Server:
             "LOGS": str(LOGS),
             "TMP": str(TMP),
             # As root, nginx's workers and h2o would switch to "nobody"; keep the current user.
+            "TLS_PORT": str(self.tls_port),
+            "PROXY_PORT": str(self.proxy_port),
+            "BACKEND_PORT": str(BACKEND_PORT),
+            "CERT": str(TLS_DIR / "bench.crt"),
+            "KEY": str(TLS_DIR / "bench.key"),
             "NGINX_USER": f"user {user};" if root else "",
             "H2O_USER": f"user: {user}" if root else "",
         }
@@ -103,6 +117,9 @@ class Server:
 
     def start(self):
         ensure_port_free(self.port)
+        if self.name in TLS_SERVERS:
+            ensure_port_free(self.tls_port)
+            ensure_port_free(self.proxy_port)
         if self.close_port != self.port:
             ensure_port_free(self.close_port)
         log = open(LOGS / f"{self.name}.out", "ab")
@@ -283,14 +300,16 @@ def run_client(server, argv):
     return out.stdout, cost
 
 
-def wrk_command(port, path, script, extra=()):
-    return (["wrk", "-t1", f"-c{CONNS}", f"-d{DURATION}s", "--timeout", "10s",
-             "-s", str(BENCH / script), f"http://127.0.0.1:{port}{path}"] + list(extra))
+def wrk_command(port, path, script, extra=(), scheme="http", headers=()):
+    head = [a for h in headers for a in ("-H", h)]
+    return (["wrk", "-t1", f"-c{CONNS}", f"-d{DURATION}s", "--timeout", "10s"] + head +
+            ["-s", str(BENCH / script), f"{scheme}://127.0.0.1:{port}{path}"] + list(extra))
 
 
-def run_wrk(server, path, pipelined=False):
+def run_wrk(server, path, pipelined=False, port=None, scheme="http", headers=()):
     extra = ["--", str(PIPELINE_DEPTH)] if pipelined else []
-    argv = wrk_command(server.port, path, "pipeline.lua" if pipelined else "report.lua", extra)
+    argv = wrk_command(port or server.port, path, "pipeline.lua" if pipelined else "report.lua",
+                       extra, scheme, headers)
     stdout, cost = run_client(server, argv)
     line = next((l for l in stdout.splitlines() if l.startswith("BENCH_JSON ")), None)
     if line is None:
@@ -407,6 +426,7 @@ class Scenario:
 
 ALL = ["porter", "nginx", "lighttpd", "h2o", "floor"]
 FILE_SERVERS = ["porter", "nginx", "lighttpd", "h2o"]  # the floor only has its 1 KiB answer
+TLS_SERVERS = ["porter", "nginx"]  # TLS and proxy scenarios: porter against nginx
 
 SCENARIOS = [
     Scenario("a", "1 KiB file, keep-alive, 50 connections",
@@ -430,6 +450,21 @@ SCENARIOS = [
              "accept, connection set-up and tear-down: HTTP/1.0 without keep-alive, the server closes",
              ALL, lambda s: run_ab(s, "/1k.bin"),
              lambda p: " ".join(ab_command(p, "/1k.bin"))),
+    Scenario("g", "TLS: 1 KiB file, keep-alive, 50 connections",
+             "the request path under TLS (TLS 1.3, ECDSA P-256, AES-GCM): records, not handshakes",
+             TLS_SERVERS, lambda s: run_wrk(s, "/1k.bin", port=s.tls_port, scheme="https"),
+             lambda p: " ".join(wrk_command(p + TLS_OFFSET, "/1k.bin", "report.lua",
+                                            scheme="https"))),
+    Scenario("h", "TLS: a new connection (full handshake) per request, 50 concurrent",
+             "handshakes per second: wrk reconnects after every response and resumes no session",
+             TLS_SERVERS, lambda s: run_wrk(s, "/1k.bin", port=s.tls_port, scheme="https",
+                                            headers=["Connection: close"]),
+             lambda p: " ".join(wrk_command(p + TLS_OFFSET, "/1k.bin", "report.lua",
+                                            scheme="https", headers=["Connection: close"]))),
+    Scenario("i", "reverse proxy: 1 KiB from a keep-alive upstream, 50 connections",
+             "proxy_pass to one upstream (the floor responder) over pooled keep-alive connections",
+             TLS_SERVERS, lambda s: run_wrk(s, "/1k.bin", port=s.proxy_port),
+             lambda p: " ".join(wrk_command(p + PROXY_OFFSET, "/1k.bin", "report.lua"))),
     Scenario("f", f"memory per idle keep-alive connection ({IDLE_CONNS} connections)",
              "what an open, idle keep-alive connection costs the server in user memory (Pss)",
              ALL, run_idle,
@@ -439,6 +474,17 @@ SCENARIOS = [
 
 
 # --- Setup -----------------------------------------------------------------------------------
+
+
+def make_cert():
+    """One self-signed ECDSA P-256 certificate for every TLS listener of the run."""
+    crt, key = TLS_DIR / "bench.crt", TLS_DIR / "bench.key"
+    if crt.exists() and key.exists():
+        return
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-days", "30", "-subj", "/CN=localhost",
+                    "-keyout", str(key), "-out", str(crt)],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def make_docroot():
@@ -628,7 +674,8 @@ def write_report(summaries, ports, started, elapsed, command):
 def write_chart(summaries):
     """Two data files for bench/plot.gp: throughput and cost, each relative to nginx."""
     labels = {"a": "a. 1 KiB", "b": "b. 1 KiB x16 pipelined", "c": "c. 100 KiB",
-              "d": "d. 10 MiB", "e": "e. conn per request", "f": "f. idle conn memory"}
+              "d": "d. 10 MiB", "e": "e. conn per request", "f": "f. idle conn memory",
+              "g": "g. TLS 1 KiB", "h": "h. TLS conn per request", "i": "i. proxy 1 KiB"}
     speed, cost = [], []
     present = [s for s in ALL if any(r["server"] == s for _, rows in summaries for r in rows)]
     header = "scenario " + " ".join(present)
@@ -696,14 +743,15 @@ def main():
     started = datetime.datetime.now(datetime.timezone.utc)
     t0 = time.monotonic()
     names = os.environ.get("SERVERS", ",".join(ALL)).split(",")
-    keys = os.environ.get("SCENARIOS", "abcdef").replace(",", "")
+    keys = os.environ.get("SCENARIOS", "abcdefghi").replace(",", "")
     unknown = set(names) - set(ALL)
     if unknown:
         sys.exit(f"bench: unknown server(s) {', '.join(sorted(unknown))}; known: {', '.join(ALL)}")
     scenarios = [s for s in SCENARIOS if s.key in keys]
 
-    for d in (DOCROOT, CONF, RUN, LOGS, TMP):
+    for d in (DOCROOT, CONF, RUN, LOGS, TMP, TLS_DIR):
         d.mkdir(parents=True, exist_ok=True)
+    make_cert()
     for old in LOGS.iterdir():
         old.unlink()
     PIDS_FILE.write_text("")
@@ -719,7 +767,11 @@ def main():
     global retry_budget
     retry_budget = ROUNDS * sum(len(r) for r in runs.values()) // 3
 
+    # The proxies' upstream: a floor responder on its own ports (pinned with the servers).
+    backend = Server("floor", BACKEND_PORT, BACKEND_PORT + 1)
     try:
+        if any(s.key == "i" for s in scenarios):
+            backend.start()
         for server in servers.values():
             server.write_conf()
             server.start()
@@ -747,6 +799,7 @@ def main():
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         for server in servers.values():
             server.stop()
+        backend.stop()
 
     summaries = [(s, summarize(s, runs[s.key])) for s in scenarios]
     command = os.environ.get("BENCH_COMMAND", "python3 bench/bench.py")
