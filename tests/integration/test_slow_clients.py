@@ -181,7 +181,11 @@ class KilledMidRequest(PorterTestCase):
         self.assertTrue(harness.wait_for(lambda: listening_sockets(p) >= 1000, 10))
         during = harness.get_status(p)["total"]
         self.assertGreaterEqual(during["connections"]["active"], 1000)
-        self.assertGreaterEqual(during["custodians"], before["custodians"] + 1000)
+        # Every connection at work holds its custodian; an idle one (a response that fit in the
+        # kernel's buffer) may have been parked, which releases it.
+        busy = during["connections"]["active"] - during["connections"]["idle"]
+        self.assertGreaterEqual(busy, 700)  # the 400 in the head and 300 in the body at least
+        self.assertGreaterEqual(during["custodians"], before["custodians"] + busy)
         self.kill_all(conns)
 
         def settled():
