@@ -664,22 +664,31 @@ static void abandon_client(proxy_req *p)
 
 /* ---- failures and retries ---- */
 
-static void respond_error(proxy_req *p, int status)
+/* Ends the upstream side (the transport goes back to the pool if `reusable`) and hands the
+ * client's request back for its last answer: the dispatcher discards what the client still
+ * sends. Returns the request, or NULL when there is no one left to answer. */
+static pt_request *finish(proxy_req *p, bool reusable)
 {
     p->finished = true;
-    release_upstream(p, false);
+    release_upstream(p, reusable);
     pt_request *req = p->req;
     if (!req)
-        return;
+        return NULL;
     if (p->body_paused) {
-        /* The dispatcher reads and discards the rest of the body. */
         p->body_paused = false;
         pt_request_pause_body(req, false);
         if (p->closed)
-            return;
+            return NULL;
     }
-    p->req = NULL; /* the request may end inside the call */
-    pt_request_respond_error(req, status);
+    p->req = NULL; /* the request may end inside the answer */
+    return req;
+}
+
+static void respond_error(proxy_req *p, int status)
+{
+    pt_request *req = finish(p, false);
+    if (req)
+        pt_request_respond_error(req, status);
 }
 
 /* An attempt failed with `err` during `what`. Retries where that is safe, else answers. */
@@ -1039,19 +1048,9 @@ static void message_complete(proxy_req *p)
         }
     }
     pt_upstream_peer_ok(p->peer);
-    p->finished = true;
-    release_upstream(p, reusable);
-    pt_request *req = p->req;
+    pt_request *req = finish(p, reusable);
     if (!req)
         return;
-    if (p->body_paused) {
-        /* The dispatcher discards what the client still sends. */
-        p->body_paused = false;
-        pt_request_pause_body(req, false);
-        if (p->closed)
-            return;
-    }
-    p->req = NULL;
     if (p->no_body)
         pt_request_respond(req, &r);
     else
