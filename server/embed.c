@@ -451,15 +451,12 @@ static void method_not_allowed(pt_request *req, const pt_embed *e, const char *p
         pos += (size_t)w;
     }
     allow[pos] = '\0';
-    static const char page[] = "<html>\r\n<head><title>405 Not Allowed</title></head>\r\n"
-                               "<body>\r\n<center><h1>405 Not Allowed</h1></center>\r\n"
-                               "<hr><center>porter</center>\r\n</body>\r\n</html>\r\n";
+    char page[PT_STATUS_PAGE_MAX];
     pt_response r;
     pt_response_init(&r, 405);
     r.content_type = "text/html";
     r.body = page;
-    r.body_len = sizeof page - 1;
-    r.body_ref = true;
+    r.body_len = pt_http_status_page(405, page, sizeof page);
     r.allow = allow;
     pt_request_respond(req, &r);
 }

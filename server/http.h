@@ -198,6 +198,11 @@ const pt_header *pt_request_header(const pt_request *req, const char *name);
 /* Returns `size` bytes from the request's arena (NULL if it is exhausted). */
 void *pt_request_alloc(pt_request *req, size_t size);
 
+/* Writes the short HTML page porter answers a status with (nginx's) into `buf`; returns its
+ * length. PT_STATUS_PAGE_MAX bytes always suffice. */
+#define PT_STATUS_PAGE_MAX 512
+size_t pt_http_status_page(int status, char *buf, size_t cap);
+
 /* The reason phrase for `status` ("Not Found"), or "Unknown". */
 const char *pt_http_reason(int status);
 

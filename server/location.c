@@ -311,18 +311,6 @@ static bool status_is_redirect(int code)
     return code == 301 || code == 302 || code == 303 || code == 307 || code == 308;
 }
 
-/* nginx's little page for a status without a text of its own. */
-static size_t status_page(int status, char *buf, size_t cap)
-{
-    const char *reason = pt_http_reason(status);
-    int n = snprintf(buf, cap,
-                     "<html>\r\n<head><title>%d %s</title></head>\r\n<body>\r\n"
-                     "<center><h1>%d %s</h1></center>\r\n<hr><center>porter</center>\r\n"
-                     "</body>\r\n</html>\r\n",
-                     status, reason, status, reason);
-    return n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap - 1;
-}
-
 /* Answers `req` as `return CODE [TEXT]` says: a redirect to the expanded URL, the expanded text
  * as the body, or the code's own page (through error_page for errors). */
 static void respond_return(pt_request *req, const pt_conf_return *ret)
@@ -350,7 +338,7 @@ static void respond_return(pt_request *req, const pt_conf_return *ret)
         if (code >= 300) {
             r.content_type = "text/html";
             r.body = page;
-            r.body_len = status_page(code, page, sizeof page);
+            r.body_len = pt_http_status_page(code, page, sizeof page);
         }
     } else {
         r.content_type = req->vhost->conf->default_type;
@@ -415,19 +403,13 @@ void pt_route(pt_request *req)
 static void redirect_to_url(pt_request *req, const pt_conf_error_page *ep)
 {
     int status = ep->response >= 300 && ep->response < 400 ? ep->response : 302;
-    char body[512];
-    const char *reason = pt_http_reason(status);
-    int n = snprintf(body, sizeof body,
-                     "<html>\r\n<head><title>%d %s</title></head>\r\n<body>\r\n"
-                     "<center><h1>%d %s</h1></center>\r\n<hr><center>porter</center>\r\n"
-                     "</body>\r\n</html>\r\n",
-                     status, reason, status, reason);
+    char body[PT_STATUS_PAGE_MAX];
     pt_response r;
     pt_response_init(&r, status);
     r.content_type = "text/html";
     r.location = ep->uri;
     r.body = body;
-    r.body_len = (size_t)n;
+    r.body_len = pt_http_status_page(status, body, sizeof body);
     pt_request_respond(req, &r);
 }
 

@@ -459,20 +459,25 @@ int pt_request_respond_error(pt_request *req, int status)
     return pt_request_respond_error_with(req, status, (pt_str){"", 0});
 }
 
-int pt_request_respond_error_with(pt_request *req, int status, pt_str headers)
+size_t pt_http_status_page(int status, char *buf, size_t cap)
 {
-    char body[512];
     const char *reason = pt_http_reason(status);
-    int n = snprintf(body, sizeof body,
+    int n = snprintf(buf, cap,
                      "<html>\r\n<head><title>%d %s</title></head>\r\n<body>\r\n"
                      "<center><h1>%d %s</h1></center>\r\n<hr><center>porter</center>\r\n"
                      "</body>\r\n</html>\r\n",
                      status, reason, status, reason);
+    return n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap - 1;
+}
+
+int pt_request_respond_error_with(pt_request *req, int status, pt_str headers)
+{
+    char body[PT_STATUS_PAGE_MAX];
     pt_response r;
     pt_response_init(&r, status);
     r.content_type = "text/html";
     r.body = body;
-    r.body_len = (size_t)n;
+    r.body_len = pt_http_status_page(status, body, sizeof body);
     r.close = status == 400 || status == 408 || status == 413 || status == 414 || status == 431 ||
               status == 501 || status == 505;
     if (status == 405)

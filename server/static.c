@@ -363,17 +363,13 @@ static void redirect_to_slash(pt_request *req, const char *norm, size_t len)
         n += (ssize_t)req->query.len;
     }
     loc[n] = '\0';
-    static const char body[] =
-        "<html>\r\n<head><title>301 Moved Permanently</title></head>\r\n<body>\r\n"
-        "<center><h1>301 Moved Permanently</h1></center>\r\n<hr><center>porter</center>"
-        "\r\n</body>\r\n</html>\r\n";
+    char body[PT_STATUS_PAGE_MAX];
     pt_response r;
     pt_response_init(&r, 301);
     r.location = loc;
     r.content_type = "text/html";
     r.body = body;
-    r.body_len = sizeof body - 1;
-    r.body_ref = true;
+    r.body_len = pt_http_status_page(301, body, sizeof body);
     pt_request_respond(req, &r);
 }
 
