@@ -113,6 +113,16 @@ static int set_hmac_key(EVP_MAC_CTX *hctx, unsigned char *key, size_t len)
     return EVP_MAC_CTX_set_params(hctx, params);
 }
 
+/* The ticket cipher, fetched once: OpenSSL 3 looks an implicitly fetched cipher up by name
+ * (locks, string compares) on every use, twice per handshake here. */
+static const EVP_CIPHER *ticket_cipher(void)
+{
+    static EVP_CIPHER *aes;
+    if (!aes)
+        aes = EVP_CIPHER_fetch(NULL, "AES-256-CBC", NULL);
+    return aes;
+}
+
 /* OpenSSL's ticket callback: encrypt with the current key; decrypt with whichever key named
  * the ticket (2: "renew it", when that key is no longer the current one). */
 static int on_ticket_key(SSL *ssl, unsigned char name[16], unsigned char *iv, EVP_CIPHER_CTX *cctx,
@@ -124,11 +134,16 @@ static int on_ticket_key(SSL *ssl, unsigned char name[16], unsigned char *iv, EV
     unsigned current;
     read_keys(shared, keys, &current);
     int r = -1;
+    const EVP_CIPHER *aes = ticket_cipher();
+    if (!aes) {
+        OPENSSL_cleanse(keys, sizeof keys);
+        return -1;
+    }
     if (enc) {
         ticket_key *k = &keys[current];
         memcpy(name, k->name, 16);
-        if (RAND_bytes(iv, EVP_CIPHER_get_iv_length(EVP_aes_256_cbc())) == 1 &&
-            EVP_EncryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, k->aes, iv) == 1 &&
+        if (RAND_bytes(iv, EVP_CIPHER_get_iv_length(aes)) == 1 &&
+            EVP_EncryptInit_ex(cctx, aes, NULL, k->aes, iv) == 1 &&
             set_hmac_key(hctx, k->hmac, sizeof k->hmac) == 1)
             r = 1;
     } else {
@@ -137,7 +152,7 @@ static int on_ticket_key(SSL *ssl, unsigned char name[16], unsigned char *iv, EV
             ticket_key *k = &keys[i];
             if (memcmp(name, k->name, 16) != 0)
                 continue;
-            r = (EVP_DecryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, k->aes, iv) == 1 &&
+            r = (EVP_DecryptInit_ex(cctx, aes, NULL, k->aes, iv) == 1 &&
                  set_hmac_key(hctx, k->hmac, sizeof k->hmac) == 1)
                     ? (i == current ? 1 : 2)
                     : -1;
@@ -256,6 +271,9 @@ int pt_tls_ctx_new(SSL_CTX **out, const pt_tls_ctx_options *o, char *err, size_t
     } else {
         SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     }
+    /* One TLS 1.3 ticket per handshake is enough to resume (OpenSSL sends two by default,
+     * each one encrypted here). */
+    SSL_CTX_set_num_tickets(ctx, o->tickets ? 1 : 0);
     if (o->tickets && o->ticket_keys) {
         SSL_CTX_set_ex_data(ctx, ticket_keys_index, o->ticket_keys);
         SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, on_ticket_key);
