@@ -17,6 +17,19 @@ static int unsent(const pt_conn *c)
     return ioctl(c->transport.fd, SIOCOUTQ, &q) == 0 ? q : -1;
 }
 
+/* Watches `w` for `events` (none: stopped). The fd never changes: ev_io_modify keeps libev
+ * from re-adding it to epoll (which ev_io_set would, at the cost of a failed epoll_ctl). */
+static void watch(struct ev_loop *loop, ev_io *w, int events)
+{
+    if (events == (w->events & (EV_READ | EV_WRITE)) && ev_is_active(w))
+        return;
+    ev_io_stop(loop, w);
+    if (events) {
+        ev_io_modify(w, events);
+        ev_io_start(loop, w);
+    }
+}
+
 static void update_io(pt_conn *c)
 {
     int events = 0;
@@ -24,16 +37,14 @@ static void update_io(pt_conn *c)
         events |= EV_READ;
     if (!pt_outq_is_empty(&c->out) || (c->transport.want & PT_WANT_WRITE))
         events |= EV_WRITE;
-    if (events == (c->io.events & (EV_READ | EV_WRITE)) && ev_is_active(&c->io))
-        return;
     struct ev_loop *loop = c->timer.loop;
-    ev_io_stop(loop, &c->io);
-    if (events) {
-        /* The fd never changes: ev_io_modify keeps libev from re-adding it to epoll (which
-         * ev_io_set would, at the cost of a failed epoll_ctl each time). */
-        ev_io_modify(&c->io, events);
-        ev_io_start(loop, &c->io);
+    if (!c->wio) {
+        watch(loop, &c->io, events);
+        return;
     }
+    /* A pair: reads on one descriptor, writes on the other (gone after shutdown_write). */
+    watch(loop, &c->io, events & EV_READ);
+    watch(loop, c->wio, c->transport.wfd >= 0 ? events & EV_WRITE : 0);
 }
 
 static void linger_read(pt_conn *c)
@@ -246,6 +257,8 @@ static void release_conn(void *data)
         c->proto->on_close(c);
     struct ev_loop *loop = c->timer.loop;
     ev_io_stop(loop, &c->io);
+    if (c->wio)
+        ev_io_stop(loop, c->wio);
     pt_timer_dispose(&c->timer);
     pt_outq_dispose(&c->out);
     pt_inbuf_dispose(&c->in);
@@ -253,7 +266,7 @@ static void release_conn(void *data)
     pt_connmgr__released(c->mgr, c);
 }
 
-pt_conn *pt_conn__open(pt_connmgr *m, pt_custodian *parent, struct ev_loop *loop, int fd,
+pt_conn *pt_conn__open(pt_connmgr *m, pt_custodian *parent, struct ev_loop *loop, int fd, int wfd,
                        const struct sockaddr *peer, socklen_t peerlen)
 {
     /* The connection and its protocol's state share one allocation with the custodian. */
@@ -274,8 +287,11 @@ pt_conn *pt_conn__open(pt_connmgr *m, pt_custodian *parent, struct ev_loop *loop
     c->in_max = PT_CHUNK_SIZE;
     /* Register before the pieces exist: from here on a shutdown releases whatever there is. */
     pt_custodian_register(cust, release_conn, c);
-    pt_tcp_transport_init(&c->transport, fd);
-    if (pt_connmgr__wrap_transport(m, &c->transport) < 0) {
+    if (wfd >= 0)
+        pt_pair_transport_init(&c->transport, fd, wfd);
+    else
+        pt_tcp_transport_init(&c->transport, fd);
+    if (wfd < 0 && pt_connmgr__wrap_transport(m, &c->transport) < 0) {
         pt_conn_kill(c); /* the transport owns the fd: released with the connection */
         return NULL;
     }
@@ -284,6 +300,11 @@ pt_conn *pt_conn__open(pt_connmgr *m, pt_custodian *parent, struct ev_loop *loop
     pt_timer_init(&c->timer, loop, on_timer, c);
     ev_io_init(&c->io, on_io, c->transport.fd, 0);
     c->io.data = c;
+    if (wfd >= 0) {
+        c->wio = pt_custodian_alloc(cust, sizeof *c->wio);
+        ev_io_init(c->wio, on_io, wfd, 0);
+        c->wio->data = c;
+    }
     if (peer && peerlen <= sizeof c->peer &&
         (peer->sa_family == AF_INET || peer->sa_family == AF_INET6)) {
         memcpy(&c->peer, peer, peerlen);

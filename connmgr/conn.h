@@ -72,6 +72,7 @@ struct pt_conn {
     pt_outq out;                /**< what is still to be written */
     pt_timer timer;             /**< the connection's single deadline */
     ev_io io;                   /**< the socket's readiness */
+    ev_io *wio;                 /**< a pair's write side (pt_connmgr_admit_pair); else NULL */
     const pt_conn_proto *proto; /**< the protocol it runs */
     void *proto_data;           /**< the protocol's state */
     const pt_limits *limits;    /**< its manager's safety limits */

@@ -8,7 +8,7 @@
 
 /* Makes a connection for `fd` under the manager's custodian `parent` (conn.c). Returns NULL and
  * closes fd on failure. */
-pt_conn *pt_conn__open(pt_connmgr *m, pt_custodian *parent, struct ev_loop *loop, int fd,
+pt_conn *pt_conn__open(pt_connmgr *m, pt_custodian *parent, struct ev_loop *loop, int fd, int wfd,
                        const struct sockaddr *peer, socklen_t peerlen);
 
 /* Reads what the socket has and hands it to the protocol, as on a readiness event (conn.c). */

@@ -371,9 +371,10 @@ static void on_parked_closed(const struct sockaddr *peer, void *data)
 }
 
 /* Links a connection made for `fd` into the live set (admission already decided). */
-static pt_conn *adopt(pt_connmgr *m, int fd, const struct sockaddr *peer, socklen_t peerlen)
+static pt_conn *adopt(pt_connmgr *m, int fd, int wfd, const struct sockaddr *peer,
+                      socklen_t peerlen)
 {
-    pt_conn *c = pt_conn__open(m, m->custodian, m->loop, fd, peer, peerlen);
+    pt_conn *c = pt_conn__open(m, m->custodian, m->loop, fd, wfd, peer, peerlen);
     if (!c)
         return NULL;
     c->next = m->live;
@@ -396,7 +397,7 @@ static void on_unpark(int fd, const struct sockaddr *peer, socklen_t peerlen, un
     pt_connmgr *m = data;
     m->by_state[PT_CONN_IDLE]--;
     m->stats.live--;
-    pt_conn *c = m->custodian ? adopt(m, fd, peer, peerlen) : NULL;
+    pt_conn *c = m->custodian ? adopt(m, fd, -1, peer, peerlen) : NULL;
     if (!c) {
         if (!m->custodian)
             close(fd);
@@ -489,7 +490,7 @@ pt_conn *pt_connmgr_admit(pt_connmgr *m, int fd, const struct sockaddr *peer, so
     }
     if (cc)
         cc->count++; /* before adopt: on_admit may already close the connection */
-    pt_conn *c = adopt(m, fd, peer, peerlen);
+    pt_conn *c = adopt(m, fd, -1, peer, peerlen);
     if (!c) {
         m->stats.rejected++;
         if (cc && --cc->count == 0)
@@ -515,6 +516,26 @@ size_t pt_connmgr_evict_idle(pt_connmgr *m, size_t max)
         n++;
     }
     return n;
+}
+
+pt_conn *pt_connmgr_admit_pair(pt_connmgr *m, int rfd, int wfd)
+{
+    if (m->draining || !m->custodian || m->stats.live >= m->limits.max_concurrent) {
+        close(rfd);
+        if (wfd != rfd)
+            close(wfd);
+        m->stats.rejected++;
+        return NULL;
+    }
+    pt_conn *c = adopt(m, rfd, wfd, NULL, 0);
+    if (!c) {
+        m->stats.rejected++;
+        return NULL;
+    }
+    m->stats.accepted++;
+    update_full(m);
+    pt_conn__readable(c);
+    return c->dead ? NULL : c;
 }
 
 /* The last kill may run on_drained, which may free the manager: touch nothing after it. */

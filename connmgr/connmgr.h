@@ -58,6 +58,15 @@ int pt_connmgr_new(pt_connmgr **out, struct ev_loop *loop, const pt_connmgr_opti
  * of resources) or already finished (answered and closed by that first read). */
 pt_conn *pt_connmgr_admit(pt_connmgr *m, int fd, const struct sockaddr *peer, socklen_t peerlen);
 
+/**
+ * Makes a connection over a pair of non-blocking descriptors, reading from `rfd` and writing to
+ * `wfd` (Racket's input and output ports: pipes, or inetd-style stdin/stdout), which it takes.
+ * Admission, limits, timer and custodian are those of any connection; it is never parked and
+ * has no peer address. Returns the connection, or NULL when refused (both closed) or already
+ * finished by its first read.
+ */
+pt_conn *pt_connmgr_admit_pair(pt_connmgr *m, int rfd, int wfd);
+
 /** Graceful stop: no admission; idle connections close now; busy ones close after their current
  * response; after `grace` seconds (PT_TIMEOUT_NONE: wait) the rest are killed. on_drained runs
  * when none is left. A second call kills everything at once. */

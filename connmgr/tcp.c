@@ -124,9 +124,72 @@ void pt_tcp_transport_init(pt_transport *t, int fd)
     t->fd = fd;
     t->want = 0;
     t->impl = NULL;
+    t->wfd = -1;
 }
 
 bool pt_transport_is_tcp(const pt_transport *t)
 {
     return t->ops == &tcp_ops;
+}
+
+/* ---- a pair of descriptors: reads from fd, writes to wfd ---- */
+
+static ssize_t pair_writev(pt_transport *t, const struct iovec *iov, int iovcnt)
+{
+    ssize_t n;
+
+    if (t->wfd < 0)
+        return -EPIPE;
+    do
+        n = writev(t->wfd, iov, iovcnt);
+    while (n < 0 && errno == EINTR);
+    return n >= 0 ? tcp_done(t, n) : tcp_error(t, errno, PT_WANT_WRITE);
+}
+
+static ssize_t pair_sendfile(pt_transport *t, int fd, off_t *offset, size_t len)
+{
+    ssize_t n;
+
+    if (t->wfd < 0)
+        return -EPIPE;
+    do
+        n = sendfile(t->wfd, fd, offset, len);
+    while (n < 0 && errno == EINTR);
+    if (n >= 0)
+        return tcp_done(t, n);
+    if (errno == EINVAL || errno == ENOSYS)
+        return -ENOTSUP;
+    return tcp_error(t, errno, PT_WANT_WRITE);
+}
+
+static int pair_shutdown_write(pt_transport *t)
+{
+    if (t->wfd >= 0) {
+        close(t->wfd);
+        t->wfd = -1;
+    }
+    return 0;
+}
+
+static void pair_close(pt_transport *t)
+{
+    pair_shutdown_write(t);
+    tcp_close(t);
+}
+
+static const pt_transport_ops pair_ops = {
+    .read = tcp_read,
+    .writev = pair_writev,
+    .sendfile = pair_sendfile,
+    .shutdown_write = pair_shutdown_write,
+    .close = pair_close,
+};
+
+void pt_pair_transport_init(pt_transport *t, int rfd, int wfd)
+{
+    t->ops = &pair_ops;
+    t->fd = rfd;
+    t->wfd = wfd;
+    t->want = 0;
+    t->impl = NULL;
 }

@@ -204,6 +204,7 @@ int pt_tls_accept(pt_transport *t, SSL_CTX *ctx, int fd)
     t->fd = fd;
     t->want = 0;
     t->impl = ssl;
+    t->wfd = -1;
     return 0;
 }
 
@@ -235,6 +236,7 @@ int pt_tls_connect(pt_transport *t, SSL_CTX *ctx, int fd, const char *server_nam
     t->fd = fd;
     t->want = 0;
     t->impl = ssl;
+    t->wfd = -1;
     return 0;
 fail:
     SSL_free(ssl);

@@ -46,6 +46,7 @@ struct pt_transport {
     int fd;                      /**< -1 once closed */
     int want;                    /**< after -EAGAIN: PT_WANT_READ and/or PT_WANT_WRITE */
     void *impl;                  /**< the transport's own state (TLS: the SSL object) */
+    int wfd; /**< a pair's write side (pt_pair_transport_init); -1: writes go to fd */
 };
 
 /** Reads up to `len` bytes (see pt_transport_ops.read). */
@@ -82,6 +83,13 @@ static inline void pt_transport_close(pt_transport *t)
 
 /** Makes `t` a TCP transport over the connected, non-blocking socket `fd`, which it now owns. */
 void pt_tcp_transport_init(pt_transport *t, int fd);
+
+/**
+ * Makes `t` a transport over a pair of non-blocking descriptors (Racket's port pair): reads
+ * come from `rfd`, writes go to `wfd` (pipes, inetd-style stdin/stdout). It owns both;
+ * shutdown_write closes `wfd`.
+ */
+void pt_pair_transport_init(pt_transport *t, int rfd, int wfd);
 
 /** Returns true if `t` is a plain TCP transport (no state beyond its socket). */
 bool pt_transport_is_tcp(const pt_transport *t);

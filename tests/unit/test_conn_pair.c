@@ -1,0 +1,207 @@
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "connmgr/connmgr.h"
+
+/*
+ * A connection over a pair of descriptors (Racket's input and output ports): two pipes stand
+ * in for stdin and stdout. The protocol echoes what it reads; at end of input it closes.
+ */
+
+typedef struct fixture {
+    struct ev_loop *loop;
+    pt_connmgr *m;
+    int to_conn[2], from_conn[2]; /* pipes: [0] read end, [1] write end */
+    size_t custodians_at_start;
+    int fds_at_start, closes;
+} fixture;
+
+static fixture *current;
+
+static int count_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+static void echo_read(pt_conn *c)
+{
+    if (c->eof) {
+        pt_conn_close(c);
+        return;
+    }
+    size_t n = pt_inbuf_len(&c->in);
+    pt_outq_push_copy(&c->out, pt_inbuf_begin(&c->in), n);
+    pt_inbuf_consume(&c->in, n);
+    pt_conn_flush(c);
+}
+
+static void echo_close(pt_conn *c)
+{
+    current->closes++;
+}
+
+static const pt_conn_proto echo = {.on_read = echo_read, .on_close = echo_close};
+
+static void on_break(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    ev_break(loop, EVBREAK_ALL);
+}
+
+static void run_for(fixture *f, double secs)
+{
+    ev_timer t;
+    ev_timer_init(&t, on_break, secs, 0);
+    ev_timer_start(f->loop, &t);
+    ev_run(f->loop, 0);
+    ev_timer_stop(f->loop, &t);
+}
+
+static int setup(void **state)
+{
+    static fixture f;
+    memset(&f, 0, sizeof f);
+    current = &f;
+    f.loop = ev_loop_new(EVFLAG_AUTO);
+    f.custodians_at_start = pt_custodian_live_count();
+    f.fds_at_start = count_fds();
+    pt_connmgr_options o;
+    pt_connmgr_options_init(&o);
+    o.proto = &echo;
+    assert_int_equal(pt_connmgr_new(&f.m, f.loop, &o), 0);
+    assert_int_equal(pipe2(f.to_conn, O_NONBLOCK | O_CLOEXEC), 0);
+    assert_int_equal(pipe2(f.from_conn, O_NONBLOCK | O_CLOEXEC), 0);
+    *state = &f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    if (f->to_conn[1] >= 0)
+        close(f->to_conn[1]);
+    close(f->from_conn[0]);
+    pt_connmgr_free(f->m);
+    pt_custodian_reap();
+    pt_chunk_pool_trim();
+    assert_int_equal(pt_custodian_live_count(), f->custodians_at_start);
+    assert_int_equal(pt_chunk_outstanding(), 0);
+    assert_int_equal(count_fds(), f->fds_at_start);
+    assert_int_equal(ev_run(f->loop, EVRUN_NOWAIT), 0);
+    ev_loop_destroy(f->loop);
+    return 0;
+}
+
+static pt_conn *admit(fixture *f)
+{
+    return pt_connmgr_admit_pair(f->m, f->to_conn[0], f->from_conn[1]);
+}
+
+static void test_echo_through_the_pair(void **state)
+{
+    fixture *f = *state;
+    pt_conn *c = admit(f);
+    assert_non_null(c);
+    assert_non_null(c->wio);
+    assert_int_equal(write(f->to_conn[1], "hello", 5), 5);
+    run_for(f, 0.05);
+    char buf[16];
+    assert_int_equal(read(f->from_conn[0], buf, sizeof buf), 5);
+    assert_memory_equal(buf, "hello", 5);
+    pt_connmgr_stats st;
+    pt_connmgr_get_stats(f->m, &st);
+    assert_int_equal(st.live, 1);
+    assert_int_equal(st.bytes_in, 5);
+    assert_int_equal(st.bytes_out, 5);
+}
+
+static void test_end_of_input_closes_both_sides(void **state)
+{
+    fixture *f = *state;
+    assert_non_null(admit(f));
+    assert_int_equal(write(f->to_conn[1], "bye", 3), 3);
+    close(f->to_conn[1]);
+    f->to_conn[1] = -1;
+    run_for(f, 0.05);
+    char buf[16];
+    assert_int_equal(read(f->from_conn[0], buf, sizeof buf), 3);
+    assert_int_equal(read(f->from_conn[0], buf, sizeof buf), 0); /* the write side is closed */
+    assert_int_equal(f->closes, 1);
+    pt_connmgr_stats st;
+    pt_connmgr_get_stats(f->m, &st);
+    assert_int_equal(st.live, 0);
+}
+
+static void test_a_full_output_pipe_waits_for_the_reader(void **state)
+{
+    fixture *f = *state;
+    pt_conn *c = admit(f);
+    assert_non_null(c);
+    /* More than the pipes hold (64 KiB each): with nobody reading the output, the echo backs
+     * up in the out-queue, waiting on the write descriptor's readiness. */
+    static char data[256 * 1024], got[256 * 1024];
+    for (size_t i = 0; i < sizeof data; i++)
+        data[i] = (char)(i % 251);
+    size_t sent = 0, recvd = 0;
+    for (int i = 0; i < 50; i++) {
+        ssize_t n = write(f->to_conn[1], data + sent, sizeof data - sent);
+        if (n > 0)
+            sent += (size_t)n;
+        run_for(f, 0.002);
+    }
+    assert_true(pt_outq_pending(&c->out) > 0);
+    assert_true(ev_is_active(c->wio) && (c->wio->events & EV_WRITE));
+    for (int i = 0; i < 2000 && recvd < sizeof data; i++) {
+        if (sent < sizeof data) {
+            ssize_t n = write(f->to_conn[1], data + sent, sizeof data - sent);
+            if (n > 0)
+                sent += (size_t)n;
+        }
+        ssize_t n = read(f->from_conn[0], got + recvd, sizeof got - recvd);
+        if (n > 0)
+            recvd += (size_t)n;
+        run_for(f, 0.002);
+    }
+    assert_int_equal(recvd, sizeof data);
+    assert_memory_equal(got, data, sizeof data);
+}
+
+static void test_kill_closes_both_descriptors(void **state)
+{
+    fixture *f = *state;
+    pt_conn *c = admit(f);
+    assert_non_null(c);
+    pt_conn_kill(c);
+    run_for(f, 0.01);
+    char buf[4];
+    assert_int_equal(read(f->from_conn[0], buf, sizeof buf), 0); /* EOF: write end closed */
+    assert_int_equal(write(f->to_conn[1], "x", 1), -1);          /* EPIPE: read end closed */
+    assert_int_equal(errno, EPIPE);
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_echo_through_the_pair, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_end_of_input_closes_both_sides, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_full_output_pipe_waits_for_the_reader, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_kill_closes_both_descriptors, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
