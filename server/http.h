@@ -212,6 +212,10 @@ size_t pt_http_date_format(time_t t, char *buf);
 /* Parses an IMF-fixdate (also RFC 850 and asctime forms); returns -1 if invalid. */
 time_t pt_http_date_parse(const char *s, size_t len);
 
+/* The name part of a Host value: without its port ("example.com:8080", "[::1]:8080") and
+ * without a trailing dot ("example.com."). */
+pt_str pt_host_name(pt_str host);
+
 /* Case-insensitive comparison of a pt_str with a C string. */
 bool pt_str_ieq(pt_str s, const char *lit);
 

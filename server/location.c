@@ -234,16 +234,9 @@ static size_t put_var(char *buf, size_t pos, size_t cap, pt_str v, bool url, boo
     return pos;
 }
 
-/* $host: the request's host without its port, in lower case (nginx's), else the server's
- * first plain name. */
-static pt_str host_of(const pt_request *req, char *buf, size_t cap)
+pt_str pt_request_host_var(const pt_request *req, char *buf, size_t cap)
 {
-    pt_str h = req->host;
-    const char *colon = h.len ? memrchr(h.p, ':', h.len) : NULL;
-    if (colon && (h.p[0] != '[' || colon > (const char *)memchr(h.p, ']', h.len)))
-        h.len = (size_t)(colon - h.p);
-    if (h.len && h.p[h.len - 1] == '.')
-        h.len--;
+    pt_str h = pt_host_name(req->host);
     if (!h.len) {
         const pt_conf_server *cs = req->vhost->conf;
         for (size_t i = 0; i < cs->nnames && !h.len; i++)
@@ -291,7 +284,7 @@ static size_t expand(const pt_request *req, const char *text, char *buf, size_t 
         pt_str v = {"", 0};
         bool path = false;
         if (n == 4 && strncmp(name, "host", 4) == 0) {
-            v = host_of(req, host, sizeof host);
+            v = pt_request_host_var(req, host, sizeof host);
         } else if (n == 11 && strncmp(name, "request_uri", 11) == 0) {
             v = request_uri_of(req);
         } else if (n == 6 && strncmp(name, "scheme", 6) == 0) {

@@ -287,26 +287,6 @@ static void put_path(hbuf *o, pt_str s)
     }
 }
 
-/* $host: the Host without its port, in lower case, else the server's first name. */
-static pt_str host_of(const pt_request *req, char *buf, size_t cap)
-{
-    pt_str h = req->host;
-    const char *colon = h.len ? memrchr(h.p, ':', h.len) : NULL;
-    if (colon && (h.p[0] != '[' || colon > (const char *)memchr(h.p, ']', h.len)))
-        h.len = (size_t)(colon - h.p);
-    if (!h.len) {
-        const pt_conf_server *cs = req->vhost->conf;
-        for (size_t i = 0; i < cs->nnames && !h.len; i++)
-            if (!strpbrk(cs->names[i], "*~") && cs->names[i][0] != '.')
-                h = (pt_str){cs->names[i], strlen(cs->names[i])};
-    }
-    if (h.len > cap)
-        h.len = cap;
-    for (size_t i = 0; i < h.len; i++)
-        buf[i] = (char)tolower((unsigned char)h.p[i]);
-    return (pt_str){buf, h.len};
-}
-
 /* The variables of proxy_set_header values. */
 static const char *const known_vars[] = {
     "host",
@@ -329,7 +309,7 @@ static void put_var(hbuf *o, const proxy_target *t, pt_request *req, const char 
     char buf[256];
 #define IS(lit) (n == sizeof(lit) - 1 && strncmp(name, lit, n) == 0)
     if (IS("host")) {
-        pt_str h = host_of(req, buf, sizeof buf);
+        pt_str h = pt_request_host_var(req, buf, sizeof buf);
         put(o, h.p, h.len);
     } else if (IS("http_host")) {
         put(o, req->host.p, req->host.len);

@@ -21,6 +21,16 @@
  * larger ones go out with sendfile. */
 #define INLINE_FILE_MAX (16 * 1024)
 
+pt_str pt_host_name(pt_str host)
+{
+    const char *colon = host.len ? memrchr(host.p, ':', host.len) : NULL;
+    if (colon && (host.p[0] != '[' || colon > (const char *)memchr(host.p, ']', host.len)))
+        host.len = (size_t)(colon - host.p);
+    if (host.len && host.p[host.len - 1] == '.')
+        host.len--;
+    return host;
+}
+
 bool pt_str_ieq(pt_str s, const char *lit)
 {
     size_t n = strlen(lit);

@@ -97,14 +97,7 @@ const pt_vhost *pt_site_select(const pt_site *site, pt_str host)
 {
     if (site->nvhosts == 1 || host.len == 0)
         return site->default_vhost;
-    /* Drop the port: "example.com:8080", "[::1]:8080". */
-    const char *end = host.p + host.len;
-    const char *colon = memrchr(host.p, ':', host.len);
-    if (colon && (host.p[0] != '[' || colon > (const char *)memchr(host.p, ']', host.len)))
-        end = colon;
-    pt_str h = {host.p, (size_t)(end - host.p)};
-    if (h.len && h.p[h.len - 1] == '.') /* "example.com." */
-        h.len--;
+    pt_str h = pt_host_name(host);
     for (size_t i = 0; i < site->nvhosts; i++) {
         const pt_conf_server *cs = site->vhosts[i]->conf;
         for (size_t k = 0; k < cs->nnames; k++)
