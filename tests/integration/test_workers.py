@@ -13,41 +13,14 @@ from harness import PorterTestCase, request
 FILES = {"index.html": b"<html>workers</html>\n", "a.txt": b"alpha\n", "big.bin": os.urandom(200000)}
 
 
-def children_of(pid):
-    """PIDs whose parent is `pid` (from /proc)."""
-    kids = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % name) as f:
-                stat = f.read()
-        except OSError:
-            continue
-        # The command may hold spaces or parentheses: fields start after the last ')'.
-        fields = stat[stat.rindex(")") + 2:].split()
-        if int(fields[1]) == pid:
-            kids.append(int(name))
-    return kids
-
-
-def pid_alive(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            stat = f.read()
-    except OSError:
-        return False
-    return stat[stat.rindex(")") + 2:].split()[0] != "Z"
-
-
 class Workers(PorterTestCase):
     def start(self, extra=""):
         p = self.start_porter("worker_processes 2;\n" + extra +
                               "server {\n    listen 127.0.0.1:0;\n    root htdocs;\n}\n", FILES)
         deadline = time.monotonic() + 10
-        while len(children_of(p.pid)) < 2 and time.monotonic() < deadline:
+        while len(harness.proc_children(p.pid)) < 2 and time.monotonic() < deadline:
             time.sleep(0.05)
-        workers = children_of(p.pid)
+        workers = harness.proc_children(p.pid)
         self.assertEqual(len(workers), 2, "expected two workers under the master")
         return p, workers
 
@@ -74,9 +47,9 @@ class Workers(PorterTestCase):
         p.wait(10)
         p.check_exit()
         deadline = time.monotonic() + 5
-        while any(pid_alive(w) for w in workers) and time.monotonic() < deadline:
+        while any(harness.proc_alive(w) for w in workers) and time.monotonic() < deadline:
             time.sleep(0.05)
-        self.assertEqual([w for w in workers if pid_alive(w)], [], "workers left running")
+        self.assertEqual([w for w in workers if harness.proc_alive(w)], [], "workers left running")
 
     def test_stop_with_idle_keepalive(self):
         p, workers = self.start()
@@ -91,7 +64,7 @@ class Workers(PorterTestCase):
         p.wait(10)
         self.assertLess(time.monotonic() - start, 4.0)
         p.check_exit()
-        self.assertEqual([w for w in workers if pid_alive(w)], [])
+        self.assertEqual([w for w in workers if harness.proc_alive(w)], [])
 
     def test_dead_worker_is_replaced(self):
         p, workers = self.start()
@@ -99,7 +72,7 @@ class Workers(PorterTestCase):
         deadline = time.monotonic() + 10
         now = []
         while time.monotonic() < deadline:
-            now = children_of(p.pid)
+            now = harness.proc_children(p.pid)
             if len(now) == 2 and workers[0] not in now:
                 break
             time.sleep(0.05)
