@@ -152,9 +152,13 @@ static int on_ticket_key(SSL *ssl, unsigned char name[16], unsigned char *iv, EV
             ticket_key *k = &keys[i];
             if (memcmp(name, k->name, 16) != 0)
                 continue;
+            /* 2 asks for a fresh ticket: after a key rotation, and after every TLS 1.3
+             * resumption, whose tickets clients use once (RFC 8446, C.4). Without one, a
+             * client's next connection would be a full handshake. */
+            bool renew = i != current || SSL_version(ssl) >= TLS1_3_VERSION;
             r = (EVP_DecryptInit_ex(cctx, aes, NULL, k->aes, iv) == 1 &&
                  set_hmac_key(hctx, k->hmac, sizeof k->hmac) == 1)
-                    ? (i == current ? 1 : 2)
+                    ? (renew ? 2 : 1)
                     : -1;
             break;
         }

@@ -305,6 +305,21 @@ class Resumption(TLSCase):
         code, out = s_client(self.tport, ["-servername", NAME_B], get_request())
         self.assertIn("CN = b.test", out)
 
+    def test_tls13_resumption_renews_the_ticket(self):
+        # TLS 1.3 clients use a ticket once (OpenSSL's, browsers): each resumption must bring
+        # a new ticket, or every other connection of a returning client is a full handshake.
+        self.start_tls()
+        sess = os.path.join(self.p.tmp, "sess")
+        args = ["-tls1_3", "-servername", NAME_A]
+        code, out = s_client(self.tport, args + ["-sess_out", sess], get_request())
+        self.assertIn("New, ", out)
+        for _ in range(3):
+            code, out = s_client(self.tport, args + ["-sess_in", sess, "-sess_out", sess],
+                                 get_request())
+            self.assertEqual(code, 0, out)
+            self.assertIn("Reused, TLSv1.3", out)
+            self.assertEqual(out.count("Post-Handshake New Session Ticket arrived"), 1, out)
+
     def test_tls12_ticket_and_cache_resume(self):
         self.start_tls()
         sess = os.path.join(self.p.tmp, "sess")
