@@ -342,6 +342,9 @@ void pt_tls_site_admit(pt_site *site, pt_conn *c)
     if (!pt_custodian_register(pt_conn_custodian(c), release_tls_conn, tc))
         return;
     SSL_set_app_data(ssl, tc);
+    /* After the handshake, OpenSSL writes its session tickets and then the response in two
+     * writes: with Nagle, the response would wait for the client's delayed ACK of the ticket. */
+    pt_conn_set_nodelay(c);
     tc->handshaking = true;
     site->handshakes++;
     if (site->handshakes >= site->max_handshakes && !site->handshakes_full) {
