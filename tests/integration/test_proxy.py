@@ -581,7 +581,7 @@ class FailoverTest(ProxyTestCase):
             self.assertStatus(r, 200)
         # marked down after its first refusal: not tried again within fail_timeout
         self.assertEqual(p.output.count("refused the connection"), 1)
-        self.assertIn("temporarily disabled", p.output)
+        self.assertTrue(harness.wait_for(lambda: "temporarily disabled" in p.output, 5), p.output)
 
     def test_502_when_every_server_fails(self):
         p = self.proxy(["127.0.0.1:%d" % closed_port(), "127.0.0.1:%d" % closed_port()])
@@ -748,7 +748,7 @@ class InvalidTest(ProxyTestCase):
         rb = self.raw_backend(handler)
         p = self.proxy([rb.address])
         self.assertStatus(p.get("/big-head"), 502)
-        self.assertIn("too large", p.output)
+        self.assertTrue(harness.wait_for(lambda: "too large" in p.output, 5), p.output)
 
     def test_truncated_response_closes_the_client_connection(self):
         def handler(s, srv):

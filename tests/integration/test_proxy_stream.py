@@ -165,7 +165,7 @@ class DeadlinesTest(ProxyTestCase):
             harness.reset_close(c.sock)
         time.sleep(0.8)
         self.assertEqual(p.get("/still").body, b"ok /still")
-        self.assertIn("client went away", p.output)
+        self.assertTrue(harness.wait_for(lambda: "client went away" in p.output, 5), p.output)
 
     def test_pipelined_requests(self):
         b = self.backend()
