@@ -322,14 +322,14 @@ def run_wrk(server, path, pipelined=False, port=None, scheme="http", headers=())
     return measurement(s["requests"], s["bytes"], seconds, cost, errors)
 
 
-def ab_command(port, path):
+def ab_command(port, path, scheme="http"):
     # -t before -n: ab's -t resets the request count, and -n then sets the ceiling.
     return ["ab", "-r", "-c", str(CONNS), "-t", str(DURATION), "-n", str(DURATION * 200000),
-            f"http://127.0.0.1:{port}{path}"]
+            f"{scheme}://127.0.0.1:{port}{path}"]
 
 
-def run_ab(server, path):
-    stdout, cost = run_client(server, ab_command(server.close_port, path))
+def run_ab(server, path, port=None, scheme="http"):
+    stdout, cost = run_client(server, ab_command(port or server.close_port, path, scheme))
 
     def field(name, default=None):
         m = re.search(rf"^{name}:\s+([\d.]+)", stdout, re.M)
@@ -455,12 +455,19 @@ SCENARIOS = [
              TLS_SERVERS, lambda s: run_wrk(s, "/1k.bin", port=s.tls_port, scheme="https"),
              lambda p: " ".join(wrk_command(p + TLS_OFFSET, "/1k.bin", "report.lua",
                                             scheme="https"))),
-    Scenario("h", "TLS: a new connection (full handshake) per request, 50 concurrent",
-             "handshakes per second: wrk reconnects after every response and resumes no session",
+    Scenario("h", "TLS: a new connection per request, resumed, 50 concurrent",
+             "handshakes per second for returning clients: wrk reconnects after every response "
+             "and offers the ticket of its previous connection (as a browser does), so its "
+             "handshakes are TLS 1.3 resumptions (a key exchange, no certificate)",
              TLS_SERVERS, lambda s: run_wrk(s, "/1k.bin", port=s.tls_port, scheme="https",
                                             headers=["Connection: close"]),
              lambda p: " ".join(wrk_command(p + TLS_OFFSET, "/1k.bin", "report.lua",
                                             scheme="https", headers=["Connection: close"]))),
+    Scenario("j", "TLS: a new connection per request, full handshake, 50 concurrent",
+             "handshakes per second for new clients: ab offers no session, so every handshake "
+             "is a full one (key exchange and certificate signature); HTTP/1.0, the server closes",
+             TLS_SERVERS, lambda s: run_ab(s, "/1k.bin", port=s.tls_port, scheme="https"),
+             lambda p: " ".join(ab_command(p + TLS_OFFSET, "/1k.bin", "https"))),
     Scenario("i", "reverse proxy: 1 KiB from a keep-alive upstream, 50 connections",
              "proxy_pass to one upstream (the floor responder) over pooled keep-alive connections",
              TLS_SERVERS, lambda s: run_wrk(s, "/1k.bin", port=s.proxy_port),
@@ -675,7 +682,8 @@ def write_chart(summaries):
     """Two data files for bench/plot.gp: throughput and cost, each relative to nginx."""
     labels = {"a": "a. 1 KiB", "b": "b. 1 KiB x16 pipelined", "c": "c. 100 KiB",
               "d": "d. 10 MiB", "e": "e. conn per request", "f": "f. idle conn memory",
-              "g": "g. TLS 1 KiB", "h": "h. TLS conn per request", "i": "i. proxy 1 KiB"}
+              "g": "g. TLS 1 KiB", "h": "h. TLS resumed conn", "i": "i. proxy 1 KiB",
+              "j": "j. TLS full handshake"}
     speed, cost = [], []
     present = [s for s in ALL if any(r["server"] == s for _, rows in summaries for r in rows)]
     header = "scenario " + " ".join(present)
@@ -743,7 +751,7 @@ def main():
     started = datetime.datetime.now(datetime.timezone.utc)
     t0 = time.monotonic()
     names = os.environ.get("SERVERS", ",".join(ALL)).split(",")
-    keys = os.environ.get("SCENARIOS", "abcdefghi").replace(",", "")
+    keys = os.environ.get("SCENARIOS", "abcdefghij").replace(",", "")
     unknown = set(names) - set(ALL)
     if unknown:
         sys.exit(f"bench: unknown server(s) {', '.join(sorted(unknown))}; known: {', '.join(ALL)}")
