@@ -56,6 +56,7 @@ typedef struct http_req {
     uint64_t body_seen;
     int error_status; /* set by a callback that stops the parser */
     bool begun;       /* llhttp saw the request's first byte */
+    bool head_timed;  /* the head came in pieces: request_read_timeout runs */
     bool in_value;
     bool responded;     /* the response head is queued */
     bool response_done; /* and its body complete */
@@ -115,27 +116,18 @@ static http_req *req_state(pt_http_conn *hc)
     return hc->r;
 }
 
+/* The request's first byte. Its state is a fresh one from req_state(): a request ends (and
+ * its state goes) before the parser sees the next one's first byte. */
 static void request_begin(pt_http_conn *hc)
 {
     http_req *x = req_state(hc);
     pt_request *r = &x->req;
-    memset(r, 0, sizeof *r);
-    r->hc = hc;
-    r->arena = (char *)x;
-    r->arena_used = HTTP_REQ_SIZE;
     r->start = ev_now(hc->site->loop);
     x->hdr_cap = hc->conn->limits->max_request_headers;
     if (x->hdr_cap > 256)
         x->hdr_cap = 256;
     x->hdrs = pt_request_alloc(r, x->hdr_cap * sizeof *x->hdrs);
-    x->nhdrs = 0;
-    x->url = (span){0, 0};
-    x->head_bytes = 0;
-    x->body_seen = 0;
-    x->error_status = 0;
     x->begun = true;
-    x->in_value = false;
-    x->responded = false;
 }
 
 static void request_end(pt_http_conn *hc)
@@ -197,10 +189,20 @@ static int on_message_begin(llhttp_t *p)
     pt_http_conn *hc = hc_of(p);
     request_begin(hc);
     hc->phase = PHASE_HEAD;
-    pt_conn_set_state(hc->conn, PT_CONN_READING);
-    /* The whole head must arrive within request_read_timeout of its first byte. */
-    pt_conn_reset_timeout(hc->conn, hc->conn->limits->request_read_timeout);
     return 0;
+}
+
+/* The input ended inside a head. The whole head must arrive within request_read_timeout of its
+ * first byte: the clock starts here, in the call that saw that byte (the request's start), and
+ * only once. A head that comes whole in one read goes to its handler without it. */
+static void head_incomplete(pt_http_conn *hc)
+{
+    http_req *x = hc->r;
+    if (x->head_timed)
+        return;
+    x->head_timed = true;
+    pt_conn_set_state(hc->conn, PT_CONN_READING);
+    pt_conn_reset_timeout(hc->conn, hc->conn->limits->request_read_timeout);
 }
 
 static int on_url(llhttp_t *p, const char *at, size_t len)
@@ -676,7 +678,9 @@ static void process(pt_http_conn *hc)
         x = hc->r;
         if (err == HPE_OK) {
             hc->fed = avail;
-            if (hc->phase == PHASE_BODY) {
+            if (hc->phase == PHASE_HEAD) {
+                head_incomplete(hc);
+            } else if (hc->phase == PHASE_BODY) {
                 /* Body bytes are not kept (the head is pinned or done with): let them go. */
                 pt_inbuf_consume(&c->in, hc->fed);
                 hc->fed = 0;
