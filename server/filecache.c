@@ -31,6 +31,8 @@ struct entry {
     struct timespec mtime, ctime;
     double validated_at, used_at;
     bool dead;                  /* its fd was taken: dropped at the next lookup */
+    bool detached;              /* out of the cache but held: freed at its last release */
+    unsigned holds;             /* queued responses sending its body (pt_filecache_hold) */
     size_t cost;                /* bytes charged against the memory cap */
     entry *lru_prev, *lru_next; /* most recently used first */
     char storage[];             /* head, key, file path, content type, body */
@@ -146,8 +148,24 @@ static void entry_free(pt_filecache *fc, entry *e)
         fc->absent--;
     } else {
         fc->bytes -= e->cost;
+        if (e->holds) {
+            e->detached = true; /* a response still sends its body */
+            return;
+        }
     }
     free(e);
+}
+
+void pt_filecache_hold(const pt_cached_file *cf)
+{
+    ((entry *)cf)->holds++; /* pub is the first member */
+}
+
+void pt_filecache_release(void *cf)
+{
+    entry *e = cf;
+    if (--e->holds == 0 && e->detached)
+        free(e);
 }
 
 static void remove_at(pt_filecache *fc, size_t slot)

@@ -80,11 +80,15 @@ struct pt_request {
 typedef struct pt_response {
     int status;
     const char *content_type; /* NULL: none */
-    /* Body: from memory (copied unless `body_ref`), or a file range (fd taken: closed after). */
+    /* Body: from memory, or a file range (fd taken: closed after). A memory body is copied,
+     * unless it has a holder: then body_hold(body_holder) runs as it is queued without a copy,
+     * and body_release(body_holder) once it is written or dropped. */
     const void *body;
     size_t body_len;
-    bool body_ref; /* body outlives the write (static data): queue it without copying */
-    int file_fd;   /* -1: none */
+    void (*body_hold)(const void *holder);
+    void (*body_release)(void *holder);
+    void *body_holder;
+    int file_fd; /* -1: none */
     off_t file_off;
     bool file_borrowed; /* file_fd is not taken (the open-file cache's): read at once, or dup'ed
                            for sendfile; never closed */

@@ -445,10 +445,12 @@ int pt_request_respond(pt_request *req, const pt_response *r)
                                   PT_OUTQ_CLOSE_FD | (use_sendfile ? 0 : PT_OUTQ_NO_SENDFILE));
             }
         } else if (body_len) {
-            if (r->body_ref)
-                pt_outq_push_ref(&c->out, r->body, body_len, NULL, NULL);
-            else
+            if (r->body_hold) {
+                r->body_hold(r->body_holder);
+                pt_outq_push_ref(&c->out, r->body, body_len, r->body_release, r->body_holder);
+            } else {
                 pt_outq_push_copy(&c->out, r->body, body_len);
+            }
         }
         sent = body_len;
     } else if (r->file_fd >= 0 && !r->file_borrowed) {
