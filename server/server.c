@@ -296,6 +296,15 @@ static int vhost_types(pt_server *s, pt_vhost *vh, const pt_conf_server *cs)
     return r;
 }
 
+/* Whether `root` is the one a conf gets without a root directive: "htdocs" under the prefix. */
+static bool root_is_default(const pt_conf *conf, const char *root)
+{
+    size_t n = strlen(conf->prefix);
+    if (n && conf->prefix[n - 1] == '/')
+        n--;
+    return strncmp(root, conf->prefix, n) == 0 && strcmp(root + n, "/htdocs") == 0;
+}
+
 static int setup_vhost(pt_server *s, pt_vhost *vh, const pt_conf_server *cs, char *err, size_t elen)
 {
     vh->conf = cs;
@@ -309,8 +318,16 @@ static int setup_vhost(pt_server *s, pt_vhost *vh, const pt_conf_server *cs, cha
     vh->root_fd = open(cs->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (vh->root_fd < 0) {
         int e = -errno;
-        snprintf(err, elen, "%s:%d: root \"%s\": %s", cs->file, cs->line, cs->root, strerror(-e));
-        return e;
+        if (e != -ENOENT || !root_is_default(s->conf, cs->root)) {
+            snprintf(err, elen, "%s:%d: root \"%s\": %s", cs->file, cs->line, cs->root,
+                     strerror(-e));
+            return e;
+        }
+        /* A server that only proxies or redirects needs no directory; as in nginx, a missing
+         * default root is no error, and the files it would hold answer 404. */
+        pt_log_error(PT_LOG_NOTICE,
+                     "%s:%d: the default root \"%s\" does not exist: files answer 404", cs->file,
+                     cs->line, cs->root);
     }
     if ((r = pt_locations_setup(vh, err, elen)) < 0)
         return r;

@@ -346,6 +346,8 @@ static void serve_fd(pt_request *req, const req_info *ri, const char *path, size
  * errno. */
 static int open_checked(const pt_location *loc, const char *file, struct stat *st)
 {
+    if (loc->dir_fd < 0)
+        return -ENOENT; /* a default root that does not exist (server.c) */
     int fd = pt_path_open_beneath(loc->dir_fd, file, 0);
     if (fd < 0)
         return fd;

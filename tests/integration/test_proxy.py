@@ -415,6 +415,18 @@ class HeadersTest(ProxyTestCase):
             p6 = self.start_porter("location / { proxy_pass http://%s; }" % b6.address)
             self.assertEqual(p6.get("/x").body, b"ok /x")
 
+    def test_proxy_only_server_needs_no_root_directory(self):
+        # No root directive and no htdocs: a server that only proxies starts (as nginx does),
+        # and a path its locations leave to files answers 404. A root that is named and
+        # missing stays an error (test_location.c).
+        b = self.backend()
+        p = self.start_porter("location /app/ { proxy_pass http://%s; }" % b.address, start=False)
+        os.rmdir(p.htdocs)
+        p.start()
+        self.assertStatus(p.get("/app/x"), 200)
+        self.assertStatus(p.get("/other"), 404)
+        self.assertIn("does not exist: files answer 404", p.output)
+
     def test_unix_socket_upstream(self):
         path = os.path.join(harness.tempfile.mkdtemp(prefix="porter-unix-"), "app.sock")
         self.addCleanup(lambda: os.path.exists(path) and os.unlink(path))
