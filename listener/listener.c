@@ -6,6 +6,8 @@
 #include <limits.h>
 #include <math.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -216,6 +218,9 @@ static int open_socket(const candidate *c, const pt_listener_options *o, lsock *
     if (o->reuseaddr && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0)
         goto fail;
     if (o->reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0)
+        goto fail;
+    if (o->defer_accept > 0 &&
+        setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &o->defer_accept, sizeof o->defer_accept) < 0)
         goto fail;
     /* v6-only so that [::]:P and 0.0.0.0:P are separate sockets, whatever bindv6only says.
      * A v4-mapped address cannot be bound by a v6-only socket, so it keeps the default. */
@@ -445,8 +450,8 @@ int pt_listener_open(pt_listener **out, struct ev_loop *loop, const pt_listener_
     if (out == NULL)
         return -EINVAL;
     *out = NULL;
-    if (loop == NULL || o == NULL || cb == NULL || o->backlog < 0 || o->accept_batch < 1 ||
-        !(o->emfile_backoff > 0) || !isfinite(o->emfile_backoff))
+    if (loop == NULL || o == NULL || cb == NULL || o->backlog < 0 || o->defer_accept < 0 ||
+        o->accept_batch < 1 || !(o->emfile_backoff > 0) || !isfinite(o->emfile_backoff))
         return -EINVAL;
     rc = parse_port(o->port, &port);
     if (rc < 0)

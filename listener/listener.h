@@ -56,10 +56,14 @@ typedef struct pt_listener_options {
     /** NULL, "" or "*": every address (0.0.0.0 and [::]); else a name or a literal
      * ("127.0.0.1", "::1", "[::1]", "localhost"). */
     const char *host;
-    const char *port;      /**< number or service name: "8080", "http"; "0" = ephemeral */
-    int backlog;           /**< listen(2) backlog: 511 (>= 0) */
-    bool reuseaddr;        /**< SO_REUSEADDR: true */
-    bool reuseport;        /**< SO_REUSEPORT (workers sharing a port): false */
+    const char *port; /**< number or service name: "8080", "http"; "0" = ephemeral */
+    int backlog;      /**< listen(2) backlog: 511 (>= 0) */
+    bool reuseaddr;   /**< SO_REUSEADDR: true */
+    bool reuseport;   /**< SO_REUSEPORT (workers sharing a port): false */
+    /** TCP_DEFER_ACCEPT, in seconds: a connection is accepted once its first data has arrived
+     * (or, silent, after about this long), so accepting and reading cost one wake-up. For
+     * protocols where the client speaks first (HTTP, TLS). 0: off (the default). */
+    int defer_accept;
     int accept_batch;      /**< accepts per readiness event, for fairness: 64 (>= 1) */
     double emfile_backoff; /**< seconds without accepting after EMFILE and co: 0.1 (> 0) */
     /** File descriptors kept free for the connections already accepted (their files, their

@@ -1011,6 +1011,8 @@ static int set_listen(loader *cx, const node *d, void *field, void *aux)
             l.reuseport = true;
         else if (strcmp(opt, "ssl") == 0)
             l.ssl = true;
+        else if (strcmp(opt, "deferred") == 0)
+            l.deferred = true;
         else if (strncmp(opt, "backlog=", 8) == 0 && parse_uint(opt + 8, INT_MAX, &backlog) == 0)
             l.backlog = (int)backlog;
         else if (strncmp(opt, "backlog=", 8) == 0)

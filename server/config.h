@@ -84,7 +84,8 @@ typedef enum pt_log_level {
     PT_LOG_CRIT /* nginx's alert and emerg map here */
 } pt_log_level;
 
-/* One `listen` directive: `listen [HOST:]PORT [default_server] [ssl] [reuseport] [backlog=N];`.
+/* One `listen` directive:
+ * `listen [HOST:]PORT [default_server] [ssl] [reuseport] [deferred] [backlog=N];`.
  * With `ssl` the address speaks TLS for every server on it (as in nginx), so each of those
  * servers needs a certificate. */
 typedef struct pt_conf_listen {
@@ -92,6 +93,7 @@ typedef struct pt_conf_listen {
     char *port; /* decimal 0..65535; "0" asks for an ephemeral port */
     int backlog;
     bool default_server, reuseport, ssl;
+    bool deferred;    /* TCP_DEFER_ACCEPT: a connection is accepted once it has data */
     const char *file; /* where it was written; the server block's place for the default */
     int line, col;
 } pt_conf_listen;

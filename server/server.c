@@ -434,6 +434,9 @@ static int open_listeners(pt_server *s, pt_site *site, char *err, size_t elen)
     lo.backlog = ls->backlog > 0 ? ls->backlog
                                  : (int)(limits->max_waiting > 65535 ? 65535 : limits->max_waiting);
     lo.reuseport = ls->reuseport || site->nlisteners > 1;
+    /* nginx's `deferred`: one second, after which a silent client is accepted all the same
+     * and meets request_read_timeout (or ssl_handshake_timeout). */
+    lo.defer_accept = ls->deferred ? 1 : 0;
     lo.fd_reserve = -1; /* admitted connections keep descriptors for their files */
     char port[16];
     for (size_t k = 0; k < site->nlisteners; k++) {

@@ -140,5 +140,30 @@ class KeepaliveTimeout(PorterTestCase):
             self.assertLess(elapsed, 4.0)
 
 
+class DeferredListen(PorterTestCase):
+    """`listen ... deferred` (TCP_DEFER_ACCEPT): porter sees a connection with its first bytes;
+    a client that sends nothing is still accepted after about a second, and then meets
+    request_read_timeout like any other."""
+
+    def setUp(self):
+        self.p = self.start_porter(
+            "server {\n    listen 127.0.0.1:0 deferred;\n    root htdocs;\n"
+            "    request_read_timeout 1s;\n}\n", FILES)
+
+    def test_requests_are_served(self):
+        with self.p.connect() as c:
+            for _ in range(2):
+                c.send(request("GET", "/a.txt"))
+                self.assertEqual(c.read_response().body, b"alpha\n")
+        self.assertStatus(self.p.get("/index.html"), 200)
+
+    def test_silent_connection_is_accepted_late_and_closed(self):
+        with self.p.connect() as c:
+            closed, extra, elapsed = c.wait_closed(10)
+            self.assertTrue(closed, "a silent connection was never closed")
+            self.assertTrue(extra == b"" or extra.startswith(b"HTTP/1.1 408 "), extra[:100])
+            self.assertGreater(elapsed, 0.9)  # the timeout, not an error, closed it
+
+
 if __name__ == "__main__":
     harness.main()

@@ -151,6 +151,7 @@ static void test_defaults(void **state)
     assert_int_equal(s->listens[0].backlog, def.max_waiting);
     assert_false(s->listens[0].default_server);
     assert_false(s->listens[0].reuseport);
+    assert_false(s->listens[0].deferred);
     assert_string_equal(s->listens[0].file, NAME);
     assert_int_equal(s->listens[0].line, 1);
     assert_int_equal(s->listens[0].col, 1);
@@ -198,7 +199,7 @@ static void test_all_directives(void **state)
                        "error_log logs/error.log notice;   # trailing comment\n"
                        "access_log stderr;\n"
                        "server {\n"
-                       "    listen 127.0.0.1:8080 default_server reuseport backlog=64;\n"
+                       "    listen 127.0.0.1:8080 default_server reuseport deferred backlog=64;\n"
                        "    listen [::]:8080;\n"
                        "    server_name Example.COM \"www.example.com\";\n"
                        "    server_name ~^(?<Sub>\\D+)\\.example$ a#b;\n"
@@ -228,6 +229,8 @@ static void test_all_directives(void **state)
     assert_int_equal(s->listens[0].backlog, 64);
     assert_true(s->listens[0].default_server);
     assert_true(s->listens[0].reuseport);
+    assert_true(s->listens[0].deferred);
+    assert_false(s->listens[1].deferred);
     assert_int_equal(s->listens[0].line, 7);
     assert_int_equal(s->listens[0].col, 12);
     assert_string_equal(s->listens[1].host, "::");

@@ -9,6 +9,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -568,6 +570,40 @@ static void test_addrinuse_and_reuseport(void **state)
     assert_loop_idle(f);
 }
 
+/* TCP_DEFER_ACCEPT: a client that has connected but sent nothing is not accepted (no wake-up
+ * for it); its first bytes bring it in, with them already readable. */
+static void test_defer_accept(void **state)
+{
+    fixture *f = *state;
+    sink s = {0};
+    pt_listener_options o = options("127.0.0.1", "0");
+    pt_listener *l = NULL;
+    o.defer_accept = -1;
+    assert_int_equal(pt_listener_open(&l, f->loop, &o, on_accept, NULL, &s), -EINVAL);
+    o.defer_accept = 1;
+    l = open_ok(f, &s, &o);
+    int lfd = -1, v = 0;
+    socklen_t vlen = sizeof v;
+    assert_int_equal(pt_listener_fds(l, &lfd, 1), 1);
+    assert_int_equal(getsockopt(lfd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &v, &vlen), 0);
+    assert_true(v > 0);
+    pt_listener_start(l);
+
+    int c = client_open("127.0.0.1", pt_listener_port(l));
+    run_for(f, 0.3);
+    assert_int_equal(s.accepted, 0);
+    assert_int_equal(write(c, "GET", 3), 3);
+    run_until(f, &s.accepted, 1, 2.0);
+    char b[4] = "";
+    assert_int_equal(read(s.fds[0], b, sizeof b), 3); /* no wait for the data */
+    assert_memory_equal(b, "GET", 3);
+
+    close(c);
+    sink_close_fds(&s);
+    pt_listener_close(l);
+    assert_loop_idle(f);
+}
+
 static void test_pause_keeps_backlog(void **state)
 {
     fixture *f = *state;
@@ -857,6 +893,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_v4_and_v6_wildcards_coexist, setup, teardown),
         cmocka_unit_test_setup_teardown(test_localhost_name, setup, teardown),
         cmocka_unit_test_setup_teardown(test_addrinuse_and_reuseport, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_defer_accept, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pause_keeps_backlog, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pause_inside_callback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_inside_callback, setup, teardown),
