@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "porter.h"
+#include "tests/support.h"
 
 #ifndef PORTER_SOURCE_DIR
 #define PORTER_SOURCE_DIR "/work/main"
@@ -78,19 +79,6 @@ struct fixture {
     bool stopped; /* a server's stopped callback ran */
     double stopped_at;
 };
-
-static inline int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    struct dirent *e;
-    int n = 0;
-    assert_non_null(d);
-    while ((e = readdir(d)) != NULL)
-        if (e->d_name[0] != '.')
-            n++;
-    closedir(d);
-    return n;
-}
 
 static inline double now_of(fixture *f)
 {

@@ -16,29 +16,9 @@
 
 #include "connmgr/buffer.h"
 #include "connmgr/transport.h"
+#include "tests/support.h"
 
 /* ---- helpers ---- */
-
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    struct dirent *e;
-    int n = 0;
-
-    assert_non_null(d);
-    while ((e = readdir(d)))
-        if (e->d_name[0] != '.')
-            n++;
-    closedir(d);
-    return n - 1; /* the directory's own fd */
-}
-
-static void fd_is_closed(int fd)
-{
-    errno = 0;
-    assert_int_equal(fcntl(fd, F_GETFD), -1);
-    assert_int_equal(errno, EBADF);
-}
 
 static void make_pair(int sv[2])
 {
@@ -590,7 +570,7 @@ static void file_range_test(bool no_sendfile)
     assert_true(s.sendfile_calls >= 1);
     if (no_sendfile)
         assert_int_equal(s.sendfile_calls, 1); /* asked once, then read + writev */
-    fd_is_closed(fd);
+    assert_true(fd_is_closed(fd));
 
     pt_outq_dispose(&q);
     pt_transport_close(&s.t);
@@ -694,7 +674,7 @@ static void test_outq_dispose_pending(void **state)
     assert_int_equal(pt_outq_pending(&q), 0);
     assert_int_equal(freed, 1);
     assert_int_equal(kept_freed, 1);
-    fd_is_closed(owned);
+    assert_true(fd_is_closed(owned));
     assert_true(fcntl(borrowed, F_GETFD) != -1); /* not the queue's to close */
     assert_int_equal(pt_chunk_outstanding(), 0);
     pt_outq_dispose(&q); /* twice: no-op */

@@ -10,19 +10,9 @@
 #include <string.h>
 
 #include "server/conditional.h"
+#include "tests/support.h"
 
 static int fds_at_start;
-
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    int n = -1;
-    assert_non_null(d);
-    while (readdir(d))
-        n++;
-    closedir(d);
-    return n - 2;
-}
 
 static pt_str S(const char *s)
 {

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "server/config.h"
+#include "tests/support.h"
 
 #ifndef PORTER_SOURCE_DIR
 #define PORTER_SOURCE_DIR "/work/main"
@@ -26,17 +27,6 @@
 #define PREFIX "/p"
 
 static int fds_at_start;
-
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    int n = -1; /* the directory's own fd */
-    assert_non_null(d);
-    while (readdir(d))
-        n++;
-    closedir(d);
-    return n - 2; /* "." and ".." */
-}
 
 static pt_conf *parse(const char *text)
 {
@@ -1020,14 +1010,9 @@ static int dir_setup(void **state)
     return mkdtemp(dir) ? 0 : -1;
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    return remove(path);
-}
-
 static int dir_teardown(void **state)
 {
-    return nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    return remove_tree(dir);
 }
 
 /* Writes `text` (of `len` bytes, or a string) to dir/rel, making directories on the way. */

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "connmgr/connmgr.h"
+#include "tests/support.h"
 
 /*
  * A connection over a pair of descriptors (Racket's input and output ports): two pipes stand
@@ -27,16 +28,6 @@ typedef struct fixture {
 } fixture;
 
 static fixture *current;
-
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    int n = 0;
-    for (struct dirent *e; (e = readdir(d)) != NULL;)
-        n += e->d_name[0] != '.';
-    closedir(d);
-    return n;
-}
 
 static void echo_read(pt_conn *c)
 {

@@ -35,21 +35,9 @@
 #include "connmgr/limits.h"
 #include "connmgr/timer.h"
 #include "connmgr/tls.h"
+#include "tests/support.h"
 
 /* ---- helpers ---- */
-
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    struct dirent *e;
-    int n = 0;
-    assert_non_null(d);
-    while ((e = readdir(d)))
-        if (e->d_name[0] != '.')
-            n++;
-    closedir(d);
-    return n - 1;
-}
 
 static struct sockaddr_in v4(const char *ip, uint16_t port)
 {

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "connmgr/connmgr.h"
+#include "tests/support.h"
 
 /*
  * Connections and their manager on a real libev loop. The server end of each connection is one
@@ -93,25 +94,6 @@ struct fixture {
 static unsigned char pattern(size_t i)
 {
     return (unsigned char)(i % 251);
-}
-
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    struct dirent *e;
-    int n = 0;
-
-    assert_non_null(d);
-    while ((e = readdir(d)) != NULL)
-        if (e->d_name[0] != '.')
-            n++;
-    closedir(d);
-    return n;
-}
-
-static bool fd_is_closed(int fd)
-{
-    return fcntl(fd, F_GETFD) == -1 && errno == EBADF;
 }
 
 /* ---- the loop ---- */

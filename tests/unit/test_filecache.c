@@ -19,26 +19,11 @@
 
 #include "server/filecache.h"
 #include "server/http.h"
+#include "tests/support.h"
 
 static int fds_at_start;
 static char dir[PATH_MAX];
 static int root_fd = -1;
-
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    int n = -1;
-    assert_non_null(d);
-    while (readdir(d))
-        n++;
-    closedir(d);
-    return n - 2;
-}
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    return remove(path);
-}
 
 static int setup(void **state)
 {
@@ -53,7 +38,7 @@ static int teardown(void **state)
 {
     close(root_fd);
     root_fd = -1;
-    return nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    return remove_tree(dir);
 }
 
 static void put_file(const char *rel, const char *data, size_t len)

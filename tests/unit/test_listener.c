@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "listener/listener.h"
+#include "tests/support.h"
 
 #define MAX_ACCEPTS 16
 
@@ -44,19 +45,6 @@ typedef struct sink {
 } sink;
 
 static struct rlimit saved_nofile;
-
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    assert_non_null(d);
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL)
-        if (e->d_name[0] != '.')
-            n++;
-    closedir(d);
-    return n - 1; /* the directory's own fd */
-}
 
 static int setup(void **state)
 {

@@ -18,20 +18,10 @@
 
 #include "server/location.h"
 #include "server/site.h"
+#include "tests/support.h"
 
 static int fds_at_start;
 static char dir[PATH_MAX];
-
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    int n = -1;
-    assert_non_null(d);
-    while (readdir(d))
-        n++;
-    closedir(d);
-    return n - 2;
-}
 
 static int setup(void **state)
 {

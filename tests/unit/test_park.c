@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "connmgr/connmgr.h"
+#include "tests/support.h"
 
 /*
  * The parking lot (connmgr/park.c) seen through the connection manager: a connection idle for
@@ -33,16 +34,6 @@ typedef struct fixture {
 } fixture;
 
 static fixture *current;
-
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    int n = 0;
-    for (struct dirent *e; (e = readdir(d)) != NULL;)
-        n += e->d_name[0] != '.';
-    closedir(d);
-    return n;
-}
 
 static void on_resource_release(void *data)
 {

@@ -24,19 +24,7 @@
 #include "connmgr/limits.h"
 #include "connmgr/pool.h"
 #include "connmgr/timer.h"
-
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    struct dirent *e;
-    int n = 0;
-    assert_non_null(d);
-    while ((e = readdir(d)))
-        if (e->d_name[0] != '.')
-            n++;
-    closedir(d);
-    return n - 1;
-}
+#include "tests/support.h"
 
 #define MAX_SERVER 8
 
