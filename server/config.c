@@ -1531,6 +1531,21 @@ static int set_return(loader *cx, const node *d, void *field, void *aux)
 
 /* ---- the reverse proxy ---- */
 
+static void names_free(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+static char **names_copy(char *const *v, size_t n)
+{
+    char **d = n ? xrealloc(NULL, n * sizeof *d) : NULL;
+    for (size_t i = 0; i < n; i++)
+        d[i] = xstrdup(v[i]);
+    return d;
+}
+
 static void proxy_dispose(pt_conf_proxy *p)
 {
     free(p->pass);
@@ -1539,6 +1554,8 @@ static void proxy_dispose(pt_conf_proxy *p)
         free(p->set_headers[i].value);
     }
     free(p->set_headers);
+    names_free(p->hide_headers, p->nhide_headers);
+    names_free(p->pass_headers, p->npass_headers);
     free(p->ssl_trusted_certificate);
     *p = (pt_conf_proxy){0};
 }
@@ -1553,6 +1570,8 @@ static void proxy_inherit(pt_conf_proxy *d, const pt_conf_proxy *s)
     for (size_t i = 0; i < s->nset_headers; i++)
         *PUSH(d->set_headers, d->nset_headers) = (pt_conf_header){
             xstrdup(s->set_headers[i].name), xstrdup(s->set_headers[i].value), false};
+    d->hide_headers = names_copy(s->hide_headers, s->nhide_headers);
+    d->pass_headers = names_copy(s->pass_headers, s->npass_headers);
     d->ssl_trusted_certificate = xstrdup(s->ssl_trusted_certificate);
 }
 
@@ -1719,6 +1738,29 @@ static int set_proxy_pass(loader *cx, const node *d, void *field, void *aux)
 }
 
 /* `proxy_set_header NAME VALUE;` */
+/* proxy_hide_header / proxy_pass_header NAME: a list of field names, kept in lower case. A
+ * level that names one does not inherit its parent's list. */
+static int set_proxy_names(loader *cx, const node *d, void *field, void *aux)
+{
+    char ***v = field;
+    size_t *n = aux;
+    if (!is_token(d->w[1].s))
+        return bad(cx, d, 1, "invalid header name \"%s\" in \"%s\"", d->w[1].s, d->w[0].s);
+    if (cx->first) {
+        names_free(*v, *n);
+        *v = NULL;
+        *n = 0;
+    }
+    for (size_t i = 0; i < *n; i++)
+        if (strcasecmp((*v)[i], d->w[1].s) == 0)
+            return 0;
+    char *name = xstrdup(d->w[1].s);
+    for (char *p = name; *p; p++)
+        *p = (char)tolower((unsigned char)*p);
+    *PUSH(*v, *n) = name;
+    return 0;
+}
+
 static int set_proxy_set_header(loader *cx, const node *d, void *field, void *aux)
 {
     pt_conf_header **v = field;
@@ -1876,6 +1918,10 @@ static const directive directives[] = {
     {"proxy_pass", C_LOCATION, 0, 1, 1, set_proxy_pass, NOWHERE},
     {"proxy_set_header", C_ALL, F_MULTI, 2, 2, set_proxy_set_header, ALL(proxy.set_headers),
      ALL(proxy.nset_headers)},
+    {"proxy_hide_header", C_ALL, F_MULTI, 1, 1, set_proxy_names, ALL(proxy.hide_headers),
+     ALL(proxy.nhide_headers)},
+    {"proxy_pass_header", C_ALL, F_MULTI, 1, 1, set_proxy_names, ALL(proxy.pass_headers),
+     ALL(proxy.npass_headers)},
     {"proxy_connect_timeout", C_ALL, 0, 1, 1, set_time, ALL(proxy.connect_timeout)},
     {"proxy_read_timeout", C_ALL, 0, 1, 1, set_time, ALL(proxy.read_timeout)},
     {"proxy_send_timeout", C_ALL, 0, 1, 1, set_time, ALL(proxy.send_timeout)},

@@ -97,6 +97,8 @@ typedef struct pt_response {
     int (*push_body)(struct pt_outq *q, void *data);
     void *push_body_data;
     bool no_body;         /* a head-only response (304): no Content-Length */
+    bool omit_server;     /* extra_headers carry their own Server (proxy_pass_header) */
+    bool omit_date;       /* and their own Date */
     time_t last_modified; /* 0: none */
     time_t mtime;         /* the file's time for `expires modified` when no last_modified */
     const char *location; /* Location header */

@@ -849,10 +849,25 @@ static pt_str span_str(proxy_req *p, span s)
     return (pt_str){b, n};
 }
 
-/* The upstream's header lines to pass on ("Name: value\r\n" each) into `o`; Content-Type
- * into `ctype` (NUL-terminated) when it fits. `upgrade` keeps Upgrade and Connection. */
-static void passed_headers(proxy_req *p, hbuf *o, char *ctype, size_t ctype_len, bool upgrade)
+/* Whether `name` is one of the `n` (lower-case) names of a proxy_hide_header or
+ * proxy_pass_header list. */
+static bool listed(char *const *names, size_t n, pt_str name)
 {
+    for (size_t i = 0; i < n; i++)
+        if (ieq(name.p, name.len, names[i]))
+            return true;
+    return false;
+}
+
+/* The upstream's header lines to pass on ("Name: value\r\n" each) into `o`; Content-Type
+ * into `ctype` (NUL-terminated) when it fits. `upgrade` keeps Upgrade and Connection. Date and
+ * Server are porter's own unless proxy_pass_header names them; proxy_hide_header drops more.
+ * Returns which of those two were passed: PASSED_SERVER, PASSED_DATE. */
+enum { PASSED_SERVER = 1, PASSED_DATE = 2 };
+static int passed_headers(proxy_req *p, hbuf *o, char *ctype, size_t ctype_len, bool upgrade)
+{
+    int passed = 0;
+    const pt_conf_proxy *cf = p->t->conf;
     ctype[0] = '\0';
     /* A Connection header naming other fields makes them hop-by-hop too (rare: looked at only
      * when it does). */
@@ -867,13 +882,20 @@ static void passed_headers(proxy_req *p, hbuf *o, char *ctype, size_t ctype_len,
     }
     for (size_t i = 0; i < p->nhdrs; i++) {
         pt_str n = span_str(p, p->hdrs[i].name), v = span_str(p, p->hdrs[i].value);
+        if (cf->nhide_headers && listed(cf->hide_headers, cf->nhide_headers, n))
+            continue;
         bool drop;
         switch (n.len) {
         case 4:
-            drop = ieq(n.p, n.len, "date");
-            break;
         case 6:
-            drop = ieq(n.p, n.len, "server");
+            if (!ieq(n.p, n.len, n.len == 4 ? "date" : "server")) {
+                drop = false;
+            } else if (listed(cf->pass_headers, cf->npass_headers, n)) {
+                drop = false;
+                passed |= n.len == 4 ? PASSED_DATE : PASSED_SERVER;
+            } else {
+                drop = true;
+            }
             break;
         case 12:
             if (!upgrade && ieq(n.p, n.len, "content-type") && v.len < ctype_len) {
@@ -906,6 +928,7 @@ static void passed_headers(proxy_req *p, hbuf *o, char *ctype, size_t ctype_len,
         put(o, v.p, v.len);
         PUT_LIT(o, "\r\n");
     }
+    return passed;
 }
 
 /* The client's response from the upstream's head: streamed, or complete without a body.
@@ -914,8 +937,10 @@ static void passed_headers(proxy_req *p, hbuf *o, char *ctype, size_t ctype_len,
 static void build_response(proxy_req *p, pt_response *r, hbuf *o, char *ctype, size_t ctype_len,
                            bool stream)
 {
-    passed_headers(p, o, ctype, ctype_len, false);
+    int passed = passed_headers(p, o, ctype, ctype_len, false);
     pt_response_init(r, p->status);
+    r->omit_server = passed & PASSED_SERVER;
+    r->omit_date = passed & PASSED_DATE;
     r->content_type = ctype[0] ? ctype : NULL;
     r->extra_headers = (pt_str){o->buf, o->len};
     bool sized = (p->parser.flags & F_CONTENT_LENGTH) && !(p->parser.flags & F_CHUNKED);

@@ -362,12 +362,16 @@ int pt_request_respond(pt_request *req, const pt_response *r)
         const char *reason = pt_http_reason(r->status);
         pos = append(head, pos, cap, reason, strlen(reason));
     }
-    if (req->vhost && req->vhost->conf->server_tokens)
-        pos = APPEND_LIT(head, pos, cap, "\r\nServer: porter/" PORTER_VERSION "\r\nDate: ");
-    else
-        pos = APPEND_LIT(head, pos, cap, "\r\nServer: porter\r\nDate: ");
-    pos = append(head, pos, cap, clock_cache.date, clock_cache.date_len);
     pos = APPEND_LIT(head, pos, cap, "\r\n");
+    if (!r->omit_server)
+        pos = req->vhost && req->vhost->conf->server_tokens
+                  ? APPEND_LIT(head, pos, cap, "Server: porter/" PORTER_VERSION "\r\n")
+                  : APPEND_LIT(head, pos, cap, "Server: porter\r\n");
+    if (!r->omit_date) {
+        pos = APPEND_LIT(head, pos, cap, "Date: ");
+        pos = append(head, pos, cap, clock_cache.date, clock_cache.date_len);
+        pos = APPEND_LIT(head, pos, cap, "\r\n");
+    }
     if (r->content_type) {
         pos = APPEND_LIT(head, pos, cap, "Content-Type: ");
         pos = append(head, pos, cap, r->content_type, strlen(r->content_type));

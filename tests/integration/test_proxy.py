@@ -376,6 +376,25 @@ class HeadersTest(ProxyTestCase):
         self.assertEqual(len(r.header_all("Date")), 1)
         self.assertEqual(r.header("Content-Type"), "text/plain")
 
+    def test_proxy_hide_and_pass_header(self):
+        b = self.backend()
+        p = self.proxy([b.address], server_extra="proxy_hide_header X-Visible;",
+                       location="location / { proxy_pass http://app; } "
+                                "location /own/ { proxy_pass http://app/; "
+                                "proxy_hide_header set-cookie; proxy_pass_header Server; }")
+        r = p.get("/hop")
+        self.assertStatus(r, 200)
+        self.assertIsNone(r.header("X-Visible"))  # the server's list
+        self.assertEqual(r.header_all("Set-Cookie"), ["a=1", "b=2"])
+        self.assertTrue(r.header("Server").startswith("porter"))
+        # A location's own list replaces the server's; Server passed is the only one.
+        r = p.get("/own/hop")
+        self.assertEqual(r.header("X-Visible"), "yes")
+        self.assertEqual(r.header_all("Set-Cookie"), [])
+        self.assertEqual(len(r.header_all("Server")), 1)
+        self.assertTrue(r.header("Server").startswith("backend"), r.header("Server"))
+        self.assertEqual(len(r.header_all("Date")), 1)
+
     def test_proxy_set_header(self):
         b = self.backend()
         p = self.proxy([b.address], location="""location / {

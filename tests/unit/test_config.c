@@ -1396,29 +1396,31 @@ static void test_static_directives(void **state)
 
 static void test_proxy_defaults_and_directives(void **state)
 {
-    pt_conf *c = parse("proxy_read_timeout 30s;\n"
-                       "proxy_set_header X-Top top;\n"
-                       "upstream app {\n"
-                       "  server 127.0.0.1:8081 weight=3 max_fails=2 fail_timeout=5s;\n"
-                       "  server [::1]:8082;\n"
-                       "  server backend.internal;\n"
-                       "  server unix:/run/app.sock;\n"
-                       "  keepalive 8; keepalive_timeout 2s; keepalive_requests 50;\n"
-                       "}\n"
-                       "upstream other { server 10.0.0.1:1; }\n"
-                       "server {\n"
-                       "  proxy_connect_timeout 2s;\n"
-                       "  location /api/ {\n"
-                       "    proxy_pass http://app/v1/;\n"
-                       "    proxy_set_header Host $host;\n"
-                       "    proxy_set_header X-Real-IP \"$remote_addr\";\n"
-                       "    proxy_send_timeout off;\n"
-                       "    proxy_ssl_verify off; proxy_ssl_server_name off;\n"
-                       "    proxy_ssl_trusted_certificate ca.pem;\n"
-                       "  }\n"
-                       "  location /direct { proxy_pass https://127.0.0.1:8443; }\n"
-                       "  location /static { }\n"
-                       "}\n");
+    pt_conf *c =
+        parse("proxy_read_timeout 30s;\n"
+              "proxy_set_header X-Top top; proxy_hide_header X-Powered-By;\n"
+              "upstream app {\n"
+              "  server 127.0.0.1:8081 weight=3 max_fails=2 fail_timeout=5s;\n"
+              "  server [::1]:8082;\n"
+              "  server backend.internal;\n"
+              "  server unix:/run/app.sock;\n"
+              "  keepalive 8; keepalive_timeout 2s; keepalive_requests 50;\n"
+              "}\n"
+              "upstream other { server 10.0.0.1:1; }\n"
+              "server {\n"
+              "  proxy_connect_timeout 2s;\n"
+              "  location /api/ {\n"
+              "    proxy_pass http://app/v1/;\n"
+              "    proxy_set_header Host $host;\n"
+              "    proxy_set_header X-Real-IP \"$remote_addr\";\n"
+              "    proxy_send_timeout off;\n"
+              "    proxy_ssl_verify off; proxy_ssl_server_name off;\n"
+              "    proxy_ssl_trusted_certificate ca.pem;\n"
+              "    proxy_hide_header X-A; proxy_hide_header x-a; proxy_pass_header Server;\n"
+              "  }\n"
+              "  location /direct { proxy_pass https://127.0.0.1:8443; }\n"
+              "  location /static { }\n"
+              "}\n");
     assert_int_equal(c->nupstreams, 2);
     const pt_conf_upstream *u = &c->upstreams[0];
     assert_string_equal(u->name, "app");
@@ -1462,6 +1464,14 @@ static void test_proxy_defaults_and_directives(void **state)
     assert_true(direct->proxy.send_timeout == PT_CONF_PROXY_TIMEOUT);
     assert_int_equal(direct->proxy.nset_headers, 1); /* inherited from the top level */
     assert_string_equal(direct->proxy.set_headers[0].name, "X-Top");
+    /* proxy_hide_header: inherited, replaced by a level's own list, lower case, once each */
+    assert_int_equal(direct->proxy.nhide_headers, 1);
+    assert_string_equal(direct->proxy.hide_headers[0], "x-powered-by");
+    assert_int_equal(direct->proxy.npass_headers, 0);
+    assert_int_equal(api->proxy.nhide_headers, 1);
+    assert_string_equal(api->proxy.hide_headers[0], "x-a");
+    assert_int_equal(api->proxy.npass_headers, 1);
+    assert_string_equal(api->proxy.pass_headers[0], "server");
     assert_int_equal(st->handler, PT_HANDLER_STATIC);
     assert_null(st->proxy.pass);
     pt_conf_free(c);
@@ -1520,6 +1530,8 @@ static void test_proxy_errors(void **state)
          "t.conf:1:46: \"proxy_pass\" directive is duplicate"},
         {"server { proxy_set_header X $nope; }",
          "t.conf:1:29: unknown variable \"$nope\" in \"proxy_set_header\""},
+        {"server { proxy_hide_header \"X Y\"; }",
+         "t.conf:1:28: invalid header name \"X Y\" in \"proxy_hide_header\""},
         {"server { proxy_set_header \"X Y\" v; }",
          "t.conf:1:27: invalid header name \"X Y\" in \"proxy_set_header\""},
         {"server { proxy_set_header X \"a\\nb\"; }",
