@@ -1531,6 +1531,15 @@ static int set_return(loader *cx, const node *d, void *field, void *aux)
 
 /* ---- the reverse proxy ---- */
 
+static void headers_free(pt_conf_header *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(v[i].name);
+        free(v[i].value);
+    }
+    free(v);
+}
+
 static void names_free(char **v, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -1556,6 +1565,7 @@ static void proxy_dispose(pt_conf_proxy *p)
     free(p->set_headers);
     names_free(p->hide_headers, p->nhide_headers);
     names_free(p->pass_headers, p->npass_headers);
+    headers_free(p->redirects, p->nredirects);
     free(p->ssl_trusted_certificate);
     *p = (pt_conf_proxy){0};
 }
@@ -1570,6 +1580,12 @@ static void proxy_inherit(pt_conf_proxy *d, const pt_conf_proxy *s)
     for (size_t i = 0; i < s->nset_headers; i++)
         *PUSH(d->set_headers, d->nset_headers) = (pt_conf_header){
             xstrdup(s->set_headers[i].name), xstrdup(s->set_headers[i].value), false};
+    d->redirects = NULL;
+    d->nredirects = 0;
+    for (size_t i = 0; i < s->nredirects; i++)
+        *PUSH(d->redirects, d->nredirects) =
+            (pt_conf_header){s->redirects[i].name ? xstrdup(s->redirects[i].name) : NULL,
+                             s->redirects[i].value ? xstrdup(s->redirects[i].value) : NULL, false};
     d->hide_headers = names_copy(s->hide_headers, s->nhide_headers);
     d->pass_headers = names_copy(s->pass_headers, s->npass_headers);
     d->ssl_trusted_certificate = xstrdup(s->ssl_trusted_certificate);
@@ -1580,6 +1596,7 @@ static void proxy_defaults(pt_conf_proxy *p)
     p->connect_timeout = p->read_timeout = p->send_timeout = PT_CONF_PROXY_TIMEOUT;
     p->ssl_verify = true;
     p->ssl_server_name = true;
+    *PUSH(p->redirects, p->nredirects) = (pt_conf_header){NULL, NULL, false}; /* default */
 }
 
 static void upstreams_free(pt_conf *c)
@@ -1761,6 +1778,32 @@ static int set_proxy_names(loader *cx, const node *d, void *field, void *aux)
     return 0;
 }
 
+/* proxy_redirect default | off | PREFIX REPLACEMENT (plain strings: no regex, no variables). */
+static int set_proxy_redirect(loader *cx, const node *d, void *field, void *aux)
+{
+    pt_conf_header **v = field;
+    size_t *n = aux;
+    const char *a = d->w[1].s;
+    bool keyword = strcmp(a, "default") == 0 || strcmp(a, "off") == 0;
+    if (d->nw == 2 && !keyword)
+        return bad(cx, d, 1,
+                   "invalid parameter \"%s\" in \"proxy_redirect\": write \"default\", "
+                   "\"off\" or a prefix and its replacement",
+                   a);
+    if (d->nw == 3 && !a[0])
+        return bad(cx, d, 1, "empty prefix in \"proxy_redirect\"");
+    if (cx->first || (d->nw == 2 && strcmp(a, "off") == 0)) {
+        headers_free(*v, *n);
+        *v = NULL;
+        *n = 0;
+    }
+    if (d->nw == 2 && strcmp(a, "default") == 0)
+        *PUSH(*v, *n) = (pt_conf_header){NULL, NULL, false};
+    else if (d->nw == 3)
+        *PUSH(*v, *n) = (pt_conf_header){xstrdup(a), xstrdup(d->w[2].s), false};
+    return 0;
+}
+
 static int set_proxy_set_header(loader *cx, const node *d, void *field, void *aux)
 {
     pt_conf_header **v = field;
@@ -1918,6 +1961,8 @@ static const directive directives[] = {
     {"proxy_pass", C_LOCATION, 0, 1, 1, set_proxy_pass, NOWHERE},
     {"proxy_set_header", C_ALL, F_MULTI, 2, 2, set_proxy_set_header, ALL(proxy.set_headers),
      ALL(proxy.nset_headers)},
+    {"proxy_redirect", C_ALL, F_MULTI, 1, 2, set_proxy_redirect, ALL(proxy.redirects),
+     ALL(proxy.nredirects)},
     {"proxy_hide_header", C_ALL, F_MULTI, 1, 1, set_proxy_names, ALL(proxy.hide_headers),
      ALL(proxy.nhide_headers)},
     {"proxy_pass_header", C_ALL, F_MULTI, 1, 1, set_proxy_names, ALL(proxy.pass_headers),

@@ -234,8 +234,9 @@ typedef struct pt_conf_upstream {
 #define PT_CONF_PROXY_TIMEOUT 60.0
 
 /* Proxy settings (`proxy_*`): top level, server and location, each level starting from its
- * parent's. proxy_set_header, proxy_hide_header and proxy_pass_header repeat; a level that
- * names one replaces the inherited list (as add_header). proxy_pass is a location's own. */
+ * parent's. proxy_set_header, proxy_hide_header, proxy_pass_header and proxy_redirect repeat;
+ * a level that names one replaces the inherited list (as add_header). proxy_pass is a
+ * location's own. */
 typedef struct pt_conf_proxy {
     char *pass;                  /* proxy_pass URL as written; NULL: none */
     pt_conf_header *set_headers; /* proxy_set_header NAME VALUE (`always` unused); an empty
@@ -245,6 +246,11 @@ typedef struct pt_conf_proxy {
     size_t nhide_headers;
     char **pass_headers; /* proxy_pass_header NAME: Date or Server passed after all (lower case) */
     size_t npass_headers;
+    /* proxy_redirect: prefixes of the server's Location replaced (the first that matches), as
+     * name (the prefix) -> value (its replacement); a NULL name is `default`: the proxy_pass
+     * URL -> the location's prefix. [default] unless a level says otherwise; `off`: none. */
+    pt_conf_header *redirects;
+    size_t nredirects;
     double connect_timeout;        /* proxy_connect_timeout, per server tried (60 s) */
     double read_timeout;           /* proxy_read_timeout, between two reads (60 s) */
     double send_timeout;           /* proxy_send_timeout, between two writes (60 s) */

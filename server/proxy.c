@@ -44,6 +44,12 @@ typedef struct set_header {
     size_t name_len;
 } set_header;
 
+/* A proxy_redirect: a Location starting with `from` gets `to` instead of that prefix. */
+typedef struct redirect {
+    char *from, *to; /* one allocation: `from`, then `to` */
+    size_t from_len, to_len;
+} redirect;
+
 typedef struct proxy_target {
     pt_upstream *up;
     const pt_conf_proxy *conf;
@@ -53,6 +59,8 @@ typedef struct proxy_target {
     size_t proxy_host_len;
     set_header *sets;
     size_t nsets;
+    redirect *redirects;
+    size_t nredirects;
     /* proxy_set_header names one of the headers the proxy otherwise writes itself */
     bool set_host, set_xff, set_xfp, set_xfh, set_fwd;
 } proxy_target;
@@ -849,6 +857,23 @@ static pt_str span_str(proxy_req *p, span s)
     return (pt_str){b, n};
 }
 
+/* A Location the location's proxy_redirect list rewrites, written into `o`. Returns false
+ * when no prefix matches (the line is passed as it is). */
+static bool redirect_location(const proxy_target *t, hbuf *o, pt_str v)
+{
+    for (size_t i = 0; i < t->nredirects; i++) {
+        const redirect *r = &t->redirects[i];
+        if (v.len < r->from_len || memcmp(v.p, r->from, r->from_len) != 0)
+            continue;
+        PUT_LIT(o, "Location: ");
+        put(o, r->to, r->to_len);
+        put(o, v.p + r->from_len, v.len - r->from_len);
+        PUT_LIT(o, "\r\n");
+        return true;
+    }
+    return false;
+}
+
 /* Whether `name` is one of the `n` (lower-case) names of a proxy_hide_header or
  * proxy_pass_header list. */
 static bool listed(char *const *names, size_t n, pt_str name)
@@ -903,6 +928,11 @@ static int passed_headers(proxy_req *p, hbuf *o, char *ctype, size_t ctype_len, 
                 ctype[v.len] = '\0';
                 continue;
             }
+            drop = false;
+            break;
+        case 8:
+            if (!upgrade && ieq(n.p, n.len, "location") && redirect_location(p->t, o, v))
+                continue;
             drop = false;
             break;
         case 14:
@@ -1691,7 +1721,37 @@ static void target_free(proxy_target *t)
     if (!t)
         return;
     free(t->sets);
+    for (size_t i = 0; i < t->nredirects; i++)
+        free(t->redirects[i].from);
+    free(t->redirects);
     free(t);
+}
+
+/* The location's proxy_redirect list, `default` made concrete: the proxy_pass URL (with its
+ * URI, or "/") becomes the location's prefix (or "/"), as nginx's default. */
+static int target_redirects(proxy_target *t, const pt_location *loc, const pt_proxy_url *url)
+{
+    const pt_conf_proxy *px = t->conf;
+    if (!px->nredirects)
+        return 0;
+    t->redirects = calloc(px->nredirects, sizeof *t->redirects);
+    if (!t->redirects)
+        return -ENOMEM;
+    for (size_t i = 0; i < px->nredirects; i++) {
+        const pt_conf_header *h = &px->redirects[i];
+        const char *to = h->name ? h->value : url->uri ? loc->path : "/";
+        redirect *r = &t->redirects[t->nredirects];
+        int n = h->name ? asprintf(&r->from, "%s%c%s", h->name, '\0', to)
+                        : asprintf(&r->from, "%s://%s%s%c%s", url->tls ? "https" : "http",
+                                   url->name, url->uri ? url->uri : "/", '\0', to);
+        if (n < 0)
+            return -ENOMEM;
+        r->from_len = strlen(r->from);
+        r->to = r->from + r->from_len + 1;
+        r->to_len = strlen(r->to);
+        t->nredirects++;
+    }
+    return 0;
 }
 
 static int target_new(proxy_target **out, const pt_location *loc, pt_upstreams *u, char *err,
@@ -1716,6 +1776,10 @@ static int target_new(proxy_target **out, const pt_location *loc, pt_upstreams *
     }
     snprintf(t->proxy_host, sizeof t->proxy_host, "%s", url.name);
     t->proxy_host_len = strlen(t->proxy_host);
+    if (target_redirects(t, loc, &url) < 0) {
+        target_free(t);
+        return -ENOMEM;
+    }
     t->sets = calloc(px->nset_headers ? px->nset_headers : 1, sizeof *t->sets);
     if (!t->sets) {
         free(t);

@@ -148,6 +148,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             code = int(arg)
             self._send(code, b"" if code in (204, 304) else b"status %d" % code,
                        [("ETag", '"x"')] if code == 304 else [])
+        elif what == "redirect":
+            # An absolute redirect built from the Host the proxy sent, as applications do.
+            self._send(302, b"", [("Location", "http://%s/%s" % (self.headers["Host"], arg))])
         elif what == "hop":
             self._send(200, b"hop", [("Connection", "X-Secret"), ("X-Secret", "1"),
                                      ("Keep-Alive", "timeout=5"), ("Proxy-Connection", "x"),
@@ -394,6 +397,24 @@ class HeadersTest(ProxyTestCase):
         self.assertEqual(len(r.header_all("Server")), 1)
         self.assertTrue(r.header("Server").startswith("backend"), r.header("Server"))
         self.assertEqual(len(r.header_all("Date")), 1)
+
+    def test_proxy_redirect(self):
+        b = self.backend()
+        p = self.proxy([b.address], location=(
+            "location / { proxy_pass http://app; } "
+            "location /one/ { proxy_pass http://app/; } "
+            "location /off/ { proxy_pass http://app/; proxy_redirect off; } "
+            "location /ex/ { proxy_pass http://app/; "
+            "proxy_redirect http://app/ https://example.com/a/; proxy_redirect default; }"))
+        # default: the proxy_pass URL becomes the location's prefix
+        self.assertEqual(p.get("/redirect/x?q=1").header("Location"), "/x")
+        self.assertEqual(p.get("/one/redirect/x").header("Location"), "/one/x")
+        self.assertEqual(p.get("/off/redirect/x").header("Location"), "http://app/x")
+        # explicit prefixes, the first that matches
+        r = p.get("/ex/redirect/x")
+        self.assertStatus(r, 302)
+        self.assertEqual(r.header("Location"), "https://example.com/a/x")
+        self.assertEqual(len(r.header_all("Location")), 1)
 
     def test_proxy_set_header(self):
         b = self.backend()

@@ -1417,6 +1417,7 @@ static void test_proxy_defaults_and_directives(void **state)
               "    proxy_ssl_verify off; proxy_ssl_server_name off;\n"
               "    proxy_ssl_trusted_certificate ca.pem;\n"
               "    proxy_hide_header X-A; proxy_hide_header x-a; proxy_pass_header Server;\n"
+              "    proxy_redirect off; proxy_redirect http://a/ /b/;\n"
               "  }\n"
               "  location /direct { proxy_pass https://127.0.0.1:8443; }\n"
               "  location /static { }\n"
@@ -1472,6 +1473,12 @@ static void test_proxy_defaults_and_directives(void **state)
     assert_string_equal(api->proxy.hide_headers[0], "x-a");
     assert_int_equal(api->proxy.npass_headers, 1);
     assert_string_equal(api->proxy.pass_headers[0], "server");
+    /* proxy_redirect: `default` unless a level says otherwise */
+    assert_int_equal(direct->proxy.nredirects, 1);
+    assert_null(direct->proxy.redirects[0].name);
+    assert_int_equal(api->proxy.nredirects, 1);
+    assert_string_equal(api->proxy.redirects[0].name, "http://a/");
+    assert_string_equal(api->proxy.redirects[0].value, "/b/");
     assert_int_equal(st->handler, PT_HANDLER_STATIC);
     assert_null(st->proxy.pass);
     pt_conf_free(c);
@@ -1530,6 +1537,9 @@ static void test_proxy_errors(void **state)
          "t.conf:1:46: \"proxy_pass\" directive is duplicate"},
         {"server { proxy_set_header X $nope; }",
          "t.conf:1:29: unknown variable \"$nope\" in \"proxy_set_header\""},
+        {"server { proxy_redirect on; }",
+         "t.conf:1:25: invalid parameter \"on\" in \"proxy_redirect\": write \"default\", \"off\" "
+         "or a prefix and its replacement"},
         {"server { proxy_hide_header \"X Y\"; }",
          "t.conf:1:28: invalid header name \"X Y\" in \"proxy_hide_header\""},
         {"server { proxy_set_header \"X Y\" v; }",
