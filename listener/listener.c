@@ -523,6 +523,16 @@ size_t pt_listener_fds(const pt_listener *l, int *out, size_t max)
     return l->n;
 }
 
+int pt_listener_set_defer_accept(pt_listener *l, int seconds)
+{
+    if (seconds < 0)
+        return -EINVAL;
+    for (size_t i = 0; i < l->n; i++)
+        if (setsockopt(l->socks[i].fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &seconds, sizeof seconds) < 0)
+            return -errno;
+    return 0;
+}
+
 void pt_listener_set_pressure_cb(pt_listener *l, pt_listener_pressure_cb cb)
 {
     l->pressure_cb = cb;

@@ -119,6 +119,11 @@ void pt_listener_set_pressure_cb(pt_listener *l, pt_listener_pressure_cb cb);
 void pt_listener_set_callbacks(pt_listener *l, pt_accept_cb cb, pt_listener_error_cb err_cb,
                                void *data);
 
+/** Sets TCP_DEFER_ACCEPT (see pt_listener_options.defer_accept; 0: off) on every socket of an
+ * open listener: a server taking its sockets over on reload applies its own setting. Returns 0
+ * or a negative errno. */
+int pt_listener_set_defer_accept(pt_listener *l, int seconds);
+
 /** Stops accepting until pt_listener_resume(); new connections wait in the backlog (and are
  * refused by the kernel once it is full). Idempotent. */
 void pt_listener_pause(pt_listener *l);

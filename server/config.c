@@ -1069,7 +1069,8 @@ static int set_root(loader *cx, const node *d, void *field, void *aux)
         return bad(cx, d, 0,
                    "\"root\" directive is duplicate, \"alias\" directive was specified "
                    "earlier");
-    return set_path(cx, d, field, aux);
+    *(bool *)aux = true;
+    return set_path(cx, d, field, NULL);
 }
 
 static int set_alias(loader *cx, const node *d, void *field, void *aux)
@@ -1884,7 +1885,7 @@ static const directive directives[] = {
     {"pid", C_MAIN, 0, 1, 1, set_path, TOP(pid_path)},
     {"listen", C_SERVER, F_MULTI, 1, 5, set_listen, SRV(listens), SRV(nlistens)},
     {"server_name", C_SERVER, F_MULTI, 1, -1, set_names, SRV(names), SRV(nnames)},
-    {"root", C_ALL, 0, 1, 1, set_root, ALL(root)},
+    {"root", C_ALL, 0, 1, 1, set_root, ALL(root), ALL(root_named)},
     {"alias", C_LOCATION, 0, 1, 1, set_alias, LOC(alias)},
     {"index", C_ALL, 0, 1, -1, set_index, ALL(index), ALL(nindex)},
     {"access_log", C_ANY, 0, 1, 2, set_access_log, BOTH(access_log)},
@@ -2120,6 +2121,7 @@ static int build_location(loader *cx, pt_conf_server *s, const node *d)
     *l = (pt_conf_location){
         .handler = PT_HANDLER_STATIC,
         .root = xstrdup(s->root),
+        .root_named = s->root_named,
         .sendfile = s->sendfile,
         .file = d->file,
         .line = d->w[0].line,
@@ -2204,6 +2206,7 @@ static int build_server(loader *cx, const node *d)
     *s = (pt_conf_server){
         .limits = c->limits,
         .root = xstrdup(c->root),
+        .root_named = c->root_named,
         .access_log = xstrdup(c->access_log),
         .error_log = xstrdup(c->error_log),
         .error_log_level = c->error_log_level,

@@ -271,8 +271,10 @@ typedef struct pt_conf_location {
     char *path; /* as written, starting with '/'; compared with the decoded, normalised path */
     pt_conf_match match;
     pt_handler_kind handler;
-    char *root;  /* absolute; inherited from the server */
-    char *alias; /* absolute, or NULL: files are root + path; else alias + what follows PATH */
+    char *root; /* absolute; inherited from the server */
+    bool
+        root_named; /* a root directive here or above named it (else the default: may be missing) */
+    char *alias;    /* absolute, or NULL: files are root + path; else alias + what follows PATH */
     char **index;
     size_t nindex;
     bool sendfile;
@@ -288,7 +290,8 @@ typedef struct pt_conf_server {
     size_t nlistens;
     char **names; /* server_name, lower case except regexes ("~..."); may be empty */
     size_t nnames;
-    char *root; /* absolute */
+    char *root;      /* absolute */
+    bool root_named; /* a root directive here or at the top named it */
     char **index;
     size_t nindex;
     pt_limits limits;
@@ -319,6 +322,7 @@ typedef struct pt_conf {
      * process's own log (start-up, workers) outside any server. */
     pt_limits limits;
     char *root;
+    bool root_named; /* a root directive named it (else `htdocs` under the prefix) */
     char **index;
     size_t nindex;
     char *access_log;

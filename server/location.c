@@ -89,7 +89,10 @@ static int location_init(pt_vhost *vh, pt_location *loc, const pt_conf_location 
     if (!loc->lines_ok || !loc->lines_always)
         return -ENOMEM;
 
-    if (loc->handler != PT_HANDLER_STATIC || (!loc->alias && strcmp(loc->dir, cs->root) == 0))
+    /* The server's own directory is shared, unless it is a missing default and this location
+     * names it: then the open below reports it. */
+    if (loc->handler != PT_HANDLER_STATIC || (!loc->alias && strcmp(loc->dir, cs->root) == 0 &&
+                                              (vh->root_fd >= 0 || !lc || !lc->root_named)))
         return 0;
     loc->dir_fd = open(loc->dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (loc->dir_fd < 0) {

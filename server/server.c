@@ -296,13 +296,16 @@ static int vhost_types(pt_server *s, pt_vhost *vh, const pt_conf_server *cs)
     return r;
 }
 
-/* Whether `root` is the one a conf gets without a root directive: "htdocs" under the prefix. */
-static bool root_is_default(const pt_conf *conf, const char *root)
+/* Opens the directory `dir` that files are served from into *fd. One that no directive named
+ * (the default root) may be missing, as in nginx: a server that only proxies or redirects needs
+ * none, and the files it would hold answer 404. Then *fd is -1 and 0 is returned. */
+static int open_root(const char *dir, bool named, int *fd)
 {
-    size_t n = strlen(conf->prefix);
-    if (n && conf->prefix[n - 1] == '/')
-        n--;
-    return strncmp(root, conf->prefix, n) == 0 && strcmp(root + n, "/htdocs") == 0;
+    *fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (*fd >= 0)
+        return 0;
+    int e = -errno;
+    return e == -ENOENT && !named ? 0 : e;
 }
 
 static int setup_vhost(pt_server *s, pt_vhost *vh, const pt_conf_server *cs, char *err, size_t elen)
@@ -315,16 +318,11 @@ static int setup_vhost(pt_server *s, pt_vhost *vh, const pt_conf_server *cs, cha
         return r;
     }
     vh->cache = s->cache;
-    vh->root_fd = open(cs->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if ((r = open_root(cs->root, cs->root_named, &vh->root_fd)) < 0) {
+        snprintf(err, elen, "%s:%d: root \"%s\": %s", cs->file, cs->line, cs->root, strerror(-r));
+        return r;
+    }
     if (vh->root_fd < 0) {
-        int e = -errno;
-        if (e != -ENOENT || !root_is_default(s->conf, cs->root)) {
-            snprintf(err, elen, "%s:%d: root \"%s\": %s", cs->file, cs->line, cs->root,
-                     strerror(-e));
-            return e;
-        }
-        /* A server that only proxies or redirects needs no directory; as in nginx, a missing
-         * default root is no error, and the files it would hold answer 404. */
         pt_log_error(PT_LOG_NOTICE,
                      "%s:%d: the default root \"%s\" does not exist: files answer 404", cs->file,
                      cs->line, cs->root);
@@ -397,6 +395,13 @@ static void format_listen(const pt_conf_listen *ls, char *buf, size_t len)
              ls->port);
 }
 
+/* TCP_DEFER_ACCEPT for a listen: nginx's `deferred`, one second, after which a silent client is
+ * accepted all the same and meets request_read_timeout (or ssl_handshake_timeout). */
+static int defer_seconds(const pt_conf_listen *ls)
+{
+    return ls->deferred ? 1 : 0;
+}
+
 /* The sockets of `site` that a previous server already has open for the same listen address and
  * worker count: taken over so that a reload never closes a socket clients are connecting to. */
 static bool take_over(pt_server *prev, pt_site *site)
@@ -415,6 +420,8 @@ static bool take_over(pt_server *prev, pt_site *site)
             site->listeners[k] = old->listeners[k];
             old->listeners[k] = NULL;
             pt_listener_set_callbacks(site->listeners[k], on_accept, on_accept_error, site);
+            if (ol->deferred != ls->deferred)
+                pt_listener_set_defer_accept(site->listeners[k], defer_seconds(ls));
         }
         return true;
     }
@@ -434,9 +441,7 @@ static int open_listeners(pt_server *s, pt_site *site, char *err, size_t elen)
     lo.backlog = ls->backlog > 0 ? ls->backlog
                                  : (int)(limits->max_waiting > 65535 ? 65535 : limits->max_waiting);
     lo.reuseport = ls->reuseport || site->nlisteners > 1;
-    /* nginx's `deferred`: one second, after which a silent client is accepted all the same
-     * and meets request_read_timeout (or ssl_handshake_timeout). */
-    lo.defer_accept = ls->deferred ? 1 : 0;
+    lo.defer_accept = defer_seconds(ls);
     lo.fd_reserve = -1; /* admitted connections keep descriptors for their files */
     char port[16];
     for (size_t k = 0; k < site->nlisteners; k++) {
@@ -898,26 +903,26 @@ int pt_server_test(const char *conf_path, const char *prefix, char *err, size_t 
         goto out;
     for (size_t i = 0; i < conf->nservers; i++) {
         const pt_conf_server *cs = &conf->servers[i];
-        int fd = open(cs->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
-        if (fd < 0) {
-            r = -errno;
+        int fd;
+        if ((r = open_root(cs->root, cs->root_named, &fd)) < 0) {
             snprintf(err, errlen, "%s:%d: root \"%s\": %s", cs->file, cs->line, cs->root,
-                     strerror(errno));
+                     strerror(-r));
             goto out;
         }
-        close(fd);
+        if (fd >= 0)
+            close(fd);
         for (size_t k = 0; k < cs->nlocations; k++) {
             const pt_conf_location *lc = &cs->locations[k];
             const char *dir = lc->alias ? lc->alias : lc->root;
             if (lc->handler != PT_HANDLER_STATIC)
                 continue;
-            if ((fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0) {
-                r = -errno;
+            if ((r = open_root(dir, lc->alias || lc->root_named, &fd)) < 0) {
                 snprintf(err, errlen, "%s:%d:%d: %s \"%s\": %s", lc->file, lc->line, lc->col,
-                         lc->alias ? "alias" : "root", dir, strerror(errno));
+                         lc->alias ? "alias" : "root", dir, strerror(-r));
                 goto out;
             }
-            close(fd);
+            if (fd >= 0)
+                close(fd);
         }
         if (cs->access_log && (r = test_log(cs->access_log, "access log", err, errlen)) < 0)
             goto out;

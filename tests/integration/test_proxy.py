@@ -460,12 +460,37 @@ class HeadersTest(ProxyTestCase):
         # and a path its locations leave to files answers 404. A root that is named and
         # missing stays an error (test_location.c).
         b = self.backend()
-        p = self.start_porter("location /app/ { proxy_pass http://%s; }" % b.address, start=False)
+        conf = ("server {\n    listen 127.0.0.1:0;\n"
+                "    location /app/ { proxy_pass http://%s; }\n}\n" % b.address)
+        p = self.start_porter(conf, start=False)
         os.rmdir(p.htdocs)
+        code, out, err = harness.run_porter(["-t", "-p", p.tmp, "-c", p.conf_path])
+        self.assertEqual(code, 0, out + err)  # porter -t agrees
         p.start()
         self.assertStatus(p.get("/app/x"), 200)
         self.assertStatus(p.get("/other"), 404)
         self.assertIn("does not exist: files answer 404", p.output)
+        # A root the conf names must exist, even the default's path (porter -t and start).
+        named = harness.Porter(conf.replace("listen 127.0.0.1:0;", "listen 127.0.0.1:0; "
+                                            "root htdocs;"), start=False)
+        self.addCleanup(named.cleanup)
+        os.rmdir(named.htdocs)
+        code, out, err = harness.run_porter(["-t", "-p", named.tmp, "-c", named.conf_path])
+        self.assertNotEqual(code, 0)
+        self.assertIn("porter.conf:2: root \"%s\": No such file or directory" % named.htdocs,
+                      out + err)
+        # A location that names it, with the server's root left to the default.
+        loc = harness.Porter(conf.replace("location /app/", "location /f/ { root htdocs; } "
+                                          "location /app/"), start=False)
+        self.addCleanup(loc.cleanup)
+        os.rmdir(loc.htdocs)
+        code, out, err = harness.run_porter(["-t", "-p", loc.tmp, "-c", loc.conf_path])
+        self.assertNotEqual(code, 0)
+        self.assertIn("porter.conf:4:5: root \"%s\": No such file or directory" % loc.htdocs,
+                      out + err)
+        code, out, err = harness.run_porter(["-p", loc.tmp, "-c", loc.conf_path])
+        self.assertNotEqual(code, 0)  # and it does not start
+        self.assertIn("porter.conf:4:5: root \"%s\"" % loc.htdocs, out + err)
 
     def test_unix_socket_upstream(self):
         path = os.path.join(harness.tempfile.mkdtemp(prefix="porter-unix-"), "app.sock")

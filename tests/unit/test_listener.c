@@ -575,6 +575,14 @@ static void test_defer_accept(void **state)
     assert_int_equal(pt_listener_fds(l, &lfd, 1), 1);
     assert_int_equal(getsockopt(lfd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &v, &vlen), 0);
     assert_true(v > 0);
+    /* Changed on an open listener (a reload that takes the sockets over). */
+    assert_int_equal(pt_listener_set_defer_accept(l, -1), -EINVAL);
+    assert_int_equal(pt_listener_set_defer_accept(l, 0), 0);
+    assert_int_equal(getsockopt(lfd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &v, &vlen), 0);
+    assert_int_equal(v, 0);
+    assert_int_equal(pt_listener_set_defer_accept(l, 1), 0);
+    assert_int_equal(getsockopt(lfd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &v, &vlen), 0);
+    assert_true(v > 0);
     pt_listener_start(l);
 
     int c = client_open("127.0.0.1", pt_listener_port(l));
