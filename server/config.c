@@ -1005,6 +1005,8 @@ static int set_listen(loader *cx, const node *d, void *field, void *aux)
     for (size_t i = 2; rc == 0 && i < d->nw; i++) {
         const char *opt = d->w[i].s;
         uint64_t backlog;
+        l.options |= strcmp(opt, "reuseport") == 0 || strcmp(opt, "deferred") == 0 ||
+                     strncmp(opt, "backlog=", 8) == 0;
         if (strcmp(opt, "default_server") == 0 || strcmp(opt, "default") == 0)
             l.default_server = true;
         else if (strcmp(opt, "reuseport") == 0)
@@ -2252,6 +2254,29 @@ static int build_server(loader *cx, const node *d)
 }
 
 /* One default server per address, as in nginx. */
+/* The socket options of an address (reuseport, deferred, backlog=) are given by one of its
+ * listens, as in nginx; two that both give some would contradict each other. */
+static int check_listen_options(loader *cx)
+{
+    const pt_conf *c = cx->conf;
+    for (size_t s = 0; s < c->nservers; s++) {
+        for (size_t i = 0; i < c->servers[s].nlistens; i++) {
+            const pt_conf_listen *l = &c->servers[s].listens[i];
+            for (size_t t = 0; l->options && t < s; t++) {
+                for (size_t j = 0; j < c->servers[t].nlistens; j++) {
+                    const pt_conf_listen *m = &c->servers[t].listens[j];
+                    char buf[300];
+                    if (m->options && same_addr(l, m) && strcmp(l->port, "0") != 0)
+                        return fail(cx, -EINVAL, l->file, l->line, l->col,
+                                    "duplicate listen options for \"%s\"",
+                                    addr_str(l, buf, sizeof buf));
+                }
+            }
+        }
+    }
+    return 0;
+}
+
 static int check_default_servers(loader *cx)
 {
     const pt_conf *c = cx->conf;
@@ -2347,7 +2372,7 @@ static int load(pt_conf **out, const char *path, const char *text, const char *p
         if ((rc = build_server(&cx, cx.servers[i])) < 0)
             goto done;
     }
-    if ((rc = check_default_servers(&cx)) == 0)
+    if ((rc = check_default_servers(&cx)) == 0 && (rc = check_listen_options(&cx)) == 0)
         rc = check_tls_addresses(&cx);
 done:
     node_dispose(&root);

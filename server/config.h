@@ -94,6 +94,8 @@ typedef struct pt_conf_listen {
     int backlog;
     bool default_server, reuseport, ssl;
     bool deferred;    /* TCP_DEFER_ACCEPT: a connection is accepted once it has data */
+    bool options;     /* reuseport, deferred or backlog= given: the socket's options for the
+                         address (one listen per address may give them, as in nginx) */
     const char *file; /* where it was written; the server block's place for the default */
     int line, col;
 } pt_conf_listen;

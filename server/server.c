@@ -369,6 +369,9 @@ static int add_to_site(pt_server *s, pt_vhost *vh, const pt_conf_listen *ls)
         site->loop = s->loop;
         site->listen = ls;
     }
+    /* The listen that gives the socket options is the address's (the conf allows one). */
+    if (ls->options)
+        site->listen = ls;
     /* One `ssl` on an address makes it TLS for every server on it, as in nginx. */
     site->tls |= ls->ssl;
     for (size_t k = 0; k < site->nvhosts; k++)

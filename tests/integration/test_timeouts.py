@@ -3,9 +3,12 @@ not extend the head's deadline; an idle keep-alive connection is closed silently
 are generous (sanitizer build, loaded machine); lower bounds show the timer, not an error,
 closed the connection."""
 
-import sys
+import shutil
 import socket
+import subprocess
+import sys
 import time
+import unittest
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 import harness  # noqa: E402
@@ -156,6 +159,21 @@ class DeferredListen(PorterTestCase):
                 c.send(request("GET", "/a.txt"))
                 self.assertEqual(c.read_response().body, b"alpha\n")
         self.assertStatus(self.p.get("/index.html"), 200)
+
+    @unittest.skipUnless(shutil.which("ss"), "needs ss (iproute2)")
+    def test_options_given_by_any_server_on_the_address(self):
+        # As in nginx, one listen of an address gives its socket options, whichever server.
+        port = harness.free_port()
+        p = self.start_porter(
+            "server {\n    listen 127.0.0.1:%d;\n    root htdocs;\n}\n"
+            "server {\n    listen 127.0.0.1:%d deferred;\n    server_name b;\n    root htdocs;\n}\n"
+            % (port, port), FILES)
+        with socket.create_connection(("127.0.0.1", port), 5):
+            time.sleep(0.3)
+            out = subprocess.run(["ss", "-Htn", "state", "syn-recv", "( sport = :%d )" % port],
+                                 capture_output=True, text=True, check=True).stdout
+        self.assertTrue(out.strip(), "the silent client was accepted: deferred not applied")
+        self.assertEqual(p.get("/a.txt").body, b"alpha\n")
 
     def test_silent_connection_is_accepted_late_and_closed(self):
         with self.p.connect() as c:

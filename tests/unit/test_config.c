@@ -736,6 +736,9 @@ static void test_errors(void **state)
         {"server {\n  listen 80;\n  listen *:80;\n}", "t.conf:3:10: duplicate listen \"*:80\""},
         {"server { listen 80 default_server; }\nserver { listen *:80 default; }\n",
          "t.conf:2:17: a duplicate default server for \"*:80\""},
+        {"server { listen 8080; } server { listen 8080 deferred; } server { listen 8080 backlog=5; "
+         "}",
+         "t.conf:1:74: duplicate listen options for \"*:8080\""},
         {"server { listen [::1]:80 default_server; }\n"
          "server { listen [::1]:80; }\n"
          "server { listen [::1]:80 default_server; }\n",
