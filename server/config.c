@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <glob.h>
 #include <limits.h>
+#include <regex.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -1077,6 +1078,8 @@ static int set_root(loader *cx, const node *d, void *field, void *aux)
 
 static int set_alias(loader *cx, const node *d, void *field, void *aux)
 {
+    if (cx->loc->match == PT_MATCH_REGEX)
+        return bad(cx, d, 0, "\"alias\" in a regular expression location is not supported");
     if (seen_here(cx, &cx->loc->root))
         return bad(cx, d, 0,
                    "\"alias\" directive is duplicate, \"root\" directive was specified "
@@ -1735,6 +1738,8 @@ static int set_proxy_pass(loader *cx, const node *d, void *field, void *aux)
     if (l->handler != PT_HANDLER_STATIC)
         return bad(cx, d, 0, "\"proxy_pass\" and \"%s\" in one location",
                    l->handler == PT_HANDLER_STATUS ? "status" : "return");
+    if (l->match == PT_MATCH_REGEX && url.uri)
+        return bad(cx, d, 1, "\"proxy_pass\" cannot have a URI in a regular expression location");
     if (!upstream_named(cx->conf, url.name)) {
         pt_authority a;
         if (pt_authority_parse(&a, url.name, strlen(url.name), url.tls ? 443 : 80) < 0)
@@ -2100,8 +2105,25 @@ static int location_path(loader *cx, const node *d, pt_conf_location *l)
         else if (strncmp(path, "^~", 2) == 0 && path[2])
             mod = "^~", path += 2;
     }
-    if (strcmp(mod, "~") == 0 || strcmp(mod, "~*") == 0 || (d->nw == 2 && path[0] == '~'))
-        return bad(cx, d, 1, "regular expression locations are not supported");
+    if (d->nw == 2 && path[0] == '~') /* "~RE" and "~*RE", as nginx reads them */
+        mod = path[1] == '*' ? "~*" : "~", path += strlen(mod);
+    if (strcmp(mod, "~") == 0 || strcmp(mod, "~*") == 0) {
+        /* POSIX extended syntax (regcomp); checked here so that -t reports it with its place */
+        l->icase = mod[1] == '*';
+        if (!path[0])
+            return bad(cx, d, at, "empty regular expression in \"location\"");
+        regex_t re;
+        int e = regcomp(&re, path, REG_EXTENDED | REG_NOSUB | (l->icase ? REG_ICASE : 0));
+        if (e != 0) {
+            char why[128];
+            regerror(e, &re, why, sizeof why);
+            return bad(cx, d, at, "invalid regular expression \"%s\": %s", path, why);
+        }
+        regfree(&re);
+        l->match = PT_MATCH_REGEX;
+        l->path = xstrdup(path);
+        return 0;
+    }
     if (path[0] == '@')
         return bad(cx, d, at, "named locations are not supported (\"%s\")", path);
     if (mod[0] && strcmp(mod, "=") != 0 && strcmp(mod, "^~") != 0)
@@ -2112,6 +2134,7 @@ static int location_path(loader *cx, const node *d, pt_conf_location *l)
         if ((unsigned char)*p < 0x20 || *p == 0x7f)
             return bad(cx, d, at, "invalid location path");
     l->match = strcmp(mod, "=") == 0 ? PT_MATCH_EXACT : PT_MATCH_PREFIX;
+    l->no_regex = strcmp(mod, "^~") == 0;
     l->path = xstrdup(path);
     return 0;
 }
@@ -2135,7 +2158,7 @@ static int build_location(loader *cx, pt_conf_server *s, const node *d)
     int rc = location_path(cx, d, l);
     for (size_t i = 0; rc == 0 && i + 1 < s->nlocations; i++) {
         const pt_conf_location *o = &s->locations[i];
-        if (o->match == l->match && strcmp(o->path, l->path) == 0)
+        if (o->match == l->match && o->icase == l->icase && strcmp(o->path, l->path) == 0)
             rc = bad(cx, d, d->nw - 1, "duplicate location \"%s\"", l->path);
     }
     if (rc < 0)

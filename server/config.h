@@ -264,19 +264,22 @@ typedef struct pt_conf_proxy {
 } pt_conf_proxy;
 
 typedef enum pt_conf_match {
-    PT_MATCH_PREFIX, /* `location /p` and `location ^~ /p` (there are no regex locations) */
+    PT_MATCH_PREFIX, /* `location /p` and `location ^~ /p` */
     PT_MATCH_EXACT,  /* `location = /p` */
+    PT_MATCH_REGEX,  /* `location ~ RE` and `location ~* RE` (POSIX extended, no captures) */
 } pt_conf_match;
 
 /* One `location [=|^~] PATH { ... }` block. */
 typedef struct pt_conf_location {
-    char *path; /* as written, starting with '/'; compared with the decoded, normalised path */
+    char *path; /* as written, starting with '/' (a regex: the pattern); compared with the
+                   decoded, normalised path */
     pt_conf_match match;
+    bool icase;    /* `~*`: the regex ignores case */
+    bool no_regex; /* `^~`: when this prefix is the longest match, no regex is tried */
     pt_handler_kind handler;
-    char *root; /* absolute; inherited from the server */
-    bool
-        root_named; /* a root directive here or above named it (else the default: may be missing) */
-    char *alias;    /* absolute, or NULL: files are root + path; else alias + what follows PATH */
+    char *root;      /* absolute; inherited from the server */
+    bool root_named; /* a root directive here or above named it (else the default) */
+    char *alias;     /* absolute, or NULL: files are root + path; else alias + what follows PATH */
     char **index;
     size_t nindex;
     bool sendfile;

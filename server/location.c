@@ -65,6 +65,7 @@ static int location_init(pt_vhost *vh, pt_location *loc, const pt_conf_location 
     if (lc) {
         loc->path = lc->path;
         loc->match = lc->match;
+        loc->no_regex = lc->no_regex;
         loc->handler = lc->handler;
         loc->alias = lc->alias != NULL;
         loc->dir = lc->alias ? lc->alias : lc->root;
@@ -83,6 +84,13 @@ static int location_init(pt_vhost *vh, pt_location *loc, const pt_conf_location 
         loc->files = &cs->static_files;
     }
     loc->path_len = strlen(loc->path);
+    if (loc->match == PT_MATCH_REGEX &&
+        regcomp(&loc->re, loc->path, REG_EXTENDED | REG_NOSUB | (lc->icase ? REG_ICASE : 0)) != 0) {
+        loc->match = PT_MATCH_PREFIX; /* nothing to free */
+        snprintf(err, errlen, "%s:%d:%d: invalid regular expression \"%s\"", lc->file, lc->line,
+                 lc->col, lc->path);
+        return -EINVAL;
+    }
     loc->expires_second = -1;
     loc->lines_ok = lines_build(loc, &loc->lines_ok_len, false);
     loc->lines_always = lines_build(loc, &loc->lines_always_len, true);
@@ -134,9 +142,16 @@ int pt_locations_setup(pt_vhost *vh, char *err, size_t errlen)
             order[k++] = &cs->locations[i];
     vh->nexact = k;
     for (size_t i = 0; i < cs->nlocations; i++)
-        if (cs->locations[i].match != PT_MATCH_EXACT)
+        if (cs->locations[i].match == PT_MATCH_PREFIX)
             order[k++] = &cs->locations[i];
     qsort(order + vh->nexact, k - vh->nexact, sizeof *order, by_length_desc);
+    /* Regular expressions are tried in the order they are written. */
+    vh->nregex = 0;
+    for (size_t i = 0; i < cs->nlocations; i++)
+        if (cs->locations[i].match == PT_MATCH_REGEX) {
+            order[k++] = &cs->locations[i];
+            vh->nregex++;
+        }
     order[k] = NULL; /* the server's own */
     int r = 0;
     for (size_t i = 0; i < n && r == 0; i++)
@@ -153,12 +168,14 @@ void pt_locations_dispose(pt_vhost *vh)
         pt_location *loc = &vh->locations[i];
         if (loc->own_fd)
             close(loc->dir_fd);
+        if (loc->match == PT_MATCH_REGEX)
+            regfree(&loc->re);
         free(loc->lines_ok);
         free(loc->lines_always);
     }
     free(vh->locations);
     vh->locations = NULL;
-    vh->nlocations = vh->nexact = 0;
+    vh->nlocations = vh->nexact = vh->nregex = 0;
 }
 
 /* ---- matching ---- */
@@ -168,23 +185,34 @@ pt_location *pt_location_base(const pt_vhost *vh)
     return &vh->locations[vh->nlocations - 1];
 }
 
+/* nginx's order: an exact match; else the longest prefix, unless a regular expression (in the
+ * order written) matches and that prefix is not `^~`; the server's own when nothing does. */
 pt_location *pt_location_find(const pt_vhost *vh, const char *path, size_t len)
 {
     pt_location *l = vh->locations;
-    size_t i = 0;
+    size_t i = 0, regex_at = vh->nlocations - 1 - vh->nregex;
     for (; i < vh->nexact; i++)
         if (l[i].path_len == len && memcmp(l[i].path, path, len) == 0)
             return &l[i];
-    for (; i + 1 < vh->nlocations; i++) {
+    pt_location *best = &l[vh->nlocations - 1];
+    for (; i < regex_at; i++) {
         size_t n = l[i].path_len;
         if (len < n || memcmp(l[i].path, path, n) != 0)
             continue;
         /* an alias replaces whole segments only */
         if (l[i].alias && len > n && path[n] != '/' && l[i].path[n - 1] != '/')
             continue;
-        return &l[i];
+        best = &l[i];
+        break;
     }
-    return &l[vh->nlocations - 1];
+    if (best->no_regex)
+        return best;
+    for (i = regex_at; i + 1 < vh->nlocations; i++) {
+        regmatch_t span = {.rm_so = 0, .rm_eo = (regoff_t)len}; /* the path need not end in NUL */
+        if (regexec(&l[i].re, path, 1, &span, REG_STARTEND) == 0)
+            return &l[i];
+    }
+    return best;
 }
 
 /* ---- routing ---- */

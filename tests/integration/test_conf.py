@@ -95,10 +95,10 @@ class ConfFiles(PorterTestCase):
         self.assertEqual(code, 1, err)
         self.assertRegex(err, r"\.conf:\d+:\d+: ")
 
-    def test_regex_location_not_supported(self):
-        err = self.assertConfError("bad.conf", "server {\n    listen 127.0.0.1:0;\n    location ~ \\.php$ {\n    }\n}\n",
-                                   3, 14)
-        self.assertIn("regular expression locations are not supported", err)
+    def test_invalid_regex_location(self):
+        err = self.assertConfError("bad.conf", "server {\n    listen 127.0.0.1:0;\n"
+                                   "    location ~ \"(\" {\n    }\n}\n", 3, 16)
+        self.assertIn("invalid regular expression \"(\"", err)
 
     def test_location_with_a_missing_alias(self):
         err = self.assertConfError("bad.conf", "server {\n    listen 127.0.0.1:0;\n    root .;\n"

@@ -274,6 +274,36 @@ class Locations(PorterTestCase):
         self.assertGreater(len(r.body), 0)
 
 
+class RegexLocations(PorterTestCase):
+    """`location ~ RE` / `~* RE` in nginx's order: after the longest prefix, unless it is ^~,
+    the first regex written that matches the decoded, normalised path."""
+
+    def setUp(self):
+        self.p = self.start_porter("""
+    location ~* \\.(css|js)$ { add_header X-Loc asset; expires 1h; }
+    location ^~ /raw/ { add_header X-Loc raw; }
+    location ~ \\.secret$ { return 403; }
+    location /plain/ { add_header X-Loc plain; }
+""", {"app.css": b"body{}\n", "APP2.JS": b"js\n", "raw/app.css": b"raw css\n",
+         "x.secret": b"no\n", "raw/x.secret": b"raw secret\n", "plain/a.css": b"a\n",
+         "plain/a.txt": b"t\n"})
+
+    def test_regex_after_prefix(self):
+        r = self.p.get("/app.css?v=2")  # the path is matched, not the query
+        self.assertEqual((r.status, r.header("X-Loc"), r.header("Cache-Control")),
+                         (200, "asset", "max-age=3600"))
+        self.assertEqual(self.p.get("/APP2.JS").header("X-Loc"), "asset")  # ~* ignores case
+        self.assertEqual(self.p.get("/plain/a.css").header("X-Loc"), "asset")  # beats /plain/
+        self.assertEqual(self.p.get("/plain/a.txt").header("X-Loc"), "plain")
+        self.assertEqual(self.p.get("/x.secret").status, 403)
+        self.assertEqual(self.p.get("/x%2Esecret").status, 403)  # decoded before matching
+
+    def test_no_regex_after_a_caret_tilde_prefix(self):
+        r = self.p.get("/raw/app.css")
+        self.assertEqual((r.status, r.body, r.header("X-Loc")), (200, b"raw css\n", "raw"))
+        self.assertEqual(self.p.get("/raw/x.secret").body, b"raw secret\n")
+
+
 class AutoindexSizes(PorterTestCase):
     def test_human_sizes(self):
         files = {"d/k.bin": b"x" * 1536, "d/m.bin": b"x" * (3 * 1024 * 1024 + 1), "d/b.bin": b"x" * 1000}

@@ -149,6 +149,53 @@ static void test_matching(void **state)
     assert_int_equal(count_fds(), fds);
 }
 
+/* nginx's order with regular expressions: an exact match; else the longest prefix, unless a
+ * regex (in the order written) matches and that prefix is not ^~. */
+static void test_regex_locations(void **state)
+{
+    built b;
+    char err[256];
+    assert_int_equal(build(&b,
+                           "server {\n"
+                           "  root site;\n"
+                           "  location / { }\n"
+                           "  location ^~ /static/ { }\n"
+                           "  location ~ \\.(css|js)$ { }\n"
+                           "  location ~* \\.PNG$ { }\n"
+                           "  location = /exact.css { }\n"
+                           "  location /images/ { }\n"
+                           "  location ~ ^/images/.*\\.css$ { }\n"
+                           "  location ~ \"^/quoted/[a-z]{2,3}$\" { }\n"
+                           "}\n",
+                           err, sizeof err),
+                     0);
+    assert_int_equal(b.vh.nregex, 4);
+    static const struct {
+        const char *path, *want;
+    } cases[] = {
+        {"/a.css", "\\.(css|js)$"}, /* a regex wins over the prefix "/" */
+        {"/a.js", "\\.(css|js)$"},
+        {"/a.cssx", "/"},
+        {"/static/a.css", "/static/"}, /* ^~: no regex after it */
+        {"/exact.css", "/exact.css"},
+        {"/x/y.png", "\\.PNG$"}, /* ~* ignores case */
+        {"/x/y.PNG", "\\.PNG$"},
+        {"/images/a.css", "\\.(css|js)$"}, /* the first regex written that matches */
+        {"/images/a.gif", "/images/"},
+        {"/quoted/abc", "^/quoted/[a-z]{2,3}$"}, /* braces: quoted, as in nginx */
+        {"/quoted/abcd", "/"},
+        {"/other", "/"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        const char *got = find(&b, cases[i].path);
+        if (strcmp(got, cases[i].want) != 0)
+            fail_msg("\"%s\": %s, want %s", cases[i].path, got, cases[i].want);
+    }
+    /* the path is matched by its length, not up to a NUL */
+    assert_string_equal(pt_location_find(&b.vh, "/a.css.txt", 6)->conf->path, "\\.(css|js)$");
+    unbuild(&b);
+}
+
 static void test_no_locations(void **state)
 {
     built b;
@@ -276,11 +323,8 @@ static int group_setup(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        T(test_matching),
-        T(test_no_locations),
-        T(test_setup_errors),
-        T(test_header_lines),
-        cmocka_unit_test(test_nothing_left),
+        T(test_matching),     T(test_regex_locations), T(test_no_locations),
+        T(test_setup_errors), T(test_header_lines),    cmocka_unit_test(test_nothing_left),
     };
     return cmocka_run_group_tests(tests, group_setup, NULL);
 }
