@@ -194,6 +194,11 @@ static void node_dispose(node *n)
 
 /* ---- loading state and error reporting ---- */
 
+typedef struct named_ref {
+    const node *d; /* the directive */
+    size_t i;      /* the word naming the location */
+} named_ref;
+
 typedef struct loader {
     pt_conf *conf;
     char *err;
@@ -216,6 +221,10 @@ typedef struct loader {
     size_t nservers;
     const node **locs; /* the location blocks of cx->srv, applied after its directives */
     size_t nlocs;
+    /* `@NAME` in try_files and error_page, checked against each server's named locations:
+     * the top level's (the first ntoprefs) for every server, then the server's own. */
+    named_ref refs[64];
+    size_t nrefs, ntoprefs;
 } loader;
 
 static int vfail(loader *cx, int rc, const char *file, int line, int col, const char *fmt,
@@ -1078,8 +1087,9 @@ static int set_root(loader *cx, const node *d, void *field, void *aux)
 
 static int set_alias(loader *cx, const node *d, void *field, void *aux)
 {
-    if (cx->loc->match == PT_MATCH_REGEX)
-        return bad(cx, d, 0, "\"alias\" in a regular expression location is not supported");
+    if (cx->loc->match == PT_MATCH_REGEX || cx->loc->match == PT_MATCH_NAMED)
+        return bad(cx, d, 0, "\"alias\" in a %s location is not supported",
+                   cx->loc->match == PT_MATCH_NAMED ? "named" : "regular expression");
     if (seen_here(cx, &cx->loc->root))
         return bad(cx, d, 0,
                    "\"alias\" directive is duplicate, \"root\" directive was specified "
@@ -1109,6 +1119,16 @@ static int check_vars(loader *cx, const node *d, size_t i, bool uri_ok)
     return 0;
 }
 
+/* A reference to a named location (`@NAME` in try_files or error_page), checked once the server
+ * block is read: it must name a location of the same server. */
+static int named_reference(loader *cx, const node *d, size_t i)
+{
+    if (cx->nrefs == sizeof cx->refs / sizeof *cx->refs)
+        return bad(cx, d, i, "too many named location references in one server");
+    cx->refs[cx->nrefs++] = (named_ref){d, i};
+    return 0;
+}
+
 static int set_try_files(loader *cx, const node *d, void *field, void *aux)
 {
     char ***v = field;
@@ -1119,9 +1139,14 @@ static int set_try_files(loader *cx, const node *d, void *field, void *aux)
         int rc = check_vars(cx, d, i, true);
         if (rc < 0)
             return rc;
-        if (a[0] == '@')
-            return bad(cx, d, i, "named locations are not supported (\"%s\")", a);
-        if (last && a[0] == '=') {
+        if (a[0] == '@' && (!last || !a[1]))
+            return bad(cx, d, i, "invalid named location \"%s\" in \"try_files\"%s", a,
+                       last ? "" : ", only the last argument may name one");
+        if (last && a[0] == '@') {
+            rc = named_reference(cx, d, i);
+            if (rc < 0)
+                return rc;
+        } else if (last && a[0] == '=') {
             uint64_t code;
             if (parse_uint(a + 1, 599, &code) < 0 || code < 100)
                 return bad(cx, d, i, "invalid code \"%s\" in \"try_files\"", a);
@@ -1259,9 +1284,10 @@ static int set_error_page(loader *cx, const node *d, void *field, void *aux)
     }
     if (ncodes == 0)
         return bad(cx, d, 0, "invalid number of arguments in \"error_page\" directive");
-    if (uri[0] == '@')
-        return bad(cx, d, last, "named locations are not supported (\"%s\")", uri);
-    if (uri[0] != '/' && strncmp(uri, "http://", 7) != 0 && strncmp(uri, "https://", 8) != 0)
+    if (uri[0] == '@' && (!uri[1] || named_reference(cx, d, last) < 0))
+        return uri[1] ? -EINVAL : bad(cx, d, last, "invalid named location \"%s\"", uri);
+    if (uri[0] != '/' && uri[0] != '@' && strncmp(uri, "http://", 7) != 0 &&
+        strncmp(uri, "https://", 8) != 0)
         return bad(cx, d, last, "invalid URI \"%s\" in \"error_page\"", uri);
     for (const char *p = uri; *p; p++)
         if ((unsigned char)*p <= 0x20 || *p == 0x7f)
@@ -1738,8 +1764,9 @@ static int set_proxy_pass(loader *cx, const node *d, void *field, void *aux)
     if (l->handler != PT_HANDLER_STATIC)
         return bad(cx, d, 0, "\"proxy_pass\" and \"%s\" in one location",
                    l->handler == PT_HANDLER_STATUS ? "status" : "return");
-    if (l->match == PT_MATCH_REGEX && url.uri)
-        return bad(cx, d, 1, "\"proxy_pass\" cannot have a URI in a regular expression location");
+    if ((l->match == PT_MATCH_REGEX || l->match == PT_MATCH_NAMED) && url.uri)
+        return bad(cx, d, 1, "\"proxy_pass\" cannot have a URI in a %s location",
+                   l->match == PT_MATCH_NAMED ? "named" : "regular expression");
     if (!upstream_named(cx->conf, url.name)) {
         pt_authority a;
         if (pt_authority_parse(&a, url.name, strlen(url.name), url.tls ? 443 : 80) < 0)
@@ -2124,8 +2151,13 @@ static int location_path(loader *cx, const node *d, pt_conf_location *l)
         l->path = xstrdup(path);
         return 0;
     }
-    if (path[0] == '@')
-        return bad(cx, d, at, "named locations are not supported (\"%s\")", path);
+    if (path[0] == '@') {
+        if (mod[0] || !path[1])
+            return bad(cx, d, mod[0] ? 1 : at, "invalid named location \"%s\"", path);
+        l->match = PT_MATCH_NAMED;
+        l->path = xstrdup(path);
+        return 0;
+    }
     if (mod[0] && strcmp(mod, "=") != 0 && strcmp(mod, "^~") != 0)
         return bad(cx, d, 1, "invalid location modifier \"%s\"", mod);
     if (path[0] != '/')
@@ -2253,10 +2285,21 @@ static int build_server(loader *cx, const node *d)
     cx->srv = s;
     cx->nseen = 0;
     cx->nlocs = 0;
+    cx->nrefs = cx->ntoprefs;
     int rc = apply(cx, d->kids, d->nkids, C_SERVER);
     for (size_t i = 0; rc == 0 && i < cx->nlocs; i++)
         rc = build_location(cx, s, cx->locs[i]);
     cx->srv = NULL;
+    for (size_t i = 0; rc == 0 && i < cx->nrefs; i++) {
+        const named_ref *r = &cx->refs[i];
+        size_t k = 0;
+        while (k < s->nlocations && (s->locations[k].match != PT_MATCH_NAMED ||
+                                     strcmp(s->locations[k].path, r->d->w[r->i].s) != 0))
+            k++;
+        if (k == s->nlocations)
+            rc = bad(cx, r->d, r->i, "no location \"%s\" in the server at %s:%d", r->d->w[r->i].s,
+                     s->file, s->line);
+    }
     if (rc < 0)
         return rc;
     if (!s->nlistens) {
@@ -2385,7 +2428,9 @@ static int load(pt_conf **out, const char *path, const char *text, const char *p
         rc = parse_file(&cx, path, &root, NULL);
     if (rc < 0)
         goto done;
-    if ((rc = apply(&cx, root.kids, root.nkids, C_MAIN)) < 0)
+    rc = apply(&cx, root.kids, root.nkids, C_MAIN);
+    cx.ntoprefs = cx.nrefs;
+    if (rc < 0)
         goto done;
     if (!cx.nservers) {
         rc = fail(&cx, -EINVAL, cx.conf->files[0], cx.eof_line, cx.eof_col, "no \"server\" block");

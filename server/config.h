@@ -117,7 +117,7 @@ typedef struct pt_conf_header {
 typedef struct pt_conf_error_page {
     int status;   /* 300..599 */
     int response; /* 0: keep `status`; -1 ("="): the status of what the URI answers; else it */
-    char *uri;    /* "/path[?query]" (an internal redirect) or an absolute URL (a redirect) */
+    char *uri;    /* "/path[?query]" or "@NAME" (an internal redirect), or an absolute URL */
 } pt_conf_error_page;
 
 /* `expires`: Expires and Cache-Control on responses with the statuses add_header uses. */
@@ -267,6 +267,7 @@ typedef enum pt_conf_match {
     PT_MATCH_PREFIX, /* `location /p` and `location ^~ /p` */
     PT_MATCH_EXACT,  /* `location = /p` */
     PT_MATCH_REGEX,  /* `location ~ RE` and `location ~* RE` (POSIX extended, no captures) */
+    PT_MATCH_NAMED,  /* `location @NAME`: reached only from try_files and error_page */
 } pt_conf_match;
 
 /* One `location [=|^~] PATH { ... }` block. */

@@ -146,11 +146,16 @@ int pt_locations_setup(pt_vhost *vh, char *err, size_t errlen)
             order[k++] = &cs->locations[i];
     qsort(order + vh->nexact, k - vh->nexact, sizeof *order, by_length_desc);
     /* Regular expressions are tried in the order they are written. */
-    vh->nregex = 0;
+    vh->nregex = vh->nnamed = 0;
     for (size_t i = 0; i < cs->nlocations; i++)
         if (cs->locations[i].match == PT_MATCH_REGEX) {
             order[k++] = &cs->locations[i];
             vh->nregex++;
+        }
+    for (size_t i = 0; i < cs->nlocations; i++)
+        if (cs->locations[i].match == PT_MATCH_NAMED) {
+            order[k++] = &cs->locations[i];
+            vh->nnamed++;
         }
     order[k] = NULL; /* the server's own */
     int r = 0;
@@ -175,7 +180,7 @@ void pt_locations_dispose(pt_vhost *vh)
     }
     free(vh->locations);
     vh->locations = NULL;
-    vh->nlocations = vh->nexact = vh->nregex = 0;
+    vh->nlocations = vh->nexact = vh->nregex = vh->nnamed = 0;
 }
 
 /* ---- matching ---- */
@@ -190,7 +195,7 @@ pt_location *pt_location_base(const pt_vhost *vh)
 pt_location *pt_location_find(const pt_vhost *vh, const char *path, size_t len)
 {
     pt_location *l = vh->locations;
-    size_t i = 0, regex_at = vh->nlocations - 1 - vh->nregex;
+    size_t named_at = vh->nlocations - 1 - vh->nnamed, regex_at = named_at - vh->nregex, i = 0;
     for (; i < vh->nexact; i++)
         if (l[i].path_len == len && memcmp(l[i].path, path, len) == 0)
             return &l[i];
@@ -207,12 +212,20 @@ pt_location *pt_location_find(const pt_vhost *vh, const char *path, size_t len)
     }
     if (best->no_regex)
         return best;
-    for (i = regex_at; i + 1 < vh->nlocations; i++) {
+    for (i = regex_at; i < named_at; i++) {
         regmatch_t span = {.rm_so = 0, .rm_eo = (regoff_t)len}; /* the path need not end in NUL */
         if (regexec(&l[i].re, path, 1, &span, REG_STARTEND) == 0)
             return &l[i];
     }
     return best;
+}
+
+pt_location *pt_location_named(const pt_vhost *vh, const char *name, size_t len)
+{
+    for (size_t i = vh->nlocations - 1 - vh->nnamed; i + 1 < vh->nlocations; i++)
+        if (vh->locations[i].path_len == len && memcmp(vh->locations[i].path, name, len) == 0)
+            return &vh->locations[i];
+    return NULL;
 }
 
 /* ---- routing ---- */
@@ -377,30 +390,49 @@ static void return_handle(pt_request *req)
     respond_return(req, &req->location->conf->ret);
 }
 
+/* One pass of the router for the request path `path`: normalised into `norm`, then the
+ * location it falls in answers (or the server's `return`, or an error). */
+static void route_path(pt_request *req, pt_str path, char *norm, size_t cap)
+{
+    /* room is left for an index file name after a directory's path */
+    ssize_t len = path.len == 1 && path.p[0] == '*'
+                      ? -EINVAL
+                      : pt_path_normalize(path.p, path.len, norm, cap - 256);
+    if (len < 0) {
+        req->location = pt_location_base(req->vhost);
+        req->norm_path = (pt_str){"", 0};
+        pt_route_error(req, len == -ENAMETOOLONG ? 414 : 400);
+    } else if (req->vhost->conf->ret.code && !req->redirects) {
+        /* A server-level return answers before any location is chosen (nginx's server
+         * rewrite phase, which internal redirects do not repeat). */
+        req->location = pt_location_base(req->vhost);
+        req->norm_path = (pt_str){norm, (size_t)len};
+        respond_return(req, &req->vhost->conf->ret);
+    } else {
+        req->location = pt_location_find(req->vhost, norm, (size_t)len);
+        req->norm_path = (pt_str){norm, (size_t)len};
+        handlers[req->location->handler](req);
+    }
+}
+
+/* `@NAME` (the last of try_files, an error_page): that location answers the same path. */
+static void route_named(pt_request *req, pt_location *named)
+{
+    req->location = named;
+    handlers[named->handler](req);
+}
+
 void pt_route(pt_request *req)
 {
     char norm[PATH_MAX];
     pt_str path = req->path;
+    pt_location *named = NULL;
     for (;;) {
-        /* room is left for an index file name after a directory's path */
-        ssize_t len = path.len == 1 && path.p[0] == '*'
-                          ? -EINVAL
-                          : pt_path_normalize(path.p, path.len, norm, sizeof norm - 256);
-        if (len < 0) {
-            req->location = pt_location_base(req->vhost);
-            req->norm_path = (pt_str){"", 0};
-            pt_route_error(req, len == -ENAMETOOLONG ? 414 : 400);
-        } else if (req->vhost->conf->ret.code && !req->redirects) {
-            /* A server-level return answers before any location is chosen (nginx's server
-             * rewrite phase, which internal redirects do not repeat). */
-            req->location = pt_location_base(req->vhost);
-            req->norm_path = (pt_str){norm, (size_t)len};
-            respond_return(req, &req->vhost->conf->ret);
-        } else {
-            req->location = pt_location_find(req->vhost, norm, (size_t)len);
-            req->norm_path = (pt_str){norm, (size_t)len};
-            handlers[req->location->handler](req);
-        }
+        if (named)
+            route_named(req, named);
+        else
+            route_path(req, path, norm, sizeof norm);
+        named = NULL;
         if (!req->redirect.p)
             return;
         pt_str to = req->redirect;
@@ -412,6 +444,15 @@ void pt_route(pt_request *req)
                            (int)to.len, to.p);
             req->error_page = true; /* no error page for this one */
             req->error_status = 0;
+            pt_request_respond_error(req, 500);
+            return;
+        }
+        if (to.p[0] == '@') {
+            named = pt_location_named(req->vhost, to.p, to.len);
+            if (named)
+                continue;
+            /* the conf names only locations that exist: this is not reached */
+            pt_request_log(req, PT_LOG_ERROR, "no location \"%.*s\"", (int)to.len, to.p);
             pt_request_respond_error(req, 500);
             return;
         }
@@ -446,7 +487,7 @@ void pt_route_error(pt_request *req, int status)
         const pt_conf_error_page *ep = &f->error_pages[i];
         if (ep->status != status)
             continue;
-        if (ep->uri[0] != '/') {
+        if (ep->uri[0] != '/' && ep->uri[0] != '@') {
             redirect_to_url(req, ep);
             return;
         }

@@ -72,6 +72,9 @@ void pt_locations_dispose(pt_vhost *vh);
 /* The location of `vh` answering the normalised `path` (never NULL). */
 pt_location *pt_location_find(const pt_vhost *vh, const char *path, size_t len);
 
+/* The named location `@NAME` of `vh` (`name` with its '@'), or NULL. */
+pt_location *pt_location_named(const pt_vhost *vh, const char *name, size_t len);
+
 /* The location of `vh` for what no location block matches. */
 pt_location *pt_location_base(const pt_vhost *vh);
 

@@ -44,8 +44,9 @@ struct pt_vhost {
     /* The location blocks, exact ones first, then prefixes longest first; the last is the
      * server's own (server/location.h). */
     pt_location *locations;
-    size_t nlocations, nexact, nregex; /* exact ones first, regexes just before the last */
-    struct ssl_ctx_st *ssl_ctx;        /* its certificates, when it is on a TLS site; else NULL */
+    /* exact ones first, then prefixes, regexes, named ones, and the server's own last */
+    size_t nlocations, nexact, nregex, nnamed;
+    struct ssl_ctx_st *ssl_ctx; /* its certificates, when it is on a TLS site; else NULL */
     /* its proxy locations' state (server/proxy.c); NULL: none */
     void *proxy;
 };

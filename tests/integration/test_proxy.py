@@ -398,6 +398,25 @@ class HeadersTest(ProxyTestCase):
         self.assertTrue(r.header("Server").startswith("backend"), r.header("Server"))
         self.assertEqual(len(r.header_all("Date")), 1)
 
+    def test_named_location_after_static_files(self):
+        # The usual front end: files when they exist, else the application, which sees the
+        # request as the client sent it.
+        b = self.backend()
+        p = self.start_porter(
+            "location / { try_files $uri $uri/ @app; }\n"
+            "location /old/ { error_page 404 = @app; }\n"
+            "location @app { proxy_pass http://%s; add_header X-From app; }\n" % b.address,
+            {"here.txt": b"static\n"})
+        r = p.get("/here.txt")
+        self.assertEqual((r.body, r.header("X-From")), (b"static\n", None))
+        r = p.get("/headers?x=1")
+        self.assertStatus(r, 200)
+        self.assertEqual(r.header("X-From"), "app")
+        self.assertEqual(json.loads(r.body)["path"], "/headers?x=1")
+        # error_page 404 = @app: the application's answer with its own status, not the 404
+        r = p.get("/old/page")
+        self.assertEqual((r.status, r.body), (200, b"ok /old/page"))
+
     def test_proxy_redirect(self):
         b = self.backend()
         p = self.proxy([b.address], location=(

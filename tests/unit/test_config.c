@@ -568,8 +568,10 @@ static void test_errors(void **state)
          "t.conf:1:25: \"alias\" in a regular expression location is not supported"},
         {"server { location ~ x { proxy_pass http://a.b/x; } }",
          "t.conf:1:36: \"proxy_pass\" cannot have a URI in a regular expression location"},
-        {"server {\n  location @fallback { }\n}\n",
-         "t.conf:2:12: named locations are not supported (\"@fallback\")"},
+        {"server {\n  location = @fallback { }\n}\n",
+         "t.conf:2:12: invalid named location \"@fallback\""},
+        {"server { location @x { alias /tmp/; } }",
+         "t.conf:1:24: \"alias\" in a named location is not supported"},
         {"server {\n  location x { }\n}\n",
          "t.conf:2:12: invalid location path \"x\", it must start with \"/\""},
         {"server {\n  location ^ /x { }\n}\n", "t.conf:2:12: invalid location modifier \"^\""},
@@ -605,7 +607,12 @@ static void test_errors(void **state)
          "t.conf:1:20: invalid URI \"x.html\" in \"try_files\", it must start with \"/\" or "
          "\"$uri\""},
         {"server { try_files $uri @spa; }",
-         "t.conf:1:25: named locations are not supported (\"@spa\")"},
+         "t.conf:1:25: no location \"@spa\" in the server at t.conf:1"},
+        {"server { try_files @spa $uri; location @spa { } }",
+         "t.conf:1:20: invalid named location \"@spa\" in \"try_files\", only the last argument "
+         "may name one"},
+        {"error_page 404 @app;\nserver { location @app { } }\nserver { }",
+         "t.conf:1:16: no location \"@app\" in the server at t.conf:3"},
         {"server { try_files /a?x=1 /b; }", "t.conf:1:20: a query in \"/a?x=1\" of \"try_files\" "
                                             "is only allowed in the last argument"},
         {"autoindex maybe;\nserver {}", "t.conf:1:11: invalid value \"maybe\" in \"autoindex\" "
@@ -642,7 +649,8 @@ static void test_errors(void **state)
         {"server { error_page 404 x.html; }",
          "t.conf:1:25: invalid URI \"x.html\" in \"error_page\""},
         {"server { error_page 404 @x; }",
-         "t.conf:1:25: named locations are not supported (\"@x\")"},
+         "t.conf:1:25: no location \"@x\" in the server at t.conf:1"},
+        {"server { error_page 404 @; }", "t.conf:1:25: invalid named location \"@\""},
         {"server { error_page 404 /$uri; }",
          "t.conf:1:25: unknown variable \"$uri\" in \"error_page\", variables are not supported"},
         {"server { max_ranges 201; }",
