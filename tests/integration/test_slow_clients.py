@@ -81,7 +81,7 @@ class SlowHttpTest(PorterTestCase):
         for pr in procs:
             pr.wait(30)
         # Once the attackers are gone, so are their connections.
-        self.assertTrue(harness.wait_for(lambda: listening_sockets(p) < 10, 10),
+        self.assertTrue(harness.wait_for(lambda: listening_sockets(p) < 10, 20),
                         "%d sockets still open after the attack" % listening_sockets(p))
 
     def test_short_timeouts_shed_slow_connections(self):
@@ -160,13 +160,13 @@ class KilledMidRequest(PorterTestCase):
         base_fds = harness.proc_fd_count(p.pid)
         conns = self.open_1000(p)
         self.addCleanup(self.kill_all, conns)
-        self.assertTrue(harness.wait_for(lambda: listening_sockets(p) >= 1000, 10),
+        self.assertTrue(harness.wait_for(lambda: listening_sockets(p) >= 1000, 20),
                         "porter did not take in the 1000 connections")
         # The responses have started: the downloads are mid-way.
         for c in conns[700:710]:
             self.assertTrue(c.read_head(5).startswith(b"HTTP/1.1 200 "))
         self.kill_all(conns)
-        back = harness.wait_for(lambda: harness.proc_fd_count(p.pid) <= base_fds, 10)
+        back = harness.wait_for(lambda: harness.proc_fd_count(p.pid) <= base_fds, 20)
         self.assertTrue(back, "porter holds %d fds, %d before the connections"
                         % (harness.proc_fd_count(p.pid), base_fds))
         self.assertStatus(p.get("/a.txt"), 200)
@@ -178,7 +178,7 @@ class KilledMidRequest(PorterTestCase):
         before = harness.get_status(p)["total"]
         conns = self.open_1000(p)
         self.addCleanup(self.kill_all, conns)
-        self.assertTrue(harness.wait_for(lambda: listening_sockets(p) >= 1000, 10))
+        self.assertTrue(harness.wait_for(lambda: listening_sockets(p) >= 1000, 20))
         during = harness.get_status(p)["total"]
         self.assertGreaterEqual(during["connections"]["active"], 1000)
         # Every connection at work holds its custodian; an idle one (a response that fit in the
@@ -192,7 +192,7 @@ class KilledMidRequest(PorterTestCase):
             t = harness.get_status(p)["total"]
             return t if t["connections"]["active"] <= 1 else None
 
-        after = harness.wait_for(settled, 10, 0.2)
+        after = harness.wait_for(settled, 20, 0.2)
         self.assertIsNotNone(after, "connections still counted as active after the kills")
         # The status request's own connection is the only one alive, as it was before.
         self.assertEqual(after["custodians"], before["custodians"],
