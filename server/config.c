@@ -1628,6 +1628,7 @@ static void proxy_defaults(pt_conf_proxy *p)
     p->connect_timeout = p->read_timeout = p->send_timeout = PT_CONF_PROXY_TIMEOUT;
     p->ssl_verify = true;
     p->ssl_server_name = true;
+    p->next_upstream = PT_NEXT_ERROR | PT_NEXT_TIMEOUT;
     *PUSH(p->redirects, p->nredirects) = (pt_conf_header){NULL, NULL, false}; /* default */
 }
 
@@ -1810,6 +1811,30 @@ static int set_proxy_names(loader *cx, const node *d, void *field, void *aux)
     for (char *p = name; *p; p++)
         *p = (char)tolower((unsigned char)*p);
     *PUSH(*v, *n) = name;
+    return 0;
+}
+
+/* proxy_next_upstream error | timeout | http_502 | http_503 | http_504 ... | off */
+static int set_next_upstream(loader *cx, const node *d, void *field, void *aux)
+{
+    static const struct {
+        const char *word;
+        unsigned flag;
+    } words[] = {{"error", PT_NEXT_ERROR},       {"timeout", PT_NEXT_TIMEOUT},
+                 {"http_502", PT_NEXT_HTTP_502}, {"http_503", PT_NEXT_HTTP_503},
+                 {"http_504", PT_NEXT_HTTP_504}, {"off", 0}};
+    unsigned *v = field, set = 0;
+    for (size_t i = 1; i < d->nw; i++) {
+        size_t k = 0;
+        while (k < sizeof words / sizeof *words && strcmp(words[k].word, d->w[i].s) != 0)
+            k++;
+        if (k == sizeof words / sizeof *words)
+            return bad(cx, d, i, "invalid value \"%s\" in \"proxy_next_upstream\"", d->w[i].s);
+        if (!words[k].flag && d->nw > 2)
+            return bad(cx, d, i, "\"off\" cannot go with other values in \"proxy_next_upstream\"");
+        set |= words[k].flag;
+    }
+    *v = set;
     return 0;
 }
 
@@ -1996,6 +2021,7 @@ static const directive directives[] = {
     {"proxy_pass", C_LOCATION, 0, 1, 1, set_proxy_pass, NOWHERE},
     {"proxy_set_header", C_ALL, F_MULTI, 2, 2, set_proxy_set_header, ALL(proxy.set_headers),
      ALL(proxy.nset_headers)},
+    {"proxy_next_upstream", C_ALL, 0, 1, 6, set_next_upstream, ALL(proxy.next_upstream)},
     {"proxy_redirect", C_ALL, F_MULTI, 1, 2, set_proxy_redirect, ALL(proxy.redirects),
      ALL(proxy.nredirects)},
     {"proxy_hide_header", C_ALL, F_MULTI, 1, 1, set_proxy_names, ALL(proxy.hide_headers),

@@ -235,6 +235,15 @@ typedef struct pt_conf_upstream {
 #define PT_CONF_UPSTREAM_FAIL_TIMEOUT 10.0
 #define PT_CONF_PROXY_TIMEOUT 60.0
 
+/* proxy_next_upstream: when a request goes to the next server (if it can be sent again). */
+enum {
+    PT_NEXT_ERROR = 1,    /* connecting, sending or reading failed */
+    PT_NEXT_TIMEOUT = 2,  /* ... timed out */
+    PT_NEXT_HTTP_502 = 4, /* the server answered 502, 503 or 504 */
+    PT_NEXT_HTTP_503 = 8,
+    PT_NEXT_HTTP_504 = 16,
+};
+
 /* Proxy settings (`proxy_*`): top level, server and location, each level starting from its
  * parent's. proxy_set_header, proxy_hide_header, proxy_pass_header and proxy_redirect repeat;
  * a level that names one replaces the inherited list (as add_header). proxy_pass is a
@@ -253,6 +262,7 @@ typedef struct pt_conf_proxy {
      * URL -> the location's prefix. [default] unless a level says otherwise; `off`: none. */
     pt_conf_header *redirects;
     size_t nredirects;
+    unsigned next_upstream;        /* proxy_next_upstream: PT_NEXT_* (error timeout) */
     double connect_timeout;        /* proxy_connect_timeout, per server tried (60 s) */
     double read_timeout;           /* proxy_read_timeout, between two reads (60 s) */
     double send_timeout;           /* proxy_send_timeout, between two writes (60 s) */

@@ -112,11 +112,13 @@ typedef struct proxy_req {
     bool got_any;  /* a byte of the response came, in this attempt */
     bool progress; /* bytes moved since the timer was last set */
     bool body_reading, body_done, body_paused, body_consumed;
-    bool request_sent; /* head and whole body written upstream */
-    bool interim;      /* parsing a 1xx response */
-    bool head_done;    /* the final response's head was parsed */
-    bool responded;    /* a streamed response was started */
-    bool no_body;      /* answered in full at the end of the message */
+    bool next_for_status; /* proxy_next_upstream http_50x: this answer goes, the next server is
+                             asked */
+    bool request_sent;    /* head and whole body written upstream */
+    bool interim;         /* parsing a 1xx response */
+    bool head_done;       /* the final response's head was parsed */
+    bool responded;       /* a streamed response was started */
+    bool no_body;         /* answered in full at the end of the message */
     bool message_done;
     bool keep_alive_up;
     bool paused_for_client;
@@ -700,9 +702,11 @@ static void attempt_failed(proxy_req *p, int err, const char *what)
     if (!stale)
         pt_upstream_peer_failed(p->up, p->peer, ev_now(p->loop));
     /* A request the upstream may have acted on is sent again only if repeating it is harmless
-     * and the proxy still has all of it (no body byte was read from the client). */
+     * and the proxy still has all of it (no body byte was read from the client); and only if
+     * proxy_next_upstream names the failure (a closed idle connection is always retried). */
     bool repeatable = !p->sent_any || (p->idempotent && !p->body_consumed);
-    if (!repeatable || p->upgraded || !p->req) {
+    unsigned kind = err == -ETIMEDOUT ? PT_NEXT_TIMEOUT : PT_NEXT_ERROR;
+    if (!repeatable || p->upgraded || !p->req || (!stale && !(p->t->conf->next_upstream & kind))) {
         respond_error(p, err == -ETIMEDOUT ? 504 : 502);
         return;
     }
@@ -986,6 +990,22 @@ static void build_response(proxy_req *p, pt_response *r, hbuf *o, char *ctype, s
 
 static void on_client_writable(pt_request *req, void *data);
 
+/* proxy_next_upstream http_502/503/504: whether this answer is dropped for the next server's.
+ * Only for a request that can be sent again, and while a server is left to ask: the last
+ * answer is passed on as it is, as in nginx. */
+static bool next_for_status(const proxy_req *p, int status)
+{
+    unsigned flag = status == 502   ? PT_NEXT_HTTP_502
+                    : status == 503 ? PT_NEXT_HTTP_503
+                    : status == 504 ? PT_NEXT_HTTP_504
+                                    : 0;
+    if (!(p->t->conf->next_upstream & flag) || !p->req || !p->idempotent || p->body_consumed)
+        return false;
+    size_t n = p->up->npeers;
+    uint64_t all = n >= 64 ? ~UINT64_C(0) : (UINT64_C(1) << n) - 1;
+    return (p->tried & all) != all;
+}
+
 static int on_headers_complete(llhttp_t *parser)
 {
     proxy_req *p = of(parser);
@@ -1009,6 +1029,10 @@ static int on_headers_complete(llhttp_t *parser)
         p->bad_framing = true;
         llhttp_set_error_reason(parser, "unsupported transfer coding");
         return HPE_USER;
+    }
+    if (next_for_status(p, p->status)) {
+        p->next_for_status = true;
+        return HPE_PAUSED; /* parse() moves on to the next server, outside llhttp */
     }
     if (p->head_req || p->status == 204 || p->status == 304) {
         p->no_body = true; /* answered when the message ends, which is now */
@@ -1130,6 +1154,16 @@ static void parse(proxy_req *p)
              * (which may be long in coming: a stream of events). */
             if (p->responded && p->req && !pt_outq_is_empty(&client_conn(p)->out))
                 pt_response_write(p->req, "", 0);
+            return;
+        }
+        if (e == HPE_PAUSED && p->next_for_status) {
+            if (p->req)
+                pt_request_log(p->req, PT_LOG_ERROR,
+                               "upstream %s \"%s\" answered %d, trying the next server",
+                               p->peer->name, p->up->name, p->status);
+            pt_upstream_peer_failed(p->up, p->peer, ev_now(p->loop));
+            release_upstream(p, false);
+            next_attempt(p);
             return;
         }
         if (e == HPE_PAUSED) {
@@ -1354,6 +1388,7 @@ static void attach(proxy_req *p, pt_outbound *o)
     p->parser.data = p;
     p->nhdrs = 0;
     p->interim = false;
+    p->head_done = p->no_body = p->message_done = p->next_for_status = false;
     pt_outq_push_ref(&p->uq, p->head, p->head_len, NULL, NULL);
     if (p->has_body && !p->body_reading) {
         /* The body is read now that it has somewhere to go (a client waiting for

@@ -724,6 +724,42 @@ class FailoverTest(ProxyTestCase):
         posts = [x for x in slow.requests + slow2.requests if x["method"] == "POST"]
         self.assertEqual(len(posts), 1)
 
+    def busy_backend(self):
+        """A server that answers every request 503."""
+        def handler(s, srv):
+            if read_request_head(s):
+                s.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\n\r\nbusy")
+        return self.raw_backend(handler)
+
+    def test_next_upstream_on_503(self):
+        busy, good = self.busy_backend(), self.backend()
+        # By default a 503 is an answer like any other: round-robin passes it on.
+        p = self.proxy([busy.address, good.address])
+        self.assertIn(503, [p.get("/x").status for _ in range(4)])
+        # With http_503 a GET goes to the next server; the busy one is left out for a while.
+        p = self.proxy([busy.address, good.address], top="proxy_next_upstream error timeout http_503;")
+        for _ in range(4):
+            r = p.get("/x")
+            self.assertEqual((r.status, r.body), (200, b"ok /x"))
+        self.assertTrue(harness.wait_for(lambda: "answered 503, trying the next server" in p.output,
+                                         5), p.output)
+        # A POST is not sent twice: the busy server's answer is the client's.
+        p = self.proxy([busy.address, good.address],
+                       top="proxy_next_upstream error timeout http_503;\n"
+                           "upstream one { server %s; }" % busy.address,
+                       server_extra="location /post/ { proxy_pass http://one; }")
+        self.assertEqual(p.get("/post/x", method="POST").status, 503)
+        # When every server answered 503, the last answer is passed on.
+        r = p.get("/post/x")
+        self.assertEqual((r.status, r.body), (503, b"busy"))
+
+    def test_next_upstream_off(self):
+        rb = self.raw_backend(lambda s, srv: None)  # closes without answering
+        good = self.backend()
+        p = self.proxy([rb.address, good.address], top="proxy_next_upstream off;")
+        statuses = [p.get("/x").status for _ in range(4)]
+        self.assertIn(502, statuses)  # no second server for a failed attempt
+
     def test_connect_timeout(self):
         # a server whose accept queue is full never completes the handshake
         l = socket.socket()

@@ -1488,6 +1488,7 @@ static void test_proxy_defaults_and_directives(void **state)
     assert_string_equal(api->proxy.hide_headers[0], "x-a");
     assert_int_equal(api->proxy.npass_headers, 1);
     assert_string_equal(api->proxy.pass_headers[0], "server");
+    assert_int_equal(direct->proxy.next_upstream, PT_NEXT_ERROR | PT_NEXT_TIMEOUT);
     /* proxy_redirect: `default` unless a level says otherwise */
     assert_int_equal(direct->proxy.nredirects, 1);
     assert_null(direct->proxy.redirects[0].name);
@@ -1552,6 +1553,10 @@ static void test_proxy_errors(void **state)
          "t.conf:1:46: \"proxy_pass\" directive is duplicate"},
         {"server { proxy_set_header X $nope; }",
          "t.conf:1:29: unknown variable \"$nope\" in \"proxy_set_header\""},
+        {"server { proxy_next_upstream error http_404; }",
+         "t.conf:1:36: invalid value \"http_404\" in \"proxy_next_upstream\""},
+        {"server { proxy_next_upstream off error; }",
+         "t.conf:1:30: \"off\" cannot go with other values in \"proxy_next_upstream\""},
         {"server { proxy_redirect on; }",
          "t.conf:1:25: invalid parameter \"on\" in \"proxy_redirect\": write \"default\", \"off\" "
          "or a prefix and its replacement"},
