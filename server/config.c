@@ -80,6 +80,46 @@ static void strv_free(char **v, size_t n)
     free(v);
 }
 
+/* Empties a list a level is about to replace. */
+static void strv_clear(char ***v, size_t *n)
+{
+    strv_free(*v, *n);
+    *v = NULL;
+    *n = 0;
+}
+
+static void strv_copy(char ***dst, size_t *ndst, char *const *src, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        *PUSH(*dst, *ndst) = xstrdup(src[i]);
+}
+
+static void headers_free(pt_conf_header *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(v[i].name);
+        free(v[i].value);
+    }
+    free(v);
+}
+
+/* Appends deep copies of `n` header entries (a NULL name or value stays NULL). */
+static void headers_copy(pt_conf_header **dst, size_t *ndst, const pt_conf_header *src, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        *PUSH(*dst, *ndst) =
+            (pt_conf_header){xstrdup(src[i].name), xstrdup(src[i].value), src[i].always};
+}
+
+/* A level that names a list directive (add_header, proxy_set_header, ...) first drops the list
+ * it inherited. */
+static void headers_clear(pt_conf_header **v, size_t *n)
+{
+    headers_free(*v, *n);
+    *v = NULL;
+    *n = 0;
+}
+
 static void types_free(pt_conf_type *t, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
@@ -91,11 +131,7 @@ static void types_free(pt_conf_type *t, size_t n)
 
 static void files_dispose(pt_conf_files *f)
 {
-    for (size_t i = 0; i < f->nheaders; i++) {
-        free(f->headers[i].name);
-        free(f->headers[i].value);
-    }
-    free(f->headers);
+    headers_free(f->headers, f->nheaders);
     for (size_t i = 0; i < f->nerror_pages; i++)
         free(f->error_pages[i].uri);
     free(f->error_pages);
@@ -113,9 +149,7 @@ static void files_inherit(pt_conf_files *d, const pt_conf_files *s)
     d->nerror_pages = 0;
     d->try_files = NULL;
     d->ntry_files = 0;
-    for (size_t i = 0; i < s->nheaders; i++)
-        *PUSH(d->headers, d->nheaders) = (pt_conf_header){
-            xstrdup(s->headers[i].name), xstrdup(s->headers[i].value), s->headers[i].always};
+    headers_copy(&d->headers, &d->nheaders, s->headers, s->nheaders);
     for (size_t i = 0; i < s->nerror_pages; i++) {
         pt_conf_error_page *e = PUSH(d->error_pages, d->nerror_pages);
         *e = s->error_pages[i];
@@ -152,6 +186,10 @@ static void location_dispose(pt_conf_location *l)
 {
     free(l->ret.text);
     free(l->path);
+    if (l->re) {
+        regfree(l->re);
+        free(l->re);
+    }
     free(l->root);
     free(l->alias);
     strv_free(l->index, l->nindex);
@@ -895,9 +933,7 @@ static int set_index(loader *cx, const node *d, void *field, void *aux)
             return bad(cx, d, i, "invalid file name \"\" in \"%s\"", d->w[0].s);
     }
     /* replaces what the server inherited */
-    strv_free(*v, *n);
-    *v = NULL;
-    *n = 0;
+    strv_clear(v, n);
     for (size_t i = 1; i < d->nw; i++)
         *PUSH(*v, *n) = xstrdup(d->w[i].s);
     return 0;
@@ -1249,16 +1285,8 @@ static int set_add_header(loader *cx, const node *d, void *field, void *aux)
     if (total > PT_CONF_HEADERS_MAX)
         return bad(cx, d, 0, "the \"add_header\" lines of this level exceed %d bytes",
                    PT_CONF_HEADERS_MAX);
-    if (cx->first) {
-        /* a level with add_header of its own does not inherit its parent's, as in nginx */
-        for (size_t i = 0; i < *n; i++) {
-            free((*v)[i].name);
-            free((*v)[i].value);
-        }
-        free(*v);
-        *v = NULL;
-        *n = 0;
-    }
+    if (cx->first) /* a level with add_header of its own does not inherit its parent's */
+        headers_clear(v, n);
     *PUSH(*v, *n) = (pt_conf_header){xstrdup(d->w[1].s), xstrdup(d->w[2].s), d->nw == 4};
     return 0;
 }
@@ -1388,9 +1416,7 @@ static int set_ssl_file(loader *cx, const node *d, void *field, void *aux)
         strchr(arg1(d), '$'))
         return bad(cx, d, 1, "\"%s\" takes a file name", d->w[0].s);
     if (cx->first) {
-        strv_free(*v, *n);
-        *v = NULL;
-        *n = 0;
+        strv_clear(v, n);
         if (strcmp(d->w[0].s, "ssl_certificate") == 0) {
             pt_conf_ssl *ssl = (pt_conf_ssl *)((char *)field - offsetof(pt_conf_ssl, certs));
             ssl->cert_file = d->file;
@@ -1563,40 +1589,12 @@ static int set_return(loader *cx, const node *d, void *field, void *aux)
 
 /* ---- the reverse proxy ---- */
 
-static void headers_free(pt_conf_header *v, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        free(v[i].name);
-        free(v[i].value);
-    }
-    free(v);
-}
-
-static void names_free(char **v, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        free(v[i]);
-    free(v);
-}
-
-static char **names_copy(char *const *v, size_t n)
-{
-    char **d = n ? xrealloc(NULL, n * sizeof *d) : NULL;
-    for (size_t i = 0; i < n; i++)
-        d[i] = xstrdup(v[i]);
-    return d;
-}
-
 static void proxy_dispose(pt_conf_proxy *p)
 {
     free(p->pass);
-    for (size_t i = 0; i < p->nset_headers; i++) {
-        free(p->set_headers[i].name);
-        free(p->set_headers[i].value);
-    }
-    free(p->set_headers);
-    names_free(p->hide_headers, p->nhide_headers);
-    names_free(p->pass_headers, p->npass_headers);
+    headers_free(p->set_headers, p->nset_headers);
+    strv_free(p->hide_headers, p->nhide_headers);
+    strv_free(p->pass_headers, p->npass_headers);
     headers_free(p->redirects, p->nredirects);
     free(p->ssl_trusted_certificate);
     *p = (pt_conf_proxy){0};
@@ -1609,17 +1607,14 @@ static void proxy_inherit(pt_conf_proxy *d, const pt_conf_proxy *s)
     d->pass = NULL;
     d->set_headers = NULL;
     d->nset_headers = 0;
-    for (size_t i = 0; i < s->nset_headers; i++)
-        *PUSH(d->set_headers, d->nset_headers) = (pt_conf_header){
-            xstrdup(s->set_headers[i].name), xstrdup(s->set_headers[i].value), false};
+    headers_copy(&d->set_headers, &d->nset_headers, s->set_headers, s->nset_headers);
     d->redirects = NULL;
     d->nredirects = 0;
-    for (size_t i = 0; i < s->nredirects; i++)
-        *PUSH(d->redirects, d->nredirects) =
-            (pt_conf_header){s->redirects[i].name ? xstrdup(s->redirects[i].name) : NULL,
-                             s->redirects[i].value ? xstrdup(s->redirects[i].value) : NULL, false};
-    d->hide_headers = names_copy(s->hide_headers, s->nhide_headers);
-    d->pass_headers = names_copy(s->pass_headers, s->npass_headers);
+    headers_copy(&d->redirects, &d->nredirects, s->redirects, s->nredirects);
+    d->hide_headers = d->pass_headers = NULL;
+    d->nhide_headers = d->npass_headers = 0;
+    strv_copy(&d->hide_headers, &d->nhide_headers, s->hide_headers, s->nhide_headers);
+    strv_copy(&d->pass_headers, &d->npass_headers, s->pass_headers, s->npass_headers);
     d->ssl_trusted_certificate = xstrdup(s->ssl_trusted_certificate);
 }
 
@@ -1800,9 +1795,7 @@ static int set_proxy_names(loader *cx, const node *d, void *field, void *aux)
     if (!is_token(d->w[1].s))
         return bad(cx, d, 1, "invalid header name \"%s\" in \"%s\"", d->w[1].s, d->w[0].s);
     if (cx->first) {
-        names_free(*v, *n);
-        *v = NULL;
-        *n = 0;
+        strv_clear(v, n);
     }
     for (size_t i = 0; i < *n; i++)
         if (strcasecmp((*v)[i], d->w[1].s) == 0)
@@ -1852,11 +1845,8 @@ static int set_proxy_redirect(loader *cx, const node *d, void *field, void *aux)
                    a);
     if (d->nw == 3 && !a[0])
         return bad(cx, d, 1, "empty prefix in \"proxy_redirect\"");
-    if (cx->first || (d->nw == 2 && strcmp(a, "off") == 0)) {
-        headers_free(*v, *n);
-        *v = NULL;
-        *n = 0;
-    }
+    if (cx->first || (d->nw == 2 && strcmp(a, "off") == 0))
+        headers_clear(v, n);
     if (d->nw == 2 && strcmp(a, "default") == 0)
         *PUSH(*v, *n) = (pt_conf_header){NULL, NULL, false};
     else if (d->nw == 3)
@@ -1883,16 +1873,8 @@ static int set_proxy_set_header(loader *cx, const node *d, void *field, void *au
             return bad(cx, d, 2, "unknown variable \"$%.*s\" in \"proxy_set_header\"",
                        (int)(len ? len : 1), len ? name : p + 1);
     }
-    if (cx->first) {
-        /* a level with proxy_set_header of its own does not inherit its parent's */
-        for (size_t i = 0; i < *n; i++) {
-            free((*v)[i].name);
-            free((*v)[i].value);
-        }
-        free(*v);
-        *v = NULL;
-        *n = 0;
-    }
+    if (cx->first) /* a level with proxy_set_header of its own does not inherit its parent's */
+        headers_clear(v, n);
     for (size_t i = 0; i < *n; i++)
         if (strcasecmp((*v)[i].name, d->w[1].s) == 0)
             return bad(cx, d, 1, "header \"%s\" is set twice", d->w[1].s);
@@ -2141,12 +2123,6 @@ void pt_conf_free(pt_conf *c)
     free(c);
 }
 
-static void strv_copy(char ***dst, size_t *ndst, char *const *src, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        *PUSH(*dst, *ndst) = xstrdup(src[i]);
-}
-
 /* Reads the match and path of a location block into `l`. */
 static int location_path(loader *cx, const node *d, pt_conf_location *l)
 {
@@ -2161,18 +2137,20 @@ static int location_path(loader *cx, const node *d, pt_conf_location *l)
     if (d->nw == 2 && path[0] == '~') /* "~RE" and "~*RE", as nginx reads them */
         mod = path[1] == '*' ? "~*" : "~", path += strlen(mod);
     if (strcmp(mod, "~") == 0 || strcmp(mod, "~*") == 0) {
-        /* POSIX extended syntax (regcomp); checked here so that -t reports it with its place */
+        /* POSIX extended syntax (regcomp), compiled here once: -t reports an error with its
+         * place, and the router matches with what the conf holds. */
         l->icase = mod[1] == '*';
         if (!path[0])
             return bad(cx, d, at, "empty regular expression in \"location\"");
-        regex_t re;
-        int e = regcomp(&re, path, REG_EXTENDED | REG_NOSUB | (l->icase ? REG_ICASE : 0));
+        regex_t *re = xcalloc(sizeof *re);
+        int e = regcomp(re, path, REG_EXTENDED | REG_NOSUB | (l->icase ? REG_ICASE : 0));
         if (e != 0) {
             char why[128];
-            regerror(e, &re, why, sizeof why);
+            regerror(e, re, why, sizeof why);
+            free(re);
             return bad(cx, d, at, "invalid regular expression \"%s\": %s", path, why);
         }
-        regfree(&re);
+        l->re = re;
         l->match = PT_MATCH_REGEX;
         l->path = xstrdup(path);
         return 0;
@@ -2346,42 +2324,33 @@ static int build_server(loader *cx, const node *d)
 }
 
 /* One default server per address, as in nginx. */
-/* The socket options of an address (reuseport, deferred, backlog=) are given by one of its
- * listens, as in nginx; two that both give some would contradict each other. */
-static int check_listen_options(loader *cx)
+static bool is_default(const pt_conf_listen *l)
 {
-    const pt_conf *c = cx->conf;
-    for (size_t s = 0; s < c->nservers; s++) {
-        for (size_t i = 0; i < c->servers[s].nlistens; i++) {
-            const pt_conf_listen *l = &c->servers[s].listens[i];
-            for (size_t t = 0; l->options && t < s; t++) {
-                for (size_t j = 0; j < c->servers[t].nlistens; j++) {
-                    const pt_conf_listen *m = &c->servers[t].listens[j];
-                    char buf[300];
-                    if (m->options && same_addr(l, m) && strcmp(l->port, "0") != 0)
-                        return fail(cx, -EINVAL, l->file, l->line, l->col,
-                                    "duplicate listen options for \"%s\"",
-                                    addr_str(l, buf, sizeof buf));
-                }
-            }
-        }
-    }
-    return 0;
+    return l->default_server;
 }
 
-static int check_default_servers(loader *cx)
+/* The socket options of an address (reuseport, deferred, backlog=) are given by one of its
+ * listens, as in nginx; two that both give some would contradict each other. Port 0 listens
+ * are each an address of their own. */
+static bool gives_options(const pt_conf_listen *l)
+{
+    return l->options && strcmp(l->port, "0") != 0;
+}
+
+/* What `has` marks may stand on one listen per address, across servers: a second is an error
+ * (`what` for \"ADDRESS\"), reported at the later one. */
+static int check_once_per_address(loader *cx, bool (*has)(const pt_conf_listen *), const char *what)
 {
     const pt_conf *c = cx->conf;
     for (size_t s = 0; s < c->nservers; s++) {
         for (size_t i = 0; i < c->servers[s].nlistens; i++) {
             const pt_conf_listen *l = &c->servers[s].listens[i];
-            for (size_t t = 0; l->default_server && t < s; t++) {
+            for (size_t t = 0; has(l) && t < s; t++) {
                 for (size_t j = 0; j < c->servers[t].nlistens; j++) {
                     const pt_conf_listen *m = &c->servers[t].listens[j];
                     char buf[300];
-                    if (m->default_server && same_addr(l, m))
-                        return fail(cx, -EINVAL, l->file, l->line, l->col,
-                                    "a duplicate default server for \"%s\"",
+                    if (has(m) && same_addr(l, m))
+                        return fail(cx, -EINVAL, l->file, l->line, l->col, "%s for \"%s\"", what,
                                     addr_str(l, buf, sizeof buf));
                 }
             }
@@ -2466,7 +2435,8 @@ static int load(pt_conf **out, const char *path, const char *text, const char *p
         if ((rc = build_server(&cx, cx.servers[i])) < 0)
             goto done;
     }
-    if ((rc = check_default_servers(&cx)) == 0 && (rc = check_listen_options(&cx)) == 0)
+    if ((rc = check_once_per_address(&cx, is_default, "a duplicate default server")) == 0 &&
+        (rc = check_once_per_address(&cx, gives_options, "duplicate listen options")) == 0)
         rc = check_tls_addresses(&cx);
 done:
     node_dispose(&root);

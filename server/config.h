@@ -57,6 +57,7 @@
 #ifndef PORTER_SERVER_CONFIG_H
 #define PORTER_SERVER_CONFIG_H
 
+#include <regex.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -286,6 +287,7 @@ typedef struct pt_conf_location {
                    decoded, normalised path */
     pt_conf_match match;
     bool icase;    /* `~*`: the regex ignores case */
+    regex_t *re;   /* PT_MATCH_REGEX: the pattern compiled (REG_NOSUB) */
     bool no_regex; /* `^~`: when this prefix is the longest match, no regex is tried */
     pt_handler_kind handler;
     char *root;      /* absolute; inherited from the server */

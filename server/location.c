@@ -84,13 +84,7 @@ static int location_init(pt_vhost *vh, pt_location *loc, const pt_conf_location 
         loc->files = &cs->static_files;
     }
     loc->path_len = strlen(loc->path);
-    if (loc->match == PT_MATCH_REGEX &&
-        regcomp(&loc->re, loc->path, REG_EXTENDED | REG_NOSUB | (lc->icase ? REG_ICASE : 0)) != 0) {
-        loc->match = PT_MATCH_PREFIX; /* nothing to free */
-        snprintf(err, errlen, "%s:%d:%d: invalid regular expression \"%s\"", lc->file, lc->line,
-                 lc->col, lc->path);
-        return -EINVAL;
-    }
+    loc->re = lc ? lc->re : NULL;
     loc->expires_second = -1;
     loc->lines_ok = lines_build(loc, &loc->lines_ok_len, false);
     loc->lines_always = lines_build(loc, &loc->lines_always_len, true);
@@ -173,8 +167,6 @@ void pt_locations_dispose(pt_vhost *vh)
         pt_location *loc = &vh->locations[i];
         if (loc->own_fd)
             close(loc->dir_fd);
-        if (loc->match == PT_MATCH_REGEX)
-            regfree(&loc->re);
         free(loc->lines_ok);
         free(loc->lines_always);
     }
@@ -214,7 +206,7 @@ pt_location *pt_location_find(const pt_vhost *vh, const char *path, size_t len)
         return best;
     for (i = regex_at; i < named_at; i++) {
         regmatch_t span = {.rm_so = 0, .rm_eo = (regoff_t)len}; /* the path need not end in NUL */
-        if (regexec(&l[i].re, path, 1, &span, REG_STARTEND) == 0)
+        if (regexec(l[i].re, path, 1, &span, REG_STARTEND) == 0)
             return &l[i];
     }
     return best;

@@ -23,7 +23,6 @@
 #ifndef PORTER_SERVER_LOCATION_H
 #define PORTER_SERVER_LOCATION_H
 
-#include <regex.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <time.h>
@@ -41,8 +40,8 @@ struct pt_location {
     const char *path;             /* "" for the server's own: it matches everything */
     size_t path_len;
     pt_conf_match match;
-    bool no_regex; /* `^~` */
-    regex_t re;    /* PT_MATCH_REGEX: compiled once */
+    bool no_regex;     /* `^~` */
+    const regex_t *re; /* PT_MATCH_REGEX: the conf's compiled pattern */
     pt_handler_kind handler;
     const char *dir; /* where files come from: root or alias (for messages) */
     int dir_fd;      /* O_PATH | O_DIRECTORY */
