@@ -1,12 +1,14 @@
 /*
  * What every C test program needs besides cmocka (included before this file): the count of
- * open descriptors, to end a test by asserting nothing is left, and a temporary tree's removal.
+ * open descriptors, to end a test by asserting nothing is left, a temporary tree's removal, and
+ * running a libev loop for a while.
  */
 #ifndef PORTER_TESTS_SUPPORT_H
 #define PORTER_TESTS_SUPPORT_H
 
 #include <dirent.h>
 #include <errno.h>
+#include <ev.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <stdbool.h>
@@ -43,6 +45,23 @@ static inline int support_remove_entry(const char *path, const struct stat *st, 
 static inline int remove_tree(const char *dir)
 {
     return nftw(dir, support_remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static inline void support_on_break(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)w;
+    (void)revents;
+    ev_break(loop, EVBREAK_ALL);
+}
+
+/* Runs `loop` for `secs` seconds, whatever it has to do. */
+static inline void loop_run_for(struct ev_loop *loop, double secs)
+{
+    ev_timer t;
+    ev_timer_init(&t, support_on_break, secs, 0);
+    ev_timer_start(loop, &t);
+    ev_run(loop, 0);
+    ev_timer_stop(loop, &t);
 }
 
 #endif

@@ -742,6 +742,17 @@ def proc_fd_count(pid, kind=None):
     return n
 
 
+def silent_client_waits_in_the_kernel(port):
+    """Whether a client that connects to 127.0.0.1:`port` and sends nothing stays unaccepted
+    (SYN-RECV on the server's side: TCP_DEFER_ACCEPT) rather than handed to the server. Needs
+    ss (iproute2)."""
+    with socket.create_connection(("127.0.0.1", port), 5):
+        time.sleep(0.3)
+        out = subprocess.run(["ss", "-Htn", "state", "syn-recv", "( sport = :%d )" % port],
+                             capture_output=True, text=True, check=True).stdout
+        return bool(out.strip())
+
+
 def wait_for(pred, timeout=10.0, interval=0.05):
     """Polls `pred` until it returns a true value (returned) or `timeout` passes (None)."""
     deadline = time.monotonic() + timeout

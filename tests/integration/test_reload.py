@@ -8,8 +8,6 @@ import sys
 import os
 import shutil
 import signal
-import socket
-import subprocess
 import threading
 import time
 import unittest
@@ -82,19 +80,10 @@ class Reload(ReloadCase):
     def test_reload_applies_the_new_conf_single(self):
         self.reload_applies(1)
 
-    def silent_client_waits_in_the_kernel(self):
-        """Whether a client that connects and sends nothing stays unaccepted (SYN-RECV on the
-        server's side: TCP_DEFER_ACCEPT) rather than handed to porter."""
-        with socket.create_connection(("127.0.0.1", self.port), 5):
-            time.sleep(0.3)
-            out = subprocess.run(["ss", "-Htn", "state", "syn-recv", "( sport = :%d )" % self.port],
-                                 capture_output=True, text=True, check=True).stdout
-            return bool(out.strip())
-
     @unittest.skipUnless(shutil.which("ss"), "needs ss (iproute2)")
     def test_reload_applies_a_changed_deferred(self):
         p = self.start()
-        self.assertFalse(self.silent_client_waits_in_the_kernel())
+        self.assertFalse(harness.silent_client_waits_in_the_kernel(self.port))
         for deferred in (True, False):
             marks = p.output.count("configuration reloaded")
             self.write_conf(p, conf().replace(";\n    root", " deferred;\n    root")
@@ -102,7 +91,7 @@ class Reload(ReloadCase):
             p.signal(signal.SIGHUP)
             self.assertTrue(harness.wait_for(
                 lambda: p.output.count("configuration reloaded") > marks, 10), p.output[-2000:])
-            self.assertEqual(self.silent_client_waits_in_the_kernel(), deferred)
+            self.assertEqual(harness.silent_client_waits_in_the_kernel(self.port), deferred)
             self.assertEqual(p.get("/a.txt").body, b"one\n")
 
     def test_reload_applies_the_new_conf_workers(self):

@@ -5,7 +5,6 @@ closed the connection."""
 
 import shutil
 import socket
-import subprocess
 import sys
 import time
 import unittest
@@ -168,11 +167,8 @@ class DeferredListen(PorterTestCase):
             "server {\n    listen 127.0.0.1:%d;\n    root htdocs;\n}\n"
             "server {\n    listen 127.0.0.1:%d deferred;\n    server_name b;\n    root htdocs;\n}\n"
             % (port, port), FILES)
-        with socket.create_connection(("127.0.0.1", port), 5):
-            time.sleep(0.3)
-            out = subprocess.run(["ss", "-Htn", "state", "syn-recv", "( sport = :%d )" % port],
-                                 capture_output=True, text=True, check=True).stdout
-        self.assertTrue(out.strip(), "the silent client was accepted: deferred not applied")
+        self.assertTrue(harness.silent_client_waits_in_the_kernel(port),
+                        "the silent client was accepted: deferred not applied")
         self.assertEqual(p.get("/a.txt").body, b"alpha\n")
 
     def test_silent_connection_is_accepted_late_and_closed(self):

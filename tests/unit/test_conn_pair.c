@@ -48,20 +48,6 @@ static void echo_close(pt_conn *c)
 
 static const pt_conn_proto echo = {.on_read = echo_read, .on_close = echo_close};
 
-static void on_break(struct ev_loop *loop, ev_timer *w, int revents)
-{
-    ev_break(loop, EVBREAK_ALL);
-}
-
-static void run_for(fixture *f, double secs)
-{
-    ev_timer t;
-    ev_timer_init(&t, on_break, secs, 0);
-    ev_timer_start(f->loop, &t);
-    ev_run(f->loop, 0);
-    ev_timer_stop(f->loop, &t);
-}
-
 static int setup(void **state)
 {
     static fixture f;
@@ -109,7 +95,7 @@ static void test_echo_through_the_pair(void **state)
     assert_non_null(c);
     assert_non_null(c->wio);
     assert_int_equal(write(f->to_conn[1], "hello", 5), 5);
-    run_for(f, 0.05);
+    loop_run_for(f->loop, 0.05);
     char buf[16];
     assert_int_equal(read(f->from_conn[0], buf, sizeof buf), 5);
     assert_memory_equal(buf, "hello", 5);
@@ -127,7 +113,7 @@ static void test_end_of_input_closes_both_sides(void **state)
     assert_int_equal(write(f->to_conn[1], "bye", 3), 3);
     close(f->to_conn[1]);
     f->to_conn[1] = -1;
-    run_for(f, 0.05);
+    loop_run_for(f->loop, 0.05);
     char buf[16];
     assert_int_equal(read(f->from_conn[0], buf, sizeof buf), 3);
     assert_int_equal(read(f->from_conn[0], buf, sizeof buf), 0); /* the write side is closed */
@@ -152,7 +138,7 @@ static void test_a_full_output_pipe_waits_for_the_reader(void **state)
         ssize_t n = write(f->to_conn[1], data + sent, sizeof data - sent);
         if (n > 0)
             sent += (size_t)n;
-        run_for(f, 0.002);
+        loop_run_for(f->loop, 0.002);
     }
     assert_true(pt_outq_pending(&c->out) > 0);
     assert_true(ev_is_active(c->wio) && (c->wio->events & EV_WRITE));
@@ -165,7 +151,7 @@ static void test_a_full_output_pipe_waits_for_the_reader(void **state)
         ssize_t n = read(f->from_conn[0], got + recvd, sizeof got - recvd);
         if (n > 0)
             recvd += (size_t)n;
-        run_for(f, 0.002);
+        loop_run_for(f->loop, 0.002);
     }
     assert_int_equal(recvd, sizeof data);
     assert_memory_equal(got, data, sizeof data);
@@ -177,7 +163,7 @@ static void test_kill_closes_both_descriptors(void **state)
     pt_conn *c = admit(f);
     assert_non_null(c);
     pt_conn_kill(c);
-    run_for(f, 0.01);
+    loop_run_for(f->loop, 0.01);
     char buf[4];
     assert_int_equal(read(f->from_conn[0], buf, sizeof buf), 0); /* EOF: write end closed */
     assert_int_equal(write(f->to_conn[1], "x", 1), -1);          /* EPIPE: read end closed */

@@ -72,21 +72,6 @@ static void on_drained(void *data)
     ((fixture *)data)->drained++;
 }
 
-static void on_break(struct ev_loop *loop, ev_timer *w, int revents)
-{
-    ev_break(loop, EVBREAK_ALL);
-}
-
-/* Runs the loop for `secs` seconds. */
-static void run_for(fixture *f, double secs)
-{
-    ev_timer t;
-    ev_timer_init(&t, on_break, secs, 0);
-    ev_timer_start(f->loop, &t);
-    ev_run(f->loop, 0);
-    ev_timer_stop(f->loop, &t);
-}
-
 static int setup(void **state)
 {
     static fixture f;
@@ -166,12 +151,12 @@ static void test_idle_connection_parks_and_wakes(void **state)
     start(f);
     int client = connect_one(f);
     say(client, "a");
-    run_for(f, 0.1);
+    loop_run_for(f->loop, 0.1);
     assert_string_equal(heard(client), "ok1");
     /* Busy or briefly idle: a connection of its own. */
     assert_int_equal(pt_custodian_live_count(), f->custodians_at_start + 2);
 
-    run_for(f, 1.0);
+    loop_run_for(f->loop, 1.0);
     /* Parked: still open and idle, but its custodian (and everything it held) is gone. */
     assert_int_equal(pt_custodian_live_count(), f->custodians_at_start + 1);
     assert_int_equal(stats(f).live, 1);
@@ -180,13 +165,13 @@ static void test_idle_connection_parks_and_wakes(void **state)
     assert_string_equal(heard(client), "");
 
     say(client, "b");
-    run_for(f, 0.1);
+    loop_run_for(f->loop, 0.1);
     /* Woken with its request count: keepalive_requests keeps counting across parking. */
     assert_string_equal(heard(client), "ok2");
     assert_int_equal(stats(f).accepted, 1);
     assert_int_equal(stats(f).requests, 2);
     close(client);
-    run_for(f, 0.1);
+    loop_run_for(f->loop, 0.1);
     assert_int_equal(stats(f).live, 0);
 }
 
@@ -197,11 +182,11 @@ static void test_parked_connection_closes_at_its_deadline(void **state)
     start(f);
     int client = connect_one(f);
     say(client, "a");
-    run_for(f, 0.8);
+    loop_run_for(f->loop, 0.8);
     assert_string_equal(heard(client), "ok1");
     assert_int_equal(pt_custodian_live_count(), f->custodians_at_start + 1); /* parked */
     assert_int_equal(stats(f).live, 1);
-    run_for(f, 0.5);
+    loop_run_for(f->loop, 0.5);
     assert_string_equal(heard(client), "EOF");
     assert_int_equal(stats(f).live, 0);
     assert_int_equal(stats(f).closed, 1);
@@ -214,11 +199,11 @@ static void test_drain_closes_parked_connections(void **state)
     start(f);
     int client = connect_one(f);
     say(client, "a");
-    run_for(f, 1.0);
+    loop_run_for(f->loop, 1.0);
     assert_string_equal(heard(client), "ok1");
     assert_int_equal(stats(f).idle, 1);
     pt_connmgr_drain(f->m, 5);
-    run_for(f, 0.1);
+    loop_run_for(f->loop, 0.1);
     assert_string_equal(heard(client), "EOF");
     assert_int_equal(f->drained, 1);
     assert_int_equal(stats(f).live, 0);
@@ -231,15 +216,15 @@ static void test_retire_serves_a_parked_client_then_closes(void **state)
     start(f);
     int client = connect_one(f);
     say(client, "a");
-    run_for(f, 1.0);
+    loop_run_for(f->loop, 1.0);
     assert_string_equal(heard(client), "ok1");
     pt_connmgr_retire(f->m, 5);
-    run_for(f, 0.1);
+    loop_run_for(f->loop, 0.1);
     /* A gentle drain leaves the parked connection alone: its client may be talking. */
     assert_string_equal(heard(client), "");
     assert_int_equal(f->drained, 0);
     say(client, "b");
-    run_for(f, 0.2);
+    loop_run_for(f->loop, 0.2);
     assert_string_equal(heard(client), "ok2");
     assert_string_equal(heard(client), "EOF");
     assert_int_equal(f->drained, 1);
@@ -253,21 +238,21 @@ static void test_parked_connection_evicted_first(void **state)
     start(f);
     int idle = connect_one(f);
     say(idle, "a");
-    run_for(f, 1.0);
+    loop_run_for(f->loop, 1.0);
     assert_string_equal(heard(idle), "ok1");
     int busy = connect_one(f); /* has sent nothing: reading, not idle */
     int third = connect_one(f);
-    run_for(f, 0.05);
+    loop_run_for(f->loop, 0.05);
     assert_string_equal(heard(idle), "EOF");
     assert_string_equal(heard(busy), "");
     say(third, "c");
-    run_for(f, 0.1);
+    loop_run_for(f->loop, 0.1);
     assert_string_equal(heard(third), "ok1");
     assert_int_equal(stats(f).live, 2);
     close(idle);
     close(busy);
     close(third);
-    run_for(f, 0.1);
+    loop_run_for(f->loop, 0.1);
 }
 
 static void test_connection_holding_resources_is_not_parked(void **state)
@@ -277,12 +262,12 @@ static void test_connection_holding_resources_is_not_parked(void **state)
     start(f);
     int client = connect_one(f);
     say(client, "a");
-    run_for(f, 1.0);
+    loop_run_for(f->loop, 1.0);
     assert_string_equal(heard(client), "ok1");
     assert_int_equal(pt_custodian_live_count(), f->custodians_at_start + 2);
     assert_int_equal(f->resource_released, 0);
     close(client);
-    run_for(f, 0.1);
+    loop_run_for(f->loop, 0.1);
     assert_int_equal(f->resource_released, 1);
 }
 
@@ -295,7 +280,7 @@ static void test_free_closes_parked_sockets(void **state)
         clients[i] = connect_one(f);
         say(clients[i], "a");
     }
-    run_for(f, 1.0);
+    loop_run_for(f->loop, 1.0);
     assert_int_equal(pt_custodian_live_count(), f->custodians_at_start + 1);
     pt_connmgr_free(f->m);
     f->m = NULL;
