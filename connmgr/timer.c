@@ -7,7 +7,8 @@
 /*
  * The ev_timer is armed for some moment at or before `deadline`. Moving the deadline later only
  * writes `deadline`; when the watcher fires early it re-arms for the remainder (ev.pod, "Be
- * smart about timeouts", method 3). libev is touched only to move the wake-up earlier.
+ * smart about timeouts", method 3). libev is touched only to move the wake-up earlier, and
+ * the wake-up time is kept here, so that moving a deadline later asks libev nothing.
  */
 
 /* Armed timers of this thread, for the status page and tests. */
@@ -27,6 +28,7 @@ static void on_expire(struct ev_loop *loop, ev_timer *w, int revents)
     if (!t->armed)
         return;
     if (t->deadline > now) {
+        t->wake = t->deadline;
         ev_timer_set(w, t->deadline - now, 0.);
         ev_timer_start(loop, w);
         return;
@@ -41,30 +43,29 @@ void pt_timer_init(pt_timer *t, struct ev_loop *loop, pt_timer_cb cb, void *data
 {
     ev_timer_init(&t->watcher, on_expire, 0., 0.);
     t->loop = loop;
-    t->deadline = 0.;
+    t->deadline = t->wake = 0.;
     t->cb = cb;
     t->data = data;
     t->armed = false;
 }
 
-static void set_deadline(pt_timer *t, ev_tstamp deadline)
+static void set_deadline(pt_timer *t, ev_tstamp now, ev_tstamp deadline)
 {
-    ev_tstamp now = ev_now(t->loop);
-
     t->deadline = deadline;
     if (!t->armed)
         armed_count++;
     t->armed = true;
     if (ev_is_active(&t->watcher)) {
         /* The watcher wakes up no later than the new deadline: it will re-check then. */
-        if (deadline >= now + ev_timer_remaining(t->loop, &t->watcher))
+        if (deadline >= t->wake)
             return;
         ev_timer_stop(t->loop, &t->watcher);
     } else if (ev_is_pending(&t->watcher)) {
         /* Expired and queued for this iteration: on_expire reads the new deadline. */
         return;
     }
-    ev_timer_set(&t->watcher, deadline > now ? deadline - now : 0., 0.);
+    t->wake = deadline > now ? deadline : now;
+    ev_timer_set(&t->watcher, t->wake - now, 0.);
     ev_timer_start(t->loop, &t->watcher);
 }
 
@@ -75,7 +76,8 @@ void pt_timer_start(pt_timer *t, double after)
         pt_timer_cancel(t);
         return;
     }
-    set_deadline(t, ev_now(t->loop) + after);
+    ev_tstamp now = ev_now(t->loop);
+    set_deadline(t, now, now + after);
 }
 
 void pt_timer_reset(pt_timer *t, double after)
@@ -95,7 +97,7 @@ void pt_timer_increment(pt_timer *t, double by)
         pt_timer_cancel(t);
         return;
     }
-    set_deadline(t, t->deadline + by);
+    set_deadline(t, ev_now(t->loop), t->deadline + by);
 }
 
 void pt_timer_cancel(pt_timer *t)

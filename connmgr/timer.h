@@ -26,6 +26,7 @@ struct pt_timer {
     ev_timer watcher;     /**< the libev timer behind it */
     struct ev_loop *loop; /**< its loop */
     ev_tstamp deadline;   /**< absolute, on ev_now()'s clock; meaningful while armed */
+    ev_tstamp wake;       /**< when the watcher fires, on the same clock; while it is active */
     pt_timer_cb cb;       /**< called at the deadline */
     void *data;           /**< given to cb */
     bool armed;           /**< a deadline is set */
