@@ -289,6 +289,36 @@ void pt_outq_push_copy(pt_outq *q, const void *p, size_t n)
     }
 }
 
+char *pt_outq_reserve(pt_outq *q, size_t n)
+{
+    assert(n <= PT_CHUNK_SIZE);
+    pt_outq_seg *s = q->tail;
+    if (s && s->kind == SEG_COPY && PT_CHUNK_SIZE - s->copy.end >= n) {
+        q->reserved = s;
+        return s->copy.chunk + s->copy.end;
+    }
+    if (!q->spare) {
+        q->spare = seg_new(q, SEG_COPY);
+        q->spare->copy.chunk = pt_chunk_get();
+    }
+    q->reserved = q->spare;
+    return q->spare->copy.chunk;
+}
+
+void pt_outq_commit(pt_outq *q, size_t n)
+{
+    pt_outq_seg *s = q->reserved;
+    q->reserved = NULL;
+    if (n == 0 || !s)
+        return;
+    if (s == q->spare) {
+        q->spare = NULL;
+        seg_append(q, s);
+    }
+    s->copy.end += n;
+    q->pending += n;
+}
+
 void pt_outq_push_ref(pt_outq *q, const void *p, size_t n, pt_outq_free_cb free_cb, void *free_data)
 {
     pt_outq_seg *s;
@@ -456,6 +486,11 @@ void pt_outq_dispose(pt_outq *q)
     /* `written` survives so a close-time log line can still read it. */
     while (q->head)
         seg_drop(q, seg_shift(q));
+    if (q->spare) {
+        seg_drop(q, q->spare);
+        q->spare = NULL;
+    }
+    q->reserved = NULL;
     while (q->free_segs) {
         pt_outq_seg *s = q->free_segs;
         q->free_segs = s->next;

@@ -70,6 +70,8 @@ typedef void (*pt_outq_free_cb)(void *data);
 typedef struct pt_outq {
     pt_outq_seg *head, *tail; /**< the segments, oldest first */
     pt_outq_seg *free_segs;   /**< recycled segment records */
+    pt_outq_seg *spare;       /**< a copy segment made by pt_outq_reserve, not yet queued */
+    pt_outq_seg *reserved;    /**< where the last pt_outq_reserve's room is */
     size_t pending;           /**< bytes not yet written */
     size_t written;           /**< bytes written since init (for logs) */
 } pt_outq;
@@ -78,6 +80,12 @@ typedef struct pt_outq {
 void pt_outq_init(pt_outq *q);
 /** Copies `n` bytes; consecutive small copies share a chunk so they go out in one iovec. */
 void pt_outq_push_copy(pt_outq *q, const void *p, size_t n);
+/** Room for up to `n` bytes (at most PT_CHUNK_SIZE) after what is queued, to be written in
+ * place and queued by pt_outq_commit(): bytes formatted anyway are not copied again. Nothing is
+ * queued until the commit; any other push in between invalidates the room. */
+char *pt_outq_reserve(pt_outq *q, size_t n);
+/** Queues the first `n` bytes written at the room of the last pt_outq_reserve() (0: none). */
+void pt_outq_commit(pt_outq *q, size_t n);
 /** Queues `n` bytes at `p` without copying; `free_cb(free_data)` (if any) runs once they have
  * been written or the queue is disposed. */
 void pt_outq_push_ref(pt_outq *q, const void *p, size_t n, pt_outq_free_cb free_cb,

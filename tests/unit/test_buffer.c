@@ -542,6 +542,66 @@ static void test_outq_ref_cb_once(void **state)
     assert_clean(fds0);
 }
 
+/* Bytes written in place: they share the tail chunk when it has room, take a new one when it
+ * has not, and a reservation committed empty (or dropped with the queue) queues nothing. */
+static void test_outq_reserve_commit(void **state)
+{
+    int fds0 = count_fds(), sv[2];
+    static const char body[] = "<body>";
+    const char expect[] = "HEAD1\r\nHEAD2\r\n<body>HEAD3";
+    unsigned char got[256];
+    size_t glen = 0;
+    spy s;
+    pt_outq q;
+
+    make_pair(sv);
+    spy_init(&s, sv[0], false);
+    pt_outq_init(&q);
+
+    char *p = pt_outq_reserve(&q, 100);
+    assert_int_equal(pt_outq_pending(&q), 0);
+    assert_true(pt_outq_is_empty(&q));
+    memcpy(p, "HEAD1\r\n", 7);
+    pt_outq_commit(&q, 7);
+    assert_int_equal(pt_outq_pending(&q), 7);
+    assert_int_equal(pt_chunk_outstanding(), 1);
+
+    /* the tail chunk has room: the same chunk, right after the first bytes */
+    char *p2 = pt_outq_reserve(&q, 100);
+    assert_ptr_equal(p2, p + 7);
+    memcpy(p2, "HEAD2\r\n", 7);
+    pt_outq_commit(&q, 7);
+    assert_int_equal(pt_chunk_outstanding(), 1);
+
+    /* after a reference, or without room in the tail, a chunk of its own */
+    pt_outq_push_ref(&q, body, sizeof body - 1, NULL, NULL);
+    char *p3 = pt_outq_reserve(&q, PT_CHUNK_SIZE);
+    assert_int_equal(pt_chunk_outstanding(), 2);
+    pt_outq_commit(&q, 0); /* nothing written: nothing queued, the chunk is kept for later */
+    assert_int_equal(pt_outq_pending(&q), 14 + sizeof body - 1);
+    char *p4 = pt_outq_reserve(&q, 10);
+    assert_ptr_equal(p4, p3);
+    assert_int_equal(pt_chunk_outstanding(), 2);
+    memcpy(p4, "HEAD3", 5);
+    pt_outq_commit(&q, 5);
+    assert_int_equal(pt_outq_pending(&q), sizeof expect - 1);
+
+    assert_int_equal(pt_outq_flush(&q, &s.t), 0);
+    assert_int_equal(s.last_iovcnt, 3);
+    drain(sv[1], got, sizeof(got), &glen);
+    assert_int_equal(glen, sizeof(expect) - 1);
+    assert_memory_equal(got, expect, glen);
+    assert_int_equal(pt_chunk_outstanding(), 0);
+
+    /* a reservation the queue is disposed with goes back */
+    pt_outq_reserve(&q, 10);
+    assert_int_equal(pt_chunk_outstanding(), 1);
+    pt_outq_dispose(&q);
+    pt_transport_close(&s.t);
+    close(sv[1]);
+    assert_clean(fds0);
+}
+
 static void file_range_test(bool no_sendfile)
 {
     enum { FLEN = 100000, OFF = 777, LEN = 50000 };
@@ -729,6 +789,7 @@ int main(void)
         cmocka_unit_test(test_outq_partial_writes),
         cmocka_unit_test(test_outq_dispose_pending),
         cmocka_unit_test(test_outq_epipe),
+        cmocka_unit_test(test_outq_reserve_commit),
     };
 
     signal(SIGPIPE, SIG_DFL);
