@@ -35,7 +35,8 @@ struct entry {
     unsigned holds;             /* queued responses sending its body (pt_filecache_hold) */
     size_t cost;                /* bytes charged against the memory cap */
     entry *lru_prev, *lru_next; /* most recently used first */
-    char storage[];             /* head, key, file path, content type, body */
+    pt_head_memo head_memo;
+    char storage[]; /* head, key, file path, content type, body */
 };
 
 typedef struct lru {
@@ -55,12 +56,30 @@ struct pt_filecache {
 
 #define TOMBSTONE ((entry *)1)
 
+/* Eight bytes a step: a path is hashed on every request. */
 static uint64_t hash_key(const void *owner, int variant, const char *p, size_t n)
 {
-    uint64_t h = 1469598103934665603ull ^ (uint64_t)(uintptr_t)owner ^ ((uint64_t)variant << 56);
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)p[i];
-        h *= 1099511628211ull;
+    const uint64_t k = 0x9E3779B97F4A7C15ull;
+    uint64_t h =
+        (1469598103934665603ull ^ (uint64_t)(uintptr_t)owner ^ ((uint64_t)variant << 56) ^ n) * k;
+    for (; n >= 8; p += 8, n -= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        h = (h ^ w) * k;
+        h ^= h >> 32;
+    }
+    if (n) { /* 1-7 bytes, read as two overlapping halves (or three bytes) */
+        uint64_t w;
+        if (n >= 4) {
+            uint32_t lo, hi;
+            memcpy(&lo, p, 4);
+            memcpy(&hi, p + n - 4, 4);
+            w = (uint64_t)lo | (uint64_t)hi << 32;
+        } else {
+            w = (uint64_t)(unsigned char)p[0] | (uint64_t)(unsigned char)p[n / 2] << 8 |
+                (uint64_t)(unsigned char)p[n - 1] << 16;
+        }
+        h = (h ^ w) * k;
     }
     return h ^ (h >> 29);
 }
@@ -137,6 +156,12 @@ static void lru_push_front(lru *l, entry *e)
     l->n++;
 }
 
+static void entry_destroy(entry *e)
+{
+    free(e->head_memo.buf);
+    free(e);
+}
+
 static void entry_free(pt_filecache *fc, entry *e)
 {
     if (e->kind == KIND_OPEN) {
@@ -153,7 +178,7 @@ static void entry_free(pt_filecache *fc, entry *e)
             return;
         }
     }
-    free(e);
+    entry_destroy(e);
 }
 
 void pt_filecache_hold(const pt_cached_file *cf)
@@ -165,7 +190,7 @@ void pt_filecache_release(void *cf)
 {
     entry *e = cf;
     if (--e->holds == 0 && e->detached)
-        free(e);
+        entry_destroy(e);
 }
 
 static void remove_at(pt_filecache *fc, size_t slot)
@@ -398,6 +423,7 @@ const pt_cached_file *pt_filecache_put(pt_filecache *fc, const void *owner, int 
     memcpy(p, head, hn);
     e->pub.head = p;
     e->pub.head_len = hn;
+    e->pub.head_memo = &e->head_memo;
     e->pub.type_len = tl;
     e->pub.validators_off = vo;
     p += hn;

@@ -67,6 +67,7 @@ typedef struct pt_cached_file {
     const char *etag; /* with its quotes, even when the lines do not carry it */
     size_t etag_len;
     const char *content_type;
+    struct pt_head_memo *head_memo; /* the head of its 200, for reuse (NULL when transient) */
 } pt_cached_file;
 
 /* A body held in memory goes out without a copy: a response queues a reference to it and

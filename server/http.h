@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <string.h>
 #include <time.h>
 
 typedef struct pt_str {
@@ -77,6 +78,15 @@ struct pt_request {
 };
 
 /* A response, described; pt_request_respond formats the head and queues head and body. */
+/* A response head kept for reuse by whoever sends the same response again (the file cache,
+ * for a file's 200): its lines up to the Connection line, made in the second `second` (its
+ * Date). pt_request_respond fills it and reuses it within that second. */
+typedef struct pt_head_memo {
+    char *buf; /* malloc'ed; NULL until made */
+    size_t len, cap;
+    time_t second;
+} pt_head_memo;
+
 typedef struct pt_response {
     int status;
     const char *content_type; /* NULL: none */
@@ -111,6 +121,9 @@ typedef struct pt_response {
      * chunked (HTTP/1.1) or runs until the connection closes (HTTP/1.0). */
     bool stream;
     int64_t stream_length;
+    /* The same response as the last one given this memo, but for Date and Connection: a 200
+     * with everything above derived from what the memo belongs to, and no error_page. */
+    pt_head_memo *head_memo;
 } pt_response;
 
 /* Initialises `r` for `status` with no body. */
@@ -222,7 +235,23 @@ time_t pt_http_date_parse(const char *s, size_t len);
  * without a trailing dot ("example.com."). */
 pt_str pt_host_name(pt_str host);
 
-/* Case-insensitive comparison of a pt_str with a C string. */
-bool pt_str_ieq(pt_str s, const char *lit);
+/* c in lower case, if it is an ASCII letter. */
+static inline unsigned char pt_ascii_lower(unsigned char c)
+{
+    return (unsigned)(c - 'A') < 26u ? (unsigned char)(c + ('a' - 'A')) : c;
+}
+
+/* Case-insensitive comparison of a pt_str with a C string, in ASCII (as HTTP's names and tokens
+ * are: no locale). Inline, so that a literal's length and letters are known where it is used. */
+static inline bool pt_str_ieq(pt_str s, const char *lit)
+{
+    size_t n = strlen(lit);
+    if (s.len != n)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (pt_ascii_lower((unsigned char)s.p[i]) != pt_ascii_lower((unsigned char)lit[i]))
+            return false;
+    return true;
+}
 
 #endif

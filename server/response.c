@@ -7,6 +7,7 @@
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
@@ -21,6 +22,9 @@
  * larger ones go out with sendfile. */
 #define INLINE_FILE_MAX (16 * 1024)
 
+/* The largest response head. */
+#define RESPONSE_HEAD_MAX 8192
+
 pt_str pt_host_name(pt_str host)
 {
     const char *colon = host.len ? memrchr(host.p, ':', host.len) : NULL;
@@ -29,12 +33,6 @@ pt_str pt_host_name(pt_str host)
     if (host.len && host.p[host.len - 1] == '.')
         host.len--;
     return host;
-}
-
-bool pt_str_ieq(pt_str s, const char *lit)
-{
-    size_t n = strlen(lit);
-    return s.len == n && strncasecmp(s.p, lit, n) == 0;
 }
 
 const pt_header *pt_request_header(const pt_request *req, const char *name)
@@ -213,12 +211,23 @@ static size_t append(char *buf, size_t pos, size_t cap, const char *s, size_t n)
 
 static size_t append_uint(char *buf, size_t pos, size_t cap, uint64_t v)
 {
+    static const char pairs[] =
+        "00010203040506070809101112131415161718192021222324252627282930313233"
+        "34353637383940414243444546474849505152535455565758596061626364656667"
+        "6869707172737475767778798081828384858687888990919293949596979899";
     char digits[20];
     size_t n = 0;
-    do {
-        digits[sizeof digits - ++n] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
+    while (v >= 10) { /* two digits a step */
+        const char *d = pairs + 2 * (v % 100);
+        digits[sizeof digits - ++n] = d[1];
+        if (v < 100) {
+            digits[sizeof digits - ++n] = d[0];
+            return append(buf, pos, cap, digits + sizeof digits - n, n);
+        }
+        digits[sizeof digits - ++n] = d[0];
+        v /= 100;
+    }
+    digits[sizeof digits - ++n] = (char)('0' + v);
     return append(buf, pos, cap, digits + sizeof digits - n, n);
 }
 
@@ -239,11 +248,10 @@ static size_t append_escaped(char *buf, size_t pos, size_t cap, pt_str s)
     return pos;
 }
 
-void pt_request_access_log(pt_request *req, int status, uint64_t body_bytes)
+/* Out of line, so that a request with no access log does not pay for this one's frame. */
+__attribute__((noinline)) static void access_log_write(pt_log *log, pt_request *req, int status,
+                                                       uint64_t body_bytes)
 {
-    pt_log *log = req->vhost ? req->vhost->access_log : NULL;
-    if (!log)
-        return;
     pt_conn *c = pt_http_conn_conn(req->hc);
     char line[4096], addr[64];
     if (pt_sockaddr_format(&c->peer.sa, addr, sizeof addr) < 0)
@@ -283,6 +291,13 @@ void pt_request_access_log(pt_request *req, int status, uint64_t body_bytes)
     pt_log_append(log, line, pos);
 }
 
+void pt_request_access_log(pt_request *req, int status, uint64_t body_bytes)
+{
+    pt_log *log = req->vhost ? req->vhost->access_log : NULL;
+    if (log)
+        access_log_write(log, req, status, body_bytes);
+}
+
 void pt_request_log(pt_request *req, int level, const char *fmt, ...)
 {
     const pt_vhost *vh = req->vhost;
@@ -309,6 +324,85 @@ void pt_request_log(pt_request *req, int level, const char *fmt, ...)
 static bool status_has_body(int status)
 {
     return !(status < 200 || status == 204 || status == 304);
+}
+
+/* The head of `r` up to its Connection line, at `head` (room: `cap`). Returns its length, which
+ * is more than `cap` when it does not fit. */
+static size_t format_head(const pt_request *req, const pt_response *r, bool chunked, char *head,
+                          size_t cap)
+{
+    size_t pos = 0;
+    if (r->status == 200) {
+        pos = APPEND_LIT(head, pos, cap, "HTTP/1.1 200 OK");
+    } else {
+        pos = APPEND_LIT(head, pos, cap, "HTTP/1.1 ");
+        pos = append_uint(head, pos, cap, (uint64_t)r->status);
+        pos = APPEND_LIT(head, pos, cap, " ");
+        const char *reason = pt_http_reason(r->status);
+        pos = append(head, pos, cap, reason, strlen(reason));
+    }
+    pos = APPEND_LIT(head, pos, cap, "\r\n");
+    if (!r->omit_server)
+        pos = req->vhost && req->vhost->conf->server_tokens
+                  ? APPEND_LIT(head, pos, cap, "Server: porter/" PORTER_VERSION "\r\n")
+                  : APPEND_LIT(head, pos, cap, "Server: porter\r\n");
+    if (!r->omit_date) {
+        pos = APPEND_LIT(head, pos, cap, "Date: ");
+        pos = append(head, pos, cap, clock_cache.date, clock_cache.date_len);
+        pos = APPEND_LIT(head, pos, cap, "\r\n");
+    }
+    if (r->content_type) {
+        pos = APPEND_LIT(head, pos, cap, "Content-Type: ");
+        pos = append(head, pos, cap, r->content_type, strlen(r->content_type));
+        pos = APPEND_LIT(head, pos, cap, "\r\n");
+    }
+    if (chunked && status_has_body(r->status)) {
+        pos = APPEND_LIT(head, pos, cap, "Transfer-Encoding: chunked\r\n");
+    } else if (!r->no_body && status_has_body(r->status) && (!r->stream || r->stream_length >= 0)) {
+        pos = APPEND_LIT(head, pos, cap, "Content-Length: ");
+        pos = append_uint(head, pos, cap, r->stream ? (uint64_t)r->stream_length : r->body_len);
+        pos = APPEND_LIT(head, pos, cap, "\r\n");
+    }
+    if (r->last_modified > 0) {
+        char date[32];
+        pos = APPEND_LIT(head, pos, cap, "Last-Modified: ");
+        pos = append(head, pos, cap, date, pt_http_date_format(r->last_modified, date));
+        pos = APPEND_LIT(head, pos, cap, "\r\n");
+    }
+    if (r->location) {
+        pos = APPEND_LIT(head, pos, cap, "Location: ");
+        pos = append(head, pos, cap, r->location, strlen(r->location));
+        pos = APPEND_LIT(head, pos, cap, "\r\n");
+    }
+    if (r->allow) {
+        pos = APPEND_LIT(head, pos, cap, "Allow: ");
+        pos = append(head, pos, cap, r->allow, strlen(r->allow));
+        pos = APPEND_LIT(head, pos, cap, "\r\n");
+    }
+    if (r->extra_headers.len)
+        pos = append(head, pos, cap, r->extra_headers.p, r->extra_headers.len);
+    if (r->more_headers.len)
+        pos = append(head, pos, cap, r->more_headers.p, r->more_headers.len);
+    if (req->location)
+        pos = pt_location_headers(req->location, r->status,
+                                  r->last_modified ? r->last_modified : r->mtime,
+                                  clock_cache.second, head, pos, cap);
+    return pos;
+}
+
+/* Keeps a copy of a head for pt_response.head_memo (none when out of memory). */
+static void memo_keep(pt_head_memo *m, const char *head, size_t len, time_t second)
+{
+    if (len > m->cap) {
+        char *buf = realloc(m->buf, len);
+        if (!buf)
+            return;
+        m->buf = buf;
+        m->cap = len;
+    }
+    memcpy(m->buf, head, len);
+    m->len = len;
+    m->second = second;
 }
 
 int pt_request_respond(pt_request *req, const pt_response *r)
@@ -349,78 +443,34 @@ int pt_request_respond(pt_request *req, const pt_response *r)
     uint64_t body_len = r->body_len;
 
     clock_update((time_t)ev_now(c->timer.loop));
-    char head[8192]; /* room for long add_header lines (a Content-Security-Policy) */
-    size_t cap = sizeof head, pos = 0;
-    /* Built by copying: this runs once per response and formatting functions cost more than
-     * the rest of the head together. */
-    if (r->status == 200) {
-        pos = APPEND_LIT(head, pos, cap, "HTTP/1.1 200 OK");
+    /* Written in place at the end of the out-queue; 8 KiB leaves room for long add_header lines
+     * (a Content-Security-Policy). Built by copying: this runs once per response and
+     * formatting functions cost more than the rest of the head together. */
+    size_t cap = RESPONSE_HEAD_MAX, pos;
+    char *head = pt_outq_reserve(&c->out, cap);
+    pt_head_memo *memo = r->status == 200 && !req->error_page ? r->head_memo : NULL;
+    if (memo && memo->buf && memo->second == clock_cache.second) {
+        memcpy(head, memo->buf, memo->len);
+        pos = memo->len;
     } else {
-        pos = APPEND_LIT(head, pos, cap, "HTTP/1.1 ");
-        pos = append_uint(head, pos, cap, (uint64_t)r->status);
-        pos = APPEND_LIT(head, pos, cap, " ");
-        const char *reason = pt_http_reason(r->status);
-        pos = append(head, pos, cap, reason, strlen(reason));
+        pos = format_head(req, r, chunked, head, cap);
+        if (memo && pos <= cap)
+            memo_keep(memo, head, pos, clock_cache.second);
     }
-    pos = APPEND_LIT(head, pos, cap, "\r\n");
-    if (!r->omit_server)
-        pos = req->vhost && req->vhost->conf->server_tokens
-                  ? APPEND_LIT(head, pos, cap, "Server: porter/" PORTER_VERSION "\r\n")
-                  : APPEND_LIT(head, pos, cap, "Server: porter\r\n");
-    if (!r->omit_date) {
-        pos = APPEND_LIT(head, pos, cap, "Date: ");
-        pos = append(head, pos, cap, clock_cache.date, clock_cache.date_len);
-        pos = APPEND_LIT(head, pos, cap, "\r\n");
-    }
-    if (r->content_type) {
-        pos = APPEND_LIT(head, pos, cap, "Content-Type: ");
-        pos = append(head, pos, cap, r->content_type, strlen(r->content_type));
-        pos = APPEND_LIT(head, pos, cap, "\r\n");
-    }
-    if (chunked && status_has_body(r->status)) {
-        pos = APPEND_LIT(head, pos, cap, "Transfer-Encoding: chunked\r\n");
-    } else if (!r->no_body && status_has_body(r->status) && (!r->stream || r->stream_length >= 0)) {
-        pos = APPEND_LIT(head, pos, cap, "Content-Length: ");
-        pos = append_uint(head, pos, cap, r->stream ? (uint64_t)r->stream_length : body_len);
-        pos = APPEND_LIT(head, pos, cap, "\r\n");
-    }
-    if (r->last_modified > 0) {
-        char date[32];
-        pos = APPEND_LIT(head, pos, cap, "Last-Modified: ");
-        pos = append(head, pos, cap, date, pt_http_date_format(r->last_modified, date));
-        pos = APPEND_LIT(head, pos, cap, "\r\n");
-    }
-    if (r->location) {
-        pos = APPEND_LIT(head, pos, cap, "Location: ");
-        pos = append(head, pos, cap, r->location, strlen(r->location));
-        pos = APPEND_LIT(head, pos, cap, "\r\n");
-    }
-    if (r->allow) {
-        pos = APPEND_LIT(head, pos, cap, "Allow: ");
-        pos = append(head, pos, cap, r->allow, strlen(r->allow));
-        pos = APPEND_LIT(head, pos, cap, "\r\n");
-    }
-    if (r->extra_headers.len)
-        pos = append(head, pos, cap, r->extra_headers.p, r->extra_headers.len);
-    if (r->more_headers.len)
-        pos = append(head, pos, cap, r->more_headers.p, r->more_headers.len);
-    if (req->location)
-        pos = pt_location_headers(req->location, r->status,
-                                  r->last_modified ? r->last_modified : r->mtime,
-                                  clock_cache.second, head, pos, cap);
     if (close_conn)
         pos = APPEND_LIT(head, pos, cap, "Connection: close\r\n");
     else if (req->version_minor == 0)
         pos = APPEND_LIT(head, pos, cap, "Connection: keep-alive\r\n");
     pos = APPEND_LIT(head, pos, cap, "\r\n");
     if (pos > cap) {
+        pt_outq_commit(&c->out, 0);
         if (r->file_fd >= 0 && !r->file_borrowed)
             close(r->file_fd);
         pt_log_error(PT_LOG_ERROR, "response head too large (%zu bytes)", pos);
         pt_conn_kill(c);
         return -E2BIG;
     }
-    pt_outq_push_copy(&c->out, head, pos);
+    pt_outq_commit(&c->out, pos);
 
     uint64_t sent = 0;
     if (!head_only && !r->no_body && !r->stream) {

@@ -302,6 +302,7 @@ static void send_file(pt_request *req, const req_info *ri, const pt_cached_file 
         }
     }
     set_body(req, &r, cf, 0);
+    r.head_memo = cf->head_memo;
     pt_request_respond(req, &r);
 }
 

@@ -2,6 +2,7 @@
 served as it now is once the validity interval has passed; a response in flight keeps the file
 it started with; open files are bounded by open_file_cache max."""
 
+import email.utils
 import os
 import sys
 import time
@@ -174,3 +175,65 @@ class BiggerMemoryFiles(PorterTestCase):
 
 if __name__ == "__main__":
     harness.main()
+
+
+class Heads(PorterTestCase):
+    """A cached file's response head is made once a second and reused: what changes with the
+    second (Date, Expires), with the request (Connection) or with an error_page must still be
+    right in every response."""
+
+    def test_reused_head_keeps_time_connection_and_status(self):
+        p = self.start_porter(
+            "\nserver {\n    listen 127.0.0.1:0;\n    root htdocs;\n    expires 1h;\n"
+            "    error_page 404 /a.txt;\n}\n", {"a.txt": SMALL})
+
+        def times(r):
+            date = email.utils.parsedate_to_datetime(r.header("Date"))
+            expires = email.utils.parsedate_to_datetime(r.header("Expires"))
+            return date, expires
+
+        def rest(r):
+            return [(n, v) for n, v in r.headers if n not in ("Date", "Expires", "Connection")]
+
+        c = p.connect()
+        self.addCleanup(c.close)
+        c.send(request("GET", "/a.txt"))
+        r1 = c.read_response()
+        self.assertEqual((r1.status, r1.body), (200, SMALL))
+        self.assertEqual(r1.header("Content-Length"), str(len(SMALL)))
+        d1, e1 = times(r1)
+        self.assertEqual((e1 - d1).total_seconds(), 3600)
+        self.assertIsNone(r1.header("Connection"))
+
+        # the same head, now with HEAD, three pipelined, then a second later
+        c.send(request("HEAD", "/a.txt") + request("GET", "/a.txt") * 3)
+        heads = [c.read_response("HEAD")] + [c.read_response() for _ in range(3)]
+        for r in heads:
+            self.assertEqual(r.status, 200)
+            self.assertEqual(rest(r), rest(r1))
+        self.assertEqual(heads[0].body, b"")
+        time.sleep(1.1)
+        c.send(request("GET", "/a.txt"))
+        r2 = c.read_response()
+        d2, e2 = times(r2)
+        self.assertGreater(d2, d1)
+        self.assertEqual((e2 - d2).total_seconds(), 3600)
+        self.assertEqual(rest(r2), rest(r1))
+
+        # an error_page served from the same file keeps its status
+        c.send(request("GET", "/missing"))
+        r3 = c.read_response()
+        self.assertEqual((r3.status, r3.body), (404, SMALL))
+        c.send(request("GET", "/a.txt"))
+        self.assertEqual(c.read_response().status, 200)
+
+        # the Connection line follows each request
+        c.send(request("GET", "/a.txt", close=True))
+        r4 = c.read_response()
+        self.assertEqual((r4.status, r4.header("Connection")), (200, "close"))
+        c10 = p.connect()
+        self.addCleanup(c10.close)
+        c10.send(request("GET", "/a.txt", headers={"Connection": "keep-alive"}, version="1.0"))
+        r5 = c10.read_response()
+        self.assertEqual((r5.status, r5.header_all("Connection")), (200, ["keep-alive"]))
+        self.assertEqual(rest(r5), rest(r1))
