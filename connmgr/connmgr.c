@@ -307,7 +307,9 @@ void pt_connmgr__state_changed(pt_connmgr *m, pt_conn *c, pt_conn_state from)
         if (m->draining && !m->gentle)
             pt_conn_close(c);
     }
-    update_full(m);
+    /* Only an empty idle list can make admission full, and only at the limit. */
+    if (m->full || m->stats.live >= m->limits.max_concurrent)
+        update_full(m);
 }
 
 void pt_connmgr__released(pt_connmgr *m, pt_conn *c)

@@ -330,10 +330,15 @@ static int parse_target(pt_http_conn *hc, pt_request *r)
             return 0;
         }
     }
-    const char *q = memchr(t.p, '?', t.len);
-    const char *hash = memchr(t.p, '#', t.len);
-    if (hash && (!q || hash < q))
-        return fail(hc, 400, "fragment in request target");
+    const char *q = NULL; /* the first '?'; a '#' before it is a fragment */
+    for (const char *s = t.p, *end = t.p + t.len; s < end; s++) {
+        if (*s == '?') {
+            q = s;
+            break;
+        }
+        if (*s == '#')
+            return fail(hc, 400, "fragment in request target");
+    }
     if (q) {
         r->path = (pt_str){t.p, (size_t)(q - t.p)};
         r->query = (pt_str){q + 1, t.len - (size_t)(q - t.p) - 1};

@@ -100,11 +100,13 @@ ssize_t pt_path_normalize(const char *path, size_t len, char *out, size_t outcap
         return -ENAMETOOLONG;
     /* The common case, a path that is already normal: no escape, no control byte, no empty,
      * "." or ".." segment. One pass to check, one copy. */
+    static const unsigned char special[256] = {
+        [0 ... 0x1f] = 1, ['%'] = 1, ['.'] = 1, ['/'] = 1, [0x7f] = 1,
+    };
     size_t k = 1;
     for (; k < len; k++) {
         unsigned char c = (unsigned char)path[k];
-        if (c == '%' || is_control(c) || (c == '/' && path[k - 1] == '/') ||
-            (c == '.' && path[k - 1] == '/'))
+        if (special[c] && ((c != '/' && c != '.') || path[k - 1] == '/'))
             break;
     }
     if (k == len) {
