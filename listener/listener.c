@@ -222,6 +222,9 @@ static int open_socket(const candidate *c, const pt_listener_options *o, lsock *
     if (o->defer_accept > 0 &&
         setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &o->defer_accept, sizeof o->defer_accept) < 0)
         goto fail;
+    if (o->notsent_lowat > 0 && setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &o->notsent_lowat,
+                                           sizeof o->notsent_lowat) < 0)
+        goto fail;
     /* v6-only so that [::]:P and 0.0.0.0:P are separate sockets, whatever bindv6only says.
      * A v4-mapped address cannot be bound by a v6-only socket, so it keeps the default. */
     if (c->ss.ss_family == AF_INET6 &&
@@ -451,7 +454,8 @@ int pt_listener_open(pt_listener **out, struct ev_loop *loop, const pt_listener_
         return -EINVAL;
     *out = NULL;
     if (loop == NULL || o == NULL || cb == NULL || o->backlog < 0 || o->defer_accept < 0 ||
-        o->accept_batch < 1 || !(o->emfile_backoff > 0) || !isfinite(o->emfile_backoff))
+        o->notsent_lowat < 0 || o->accept_batch < 1 || !(o->emfile_backoff > 0) ||
+        !isfinite(o->emfile_backoff))
         return -EINVAL;
     rc = parse_port(o->port, &port);
     if (rc < 0)
@@ -523,14 +527,25 @@ size_t pt_listener_fds(const pt_listener *l, int *out, size_t max)
     return l->n;
 }
 
-int pt_listener_set_defer_accept(pt_listener *l, int seconds)
+/* Sets a TCP option to `value` on every socket of `l`. */
+static int set_tcp_option(pt_listener *l, int option, int value)
 {
-    if (seconds < 0)
+    if (value < 0)
         return -EINVAL;
     for (size_t i = 0; i < l->n; i++)
-        if (setsockopt(l->socks[i].fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &seconds, sizeof seconds) < 0)
+        if (setsockopt(l->socks[i].fd, IPPROTO_TCP, option, &value, sizeof value) < 0)
             return -errno;
     return 0;
+}
+
+int pt_listener_set_defer_accept(pt_listener *l, int seconds)
+{
+    return set_tcp_option(l, TCP_DEFER_ACCEPT, seconds);
+}
+
+int pt_listener_set_notsent_lowat(pt_listener *l, int bytes)
+{
+    return set_tcp_option(l, TCP_NOTSENT_LOWAT, bytes); /* 0: back to the kernel's default */
 }
 
 void pt_listener_set_pressure_cb(pt_listener *l, pt_listener_pressure_cb cb)

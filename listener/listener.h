@@ -64,6 +64,11 @@ typedef struct pt_listener_options {
      * (or, silent, after about this long), so accepting and reading cost one wake-up. For
      * protocols where the client speaks first (HTTP, TLS). 0: off (the default). */
     int defer_accept;
+    /** TCP_NOTSENT_LOWAT, in bytes, inherited by accepted connections: a connection's socket
+     * holds at most about this much data not yet sent, and reports room for more only below it.
+     * A large response then waits in the server rather than in the kernel (memory per
+     * connection), and is sent as the client takes it. 0: the kernel's default (unbounded). */
+    int notsent_lowat;
     int accept_batch;      /**< accepts per readiness event, for fairness: 64 (>= 1) */
     double emfile_backoff; /**< seconds without accepting after EMFILE and co: 0.1 (> 0) */
     /** File descriptors kept free for the connections already accepted (their files, their
@@ -123,6 +128,11 @@ void pt_listener_set_callbacks(pt_listener *l, pt_accept_cb cb, pt_listener_erro
  * open listener: a server taking its sockets over on reload applies its own setting. Returns 0
  * or a negative errno. */
 int pt_listener_set_defer_accept(pt_listener *l, int seconds);
+
+/** Sets TCP_NOTSENT_LOWAT (see pt_listener_options.notsent_lowat; 0: the kernel's default) on
+ * every socket of an open listener, for the connections it accepts from now on. Returns 0 or a
+ * negative errno. */
+int pt_listener_set_notsent_lowat(pt_listener *l, int bytes);
 
 /** Stops accepting until pt_listener_resume(); new connections wait in the backlog (and are
  * refused by the kernel once it is full). Idempotent. */

@@ -1046,13 +1046,18 @@ static int set_listen(loader *cx, const node *d, void *field, void *aux)
     pt_conf_listen **v = field;
     size_t *n = aux;
     /* backlog -1: the server's max_waiting, known once the whole block is read */
-    pt_conf_listen l = {.backlog = -1, .file = d->file, .line = d->w[1].line, .col = d->w[1].col};
+    pt_conf_listen l = {.backlog = -1,
+                        .notsent_lowat = PT_CONF_NOTSENT_LOWAT,
+                        .file = d->file,
+                        .line = d->w[1].line,
+                        .col = d->w[1].col};
     int rc = listen_addr(cx, d, &l);
     for (size_t i = 2; rc == 0 && i < d->nw; i++) {
         const char *opt = d->w[i].s;
         uint64_t backlog;
+        size_t lowat;
         l.options |= strcmp(opt, "reuseport") == 0 || strcmp(opt, "deferred") == 0 ||
-                     strncmp(opt, "backlog=", 8) == 0;
+                     strncmp(opt, "backlog=", 8) == 0 || strncmp(opt, "notsent_lowat=", 14) == 0;
         if (strcmp(opt, "default_server") == 0 || strcmp(opt, "default") == 0)
             l.default_server = true;
         else if (strcmp(opt, "reuseport") == 0)
@@ -1065,6 +1070,13 @@ static int set_listen(loader *cx, const node *d, void *field, void *aux)
             l.backlog = (int)backlog;
         else if (strncmp(opt, "backlog=", 8) == 0)
             rc = bad(cx, d, i, "invalid backlog \"%s\" in \"listen\"", opt + 8);
+        else if (strcmp(opt, "notsent_lowat=off") == 0)
+            l.notsent_lowat = 0;
+        else if (strncmp(opt, "notsent_lowat=", 14) == 0 && pt_parse_size(opt + 14, &lowat) == 0 &&
+                 lowat > 0 && lowat <= INT_MAX)
+            l.notsent_lowat = (int)lowat;
+        else if (strncmp(opt, "notsent_lowat=", 14) == 0)
+            rc = bad(cx, d, i, "invalid notsent_lowat \"%s\" in \"listen\"", opt + 14);
         else
             rc = bad(cx, d, i, "invalid parameter \"%s\" in \"listen\"", opt);
     }
@@ -1924,7 +1936,7 @@ static const directive directives[] = {
     {"location", C_SERVER, F_BLOCK | F_MULTI, 1, 2, set_location, NOWHERE},
     {"worker_processes", C_MAIN, 0, 1, 1, set_workers, TOP(worker_processes)},
     {"pid", C_MAIN, 0, 1, 1, set_path, TOP(pid_path)},
-    {"listen", C_SERVER, F_MULTI, 1, 5, set_listen, SRV(listens), SRV(nlistens)},
+    {"listen", C_SERVER, F_MULTI, 1, 7, set_listen, SRV(listens), SRV(nlistens)},
     {"server_name", C_SERVER, F_MULTI, 1, -1, set_names, SRV(names), SRV(nnames)},
     {"root", C_ALL, 0, 1, 1, set_root, ALL(root), ALL(root_named)},
     {"alias", C_LOCATION, 0, 1, 1, set_alias, LOC(alias)},
@@ -2310,6 +2322,7 @@ static int build_server(loader *cx, const node *d)
         *PUSH(s->listens, s->nlistens) = (pt_conf_listen){
             .port = xstrdup(PT_CONF_DEFAULT_PORT),
             .backlog = -1,
+            .notsent_lowat = PT_CONF_NOTSENT_LOWAT,
             .file = s->file,
             .line = s->line,
             .col = s->col,
@@ -2329,9 +2342,9 @@ static bool is_default(const pt_conf_listen *l)
     return l->default_server;
 }
 
-/* The socket options of an address (reuseport, deferred, backlog=) are given by one of its
- * listens, as in nginx; two that both give some would contradict each other. Port 0 listens
- * are each an address of their own. */
+/* The socket options of an address (reuseport, deferred, backlog=, notsent_lowat=) are given
+ * by one of its listens, as in nginx; two that both give some would contradict each other.
+ * Port 0 listens are each an address of their own. */
 static bool gives_options(const pt_conf_listen *l)
 {
     return l->options && strcmp(l->port, "0") != 0;

@@ -86,17 +86,22 @@ typedef enum pt_log_level {
 } pt_log_level;
 
 /* One `listen` directive:
- * `listen [HOST:]PORT [default_server] [ssl] [reuseport] [deferred] [backlog=N];`.
+ * `listen [HOST:]PORT [default_server] [ssl] [reuseport] [deferred] [backlog=N]
+ *  [notsent_lowat=SIZE|off];`.
  * With `ssl` the address speaks TLS for every server on it (as in nginx), so each of those
  * servers needs a certificate. */
+/* The default of `listen ... notsent_lowat=`: 16 KiB unsent per connection at most. */
+#define PT_CONF_NOTSENT_LOWAT (16 * 1024)
+
 typedef struct pt_conf_listen {
     char *host; /* NULL: all addresses ("8080", "*:8080"); IPv6 without brackets ("::1") */
     char *port; /* decimal 0..65535; "0" asks for an ephemeral port */
     int backlog;
     bool default_server, reuseport, ssl;
-    bool deferred;    /* TCP_DEFER_ACCEPT: a connection is accepted once it has data */
-    bool options;     /* reuseport, deferred or backlog= given: the socket's options for the
-                         address (one listen per address may give them, as in nginx) */
+    bool deferred;     /* TCP_DEFER_ACCEPT: a connection is accepted once it has data */
+    int notsent_lowat; /* TCP_NOTSENT_LOWAT of its connections, bytes; 0: the kernel's */
+    bool options; /* reuseport, deferred, backlog= or notsent_lowat= given: the socket's options for
+                     the address (one listen per address may give them, as in nginx) */
     const char *file; /* where it was written; the server block's place for the default */
     int line, col;
 } pt_conf_listen;

@@ -425,6 +425,8 @@ static bool take_over(pt_server *prev, pt_site *site)
             pt_listener_set_callbacks(site->listeners[k], on_accept, on_accept_error, site);
             if (ol->deferred != ls->deferred)
                 pt_listener_set_defer_accept(site->listeners[k], defer_seconds(ls));
+            if (ol->notsent_lowat != ls->notsent_lowat)
+                pt_listener_set_notsent_lowat(site->listeners[k], ls->notsent_lowat);
         }
         return true;
     }
@@ -445,6 +447,7 @@ static int open_listeners(pt_server *s, pt_site *site, char *err, size_t elen)
                                  : (int)(limits->max_waiting > 65535 ? 65535 : limits->max_waiting);
     lo.reuseport = ls->reuseport || site->nlisteners > 1;
     lo.defer_accept = defer_seconds(ls);
+    lo.notsent_lowat = ls->notsent_lowat;
     lo.fd_reserve = -1; /* admitted connections keep descriptors for their files */
     char port[16];
     for (size_t k = 0; k < site->nlisteners; k++) {

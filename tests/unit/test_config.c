@@ -142,6 +142,7 @@ static void test_defaults(void **state)
     assert_false(s->listens[0].default_server);
     assert_false(s->listens[0].reuseport);
     assert_false(s->listens[0].deferred);
+    assert_int_equal(s->listens[0].notsent_lowat, PT_CONF_NOTSENT_LOWAT);
     assert_string_equal(s->listens[0].file, NAME);
     assert_int_equal(s->listens[0].line, 1);
     assert_int_equal(s->listens[0].col, 1);
@@ -189,8 +190,9 @@ static void test_all_directives(void **state)
                        "error_log logs/error.log notice;   # trailing comment\n"
                        "access_log stderr;\n"
                        "server {\n"
-                       "    listen 127.0.0.1:8080 default_server reuseport deferred backlog=64;\n"
-                       "    listen [::]:8080;\n"
+                       "    listen 127.0.0.1:8080 default_server reuseport deferred backlog=64 "
+                       "notsent_lowat=64k;\n"
+                       "    listen [::]:8080 notsent_lowat=off;\n"
                        "    server_name Example.COM \"www.example.com\";\n"
                        "    server_name ~^(?<Sub>\\D+)\\.example$ a#b;\n"
                        "    root \"html dir/\";\n"
@@ -221,6 +223,8 @@ static void test_all_directives(void **state)
     assert_true(s->listens[0].reuseport);
     assert_true(s->listens[0].deferred);
     assert_false(s->listens[1].deferred);
+    assert_int_equal(s->listens[0].notsent_lowat, 64 * 1024);
+    assert_int_equal(s->listens[1].notsent_lowat, 0);
     assert_int_equal(s->listens[0].line, 7);
     assert_int_equal(s->listens[0].col, 12);
     assert_string_equal(s->listens[1].host, "::");
@@ -547,7 +551,7 @@ static void test_errors(void **state)
         {"server { worker_connections 5; }",
          "t.conf:1:10: \"worker_connections\" directive is not allowed here"},
         {"server {\n  root;\n}\n", "t.conf:2:3: invalid number of arguments in \"root\" directive"},
-        {"server { listen 1 2 3 4 5 6; }",
+        {"server { listen 1 2 3 4 5 6 7 8; }",
          "t.conf:1:10: invalid number of arguments in \"listen\" directive"},
         {"keepalive_timeout 65 60;\nserver {}",
          "t.conf:1:1: invalid number of arguments in \"keepalive_timeout\" directive"},
@@ -745,6 +749,14 @@ static void test_errors(void **state)
         {"server { listen 80 http2; }", "t.conf:1:20: invalid parameter \"http2\" in \"listen\""},
         {"server { listen 80 backlog=x; }", "t.conf:1:20: invalid backlog \"x\" in \"listen\""},
         {"server { listen 80 backlog=-1; }", "t.conf:1:20: invalid backlog \"-1\" in \"listen\""},
+        {"server { listen 80 notsent_lowat=0; }",
+         "t.conf:1:20: invalid notsent_lowat \"0\" in \"listen\""},
+        {"server { listen 80 notsent_lowat=4g; }",
+         "t.conf:1:20: invalid notsent_lowat \"4g\" in \"listen\""},
+        {"server { listen 80 notsent_lowat=; }",
+         "t.conf:1:20: invalid notsent_lowat \"\" in \"listen\""},
+        {"server { listen 8080 deferred; } server { listen 8080 notsent_lowat=1m; }",
+         "t.conf:1:50: duplicate listen options for \"*:8080\""},
         {"server {\n  listen 80;\n  listen *:80;\n}", "t.conf:3:10: duplicate listen \"*:80\""},
         {"server { listen 80 default_server; }\nserver { listen *:80 default; }\n",
          "t.conf:2:17: a duplicate default server for \"*:80\""},

@@ -558,6 +558,44 @@ static void test_addrinuse_and_reuseport(void **state)
     assert_loop_idle(f);
 }
 
+/* TCP_NOTSENT_LOWAT: set on the listening socket, so accepted connections have it from their
+ * first byte, without a system call each; a reload's change reaches the connections after it. */
+static void test_notsent_lowat(void **state)
+{
+    fixture *f = *state;
+    sink s = {0};
+    pt_listener_options o = options("127.0.0.1", "0");
+    pt_listener *l = NULL;
+    o.notsent_lowat = -1;
+    assert_int_equal(pt_listener_open(&l, f->loop, &o, on_accept, NULL, &s), -EINVAL);
+    o.notsent_lowat = 16384;
+    l = open_ok(f, &s, &o);
+    pt_listener_start(l);
+    int v = 0;
+    socklen_t vlen = sizeof v;
+
+    int c = client_open("127.0.0.1", pt_listener_port(l));
+    run_until(f, &s.accepted, 1, 2.0);
+    assert_int_equal(getsockopt(s.fds[0], IPPROTO_TCP, TCP_NOTSENT_LOWAT, &v, &vlen), 0);
+    assert_int_equal(v, 16384);
+
+    assert_int_equal(pt_listener_set_notsent_lowat(l, -1), -EINVAL);
+    assert_int_equal(pt_listener_set_notsent_lowat(l, 0), 0); /* the kernel's default */
+    int c2 = client_open("127.0.0.1", pt_listener_port(l));
+    run_until(f, &s.accepted, 2, 2.0);
+    assert_int_equal(getsockopt(s.fds[1], IPPROTO_TCP, TCP_NOTSENT_LOWAT, &v, &vlen), 0);
+    assert_int_equal(v, 0);
+    /* the connection accepted before keeps what it had */
+    assert_int_equal(getsockopt(s.fds[0], IPPROTO_TCP, TCP_NOTSENT_LOWAT, &v, &vlen), 0);
+    assert_int_equal(v, 16384);
+
+    close(c);
+    close(c2);
+    sink_close_fds(&s);
+    pt_listener_close(l);
+    assert_loop_idle(f);
+}
+
 /* TCP_DEFER_ACCEPT: a client that has connected but sent nothing is not accepted (no wake-up
  * for it); its first bytes bring it in, with them already readable. */
 static void test_defer_accept(void **state)
@@ -890,6 +928,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_localhost_name, setup, teardown),
         cmocka_unit_test_setup_teardown(test_addrinuse_and_reuseport, setup, teardown),
         cmocka_unit_test_setup_teardown(test_defer_accept, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_notsent_lowat, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pause_keeps_backlog, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pause_inside_callback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_inside_callback, setup, teardown),
