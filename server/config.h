@@ -85,14 +85,14 @@ typedef enum pt_log_level {
     PT_LOG_CRIT /* nginx's alert and emerg map here */
 } pt_log_level;
 
+/* The default of `listen ... notsent_lowat=`: 16 KiB unsent per connection at most. */
+#define PT_CONF_NOTSENT_LOWAT (16 * 1024)
+
 /* One `listen` directive:
  * `listen [HOST:]PORT [default_server] [ssl] [reuseport] [deferred] [backlog=N]
  *  [notsent_lowat=SIZE|off];`.
  * With `ssl` the address speaks TLS for every server on it (as in nginx), so each of those
  * servers needs a certificate. */
-/* The default of `listen ... notsent_lowat=`: 16 KiB unsent per connection at most. */
-#define PT_CONF_NOTSENT_LOWAT (16 * 1024)
-
 typedef struct pt_conf_listen {
     char *host; /* NULL: all addresses ("8080", "*:8080"); IPv6 without brackets ("::1") */
     char *port; /* decimal 0..65535; "0" asks for an ephemeral port */
@@ -100,9 +100,9 @@ typedef struct pt_conf_listen {
     bool default_server, reuseport, ssl;
     bool deferred;     /* TCP_DEFER_ACCEPT: a connection is accepted once it has data */
     int notsent_lowat; /* TCP_NOTSENT_LOWAT of its connections, bytes; 0: the kernel's */
-    bool options; /* reuseport, deferred, backlog= or notsent_lowat= given: the socket's options for
-                     the address (one listen per address may give them, as in nginx) */
-    const char *file; /* where it was written; the server block's place for the default */
+    bool options;      /* reuseport, deferred, backlog= or notsent_lowat= given: the socket's
+                          options for the address (one listen per address may give them) */
+    const char *file;  /* where it was written; the server block's place for the default */
     int line, col;
 } pt_conf_listen;
 

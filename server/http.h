@@ -77,7 +77,6 @@ struct pt_request {
     int error_status;      /* the status that answer keeps (0: what the target answers) */
 };
 
-/* A response, described; pt_request_respond formats the head and queues head and body. */
 /* A response head kept for reuse by whoever sends the same response again (the file cache,
  * for a file's 200): its lines up to the Connection line, made in the second `second` (its
  * Date). pt_request_respond fills it and reuses it within that second. */
@@ -87,6 +86,7 @@ typedef struct pt_head_memo {
     time_t second;
 } pt_head_memo;
 
+/* A response, described; pt_request_respond formats the head and queues head and body. */
 typedef struct pt_response {
     int status;
     const char *content_type; /* NULL: none */

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "server/http.h"
+
 #define DEFAULT_TYPE "application/octet-stream"
 #define SYSTEM_FILE "/etc/mime.types"
 #define INITIAL_SLOTS 256 /* a power of two */
@@ -98,17 +100,12 @@ struct pt_mime {
     block *blocks;
 };
 
-static unsigned char lower(unsigned char c)
-{
-    return c >= 'A' && c <= 'Z' ? (unsigned char)(c + ('a' - 'A')) : c;
-}
-
 /* FNV-1a over the lower-cased bytes, so a lookup needs no copy of the name. */
 static uint64_t hash_ext(const char *s, size_t len)
 {
     uint64_t h = 14695981039346656037ULL;
     for (size_t i = 0; i < len; i++) {
-        h ^= lower((unsigned char)s[i]);
+        h ^= pt_ascii_lower((unsigned char)s[i]);
         h *= 1099511628211ULL;
     }
     return h;
@@ -117,7 +114,7 @@ static uint64_t hash_ext(const char *s, size_t len)
 static bool ext_equal(const char *stored, const char *s, size_t len)
 {
     for (size_t i = 0; i < len; i++) {
-        if (stored[i] != (char)lower((unsigned char)s[i]))
+        if (stored[i] != (char)pt_ascii_lower((unsigned char)s[i]))
             return false;
     }
     return stored[len] == '\0';
@@ -138,7 +135,7 @@ static char *arena_copy(pt_mime *m, const char *s, size_t len, bool lowercase)
     }
     char *p = b->data + b->used;
     for (size_t i = 0; i < len; i++)
-        p[i] = lowercase ? (char)lower((unsigned char)s[i]) : s[i];
+        p[i] = lowercase ? (char)pt_ascii_lower((unsigned char)s[i]) : s[i];
     p[len] = '\0';
     b->used += len + 1;
     return p;
