@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""porter's benchmark: porter against nginx, lighttpd and h2o, and a floor (bench/floor.c).
+"""porter's benchmark: porter against nginx, lighttpd and h2o, and two floors (bench/floor.c, and
+bench/floor_deps.c: the same on libev and llhttp).
 
 Run it through bench/run.sh (`make bench`), which installs the peers, builds porter and the
 floor and raises the fd limit first. Every server gets a conf generated from its template in
@@ -41,6 +42,7 @@ BASE_PORT = int(os.environ.get("BASE_PORT", "18080"))
 IDLE_CONNS = int(os.environ.get("IDLE_CONNS", "5000"))
 RESULTS = Path(os.environ.get("RESULTS", BENCH / "results"))
 PORTER = Path(os.environ.get("PORTER") or ROOT / "build/release/porter").resolve()
+FLOOR_DEPS = ROOT / "build/release/floor_deps"
 CONNS = 50
 PIPELINE_DEPTH = 16
 SERVER_CPU, CLIENT_CPU = "0", "1"
@@ -89,10 +91,12 @@ class Server:
             return ["/usr/bin/h2o", "-m", "worker", "-c", str(conf)]
         if self.name == "floor":
             return [str(WORK / "floor"), str(self.port), str(self.close_port)]
+        if self.name == "floor-deps":
+            return [str(FLOOR_DEPS), str(self.port)]
         raise ValueError(self.name)
 
     def write_conf(self):
-        if self.name == "floor":
+        if self.name in FLOORS:
             return
         root = os.geteuid() == 0
         user = os.environ.get("USER") or "root"
@@ -424,8 +428,9 @@ class Scenario:
         self.unit, self.metric = unit, metric
 
 
-ALL = ["porter", "nginx", "lighttpd", "h2o", "floor"]
-FILE_SERVERS = ["porter", "nginx", "lighttpd", "h2o"]  # the floor only has its 1 KiB answer
+ALL = ["porter", "nginx", "lighttpd", "h2o", "floor", "floor-deps"]
+FLOORS = ["floor", "floor-deps"]  # no conf, one answer: the same 1 KiB for every request
+FILE_SERVERS = ["porter", "nginx", "lighttpd", "h2o"]  # the floors only have their 1 KiB answer
 TLS_SERVERS = ["porter", "nginx"]  # TLS and proxy scenarios: porter against nginx
 
 SCENARIOS = [
@@ -509,7 +514,7 @@ def make_docroot():
 def check_files(server, expected):
     """Every server must serve every file whole before its numbers mean anything."""
     for name, data in expected.items():
-        if server.name == "floor":
+        if server.name in FLOORS:
             break
         status, body = http_get(server.port, "/" + name)
         if status != 200 or body != data:
@@ -531,6 +536,8 @@ def versions():
         "lighttpd": first_line(["lighttpd", "-v"]).split(" - ")[0],
         "h2o": first_line(["/usr/bin/h2o", "-v"]),
         "floor": "bench/floor.c, " + first_line(["cc", "--version"]) + ", -O2",
+        "floor-deps": "bench/floor_deps.c on " + first_line([str(FLOOR_DEPS), "-V"])
+                      + ", built with porter (Release)",
         "wrk": first_line(["wrk", "-v"]).split(" Copyright")[0],
         "ab": first_line(["ab", "-V"]).replace("This is ", "").replace(" <$Revision$>", ""),
     }
@@ -660,6 +667,10 @@ def write_report(summaries, ports, started, elapsed, command):
         f"- runs repeated because other processes took more than {OTHER_MAX:.0%} of a CPU: "
         f"{repeated_runs} (up to {RETRIES} times each, at most a third of the runs in all; "
         "the quietest attempt is kept)",
+        "- floor: bench/floor.c, an epoll loop that answers every request with the same 1 KiB "
+        "without parsing it, the limit of this machine's loopback path; floor-deps: the same "
+        "on libev and llhttp (bench/floor_deps.c), what porter's two request-path libraries "
+        "cost on their own",
         "- vs best peer / vs nginx: this server's throughput divided by the best of nginx, "
         "lighttpd, h2o / by nginx's (above 1 is faster); for memory, bytes divided by the "
         "lowest peer's / by nginx's (above 1 uses more)",
@@ -699,7 +710,7 @@ def write_chart(summaries):
     (WORK / "cost.dat").write_text("\n".join([header] + cost) + "\n")
     RESULTS.mkdir(parents=True, exist_ok=True)
     colors = {"porter": "#d62728", "nginx": "#1f77b4", "lighttpd": "#ff7f0e", "h2o": "#2ca02c",
-              "floor": "#7f7f7f"}
+              "floor": "#7f7f7f", "floor-deps": "#c7c7c7"}
     subprocess.run(["gnuplot", "-e", f"speed='{WORK / 'speed.dat'}'; cost='{WORK / 'cost.dat'}'; "
                     f"out='{RESULTS / 'latest.png'}'; n={len(present)}; "
                     f"colors='{' '.join(colors[s] for s in present)}'", str(BENCH / "plot.gp")],
