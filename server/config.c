@@ -1636,6 +1636,7 @@ static void proxy_defaults(pt_conf_proxy *p)
     p->ssl_verify = true;
     p->ssl_server_name = true;
     p->next_upstream = PT_NEXT_ERROR | PT_NEXT_TIMEOUT;
+    p->next_upstream_timeout = PT_TIMEOUT_NONE;
     *PUSH(p->redirects, p->nredirects) = (pt_conf_header){NULL, NULL, false}; /* default */
 }
 
@@ -1819,15 +1820,25 @@ static int set_proxy_names(loader *cx, const node *d, void *field, void *aux)
     return 0;
 }
 
-/* proxy_next_upstream error | timeout | http_502 | http_503 | http_504 ... | off */
+/* proxy_next_upstream error | timeout | invalid_header | http_500 | http_502 | http_503 |
+ * http_504 | http_403 | http_404 | http_429 | non_idempotent ... | off */
 static int set_next_upstream(loader *cx, const node *d, void *field, void *aux)
 {
     static const struct {
         const char *word;
         unsigned flag;
-    } words[] = {{"error", PT_NEXT_ERROR},       {"timeout", PT_NEXT_TIMEOUT},
-                 {"http_502", PT_NEXT_HTTP_502}, {"http_503", PT_NEXT_HTTP_503},
-                 {"http_504", PT_NEXT_HTTP_504}, {"off", 0}};
+    } words[] = {{"error", PT_NEXT_ERROR},
+                 {"timeout", PT_NEXT_TIMEOUT},
+                 {"invalid_header", PT_NEXT_INVALID_HEADER},
+                 {"http_500", PT_NEXT_HTTP_500},
+                 {"http_502", PT_NEXT_HTTP_502},
+                 {"http_503", PT_NEXT_HTTP_503},
+                 {"http_504", PT_NEXT_HTTP_504},
+                 {"http_403", PT_NEXT_HTTP_403},
+                 {"http_404", PT_NEXT_HTTP_404},
+                 {"http_429", PT_NEXT_HTTP_429},
+                 {"non_idempotent", PT_NEXT_NON_IDEMPOTENT},
+                 {"off", 0}};
     unsigned *v = field, set = 0;
     for (size_t i = 1; i < d->nw; i++) {
         size_t k = 0;
@@ -2015,7 +2026,9 @@ static const directive directives[] = {
     {"proxy_pass", C_LOCATION, 0, 1, 1, set_proxy_pass, NOWHERE},
     {"proxy_set_header", C_ALL, F_MULTI, 2, 2, set_proxy_set_header, ALL(proxy.set_headers),
      ALL(proxy.nset_headers)},
-    {"proxy_next_upstream", C_ALL, 0, 1, 6, set_next_upstream, ALL(proxy.next_upstream)},
+    {"proxy_next_upstream", C_ALL, 0, 1, 11, set_next_upstream, ALL(proxy.next_upstream)},
+    {"proxy_next_upstream_tries", C_ALL, 0, 1, 1, set_count, ALL(proxy.next_upstream_tries)},
+    {"proxy_next_upstream_timeout", C_ALL, 0, 1, 1, set_time, ALL(proxy.next_upstream_timeout)},
     {"proxy_redirect", C_ALL, F_MULTI, 1, 2, set_proxy_redirect, ALL(proxy.redirects),
      ALL(proxy.nredirects)},
     {"proxy_hide_header", C_ALL, F_MULTI, 1, 1, set_proxy_names, ALL(proxy.hide_headers),

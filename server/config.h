@@ -245,9 +245,16 @@ typedef struct pt_conf_upstream {
 enum {
     PT_NEXT_ERROR = 1,    /* connecting, sending or reading failed */
     PT_NEXT_TIMEOUT = 2,  /* ... timed out */
-    PT_NEXT_HTTP_502 = 4, /* the server answered 502, 503 or 504 */
+    PT_NEXT_HTTP_502 = 4, /* the server answered 502, 503, ... (the first four are failures of
+                             the server's, 403 and 404 are not) */
     PT_NEXT_HTTP_503 = 8,
     PT_NEXT_HTTP_504 = 16,
+    PT_NEXT_HTTP_500 = 32,
+    PT_NEXT_HTTP_429 = 64,
+    PT_NEXT_HTTP_403 = 128,
+    PT_NEXT_HTTP_404 = 256,
+    PT_NEXT_INVALID_HEADER = 512,  /* the answer was not valid HTTP */
+    PT_NEXT_NON_IDEMPOTENT = 1024, /* a POST, PATCH, ... may go again too (without a body read) */
 };
 
 /* Proxy settings (`proxy_*`): top level, server and location, each level starting from its
@@ -269,6 +276,9 @@ typedef struct pt_conf_proxy {
     pt_conf_header *redirects;
     size_t nredirects;
     unsigned next_upstream;        /* proxy_next_upstream: PT_NEXT_* (error timeout) */
+    size_t next_upstream_tries;    /* proxy_next_upstream_tries: attempts in all (0: no bound) */
+    double next_upstream_timeout;  /* proxy_next_upstream_timeout: no next attempt after this
+                                      long since the first began (PT_TIMEOUT_NONE) */
     double connect_timeout;        /* proxy_connect_timeout, per server tried (60 s) */
     double read_timeout;           /* proxy_read_timeout, between two reads (60 s) */
     double send_timeout;           /* proxy_send_timeout, between two writes (60 s) */

@@ -88,7 +88,9 @@ typedef struct proxy_req {
     const proxy_target *t;
     pt_upstream *up;
     pt_upstream_peer *peer;
-    uint64_t tried; /* servers tried, by index */
+    uint64_t tried;       /* servers tried, by index */
+    size_t attempts;      /* counted against proxy_next_upstream_tries (not a stale retry) */
+    double first_attempt; /* when the first began, for proxy_next_upstream_timeout */
     pt_connect *connecting;
     pt_outbound *o; /* its watcher (o->io) is ours while we hold it */
     int io_events;
@@ -112,7 +114,7 @@ typedef struct proxy_req {
     bool got_any;  /* a byte of the response came, in this attempt */
     bool progress; /* bytes moved since the timer was last set */
     bool body_reading, body_done, body_paused, body_consumed;
-    bool next_for_status; /* proxy_next_upstream http_50x: this answer goes, the next server is
+    bool next_for_status; /* proxy_next_upstream http_NNN: this answer goes, the next server is
                              asked */
     bool request_sent;    /* head and whole body written upstream */
     bool interim;         /* parsing a 1xx response */
@@ -681,6 +683,36 @@ static void respond_error(proxy_req *p, int status)
         pt_request_respond_error(req, status);
 }
 
+/* Whether proxy_next_upstream lets the request go to a next server after a failure of `kind`
+ * (PT_NEXT_*). A request the server may have acted on goes again only if repeating it is
+ * harmless (an idempotent method, or non_idempotent) and the proxy still has all of it (no body
+ * byte read from the client); and within proxy_next_upstream_tries and _timeout. Whether a
+ * server is left to ask is the balancer's to say. */
+static bool may_go_again(const proxy_req *p, unsigned kind)
+{
+    const pt_conf_proxy *conf = p->t->conf;
+    if (!(conf->next_upstream & kind))
+        return false;
+    bool harmless = p->idempotent || (conf->next_upstream & PT_NEXT_NON_IDEMPOTENT);
+    if (p->sent_any && (!harmless || p->body_consumed))
+        return false;
+    if (conf->next_upstream_tries && p->attempts >= conf->next_upstream_tries)
+        return false;
+    return ev_now(p->loop) - p->first_attempt < conf->next_upstream_timeout;
+}
+
+/* Sends the request to the next server (or, after a stale transport, the same one again). What
+ * the client still sends of the body waits until the next transport can take it. */
+static void go_again(proxy_req *p)
+{
+    release_upstream(p, false);
+    if (p->body_reading && !p->body_done && !p->body_paused) {
+        p->body_paused = true;
+        pt_request_pause_body(p->req, true);
+    }
+    next_attempt(p);
+}
+
 /* An attempt failed with `err` during `what`. Retries where that is safe, else answers. */
 static void attempt_failed(proxy_req *p, int err, const char *what)
 {
@@ -701,26 +733,20 @@ static void attempt_failed(proxy_req *p, int err, const char *what)
     p->last_error = err;
     if (!stale)
         pt_upstream_peer_failed(p->up, p->peer, ev_now(p->loop));
-    /* A request the upstream may have acted on is sent again only if repeating it is harmless
-     * and the proxy still has all of it (no body byte was read from the client); and only if
-     * proxy_next_upstream names the failure (a closed idle connection is always retried). */
-    bool repeatable = !p->sent_any || (p->idempotent && !p->body_consumed);
+    /* A closed idle connection is always retried; anything else only if proxy_next_upstream
+     * names the failure and the request may go again. */
     unsigned kind = err == -ETIMEDOUT ? PT_NEXT_TIMEOUT : PT_NEXT_ERROR;
-    if (!repeatable || p->upgraded || !p->req || (!stale && !(p->t->conf->next_upstream & kind))) {
+    if (p->upgraded || !p->req || (!stale && !may_go_again(p, kind))) {
         respond_error(p, err == -ETIMEDOUT ? 504 : 502);
         return;
     }
-    if (p->body_reading && !p->body_done && !p->body_paused) {
-        /* Nothing may be read from the client until the next transport can take it. */
-        p->body_paused = true;
-        pt_request_pause_body(p->req, true);
-    }
     if (stale) {
-        /* The server closed an idle connection as it was reused: not its failure. */
+        /* The server closed an idle connection as it was reused: not its failure, nor a try. */
         p->tried &= ~(UINT64_C(1) << (p->peer - p->up->peers));
+        p->attempts--;
         p->fresh_only = true;
     }
-    next_attempt(p);
+    go_again(p);
 }
 
 /* ---- writing to the upstream ---- */
@@ -990,20 +1016,43 @@ static void build_response(proxy_req *p, pt_response *r, hbuf *o, char *ctype, s
 
 static void on_client_writable(pt_request *req, void *data);
 
-/* proxy_next_upstream http_502/503/504: whether this answer is dropped for the next server's.
- * Only for a request that can be sent again, and while a server is left to ask: the last
- * answer is passed on as it is, as in nginx. */
-static bool next_for_status(const proxy_req *p, int status)
+/* The proxy_next_upstream flag of an answer's status (0: none). */
+static unsigned next_flag(int status)
 {
-    unsigned flag = status == 502   ? PT_NEXT_HTTP_502
-                    : status == 503 ? PT_NEXT_HTTP_503
-                    : status == 504 ? PT_NEXT_HTTP_504
-                                    : 0;
-    if (!(p->t->conf->next_upstream & flag) || !p->req || !p->idempotent || p->body_consumed)
-        return false;
+    switch (status) {
+    case 500:
+        return PT_NEXT_HTTP_500;
+    case 502:
+        return PT_NEXT_HTTP_502;
+    case 503:
+        return PT_NEXT_HTTP_503;
+    case 504:
+        return PT_NEXT_HTTP_504;
+    case 429:
+        return PT_NEXT_HTTP_429;
+    case 403:
+        return PT_NEXT_HTTP_403;
+    case 404:
+        return PT_NEXT_HTTP_404;
+    default:
+        return 0;
+    }
+}
+
+/* Whether a server is left that this request has not been to. */
+static bool server_left(const proxy_req *p)
+{
     size_t n = p->up->npeers;
     uint64_t all = n >= 64 ? ~UINT64_C(0) : (UINT64_C(1) << n) - 1;
     return (p->tried & all) != all;
+}
+
+/* proxy_next_upstream http_NNN: whether this answer is dropped for the next server's. Only
+ * while a server is left to ask: the last answer is passed on as it is, as in nginx. */
+static bool next_for_status(const proxy_req *p, int status)
+{
+    unsigned flag = next_flag(status);
+    return flag && p->req && may_go_again(p, flag) && server_left(p);
 }
 
 static int on_headers_complete(llhttp_t *parser)
@@ -1129,6 +1178,10 @@ static void bad_response(proxy_req *p, const char *why)
         return;
     }
     pt_upstream_peer_failed(p->up, p->peer, ev_now(p->loop));
+    if (p->req && !p->switching && may_go_again(p, PT_NEXT_INVALID_HEADER) && server_left(p)) {
+        go_again(p);
+        return;
+    }
     respond_error(p, 502);
 }
 
@@ -1161,9 +1214,10 @@ static void parse(proxy_req *p)
                 pt_request_log(p->req, PT_LOG_ERROR,
                                "upstream %s \"%s\" answered %d, trying the next server",
                                p->peer->name, p->up->name, p->status);
-            pt_upstream_peer_failed(p->up, p->peer, ev_now(p->loop));
-            release_upstream(p, false);
-            next_attempt(p);
+            /* A 403 or 404 says nothing of the server's health (nginx's rule). */
+            if (p->status != 403 && p->status != 404)
+                pt_upstream_peer_failed(p->up, p->peer, ev_now(p->loop));
+            go_again(p);
             return;
         }
         if (e == HPE_PAUSED) {
@@ -1445,6 +1499,8 @@ static void next_attempt(proxy_req *p)
     }
     p->peer = peer;
     p->tried |= UINT64_C(1) << (peer - p->up->peers);
+    if (p->attempts++ == 0)
+        p->first_attempt = ev_now(p->loop);
     pt_outbound *o = p->fresh_only ? NULL : pt_pool_take(peer->pool);
     p->reused = o != NULL;
     if (o) {

@@ -16,6 +16,7 @@ import hashlib
 import http.server
 import json
 import os
+import re
 import socket
 import socketserver
 import sys
@@ -752,6 +753,102 @@ class FailoverTest(ProxyTestCase):
         # When every server answered 503, the last answer is passed on.
         r = p.get("/post/x")
         self.assertEqual((r.status, r.body), (503, b"busy"))
+
+    def status_backend(self, status, body_too=False):
+        """A server that answers every request with `status`, after reading its head (and its
+        body too, if `body_too`); `received` lists the request heads."""
+        def handler(s, srv):
+            head = read_request_head(s)
+            if not head:
+                return
+            if body_too:
+                m = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
+                want = len(head.split(b"\r\n\r\n", 1)[1])
+                while m and want < int(m.group(1)):
+                    want += len(s.recv(65536))
+            srv.received.append(head)
+            s.sendall(b"HTTP/1.1 %d Nope\r\nContent-Length: 4\r\nConnection: close\r\n\r\nnope"
+                      % status)
+        return self.raw_backend(handler)
+
+    def test_next_upstream_on_404_and_500(self):
+        # http_404: the next server is asked, and a 404 is not the server's failure: with
+        # max_fails=1 it would otherwise be left out at once.
+        missing, good = self.status_backend(404), self.backend()
+        p = self.proxy(["%s max_fails=1 fail_timeout=30s" % missing.address, good.address],
+                       top="proxy_next_upstream error timeout http_404;")
+        for i in range(6):
+            r = p.get("/n%d" % i)
+            self.assertEqual((r.status, r.body), (200, b"ok /n%d" % i))
+        self.assertGreaterEqual(len(missing.received), 2)
+        self.assertNotIn("temporarily disabled", p.output)
+        # http_500: a 500 is the server's failure, which max_fails=1 leaves out.
+        broken, good = self.status_backend(500), self.backend()
+        p = self.proxy(["%s max_fails=1 fail_timeout=30s" % broken.address, good.address],
+                       top="proxy_next_upstream error timeout http_500;")
+        for i in range(6):
+            self.assertEqual(p.get("/f%d" % i).status, 200)
+        self.assertEqual(len(broken.received), 1)
+        self.assertTrue(harness.wait_for(lambda: "temporarily disabled" in p.output, 5), p.output)
+
+    def test_next_upstream_tries_and_timeout(self):
+        busy = [self.status_backend(503) for _ in range(3)]
+        addresses = [b.address for b in busy]
+        # Every server is asked, and the last answer is passed on.
+        p = self.proxy(addresses, top="proxy_next_upstream http_503;")
+        self.assertStatus(p.get("/x"), 503)
+        self.assertEqual(sum(len(b.received) for b in busy), 3)
+        # proxy_next_upstream_tries 2: two servers in all.
+        p = self.proxy(addresses, top="proxy_next_upstream http_503; proxy_next_upstream_tries 2;")
+        self.assertStatus(p.get("/x"), 503)
+        self.assertEqual(sum(len(b.received) for b in busy), 5)
+        # proxy_next_upstream_timeout: no next server once it has passed since the first try.
+        slow, fast = self.backend(delay=1), self.backend()
+        p = self.proxy([slow.address, fast.address], location="""location / {
+            proxy_read_timeout 300ms;
+            proxy_next_upstream_timeout 200ms;
+            proxy_pass http://app;
+        }""")
+        self.assertStatus(p.get("/g"), 504)
+        self.assertEqual(len(fast.requests), 0)
+
+    def test_next_upstream_non_idempotent(self):
+        busy, good = self.status_backend(503, body_too=True), self.backend()
+        p = self.proxy([busy.address, good.address],
+                       top="proxy_next_upstream error timeout http_503 non_idempotent;\n"
+                           "upstream one { server %s max_fails=0; server %s; }"
+                           % (busy.address, good.address),
+                       server_extra="location /post/ { proxy_pass http://one; }")
+        # A POST without a body may go to the next server: the first pick is the busy one.
+        r = p.get("/post/a", method="POST")
+        self.assertEqual((r.status, r.body), (200, b"ok /post/a"))
+        self.assertEqual(len(busy.received), 1)
+        # One whose body porter has passed on is never sent twice: the server that got it
+        # answers. (Round-robin picks the busy server again within two requests: max_fails=0
+        # keeps it in.)
+        for _ in range(2):
+            with p.connect() as c:
+                c.send(harness.request("POST", "/post/b", headers={"Content-Length": "2"},
+                                       body="ab"))
+                r = c.read_response()
+            if len(busy.received) == 2:
+                break
+        self.assertEqual((r.status, r.body), (503, b"nope"))
+        self.assertEqual(len(busy.received), 2)
+        self.assertTrue(busy.received[1].startswith(b"POST /post/b "))
+
+    def test_next_upstream_invalid_header(self):
+        def garbage(s, srv):
+            if read_request_head(s):
+                srv.received.append(1)
+                s.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nxyz")
+        bad, good = self.raw_backend(garbage), self.backend()
+        p = self.proxy([bad.address, good.address],
+                       top="proxy_next_upstream error timeout invalid_header;")
+        for i in range(4):
+            r = p.get("/i%d" % i)
+            self.assertEqual((r.status, r.body), (200, b"ok /i%d" % i))
+        self.assertEqual(len(bad.received), 1)  # then left out (max_fails=1)
 
     def test_next_upstream_off(self):
         rb = self.raw_backend(lambda s, srv: None)  # closes without answering

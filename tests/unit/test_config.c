@@ -1445,6 +1445,9 @@ static void test_proxy_defaults_and_directives(void **state)
               "    proxy_ssl_trusted_certificate ca.pem;\n"
               "    proxy_hide_header X-A; proxy_hide_header x-a; proxy_pass_header Server;\n"
               "    proxy_redirect off; proxy_redirect http://a/ /b/;\n"
+              "    proxy_next_upstream error http_500 http_404 http_429 invalid_header\n"
+              "                        non_idempotent;\n"
+              "    proxy_next_upstream_tries 3; proxy_next_upstream_timeout 5s;\n"
               "  }\n"
               "  location /direct { proxy_pass https://127.0.0.1:8443; }\n"
               "  location /static { }\n"
@@ -1501,6 +1504,13 @@ static void test_proxy_defaults_and_directives(void **state)
     assert_int_equal(api->proxy.npass_headers, 1);
     assert_string_equal(api->proxy.pass_headers[0], "server");
     assert_int_equal(direct->proxy.next_upstream, PT_NEXT_ERROR | PT_NEXT_TIMEOUT);
+    assert_int_equal(direct->proxy.next_upstream_tries, 0); /* no bound */
+    assert_true(isinf(direct->proxy.next_upstream_timeout));
+    assert_int_equal(api->proxy.next_upstream, PT_NEXT_ERROR | PT_NEXT_HTTP_500 | PT_NEXT_HTTP_404 |
+                                                   PT_NEXT_HTTP_429 | PT_NEXT_INVALID_HEADER |
+                                                   PT_NEXT_NON_IDEMPOTENT);
+    assert_int_equal(api->proxy.next_upstream_tries, 3);
+    assert_true(api->proxy.next_upstream_timeout == 5.0);
     /* proxy_redirect: `default` unless a level says otherwise */
     assert_int_equal(direct->proxy.nredirects, 1);
     assert_null(direct->proxy.redirects[0].name);
@@ -1565,8 +1575,13 @@ static void test_proxy_errors(void **state)
          "t.conf:1:46: \"proxy_pass\" directive is duplicate"},
         {"server { proxy_set_header X $nope; }",
          "t.conf:1:29: unknown variable \"$nope\" in \"proxy_set_header\""},
-        {"server { proxy_next_upstream error http_404; }",
-         "t.conf:1:36: invalid value \"http_404\" in \"proxy_next_upstream\""},
+        {"server { proxy_next_upstream error http_418; }",
+         "t.conf:1:36: invalid value \"http_418\" in \"proxy_next_upstream\""},
+        {"server { proxy_next_upstream_tries many; }",
+         "t.conf:1:36: invalid number \"many\" in \"proxy_next_upstream_tries\""},
+        {"server { proxy_next_upstream_timeout 0; }",
+         "t.conf:1:38: invalid time \"0\" in \"proxy_next_upstream_timeout\": write \"off\" for "
+         "no timeout"},
         {"server { proxy_next_upstream off error; }",
          "t.conf:1:30: \"off\" cannot go with other values in \"proxy_next_upstream\""},
         {"server { proxy_redirect on; }",
