@@ -52,6 +52,9 @@ others=$(nm -D --defined-only "$libdir/libporter.so" | awk '$3 !~ /^pt_/ {print 
 run_hello() {
     bin=$1
     out=$tmp/$(basename "$bin").out
+    # Made here: the background job may not have opened it yet when sed first reads it (and a
+    # failing sed would end this script, under set -e).
+    : >"$out"
     "$bin" 127.0.0.1 0 >"$out" 2>"$out.err" &
     pid=$!
     pids="$pids $pid"
