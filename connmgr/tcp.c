@@ -59,41 +59,63 @@ static bool sigpipe_ignored(void)
     return ignored;
 }
 
-static ssize_t tcp_sendfile(pt_transport *t, int fd, off_t *offset, size_t len)
+/* SIGPIPE held off around one call that may raise it when the reader has gone (sendfile(2),
+ * which has no MSG_NOSIGNAL; a write to a pipe): it would kill an embedding program that never
+ * ignored it. Unless the process ignores SIGPIPE (a server does; porter's does), it is blocked
+ * for this thread around the call and the one the call queued is swallowed. */
+typedef struct pipe_guard {
+    sigset_t set, old;
+    bool masked;
+} pipe_guard;
+
+static void guard_begin(pipe_guard *g)
 {
-    /* sendfile(2) has no MSG_NOSIGNAL and raises SIGPIPE when the peer has gone, which would
-     * kill an embedding program that never ignored it. Unless the process ignores SIGPIPE (a
-     * server does; porter's does), block it for this thread around the call and swallow the
-     * one the call queued. */
+    g->masked = false;
+    if (sigpipe_ignored())
+        return;
+    sigemptyset(&g->set);
+    sigaddset(&g->set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &g->set, &g->old);
+    g->masked = !sigismember(&g->old, SIGPIPE);
+}
+
+/* `err`: the call's errno (0 if it succeeded). */
+static void guard_end(pipe_guard *g, int err)
+{
     static const struct timespec no_wait;
-    sigset_t pipe_set, old;
-    bool masked = false;
+    if (!g->masked)
+        return;
+    if (err == EPIPE)
+        while (sigtimedwait(&g->set, NULL, &no_wait) < 0 && errno == EINTR)
+            ;
+    pthread_sigmask(SIG_SETMASK, &g->old, NULL);
+}
+
+/* sendfile(2) from `fd` to `out`, the transport's writing descriptor. */
+static ssize_t send_file(pt_transport *t, int out, int fd, off_t *offset, size_t len)
+{
+    pipe_guard g;
     ssize_t n;
     int err = 0;
 
-    if (!sigpipe_ignored()) {
-        sigemptyset(&pipe_set);
-        sigaddset(&pipe_set, SIGPIPE);
-        pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
-        masked = !sigismember(&old, SIGPIPE);
-    }
+    guard_begin(&g);
     do
-        n = sendfile(t->fd, fd, offset, len);
+        n = sendfile(out, fd, offset, len);
     while (n < 0 && errno == EINTR);
     if (n < 0)
         err = errno;
-    if (masked) {
-        if (err == EPIPE)
-            while (sigtimedwait(&pipe_set, NULL, &no_wait) < 0 && errno == EINTR)
-                ;
-        pthread_sigmask(SIG_SETMASK, &old, NULL);
-    }
+    guard_end(&g, err);
     if (n >= 0)
         return tcp_done(t, n);
     /* The file's filesystem or driver cannot feed sendfile: let the caller read and write. */
     if (err == EINVAL || err == ENOSYS)
         return -ENOTSUP;
     return tcp_error(t, err, PT_WANT_WRITE);
+}
+
+static ssize_t tcp_sendfile(pt_transport *t, int fd, off_t *offset, size_t len)
+{
+    return send_file(t, t->fd, fd, offset, len);
 }
 
 static int tcp_shutdown_write(pt_transport *t)
@@ -136,30 +158,28 @@ bool pt_transport_is_tcp(const pt_transport *t)
 
 static ssize_t pair_writev(pt_transport *t, const struct iovec *iov, int iovcnt)
 {
+    /* writev(2) to a pipe whose reader has gone raises SIGPIPE, as sendfile does. */
+    pipe_guard g;
     ssize_t n;
+    int err = 0;
 
     if (t->wfd < 0)
         return -EPIPE;
+    guard_begin(&g);
     do
         n = writev(t->wfd, iov, iovcnt);
     while (n < 0 && errno == EINTR);
-    return n >= 0 ? tcp_done(t, n) : tcp_error(t, errno, PT_WANT_WRITE);
+    if (n < 0)
+        err = errno;
+    guard_end(&g, err);
+    return n >= 0 ? tcp_done(t, n) : tcp_error(t, err, PT_WANT_WRITE);
 }
 
 static ssize_t pair_sendfile(pt_transport *t, int fd, off_t *offset, size_t len)
 {
-    ssize_t n;
-
     if (t->wfd < 0)
         return -EPIPE;
-    do
-        n = sendfile(t->wfd, fd, offset, len);
-    while (n < 0 && errno == EINTR);
-    if (n >= 0)
-        return tcp_done(t, n);
-    if (errno == EINVAL || errno == ENOSYS)
-        return -ENOTSUP;
-    return tcp_error(t, errno, PT_WANT_WRITE);
+    return send_file(t, t->wfd, fd, offset, len);
 }
 
 static int pair_shutdown_write(pt_transport *t)

@@ -419,6 +419,33 @@ static void test_tcp_sendfile_sigpipe_blocked(void **state)
     assert_clean(fds0);
 }
 
+/* A pair transport whose output pipe lost its reader: writes and sendfile fail with EPIPE, and
+ * SIGPIPE (at its default disposition) is never delivered, as over TCP. */
+static void test_pair_reader_gone(void **state)
+{
+    int fds0 = count_fds(), in[2], out[2];
+    unsigned char *data;
+    pt_transport s;
+    struct iovec iov = {"x", 1};
+    off_t off = 0;
+    int fd = make_temp_file(4096, 59, &data);
+
+    assert_int_equal(pipe2(in, O_NONBLOCK | O_CLOEXEC), 0);
+    assert_int_equal(pipe2(out, O_NONBLOCK | O_CLOEXEC), 0);
+    pt_pair_transport_init(&s, in[0], out[1]);
+    close(out[0]);
+    assert_int_equal(pt_transport_writev(&s, &iov, 1), -EPIPE);
+    assert_int_equal(pt_transport_sendfile(&s, fd, &off, 4096), -EPIPE);
+    assert_int_equal(off, 0);
+    assert_no_sigpipe();
+
+    close(fd);
+    free(data);
+    pt_transport_close(&s);
+    close(in[1]);
+    assert_clean(fds0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -430,6 +457,7 @@ int main(void)
         cmocka_unit_test(test_tcp_outq_file_exact),
         cmocka_unit_test(test_tcp_peer_closed),
         cmocka_unit_test(test_tcp_sendfile_sigpipe_blocked),
+        cmocka_unit_test(test_pair_reader_gone),
     };
 
     signal(SIGPIPE, SIG_DFL);
