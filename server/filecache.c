@@ -181,7 +181,7 @@ static void entry_free(pt_filecache *fc, entry *e)
     entry_destroy(e);
 }
 
-void pt_filecache_hold(const pt_cached_file *cf)
+void pt_filecache_hold(const void *cf)
 {
     ((entry *)cf)->holds++; /* pub is the first member */
 }

@@ -20,9 +20,9 @@
  *
  * Ownership: the cache owns its entries and the fds of open-file entries. A pointer returned by
  * get/put stays valid until the next call on the cache (or, for a body, until released: see
- * pt_filecache_hold); an entry's fd may be closed by any
- * later call, so a response that outlives the call must read the file at once or dup() the fd
- * (server/response.c does, see pt_response.file_borrowed).
+ * pt_filecache_hold); an entry's fd may be closed by any later call, so a response that
+ * outlives the call must read the file at once or dup() the fd (server/response.c does, see
+ * pt_response.file_borrowed).
  * Threading: one cache per loop thread (no locks). Errors: NULL returns mean "not cached".
  */
 #ifndef PORTER_SERVER_FILECACHE_H
@@ -71,11 +71,11 @@ typedef struct pt_cached_file {
 } pt_cached_file;
 
 /* A body held in memory goes out without a copy: a response queues a reference to it and
- * holds its entry until the bytes are written. pt_filecache_hold() takes a hold on the entry of
- * `cf` (returned by get/put, with a body); pt_filecache_release(cf) drops it (the signature of
- * pt_outq_free_cb). An entry that leaves the cache while held, or whose cache is freed, is
- * freed at its last release. */
-void pt_filecache_hold(const pt_cached_file *cf);
+ * holds its entry until the bytes are written. pt_filecache_hold(cf) takes a hold on the entry
+ * of `cf` (returned by get/put, with a body); pt_filecache_release(cf) drops it. Their
+ * signatures are those of pt_response.body_hold and pt_outq_free_cb. An entry that leaves the
+ * cache while held, or whose cache is freed, is freed at its last release. */
+void pt_filecache_hold(const void *cf);
 void pt_filecache_release(void *cf);
 
 /* Creates a cache. Returns NULL when out of memory. */

@@ -41,10 +41,9 @@ struct pt_vhost {
     const pt_mime *mime;
     pt_mime *own_mime;   /* when the server block has its own types or default_type */
     pt_filecache *cache; /* the server's, shared by its vhosts */
-    /* The location blocks, exact ones first, then prefixes longest first; the last is the
-     * server's own (server/location.h). */
+    /* The location blocks: exact ones first, then prefixes longest first, regexes, named ones,
+     * and the server's own last (server/location.h). */
     pt_location *locations;
-    /* exact ones first, then prefixes, regexes, named ones, and the server's own last */
     size_t nlocations, nexact, nregex, nnamed;
     struct ssl_ctx_st *ssl_ctx; /* its certificates, when it is on a TLS site; else NULL */
     /* its proxy locations' state (server/proxy.c); NULL: none */

@@ -125,17 +125,12 @@ static int own_fd(pt_request *req, const pt_cached_file *cf)
 /* Points the body of `r` (body_len set) at `cf` from `off`: its memory, or its fd. A body sent
  * with sendfile gets an fd of its own, since the cache may close its fd before the queue is
  * written; a small one is read at once from the borrowed fd. */
-static void hold_cached(const void *cf)
-{
-    pt_filecache_hold(cf);
-}
-
 static void set_body(pt_request *req, pt_response *r, const pt_cached_file *cf, uint64_t off)
 {
     if (cf->body) {
         /* Sent from the cache's memory, which the queue holds until it is written. */
         r->body = cf->body + off;
-        r->body_hold = hold_cached;
+        r->body_hold = pt_filecache_hold;
         r->body_release = pt_filecache_release;
         r->body_holder = (void *)cf;
         return;
