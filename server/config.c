@@ -1056,14 +1056,15 @@ static int set_listen(loader *cx, const node *d, void *field, void *aux)
         const char *opt = d->w[i].s;
         uint64_t backlog;
         size_t lowat;
-        l.options |= strcmp(opt, "reuseport") == 0 || strcmp(opt, "deferred") == 0 ||
-                     strncmp(opt, "backlog=", 8) == 0 || strncmp(opt, "notsent_lowat=", 14) == 0;
-        if (strcmp(opt, "default_server") == 0 || strcmp(opt, "default") == 0)
+        bool socket_option = true; /* one the listening socket is made with */
+        if (strcmp(opt, "default_server") == 0 || strcmp(opt, "default") == 0) {
             l.default_server = true;
-        else if (strcmp(opt, "reuseport") == 0)
-            l.reuseport = true;
-        else if (strcmp(opt, "ssl") == 0)
+            socket_option = false;
+        } else if (strcmp(opt, "ssl") == 0) {
             l.ssl = true;
+            socket_option = false;
+        } else if (strcmp(opt, "reuseport") == 0)
+            l.reuseport = true;
         else if (strcmp(opt, "deferred") == 0)
             l.deferred = true;
         else if (strncmp(opt, "backlog=", 8) == 0 && parse_uint(opt + 8, INT_MAX, &backlog) == 0)
@@ -1079,6 +1080,7 @@ static int set_listen(loader *cx, const node *d, void *field, void *aux)
             rc = bad(cx, d, i, "invalid notsent_lowat \"%s\" in \"listen\"", opt + 14);
         else
             rc = bad(cx, d, i, "invalid parameter \"%s\" in \"listen\"", opt);
+        l.options |= socket_option;
     }
     for (size_t i = 0; rc == 0 && i < *n; i++) {
         char buf[300];
@@ -1324,8 +1326,13 @@ static int set_error_page(loader *cx, const node *d, void *field, void *aux)
     }
     if (ncodes == 0)
         return bad(cx, d, 0, "invalid number of arguments in \"error_page\" directive");
-    if (uri[0] == '@' && (!uri[1] || named_reference(cx, d, last) < 0))
-        return uri[1] ? -EINVAL : bad(cx, d, last, "invalid named location \"%s\"", uri);
+    if (uri[0] == '@') {
+        if (!uri[1])
+            return bad(cx, d, last, "invalid named location \"%s\"", uri);
+        int rc = named_reference(cx, d, last);
+        if (rc < 0)
+            return rc;
+    }
     if (uri[0] != '/' && uri[0] != '@' && strncmp(uri, "http://", 7) != 0 &&
         strncmp(uri, "https://", 8) != 0)
         return bad(cx, d, last, "invalid URI \"%s\" in \"error_page\"", uri);
@@ -1798,7 +1805,6 @@ static int set_proxy_pass(loader *cx, const node *d, void *field, void *aux)
     return 0;
 }
 
-/* `proxy_set_header NAME VALUE;` */
 /* proxy_hide_header / proxy_pass_header NAME: a list of field names, kept in lower case. A
  * level that names one does not inherit its parent's list. */
 static int set_proxy_names(loader *cx, const node *d, void *field, void *aux)
@@ -1807,9 +1813,8 @@ static int set_proxy_names(loader *cx, const node *d, void *field, void *aux)
     size_t *n = aux;
     if (!is_token(d->w[1].s))
         return bad(cx, d, 1, "invalid header name \"%s\" in \"%s\"", d->w[1].s, d->w[0].s);
-    if (cx->first) {
+    if (cx->first)
         strv_clear(v, n);
-    }
     for (size_t i = 0; i < *n; i++)
         if (strcasecmp((*v)[i], d->w[1].s) == 0)
             return 0;
@@ -1877,6 +1882,7 @@ static int set_proxy_redirect(loader *cx, const node *d, void *field, void *aux)
     return 0;
 }
 
+/* `proxy_set_header NAME VALUE;` */
 static int set_proxy_set_header(loader *cx, const node *d, void *field, void *aux)
 {
     pt_conf_header **v = field;
