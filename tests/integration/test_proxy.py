@@ -490,24 +490,25 @@ class HeadersTest(ProxyTestCase):
         self.assertStatus(p.get("/app/x"), 200)
         self.assertStatus(p.get("/other"), 404)
         self.assertIn("does not exist: files answer 404", p.output)
+        def without_root(text):
+            """A porter for `text` whose htdocs is gone, and what `porter -t` said of it."""
+            q = harness.Porter(text, start=False)
+            self.addCleanup(q.cleanup)
+            os.rmdir(q.htdocs)
+            code, out, err = harness.run_porter(["-t", "-p", q.tmp, "-c", q.conf_path])
+            self.assertNotEqual(code, 0)
+            return q, out + err
+
         # A root the conf names must exist, even the default's path (porter -t and start).
-        named = harness.Porter(conf.replace("listen 127.0.0.1:0;", "listen 127.0.0.1:0; "
-                                            "root htdocs;"), start=False)
-        self.addCleanup(named.cleanup)
-        os.rmdir(named.htdocs)
-        code, out, err = harness.run_porter(["-t", "-p", named.tmp, "-c", named.conf_path])
-        self.assertNotEqual(code, 0)
+        named, said = without_root(conf.replace("listen 127.0.0.1:0;",
+                                                "listen 127.0.0.1:0; root htdocs;"))
         self.assertIn("porter.conf:2: root \"%s\": No such file or directory" % named.htdocs,
-                      out + err)
+                      said)
         # A location that names it, with the server's root left to the default.
-        loc = harness.Porter(conf.replace("location /app/", "location /f/ { root htdocs; } "
-                                          "location /app/"), start=False)
-        self.addCleanup(loc.cleanup)
-        os.rmdir(loc.htdocs)
-        code, out, err = harness.run_porter(["-t", "-p", loc.tmp, "-c", loc.conf_path])
-        self.assertNotEqual(code, 0)
+        loc, said = without_root(conf.replace("location /app/",
+                                              "location /f/ { root htdocs; } location /app/"))
         self.assertIn("porter.conf:4:5: root \"%s\": No such file or directory" % loc.htdocs,
-                      out + err)
+                      said)
         code, out, err = harness.run_porter(["-p", loc.tmp, "-c", loc.conf_path])
         self.assertNotEqual(code, 0)  # and it does not start
         self.assertIn("porter.conf:4:5: root \"%s\"" % loc.htdocs, out + err)
