@@ -241,12 +241,12 @@ typedef struct pt_conf_upstream {
 #define PT_CONF_UPSTREAM_FAIL_TIMEOUT 10.0
 #define PT_CONF_PROXY_TIMEOUT 60.0
 
-/* proxy_next_upstream: when a request goes to the next server (if it can be sent again). */
+/* proxy_next_upstream: when a request goes to the next server (if it can be sent again). The
+ * HTTP_ flags: the server answered that status; all but 403 and 404 count as its failure. */
 enum {
-    PT_NEXT_ERROR = 1,    /* connecting, sending or reading failed */
-    PT_NEXT_TIMEOUT = 2,  /* ... timed out */
-    PT_NEXT_HTTP_502 = 4, /* the server answered 502, 503, ... (the first four are failures of
-                             the server's, 403 and 404 are not) */
+    PT_NEXT_ERROR = 1,   /* connecting, sending or reading failed */
+    PT_NEXT_TIMEOUT = 2, /* ... timed out */
+    PT_NEXT_HTTP_502 = 4,
     PT_NEXT_HTTP_503 = 8,
     PT_NEXT_HTTP_504 = 16,
     PT_NEXT_HTTP_500 = 32,
