@@ -45,7 +45,8 @@ typedef enum pt_conn_state {
 typedef struct pt_connmgr_stats {
     size_t live, idle, reading, writing, lingering; /**< connections now, by state */
     unsigned long long accepted, rejected, closed;  /**< connections so far */
-    unsigned long long requests;            /**< counted by the protocol (pt_conn_count_request) */
+    unsigned long long requests; /**< counted by the protocol (pt_conn_count_request) */
+    unsigned long long invalid;  /**< requests refused as malformed (pt_conn_count_invalid) */
     unsigned long long bytes_in, bytes_out; /**< bytes read and written */
 } pt_connmgr_stats;
 
@@ -112,6 +113,12 @@ static inline void pt_conn_count_request(pt_conn *c)
 {
     c->requests++;
     c->stats->requests++;
+}
+
+/** Counts a request the protocol refused as malformed (answered with an error, then closed). */
+static inline void pt_conn_count_invalid(pt_conn *c)
+{
+    c->stats->invalid++;
 }
 
 /** Writes what the out-queue holds. If the transport cannot take it all, waits for writability
