@@ -645,7 +645,7 @@ static void respond_error_and_close(pt_http_conn *hc, int status, const char *wh
     if (!r->method.p)
         r->method = PT_STR_LIT("-");
     hc->close_after = true;
-    hc->conn->linger = true;
+    pt_conn_set_linger(hc->conn);
     pt_conn_set_state(hc->conn, PT_CONN_WRITING);
     http_req *x = hc->r;
     if (x->body_cb && !x->message_done) {
@@ -952,13 +952,13 @@ void pt_http_conn_attach(pt_conn *c, pt_site *site)
     pt_http_conn *hc = pt_custodian_alloc(pt_conn_custodian(c), sizeof *hc);
     hc->conn = c;
     hc->site = site;
-    c->proto_data = hc;
+    pt_conn_set_proto(c, &pt_http_proto, hc);
     /* The in-buffer holds at most one request head (plus slack for what follows it). */
     const pt_limits *l = c->limits;
     size_t head = l->max_request_line_length + l->max_request_header_length;
     if (head < l->max_request_line_length || head > MAX_HEAD_BUFFER) /* overflow, or unlimited */
         head = MAX_HEAD_BUFFER;
-    c->in_max = head + 1024 < PT_CHUNK_SIZE ? PT_CHUNK_SIZE : head + 1024;
+    pt_conn_set_input_max(c, head + 1024 < PT_CHUNK_SIZE ? PT_CHUNK_SIZE : head + 1024);
 }
 
 /* ---- the handler's side of a request ---- */
@@ -1159,7 +1159,7 @@ int pt_request_upgrade(pt_request *req, int status, const void *head, size_t len
     hc->phase = PHASE_IDLE;
     hc->up_ops = ops;
     hc->up_data = data;
-    c->proto = &upgraded_proto;
+    pt_conn_set_proto(c, &upgraded_proto, hc);
     pt_conn_set_state(c, PT_CONN_WRITING);
     pt_conn_reset_timeout(c, PT_TIMEOUT_NONE);
     pt_conn_resume_read(c);
