@@ -20,7 +20,7 @@
 #include <unistd.h>
 
 #include "server/location.h"
-#include "server/path.h"
+#include "server/core/path.h"
 #include "server/site.h"
 #include "server/static.h"
 

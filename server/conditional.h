@@ -15,7 +15,7 @@
 #include <stdbool.h>
 #include <time.h>
 
-#include "server/http.h"
+#include "server/core/request.h"
 
 /* The precondition fields of a request; a field that is absent has p == NULL. */
 typedef struct pt_cond_request {

@@ -724,12 +724,6 @@ int pt_parse_time(const char *s, double *out)
     return 0;
 }
 
-const char *pt_log_level_name(pt_log_level level)
-{
-    static const char *const names[] = {"debug", "info", "notice", "warn", "error", "crit"};
-    return (unsigned)level <= PT_LOG_CRIT ? names[level] : "?";
-}
-
 /* Removes empty and "." components and a trailing '/' in place; ".." stays, because with
  * symlinks it is not lexical. */
 static void path_clean(char *p)

@@ -24,12 +24,9 @@
 
 #include "connmgr/conn.h"
 #include "connmgr/connmgr.h"
+#include "server/core/uri.h"
 #include "server/dispatch.h"
-#include "server/embed.h"
 #include "server/http1_fold.h"
-#include "server/location.h"
-#include "server/site.h"
-#include "server/uri.h"
 
 typedef struct span {
     uint32_t off, len; /* offsets from the in-buffer's start */
@@ -51,6 +48,7 @@ typedef enum phase {
 typedef struct http_req {
     llhttp_t parser;
     pt_request req;
+    pt_http_conn *hc;
     span url;
     hdr_span *hdrs; /* in the request arena */
     size_t nhdrs, hdr_cap;
@@ -73,14 +71,8 @@ typedef struct http_req {
     int status;                  /* the response's, for the access log of a stream */
     uint64_t stream_left;        /* bytes a stream of known length still owes */
     uint64_t sent;               /* body bytes of a stream */
-    pt_body_cb body_cb;
-    void *body_data;
-    pt_request_cb abort_cb, writable_cb;
-    void *abort_data, *writable_data;
-    pt_custodian *custodian; /* the request's own (made on demand) */
-    char *more;              /* further arena chunks, linked through their first word */
-    const char *fed_from;    /* the data of the llhttp_execute() call in progress */
-    char tail;               /* pt_h1_tail() of what llhttp was given before it */
+    const char *fed_from;        /* the data of the llhttp_execute() call in progress */
+    char tail;                   /* pt_h1_tail() of what llhttp was given before it */
 } http_req;
 
 #define HTTP_REQ_SIZE ((sizeof(http_req) + 15) & ~(size_t)15)
@@ -90,7 +82,10 @@ typedef struct http_req {
 
 struct pt_http_conn {
     pt_conn *conn;
-    pt_site *site;
+    const pt_site_ops *site_ops; /* how requests reach the site */
+    void *site;
+    struct ev_loop *loop;
+    bool tls;
     http_req *r; /* NULL between requests */
     size_t fed;  /* bytes of the in-buffer already given to llhttp */
     phase phase;
@@ -106,6 +101,8 @@ static llhttp_settings_t settings;
 
 /* The request state, made when input arrives for a connection that has none. A fresh llhttp
  * parser is as good as a reused one: requests are parsed one at a time, from a clean state. */
+static const pt_request_proto http1_proto;
+
 static http_req *req_state(pt_http_conn *hc)
 {
     if (!hc->r) {
@@ -113,12 +110,22 @@ static http_req *req_state(pt_http_conn *hc)
         memset(x, 0, sizeof *x);
         llhttp_init(&x->parser, HTTP_REQUEST, &settings);
         x->parser.data = hc;
-        x->req.hc = hc;
-        x->req.arena = (char *)x;
-        x->req.arena_used = HTTP_REQ_SIZE;
+        x->hc = hc;
+        pt_request *r = &x->req;
+        pt_request_init(r, &http1_proto, hc->loop, (char *)x, HTTP_REQ_SIZE);
+        r->tls = hc->tls;
+        r->peer = &hc->conn->peer.sa;
+        r->peerlen = hc->conn->peerlen;
+        r->conn_custodian = pt_conn_custodian(hc->conn);
         hc->r = x;
     }
     return hc->r;
+}
+
+/* The HTTP/1 state of a request. */
+static http_req *x_of(const pt_request *req)
+{
+    return (http_req *)((char *)req - offsetof(http_req, req));
 }
 
 /* The request's first byte. Its state is a fresh one from req_state(): a request ends (and
@@ -127,7 +134,7 @@ static void request_begin(pt_http_conn *hc)
 {
     http_req *x = req_state(hc);
     pt_request *r = &x->req;
-    r->start = ev_now(hc->site->loop);
+    r->start = ev_now(hc->loop);
     x->hdr_cap = hc->conn->limits->max_request_headers;
     if (x->hdr_cap > 256)
         x->hdr_cap = 256;
@@ -141,33 +148,8 @@ static void request_end(pt_http_conn *hc)
     if (!x)
         return;
     hc->r = NULL;
-    /* The handler's resources go first: they may still look at the request. */
-    pt_custodian_shutdown(x->custodian);
-    for (char *m = x->more, *next; m; m = next) {
-        next = *(char **)m;
-        pt_chunk_put(m);
-    }
+    pt_request_dispose(&x->req);
     pt_chunk_put(x);
-}
-
-/* The arena: the rest of the request's chunk, then more chunks as needed (a held request's head
- * and whatever its handler allocates); all of it goes back when the request ends. */
-void *pt_request_alloc(pt_request *req, size_t size)
-{
-    size = (size + 15) & ~(size_t)15;
-    if (!req->arena || size > PT_CHUNK_SIZE - 16)
-        return NULL;
-    if (size > PT_CHUNK_SIZE - req->arena_used) {
-        http_req *x = req->hc->r;
-        char *chunk = pt_chunk_get();
-        *(char **)chunk = x->more;
-        x->more = chunk;
-        req->arena = chunk;
-        req->arena_used = 16;
-    }
-    void *p = req->arena + req->arena_used;
-    req->arena_used += size;
-    return p;
 }
 
 /* ---- llhttp callbacks ---- */
@@ -327,13 +309,13 @@ static bool has_port(pt_str t)
 static int parse_target(pt_http_conn *hc, pt_request *r)
 {
     pt_str t = r->target;
-    if (r->method_id == HTTP_CONNECT) {
+    if (r->method_id == PT_METHOD_CONNECT) {
         if (!pt_uri_authority_valid(t.p, t.len) || !has_port(t))
             return fail(hc, 400, "CONNECT without an authority-form target");
         return fail(hc, 405, "CONNECT is not offered");
     }
     if (t.len == 1 && t.p[0] == '*') {
-        if (r->method_id != HTTP_OPTIONS)
+        if (r->method_id != PT_METHOD_OPTIONS)
             return fail(hc, 400, "asterisk-form target of a method other than OPTIONS");
         r->path = t;
         r->query = (pt_str){"", 0};
@@ -397,6 +379,21 @@ static pt_str copy_str(pt_request *r, pt_str s)
     return (pt_str){d, s.len};
 }
 
+/* The core's number of an llhttp method: the same where the core names it. */
+_Static_assert((int)PT_METHOD_DELETE == (int)HTTP_DELETE && (int)PT_METHOD_GET == (int)HTTP_GET &&
+                   (int)PT_METHOD_HEAD == (int)HTTP_HEAD && (int)PT_METHOD_POST == (int)HTTP_POST &&
+                   (int)PT_METHOD_PUT == (int)HTTP_PUT &&
+                   (int)PT_METHOD_CONNECT == (int)HTTP_CONNECT &&
+                   (int)PT_METHOD_OPTIONS == (int)HTTP_OPTIONS &&
+                   (int)PT_METHOD_TRACE == (int)HTTP_TRACE &&
+                   (int)PT_METHOD_PATCH == (int)HTTP_PATCH,
+               "pt_method numbers llhttp's");
+
+static int method_id(int method)
+{
+    return method <= HTTP_TRACE || method == HTTP_PATCH ? method : PT_METHOD_OTHER;
+}
+
 static pt_str method_name(int method)
 {
     static pt_str names[64]; /* filled once: llhttp's names with their lengths */
@@ -427,7 +424,7 @@ static int on_headers_complete(llhttp_t *p)
 
     r->version_major = p->http_major;
     r->version_minor = p->http_minor;
-    r->method_id = p->method;
+    r->method_id = method_id(p->method);
     r->method = method_name(p->method);
     r->target = (pt_str){base + hc->r->url.off, hc->r->url.len};
     if (p->http_major != 1) {
@@ -490,8 +487,8 @@ static int on_headers_complete(llhttp_t *p)
     if (parse_target(hc, r))
         return HPE_USER;
 
-    r->vhost = pt_site_select(hc->site, r->host);
-    const pt_limits *lim = &r->vhost->limits;
+    hc->site_ops->select(hc->site, r);
+    const pt_limits *lim = r->limits;
     if (r->has_length && r->content_length > lim->max_request_body_length)
         return fail(hc, 413, "request body too large");
 
@@ -503,16 +500,16 @@ static int on_headers_complete(llhttp_t *p)
     pt_conn_reset_timeout(hc->conn, hc->conn->limits->response_timeout);
     if (r->path.len == 1 && r->path.p[0] == '*')
         answer_options_asterisk(r);
-    else if (!pt_embed_route(r)) /* an embedder's handlers first, then the locations */
-        pt_route(r);
+    else
+        hc->site_ops->route(r);
     if (hc->conn->dead)
         return HPE_USER;
     bool has_body = r->has_length || r->chunked;
-    if (!x->response_done || x->body_cb) {
+    if (!x->response_done || r->body_cb) {
         /* The handler goes on after this call: the head must outlive the in-buffer's bytes. */
         pin(hc);
     }
-    if (has_body && !x->body_cb && !x->response_done) {
+    if (has_body && !r->body_cb && !x->response_done) {
         /* Nobody has said yet whether the body is wanted: stop here, keep it in the socket. */
         x->held = true;
         return HPE_PAUSED;
@@ -531,7 +528,7 @@ static void body_started(pt_http_conn *hc)
     pt_conn_reset_timeout(hc->conn, hc->conn->limits->request_body_timeout);
     if (!r->expect_continue || x->continue_sent)
         return;
-    if (x->body_cb && !x->responded) {
+    if (r->body_cb && !x->responded) {
         static const char go[] = "HTTP/1.1 100 Continue\r\n\r\n";
         pt_outq_push_ref(&hc->conn->out, go, sizeof go - 1, NULL, NULL);
         x->continue_sent = true;
@@ -566,12 +563,12 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
     pt_http_conn *hc = hc_of(p);
     http_req *x = hc->r;
     x->body_seen += len;
-    if (x->body_seen > x->req.vhost->limits.max_request_body_length)
+    if (x->body_seen > x->req.limits->max_request_body_length)
         return fail(hc, 413, "request body too large");
     /* An idle timeout between body reads: moving a timer later costs no system call. */
     pt_conn_reset_timeout(hc->conn, hc->conn->limits->request_body_timeout);
-    if (x->body_cb) {
-        x->body_cb(&x->req, at, len, 0, x->body_data);
+    if (x->req.body_cb) {
+        x->req.body_cb(&x->req, at, len, 0, x->req.body_data);
         if (hc->conn->dead || hc->r != x)
             return HPE_USER;
         if (x->body_paused)
@@ -603,9 +600,9 @@ pt_conn *pt_http_conn_conn(pt_http_conn *hc)
     return hc->conn;
 }
 
-pt_site *pt_http_conn_site(pt_http_conn *hc)
+pt_http_conn *pt_http_conn_of(const pt_request *req)
 {
-    return hc->site;
+    return x_of(req)->hc;
 }
 
 void pt_http_conn_responded(pt_http_conn *hc, bool close)
@@ -640,18 +637,23 @@ static void respond_error_and_close(pt_http_conn *hc, int status, const char *wh
     if (!req_state(hc)->begun)
         request_begin(hc);
     pt_request *r = &hc->r->req;
-    if (!r->vhost)
-        r->vhost = hc->site->default_vhost;
+    if (!r->vhost) {
+        /* Refused before a virtual host was chosen: the address's default one answers. */
+        pt_str host = r->host;
+        r->host = (pt_str){"", 0};
+        hc->site_ops->select(hc->site, r);
+        r->host = host;
+    }
     if (!r->method.p)
         r->method = PT_STR_LIT("-");
     hc->close_after = true;
     pt_conn_set_linger(hc->conn);
     pt_conn_set_state(hc->conn, PT_CONN_WRITING);
     http_req *x = hc->r;
-    if (x->body_cb && !x->message_done) {
-        pt_body_cb cb = x->body_cb;
-        x->body_cb = NULL;
-        cb(r, NULL, 0, status == 413 ? -EMSGSIZE : -EPROTO, x->body_data);
+    if (r->body_cb && !x->message_done) {
+        pt_body_cb cb = r->body_cb;
+        r->body_cb = NULL;
+        cb(r, NULL, 0, status == 413 ? -EMSGSIZE : -EPROTO, r->body_data);
         if (hc->conn->dead)
             return;
     }
@@ -736,10 +738,10 @@ static void process(pt_http_conn *hc)
     while (!c->dead && !c->close_after) {
         http_req *x = hc->r;
         if (x && x->message_done) {
-            if (x->body_cb) {
-                pt_body_cb cb = x->body_cb;
-                x->body_cb = NULL;
-                cb(&x->req, NULL, 0, PT_BODY_END, x->body_data);
+            if (x->req.body_cb) {
+                pt_body_cb cb = x->req.body_cb;
+                x->req.body_cb = NULL;
+                cb(&x->req, NULL, 0, PT_BODY_END, x->req.body_data);
                 continue;
             }
             if (!x->response_done)
@@ -871,8 +873,8 @@ static void http_on_drain(pt_conn *c)
     if (x && x->streaming && !x->response_done) {
         /* Written out: the handler's turn again, within response_timeout. */
         pt_conn_reset_timeout(c, c->limits->response_timeout);
-        if (x->writable_cb)
-            x->writable_cb(&x->req, x->writable_data);
+        if (x->req.writable_cb)
+            x->req.writable_cb(&x->req, x->req.writable_data);
     }
 }
 
@@ -883,15 +885,16 @@ static void abort_handler(pt_http_conn *hc)
     http_req *x = hc->r;
     if (!x || x->response_done)
         return;
-    x->body_cb = NULL;
-    x->writable_cb = NULL;
-    pt_request_cb cb = x->abort_cb;
-    x->abort_cb = NULL;
+    pt_request *r = &x->req;
+    r->body_cb = NULL;
+    r->writable_cb = NULL;
+    pt_request_cb cb = r->abort_cb;
+    r->abort_cb = NULL;
     if (cb)
-        cb(&x->req, x->abort_data);
-    if (hc->r == x) {
-        pt_custodian_shutdown(x->custodian);
-        x->custodian = NULL;
+        cb(r, r->abort_data);
+    if (hc->r == x) { /* the callback may have ended the request */
+        pt_custodian_shutdown(r->custodian);
+        r->custodian = NULL;
     }
 }
 
@@ -906,7 +909,7 @@ static void http_on_timeout(pt_conn *c)
     }
     http_req *x = hc->r;
     if (x && !x->responded && pt_outq_is_empty(&c->out) &&
-        (x->message_done || x->held || x->body_cb || x->body_paused)) {
+        (x->message_done || x->held || x->req.body_cb || x->body_paused)) {
         /* The handler did not answer within response_timeout: it is told, its resources are
          * released, and the client gets a 503. */
         pt_request_log(&x->req, PT_LOG_ERROR, "no response within response_timeout");
@@ -936,7 +939,7 @@ const pt_conn_proto pt_http_proto = {
     .on_close = http_on_close,
 };
 
-void pt_http_conn_attach(pt_conn *c, pt_site *site)
+void pt_http_conn_attach(pt_conn *c, const pt_site_ops *ops, void *site, bool tls)
 {
     if (!settings.on_message_complete) {
         llhttp_settings_init(&settings);
@@ -951,7 +954,10 @@ void pt_http_conn_attach(pt_conn *c, pt_site *site)
     }
     pt_http_conn *hc = pt_custodian_alloc(pt_conn_custodian(c), sizeof *hc);
     hc->conn = c;
+    hc->site_ops = ops;
     hc->site = site;
+    hc->loop = c->timer.loop;
+    hc->tls = tls;
     pt_conn_set_proto(c, &pt_http_proto, hc);
     /* The in-buffer holds at most one request head (plus slack for what follows it). */
     const pt_limits *l = c->limits;
@@ -966,12 +972,10 @@ void pt_http_conn_attach(pt_conn *c, pt_site *site)
 /* A streamed response's queue above this asks the handler to wait for the writable callback. */
 #define STREAM_HIGH_WATER (64 * 1024)
 
-void pt_request_read_body(pt_request *req, pt_body_cb cb, void *data)
+static void h1_read_body(pt_request *req)
 {
-    pt_http_conn *hc = req->hc;
-    http_req *x = hc->r;
-    x->body_cb = cb;
-    x->body_data = data;
+    http_req *x = x_of(req);
+    pt_http_conn *hc = x->hc;
     if (x->held) {
         x->held = false;
         body_started(hc);
@@ -979,10 +983,10 @@ void pt_request_read_body(pt_request *req, pt_body_cb cb, void *data)
     kick(hc);
 }
 
-void pt_request_pause_body(pt_request *req, bool pause)
+static void h1_pause_body(pt_request *req, bool pause)
 {
-    pt_http_conn *hc = req->hc;
-    http_req *x = hc->r;
+    http_req *x = x_of(req);
+    pt_http_conn *hc = x->hc;
     if (x->body_paused == pause)
         return;
     x->body_paused = pause;
@@ -994,49 +998,25 @@ void pt_request_pause_body(pt_request *req, bool pause)
     }
 }
 
-void pt_request_on_abort(pt_request *req, pt_request_cb cb, void *data)
+static void h1_reset_timeout(pt_request *req, double secs)
 {
-    http_req *x = req->hc->r;
-    x->abort_cb = cb;
-    x->abort_data = data;
+    pt_conn_reset_timeout(x_of(req)->hc->conn, secs);
 }
 
-pt_custodian *pt_request_custodian(pt_request *req)
+static void h1_adjust_timeout(pt_request *req, double secs)
 {
-    pt_http_conn *hc = req->hc;
-    http_req *x = hc->r;
-    if (!x->custodian)
-        x->custodian = pt_custodian_new(pt_conn_custodian(hc->conn));
-    return x->custodian;
+    pt_conn_adjust_timeout(x_of(req)->hc->conn, secs);
 }
 
-void pt_request_reset_timeout(pt_request *req, double secs)
+static int h1_write(pt_request *req, const void *data, size_t len)
 {
-    pt_conn_reset_timeout(req->hc->conn, secs);
-}
-
-void pt_request_adjust_timeout(pt_request *req, double secs)
-{
-    pt_conn_adjust_timeout(req->hc->conn, secs);
-}
-
-void pt_response_on_writable(pt_request *req, pt_request_cb cb, void *data)
-{
-    http_req *x = req->hc->r;
-    x->writable_cb = cb;
-    x->writable_data = data;
-}
-
-int pt_response_write(pt_request *req, const void *data, size_t len)
-{
-    pt_http_conn *hc = req->hc;
-    pt_conn *c = hc->conn;
-    http_req *x = hc->r;
+    http_req *x = x_of(req);
+    pt_conn *c = x->hc->conn;
     if (c->dead)
         return -ECONNABORTED;
     if (!x->streaming || x->response_done)
         return -EINVAL;
-    if (len && req->method_id != HTTP_HEAD) {
+    if (len && req->method_id != PT_METHOD_HEAD) {
         if (x->chunked_out) {
             char size[24];
             int n = snprintf(size, sizeof size, "%zx\r\n", len);
@@ -1060,18 +1040,18 @@ int pt_response_write(pt_request *req, const void *data, size_t len)
     return pt_outq_pending(&c->out) > STREAM_HIGH_WATER ? 1 : 0;
 }
 
-int pt_response_end(pt_request *req)
+static int h1_end(pt_request *req)
 {
-    pt_http_conn *hc = req->hc;
+    http_req *x = x_of(req);
+    pt_http_conn *hc = x->hc;
     pt_conn *c = hc->conn;
-    http_req *x = hc->r;
     if (c->dead)
         return -ECONNABORTED;
     if (!x->streaming || x->response_done)
         return -EINVAL;
-    if (x->chunked_out && req->method_id != HTTP_HEAD)
+    if (x->chunked_out && req->method_id != PT_METHOD_HEAD)
         pt_outq_push_copy(&c->out, "0\r\n\r\n", 5);
-    if (x->stream_left && req->method_id != HTTP_HEAD) {
+    if (x->stream_left && req->method_id != PT_METHOD_HEAD) {
         /* Shorter than its Content-Length: the client would wait for the rest forever. */
         pt_request_log(req, PT_LOG_ERROR, "streamed response ended %llu bytes short",
                        (unsigned long long)x->stream_left);
@@ -1079,8 +1059,8 @@ int pt_response_end(pt_request *req)
         return -EPIPE;
     }
     x->response_done = true;
-    x->writable_cb = NULL;
-    x->abort_cb = NULL;
+    req->writable_cb = NULL;
+    req->abort_cb = NULL;
     pt_request_access_log(req, x->status, x->sent);
     if (x->held) {
         x->held = false;
@@ -1133,13 +1113,12 @@ static const pt_conn_proto upgraded_proto = {
     .on_close = upgraded_on_close,
 };
 
-int pt_request_upgrade(pt_request *req, int status, const void *head, size_t len,
-                       const pt_upgrade_ops *ops, void *data, pt_conn **out)
+static int h1_upgrade(pt_request *req, int status, const void *head, size_t len,
+                      const pt_upgrade_ops *ops, void *data, pt_conn **out)
 {
-    pt_http_conn *hc = req->hc;
+    http_req *x = x_of(req);
+    pt_http_conn *hc = x->hc;
     pt_conn *c = hc->conn;
-    http_req *x = hc->r;
-    *out = NULL;
     if (c->dead)
         return -ECONNABORTED;
     /* Inside process() the parser would read on into the new protocol's bytes. */
@@ -1151,10 +1130,10 @@ int pt_request_upgrade(pt_request *req, int status, const void *head, size_t len
     pt_request_access_log(req, status, 0);
     /* What the handler registered stays, and goes with the connection (the request's custodian
      * is a child of the connection's). */
-    x->custodian = NULL;
-    x->body_cb = NULL;
-    x->abort_cb = NULL;
-    x->writable_cb = NULL;
+    req->custodian = NULL;
+    req->body_cb = NULL;
+    req->abort_cb = NULL;
+    req->writable_cb = NULL;
     request_end(hc);
     hc->phase = PHASE_IDLE;
     hc->up_ops = ops;
@@ -1168,3 +1147,44 @@ int pt_request_upgrade(pt_request *req, int status, const void *head, size_t len
     int r = pt_conn_flush(c);
     return r == -EAGAIN ? 0 : r;
 }
+
+/* ---- the rest of what handlers ask ---- */
+
+static void h1_abandon(pt_request *req)
+{
+    pt_conn_kill(x_of(req)->hc->conn);
+}
+
+static bool h1_pending(const pt_request *req)
+{
+    return !pt_outq_is_empty(&x_of(req)->hc->conn->out);
+}
+
+static int h1_local_addr(const pt_request *req, struct sockaddr_storage *out, socklen_t *len)
+{
+    const pt_conn *c = x_of(req)->hc->conn;
+    socklen_t n = sizeof *out;
+    memset(out, 0, sizeof *out);
+    /* Asked on demand: most handlers never want it, and it costs a system call. */
+    if (c->transport.fd < 0)
+        return -ENOTCONN;
+    if (getsockname(c->transport.fd, (struct sockaddr *)out, &n) < 0)
+        return -errno;
+    if (len)
+        *len = n;
+    return 0;
+}
+
+static const pt_request_proto http1_proto = {
+    .respond = pt_http1_respond,
+    .write = h1_write,
+    .end = h1_end,
+    .read_body = h1_read_body,
+    .pause_body = h1_pause_body,
+    .reset_timeout = h1_reset_timeout,
+    .adjust_timeout = h1_adjust_timeout,
+    .abandon = h1_abandon,
+    .pending = h1_pending,
+    .local_addr = h1_local_addr,
+    .upgrade = h1_upgrade,
+};

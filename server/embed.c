@@ -19,7 +19,7 @@
 #include <unistd.h>
 
 #include "server/dispatch.h"
-#include "server/path.h"
+#include "server/core/path.h"
 #include "server/site.h"
 
 /* Bytes of header lines (content type included) a pt_reply may add: the response head is
@@ -121,7 +121,7 @@ bool pt_slice_ieq(pt_slice s, const char *str)
 
 pt_server *pt_request_server(const pt_request *req)
 {
-    return pt_http_conn_site(req->hc)->server;
+    return req->vhost->server;
 }
 
 pt_slice pt_request_method(const pt_request *req)
@@ -189,33 +189,6 @@ int64_t pt_request_content_length(const pt_request *req)
 bool pt_request_has_body(const pt_request *req)
 {
     return req->has_length || req->chunked;
-}
-
-int pt_request_peer(const pt_request *req, struct sockaddr_storage *out, socklen_t *len)
-{
-    const pt_conn *c = pt_http_conn_conn(req->hc);
-    if (c->peer.sa.sa_family != AF_INET && c->peer.sa.sa_family != AF_INET6)
-        return -EAFNOSUPPORT;
-    memset(out, 0, sizeof *out);
-    memcpy(out, &c->peer, c->peerlen);
-    if (len)
-        *len = c->peerlen;
-    return 0;
-}
-
-int pt_request_local(const pt_request *req, struct sockaddr_storage *out, socklen_t *len)
-{
-    const pt_conn *c = pt_http_conn_conn(req->hc);
-    socklen_t n = sizeof *out;
-    memset(out, 0, sizeof *out);
-    /* Asked on demand: most handlers never want it, and it costs a system call. */
-    if (c->transport.fd < 0)
-        return -ENOTCONN;
-    if (getsockname(c->transport.fd, (struct sockaddr *)out, &n) < 0)
-        return -errno;
-    if (len)
-        *len = n;
-    return 0;
 }
 
 /* ---- responses ---- */
@@ -463,7 +436,7 @@ static void method_not_allowed(pt_request *req, const pt_embed *e, const char *p
 
 bool pt_embed_route(pt_request *req)
 {
-    const pt_embed *e = *pt_server_embed(pt_http_conn_site(req->hc)->server);
+    const pt_embed *e = *pt_server_embed(req->vhost->server);
     /* A conf's server-level `return` answers first, as it does before any location. */
     if (!e || e->nroutes == 0 || req->vhost->conf->ret.code)
         return false;

@@ -1,7 +1,7 @@
 /*
  * The embedding API's seam with the rest of server/ (the public side is include/porter.h).
  *
- * embed.c implements what porter.h promises on top of the internal request (server/http.h):
+ * embed.c implements what porter.h promises on top of the internal request (server/core/request.h):
  * request accessors, responses described by a pt_reply, handlers registered by method and path
  * (pt_server_handle), listening addresses added after creation (pt_server_listen), and servers
  * made from options instead of a conf file.
@@ -21,7 +21,7 @@
 
 #include "porter.h"
 #include "server/config.h"
-#include "server/http.h"
+#include "server/core/request.h"
 
 typedef struct pt_embed pt_embed;
 

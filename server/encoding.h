@@ -9,7 +9,7 @@
 
 #include <stddef.h>
 
-#include "server/http.h"
+#include "server/core/request.h"
 
 typedef enum pt_encoding {
     PT_ENC_IDENTITY, /* the file itself */

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "server/http.h"
+#include "server/core/request.h"
 
 enum kind { KIND_MEMORY, KIND_OPEN, KIND_ABSENT };
 

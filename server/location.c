@@ -14,7 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "server/path.h"
+#include "server/core/path.h"
 #include "server/proxy.h"
 #include "server/site.h"
 
@@ -53,6 +53,9 @@ static char *lines_build(const pt_location *loc, size_t *outlen, bool always_onl
     return out;
 }
 
+static size_t filter_head_lines(const pt_response_filter *f, int status, time_t mtime, time_t now,
+                                char *buf, size_t pos, size_t cap);
+
 /* Fills `loc` from `lc` (NULL: the server's own settings). */
 static int location_init(pt_vhost *vh, pt_location *loc, const pt_conf_location *lc, char *err,
                          size_t errlen)
@@ -90,6 +93,7 @@ static int location_init(pt_vhost *vh, pt_location *loc, const pt_conf_location 
     loc->lines_always = lines_build(loc, &loc->lines_always_len, true);
     if (!loc->lines_ok || !loc->lines_always)
         return -ENOMEM;
+    loc->filter = (pt_response_filter){.head_lines = filter_head_lines};
 
     /* The server's own directory is shared, unless it is a missing default and this location
      * names it: then the open below reports it. */
@@ -382,6 +386,14 @@ static void return_handle(pt_request *req)
     respond_return(req, &req->location->conf->ret);
 }
 
+/* `loc` answers `req`: its response filters and its sendfile setting apply. */
+static void set_location(pt_request *req, pt_location *loc)
+{
+    req->location = loc;
+    req->filters = &loc->filter;
+    req->sendfile = loc->sendfile;
+}
+
 /* One pass of the router for the request path `path`: normalised into `norm`, then the
  * location it falls in answers (or the server's `return`, or an error). */
 static void route_path(pt_request *req, pt_str path, char *norm, size_t cap)
@@ -391,17 +403,17 @@ static void route_path(pt_request *req, pt_str path, char *norm, size_t cap)
                       ? -EINVAL
                       : pt_path_normalize(path.p, path.len, norm, cap - 256);
     if (len < 0) {
-        req->location = pt_location_base(req->vhost);
+        set_location(req, pt_location_base(req->vhost));
         req->norm_path = (pt_str){"", 0};
         pt_route_error(req, len == -ENAMETOOLONG ? 414 : 400);
     } else if (req->vhost->conf->ret.code && !req->redirects) {
         /* A server-level return answers before any location is chosen (nginx's server
          * rewrite phase, which internal redirects do not repeat). */
-        req->location = pt_location_base(req->vhost);
+        set_location(req, pt_location_base(req->vhost));
         req->norm_path = (pt_str){norm, (size_t)len};
         respond_return(req, &req->vhost->conf->ret);
     } else {
-        req->location = pt_location_find(req->vhost, norm, (size_t)len);
+        set_location(req, pt_location_find(req->vhost, norm, (size_t)len));
         req->norm_path = (pt_str){norm, (size_t)len};
         handlers[req->location->handler](req);
     }
@@ -410,7 +422,7 @@ static void route_path(pt_request *req, pt_str path, char *norm, size_t cap)
 /* `@NAME` (the last of try_files, an error_page): that location answers the same path. */
 static void route_named(pt_request *req, pt_location *named)
 {
-    req->location = named;
+    set_location(req, named);
     handlers[named->handler](req);
 }
 
@@ -473,7 +485,7 @@ static void redirect_to_url(pt_request *req, const pt_conf_error_page *ep)
 void pt_route_error(pt_request *req, int status)
 {
     if (!req->location)
-        req->location = pt_location_base(req->vhost);
+        set_location(req, pt_location_base(req->vhost));
     const pt_conf_files *f = req->location->files;
     for (size_t i = 0; !req->error_page && i < f->nerror_pages; i++) {
         const pt_conf_error_page *ep = &f->error_pages[i];
@@ -576,4 +588,12 @@ size_t pt_location_headers(pt_location *loc, int status, time_t mtime, time_t no
         break;
     }
     return pos;
+}
+
+static size_t filter_head_lines(const pt_response_filter *f, int status, time_t mtime, time_t now,
+                                char *buf, size_t pos, size_t cap)
+{
+    /* The filter is a member of its location, whose expires line it may refresh. */
+    pt_location *loc = (pt_location *)((char *)f - offsetof(pt_location, filter));
+    return pt_location_headers(loc, status, mtime, now, buf, pos, cap);
 }

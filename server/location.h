@@ -28,7 +28,7 @@
 #include <time.h>
 
 #include "server/config.h"
-#include "server/http.h"
+#include "server/core/request.h"
 
 #define PT_ROUTE_MAX_REDIRECTS 10
 
@@ -58,6 +58,9 @@ struct pt_location {
     time_t expires_second; /* when expires_lines was formatted (`expires TIME` only) */
     char expires_lines[128];
     size_t expires_len;
+    /* Its add_header and expires lines as a response filter (pt_location_headers); a request
+     * answered here has it as its chain. */
+    pt_response_filter filter;
 };
 
 /* Builds the locations of `vh` (its conf, root fd and cache set) from vh->conf. On error

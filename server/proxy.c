@@ -254,9 +254,9 @@ static void puts_(hbuf *o, const char *s)
  * this runs twice per proxied request. */
 static const char *client_addr(pt_request *req, char *buf, size_t len)
 {
-    pt_conn *c = pt_http_conn_conn(req->hc);
-    if (c->peer.sa.sa_family == AF_INET) {
-        const unsigned char *b = (const unsigned char *)&c->peer.in.sin_addr;
+    const struct sockaddr *sa = req->peer;
+    if (sa && sa->sa_family == AF_INET) {
+        const unsigned char *b = (const unsigned char *)&((const struct sockaddr_in *)sa)->sin_addr;
         char *q = buf;
         for (int i = 0; i < 4; i++) {
             unsigned v = b[i];
@@ -269,19 +269,20 @@ static const char *client_addr(pt_request *req, char *buf, size_t len)
         }
         return buf;
     }
-    if (c->peer.sa.sa_family == AF_INET6)
-        return inet_ntop(AF_INET6, &c->peer.in6.sin6_addr, buf, (socklen_t)len);
+    if (sa && sa->sa_family == AF_INET6)
+        return inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, buf,
+                         (socklen_t)len);
     snprintf(buf, len, "unix");
     return buf;
 }
 
 static unsigned client_port(pt_request *req)
 {
-    pt_conn *c = pt_http_conn_conn(req->hc);
-    if (c->peer.sa.sa_family == AF_INET)
-        return ntohs(c->peer.in.sin_port);
-    if (c->peer.sa.sa_family == AF_INET6)
-        return ntohs(c->peer.in6.sin6_port);
+    const struct sockaddr *sa = req->peer;
+    if (sa && sa->sa_family == AF_INET)
+        return ntohs(((const struct sockaddr_in *)sa)->sin_port);
+    if (sa && sa->sa_family == AF_INET6)
+        return ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
     return 0;
 }
 
@@ -365,11 +366,10 @@ static void put_var(hbuf *o, const proxy_target *t, pt_request *req, const char 
         put_xff_value(o, pt_request_header(req, "x-forwarded-for"),
                       client_addr(req, buf, sizeof buf));
     } else if (IS("server_port")) {
-        pt_conn *c = pt_http_conn_conn(req->hc);
         struct sockaddr_storage ss;
         socklen_t len = sizeof ss;
         unsigned port = 0;
-        if (getsockname(c->transport.fd, (struct sockaddr *)&ss, &len) == 0)
+        if (pt_request_local(req, &ss, &len) == 0)
             port = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
                                             : ntohs(((struct sockaddr_in *)&ss)->sin_port);
         snprintf(buf, sizeof buf, "%u", port);
@@ -659,19 +659,13 @@ static void on_client_abort(pt_request *req, void *data)
     p->req = NULL;
 }
 
-/* The client connection, while the request is ours. */
-static pt_conn *client_conn(proxy_req *p)
-{
-    return pt_http_conn_conn(p->req->hc);
-}
-
 /* The response is half sent and cannot be finished: the client connection goes. */
 static void abandon_client(proxy_req *p)
 {
     p->finished = true;
     release_upstream(p, false);
     if (p->req)
-        pt_conn_kill(client_conn(p));
+        pt_request_abandon(p->req);
 }
 
 /* ---- failures and retries ---- */
@@ -1241,7 +1235,7 @@ static void parse(proxy_req *p)
             }
             /* A head that came without body bytes goes out now, not with the first piece
              * (which may be long in coming: a stream of events). */
-            if (p->responded && p->req && !pt_outq_is_empty(&client_conn(p)->out))
+            if (p->responded && p->req && pt_response_pending(p->req))
                 pt_response_write(p->req, "", 0);
             return;
         }
@@ -1411,8 +1405,7 @@ static void update_timers(proxy_req *p)
      * connection's is lifted (it would otherwise be response_timeout). Waiting on the client
      * (its body, or its reading of ours) keeps the client's. */
     if (p->req && !p->finished && !p->closed &&
-        (!p->body_reading || p->body_done || p->body_paused) &&
-        pt_outq_is_empty(&client_conn(p)->out))
+        (!p->body_reading || p->body_done || p->body_paused) && !pt_response_pending(p->req))
         pt_request_reset_timeout(p->req, PT_TIMEOUT_NONE);
 }
 
@@ -1553,12 +1546,12 @@ static void next_attempt(proxy_req *p)
 static bool method_idempotent(int m)
 {
     switch (m) {
-    case HTTP_GET:
-    case HTTP_HEAD:
-    case HTTP_OPTIONS:
-    case HTTP_TRACE:
-    case HTTP_PUT:
-    case HTTP_DELETE:
+    case PT_METHOD_GET:
+    case PT_METHOD_HEAD:
+    case PT_METHOD_OPTIONS:
+    case PT_METHOD_TRACE:
+    case PT_METHOD_PUT:
+    case PT_METHOD_DELETE:
         return true;
     default:
         return false;
@@ -1593,7 +1586,7 @@ void pt_proxy_handle(pt_request *req)
         pt_request_respond_error(req, 500);
         return;
     }
-    if (req->method_id == HTTP_CONNECT) {
+    if (req->method_id == PT_METHOD_CONNECT) {
         pt_request_respond_error(req, 405);
         return;
     }
@@ -1610,7 +1603,7 @@ void pt_proxy_handle(pt_request *req)
     pt_inbuf_init(&p->ub);
     pt_request_on_abort(req, on_client_abort, p);
 
-    p->head_req = req->method_id == HTTP_HEAD;
+    p->head_req = req->method_id == PT_METHOD_HEAD;
     p->has_body = req->has_length ? req->content_length > 0 : req->chunked;
     p->chunked_up = req->chunked && !req->has_length;
     const pt_header *conn = pt_request_header(req, "connection");

@@ -40,7 +40,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "server/http.h"
+#include "server/core/request.h"
 #include "server/upstream.h"
 
 /* The location handler of `proxy_pass`. */

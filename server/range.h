@@ -17,7 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "server/http.h"
+#include "server/core/request.h"
 
 /* One satisfiable range, both ends included and within the representation. */
 typedef struct pt_range {

@@ -25,7 +25,7 @@
 #include "server/location.h"
 #include "server/proxy.h"
 #include "server/site.h"
-#include "server/stats.h"
+#include "server/core/stats.h"
 #include "server/upstream.h"
 
 /* Idle connections closed each time accepting backs off for want of file descriptors. */
@@ -138,10 +138,34 @@ static void on_fd_pressure(pt_listener *l, void *data)
         freed += pt_connmgr_evict_idle(s->sites[i]->mgr, FD_PRESSURE_EVICT - freed);
 }
 
+/* ---- what a protocol asks of the site ---- */
+
+/* The virtual host for req->host, and the settings of the request that come with it. */
+static void site_select(void *data, pt_request *req)
+{
+    const pt_vhost *vh = pt_site_select(data, req->host);
+    req->vhost = vh;
+    req->limits = &vh->limits;
+    req->access_log = vh->access_log;
+    req->error_log = vh->error_log;
+    req->error_level = vh->error_level;
+    req->server_tokens = vh->conf->server_tokens;
+    req->sendfile = vh->conf->sendfile;
+}
+
+/* An embedder's handlers first, then the conf's locations. */
+static void site_route(pt_request *req)
+{
+    if (!pt_embed_route(req))
+        pt_route(req);
+}
+
+static const pt_site_ops site_ops = {.select = site_select, .route = site_route};
+
 static void on_admit(pt_conn *c, void *data)
 {
     pt_site *site = data;
-    pt_http_conn_attach(c, site);
+    pt_http_conn_attach(c, &site_ops, site, site->tls);
     if (site->tls)
         pt_tls_site_admit(site, c);
 }
@@ -311,6 +335,7 @@ static int open_root(const char *dir, bool named, int *fd)
 
 static int setup_vhost(pt_server *s, pt_vhost *vh, const pt_conf_server *cs, char *err, size_t elen)
 {
+    vh->server = s;
     vh->conf = cs;
     vh->limits = cs->limits;
     int r = vhost_types(s, vh, cs);

@@ -23,15 +23,16 @@
 #include "listener/listener.h"
 #include "server/config.h"
 #include "server/filecache.h"
-#include "server/http.h"
-#include "server/log.h"
-#include "server/mime.h"
+#include "server/core/request.h"
+#include "server/core/log.h"
+#include "server/core/mime.h"
 
 typedef struct pt_server pt_server;
 typedef struct pt_tls_keyring pt_tls_keyring;
 struct ssl_ctx_st;
 
 struct pt_vhost {
+    pt_server *server; /* the server it belongs to */
     const pt_conf_server *conf;
     int root_fd; /* the document root, O_PATH|O_DIRECTORY */
     pt_limits limits;
@@ -98,9 +99,6 @@ void pt_tls_site_admit(pt_site *site, pt_conn *c);
 
 /* Bytes pt_tls_site_admit takes from each connection's custodian. */
 size_t pt_tls_conn_size(void);
-
-/* "https" for a request that came over TLS, else "http" ($scheme). */
-const char *pt_request_scheme(const pt_request *req);
 
 /* Picks the virtual host for `host` (a Host header value, port allowed) on `site`. */
 const pt_vhost *pt_site_select(const pt_site *site, pt_str host);

@@ -16,7 +16,6 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <llhttp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,7 +26,7 @@
 #include "server/encoding.h"
 #include "server/filecache.h"
 #include "server/location.h"
-#include "server/path.h"
+#include "server/core/path.h"
 #include "server/range.h"
 #include "server/site.h"
 #include "server/static.h"
@@ -138,7 +137,7 @@ static void set_body(pt_request *req, pt_response *r, const pt_cached_file *cf, 
     r->file_fd = cf->fd;
     r->file_off = (off_t)off;
     r->file_borrowed = true;
-    if (r->body_len <= INLINE_MAX || req->method_id == HTTP_HEAD || cf->transient)
+    if (r->body_len <= INLINE_MAX || req->method_id == PT_METHOD_HEAD || cf->transient)
         return;
     int fd = own_fd(req, cf);
     if (fd >= 0) { /* else response.c tries once more and answers 503 */
@@ -270,7 +269,7 @@ static void send_file(pt_request *req, const req_info *ri, const pt_cached_file 
         pt_request_respond(req, &r);
         return;
     }
-    if (ri->range.p && req->method_id == HTTP_GET && f->max_ranges > 0 &&
+    if (ri->range.p && req->method_id == PT_METHOD_GET && f->max_ranges > 0 &&
         (!ri->if_range.p || pt_cond_if_range(ri->if_range, etag, cf->mtime))) {
         pt_range ranges[PT_CONF_MAX_RANGES];
         char line[96];
@@ -578,7 +577,7 @@ static void try_files(pt_request *req, const req_info *ri)
 void pt_static_handle(pt_request *req)
 {
     /* an error page answers any method, as nginx's turn into GET */
-    if (req->method_id != HTTP_GET && req->method_id != HTTP_HEAD && !req->error_page) {
+    if (req->method_id != PT_METHOD_GET && req->method_id != PT_METHOD_HEAD && !req->error_page) {
         pt_route_error(req, 405);
         return;
     }

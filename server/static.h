@@ -10,7 +10,7 @@
 
 #include <stddef.h>
 
-#include "server/http.h"
+#include "server/core/request.h"
 
 /* Answers `req` with a listing of the directory open as `dirfd` (taken: closed here), whose
  * request path is `path` (`len` bytes, ending in '/'): HTML or JSON as the location's

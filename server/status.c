@@ -13,7 +13,7 @@
 #include "connmgr/conn.h"
 #include "server/dispatch.h"
 #include "server/site.h"
-#include "server/stats.h"
+#include "server/core/stats.h"
 
 #define STATUS_MAX 65536
 
@@ -89,17 +89,16 @@ static void html_row(out *o, const char *name, const pt_worker_stats *w)
 
 void pt_status_handle(pt_request *req)
 {
-    if (req->method_id != 1 /* GET */ && req->method_id != 2 /* HEAD */) {
+    if (req->method_id != PT_METHOD_GET && req->method_id != PT_METHOD_HEAD) {
         pt_request_respond_error(req, 405);
         return;
     }
-    pt_site *site = pt_http_conn_site(req->hc);
     int nslots, self;
-    pt_stats_board *board = pt_server_stats_board(site->server, &nslots, &self);
+    pt_stats_board *board = pt_server_stats_board(req->vhost->server, &nslots, &self);
     char buf[STATUS_MAX];
     out o = {buf, 0, sizeof buf};
     bool json = wants_json(req);
-    double now = ev_now(site->loop);
+    double now = ev_now(req->loop);
     pt_worker_stats total = {0};
 
     if (json)

@@ -366,8 +366,3 @@ void pt_tls_site_setup(pt_site *site, pt_connmgr_options *mo)
     mo->wrap_transport = wrap_transport;
     mo->proto_size += pt_tls_conn_size();
 }
-
-const char *pt_request_scheme(const pt_request *req)
-{
-    return pt_http_conn_site(req->hc)->tls ? "https" : "http";
-}

@@ -10,7 +10,7 @@
 
 #include "connmgr/limits.h"
 #include "connmgr/tls.h"
-#include "server/log.h"
+#include "server/core/log.h"
 
 struct pt_upstreams {
     struct ev_loop *loop;

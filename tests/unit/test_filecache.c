@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 #include "server/filecache.h"
-#include "server/http.h"
+#include "server/core/request.h"
 #include "tests/support.h"
 
 static int fds_at_start;

@@ -12,7 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "server/mime.h"
+#include "server/core/mime.h"
 
 #define OCTET "application/octet-stream"
 

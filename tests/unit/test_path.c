@@ -16,7 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "server/path.h"
+#include "server/core/path.h"
 
 /* --- pt_path_normalize: a traversal corpus ------------------------------------------------ */
 

@@ -7,7 +7,7 @@
 
 #include <string.h>
 
-#include "server/uri.h"
+#include "server/core/uri.h"
 
 static bool valid(const char *s)
 {

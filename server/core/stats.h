@@ -4,8 +4,8 @@
  * worker writes only its own slot (once a second, and when it answers a status request); a
  * reader may see a slot mid-update, which costs at most one second of staleness in one number.
  */
-#ifndef PORTER_SERVER_STATS_H
-#define PORTER_SERVER_STATS_H
+#ifndef PORTER_SERVER_CORE_STATS_H
+#define PORTER_SERVER_CORE_STATS_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -1,7 +1,7 @@
 /*
  * Authority syntax (see uri.h).
  */
-#include "server/uri.h"
+#include "server/core/uri.h"
 
 /* reg-name's characters: unreserved and sub-delims (RFC 3986); '%' starts an escape. */
 static const unsigned char reg_name[256] = {

@@ -16,8 +16,8 @@
  * Errors: a negative errno: -ENOMEM, or -EINVAL for a malformed type or extension. A missing
  * or unreadable system file is not an error: the built-in table is used and reported.
  */
-#ifndef PORTER_SERVER_MIME_H
-#define PORTER_SERVER_MIME_H
+#ifndef PORTER_SERVER_CORE_MIME_H
+#define PORTER_SERVER_CORE_MIME_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -1,6 +1,7 @@
-#include "server/log.h"
+#include "server/core/log.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -165,4 +166,10 @@ void pt_log_error_to(pt_log *l, pt_log_level threshold, pt_log_level level, cons
     va_start(ap, fmt);
     vlog(l, level, fmt, ap);
     va_end(ap);
+}
+
+const char *pt_log_level_name(pt_log_level level)
+{
+    static const char *const names[] = {"debug", "info", "notice", "warn", "error", "crit"};
+    return (unsigned)level <= PT_LOG_CRIT ? names[level] : "?";
 }

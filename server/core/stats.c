@@ -1,4 +1,4 @@
-#include "server/stats.h"
+#include "server/core/stats.h"
 
 #include <sys/mman.h>
 

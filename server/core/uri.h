@@ -6,8 +6,8 @@
  * Ownership: nothing is allocated or kept; the input is read, never written.
  * Threading: no state; safe from any thread.
  */
-#ifndef PORTER_SERVER_URI_H
-#define PORTER_SERVER_URI_H
+#ifndef PORTER_SERVER_CORE_URI_H
+#define PORTER_SERVER_CORE_URI_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -9,13 +9,23 @@
  * Ownership: pt_log_open/pt_log_close; closing twice or NULL is a no-op. Threading: one loop
  * thread per log. Errors: negative errno.
  */
-#ifndef PORTER_SERVER_LOG_H
-#define PORTER_SERVER_LOG_H
+#ifndef PORTER_SERVER_CORE_LOG_H
+#define PORTER_SERVER_CORE_LOG_H
 
 #include <stdarg.h>
 #include <stddef.h>
 
-#include "server/config.h"
+typedef enum pt_log_level {
+    PT_LOG_DEBUG,
+    PT_LOG_INFO,
+    PT_LOG_NOTICE,
+    PT_LOG_WARN,
+    PT_LOG_ERROR,
+    PT_LOG_CRIT /* nginx's alert and emerg map here */
+} pt_log_level;
+
+/* Returns the name of a level as written in a conf file ("warn"). */
+const char *pt_log_level_name(pt_log_level level);
 
 typedef struct pt_log pt_log;
 

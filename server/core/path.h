@@ -12,8 +12,8 @@
  * -ENOTDIR (404), -EACCES (403), -EXDEV (the path leaves the root through a symlink: 404 or
  * 403), -ELOOP, or whatever the file system says.
  */
-#ifndef PORTER_SERVER_PATH_H
-#define PORTER_SERVER_PATH_H
+#ifndef PORTER_SERVER_CORE_PATH_H
+#define PORTER_SERVER_CORE_PATH_H
 
 #include <stddef.h>
 #include <sys/types.h>

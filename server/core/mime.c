@@ -1,4 +1,4 @@
-#include "server/mime.h"
+#include "server/core/mime.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "server/http.h"
+#include "server/core/request.h"
 
 #define DEFAULT_TYPE "application/octet-stream"
 #define SYSTEM_FILE "/etc/mime.types"

@@ -1,4 +1,4 @@
-#include "server/path.h"
+#include "server/core/path.h"
 
 #include <errno.h>
 #include <fcntl.h>

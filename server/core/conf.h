@@ -1,0 +1,338 @@
+/*
+ * The configuration as data: what the conf file (server/conf/) or the embedding API produces and
+ * every layer reads. Plain structs, no behaviour.
+ *
+ * Inheritance: every server starts from the values given at the top level (limits, root,
+ * index, logs, sendfile, server_tokens, default_type, types, static-file, proxy_* and ssl_*
+ * settings), then applies its own; every location likewise starts from its server's. A level
+ * that names a list directive (add_header, error_page, proxy_set_header, ...) replaces the
+ * inherited list. The defaults are listed in server/config.h with the loader.
+ *
+ * Ownership: a pt_conf owns every string and array reachable from it (pt_conf_free()). `file`
+ * members point into pt_conf.files and live as long as the pt_conf. Threading: none; a pt_conf is
+ * immutable once loaded and may be read from any thread.
+ */
+#ifndef PORTER_SERVER_CORE_CONF_H
+#define PORTER_SERVER_CORE_CONF_H
+
+#include <regex.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "connmgr/limits.h"
+#include "server/core/log.h"
+
+/* The most bytes of add_header lines (names, values, ": " and CRLF) one level may add to a
+ * response head. */
+#define PT_CONF_HEADERS_MAX 4096
+
+/* The most ranges `max_ranges` may allow in one request. */
+#define PT_CONF_MAX_RANGES 200
+
+/* The port of a server without a `listen` directive. */
+#define PT_CONF_DEFAULT_PORT "8080"
+
+/* The default of `listen ... notsent_lowat=`: 16 KiB unsent per connection at most. */
+#define PT_CONF_NOTSENT_LOWAT (16 * 1024)
+
+/* One `listen` directive:
+ * `listen [HOST:]PORT [default_server] [ssl] [reuseport] [deferred] [backlog=N]
+ *  [notsent_lowat=SIZE|off];`.
+ * With `ssl` the address speaks TLS for every server on it (as in nginx), so each of those
+ * servers needs a certificate. */
+typedef struct pt_conf_listen {
+    char *host; /* NULL: all addresses ("8080", "*:8080"); IPv6 without brackets ("::1") */
+    char *port; /* decimal 0..65535; "0" asks for an ephemeral port */
+    int backlog;
+    bool default_server, reuseport, ssl;
+    bool deferred;     /* TCP_DEFER_ACCEPT: a connection is accepted once it has data */
+    int notsent_lowat; /* TCP_NOTSENT_LOWAT of its connections, bytes; 0: the kernel's */
+    bool options;      /* reuseport, deferred, backlog= or notsent_lowat= given: the socket's
+                          options for the address (one listen per address may give them) */
+    const char *file;  /* where it was written; the server block's place for the default */
+    int line, col;
+} pt_conf_listen;
+
+/* One extension of a `types { TYPE EXT ...; }` entry; the extension is lower case. */
+typedef struct pt_conf_type {
+    char *type;
+    char *ext;
+} pt_conf_type;
+
+/* One `add_header NAME VALUE [always];`. Without `always` the line goes only on responses with
+ * status 200, 201, 204, 206, 301, 302, 303, 304, 307 or 308, as in nginx. */
+typedef struct pt_conf_header {
+    char *name, *value;
+    bool always;
+} pt_conf_header;
+
+/* One status of an `error_page CODE ... [=[RESPONSE]] URI;`. */
+typedef struct pt_conf_error_page {
+    int status;   /* 300..599 */
+    int response; /* 0: keep `status`; -1 ("="): the status of what the URI answers; else it */
+    char *uri;    /* "/path[?query]" or "@NAME" (an internal redirect), or an absolute URL */
+} pt_conf_error_page;
+
+/* `expires`: Expires and Cache-Control on responses with the statuses add_header uses. */
+typedef enum pt_conf_expires {
+    PT_EXPIRES_OFF,      /* no header */
+    PT_EXPIRES_EPOCH,    /* Expires in 1970, Cache-Control: no-cache */
+    PT_EXPIRES_MAX,      /* Expires in 2037, Cache-Control: max-age=315360000 */
+    PT_EXPIRES_ACCESS,   /* `expires [-]TIME`: from the time of the request */
+    PT_EXPIRES_MODIFIED, /* `expires modified [-]TIME`: from the file's modification time */
+} pt_conf_expires;
+
+typedef enum pt_conf_autoindex_format {
+    PT_AUTOINDEX_HTML,
+    PT_AUTOINDEX_JSON,
+} pt_conf_autoindex_format;
+
+/* Static-file settings. Every level starts from its parent's (top level -> server ->
+ * location); a level that names add_header or error_page at all replaces the inherited list,
+ * as in nginx. try_files is not inherited (nginx's rule): it applies where it is written. */
+typedef struct pt_conf_files {
+    bool autoindex;                            /* off */
+    pt_conf_autoindex_format autoindex_format; /* html */
+    bool autoindex_exact_size;                 /* on: bytes; off: K, M, G */
+    bool autoindex_localtime;                  /* off: GMT */
+    pt_conf_expires expires_kind;              /* off */
+    double expires;                            /* seconds, may be negative */
+    pt_conf_header *headers;
+    size_t nheaders;
+    pt_conf_error_page *error_pages;
+    size_t nerror_pages;
+    char **try_files; /* the last is "=CODE" or a URI; `$uri` stands for the request path */
+    size_t ntry_files;
+    bool precompressed; /* off: serve FILE.br, FILE.zst, FILE.gz by Accept-Encoding */
+    size_t max_ranges;  /* ranges in one request before the Range header is ignored; 0: none */
+    bool etag;          /* on */
+} pt_conf_files;
+
+/* What answers the requests of a location. Adding a handler is one value here, one row in
+ * the table of server/location.c and the directive that selects it. */
+typedef enum pt_handler_kind {
+    PT_HANDLER_STATIC, /* files from root or alias (the default) */
+    PT_HANDLER_STATUS, /* `status;`: the status page */
+    PT_HANDLER_RETURN, /* `return CODE [URL|TEXT];` */
+    PT_HANDLER_PROXY,  /* `proxy_pass URL;` (server/proxy.c) */
+    PT_HANDLER_COUNT
+} pt_handler_kind;
+
+/* `return CODE [URL|TEXT];` or `return URL;` (a 302). The text may hold $host, $request_uri,
+ * $scheme and $uri (also as ${name}), expanded per request. For 301, 302, 303, 307 and 308 the
+ * text is the Location; for other codes it is the body. In a server block it answers every
+ * request of the server before any location is chosen, as nginx's server-level return. */
+typedef struct pt_conf_return {
+    int code;   /* 0: none */
+    char *text; /* NULL: none (the code's own page) */
+} pt_conf_return;
+
+/* TLS settings (`ssl_*`), at the top level and in servers; a server starts from the top
+ * level's. ssl_certificate and ssl_certificate_key repeat (one pair per key type: RSA and
+ * ECDSA) and pair up in order; a level that names either replaces the inherited list.
+ * Only the certificates of the server chosen by SNI matter per server: the protocols, ciphers,
+ * cache and handshake bounds of an address are those of its default server (nginx's rule). */
+typedef struct pt_conf_ssl {
+    char **certs; /* absolute paths */
+    size_t ncerts;
+    char **keys; /* paired with certs by position */
+    size_t nkeys;
+    const char *cert_file; /* where the certificates were named (for messages) */
+    int cert_line, cert_col;
+    int min_version, max_version; /* ssl_protocols: TLS1_2_VERSION .. TLS1_3_VERSION */
+    char *ciphers;                /* ssl_ciphers (TLS 1.2); NULL: the safe default */
+    char *ciphersuites;           /* ssl_ciphersuites (TLS 1.3); NULL: the safe default */
+    bool prefer_server_ciphers;   /* on */
+    size_t session_cache;         /* sessions kept per process (ssl_session_cache); 0: none */
+    double session_timeout;       /* seconds (1h) */
+    bool session_tickets;         /* on */
+    double handshake_timeout;     /* seconds (10s); PT_TIMEOUT_NONE: none */
+    size_t max_handshakes;        /* handshakes in progress per address before accepting pauses */
+} pt_conf_ssl;
+
+#define PT_CONF_SSL_HANDSHAKE_TIMEOUT 10.0
+#define PT_CONF_SSL_MAX_HANDSHAKES 1000
+#define PT_CONF_SSL_TICKET_ROTATE 3600.0
+/* How many sessions a byte of nginx's `shared:NAME:SIZE` stands for (it keeps about 4000 in a
+ * megabyte). */
+#define PT_CONF_SSL_SESSION_BYTES 256
+
+/* One `server ADDRESS [weight=N] [max_fails=N] [fail_timeout=TIME];` of an upstream block.
+ * ADDRESS is HOST[:PORT] (port 80 by default) with HOST an IPv4 or [IPv6] literal or a DNS
+ * name (resolved when connecting), or unix:PATH. */
+typedef struct pt_conf_upstream_server {
+    char *address;       /* as written */
+    int weight;          /* 1 */
+    int max_fails;       /* failures within fail_timeout that mark it down (1); 0: never */
+    double fail_timeout; /* the window, and how long it stays down (10 s) */
+    const char *file;
+    int line, col;
+} pt_conf_upstream_server;
+
+/* `upstream NAME { server ...; keepalive N; keepalive_timeout TIME; keepalive_requests N; }`
+ * at the top level. The keep-alive bounds are per server of the block and per worker. */
+typedef struct pt_conf_upstream {
+    char *name;
+    pt_conf_upstream_server *servers; /* at least one, at most 64 */
+    size_t nservers;
+    size_t keepalive;          /* idle connections kept to each server (32); 0: none */
+    double keepalive_timeout;  /* an idle connection is closed after (4 s) */
+    size_t keepalive_requests; /* requests per connection (1000) */
+    const char *file;
+    int line, col;
+} pt_conf_upstream;
+
+#define PT_CONF_UPSTREAM_KEEPALIVE 32
+#define PT_CONF_UPSTREAM_KEEPALIVE_TIMEOUT 4.0
+#define PT_CONF_UPSTREAM_KEEPALIVE_REQUESTS 1000
+#define PT_CONF_UPSTREAM_FAIL_TIMEOUT 10.0
+#define PT_CONF_PROXY_TIMEOUT 60.0
+
+/* proxy_next_upstream: when a request goes to the next server (if it can be sent again). The
+ * HTTP_ flags: the server answered that status; all but 403 and 404 count as its failure. */
+enum {
+    PT_NEXT_ERROR = 1,   /* connecting, sending or reading failed */
+    PT_NEXT_TIMEOUT = 2, /* ... timed out */
+    PT_NEXT_HTTP_502 = 4,
+    PT_NEXT_HTTP_503 = 8,
+    PT_NEXT_HTTP_504 = 16,
+    PT_NEXT_HTTP_500 = 32,
+    PT_NEXT_HTTP_429 = 64,
+    PT_NEXT_HTTP_403 = 128,
+    PT_NEXT_HTTP_404 = 256,
+    PT_NEXT_INVALID_HEADER = 512,  /* the answer was not valid HTTP */
+    PT_NEXT_NON_IDEMPOTENT = 1024, /* a POST, PATCH, ... may go again too (without a body read) */
+};
+
+/* Proxy settings (`proxy_*`): top level, server and location, each level starting from its
+ * parent's. proxy_set_header, proxy_hide_header, proxy_pass_header and proxy_redirect repeat;
+ * a level that names one replaces the inherited list (as add_header). proxy_pass is a
+ * location's own. */
+typedef struct pt_conf_proxy {
+    char *pass;                  /* proxy_pass URL as written; NULL: none */
+    pt_conf_header *set_headers; /* proxy_set_header NAME VALUE (`always` unused); an empty
+                                    value removes the header */
+    size_t nset_headers;
+    char **hide_headers; /* proxy_hide_header NAME: response fields not passed (lower case) */
+    size_t nhide_headers;
+    char **pass_headers; /* proxy_pass_header NAME: Date or Server passed after all (lower case) */
+    size_t npass_headers;
+    /* proxy_redirect: prefixes of the server's Location replaced (the first that matches), as
+     * name (the prefix) -> value (its replacement); a NULL name is `default`: the proxy_pass
+     * URL -> the location's prefix. [default] unless a level says otherwise; `off`: none. */
+    pt_conf_header *redirects;
+    size_t nredirects;
+    unsigned next_upstream;        /* proxy_next_upstream: PT_NEXT_* (error timeout) */
+    size_t next_upstream_tries;    /* proxy_next_upstream_tries: attempts in all (0: no bound) */
+    double next_upstream_timeout;  /* proxy_next_upstream_timeout: no next attempt after this
+                                      long since the first began (PT_TIMEOUT_NONE) */
+    double connect_timeout;        /* proxy_connect_timeout, per server tried (60 s) */
+    double read_timeout;           /* proxy_read_timeout, between two reads (60 s) */
+    double send_timeout;           /* proxy_send_timeout, between two writes (60 s) */
+    bool ssl_verify;               /* proxy_ssl_verify (on) */
+    bool ssl_server_name;          /* proxy_ssl_server_name: SNI (on) */
+    char *ssl_trusted_certificate; /* absolute path; NULL: the system's trust store */
+    const char *pass_file;         /* where proxy_pass was written */
+    int pass_line, pass_col;
+} pt_conf_proxy;
+
+typedef enum pt_conf_match {
+    PT_MATCH_PREFIX, /* `location /p` and `location ^~ /p` */
+    PT_MATCH_EXACT,  /* `location = /p` */
+    PT_MATCH_REGEX,  /* `location ~ RE` and `location ~* RE` (POSIX extended, no captures) */
+    PT_MATCH_NAMED,  /* `location @NAME`: reached only from try_files and error_page */
+} pt_conf_match;
+
+/* One `location [=|^~] PATH { ... }` block. */
+typedef struct pt_conf_location {
+    char *path; /* as written, starting with '/' (a regex: the pattern); compared with the
+                   decoded, normalised path */
+    pt_conf_match match;
+    bool icase;    /* `~*`: the regex ignores case */
+    regex_t *re;   /* PT_MATCH_REGEX: the pattern compiled (REG_NOSUB) */
+    bool no_regex; /* `^~`: when this prefix is the longest match, no regex is tried */
+    pt_handler_kind handler;
+    char *root;      /* absolute; inherited from the server */
+    bool root_named; /* a root directive here or above named it (else the default) */
+    char *alias;     /* absolute, or NULL: files are root + path; else alias + what follows PATH */
+    char **index;
+    size_t nindex;
+    bool sendfile;
+    pt_conf_files static_files;
+    pt_conf_return ret; /* with handler PT_HANDLER_RETURN */
+    const char *file;   /* where the block starts */
+    int line, col;
+    pt_conf_proxy proxy; /* with handler PT_HANDLER_PROXY */
+} pt_conf_location;
+
+typedef struct pt_conf_server {
+    pt_conf_listen *listens; /* at least one */
+    size_t nlistens;
+    char **names; /* server_name, lower case except regexes ("~..."); may be empty */
+    size_t nnames;
+    char *root;      /* absolute */
+    bool root_named; /* a root directive here or at the top named it */
+    char **index;
+    size_t nindex;
+    pt_limits limits;
+    char *access_log; /* absolute path, "stderr", or NULL for off; format is combined */
+    char *error_log;  /* absolute path or "stderr" */
+    pt_log_level error_log_level;
+    bool sendfile, server_tokens;
+    char *default_type;
+    pt_conf_type *types; /* later entries for an extension replace earlier ones */
+    size_t ntypes;
+    pt_conf_files static_files;
+    pt_conf_ssl ssl;
+    pt_conf_return ret;          /* server-level return; code 0: none */
+    pt_conf_location *locations; /* in file order */
+    size_t nlocations;
+    const char *file; /* where the server block starts */
+    int line, col;
+    pt_conf_proxy proxy;
+} pt_conf_server;
+
+typedef struct pt_conf {
+    pt_conf_server *servers; /* at least one, in file order */
+    size_t nservers;
+    int worker_processes; /* 0 = "auto": one per CPU */
+    char *pid_path;       /* absolute, or NULL for no pid file */
+
+    /* Top-level values: what every server starts from. The error log here is also the
+     * process's own log (start-up, workers) outside any server. */
+    pt_limits limits;
+    char *root;
+    bool root_named; /* a root directive named it (else `htdocs` under the prefix) */
+    char **index;
+    size_t nindex;
+    char *access_log;
+    char *error_log;
+    pt_log_level error_log_level;
+    bool sendfile, server_tokens;
+    char *default_type;
+    pt_conf_type *types;
+    size_t ntypes;
+    pt_conf_files static_files;
+    pt_conf_ssl ssl;
+    /* How often the master makes a new session-ticket key (ssl_session_ticket_rotate, 1h): one
+     * key set serves every server and worker and survives reloads. */
+    double ssl_ticket_rotate;
+
+    /* The file cache (one per process, top level only): small files in memory with their
+     * header lines, larger ones as open fds, missing ones remembered; each entry trusted for
+     * file_cache_valid between stats. */
+    size_t file_cache_size;          /* bytes of small files held in memory; 0: off (32m) */
+    size_t file_cache_max_file;      /* largest file held in memory (32k) */
+    double file_cache_valid;         /* seconds between stats of an entry; 0: every time (1s) */
+    size_t open_file_cache_max;      /* open fds and missing files remembered; 0: off (1000) */
+    double open_file_cache_inactive; /* an unused fd entry is closed after this (60s) */
+
+    char *prefix; /* absolute; relative paths were joined to it */
+    char **files; /* every file read (the main one first), as named in messages */
+    size_t nfiles;
+    pt_conf_proxy proxy;
+    pt_conf_upstream *upstreams; /* in file order */
+    size_t nupstreams;
+} pt_conf;
+
+#endif

@@ -1,0 +1,160 @@
+/*
+ * The request core (see request.h): what every protocol's requests share, and the handler's
+ * calls passed on to the protocol.
+ */
+#include "server/core/request.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "connmgr/buffer.h"
+#include "connmgr/custodian.h"
+
+void pt_request_init(pt_request *req, const pt_request_proto *proto, struct ev_loop *loop,
+                     char *chunk, size_t offset)
+{
+    memset(req, 0, sizeof *req);
+    req->proto = proto;
+    req->loop = loop;
+    req->arena = chunk;
+    req->arena_used = (offset + 15) & ~(size_t)15;
+}
+
+void pt_request_dispose(pt_request *req)
+{
+    /* The handler's resources go first: they may still look at the request. */
+    pt_custodian_shutdown(req->custodian);
+    req->custodian = NULL;
+    for (char *m = req->arena_more, *next; m; m = next) {
+        next = *(char **)m;
+        pt_chunk_put(m);
+    }
+    req->arena_more = NULL;
+}
+
+/* The arena: the rest of the request's first chunk, then more chunks as needed (a kept
+ * request's head and whatever its handler allocates); all of it goes when the request ends. */
+void *pt_request_alloc(pt_request *req, size_t size)
+{
+    size = (size + 15) & ~(size_t)15;
+    if (!req->arena || size > PT_CHUNK_SIZE - 16)
+        return NULL;
+    if (size > PT_CHUNK_SIZE - req->arena_used) {
+        char *chunk = pt_chunk_get();
+        *(char **)chunk = req->arena_more;
+        req->arena_more = chunk;
+        req->arena = chunk;
+        req->arena_used = 16;
+    }
+    void *p = req->arena + req->arena_used;
+    req->arena_used += size;
+    return p;
+}
+
+pt_custodian *pt_request_custodian(pt_request *req)
+{
+    if (!req->custodian)
+        req->custodian = pt_custodian_new(req->conn_custodian);
+    return req->custodian;
+}
+
+const pt_header *pt_request_header(const pt_request *req, const char *name)
+{
+    for (size_t i = 0; i < req->nheaders; i++)
+        if (pt_str_ieq(req->headers[i].name, name))
+            return &req->headers[i];
+    return NULL;
+}
+
+int pt_request_peer(const pt_request *req, struct sockaddr_storage *out, socklen_t *len)
+{
+    if (!req->peer || (req->peer->sa_family != AF_INET && req->peer->sa_family != AF_INET6))
+        return -EAFNOSUPPORT;
+    memset(out, 0, sizeof *out);
+    memcpy(out, req->peer, req->peerlen);
+    if (len)
+        *len = req->peerlen;
+    return 0;
+}
+
+int pt_request_local(const pt_request *req, struct sockaddr_storage *out, socklen_t *len)
+{
+    return req->proto->local_addr(req, out, len);
+}
+
+const char *pt_request_scheme(const pt_request *req)
+{
+    return req->tls ? "https" : "http";
+}
+
+/* ---- what the handler asks, passed to the protocol ---- */
+
+int pt_response_write(pt_request *req, const void *data, size_t len)
+{
+    return req->proto->write(req, data, len);
+}
+
+int pt_response_end(pt_request *req)
+{
+    return req->proto->end(req);
+}
+
+void pt_response_on_writable(pt_request *req, pt_request_cb cb, void *data)
+{
+    req->writable_cb = cb;
+    req->writable_data = data;
+}
+
+bool pt_response_pending(const pt_request *req)
+{
+    return req->proto->pending(req);
+}
+
+void pt_request_read_body(pt_request *req, pt_body_cb cb, void *data)
+{
+    req->body_cb = cb;
+    req->body_data = data;
+    req->proto->read_body(req);
+}
+
+void pt_request_pause_body(pt_request *req, bool pause)
+{
+    req->proto->pause_body(req, pause);
+}
+
+void pt_request_on_abort(pt_request *req, pt_request_cb cb, void *data)
+{
+    req->abort_cb = cb;
+    req->abort_data = data;
+}
+
+void pt_request_reset_timeout(pt_request *req, double secs)
+{
+    req->proto->reset_timeout(req, secs);
+}
+
+void pt_request_adjust_timeout(pt_request *req, double secs)
+{
+    req->proto->adjust_timeout(req, secs);
+}
+
+void pt_request_abandon(pt_request *req)
+{
+    req->proto->abandon(req);
+}
+
+int pt_request_upgrade(pt_request *req, int status, const void *head, size_t len,
+                       const pt_upgrade_ops *ops, void *data, struct pt_conn **out)
+{
+    *out = NULL;
+    return req->proto->upgrade(req, status, head, len, ops, data, out);
+}
+
+size_t pt_response_filter_head(const pt_request *req, const pt_response *r, time_t now, char *buf,
+                               size_t pos, size_t cap)
+{
+    time_t mtime = r->last_modified ? r->last_modified : r->mtime;
+    for (const pt_response_filter *f = req->filters; f; f = f->next)
+        pos = f->head_lines(f, r->status, mtime, now, buf, pos, cap);
+    return pos;
+}

@@ -1,0 +1,312 @@
+/*
+ * The request core: a request and its response as handlers see them, whatever protocol carried
+ * the request (HTTP/1 today). Handlers include this header and nothing of the protocol.
+ *
+ * A protocol (server/http1/) makes a pt_request for each request it reads, fills what it parsed,
+ * asks the site (through the pt_site_ops that server.c installs) to choose the virtual host and
+ * to route the request, and implements what a handler asks of the request through its
+ * pt_request_proto: answering, streaming, reading the body, timeouts. The core functions below
+ * are those calls, plus what every protocol shares: the request's arena, its custodian, the
+ * handler's callbacks, response filters, logging.
+ *
+ * Lifetime: from the request's first byte until its response is complete and its body read or
+ * discarded (or until it is aborted). Its strings point into the protocol's input and stay valid
+ * for the request's life (they move once if the handler keeps the request past its first call);
+ * they are not NUL-terminated. Memory for the request comes from its arena (pt_request_alloc),
+ * released when the request ends; what a handler registers with pt_request_custodian() is
+ * released then too, however the request ends.
+ *
+ * A handler answers exactly once with pt_request_respond() (or asks the router for an internal
+ * redirect, server/location.h). The public half of this API (reading the body, streaming,
+ * timeouts, the arena and the custodian) is declared in include/porter.h, once.
+ *
+ * Threading: the loop's thread only.
+ */
+#ifndef PORTER_SERVER_CORE_REQUEST_H
+#define PORTER_SERVER_CORE_REQUEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "connmgr/limits.h"
+#include "porter.h"
+#include "server/core/log.h"
+#include "server/core/str.h"
+
+typedef struct pt_vhost pt_vhost;       /* server/site.h: what the request core does not read */
+typedef struct pt_location pt_location; /* server/location.h: likewise */
+typedef struct pt_response pt_response;
+struct pt_outq;
+struct pt_conn;
+
+/* Methods porter tells apart (numbered as llhttp numbers them, which server/http1 relies on);
+ * others are PT_METHOD_OTHER, with their name in pt_request.method. */
+typedef enum pt_method {
+    PT_METHOD_DELETE = 0,
+    PT_METHOD_GET = 1,
+    PT_METHOD_HEAD = 2,
+    PT_METHOD_POST = 3,
+    PT_METHOD_PUT = 4,
+    PT_METHOD_CONNECT = 5,
+    PT_METHOD_OPTIONS = 6,
+    PT_METHOD_TRACE = 7,
+    PT_METHOD_PATCH = 28,
+    PT_METHOD_OTHER = 1000,
+} pt_method;
+
+/* An upgraded connection's events (pt_request_upgrade), each with the `data` given there. */
+typedef struct pt_upgrade_ops {
+    /* New bytes are in c->in (consume what is taken: pt_inbuf_consume), or c->eof is set. */
+    void (*on_read)(struct pt_conn *c, void *data);
+    /* The out-queue was written out after a flush that had to wait. Optional. */
+    void (*on_drain)(struct pt_conn *c, void *data);
+    /* The connection's timer expired. Optional: the default kills the connection. */
+    void (*on_timeout)(struct pt_conn *c, void *data);
+    /* The connection is being released (what the request's custodian held already is). Do not
+     * write. Optional. */
+    void (*on_close)(struct pt_conn *c, void *data);
+} pt_upgrade_ops;
+
+/* What a protocol does for its requests: the calls of the functions below of the same names.
+ * Every member is set (upgrade may answer -ENOTSUP). */
+typedef struct pt_request_proto {
+    int (*respond)(pt_request *req, const pt_response *r);
+    int (*write)(pt_request *req, const void *data, size_t len);
+    int (*end)(pt_request *req);
+    /* The handler has set its body callback (req->body_cb): deliver the body. */
+    void (*read_body)(pt_request *req);
+    void (*pause_body)(pt_request *req, bool pause);
+    void (*reset_timeout)(pt_request *req, double secs);
+    void (*adjust_timeout)(pt_request *req, double secs);
+    void (*abandon)(pt_request *req);
+    bool (*pending)(const pt_request *req);
+    int (*local_addr)(const pt_request *req, struct sockaddr_storage *out, socklen_t *len);
+    int (*upgrade)(pt_request *req, int status, const void *head, size_t len,
+                   const pt_upgrade_ops *ops, void *data, struct pt_conn **out);
+} pt_request_proto;
+
+/* A response filter: a step between the handler and the protocol that sees every response of
+ * the requests it is attached to (the location's add_header and expires lines are one). Filters
+ * form a chain through `next`, built once with what attaches them, never per request. */
+typedef struct pt_response_filter {
+    /* Appends header lines ("Name: value\r\n") for `r`, about a file modified at `mtime` (0:
+     * none), at time `now`, to `buf` from `pos` (capacity `cap`); returns the new position.
+     * Bytes beyond `cap` are not written but counted, so a result above `cap` means the head
+     * did not fit. */
+    size_t (*head_lines)(const struct pt_response_filter *f, int status, time_t mtime, time_t now,
+                         char *buf, size_t pos, size_t cap);
+    const struct pt_response_filter *next;
+} pt_response_filter;
+
+/* What the protocol layer asks of the site (installed by server.c): the protocol knows neither
+ * virtual hosts nor locations. `site` is the value the protocol was given with these ops. */
+typedef struct pt_site_ops {
+    /* Chooses the virtual host for req->host (empty: the default one) and applies its settings:
+     * vhost, limits, logs, server_tokens, sendfile. */
+    void (*select)(void *site, pt_request *req);
+    /* Hands the request to whoever answers it: an embedder's handler or a location. */
+    void (*route)(pt_request *req);
+} pt_site_ops;
+
+struct pt_request {
+    const pt_request_proto *proto;
+    struct ev_loop *loop;
+
+    /* What the protocol read. */
+    pt_str method;
+    int method_id; /* pt_method */
+    pt_str target; /* as sent: origin-form or absolute-form */
+    pt_str path;   /* target's path, still percent-encoded */
+    pt_str query;  /* after '?', without it; empty if none */
+    pt_str host;   /* Host header, or the authority of an absolute-form target */
+    int version_major, version_minor;
+    pt_header *headers;
+    size_t nheaders;
+    uint64_t content_length; /* when has_length */
+    bool has_length, chunked, expect_continue;
+    bool keep_alive;             /* what the client asked for (RFC 9112 section 9.3) */
+    bool tls;                    /* it came over TLS */
+    const struct sockaddr *peer; /* the client's address (sa_family AF_UNSPEC: not IP) */
+    socklen_t peerlen;
+    double start;                 /* ev_now() at the first byte */
+    pt_custodian *conn_custodian; /* its connection's: the parent of the request's */
+
+    /* Its memory (pt_request_alloc) and its custodian (pt_request_custodian). */
+    char *arena;
+    size_t arena_used;
+    char *arena_more; /* further chunks, linked through their first word */
+    pt_custodian *custodian;
+
+    /* The handler's callbacks (pt_request_read_body, pt_request_on_abort,
+     * pt_response_on_writable). */
+    pt_body_cb body_cb;
+    void *body_data;
+    pt_request_cb abort_cb, writable_cb;
+    void *abort_data, *writable_data;
+
+    /* Set by the site when it chooses the virtual host (pt_site_ops.select). */
+    const pt_vhost *vhost;
+    const pt_limits *limits;
+    pt_log *access_log; /* NULL: off */
+    pt_log *error_log;  /* NULL: the process's error log */
+    pt_log_level error_level;
+    bool server_tokens; /* the version in Server */
+    bool sendfile;      /* large file bodies go with sendfile(2) */
+
+    /* Routing (server/location.h), set before a handler runs. */
+    pt_location *location;             /* what answers; NULL before routing */
+    const pt_response_filter *filters; /* the location's chain */
+    pt_str norm_path;   /* the decoded, normalised path, NUL-terminated; valid in the handler */
+    pt_str redirect;    /* an internal redirect the handler asked for (pt_route_redirect) */
+    unsigned redirects; /* internal redirects so far */
+    bool error_page;    /* answering through an error_page: no error page for its errors */
+    int error_status;   /* the status that answer keeps (0: what the target answers) */
+};
+
+/* A response head kept for reuse by whoever sends the same response again (the file cache,
+ * for a file's 200): the protocol's form of its lines up to the Connection line, made in the
+ * second `second` (its Date). The protocol fills it and reuses it within that second. */
+typedef struct pt_head_memo {
+    char *buf; /* malloc'ed; NULL until made */
+    size_t len, cap;
+    time_t second;
+} pt_head_memo;
+
+/* A response, described; pt_request_respond() hands it to the protocol. */
+struct pt_response {
+    int status;
+    const char *content_type; /* NULL: none */
+    /* Body: from memory, or a file range (fd taken: closed after). A memory body is copied,
+     * unless it has a holder: then body_hold(body_holder) runs as it is queued without a copy,
+     * and body_release(body_holder) once it is written or dropped. */
+    const void *body;
+    size_t body_len;
+    void (*body_hold)(const void *holder);
+    void (*body_release)(void *holder);
+    void *body_holder;
+    int file_fd; /* -1: none */
+    off_t file_off;
+    bool file_borrowed; /* file_fd is not taken (the open-file cache's): read at once, or dup'ed
+                           for sendfile; never closed */
+    /* Or a body the caller queues itself into a queue of memory and file ranges, after the
+     * head and not for HEAD: exactly body_len bytes; returns 0 or a negative errno (the
+     * response is then abandoned). */
+    int (*push_body)(struct pt_outq *q, void *data);
+    void *push_body_data;
+    bool no_body;         /* a head-only response (304): no Content-Length */
+    bool omit_server;     /* extra_headers carry their own Server (proxy_pass_header) */
+    bool omit_date;       /* and their own Date */
+    time_t last_modified; /* 0: none */
+    time_t mtime;         /* the file's time for `expires modified` when no last_modified */
+    const char *location; /* Location header */
+    const char *allow;    /* Allow header */
+    pt_str extra_headers; /* preformatted "Name: value\r\n" lines */
+    pt_str more_headers;  /* more of them (Content-Range) */
+    bool close;           /* close the connection after this response */
+    /* A streamed body: pt_request_respond queues the head only, and the handler follows with
+     * pt_response_write() and pt_response_end(). With stream_length < 0 (unknown) the protocol
+     * frames it (HTTP/1.1: chunked; HTTP/1.0: until the connection closes). */
+    bool stream;
+    int64_t stream_length;
+    /* The same response as the last one given this memo, but for Date and Connection: a 200
+     * with everything above derived from what the memo belongs to, and no error_page. */
+    pt_head_memo *head_memo;
+};
+
+/* Initialises `r` for `status` with no body. */
+void pt_response_init(pt_response *r, int status);
+
+/* Queues the response to `req`. HEAD requests get the head only. Returns 0 or a negative errno
+ * (the connection is gone). */
+int pt_request_respond(pt_request *req, const pt_response *r);
+
+/* Queues a short HTML error page for `status` (nginx-like). */
+int pt_request_respond_error(pt_request *req, int status);
+
+/* The same with preformatted header lines `headers` ("Content-Range: bytes * /10\r\n"). */
+int pt_request_respond_error_with(pt_request *req, int status, pt_str headers);
+
+/* A response started and cannot be finished (its source failed halfway): the client's
+ * connection (or stream) is dropped, so it cannot take half a response for a whole one. */
+void pt_request_abandon(pt_request *req);
+
+/* Whether response bytes are queued and not yet written to the client. */
+bool pt_response_pending(const pt_request *req);
+
+/* Takes the connection of `req` out of HTTP (a 101 Switching Protocols answer): queues `head`
+ * (`len` bytes, the response head exactly as it must go out, copied) and writes it, logs the
+ * request with `status`, ends the request, and from then on hands the connection's reads,
+ * drains, timeout and close to `ops`. *out receives the connection: its transport, in-buffer
+ * (bytes the client sent after the request head are already there; no on_read announces
+ * them), out-queue and timer (now without a deadline) are the caller's to drive through the
+ * pt_conn API. What the handler registered with pt_request_custodian() is not released with
+ * the request: it now goes with the connection. `req` must not be used after the call.
+ * Returns 0, or a negative errno: -ENOTSUP where the protocol has no upgrade, -EINVAL if the
+ * request's body has not been read to its end or a response was already started (nothing
+ * changed), -EBUSY from inside the protocol's own calls (a body or route callback; nothing
+ * changed), or the write's error (the connection has been killed and ops->on_close has run).
+ * Call it from the handler's own event callbacks. */
+int pt_request_upgrade(pt_request *req, int status, const void *head, size_t len,
+                       const pt_upgrade_ops *ops, void *data, struct pt_conn **out);
+
+/* Returns the first header named `name` (case-insensitive), or NULL. */
+const pt_header *pt_request_header(const pt_request *req, const char *name);
+
+/* Writes the access log line of `req` (done by the protocol when the response is complete). */
+void pt_request_access_log(pt_request *req, int status, uint64_t body_bytes);
+
+/* Logs a message about `req` to its server's error log, with the client's address and the
+ * request line appended as nginx does. `level` is a pt_log_level. */
+void pt_request_log(pt_request *req, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Appends the header lines of the request's response filters (see pt_response_filter). */
+size_t pt_response_filter_head(const pt_request *req, const pt_response *r, time_t now, char *buf,
+                               size_t pos, size_t cap);
+
+/* ---- for protocols ---- */
+
+/* Makes `req` an empty request of protocol `proto` on `loop`, whose arena is the rest of the
+ * pool chunk `chunk` from `offset` on (the protocol's own state may take its start). */
+void pt_request_init(pt_request *req, const pt_request_proto *proto, struct ev_loop *loop,
+                     char *chunk, size_t offset);
+
+/* The request is over: what its handler registered is released, then the arena's further
+ * chunks (the first, the protocol's, is the protocol's to return). */
+void pt_request_dispose(pt_request *req);
+
+/* ---- status texts and dates ---- */
+
+/* Writes the short HTML page porter answers a status with (nginx's) into `buf`; returns its
+ * length. PT_STATUS_PAGE_MAX bytes always suffice. */
+#define PT_STATUS_PAGE_MAX 512
+size_t pt_http_status_page(int status, char *buf, size_t cap);
+
+/* The reason phrase for `status` ("Not Found"), or "Unknown". */
+const char *pt_http_reason(int status);
+
+/* Formats `t` as an IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT") into `buf` (30 bytes). */
+size_t pt_http_date_format(time_t t, char *buf);
+
+/* Parses an IMF-fixdate (also RFC 850 and asctime forms); returns -1 if invalid. */
+time_t pt_http_date_parse(const char *s, size_t len);
+
+/* The Date header's value and the access log's time stamp of the second `now`, formatted once
+ * a second (per thread). */
+typedef struct pt_clock {
+    time_t second;
+    char date[32]; /* IMF-fixdate */
+    size_t date_len;
+    char local[32]; /* 21/Nov/2026:06:00:00 +0000 */
+} pt_clock;
+const pt_clock *pt_clock_at(time_t now);
+
+/* The name part of a Host value: without its port ("example.com:8080", "[::1]:8080") and
+ * without a trailing dot ("example.com."). */
+pt_str pt_host_name(pt_str host);
+
+#endif

@@ -1,0 +1,316 @@
+/*
+ * What every protocol's responses share: the status texts and the built-in error pages, the
+ * dates, the access log line and the error log's line about a request.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "listener/listener.h"
+#include "server/core/request.h"
+
+pt_str pt_host_name(pt_str host)
+{
+    const char *colon = host.len ? memrchr(host.p, ':', host.len) : NULL;
+    if (colon && (host.p[0] != '[' || colon > (const char *)memchr(host.p, ']', host.len)))
+        host.len = (size_t)(colon - host.p);
+    if (host.len && host.p[host.len - 1] == '.')
+        host.len--;
+    return host;
+}
+
+const char *pt_http_reason(int status)
+{
+    switch (status) {
+    case 100:
+        return "Continue";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 202:
+        return "Accepted";
+    case 204:
+        return "No Content";
+    case 206:
+        return "Partial Content";
+    case 301:
+        return "Moved Permanently";
+    case 302:
+        return "Found";
+    case 303:
+        return "See Other";
+    case 304:
+        return "Not Modified";
+    case 307:
+        return "Temporary Redirect";
+    case 308:
+        return "Permanent Redirect";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 409:
+        return "Conflict";
+    case 410:
+        return "Gone";
+    case 411:
+        return "Length Required";
+    case 412:
+        return "Precondition Failed";
+    case 413:
+        return "Content Too Large";
+    case 414:
+        return "URI Too Long";
+    case 415:
+        return "Unsupported Media Type";
+    case 416:
+        return "Range Not Satisfiable";
+    case 417:
+        return "Expectation Failed";
+    case 422:
+        return "Unprocessable Content";
+    case 429:
+        return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    case 505:
+        return "HTTP Version Not Supported";
+    default:
+        return "Unknown";
+    }
+}
+
+static const char wdays[7][4] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                   "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+
+size_t pt_http_date_format(time_t t, char *buf)
+{
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    return (size_t)snprintf(buf, 30, "%s, %02d %s %04d %02d:%02d:%02d GMT", wdays[tm.tm_wday],
+                            tm.tm_mday, months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
+                            tm.tm_sec);
+}
+
+time_t pt_http_date_parse(const char *s, size_t len)
+{
+    char buf[64], mon[4] = {0};
+    if (len >= sizeof buf)
+        return -1;
+    memcpy(buf, s, len);
+    buf[len] = '\0';
+    struct tm tm = {0};
+    int day, year, h, m, sec, n = 0;
+    /* IMF-fixdate, RFC 850, asctime (RFC 9110 section 5.6.7) */
+    if (sscanf(buf, "%*3s, %2d %3s %4d %2d:%2d:%2d GMT%n", &day, mon, &year, &h, &m, &sec, &n) ==
+            6 &&
+        n == (int)len) {
+    } else if (sscanf(buf, "%*[A-Za-z], %2d-%3s-%2d %2d:%2d:%2d GMT%n", &day, mon, &year, &h, &m,
+                      &sec, &n) == 6 &&
+               n == (int)len) {
+        year += year < 70 ? 2000 : 1900;
+    } else if (sscanf(buf, "%*3s %3s %2d %2d:%2d:%2d %4d%n", mon, &day, &h, &m, &sec, &year, &n) ==
+                   6 &&
+               n == (int)len) {
+    } else {
+        return -1;
+    }
+    int mi = -1;
+    for (int i = 0; i < 12; i++)
+        if (strcmp(mon, months[i]) == 0)
+            mi = i;
+    if (mi < 0 || day < 1 || day > 31 || h > 23 || m > 59 || sec > 60)
+        return -1;
+    tm.tm_year = year - 1900;
+    tm.tm_mon = mi;
+    tm.tm_mday = day;
+    tm.tm_hour = h;
+    tm.tm_min = m;
+    tm.tm_sec = sec;
+    return timegm(&tm);
+}
+
+/* The Date header value and the access log's time, reformatted when the second changes. */
+static _Thread_local pt_clock clock_cache = {-1, "", 0, ""};
+
+const pt_clock *pt_clock_at(time_t now)
+{
+    if (now != clock_cache.second) {
+        clock_cache.second = now;
+        clock_cache.date_len = pt_http_date_format(now, clock_cache.date);
+        struct tm tm;
+        localtime_r(&now, &tm);
+        strftime(clock_cache.local, sizeof clock_cache.local, "%d/%b/%Y:%H:%M:%S %z", &tm);
+    }
+    return &clock_cache;
+}
+
+void pt_response_init(pt_response *r, int status)
+{
+    memset(r, 0, sizeof *r);
+    r->status = status;
+    r->file_fd = -1;
+}
+
+int pt_request_respond(pt_request *req, const pt_response *r)
+{
+    if (req->error_page && req->error_status && r->status == 200) {
+        /* an error_page answer keeps the status of the error */
+        pt_response own = *r;
+        own.status = req->error_status;
+        return req->proto->respond(req, &own);
+    }
+    return req->proto->respond(req, r);
+}
+
+static size_t append(char *buf, size_t pos, size_t cap, const char *s, size_t n)
+{
+    if (pos + n <= cap)
+        memcpy(buf + pos, s, n);
+    return pos + n;
+}
+
+#define APPEND_LIT(buf, pos, cap, lit) append(buf, pos, cap, lit, sizeof(lit) - 1)
+
+/* Escapes a request string for the access log as nginx does: quotes, backslashes and control
+ * characters become \xHH. */
+static size_t append_escaped(char *buf, size_t pos, size_t cap, pt_str s)
+{
+    for (size_t i = 0; i < s.len; i++) {
+        unsigned char ch = (unsigned char)s.p[i];
+        if (ch < 0x20 || ch >= 0x7f || ch == '"' || ch == '\\') {
+            char esc[5];
+            snprintf(esc, sizeof esc, "\\x%02X", ch);
+            pos = append(buf, pos, cap, esc, 4);
+        } else {
+            pos = append(buf, pos, cap, (const char *)&ch, 1);
+        }
+    }
+    return pos;
+}
+
+/* Out of line, so that a request with no access log does not pay for this one's frame. */
+__attribute__((noinline)) static void access_log_write(pt_log *log, pt_request *req, int status,
+                                                       uint64_t body_bytes)
+{
+    char line[4096], addr[64];
+    if (pt_sockaddr_format(req->peer, addr, sizeof addr) < 0)
+        strcpy(addr, "-");
+    const pt_clock *clock = pt_clock_at((time_t)ev_now(req->loop));
+    char *colon = strrchr(addr, ':'); /* the log wants the address without the port */
+    if (colon)
+        *colon = '\0';
+    const char *a = addr[0] == '[' ? addr + 1 : addr;
+    size_t alen = strlen(a);
+    if (alen && a[alen - 1] == ']')
+        alen--;
+    size_t cap = sizeof line - 2, pos = 0;
+    pos = append(line, pos, cap, a, alen);
+    pos = APPEND_LIT(line, pos, cap, " - - [");
+    pos = append(line, pos, cap, clock->local, strlen(clock->local));
+    pos = APPEND_LIT(line, pos, cap, "] \"");
+    pos = append_escaped(line, pos, cap, req->method);
+    pos = APPEND_LIT(line, pos, cap, " ");
+    pos = append_escaped(line, pos, cap, req->target);
+    char tail[64];
+    int n = snprintf(tail, sizeof tail, " HTTP/%d.%d\" %d %" PRIu64 " \"", req->version_major,
+                     req->version_minor, status, body_bytes);
+    pos = append(line, pos, cap, tail, (size_t)n);
+    const pt_header *h = pt_request_header(req, "referer");
+    pos = h && h->value.len ? append_escaped(line, pos, cap, h->value)
+                            : APPEND_LIT(line, pos, cap, "-");
+    pos = APPEND_LIT(line, pos, cap, "\" \"");
+    h = pt_request_header(req, "user-agent");
+    pos = h && h->value.len ? append_escaped(line, pos, cap, h->value)
+                            : APPEND_LIT(line, pos, cap, "-");
+    pos = APPEND_LIT(line, pos, cap, "\"\n");
+    if (pos > sizeof line) { /* truncated: keep it one well-formed line */
+        pos = sizeof line;
+        line[pos - 2] = '"';
+        line[pos - 1] = '\n';
+    }
+    pt_log_append(log, line, pos);
+}
+
+void pt_request_access_log(pt_request *req, int status, uint64_t body_bytes)
+{
+    if (req->access_log)
+        access_log_write(req->access_log, req, status, body_bytes);
+}
+
+void pt_request_log(pt_request *req, int level, const char *fmt, ...)
+{
+    pt_log *log = req->error_log;
+    pt_log_level threshold = req->vhost ? req->error_level : PT_LOG_NOTICE;
+    if (!log && !pt_log_enabled((pt_log_level)level))
+        return;
+    if (log && level < (int)threshold)
+        return;
+    char msg[1024], addr[PT_SOCKADDR_STRLEN];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (pt_sockaddr_format(req->peer, addr, sizeof addr) < 0)
+        strcpy(addr, "-");
+    pt_log_error_to(log, threshold, (pt_log_level)level,
+                    "%s, client: %s, request: \"%.*s %.*s HTTP/%d.%d\"", msg, addr,
+                    (int)req->method.len, req->method.p, (int)req->target.len, req->target.p,
+                    req->version_major, req->version_minor);
+}
+
+int pt_request_respond_error(pt_request *req, int status)
+{
+    return pt_request_respond_error_with(req, status, (pt_str){"", 0});
+}
+
+size_t pt_http_status_page(int status, char *buf, size_t cap)
+{
+    const char *reason = pt_http_reason(status);
+    int n = snprintf(buf, cap,
+                     "<html>\r\n<head><title>%d %s</title></head>\r\n<body>\r\n"
+                     "<center><h1>%d %s</h1></center>\r\n<hr><center>porter</center>\r\n"
+                     "</body>\r\n</html>\r\n",
+                     status, reason, status, reason);
+    return n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap - 1;
+}
+
+int pt_request_respond_error_with(pt_request *req, int status, pt_str headers)
+{
+    char body[PT_STATUS_PAGE_MAX];
+    pt_response r;
+    pt_response_init(&r, status);
+    r.content_type = "text/html";
+    r.body = body;
+    r.body_len = pt_http_status_page(status, body, sizeof body);
+    r.close = status == 400 || status == 408 || status == 413 || status == 414 || status == 431 ||
+              status == 501 || status == 505;
+    if (status == 405)
+        r.allow = "GET, HEAD";
+    r.extra_headers = headers;
+    return pt_request_respond(req, &r);
+}

@@ -1,0 +1,46 @@
+/*
+ * Byte strings that borrow their bytes (a pointer and a length, not NUL-terminated), and the
+ * ASCII comparisons HTTP names and tokens need (no locale).
+ *
+ * Ownership: a pt_str owns nothing; whoever made it says how long its bytes live.
+ * Threading: no state.
+ */
+#ifndef PORTER_SERVER_CORE_STR_H
+#define PORTER_SERVER_CORE_STR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <string.h>
+
+typedef struct pt_str {
+    const char *p;
+    size_t len;
+} pt_str;
+
+#define PT_STR_LIT(s) ((pt_str){(s), sizeof(s) - 1})
+
+/* A header field: name and value, the value without surrounding blanks. */
+typedef struct pt_header {
+    pt_str name, value;
+} pt_header;
+
+/* c in lower case, if it is an ASCII letter. */
+static inline unsigned char pt_ascii_lower(unsigned char c)
+{
+    return (unsigned)(c - 'A') < 26u ? (unsigned char)(c + ('a' - 'A')) : c;
+}
+
+/* Case-insensitive comparison of a pt_str with a C string, in ASCII (as HTTP's names and tokens
+ * are: no locale). Inline, so that a literal's length and letters are known where it is used. */
+static inline bool pt_str_ieq(pt_str s, const char *lit)
+{
+    size_t n = strlen(lit);
+    if (s.len != n)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (pt_ascii_lower((unsigned char)s.p[i]) != pt_ascii_lower((unsigned char)lit[i]))
+            return false;
+    return true;
+}
+
+#endif
