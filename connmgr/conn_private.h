@@ -8,7 +8,7 @@
 #ifndef PORTER_CONNMGR_CONN_PRIVATE_H
 #define PORTER_CONNMGR_CONN_PRIVATE_H
 
-#include "connmgr/connmgr.h"
+#include "connmgr/conn.h"
 
 /* What a connection reports to whoever made it. */
 struct pt_conn_owner {

@@ -24,9 +24,9 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
-#include "server/proxy.h"
-#include "server/tls_ctx.h"
-#include "server/upstream.h"
+#include "server/handlers/proxy.h"
+#include "server/site/tls_ctx.h"
+#include "server/handlers/upstream.h"
 
 /* ---- memory: a configuration is read once at start-up, so running out of memory aborts ---- */
 

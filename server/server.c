@@ -4,7 +4,7 @@
  * Each distinct `listen` address is one site: one listener (a socket per address family) and
  * one connection manager whose limits are those of the site's default server. Virtual hosts
  * sharing an address are chosen by Host. Everything hangs off the server's root custodian.
- * An address with `ssl` is a TLS site (tls_site.c); the server holds the session-ticket keys
+ * An address with `ssl` is a TLS site (site/tls_site.c); the server holds the session-ticket keys
  * its TLS contexts share, and hands them to its successor on a reload.
  */
 #include <errno.h>
@@ -20,13 +20,18 @@
 
 #include "connmgr/tls.h"
 #include "porter.h"
-#include "server/dispatch.h"
-#include "server/embed.h"
-#include "server/location.h"
-#include "server/proxy.h"
-#include "server/site.h"
+#include "server/http1/conn.h"
+#include "server/handlers/embed.h"
+#include "server/site/location.h"
+#include "server/handlers/proxy.h"
+#include "server/site/site.h"
 #include "server/core/stats.h"
-#include "server/upstream.h"
+#include "server/handlers/upstream.h"
+#include "server/handlers/filecache.h"
+#include "server/handlers/static.h"
+#include "server/handlers/status.h"
+#include "server/config.h"
+#include "server/options.h"
 
 /* Idle connections closed each time accepting backs off for want of file descriptors. */
 #define FD_PRESSURE_EVICT 8
@@ -60,7 +65,7 @@ struct pt_server {
     void *stopped_data;
     size_t sites_draining;
     bool started, stopping;
-    pt_embed *embed; /* handlers and added addresses (embed.c); NULL: none */
+    pt_embed *embed; /* handlers and added addresses (handlers/embed.c); NULL: none */
 };
 
 const char *pt_strerror(int err)
@@ -78,39 +83,6 @@ void pt_resource_counts_get(pt_resource_counts *out)
 const char *pt_version(void)
 {
     return PORTER_VERSION;
-}
-
-/* ---- virtual host selection ---- */
-
-static bool host_matches(const char *name, pt_str host)
-{
-    size_t n = strlen(name);
-    if (name[0] == '*' && name[1] == '.') /* "*.example.com" */
-        return host.len > n - 1 && strncasecmp(host.p + host.len - (n - 1), name + 1, n - 1) == 0;
-    if (name[0] == '.') /* ".example.com": the domain and its subdomains */
-        return (host.len == n - 1 && strncasecmp(host.p, name + 1, n - 1) == 0) ||
-               (host.len > n && strncasecmp(host.p + host.len - n, name, n) == 0);
-    return host.len == n && strncasecmp(host.p, name, n) == 0;
-}
-
-const pt_vhost *pt_site_select(const pt_site *site, pt_str host)
-{
-    if (site->nvhosts == 1 || host.len == 0)
-        return site->default_vhost;
-    pt_str h = pt_host_name(host);
-    for (size_t i = 0; i < site->nvhosts; i++) {
-        const pt_conf_server *cs = site->vhosts[i]->conf;
-        for (size_t k = 0; k < cs->nnames; k++)
-            if (cs->names[k][0] != '*' && cs->names[k][0] != '.' && host_matches(cs->names[k], h))
-                return site->vhosts[i];
-    }
-    for (size_t i = 0; i < site->nvhosts; i++) {
-        const pt_conf_server *cs = site->vhosts[i]->conf;
-        for (size_t k = 0; k < cs->nnames; k++)
-            if ((cs->names[k][0] == '*' || cs->names[k][0] == '.') && host_matches(cs->names[k], h))
-                return site->vhosts[i];
-    }
-    return site->default_vhost;
 }
 
 /* ---- callbacks from the listener and the managers ---- */
@@ -156,7 +128,7 @@ static void site_select(void *data, pt_request *req)
 /* An embedder's handlers first, then the conf's locations. */
 static void site_route(pt_request *req)
 {
-    if (!pt_embed_route(req))
+    if (!pt_embed_route(req->vhost->server->embed, req))
         pt_route(req);
 }
 
@@ -168,19 +140,6 @@ static void on_admit(pt_conn *c, void *data)
     pt_http_conn_attach(c, &site_ops, site, site->tls);
     if (site->tls)
         pt_tls_site_admit(site, c);
-}
-
-void pt_site_update_accepting(pt_site *site)
-{
-    bool pause = site->mgr_full || site->handshakes_full;
-    for (size_t k = 0; k < site->nlisteners; k++) {
-        if (!site->listeners || !site->listeners[k])
-            continue;
-        if (pause)
-            pt_listener_pause(site->listeners[k]);
-        else
-            pt_listener_resume(site->listeners[k]);
-    }
 }
 
 static void on_full(void *data)
@@ -333,9 +292,20 @@ static int open_root(const char *dir, bool named, int *fd)
     return e == -ENOENT && !named ? 0 : e;
 }
 
+static pt_stats_board *stats_board(pt_server *s, int *nslots, int *slot);
+
+/* What answers each kind of location (the router answers `return` itself). */
+static const pt_handler_fn handlers[PT_HANDLER_COUNT] = {
+    [PT_HANDLER_STATIC] = pt_static_handle,
+    [PT_HANDLER_STATUS] = pt_status_handle,
+    [PT_HANDLER_PROXY] = pt_proxy_handle,
+};
+
 static int setup_vhost(pt_server *s, pt_vhost *vh, const pt_conf_server *cs, char *err, size_t elen)
 {
     vh->server = s;
+    vh->stats_board = stats_board;
+    vh->handlers = handlers;
     vh->conf = cs;
     vh->limits = cs->limits;
     int r = vhost_types(s, vh, cs);
@@ -562,7 +532,7 @@ int pt_server_new_with(pt_server **out, struct ev_loop *loop, const pt_server_op
         return -ENOMEM;
     s->loop = loop;
     int r = o->conf_path ? pt_conf_load(&s->conf, o->conf_path, o->prefix, err, errlen)
-                         : pt_embed_conf(&s->conf, o, err, errlen);
+                         : pt_options_conf(&s->conf, o, err, errlen);
     if (r < 0)
         goto fail;
     const pt_conf *conf = s->conf;
@@ -801,12 +771,26 @@ void pt_server_free(pt_server *s)
     free(s);
 }
 
-pt_embed **pt_server_embed(pt_server *s)
+/* ---- what an embedder adds ---- */
+
+static pt_embed *embed_of(pt_server *s)
 {
-    return &s->embed;
+    if (!s->embed)
+        s->embed = pt_embed_new();
+    return s->embed;
 }
 
-int pt_server_add_listen(pt_server *s, const pt_conf_listen *ls, char *err, size_t errlen)
+int pt_server_handle(pt_server *s, const char *method, const char *path, pt_path_match match,
+                     pt_handler_cb cb, void *data)
+{
+    pt_embed *e = embed_of(s);
+    return e ? pt_embed_add_route(e, method, path, match, cb, data) : -ENOMEM;
+}
+
+/* Adds the listening address `ls` (borrowed; it must outlive the server) served by the server's
+ * first virtual host: opens its sockets and its connection manager, and starts accepting if the
+ * server is started. Returns 0 or a negative errno with a message in `err`. */
+static int add_listen(pt_server *s, const pt_conf_listen *ls, char *err, size_t errlen)
 {
     if (s->stopping)
         return -EBUSY;
@@ -838,6 +822,49 @@ int pt_server_add_listen(pt_server *s, const pt_conf_listen *ls, char *err, size
     if (s->started)
         start_listeners(s, s->sites[n]);
     return 0;
+}
+
+int pt_server_listen(pt_server *s, const char *host, const char *port, unsigned flags)
+{
+    if (!port || !*port || (flags & ~(unsigned)(PT_LISTEN_TLS | PT_LISTEN_REUSEPORT)))
+        return -EINVAL;
+    pt_embed *e = embed_of(s);
+    if (!e)
+        return -ENOMEM;
+    pt_conf_listen *ls = calloc(1, sizeof *ls);
+    if (!ls)
+        return -ENOMEM;
+    /* Stored as a conf's listen is: every address as NULL, IPv6 without brackets. */
+    size_t hlen = host ? strlen(host) : 0;
+    if (hlen > 1 && host[0] == '[' && host[hlen - 1] == ']') {
+        host++;
+        hlen -= 2;
+    }
+    if (hlen && !(hlen == 1 && host[0] == '*'))
+        ls->host = strndup(host, hlen);
+    ls->port = strdup(port);
+    ls->reuseport = flags & PT_LISTEN_REUSEPORT;
+    ls->ssl = flags & PT_LISTEN_TLS;
+    ls->file = "pt_server_listen";
+    ls->line = ls->col = 1;
+    if (!ls->port || (hlen && !ls->host)) {
+        free(ls->host);
+        free(ls->port);
+        free(ls);
+        return -ENOMEM;
+    }
+    int r = pt_embed_keep_listen(e, ls);
+    if (r < 0) {
+        free(ls->host);
+        free(ls->port);
+        free(ls);
+        return r;
+    }
+    char err[512];
+    r = add_listen(s, ls, err, sizeof err);
+    if (r < 0)
+        pt_embed_drop_listen(e); /* the last kept: `ls` */
+    return r;
 }
 
 double pt_server_ticket_rotation(const pt_server *s)
@@ -876,7 +903,7 @@ int pt_server_reopen_logs(pt_server *s)
     return r;
 }
 
-pt_stats_board *pt_server_stats_board(pt_server *s, int *nslots, int *slot)
+static pt_stats_board *stats_board(pt_server *s, int *nslots, int *slot)
 {
     publish_stats(s); /* the asking worker's own numbers are current */
     *nslots = s->nslots;

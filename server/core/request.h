@@ -17,7 +17,7 @@
  * released then too, however the request ends.
  *
  * A handler answers exactly once with pt_request_respond() (or asks the router for an internal
- * redirect, server/location.h). The public half of this API (reading the body, streaming,
+ * redirect, server/site/location.h). The public half of this API (reading the body, streaming,
  * timeouts, the arena and the custodian) is declared in include/porter.h, once.
  *
  * Threading: the loop's thread only.
@@ -37,8 +37,8 @@
 #include "server/core/log.h"
 #include "server/core/str.h"
 
-typedef struct pt_vhost pt_vhost;       /* server/site.h: what the request core does not read */
-typedef struct pt_location pt_location; /* server/location.h: likewise */
+typedef struct pt_vhost pt_vhost; /* server/site/site.h: what the request core does not read */
+typedef struct pt_location pt_location; /* server/site/location.h: likewise */
 typedef struct pt_response pt_response;
 struct pt_outq;
 struct pt_conn;
@@ -157,7 +157,7 @@ struct pt_request {
     bool server_tokens; /* the version in Server */
     bool sendfile;      /* large file bodies go with sendfile(2) */
 
-    /* Routing (server/location.h), set before a handler runs. */
+    /* Routing (server/site/location.h), set before a handler runs. */
     pt_location *location;             /* what answers; NULL before routing */
     const pt_response_filter *filters; /* the location's chain */
     pt_str norm_path;   /* the decoded, normalised path, NUL-terminated; valid in the handler */
@@ -216,6 +216,9 @@ struct pt_response {
      * with everything above derived from what the memo belongs to, and no error_page. */
     pt_head_memo *head_memo;
 };
+
+/* A handler: answers `req` (now, or later from its own events) exactly once. */
+typedef void (*pt_handler_fn)(pt_request *req);
 
 /* Initialises `r` for `status` with no body. */
 void pt_response_init(pt_response *r, int status);

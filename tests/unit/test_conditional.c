@@ -9,7 +9,7 @@
 #include <dirent.h>
 #include <string.h>
 
-#include "server/conditional.h"
+#include "server/handlers/conditional.h"
 #include "tests/support.h"
 
 static int fds_at_start;

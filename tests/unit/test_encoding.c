@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "server/encoding.h"
+#include "server/handlers/encoding.h"
 #include "tests/support.h"
 
 static int fds_at_start;

@@ -17,7 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "server/filecache.h"
+#include "server/handlers/filecache.h"
 #include "server/core/request.h"
 #include "tests/support.h"
 

@@ -8,7 +8,7 @@
 #include <llhttp.h>
 #include <string.h>
 
-#include "server/http1_fold.h"
+#include "server/http1/fold.h"
 
 typedef struct feed {
     llhttp_t parser;

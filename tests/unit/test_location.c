@@ -16,8 +16,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "server/location.h"
-#include "server/site.h"
+#include "server/config.h"
+#include "server/site/location.h"
+#include "server/site/site.h"
 #include "tests/support.h"
 
 static int fds_at_start;

@@ -6,7 +6,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include "server/proxy.c"
+#include "server/handlers/proxy.c"
 
 static void test_fields_refuse_line_breaks_and_nul(void **state)
 {

@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "server/range.h"
+#include "server/handlers/range.h"
 #include "tests/support.h"
 
 static int fds_at_start;

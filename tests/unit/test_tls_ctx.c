@@ -16,7 +16,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "server/tls_ctx.h"
+#include "server/site/tls_ctx.h"
 
 /*
  * Server TLS contexts against a real OpenSSL client: the right certificate for each client,

@@ -1,0 +1,1962 @@
+/*
+ * The reverse proxy (see proxy.h): the request head sent upstream, attempts and retries, the
+ * response parsed and streamed to the client, and the byte relay of upgraded connections.
+ */
+#include "server/handlers/proxy.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <llhttp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "connmgr/buffer.h"
+#include "connmgr/conn.h"
+#include "connmgr/limits.h"
+#include "connmgr/timer.h"
+#include "connmgr/tls.h"
+#include "server/http1/fold.h"
+#include "server/site/location.h"
+#include "server/site/site.h"
+
+/* Bytes queued towards the upstream above which the client's body is paused, and below which
+ * it resumes. */
+#define UP_HIGH (64 * 1024)
+#define UP_LOW (16 * 1024)
+/* Bytes queued towards the client of an upgraded connection above which the upstream is not
+ * read. */
+#define TUNNEL_HIGH (64 * 1024)
+/* The upstream's response head: at most this many bytes and header fields. */
+#define RESP_HEAD_MAX PT_CHUNK_SIZE
+#define RESP_HEADERS_MAX 100
+/* The header lines passed to the client (the response head holds 8 KiB in all). */
+#define PASSED_MAX 7000
+/* Reads from the upstream per readiness event, so one busy upstream does not starve others. */
+#define READS_PER_EVENT 8
+
+/* ---- per location ---- */
+
+typedef struct set_header {
+    const char *name, *value; /* borrowed from the conf; the value may hold variables */
+    size_t name_len;
+} set_header;
+
+/* A proxy_redirect: a Location starting with `from` gets `to` instead of that prefix. */
+typedef struct redirect {
+    char *from, *to; /* one allocation: `from`, then `to` */
+    size_t from_len, to_len;
+} redirect;
+
+typedef struct proxy_target {
+    pt_upstream *up;
+    const pt_conf_proxy *conf;
+    const char *uri; /* replaces the location's prefix; NULL: the request's URI as sent */
+    size_t uri_len;
+    char proxy_host[PT_AUTHORITY_HOST_MAX + 16]; /* $proxy_host: the default Host */
+    size_t proxy_host_len;
+    set_header *sets;
+    size_t nsets;
+    redirect *redirects;
+    size_t nredirects;
+    /* proxy_set_header names one of the headers the proxy otherwise writes itself */
+    bool set_host, set_xff, set_xfp, set_xfh, set_fwd;
+} proxy_target;
+
+typedef struct proxy_vhost {
+    proxy_target **targets; /* parallel to the vhost's locations; NULL for other handlers */
+    size_t n;
+} proxy_vhost;
+
+/* ---- per request ---- */
+
+typedef struct span {
+    uint32_t off, len; /* from the start of the upstream in-buffer */
+} span;
+
+typedef struct hspan {
+    span name, value;
+} hspan;
+
+typedef enum timer_kind { TIMER_NONE, TIMER_SEND, TIMER_READ } timer_kind;
+
+typedef struct proxy_req {
+    pt_request *req; /* NULL once the request is over for us */
+    struct ev_loop *loop;
+    const proxy_target *t;
+    pt_upstream *up;
+    pt_upstream_peer *peer;
+    uint64_t tried;       /* servers tried, by index */
+    size_t attempts;      /* counted against proxy_next_upstream_tries (not a stale retry) */
+    double first_attempt; /* when the first began, for proxy_next_upstream_timeout */
+    pt_connect *connecting;
+    pt_outbound *o; /* its watcher (o->io) is ours while we hold it */
+    int io_events;
+    pt_timer timer;
+    timer_kind timer_kind;
+    pt_outq uq;  /* towards the upstream */
+    pt_inbuf ub; /* from the upstream */
+    char *head;  /* the request head (a pool chunk), sent again by a retry */
+    size_t head_len;
+    llhttp_t parser;
+    size_t fed;           /* bytes of ub given to llhttp */
+    const char *fed_from; /* the data of the llhttp_execute() call in progress */
+    char tail;            /* pt_h1_tail() of what llhttp was given before it */
+    hspan hdrs[RESP_HEADERS_MAX];
+    size_t nhdrs;
+    bool in_value;
+    int status;
+    int last_error;
+    pt_conn *c; /* the client connection, once upgraded */
+    bool idempotent, has_body, chunked_up, upgrade_req, head_req;
+    bool fresh_only, reused;
+    bool sent_any; /* a byte of the request went upstream, in any attempt */
+    bool got_any;  /* a byte of the response came, in this attempt */
+    bool progress; /* bytes moved since the timer was last set */
+    bool body_reading, body_done, body_paused, body_consumed;
+    bool next_for_status; /* proxy_next_upstream http_NNN: this answer goes, the next server is
+                             asked */
+    bool request_sent;    /* head and whole body written upstream */
+    bool interim;         /* parsing a 1xx response */
+    bool head_done;       /* the final response's head was parsed */
+    bool responded;       /* a streamed response was started */
+    bool no_body;         /* answered in full at the end of the message */
+    bool message_done;
+    bool keep_alive_up;
+    bool paused_for_client;
+    bool switching; /* a 101 */
+    bool finished;  /* nothing more to do for HTTP */
+    bool closed;    /* released */
+    bool upgraded, client_eof, upstream_eof, client_shut, upstream_shut, up_paused;
+    bool bad_framing; /* the parser error came from our own checks */
+} proxy_req;
+
+static llhttp_settings_t settings;
+
+static void update_io(proxy_req *p);
+static void update_timers(proxy_req *p);
+static void next_attempt(proxy_req *p);
+static void parse(proxy_req *p);
+static void pump_read(proxy_req *p);
+
+static bool ieq(const char *a, size_t alen, const char *lit)
+{
+    size_t n = strlen(lit);
+    return alen == n && strncasecmp(a, lit, n) == 0;
+}
+
+/* Whether the comma-separated list `v` holds `token` (case-insensitive). */
+static bool has_token(const char *v, size_t len, const char *token)
+{
+    size_t n = strlen(token), i = 0;
+    while (i < len) {
+        while (i < len && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
+            i++;
+        size_t j = i;
+        while (j < len && v[j] != ',')
+            j++;
+        size_t k = j;
+        while (k > i && (v[k - 1] == ' ' || v[k - 1] == '\t'))
+            k--;
+        if (k - i == n && strncasecmp(v + i, token, n) == 0)
+            return true;
+        i = j;
+    }
+    return false;
+}
+
+/* Hop-by-hop fields (RFC 9110 section 7.6.1). The length decides first: this runs for every
+ * header of every request and response. */
+static bool hop_by_hop(const char *name, size_t len)
+{
+    switch (len) {
+    case 2:
+        return ieq(name, len, "te");
+    case 7:
+        return ieq(name, len, "trailer") || ieq(name, len, "upgrade");
+    case 10:
+        return ieq(name, len, "connection") || ieq(name, len, "keep-alive");
+    case 16:
+        return ieq(name, len, "proxy-connection");
+    case 17:
+        return ieq(name, len, "transfer-encoding");
+    default:
+        return false;
+    }
+}
+
+/* Whether a Connection header value names fields beyond the usual keep-alive, close and
+ * upgrade (those fields are hop-by-hop too). */
+static bool names_other_fields(pt_str v)
+{
+    size_t i = 0;
+    while (i < v.len) {
+        while (i < v.len && (v.p[i] == ' ' || v.p[i] == '\t' || v.p[i] == ','))
+            i++;
+        size_t j = i;
+        while (j < v.len && v.p[j] != ',' && v.p[j] != ' ' && v.p[j] != '\t')
+            j++;
+        if (j > i && !ieq(v.p + i, j - i, "keep-alive") && !ieq(v.p + i, j - i, "close") &&
+            !ieq(v.p + i, j - i, "upgrade"))
+            return true;
+        i = j;
+    }
+    return false;
+}
+
+/* ---- the request head ---- */
+
+/* A head being written: the request for the upstream, or the header lines passed to the client.
+ * Whatever goes inside a field goes through put(), which refuses CR, LF and NUL: a line break
+ * there would end the field and start another (or another message) at the next reader, whatever
+ * the parser before it let through. Line ends and fixed text go through PUT_LIT. */
+typedef struct hbuf {
+    char *buf;
+    size_t len, cap;
+    bool overflow;  /* it did not fit */
+    bool forbidden; /* a field held CR, LF or NUL: the head must not be sent */
+} hbuf;
+
+static void put_raw(hbuf *o, const char *s, size_t n)
+{
+    if (o->len + n > o->cap) {
+        o->overflow = true;
+        return;
+    }
+    memcpy(o->buf + o->len, s, n);
+    o->len += n;
+}
+
+static void put(hbuf *o, const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c <= '\r' && (c == '\r' || c == '\n' || c == '\0')) {
+            o->forbidden = true;
+            return;
+        }
+    }
+    put_raw(o, s, n);
+}
+
+static void puts_(hbuf *o, const char *s)
+{
+    put(o, s, strlen(s));
+}
+
+#define PUT_LIT(o, lit) put_raw(o, lit, sizeof(lit) - 1)
+
+/* The client's address without its port ("192.0.2.1", "2001:db8::1") into `buf`
+ * (INET6_ADDRSTRLEN bytes). IPv4 is formatted by hand: inet_ntop goes through sprintf, and
+ * this runs twice per proxied request. */
+static const char *client_addr(pt_request *req, char *buf, size_t len)
+{
+    const struct sockaddr *sa = req->peer;
+    if (sa && sa->sa_family == AF_INET) {
+        const unsigned char *b = (const unsigned char *)&((const struct sockaddr_in *)sa)->sin_addr;
+        char *q = buf;
+        for (int i = 0; i < 4; i++) {
+            unsigned v = b[i];
+            if (v >= 100)
+                *q++ = (char)('0' + v / 100);
+            if (v >= 10)
+                *q++ = (char)('0' + v / 10 % 10);
+            *q++ = (char)('0' + v % 10);
+            *q++ = i < 3 ? '.' : '\0';
+        }
+        return buf;
+    }
+    if (sa && sa->sa_family == AF_INET6)
+        return inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, buf,
+                         (socklen_t)len);
+    snprintf(buf, len, "unix");
+    return buf;
+}
+
+static unsigned client_port(pt_request *req)
+{
+    const struct sockaddr *sa = req->peer;
+    if (sa && sa->sa_family == AF_INET)
+        return ntohs(((const struct sockaddr_in *)sa)->sin_port);
+    if (sa && sa->sa_family == AF_INET6)
+        return ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
+    return 0;
+}
+
+/* X-Forwarded-For's value: what the client sent, then its address. */
+static void put_xff_value(hbuf *o, const pt_header *xff, const char *addr)
+{
+    if (xff && xff->value.len) {
+        put(o, xff->value.p, xff->value.len);
+        PUT_LIT(o, ", ");
+    }
+    puts_(o, addr);
+}
+
+/* $request_uri: the target as sent, from its path on. */
+static pt_str request_uri(const pt_request *req)
+{
+    const char *end = req->target.p + req->target.len;
+    if (req->path.p >= req->target.p && req->path.p <= end)
+        return (pt_str){req->path.p, (size_t)(end - req->path.p)};
+    return req->target;
+}
+
+/* Appends `s` percent-encoding what may not stand in a path. */
+static void put_path(hbuf *o, pt_str s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    for (size_t i = 0; i < s.len; i++) {
+        unsigned char ch = (unsigned char)s.p[i];
+        if (ch <= 0x20 || ch >= 0x7f || strchr("\"#%<>?\\^`{|}", ch)) {
+            char e[3] = {'%', hex[ch >> 4], hex[ch & 15]};
+            put(o, e, 3);
+        } else {
+            put(o, (const char *)&ch, 1);
+        }
+    }
+}
+
+/* The variables of proxy_set_header values. */
+static const char *const known_vars[] = {
+    "host",
+    "http_host",
+    "remote_addr",
+    "remote_port",
+    "scheme",
+    "request_uri",
+    "uri",
+    "args",
+    "query_string",
+    "proxy_host",
+    "proxy_add_x_forwarded_for",
+    "server_port",
+    "request_method",
+};
+
+static void put_var(hbuf *o, const proxy_target *t, pt_request *req, const char *name, size_t n)
+{
+    char buf[256];
+#define IS(lit) (n == sizeof(lit) - 1 && strncmp(name, lit, n) == 0)
+    if (IS("host")) {
+        pt_str h = pt_request_host_var(req, buf, sizeof buf);
+        put(o, h.p, h.len);
+    } else if (IS("http_host")) {
+        put(o, req->host.p, req->host.len);
+    } else if (IS("remote_addr")) {
+        puts_(o, client_addr(req, buf, sizeof buf));
+    } else if (IS("remote_port")) {
+        snprintf(buf, sizeof buf, "%u", client_port(req));
+        puts_(o, buf);
+    } else if (IS("scheme")) {
+        puts_(o, pt_request_scheme(req));
+    } else if (IS("request_uri")) {
+        pt_str u = request_uri(req);
+        put(o, u.p, u.len);
+    } else if (IS("uri")) {
+        put_path(o, req->norm_path);
+    } else if (IS("args") || IS("query_string")) {
+        put(o, req->query.p, req->query.len);
+    } else if (IS("proxy_host")) {
+        put(o, t->proxy_host, t->proxy_host_len);
+    } else if (IS("proxy_add_x_forwarded_for")) {
+        put_xff_value(o, pt_request_header(req, "x-forwarded-for"),
+                      client_addr(req, buf, sizeof buf));
+    } else if (IS("server_port")) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof ss;
+        unsigned port = 0;
+        if (pt_request_local(req, &ss, &len) == 0)
+            port = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
+                                            : ntohs(((struct sockaddr_in *)&ss)->sin_port);
+        snprintf(buf, sizeof buf, "%u", port);
+        puts_(o, buf);
+    } else if (IS("request_method")) {
+        put(o, req->method.p, req->method.len);
+    } else if (n > 5 && strncmp(name, "http_", 5) == 0) {
+        /* $http_x_real_ip: the header X-Real-IP */
+        size_t hl = n - 5 < sizeof buf - 1 ? n - 5 : sizeof buf - 1;
+        for (size_t i = 0; i < hl; i++)
+            buf[i] = name[5 + i] == '_' ? '-' : name[5 + i];
+        buf[hl] = '\0';
+        const pt_header *h = pt_request_header(req, buf);
+        if (h)
+            put(o, h->value.p, h->value.len);
+    }
+#undef IS
+}
+
+/* Appends `text` with its variables ($name, ${name}) expanded. */
+static void expand(hbuf *o, const proxy_target *t, pt_request *req, const char *text)
+{
+    for (const char *p = text; *p;) {
+        if (*p != '$') {
+            const char *d = strchr(p, '$');
+            size_t n = d ? (size_t)(d - p) : strlen(p);
+            put(o, p, n);
+            p += n;
+            continue;
+        }
+        const char *name = p + 1;
+        bool braced = *name == '{';
+        if (braced)
+            name++;
+        size_t n = 0;
+        while (isalnum((unsigned char)name[n]) || name[n] == '_')
+            n++;
+        put_var(o, t, req, name, n);
+        p = name + n + (braced && name[n] == '}');
+    }
+}
+
+static const set_header *set_for(const proxy_target *t, const char *name, size_t len)
+{
+    for (size_t i = 0; i < t->nsets; i++)
+        if (t->sets[i].name_len == len && strncasecmp(t->sets[i].name, name, len) == 0)
+            return &t->sets[i];
+    return NULL;
+}
+
+/* What build_head does with a client's header field: pass it, drop it (hop-by-hop, or one the
+ * proxy writes itself), or note it. Decided by length first. */
+enum { PASS, DROP, NOTE_CONNECTION, NOTE_XFF, NOTE_FORWARDED };
+
+static int classify(const char *n, size_t len)
+{
+    switch (len) {
+    case 2:
+        return ieq(n, len, "te") ? DROP : PASS;
+    case 4:
+        return ieq(n, len, "host") ? DROP : PASS;
+    case 6:
+        return ieq(n, len, "expect") ? DROP : PASS; /* the proxy asks for the body itself */
+    case 7:
+        return ieq(n, len, "trailer") || ieq(n, len, "upgrade") ? DROP : PASS;
+    case 9:
+        return ieq(n, len, "forwarded") ? NOTE_FORWARDED : PASS;
+    case 10:
+        return ieq(n, len, "connection")   ? NOTE_CONNECTION
+               : ieq(n, len, "keep-alive") ? DROP
+                                           : PASS;
+    case 14:
+        return ieq(n, len, "content-length") ? DROP : PASS;
+    case 15:
+        return ieq(n, len, "x-forwarded-for") ? NOTE_XFF : PASS;
+    case 16:
+        return ieq(n, len, "x-forwarded-host") || ieq(n, len, "proxy-connection") ? DROP : PASS;
+    case 17:
+        return ieq(n, len, "x-forwarded-proto") || ieq(n, len, "transfer-encoding") ? DROP : PASS;
+    default:
+        return PASS;
+    }
+}
+
+/* Builds the request head for the upstream into `o`. */
+static void build_head(proxy_req *p, hbuf *o)
+{
+    const proxy_target *t = p->t;
+    pt_request *req = p->req;
+    const pt_header *conn = NULL, *xff = NULL, *fw = NULL;
+    for (size_t i = 0; i < req->nheaders; i++) {
+        const pt_header *h = &req->headers[i];
+        int k = classify(h->name.p, h->name.len);
+        if (k == NOTE_CONNECTION && !conn)
+            conn = h;
+        else if (k == NOTE_XFF && !xff)
+            xff = h;
+        else if (k == NOTE_FORWARDED && !fw)
+            fw = h;
+    }
+    /* Fields the client's Connection header names are hop-by-hop too. */
+    bool named = conn && names_other_fields(conn->value);
+
+    put(o, req->method.p, req->method.len);
+    PUT_LIT(o, " ");
+    if (t->uri) {
+        /* The location's prefix replaced by the URI of proxy_pass (nginx's rule). */
+        const pt_location *loc = req->location;
+        put(o, t->uri, t->uri_len);
+        pt_str rest = req->norm_path;
+        size_t skip = loc->match == PT_MATCH_EXACT ? rest.len
+                      : loc->path_len <= rest.len  ? loc->path_len
+                                                   : rest.len;
+        put_path(o, (pt_str){rest.p + skip, rest.len - skip});
+        if (req->query.len) {
+            PUT_LIT(o, "?");
+            put(o, req->query.p, req->query.len);
+        }
+    } else {
+        pt_str u = request_uri(req);
+        put(o, u.p, u.len);
+    }
+    PUT_LIT(o, " HTTP/1.1\r\n");
+    if (!t->set_host) {
+        PUT_LIT(o, "Host: ");
+        put(o, t->proxy_host, t->proxy_host_len);
+        PUT_LIT(o, "\r\n");
+    }
+    for (size_t i = 0; i < req->nheaders; i++) {
+        const pt_header *h = &req->headers[i];
+        const char *n = h->name.p;
+        size_t nl = h->name.len;
+        if (classify(n, nl) != PASS || (t->nsets && set_for(t, n, nl)))
+            continue;
+        if (named) {
+            char lower[64];
+            if (nl < sizeof lower) {
+                for (size_t k = 0; k < nl; k++)
+                    lower[k] = (char)tolower((unsigned char)n[k]);
+                lower[nl] = '\0';
+                if (has_token(conn->value.p, conn->value.len, lower))
+                    continue;
+            }
+        }
+        put(o, n, nl);
+        PUT_LIT(o, ": ");
+        put(o, h->value.p, h->value.len);
+        PUT_LIT(o, "\r\n");
+    }
+    char addr[INET6_ADDRSTRLEN], hostbuf[256];
+    client_addr(req, addr, sizeof addr);
+    const char *scheme = pt_request_scheme(req);
+    if (!t->set_xff) {
+        PUT_LIT(o, "X-Forwarded-For: ");
+        put_xff_value(o, xff, addr);
+        PUT_LIT(o, "\r\n");
+    }
+    if (!t->set_xfp) {
+        PUT_LIT(o, "X-Forwarded-Proto: ");
+        puts_(o, scheme);
+        PUT_LIT(o, "\r\n");
+    }
+    if (!t->set_xfh && req->host.len) {
+        PUT_LIT(o, "X-Forwarded-Host: ");
+        put(o, req->host.p, req->host.len);
+        PUT_LIT(o, "\r\n");
+    }
+    if (!t->set_fwd) {
+        /* RFC 7239: an IPv6 address is quoted and bracketed; the host is quoted when it is not a
+         * plain token (a port's colon). */
+        PUT_LIT(o, "Forwarded: ");
+        if (fw && fw->value.len) {
+            put(o, fw->value.p, fw->value.len);
+            PUT_LIT(o, ", ");
+        }
+        bool v6 = strchr(addr, ':') != NULL;
+        if (v6)
+            PUT_LIT(o, "for=\"[");
+        else
+            PUT_LIT(o, "for=");
+        puts_(o, addr);
+        if (v6)
+            PUT_LIT(o, "]\"");
+        pt_str h = req->host;
+        if (h.len && h.len < sizeof hostbuf) {
+            bool token = true;
+            for (size_t k = 0; k < h.len && token; k++)
+                token = isalnum((unsigned char)h.p[k]) || strchr("-._~", h.p[k]);
+            if (token)
+                PUT_LIT(o, ";host=");
+            else
+                PUT_LIT(o, ";host=\"");
+            put(o, h.p, h.len);
+            if (!token)
+                PUT_LIT(o, "\"");
+        }
+        PUT_LIT(o, ";proto=");
+        puts_(o, scheme);
+        PUT_LIT(o, "\r\n");
+    }
+    for (size_t i = 0; i < t->nsets; i++) {
+        const set_header *sh = &t->sets[i];
+        size_t before = o->len;
+        put(o, sh->name, sh->name_len);
+        PUT_LIT(o, ": ");
+        size_t value_at = o->len;
+        expand(o, t, req, sh->value);
+        if (o->len == value_at) {
+            o->len = before; /* an empty value: the header is not sent (nginx's rule) */
+            continue;
+        }
+        PUT_LIT(o, "\r\n");
+    }
+    if (req->has_length) {
+        char digits[24];
+        int n = snprintf(digits, sizeof digits, "%" PRIu64, req->content_length);
+        PUT_LIT(o, "Content-Length: ");
+        put(o, digits, (size_t)n);
+        PUT_LIT(o, "\r\n");
+    } else if (req->chunked) {
+        PUT_LIT(o, "Transfer-Encoding: chunked\r\n");
+    }
+    if (p->upgrade_req) {
+        const pt_header *up = pt_request_header(req, "upgrade");
+        PUT_LIT(o, "Connection: upgrade\r\nUpgrade: ");
+        put(o, up->value.p, up->value.len);
+        PUT_LIT(o, "\r\n");
+    }
+    PUT_LIT(o, "\r\n");
+}
+
+/* ---- releasing ---- */
+
+/* Stops watching the upstream and gives its transport back to the pool (after a complete
+ * exchange that left it reusable) or closes it. */
+static void release_upstream(proxy_req *p, bool reusable)
+{
+    if (p->o)
+        ev_io_stop(p->loop, &p->o->io);
+    p->io_events = 0;
+    pt_timer_cancel(&p->timer);
+    p->timer_kind = TIMER_NONE;
+    if (p->connecting) {
+        pt_connect_cancel(p->connecting);
+        p->connecting = NULL;
+    }
+    if (!p->o)
+        return;
+    if (reusable && p->up->tls) {
+        /* The session (its ticket) lets the next connection to this server skip a full
+         * handshake. */
+        SSL_SESSION *s = SSL_get1_session(pt_tls_ssl(&p->o->transport));
+        if (s) {
+            SSL_SESSION_free(p->peer->session);
+            p->peer->session = s;
+        }
+    }
+    if (reusable)
+        pt_pool_give_back(p->peer->pool, p->o);
+    else
+        pt_outbound_close(p->o);
+    p->o = NULL;
+}
+
+/* The request's custodian shuts down: the request ended (answered, client gone, timed out) or
+ * the upgraded connection closed. */
+static void proxy_release(void *data)
+{
+    proxy_req *p = data;
+    p->closed = true;
+    p->req = NULL;
+    release_upstream(p, false);
+    pt_timer_dispose(&p->timer);
+    pt_outq_dispose(&p->uq);
+    pt_inbuf_dispose(&p->ub);
+    if (p->head)
+        pt_chunk_put(p->head);
+    p->head = NULL;
+}
+
+static void on_client_abort(pt_request *req, void *data)
+{
+    proxy_req *p = data;
+    if (!p->finished)
+        pt_request_log(req, PT_LOG_INFO, "client went away while proxying to %s",
+                       p->peer ? p->peer->name : p->up->name);
+    p->req = NULL;
+}
+
+/* The response is half sent and cannot be finished: the client connection goes. */
+static void abandon_client(proxy_req *p)
+{
+    p->finished = true;
+    release_upstream(p, false);
+    if (p->req)
+        pt_request_abandon(p->req);
+}
+
+/* ---- failures and retries ---- */
+
+/* Ends the upstream side (the transport goes back to the pool if `reusable`) and hands the
+ * client's request back for its last answer: the dispatcher discards what the client still
+ * sends. Returns the request, or NULL when there is no one left to answer. */
+static pt_request *finish(proxy_req *p, bool reusable)
+{
+    p->finished = true;
+    release_upstream(p, reusable);
+    pt_request *req = p->req;
+    if (!req)
+        return NULL;
+    if (p->body_paused) {
+        p->body_paused = false;
+        pt_request_pause_body(req, false);
+        if (p->closed)
+            return NULL;
+    }
+    p->req = NULL; /* the request may end inside the answer */
+    return req;
+}
+
+static void respond_error(proxy_req *p, int status)
+{
+    pt_request *req = finish(p, false);
+    if (req)
+        pt_request_respond_error(req, status);
+}
+
+/* Whether proxy_next_upstream lets the request go to a next server after a failure of `kind`
+ * (PT_NEXT_*). A request the server may have acted on goes again only if repeating it is
+ * harmless (an idempotent method, or non_idempotent) and the proxy still has all of it (no body
+ * byte read from the client); and within proxy_next_upstream_tries and _timeout. Whether a
+ * server is left to ask is the balancer's to say. */
+static bool may_go_again(const proxy_req *p, unsigned kind)
+{
+    const pt_conf_proxy *conf = p->t->conf;
+    if (!(conf->next_upstream & kind))
+        return false;
+    bool harmless = p->idempotent || (conf->next_upstream & PT_NEXT_NON_IDEMPOTENT);
+    if (p->sent_any && (!harmless || p->body_consumed))
+        return false;
+    if (conf->next_upstream_tries && p->attempts >= conf->next_upstream_tries)
+        return false;
+    return ev_now(p->loop) - p->first_attempt < conf->next_upstream_timeout;
+}
+
+/* Sends the request to the next server (or, after a stale transport, the same one again). What
+ * the client still sends of the body waits until the next transport can take it. */
+static void go_again(proxy_req *p)
+{
+    release_upstream(p, false);
+    if (p->body_reading && !p->body_done && !p->body_paused) {
+        p->body_paused = true;
+        pt_request_pause_body(p->req, true);
+    }
+    next_attempt(p);
+}
+
+/* An attempt failed with `err` during `what`. Retries where that is safe, else answers. */
+static void attempt_failed(proxy_req *p, int err, const char *what)
+{
+    bool stale = p->reused && !p->got_any &&
+                 (err == -ECONNRESET || err == -EPIPE || err == -ECONNABORTED || err == 0);
+    /* A TLS failure says why (a certificate that does not verify, ...). */
+    const char *tls = err == -EPROTO && p->up->tls ? pt_tls_last_error() : "";
+    if (p->req)
+        pt_request_log(p->req, stale ? PT_LOG_INFO : PT_LOG_ERROR,
+                       "upstream %s \"%s\" %s (%s)%s%s%s", p->peer->name, p->up->name, what,
+                       err ? strerror(-err) : "connection closed", tls[0] ? ": " : "", tls,
+                       stale ? ", retrying on a new connection" : "");
+    if (p->responded) {
+        abandon_client(p);
+        return;
+    }
+    release_upstream(p, false);
+    p->last_error = err;
+    if (!stale)
+        pt_upstream_peer_failed(p->up, p->peer, ev_now(p->loop));
+    /* A closed idle connection is always retried; anything else only if proxy_next_upstream
+     * names the failure and the request may go again. */
+    unsigned kind = err == -ETIMEDOUT ? PT_NEXT_TIMEOUT : PT_NEXT_ERROR;
+    if (p->upgraded || !p->req || (!stale && !may_go_again(p, kind))) {
+        respond_error(p, err == -ETIMEDOUT ? 504 : 502);
+        return;
+    }
+    if (stale) {
+        /* The server closed an idle connection as it was reused: not its failure, nor a try. */
+        p->tried &= ~(UINT64_C(1) << (p->peer - p->up->peers));
+        p->attempts--;
+        p->fresh_only = true;
+    }
+    go_again(p);
+}
+
+/* ---- writing to the upstream ---- */
+
+/* Writes what is queued. Returns false if the attempt ended. */
+static bool pump_write(proxy_req *p)
+{
+    if (!p->o)
+        return false;
+    if (!pt_outq_is_empty(&p->uq)) {
+        size_t before = p->uq.written;
+        int r = pt_outq_flush(&p->uq, &p->o->transport);
+        if (p->uq.written != before) {
+            p->sent_any = true;
+            p->progress = true;
+        }
+        if (r < 0 && r != -EAGAIN) {
+            attempt_failed(p, r, "failed while sending the request");
+            return false;
+        }
+    }
+    if (pt_outq_is_empty(&p->uq) && (!p->has_body || p->body_done))
+        p->request_sent = true;
+    if (p->body_paused && pt_outq_pending(&p->uq) < UP_LOW && p->req) {
+        p->body_paused = false;
+        pt_request_pause_body(p->req, false);
+        if (p->closed || !p->o)
+            return false;
+    }
+    return true;
+}
+
+static void on_client_body(pt_request *req, const void *data, size_t len, int status, void *ud)
+{
+    proxy_req *p = ud;
+    if (p->finished || p->closed)
+        return; /* answered already: the dispatcher discards the rest */
+    if (status < 0) {
+        /* The client's body is broken (too large, bad framing) or the client left: the
+         * dispatcher answers; the upstream has half a request and cannot be reused. */
+        p->finished = true;
+        release_upstream(p, false);
+        return;
+    }
+    if (status == PT_BODY_END) {
+        p->body_done = true;
+        if (p->chunked_up)
+            pt_outq_push_copy(&p->uq, "0\r\n\r\n", 5);
+    } else if (len) {
+        p->body_consumed = true;
+        if (p->chunked_up) {
+            char size[24];
+            int n = snprintf(size, sizeof size, "%zx\r\n", len);
+            pt_outq_push_copy(&p->uq, size, (size_t)n);
+            pt_outq_push_copy(&p->uq, data, len);
+            pt_outq_push_copy(&p->uq, "\r\n", 2);
+        } else {
+            pt_outq_push_copy(&p->uq, data, len);
+        }
+    }
+    if (!p->o)
+        return; /* still connecting: it goes out once connected */
+    if (!pump_write(p))
+        return;
+    if (!p->body_paused && !p->body_done && pt_outq_pending(&p->uq) > UP_HIGH) {
+        p->body_paused = true;
+        pt_request_pause_body(req, true);
+    }
+    update_io(p);
+    update_timers(p);
+}
+
+/* ---- the response head ---- */
+
+static proxy_req *of(llhttp_t *parser)
+{
+    return parser->data;
+}
+
+static uint32_t offset_of(proxy_req *p, const char *at)
+{
+    return (uint32_t)(at - pt_inbuf_begin(&p->ub));
+}
+
+static int on_message_begin(llhttp_t *parser)
+{
+    proxy_req *p = of(parser);
+    p->nhdrs = 0;
+    p->in_value = false;
+    return 0;
+}
+
+static int on_header_field(llhttp_t *parser, const char *at, size_t len)
+{
+    proxy_req *p = of(parser);
+    if (!p->in_value && p->nhdrs > 0 && p->hdrs[p->nhdrs - 1].value.len == 0 &&
+        p->hdrs[p->nhdrs - 1].name.off + p->hdrs[p->nhdrs - 1].name.len == offset_of(p, at)) {
+        p->hdrs[p->nhdrs - 1].name.len += (uint32_t)len; /* a name split across reads */
+    } else {
+        if (p->nhdrs >= RESP_HEADERS_MAX) {
+            p->bad_framing = true;
+            llhttp_set_error_reason(parser, "too many header fields");
+            return HPE_USER;
+        }
+        hspan *h = &p->hdrs[p->nhdrs++];
+        h->name = (span){offset_of(p, at), (uint32_t)len};
+        h->value = (span){0, 0};
+    }
+    p->in_value = false;
+    return 0;
+}
+
+static int on_header_value(llhttp_t *parser, const char *at, size_t len)
+{
+    proxy_req *p = of(parser);
+    if (pt_h1_folded(p->fed_from, at, len, p->tail)) {
+        p->bad_framing = true;
+        llhttp_set_error_reason(parser, "obsolete line folding in a header field");
+        return HPE_USER;
+    }
+    hspan *h = &p->hdrs[p->nhdrs - 1];
+    if (!p->in_value && h->value.len == 0)
+        h->value.off = offset_of(p, at);
+    h->value.len += (uint32_t)len;
+    p->in_value = true;
+    return 0;
+}
+
+static int on_header_value_complete(llhttp_t *parser)
+{
+    of(parser)->in_value = false;
+    return 0;
+}
+
+static pt_str span_str(proxy_req *p, span s)
+{
+    const char *b = pt_inbuf_begin(&p->ub) + s.off;
+    size_t n = s.len;
+    while (n && (b[0] == ' ' || b[0] == '\t'))
+        b++, n--;
+    while (n && (b[n - 1] == ' ' || b[n - 1] == '\t'))
+        n--;
+    return (pt_str){b, n};
+}
+
+/* A Location the location's proxy_redirect list rewrites, written into `o`. Returns false
+ * when no prefix matches (the line is passed as it is). */
+static bool redirect_location(const proxy_target *t, hbuf *o, pt_str v)
+{
+    for (size_t i = 0; i < t->nredirects; i++) {
+        const redirect *r = &t->redirects[i];
+        if (v.len < r->from_len || memcmp(v.p, r->from, r->from_len) != 0)
+            continue;
+        PUT_LIT(o, "Location: ");
+        put(o, r->to, r->to_len);
+        put(o, v.p + r->from_len, v.len - r->from_len);
+        PUT_LIT(o, "\r\n");
+        return true;
+    }
+    return false;
+}
+
+/* Whether `name` is one of the `n` (lower-case) names of a proxy_hide_header or
+ * proxy_pass_header list. */
+static bool listed(char *const *names, size_t n, pt_str name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (ieq(name.p, name.len, names[i]))
+            return true;
+    return false;
+}
+
+/* The upstream's header lines to pass on ("Name: value\r\n" each) into `o`; Content-Type
+ * into `ctype` (NUL-terminated) when it fits. `upgrade` keeps Upgrade and Connection. Date and
+ * Server are porter's own unless proxy_pass_header names them; proxy_hide_header drops more.
+ * Returns which of those two were passed: PASSED_SERVER, PASSED_DATE. */
+enum { PASSED_SERVER = 1, PASSED_DATE = 2 };
+static int passed_headers(proxy_req *p, hbuf *o, char *ctype, size_t ctype_len, bool upgrade)
+{
+    int passed = 0;
+    const pt_conf_proxy *cf = p->t->conf;
+    ctype[0] = '\0';
+    /* A Connection header naming other fields makes them hop-by-hop too (rare: looked at only
+     * when it does). */
+    pt_str conn = {NULL, 0};
+    for (size_t i = 0; i < p->nhdrs && !conn.p; i++) {
+        pt_str n = span_str(p, p->hdrs[i].name);
+        if (ieq(n.p, n.len, "connection")) {
+            pt_str v = span_str(p, p->hdrs[i].value);
+            if (names_other_fields(v))
+                conn = v;
+        }
+    }
+    for (size_t i = 0; i < p->nhdrs; i++) {
+        pt_str n = span_str(p, p->hdrs[i].name), v = span_str(p, p->hdrs[i].value);
+        if (cf->nhide_headers && listed(cf->hide_headers, cf->nhide_headers, n))
+            continue;
+        bool drop;
+        switch (n.len) {
+        case 4:
+        case 6:
+            if (!ieq(n.p, n.len, n.len == 4 ? "date" : "server")) {
+                drop = false;
+            } else if (listed(cf->pass_headers, cf->npass_headers, n)) {
+                drop = false;
+                passed |= n.len == 4 ? PASSED_DATE : PASSED_SERVER;
+            } else {
+                drop = true;
+            }
+            break;
+        case 12:
+            if (!upgrade && ieq(n.p, n.len, "content-type") && v.len < ctype_len) {
+                memcpy(ctype, v.p, v.len);
+                ctype[v.len] = '\0';
+                continue;
+            }
+            drop = false;
+            break;
+        case 8:
+            if (!upgrade && ieq(n.p, n.len, "location") && redirect_location(p->t, o, v))
+                continue;
+            drop = false;
+            break;
+        case 14:
+            drop = ieq(n.p, n.len, "content-length");
+            break;
+        default:
+            drop = hop_by_hop(n.p, n.len) &&
+                   !(upgrade && (ieq(n.p, n.len, "upgrade") || ieq(n.p, n.len, "connection")));
+            break;
+        }
+        if (drop)
+            continue;
+        if (conn.p && n.len < 64) {
+            char lower[64];
+            for (size_t k = 0; k < n.len; k++)
+                lower[k] = (char)tolower((unsigned char)n.p[k]);
+            lower[n.len] = '\0';
+            if (has_token(conn.p, conn.len, lower))
+                continue;
+        }
+        put(o, n.p, n.len);
+        PUT_LIT(o, ": ");
+        put(o, v.p, v.len);
+        PUT_LIT(o, "\r\n");
+    }
+    return passed;
+}
+
+/* The client's response from the upstream's head: streamed, or complete without a body.
+ * Header lines go into `o` (its `overflow` says they did not fit), the content type into
+ * `ctype`; both must outlive pt_request_respond(). */
+static void build_response(proxy_req *p, pt_response *r, hbuf *o, char *ctype, size_t ctype_len,
+                           bool stream)
+{
+    int passed = passed_headers(p, o, ctype, ctype_len, false);
+    pt_response_init(r, p->status);
+    r->omit_server = passed & PASSED_SERVER;
+    r->omit_date = passed & PASSED_DATE;
+    r->content_type = ctype[0] ? ctype : NULL;
+    r->extra_headers = (pt_str){o->buf, o->len};
+    bool sized = (p->parser.flags & F_CONTENT_LENGTH) && !(p->parser.flags & F_CHUNKED);
+    if (stream) {
+        r->stream = true;
+        r->stream_length = sized ? (int64_t)p->parser.content_length : -1;
+    } else if (p->head_req && sized) {
+        r->body_len = p->parser.content_length; /* HEAD: the length of what GET would send */
+    } else {
+        r->no_body = true;
+    }
+}
+
+static void on_client_writable(pt_request *req, void *data);
+
+/* The proxy_next_upstream flag of an answer's status (0: none). */
+static unsigned next_flag(int status)
+{
+    switch (status) {
+    case 500:
+        return PT_NEXT_HTTP_500;
+    case 502:
+        return PT_NEXT_HTTP_502;
+    case 503:
+        return PT_NEXT_HTTP_503;
+    case 504:
+        return PT_NEXT_HTTP_504;
+    case 429:
+        return PT_NEXT_HTTP_429;
+    case 403:
+        return PT_NEXT_HTTP_403;
+    case 404:
+        return PT_NEXT_HTTP_404;
+    default:
+        return 0;
+    }
+}
+
+/* Whether a server is left that this request has not been to. */
+static bool server_left(const proxy_req *p)
+{
+    size_t n = p->up->npeers;
+    uint64_t all = n >= 64 ? ~UINT64_C(0) : (UINT64_C(1) << n) - 1;
+    return (p->tried & all) != all;
+}
+
+/* proxy_next_upstream http_NNN: whether this answer is dropped for the next server's. Only
+ * while a server is left to ask: the last answer is passed on as it is, as in nginx. */
+static bool next_for_status(const proxy_req *p, int status)
+{
+    unsigned flag = next_flag(status);
+    return flag && p->req && may_go_again(p, flag) && server_left(p);
+}
+
+static int on_headers_complete(llhttp_t *parser)
+{
+    proxy_req *p = of(parser);
+    p->status = parser->status_code;
+    if (p->status >= 100 && p->status < 200 && p->status != 101) {
+        p->interim = true; /* 100 Continue, 103 Early Hints: not passed on */
+        return 0;
+    }
+    if (p->status == 101) {
+        if (!p->upgrade_req || !parser->upgrade) {
+            p->bad_framing = true;
+            llhttp_set_error_reason(parser, "101 to a request that did not ask to upgrade");
+            return HPE_USER;
+        }
+        p->switching = true;
+        return 0;
+    }
+    p->head_done = true;
+    if ((parser->flags & F_TRANSFER_ENCODING) && !(parser->flags & F_CHUNKED)) {
+        /* A transfer coding other than chunked would reach the client undone. */
+        p->bad_framing = true;
+        llhttp_set_error_reason(parser, "unsupported transfer coding");
+        return HPE_USER;
+    }
+    if ((parser->flags & F_TRANSFER_ENCODING) && parser->http_minor == 0) {
+        /* HTTP/1.0 has no transfer codings: its framing is faulty (RFC 9112 section 6.1). */
+        p->bad_framing = true;
+        llhttp_set_error_reason(parser, "Transfer-Encoding in an HTTP/1.0 response");
+        return HPE_USER;
+    }
+    if (next_for_status(p, p->status)) {
+        p->next_for_status = true;
+        return HPE_PAUSED; /* parse() moves on to the next server, outside llhttp */
+    }
+    if (p->head_req || p->status == 204 || p->status == 304) {
+        p->no_body = true; /* answered when the message ends, which is now */
+        return p->head_req ? 1 : 0;
+    }
+    char lines[PASSED_MAX], ctype[256];
+    hbuf o = {lines, 0, sizeof lines, false, false};
+    pt_response r;
+    build_response(p, &r, &o, ctype, sizeof ctype, true);
+    if (o.overflow || o.forbidden) {
+        p->bad_framing = true;
+        llhttp_set_error_reason(parser, o.overflow ? "too big a header"
+                                                   : "CR, LF or NUL in a header field");
+        return HPE_USER;
+    }
+    p->responded = true;
+    if (pt_request_respond(p->req, &r) < 0 || p->closed)
+        return HPE_USER;
+    pt_response_on_writable(p->req, on_client_writable, p);
+    return 0;
+}
+
+static int on_body(llhttp_t *parser, const char *at, size_t len)
+{
+    proxy_req *p = of(parser);
+    if (!p->responded || !p->req)
+        return 0;
+    int w = pt_response_write(p->req, at, len);
+    if (w < 0 || p->closed)
+        return HPE_USER;
+    if (w == 1) {
+        p->paused_for_client = true; /* resumed by on_client_writable */
+        return HPE_PAUSED;
+    }
+    return 0;
+}
+
+static int on_message_complete(llhttp_t *parser)
+{
+    proxy_req *p = of(parser);
+    if (p->interim) {
+        p->interim = false;
+        return 0; /* the final response follows */
+    }
+    p->message_done = true;
+    p->keep_alive_up = llhttp_should_keep_alive(parser);
+    return HPE_PAUSED;
+}
+
+/* ---- the end of an exchange ---- */
+
+static void start_tunnel(proxy_req *p);
+static void bad_response(proxy_req *p, const char *why);
+
+static void message_complete(proxy_req *p)
+{
+    if (p->switching) {
+        start_tunnel(p);
+        return;
+    }
+    bool extra = pt_inbuf_len(&p->ub) > p->fed;
+    bool reusable = p->keep_alive_up && !extra && p->request_sent && !p->upgrade_req;
+    /* An answer without a body is built while its head is still in the in-buffer; the
+     * transport goes back before the answer, which may end the request. */
+    char lines[PASSED_MAX], ctype[256];
+    hbuf o = {lines, 0, sizeof lines, false, false};
+    pt_response r;
+    if (p->no_body) {
+        build_response(p, &r, &o, ctype, sizeof ctype, false);
+        if (o.overflow || o.forbidden) {
+            bad_response(p, o.overflow ? "too big a header" : "CR, LF or NUL in a header field");
+            return;
+        }
+    }
+    pt_upstream_peer_ok(p->peer);
+    pt_request *req = finish(p, reusable);
+    if (!req)
+        return;
+    if (p->no_body)
+        pt_request_respond(req, &r);
+    else
+        pt_response_end(req);
+}
+
+/* The upstream's answer cannot be used. */
+static void bad_response(proxy_req *p, const char *why)
+{
+    char what[200];
+    snprintf(what, sizeof what, "sent an invalid response: %s", why);
+    if (p->req)
+        pt_request_log(p->req, PT_LOG_ERROR, "upstream %s \"%s\" %s", p->peer->name, p->up->name,
+                       what);
+    if (p->responded) {
+        abandon_client(p);
+        return;
+    }
+    pt_upstream_peer_failed(p->up, p->peer, ev_now(p->loop));
+    if (p->req && !p->switching && may_go_again(p, PT_NEXT_INVALID_HEADER) && server_left(p)) {
+        go_again(p);
+        return;
+    }
+    respond_error(p, 502);
+}
+
+/* Feeds llhttp what the in-buffer holds beyond what it has seen. */
+static void parse(proxy_req *p)
+{
+    while (!p->closed && !p->finished && !p->paused_for_client) {
+        size_t avail = pt_inbuf_len(&p->ub);
+        if (p->fed >= avail)
+            return;
+        const char *begin = pt_inbuf_begin(&p->ub), *from = begin + p->fed;
+        p->fed_from = from;
+        llhttp_errno_t e = llhttp_execute(&p->parser, from, avail - p->fed);
+        if (p->closed)
+            return;
+        if (e == HPE_OK || e == HPE_PAUSED)
+            p->tail = pt_h1_tail(
+                from, e == HPE_OK ? begin + avail : llhttp_get_error_pos(&p->parser), p->tail);
+        if (e == HPE_OK) {
+            p->fed = avail;
+            if (p->head_done) {
+                /* Body bytes went to the client already; the head is not needed any more. */
+                pt_inbuf_consume(&p->ub, p->fed);
+                p->fed = 0;
+            }
+            /* A head that came without body bytes goes out now, not with the first piece
+             * (which may be long in coming: a stream of events). */
+            if (p->responded && p->req && pt_response_pending(p->req))
+                pt_response_write(p->req, "", 0);
+            return;
+        }
+        if (e == HPE_PAUSED && p->next_for_status) {
+            if (p->req)
+                pt_request_log(p->req, PT_LOG_ERROR,
+                               "upstream %s \"%s\" answered %d, trying the next server",
+                               p->peer->name, p->up->name, p->status);
+            /* A 403 or 404 says nothing of the server's health (nginx's rule). */
+            if (p->status != 403 && p->status != 404)
+                pt_upstream_peer_failed(p->up, p->peer, ev_now(p->loop));
+            go_again(p);
+            return;
+        }
+        if (e == HPE_PAUSED) {
+            size_t pos = (size_t)(llhttp_get_error_pos(&p->parser) - begin);
+            llhttp_resume(&p->parser);
+            if (p->message_done) {
+                p->fed = pos;
+                message_complete(p);
+                return;
+            }
+            pt_inbuf_consume(&p->ub, pos); /* paused for the client after a body piece */
+            p->fed = 0;
+            continue;
+        }
+        if (p->finished)
+            return;
+        if (e == HPE_USER && !p->bad_framing) {
+            /* The client could not take the response (it is gone, or its connection was
+             * killed): nothing more can be sent. */
+            abandon_client(p);
+            return;
+        }
+        const char *why = llhttp_get_error_reason(&p->parser);
+        bad_response(p, why ? why : llhttp_errno_name(e));
+        return;
+    }
+}
+
+/* ---- reading from the upstream ---- */
+
+static void upstream_eof(proxy_req *p)
+{
+    if (p->head_done && llhttp_message_needs_eof(&p->parser)) {
+        /* A body that runs to the end of the connection: it ends here. */
+        llhttp_errno_t e = llhttp_finish(&p->parser);
+        if (p->message_done) {
+            p->keep_alive_up = false;
+            p->fed = pt_inbuf_len(&p->ub);
+            message_complete(p);
+            return;
+        }
+        if (e != HPE_OK) {
+            bad_response(p, "invalid end of the response");
+            return;
+        }
+    }
+    if (p->responded) {
+        if (p->req)
+            pt_request_log(p->req, PT_LOG_ERROR,
+                           "upstream %s \"%s\" closed the connection in the middle of the "
+                           "response",
+                           p->peer->name, p->up->name);
+        abandon_client(p);
+        return;
+    }
+    attempt_failed(p, p->got_any ? -ECONNRESET : 0,
+                   p->got_any ? "closed the connection before the end of the response head"
+                              : "closed the connection before answering");
+}
+
+static void pump_read(proxy_req *p)
+{
+    for (int i = 0; i < READS_PER_EVENT; i++) {
+        if (p->paused_for_client || p->finished || p->closed || !p->o)
+            return;
+        ssize_t n = pt_inbuf_read(&p->ub, &p->o->transport, RESP_HEAD_MAX);
+        if (n == -EAGAIN)
+            return;
+        if (n == -ENOBUFS) {
+            bad_response(p, "the response head is too large");
+            return;
+        }
+        if (n == 0) {
+            upstream_eof(p);
+            return;
+        }
+        if (n < 0) {
+            attempt_failed(p, (int)n, "failed while reading the response");
+            return;
+        }
+        p->got_any = true;
+        p->progress = true;
+        parse(p);
+    }
+    /* More may be waiting (or decoded inside TLS): come back in the next iteration. */
+    if (!p->paused_for_client && !p->finished && !p->closed && p->o)
+        ev_feed_event(p->loop, &p->o->io, EV_READ);
+}
+
+static void on_client_writable(pt_request *req, void *data)
+{
+    proxy_req *p = data;
+    if (!p->paused_for_client || p->finished || p->closed)
+        return;
+    p->paused_for_client = false;
+    parse(p);
+    if (p->finished || p->closed)
+        return;
+    pump_read(p);
+    if (p->finished || p->closed)
+        return;
+    update_io(p);
+    update_timers(p);
+}
+
+/* ---- watching the upstream ---- */
+
+static void set_io(proxy_req *p, int events)
+{
+    ev_io *w = &p->o->io;
+    if (events == p->io_events && (events == 0) == !ev_is_active(w))
+        return;
+    /* Stopped and started again with the same events before the loop polls, the watcher
+     * costs libev no epoll_ctl (ev_io_set would: it marks the fd as new). */
+    ev_io_stop(p->loop, w);
+    p->io_events = events;
+    if (events) {
+        ev_io_modify(w, events);
+        ev_io_start(p->loop, w);
+    }
+}
+
+static void update_io(proxy_req *p)
+{
+    if (!p->o || p->closed)
+        return; /* (release_upstream stopped the watcher) */
+    int ev = 0;
+    if (!p->finished && !p->paused_for_client)
+        ev |= EV_READ;
+    if (!pt_outq_is_empty(&p->uq))
+        ev |= (p->o->transport.want & PT_WANT_READ) ? EV_READ : EV_WRITE;
+    if (p->o->transport.want & PT_WANT_WRITE)
+        ev |= EV_WRITE;
+    set_io(p, ev);
+}
+
+static void update_timers(proxy_req *p)
+{
+    const pt_conf_proxy *cf = p->t->conf;
+    timer_kind k = TIMER_NONE;
+    if (p->o && !p->finished && !p->closed) {
+        if (!pt_outq_is_empty(&p->uq))
+            k = TIMER_SEND;
+        else if (p->request_sent && !p->paused_for_client)
+            k = TIMER_READ;
+    }
+    if (k == TIMER_NONE) {
+        pt_timer_cancel(&p->timer);
+    } else if (k != p->timer_kind || p->progress || !pt_timer_is_armed(&p->timer)) {
+        pt_timer_reset(&p->timer, k == TIMER_SEND ? cf->send_timeout : cf->read_timeout);
+    }
+    p->timer_kind = k;
+    p->progress = false;
+    /* While the proxy waits on the upstream, its own deadlines bound the wait: the client
+     * connection's is lifted (it would otherwise be response_timeout). Waiting on the client
+     * (its body, or its reading of ours) keeps the client's. */
+    if (p->req && !p->finished && !p->closed &&
+        (!p->body_reading || p->body_done || p->body_paused) && !pt_response_pending(p->req))
+        pt_request_reset_timeout(p->req, PT_TIMEOUT_NONE);
+}
+
+static void on_timer(pt_timer *t, void *data)
+{
+    proxy_req *p = data;
+    p->timer_kind = TIMER_NONE;
+    if (p->responded) {
+        if (p->req)
+            pt_request_log(p->req, PT_LOG_ERROR,
+                           "upstream %s \"%s\" timed out in the middle of the response",
+                           p->peer->name, p->up->name);
+        abandon_client(p);
+        return;
+    }
+    attempt_failed(p, -ETIMEDOUT,
+                   pt_outq_is_empty(&p->uq) ? "timed out waiting for the response"
+                                            : "timed out taking the request");
+}
+
+static void tunnel_io(proxy_req *p, int revents);
+
+static void on_upstream_io(struct ev_loop *loop, ev_io *w, int revents)
+{
+    proxy_req *p = w->data;
+    if (p->upgraded) {
+        tunnel_io(p, revents);
+        return;
+    }
+    int want = p->o->transport.want;
+    if (((revents & EV_WRITE) || ((revents & EV_READ) && (want & PT_WANT_READ))) &&
+        !pt_outq_is_empty(&p->uq)) {
+        if (!pump_write(p))
+            return;
+    }
+    if ((revents & EV_READ) || ((revents & EV_WRITE) && (want & PT_WANT_WRITE)))
+        pump_read(p);
+    if (p->closed || p->finished || !p->o)
+        return;
+    update_io(p);
+    update_timers(p);
+}
+
+/* ---- attempts ---- */
+
+/* Sends the request over `o`, which the attempt now holds. */
+static void attach(proxy_req *p, pt_outbound *o)
+{
+    p->o = o;
+    ev_set_cb(&o->io, on_upstream_io);
+    o->io.data = p;
+    p->io_events = 0;
+    p->got_any = false;
+    p->request_sent = false;
+    /* A previous attempt's buffers: its head (sent again below) and nothing of the body, or
+     * there would be no retry. */
+    pt_outq_dispose(&p->uq);
+    pt_outq_init(&p->uq);
+    pt_inbuf_dispose(&p->ub);
+    pt_inbuf_init(&p->ub);
+    p->fed = 0;
+    llhttp_init(&p->parser, HTTP_RESPONSE, &settings);
+    p->tail = 0;
+    p->parser.data = p;
+    p->nhdrs = 0;
+    p->interim = false;
+    p->head_done = p->no_body = p->message_done = p->next_for_status = false;
+    pt_outq_push_ref(&p->uq, p->head, p->head_len, NULL, NULL);
+    if (p->has_body && !p->body_reading) {
+        /* The body is read now that it has somewhere to go (a client waiting for
+         * "100 Continue" is invited now). Pieces may arrive inside this call. */
+        p->body_reading = true;
+        pt_request_read_body(p->req, on_client_body, p);
+        if (p->closed || p->finished || p->o != o)
+            return;
+    }
+    if (!pump_write(p))
+        return;
+    update_io(p);
+    update_timers(p);
+}
+
+static void on_connected(pt_outbound *o, int status, void *data)
+{
+    proxy_req *p = data;
+    p->connecting = NULL;
+    if (status < 0) {
+        attempt_failed(p, status,
+                       status == -ETIMEDOUT      ? "timed out connecting"
+                       : status == -ECONNREFUSED ? "refused the connection"
+                                                 : "could not be connected to");
+        return;
+    }
+    if (p->up->tls) {
+        int r = pt_tls_connect(&o->transport, p->up->ssl_ctx, o->transport.fd, p->peer->tls_name,
+                               p->up->verify);
+        if (r < 0) {
+            pt_outbound_close(o);
+            attempt_failed(p, r, "could not start TLS");
+            return;
+        }
+        SSL *ssl = pt_tls_ssl(&o->transport);
+        if (!p->up->server_name)
+            SSL_set_tlsext_host_name(ssl, NULL); /* the name is still verified, not sent */
+        if (p->peer->session)
+            SSL_set_session(ssl, p->peer->session);
+    }
+    attach(p, o);
+}
+
+/* Tries the next server (or the same one on a fresh transport, after a stale one). */
+static void next_attempt(proxy_req *p)
+{
+    pt_upstream_peer *peer = pt_upstream_pick(p->up, p->tried, ev_now(p->loop));
+    if (!peer) {
+        if (p->req)
+            pt_request_log(p->req, PT_LOG_ERROR, "no server of upstream \"%s\" answered",
+                           p->up->name);
+        respond_error(p, p->last_error == -ETIMEDOUT ? 504 : 502);
+        return;
+    }
+    p->peer = peer;
+    p->tried |= UINT64_C(1) << (peer - p->up->peers);
+    if (p->attempts++ == 0)
+        p->first_attempt = ev_now(p->loop);
+    pt_outbound *o = p->fresh_only ? NULL : pt_pool_take(peer->pool);
+    p->reused = o != NULL;
+    if (o) {
+        attach(p, o);
+        return;
+    }
+    int r =
+        pt_pool_connect(peer->pool, p->t->conf->connect_timeout, on_connected, p, &p->connecting);
+    if (r < 0)
+        attempt_failed(p, r, "could not be connected to");
+}
+
+static bool method_idempotent(int m)
+{
+    switch (m) {
+    case PT_METHOD_GET:
+    case PT_METHOD_HEAD:
+    case PT_METHOD_OPTIONS:
+    case PT_METHOD_TRACE:
+    case PT_METHOD_PUT:
+    case PT_METHOD_DELETE:
+        return true;
+    default:
+        return false;
+    }
+}
+
+static const proxy_target *target_of(pt_request *req)
+{
+    const proxy_vhost *pv = req->vhost->proxy;
+    size_t i = (size_t)(req->location - req->vhost->locations);
+    return pv && i < pv->n ? pv->targets[i] : NULL;
+}
+
+static void init_settings(void)
+{
+    if (settings.on_message_complete)
+        return;
+    llhttp_settings_init(&settings);
+    settings.on_message_begin = on_message_begin;
+    settings.on_header_field = on_header_field;
+    settings.on_header_value = on_header_value;
+    settings.on_header_value_complete = on_header_value_complete;
+    settings.on_headers_complete = on_headers_complete;
+    settings.on_body = on_body;
+    settings.on_message_complete = on_message_complete;
+}
+
+void pt_proxy_handle(pt_request *req)
+{
+    const proxy_target *t = target_of(req);
+    if (!t) {
+        pt_request_respond_error(req, 500);
+        return;
+    }
+    if (req->method_id == PT_METHOD_CONNECT) {
+        pt_request_respond_error(req, 405);
+        return;
+    }
+    init_settings();
+    pt_custodian *cust = pt_request_custodian(req);
+    proxy_req *p = pt_custodian_alloc(cust, sizeof *p);
+    pt_custodian_register(cust, proxy_release, p);
+    p->req = req;
+    p->t = t;
+    p->up = t->up;
+    p->loop = pt_connector_loop(t->up->connector);
+    pt_timer_init(&p->timer, p->loop, on_timer, p);
+    pt_outq_init(&p->uq);
+    pt_inbuf_init(&p->ub);
+    pt_request_on_abort(req, on_client_abort, p);
+
+    p->head_req = req->method_id == PT_METHOD_HEAD;
+    p->has_body = req->has_length ? req->content_length > 0 : req->chunked;
+    p->chunked_up = req->chunked && !req->has_length;
+    const pt_header *conn = pt_request_header(req, "connection");
+    p->upgrade_req = conn && has_token(conn->value.p, conn->value.len, "upgrade") &&
+                     pt_request_header(req, "upgrade") && !p->has_body && req->version_minor >= 1;
+    p->idempotent = method_idempotent(req->method_id);
+    /* Only an idempotent request without a body may meet a pooled transport the server is
+     * closing: it is sent again on a fresh one. An upgrade never goes back to the pool. */
+    p->fresh_only = !p->idempotent || p->has_body || p->upgrade_req;
+
+    p->head = pt_chunk_get();
+    hbuf o = {p->head, 0, PT_CHUNK_SIZE, false, false};
+    build_head(p, &o);
+    if (o.forbidden) {
+        /* The parser should have refused it; the head is not sent either way. */
+        pt_request_log(req, PT_LOG_ERROR,
+                       "CR, LF or NUL in a field of the request for the upstream");
+        respond_error(p, 400);
+        return;
+    }
+    if (o.overflow) {
+        pt_request_log(req, PT_LOG_ERROR, "the request head for the upstream is too large");
+        respond_error(p, 500);
+        return;
+    }
+    p->head_len = o.len;
+    next_attempt(p);
+    /* The proxy's own deadlines take over from the response_timeout the dispatcher set. */
+    if (!p->closed && !p->finished)
+        update_timers(p);
+}
+
+/* ---- upgraded connections ---- */
+
+static void tunnel_kill(proxy_req *p)
+{
+    if (p->c && !p->c->dead)
+        pt_conn_kill(p->c);
+}
+
+/* Both directions have ended: the client socket closes (the upstream with the custodian). */
+static void tunnel_check_done(proxy_req *p)
+{
+    if (p->closed)
+        return;
+    if (p->upstream_eof && pt_outq_is_empty(&p->c->out) && !p->client_shut) {
+        p->client_shut = true;
+        pt_transport_shutdown_write(&p->c->transport);
+    }
+    if (p->client_eof && pt_outq_is_empty(&p->uq) && !p->upstream_shut) {
+        p->upstream_shut = true;
+        pt_transport_shutdown_write(&p->o->transport);
+    }
+    if (p->client_shut && p->upstream_shut)
+        tunnel_kill(p);
+}
+
+static void tunnel_update_io(proxy_req *p)
+{
+    if (p->closed)
+        return;
+    int ev = 0;
+    if (!p->upstream_eof && !p->up_paused)
+        ev |= EV_READ;
+    if (!pt_outq_is_empty(&p->uq))
+        ev |= (p->o->transport.want & PT_WANT_READ) ? EV_READ : EV_WRITE;
+    if (p->o->transport.want & PT_WANT_WRITE)
+        ev |= EV_WRITE;
+    set_io(p, ev);
+    pt_conn_reset_timeout(p->c, p->t->conf->read_timeout);
+}
+
+/* Client to upstream. Returns false if the connection is gone. */
+static bool tunnel_flush_up(proxy_req *p)
+{
+    int r = pt_outq_flush(&p->uq, &p->o->transport);
+    if (r < 0 && r != -EAGAIN) {
+        tunnel_kill(p);
+        return false;
+    }
+    if (p->c->read_paused && !p->client_eof && pt_outq_pending(&p->uq) < UP_LOW)
+        pt_conn_resume_read(p->c);
+    return true;
+}
+
+/* Upstream to client. Returns false if the connection is gone. */
+static bool tunnel_read_up(proxy_req *p)
+{
+    char buf[16 * 1024];
+    int i = 0;
+    for (; i < READS_PER_EVENT && !p->upstream_eof && !p->up_paused; i++) {
+        ssize_t n = pt_transport_read(&p->o->transport, buf, sizeof buf);
+        if (n == -EAGAIN)
+            break;
+        if (n < 0) {
+            tunnel_kill(p);
+            return false;
+        }
+        if (n == 0) {
+            p->upstream_eof = true;
+            break;
+        }
+        pt_outq_push_copy(&p->c->out, buf, (size_t)n);
+        if (pt_outq_pending(&p->c->out) > TUNNEL_HIGH) {
+            int r = pt_conn_flush(p->c);
+            if (r < 0 && r != -EAGAIN)
+                return false;
+            /* Still full: the client is slow. Its connection calls on_drain once it has
+             * taken everything. */
+            p->up_paused = pt_outq_pending(&p->c->out) > TUNNEL_HIGH;
+        }
+    }
+    int r = pt_conn_flush(p->c);
+    if (r < 0 && r != -EAGAIN)
+        return false;
+    /* More may be waiting (or decoded inside TLS): come back in the next iteration. */
+    if (i == READS_PER_EVENT && !p->up_paused)
+        ev_feed_event(p->loop, &p->o->io, EV_READ);
+    return true;
+}
+
+static void tunnel_io(proxy_req *p, int revents)
+{
+    int want = p->o->transport.want;
+    if (((revents & EV_WRITE) || ((revents & EV_READ) && (want & PT_WANT_READ))) &&
+        !pt_outq_is_empty(&p->uq) && !tunnel_flush_up(p))
+        return;
+    if (((revents & EV_READ) || ((revents & EV_WRITE) && (want & PT_WANT_WRITE))) &&
+        !tunnel_read_up(p))
+        return;
+    tunnel_check_done(p);
+    tunnel_update_io(p);
+}
+
+static void tunnel_on_read(pt_conn *c, void *data)
+{
+    proxy_req *p = data;
+    size_t n = pt_inbuf_len(&c->in);
+    if (n) {
+        pt_outq_push_copy(&p->uq, pt_inbuf_begin(&c->in), n);
+        pt_inbuf_consume(&c->in, n);
+    }
+    if (c->eof)
+        p->client_eof = true;
+    if (!tunnel_flush_up(p))
+        return;
+    if (pt_outq_pending(&p->uq) > UP_HIGH)
+        pt_conn_pause_read(c);
+    tunnel_check_done(p);
+    tunnel_update_io(p);
+}
+
+static void tunnel_on_drain(pt_conn *c, void *data)
+{
+    proxy_req *p = data;
+    if (p->up_paused) {
+        p->up_paused = false;
+        if (!tunnel_read_up(p))
+            return;
+    }
+    tunnel_check_done(p);
+    tunnel_update_io(p);
+}
+
+static void tunnel_on_timeout(pt_conn *c, void *data)
+{
+    pt_conn_kill(c); /* idle for proxy_read_timeout both ways */
+}
+
+static const pt_upgrade_ops tunnel_ops = {
+    .on_read = tunnel_on_read,
+    .on_drain = tunnel_on_drain,
+    .on_timeout = tunnel_on_timeout,
+};
+
+static void start_tunnel(proxy_req *p)
+{
+    char head[PASSED_MAX + 64], ctype[8];
+    hbuf o = {head, 0, sizeof head, false, false};
+    PUT_LIT(&o, "HTTP/1.1 101 Switching Protocols\r\n");
+    passed_headers(p, &o, ctype, sizeof ctype, true);
+    PUT_LIT(&o, "\r\n");
+    if (o.overflow || o.forbidden) {
+        bad_response(p, o.overflow ? "the 101 response head is too large"
+                                   : "CR, LF or NUL in a header field");
+        return;
+    }
+    pt_upstream_peer_ok(p->peer);
+    pt_request *req = p->req;
+    pt_conn *c = NULL;
+    ev_io_stop(p->loop, &p->o->io);
+    p->io_events = 0;
+    pt_timer_cancel(&p->timer);
+    int r = pt_request_upgrade(req, 101, head, o.len, &tunnel_ops, p, &c);
+    if (r == -EINVAL || r == -EBUSY) {
+        pt_request_log(req, PT_LOG_ERROR, "cannot switch protocols here (%s)", strerror(-r));
+        respond_error(p, 502);
+        return;
+    }
+    if (r < 0 || p->closed)
+        return; /* the client went away: everything is released */
+    p->req = NULL;
+    p->c = c;
+    p->upgraded = true;
+    p->finished = true;
+    /* What the upstream sent after its head already belongs to the new protocol. */
+    size_t extra = pt_inbuf_len(&p->ub) - p->fed;
+    if (extra)
+        pt_outq_push_copy(&c->out, pt_inbuf_begin(&p->ub) + p->fed, extra);
+    pt_inbuf_dispose(&p->ub);
+    if (extra && (r = pt_conn_flush(c)) < 0 && r != -EAGAIN)
+        return;
+    /* And what the client sent after its request head. */
+    if (pt_inbuf_len(&c->in) || c->eof)
+        tunnel_on_read(c, p);
+    else
+        tunnel_update_io(p);
+}
+
+/* ---- set-up ---- */
+
+static bool conf_name_is(const pt_conf_header *h, const char *lit)
+{
+    return strcasecmp(h->name, lit) == 0;
+}
+
+bool pt_proxy_var_known(const char *name, size_t n)
+{
+    if (n > 5 && strncmp(name, "http_", 5) == 0)
+        return true;
+    for (size_t i = 0; i < sizeof known_vars / sizeof *known_vars; i++)
+        if (strlen(known_vars[i]) == n && strncmp(known_vars[i], name, n) == 0)
+            return true;
+    return false;
+}
+
+int pt_proxy_check(const pt_conf *conf, char *err, size_t errlen)
+{
+    return pt_upstreams_check(conf, err, errlen);
+}
+
+static void target_free(proxy_target *t)
+{
+    if (!t)
+        return;
+    free(t->sets);
+    for (size_t i = 0; i < t->nredirects; i++)
+        free(t->redirects[i].from);
+    free(t->redirects);
+    free(t);
+}
+
+/* The location's proxy_redirect list, `default` made concrete: the proxy_pass URL (with its
+ * URI, or "/") becomes the location's prefix (or "/"), as nginx's default. */
+static int target_redirects(proxy_target *t, const pt_location *loc, const pt_proxy_url *url)
+{
+    const pt_conf_proxy *px = t->conf;
+    if (!px->nredirects)
+        return 0;
+    t->redirects = calloc(px->nredirects, sizeof *t->redirects);
+    if (!t->redirects)
+        return -ENOMEM;
+    for (size_t i = 0; i < px->nredirects; i++) {
+        const pt_conf_header *h = &px->redirects[i];
+        const char *to = h->name ? h->value : url->uri ? loc->path : "/";
+        redirect *r = &t->redirects[t->nredirects];
+        int n = h->name ? asprintf(&r->from, "%s%c%s", h->name, '\0', to)
+                        : asprintf(&r->from, "%s://%s%s%c%s", url->tls ? "https" : "http",
+                                   url->name, url->uri ? url->uri : "/", '\0', to);
+        if (n < 0)
+            return -ENOMEM;
+        r->from_len = strlen(r->from);
+        r->to = r->from + r->from_len + 1;
+        r->to_len = strlen(r->to);
+        t->nredirects++;
+    }
+    return 0;
+}
+
+static int target_new(proxy_target **out, const pt_location *loc, pt_upstreams *u, char *err,
+                      size_t errlen)
+{
+    const pt_conf_location *lc = loc->conf;
+    const pt_conf_proxy *px = &lc->proxy;
+    pt_upstream *up = pt_upstreams_get(u, lc, err, errlen);
+    if (!up)
+        return -EINVAL;
+    proxy_target *t = calloc(1, sizeof *t);
+    if (!t)
+        return -ENOMEM;
+    t->up = up;
+    t->conf = px;
+    pt_proxy_url url;
+    const char *why;
+    pt_proxy_url_parse(px->pass, &url, &why); /* checked by pt_upstreams_get */
+    if (url.uri) {
+        t->uri = url.uri;
+        t->uri_len = strlen(url.uri);
+    }
+    snprintf(t->proxy_host, sizeof t->proxy_host, "%s", url.name);
+    t->proxy_host_len = strlen(t->proxy_host);
+    if (target_redirects(t, loc, &url) < 0) {
+        target_free(t);
+        return -ENOMEM;
+    }
+    t->sets = calloc(px->nset_headers ? px->nset_headers : 1, sizeof *t->sets);
+    if (!t->sets) {
+        free(t);
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < px->nset_headers; i++) {
+        const pt_conf_header *h = &px->set_headers[i];
+        t->sets[t->nsets++] = (set_header){h->name, h->value, strlen(h->name)};
+        t->set_host |= conf_name_is(h, "host");
+        t->set_xff |= conf_name_is(h, "x-forwarded-for");
+        t->set_xfp |= conf_name_is(h, "x-forwarded-proto");
+        t->set_xfh |= conf_name_is(h, "x-forwarded-host");
+        t->set_fwd |= conf_name_is(h, "forwarded");
+    }
+    *out = t;
+    return 0;
+}
+
+int pt_proxy_vhost_setup(pt_vhost *vh, pt_upstreams *u, char *err, size_t errlen)
+{
+    proxy_vhost *pv = NULL;
+    for (size_t i = 0; i < vh->nlocations; i++) {
+        const pt_location *loc = &vh->locations[i];
+        if (loc->handler != PT_HANDLER_PROXY || !loc->conf)
+            continue;
+        if (!pv) {
+            pv = calloc(1, sizeof *pv);
+            if (!pv || !(pv->targets = calloc(vh->nlocations, sizeof *pv->targets))) {
+                free(pv);
+                return -ENOMEM;
+            }
+            pv->n = vh->nlocations;
+            vh->proxy = pv;
+        }
+        int r = target_new(&pv->targets[i], loc, u, err, errlen);
+        if (r < 0)
+            return r;
+    }
+    return 0;
+}
+
+void pt_proxy_vhost_dispose(pt_vhost *vh)
+{
+    proxy_vhost *pv = vh->proxy;
+    if (!pv)
+        return;
+    for (size_t i = 0; i < pv->n; i++)
+        target_free(pv->targets[i]);
+    free(pv->targets);
+    free(pv);
+    vh->proxy = NULL;
+}

@@ -1,0 +1,601 @@
+/*
+ * Locations: set up from the conf, matched per request, and the router that runs their
+ * handlers (see location.h).
+ */
+#include "server/site/location.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "server/core/path.h"
+#include "server/site/site.h"
+
+static void return_handle(pt_request *req);
+
+/* Runs what answers the location of `req`: `return` is the router's own, the others are the
+ * handlers the server installed in the virtual host. */
+static void run_handler(pt_request *req)
+{
+    pt_handler_kind kind = req->location->handler;
+    if (kind == PT_HANDLER_RETURN)
+        return_handle(req);
+    else
+        req->vhost->handlers[kind](req);
+}
+
+/* ---- set-up ---- */
+
+/* Builds the add_header lines of `loc` ("Name: value\r\n" each; with `always_only` only
+ * those marked always) into a new string. nginx adds nothing for an empty value. */
+static char *lines_build(const pt_location *loc, size_t *outlen, bool always_only)
+{
+    const pt_conf_files *f = loc->files;
+    size_t n = 0;
+    for (size_t i = 0; i < f->nheaders; i++)
+        if ((!always_only || f->headers[i].always) && f->headers[i].value[0])
+            n += strlen(f->headers[i].name) + strlen(f->headers[i].value) + 4;
+    char *out = malloc(n + 1);
+    if (!out)
+        return NULL;
+    size_t pos = 0;
+    for (size_t i = 0; i < f->nheaders; i++) {
+        const pt_conf_header *h = &f->headers[i];
+        if ((always_only && !h->always) || !h->value[0])
+            continue;
+        pos += (size_t)sprintf(out + pos, "%s: %s\r\n", h->name, h->value);
+    }
+    *outlen = pos;
+    return out;
+}
+
+static size_t filter_head_lines(const pt_response_filter *f, int status, time_t mtime, time_t now,
+                                char *buf, size_t pos, size_t cap);
+
+/* Fills `loc` from `lc` (NULL: the server's own settings). */
+static int location_init(pt_vhost *vh, pt_location *loc, const pt_conf_location *lc, char *err,
+                         size_t errlen)
+{
+    const pt_conf_server *cs = vh->conf;
+    loc->vhost = vh;
+    loc->conf = lc;
+    loc->dir_fd = vh->root_fd;
+    loc->own_fd = false;
+    if (lc) {
+        loc->path = lc->path;
+        loc->match = lc->match;
+        loc->no_regex = lc->no_regex;
+        loc->handler = lc->handler;
+        loc->alias = lc->alias != NULL;
+        loc->dir = lc->alias ? lc->alias : lc->root;
+        loc->index = lc->index;
+        loc->nindex = lc->nindex;
+        loc->sendfile = lc->sendfile;
+        loc->files = &lc->static_files;
+    } else {
+        loc->path = "";
+        loc->match = PT_MATCH_PREFIX;
+        loc->handler = PT_HANDLER_STATIC;
+        loc->dir = cs->root;
+        loc->index = cs->index;
+        loc->nindex = cs->nindex;
+        loc->sendfile = cs->sendfile;
+        loc->files = &cs->static_files;
+    }
+    loc->path_len = strlen(loc->path);
+    loc->re = lc ? lc->re : NULL;
+    loc->expires_second = -1;
+    loc->lines_ok = lines_build(loc, &loc->lines_ok_len, false);
+    loc->lines_always = lines_build(loc, &loc->lines_always_len, true);
+    if (!loc->lines_ok || !loc->lines_always)
+        return -ENOMEM;
+    loc->filter = (pt_response_filter){.head_lines = filter_head_lines};
+
+    /* The server's own directory is shared, unless it is a missing default and this location
+     * names it: then the open below reports it. */
+    if (loc->handler != PT_HANDLER_STATIC || (!loc->alias && strcmp(loc->dir, cs->root) == 0 &&
+                                              (vh->root_fd >= 0 || !lc || !lc->root_named)))
+        return 0;
+    loc->dir_fd = open(loc->dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (loc->dir_fd < 0) {
+        int e = -errno;
+        snprintf(err, errlen, "%s:%d:%d: %s \"%s\": %s", lc->file, lc->line, lc->col,
+                 loc->alias ? "alias" : "root", loc->dir, strerror(-e));
+        return e;
+    }
+    loc->own_fd = true;
+    return 0;
+}
+
+static int by_length_desc(const void *a, const void *b)
+{
+    const pt_conf_location *x = *(const pt_conf_location *const *)a;
+    const pt_conf_location *y = *(const pt_conf_location *const *)b;
+    size_t lx = strlen(x->path), ly = strlen(y->path);
+    if (lx != ly)
+        return lx > ly ? -1 : 1;
+    return x < y ? -1 : x > y; /* stable: file order */
+}
+
+int pt_locations_setup(pt_vhost *vh, char *err, size_t errlen)
+{
+    const pt_conf_server *cs = vh->conf;
+    size_t n = cs->nlocations + 1;
+    const pt_conf_location **order = calloc(n, sizeof *order);
+    vh->locations = calloc(n, sizeof *vh->locations);
+    if (!order || !vh->locations) {
+        free(order);
+        return -ENOMEM;
+    }
+    vh->nlocations = n;
+    for (size_t i = 0; i < n; i++)
+        vh->locations[i].dir_fd = -1;
+    size_t k = 0;
+    for (size_t i = 0; i < cs->nlocations; i++)
+        if (cs->locations[i].match == PT_MATCH_EXACT)
+            order[k++] = &cs->locations[i];
+    vh->nexact = k;
+    for (size_t i = 0; i < cs->nlocations; i++)
+        if (cs->locations[i].match == PT_MATCH_PREFIX)
+            order[k++] = &cs->locations[i];
+    qsort(order + vh->nexact, k - vh->nexact, sizeof *order, by_length_desc);
+    /* Regular expressions are tried in the order they are written. */
+    vh->nregex = vh->nnamed = 0;
+    for (size_t i = 0; i < cs->nlocations; i++)
+        if (cs->locations[i].match == PT_MATCH_REGEX) {
+            order[k++] = &cs->locations[i];
+            vh->nregex++;
+        }
+    for (size_t i = 0; i < cs->nlocations; i++)
+        if (cs->locations[i].match == PT_MATCH_NAMED) {
+            order[k++] = &cs->locations[i];
+            vh->nnamed++;
+        }
+    order[k] = NULL; /* the server's own */
+    int r = 0;
+    for (size_t i = 0; i < n && r == 0; i++)
+        r = location_init(vh, &vh->locations[i], order[i], err, errlen);
+    free(order);
+    if (r == -ENOMEM)
+        snprintf(err, errlen, "%s:%d: out of memory", cs->file, cs->line);
+    return r;
+}
+
+void pt_locations_dispose(pt_vhost *vh)
+{
+    for (size_t i = 0; i < vh->nlocations; i++) {
+        pt_location *loc = &vh->locations[i];
+        if (loc->own_fd)
+            close(loc->dir_fd);
+        free(loc->lines_ok);
+        free(loc->lines_always);
+    }
+    free(vh->locations);
+    vh->locations = NULL;
+    vh->nlocations = vh->nexact = vh->nregex = vh->nnamed = 0;
+}
+
+/* ---- matching ---- */
+
+pt_location *pt_location_base(const pt_vhost *vh)
+{
+    return &vh->locations[vh->nlocations - 1];
+}
+
+/* nginx's order: an exact match; else the longest prefix, unless a regular expression (in the
+ * order written) matches and that prefix is not `^~`; the server's own when nothing does. */
+pt_location *pt_location_find(const pt_vhost *vh, const char *path, size_t len)
+{
+    pt_location *l = vh->locations;
+    size_t named_at = vh->nlocations - 1 - vh->nnamed, regex_at = named_at - vh->nregex, i = 0;
+    for (; i < vh->nexact; i++)
+        if (l[i].path_len == len && memcmp(l[i].path, path, len) == 0)
+            return &l[i];
+    pt_location *best = &l[vh->nlocations - 1];
+    for (; i < regex_at; i++) {
+        size_t n = l[i].path_len;
+        if (len < n || memcmp(l[i].path, path, n) != 0)
+            continue;
+        /* an alias replaces whole segments only */
+        if (l[i].alias && len > n && path[n] != '/' && l[i].path[n - 1] != '/')
+            continue;
+        best = &l[i];
+        break;
+    }
+    if (best->no_regex)
+        return best;
+    for (i = regex_at; i < named_at; i++) {
+        regmatch_t span = {.rm_so = 0, .rm_eo = (regoff_t)len}; /* the path need not end in NUL */
+        if (regexec(l[i].re, path, 1, &span, REG_STARTEND) == 0)
+            return &l[i];
+    }
+    return best;
+}
+
+pt_location *pt_location_named(const pt_vhost *vh, const char *name, size_t len)
+{
+    for (size_t i = vh->nlocations - 1 - vh->nnamed; i + 1 < vh->nlocations; i++)
+        if (vh->locations[i].path_len == len && memcmp(vh->locations[i].path, name, len) == 0)
+            return &vh->locations[i];
+    return NULL;
+}
+
+/* ---- routing ---- */
+
+int pt_route_redirect(pt_request *req, const char *uri, size_t len)
+{
+    char *copy = pt_request_alloc(req, len + 1);
+    if (!copy)
+        return -ENOMEM;
+    memcpy(copy, uri, len);
+    copy[len] = '\0';
+    req->redirect = (pt_str){copy, len};
+    return 0;
+}
+
+/* ---- return ---- */
+
+/* The longest expansion of a `return` text: it goes into the response head as a Location. */
+#define RETURN_MAX 4096
+
+static size_t put(char *buf, size_t pos, size_t cap, const char *s, size_t n)
+{
+    if (pos + n <= cap)
+        memcpy(buf + pos, s, n);
+    return pos + n;
+}
+
+/* Bytes that may not stand as they are in a URL: in a Location header they are sent
+ * percent-encoded, so no header can be split or a path read differently. `path` also encodes
+ * what would end a path or start an escape (the decoded $uri). */
+static bool needs_escape(unsigned char c, bool path)
+{
+    if (c <= 0x20 || c >= 0x7f)
+        return true;
+    return path && strchr("\"#%<>?\\^`{|}", c) != NULL;
+}
+
+static size_t put_var(char *buf, size_t pos, size_t cap, pt_str v, bool url, bool path)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    for (size_t i = 0; i < v.len; i++) {
+        unsigned char c = (unsigned char)v.p[i];
+        if (url && needs_escape(c, path)) {
+            char e[3] = {'%', hex[c >> 4], hex[c & 15]};
+            pos = put(buf, pos, cap, e, 3);
+        } else {
+            pos = put(buf, pos, cap, (const char *)&c, 1);
+        }
+    }
+    return pos;
+}
+
+pt_str pt_request_host_var(const pt_request *req, char *buf, size_t cap)
+{
+    pt_str h = pt_host_name(req->host);
+    if (!h.len) {
+        const pt_conf_server *cs = req->vhost->conf;
+        for (size_t i = 0; i < cs->nnames && !h.len; i++)
+            if (!strpbrk(cs->names[i], "*~") && cs->names[i][0] != '.')
+                h = (pt_str){cs->names[i], strlen(cs->names[i])};
+    }
+    if (h.len > cap)
+        h.len = cap;
+    for (size_t i = 0; i < h.len; i++)
+        buf[i] = (char)tolower((unsigned char)h.p[i]);
+    return (pt_str){buf, h.len};
+}
+
+/* $request_uri: the target as sent, from its path on (an absolute-form target loses its scheme
+ * and authority). */
+static pt_str request_uri_of(const pt_request *req)
+{
+    const char *end = req->target.p + req->target.len;
+    if (req->path.p >= req->target.p && req->path.p <= end)
+        return (pt_str){req->path.p, (size_t)(end - req->path.p)};
+    return req->target;
+}
+
+/* Expands the variables of `text` into `buf`; returns the length (above `cap`: it did not fit). */
+static size_t expand(const pt_request *req, const char *text, char *buf, size_t cap, bool url)
+{
+    size_t pos = 0;
+    for (const char *p = text; *p;) {
+        if (*p != '$') {
+            const char *d = strchr(p, '$');
+            size_t n = d ? (size_t)(d - p) : strlen(p);
+            pos = put(buf, pos, cap, p, n);
+            p += n;
+            continue;
+        }
+        const char *name = p + 1;
+        size_t n = 0;
+        bool braced = *name == '{';
+        if (braced)
+            name++;
+        while (isalnum((unsigned char)name[n]) || name[n] == '_')
+            n++;
+        p = name + n + (braced && name[n] == '}');
+        char host[256];
+        pt_str v = {"", 0};
+        bool path = false;
+        if (n == 4 && strncmp(name, "host", 4) == 0) {
+            v = pt_request_host_var(req, host, sizeof host);
+        } else if (n == 11 && strncmp(name, "request_uri", 11) == 0) {
+            v = request_uri_of(req);
+        } else if (n == 6 && strncmp(name, "scheme", 6) == 0) {
+            const char *sch = pt_request_scheme(req);
+            v = (pt_str){sch, strlen(sch)};
+        } else if (n == 3 && strncmp(name, "uri", 3) == 0) {
+            v = req->norm_path;
+            path = true;
+        }
+        pos = put_var(buf, pos, cap, v, url, path);
+    }
+    return pos;
+}
+
+static bool status_is_redirect(int code)
+{
+    return code == 301 || code == 302 || code == 303 || code == 307 || code == 308;
+}
+
+/* Answers `req` as `return CODE [TEXT]` says: a redirect to the expanded URL, the expanded text
+ * as the body, or the code's own page (through error_page for errors). */
+static void respond_return(pt_request *req, const pt_conf_return *ret)
+{
+    int code = ret->code;
+    bool redirect = status_is_redirect(code);
+    if (!ret->text && code >= 400) {
+        pt_route_error(req, code);
+        return;
+    }
+    char text[RETURN_MAX + 1], page[512];
+    size_t len = ret->text ? expand(req, ret->text, text, RETURN_MAX, redirect) : 0;
+    if (len > RETURN_MAX) {
+        pt_request_log(req, PT_LOG_ERROR, "the text of \"return\" is longer than %d bytes",
+                       RETURN_MAX);
+        pt_route_error(req, 500);
+        return;
+    }
+    text[len] = '\0';
+    pt_response r;
+    pt_response_init(&r, code);
+    if (redirect || !ret->text) {
+        if (redirect && ret->text)
+            r.location = text;
+        if (code >= 300) {
+            r.content_type = "text/html";
+            r.body = page;
+            r.body_len = pt_http_status_page(code, page, sizeof page);
+        }
+    } else {
+        r.content_type = req->vhost->conf->default_type;
+        r.body = text;
+        r.body_len = len;
+    }
+    pt_request_respond(req, &r);
+}
+
+static void return_handle(pt_request *req)
+{
+    respond_return(req, &req->location->conf->ret);
+}
+
+/* `loc` answers `req`: its response filters and its sendfile setting apply. */
+static void set_location(pt_request *req, pt_location *loc)
+{
+    req->location = loc;
+    req->filters = &loc->filter;
+    req->sendfile = loc->sendfile;
+}
+
+/* One pass of the router for the request path `path`: normalised into `norm`, then the
+ * location it falls in answers (or the server's `return`, or an error). */
+static void route_path(pt_request *req, pt_str path, char *norm, size_t cap)
+{
+    /* room is left for an index file name after a directory's path */
+    ssize_t len = path.len == 1 && path.p[0] == '*'
+                      ? -EINVAL
+                      : pt_path_normalize(path.p, path.len, norm, cap - 256);
+    if (len < 0) {
+        set_location(req, pt_location_base(req->vhost));
+        req->norm_path = (pt_str){"", 0};
+        pt_route_error(req, len == -ENAMETOOLONG ? 414 : 400);
+    } else if (req->vhost->conf->ret.code && !req->redirects) {
+        /* A server-level return answers before any location is chosen (nginx's server
+         * rewrite phase, which internal redirects do not repeat). */
+        set_location(req, pt_location_base(req->vhost));
+        req->norm_path = (pt_str){norm, (size_t)len};
+        respond_return(req, &req->vhost->conf->ret);
+    } else {
+        set_location(req, pt_location_find(req->vhost, norm, (size_t)len));
+        req->norm_path = (pt_str){norm, (size_t)len};
+        run_handler(req);
+    }
+}
+
+/* `@NAME` (the last of try_files, an error_page): that location answers the same path. */
+static void route_named(pt_request *req, pt_location *named)
+{
+    set_location(req, named);
+    run_handler(req);
+}
+
+void pt_route(pt_request *req)
+{
+    char norm[PATH_MAX];
+    pt_str path = req->path;
+    pt_location *named = NULL;
+    for (;;) {
+        if (named)
+            route_named(req, named);
+        else
+            route_path(req, path, norm, sizeof norm);
+        named = NULL;
+        if (!req->redirect.p)
+            return;
+        pt_str to = req->redirect;
+        req->redirect = (pt_str){NULL, 0};
+        if (++req->redirects > PT_ROUTE_MAX_REDIRECTS) {
+            pt_request_log(req, PT_LOG_ERROR,
+                           "rewrite or internal redirection cycle while "
+                           "internally redirecting to \"%.*s\"",
+                           (int)to.len, to.p);
+            req->error_page = true; /* no error page for this one */
+            req->error_status = 0;
+            pt_request_respond_error(req, 500);
+            return;
+        }
+        if (to.p[0] == '@') {
+            named = pt_location_named(req->vhost, to.p, to.len);
+            if (named)
+                continue;
+            /* the conf names only locations that exist: this is not reached */
+            pt_request_log(req, PT_LOG_ERROR, "no location \"%.*s\"", (int)to.len, to.p);
+            pt_request_respond_error(req, 500);
+            return;
+        }
+        const char *q = memchr(to.p, '?', to.len);
+        if (q) {
+            req->query = (pt_str){q + 1, to.len - (size_t)(q + 1 - to.p)};
+            to.len = (size_t)(q - to.p);
+        }
+        path = to;
+    }
+}
+
+static void redirect_to_url(pt_request *req, const pt_conf_error_page *ep)
+{
+    int status = ep->response >= 300 && ep->response < 400 ? ep->response : 302;
+    char body[PT_STATUS_PAGE_MAX];
+    pt_response r;
+    pt_response_init(&r, status);
+    r.content_type = "text/html";
+    r.location = ep->uri;
+    r.body = body;
+    r.body_len = pt_http_status_page(status, body, sizeof body);
+    pt_request_respond(req, &r);
+}
+
+void pt_route_error(pt_request *req, int status)
+{
+    if (!req->location)
+        set_location(req, pt_location_base(req->vhost));
+    const pt_conf_files *f = req->location->files;
+    for (size_t i = 0; !req->error_page && i < f->nerror_pages; i++) {
+        const pt_conf_error_page *ep = &f->error_pages[i];
+        if (ep->status != status)
+            continue;
+        if (ep->uri[0] != '/' && ep->uri[0] != '@') {
+            redirect_to_url(req, ep);
+            return;
+        }
+        req->error_page = true;
+        req->error_status = ep->response == 0 ? status : ep->response > 0 ? ep->response : 0;
+        if (pt_route_redirect(req, ep->uri, strlen(ep->uri)) == 0)
+            return;
+        break;
+    }
+    pt_request_respond_error(req, status);
+}
+
+/* ---- header lines ---- */
+
+static size_t append(char *buf, size_t pos, size_t cap, const char *s, size_t n)
+{
+    if (pos + n <= cap)
+        memcpy(buf + pos, s, n);
+    return pos + n;
+}
+
+#define APPEND_LIT(buf, pos, cap, lit) append(buf, pos, cap, lit, sizeof(lit) - 1)
+
+/* The statuses nginx gives add_header (without `always`) and expires. */
+static bool status_cacheable(int status)
+{
+    switch (status) {
+    case 200:
+    case 201:
+    case 204:
+    case 206:
+    case 301:
+    case 302:
+    case 303:
+    case 304:
+    case 307:
+    case 308:
+        return true;
+    default:
+        return false;
+    }
+}
+
+static size_t format_expires(char *buf, size_t cap, time_t expires, long long max_age)
+{
+    char date[32];
+    pt_http_date_format(expires, date);
+    int n = max_age < 0 ? snprintf(buf, cap, "Expires: %s\r\nCache-Control: no-cache\r\n", date)
+                        : snprintf(buf, cap, "Expires: %s\r\nCache-Control: max-age=%lld\r\n", date,
+                                   max_age);
+    return n < 0 || (size_t)n >= cap ? 0 : (size_t)n;
+}
+
+size_t pt_location_headers(pt_location *loc, int status, time_t mtime, time_t now, char *buf,
+                           size_t pos, size_t cap)
+{
+    bool ok = status_cacheable(status);
+    if (ok)
+        pos = append(buf, pos, cap, loc->lines_ok, loc->lines_ok_len);
+    else
+        pos = append(buf, pos, cap, loc->lines_always, loc->lines_always_len);
+    const pt_conf_files *f = loc->files;
+    if (!ok)
+        return pos;
+    switch (f->expires_kind) {
+    case PT_EXPIRES_OFF:
+        break;
+    case PT_EXPIRES_EPOCH:
+        pos = APPEND_LIT(buf, pos, cap,
+                         "Expires: Thu, 01 Jan 1970 00:00:01 GMT\r\nCache-Control: no-cache\r\n");
+        break;
+    case PT_EXPIRES_MAX:
+        pos = APPEND_LIT(buf, pos, cap,
+                         "Expires: Thu, 31 Dec 2037 23:55:55 GMT\r\n"
+                         "Cache-Control: max-age=315360000\r\n");
+        break;
+    case PT_EXPIRES_ACCESS:
+        if (loc->expires_second != now) {
+            loc->expires_len = format_expires(loc->expires_lines, sizeof loc->expires_lines,
+                                              now + (time_t)f->expires,
+                                              f->expires < 0 ? -1 : (long long)f->expires);
+            loc->expires_second = now;
+        }
+        pos = append(buf, pos, cap, loc->expires_lines, loc->expires_len);
+        break;
+    case PT_EXPIRES_MODIFIED:
+        if (mtime > 0) {
+            char lines[128];
+            time_t at = mtime + (time_t)f->expires;
+            size_t n = format_expires(lines, sizeof lines, at,
+                                      f->expires < 0 || at < now ? -1 : (long long)(at - now));
+            pos = append(buf, pos, cap, lines, n);
+        }
+        break;
+    }
+    return pos;
+}
+
+static size_t filter_head_lines(const pt_response_filter *f, int status, time_t mtime, time_t now,
+                                char *buf, size_t pos, size_t cap)
+{
+    /* The filter is a member of its location, whose expires line it may refresh. */
+    pt_location *loc = (pt_location *)((char *)f - offsetof(pt_location, filter));
+    return pt_location_headers(loc, status, mtime, now, buf, pos, cap);
+}
