@@ -1,7 +1,20 @@
 /*
- * What every C test program needs besides cmocka (included before this file): the count of
- * open descriptors, to end a test by asserting nothing is left, a temporary tree's removal, and
+ * What every C test program needs besides cmocka (included before this file): the end-of-test
+ * check that nothing is left, the count of open descriptors, a temporary tree's removal, and
  * running a libev loop for a while.
+ *
+ * Every test ends like libuv's MAKE_VALGRIND_HAPPY: nothing_left_begin() when it starts,
+ * before it makes anything (its loop included), and assert_nothing_left(loop) when it ends,
+ * after it has freed what it made. That check fails the test if anything of these is left:
+ *
+ *   - a live custodian, or one shut down and not yet reaped (porter's own exit check counts
+ *     the same, pt_resource_counts_get(): everything porter allocates belongs to one);
+ *   - a buffer chunk handed out and not returned;
+ *   - a watcher on the test's loop: pending, or active and referenced (an unreferenced one, such
+ *     as a manager's reaper, is not seen here; it belongs to a custodian, which is);
+ *   - a descriptor that was not open when the test started.
+ *
+ * The counts are the thread's own (porter keeps them per thread), the descriptors the process's.
  */
 #ifndef PORTER_TESTS_SUPPORT_H
 #define PORTER_TESTS_SUPPORT_H
@@ -14,18 +27,132 @@
 #include <stdbool.h>
 #include <stdio.h>
 
-/* The descriptors this process has open (the one that reads /proc/self/fd aside). Compare two
- * counts: a test that ends with the count it started with has closed what it opened. */
-static inline int count_fds(void)
+#include "porter.h"
+
+/* The descriptors this process has open (the one that reads /proc/self/fd aside), or -1 if it
+ * cannot tell. Compare two counts: a test that ends with the count it started with has closed
+ * what it opened. */
+static inline int open_fd_count(void)
 {
     DIR *d = opendir("/proc/self/fd");
-    assert_non_null(d);
+    if (!d)
+        return -1;
     int n = 0;
     for (struct dirent *e; (e = readdir(d)) != NULL;)
         n += e->d_name[0] != '.';
     closedir(d);
     return n - 1;
 }
+
+/* open_fd_count(), failing the test if it cannot tell. */
+static inline int count_fds(void)
+{
+    int n = open_fd_count();
+    assert_true(n >= 0);
+    return n;
+}
+
+/* ---- nothing left ---- */
+
+/* What there was when a test started. */
+typedef struct nothing_left_mark {
+    pt_resource_counts counts; /* this thread's */
+    int fds;                   /* the process's; -1: not counted */
+} nothing_left_mark;
+
+/* Takes the mark: the thread's counts, and the descriptors if `fds`. */
+static inline void nothing_left_mark_take(nothing_left_mark *m, bool fds)
+{
+    pt_resource_counts_get(&m->counts);
+    m->fds = fds ? open_fd_count() : -1;
+}
+
+/* Compares what is left now with `m`: porter's resources of this thread, the watchers of `loop`
+ * (which is then destroyed; NULL: no loop), and, if `m` counted them, the descriptors (after the
+ * loop's own are closed). Returns true if nothing is left, else false with a description in
+ * `what`. Calls no cmocka function, so a thread of a test may use it. */
+static inline bool nothing_left_since(const nothing_left_mark *m, struct ev_loop *loop, char *what,
+                                      size_t cap)
+{
+    pt_resource_counts now;
+    pt_resource_counts_get(&now);
+    unsigned pending = 0;
+    int active = 0;
+    if (loop) {
+        /* An event queued and never delivered; then one iteration that does not wait, whose
+         * value is the number of active referenced watchers. */
+        pending = ev_pending_count(loop);
+        active = ev_run(loop, EVRUN_NOWAIT);
+        ev_loop_destroy(loop);
+    }
+    int fds = m->fds >= 0 ? open_fd_count() : -1;
+    size_t len = 0;
+    what[0] = '\0';
+#define LEFT(cond, ...)                                                                            \
+    do {                                                                                           \
+        if ((cond) && len < cap)                                                                   \
+            len += (size_t)snprintf(what + len, cap - len, __VA_ARGS__);                           \
+    } while (0)
+    LEFT(now.custodians != m->counts.custodians, "%zu live custodians (%zu at the start); ",
+         now.custodians, m->counts.custodians);
+    LEFT(now.unreaped != m->counts.unreaped, "%zu custodians not reaped (%zu at the start); ",
+         now.unreaped, m->counts.unreaped);
+    LEFT(now.chunks != m->counts.chunks, "%zu buffer chunks out (%zu at the start); ", now.chunks,
+         m->counts.chunks);
+    LEFT(pending != 0, "%u pending watchers; ", pending);
+    LEFT(active != 0, "%d active watchers; ", active);
+    LEFT(fds != m->fds, "%d descriptors open (%d at the start); ", fds, m->fds);
+#undef LEFT
+    return what[0] == '\0';
+}
+
+/* The mark of the test now running (a program runs its tests one at a time). */
+static struct {
+    nothing_left_mark mark;
+    bool begun;
+} nothing_left_test;
+
+/* The start of every test: before it makes anything, its loop included. */
+static inline void nothing_left_begin(void)
+{
+    nothing_left_mark_take(&nothing_left_test.mark, true);
+    assert_true(nothing_left_test.mark.fds >= 0);
+    nothing_left_test.begun = true;
+}
+
+/* The end of every test, after it has freed what it made: fails the test if anything is left
+ * (see the top of this file). `loop` (NULL: none) is destroyed here, its watchers checked
+ * first. */
+static inline void assert_nothing_left(struct ev_loop *loop)
+{
+    if (!nothing_left_test.begun)
+        fail_msg("assert_nothing_left() without nothing_left_begin()");
+    nothing_left_test.begun = false;
+    char what[512];
+    if (!nothing_left_since(&nothing_left_test.mark, loop, what, sizeof what))
+        fail_msg("left at the end of the test: %s", what);
+}
+
+/* The fixture of a test that needs no other: cmocka_unit_test_setup_teardown(test,
+ * nothing_left_setup, nothing_left_teardown), or NOTHING_LEFT_TEST(test) for short. */
+static inline int nothing_left_setup(void **state)
+{
+    (void)state;
+    nothing_left_begin();
+    return 0;
+}
+
+static inline int nothing_left_teardown(void **state)
+{
+    (void)state;
+    assert_nothing_left(NULL);
+    return 0;
+}
+
+#define NOTHING_LEFT_TEST(f)                                                                       \
+    cmocka_unit_test_setup_teardown(f, nothing_left_setup, nothing_left_teardown)
+
+/* ---- descriptors, files, loops ---- */
 
 /* Whether `fd` is closed (for a descriptor the code under test was to close). */
 static inline bool fd_is_closed(int fd)

@@ -74,8 +74,6 @@ struct fixture {
     pred_fn pred;
     void *data;
     client clients[MAX_CLIENTS];
-    int fds_at_start;
-    pt_resource_counts counts_at_start;
     bool stopped; /* a server's stopped callback ran */
     double stopped_at;
 };
@@ -155,8 +153,7 @@ static inline fixture *fixture_new(void)
     fixture *f = calloc(1, sizeof *f);
     assert_non_null(f);
     signal(SIGPIPE, SIG_IGN);
-    f->fds_at_start = count_fds();
-    pt_resource_counts_get(&f->counts_at_start);
+    nothing_left_begin();
     f->loop = ev_loop_new(EVFLAG_AUTO);
     assert_non_null(f->loop);
     ev_timer_init(&f->watchdog, on_watchdog, WATCHDOG_SECONDS, 0.);
@@ -185,24 +182,9 @@ static inline void fixture_free(fixture *f)
     }
     ev_ref(f->loop);
     ev_async_stop(f->loop, &f->wake);
-    /* No active watcher: with nothing left, the loop returns at once (the watchdog is
-     * unreferenced, so it alone does not keep the loop running). */
-    ev_timer_set(&f->watchdog, 2.0, 0.);
-    f->watchdog_fired = false;
-    ev_timer_start(f->loop, &f->watchdog);
-    ev_unref(f->loop);
-    ev_run(f->loop, 0);
-    ev_ref(f->loop);
-    ev_timer_stop(f->loop, &f->watchdog);
-    assert_false(f->watchdog_fired);
-    pt_resource_counts rc;
-    pt_resource_counts_get(&rc);
-    assert_int_equal(rc.custodians, f->counts_at_start.custodians);
-    assert_int_equal(rc.unreaped, f->counts_at_start.unreaped);
-    assert_int_equal(rc.chunks, f->counts_at_start.chunks);
-    ev_loop_destroy(f->loop);
-    assert_int_equal(count_fds(), f->fds_at_start);
+    struct ev_loop *loop = f->loop;
     free(f);
+    assert_nothing_left(loop);
 }
 
 /* ---- servers ---- */

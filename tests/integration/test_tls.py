@@ -247,23 +247,6 @@ class Certificates(TLSCase):
         code, out = s_client(self.tport, ["-alpn", "h2"], get_request())
         self.assertIn("No ALPN negotiated", out)
 
-    def test_old_protocols_are_refused(self):
-        before = self.count("unsupported protocol")
-        code, _, err = curl(["-k", "--tlsv1.1", "--tls-max", "1.1", "--ciphers",
-                             "DEFAULT@SECLEVEL=0", "https://127.0.0.1:%d/" % self.tport])
-        self.assertNotEqual(code, 0)
-        self.assertIn("protocol version", err)  # the server's alert
-        for flag in ("-tls1", "-tls1_1"):
-            code, out = s_client(self.tport, [flag, "-cipher", "DEFAULT@SECLEVEL=0"], b"")
-            self.assertNotEqual(code, 0, out)
-        # Each refusal is logged once, with OpenSSL's reason.
-        self.assertTrue(harness.wait_for(lambda: self.count("unsupported protocol") == before + 3, 5),
-                        self.p.output)
-        for flag, version in (("-tls1_2", "TLSv1.2"), ("-tls1_3", "TLSv1.3")):
-            code, out = s_client(self.tport, [flag], get_request())
-            self.assertEqual(code, 0, out)
-            self.assertIn("Protocol  : %s" % version, out)
-
     def test_safe_ciphers_only(self):
         # Forward secrecy and AEAD: no plain RSA key exchange, no CBC.
         for cipher in ("AES128-GCM-SHA256", "ECDHE-RSA-AES128-SHA", "AES256-SHA256"):
@@ -278,6 +261,87 @@ class Certificates(TLSCase):
         self.assertTrue(harness.wait_for(
             lambda: re.search(r"TLS handshake failed: .*alert unknown ca, client: 127\.0\.0\.1",
                               self.p.output), 5), self.p.output)
+
+
+# An OpenSSL configuration that refuses nothing by itself: no protocol floor, security level 0.
+_PERMISSIVE_OPENSSL_CONF = """openssl_conf = openssl_init
+[openssl_init]
+ssl_conf = ssl_sect
+[ssl_sect]
+system_default = system_default_sect
+[system_default_sect]
+MinProtocol = None
+CipherString = DEFAULT@SECLEVEL=0
+"""
+
+# Ciphers TLS 1.0 and 1.1 can use (CBC with SHA-1) besides the usual ones, at security level 0.
+_LEGACY_CIPHERS = ("ECDHE-ECDSA-AES128-SHA:ECDHE-RSA-AES128-SHA:"
+                   "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:@SECLEVEL=0")
+
+
+@unittest.skipUnless(OPENSSL and CURL, "needs openssl and curl")
+class OldProtocols(TLSCase):
+    """TLS 1.0 and 1.1 are refused by porter's protocol floor, and by nothing else here.
+
+    OpenSSL 3 refuses them by itself at security level 1 and up, and porter's default ciphers
+    are TLS 1.2 ones: so the server's conf lowers its level to 0 and adds ciphers those versions
+    can use (as a conf copied from an old guide would), porter and the clients read an OpenSSL
+    configuration that refuses nothing (a system one could have a floor of its own), and the
+    clients ask for level 0. With porter's floor taken out of server/tls_ctx.c these handshakes
+    succeed and the test fails."""
+
+    def setUp(self):
+        self.openssl_conf = os.path.join(tempfile.mkdtemp(prefix="porter-tls-old-"), "openssl.cnf")
+        self.addCleanup(shutil.rmtree, os.path.dirname(self.openssl_conf), True)
+        with open(self.openssl_conf, "w") as f:
+            f.write(_PERMISSIVE_OPENSSL_CONF)
+        saved = os.environ.get("OPENSSL_CONF")
+        os.environ["OPENSSL_CONF"] = self.openssl_conf  # porter's environment
+        try:
+            self.start_tls(a_extra='    ssl_ciphers "%s";\n' % _LEGACY_CIPHERS)
+        finally:
+            if saved is None:
+                del os.environ["OPENSSL_CONF"]
+            else:
+                os.environ["OPENSSL_CONF"] = saved
+
+    def client(self, cmd):
+        """Runs an OpenSSL client with the permissive configuration; returns (code, output)."""
+        env = dict(os.environ, OPENSSL_CONF=self.openssl_conf)
+        p = subprocess.run(cmd, input=b"", stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           timeout=20, env=env, preexec_fn=harness._child_setup)
+        return p.returncode, p.stdout.decode("utf-8", "replace")
+
+    def s_client(self, args):
+        return self.client([OPENSSL, "s_client", "-connect", "127.0.0.1:%d" % self.tport]
+                           + args)
+
+    def test_old_protocols_are_refused(self):
+        before = self.count("unsupported protocol")
+        code, out = self.client([CURL, "-sS", "--max-time", "10", "-k", "--tlsv1.1", "--tls-max",
+                                 "1.1", "--ciphers", "DEFAULT@SECLEVEL=0",
+                                 "https://127.0.0.1:%d/" % self.tport])
+        self.assertNotEqual(code, 0, out)
+        self.assertIn("protocol version", out)  # the server's alert
+        for flag in ("-tls1", "-tls1_1"):
+            for cipher in ("ECDHE-RSA-AES128-SHA", "ECDHE-ECDSA-AES128-SHA"):
+                code, out = self.s_client([flag, "-cipher", cipher + "@SECLEVEL=0"])
+                self.assertNotEqual(code, 0, out)
+                self.assertIn("alert protocol version", out)
+        # Each refusal is logged once, with OpenSSL's reason: the protocol, not the ciphers.
+        self.assertTrue(harness.wait_for(lambda: self.count("unsupported protocol") == before + 5,
+                                         5), self.p.output)
+        self.assertNotIn("no shared cipher", self.p.output)
+        # The same ciphers over TLS 1.2 are taken: nothing but the version was refused.
+        for cipher in ("ECDHE-RSA-AES128-SHA", "ECDHE-ECDSA-AES128-SHA"):
+            code, out = self.s_client(["-tls1_2", "-cipher", cipher + "@SECLEVEL=0"])
+            self.assertEqual(code, 0, out)
+            self.assertIn("Protocol  : TLSv1.2", out)
+            self.assertIn("Cipher    : " + cipher, out)
+        for flag, version in (("-tls1_2", "TLSv1.2"), ("-tls1_3", "TLSv1.3")):
+            code, out = s_client(self.tport, [flag], get_request())
+            self.assertEqual(code, 0, out)
+            self.assertIn("Protocol  : %s" % version, out)
 
 
 @unittest.skipUnless(OPENSSL and CURL, "needs openssl and curl")

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "connmgr/authority.h"
+#include "tests/support.h"
 
 static void parse_ok(const char *text, uint16_t dflt, pt_authority_kind kind, const char *host,
                      uint16_t port, const char *formatted)
@@ -140,9 +141,9 @@ static void test_set_and_equal(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_ipv4),    cmocka_unit_test(test_ipv6),
-        cmocka_unit_test(test_names),   cmocka_unit_test(test_unix),
-        cmocka_unit_test(test_invalid), cmocka_unit_test(test_set_and_equal),
+        NOTHING_LEFT_TEST(test_ipv4),    NOTHING_LEFT_TEST(test_ipv6),
+        NOTHING_LEFT_TEST(test_names),   NOTHING_LEFT_TEST(test_unix),
+        NOTHING_LEFT_TEST(test_invalid), NOTHING_LEFT_TEST(test_set_and_equal),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -149,13 +149,6 @@ static void flush_all(pt_outq *q, pt_transport *t, int peer, unsigned char *buf,
     drain(peer, buf, cap, got);
 }
 
-static void assert_clean(int fds0)
-{
-    pt_chunk_pool_trim();
-    assert_int_equal(pt_chunk_outstanding(), 0);
-    assert_int_equal(count_fds(), fds0);
-}
-
 static int ref_calls;
 static void on_ref_free(void *data)
 {
@@ -167,7 +160,6 @@ static void on_ref_free(void *data)
 
 static void test_chunk_pool_reuses(void **state)
 {
-    int fds0 = count_fds();
     char *a = pt_chunk_get(), *b = pt_chunk_get();
 
     assert_non_null(a);
@@ -191,14 +183,13 @@ static void test_chunk_pool_reuses(void **state)
     assert_int_equal(pt_chunk_outstanding(), PT_CHUNK_POOL_MAX + 10);
     for (size_t i = 0; i < PT_CHUNK_POOL_MAX + 10; i++)
         pt_chunk_put(many[i]);
-    assert_clean(fds0);
 }
 
 /* ---- in-buffer ---- */
 
 static void test_inbuf_read_consume(void **state)
 {
-    int fds0 = count_fds(), sv[2];
+    int sv[2];
     pt_transport t;
     pt_inbuf b;
 
@@ -245,12 +236,11 @@ static void test_inbuf_read_consume(void **state)
     pt_inbuf_dispose(&b); /* twice: no-op */
     pt_transport_close(&t);
     close(sv[1]);
-    assert_clean(fds0);
 }
 
 static void test_inbuf_eof(void **state)
 {
-    int fds0 = count_fds(), sv[2];
+    int sv[2];
     pt_transport t;
     pt_inbuf b;
 
@@ -275,12 +265,11 @@ static void test_inbuf_eof(void **state)
     pt_inbuf_dispose(&b);
     pt_transport_close(&t);
     close(sv[1]);
-    assert_clean(fds0);
 }
 
 static void test_inbuf_compaction(void **state)
 {
-    int fds0 = count_fds(), sv[2];
+    int sv[2];
     unsigned char src[PT_CHUNK_SIZE + 1000];
     pt_transport t;
     pt_inbuf b;
@@ -310,13 +299,12 @@ static void test_inbuf_compaction(void **state)
     pt_inbuf_dispose(&b);
     pt_transport_close(&t);
     close(sv[1]);
-    assert_clean(fds0);
 }
 
 static void test_inbuf_growth(void **state)
 {
     enum { N = 40000 };
-    int fds0 = count_fds(), sv[2];
+    int sv[2];
     static unsigned char src[N];
     pt_transport t;
     pt_inbuf b;
@@ -350,13 +338,12 @@ static void test_inbuf_growth(void **state)
     pt_inbuf_dispose(&b);
     pt_transport_close(&t);
     close(sv[1]);
-    assert_clean(fds0);
 }
 
 static void test_inbuf_enobufs(void **state)
 {
     enum { N = 40000, MAX = 20000 };
-    int fds0 = count_fds(), sv[2];
+    int sv[2];
     static unsigned char src[N];
     pt_transport t;
     pt_inbuf b;
@@ -400,14 +387,13 @@ static void test_inbuf_enobufs(void **state)
     assert_int_equal(pt_chunk_outstanding(), 0);
     pt_transport_close(&t);
     close(sv[1]);
-    assert_clean(fds0);
 }
 
 /* ---- out-queue ---- */
 
 static void test_outq_empty_flush(void **state)
 {
-    int fds0 = count_fds(), sv[2];
+    int sv[2];
     spy s;
     pt_outq q;
 
@@ -426,12 +412,11 @@ static void test_outq_empty_flush(void **state)
     pt_outq_dispose(&q);
     pt_transport_close(&s.t);
     close(sv[1]);
-    assert_clean(fds0);
 }
 
 static void test_outq_copy_coalesces(void **state)
 {
-    int fds0 = count_fds(), sv[2];
+    int sv[2];
     char expect[8192], line[64];
     unsigned char got[8192];
     size_t elen = 0, glen = 0;
@@ -466,13 +451,12 @@ static void test_outq_copy_coalesces(void **state)
     pt_outq_dispose(&q);
     pt_transport_close(&s.t);
     close(sv[1]);
-    assert_clean(fds0);
 }
 
 static void test_outq_copy_spans_chunks(void **state)
 {
     enum { N = 2 * PT_CHUNK_SIZE + 7232 };
-    int fds0 = count_fds(), sv[2];
+    int sv[2];
     static unsigned char src[N + 10], got[N + 10];
     size_t glen = 0;
     spy s;
@@ -498,12 +482,11 @@ static void test_outq_copy_spans_chunks(void **state)
     pt_outq_dispose(&q);
     pt_transport_close(&s.t);
     close(sv[1]);
-    assert_clean(fds0);
 }
 
 static void test_outq_ref_cb_once(void **state)
 {
-    int fds0 = count_fds(), sv[2];
+    int sv[2];
     static const char body[] = "<html>body</html>";
     const char expect[] = "HTTP/1.1 200 OK\r\n\r\n<html>body</html>--static--";
     unsigned char got[256];
@@ -539,14 +522,13 @@ static void test_outq_ref_cb_once(void **state)
     assert_int_equal(ref_calls, 2);
     pt_transport_close(&s.t);
     close(sv[1]);
-    assert_clean(fds0);
 }
 
 /* Bytes written in place: they share the tail chunk when it has room, take a new one when it
  * has not, and a reservation committed empty (or dropped with the queue) queues nothing. */
 static void test_outq_reserve_commit(void **state)
 {
-    int fds0 = count_fds(), sv[2];
+    int sv[2];
     static const char body[] = "<body>";
     const char expect[] = "HEAD1\r\nHEAD2\r\n<body>HEAD3";
     unsigned char got[256];
@@ -599,13 +581,12 @@ static void test_outq_reserve_commit(void **state)
     pt_outq_dispose(&q);
     pt_transport_close(&s.t);
     close(sv[1]);
-    assert_clean(fds0);
 }
 
 static void file_range_test(bool no_sendfile)
 {
     enum { FLEN = 100000, OFF = 777, LEN = 50000 };
-    int fds0 = count_fds(), sv[2];
+    int sv[2];
     unsigned char *data, *expect = malloc(LEN + 6), *got = malloc(LEN + 6);
     size_t glen = 0;
     spy s;
@@ -638,7 +619,6 @@ static void file_range_test(bool no_sendfile)
     free(data);
     free(expect);
     free(got);
-    assert_clean(fds0);
 }
 
 static void test_outq_file_sendfile(void **state)
@@ -654,7 +634,7 @@ static void test_outq_file_fallback(void **state)
 static void test_outq_partial_writes(void **state)
 {
     enum { N = 300000 };
-    int fds0 = count_fds(), sv[2], sndbuf = 4096, rounds = 0;
+    int sv[2], sndbuf = 4096, rounds = 0;
     static unsigned char src[N + 4], got[N + 4];
     size_t glen = 0;
     int freed = 0, r;
@@ -699,13 +679,12 @@ static void test_outq_partial_writes(void **state)
     assert_int_equal(freed, 1);
     pt_transport_close(&t);
     close(sv[1]);
-    assert_clean(fds0);
 }
 
 static void test_outq_dispose_pending(void **state)
 {
     enum { N = 300000 };
-    int fds0 = count_fds(), sv[2], sndbuf = 4096;
+    int sv[2], sndbuf = 4096;
     static unsigned char src[N];
     unsigned char *data1, *data2;
     int freed = 0, kept_freed = 0;
@@ -745,12 +724,11 @@ static void test_outq_dispose_pending(void **state)
     free(data2);
     pt_transport_close(&t);
     close(sv[1]);
-    assert_clean(fds0);
 }
 
 static void test_outq_epipe(void **state)
 {
-    int fds0 = count_fds(), sv[2];
+    int sv[2];
     int freed = 0;
     pt_transport t;
     pt_outq q;
@@ -768,28 +746,27 @@ static void test_outq_epipe(void **state)
     pt_outq_dispose(&q);
     assert_int_equal(freed, 1);
     pt_transport_close(&t);
-    assert_clean(fds0);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_chunk_pool_reuses),
-        cmocka_unit_test(test_inbuf_read_consume),
-        cmocka_unit_test(test_inbuf_eof),
-        cmocka_unit_test(test_inbuf_compaction),
-        cmocka_unit_test(test_inbuf_growth),
-        cmocka_unit_test(test_inbuf_enobufs),
-        cmocka_unit_test(test_outq_empty_flush),
-        cmocka_unit_test(test_outq_copy_coalesces),
-        cmocka_unit_test(test_outq_copy_spans_chunks),
-        cmocka_unit_test(test_outq_ref_cb_once),
-        cmocka_unit_test(test_outq_file_sendfile),
-        cmocka_unit_test(test_outq_file_fallback),
-        cmocka_unit_test(test_outq_partial_writes),
-        cmocka_unit_test(test_outq_dispose_pending),
-        cmocka_unit_test(test_outq_epipe),
-        cmocka_unit_test(test_outq_reserve_commit),
+        NOTHING_LEFT_TEST(test_chunk_pool_reuses),
+        NOTHING_LEFT_TEST(test_inbuf_read_consume),
+        NOTHING_LEFT_TEST(test_inbuf_eof),
+        NOTHING_LEFT_TEST(test_inbuf_compaction),
+        NOTHING_LEFT_TEST(test_inbuf_growth),
+        NOTHING_LEFT_TEST(test_inbuf_enobufs),
+        NOTHING_LEFT_TEST(test_outq_empty_flush),
+        NOTHING_LEFT_TEST(test_outq_copy_coalesces),
+        NOTHING_LEFT_TEST(test_outq_copy_spans_chunks),
+        NOTHING_LEFT_TEST(test_outq_ref_cb_once),
+        NOTHING_LEFT_TEST(test_outq_file_sendfile),
+        NOTHING_LEFT_TEST(test_outq_file_fallback),
+        NOTHING_LEFT_TEST(test_outq_partial_writes),
+        NOTHING_LEFT_TEST(test_outq_dispose_pending),
+        NOTHING_LEFT_TEST(test_outq_epipe),
+        NOTHING_LEFT_TEST(test_outq_reserve_commit),
     };
 
     signal(SIGPIPE, SIG_DFL);

@@ -12,8 +12,6 @@
 #include "server/handlers/conditional.h"
 #include "tests/support.h"
 
-static int fds_at_start;
-
 static pt_str S(const char *s)
 {
     return s ? (pt_str){s, strlen(s)} : (pt_str){NULL, 0};
@@ -129,24 +127,12 @@ static void test_if_range(void **state)
     assert_false(pt_cond_if_range(S(""), S(ETAG), MTIME));
 }
 
-static void test_nothing_left(void **state)
-{
-    assert_int_equal(count_fds(), fds_at_start);
-}
-
-static int group_setup(void **state)
-{
-    fds_at_start = count_fds();
-    return 0;
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_etag_match),
-        cmocka_unit_test(test_evaluate),
-        cmocka_unit_test(test_if_range),
-        cmocka_unit_test(test_nothing_left),
+        NOTHING_LEFT_TEST(test_etag_match),
+        NOTHING_LEFT_TEST(test_evaluate),
+        NOTHING_LEFT_TEST(test_if_range),
     };
-    return cmocka_run_group_tests(tests, group_setup, NULL);
+    return cmocka_run_group_tests(tests, NULL, NULL);
 }

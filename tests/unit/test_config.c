@@ -26,8 +26,6 @@
 #define NAME "t.conf"
 #define PREFIX "/p"
 
-static int fds_at_start;
-
 static pt_conf *parse(const char *text)
 {
     pt_conf *c = NULL;
@@ -1032,6 +1030,7 @@ static char dir[PATH_MAX];
 
 static int dir_setup(void **state)
 {
+    nothing_left_begin();
     snprintf(dir, sizeof dir, "%s/porter-conf-XXXXXX",
              getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     return mkdtemp(dir) ? 0 : -1;
@@ -1039,7 +1038,9 @@ static int dir_setup(void **state)
 
 static int dir_teardown(void **state)
 {
-    return remove_tree(dir);
+    int r = remove_tree(dir);
+    assert_nothing_left(NULL);
+    return r;
 }
 
 /* Writes `text` (of `len` bytes, or a string) to dir/rel, making directories on the way. */
@@ -1613,40 +1614,29 @@ static void test_proxy_errors(void **state)
     }
 }
 
-static void test_nothing_left(void **state)
-{
-    assert_int_equal(count_fds(), fds_at_start);
-}
-
-static int group_setup(void **state)
-{
-    fds_at_start = count_fds();
-    return 0;
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_size),
-        cmocka_unit_test(test_parse_time),
-        cmocka_unit_test(test_defaults),
-        cmocka_unit_test(test_all_directives),
-        cmocka_unit_test(test_listen_forms),
-        cmocka_unit_test(test_listen_backlog_follows_max_waiting),
-        cmocka_unit_test(test_limits_by_name),
-        cmocka_unit_test(test_unlimited),
-        cmocka_unit_test(test_inheritance),
-        cmocka_unit_test(test_http_and_events),
-        cmocka_unit_test(test_paths),
-        cmocka_unit_test(test_locations),
-        cmocka_unit_test(test_static_directives),
-        cmocka_unit_test(test_errors),
-        cmocka_unit_test(test_error_buffer),
-        cmocka_unit_test(test_ssl_defaults),
-        cmocka_unit_test(test_ssl_directives),
-        cmocka_unit_test(test_ssl_session_cache_forms),
-        cmocka_unit_test(test_return),
-        cmocka_unit_test(test_ssl_and_return_errors),
+        NOTHING_LEFT_TEST(test_parse_size),
+        NOTHING_LEFT_TEST(test_parse_time),
+        NOTHING_LEFT_TEST(test_defaults),
+        NOTHING_LEFT_TEST(test_all_directives),
+        NOTHING_LEFT_TEST(test_listen_forms),
+        NOTHING_LEFT_TEST(test_listen_backlog_follows_max_waiting),
+        NOTHING_LEFT_TEST(test_limits_by_name),
+        NOTHING_LEFT_TEST(test_unlimited),
+        NOTHING_LEFT_TEST(test_inheritance),
+        NOTHING_LEFT_TEST(test_http_and_events),
+        NOTHING_LEFT_TEST(test_paths),
+        NOTHING_LEFT_TEST(test_locations),
+        NOTHING_LEFT_TEST(test_static_directives),
+        NOTHING_LEFT_TEST(test_errors),
+        NOTHING_LEFT_TEST(test_error_buffer),
+        NOTHING_LEFT_TEST(test_ssl_defaults),
+        NOTHING_LEFT_TEST(test_ssl_directives),
+        NOTHING_LEFT_TEST(test_ssl_session_cache_forms),
+        NOTHING_LEFT_TEST(test_return),
+        NOTHING_LEFT_TEST(test_ssl_and_return_errors),
         cmocka_unit_test_setup_teardown(test_missing_file, dir_setup, dir_teardown),
         cmocka_unit_test_setup_teardown(test_include_missing, dir_setup, dir_teardown),
         cmocka_unit_test_setup_teardown(test_include_relative_and_glob, dir_setup, dir_teardown),
@@ -1654,10 +1644,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_error_in_included_file, dir_setup, dir_teardown),
         cmocka_unit_test_setup_teardown(test_include_cycle, dir_setup, dir_teardown),
         cmocka_unit_test_setup_teardown(test_include_depth, dir_setup, dir_teardown),
-        cmocka_unit_test(test_nginx_style_fixture),
-        cmocka_unit_test(test_proxy_defaults_and_directives),
-        cmocka_unit_test(test_proxy_errors),
-        cmocka_unit_test(test_nothing_left),
+        NOTHING_LEFT_TEST(test_nginx_style_fixture),
+        NOTHING_LEFT_TEST(test_proxy_defaults_and_directives),
+        NOTHING_LEFT_TEST(test_proxy_errors),
     };
-    return cmocka_run_group_tests(tests, group_setup, NULL);
+    return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -143,8 +143,6 @@ typedef struct fixture {
     pt_connector *c;
     pt_connector_options o;
     fake_dns dns;
-    int fds_at_start;
-    size_t custodians_at_start;
     /* the last completion */
     int calls;
     int status;
@@ -211,12 +209,11 @@ static char *peer_ip(const pt_outbound *o, char *buf)
 static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof *f);
-    f->fds_at_start = count_fds();
+    nothing_left_begin();
     f->loop = ev_loop_new(EVFLAG_AUTO);
     pt_connector_options_init(&f->o);
     f->o.resolve = fake_resolve;
     f->o.resolve_data = &f->dns;
-    f->custodians_at_start = pt_custodian_live_count();
     *state = f;
     return 0;
 }
@@ -226,15 +223,10 @@ static int teardown(void **state)
     fixture *f = *state;
     pt_connector_free(f->c);
     pt_custodian_reap();
-    assert_int_equal(pt_custodian_live_count(), f->custodians_at_start);
-    assert_int_equal(pt_custodian_unreaped_count(), 0);
-    assert_int_equal(pt_timer_armed_count(), 0);
-    assert_int_equal(ev_pending_count(f->loop), 0);
-    assert_false(ev_run(f->loop, EVRUN_NOWAIT));
-    /* (after the loop: an ev_async gives it a descriptor of its own) */
-    ev_loop_destroy(f->loop);
-    assert_int_equal(count_fds(), f->fds_at_start);
+    struct ev_loop *loop = f->loop;
     free(f);
+    assert_int_equal(pt_timer_armed_count(), 0);
+    assert_nothing_left(loop);
     return 0;
 }
 
@@ -739,7 +731,7 @@ static void test_tls_tunnel(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_error_classes),
+        NOTHING_LEFT_TEST(test_error_classes),
         cmocka_unit_test_setup_teardown(test_literal_connects, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refused_then_next, setup, teardown),
         cmocka_unit_test_setup_teardown(test_each_address_in_order, setup, teardown),

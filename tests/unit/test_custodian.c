@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "connmgr/custodian.h"
+#include "tests/support.h"
 
 /* Release callbacks append their tag here, so tests can check order and count. */
 #define LOG_MAX 64
@@ -33,8 +34,8 @@ static void assert_log(const int *want, size_t n)
         assert_int_equal(log_buf[i], want[i]);
 }
 
-/* Every test ends here: all custodians shut down, and all of them reaped. */
-static void assert_nothing_left(void)
+/* All custodians shut down, then all of them reaped. */
+static void assert_all_reaped(void)
 {
     assert_int_equal(pt_custodian_live_count(), 0);
     pt_custodian_reap();
@@ -44,6 +45,13 @@ static void assert_nothing_left(void)
 static int setup(void **state)
 {
     log_reset();
+    nothing_left_begin();
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    assert_nothing_left(NULL);
     return 0;
 }
 
@@ -63,7 +71,7 @@ static void test_lifo_order(void **state)
     assert_log((int[]){5, 4, 3, 2, 1}, 5);
     assert_int_equal(pt_custodian_live_count(), 0);
     assert_int_equal(pt_custodian_unreaped_count(), 1);
-    assert_nothing_left();
+    assert_all_reaped();
 }
 
 static void test_nesting_order(void **state)
@@ -94,7 +102,7 @@ static void test_nesting_order(void **state)
     assert_true(pt_custodian_is_shut_down(a1));
     assert_true(pt_custodian_is_shut_down(b));
     assert_int_equal(pt_custodian_unreaped_count(), 4);
-    assert_nothing_left();
+    assert_all_reaped();
 }
 
 static void test_child_shut_down_alone(void **state)
@@ -118,7 +126,7 @@ static void test_child_shut_down_alone(void **state)
 
     pt_custodian_shutdown(root);
     assert_log((int[]){10, 20, 1}, 3);
-    assert_nothing_left();
+    assert_all_reaped();
 }
 
 static void test_idempotent_shutdown(void **state)
@@ -136,10 +144,10 @@ static void test_idempotent_shutdown(void **state)
     pt_custodian_shutdown(NULL);
     assert_log((int[]){2, 1}, 2);
     assert_int_equal(pt_custodian_unreaped_count(), 2);
-    assert_nothing_left();
+    assert_all_reaped();
     /* Reaping again with nothing to reap is harmless. */
     pt_custodian_reap();
-    assert_nothing_left();
+    assert_all_reaped();
 }
 
 static void test_unregister_and_release(void **state)
@@ -166,7 +174,7 @@ static void test_unregister_and_release(void **state)
     pt_custodian_shutdown(c);
     assert_log((int[]){3, 4, 1}, 3);
     (void)e1;
-    assert_nothing_left();
+    assert_all_reaped();
 }
 
 static void test_unregistered_slot_is_reused(void **state)
@@ -186,7 +194,7 @@ static void test_unregistered_slot_is_reused(void **state)
     pt_custodian_shutdown(c);
     assert_log((int[]){3, 4, 1}, 3);
     (void)keep;
-    assert_nothing_left();
+    assert_all_reaped();
 }
 
 static void test_register_after_shutdown(void **state)
@@ -204,7 +212,7 @@ static void test_register_after_shutdown(void **state)
     assert_null(pt_custodian_new(root));
     assert_null(pt_custodian_register(NULL, on_release, TAG(4)));
     assert_log((int[]){2}, 1);
-    assert_nothing_left();
+    assert_all_reaped();
 }
 
 static void test_alloc_valid_until_reap(void **state)
@@ -239,7 +247,7 @@ static void test_alloc_valid_until_reap(void **state)
     assert_int_equal(big[99999], 0xab);
     assert_string_equal(s, "hello");
     assert_true(pt_custodian_is_shut_down(c));
-    assert_nothing_left();
+    assert_all_reaped();
 }
 
 /* A callback shutting down its own custodian: the remaining entries still run, once. */
@@ -264,7 +272,7 @@ static void test_shutdown_from_own_callback(void **state)
     pt_custodian_shutdown(c);
     assert_log((int[]){3, 2, 1}, 3);
     assert_int_equal(pt_custodian_unreaped_count(), 1);
-    assert_nothing_left();
+    assert_all_reaped();
 }
 
 /* The same, started by release() rather than shutdown(). */
@@ -281,7 +289,7 @@ static void test_shutdown_from_released_callback(void **state)
     pt_custodian_release(e);
     assert_log((int[]){2, 3, 1}, 3);
     assert_true(pt_custodian_is_shut_down(c));
-    assert_nothing_left();
+    assert_all_reaped();
 }
 
 /* A child's callback shuts down its parent: every entry of both runs exactly once. */
@@ -312,7 +320,7 @@ static void test_shutdown_parent_from_child_callback(void **state)
     assert_true(pt_custodian_is_shut_down(root));
     assert_true(pt_custodian_is_shut_down(a));
     assert_int_equal(pt_custodian_unreaped_count(), 3);
-    assert_nothing_left();
+    assert_all_reaped();
 }
 
 static void test_shutdown_parent_from_child_during_parent_shutdown(void **state)
@@ -326,7 +334,7 @@ static void test_shutdown_parent_from_child_during_parent_shutdown(void **state)
 
     pt_custodian_shutdown(root);
     assert_log((int[]){10, 1}, 2);
-    assert_nothing_left();
+    assert_all_reaped();
 }
 
 /* A resource's close path unregisters its own entry, also when the custodian is what closes it.
@@ -358,7 +366,7 @@ static void test_callback_unregisters_own_entry(void **state)
     own_entry = pt_custodian_register(c, on_release_unregister_self, TAG(6));
     pt_custodian_shutdown(c);
     assert_log((int[]){2, 6, 5, 4, 3, 1}, 6);
-    assert_nothing_left();
+    assert_all_reaped();
 }
 
 /* A callback may register on another, live custodian (and creates children there). */
@@ -383,7 +391,7 @@ static void test_callback_registers_elsewhere(void **state)
     assert_int_equal(pt_custodian_live_count(), 2);
     pt_custodian_shutdown(other);
     assert_log((int[]){1, 50}, 2);
-    assert_nothing_left();
+    assert_all_reaped();
 }
 
 static size_t counted;
@@ -432,27 +440,28 @@ static void test_ten_thousand_entries(void **state)
     pt_custodian_shutdown(c);
     assert_int_equal(counted, 0);
     assert_int_equal(ticks, N);
-    assert_nothing_left();
+    assert_all_reaped();
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup(test_lifo_order, setup),
-        cmocka_unit_test_setup(test_nesting_order, setup),
-        cmocka_unit_test_setup(test_child_shut_down_alone, setup),
-        cmocka_unit_test_setup(test_idempotent_shutdown, setup),
-        cmocka_unit_test_setup(test_unregister_and_release, setup),
-        cmocka_unit_test_setup(test_unregistered_slot_is_reused, setup),
-        cmocka_unit_test_setup(test_register_after_shutdown, setup),
-        cmocka_unit_test_setup(test_alloc_valid_until_reap, setup),
-        cmocka_unit_test_setup(test_shutdown_from_own_callback, setup),
-        cmocka_unit_test_setup(test_shutdown_from_released_callback, setup),
-        cmocka_unit_test_setup(test_shutdown_parent_from_child_callback, setup),
-        cmocka_unit_test_setup(test_shutdown_parent_from_child_during_parent_shutdown, setup),
-        cmocka_unit_test_setup(test_callback_unregisters_own_entry, setup),
-        cmocka_unit_test_setup(test_callback_registers_elsewhere, setup),
-        cmocka_unit_test_setup(test_ten_thousand_entries, setup),
+        cmocka_unit_test_setup_teardown(test_lifo_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_nesting_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_child_shut_down_alone, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_idempotent_shutdown, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unregister_and_release, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unregistered_slot_is_reused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_register_after_shutdown, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_alloc_valid_until_reap, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_shutdown_from_own_callback, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_shutdown_from_released_callback, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_shutdown_parent_from_child_callback, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_shutdown_parent_from_child_during_parent_shutdown,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_callback_unregisters_own_entry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_callback_registers_elsewhere, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ten_thousand_entries, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -12,8 +12,6 @@
 #include "server/handlers/encoding.h"
 #include "tests/support.h"
 
-static int fds_at_start;
-
 /* The codings chosen, as "br,gzip". */
 static const char *choose(const char *ae)
 {
@@ -76,23 +74,11 @@ static void test_names(void **state)
     assert_string_equal(pt_encoding_suffix(PT_ENC_GZIP), ".gz");
 }
 
-static void test_nothing_left(void **state)
-{
-    assert_int_equal(count_fds(), fds_at_start);
-}
-
-static int group_setup(void **state)
-{
-    fds_at_start = count_fds();
-    return 0;
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_choose),
-        cmocka_unit_test(test_names),
-        cmocka_unit_test(test_nothing_left),
+        NOTHING_LEFT_TEST(test_choose),
+        NOTHING_LEFT_TEST(test_names),
     };
-    return cmocka_run_group_tests(tests, group_setup, NULL);
+    return cmocka_run_group_tests(tests, NULL, NULL);
 }

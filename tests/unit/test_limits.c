@@ -5,6 +5,7 @@
 #include <cmocka.h>
 
 #include "connmgr/limits.h"
+#include "tests/support.h"
 
 /* The count/size fields and the timeout fields of pt_limits, listed once for the checks below. */
 #define SIZE_FIELDS(X)                                                                             \
@@ -93,10 +94,10 @@ static void test_timeout_is_none(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_defaults_are_rackets),
-        cmocka_unit_test(test_defaults_bound_everything),
-        cmocka_unit_test(test_unlimited_bounds_nothing),
-        cmocka_unit_test(test_timeout_is_none),
+        NOTHING_LEFT_TEST(test_defaults_are_rackets),
+        NOTHING_LEFT_TEST(test_defaults_bound_everything),
+        NOTHING_LEFT_TEST(test_unlimited_bounds_nothing),
+        NOTHING_LEFT_TEST(test_timeout_is_none),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "server/core/mime.h"
+#include "tests/support.h"
 
 #define OCTET "application/octet-stream"
 
@@ -37,25 +38,13 @@ static const char fixture[] = "# This is a comment. text/plain txt\n"
 typedef struct fx {
     char dir[64];
     char file[96];
-    size_t fds;
 } fx;
-
-static size_t count_fds(void)
-{
-    size_t n = 0;
-    DIR *d = opendir("/proc/self/fd");
-    assert_non_null(d);
-    while (readdir(d) != NULL)
-        n++;
-    closedir(d);
-    return n;
-}
 
 static int setup(void **state)
 {
     fx *f = calloc(1, sizeof *f);
     assert_non_null(f);
-    f->fds = count_fds();
+    nothing_left_begin();
     snprintf(f->dir, sizeof f->dir, "/tmp/porter-test-mime-XXXXXX");
     assert_non_null(mkdtemp(f->dir));
     snprintf(f->file, sizeof f->file, "%s/mime.types", f->dir);
@@ -71,10 +60,9 @@ static int teardown(void **state)
 {
     fx *f = *state;
     int rc = unlink(f->file) | rmdir(f->dir);
-    /* nothing left: the file the table was read from is closed */
-    bool fds_ok = count_fds() == f->fds;
     free(f);
-    return rc == 0 && fds_ok ? 0 : -1;
+    assert_nothing_left(NULL); /* the file the table was read from is closed */
+    return rc == 0 ? 0 : -1;
 }
 
 static const char *look(const pt_mime *m, const char *name)
@@ -286,7 +274,7 @@ static void test_null(void **state)
 
 int main(void)
 {
-    /* a fixture per test: its teardown fails the test if an fd was left open */
+    /* a fixture per test: its teardown fails the test if anything was left */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_file_lookups, setup, teardown),
         cmocka_unit_test_setup_teardown(test_system_file, setup, teardown),

@@ -27,7 +27,6 @@ typedef struct fixture {
     pt_connmgr *m;
     pt_connmgr_options o;
     size_t custodians_at_start;
-    int fds_at_start;
     int drained;
     bool hold_resource; /* the protocol registers something of its own on the connection */
     int resource_released;
@@ -77,9 +76,9 @@ static int setup(void **state)
     static fixture f;
     memset(&f, 0, sizeof f);
     current = &f;
+    nothing_left_begin();
     f.loop = ev_loop_new(EVFLAG_AUTO);
     f.custodians_at_start = pt_custodian_live_count();
-    f.fds_at_start = count_fds();
     pt_connmgr_options_init(&f.o);
     f.o.proto = &answer_proto;
     f.o.limits.keepalive_timeout = 5;
@@ -100,12 +99,7 @@ static int teardown(void **state)
     pt_connmgr_free(f->m);
     pt_custodian_reap();
     pt_chunk_pool_trim();
-    assert_int_equal(pt_custodian_live_count(), f->custodians_at_start);
-    assert_int_equal(pt_custodian_unreaped_count(), 0);
-    assert_int_equal(pt_chunk_outstanding(), 0);
-    assert_int_equal(count_fds(), f->fds_at_start);
-    assert_int_equal(ev_run(f->loop, EVRUN_NOWAIT), 0); /* no active watcher */
-    ev_loop_destroy(f->loop);
+    assert_nothing_left(f->loop);
     return 0;
 }
 

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "server/core/path.h"
+#include "tests/support.h"
 
 /* --- pt_path_normalize: a traversal corpus ------------------------------------------------ */
 
@@ -254,19 +255,7 @@ typedef struct tree {
     char base[64]; /* mkdtemp: holds root/ and what lies outside it */
     char root[96];
     int rootfd;
-    size_t fds; /* open before the test */
 } tree;
-
-static size_t count_fds(void)
-{
-    size_t n = 0;
-    DIR *d = opendir("/proc/self/fd");
-    assert_non_null(d);
-    while (readdir(d) != NULL)
-        n++;
-    closedir(d);
-    return n;
-}
 
 static void put_file(const char *dir, const char *name, const char *text, mode_t mode)
 {
@@ -297,7 +286,7 @@ static int tree_setup(void **state)
 {
     tree *t = calloc(1, sizeof *t);
     assert_non_null(t);
-    t->fds = count_fds();
+    nothing_left_begin();
     snprintf(t->base, sizeof t->base, "/tmp/porter-test-path-XXXXXX");
     assert_non_null(mkdtemp(t->base));
     snprintf(t->root, sizeof t->root, "%s/root", t->base);
@@ -365,10 +354,10 @@ static int tree_teardown(void **state)
     int rc = nftw(t->base, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     struct stat st;
     bool gone = lstat(t->base, &st) < 0 && errno == ENOENT;
-    /* nothing left: the tree is removed and no fd is open that was not before */
-    bool fds_ok = count_fds() == t->fds;
     free(t);
-    return rc == 0 && gone && fds_ok ? 0 : -1;
+    /* nothing left: the tree is removed, and nothing else either */
+    assert_nothing_left(NULL);
+    return rc == 0 && gone ? 0 : -1;
 }
 
 /* Opens `rel` with `fn` and returns what was read from it, or the negative errno as text. */
@@ -492,7 +481,7 @@ static void run_open_cases(open_fn fn, tree *t)
 static void test_open_beneath(void **state)
 {
     tree *t = *state;
-    size_t fds = count_fds();
+    int fds = count_fds();
     run_open_cases(pt_path_open_beneath, t);
     assert_int_equal(count_fds(), fds);
 }
@@ -500,7 +489,7 @@ static void test_open_beneath(void **state)
 static void test_open_beneath_walk(void **state)
 {
     tree *t = *state;
-    size_t fds = count_fds();
+    int fds = count_fds();
     run_open_cases(pt_path_open_beneath_walk, t);
     assert_int_equal(count_fds(), fds);
 }
@@ -509,7 +498,7 @@ static void test_open_beneath_walk(void **state)
 static void test_normalize_then_open(void **state)
 {
     tree *t = *state;
-    size_t fds = count_fds();
+    int fds = count_fds();
     char rel[PATH_MAX], buf[64];
     const char *target = "/sub/%2e%2e/link_dir_in/%69nner.txt";
     assert_true(pt_path_normalize(target, strlen(target), rel, sizeof rel) > 0);
@@ -525,7 +514,7 @@ static void test_normalize_then_open(void **state)
 static void test_walk_long_path(void **state)
 {
     tree *t = *state;
-    size_t fds = count_fds();
+    int fds = count_fds();
     static char rel[PATH_MAX + 8];
     memset(rel, 'a', sizeof rel - 1);
     rel[0] = '/';
@@ -543,12 +532,12 @@ static void test_walk_long_path(void **state)
 int main(void)
 {
     const struct CMUnitTest pure[] = {
-        cmocka_unit_test(test_normalize_corpus),
-        cmocka_unit_test(test_normalize_null_path),
-        cmocka_unit_test(test_normalize_reads_only_len),
-        cmocka_unit_test(test_normalize_capacity),
-        cmocka_unit_test(test_encode),
-        cmocka_unit_test(test_encode_round_trip),
+        NOTHING_LEFT_TEST(test_normalize_corpus),
+        NOTHING_LEFT_TEST(test_normalize_null_path),
+        NOTHING_LEFT_TEST(test_normalize_reads_only_len),
+        NOTHING_LEFT_TEST(test_normalize_capacity),
+        NOTHING_LEFT_TEST(test_encode),
+        NOTHING_LEFT_TEST(test_encode_round_trip),
     };
     /* a tree per test: a failed teardown (something left behind) fails that test */
     const struct CMUnitTest fs[] = {

@@ -7,6 +7,7 @@
 #include <cmocka.h>
 
 #include "server/handlers/proxy.c"
+#include "tests/support.h"
 
 static void test_fields_refuse_line_breaks_and_nul(void **state)
 {
@@ -81,10 +82,10 @@ static void test_upstream_header_lines_with_a_line_break_are_refused(void **stat
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_fields_refuse_line_breaks_and_nul),
-        cmocka_unit_test(test_fields_take_text_tabs_and_obs_text),
-        cmocka_unit_test(test_a_set_header_value_with_a_line_break_is_refused),
-        cmocka_unit_test(test_upstream_header_lines_with_a_line_break_are_refused),
+        NOTHING_LEFT_TEST(test_fields_refuse_line_breaks_and_nul),
+        NOTHING_LEFT_TEST(test_fields_take_text_tabs_and_obs_text),
+        NOTHING_LEFT_TEST(test_a_set_header_value_with_a_line_break_is_refused),
+        NOTHING_LEFT_TEST(test_upstream_header_lines_with_a_line_break_are_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -12,8 +12,6 @@
 #include "server/handlers/range.h"
 #include "tests/support.h"
 
-static int fds_at_start;
-
 static pt_str S(const char *s)
 {
     return (pt_str){s, strlen(s)};
@@ -150,23 +148,13 @@ static void test_boundaries_differ(void **state)
     assert_string_not_equal(a, b);
 }
 
-static void test_nothing_left(void **state)
-{
-    assert_int_equal(count_fds(), fds_at_start);
-}
-
-static int group_setup(void **state)
-{
-    fds_at_start = count_fds();
-    return 0;
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_single_forms),      cmocka_unit_test(test_multiple),
-        cmocka_unit_test(test_multipart_framing), cmocka_unit_test(test_boundaries_differ),
-        cmocka_unit_test(test_nothing_left),
+        NOTHING_LEFT_TEST(test_single_forms),
+        NOTHING_LEFT_TEST(test_multiple),
+        NOTHING_LEFT_TEST(test_multipart_framing),
+        NOTHING_LEFT_TEST(test_boundaries_differ),
     };
-    return cmocka_run_group_tests(tests, group_setup, NULL);
+    return cmocka_run_group_tests(tests, NULL, NULL);
 }

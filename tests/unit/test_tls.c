@@ -17,6 +17,7 @@
 
 #include "connmgr/buffer.h"
 #include "connmgr/tls.h"
+#include "tests/support.h"
 
 /*
  * The TLS transport against a real OpenSSL client over a socketpair: the handshake happens
@@ -57,6 +58,7 @@ static int setup(void **state)
 {
     static fixture f;
     memset(&f, 0, sizeof f);
+    nothing_left_begin();
     f.server_ctx = SSL_CTX_new(TLS_server_method());
     SSL_CTX_set_min_proto_version(f.server_ctx, TLS1_2_VERSION);
     make_cert(f.server_ctx);
@@ -82,8 +84,7 @@ static int teardown(void **state)
     SSL_CTX_free(f->server_ctx);
     SSL_CTX_free(f->client_ctx);
     assert_int_equal(ERR_peek_error(), 0);
-    pt_chunk_pool_trim();
-    assert_int_equal(pt_chunk_outstanding(), 0);
+    assert_nothing_left(NULL);
     return 0;
 }
 

@@ -19,12 +19,13 @@
 #include <unistd.h>
 
 #include "porter.h"
+#include "tests/support.h"
 
 /*
  * TLS sites through the public API, on one loop with an OpenSSL client: the handshake bound,
  * SNI choosing the certificate, and the session-ticket keys: the rotation interval the conf
  * asks for, tickets that survive a reload (a server made with `previous`) and stop resuming
- * after three rotations. Every test ends with nothing left (no custodian, no chunk).
+ * after three rotations. Every test ends with nothing left (tests/support.h).
  */
 
 static char dir[] = "/tmp/porter-tlssite-XXXXXX";
@@ -123,6 +124,7 @@ static void start(fixture *f, const char *extra)
 {
     memset(f, 0, sizeof *f);
     write_conf(extra);
+    nothing_left_begin();
     f->loop = ev_loop_new(EVFLAG_AUTO);
     f->server = new_server(f, NULL);
     f->client_ctx = SSL_CTX_new(TLS_client_method());
@@ -132,14 +134,9 @@ static void start(fixture *f, const char *extra)
 static void finish(fixture *f)
 {
     pt_server_free(f->server);
-    ev_loop_destroy(f->loop);
     SSL_CTX_free(f->client_ctx);
-    pt_resource_counts rc;
-    pt_resource_counts_get(&rc);
-    assert_int_equal(rc.custodians, 0);
-    assert_int_equal(rc.unreaped, 0);
-    assert_int_equal(rc.chunks, 0);
     ERR_clear_error();
+    assert_nothing_left(f->loop);
 }
 
 static void pump(fixture *f)
@@ -278,6 +275,7 @@ static void test_sni_chooses_the_certificate(void **state)
             "    ssl_certificate b.test.crt;\n    ssl_certificate_key b.test.key;\n}\n",
             port, port);
     fclose(w);
+    nothing_left_begin();
     f.loop = ev_loop_new(EVFLAG_AUTO);
     f.server = new_server(&f, NULL);
     f.client_ctx = SSL_CTX_new(TLS_client_method());
