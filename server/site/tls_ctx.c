@@ -270,7 +270,9 @@ int pt_tls_ctx_new(SSL_CTX **out, const pt_tls_ctx_options *o, char *err, size_t
     SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof sid_ctx - 1);
     if (o->session_cache) {
         SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
-        SSL_CTX_sess_set_cache_size(ctx, (long)o->session_cache);
+        /* OpenSSL counts the session it adds before it makes room (SSL_CTX_add_session), so a
+         * cache of N keeps N - 1: one more keeps the N that the directive names. */
+        SSL_CTX_sess_set_cache_size(ctx, (long)o->session_cache + 1);
         SSL_CTX_set_timeout(ctx, o->session_timeout);
     } else {
         SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
