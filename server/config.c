@@ -24,6 +24,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "server/core/vars.h"
 #include "server/handlers/proxy.h"
 #include "server/site/tls_ctx.h"
 #include "server/handlers/upstream.h"
@@ -1149,15 +1150,15 @@ static int set_status(loader *cx, const node *d, void *field, void *aux)
     return 0;
 }
 
-/* The only variable porter knows is $uri (the decoded, normalised request path). */
+/* try_files names files with $uri (the decoded, normalised request path); add_header and
+ * error_page expand nothing. */
 static int check_vars(loader *cx, const node *d, size_t i, bool uri_ok)
 {
     for (const char *p = strchr(d->w[i].s, '$'); p; p = strchr(p + 1, '$')) {
-        size_t n = 1;
-        while (isalnum((unsigned char)p[n]) || p[n] == '_')
-            n++;
-        if (!uri_ok || n != 4 || strncmp(p, "$uri", 4) != 0)
-            return bad(cx, d, i, "unknown variable \"%.*s\" in \"%s\"%s", (int)n, p, d->w[0].s,
+        pt_var_ref v = pt_var_parse(p);
+        if (!uri_ok || v.malformed || !pt_var_allowed(PT_VARS_TRY_FILES, v.id))
+            return bad(cx, d, i, "unknown variable \"$%.*s\" in \"%s\"%s", (int)v.name.len,
+                       v.name.p, d->w[0].s,
                        uri_ok ? ", only $uri is supported" : ", variables are not supported");
     }
     return 0;
@@ -1534,16 +1535,6 @@ static int set_max_handshakes(loader *cx, const node *d, void *field, void *aux)
 
 /* ---- return ---- */
 
-/* The variables `return` expands. */
-static bool return_var(const char *name, size_t n)
-{
-    static const char *const known[] = {"host", "request_uri", "scheme", "uri"};
-    for (size_t i = 0; i < sizeof known / sizeof *known; i++)
-        if (strlen(known[i]) == n && strncmp(known[i], name, n) == 0)
-            return true;
-    return false;
-}
-
 static bool is_redirect(uint64_t code)
 {
     return code == 301 || code == 302 || code == 303 || code == 307 || code == 308;
@@ -1571,22 +1562,14 @@ static int set_return(loader *cx, const node *d, void *field, void *aux)
     if (cx->loc && cx->loc->handler == PT_HANDLER_STATUS)
         return bad(cx, d, 0, "\"status\" and \"return\" in one location");
     for (const char *p = text ? strchr(text, '$') : NULL; p; p = strchr(p + 1, '$')) {
-        const char *name = p + 1;
-        size_t n = 0;
-        if (*name == '{') {
-            const char *end = strchr(++name, '}');
-            n = end ? (size_t)(end - name) : 0;
-            if (!end || n == 0)
-                return bad(cx, d, ti, "invalid variable name in \"return\"");
-        } else {
-            while (isalnum((unsigned char)name[n]) || name[n] == '_')
-                n++;
-        }
-        if (!return_var(name, n))
+        pt_var_ref v = pt_var_parse(p);
+        if (p[1] == '{' && v.malformed)
+            return bad(cx, d, ti, "invalid variable name in \"return\"");
+        if (!pt_var_allowed(PT_VARS_RETURN, v.id))
             return bad(cx, d, ti,
                        "unknown variable \"$%.*s\" in \"return\", only $host, $request_uri, "
                        "$scheme and $uri are supported",
-                       (int)n, name);
+                       (int)v.name.len, v.name.p);
     }
     if (text && is_redirect(code))
         for (const char *p = text; *p; p++)
@@ -1888,13 +1871,10 @@ static int set_proxy_set_header(loader *cx, const node *d, void *field, void *au
         if ((unsigned char)*p < 0x20 || *p == 0x7f)
             return bad(cx, d, 2, "invalid character in the value of \"proxy_set_header\"");
     for (const char *p = strchr(value, '$'); p; p = strchr(p + 1, '$')) {
-        const char *name = p + 1 + (p[1] == '{');
-        size_t len = 0;
-        while (isalnum((unsigned char)name[len]) || name[len] == '_')
-            len++;
-        if (!len || (p[1] == '{' && name[len] != '}') || !pt_proxy_var_known(name, len))
+        pt_var_ref var = pt_var_parse(p);
+        if (var.malformed || !pt_var_allowed(PT_VARS_PROXY, var.id))
             return bad(cx, d, 2, "unknown variable \"$%.*s\" in \"proxy_set_header\"",
-                       (int)(len ? len : 1), len ? name : p + 1);
+                       (int)(var.name.len ? var.name.len : 1), var.name.len ? var.name.p : p + 1);
     }
     if (cx->first) /* a level with proxy_set_header of its own does not inherit its parent's */
         headers_clear(v, n);

@@ -117,6 +117,7 @@ static void site_select(void *data, pt_request *req)
 {
     const pt_vhost *vh = pt_site_select(data, req->host);
     req->vhost = vh;
+    req->server_name = vh->server_name;
     req->limits = &vh->limits;
     req->access_log = vh->access_log;
     req->error_log = vh->error_log;
@@ -304,6 +305,9 @@ static const pt_handler_fn handlers[PT_HANDLER_COUNT] = {
 static int setup_vhost(pt_server *s, pt_vhost *vh, const pt_conf_server *cs, char *err, size_t elen)
 {
     vh->server = s;
+    for (size_t i = 0; i < cs->nnames && !vh->server_name.len; i++)
+        if (!strpbrk(cs->names[i], "*~") && cs->names[i][0] != '.')
+            vh->server_name = (pt_str){cs->names[i], strlen(cs->names[i])};
     vh->stats_board = stats_board;
     vh->handlers = handlers;
     vh->conf = cs;

@@ -150,6 +150,7 @@ struct pt_request {
 
     /* Set by the site when it chooses the virtual host (pt_site_ops.select). */
     const pt_vhost *vhost;
+    pt_str server_name; /* its first plain server_name ($host without a Host); may be empty */
     const pt_limits *limits;
     pt_log *access_log; /* NULL: off */
     pt_log *error_log;  /* NULL: the process's error log */

@@ -24,6 +24,13 @@ typedef struct pt_header {
     pt_str name, value;
 } pt_header;
 
+/* Whether `s` holds exactly the C string `lit`. */
+static inline bool pt_str_eq(pt_str s, const char *lit)
+{
+    size_t n = strlen(lit);
+    return s.len == n && memcmp(s.p, lit, n) == 0;
+}
+
 /* c in lower case, if it is an ASCII letter. */
 static inline unsigned char pt_ascii_lower(unsigned char c)
 {

@@ -18,6 +18,7 @@
 #include "connmgr/limits.h"
 #include "connmgr/timer.h"
 #include "connmgr/tls.h"
+#include "server/core/vars.h"
 #include "server/http1/fold.h"
 #include "server/site/location.h"
 #include "server/site/site.h"
@@ -248,43 +249,6 @@ static void puts_(hbuf *o, const char *s)
 
 #define PUT_LIT(o, lit) put_raw(o, lit, sizeof(lit) - 1)
 
-/* The client's address without its port ("192.0.2.1", "2001:db8::1") into `buf`
- * (INET6_ADDRSTRLEN bytes). IPv4 is formatted by hand: inet_ntop goes through sprintf, and
- * this runs twice per proxied request. */
-static const char *client_addr(pt_request *req, char *buf, size_t len)
-{
-    const struct sockaddr *sa = req->peer;
-    if (sa && sa->sa_family == AF_INET) {
-        const unsigned char *b = (const unsigned char *)&((const struct sockaddr_in *)sa)->sin_addr;
-        char *q = buf;
-        for (int i = 0; i < 4; i++) {
-            unsigned v = b[i];
-            if (v >= 100)
-                *q++ = (char)('0' + v / 100);
-            if (v >= 10)
-                *q++ = (char)('0' + v / 10 % 10);
-            *q++ = (char)('0' + v % 10);
-            *q++ = i < 3 ? '.' : '\0';
-        }
-        return buf;
-    }
-    if (sa && sa->sa_family == AF_INET6)
-        return inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, buf,
-                         (socklen_t)len);
-    snprintf(buf, len, "unix");
-    return buf;
-}
-
-static unsigned client_port(pt_request *req)
-{
-    const struct sockaddr *sa = req->peer;
-    if (sa && sa->sa_family == AF_INET)
-        return ntohs(((const struct sockaddr_in *)sa)->sin_port);
-    if (sa && sa->sa_family == AF_INET6)
-        return ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
-    return 0;
-}
-
 /* X-Forwarded-For's value: what the client sent, then its address. */
 static void put_xff_value(hbuf *o, const pt_header *xff, const char *addr)
 {
@@ -293,15 +257,6 @@ static void put_xff_value(hbuf *o, const pt_header *xff, const char *addr)
         PUT_LIT(o, ", ");
     }
     puts_(o, addr);
-}
-
-/* $request_uri: the target as sent, from its path on. */
-static pt_str request_uri(const pt_request *req)
-{
-    const char *end = req->target.p + req->target.len;
-    if (req->path.p >= req->target.p && req->path.p <= end)
-        return (pt_str){req->path.p, (size_t)(end - req->path.p)};
-    return req->target;
 }
 
 /* Appends `s` percent-encoding what may not stand in a path. */
@@ -319,96 +274,39 @@ static void put_path(hbuf *o, pt_str s)
     }
 }
 
-/* The variables of proxy_set_header values. */
-static const char *const known_vars[] = {
-    "host",
-    "http_host",
-    "remote_addr",
-    "remote_port",
-    "scheme",
-    "request_uri",
-    "uri",
-    "args",
-    "query_string",
-    "proxy_host",
-    "proxy_add_x_forwarded_for",
-    "server_port",
-    "request_method",
-};
+/* One piece of a proxy_set_header value (pt_vars_expand): $uri percent-encoded as a path, the
+ * proxy's own variables here, the rest as they are (put refuses CR, LF and NUL). */
+typedef struct set_value {
+    hbuf *o;
+    const proxy_target *t;
+    const pt_request *req;
+} set_value;
 
-static void put_var(hbuf *o, const proxy_target *t, pt_request *req, const char *name, size_t n)
+static void put_piece(void *ctx, const pt_var_ref *ref, const char *p, size_t n)
 {
-    char buf[256];
-#define IS(lit) (n == sizeof(lit) - 1 && strncmp(name, lit, n) == 0)
-    if (IS("host")) {
-        pt_str h = pt_request_host_var(req, buf, sizeof buf);
-        put(o, h.p, h.len);
-    } else if (IS("http_host")) {
-        put(o, req->host.p, req->host.len);
-    } else if (IS("remote_addr")) {
-        puts_(o, client_addr(req, buf, sizeof buf));
-    } else if (IS("remote_port")) {
-        snprintf(buf, sizeof buf, "%u", client_port(req));
-        puts_(o, buf);
-    } else if (IS("scheme")) {
-        puts_(o, pt_request_scheme(req));
-    } else if (IS("request_uri")) {
-        pt_str u = request_uri(req);
-        put(o, u.p, u.len);
-    } else if (IS("uri")) {
-        put_path(o, req->norm_path);
-    } else if (IS("args") || IS("query_string")) {
-        put(o, req->query.p, req->query.len);
-    } else if (IS("proxy_host")) {
-        put(o, t->proxy_host, t->proxy_host_len);
-    } else if (IS("proxy_add_x_forwarded_for")) {
-        put_xff_value(o, pt_request_header(req, "x-forwarded-for"),
-                      client_addr(req, buf, sizeof buf));
-    } else if (IS("server_port")) {
-        struct sockaddr_storage ss;
-        socklen_t len = sizeof ss;
-        unsigned port = 0;
-        if (pt_request_local(req, &ss, &len) == 0)
-            port = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
-                                            : ntohs(((struct sockaddr_in *)&ss)->sin_port);
-        snprintf(buf, sizeof buf, "%u", port);
-        puts_(o, buf);
-    } else if (IS("request_method")) {
-        put(o, req->method.p, req->method.len);
-    } else if (n > 5 && strncmp(name, "http_", 5) == 0) {
-        /* $http_x_real_ip: the header X-Real-IP */
-        size_t hl = n - 5 < sizeof buf - 1 ? n - 5 : sizeof buf - 1;
-        for (size_t i = 0; i < hl; i++)
-            buf[i] = name[5 + i] == '_' ? '-' : name[5 + i];
-        buf[hl] = '\0';
-        const pt_header *h = pt_request_header(req, buf);
-        if (h)
-            put(o, h->value.p, h->value.len);
+    set_value *v = ctx;
+    char addr[INET6_ADDRSTRLEN];
+    switch (ref->id) {
+    case PT_VAR_URI:
+        put_path(v->o, (pt_str){p, n});
+        break;
+    case PT_VAR_PROXY_HOST:
+        put(v->o, v->t->proxy_host, v->t->proxy_host_len);
+        break;
+    case PT_VAR_PROXY_ADD_X_FORWARDED_FOR:
+        pt_var_remote_addr(v->req, addr, sizeof addr);
+        put_xff_value(v->o, pt_request_header(v->req, "x-forwarded-for"), addr);
+        break;
+    default:
+        put(v->o, p, n);
     }
-#undef IS
 }
 
 /* Appends `text` with its variables ($name, ${name}) expanded. */
 static void expand(hbuf *o, const proxy_target *t, pt_request *req, const char *text)
 {
-    for (const char *p = text; *p;) {
-        if (*p != '$') {
-            const char *d = strchr(p, '$');
-            size_t n = d ? (size_t)(d - p) : strlen(p);
-            put(o, p, n);
-            p += n;
-            continue;
-        }
-        const char *name = p + 1;
-        bool braced = *name == '{';
-        if (braced)
-            name++;
-        size_t n = 0;
-        while (isalnum((unsigned char)name[n]) || name[n] == '_')
-            n++;
-        put_var(o, t, req, name, n);
-        p = name + n + (braced && name[n] == '}');
-    }
+    set_value v = {o, t, req};
+    pt_vars_expand(req, text, put_piece, &v);
 }
 
 static const set_header *set_for(const proxy_target *t, const char *name, size_t len)
@@ -488,7 +386,9 @@ static void build_head(proxy_req *p, hbuf *o)
             put(o, req->query.p, req->query.len);
         }
     } else {
-        pt_str u = request_uri(req);
+        char buf[64];
+        static const pt_var_ref request_uri = {.id = PT_VAR_REQUEST_URI};
+        pt_str u = pt_var_value(req, &request_uri, buf, sizeof buf);
         put(o, u.p, u.len);
     }
     PUT_LIT(o, " HTTP/1.1\r\n");
@@ -519,7 +419,7 @@ static void build_head(proxy_req *p, hbuf *o)
         PUT_LIT(o, "\r\n");
     }
     char addr[INET6_ADDRSTRLEN], hostbuf[256];
-    client_addr(req, addr, sizeof addr);
+    pt_var_remote_addr(req, addr, sizeof addr);
     const char *scheme = pt_request_scheme(req);
     if (!t->set_xff) {
         PUT_LIT(o, "X-Forwarded-For: ");
@@ -1827,16 +1727,6 @@ static void start_tunnel(proxy_req *p)
 static bool conf_name_is(const pt_conf_header *h, const char *lit)
 {
     return strcasecmp(h->name, lit) == 0;
-}
-
-bool pt_proxy_var_known(const char *name, size_t n)
-{
-    if (n > 5 && strncmp(name, "http_", 5) == 0)
-        return true;
-    for (size_t i = 0; i < sizeof known_vars / sizeof *known_vars; i++)
-        if (strlen(known_vars[i]) == n && strncmp(known_vars[i], name, n) == 0)
-            return true;
-    return false;
 }
 
 int pt_proxy_check(const pt_conf *conf, char *err, size_t errlen)

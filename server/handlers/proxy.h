@@ -54,11 +54,6 @@ int pt_proxy_vhost_setup(pt_vhost *vh, pt_upstreams *u, char *err, size_t errlen
 /* Releases what pt_proxy_vhost_setup() made. Twice is a no-op. */
 void pt_proxy_vhost_dispose(pt_vhost *vh);
 
-/* Whether `$name` (`n` bytes, without the '$') is a variable proxy_set_header knows: host,
- * http_host, remote_addr, remote_port, scheme, request_uri, uri, args, query_string,
- * proxy_host, proxy_add_x_forwarded_for, server_port, request_method, http_NAME. */
-bool pt_proxy_var_known(const char *name, size_t n);
-
 /* Checks what only start-up would find (proxy_ssl_trusted_certificate files), for
  * `porter -t`. */
 int pt_proxy_check(const pt_conf *conf, char *err, size_t errlen);

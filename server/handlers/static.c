@@ -27,6 +27,7 @@
 #include "server/handlers/filecache.h"
 #include "server/site/location.h"
 #include "server/core/path.h"
+#include "server/core/vars.h"
 #include "server/handlers/range.h"
 #include "server/site/site.h"
 #include "server/handlers/autoindex.h"
@@ -521,34 +522,42 @@ static enum outcome serve(pt_request *req, const req_info *ri, const char *path,
     return SERVED;
 }
 
-/* Replaces each "$uri" of `tmpl` with `uri` (percent-encoded with `encode`) into `out`.
- * Returns the length, or -1 if it does not fit. */
-static ssize_t expand(const char *tmpl, const char *uri, size_t ulen, bool encode, char *out,
-                      size_t cap)
+/* Where a try_files candidate is expanded. */
+typedef struct candidate {
+    char *out;
+    size_t n, cap;
+    bool encode, overflow;
+} candidate;
+
+static void put_piece(void *ctx, const pt_var_ref *ref, const char *p, size_t n)
 {
-    size_t n = 0;
-    for (const char *p = tmpl; *p;) {
-        if (strncmp(p, "$uri", 4) == 0) {
-            if (encode) {
-                ssize_t k = pt_path_encode(uri, ulen, out + n, cap - n);
-                if (k < 0)
-                    return -1;
-                n += (size_t)k;
-            } else {
-                if (n + ulen >= cap)
-                    return -1;
-                memcpy(out + n, uri, ulen);
-                n += ulen;
-            }
-            p += 4;
-        } else {
-            if (n + 1 >= cap)
-                return -1;
-            out[n++] = *p++;
-        }
+    candidate *c = ctx;
+    if (c->overflow)
+        return;
+    if (ref->id == PT_VAR_URI && c->encode) {
+        ssize_t k = pt_path_encode(p, n, c->out + c->n, c->cap - c->n);
+        if (k < 0)
+            c->overflow = true;
+        else
+            c->n += (size_t)k;
+    } else if (c->n + n >= c->cap) {
+        c->overflow = true;
+    } else {
+        memcpy(c->out + c->n, p, n);
+        c->n += n;
     }
-    out[n] = '\0';
-    return (ssize_t)n;
+}
+
+/* Expands `tmpl` (its $uri the request's path, percent-encoded with `encode`) into `out`.
+ * Returns the length, or -1 if it does not fit. */
+static ssize_t expand(const pt_request *req, const char *tmpl, bool encode, char *out, size_t cap)
+{
+    candidate c = {out, 0, cap, encode, false};
+    pt_vars_expand(req, tmpl, put_piece, &c);
+    if (c.overflow)
+        return -1;
+    out[c.n] = '\0';
+    return (ssize_t)c.n;
 }
 
 /* `try_files file ... uri|=code`: the first candidate that names a file or a directory
@@ -556,10 +565,9 @@ static ssize_t expand(const char *tmpl, const char *uri, size_t ulen, bool encod
 static void try_files(pt_request *req, const req_info *ri)
 {
     const pt_conf_files *f = req->location->files;
-    pt_str uri = req->norm_path;
     char cand[PATH_MAX];
     for (size_t i = 0; i + 1 < f->ntry_files; i++) {
-        ssize_t n = expand(f->try_files[i], uri.p, uri.len, false, cand, sizeof cand - 256);
+        ssize_t n = expand(req, f->try_files[i], false, cand, sizeof cand - 256);
         if (n <= 0 || cand[0] != '/')
             continue;
         if (serve(req, ri, cand, (size_t)n, true) == SERVED)
@@ -570,7 +578,7 @@ static void try_files(pt_request *req, const req_info *ri)
         pt_route_error(req, atoi(last + 1));
         return;
     }
-    ssize_t n = expand(last, uri.p, uri.len, true, cand, sizeof cand);
+    ssize_t n = expand(req, last, true, cand, sizeof cand);
     if (n < 0 || pt_route_redirect(req, cand, (size_t)n) < 0)
         pt_route_error(req, 500);
 }

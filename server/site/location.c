@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "server/core/path.h"
+#include "server/core/vars.h"
 #include "server/site/site.h"
 
 static void return_handle(pt_request *req);
@@ -261,84 +262,39 @@ static bool needs_escape(unsigned char c, bool path)
     return path && strchr("\"#%<>?\\^`{|}", c) != NULL;
 }
 
-static size_t put_var(char *buf, size_t pos, size_t cap, pt_str v, bool url, bool path)
+/* Where a `return` text is expanded. */
+typedef struct return_text {
+    char *buf;
+    size_t pos, cap; /* pos above cap: it did not fit */
+    bool url;        /* a Location: the values percent-encoded */
+} return_text;
+
+static void put_piece(void *ctx, const pt_var_ref *ref, const char *p, size_t n)
 {
     static const char hex[] = "0123456789ABCDEF";
-    for (size_t i = 0; i < v.len; i++) {
-        unsigned char c = (unsigned char)v.p[i];
-        if (url && needs_escape(c, path)) {
+    return_text *t = ctx;
+    if (ref->id == PT_VAR_TEXT || !t->url) {
+        t->pos = put(t->buf, t->pos, t->cap, p, n);
+        return;
+    }
+    bool path = ref->id == PT_VAR_URI;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)p[i];
+        if (needs_escape(c, path)) {
             char e[3] = {'%', hex[c >> 4], hex[c & 15]};
-            pos = put(buf, pos, cap, e, 3);
+            t->pos = put(t->buf, t->pos, t->cap, e, 3);
         } else {
-            pos = put(buf, pos, cap, (const char *)&c, 1);
+            t->pos = put(t->buf, t->pos, t->cap, (const char *)&c, 1);
         }
     }
-    return pos;
-}
-
-pt_str pt_request_host_var(const pt_request *req, char *buf, size_t cap)
-{
-    pt_str h = pt_host_name(req->host);
-    if (!h.len) {
-        const pt_conf_server *cs = req->vhost->conf;
-        for (size_t i = 0; i < cs->nnames && !h.len; i++)
-            if (!strpbrk(cs->names[i], "*~") && cs->names[i][0] != '.')
-                h = (pt_str){cs->names[i], strlen(cs->names[i])};
-    }
-    if (h.len > cap)
-        h.len = cap;
-    for (size_t i = 0; i < h.len; i++)
-        buf[i] = (char)tolower((unsigned char)h.p[i]);
-    return (pt_str){buf, h.len};
-}
-
-/* $request_uri: the target as sent, from its path on (an absolute-form target loses its scheme
- * and authority). */
-static pt_str request_uri_of(const pt_request *req)
-{
-    const char *end = req->target.p + req->target.len;
-    if (req->path.p >= req->target.p && req->path.p <= end)
-        return (pt_str){req->path.p, (size_t)(end - req->path.p)};
-    return req->target;
 }
 
 /* Expands the variables of `text` into `buf`; returns the length (above `cap`: it did not fit). */
 static size_t expand(const pt_request *req, const char *text, char *buf, size_t cap, bool url)
 {
-    size_t pos = 0;
-    for (const char *p = text; *p;) {
-        if (*p != '$') {
-            const char *d = strchr(p, '$');
-            size_t n = d ? (size_t)(d - p) : strlen(p);
-            pos = put(buf, pos, cap, p, n);
-            p += n;
-            continue;
-        }
-        const char *name = p + 1;
-        size_t n = 0;
-        bool braced = *name == '{';
-        if (braced)
-            name++;
-        while (isalnum((unsigned char)name[n]) || name[n] == '_')
-            n++;
-        p = name + n + (braced && name[n] == '}');
-        char host[256];
-        pt_str v = {"", 0};
-        bool path = false;
-        if (n == 4 && strncmp(name, "host", 4) == 0) {
-            v = pt_request_host_var(req, host, sizeof host);
-        } else if (n == 11 && strncmp(name, "request_uri", 11) == 0) {
-            v = request_uri_of(req);
-        } else if (n == 6 && strncmp(name, "scheme", 6) == 0) {
-            const char *sch = pt_request_scheme(req);
-            v = (pt_str){sch, strlen(sch)};
-        } else if (n == 3 && strncmp(name, "uri", 3) == 0) {
-            v = req->norm_path;
-            path = true;
-        }
-        pos = put_var(buf, pos, cap, v, url, path);
-    }
-    return pos;
+    return_text t = {buf, 0, cap, url};
+    pt_vars_expand(req, text, put_piece, &t);
+    return t.pos;
 }
 
 static bool status_is_redirect(int code)

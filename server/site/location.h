@@ -98,8 +98,4 @@ int pt_route_redirect(pt_request *req, const char *uri, size_t len);
 size_t pt_location_headers(pt_location *loc, int status, time_t mtime, time_t now, char *buf,
                            size_t pos, size_t cap);
 
-/* $host: the request's host without its port and trailing dot, in lower case (nginx's), else
- * the server's first plain name; written into `buf` (at most `cap` bytes). */
-pt_str pt_request_host_var(const pt_request *req, char *buf, size_t cap);
-
 #endif

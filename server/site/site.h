@@ -35,7 +35,8 @@ struct ssl_ctx_st;
 struct pt_vhost {
     pt_server *server; /* the server it belongs to */
     const pt_conf_server *conf;
-    int root_fd; /* the document root, O_PATH|O_DIRECTORY */
+    pt_str server_name; /* its first plain server_name (not a wildcard, regex or ".name") */
+    int root_fd;        /* the document root, O_PATH|O_DIRECTORY */
     pt_limits limits;
     pt_log *access_log; /* NULL: off */
     pt_log *error_log;  /* NULL: the process's error log */

@@ -1,0 +1,163 @@
+/* $variables: what each one is, who may name it, and the one expander. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <string.h>
+
+#include "server/core/vars.h"
+#include "tests/support.h"
+
+static int local_port(const pt_request *req, struct sockaddr_storage *out, socklen_t *len)
+{
+    (void)req;
+    struct sockaddr_in *in = (struct sockaddr_in *)out;
+    memset(out, 0, sizeof *out);
+    in->sin_family = AF_INET;
+    in->sin_port = htons(8443);
+    *len = sizeof *in;
+    return 0;
+}
+
+static const pt_request_proto proto = {.local_addr = local_port};
+
+static struct sockaddr_in peer;
+static pt_header headers[2];
+
+/* GET http://Example.COM.:8080/a%20b?x=1 HTTP/1.1 from 192.0.2.7:51234, over TLS. */
+static pt_request request(void)
+{
+    static const char target[] = "http://Example.COM.:8080/a%20b?x=1";
+    pt_request r;
+    memset(&r, 0, sizeof r);
+    r.proto = &proto;
+    r.method = PT_STR_LIT("GET");
+    r.target = (pt_str){target, sizeof target - 1};
+    r.path = (pt_str){strstr(target, "/a"), 7};
+    r.query = PT_STR_LIT("x=1");
+    r.host = PT_STR_LIT("Example.COM.:8080");
+    r.norm_path = PT_STR_LIT("/a b");
+    r.server_name = PT_STR_LIT("default.test");
+    r.tls = true;
+    peer.sin_family = AF_INET;
+    peer.sin_port = htons(51234);
+    inet_pton(AF_INET, "192.0.2.7", &peer.sin_addr);
+    r.peer = (const struct sockaddr *)&peer;
+    r.peerlen = sizeof peer;
+    headers[0] = (pt_header){PT_STR_LIT("X-Real-IP"), PT_STR_LIT("10.0.0.1")};
+    headers[1] = (pt_header){PT_STR_LIT("User-Agent"), PT_STR_LIT("t/1")};
+    r.headers = headers;
+    r.nheaders = 2;
+    return r;
+}
+
+typedef struct out {
+    char buf[512];
+    size_t len;
+    int vars; /* pieces that were variables */
+} out;
+
+static void collect(void *ctx, const pt_var_ref *ref, const char *p, size_t n)
+{
+    out *o = ctx;
+    if (ref->id != PT_VAR_TEXT)
+        o->vars++;
+    assert_true(o->len + n < sizeof o->buf);
+    memcpy(o->buf + o->len, p, n);
+    o->len += n;
+    o->buf[o->len] = '\0';
+}
+
+static const char *expanded(const pt_request *req, const char *text)
+{
+    static out o;
+    memset(&o, 0, sizeof o);
+    pt_vars_expand(req, text, collect, &o);
+    return o.buf;
+}
+
+static void test_values(void **state)
+{
+    (void)state;
+    pt_request r = request();
+    assert_string_equal(expanded(&r, "$host"), "example.com");
+    assert_string_equal(expanded(&r, "$http_host"), "Example.COM.:8080");
+    assert_string_equal(expanded(&r, "$remote_addr:$remote_port"), "192.0.2.7:51234");
+    assert_string_equal(expanded(&r, "$scheme"), "https");
+    assert_string_equal(expanded(&r, "$request_uri"), "/a%20b?x=1");
+    assert_string_equal(expanded(&r, "$uri"), "/a b");
+    assert_string_equal(expanded(&r, "$args|$query_string"), "x=1|x=1");
+    assert_string_equal(expanded(&r, "$server_port"), "8443");
+    assert_string_equal(expanded(&r, "$request_method"), "GET");
+    assert_string_equal(expanded(&r, "$http_x_real_ip"), "10.0.0.1");
+    assert_string_equal(expanded(&r, "[$http_x_none]"), "[]");
+}
+
+static void test_host_falls_back_to_the_server_name(void **state)
+{
+    (void)state;
+    pt_request r = request();
+    r.host = (pt_str){"", 0};
+    r.tls = false;
+    assert_string_equal(expanded(&r, "$scheme://$host/"), "http://default.test/");
+}
+
+static void test_syntax(void **state)
+{
+    (void)state;
+    pt_request r = request();
+    /* Braces end a name where letters go on; text around is kept as it is. */
+    assert_string_equal(expanded(&r, "${uri}x"), "/a bx");
+    assert_string_equal(expanded(&r, "$urix"), "");
+    assert_string_equal(expanded(&r, "a$ b"), "a b");
+    assert_string_equal(expanded(&r, "100$"), "100");
+    assert_string_equal(expanded(&r, "no variables"), "no variables");
+    /* The caller's own variables reach it, empty, as variables. */
+    static out o;
+    memset(&o, 0, sizeof o);
+    pt_vars_expand(&r, "<$proxy_host>", collect, &o);
+    assert_string_equal(o.buf, "<>");
+    assert_int_equal(o.vars, 1);
+
+    pt_var_ref v = pt_var_parse("${host}.x");
+    assert_int_equal(v.id, PT_VAR_HOST);
+    assert_int_equal(v.len, 7);
+    assert_false(v.malformed);
+    v = pt_var_parse("${host.x");
+    assert_int_equal(v.id, PT_VAR_HOST);
+    assert_true(v.malformed);
+    v = pt_var_parse("$");
+    assert_int_equal(v.len, 1);
+    assert_true(v.malformed);
+    assert_int_equal(pt_var_parse("$http_").id, PT_VAR_UNKNOWN);
+    assert_int_equal(pt_var_parse("$http_a").id, PT_VAR_HTTP_);
+}
+
+static void test_who_may_name_what(void **state)
+{
+    (void)state;
+    assert_true(pt_var_allowed(PT_VARS_RETURN, PT_VAR_HOST));
+    assert_true(pt_var_allowed(PT_VARS_RETURN, PT_VAR_URI));
+    assert_false(pt_var_allowed(PT_VARS_RETURN, PT_VAR_REMOTE_ADDR));
+    assert_false(pt_var_allowed(PT_VARS_RETURN, PT_VAR_HTTP_));
+    assert_true(pt_var_allowed(PT_VARS_PROXY, PT_VAR_PROXY_ADD_X_FORWARDED_FOR));
+    assert_true(pt_var_allowed(PT_VARS_PROXY, PT_VAR_HTTP_));
+    assert_true(pt_var_allowed(PT_VARS_TRY_FILES, PT_VAR_URI));
+    assert_false(pt_var_allowed(PT_VARS_TRY_FILES, PT_VAR_ARGS));
+    assert_false(pt_var_allowed(PT_VARS_PROXY, PT_VAR_UNKNOWN));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        NOTHING_LEFT_TEST(test_values),
+        NOTHING_LEFT_TEST(test_host_falls_back_to_the_server_name),
+        NOTHING_LEFT_TEST(test_syntax),
+        NOTHING_LEFT_TEST(test_who_may_name_what),
+    };
+    return cmocka_run_group_tests_name("vars", tests, NULL, NULL);
+}
