@@ -127,6 +127,8 @@ typedef struct proxy_req {
     bool message_done;
     bool keep_alive_up;
     bool paused_for_client;
+    bool resume;    /* llhttp stopped after a body piece: run it again, even with no new bytes (the
+                       end of the message may be due) */
     bool switching; /* a 101 */
     bool finished;  /* nothing more to do for HTTP */
     bool closed;    /* released */
@@ -1115,9 +1117,11 @@ static void parse(proxy_req *p)
 {
     while (!p->closed && !p->finished && !p->paused_for_client) {
         size_t avail = pt_inbuf_len(&p->ub);
-        if (p->fed >= avail)
+        if (p->fed >= avail && !p->resume)
             return;
-        const char *begin = pt_inbuf_begin(&p->ub), *from = begin + p->fed;
+        p->resume = false;
+        /* (an empty in-buffer may hold no memory: llhttp is given an empty string then) */
+        const char *begin = avail ? pt_inbuf_begin(&p->ub) : "", *from = begin + p->fed;
         p->fed_from = from;
         llhttp_errno_t e = llhttp_execute(&p->parser, from, avail - p->fed);
         if (p->closed)
@@ -1159,6 +1163,7 @@ static void parse(proxy_req *p)
             }
             pt_inbuf_consume(&p->ub, pos); /* paused for the client after a body piece */
             p->fed = 0;
+            p->resume = true;
             continue;
         }
         if (p->finished)
@@ -1371,7 +1376,7 @@ static void attach(proxy_req *p, pt_outbound *o)
     p->parser.data = p;
     p->nhdrs = 0;
     p->interim = false;
-    p->head_done = p->no_body = p->message_done = p->next_for_status = false;
+    p->head_done = p->no_body = p->message_done = p->next_for_status = p->resume = false;
     pt_outq_push_ref(&p->uq, p->head, p->head_len, NULL, NULL);
     if (p->has_body && !p->body_reading) {
         /* The body is read now that it has somewhere to go (a client waiting for

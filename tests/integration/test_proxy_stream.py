@@ -1,7 +1,7 @@
 """The reverse proxy streaming: bounded buffers in both directions (a slow client pauses the
 upstream, a slow upstream pauses the client's upload), large bodies intact, the proxy's
 deadlines governing the wait for the upstream, a client that leaves mid-request, and pipelined
-requests. Backends come from test_proxy.py; everything on loopback, bounded in time.
+requests, one of them behind a large file. Backends come from test_proxy.py; everything on loopback, bounded in time.
 """
 
 import hashlib
@@ -115,6 +115,29 @@ class BackPressureTest(ProxyTestCase):
         self.assertStatus(r, 200)
         self.assertEqual(len(r.body), len(data))
         self.assertEqual(r.body, data)
+
+    def test_a_last_piece_that_waits_for_the_client_still_ends_the_response(self):
+        # The proxied response sits behind a large file in the client's queue, so its one
+        # body piece fills the queue past its mark: the proxy waits for the client, and once
+        # the client has taken it all the response ends (the connection carries on), rather
+        # than waiting for more from the upstream until proxy_read_timeout.
+        b = self.backend()
+        conf = ("upstream app { server %s; }\n"
+                "server {\n    listen 127.0.0.1:0;\n    root htdocs;\n"
+                "    location /static/ { }\n"
+                "    location / { proxy_pass http://app; proxy_read_timeout 3s; }\n}\n"
+                % b.address)
+        p = self.start_porter(conf, files={"static/big.bin": b"s" * (1 << 20)})
+        with harness.Conn(p.host, p.port, rcvbuf=16384) as c:
+            c.send(harness.request("GET", "/static/big.bin") + harness.request("GET", "/behind"))
+            time.sleep(0.3)  # (both answers are queued before the client reads)
+            rs = c.read_responses(["GET", "GET"], timeout=20)
+            self.assertEqual([r.status for r in rs], [200, 200])
+            self.assertEqual(rs[1].body, b"ok /behind")
+            c.send(harness.request("GET", "/next"))
+            r = c.read_response(timeout=2)
+        self.assertEqual(r.body, b"ok /next")
+        self.assertNotIn("timed out", p.output)
 
 
 class DeadlinesTest(ProxyTestCase):
