@@ -593,6 +593,18 @@ void pt_outbound_close(pt_outbound *o)
     free(o);
 }
 
+void pt_outbound_watch(pt_outbound *o, struct ev_loop *loop, int events)
+{
+    ev_io *w = &o->io;
+    if (ev_is_active(w) ? events == (w->events & (EV_READ | EV_WRITE)) : events == 0)
+        return;
+    ev_io_stop(loop, w);
+    if (events) {
+        ev_io_modify(w, events);
+        ev_io_start(loop, w);
+    }
+}
+
 /* ---- the connector ---- */
 
 /* Runs last at shutdown (registered first): connects and transports are gone already. */

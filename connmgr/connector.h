@@ -148,6 +148,12 @@ void pt_connect_cancel(pt_connect *k);
  * closed). NULL: no-op. */
 void pt_outbound_close(pt_outbound *o);
 
+/** Watches the transport's fd for `events` (EV_READ, EV_WRITE; 0: not at all) with `io` and the
+ * callback the holder set, on `loop` (the connector's). Nothing is done when the watcher already
+ * waits for exactly these events; otherwise it is stopped and started again, which before the
+ * loop polls costs libev no epoll_ctl (ev_io_set would: it marks the fd as new). */
+void pt_outbound_watch(pt_outbound *o, struct ev_loop *loop, int events);
+
 /** Whether a connect error goes on to the next address (true) or stops the connect (false). */
 bool pt_connect_error_is_transient(int err);
 

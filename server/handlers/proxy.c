@@ -1,6 +1,7 @@
 /*
  * The reverse proxy (see proxy.h): the request head sent upstream, attempts and retries, the
- * response parsed and streamed to the client, and the byte relay of upgraded connections.
+ * response streamed to the client. HTTP/1 itself (the head writer, the response parser) is
+ * http1/client.c's; upgraded connections are relayed by tunnel.c.
  */
 #include "server/handlers/proxy.h"
 
@@ -8,18 +9,17 @@
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <llhttp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "connmgr/buffer.h"
-#include "connmgr/conn.h"
 #include "connmgr/limits.h"
 #include "connmgr/timer.h"
 #include "connmgr/tls.h"
 #include "server/core/vars.h"
-#include "server/http1/fold.h"
+#include "server/handlers/tunnel.h"
+#include "server/http1/client.h"
 #include "server/site/location.h"
 #include "server/site/site.h"
 
@@ -27,12 +27,8 @@
  * it resumes. */
 #define UP_HIGH (64 * 1024)
 #define UP_LOW (16 * 1024)
-/* Bytes queued towards the client of an upgraded connection above which the upstream is not
- * read. */
-#define TUNNEL_HIGH (64 * 1024)
-/* The upstream's response head: at most this many bytes and header fields. */
+/* The upstream's response head: at most this many bytes. */
 #define RESP_HEAD_MAX PT_CHUNK_SIZE
-#define RESP_HEADERS_MAX 100
 /* The header lines passed to the client (the response head holds 8 KiB in all). */
 #define PASSED_MAX 7000
 /* Reads from the upstream per readiness event, so one busy upstream does not starve others. */
@@ -73,15 +69,16 @@ typedef struct proxy_vhost {
 
 /* ---- per request ---- */
 
-typedef struct span {
-    uint32_t off, len; /* from the start of the upstream in-buffer */
-} span;
-
-typedef struct hspan {
-    span name, value;
-} hspan;
-
 typedef enum timer_kind { TIMER_NONE, TIMER_SEND, TIMER_READ } timer_kind;
+
+/* What proxy_next_upstream weighs when an attempt failed. */
+typedef struct retry_facts {
+    size_t attempts;      /* counted against proxy_next_upstream_tries (not a stale retry) */
+    double first_attempt; /* when the first began, for proxy_next_upstream_timeout */
+    bool idempotent;      /* the method may be repeated */
+    bool sent_any;        /* a byte of the request went upstream, in any attempt */
+    bool body_consumed;   /* a byte of the client's body was read */
+} retry_facts;
 
 typedef struct proxy_req {
     pt_request *req; /* NULL once the request is over for us */
@@ -89,54 +86,30 @@ typedef struct proxy_req {
     const proxy_target *t;
     pt_upstream *up;
     pt_upstream_peer *peer;
-    uint64_t tried;       /* servers tried, by index */
-    size_t attempts;      /* counted against proxy_next_upstream_tries (not a stale retry) */
-    double first_attempt; /* when the first began, for proxy_next_upstream_timeout */
+    uint64_t tried; /* servers tried, by index */
+    retry_facts rt;
     pt_connect *connecting;
     pt_outbound *o; /* its watcher (o->io) is ours while we hold it */
-    int io_events;
     pt_timer timer;
     timer_kind timer_kind;
     pt_outq uq;  /* towards the upstream */
     pt_inbuf ub; /* from the upstream */
     char *head;  /* the request head (a pool chunk), sent again by a retry */
     size_t head_len;
-    llhttp_t parser;
-    size_t fed;           /* bytes of ub given to llhttp */
-    const char *fed_from; /* the data of the llhttp_execute() call in progress */
-    char tail;            /* pt_h1_tail() of what llhttp was given before it */
-    hspan hdrs[RESP_HEADERS_MAX];
-    size_t nhdrs;
-    bool in_value;
-    int status;
+    pt_h1_client *cl; /* the response parser, in `client_mem` */
     int last_error;
-    pt_conn *c; /* the client connection, once upgraded */
-    bool idempotent, has_body, chunked_up, upgrade_req, head_req;
+    bool has_body, chunked_up, upgrade_req, head_req;
     bool fresh_only, reused;
-    bool sent_any; /* a byte of the request went upstream, in any attempt */
     bool got_any;  /* a byte of the response came, in this attempt */
     bool progress; /* bytes moved since the timer was last set */
-    bool body_reading, body_done, body_paused, body_consumed;
-    bool next_for_status; /* proxy_next_upstream http_NNN: this answer goes, the next server is
-                             asked */
-    bool request_sent;    /* head and whole body written upstream */
-    bool interim;         /* parsing a 1xx response */
-    bool head_done;       /* the final response's head was parsed */
-    bool responded;       /* a streamed response was started */
-    bool no_body;         /* answered in full at the end of the message */
-    bool message_done;
-    bool keep_alive_up;
+    bool body_reading, body_done, body_paused;
+    bool request_sent; /* head and whole body written upstream */
+    bool responded;    /* a streamed response was started */
     bool paused_for_client;
-    bool resume;    /* llhttp stopped after a body piece: run it again, even with no new bytes (the
-                       end of the message may be due) */
-    bool switching; /* a 101 */
-    bool finished;  /* nothing more to do for HTTP */
-    bool closed;    /* released */
-    bool upgraded, client_eof, upstream_eof, client_shut, upstream_shut, up_paused;
-    bool bad_framing; /* the parser error came from our own checks */
+    bool finished; /* nothing more to do for HTTP */
+    bool closed;   /* released */
+    _Alignas(max_align_t) unsigned char client_mem[];
 } proxy_req;
-
-static llhttp_settings_t settings;
 
 static void update_io(proxy_req *p);
 static void update_timers(proxy_req *p);
@@ -150,136 +123,22 @@ static bool ieq(const char *a, size_t alen, const char *lit)
     return alen == n && strncasecmp(a, lit, n) == 0;
 }
 
-/* Whether the comma-separated list `v` holds `token` (case-insensitive). */
-static bool has_token(const char *v, size_t len, const char *token)
-{
-    size_t n = strlen(token), i = 0;
-    while (i < len) {
-        while (i < len && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
-            i++;
-        size_t j = i;
-        while (j < len && v[j] != ',')
-            j++;
-        size_t k = j;
-        while (k > i && (v[k - 1] == ' ' || v[k - 1] == '\t'))
-            k--;
-        if (k - i == n && strncasecmp(v + i, token, n) == 0)
-            return true;
-        i = j;
-    }
-    return false;
-}
-
-/* Hop-by-hop fields (RFC 9110 section 7.6.1). The length decides first: this runs for every
- * header of every request and response. */
-static bool hop_by_hop(const char *name, size_t len)
-{
-    switch (len) {
-    case 2:
-        return ieq(name, len, "te");
-    case 7:
-        return ieq(name, len, "trailer") || ieq(name, len, "upgrade");
-    case 10:
-        return ieq(name, len, "connection") || ieq(name, len, "keep-alive");
-    case 16:
-        return ieq(name, len, "proxy-connection");
-    case 17:
-        return ieq(name, len, "transfer-encoding");
-    default:
-        return false;
-    }
-}
-
-/* Whether a Connection header value names fields beyond the usual keep-alive, close and
- * upgrade (those fields are hop-by-hop too). */
-static bool names_other_fields(pt_str v)
-{
-    size_t i = 0;
-    while (i < v.len) {
-        while (i < v.len && (v.p[i] == ' ' || v.p[i] == '\t' || v.p[i] == ','))
-            i++;
-        size_t j = i;
-        while (j < v.len && v.p[j] != ',' && v.p[j] != ' ' && v.p[j] != '\t')
-            j++;
-        if (j > i && !ieq(v.p + i, j - i, "keep-alive") && !ieq(v.p + i, j - i, "close") &&
-            !ieq(v.p + i, j - i, "upgrade"))
-            return true;
-        i = j;
-    }
-    return false;
-}
-
 /* ---- the request head ---- */
 
-/* A head being written: the request for the upstream, or the header lines passed to the client.
- * Whatever goes inside a field goes through put(), which refuses CR, LF and NUL: a line break
- * there would end the field and start another (or another message) at the next reader, whatever
- * the parser before it let through. Line ends and fixed text go through PUT_LIT. */
-typedef struct hbuf {
-    char *buf;
-    size_t len, cap;
-    bool overflow;  /* it did not fit */
-    bool forbidden; /* a field held CR, LF or NUL: the head must not be sent */
-} hbuf;
-
-static void put_raw(hbuf *o, const char *s, size_t n)
-{
-    if (o->len + n > o->cap) {
-        o->overflow = true;
-        return;
-    }
-    memcpy(o->buf + o->len, s, n);
-    o->len += n;
-}
-
-static void put(hbuf *o, const char *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c <= '\r' && (c == '\r' || c == '\n' || c == '\0')) {
-            o->forbidden = true;
-            return;
-        }
-    }
-    put_raw(o, s, n);
-}
-
-static void puts_(hbuf *o, const char *s)
-{
-    put(o, s, strlen(s));
-}
-
-#define PUT_LIT(o, lit) put_raw(o, lit, sizeof(lit) - 1)
-
 /* X-Forwarded-For's value: what the client sent, then its address. */
-static void put_xff_value(hbuf *o, const pt_header *xff, const char *addr)
+static void put_xff_value(pt_h1_hbuf *o, const pt_header *xff, const char *addr)
 {
     if (xff && xff->value.len) {
-        put(o, xff->value.p, xff->value.len);
-        PUT_LIT(o, ", ");
+        pt_h1_put(o, xff->value.p, xff->value.len);
+        PT_H1_PUT_LIT(o, ", ");
     }
-    puts_(o, addr);
-}
-
-/* Appends `s` percent-encoding what may not stand in a path. */
-static void put_path(hbuf *o, pt_str s)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    for (size_t i = 0; i < s.len; i++) {
-        unsigned char ch = (unsigned char)s.p[i];
-        if (ch <= 0x20 || ch >= 0x7f || strchr("\"#%<>?\\^`{|}", ch)) {
-            char e[3] = {'%', hex[ch >> 4], hex[ch & 15]};
-            put(o, e, 3);
-        } else {
-            put(o, (const char *)&ch, 1);
-        }
-    }
+    pt_h1_puts(o, addr);
 }
 
 /* One piece of a proxy_set_header value (pt_vars_expand): $uri percent-encoded as a path, the
  * proxy's own variables here, the rest as they are (put refuses CR, LF and NUL). */
 typedef struct set_value {
-    hbuf *o;
+    pt_h1_hbuf *o;
     const proxy_target *t;
     const pt_request *req;
 } set_value;
@@ -290,22 +149,22 @@ static void put_piece(void *ctx, const pt_var_ref *ref, const char *p, size_t n)
     char addr[INET6_ADDRSTRLEN];
     switch (ref->id) {
     case PT_VAR_URI:
-        put_path(v->o, (pt_str){p, n});
+        pt_h1_put_path(v->o, (pt_str){p, n});
         break;
     case PT_VAR_PROXY_HOST:
-        put(v->o, v->t->proxy_host, v->t->proxy_host_len);
+        pt_h1_put(v->o, v->t->proxy_host, v->t->proxy_host_len);
         break;
     case PT_VAR_PROXY_ADD_X_FORWARDED_FOR:
         pt_var_remote_addr(v->req, addr, sizeof addr);
         put_xff_value(v->o, pt_request_header(v->req, "x-forwarded-for"), addr);
         break;
     default:
-        put(v->o, p, n);
+        pt_h1_put(v->o, p, n);
     }
 }
 
 /* Appends `text` with its variables ($name, ${name}) expanded. */
-static void expand(hbuf *o, const proxy_target *t, pt_request *req, const char *text)
+static void expand(pt_h1_hbuf *o, const proxy_target *t, pt_request *req, const char *text)
 {
     set_value v = {o, t, req};
     pt_vars_expand(req, text, put_piece, &v);
@@ -354,7 +213,7 @@ static int classify(const char *n, size_t len)
 }
 
 /* Builds the request head for the upstream into `o`. */
-static void build_head(proxy_req *p, hbuf *o)
+static void build_head(proxy_req *p, pt_h1_hbuf *o)
 {
     const proxy_target *t = p->t;
     pt_request *req = p->req;
@@ -370,34 +229,34 @@ static void build_head(proxy_req *p, hbuf *o)
             fw = h;
     }
     /* Fields the client's Connection header names are hop-by-hop too. */
-    bool named = conn && names_other_fields(conn->value);
+    bool named = conn && pt_h1_names_other_fields(conn->value);
 
-    put(o, req->method.p, req->method.len);
-    PUT_LIT(o, " ");
+    pt_h1_put(o, req->method.p, req->method.len);
+    PT_H1_PUT_LIT(o, " ");
     if (t->uri) {
         /* The location's prefix replaced by the URI of proxy_pass (nginx's rule). */
         const pt_location *loc = req->location;
-        put(o, t->uri, t->uri_len);
+        pt_h1_put(o, t->uri, t->uri_len);
         pt_str rest = req->norm_path;
         size_t skip = loc->match == PT_MATCH_EXACT ? rest.len
                       : loc->path_len <= rest.len  ? loc->path_len
                                                    : rest.len;
-        put_path(o, (pt_str){rest.p + skip, rest.len - skip});
+        pt_h1_put_path(o, (pt_str){rest.p + skip, rest.len - skip});
         if (req->query.len) {
-            PUT_LIT(o, "?");
-            put(o, req->query.p, req->query.len);
+            PT_H1_PUT_LIT(o, "?");
+            pt_h1_put(o, req->query.p, req->query.len);
         }
     } else {
         char buf[64];
         static const pt_var_ref request_uri = {.id = PT_VAR_REQUEST_URI};
         pt_str u = pt_var_value(req, &request_uri, buf, sizeof buf);
-        put(o, u.p, u.len);
+        pt_h1_put(o, u.p, u.len);
     }
-    PUT_LIT(o, " HTTP/1.1\r\n");
+    PT_H1_PUT_LIT(o, " HTTP/1.1\r\n");
     if (!t->set_host) {
-        PUT_LIT(o, "Host: ");
-        put(o, t->proxy_host, t->proxy_host_len);
-        PUT_LIT(o, "\r\n");
+        PT_H1_PUT_LIT(o, "Host: ");
+        pt_h1_put(o, t->proxy_host, t->proxy_host_len);
+        PT_H1_PUT_LIT(o, "\r\n");
     }
     for (size_t i = 0; i < req->nheaders; i++) {
         const pt_header *h = &req->headers[i];
@@ -405,101 +264,90 @@ static void build_head(proxy_req *p, hbuf *o)
         size_t nl = h->name.len;
         if (classify(n, nl) != PASS || (t->nsets && set_for(t, n, nl)))
             continue;
-        if (named) {
-            char lower[64];
-            if (nl < sizeof lower) {
-                for (size_t k = 0; k < nl; k++)
-                    lower[k] = (char)tolower((unsigned char)n[k]);
-                lower[nl] = '\0';
-                if (has_token(conn->value.p, conn->value.len, lower))
-                    continue;
-            }
-        }
-        put(o, n, nl);
-        PUT_LIT(o, ": ");
-        put(o, h->value.p, h->value.len);
-        PUT_LIT(o, "\r\n");
+        if (named && pt_h1_named_by(conn->value, h->name))
+            continue;
+        pt_h1_put_field(o, h->name, h->value);
     }
     char addr[INET6_ADDRSTRLEN], hostbuf[256];
     pt_var_remote_addr(req, addr, sizeof addr);
     const char *scheme = pt_request_scheme(req);
     if (!t->set_xff) {
-        PUT_LIT(o, "X-Forwarded-For: ");
+        PT_H1_PUT_LIT(o, "X-Forwarded-For: ");
         put_xff_value(o, xff, addr);
-        PUT_LIT(o, "\r\n");
+        PT_H1_PUT_LIT(o, "\r\n");
     }
     if (!t->set_xfp) {
-        PUT_LIT(o, "X-Forwarded-Proto: ");
-        puts_(o, scheme);
-        PUT_LIT(o, "\r\n");
+        PT_H1_PUT_LIT(o, "X-Forwarded-Proto: ");
+        pt_h1_puts(o, scheme);
+        PT_H1_PUT_LIT(o, "\r\n");
     }
     if (!t->set_xfh && req->host.len) {
-        PUT_LIT(o, "X-Forwarded-Host: ");
-        put(o, req->host.p, req->host.len);
-        PUT_LIT(o, "\r\n");
+        PT_H1_PUT_LIT(o, "X-Forwarded-Host: ");
+        pt_h1_put(o, req->host.p, req->host.len);
+        PT_H1_PUT_LIT(o, "\r\n");
     }
     if (!t->set_fwd) {
         /* RFC 7239: an IPv6 address is quoted and bracketed; the host is quoted when it is not a
          * plain token (a port's colon). */
-        PUT_LIT(o, "Forwarded: ");
+        PT_H1_PUT_LIT(o, "Forwarded: ");
         if (fw && fw->value.len) {
-            put(o, fw->value.p, fw->value.len);
-            PUT_LIT(o, ", ");
+            pt_h1_put(o, fw->value.p, fw->value.len);
+            PT_H1_PUT_LIT(o, ", ");
         }
         bool v6 = strchr(addr, ':') != NULL;
         if (v6)
-            PUT_LIT(o, "for=\"[");
+            PT_H1_PUT_LIT(o, "for=\"[");
         else
-            PUT_LIT(o, "for=");
-        puts_(o, addr);
+            PT_H1_PUT_LIT(o, "for=");
+        pt_h1_puts(o, addr);
         if (v6)
-            PUT_LIT(o, "]\"");
+            PT_H1_PUT_LIT(o, "]\"");
         pt_str h = req->host;
         if (h.len && h.len < sizeof hostbuf) {
             bool token = true;
             for (size_t k = 0; k < h.len && token; k++)
                 token = isalnum((unsigned char)h.p[k]) || strchr("-._~", h.p[k]);
             if (token)
-                PUT_LIT(o, ";host=");
+                PT_H1_PUT_LIT(o, ";host=");
             else
-                PUT_LIT(o, ";host=\"");
-            put(o, h.p, h.len);
+                PT_H1_PUT_LIT(o, ";host=\"");
+            pt_h1_put(o, h.p, h.len);
             if (!token)
-                PUT_LIT(o, "\"");
+                PT_H1_PUT_LIT(o, "\"");
         }
-        PUT_LIT(o, ";proto=");
-        puts_(o, scheme);
-        PUT_LIT(o, "\r\n");
+        PT_H1_PUT_LIT(o, ";proto=");
+        pt_h1_puts(o, scheme);
+        PT_H1_PUT_LIT(o, "\r\n");
     }
     for (size_t i = 0; i < t->nsets; i++) {
         const set_header *sh = &t->sets[i];
         size_t before = o->len;
-        put(o, sh->name, sh->name_len);
-        PUT_LIT(o, ": ");
+        pt_h1_put(o, sh->name, sh->name_len);
+        PT_H1_PUT_LIT(o, ": ");
         size_t value_at = o->len;
         expand(o, t, req, sh->value);
         if (o->len == value_at) {
             o->len = before; /* an empty value: the header is not sent (nginx's rule) */
             continue;
         }
-        PUT_LIT(o, "\r\n");
+        PT_H1_PUT_LIT(o, "\r\n");
     }
     if (req->has_length) {
         char digits[24];
         int n = snprintf(digits, sizeof digits, "%" PRIu64, req->content_length);
-        PUT_LIT(o, "Content-Length: ");
-        put(o, digits, (size_t)n);
-        PUT_LIT(o, "\r\n");
+        PT_H1_PUT_LIT(o, "Content-Length: ");
+        pt_h1_put(o, digits, (size_t)n);
+        PT_H1_PUT_LIT(o, "\r\n");
     } else if (req->chunked) {
-        PUT_LIT(o, "Transfer-Encoding: chunked\r\n");
+        PT_H1_PUT_LIT(o, "Transfer-Encoding: chunked\r\n");
     }
     if (p->upgrade_req) {
         const pt_header *up = pt_request_header(req, "upgrade");
-        PUT_LIT(o, "Connection: upgrade\r\nUpgrade: ");
-        put(o, up->value.p, up->value.len);
-        PUT_LIT(o, "\r\n");
+        PT_H1_PUT_LIT(o, "Connection: upgrade\r\nUpgrade: ");
+        pt_h1_put(o, up->value.p, up->value.len);
+        PT_H1_PUT_LIT(o, "\r\n");
     }
-    PUT_LIT(o, "\r\n");
+    PT_H1_PUT_LIT(o, "\r\n");
 }
 
 /* ---- releasing ---- */
@@ -510,7 +358,6 @@ static void release_upstream(proxy_req *p, bool reusable)
 {
     if (p->o)
         ev_io_stop(p->loop, &p->o->io);
-    p->io_events = 0;
     pt_timer_cancel(&p->timer);
     p->timer_kind = TIMER_NONE;
     if (p->connecting) {
@@ -569,6 +416,97 @@ static void abandon_client(proxy_req *p)
         pt_request_abandon(p->req);
 }
 
+/* ---- proxy_next_upstream: the decisions ----
+ *
+ * Pure functions of the configuration and of what happened, so that they can be read (and
+ * tested) apart from the events they are taken in. */
+
+/* Whether proxy_next_upstream (`conf`) lets the request go to a next server after a failure of
+ * `kind` (PT_NEXT_*), at time `now`. A request the server may have acted on goes again only if
+ * repeating it is harmless (an idempotent method, or non_idempotent) and the proxy still has
+ * all of it (no body byte read from the client); and within proxy_next_upstream_tries and
+ * _timeout. Whether a server is left to ask is the balancer's to say. */
+static bool may_go_again(const pt_conf_proxy *conf, const retry_facts *f, unsigned kind, double now)
+{
+    if (!(conf->next_upstream & kind))
+        return false;
+    bool harmless = f->idempotent || (conf->next_upstream & PT_NEXT_NON_IDEMPOTENT);
+    if (f->sent_any && (!harmless || f->body_consumed))
+        return false;
+    if (conf->next_upstream_tries && f->attempts >= conf->next_upstream_tries)
+        return false;
+    return now - f->first_attempt < conf->next_upstream_timeout;
+}
+
+/* Whether a failure `err` of a transport taken from the pool (`reused`), before any byte of the
+ * answer came (`got_any`), says only that the server had closed it while it was idle. */
+static bool stale_failure(bool reused, bool got_any, int err)
+{
+    return reused && !got_any &&
+           (err == -ECONNRESET || err == -EPIPE || err == -ECONNABORTED || err == 0);
+}
+
+/* What follows an attempt that failed with `err`. */
+typedef enum next_step {
+    ANSWER_ERROR, /* the client gets 502, or 504 after a timeout */
+    ABANDON,      /* the response has started: the client connection goes */
+    NEXT_SERVER,  /* the request goes to the next server */
+    SAME_SERVER,  /* and again to the same server on a fresh transport (`stale`) */
+} next_step;
+
+/* A closed idle connection (`stale`) is always retried; anything else only if proxy_next_upstream
+ * names the failure and the request may go again. Nothing is retried once the response has
+ * started (`responded`), or when nobody waits for it (`!waiting`). */
+static next_step after_failure(const pt_conf_proxy *conf, const retry_facts *f, int err, bool stale,
+                               bool responded, bool waiting, double now)
+{
+    if (responded)
+        return ABANDON;
+    unsigned kind = err == -ETIMEDOUT ? PT_NEXT_TIMEOUT : PT_NEXT_ERROR;
+    if (!waiting || (!stale && !may_go_again(conf, f, kind, now)))
+        return ANSWER_ERROR;
+    return stale ? SAME_SERVER : NEXT_SERVER;
+}
+
+/* The proxy_next_upstream flag of an answer's status (0: none). */
+static unsigned next_flag(int status)
+{
+    switch (status) {
+    case 500:
+        return PT_NEXT_HTTP_500;
+    case 502:
+        return PT_NEXT_HTTP_502;
+    case 503:
+        return PT_NEXT_HTTP_503;
+    case 504:
+        return PT_NEXT_HTTP_504;
+    case 429:
+        return PT_NEXT_HTTP_429;
+    case 403:
+        return PT_NEXT_HTTP_403;
+    case 404:
+        return PT_NEXT_HTTP_404;
+    default:
+        return 0;
+    }
+}
+
+/* Whether a server is left that the request has not been to, of `npeers` (`tried`: by index). */
+static bool server_left(uint64_t tried, size_t npeers)
+{
+    uint64_t all = npeers >= 64 ? ~UINT64_C(0) : (UINT64_C(1) << npeers) - 1;
+    return (tried & all) != all;
+}
+
+/* Whether an answer of `kind` (PT_NEXT_HTTP_*, PT_NEXT_INVALID_HEADER; 0: none) is dropped for
+ * the next server's. Only while a server is left to ask: the last answer is passed on as it is
+ * (or, invalid, is a 502), as in nginx. */
+static bool next_for_answer(const pt_conf_proxy *conf, const retry_facts *f, unsigned kind,
+                            bool left, double now)
+{
+    return kind && may_go_again(conf, f, kind, now) && left;
+}
+
 /* ---- failures and retries ---- */
 
 /* Ends the upstream side (the transport goes back to the pool if `reusable`) and hands the
@@ -598,24 +536,6 @@ static void respond_error(proxy_req *p, int status)
         pt_request_respond_error(req, status);
 }
 
-/* Whether proxy_next_upstream lets the request go to a next server after a failure of `kind`
- * (PT_NEXT_*). A request the server may have acted on goes again only if repeating it is
- * harmless (an idempotent method, or non_idempotent) and the proxy still has all of it (no body
- * byte read from the client); and within proxy_next_upstream_tries and _timeout. Whether a
- * server is left to ask is the balancer's to say. */
-static bool may_go_again(const proxy_req *p, unsigned kind)
-{
-    const pt_conf_proxy *conf = p->t->conf;
-    if (!(conf->next_upstream & kind))
-        return false;
-    bool harmless = p->idempotent || (conf->next_upstream & PT_NEXT_NON_IDEMPOTENT);
-    if (p->sent_any && (!harmless || p->body_consumed))
-        return false;
-    if (conf->next_upstream_tries && p->attempts >= conf->next_upstream_tries)
-        return false;
-    return ev_now(p->loop) - p->first_attempt < conf->next_upstream_timeout;
-}
-
 /* Sends the request to the next server (or, after a stale transport, the same one again). What
  * the client still sends of the body waits until the next transport can take it. */
 static void go_again(proxy_req *p)
@@ -631,8 +551,7 @@ static void go_again(proxy_req *p)
 /* An attempt failed with `err` during `what`. Retries where that is safe, else answers. */
 static void attempt_failed(proxy_req *p, int err, const char *what)
 {
-    bool stale = p->reused && !p->got_any &&
-                 (err == -ECONNRESET || err == -EPIPE || err == -ECONNABORTED || err == 0);
+    bool stale = stale_failure(p->reused, p->got_any, err);
     /* A TLS failure says why (a certificate that does not verify, ...). */
     const char *tls = err == -EPROTO && p->up->tls ? pt_tls_last_error() : "";
     if (p->req)
@@ -640,7 +559,9 @@ static void attempt_failed(proxy_req *p, int err, const char *what)
                        "upstream %s \"%s\" %s (%s)%s%s%s", p->peer->name, p->up->name, what,
                        err ? strerror(-err) : "connection closed", tls[0] ? ": " : "", tls,
                        stale ? ", retrying on a new connection" : "");
-    if (p->responded) {
+    next_step next = after_failure(p->t->conf, &p->rt, err, stale, p->responded, p->req != NULL,
+                                   ev_now(p->loop));
+    if (next == ABANDON) {
         abandon_client(p);
         return;
     }
@@ -648,17 +569,14 @@ static void attempt_failed(proxy_req *p, int err, const char *what)
     p->last_error = err;
     if (!stale)
         pt_upstream_peer_failed(p->up, p->peer, ev_now(p->loop));
-    /* A closed idle connection is always retried; anything else only if proxy_next_upstream
-     * names the failure and the request may go again. */
-    unsigned kind = err == -ETIMEDOUT ? PT_NEXT_TIMEOUT : PT_NEXT_ERROR;
-    if (p->upgraded || !p->req || (!stale && !may_go_again(p, kind))) {
+    if (next == ANSWER_ERROR) {
         respond_error(p, err == -ETIMEDOUT ? 504 : 502);
         return;
     }
-    if (stale) {
+    if (next == SAME_SERVER) {
         /* The server closed an idle connection as it was reused: not its failure, nor a try. */
         p->tried &= ~(UINT64_C(1) << (p->peer - p->up->peers));
-        p->attempts--;
+        p->rt.attempts--;
         p->fresh_only = true;
     }
     go_again(p);
@@ -675,7 +593,7 @@ static bool pump_write(proxy_req *p)
         size_t before = p->uq.written;
         int r = pt_outq_flush(&p->uq, &p->o->transport);
         if (p->uq.written != before) {
-            p->sent_any = true;
+            p->rt.sent_any = true;
             p->progress = true;
         }
         if (r < 0 && r != -EAGAIN) {
@@ -711,7 +629,7 @@ static void on_client_body(pt_request *req, const void *data, size_t len, int st
         if (p->chunked_up)
             pt_outq_push_copy(&p->uq, "0\r\n\r\n", 5);
     } else if (len) {
-        p->body_consumed = true;
+        p->rt.body_consumed = true;
         if (p->chunked_up) {
             char size[24];
             int n = snprintf(size, sizeof size, "%zx\r\n", len);
@@ -734,91 +652,20 @@ static void on_client_body(pt_request *req, const void *data, size_t len, int st
     update_timers(p);
 }
 
-/* ---- the response head ---- */
-
-static proxy_req *of(llhttp_t *parser)
-{
-    return parser->data;
-}
-
-static uint32_t offset_of(proxy_req *p, const char *at)
-{
-    return (uint32_t)(at - pt_inbuf_begin(&p->ub));
-}
-
-static int on_message_begin(llhttp_t *parser)
-{
-    proxy_req *p = of(parser);
-    p->nhdrs = 0;
-    p->in_value = false;
-    return 0;
-}
-
-static int on_header_field(llhttp_t *parser, const char *at, size_t len)
-{
-    proxy_req *p = of(parser);
-    if (!p->in_value && p->nhdrs > 0 && p->hdrs[p->nhdrs - 1].value.len == 0 &&
-        p->hdrs[p->nhdrs - 1].name.off + p->hdrs[p->nhdrs - 1].name.len == offset_of(p, at)) {
-        p->hdrs[p->nhdrs - 1].name.len += (uint32_t)len; /* a name split across reads */
-    } else {
-        if (p->nhdrs >= RESP_HEADERS_MAX) {
-            p->bad_framing = true;
-            llhttp_set_error_reason(parser, "too many header fields");
-            return HPE_USER;
-        }
-        hspan *h = &p->hdrs[p->nhdrs++];
-        h->name = (span){offset_of(p, at), (uint32_t)len};
-        h->value = (span){0, 0};
-    }
-    p->in_value = false;
-    return 0;
-}
-
-static int on_header_value(llhttp_t *parser, const char *at, size_t len)
-{
-    proxy_req *p = of(parser);
-    if (pt_h1_folded(p->fed_from, at, len, p->tail)) {
-        p->bad_framing = true;
-        llhttp_set_error_reason(parser, "obsolete line folding in a header field");
-        return HPE_USER;
-    }
-    hspan *h = &p->hdrs[p->nhdrs - 1];
-    if (!p->in_value && h->value.len == 0)
-        h->value.off = offset_of(p, at);
-    h->value.len += (uint32_t)len;
-    p->in_value = true;
-    return 0;
-}
-
-static int on_header_value_complete(llhttp_t *parser)
-{
-    of(parser)->in_value = false;
-    return 0;
-}
-
-static pt_str span_str(proxy_req *p, span s)
-{
-    const char *b = pt_inbuf_begin(&p->ub) + s.off;
-    size_t n = s.len;
-    while (n && (b[0] == ' ' || b[0] == '\t'))
-        b++, n--;
-    while (n && (b[n - 1] == ' ' || b[n - 1] == '\t'))
-        n--;
-    return (pt_str){b, n};
-}
+/* ---- the response ---- */
 
 /* A Location the location's proxy_redirect list rewrites, written into `o`. Returns false
  * when no prefix matches (the line is passed as it is). */
-static bool redirect_location(const proxy_target *t, hbuf *o, pt_str v)
+static bool redirect_location(const proxy_target *t, pt_h1_hbuf *o, pt_str v)
 {
     for (size_t i = 0; i < t->nredirects; i++) {
         const redirect *r = &t->redirects[i];
         if (v.len < r->from_len || memcmp(v.p, r->from, r->from_len) != 0)
             continue;
-        PUT_LIT(o, "Location: ");
-        put(o, r->to, r->to_len);
-        put(o, v.p + r->from_len, v.len - r->from_len);
-        PUT_LIT(o, "\r\n");
+        PT_H1_PUT_LIT(o, "Location: ");
+        pt_h1_put(o, r->to, r->to_len);
+        pt_h1_put(o, v.p + r->from_len, v.len - r->from_len);
+        PT_H1_PUT_LIT(o, "\r\n");
         return true;
     }
     return false;
@@ -834,29 +681,33 @@ static bool listed(char *const *names, size_t n, pt_str name)
     return false;
 }
 
-/* The upstream's header lines to pass on ("Name: value\r\n" each) into `o`; Content-Type
- * into `ctype` (NUL-terminated) when it fits. `upgrade` keeps Upgrade and Connection. Date and
- * Server are porter's own unless proxy_pass_header names them; proxy_hide_header drops more.
- * Returns which of those two were passed: PASSED_SERVER, PASSED_DATE. */
+/* The header lines of the upstream's answer `rs` (its fields in `base`) to pass on ("Name:
+ * value\r\n" each) into `o`; Content-Type into `ctype` (NUL-terminated) when it fits. `upgrade`
+ * keeps Upgrade and Connection. Date and Server are porter's own unless proxy_pass_header names
+ * them; proxy_hide_header drops more. Returns which of those two were passed: PASSED_SERVER,
+ * PASSED_DATE. */
 enum { PASSED_SERVER = 1, PASSED_DATE = 2 };
-static int passed_headers(proxy_req *p, hbuf *o, char *ctype, size_t ctype_len, bool upgrade)
+static int passed_headers(const proxy_target *t, const pt_h1_response *rs, const char *base,
+                          pt_h1_hbuf *o, char *ctype, size_t ctype_len, bool upgrade)
 {
     int passed = 0;
-    const pt_conf_proxy *cf = p->t->conf;
+    const pt_conf_proxy *cf = t->conf;
     ctype[0] = '\0';
     /* A Connection header naming other fields makes them hop-by-hop too (rare: looked at only
      * when it does). */
     pt_str conn = {NULL, 0};
-    for (size_t i = 0; i < p->nhdrs && !conn.p; i++) {
-        pt_str n = span_str(p, p->hdrs[i].name);
+    for (size_t i = 0; i < rs->nfields && !conn.p; i++) {
+        pt_str n = pt_h1_span_str(base, rs->fields[i].name);
         if (ieq(n.p, n.len, "connection")) {
-            pt_str v = span_str(p, p->hdrs[i].value);
-            if (names_other_fields(v))
+            pt_str v = pt_h1_span_str(base, rs->fields[i].value);
+            if (pt_h1_names_other_fields(v))
                 conn = v;
         }
     }
-    for (size_t i = 0; i < p->nhdrs; i++) {
-        pt_str n = span_str(p, p->hdrs[i].name), v = span_str(p, p->hdrs[i].value);
+    for (size_t i = 0; i < rs->nfields; i++) {
+        pt_str n = pt_h1_span_str(base, rs->fields[i].name);
+        pt_str v = pt_h1_span_str(base, rs->fields[i].value);
+
         if (cf->nhide_headers && listed(cf->hide_headers, cf->nhide_headers, n))
             continue;
         bool drop;
@@ -881,7 +732,7 @@ static int passed_headers(proxy_req *p, hbuf *o, char *ctype, size_t ctype_len, 
             drop = false;
             break;
         case 8:
-            if (!upgrade && ieq(n.p, n.len, "location") && redirect_location(p->t, o, v))
+            if (!upgrade && ieq(n.p, n.len, "location") && redirect_location(t, o, v))
                 continue;
             drop = false;
             break;
@@ -889,24 +740,15 @@ static int passed_headers(proxy_req *p, hbuf *o, char *ctype, size_t ctype_len, 
             drop = ieq(n.p, n.len, "content-length");
             break;
         default:
-            drop = hop_by_hop(n.p, n.len) &&
+            drop = pt_h1_hop_by_hop(n) &&
                    !(upgrade && (ieq(n.p, n.len, "upgrade") || ieq(n.p, n.len, "connection")));
             break;
         }
         if (drop)
             continue;
-        if (conn.p && n.len < 64) {
-            char lower[64];
-            for (size_t k = 0; k < n.len; k++)
-                lower[k] = (char)tolower((unsigned char)n.p[k]);
-            lower[n.len] = '\0';
-            if (has_token(conn.p, conn.len, lower))
-                continue;
-        }
-        put(o, n.p, n.len);
-        PUT_LIT(o, ": ");
-        put(o, v.p, v.len);
-        PUT_LIT(o, "\r\n");
+        if (conn.p && pt_h1_named_by(conn, n))
+            continue;
+        pt_h1_put_field(o, n, v);
     }
     return passed;
 }
@@ -914,183 +756,28 @@ static int passed_headers(proxy_req *p, hbuf *o, char *ctype, size_t ctype_len, 
 /* The client's response from the upstream's head: streamed, or complete without a body.
  * Header lines go into `o` (its `overflow` says they did not fit), the content type into
  * `ctype`; both must outlive pt_request_respond(). */
-static void build_response(proxy_req *p, pt_response *r, hbuf *o, char *ctype, size_t ctype_len,
-                           bool stream)
+static void build_response(proxy_req *p, pt_response *r, pt_h1_hbuf *o, char *ctype,
+                           size_t ctype_len, bool stream)
 {
-    int passed = passed_headers(p, o, ctype, ctype_len, false);
-    pt_response_init(r, p->status);
+    const pt_h1_response *rs = pt_h1_client_response(p->cl);
+    int passed = passed_headers(p->t, rs, pt_inbuf_begin(&p->ub), o, ctype, ctype_len, false);
+    pt_response_init(r, rs->status);
     r->omit_server = passed & PASSED_SERVER;
     r->omit_date = passed & PASSED_DATE;
     r->content_type = ctype[0] ? ctype : NULL;
     r->extra_headers = (pt_str){o->buf, o->len};
-    bool sized = (p->parser.flags & F_CONTENT_LENGTH) && !(p->parser.flags & F_CHUNKED);
     if (stream) {
         r->stream = true;
-        r->stream_length = sized ? (int64_t)p->parser.content_length : -1;
-    } else if (p->head_req && sized) {
-        r->body_len = p->parser.content_length; /* HEAD: the length of what GET would send */
+        r->stream_length = rs->sized ? (int64_t)rs->length : -1;
+    } else if (p->head_req && rs->sized) {
+        r->body_len = rs->length; /* HEAD: the length of what GET would send */
     } else {
         r->no_body = true;
     }
 }
 
 static void on_client_writable(pt_request *req, void *data);
-
-/* The proxy_next_upstream flag of an answer's status (0: none). */
-static unsigned next_flag(int status)
-{
-    switch (status) {
-    case 500:
-        return PT_NEXT_HTTP_500;
-    case 502:
-        return PT_NEXT_HTTP_502;
-    case 503:
-        return PT_NEXT_HTTP_503;
-    case 504:
-        return PT_NEXT_HTTP_504;
-    case 429:
-        return PT_NEXT_HTTP_429;
-    case 403:
-        return PT_NEXT_HTTP_403;
-    case 404:
-        return PT_NEXT_HTTP_404;
-    default:
-        return 0;
-    }
-}
-
-/* Whether a server is left that this request has not been to. */
-static bool server_left(const proxy_req *p)
-{
-    size_t n = p->up->npeers;
-    uint64_t all = n >= 64 ? ~UINT64_C(0) : (UINT64_C(1) << n) - 1;
-    return (p->tried & all) != all;
-}
-
-/* proxy_next_upstream http_NNN: whether this answer is dropped for the next server's. Only
- * while a server is left to ask: the last answer is passed on as it is, as in nginx. */
-static bool next_for_status(const proxy_req *p, int status)
-{
-    unsigned flag = next_flag(status);
-    return flag && p->req && may_go_again(p, flag) && server_left(p);
-}
-
-static int on_headers_complete(llhttp_t *parser)
-{
-    proxy_req *p = of(parser);
-    p->status = parser->status_code;
-    if (p->status >= 100 && p->status < 200 && p->status != 101) {
-        p->interim = true; /* 100 Continue, 103 Early Hints: not passed on */
-        return 0;
-    }
-    if (p->status == 101) {
-        if (!p->upgrade_req || !parser->upgrade) {
-            p->bad_framing = true;
-            llhttp_set_error_reason(parser, "101 to a request that did not ask to upgrade");
-            return HPE_USER;
-        }
-        p->switching = true;
-        return 0;
-    }
-    p->head_done = true;
-    if ((parser->flags & F_TRANSFER_ENCODING) && !(parser->flags & F_CHUNKED)) {
-        /* A transfer coding other than chunked would reach the client undone. */
-        p->bad_framing = true;
-        llhttp_set_error_reason(parser, "unsupported transfer coding");
-        return HPE_USER;
-    }
-    if ((parser->flags & F_TRANSFER_ENCODING) && parser->http_minor == 0) {
-        /* HTTP/1.0 has no transfer codings: its framing is faulty (RFC 9112 section 6.1). */
-        p->bad_framing = true;
-        llhttp_set_error_reason(parser, "Transfer-Encoding in an HTTP/1.0 response");
-        return HPE_USER;
-    }
-    if (next_for_status(p, p->status)) {
-        p->next_for_status = true;
-        return HPE_PAUSED; /* parse() moves on to the next server, outside llhttp */
-    }
-    if (p->head_req || p->status == 204 || p->status == 304) {
-        p->no_body = true; /* answered when the message ends, which is now */
-        return p->head_req ? 1 : 0;
-    }
-    char lines[PASSED_MAX], ctype[256];
-    hbuf o = {lines, 0, sizeof lines, false, false};
-    pt_response r;
-    build_response(p, &r, &o, ctype, sizeof ctype, true);
-    if (o.overflow || o.forbidden) {
-        p->bad_framing = true;
-        llhttp_set_error_reason(parser, o.overflow ? "too big a header"
-                                                   : "CR, LF or NUL in a header field");
-        return HPE_USER;
-    }
-    p->responded = true;
-    if (pt_request_respond(p->req, &r) < 0 || p->closed)
-        return HPE_USER;
-    pt_response_on_writable(p->req, on_client_writable, p);
-    return 0;
-}
-
-static int on_body(llhttp_t *parser, const char *at, size_t len)
-{
-    proxy_req *p = of(parser);
-    if (!p->responded || !p->req)
-        return 0;
-    int w = pt_response_write(p->req, at, len);
-    if (w < 0 || p->closed)
-        return HPE_USER;
-    if (w == 1) {
-        p->paused_for_client = true; /* resumed by on_client_writable */
-        return HPE_PAUSED;
-    }
-    return 0;
-}
-
-static int on_message_complete(llhttp_t *parser)
-{
-    proxy_req *p = of(parser);
-    if (p->interim) {
-        p->interim = false;
-        return 0; /* the final response follows */
-    }
-    p->message_done = true;
-    p->keep_alive_up = llhttp_should_keep_alive(parser);
-    return HPE_PAUSED;
-}
-
-/* ---- the end of an exchange ---- */
-
 static void start_tunnel(proxy_req *p);
-static void bad_response(proxy_req *p, const char *why);
-
-static void message_complete(proxy_req *p)
-{
-    if (p->switching) {
-        start_tunnel(p);
-        return;
-    }
-    bool extra = pt_inbuf_len(&p->ub) > p->fed;
-    bool reusable = p->keep_alive_up && !extra && p->request_sent && !p->upgrade_req;
-    /* An answer without a body is built while its head is still in the in-buffer; the
-     * transport goes back before the answer, which may end the request. */
-    char lines[PASSED_MAX], ctype[256];
-    hbuf o = {lines, 0, sizeof lines, false, false};
-    pt_response r;
-    if (p->no_body) {
-        build_response(p, &r, &o, ctype, sizeof ctype, false);
-        if (o.overflow || o.forbidden) {
-            bad_response(p, o.overflow ? "too big a header" : "CR, LF or NUL in a header field");
-            return;
-        }
-    }
-    pt_upstream_peer_ok(p->peer);
-    pt_request *req = finish(p, reusable);
-    if (!req)
-        return;
-    if (p->no_body)
-        pt_request_respond(req, &r);
-    else
-        pt_response_end(req);
-}
 
 /* The upstream's answer cannot be used. */
 static void bad_response(proxy_req *p, const char *why)
@@ -1105,78 +792,149 @@ static void bad_response(proxy_req *p, const char *why)
         return;
     }
     pt_upstream_peer_failed(p->up, p->peer, ev_now(p->loop));
-    if (p->req && !p->switching && may_go_again(p, PT_NEXT_INVALID_HEADER) && server_left(p)) {
+    if (p->req && !pt_h1_client_response(p->cl)->switching &&
+        next_for_answer(p->t->conf, &p->rt, PT_NEXT_INVALID_HEADER,
+                        server_left(p->tried, p->up->npeers), ev_now(p->loop))) {
         go_again(p);
         return;
     }
     respond_error(p, 502);
 }
 
-/* Feeds llhttp what the in-buffer holds beyond what it has seen. */
+/* The final head came: the answer goes to the next server (proxy_next_upstream http_NNN), or
+ * streams to the client, or is answered when its message ends (no body; a 101). Returns false
+ * when this attempt has nothing more to parse. */
+static bool response_head(proxy_req *p)
+{
+    const pt_h1_response *rs = pt_h1_client_response(p->cl);
+    if (rs->switching)
+        return true;
+    if (p->req && next_for_answer(p->t->conf, &p->rt, next_flag(rs->status),
+                                  server_left(p->tried, p->up->npeers), ev_now(p->loop))) {
+        pt_request_log(p->req, PT_LOG_ERROR,
+                       "upstream %s \"%s\" answered %d, trying the next server", p->peer->name,
+                       p->up->name, rs->status);
+        /* A 403 or 404 says nothing of the server's health (nginx's rule). */
+        if (rs->status != 403 && rs->status != 404)
+            pt_upstream_peer_failed(p->up, p->peer, ev_now(p->loop));
+        go_again(p);
+        return false;
+    }
+    if (rs->no_body)
+        return true; /* answered when the message ends, which is now */
+    char lines[PASSED_MAX], ctype[256];
+    pt_h1_hbuf o;
+    pt_h1_hbuf_init(&o, lines, sizeof lines);
+    pt_response r;
+    build_response(p, &r, &o, ctype, sizeof ctype, true);
+    if (o.overflow || o.forbidden) {
+        bad_response(p, o.overflow ? "too big a header" : "CR, LF or NUL in a header field");
+        return false;
+    }
+    p->responded = true;
+    if (pt_request_respond(p->req, &r) < 0 || p->closed) {
+        /* The client could not take the response (it is gone, or its connection was killed):
+         * nothing more can be sent. */
+        if (!p->closed && !p->finished)
+            abandon_client(p);
+        return false;
+    }
+    pt_response_on_writable(p->req, on_client_writable, p);
+    return true;
+}
+
+/* A piece of the body: to the client. Returns false when parsing stops here. */
+static bool response_piece(proxy_req *p, pt_str piece)
+{
+    if (!p->responded || !p->req)
+        return true;
+    int w = pt_response_write(p->req, piece.p, piece.len);
+    if (p->closed)
+        return false;
+    if (w < 0) {
+        if (!p->finished)
+            abandon_client(p);
+        return false;
+    }
+    if (w == 1) {
+        /* The client is full: what was read goes, the rest waits for on_client_writable. */
+        p->paused_for_client = true;
+        size_t n = pt_h1_client_parsed(p->cl);
+        pt_inbuf_consume(&p->ub, n);
+        pt_h1_client_consumed(p->cl, n);
+        return false;
+    }
+    return true;
+}
+
+/* The end of the upstream's answer. */
+static void message_complete(proxy_req *p)
+{
+    const pt_h1_response *rs = pt_h1_client_response(p->cl);
+    if (rs->switching) {
+        start_tunnel(p);
+        return;
+    }
+    bool extra = pt_inbuf_len(&p->ub) > pt_h1_client_parsed(p->cl);
+    bool reusable = rs->keep_alive && !extra && p->request_sent && !p->upgrade_req;
+    /* An answer without a body is built while its head is still in the in-buffer; the
+     * transport goes back before the answer, which may end the request. */
+    char lines[PASSED_MAX], ctype[256];
+    pt_h1_hbuf o;
+    pt_h1_hbuf_init(&o, lines, sizeof lines);
+    pt_response r;
+    if (rs->no_body) {
+        build_response(p, &r, &o, ctype, sizeof ctype, false);
+        if (o.overflow || o.forbidden) {
+            bad_response(p, o.overflow ? "too big a header" : "CR, LF or NUL in a header field");
+            return;
+        }
+    }
+    bool no_body = rs->no_body;
+    pt_upstream_peer_ok(p->peer);
+    pt_request *req = finish(p, reusable);
+    if (!req)
+        return;
+    if (no_body)
+        pt_request_respond(req, &r);
+    else
+        pt_response_end(req);
+}
+
+/* Feeds the response parser what the in-buffer holds beyond what it has read, and acts on what
+ * it finds. */
 static void parse(proxy_req *p)
 {
     while (!p->closed && !p->finished && !p->paused_for_client) {
-        size_t avail = pt_inbuf_len(&p->ub);
-        if (p->fed >= avail && !p->resume)
-            return;
-        p->resume = false;
-        /* (an empty in-buffer may hold no memory: llhttp is given an empty string then) */
-        const char *begin = avail ? pt_inbuf_begin(&p->ub) : "", *from = begin + p->fed;
-        p->fed_from = from;
-        llhttp_errno_t e = llhttp_execute(&p->parser, from, avail - p->fed);
-        if (p->closed)
-            return;
-        if (e == HPE_OK || e == HPE_PAUSED)
-            p->tail = pt_h1_tail(
-                from, e == HPE_OK ? begin + avail : llhttp_get_error_pos(&p->parser), p->tail);
-        if (e == HPE_OK) {
-            p->fed = avail;
-            if (p->head_done) {
+        size_t len = pt_inbuf_len(&p->ub);
+        pt_str piece;
+        switch (pt_h1_client_feed(p->cl, len ? pt_inbuf_begin(&p->ub) : NULL, len, &piece)) {
+        case PT_H1_MORE:
+            if (pt_h1_client_response(p->cl)->head_done) {
                 /* Body bytes went to the client already; the head is not needed any more. */
-                pt_inbuf_consume(&p->ub, p->fed);
-                p->fed = 0;
+                pt_inbuf_consume(&p->ub, len);
+                pt_h1_client_consumed(p->cl, len);
             }
             /* A head that came without body bytes goes out now, not with the first piece
              * (which may be long in coming: a stream of events). */
             if (p->responded && p->req && pt_response_pending(p->req))
                 pt_response_write(p->req, "", 0);
             return;
-        }
-        if (e == HPE_PAUSED && p->next_for_status) {
-            if (p->req)
-                pt_request_log(p->req, PT_LOG_ERROR,
-                               "upstream %s \"%s\" answered %d, trying the next server",
-                               p->peer->name, p->up->name, p->status);
-            /* A 403 or 404 says nothing of the server's health (nginx's rule). */
-            if (p->status != 403 && p->status != 404)
-                pt_upstream_peer_failed(p->up, p->peer, ev_now(p->loop));
-            go_again(p);
-            return;
-        }
-        if (e == HPE_PAUSED) {
-            size_t pos = (size_t)(llhttp_get_error_pos(&p->parser) - begin);
-            llhttp_resume(&p->parser);
-            if (p->message_done) {
-                p->fed = pos;
-                message_complete(p);
+        case PT_H1_HEAD:
+            if (!response_head(p))
                 return;
-            }
-            pt_inbuf_consume(&p->ub, pos); /* paused for the client after a body piece */
-            p->fed = 0;
-            p->resume = true;
-            continue;
-        }
-        if (p->finished)
+            break;
+        case PT_H1_BODY:
+            if (!response_piece(p, piece))
+                return;
+            break;
+        case PT_H1_DONE:
+            message_complete(p);
             return;
-        if (e == HPE_USER && !p->bad_framing) {
-            /* The client could not take the response (it is gone, or its connection was
-             * killed): nothing more can be sent. */
-            abandon_client(p);
+        case PT_H1_INVALID:
+            bad_response(p, pt_h1_client_error(p->cl));
             return;
         }
-        const char *why = llhttp_get_error_reason(&p->parser);
-        bad_response(p, why ? why : llhttp_errno_name(e));
-        return;
     }
 }
 
@@ -1184,19 +942,15 @@ static void parse(proxy_req *p)
 
 static void upstream_eof(proxy_req *p)
 {
-    if (p->head_done && llhttp_message_needs_eof(&p->parser)) {
-        /* A body that runs to the end of the connection: it ends here. */
-        llhttp_errno_t e = llhttp_finish(&p->parser);
-        if (p->message_done) {
-            p->keep_alive_up = false;
-            p->fed = pt_inbuf_len(&p->ub);
-            message_complete(p);
-            return;
-        }
-        if (e != HPE_OK) {
-            bad_response(p, "invalid end of the response");
-            return;
-        }
+    switch (pt_h1_client_eof(p->cl)) {
+    case PT_H1_DONE: /* a body that runs to the end of the connection ends here */
+        message_complete(p);
+        return;
+    case PT_H1_INVALID:
+        bad_response(p, pt_h1_client_error(p->cl));
+        return;
+    default:
+        break;
     }
     if (p->responded) {
         if (p->req)
@@ -1259,21 +1013,6 @@ static void on_client_writable(pt_request *req, void *data)
 
 /* ---- watching the upstream ---- */
 
-static void set_io(proxy_req *p, int events)
-{
-    ev_io *w = &p->o->io;
-    if (events == p->io_events && (events == 0) == !ev_is_active(w))
-        return;
-    /* Stopped and started again with the same events before the loop polls, the watcher
-     * costs libev no epoll_ctl (ev_io_set would: it marks the fd as new). */
-    ev_io_stop(p->loop, w);
-    p->io_events = events;
-    if (events) {
-        ev_io_modify(w, events);
-        ev_io_start(p->loop, w);
-    }
-}
-
 static void update_io(proxy_req *p)
 {
     if (!p->o || p->closed)
@@ -1285,7 +1024,7 @@ static void update_io(proxy_req *p)
         ev |= (p->o->transport.want & PT_WANT_READ) ? EV_READ : EV_WRITE;
     if (p->o->transport.want & PT_WANT_WRITE)
         ev |= EV_WRITE;
-    set_io(p, ev);
+    pt_outbound_watch(p->o, p->loop, ev);
 }
 
 static void update_timers(proxy_req *p)
@@ -1330,15 +1069,9 @@ static void on_timer(pt_timer *t, void *data)
                                             : "timed out taking the request");
 }
 
-static void tunnel_io(proxy_req *p, int revents);
-
 static void on_upstream_io(struct ev_loop *loop, ev_io *w, int revents)
 {
     proxy_req *p = w->data;
-    if (p->upgraded) {
-        tunnel_io(p, revents);
-        return;
-    }
     int want = p->o->transport.want;
     if (((revents & EV_WRITE) || ((revents & EV_READ) && (want & PT_WANT_READ))) &&
         !pt_outq_is_empty(&p->uq)) {
@@ -1361,7 +1094,6 @@ static void attach(proxy_req *p, pt_outbound *o)
     p->o = o;
     ev_set_cb(&o->io, on_upstream_io);
     o->io.data = p;
-    p->io_events = 0;
     p->got_any = false;
     p->request_sent = false;
     /* A previous attempt's buffers: its head (sent again below) and nothing of the body, or
@@ -1370,13 +1102,7 @@ static void attach(proxy_req *p, pt_outbound *o)
     pt_outq_init(&p->uq);
     pt_inbuf_dispose(&p->ub);
     pt_inbuf_init(&p->ub);
-    p->fed = 0;
-    llhttp_init(&p->parser, HTTP_RESPONSE, &settings);
-    p->tail = 0;
-    p->parser.data = p;
-    p->nhdrs = 0;
-    p->interim = false;
-    p->head_done = p->no_body = p->message_done = p->next_for_status = p->resume = false;
+    pt_h1_client_init(p->cl, p->head_req, p->upgrade_req);
     pt_outq_push_ref(&p->uq, p->head, p->head_len, NULL, NULL);
     if (p->has_body && !p->body_reading) {
         /* The body is read now that it has somewhere to go (a client waiting for
@@ -1433,8 +1159,8 @@ static void next_attempt(proxy_req *p)
     }
     p->peer = peer;
     p->tried |= UINT64_C(1) << (peer - p->up->peers);
-    if (p->attempts++ == 0)
-        p->first_attempt = ev_now(p->loop);
+    if (p->rt.attempts++ == 0)
+        p->rt.first_attempt = ev_now(p->loop);
     pt_outbound *o = p->fresh_only ? NULL : pt_pool_take(peer->pool);
     p->reused = o != NULL;
     if (o) {
@@ -1469,20 +1195,6 @@ static const proxy_target *target_of(pt_request *req)
     return pv && i < pv->n ? pv->targets[i] : NULL;
 }
 
-static void init_settings(void)
-{
-    if (settings.on_message_complete)
-        return;
-    llhttp_settings_init(&settings);
-    settings.on_message_begin = on_message_begin;
-    settings.on_header_field = on_header_field;
-    settings.on_header_value = on_header_value;
-    settings.on_header_value_complete = on_header_value_complete;
-    settings.on_headers_complete = on_headers_complete;
-    settings.on_body = on_body;
-    settings.on_message_complete = on_message_complete;
-}
-
 void pt_proxy_handle(pt_request *req)
 {
     const proxy_target *t = target_of(req);
@@ -1494,10 +1206,10 @@ void pt_proxy_handle(pt_request *req)
         pt_request_respond_error(req, 405);
         return;
     }
-    init_settings();
     pt_custodian *cust = pt_request_custodian(req);
-    proxy_req *p = pt_custodian_alloc(cust, sizeof *p);
+    proxy_req *p = pt_custodian_alloc(cust, sizeof *p + pt_h1_client_size());
     pt_custodian_register(cust, proxy_release, p);
+    p->cl = (pt_h1_client *)p->client_mem;
     p->req = req;
     p->t = t;
     p->up = t->up;
@@ -1511,15 +1223,16 @@ void pt_proxy_handle(pt_request *req)
     p->has_body = req->has_length ? req->content_length > 0 : req->chunked;
     p->chunked_up = req->chunked && !req->has_length;
     const pt_header *conn = pt_request_header(req, "connection");
-    p->upgrade_req = conn && has_token(conn->value.p, conn->value.len, "upgrade") &&
+    p->upgrade_req = conn && pt_h1_has_token(conn->value.p, conn->value.len, "upgrade") &&
                      pt_request_header(req, "upgrade") && !p->has_body && req->version_minor >= 1;
-    p->idempotent = method_idempotent(req->method_id);
+    p->rt.idempotent = method_idempotent(req->method_id);
     /* Only an idempotent request without a body may meet a pooled transport the server is
      * closing: it is sent again on a fresh one. An upgrade never goes back to the pool. */
-    p->fresh_only = !p->idempotent || p->has_body || p->upgrade_req;
+    p->fresh_only = !p->rt.idempotent || p->has_body || p->upgrade_req;
 
     p->head = pt_chunk_get();
-    hbuf o = {p->head, 0, PT_CHUNK_SIZE, false, false};
+    pt_h1_hbuf o;
+    pt_h1_hbuf_init(&o, p->head, PT_CHUNK_SIZE);
     build_head(p, &o);
     if (o.forbidden) {
         /* The parser should have refused it; the head is not sent either way. */
@@ -1542,154 +1255,16 @@ void pt_proxy_handle(pt_request *req)
 
 /* ---- upgraded connections ---- */
 
-static void tunnel_kill(proxy_req *p)
-{
-    if (p->c && !p->c->dead)
-        pt_conn_kill(p->c);
-}
-
-/* Both directions have ended: the client socket closes (the upstream with the custodian). */
-static void tunnel_check_done(proxy_req *p)
-{
-    if (p->closed)
-        return;
-    if (p->upstream_eof && pt_outq_is_empty(&p->c->out) && !p->client_shut) {
-        p->client_shut = true;
-        pt_transport_shutdown_write(&p->c->transport);
-    }
-    if (p->client_eof && pt_outq_is_empty(&p->uq) && !p->upstream_shut) {
-        p->upstream_shut = true;
-        pt_transport_shutdown_write(&p->o->transport);
-    }
-    if (p->client_shut && p->upstream_shut)
-        tunnel_kill(p);
-}
-
-static void tunnel_update_io(proxy_req *p)
-{
-    if (p->closed)
-        return;
-    int ev = 0;
-    if (!p->upstream_eof && !p->up_paused)
-        ev |= EV_READ;
-    if (!pt_outq_is_empty(&p->uq))
-        ev |= (p->o->transport.want & PT_WANT_READ) ? EV_READ : EV_WRITE;
-    if (p->o->transport.want & PT_WANT_WRITE)
-        ev |= EV_WRITE;
-    set_io(p, ev);
-    pt_conn_reset_timeout(p->c, p->t->conf->read_timeout);
-}
-
-/* Client to upstream. Returns false if the connection is gone. */
-static bool tunnel_flush_up(proxy_req *p)
-{
-    int r = pt_outq_flush(&p->uq, &p->o->transport);
-    if (r < 0 && r != -EAGAIN) {
-        tunnel_kill(p);
-        return false;
-    }
-    if (p->c->read_paused && !p->client_eof && pt_outq_pending(&p->uq) < UP_LOW)
-        pt_conn_resume_read(p->c);
-    return true;
-}
-
-/* Upstream to client. Returns false if the connection is gone. */
-static bool tunnel_read_up(proxy_req *p)
-{
-    char buf[16 * 1024];
-    int i = 0;
-    for (; i < READS_PER_EVENT && !p->upstream_eof && !p->up_paused; i++) {
-        ssize_t n = pt_transport_read(&p->o->transport, buf, sizeof buf);
-        if (n == -EAGAIN)
-            break;
-        if (n < 0) {
-            tunnel_kill(p);
-            return false;
-        }
-        if (n == 0) {
-            p->upstream_eof = true;
-            break;
-        }
-        pt_outq_push_copy(&p->c->out, buf, (size_t)n);
-        if (pt_outq_pending(&p->c->out) > TUNNEL_HIGH) {
-            int r = pt_conn_flush(p->c);
-            if (r < 0 && r != -EAGAIN)
-                return false;
-            /* Still full: the client is slow. Its connection calls on_drain once it has
-             * taken everything. */
-            p->up_paused = pt_outq_pending(&p->c->out) > TUNNEL_HIGH;
-        }
-    }
-    int r = pt_conn_flush(p->c);
-    if (r < 0 && r != -EAGAIN)
-        return false;
-    /* More may be waiting (or decoded inside TLS): come back in the next iteration. */
-    if (i == READS_PER_EVENT && !p->up_paused)
-        ev_feed_event(p->loop, &p->o->io, EV_READ);
-    return true;
-}
-
-static void tunnel_io(proxy_req *p, int revents)
-{
-    int want = p->o->transport.want;
-    if (((revents & EV_WRITE) || ((revents & EV_READ) && (want & PT_WANT_READ))) &&
-        !pt_outq_is_empty(&p->uq) && !tunnel_flush_up(p))
-        return;
-    if (((revents & EV_READ) || ((revents & EV_WRITE) && (want & PT_WANT_WRITE))) &&
-        !tunnel_read_up(p))
-        return;
-    tunnel_check_done(p);
-    tunnel_update_io(p);
-}
-
-static void tunnel_on_read(pt_conn *c, void *data)
-{
-    proxy_req *p = data;
-    size_t n = pt_inbuf_len(&c->in);
-    if (n) {
-        pt_outq_push_copy(&p->uq, pt_inbuf_begin(&c->in), n);
-        pt_inbuf_consume(&c->in, n);
-    }
-    if (c->eof)
-        p->client_eof = true;
-    if (!tunnel_flush_up(p))
-        return;
-    if (pt_outq_pending(&p->uq) > UP_HIGH)
-        pt_conn_pause_read(c);
-    tunnel_check_done(p);
-    tunnel_update_io(p);
-}
-
-static void tunnel_on_drain(pt_conn *c, void *data)
-{
-    proxy_req *p = data;
-    if (p->up_paused) {
-        p->up_paused = false;
-        if (!tunnel_read_up(p))
-            return;
-    }
-    tunnel_check_done(p);
-    tunnel_update_io(p);
-}
-
-static void tunnel_on_timeout(pt_conn *c, void *data)
-{
-    pt_conn_kill(c); /* idle for proxy_read_timeout both ways */
-}
-
-static const pt_upgrade_ops tunnel_ops = {
-    .on_read = tunnel_on_read,
-    .on_drain = tunnel_on_drain,
-    .on_timeout = tunnel_on_timeout,
-};
-
+/* A 101: the client connection is handed to the tunnel (tunnel.h) with the upstream's. */
 static void start_tunnel(proxy_req *p)
 {
     char head[PASSED_MAX + 64], ctype[8];
-    hbuf o = {head, 0, sizeof head, false, false};
-    PUT_LIT(&o, "HTTP/1.1 101 Switching Protocols\r\n");
-    passed_headers(p, &o, ctype, sizeof ctype, true);
-    PUT_LIT(&o, "\r\n");
+    pt_h1_hbuf o;
+    pt_h1_hbuf_init(&o, head, sizeof head);
+    PT_H1_PUT_LIT(&o, "HTTP/1.1 101 Switching Protocols\r\n");
+    passed_headers(p->t, pt_h1_client_response(p->cl), pt_inbuf_begin(&p->ub), &o, ctype,
+                   sizeof ctype, true);
+    PT_H1_PUT_LIT(&o, "\r\n");
     if (o.overflow || o.forbidden) {
         bad_response(p, o.overflow ? "the 101 response head is too large"
                                    : "CR, LF or NUL in a header field");
@@ -1697,12 +1272,14 @@ static void start_tunnel(proxy_req *p)
     }
     pt_upstream_peer_ok(p->peer);
     pt_request *req = p->req;
-    pt_conn *c = NULL;
     ev_io_stop(p->loop, &p->o->io);
-    p->io_events = 0;
     pt_timer_cancel(&p->timer);
-    int r = pt_request_upgrade(req, 101, head, o.len, &tunnel_ops, p, &c);
-    if (r == -EINVAL || r == -EBUSY) {
+    /* What the upstream sent after its head already belongs to the new protocol. */
+    size_t parsed = pt_h1_client_parsed(p->cl), extra = pt_inbuf_len(&p->ub) - parsed;
+    int r = pt_tunnel_start(req, head, o.len, &p->o, &p->uq,
+                            extra ? pt_inbuf_begin(&p->ub) + parsed : NULL, extra,
+                            p->t->conf->read_timeout);
+    if (r == -EINVAL || r == -EBUSY || r == -ENOTSUP) {
         pt_request_log(req, PT_LOG_ERROR, "cannot switch protocols here (%s)", strerror(-r));
         respond_error(p, 502);
         return;
@@ -1710,21 +1287,8 @@ static void start_tunnel(proxy_req *p)
     if (r < 0 || p->closed)
         return; /* the client went away: everything is released */
     p->req = NULL;
-    p->c = c;
-    p->upgraded = true;
     p->finished = true;
-    /* What the upstream sent after its head already belongs to the new protocol. */
-    size_t extra = pt_inbuf_len(&p->ub) - p->fed;
-    if (extra)
-        pt_outq_push_copy(&c->out, pt_inbuf_begin(&p->ub) + p->fed, extra);
     pt_inbuf_dispose(&p->ub);
-    if (extra && (r = pt_conn_flush(c)) < 0 && r != -EAGAIN)
-        return;
-    /* And what the client sent after its request head. */
-    if (pt_inbuf_len(&c->in) || c->eof)
-        tunnel_on_read(c, p);
-    else
-        tunnel_update_io(p);
 }
 
 /* ---- set-up ---- */

@@ -1,14 +1,14 @@
 /*
  * The reverse proxy: the `proxy_pass` location handler.
  *
- * A request to a proxy location goes to a server of its upstream (server/upstream.h): over an
+ * A request to a proxy location goes to a server of its upstream (handlers/upstream.h): over an
  * idle pooled transport, or a fresh one for requests that are not idempotent or carry a body
  * (so no request of that kind ever meets a transport the server is closing). The request
  * head is rewritten (hop-by-hop headers removed, X-Forwarded-For/-Proto/-Host and Forwarded
  * added, proxy_set_header applied, Host set to the upstream's name) and the bodies stream in
  * both directions, sized or chunked, through bounded buffers: a client that reads slowly
  * pauses reading from the upstream, an upstream that reads slowly pauses reading from the
- * client. The upstream's answer is parsed by llhttp in response mode, strictly.
+ * client. The upstream's answer is read by the HTTP/1 client (server/http1/client.h), strictly.
  *
  * Retries: an attempt that fails before any byte of the response went to the client is
  * retried on another server when the request is idempotent and none of its body has been
@@ -24,9 +24,8 @@
  * deadline is lifted; while it waits on the client, the client's deadlines apply.
  *
  * Upgrade: a request with `Connection: upgrade` (WebSocket) is passed with its Upgrade header
- * over a fresh transport; a 101 answer takes the client connection out of HTTP
- * (pt_request_upgrade) and bytes are relayed both ways until both directions have ended, each
- * end's half-close passed on to the other (tcp-abandon-port).
+ * over a fresh transport; a 101 answer hands the client connection and the upstream's transport
+ * to the tunnel (server/handlers/tunnel.h), which relays bytes both ways.
  *
  * Ownership: everything a proxied request holds (watchers, timer, buffers, a transport while
  * it is used) is registered with the request's custodian, so a client that goes away releases

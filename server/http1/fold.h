@@ -1,6 +1,6 @@
 /*
  * obs-fold detection for llhttp's header callbacks, shared by the request parser (http1/conn.c)
- * and the upstream response parser (handlers/proxy.c).
+ * and the upstream response parser (http1/client.c).
  *
  * llhttp accepts a header line that starts with a space or tab as the continuation of the one
  * before (obs-fold) and reports it as one more piece of the value, with nothing to tell it from

@@ -1,0 +1,355 @@
+/*
+ * The HTTP/1 client (see client.h): the head writer's helpers, connection-specific fields, and
+ * the response parser on llhttp.
+ */
+#include "server/http1/client.h"
+
+#include <llhttp.h>
+#include <strings.h>
+
+#include "server/http1/fold.h"
+
+/* ---- the head writer ---- */
+
+void pt_h1_put_path(pt_h1_hbuf *o, pt_str s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    for (size_t i = 0; i < s.len; i++) {
+        unsigned char ch = (unsigned char)s.p[i];
+        if (ch <= 0x20 || ch >= 0x7f || strchr("\"#%<>?\\^`{|}", ch)) {
+            char e[3] = {'%', hex[ch >> 4], hex[ch & 15]};
+            pt_h1_put(o, e, 3);
+        } else {
+            pt_h1_put(o, (const char *)&ch, 1);
+        }
+    }
+}
+
+void pt_h1_put_field(pt_h1_hbuf *o, pt_str name, pt_str value)
+{
+    pt_h1_put(o, name.p, name.len);
+    PT_H1_PUT_LIT(o, ": ");
+    pt_h1_put(o, value.p, value.len);
+    PT_H1_PUT_LIT(o, "\r\n");
+}
+
+/* ---- connection-specific fields ---- */
+
+static bool ieq(const char *a, size_t alen, const char *lit)
+{
+    size_t n = strlen(lit);
+    return alen == n && strncasecmp(a, lit, n) == 0;
+}
+
+bool pt_h1_has_token(const char *v, size_t len, const char *token)
+{
+    size_t n = strlen(token), i = 0;
+    while (i < len) {
+        while (i < len && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
+            i++;
+        size_t j = i;
+        while (j < len && v[j] != ',')
+            j++;
+        size_t k = j;
+        while (k > i && (v[k - 1] == ' ' || v[k - 1] == '\t'))
+            k--;
+        if (k - i == n && strncasecmp(v + i, token, n) == 0)
+            return true;
+        i = j;
+    }
+    return false;
+}
+
+/* The length decides first: this runs for every header of every request and response. */
+bool pt_h1_hop_by_hop(pt_str name)
+{
+    const char *n = name.p;
+    size_t len = name.len;
+    switch (len) {
+    case 2:
+        return ieq(n, len, "te");
+    case 7:
+        return ieq(n, len, "trailer") || ieq(n, len, "upgrade");
+    case 10:
+        return ieq(n, len, "connection") || ieq(n, len, "keep-alive");
+    case 16:
+        return ieq(n, len, "proxy-connection");
+    case 17:
+        return ieq(n, len, "transfer-encoding");
+    default:
+        return false;
+    }
+}
+
+bool pt_h1_names_other_fields(pt_str v)
+{
+    size_t i = 0;
+    while (i < v.len) {
+        while (i < v.len && (v.p[i] == ' ' || v.p[i] == '\t' || v.p[i] == ','))
+            i++;
+        size_t j = i;
+        while (j < v.len && v.p[j] != ',' && v.p[j] != ' ' && v.p[j] != '\t')
+            j++;
+        if (j > i && !ieq(v.p + i, j - i, "keep-alive") && !ieq(v.p + i, j - i, "close") &&
+            !ieq(v.p + i, j - i, "upgrade"))
+            return true;
+        i = j;
+    }
+    return false;
+}
+
+bool pt_h1_named_by(pt_str conn, pt_str name)
+{
+    char token[64]; /* (no field name porter passes on is as long) */
+    if (name.len >= sizeof token)
+        return false;
+    memcpy(token, name.p, name.len);
+    token[name.len] = '\0';
+    return pt_h1_has_token(conn.p, conn.len, token);
+}
+
+/* ---- the response parser ---- */
+
+struct pt_h1_client {
+    llhttp_t parser;
+    pt_h1_response r;
+    const char *base;     /* the buffer of the feed in progress */
+    const char *fed_from; /* where in it llhttp was started */
+    size_t parsed;        /* bytes of the buffer given to llhttp */
+    const char *piece;    /* the body piece of a PT_H1_BODY event */
+    size_t piece_len;
+    const char *error;
+    pt_h1_event event; /* set by a callback that paused llhttp */
+    char tail;         /* pt_h1_tail() of what llhttp was given before the feed in progress */
+    bool head_req, upgrade_req;
+    bool in_value;
+    bool interim; /* reading a 1xx answer */
+    bool resume;  /* llhttp paused at an event: run it again at the next feed */
+};
+
+static pt_h1_client *of(llhttp_t *parser)
+{
+    return parser->data;
+}
+
+static uint32_t offset_of(pt_h1_client *cl, const char *at)
+{
+    return (uint32_t)(at - cl->base);
+}
+
+/* Refuses the response: llhttp stops with `why`. */
+static int refuse(llhttp_t *parser, const char *why)
+{
+    of(parser)->error = why;
+    llhttp_set_error_reason(parser, why);
+    return HPE_USER;
+}
+
+static int on_message_begin(llhttp_t *parser)
+{
+    pt_h1_client *cl = of(parser);
+    cl->r.nfields = 0;
+    cl->in_value = false;
+    return 0;
+}
+
+static int on_header_field(llhttp_t *parser, const char *at, size_t len)
+{
+    pt_h1_client *cl = of(parser);
+    pt_h1_field *last = cl->r.nfields ? &cl->r.fields[cl->r.nfields - 1] : NULL;
+    if (!cl->in_value && last && last->value.len == 0 &&
+        last->name.off + last->name.len == offset_of(cl, at)) {
+        last->name.len += (uint32_t)len; /* a name split across reads */
+    } else {
+        if (cl->r.nfields >= PT_H1_FIELDS_MAX)
+            return refuse(parser, "too many header fields");
+        pt_h1_field *f = &cl->r.fields[cl->r.nfields++];
+        f->name = (pt_h1_span){offset_of(cl, at), (uint32_t)len};
+        f->value = (pt_h1_span){0, 0};
+    }
+    cl->in_value = false;
+    return 0;
+}
+
+static int on_header_value(llhttp_t *parser, const char *at, size_t len)
+{
+    pt_h1_client *cl = of(parser);
+    if (pt_h1_folded(cl->fed_from, at, len, cl->tail))
+        return refuse(parser, "obsolete line folding in a header field");
+    pt_h1_field *f = &cl->r.fields[cl->r.nfields - 1];
+    if (!cl->in_value && f->value.len == 0)
+        f->value.off = offset_of(cl, at);
+    f->value.len += (uint32_t)len;
+    cl->in_value = true;
+    return 0;
+}
+
+static int on_header_value_complete(llhttp_t *parser)
+{
+    of(parser)->in_value = false;
+    return 0;
+}
+
+static int on_headers_complete(llhttp_t *parser)
+{
+    pt_h1_client *cl = of(parser);
+    int status = parser->status_code;
+    cl->r.status = status;
+    if (status >= 100 && status < 200 && status != 101) {
+        cl->interim = true; /* 100 Continue, 103 Early Hints: dropped */
+        return 0;
+    }
+    if (status == 101) {
+        if (!cl->upgrade_req || !parser->upgrade)
+            return refuse(parser, "101 to a request that did not ask to upgrade");
+        cl->r.switching = true;
+        cl->r.head_done = true;
+        cl->event = PT_H1_HEAD;
+        return HPE_PAUSED;
+    }
+    if ((parser->flags & F_TRANSFER_ENCODING) && !(parser->flags & F_CHUNKED))
+        return refuse(parser, "unsupported transfer coding");
+    if ((parser->flags & F_TRANSFER_ENCODING) && parser->http_minor == 0)
+        return refuse(parser, "Transfer-Encoding in an HTTP/1.0 response");
+    cl->r.sized = (parser->flags & F_CONTENT_LENGTH) && !(parser->flags & F_CHUNKED);
+    cl->r.length = cl->r.sized ? parser->content_length : 0;
+    cl->r.no_body = cl->head_req || status == 204 || status == 304;
+    cl->r.head_done = true;
+    /* What returning 1 would do (no body after a HEAD's head), while pausing here. */
+    if (cl->head_req)
+        parser->flags |= F_SKIPBODY;
+    cl->event = PT_H1_HEAD;
+    return HPE_PAUSED;
+}
+
+static int on_body(llhttp_t *parser, const char *at, size_t len)
+{
+    pt_h1_client *cl = of(parser);
+    if (len == 0)
+        return 0;
+    cl->piece = at;
+    cl->piece_len = len;
+    cl->event = PT_H1_BODY;
+    return HPE_PAUSED;
+}
+
+static int on_message_complete(llhttp_t *parser)
+{
+    pt_h1_client *cl = of(parser);
+    if (cl->interim) {
+        cl->interim = false;
+        return 0; /* the final response follows */
+    }
+    cl->r.keep_alive = llhttp_should_keep_alive(parser);
+    cl->event = PT_H1_DONE;
+    return HPE_PAUSED;
+}
+
+static const llhttp_settings_t settings = {
+    .on_message_begin = on_message_begin,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_header_value_complete = on_header_value_complete,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+};
+
+size_t pt_h1_client_size(void)
+{
+    return sizeof(pt_h1_client);
+}
+
+void pt_h1_client_init(pt_h1_client *cl, bool head_req, bool upgrade_req)
+{
+    llhttp_init(&cl->parser, HTTP_RESPONSE, &settings);
+    cl->parser.data = cl;
+    cl->r.status = 0;
+    cl->r.head_done = cl->r.switching = cl->r.no_body = cl->r.keep_alive = cl->r.sized = false;
+    cl->r.length = 0;
+    cl->r.nfields = 0;
+    cl->base = cl->fed_from = NULL;
+    cl->parsed = 0;
+    cl->piece = NULL;
+    cl->piece_len = 0;
+    cl->error = NULL;
+    cl->event = PT_H1_MORE;
+    cl->tail = 0;
+    cl->head_req = head_req;
+    cl->upgrade_req = upgrade_req;
+    cl->in_value = cl->interim = cl->resume = false;
+}
+
+pt_h1_event pt_h1_client_feed(pt_h1_client *cl, const char *buf, size_t len, pt_str *piece)
+{
+    if (cl->event == PT_H1_DONE || cl->event == PT_H1_INVALID)
+        return cl->event;
+    if (cl->parsed >= len && !cl->resume)
+        return PT_H1_MORE;
+    cl->resume = false;
+    cl->event = PT_H1_MORE;
+    /* (an empty buffer may be no memory at all: llhttp is given an empty string then) */
+    const char *base = len ? buf : "", *from = base + cl->parsed, *end = base + len;
+    cl->base = base;
+    cl->fed_from = from;
+    llhttp_errno_t e = llhttp_execute(&cl->parser, from, (size_t)(end - from));
+    if (e == HPE_OK) {
+        cl->tail = pt_h1_tail(from, end, cl->tail);
+        cl->parsed = len;
+        return PT_H1_MORE;
+    }
+    if (e == HPE_PAUSED) {
+        const char *pos = llhttp_get_error_pos(&cl->parser);
+        cl->tail = pt_h1_tail(from, pos, cl->tail);
+        cl->parsed = (size_t)(pos - base);
+        llhttp_resume(&cl->parser);
+        if (cl->event == PT_H1_BODY)
+            *piece = (pt_str){cl->piece, cl->piece_len};
+        cl->resume = cl->event != PT_H1_DONE;
+        return cl->event;
+    }
+    if (!cl->error) {
+        const char *why = llhttp_get_error_reason(&cl->parser);
+        cl->error = why ? why : llhttp_errno_name(e);
+    }
+    cl->event = PT_H1_INVALID;
+    return PT_H1_INVALID;
+}
+
+pt_h1_event pt_h1_client_eof(pt_h1_client *cl)
+{
+    if (cl->event == PT_H1_DONE || cl->event == PT_H1_INVALID)
+        return cl->event;
+    if (!cl->r.head_done || !llhttp_message_needs_eof(&cl->parser))
+        return PT_H1_MORE;
+    /* A body that runs to the end of the connection: it ends here. */
+    llhttp_errno_t e = llhttp_finish(&cl->parser);
+    if (cl->event == PT_H1_DONE)
+        return PT_H1_DONE; /* (and llhttp says the connection cannot be kept) */
+    if (e != HPE_OK) {
+        cl->error = "invalid end of the response";
+        cl->event = PT_H1_INVALID;
+        return PT_H1_INVALID;
+    }
+    return PT_H1_MORE;
+}
+
+const pt_h1_response *pt_h1_client_response(const pt_h1_client *cl)
+{
+    return &cl->r;
+}
+
+size_t pt_h1_client_parsed(const pt_h1_client *cl)
+{
+    return cl->parsed;
+}
+
+void pt_h1_client_consumed(pt_h1_client *cl, size_t n)
+{
+    cl->parsed -= n;
+}
+
+const char *pt_h1_client_error(const pt_h1_client *cl)
+{
+    return cl->error;
+}
