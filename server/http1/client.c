@@ -195,9 +195,12 @@ static int on_headers_complete(llhttp_t *parser)
     pt_h1_client *cl = of(parser);
     int status = parser->status_code;
     cl->r.status = status;
+    /* A response to HEAD, a 1xx, a 204 or a 304 ends at its head, whatever its Content-Length
+     * or Transfer-Encoding say (RFC 9112 section 6.3); llhttp 8 would read a body the length
+     * announces. Returning 1 from here says so, and so does F_SKIPBODY for after a pause. */
     if (status >= 100 && status < 200 && status != 101) {
         cl->interim = true; /* 100 Continue, 103 Early Hints: dropped */
-        return 0;
+        return 1;
     }
     if (status == 101) {
         if (!cl->upgrade_req || !parser->upgrade)
@@ -215,8 +218,7 @@ static int on_headers_complete(llhttp_t *parser)
     cl->r.length = cl->r.sized ? parser->content_length : 0;
     cl->r.no_body = cl->head_req || status == 204 || status == 304;
     cl->r.head_done = true;
-    /* What returning 1 would do (no body after a HEAD's head), while pausing here. */
-    if (cl->head_req)
+    if (cl->r.no_body)
         parser->flags |= F_SKIPBODY;
     cl->event = PT_H1_HEAD;
     return HPE_PAUSED;

@@ -945,6 +945,8 @@ class InvalidTest(ProxyTestCase):
                          b"\r\nHTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok",
             # a status porter has no reason phrase for
             b"/teapot": b"HTTP/1.1 418 I'm a teapot\r\nContent-Length: 3\r\n\r\ntea",
+            # a 304 with the length a 200 would have (RFC 9110 section 8.6): it has no body
+            b"/304": b"HTTP/1.1 304 Not Modified\r\nETag: \"x\"\r\nContent-Length: 100\r\n\r\n",
         }
 
         def handler(s, srv):
@@ -968,6 +970,10 @@ class InvalidTest(ProxyTestCase):
             r = c.read_response()
             self.assertStatus(r, 418)
             self.assertEqual(r.body, b"tea")
+            c.send(harness.request("GET", "/304"))
+            r = c.read_response(timeout=3)
+            self.assertStatus(r, 304)
+            self.assertEqual(r.header("ETag"), '"x"')
 
     def test_too_large_response_head_is_502(self):
         def handler(s, srv):

@@ -361,6 +361,31 @@ static void test_204_and_304_have_no_body(void **state)
     }
 }
 
+static void test_no_body_whatever_content_length_says(void **state)
+{
+    /* A 304 may carry the Content-Length a 200 would have (RFC 9110 section 8.6), a 204 or an
+     * interim answer should not; none has a body (RFC 9112 section 6.3): each ends at its head,
+     * and what follows is the next response. */
+    const struct {
+        const char *text;
+        int status;
+    } cases[] = {
+        {"HTTP/1.1 304 Not Modified\r\nETag: \"x\"\r\nContent-Length: 100\r\n\r\n", 304},
+        {"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n", 204},
+        {"HTTP/1.1 204 No Content\r\nTransfer-Encoding: chunked\r\n\r\n", 204},
+        {"HTTP/1.1 103 Early Hints\r\nContent-Length: 4\r\n\r\n"
+         "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+         200},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        reader *r = read_text(cases[i].text, false, PT_H1_DONE);
+        assert_int_equal(pt_h1_client_response(r->cl)->status, cases[i].status);
+        assert_int_equal(pt_h1_client_parsed(r->cl), strlen(cases[i].text));
+        assert_int_equal(r->heads, 1);
+        reader_free(r);
+    }
+}
+
 static void test_interim_answers_are_dropped(void **state)
 {
     static const char text[] = "HTTP/1.1 100 Continue\r\n\r\n"
@@ -558,6 +583,7 @@ int main(void)
         NOTHING_LEFT_TEST(test_a_response_cut_short_by_the_end_of_the_connection),
         NOTHING_LEFT_TEST(test_a_head_response_has_no_body),
         NOTHING_LEFT_TEST(test_204_and_304_have_no_body),
+        NOTHING_LEFT_TEST(test_no_body_whatever_content_length_says),
         NOTHING_LEFT_TEST(test_interim_answers_are_dropped),
         NOTHING_LEFT_TEST(test_101_to_a_request_that_asked_to_upgrade),
         NOTHING_LEFT_TEST(test_what_follows_the_response_is_not_read),
