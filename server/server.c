@@ -138,7 +138,7 @@ static const pt_site_ops site_ops = {.select = site_select, .route = site_route}
 static void on_admit(pt_conn *c, void *data)
 {
     pt_site *site = data;
-    pt_http_conn_attach(c, &site_ops, site, site->tls);
+    pt_http1_conn_attach(c, &site_ops, site, site->tls);
     if (site->tls)
         pt_tls_site_admit(site, c);
 }
@@ -479,8 +479,8 @@ static int open_site(pt_server *s, pt_site *site, pt_server *prev, char *err, si
     pt_connmgr_options mo;
     pt_connmgr_options_init(&mo);
     mo.limits = site->default_vhost->limits;
-    mo.proto = &pt_http_proto;
-    mo.proto_size = pt_http_conn_size();
+    mo.proto = &pt_http1_proto;
+    mo.proto_size = pt_http1_conn_size();
     mo.custodian = s->custodian;
     mo.on_admit = on_admit;
     mo.on_full = on_full;

@@ -123,8 +123,8 @@ static void memo_keep(pt_head_memo *m, const char *head, size_t len, time_t seco
 
 int pt_http1_respond(pt_request *req, const pt_response *r)
 {
-    pt_http_conn *hc = pt_http_conn_of(req);
-    pt_conn *c = pt_http_conn_conn(hc);
+    pt_http1_conn *hc = pt_http1_conn_of(req);
+    pt_conn *c = pt_http1_conn_conn(hc);
     if (c->dead) {
         if (r->file_fd >= 0 && !r->file_borrowed)
             close(r->file_fd);
@@ -143,7 +143,7 @@ int pt_http1_respond(pt_request *req, const pt_response *r)
         }
         r = &own;
     }
-    bool close_conn = r->close || pt_http_conn_should_close(hc);
+    bool close_conn = r->close || pt_http1_conn_should_close(hc);
     /* A stream of unknown length is chunked in HTTP/1.1; in HTTP/1.0 the close ends it. */
     bool chunked = r->stream && r->stream_length < 0 && req->version_minor >= 1;
     if (r->stream && r->stream_length < 0 && !chunked)
@@ -218,11 +218,11 @@ int pt_http1_respond(pt_request *req, const pt_response *r)
         close(r->file_fd);
     }
     if (r->stream) {
-        pt_http_conn_stream_started(hc, close_conn, chunked, r->stream_length, r->status);
+        pt_http1_conn_stream_started(hc, close_conn, chunked, r->stream_length, r->status);
         return 0;
     }
-    pt_http_conn_responded(hc, close_conn);
+    pt_http1_conn_responded(hc, close_conn);
     pt_request_access_log(req, r->status, sent);
-    pt_http_conn_kick(hc);
+    pt_http1_conn_kick(hc);
     return 0;
 }
