@@ -624,12 +624,78 @@ class PorterTestCase(unittest.TestCase):
 
 
 class _Result(unittest.TextTestResult):
-    pass
+    """Remembers the id of every test started (run, failed or skipped)."""
+
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
+        self.started = set()
+
+    def startTest(self, test):
+        self.started.add(test.id())
+        super().startTest(test)
+
+
+def _unreachable_tests(module):
+    """Tests the module's text defines that no run would see, as sentences: a class or
+    function after the `if __name__ == "__main__": harness.main()` block (main() exits before
+    Python reaches it), a top-level class the module did not define by the time main() runs,
+    and a class or test method defined twice (the second hides the first)."""
+    import ast
+
+    path = getattr(module, "__file__", None)
+    if not path:
+        return []
+    with open(path) as f:
+        tree = ast.parse(f.read(), path)
+    problems = []
+    seen = {}
+    main_at = None
+    for node in tree.body:
+        is_main = (isinstance(node, ast.If) and isinstance(node.test, ast.Compare)
+                   and isinstance(node.test.left, ast.Name) and node.test.left.id == "__name__")
+        if is_main and main_at is None:
+            main_at = node.lineno
+            continue
+        if main_at is not None and not isinstance(node, (ast.Import, ast.ImportFrom)):
+            problems.append("line %d: %s after the harness.main() block of line %d never "
+                            "runs: move the block to the end of the module"
+                            % (node.lineno, type(node).__name__, main_at))
+        if not isinstance(node, ast.ClassDef):
+            continue
+        if node.name in seen:
+            problems.append("line %d: class %s is defined again (line %d): the first one's "
+                            "tests never run" % (node.lineno, node.name, seen[node.name]))
+        seen[node.name] = node.lineno
+        if main_at is None and not isinstance(vars(module).get(node.name), type):
+            problems.append("line %d: class %s is not defined when harness.main() runs"
+                            % (node.lineno, node.name))
+        methods = {}
+        for item in node.body:
+            if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                if item.name.startswith("test") and item.name in methods:
+                    problems.append("line %d: %s.%s is defined again (line %d): the first one "
+                                    "never runs" % (item.lineno, node.name, item.name,
+                                                    methods[item.name]))
+                methods[item.name] = item.lineno
+    return problems
+
+
+def _defined_tests(module):
+    """The ids of every test method of the TestCase classes the module defines."""
+    ids = set()
+    loader = unittest.defaultTestLoader
+    for obj in vars(module).values():
+        if (isinstance(obj, type) and issubclass(obj, unittest.TestCase)
+                and obj.__module__ == module.__name__):
+            for name in loader.getTestCaseNames(obj):
+                ids.add("%s.%s.%s" % (module.__name__, obj.__qualname__, name))
+    return ids
 
 
 def main():
     """Runs the calling module's tests; prints "N passed, M failed" as the last line and exits
-    0 only if nothing failed."""
+    0 only if nothing failed. A test the module defines but that cannot run (defined after
+    this call, hidden by a second definition) or that did not run counts as a failure."""
     if not os.access(PORTER_BIN, os.X_OK):
         print("PORTER_BIN %r is not an executable" % PORTER_BIN)
         print("0 passed, 1 failed")
@@ -643,8 +709,9 @@ def main():
     signal.signal(signal.SIGTERM, interrupted)
     signal.signal(signal.SIGHUP, interrupted)
     module = sys.modules["__main__"]
+    dead = _unreachable_tests(module)
     suite = unittest.defaultTestLoader.loadTestsFromModule(module)
-    if len(sys.argv) > 1:  # names of tests to run: "test_x" or "Class.test_x"
+    if len(sys.argv) > 1:  # names of tests to run: "test_x", "Class.test_x" or "Class"
         wanted = sys.argv[1:]
         flat = []
 
@@ -657,7 +724,8 @@ def main():
 
         walk(suite)
         suite = unittest.TestSuite(
-            t for t in flat if any(t.id().endswith("." + w) or t.id().endswith(w) for w in wanted)
+            t for t in flat
+            if any(t.id().endswith("." + w) or ("." + w + ".") in t.id() for w in wanted)
         )
     runner = unittest.TextTestRunner(stream=sys.stdout, verbosity=2, resultclass=_Result)
     start = time.monotonic()
@@ -669,14 +737,18 @@ def main():
         print("0 passed, 1 failed")
         sys.exit(1)
     _cleanup_all()
+    if len(sys.argv) == 1:
+        dead += ["%s never ran" % t for t in sorted(_defined_tests(module) - result.started)]
     problems = result.failures + result.errors
-    failed = len(problems) + len(result.unexpectedSuccesses)
+    failed = len(problems) + len(result.unexpectedSuccesses) + len(dead)
     skipped = len(result.skipped)
     # A failing setUpClass/tearDownClass is reported but is not one of the tests run.
     failed_tests = len([t for t, _ in problems if isinstance(t, unittest.TestCase)])
     passed = result.testsRun - failed_tests - len(result.unexpectedSuccesses) - skipped
     if skipped:
         print("%d skipped" % skipped)
+    for line in dead:
+        print("DEAD TEST: %s" % line)
     print("(%.1f s)" % (time.monotonic() - start))
     sys.stdout.flush()
     print("%d passed, %d failed" % (passed, failed))
@@ -763,6 +835,18 @@ def wait_for(pred, timeout=10.0, interval=0.05):
         if time.monotonic() >= deadline:
             return None
         time.sleep(interval)
+
+
+def wait_until(pred, timeout=10.0, message="the condition"):
+    """Polls `pred` until it returns a true value, which is returned; after `timeout` seconds
+    raises AssertionError with `message` (a string, or a function called then for one). The
+    timeout is a bound for a loaded machine, not a pace: a condition met at once returns at
+    once."""
+    v = wait_for(pred, timeout)
+    if not v:
+        text = message() if callable(message) else message
+        raise AssertionError("not met within %gs: %s" % (timeout, text))
+    return v
 
 
 def wait_workers(p, n, timeout=10.0, exclude=()):
