@@ -77,7 +77,9 @@ def assert_clean_output(text, what="porter"):
 
 
 _SERVER_BLOCK = re.compile(r"(^|[\s;}])server\s*\{")
-_LISTENING = re.compile(r"listening on http://(\[[0-9a-fA-F:.]+\]|[0-9.]+):(\d+)")
+# porter's start-up line for each listening address, port 0 resolved ("listening on
+# http://127.0.0.1:40123"), in the order of the conf's addresses.
+_LISTENING = re.compile(r"listening on (https?)://(\[[0-9a-fA-F:.]+\]|[0-9.]+):(\d+)")
 
 
 def build_conf(conf_text, error_log=True):
@@ -114,13 +116,17 @@ class Porter:
     paths relative to TMP/htdocs to bytes. `log_file`, if given, is a path (may use @TMP@)
     where porter's error log goes: the "listening on" line is looked for there instead of on
     stderr. `extra` maps paths relative to TMP (not htdocs) to bytes.
+
+    The port is the one porter reports ("listening on ..."; port 0 resolved). With
+    `listen_log=False` (a conf whose log level hides that line) it is read from the kernel's
+    table of the process's listening sockets instead.
     """
 
     def __init__(self, conf_text="", files=None, extra=None, log_file=None, start=True,
-                 prefix="porter-itest-", run_as=None, known_port=None):
+                 prefix="porter-itest-", run_as=None, listen_log=True):
         self.tmp = tempfile.mkdtemp(prefix=prefix)
         self.run_as = run_as  # a uid to drop to (when the tests run as root)
-        self.known_port = known_port  # set: poll this port instead of reading "listening on"
+        self.listen_log = listen_log
         if run_as is not None:
             os.chmod(self.tmp, 0o755)
         self.htdocs = os.path.join(self.tmp, "htdocs")
@@ -165,21 +171,15 @@ class Porter:
         self._reader.start()
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
-            if self.known_port is not None:
-                try:
-                    socket.create_connection(("127.0.0.1", self.known_port), 1).close()
-                    self.host, self.port = "127.0.0.1", self.known_port
+            if not self.listen_log:
+                found = listening_sockets(self.pid)
+                if found:
+                    self.host, self.port = found[0]
                     return
-                except OSError:
-                    pass
-            text = self.output
-            if self.log_file and os.path.exists(self.log_file):
-                with open(self.log_file, "r", errors="replace") as f:
-                    text = f.read()
-            m = _LISTENING.search(text)
-            if m:
-                self.host = m.group(1).strip("[]")
-                self.port = int(m.group(2))
+            m = _LISTENING.search(self.log_text())
+            if self.listen_log and m:
+                self.host = m.group(2).strip("[]")
+                self.port = int(m.group(3))
                 return
             if self.proc.poll() is not None:
                 self._reader.join(2)
@@ -213,6 +213,33 @@ class Porter:
         """Everything porter wrote to stderr (and stdout) so far."""
         with self._lock:
             return b"".join(self._chunks).decode("utf-8", "replace")
+
+    def log_text(self):
+        """Where porter's "listening on" lines go: its error log file if it has one, else its
+        output."""
+        if self.log_file and os.path.exists(self.log_file):
+            with open(self.log_file, "r", errors="replace") as f:
+                return f.read()
+        return self.output
+
+    def listening(self, n=1, since=0, timeout=5.0):
+        """The addresses porter reported listening on, as (scheme, host, port) in the conf's
+        order, from the log text after offset `since` (a reload logs them again). Waits until
+        at least `n` are there (the lines come one by one)."""
+        got = []
+
+        def enough():
+            got[:] = [(m.group(1), m.group(2).strip("[]"), int(m.group(3)))
+                      for m in _LISTENING.finditer(self.log_text()[since:])]
+            return len(got) >= n
+
+        wait_until(enough, timeout, lambda: "porter reported %d of %d listening addresses:\n%s"
+                   % (len(got), n, self.log_text()[-3000:]))
+        return list(got)
+
+    def ports(self, n, since=0):
+        """The ports of porter's first `n` listening addresses, in the conf's order."""
+        return [port for _, _, port in self.listening(n, since)[:n]]
 
     @property
     def pid(self):
@@ -564,15 +591,76 @@ def connect(host, port, timeout=IO_TIMEOUT):
     return Conn(host, port, timeout)
 
 
-def free_port(host="127.0.0.1"):
-    """A port that was free a moment ago (for tests that must name the port in the conf)."""
-    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
-    s = socket.socket(fam, socket.SOCK_STREAM)
+def reserve_port(hosts=("127.0.0.1",)):
+    """A port held for porter, for a conf that must name it before porter starts: several
+    server blocks on one address (`listen X:0` is a socket of its own in each) or the port
+    written into the conf itself. Returns (port, sockets): the port is bound on each of
+    `hosts` with SO_REUSEADDR and not listening, so no other bind takes it (an ephemeral port
+    of the kernel's or another test's bind) while porter, which also sets SO_REUSEADDR, binds
+    and listens on it. Close the sockets once porter listens (PorterTestCase.reserve_port
+    does it at the end of the test)."""
+    for _ in range(20):
+        held = []
+        try:
+            port = 0
+            for host in hosts:
+                s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+                held.append(s)
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                s.bind((host, port))
+                port = s.getsockname()[1]
+            return port, held
+        except OSError as e:
+            for s in held:
+                s.close()
+            if e.errno != errno.EADDRINUSE:  # the first host's port was taken in another
+                raise
+    raise AssertionError("no port free on all of %r" % (hosts,))
+
+
+def closed_port(host="127.0.0.1"):
+    """(port, socket): a port that refuses connections and stays so while the socket is open
+    (bound without SO_REUSEADDR and not listening: nothing else can listen on it)."""
+    s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    s.bind((host, 0))
+    return s.getsockname()[1], s
+
+
+def listening_sockets(pid):
+    """(host, port) of the TCP sockets `pid` listens on, from /proc (its fds' inodes matched
+    against the kernel's socket tables), lowest fd first."""
+    inodes = {}
     try:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-    finally:
-        s.close()
+        names = os.listdir("/proc/%d/fd" % pid)
+    except OSError:
+        return []
+    for name in names:
+        try:
+            link = os.readlink("/proc/%d/fd/%s" % (pid, name))
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            inodes[link[8:-1]] = int(name)
+    found = []
+    for table, v6 in (("tcp", False), ("tcp6", True)):
+        try:
+            with open("/proc/%d/net/%s" % (pid, table)) as f:
+                rows = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            if fields[3] != "0A" or fields[9] not in inodes:  # 0A: TCP_LISTEN
+                continue
+            addr, port = fields[1].split(":")
+            raw = bytes.fromhex(addr)
+            if v6:  # four 32-bit words, each in host (little-endian) order
+                raw = b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4))
+                host = socket.inet_ntop(socket.AF_INET6, raw)
+            else:
+                host = socket.inet_ntop(socket.AF_INET, raw[::-1])
+            found.append((inodes[fields[9]], host, int(port, 16)))
+    return [(h, p) for _, h, p in sorted(found)]
 
 
 def has_ipv6_loopback():
@@ -603,6 +691,19 @@ class PorterTestCase(unittest.TestCase):
         self.addCleanup(p.cleanup)
         self.addCleanup(self._stop_if_passing, p)
         return p
+
+    def reserve_port(self, hosts=("127.0.0.1",)):
+        """reserve_port(), the sockets closed at the end of the test."""
+        port, held = reserve_port(hosts)
+        for s in held:
+            self.addCleanup(s.close)
+        return port
+
+    def closed_port(self, host="127.0.0.1"):
+        """closed_port(), the socket closed at the end of the test."""
+        port, s = closed_port(host)
+        self.addCleanup(s.close)
+        return port
 
     def _stop_if_passing(self, p):
         # Always stop; if porter misbehaves at exit, the test fails with its output.

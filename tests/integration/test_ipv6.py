@@ -50,9 +50,11 @@ class IPv6(PorterTestCase):
         self.assertRegex(text, r'^::1 - - \[[^\]]+\] "GET /a.txt HTTP/1.1" 200 6 "-" "-"\n$')
 
     def test_both_families(self):
-        port = harness.free_port("::1")
+        # One port named for both families: held on both until porter listens on it.
+        port = self.reserve_port(("::1", "127.0.0.1"))
         conf = ("server {\n    listen [::1]:%d;\n    listen 127.0.0.1:%d;\n    root htdocs;\n}\n" % (port, port))
-        p = self.start_porter(conf, FILES, known_port=port)
+        p = self.start_porter(conf, FILES)
+        self.assertEqual(sorted(p.listening(2)), [("http", "127.0.0.1", port), ("http", "::1", port)])
         for host in ("::1", "127.0.0.1"):
             with harness.Conn(host, port) as c:
                 c.send(request("GET", "/a.txt", close=True))

@@ -180,12 +180,11 @@ class ErrorLog(PorterTestCase):
         self.assertIn("listening on", p.output)
 
     def test_level_filters(self):
-        # At "error", the notice-level "listening on" line is not written: the port is chosen
-        # here and porter is polled until it answers.
-        port = harness.free_port()
+        # At "error", the notice-level "listening on" line is not written: the port is read
+        # from the process's listening socket.
         p = self.start_porter("error_log @TMP@/error.log error;\n"
-                              "server {\n    listen 127.0.0.1:%d;\n    root htdocs;\n}\n" % port,
-                              FILES, known_port=port)
+                              "server {\n    listen 127.0.0.1:0;\n    root htdocs;\n}\n",
+                              FILES, listen_log=False)
         self.assertStatus(p.get("/a.txt"), 200)
         p.stop()
         with open(os.path.join(p.tmp, "error.log")) as f:

@@ -308,11 +308,6 @@ def read_request_head(s):
     return buf
 
 
-def closed_port():
-    """A loopback port nothing listens on (connections are refused)."""
-    return harness.free_port()
-
-
 class ProxyTestCase(harness.PorterTestCase):
     def backend(self, **kw):
         b = Backend(**kw)
@@ -672,7 +667,7 @@ class FailoverTest(ProxyTestCase):
 
     def test_dead_server_is_skipped_and_marked(self):
         b = self.backend()
-        dead = closed_port()
+        dead = self.closed_port()
         p = self.proxy(["127.0.0.1:%d max_fails=1 fail_timeout=30s" % dead, b.address])
         for i in range(8):
             r = p.get("/f%d" % i)
@@ -682,7 +677,7 @@ class FailoverTest(ProxyTestCase):
         self.assertTrue(harness.wait_for(lambda: "temporarily disabled" in p.output, 5), p.output)
 
     def test_502_when_every_server_fails(self):
-        p = self.proxy(["127.0.0.1:%d" % closed_port(), "127.0.0.1:%d" % closed_port()])
+        p = self.proxy(["127.0.0.1:%d" % self.closed_port(), "127.0.0.1:%d" % self.closed_port()])
         r = p.get("/x")
         self.assertStatus(r, 502)
         with p.connect() as c:

@@ -27,10 +27,11 @@ def conf(workers=1, root="htdocs", extra=""):
 
 
 class ReloadCase(PorterTestCase):
-    """Helpers: a porter on a fixed port whose conf the test rewrites and reloads."""
+    """Helpers: a porter on a port named in its conf (as a user's is: a reload takes the
+    socket over by its address), whose conf the test rewrites and reloads."""
 
     def start(self, workers=1, extra=""):
-        self.port = harness.free_port()
+        self.port = self.reserve_port()
         self.extra_conf = extra
         p = self.start_porter(conf(workers, extra=extra).replace("%PORT%", str(self.port)),
                               FILES, extra=EXTRA)

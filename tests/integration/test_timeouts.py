@@ -162,7 +162,7 @@ class DeferredListen(PorterTestCase):
     @unittest.skipUnless(shutil.which("ss"), "needs ss (iproute2)")
     def test_options_given_by_any_server_on_the_address(self):
         # As in nginx, one listen of an address gives its socket options, whichever server.
-        port = harness.free_port()
+        port = self.reserve_port()  # two servers name the address: port 0 would be two sockets
         p = self.start_porter(
             "server {\n    listen 127.0.0.1:%d;\n    root htdocs;\n}\n"
             "server {\n    listen 127.0.0.1:%d deferred;\n    server_name b;\n    root htdocs;\n}\n"
