@@ -591,6 +591,39 @@ def connect(host, port, timeout=IO_TIMEOUT):
     return Conn(host, port, timeout)
 
 
+def closed_at(conns, timeout):
+    """Watches the connections (Conns or sockets) together until the peer has closed each
+    one (EOF or reset) or `timeout` seconds pass; returns for each the time.monotonic() at
+    which its close was seen, or None. A close is seen when it happens, never earlier, so a
+    time here bounds from above when the peer closed (bytes received meanwhile are
+    dropped)."""
+    import select
+
+    socks = [c.sock if isinstance(c, Conn) else c for c in conns]
+    seen = [None] * len(socks)
+    for i, c in enumerate(conns):
+        if isinstance(c, Conn) and c.eof:
+            seen[i] = time.monotonic()
+    deadline = time.monotonic() + timeout
+    while None in seen:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        ready, _, _ = select.select([s for s, t in zip(socks, seen) if t is None], [], [], left)
+        now = time.monotonic()
+        for s in ready:
+            i = socks.index(s)
+            try:
+                data = s.recv(65536, socket.MSG_DONTWAIT)
+            except (BlockingIOError, InterruptedError):
+                continue
+            except OSError:  # a reset
+                data = b""
+            if not data:
+                seen[i] = now
+    return seen
+
+
 def reserve_port(hosts=("127.0.0.1",)):
     """A port held for porter, for a conf that must name it before porter starts: several
     server blocks on one address (`listen X:0` is a socket of its own in each) or the port
@@ -781,6 +814,33 @@ def _unreachable_tests(module):
     return problems
 
 
+_known_bugs = []  # (test id, what) of the known_bug tests that failed as described
+
+
+def known_bug(what, match):
+    """Marks a test that asserts what porter promises and fails today for a known reason in
+    porter (`what`, said in the run's summary). The test passes only while it fails with an
+    AssertionError whose message contains `match`; any other failure is a failure, and so is
+    a pass (the bug is gone: remove the mark)."""
+    import functools
+
+    def mark(fn):
+        @functools.wraps(fn)
+        def run(self, *args, **kw):
+            try:
+                fn(self, *args, **kw)
+            except AssertionError as e:
+                if match not in str(e):
+                    raise
+                _known_bugs.append((self.id(), what))
+                return
+            raise AssertionError("known porter bug no longer seen (remove @known_bug): " + what)
+
+        return run
+
+    return mark
+
+
 def _defined_tests(module):
     """The ids of every test method of the TestCase classes the module defines."""
     ids = set()
@@ -845,11 +905,14 @@ def main():
     skipped = len(result.skipped)
     # A failing setUpClass/tearDownClass is reported but is not one of the tests run.
     failed_tests = len([t for t, _ in problems if isinstance(t, unittest.TestCase)])
-    passed = result.testsRun - failed_tests - len(result.unexpectedSuccesses) - skipped
+    passed = (result.testsRun - failed_tests - len(result.unexpectedSuccesses) - skipped
+              - len(_known_bugs))
     if skipped:
         print("%d skipped" % skipped)
     for line in dead:
         print("DEAD TEST: %s" % line)
+    for test_id, what in _known_bugs:
+        print("KNOWN PORTER BUG (%s): %s" % (test_id, what))
     print("(%.1f s)" % (time.monotonic() - start))
     sys.stdout.flush()
     print("%d passed, %d failed" % (passed, failed))
@@ -998,15 +1061,15 @@ def tool(name):
     return shutil.which(name)
 
 
-def run_wrk(url, duration=5, threads=2, connections=16, timeout="5s", extra=()):
-    """Runs wrk against `url`; returns a dict: requests, non2xx, and the socket errors
-    connect, read, write, timeout (0 when wrk prints none), plus the raw output as "text"."""
-    cmd = ["wrk", "-t%d" % threads, "-c%d" % connections, "-d%ds" % duration,
-           "--timeout", timeout] + list(extra) + [url]
-    p = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                       stderr=subprocess.STDOUT, timeout=duration + 30, preexec_fn=_child_setup)
-    text = p.stdout.decode("utf-8", "replace")
-    out = {"text": text, "code": p.returncode, "requests": 0, "non2xx": 0,
+def _wrk_cmd(url, duration, threads, connections, timeout, extra):
+    return ["wrk", "-t%d" % threads, "-c%d" % connections, "-d%ds" % duration,
+            "--timeout", timeout] + list(extra) + [url]
+
+
+def _wrk_result(code, text):
+    """wrk's summary as a dict: requests, non2xx, and the socket errors connect, read, write,
+    timeout (0 when wrk prints none), plus the raw output as "text"."""
+    out = {"text": text, "code": code, "requests": 0, "non2xx": 0,
            "connect": 0, "read": 0, "write": 0, "timeout": 0}
     m = re.search(r"(\d+) requests in", text)
     if m:
@@ -1019,6 +1082,51 @@ def run_wrk(url, duration=5, threads=2, connections=16, timeout="5s", extra=()):
         for k, v in zip(("connect", "read", "write", "timeout"), m.groups()):
             out[k] = int(v)
     return out
+
+
+def run_wrk(url, duration=5, threads=2, connections=16, timeout="5s", extra=()):
+    """Runs wrk against `url` for `duration` seconds; returns its summary (_wrk_result)."""
+    p = subprocess.run(_wrk_cmd(url, duration, threads, connections, timeout, extra),
+                       stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, timeout=duration + 30, preexec_fn=_child_setup)
+    return _wrk_result(p.returncode, p.stdout.decode("utf-8", "replace"))
+
+
+class Wrk:
+    """wrk running in the background until stop() (at most `duration` seconds): a load that
+    lasts exactly as long as the test needs it."""
+
+    def __init__(self, url, duration=120, threads=2, connections=16, timeout="5s", extra=()):
+        self.connections = connections
+        self.proc = subprocess.Popen(_wrk_cmd(url, duration, threads, connections, timeout, extra),
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, preexec_fn=_child_setup)
+
+    def running(self):
+        return self.proc.poll() is None
+
+    def stop(self):
+        """Stops wrk (SIGINT: it prints its summary) and returns the summary."""
+        if self.running():
+            self.proc.send_signal(signal.SIGINT)
+        try:
+            out, _ = self.proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            out, _ = self.proc.communicate()
+        return _wrk_result(self.proc.returncode, out.decode("utf-8", "replace"))
+
+
+def established_to(port):
+    """How many TCP connections on this machine are established to 127.0.0.1:`port` (the
+    clients' side), from /proc/net/tcp."""
+    n = 0
+    with open("/proc/net/tcp") as f:
+        for row in f.read().splitlines()[1:]:
+            fields = row.split()
+            if fields[3] == "01" and fields[2] == "0100007F:%04X" % port:
+                n += 1
+    return n
 
 
 STATUS_CONF = "    location /porter-status { status; }\n"

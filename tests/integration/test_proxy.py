@@ -730,9 +730,11 @@ class FailoverTest(ProxyTestCase):
 
     def test_next_upstream_on_503(self):
         busy, good = self.busy_backend(), self.backend()
-        # By default a 503 is an answer like any other: round-robin passes it on.
+        # By default a 503 is an answer like any other: round-robin passes it on, and the
+        # busy server is not left out for it (smooth weighted round-robin, equal weights: the
+        # first server listed, then the other, in turn).
         p = self.proxy([busy.address, good.address])
-        self.assertIn(503, [p.get("/x").status for _ in range(4)])
+        self.assertEqual([p.get("/x").status for _ in range(6)], [503, 200] * 3)
         # With http_503 a GET goes to the next server; the busy one is left out for a while.
         p = self.proxy([busy.address, good.address], top="proxy_next_upstream error timeout http_503;")
         for _ in range(4):
@@ -850,8 +852,11 @@ class FailoverTest(ProxyTestCase):
         rb = self.raw_backend(lambda s, srv: None)  # closes without answering
         good = self.backend()
         p = self.proxy([rb.address, good.address], top="proxy_next_upstream off;")
+        # The first request goes to the first server listed and gets no second server: 502.
+        # That failure marks it (max_fails=1, fail_timeout=10s), so the rest go to the other.
         statuses = [p.get("/x").status for _ in range(4)]
-        self.assertIn(502, statuses)  # no second server for a failed attempt
+        self.assertEqual(statuses, [502, 200, 200, 200])
+        self.assertEqual(rb.connections, 1)
 
     def test_connect_timeout(self):
         # a server whose accept queue is full never completes the handshake
