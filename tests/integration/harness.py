@@ -119,12 +119,15 @@ class Porter:
 
     The port is the one porter reports ("listening on ..."; port 0 resolved). With
     `listen_log=False` (a conf whose log level hides that line) it is read from the kernel's
-    table of the process's listening sockets instead.
+    table of the process's listening sockets instead. `env` adds to (or replaces) porter's
+    environment (sanitizer_env()).
     """
 
     def __init__(self, conf_text="", files=None, extra=None, log_file=None, start=True,
-                 prefix="porter-itest-", run_as=None, listen_log=True):
+                 prefix="porter-itest-", run_as=None, listen_log=True, env=None):
         self.tmp = tempfile.mkdtemp(prefix=prefix)
+        self.env = sanitizer_env()
+        self.env.update(env or {})
         self.run_as = run_as  # a uid to drop to (when the tests run as root)
         self.listen_log = listen_log
         if run_as is not None:
@@ -163,7 +166,7 @@ class Porter:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             cwd=self.tmp,
-            env=sanitizer_env(),
+            env=self.env,
             preexec_fn=self._preexec,
             start_new_session=True,
         )

@@ -1,10 +1,12 @@
 """Logs: the access log in combined format (one line per request, exact byte counts), its
 flushing, `access_log off`, and the error log written to a file."""
 
+import datetime
 import sys
 import os
 import re
 import time
+import zoneinfo
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 import harness  # noqa: E402
@@ -22,6 +24,14 @@ def read_lines(path):
         return []
     with open(path, "rb") as f:
         return f.read().decode("utf-8", "replace").splitlines()
+
+
+def local_stamps(tz, start, end):
+    """The access log's time field for every second from `start` to `end` (epoch seconds) in
+    the zone `tz`, as Python formats it: the oracle porter's stamps are checked against."""
+    zone = zoneinfo.ZoneInfo(tz)
+    return [datetime.datetime.fromtimestamp(t, zone).strftime("%d/%b/%Y:%H:%M:%S %z")
+            for t in range(int(start), int(end) + 1)]
 
 
 def wait_lines(path, n, timeout):
@@ -64,7 +74,9 @@ class AccessLog(PorterTestCase):
         return m
 
     def test_combined_line(self):
+        before = time.time()
         r = self.p.get("/index.html", headers=[("Referer", "ref"), ("User-Agent", "ua")])
+        after = time.time()
         self.assertStatus(r, 200)
         lines, took = self.lines(1)
         self.assertEqual(len(lines), 1, lines)
@@ -75,8 +87,23 @@ class AccessLog(PorterTestCase):
         self.assertEqual(int(m.group("bytes")), len(FILES["index.html"]))
         self.assertEqual(m.group("referer"), "ref")
         self.assertEqual(m.group("ua"), "ua")
-        stamp = time.strptime(m.group("time"), "%d/%b/%Y:%H:%M:%S %z")
-        self.assertLess(abs(time.mktime(stamp) - time.mktime(time.localtime())), 86400 + 60)
+        # The second of the request, in porter's zone (the harness gives it TZ=UTC unless the
+        # environment names one).
+        self.assertIn(m.group("time"), local_stamps(self.p.env["TZ"], before, after))
+
+    def test_local_time_with_a_zone_offset(self):
+        # Zones whose offsets are not whole hours, either side of UTC: "+0530", "-0330"
+        # (or "-0230" in summer).
+        for tz in ("Asia/Kolkata", "America/St_Johns"):
+            p = self.start_porter("access_log @TMP@/access.log;", FILES, env={"TZ": tz})
+            before = time.time()
+            self.assertStatus(p.get("/a.txt"), 200)
+            after = time.time()
+            lines, _ = wait_lines(os.path.join(p.tmp, "access.log"), 1, 4.0)
+            self.assertEqual(len(lines), 1, lines)
+            stamp = self.parse(lines[0]).group("time")
+            self.assertIn(stamp, local_stamps(tz, before, after), tz)
+            self.assertNotIn(stamp, local_stamps("UTC", before, after), tz)
 
     def test_one_line_per_request_in_order(self):
         with self.p.connect() as c:

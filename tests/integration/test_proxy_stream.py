@@ -156,16 +156,41 @@ class DeadlinesTest(ProxyTestCase):
             self.assertLess(waited, 3)
 
     def test_client_leaving_releases_the_upstream(self):
-        b = self.backend(delay=0.5)
+        # A backend that never answers /gone but watches its connection: porter, whose client
+        # left, must close it (a connection with an answer still to come cannot be reused).
+        def handler(s, srv):
+            head = read_request_head(s)
+            if b"GET /still " in head:
+                s.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nok still")
+                head = read_request_head(s)  # porter may keep it; it ends with porter's close
+            if not head.startswith(b"GET /gone "):
+                return
+            srv.received.append(time.monotonic())
+            s.settimeout(10)
+            try:
+                if s.recv(1) == b"":
+                    srv.closed.append(time.monotonic())
+            except OSError:
+                pass
+
+        b = self.raw_backend(handler)
+        b.closed = []
         p = self.proxy([b.address])
-        for _ in range(3):
+        for i in range(3):
             c = p.connect()
             c.send(harness.request("GET", "/gone"))
-            time.sleep(0.1)
+            harness.wait_until(lambda: len(b.received) > i, 5, "the request reached the backend")
+            left = time.monotonic()
             harness.reset_close(c.sock)
-        time.sleep(0.8)
-        self.assertEqual(p.get("/still").body, b"ok /still")
-        self.assertTrue(harness.wait_for(lambda: "client went away" in p.output, 5), p.output)
+            harness.wait_until(lambda: len(b.closed) > i, 5,
+                               "porter closed the upstream connection of a client that left")
+            # At once, not at a timeout: 2 s of margin for ASan on a loaded machine.
+            self.assertLess(b.closed[i] - left, 2.0)
+        self.assertEqual(b.connections, 3)
+        self.assertEqual(p.get("/still").body, b"ok still")
+        self.assertEqual(b.connections, 4, "a released connection was used again")
+        harness.wait_until(lambda: p.output.count("client went away") == 3, 5,
+                           lambda: "three \"client went away\" lines:\n" + p.output)
 
     def test_pipelined_requests(self):
         b = self.backend()
