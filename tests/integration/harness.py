@@ -1120,6 +1120,104 @@ class Wrk:
         return _wrk_result(self.proc.returncode, out.decode("utf-8", "replace"))
 
 
+def server_side(pids, port, client):
+    """(pid, fd) of the socket that one of `pids` (porter and its workers) holds for the
+    client connection `client` (a Conn or socket) to porter's `port`, or None."""
+    sock = client.sock if isinstance(client, Conn) else client
+    cport = sock.getsockname()[1]
+    inodes = set()
+    for table in ("tcp", "tcp6"):
+        try:
+            with open("/proc/net/%s" % table) as f:
+                rows = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            if (fields[3] == "01" and int(fields[1].split(":")[1], 16) == port
+                    and int(fields[2].split(":")[1], 16) == cport):
+                inodes.add("socket:[%s]" % fields[9])
+    for pid in pids:
+        try:
+            names = os.listdir("/proc/%d/fd" % pid)
+        except OSError:
+            continue
+        for name in names:
+            try:
+                if os.readlink("/proc/%d/fd/%s" % (pid, name)) in inodes:
+                    return pid, int(name)
+            except OSError:
+                pass
+    return None
+
+
+def fd_of(pid, fd):
+    """A duplicate of file descriptor `fd` of process `pid` in this process (pidfd_getfd(2),
+    Linux 5.6; needs the right to ptrace it), or None when the kernel refuses. The caller
+    closes it."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    pidfd = os.pidfd_open(pid)
+    try:
+        dup = libc.syscall(438, pidfd, fd, 0)  # SYS_pidfd_getfd, the same on every arch
+    finally:
+        os.close(pidfd)
+    return dup if dup >= 0 else None
+
+
+class Strace:
+    """strace attached to a running process (all its threads), recording the calls named by
+    `calls` (a regex of syscall names) until stop(). Detach before the process exits: its
+    leak check at exit needs ptrace itself."""
+
+    def __init__(self, pid, calls):
+        self.path = tempfile.mktemp(prefix="porter-strace-")
+        self.proc = subprocess.Popen(
+            ["strace", "-f", "-qq", "-e", "trace=/^(%s)$" % calls, "-o", self.path,
+             "-p", str(pid)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            preexec_fn=_child_setup)
+        # Attached once the tracee shows a tracer in its status.
+        tracer = wait_for(lambda: _tracer_of(pid), 10)
+        if tracer != self.proc.pid:
+            self.stop()
+            raise AssertionError("strace did not attach to %d: %s"
+                                 % (pid, self.proc.stderr.read().decode("utf-8", "replace")))
+
+    def stop(self):
+        """Detaches; returns the recorded lines."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc.stderr.close()
+        try:
+            with open(self.path) as f:
+                return f.read().splitlines()
+        except OSError:
+            return []
+        finally:
+            try:
+                os.unlink(self.path)
+            except OSError:
+                pass
+
+
+def _tracer_of(pid):
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("TracerPid:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 def established_to(port):
     """How many TCP connections on this machine are established to 127.0.0.1:`port` (the
     clients' side), from /proc/net/tcp."""

@@ -174,5 +174,50 @@ class Signals(PorterTestCase):
         p.check_exit()
 
 
+class PidFile(PorterTestCase):
+    """`pid PATH`: the master's pid (the only process's with one worker), written before
+    porter listens, kept while it runs (through reloads and replaced workers), removed at
+    exit. A relative path starts from the prefix."""
+
+    def pid_in(self, path):
+        with open(path) as f:
+            text = f.read()
+        self.assertRegex(text, r"^\d+\n$")
+        return int(text)
+
+    def test_single_process(self):
+        p = self.start_porter("pid run/porter.pid;\n"
+                              "server {\n    listen 127.0.0.1:0;\n    root htdocs;\n}\n",
+                              FILES, extra={"run/.keep": b""})
+        path = os.path.join(p.tmp, "run", "porter.pid")
+        self.assertEqual(self.pid_in(path), p.pid)
+        marks = p.output.count("configuration reloaded")
+        p.signal(signal.SIGHUP)
+        harness.wait_until(lambda: p.output.count("configuration reloaded") > marks, 10,
+                           lambda: "the reload reported:\n" + p.output)
+        self.assertEqual(self.pid_in(path), p.pid)
+        p.stop()
+        self.assertFalse(os.path.exists(path), "the pid file outlived porter")
+
+    def test_master_and_workers(self):
+        p = self.start_porter("worker_processes 2;\npid @TMP@/porter.pid;\n"
+                              "server {\n    listen 127.0.0.1:0;\n    root htdocs;\n}\n",
+                              FILES)
+        path = os.path.join(p.tmp, "porter.pid")
+        workers = harness.wait_workers(p, 2)
+        self.assertEqual(self.pid_in(path), p.pid)
+        # A worker that dies and its replacement leave it alone ...
+        os.kill(workers[0], signal.SIGKILL)
+        workers = harness.wait_workers(p, 2, exclude=[workers[0]])
+        self.assertEqual(self.pid_in(path), p.pid)
+        # ... and so do a reload and the old workers that exit after it.
+        p.signal(signal.SIGHUP)
+        harness.wait_workers(p, 2, exclude=workers)
+        self.assertStatus(p.get("/a.txt"), 200)
+        self.assertEqual(self.pid_in(path), p.pid)
+        p.stop()
+        self.assertFalse(os.path.exists(path), "the pid file outlived porter")
+
+
 if __name__ == "__main__":
     harness.main()
