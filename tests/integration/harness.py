@@ -986,7 +986,7 @@ def silent_client_waits_in_the_kernel(port):
     (SYN-RECV on the server's side: TCP_DEFER_ACCEPT) rather than handed to the server. Needs
     ss (iproute2)."""
     with socket.create_connection(("127.0.0.1", port), 5):
-        time.sleep(0.3)
+        time.sleep(0.3)  # silent for a while: a socket without TCP_DEFER_ACCEPT is accepted
         out = subprocess.run(["ss", "-Htn", "state", "syn-recv", "( sport = :%d )" % port],
                              capture_output=True, text=True, check=True).stdout
         return bool(out.strip())
@@ -1149,6 +1149,70 @@ def server_side(pids, port, client):
             except OSError:
                 pass
     return None
+
+
+def _socket_inodes(pids):
+    inodes = set()
+    for pid in pids:
+        try:
+            names = os.listdir("/proc/%d/fd" % pid)
+        except OSError:
+            continue
+        for name in names:
+            try:
+                link = os.readlink("/proc/%d/fd/%s" % (pid, name))
+            except OSError:
+                continue
+            if link.startswith("socket:["):
+                inodes.add(link[8:-1])
+    return inodes
+
+
+def accepted(p):
+    """How many client connections porter (its master and workers) holds on its port: the
+    connections it has taken in, not those waiting in the listen backlog."""
+    inodes = _socket_inodes([p.pid] + proc_live_children(p.pid))
+    n = 0
+    for table in ("tcp", "tcp6"):
+        try:
+            with open("/proc/%d/net/%s" % (p.pid, table)) as f:
+                rows = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            if (fields[3] != "0A" and fields[9] in inodes
+                    and int(fields[1].split(":")[1], 16) == p.port):
+                n += 1
+    return n
+
+
+def backlog(port):
+    """How many connections wait in the accept queues of the sockets listening on `port` (all
+    of them: one per worker with SO_REUSEPORT), from the kernel's table."""
+    n = 0
+    with open("/proc/net/tcp") as f:
+        for row in f.read().splitlines()[1:]:
+            fields = row.split()
+            if fields[3] == "0A" and int(fields[1].split(":")[1], 16) == port:
+                n += int(fields[4].split(":")[1], 16)  # rx_queue: the accept queue's length
+    return n
+
+
+def holds_path(pids, suffix):
+    """Whether any of `pids` has a file open whose path ends with `suffix`."""
+    for pid in pids:
+        try:
+            names = os.listdir("/proc/%d/fd" % pid)
+        except OSError:
+            continue
+        for name in names:
+            try:
+                if os.readlink("/proc/%d/fd/%s" % (pid, name)).endswith(suffix):
+                    return True
+            except OSError:
+                pass
+    return False
 
 
 def fd_of(pid, fd):

@@ -24,7 +24,7 @@ FILES = {"a.txt": b"alpha\n", "big.bin": BIG, "mid.bin": MID}
 def send_slowly(c, data, gap):
     for i in range(len(data)):
         c.send(data[i:i + 1])
-        time.sleep(gap)
+        time.sleep(gap)  # the client's pace
 
 
 class HeadDeadline(PorterTestCase):
@@ -66,7 +66,7 @@ class HeadDeadline(PorterTestCase):
                         c.sock.send(bytes([ch]))
                     except OSError:
                         return
-                    time.sleep(0.1)
+                    time.sleep(0.1)  # the trickle's pace
 
             t = threading.Thread(target=trickle, daemon=True)
             t.start()
@@ -197,7 +197,7 @@ class SendTimeout(PorterTestCase):
                 break
             got += data
             if len(got) >= next_pause:
-                time.sleep(0.1)
+                time.sleep(0.1)  # the reader's pace
                 next_pause += 64 * 1024
         self.assertEqual(len(got), len(MID),
                          "a client reading 64 KiB every 0.1 s was cut off (EOF after %.1f s) by "
@@ -217,7 +217,7 @@ class KeepaliveLimits(PorterTestCase):
         with self.p.connect() as c:
             c.send(request("GET", "/a.txt"))
             self.assertStatus(c.read_response(), 200)
-            time.sleep(0.6)
+            time.sleep(0.6)  # idle for most of keepalive_timeout, then a request restarts it
             c.send(request("GET", "/a.txt"))
             self.assertStatus(c.read_response(), 200)
             start = time.monotonic()
@@ -279,7 +279,8 @@ class LingeringClose(PorterTestCase):
 
                 t = threading.Thread(target=pump, daemon=True)
                 t.start()
-                time.sleep(0.2)  # the body is arriving when the 413 goes out
+                # the body is arriving when the 413 goes out
+                harness.wait_until(lambda: sent[0] > 0, 5, "the body on its way")
                 try:
                     r = c.read_response(timeout=5)
                 finally:
@@ -314,7 +315,7 @@ class LingeringClose(PorterTestCase):
                 except OSError:
                     failed_at = time.monotonic() - start
                     break
-                time.sleep(0.05)
+                time.sleep(0.05)  # the client's pace
             self.assertIsNotNone(failed_at, "porter lingered without bound")
             self.assertGreater(failed_at, 0.6, "porter did not linger (reset almost at once)")
             self.assertLess(failed_at, 3.5, "lingering outlasted lingering_timeout")

@@ -36,7 +36,7 @@ class BackPressureTest(ProxyTestCase):
         self.assertIn(b" 200 ", head)
         rss0 = rss_kib(p.pid)
         # The client reads nothing for a while: the backend is held back, not drained into
-        # porter's memory.
+        # porter's memory. (The stretch of not reading is the behaviour under test.)
         time.sleep(1.5)
         sent = b.bytes_sent
         self.assertLess(sent, 32 << 20, "the backend was not held back")
@@ -96,7 +96,7 @@ class BackPressureTest(ProxyTestCase):
 
         t = threading.Thread(target=upload, daemon=True)
         t.start()
-        time.sleep(1.0)
+        time.sleep(1.0)  # a second of a slow upstream: the upload must be held back meanwhile
         self.assertLess(progress["sent"], 24 << 20, "the upload was not held back")
         t.join(30)
         r = c.read_response(timeout=30)

@@ -242,7 +242,8 @@ class WebSocketTest(ProxyTestCase):
         self.assertTrue(r.at_eof(), "the backend's half-close did not reach the client")
         # the other direction is still open
         s.sendall(frame(b"still here", mask=MASK))
-        time.sleep(0.3)
+        harness.wait_until(lambda: ws.received == [(1, b"still here")], 5,
+                           lambda: "the frame reached the backend: %r" % ws.received)
         s.shutdown(socket.SHUT_WR)
         self.assertTrue(ws.eof.wait(5))
         self.assertEqual(ws.received, [(1, b"still here")])

@@ -97,7 +97,7 @@ class RequestReadTimeout(PorterTestCase):
             raw = request("GET", "/a.txt")
             half = len(raw) // 2
             c.send(raw[:half])
-            time.sleep(0.4)
+            time.sleep(0.4)  # the client's pace: the head is slow but within its deadline
             c.send(raw[half:])
             r = c.read_response()
             self.assertStatus(r, 200)
@@ -126,7 +126,7 @@ class KeepaliveTimeout(PorterTestCase):
             for _ in range(4):
                 c.send(request("GET", "/a.txt"))
                 self.assertStatus(c.read_response(), 200)
-                time.sleep(0.5)
+                time.sleep(0.5)  # idle, but for less than keepalive_timeout
             # 2 s of life in total, never 1 s idle.
             c.send(request("GET", "/a.txt"))
             self.assertEqual(c.read_response().body, b"alpha\n")

@@ -23,6 +23,11 @@ def conf(n, extra="", server_extra=""):
             "server {\n    listen 127.0.0.1:0;\n    root htdocs;\n%s}\n" % (n, extra, server_extra))
 
 
+def stopping(workers):
+    """True once every worker has closed its listening sockets: the stop reached them all."""
+    return all(not harness.listening_sockets(w) for w in workers if harness.proc_alive(w))
+
+
 def sockets_of(pids):
     return {pid: harness.proc_fd_count(pid, "socket") for pid in pids}
 
@@ -93,7 +98,14 @@ class Workers(PorterTestCase):
             self.addCleanup(c.close)
             c.send(request("GET", "/a.txt", close=True))
             conns.append(c)
-        time.sleep(0.5)
+
+        def settled():
+            # Every client is answered by the live worker or waits in the stopped one's queue.
+            answered = [c for c in conns if select.select([c.sock], [], [], 0)[0]]
+            return len(answered) + harness.backlog(p.port) == len(conns)
+
+        harness.wait_until(settled, 5, lambda: "20 clients answered or queued (%d queued)"
+                           % harness.backlog(p.port))
         waiting = [c for c in conns if not select.select([c.sock], [], [], 0)[0]]
         self.assertTrue(waiting, "no client hashed to the stopped worker's socket; cannot tell")
         os.kill(victim, signal.SIGKILL)
@@ -153,7 +165,7 @@ class Workers(PorterTestCase):
         self.assertTrue(all(after[w] > before[w] for w in workers),
                         "the downloads did not reach both workers: %r %r" % (before, after))
         p.signal(signal.SIGTERM)
-        time.sleep(0.3)
+        harness.wait_until(lambda: stopping(workers), 5, "the workers stopping")
         for c in downloads:
             body = c.read_exact(len(BIG), timeout=15)
             self.assertTrue(body == BIG, "a download was cut by the stop")
@@ -186,7 +198,7 @@ class Workers(PorterTestCase):
             self.assertTrue(c.read_head().startswith(b"HTTP/1.1 200 "))
             stalled.append(c)  # and never read again
         p.signal(signal.SIGTERM)
-        time.sleep(1.0)
+        time.sleep(1.0)  # a second of the grace period: porter must still be there
         self.assertTrue(p.alive(), "porter did not wait for the stalled downloads")
         self.assertTrue(any(harness.proc_alive(w) for w in workers))
         start = time.monotonic()
@@ -200,7 +212,7 @@ class Workers(PorterTestCase):
         p, workers = self.start(n, "keepalive_timeout 3s;\n")
         conns = self.keepalive_conns(p, 6)
         p.signal(signal.SIGQUIT)
-        time.sleep(0.5)
+        harness.wait_until(lambda: stopping(workers or [p.pid]), 5, "porter stopping")
         self.assertTrue(p.alive())
         # A request crossing the stop is answered, and told the connection ends.
         for c in conns:
@@ -251,11 +263,17 @@ class Workers(PorterTestCase):
                 self.assertEqual(p.get("/%s-%d" % (tag, i)).status, 404)
 
         hit("old", 20)
-        time.sleep(1.5)  # access logs are flushed once a second
+        # Access logs are flushed once a second: all 20 lines are out before the rotation.
+        old_path = os.path.join(logs, "access.log")
+        harness.wait_until(lambda: open(old_path).read().count("GET /old-") == 20, 5,
+                           "the 20 old lines flushed")
         os.rename(os.path.join(logs, "access.log"), os.path.join(logs, "access.log.1"))
         os.rename(os.path.join(logs, "error.log"), os.path.join(logs, "error.log.1"))
         p.signal(signal.SIGUSR1)
-        time.sleep(0.5)
+        # Reopened when no process of porter holds a rotated file any more.
+        procs = [p.pid] + workers
+        harness.wait_until(lambda: not harness.holds_path(procs, ".log.1"), 5,
+                           "every process reopened its logs")
         hit("new", 20)
         path = os.path.join(logs, "access.log")
         ok = harness.wait_for(lambda: os.path.exists(path) and
