@@ -10,8 +10,9 @@ Writes bench/results/latest.md and latest.png and prints the tables.
 
 Environment: ROUNDS (3), DURATION (seconds per run, 5), BASE_PORT (18080), IDLE_CONNS (5000),
 SERVERS and SCENARIOS (comma-separated subsets, for a quick look), RESULTS (output folder),
-PORTER (another porter binary than build/release/porter), OTHER_MAX and RETRIES (repeating runs
-disturbed by other processes). See bench/README.md.
+PORTER (another porter binary than build/release/porter), BASELINE (a second porter binary measured
+beside it as "porter-before", for before/after numbers in one run), OTHER_MAX and RETRIES
+(repeating runs disturbed by other processes). See bench/README.md.
 """
 
 import datetime
@@ -42,6 +43,7 @@ BASE_PORT = int(os.environ.get("BASE_PORT", "18080"))
 IDLE_CONNS = int(os.environ.get("IDLE_CONNS", "5000"))
 RESULTS = Path(os.environ.get("RESULTS", BENCH / "results"))
 PORTER = Path(os.environ.get("PORTER") or ROOT / "build/release/porter").resolve()
+BASELINE = Path(os.environ["BASELINE"]).resolve() if os.environ.get("BASELINE") else None
 FLOOR_DEPS = ROOT / "build/release/floor_deps"
 CONNS = 50
 PIPELINE_DEPTH = 16
@@ -81,6 +83,8 @@ class Server:
         conf = CONF / f"{self.name}.conf"
         if self.name == "porter":
             return [str(PORTER), "-p", str(WORK), "-c", str(conf)]
+        if self.name == "porter-before":
+            return [str(BASELINE), "-p", str(WORK), "-c", str(conf)]
         if self.name == "nginx":
             prefix = WORK / "nginx"
             prefix.mkdir(exist_ok=True)
@@ -115,7 +119,8 @@ class Server:
             "NGINX_USER": f"user {user};" if root else "",
             "H2O_USER": f"user: {user}" if root else "",
         }
-        text = (BENCH / f"{self.name}.conf").read_text()
+        template = "porter" if self.name == "porter-before" else self.name
+        text = (BENCH / f"{template}.conf").read_text()
         text = re.sub(r"@([A-Z0-9_]+)@", lambda m: values[m.group(1)], text)
         (CONF / f"{self.name}.conf").write_text(text)
 
@@ -428,10 +433,12 @@ class Scenario:
         self.unit, self.metric = unit, metric
 
 
-ALL = ["porter", "nginx", "lighttpd", "h2o", "floor", "floor-deps"]
+# With BASELINE, "porter-before" (that binary) runs wherever porter does, right after it.
+BEFORE = ["porter-before"] if BASELINE else []
+ALL = ["porter"] + BEFORE + ["nginx", "lighttpd", "h2o", "floor", "floor-deps"]
 FLOORS = ["floor", "floor-deps"]  # no conf, one answer: the same 1 KiB for every request
-FILE_SERVERS = ["porter", "nginx", "lighttpd", "h2o"]  # the floors only have their 1 KiB answer
-TLS_SERVERS = ["porter", "nginx"]  # TLS and proxy scenarios: porter against nginx
+FILE_SERVERS = ["porter"] + BEFORE + ["nginx", "lighttpd", "h2o"]  # the floors: only 1 KiB
+TLS_SERVERS = ["porter"] + BEFORE + ["nginx"]  # TLS and proxy scenarios: porter against nginx
 
 SCENARIOS = [
     Scenario("a", "1 KiB file, keep-alive, 50 connections",
@@ -532,6 +539,8 @@ def versions():
     return {
         "porter": first_line([str(PORTER), "-V"]) + (f" (binary {PORTER})" if custom
                                                       else f" ({git})" if git else ""),
+        **({"porter-before": first_line([str(BASELINE), "-V"]) + f" (binary {BASELINE})"}
+           if BASELINE else {}),
         "nginx": first_line(["nginx", "-v"]).replace("nginx version: ", ""),
         "lighttpd": first_line(["lighttpd", "-v"]).split(" - ")[0],
         "h2o": first_line(["/usr/bin/h2o", "-v"]),
@@ -709,7 +718,7 @@ def write_chart(summaries):
     (WORK / "speed.dat").write_text("\n".join([header] + speed) + "\n")
     (WORK / "cost.dat").write_text("\n".join([header] + cost) + "\n")
     RESULTS.mkdir(parents=True, exist_ok=True)
-    colors = {"porter": "#d62728", "nginx": "#1f77b4", "lighttpd": "#ff7f0e", "h2o": "#2ca02c",
+    colors = {"porter": "#d62728", "porter-before": "#f4a582", "nginx": "#1f77b4", "lighttpd": "#ff7f0e", "h2o": "#2ca02c",
               "floor": "#7f7f7f", "floor-deps": "#c7c7c7"}
     subprocess.run(["gnuplot", "-e", f"speed='{WORK / 'speed.dat'}'; cost='{WORK / 'cost.dat'}'; "
                     f"out='{RESULTS / 'latest.png'}'; n={len(present)}; "

@@ -52,7 +52,7 @@ rounds=${ROUNDS:-3}
 duration=${DURATION:-5}
 # The command line the report shows, with the variables that change what is measured.
 settings="ROUNDS=$rounds DURATION=$duration"
-for var in PORTER SERVERS SCENARIOS IDLE_CONNS OTHER_MAX RETRIES; do
+for var in PORTER BASELINE SERVERS SCENARIOS IDLE_CONNS OTHER_MAX RETRIES; do
     [ -n "${!var:-}" ] && settings+=" $var=${!var}"
 done
 if [ -n "${MAKELEVEL:-}" ]; then

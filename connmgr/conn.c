@@ -175,7 +175,7 @@ void pt_conn_set_state(pt_conn *c, pt_conn_state state)
     c->state = state;
     if (state == PT_CONN_IDLE)
         c->idle_since = ev_now(c->timer.loop);
-    pt_connmgr__state_changed(c->mgr, c, from);
+    c->owner->state_changed(c->mgr, c, from);
 }
 
 void pt_conn__readable(pt_conn *c)
@@ -263,14 +263,15 @@ static void release_conn(void *data)
     pt_outq_dispose(&c->out);
     pt_inbuf_dispose(&c->in);
     pt_transport_close(&c->transport);
-    pt_connmgr__released(c->mgr, c);
+    c->owner->released(c->mgr, c);
 }
 
-pt_conn *pt_conn__open(pt_connmgr *m, pt_custodian *parent, struct ev_loop *loop, int fd, int wfd,
-                       const struct sockaddr *peer, socklen_t peerlen)
+pt_conn *pt_conn__open(pt_connmgr *m, const pt_conn_setup *s, pt_custodian *parent,
+                       struct ev_loop *loop, int fd, int wfd, const struct sockaddr *peer,
+                       socklen_t peerlen)
 {
     /* The connection and its protocol's state share one allocation with the custodian. */
-    size_t arena = ((sizeof(pt_conn) + 15) & ~(size_t)15) + pt_connmgr__proto_size(m);
+    size_t arena = ((sizeof(pt_conn) + 15) & ~(size_t)15) + ((s->proto_size + 15) & ~(size_t)15);
     pt_custodian *cust = pt_custodian_new_sized(parent, arena);
     if (!cust) {
         close(fd);
@@ -279,10 +280,11 @@ pt_conn *pt_conn__open(pt_connmgr *m, pt_custodian *parent, struct ev_loop *loop
     pt_conn *c = pt_custodian_alloc(cust, sizeof *c);
     c->mgr = m;
     c->custodian = cust;
-    c->limits = pt_connmgr_limits(m);
-    c->stats = pt_connmgr__stats(m);
-    c->proto = pt_connmgr__proto(m);
-    c->proto_data = pt_connmgr__proto_data(m);
+    c->owner = s->owner;
+    c->limits = s->limits;
+    c->stats = s->stats;
+    c->proto = s->proto;
+    c->proto_data = s->proto_data;
     c->state = PT_CONN_READING;
     c->in_max = PT_CHUNK_SIZE;
     /* Register before the pieces exist: from here on a shutdown releases whatever there is. */
@@ -291,7 +293,7 @@ pt_conn *pt_conn__open(pt_connmgr *m, pt_custodian *parent, struct ev_loop *loop
         pt_pair_transport_init(&c->transport, fd, wfd);
     else
         pt_tcp_transport_init(&c->transport, fd);
-    if (wfd < 0 && pt_connmgr__wrap_transport(m, &c->transport) < 0) {
+    if (wfd < 0 && s->wrap_transport && s->wrap_transport(&c->transport, s->wrap_data) < 0) {
         pt_conn_kill(c); /* the transport owns the fd: released with the connection */
         return NULL;
     }

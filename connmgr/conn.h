@@ -45,7 +45,8 @@ typedef enum pt_conn_state {
 typedef struct pt_connmgr_stats {
     size_t live, idle, reading, writing, lingering; /**< connections now, by state */
     unsigned long long accepted, rejected, closed;  /**< connections so far */
-    unsigned long long requests;            /**< counted by the protocol (pt_conn_count_request) */
+    unsigned long long requests; /**< counted by the protocol (pt_conn_count_request) */
+    unsigned long long invalid;  /**< requests refused as malformed (pt_conn_count_invalid) */
     unsigned long long bytes_in, bytes_out; /**< bytes read and written */
 } pt_connmgr_stats;
 
@@ -63,15 +64,19 @@ typedef struct pt_conn_proto {
     void (*on_close)(pt_conn *c);
 } pt_conn_proto;
 
+/** The manager's side of a connection (internal to connmgr/). */
+struct pt_conn_owner;
+
 /** A connection. Its protocol reads these fields and changes them through the functions below. */
 struct pt_conn {
-    pt_connmgr *mgr;            /**< the manager that admitted it */
-    pt_custodian *custodian;    /**< owns everything of the connection */
-    pt_transport transport;     /**< the byte stream (TCP, or TLS over it) */
-    pt_inbuf in;                /**< bytes read, not yet parsed */
-    pt_outq out;                /**< what is still to be written */
-    pt_timer timer;             /**< the connection's single deadline */
-    ev_io io;                   /**< the socket's readiness */
+    pt_connmgr *mgr;                   /**< the manager that admitted it */
+    const struct pt_conn_owner *owner; /**< what it reports to its manager through */
+    pt_custodian *custodian;           /**< owns everything of the connection */
+    pt_transport transport;            /**< the byte stream (TCP, or TLS over it) */
+    pt_inbuf in;                       /**< bytes read, not yet parsed */
+    pt_outq out;                       /**< what is still to be written */
+    pt_timer timer;                    /**< the connection's single deadline */
+    ev_io io;                          /**< the socket's readiness */
     ev_io *wio;                 /**< a pair's write side (pt_connmgr_admit_pair); else NULL */
     const pt_conn_proto *proto; /**< the protocol it runs */
     void *proto_data;           /**< the protocol's state */
@@ -107,11 +112,39 @@ static inline pt_custodian *pt_conn_custodian(pt_conn *c)
     return c->custodian;
 }
 
+/** Hands the connection to another protocol (`data` becomes proto_data): from now on its reads,
+ * drains, timeouts and close go to `proto`. */
+static inline void pt_conn_set_proto(pt_conn *c, const pt_conn_proto *proto, void *data)
+{
+    c->proto = proto;
+    c->proto_data = data;
+}
+
+/** Sets the most unparsed input the connection holds before it stops reading (-ENOBUFS from
+ * the in-buffer pauses it until the protocol consumes). */
+static inline void pt_conn_set_input_max(pt_conn *c, size_t max)
+{
+    c->in_max = max;
+}
+
+/** Asks for a lingering close: when the connection closes, input that may still arrive is
+ * read and discarded for a while, so the peer reads the last response instead of a reset. */
+static inline void pt_conn_set_linger(pt_conn *c)
+{
+    c->linger = true;
+}
+
 /** Counts a request on this connection and its manager. */
 static inline void pt_conn_count_request(pt_conn *c)
 {
     c->requests++;
     c->stats->requests++;
+}
+
+/** Counts a request the protocol refused as malformed (answered with an error, then closed). */
+static inline void pt_conn_count_invalid(pt_conn *c)
+{
+    c->stats->invalid++;
 }
 
 /** Writes what the out-queue holds. If the transport cannot take it all, waits for writability

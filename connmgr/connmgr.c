@@ -64,31 +64,6 @@ struct ev_loop *pt_connmgr_loop(const pt_connmgr *m)
     return m->loop;
 }
 
-int pt_connmgr__wrap_transport(pt_connmgr *m, pt_transport *t)
-{
-    return m->opts.wrap_transport ? m->opts.wrap_transport(t, m->opts.data) : 0;
-}
-
-size_t pt_connmgr__proto_size(const pt_connmgr *m)
-{
-    return (m->opts.proto_size + 15) & ~(size_t)15;
-}
-
-pt_connmgr_stats *pt_connmgr__stats(pt_connmgr *m)
-{
-    return &m->stats;
-}
-
-const pt_conn_proto *pt_connmgr__proto(const pt_connmgr *m)
-{
-    return m->opts.proto;
-}
-
-void *pt_connmgr__proto_data(const pt_connmgr *m)
-{
-    return m->opts.proto_data;
-}
-
 bool pt_connmgr_is_draining(const pt_connmgr *m)
 {
     return m->draining;
@@ -293,7 +268,7 @@ static void update_full(pt_connmgr *m)
         m->opts.on_room(m->opts.data);
 }
 
-void pt_connmgr__state_changed(pt_connmgr *m, pt_conn *c, pt_conn_state from)
+static void conn_state_changed(pt_connmgr *m, pt_conn *c, pt_conn_state from)
 {
     m->by_state[from]--;
     m->by_state[c->state]++;
@@ -312,7 +287,7 @@ void pt_connmgr__state_changed(pt_connmgr *m, pt_conn *c, pt_conn_state from)
         update_full(m);
 }
 
-void pt_connmgr__released(pt_connmgr *m, pt_conn *c)
+static void conn_released(pt_connmgr *m, pt_conn *c)
 {
     if (!c->linked) /* failed while being made: never counted */
         return;
@@ -372,11 +347,26 @@ static void on_parked_closed(const struct sockaddr *peer, void *data)
     }
 }
 
+static const struct pt_conn_owner owner = {
+    .state_changed = conn_state_changed,
+    .released = conn_released,
+};
+
 /* Links a connection made for `fd` into the live set (admission already decided). */
 static pt_conn *adopt(pt_connmgr *m, int fd, int wfd, const struct sockaddr *peer,
                       socklen_t peerlen)
 {
-    pt_conn *c = pt_conn__open(m, m->custodian, m->loop, fd, wfd, peer, peerlen);
+    pt_conn_setup s = {
+        .owner = &owner,
+        .limits = &m->limits,
+        .stats = &m->stats,
+        .proto = m->opts.proto,
+        .proto_data = m->opts.proto_data,
+        .proto_size = m->opts.proto_size,
+        .wrap_transport = m->opts.wrap_transport,
+        .wrap_data = m->opts.data,
+    };
+    pt_conn *c = pt_conn__open(m, &s, m->custodian, m->loop, fd, wfd, peer, peerlen);
     if (!c)
         return NULL;
     c->next = m->live;

@@ -26,8 +26,10 @@
 #include "connmgr/connmgr.h"
 #include "server/dispatch.h"
 #include "server/embed.h"
+#include "server/http1_fold.h"
 #include "server/location.h"
 #include "server/site.h"
+#include "server/uri.h"
 
 typedef struct span {
     uint32_t off, len; /* offsets from the in-buffer's start */
@@ -54,9 +56,10 @@ typedef struct http_req {
     size_t nhdrs, hdr_cap;
     size_t head_bytes;
     uint64_t body_seen;
-    int error_status; /* set by a callback that stops the parser */
-    bool begun;       /* llhttp saw the request's first byte */
-    bool head_timed;  /* the head came in pieces: request_read_timeout runs */
+    int error_status;      /* set by a callback that stops the parser */
+    const char *error_why; /* and its reason (llhttp names every callback's error alike) */
+    bool begun;            /* llhttp saw the request's first byte */
+    bool head_timed;       /* the head came in pieces: request_read_timeout runs */
     bool in_value;
     bool responded;     /* the response head is queued */
     bool response_done; /* and its body complete */
@@ -76,6 +79,8 @@ typedef struct http_req {
     void *abort_data, *writable_data;
     pt_custodian *custodian; /* the request's own (made on demand) */
     char *more;              /* further arena chunks, linked through their first word */
+    const char *fed_from;    /* the data of the llhttp_execute() call in progress */
+    char tail;               /* pt_h1_tail() of what llhttp was given before it */
 } http_req;
 
 #define HTTP_REQ_SIZE ((sizeof(http_req) + 15) & ~(size_t)15)
@@ -180,7 +185,7 @@ static uint32_t offset_of(pt_http_conn *hc, const char *at)
 static int fail(pt_http_conn *hc, int status, const char *why)
 {
     hc->r->error_status = status;
-    llhttp_set_error_reason(&hc->r->parser, why);
+    hc->r->error_why = why;
     return HPE_USER;
 }
 
@@ -246,6 +251,8 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
 static int on_header_value(llhttp_t *p, const char *at, size_t len)
 {
     pt_http_conn *hc = hc_of(p);
+    if (pt_h1_folded(hc->r->fed_from, at, len, hc->r->tail))
+        return fail(hc, 400, "obsolete line folding in a header field");
     hdr_span *h = &hc->r->hdrs[hc->r->nhdrs - 1];
     if (!hc->r->in_value && h->value.len == 0)
         h->value.off = offset_of(hc, at);
@@ -280,35 +287,56 @@ static pt_str trim(pt_str s)
     return s;
 }
 
-/* Checks Transfer-Encoding: only chunked is implemented (501 otherwise) and it must come last
- * (400 otherwise: the body's framing is unknown). */
+/* Checks Transfer-Encoding (RFC 9112 section 6): chunked must come last, once, or the body's
+ * length cannot be known (400); another coding before it is not implemented (501). */
 static int check_transfer_encoding(pt_http_conn *hc, pt_str v)
 {
     size_t i = 0;
-    bool chunked_last = false;
+    bool chunked_last = false, other = false;
     while (i <= v.len) {
         size_t j = i;
         while (j < v.len && v.p[j] != ',')
             j++;
         pt_str tok = trim((pt_str){v.p + i, j - i});
         if (tok.len) {
-            if (!pt_str_ieq(tok, "chunked"))
-                return fail(hc, 501, "unsupported transfer coding");
             if (chunked_last)
-                return fail(hc, 400, "chunked applied twice");
-            chunked_last = true;
+                return fail(hc, 400, "a transfer coding after chunked");
+            if (pt_str_ieq(tok, "chunked"))
+                chunked_last = true;
+            else
+                other = true;
         }
         i = j + 1;
     }
-    return chunked_last ? 0 : fail(hc, 400, "empty Transfer-Encoding");
+    if (!chunked_last)
+        return fail(hc, 400, "Transfer-Encoding without chunked last");
+    return other ? fail(hc, 501, "unsupported transfer coding") : 0;
 }
 
-/* Splits the target into path and query, and takes the authority of an absolute-form target. */
+/* Whether an authority-form target names a port, as CONNECT's must (RFC 9110 section 9.3.6). */
+static bool has_port(pt_str t)
+{
+    const char *colon = memrchr(t.p, ':', t.len);
+    return colon && colon + 1 < t.p + t.len && t.p[t.len - 1] != ']';
+}
+
+/* Splits the target into path and query by its form (RFC 9112 section 3.2): origin-form
+ * "/path?query"; absolute-form "http://authority/path?query", whose authority names the server
+ * instead of Host; asterisk-form "*", for OPTIONS only; authority-form "host:port", for CONNECT
+ * only, which porter does not offer (405). */
 static int parse_target(pt_http_conn *hc, pt_request *r)
 {
     pt_str t = r->target;
+    if (r->method_id == HTTP_CONNECT) {
+        if (!pt_uri_authority_valid(t.p, t.len) || !has_port(t))
+            return fail(hc, 400, "CONNECT without an authority-form target");
+        return fail(hc, 405, "CONNECT is not offered");
+    }
     if (t.len == 1 && t.p[0] == '*') {
+        if (r->method_id != HTTP_OPTIONS)
+            return fail(hc, 400, "asterisk-form target of a method other than OPTIONS");
         r->path = t;
+        r->query = (pt_str){"", 0};
         return 0;
     }
     if (t.len && t.p[0] != '/') {
@@ -316,12 +344,14 @@ static int parse_target(pt_http_conn *hc, pt_request *r)
         const char *sep = memmem(t.p, t.len, "://", 3);
         if (!sep)
             return fail(hc, 400, "invalid request target");
-        const char *auth = sep + 3, *end = t.p + t.len;
-        const char *slash = memchr(auth, '/', (size_t)(end - auth));
-        const char *q = memchr(auth, '?', (size_t)(end - auth));
-        const char *auth_end = slash ? slash : (q ? q : end);
-        if (q && q < auth_end)
-            auth_end = q;
+        pt_str scheme = {t.p, (size_t)(sep - t.p)};
+        if (!pt_str_ieq(scheme, "http") && !pt_str_ieq(scheme, "https"))
+            return fail(hc, 400, "request target of a scheme other than http or https");
+        const char *auth = sep + 3, *end = t.p + t.len, *auth_end = auth;
+        while (auth_end < end && *auth_end != '/' && *auth_end != '?' && *auth_end != '#')
+            auth_end++;
+        if (!pt_uri_authority_valid(auth, (size_t)(auth_end - auth)))
+            return fail(hc, 400, "invalid authority in the request target");
         r->host = (pt_str){auth, (size_t)(auth_end - auth)};
         t = (pt_str){auth_end, (size_t)(end - auth_end)};
         if (t.len == 0 || t.p[0] == '?') {
@@ -379,6 +409,16 @@ static pt_str method_name(int method)
     return names[method];
 }
 
+/* "OPTIONS *" asks about the server in general (RFC 9110 section 9.3.7): the methods porter
+ * answers itself. */
+static void answer_options_asterisk(pt_request *r)
+{
+    pt_response resp;
+    pt_response_init(&resp, 204);
+    resp.allow = "GET, HEAD, OPTIONS";
+    pt_request_respond(r, &resp);
+}
+
 static int on_headers_complete(llhttp_t *p)
 {
     pt_http_conn *hc = hc_of(p);
@@ -387,11 +427,16 @@ static int on_headers_complete(llhttp_t *p)
 
     r->version_major = p->http_major;
     r->version_minor = p->http_minor;
-    if (p->http_major != 1)
-        return fail(hc, 505, "unsupported HTTP version");
     r->method_id = p->method;
     r->method = method_name(p->method);
     r->target = (pt_str){base + hc->r->url.off, hc->r->url.len};
+    if (p->http_major != 1) {
+        /* llhttp reads a request line without a version as HTTP/0.9: malformed here. */
+        const char *after_url = base + hc->r->url.off + hc->r->url.len;
+        if (*after_url == '\r' || *after_url == '\n')
+            return fail(hc, 400, "request line without an HTTP version");
+        return fail(hc, 505, "unsupported HTTP version");
+    }
     r->keep_alive = llhttp_should_keep_alive(p);
     r->headers = pt_request_alloc(r, hc->r->nhdrs * sizeof *r->headers);
     if (hc->r->nhdrs && !r->headers)
@@ -418,19 +463,26 @@ static int on_headers_complete(llhttp_t *p)
             if (!r->host.p)
                 r->host = h->value;
         } else if (pt_str_ieq(h->name, "transfer-encoding")) {
+            /* HTTP/1.0 has no chunked coding: its framing would be read two ways (RFC 9112
+             * section 6.1). */
+            if (r->version_minor == 0)
+                return fail(hc, 400, "Transfer-Encoding in an HTTP/1.0 request");
             if (check_transfer_encoding(hc, h->value))
                 return HPE_USER;
             r->chunked = true;
         } else if (pt_str_ieq(h->name, "expect")) {
             if (!pt_str_ieq(h->value, "100-continue"))
                 return fail(hc, 417, "unsupported expectation");
-            r->expect_continue = true;
+            /* An HTTP/1.0 client cannot have asked for it (RFC 9110 section 10.1.1). */
+            r->expect_continue = r->version_minor >= 1;
         }
     }
     if (nhost > 1)
         return fail(hc, 400, "duplicate Host");
     if (nhost == 0 && r->version_minor >= 1)
         return fail(hc, 400, "missing Host");
+    if (nhost && !pt_uri_authority_valid(r->host.p, r->host.len))
+        return fail(hc, 400, "invalid Host");
     if (p->flags & F_CONTENT_LENGTH) {
         r->has_length = true;
         r->content_length = p->content_length;
@@ -449,7 +501,9 @@ static int on_headers_complete(llhttp_t *p)
     http_req *x = hc->r;
     /* The handler's time to answer starts now, before it runs, so that it may move it. */
     pt_conn_reset_timeout(hc->conn, hc->conn->limits->response_timeout);
-    if (!pt_embed_route(r)) /* an embedder's handlers first, then the locations */
+    if (r->path.len == 1 && r->path.p[0] == '*')
+        answer_options_asterisk(r);
+    else if (!pt_embed_route(r)) /* an embedder's handlers first, then the locations */
         pt_route(r);
     if (hc->conn->dead)
         return HPE_USER;
@@ -591,7 +645,7 @@ static void respond_error_and_close(pt_http_conn *hc, int status, const char *wh
     if (!r->method.p)
         r->method = PT_STR_LIT("-");
     hc->close_after = true;
-    hc->conn->linger = true;
+    pt_conn_set_linger(hc->conn);
     pt_conn_set_state(hc->conn, PT_CONN_WRITING);
     http_req *x = hc->r;
     if (x->body_cb && !x->message_done) {
@@ -614,6 +668,31 @@ static void respond_error_and_close(pt_http_conn *hc, int status, const char *wh
     pt_conn_close(hc->conn);
 }
 
+/* Whether the request line ends in a well-formed "HTTP/D.D" llhttp would not take (HTTP/1.2,
+ * HTTP/4.0): that version is not supported (505). Anything else is a bad request line. */
+static bool well_formed_version(pt_http_conn *hc)
+{
+    const char *b = pt_inbuf_begin(&hc->conn->in);
+    size_t n = pt_inbuf_len(&hc->conn->in);
+    const char *end = memchr(b, '\n', n);
+    if (end && end > b && end[-1] == '\r')
+        end--;
+    else if (!end)
+        end = b + n; /* llhttp stopped at the version before the line's end arrived */
+    if (end - b < 10)
+        return false;
+    const char *v = end - 9; /* " HTTP/D.D" */
+    return v[0] == ' ' && memcmp(v + 1, "HTTP/", 5) == 0 && v[6] >= '0' && v[6] <= '9' &&
+           v[7] == '.' && v[8] >= '0' && v[8] <= '9';
+}
+
+/* A request refused as malformed or over a limit: counted, answered, closed. */
+static void reject(pt_http_conn *hc, int status, const char *why)
+{
+    pt_conn_count_invalid(hc->conn);
+    respond_error_and_close(hc, status, why);
+}
+
 static int status_for(pt_http_conn *hc, llhttp_errno_t err)
 {
     /* A callback that stopped the parser chose the status (llhttp reports an error from
@@ -622,7 +701,7 @@ static int status_for(pt_http_conn *hc, llhttp_errno_t err)
         return hc->r->error_status;
     switch (err) {
     case HPE_INVALID_VERSION:
-        return 505;
+        return well_formed_version(hc) ? 505 : 400;
     case HPE_INVALID_METHOD: {
         /* An unknown but well-formed method is not implemented; anything else is garbage. */
         const char *b = pt_inbuf_begin(&hc->conn->in);
@@ -631,8 +710,6 @@ static int status_for(pt_http_conn *hc, llhttp_errno_t err)
             i++;
         return (i > 0 && i < n && b[i] == ' ') ? 501 : 400;
     }
-    case HPE_INVALID_TRANSFER_ENCODING:
-        return 501;
     default:
         return 400;
     }
@@ -675,11 +752,16 @@ static void process(pt_http_conn *hc)
         size_t avail = pt_inbuf_len(&c->in);
         if (hc->fed >= avail)
             break;
-        const char *begin = pt_inbuf_begin(&c->in);
-        llhttp_errno_t err =
-            llhttp_execute(&req_state(hc)->parser, begin + hc->fed, avail - hc->fed);
+        const char *begin = pt_inbuf_begin(&c->in), *from = begin + hc->fed;
+        x = req_state(hc);
+        x->fed_from = from;
+        llhttp_errno_t err = llhttp_execute(&x->parser, from, avail - hc->fed);
         if (c->dead)
             break;
+        if (hc->r == x && (err == HPE_OK || err == HPE_PAUSED)) {
+            const char *to = err == HPE_OK ? begin + avail : llhttp_get_error_pos(&x->parser);
+            x->tail = pt_h1_tail(from, to, x->tail);
+        }
         x = hc->r;
         if (err == HPE_OK) {
             hc->fed = avail;
@@ -701,8 +783,8 @@ static void process(pt_http_conn *hc)
             llhttp_resume(&x->parser);
             continue;
         }
-        const char *why = llhttp_get_error_reason(&x->parser);
-        respond_error_and_close(hc, status_for(hc, err), why ? why : llhttp_errno_name(err));
+        const char *why = x->error_why ? x->error_why : llhttp_get_error_reason(&x->parser);
+        reject(hc, status_for(hc, err), why ? why : llhttp_errno_name(err));
         break;
     }
     hc->in_process = false;
@@ -742,8 +824,7 @@ static void after_io(pt_http_conn *hc)
         hc->phase == PHASE_HEAD) {
         /* The in-buffer hit its cap without a complete head. */
         bool line = hc->r && hc->r->url.len && hc->r->nhdrs == 0;
-        respond_error_and_close(hc, line ? 414 : 431,
-                                line ? "request line too long" : "request header too large");
+        reject(hc, line ? 414 : 431, line ? "request line too long" : "request header too large");
         return;
     }
     /* Input waiting behind a request in progress filled the buffer; once it has room again
@@ -871,13 +952,13 @@ void pt_http_conn_attach(pt_conn *c, pt_site *site)
     pt_http_conn *hc = pt_custodian_alloc(pt_conn_custodian(c), sizeof *hc);
     hc->conn = c;
     hc->site = site;
-    c->proto_data = hc;
+    pt_conn_set_proto(c, &pt_http_proto, hc);
     /* The in-buffer holds at most one request head (plus slack for what follows it). */
     const pt_limits *l = c->limits;
     size_t head = l->max_request_line_length + l->max_request_header_length;
     if (head < l->max_request_line_length || head > MAX_HEAD_BUFFER) /* overflow, or unlimited */
         head = MAX_HEAD_BUFFER;
-    c->in_max = head + 1024 < PT_CHUNK_SIZE ? PT_CHUNK_SIZE : head + 1024;
+    pt_conn_set_input_max(c, head + 1024 < PT_CHUNK_SIZE ? PT_CHUNK_SIZE : head + 1024);
 }
 
 /* ---- the handler's side of a request ---- */
@@ -1078,7 +1159,7 @@ int pt_request_upgrade(pt_request *req, int status, const void *head, size_t len
     hc->phase = PHASE_IDLE;
     hc->up_ops = ops;
     hc->up_data = data;
-    c->proto = &upgraded_proto;
+    pt_conn_set_proto(c, &upgraded_proto, hc);
     pt_conn_set_state(c, PT_CONN_WRITING);
     pt_conn_reset_timeout(c, PT_TIMEOUT_NONE);
     pt_conn_resume_read(c);

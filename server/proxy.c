@@ -19,6 +19,7 @@
 #include "connmgr/timer.h"
 #include "connmgr/tls.h"
 #include "server/dispatch.h"
+#include "server/http1_fold.h"
 #include "server/location.h"
 #include "server/site.h"
 
@@ -101,7 +102,9 @@ typedef struct proxy_req {
     char *head;  /* the request head (a pool chunk), sent again by a retry */
     size_t head_len;
     llhttp_t parser;
-    size_t fed; /* bytes of ub given to llhttp */
+    size_t fed;           /* bytes of ub given to llhttp */
+    const char *fed_from; /* the data of the llhttp_execute() call in progress */
+    char tail;            /* pt_h1_tail() of what llhttp was given before it */
     hspan hdrs[RESP_HEADERS_MAX];
     size_t nhdrs;
     bool in_value;
@@ -206,13 +209,18 @@ static bool names_other_fields(pt_str v)
 
 /* ---- the request head ---- */
 
+/* A head being written: the request for the upstream, or the header lines passed to the client.
+ * Whatever goes inside a field goes through put(), which refuses CR, LF and NUL: a line break
+ * there would end the field and start another (or another message) at the next reader, whatever
+ * the parser before it let through. Line ends and fixed text go through PUT_LIT. */
 typedef struct hbuf {
     char *buf;
     size_t len, cap;
-    bool overflow;
+    bool overflow;  /* it did not fit */
+    bool forbidden; /* a field held CR, LF or NUL: the head must not be sent */
 } hbuf;
 
-static void put(hbuf *o, const char *s, size_t n)
+static void put_raw(hbuf *o, const char *s, size_t n)
 {
     if (o->len + n > o->cap) {
         o->overflow = true;
@@ -222,12 +230,24 @@ static void put(hbuf *o, const char *s, size_t n)
     o->len += n;
 }
 
+static void put(hbuf *o, const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c <= '\r' && (c == '\r' || c == '\n' || c == '\0')) {
+            o->forbidden = true;
+            return;
+        }
+    }
+    put_raw(o, s, n);
+}
+
 static void puts_(hbuf *o, const char *s)
 {
     put(o, s, strlen(s));
 }
 
-#define PUT_LIT(o, lit) put(o, lit, sizeof(lit) - 1)
+#define PUT_LIT(o, lit) put_raw(o, lit, sizeof(lit) - 1)
 
 /* The client's address without its port ("192.0.2.1", "2001:db8::1") into `buf`
  * (INET6_ADDRSTRLEN bytes). IPv4 is formatted by hand: inet_ntop goes through sprintf, and
@@ -862,6 +882,11 @@ static int on_header_field(llhttp_t *parser, const char *at, size_t len)
 static int on_header_value(llhttp_t *parser, const char *at, size_t len)
 {
     proxy_req *p = of(parser);
+    if (pt_h1_folded(p->fed_from, at, len, p->tail)) {
+        p->bad_framing = true;
+        llhttp_set_error_reason(parser, "obsolete line folding in a header field");
+        return HPE_USER;
+    }
     hspan *h = &p->hdrs[p->nhdrs - 1];
     if (!p->in_value && h->value.len == 0)
         h->value.off = offset_of(p, at);
@@ -1079,6 +1104,12 @@ static int on_headers_complete(llhttp_t *parser)
         llhttp_set_error_reason(parser, "unsupported transfer coding");
         return HPE_USER;
     }
+    if ((parser->flags & F_TRANSFER_ENCODING) && parser->http_minor == 0) {
+        /* HTTP/1.0 has no transfer codings: its framing is faulty (RFC 9112 section 6.1). */
+        p->bad_framing = true;
+        llhttp_set_error_reason(parser, "Transfer-Encoding in an HTTP/1.0 response");
+        return HPE_USER;
+    }
     if (next_for_status(p, p->status)) {
         p->next_for_status = true;
         return HPE_PAUSED; /* parse() moves on to the next server, outside llhttp */
@@ -1088,12 +1119,13 @@ static int on_headers_complete(llhttp_t *parser)
         return p->head_req ? 1 : 0;
     }
     char lines[PASSED_MAX], ctype[256];
-    hbuf o = {lines, 0, sizeof lines, false};
+    hbuf o = {lines, 0, sizeof lines, false, false};
     pt_response r;
     build_response(p, &r, &o, ctype, sizeof ctype, true);
-    if (o.overflow) {
+    if (o.overflow || o.forbidden) {
         p->bad_framing = true;
-        llhttp_set_error_reason(parser, "too big a header");
+        llhttp_set_error_reason(parser, o.overflow ? "too big a header"
+                                                   : "CR, LF or NUL in a header field");
         return HPE_USER;
     }
     p->responded = true;
@@ -1146,12 +1178,12 @@ static void message_complete(proxy_req *p)
     /* An answer without a body is built while its head is still in the in-buffer; the
      * transport goes back before the answer, which may end the request. */
     char lines[PASSED_MAX], ctype[256];
-    hbuf o = {lines, 0, sizeof lines, false};
+    hbuf o = {lines, 0, sizeof lines, false, false};
     pt_response r;
     if (p->no_body) {
         build_response(p, &r, &o, ctype, sizeof ctype, false);
-        if (o.overflow) {
-            bad_response(p, "too big a header");
+        if (o.overflow || o.forbidden) {
+            bad_response(p, o.overflow ? "too big a header" : "CR, LF or NUL in a header field");
             return;
         }
     }
@@ -1192,10 +1224,14 @@ static void parse(proxy_req *p)
         size_t avail = pt_inbuf_len(&p->ub);
         if (p->fed >= avail)
             return;
-        const char *begin = pt_inbuf_begin(&p->ub);
-        llhttp_errno_t e = llhttp_execute(&p->parser, begin + p->fed, avail - p->fed);
+        const char *begin = pt_inbuf_begin(&p->ub), *from = begin + p->fed;
+        p->fed_from = from;
+        llhttp_errno_t e = llhttp_execute(&p->parser, from, avail - p->fed);
         if (p->closed)
             return;
+        if (e == HPE_OK || e == HPE_PAUSED)
+            p->tail = pt_h1_tail(
+                from, e == HPE_OK ? begin + avail : llhttp_get_error_pos(&p->parser), p->tail);
         if (e == HPE_OK) {
             p->fed = avail;
             if (p->head_done) {
@@ -1439,6 +1475,7 @@ static void attach(proxy_req *p, pt_outbound *o)
     pt_inbuf_init(&p->ub);
     p->fed = 0;
     llhttp_init(&p->parser, HTTP_RESPONSE, &settings);
+    p->tail = 0;
     p->parser.data = p;
     p->nhdrs = 0;
     p->interim = false;
@@ -1585,8 +1622,15 @@ void pt_proxy_handle(pt_request *req)
     p->fresh_only = !p->idempotent || p->has_body || p->upgrade_req;
 
     p->head = pt_chunk_get();
-    hbuf o = {p->head, 0, PT_CHUNK_SIZE, false};
+    hbuf o = {p->head, 0, PT_CHUNK_SIZE, false, false};
     build_head(p, &o);
+    if (o.forbidden) {
+        /* The parser should have refused it; the head is not sent either way. */
+        pt_request_log(req, PT_LOG_ERROR,
+                       "CR, LF or NUL in a field of the request for the upstream");
+        respond_error(p, 400);
+        return;
+    }
     if (o.overflow) {
         pt_request_log(req, PT_LOG_ERROR, "the request head for the upstream is too large");
         respond_error(p, 500);
@@ -1745,12 +1789,13 @@ static const pt_upgrade_ops tunnel_ops = {
 static void start_tunnel(proxy_req *p)
 {
     char head[PASSED_MAX + 64], ctype[8];
-    hbuf o = {head, 0, sizeof head, false};
-    puts_(&o, "HTTP/1.1 101 Switching Protocols\r\n");
+    hbuf o = {head, 0, sizeof head, false, false};
+    PUT_LIT(&o, "HTTP/1.1 101 Switching Protocols\r\n");
     passed_headers(p, &o, ctype, sizeof ctype, true);
-    puts_(&o, "\r\n");
-    if (o.overflow) {
-        bad_response(p, "the 101 response head is too large");
+    PUT_LIT(&o, "\r\n");
+    if (o.overflow || o.forbidden) {
+        bad_response(p, o.overflow ? "the 101 response head is too large"
+                                   : "CR, LF or NUL in a header field");
         return;
     }
     pt_upstream_peer_ok(p->peer);

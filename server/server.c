@@ -202,6 +202,7 @@ static void publish_stats(pt_server *s)
         st.handled += c.closed;
         st.rejected += c.rejected;
         st.requests += c.requests;
+        st.invalid += c.invalid;
         st.bytes_in += c.bytes_in;
         st.bytes_out += c.bytes_out;
     }

@@ -16,7 +16,7 @@ typedef struct pt_worker_stats {
     int slot;
     double started, updated; /* ev_now() clock */
     uint64_t live, reading, writing, idle, lingering;
-    uint64_t accepted, handled, rejected, requests, bytes_in, bytes_out;
+    uint64_t accepted, handled, rejected, requests, invalid, bytes_in, bytes_out;
     uint64_t custodians, timers;
     uint64_t cache_hits, cache_misses, cache_bytes;
 } pt_worker_stats;

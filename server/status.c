@@ -1,7 +1,8 @@
 /*
  * The status page (`location /porter-status { status; }`): connections by state, custodians,
- * timers, accepted/handled/rejected, requests and bytes, per worker and in total. JSON when the
- * client asks for it (Accept: application/json, or ?format=json), a small HTML page otherwise.
+ * timers, accepted/handled/rejected, requests (and those refused as invalid) and bytes, per worker
+ * and in total. JSON when the client asks for it (Accept: application/json, or ?format=json), a
+ * small HTML page otherwise.
  */
 #include <inttypes.h>
 #include <stdarg.h>
@@ -51,6 +52,7 @@ static void add(pt_worker_stats *t, const pt_worker_stats *w)
     t->handled += w->handled;
     t->rejected += w->rejected;
     t->requests += w->requests;
+    t->invalid += w->invalid;
     t->bytes_in += w->bytes_in;
     t->bytes_out += w->bytes_out;
     t->custodians += w->custodians;
@@ -66,11 +68,11 @@ static void json_counters(out *o, const pt_worker_stats *w)
         "\"connections\":{\"active\":%" PRIu64 ",\"reading\":%" PRIu64 ",\"writing\":%" PRIu64
         ",\"idle\":%" PRIu64 ",\"lingering\":%" PRIu64 "},\"accepted\":%" PRIu64
         ",\"handled\":%" PRIu64 ",\"rejected\":%" PRIu64 ",\"requests\":%" PRIu64
-        ",\"bytes_in\":%" PRIu64 ",\"bytes_out\":%" PRIu64 ",\"custodians\":%" PRIu64
-        ",\"timers\":%" PRIu64 ",\"file_cache\":{\"hits\":%" PRIu64 ",\"misses\":%" PRIu64
-        ",\"bytes\":%" PRIu64 "}",
+        ",\"invalid_requests\":%" PRIu64 ",\"bytes_in\":%" PRIu64 ",\"bytes_out\":%" PRIu64
+        ",\"custodians\":%" PRIu64 ",\"timers\":%" PRIu64 ",\"file_cache\":{\"hits\":%" PRIu64
+        ",\"misses\":%" PRIu64 ",\"bytes\":%" PRIu64 "}",
         w->live, w->reading, w->writing, w->idle, w->lingering, w->accepted, w->handled,
-        w->rejected, w->requests, w->bytes_in, w->bytes_out, w->custodians, w->timers,
+        w->rejected, w->requests, w->invalid, w->bytes_in, w->bytes_out, w->custodians, w->timers,
         w->cache_hits, w->cache_misses, w->cache_bytes);
 }
 
@@ -80,9 +82,9 @@ static void html_row(out *o, const char *name, const pt_worker_stats *w)
         "<tr><th>%s</th><td>%" PRIu64 "</td><td>%" PRIu64 "</td><td>%" PRIu64 "</td><td>%" PRIu64
         "</td><td>%" PRIu64 "</td><td>%" PRIu64 "</td><td>%" PRIu64 "</td><td>%" PRIu64
         "</td><td>%" PRIu64 "</td><td>%" PRIu64 "</td><td>%" PRIu64 "</td><td>%" PRIu64
-        "</td><td>%" PRIu64 "</td></tr>\n",
+        "</td><td>%" PRIu64 "</td><td>%" PRIu64 "</td></tr>\n",
         name, w->live, w->reading, w->writing, w->idle, w->lingering, w->accepted, w->handled,
-        w->rejected, w->requests, w->bytes_in, w->bytes_out, w->custodians, w->timers);
+        w->rejected, w->requests, w->invalid, w->bytes_in, w->bytes_out, w->custodians, w->timers);
 }
 
 void pt_status_handle(pt_request *req)
@@ -109,7 +111,7 @@ void pt_status_handle(pt_request *req)
             "collapse}td,th{padding:.3rem .7rem;border-bottom:1px solid #ddd;text-align:"
             "right}</style></head><body>\n<h1>porter %s</h1>\n<table>\n<tr><th>worker</th>"
             "<th>active</th><th>reading</th><th>writing</th><th>idle</th><th>lingering</th>"
-            "<th>accepted</th><th>handled</th><th>rejected</th><th>requests</th>"
+            "<th>accepted</th><th>handled</th><th>rejected</th><th>requests</th><th>invalid</th>"
             "<th>bytes in</th><th>bytes out</th><th>custodians</th><th>timers</th></tr>\n",
             PORTER_VERSION);
     bool first = true;
