@@ -1,8 +1,9 @@
 """Shared helpers for porter's integration tests: a running porter, raw HTTP over sockets, and
 a small unittest runner that ends with the line "N passed, M failed".
 
-Python 3 standard library only. The binary comes from $PORTER_BIN, the repository from
-$PORTER_SOURCE_DIR. Every socket operation has a timeout, every porter started here is
+Python 3 standard library only. The binary comes from $PORTER_BIN (ctest sets it to the build's
+porter) unless $PORTER_TEST_BIN names another (`make test` runs the tests again with the Release
+porter), the repository from $PORTER_SOURCE_DIR. Every socket operation has a timeout, every porter started here is
 stopped (or killed) and its temporary directory removed, even when a test fails.
 """
 
@@ -22,7 +23,8 @@ import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE_DIR = os.environ.get("PORTER_SOURCE_DIR") or os.path.abspath(os.path.join(HERE, "..", ".."))
-PORTER_BIN = os.environ.get("PORTER_BIN") or os.path.join(SOURCE_DIR, "build", "porter")
+PORTER_BIN = (os.environ.get("PORTER_TEST_BIN") or os.environ.get("PORTER_BIN")
+              or os.path.join(SOURCE_DIR, "build", "porter"))
 
 # Lines in porter's stderr that mean a memory or UB error, or something left alive at exit.
 SANITIZER_MARKERS = ("AddressSanitizer", "LeakSanitizer", "runtime error", "porter: leak")
@@ -864,6 +866,8 @@ def main():
         print("PORTER_BIN %r is not an executable" % PORTER_BIN)
         print("0 passed, 1 failed")
         sys.exit(1)
+    print("porter: %s" % PORTER_BIN)
+
     def interrupted(signum, frame):
         raise KeyboardInterrupt("signal %d" % signum)
 
