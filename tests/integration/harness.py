@@ -1172,9 +1172,11 @@ def _socket_inodes(pids):
     return inodes
 
 
-def accepted(p):
-    """How many client connections porter (its master and workers) holds on its port: the
-    connections it has taken in, not those waiting in the listen backlog."""
+def accepted(p, port=None):
+    """How many client connections porter (its master and workers) holds on `port` (its first
+    listening port by default): the connections it has taken in, not those waiting in the
+    listen backlog."""
+    port = p.port if port is None else port
     inodes = _socket_inodes([p.pid] + proc_live_children(p.pid))
     n = 0
     for table in ("tcp", "tcp6"):
@@ -1186,7 +1188,7 @@ def accepted(p):
         for row in rows:
             fields = row.split()
             if (fields[3] != "0A" and fields[9] in inodes
-                    and int(fields[1].split(":")[1], 16) == p.port):
+                    and int(fields[1].split(":")[1], 16) == port):
                 n += 1
     return n
 
