@@ -747,6 +747,18 @@ class PorterTestCase(unittest.TestCase):
         # Always stop; if porter misbehaves at exit, the test fails with its output.
         p.stop()
 
+    def assertTimedOut(self, elapsed, timeout, early=0.2, margin=2.0, what="the timeout"):
+        """Asserts that `elapsed`, the seconds the client measured until it saw porter act, is
+        porter's `timeout`, checked from both sides. Not before timeout - `early`: libev reads
+        its clock once per loop iteration, so a timer armed from a stale reading fires early by
+        as much (0.1 to 0.2 s), and a client that starts its clock after porter armed the timer
+        (after reading a response) sees it sooner still. Not after timeout + `margin`: the
+        seconds allowed to ASan and a loaded 2-core machine."""
+        self.assertGreaterEqual(elapsed, timeout - early, "%s (%g s) came after %.2f s: early"
+                                % (what, timeout, elapsed))
+        self.assertLess(elapsed, timeout + margin, "%s (%g s) came after %.2f s: %g s late"
+                        % (what, timeout, elapsed, elapsed - timeout))
+
     def assertStatus(self, resp, status):
         self.assertEqual(resp.status, status, "expected %d, got %r\n%r" % (status, resp, resp.body[:300]))
 

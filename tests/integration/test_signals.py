@@ -60,7 +60,7 @@ class Signals(PorterTestCase):
                 time.sleep(0.2)  # the reader's pace
         self.assertEqual(len(got), len(BIG), "download cut short after SIGTERM")
         self.assertEqual(hashlib.sha256(bytes(got)).hexdigest(), hashlib.sha256(BIG).hexdigest())
-        self.assertLess(time.monotonic() - start, 5.0)
+        self.assertLess(time.monotonic() - start, 5.0)  # within the grace period: not cut
         closed, extra, _ = c.wait_closed(5)
         self.assertTrue(closed, "connection kept open after the last response while stopping")
         self.assertEqual(extra, b"")
@@ -82,6 +82,7 @@ class Signals(PorterTestCase):
             closed, extra, _ = c.wait_closed(5)
             self.assertTrue(closed, "idle keep-alive connection not closed on SIGTERM")
             self.assertEqual(extra, b"")
+        # At once, not at the 10 s grace period: 2.5 s and 3 s are the margins for ASan.
         self.assertLess(time.monotonic() - start, 2.5)
         p.wait(5)
         self.assertLess(time.monotonic() - start, 3.0, "porter waited for idle connections")
@@ -93,7 +94,7 @@ class Signals(PorterTestCase):
         start = time.monotonic()
         p.signal(signal.SIGTERM)
         p.wait(5)
-        self.assertLess(time.monotonic() - start, 3.0)
+        self.assertLess(time.monotonic() - start, 3.0)  # at once; 3 s of margin for ASan
         p.check_exit()
 
     def test_sigint_is_graceful_too(self):
@@ -125,6 +126,7 @@ class Signals(PorterTestCase):
         start = time.monotonic()
         p.signal(sig)
         p.wait(10)
+        # At once, not at the 30 s grace period: 3 s is the margin for ASan.
         self.assertLess(time.monotonic() - start, 3.0, "a second signal did not stop porter promptly")
         p.check_exit()
 
@@ -141,8 +143,7 @@ class Signals(PorterTestCase):
         p.signal(signal.SIGTERM)
         p.wait(10)
         elapsed = time.monotonic() - start
-        self.assertGreater(elapsed, 0.7, "porter did not wait for the grace period")
-        self.assertLess(elapsed, 4.0, "porter outlived its grace period")
+        self.assertTimedOut(elapsed, 1.0, early=0.3, margin=3.0, what="shutdown_grace_period")
         p.check_exit()
         # The stalled download was cut, not completed.
         data = c.read_until_close(5)
