@@ -191,7 +191,7 @@ class Porter:
                 raise AssertionError(
                     "porter exited with %s before listening:\n%s" % (self.proc.returncode, self.output)
                 )
-            time.sleep(0.02)
+            time.sleep(0.02)  # polling for the line above
         raise AssertionError("porter did not report listening within %ss:\n%s" % (START_TIMEOUT, self.output))
 
     def _preexec(self):
@@ -1017,7 +1017,7 @@ def wait_for(pred, timeout=10.0, interval=0.05):
             return v
         if time.monotonic() >= deadline:
             return None
-        time.sleep(interval)
+        time.sleep(interval)  # the polling's pace
 
 
 def wait_until(pred, timeout=10.0, message="the condition"):

@@ -325,7 +325,7 @@ class FdExhaustion(PorterTestCase):
         # No busy loop while the table is full and clients wait (the CPU time of a 1.5 s
         # stretch: waiting is the behaviour measured).
         cpu0 = harness.proc_cpu_seconds(p.pid)
-        time.sleep(1.5)
+        time.sleep(1.5)  # the stretch measured
         cpu = harness.proc_cpu_seconds(p.pid) - cpu0
         self.assertLess(cpu, 0.5, "porter used %.2f s of CPU in 1.5 s with a full fd table" % cpu)
 

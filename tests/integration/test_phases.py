@@ -38,12 +38,12 @@ class HeadDeadline(PorterTestCase):
         # Connected 0.6 s before the first byte, the head takes 0.7 s more: 1.3 s after the
         # connect, but within 1 s of its first byte.
         with self.p.connect() as c:
-            time.sleep(0.6)
+            time.sleep(0.6)  # the client's pace, as said above
             raw = request("GET", "/a.txt")
             c.send(raw[:3])
-            time.sleep(0.35)
+            time.sleep(0.35)  # the client's pace
             c.send(raw[3:20])
-            time.sleep(0.35)
+            time.sleep(0.35)  # the client's pace
             c.send(raw[20:])
             r = c.read_response()
             self.assertStatus(r, 200)

@@ -70,7 +70,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             out = bytearray()
             while len(out) < n:
                 out += self.rfile.read(min(65536, n - len(out)))
-                time.sleep(srv.slow_body)
+                time.sleep(srv.slow_body)  # the backend's pace: a slow reader
             return bytes(out)
         return self.rfile.read(n) if n else b""
 
@@ -98,7 +98,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 "port": self.server.server_address[1],
             })
         if srv.delay:
-            time.sleep(srv.delay)
+            time.sleep(srv.delay)  # the backend's pace: a slow answer
         parts = self.path.split("?")[0].strip("/").split("/")
         what = parts[0]
         arg = parts[1] if len(parts) > 1 else ""
@@ -137,13 +137,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.flush()
             for i in range(n):
-                time.sleep(pause)
+                time.sleep(pause)  # the backend's pace: a drip
                 piece = b"piece %d\n" % i
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
                 self.wfile.flush()
             self.wfile.write(b"0\r\n\r\n")
         elif what == "slow":
-            time.sleep(float(arg))
+            time.sleep(float(arg))  # the backend's pace: a slow answer
             self._send(200, b"slow")
         elif what == "status":
             code = int(arg)

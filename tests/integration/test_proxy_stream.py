@@ -37,7 +37,7 @@ class BackPressureTest(ProxyTestCase):
         rss0 = rss_kib(p.pid)
         # The client reads nothing for a while: the backend is held back, not drained into
         # porter's memory. (The stretch of not reading is the behaviour under test.)
-        time.sleep(1.5)
+        time.sleep(1.5)  # the stretch of not reading
         sent = b.bytes_sent
         self.assertLess(sent, 32 << 20, "the backend was not held back")
         self.assertLess(rss_kib(p.pid) - rss0, 24 << 10, "porter buffered the response")

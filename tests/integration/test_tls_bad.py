@@ -125,7 +125,7 @@ class Stalls(BadInput):
         # A byte every 0.2s does not extend the deadline.
         for i in range(4):
             trickle.send(hello[i:i + 1])
-            time.sleep(0.2)
+            time.sleep(0.2)  # the trickle's pace
         self.assert_serves(good)
         # Each closes at ssl_handshake_timeout (1 s) from its start.
         for name, seen in zip(("silent", "half", "trickle"),
