@@ -216,11 +216,6 @@ class Reload(ReloadCase):
     def test_inflight_download_survives_two_reloads_single(self):
         self.inflight_download_two_reloads(1)
 
-    @harness.known_bug("a second reload stops the first one's retiring workers at once: the "
-                       "master sends SIGQUIT to every old worker at each reload "
-                       "(signal_workers(SIGQUIT, true) in server/main.c), and a second stop "
-                       "signal drains with no grace (stop() in server/server.c), cutting "
-                       "responses in flight", "download cut by the second reload")
     def test_inflight_download_survives_two_reloads_workers(self):
         self.inflight_download_two_reloads(2)
 
