@@ -199,10 +199,7 @@ class ConfEffects(PorterTestCase):
         self.assertEqual(p.get("/noext").header("Content-Type"), "text/plain")
 
     def test_virtual_hosts(self):
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-        s.close()
+        port = self.reserve_port()  # two servers on one address: the conf names its port
         conf = ("server {\n    listen 127.0.0.1:%d;\n    server_name a.test;\n    root htdocs/a;\n}\n"
                 "server {\n    listen 127.0.0.1:%d default_server;\n    server_name b.test *.b.test;\n"
                 "    root htdocs/b;\n}\n" % (port, port))
