@@ -392,6 +392,13 @@ class UpstreamResponses(harness.PorterTestCase):
         b"/space-colon": b"HTTP/1.1 200 OK\r\nContent-Length : 3\r\n\r\nabc",
         b"/bare-lf": b"HTTP/1.1 200 OK\nContent-Length: 3\n\nabc",
         b"/cl-list": b"HTTP/1.1 200 OK\r\nContent-Length: 3, 3\r\n\r\nabc",
+        b"/empty-name": b"HTTP/1.1 200 OK\r\n: b\r\nContent-Length: 3\r\n\r\nabc",
+        b"/name-paren": b"HTTP/1.1 200 OK\r\nX(A): b\r\nContent-Length: 3\r\n\r\nabc",
+        b"/name-obs-text": b"HTTP/1.1 200 OK\r\nX\xc3\xa9: b\r\nContent-Length: 3\r\n\r\nabc",
+        b"/status-043": b"HTTP/1.1 043 Old\r\nContent-Length: 3\r\n\r\nabc",
+        b"/status-000": b"HTTP/1.1 000 None\r\nContent-Length: 3\r\n\r\nabc",
+        b"/status-600": b"HTTP/1.1 600 New\r\nContent-Length: 3\r\n\r\nabc",
+        b"/status-999-no-body": b"HTTP/1.1 999 X\r\n\r\n",
     }
 
     def setUp(self):
@@ -436,6 +443,8 @@ class UpstreamResponses(harness.PorterTestCase):
                 self.assertStatus(r, 200)
                 self.assertGreater(self.rb.connections, before)
         self.assertIn("sent an invalid response: obsolete line folding", self.p.output)
+        self.assertIn("sent an invalid response: empty header field name", self.p.output)
+        self.assertIn("sent an invalid response: status code out of 100-599", self.p.output)
 
     def test_bad_chunking_after_the_head_closes_the_client_connection(self):
         def handler(s, srv):
