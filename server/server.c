@@ -315,12 +315,14 @@ static int setup_vhost(pt_server *s, pt_vhost *vh, const pt_conf_server *cs, cha
     vh->limits = cs->limits;
     int r = vhost_types(s, vh, cs);
     if (r < 0) {
-        snprintf(err, elen, "%s:%d: cannot load MIME types: %s", cs->file, cs->line, strerror(-r));
+        snprintf(err, elen, "%s:%d:%d: cannot load MIME types: %s", cs->file, cs->line, cs->col,
+                 strerror(-r));
         return r;
     }
     vh->cache = s->cache;
     if ((r = open_root(cs->root, cs->root_named, &vh->root_fd)) < 0) {
-        snprintf(err, elen, "%s:%d: root \"%s\": %s", cs->file, cs->line, cs->root, strerror(-r));
+        snprintf(err, elen, "%s:%d:%d: root \"%s\": %s", cs->file, cs->line, cs->col, cs->root,
+                 strerror(-r));
         return r;
     }
     if (vh->root_fd < 0) {
@@ -912,8 +914,8 @@ int pt_server_test(const char *conf_path, const char *prefix, char *err, size_t 
         const pt_conf_server *cs = &conf->servers[i];
         int fd;
         if ((r = open_root(cs->root, cs->root_named, &fd)) < 0) {
-            snprintf(err, errlen, "%s:%d: root \"%s\": %s", cs->file, cs->line, cs->root,
-                     strerror(-r));
+            snprintf(err, errlen, "%s:%d:%d: root \"%s\": %s", cs->file, cs->line, cs->col,
+                     cs->root, strerror(-r));
             goto out;
         }
         if (fd >= 0)

@@ -117,15 +117,19 @@ class ConfFiles(PorterTestCase):
         self.assertIn("/nonexistent.conf", err)
 
     def test_missing_root_fails_at_start(self):
+        # the error names the server block (line 2, column 3) and the root, both at the start
+        # and with -t
         root = os.path.join(self.dir, "no-such-root")
-        path = self.write("p.conf", "server {\n    listen 127.0.0.1:0;\n    root %s;\n}\n" % root)
+        path = self.write("p.conf", "# a site\n  server {\n    listen 127.0.0.1:0;\n"
+                          "    root %s;\n}\n" % root)
+        want = '%s:2:3: root "%s": No such file or directory' % (path, root)
         code, out, err = self.check("-c", path, "-p", self.dir)
         self.assertEqual(code, 1, err)
-        self.assertIn(root, err)
+        self.assertIn(want, err)
         self.assertNotIn("listening on", err)
         code, out, err = self.check("-t", "-c", path, "-p", self.dir)
         self.assertEqual(code, 1, err)
-        self.assertIn(root, err)
+        self.assertIn(want, err)
 
     def test_relative_root_is_under_prefix(self):
         path = self.write("p.conf", "server {\n    listen 127.0.0.1:0;\n    root missing-dir;\n}\n")
