@@ -2,8 +2,11 @@
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 RELEASE_DIR := build/release
 TEST_DIR := build/asan
+FUZZ_DIR := build/fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := $(basename $(notdir $(wildcard tests/fuzz/fuzz_*.c)))
 
-.PHONY: all deps build run test clean format bench
+.PHONY: all deps build run test fuzz clean format bench
 
 all: build
 
@@ -38,6 +41,18 @@ test: deps
 	@echo "make test: the integration tests again, against $(RELEASE_DIR)/porter (Release)"
 	@cd $(TEST_DIR) && PORTER_TEST_BIN=$(CURDIR)/$(RELEASE_DIR)/porter \
 	    ctest --output-on-failure --no-tests=error --timeout 300 -j $(JOBS) -L integration
+
+# Each fuzz target for FUZZ_SECONDS, one after the other; what they find stays in
+# build/fuzz/work/TARGET/ (new inputs, and crash-* files to replay). docs/fuzzing.md.
+fuzz: deps
+	@cmake -S . -B $(FUZZ_DIR) -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DPORTER_FUZZ=ON \
+	    -DPORTER_WERROR=ON -DPORTER_EXAMPLES=OFF >/dev/null
+	@cmake --build $(FUZZ_DIR) -j $(JOBS)
+	@failed=; for t in $(FUZZ_TARGETS); do \
+	    sh tests/fuzz/run.sh $(FUZZ_DIR)/tests/fuzz/$$t tests/fuzz $(FUZZ_DIR)/work/$$t \
+	        $(FUZZ_SECONDS) || failed="$$failed $$t"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "fuzz: failed:$$failed" >&2; exit 1; fi
 
 bench:
 	@bench/run.sh

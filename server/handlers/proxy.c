@@ -131,7 +131,8 @@ typedef struct proxy_req {
     bool finished;  /* nothing more to do for HTTP */
     bool closed;    /* released */
     bool upgraded, client_eof, upstream_eof, client_shut, upstream_shut, up_paused;
-    bool bad_framing; /* the parser error came from our own checks */
+    bool bad_framing;    /* the parser error came from our own checks */
+    const char *refused; /* why they refused it (llhttp keeps no reason from on_headers_complete) */
 } proxy_req;
 
 static llhttp_settings_t settings;
@@ -794,6 +795,43 @@ static int on_header_value_complete(llhttp_t *parser)
     return 0;
 }
 
+/* RFC 9110's tchar, by table, as dispatch.c checks a request's field names. */
+static const unsigned char tchar[256] = {
+    ['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1,         ['&'] = 1,         ['\''] = 1,
+    ['*'] = 1, ['+'] = 1, ['-'] = 1, ['.'] = 1,         ['^'] = 1,         ['_'] = 1,
+    ['`'] = 1, ['|'] = 1, ['~'] = 1, ['0' ... '9'] = 1, ['A' ... 'Z'] = 1, ['a' ... 'z'] = 1,
+};
+
+/* Why the response's header fields cannot be passed on, or NULL: a name that is not a token
+ * (or is empty), a value that holds CR, LF or NUL. llhttp lets an empty name through; the rest
+ * is the same guard again, since a field that reached the client so would be read as two. */
+static const char *invalid_field(const proxy_req *p)
+{
+    const char *b = pt_inbuf_begin(&p->ub);
+    for (size_t i = 0; i < p->nhdrs; i++) {
+        const char *name = b + p->hdrs[i].name.off, *value = b + p->hdrs[i].value.off;
+        size_t name_len = p->hdrs[i].name.len, value_len = p->hdrs[i].value.len;
+        if (name_len == 0)
+            return "empty header field name";
+        for (size_t k = 0; k < name_len; k++)
+            if (!tchar[(unsigned char)name[k]])
+                return "invalid header field name";
+        for (size_t k = 0; k < value_len; k++)
+            if (value[k] == '\r' || value[k] == '\n' || value[k] == '\0')
+                return "CR, LF or NUL in a header field";
+    }
+    return NULL;
+}
+
+/* Refuses the response from a parser callback: bad_response() says `why`. */
+static int refuse(llhttp_t *parser, const char *why)
+{
+    proxy_req *p = of(parser);
+    p->bad_framing = true;
+    p->refused = why;
+    return HPE_USER;
+}
+
 static pt_str span_str(proxy_req *p, span s)
 {
     const char *b = pt_inbuf_begin(&p->ub) + s.off;
@@ -977,6 +1015,12 @@ static int on_headers_complete(llhttp_t *parser)
 {
     proxy_req *p = of(parser);
     p->status = parser->status_code;
+    const char *invalid = invalid_field(p);
+    if (invalid)
+        return refuse(parser, invalid);
+    /* llhttp reads any three digits; a client would not know what the others mean. */
+    if (p->status < 100 || p->status > 599)
+        return refuse(parser, "status code out of 100-599");
     if (p->status >= 100 && p->status < 200 && p->status != 101) {
         p->interim = true; /* 100 Continue, 103 Early Hints: not passed on */
         return 0;
@@ -1169,7 +1213,7 @@ static void parse(proxy_req *p)
             abandon_client(p);
             return;
         }
-        const char *why = llhttp_get_error_reason(&p->parser);
+        const char *why = p->refused ? p->refused : llhttp_get_error_reason(&p->parser);
         bad_response(p, why ? why : llhttp_errno_name(e));
         return;
     }
@@ -1370,6 +1414,7 @@ static void attach(proxy_req *p, pt_outbound *o)
     p->tail = 0;
     p->parser.data = p;
     p->nhdrs = 0;
+    p->refused = NULL;
     p->interim = false;
     p->head_done = p->no_body = p->message_done = p->next_for_status = false;
     pt_outq_push_ref(&p->uq, p->head, p->head_len, NULL, NULL);

@@ -439,12 +439,17 @@ static int on_headers_complete(llhttp_t *p)
     if (hc->r->nhdrs && !r->headers)
         return fail(hc, 431, "too many header fields");
     r->nheaders = hc->r->nhdrs;
+    /* Every field is in place before any is checked: a refused request is still logged and
+     * answered, and those look at its fields. */
+    for (size_t i = 0; i < hc->r->nhdrs; i++) {
+        r->headers[i].name = (pt_str){base + hc->r->hdrs[i].name.off, hc->r->hdrs[i].name.len};
+        r->headers[i].value =
+            trim((pt_str){base + hc->r->hdrs[i].value.off, hc->r->hdrs[i].value.len});
+    }
 
     int nhost = 0;
     for (size_t i = 0; i < hc->r->nhdrs; i++) {
-        pt_header *h = &r->headers[i];
-        h->name = (pt_str){base + hc->r->hdrs[i].name.off, hc->r->hdrs[i].name.len};
-        h->value = trim((pt_str){base + hc->r->hdrs[i].value.off, hc->r->hdrs[i].value.len});
+        const pt_header *h = &r->headers[i];
         /* llhttp lets "Name :" through; RFC 9112 section 5.1 says reject it (smuggling). */
         for (size_t k = 0; k < h->name.len; k++)
             if (!tchar[(unsigned char)h->name.p[k]])

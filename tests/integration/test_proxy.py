@@ -497,7 +497,7 @@ class HeadersTest(ProxyTestCase):
         # A root the conf names must exist, even the default's path (porter -t and start).
         named, said = without_root(conf.replace("listen 127.0.0.1:0;",
                                                 "listen 127.0.0.1:0; root htdocs;"))
-        self.assertIn("porter.conf:2: root \"%s\": No such file or directory" % named.htdocs,
+        self.assertIn("porter.conf:2:1: root \"%s\": No such file or directory" % named.htdocs,
                       said)
         # A location that names it, with the server's root left to the default.
         loc, said = without_root(conf.replace("location /app/",
