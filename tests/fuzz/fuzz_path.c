@@ -23,7 +23,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "server/path.h"
+#include "server/core/path.h"
 #include "tests/fuzz/fuzz.h"
 
 static char dir[64], root[96];

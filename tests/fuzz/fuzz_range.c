@@ -15,7 +15,7 @@
 #include <strings.h>
 
 #include "server/config.h"
-#include "server/range.h"
+#include "server/handlers/range.h"
 #include "tests/fuzz/fuzz.h"
 
 /* Sizes stay below 2^56, so 200 ranges of one never add up past 2^64. */
