@@ -27,10 +27,12 @@ typedef struct pair_client {
     bool eof;      /* pair_recv saw the connection's write side closed */
 } pair_client;
 
-/* Makes the two pipes, both non-blocking, and has `m` admit a connection over them. Returns the
- * connection (NULL if it was refused or already finished by its first read, as
- * pt_connmgr_admit_pair says); `p` is the client either way. */
-static inline pt_conn *pair_connect(pt_connmgr *m, pair_client *p)
+/* Makes the two pipes, both non-blocking, writes `first` (NULL: nothing) into the one the
+ * connection reads, and has `m` admit a connection over them: it reads `first` as it is made,
+ * with no loop iteration (and no timer) in between. Returns the connection (NULL if it was
+ * refused or already finished by its first read, as pt_connmgr_admit_pair says); `p` is the
+ * client either way. */
+static inline pt_conn *pair_connect_sending(pt_connmgr *m, pair_client *p, const char *first)
 {
     int in[2], out[2];
     signal(SIGPIPE, SIG_IGN);
@@ -39,7 +41,15 @@ static inline pt_conn *pair_connect(pt_connmgr *m, pair_client *p)
     p->to_conn = in[1];
     p->from_conn = out[0];
     p->eof = false;
+    if (first)
+        assert_int_equal(write(p->to_conn, first, strlen(first)), (ssize_t)strlen(first));
     return pt_connmgr_admit_pair(m, in[0], out[1]);
+}
+
+/* The same with nothing sent first. */
+static inline pt_conn *pair_connect(pt_connmgr *m, pair_client *p)
+{
+    return pair_connect_sending(m, p, NULL);
 }
 
 /* Writes `len` bytes of `data` for the connection to read (all of it: a pipe takes 64 KiB). */
