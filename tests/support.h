@@ -185,6 +185,21 @@ static inline int remove_tree(const char *dir)
     return nftw(dir, support_remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+/* ---- HTTP ---- */
+
+/* The page porter answers an error status with (nginx's), for `status` and its `reason`
+ * phrase, written here by hand. The string is static: one at a time. */
+static inline const char *status_page(int status, const char *reason)
+{
+    static char page[512];
+    snprintf(page, sizeof page,
+             "<html>\r\n<head><title>%d %s</title></head>\r\n<body>\r\n"
+             "<center><h1>%d %s</h1></center>\r\n<hr><center>porter</center>\r\n"
+             "</body>\r\n</html>\r\n",
+             status, reason, status, reason);
+    return page;
+}
+
 /* ---- temporary trees ---- */
 
 /* Makes a new directory "$TMPDIR/porter-<tag>-XXXXXX" (TMPDIR unset: /tmp), its path written

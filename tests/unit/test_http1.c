@@ -150,12 +150,8 @@ static const char *error_page(int status, const char *reason, const char *connec
 {
     static char buf[2][1024];
     static int k;
-    char page[512], *b = buf[k++ % 2];
-    snprintf(page, sizeof page,
-             "<html>\r\n<head><title>%d %s</title></head>\r\n<body>\r\n"
-             "<center><h1>%d %s</h1></center>\r\n<hr><center>porter</center>\r\n"
-             "</body>\r\n</html>\r\n",
-             status, reason, status, reason);
+    const char *page = status_page(status, reason);
+    char *b = buf[k++ % 2];
     snprintf(b, 1024,
              "HTTP/1.1 %d %s\r\nServer: porter\r\nDate: {date}\r\nContent-Type: text/html\r\n"
              "Content-Length: %zu\r\n%s\r\n%s",

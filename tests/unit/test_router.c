@@ -238,23 +238,11 @@ static void assert_fake(const answer *a, const char *kind, const char *path)
     assert_string_equal(a->body, want);
 }
 
-/* porter's built-in page for `status`. */
-static const char *page(int status, const char *reason)
-{
-    static char buf[512];
-    snprintf(buf, sizeof buf,
-             "<html>\r\n<head><title>%d %s</title></head>\r\n<body>\r\n"
-             "<center><h1>%d %s</h1></center>\r\n<hr><center>porter</center>\r\n"
-             "</body>\r\n</html>\r\n",
-             status, reason, status, reason);
-    return buf;
-}
-
 static void assert_page(const answer *a, int status, const char *reason)
 {
     assert_int_equal(a->status, status);
     assert_string_equal(a->type, "text/html");
-    assert_string_equal(a->body, page(status, reason));
+    assert_string_equal(a->body, status_page(status, reason));
 }
 
 /* ---- which location ---- */
