@@ -30,14 +30,13 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
-#include <openssl/pem.h>
-#include <openssl/x509v3.h>
 
 #include "connmgr/connector.h"
 #include "connmgr/limits.h"
 #include "connmgr/timer.h"
 #include "connmgr/tls.h"
 #include "tests/support.h"
+#include "tests/support/cert.h"
 
 /* ---- helpers ---- */
 
@@ -648,31 +647,9 @@ static void test_local_address(void **state)
 static void make_cert(SSL_CTX *ctx, const char *path)
 {
     EVP_PKEY *key = EVP_EC_gen("P-256");
-    assert_non_null(key);
-    X509 *x = X509_new();
-    ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
-    X509_gmtime_adj(X509_getm_notBefore(x), -60);
-    X509_gmtime_adj(X509_getm_notAfter(x), 3600);
-    X509_set_pubkey(x, key);
-    X509_NAME *name = X509_get_subject_name(x);
-    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"localhost", -1, -1,
-                               0);
-    X509_set_issuer_name(x, name);
-    X509V3_CTX v3;
-    X509V3_set_ctx_nodb(&v3);
-    X509V3_set_ctx(&v3, x, x, NULL, NULL, 0);
-    X509_EXTENSION *ext =
-        X509V3_EXT_conf_nid(NULL, &v3, NID_subject_alt_name, "DNS:localhost,IP:127.0.0.1");
-    assert_non_null(ext);
-    X509_add_ext(x, ext, -1);
-    X509_EXTENSION_free(ext);
-    assert_true(X509_sign(x, key, EVP_sha256()) > 0);
-    assert_int_equal(SSL_CTX_use_certificate(ctx, x), 1);
-    assert_int_equal(SSL_CTX_use_PrivateKey(ctx, key), 1);
-    FILE *fp = fopen(path, "w");
-    assert_non_null(fp);
-    PEM_write_X509(fp, x);
-    fclose(fp);
+    X509 *x = cert_self_signed(key, "localhost", "DNS:localhost,IP:127.0.0.1");
+    cert_use(ctx, x, key);
+    cert_write(x, key, path, NULL);
     X509_free(x);
     EVP_PKEY_free(key);
 }
