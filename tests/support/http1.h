@@ -1,6 +1,6 @@
 /*
  * The HTTP/1 protocol (server/http1/conn.c and head.c, the real ones) over pair connections,
- * reaching a site of the test's own: a connection manager runs pt_http_proto, every admitted
+ * reaching a site of the test's own: a connection manager runs pt_http1_proto, every admitted
  * connection is attached with site ops whose `select` gives each request the vhost built from
  * the test's conf text (tests/support/vhost.h) as server.c's does, and whose `route` is the
  * test's. The test writes requests into the pipe, runs the loop, and compares what came out
@@ -77,7 +77,7 @@ static inline void h1_route(pt_request *req)
 static inline void h1_on_admit(pt_conn *c, void *data)
 {
     h1_site *h = data;
-    pt_http_conn_attach(c, &h->ops, h, false);
+    pt_http1_conn_attach(c, &h->ops, h, false);
 }
 
 static inline ssize_t h1_counting_writev(pt_transport *t, const struct iovec *iov, int n)
@@ -114,8 +114,8 @@ static inline void h1_open(h1_site *h, const char *conf, const char *prefix, boo
     pt_connmgr_options o;
     pt_connmgr_options_init(&o);
     o.limits = h->tv.vh.limits;
-    o.proto = &pt_http_proto;
-    o.proto_size = pt_http_conn_size();
+    o.proto = &pt_http1_proto;
+    o.proto_size = pt_http1_conn_size();
     o.on_admit = h1_on_admit;
     o.data = h;
     assert_int_equal(pt_connmgr_new(&h->m, h->loop, &o), 0);
