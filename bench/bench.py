@@ -775,6 +775,8 @@ def main():
     unknown = set(names) - set(ALL)
     if unknown:
         sys.exit(f"bench: unknown server(s) {', '.join(sorted(unknown))}; known: {', '.join(ALL)}")
+    if BEFORE and "porter" in names and "porter-before" not in names:
+        names.append("porter-before")  # it runs wherever porter does
     scenarios = [s for s in SCENARIOS if s.key in keys]
 
     for d in (DOCROOT, CONF, RUN, LOGS, TMP, TLS_DIR):

@@ -200,6 +200,12 @@ static void *resolver_main(void *arg)
 /* Queues `j`, starting a thread if none is idle and there is room for one. */
 static int submit(pt_connector *c, job *j)
 {
+    /* The watcher is active before any thread can see the job: ev_async_start clears a send
+     * made before it (libev wakes a loop only for an active ev_async), so starting it after the
+     * job is queued loses the answer of a thread that was quicker than this one, and the
+     * connect waits for its timeout. */
+    if (c->outstanding == 0)
+        ev_async_start(c->loop, &c->async);
     int r = 0;
     pthread_mutex_lock(&c->mu);
     if (c->idle_threads == 0 && c->nthreads < PT_CONNECTOR_RESOLVER_THREADS) {
@@ -224,8 +230,10 @@ static int submit(pt_connector *c, job *j)
         pthread_cond_signal(&c->cv);
     }
     pthread_mutex_unlock(&c->mu);
-    if (r == 0 && c->outstanding++ == 0)
-        ev_async_start(c->loop, &c->async);
+    if (r == 0)
+        c->outstanding++;
+    else if (c->outstanding == 0)
+        ev_async_stop(c->loop, &c->async);
     return r;
 }
 

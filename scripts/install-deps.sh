@@ -5,13 +5,22 @@
 set -euo pipefail
 
 packages=(build-essential cmake pkg-config libev-dev libssl-dev libcmocka-dev media-types wrk slowhttptest iproute2
-          curl python3 openssl)
+          curl python3 openssl strace)
 
 # llhttp: a system library (other distributions' libllhttp-dev) or the C sources that Debian's
 # node-llhttp ships.
 if ! { [ -f /usr/include/llhttp.h ] && ls /usr/lib/*/libllhttp.* /usr/lib/libllhttp.* >/dev/null 2>&1; }; then
     packages+=(node-llhttp)
 fi
+# The fuzz targets (tests/fuzz/, `make fuzz`, and their smoke runs in `make test`): clang, and
+# its libFuzzer runtime, which Debian ships apart as libclang-rt-N-dev for the clang-N that the
+# clang package brings (14 on Debian 12).
+packages+=(clang)
+clang_major=$(clang --version 2>/dev/null | sed -n 's/.*clang version \([0-9][0-9]*\).*/\1/p' | head -n 1)
+if [ -z "$clang_major" ]; then
+    clang_major=$(apt-cache depends clang 2>/dev/null | sed -n 's/.*Depends: clang-\([0-9][0-9]*\)$/\1/p' | head -n 1)
+fi
+packages+=("libclang-rt-${clang_major:-14}-dev")
 packages+=("$@")
 
 missing=()

@@ -44,6 +44,7 @@ typedef struct worker {
     pid_t pid; /* 0: free entry */
     int slot;
     unsigned gen;
+    bool retiring; /* told to finish what it has and exit (a reload's SIGQUIT) */
     ev_child watcher;
 } worker;
 
@@ -238,10 +239,12 @@ static int live_workers(void)
     return n;
 }
 
-static void signal_workers(int sig, bool old_only)
+/* Sends `sig` to every worker; a graceful stop (SIGQUIT) spares those already draining, whom a
+ * second SIGQUIT would stop at once. */
+static void signal_workers(int sig)
 {
     for (int i = 0; i < MAX_PROCS; i++)
-        if (g.procs[i].pid && (!old_only || g.procs[i].gen != g.gen))
+        if (g.procs[i].pid && !(sig == SIGQUIT && g.procs[i].retiring))
             kill(g.procs[i].pid, sig);
 }
 
@@ -298,6 +301,7 @@ static int spawn(int slot)
     wk->pid = pid;
     wk->slot = slot;
     wk->gen = g.gen;
+    wk->retiring = false;
     ev_child_init(&wk->watcher, on_child, pid, 0);
     ev_child_start(g.loop, &wk->watcher);
     return 0;
@@ -336,8 +340,13 @@ static void reload_master(void)
     g.gen++;
     for (int i = 0; i < n; i++)
         spawn(i);
-    /* The new workers accept on the same sockets; the old ones finish what they have. */
-    signal_workers(SIGQUIT, true);
+    /* The new workers accept on the same sockets; the old ones finish what they have. Those
+     * an earlier reload retired are not told again: a second SIGQUIT ends the grace. */
+    for (int i = 0; i < MAX_PROCS; i++)
+        if (g.procs[i].pid && g.procs[i].gen != g.gen && !g.procs[i].retiring) {
+            g.procs[i].retiring = true;
+            kill(g.procs[i].pid, SIGQUIT);
+        }
     log_line("configuration reloaded: %d workers", n);
 }
 
@@ -348,7 +357,7 @@ static void master_signal(struct ev_loop *loop, ev_signal *w, int revents)
     case SIGINT:
     case SIGQUIT:
         g.stopping = true;
-        signal_workers(w->signum == SIGQUIT ? SIGQUIT : SIGTERM, false);
+        signal_workers(w->signum == SIGQUIT ? SIGQUIT : SIGTERM);
         if (live_workers() == 0)
             stop_signals();
         break;
@@ -358,7 +367,7 @@ static void master_signal(struct ev_loop *loop, ev_signal *w, int revents)
         break;
     case SIGUSR1:
         pt_server_reopen_logs(g.server);
-        signal_workers(SIGUSR1, false);
+        signal_workers(SIGUSR1);
         break;
     }
 }
@@ -370,7 +379,7 @@ static int run_master(void)
     for (int i = 0; i < g.nworkers; i++)
         if (spawn(i) < 0) {
             g.stopping = true;
-            signal_workers(SIGTERM, false);
+            signal_workers(SIGTERM);
             break;
         }
     ev_run(g.loop, 0);

@@ -138,7 +138,7 @@ static const pt_site_ops site_ops = {.select = site_select, .route = site_route}
 static void on_admit(pt_conn *c, void *data)
 {
     pt_site *site = data;
-    pt_http_conn_attach(c, &site_ops, site, site->tls);
+    pt_http1_conn_attach(c, &site_ops, site, site->tls);
     if (site->tls)
         pt_tls_site_admit(site, c);
 }
@@ -314,12 +314,14 @@ static int setup_vhost(pt_server *s, pt_vhost *vh, const pt_conf_server *cs, cha
     vh->limits = cs->limits;
     int r = vhost_types(s, vh, cs);
     if (r < 0) {
-        snprintf(err, elen, "%s:%d: cannot load MIME types: %s", cs->file, cs->line, strerror(-r));
+        snprintf(err, elen, "%s:%d:%d: cannot load MIME types: %s", cs->file, cs->line, cs->col,
+                 strerror(-r));
         return r;
     }
     vh->cache = s->cache;
     if ((r = open_root(cs->root, cs->root_named, &vh->root_fd)) < 0) {
-        snprintf(err, elen, "%s:%d: root \"%s\": %s", cs->file, cs->line, cs->root, strerror(-r));
+        snprintf(err, elen, "%s:%d:%d: root \"%s\": %s", cs->file, cs->line, cs->col, cs->root,
+                 strerror(-r));
         return r;
     }
     if (vh->root_fd < 0) {
@@ -479,8 +481,8 @@ static int open_site(pt_server *s, pt_site *site, pt_server *prev, char *err, si
     pt_connmgr_options mo;
     pt_connmgr_options_init(&mo);
     mo.limits = site->default_vhost->limits;
-    mo.proto = &pt_http_proto;
-    mo.proto_size = pt_http_conn_size();
+    mo.proto = &pt_http1_proto;
+    mo.proto_size = pt_http1_conn_size();
     mo.custodian = s->custodian;
     mo.on_admit = on_admit;
     mo.on_full = on_full;
@@ -944,11 +946,17 @@ const char *pt_server_pid_path(const pt_server *s)
     return s->conf->pid_path;
 }
 
-static int test_log(const char *path, const char *what, char *err, size_t errlen)
+/* Opens the log at `path` as start-up does. An error names the server block `cs` whose log it
+ * is (NULL: the top level's own error log, which no server uses and which has no place). */
+static int test_log(const pt_conf_server *cs, const char *path, const char *what, char *err,
+                    size_t errlen)
 {
     pt_log *l = NULL;
     int r = pt_log_open(&l, path);
-    if (r < 0)
+    if (r < 0 && cs)
+        snprintf(err, errlen, "%s:%d:%d: cannot open %s \"%s\": %s", cs->file, cs->line, cs->col,
+                 what, path, strerror(-r));
+    else if (r < 0)
         snprintf(err, errlen, "cannot open %s \"%s\": %s", what, path, strerror(-r));
     pt_log_close(l);
     return r;
@@ -962,14 +970,12 @@ int pt_server_test(const char *conf_path, const char *prefix, char *err, size_t 
         return r;
     if ((r = pt_proxy_check(conf, err, errlen)) < 0)
         goto out;
-    if (conf->error_log && (r = test_log(conf->error_log, "error log", err, errlen)) < 0)
-        goto out;
     for (size_t i = 0; i < conf->nservers; i++) {
         const pt_conf_server *cs = &conf->servers[i];
         int fd;
         if ((r = open_root(cs->root, cs->root_named, &fd)) < 0) {
-            snprintf(err, errlen, "%s:%d: root \"%s\": %s", cs->file, cs->line, cs->root,
-                     strerror(-r));
+            snprintf(err, errlen, "%s:%d:%d: root \"%s\": %s", cs->file, cs->line, cs->col,
+                     cs->root, strerror(-r));
             goto out;
         }
         if (fd >= 0)
@@ -987,7 +993,9 @@ int pt_server_test(const char *conf_path, const char *prefix, char *err, size_t 
             if (fd >= 0)
                 close(fd);
         }
-        if (cs->access_log && (r = test_log(cs->access_log, "access log", err, errlen)) < 0)
+        if (cs->access_log && (r = test_log(cs, cs->access_log, "access log", err, errlen)) < 0)
+            goto out;
+        if ((r = test_log(cs, cs->error_log, "error log", err, errlen)) < 0)
             goto out;
         /* Certificates and keys are read and matched as at start-up. */
         if (cs->ssl.ncerts) {
@@ -998,6 +1006,10 @@ int pt_server_test(const char *conf_path, const char *prefix, char *err, size_t 
                 goto out;
         }
     }
+    /* Opened at start-up even when every server has its own (a server that inherits it was
+     * tested above, with its place). */
+    if (conf->error_log && (r = test_log(NULL, conf->error_log, "error log", err, errlen)) < 0)
+        goto out;
 out:
     pt_conf_free(conf);
     return r;

@@ -1,7 +1,12 @@
 /*
  * What every C test program needs besides cmocka (included before this file): the end-of-test
- * check that nothing is left, the count of open descriptors, a temporary tree's removal, and
- * running a libev loop for a while.
+ * check that nothing is left, the count of open descriptors, temporary trees (made, filled and
+ * removed), and running a libev loop for a while or until something holds.
+ *
+ * The fixtures some tests share live beside this file: tests/support/cert.h (throw-away
+ * certificates), tests/support/pair.h (a connection over the pair transport, the test as its
+ * client), tests/support/vhost.h (a virtual host built from conf text) and tests/support/http1.h
+ * (the HTTP/1 protocol over pair connections, with site ops of the test's own).
  *
  * Every test ends like libuv's MAKE_VALGRIND_HAPPY: nothing_left_begin() when it starts,
  * before it makes anything (its loop included), and assert_nothing_left(loop) when it ends,
@@ -24,8 +29,14 @@
 #include <ev.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "porter.h"
 
@@ -174,10 +185,99 @@ static inline int remove_tree(const char *dir)
     return nftw(dir, support_remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+/* ---- HTTP ---- */
+
+/* The page porter answers an error status with (nginx's), for `status` and its `reason`
+ * phrase, written here by hand. The string is static: one at a time. */
+static inline const char *status_page(int status, const char *reason)
+{
+    static char page[512];
+    snprintf(page, sizeof page,
+             "<html>\r\n<head><title>%d %s</title></head>\r\n<body>\r\n"
+             "<center><h1>%d %s</h1></center>\r\n<hr><center>porter</center>\r\n"
+             "</body>\r\n</html>\r\n",
+             status, reason, status, reason);
+    return page;
+}
+
+/* ---- temporary trees ---- */
+
+/* Makes a new directory "$TMPDIR/porter-<tag>-XXXXXX" (TMPDIR unset: /tmp), its path written
+ * to `dir` (`cap` bytes); fails the test if it cannot. Returns `dir`. */
+static inline char *temp_dir_make(char *dir, size_t cap, const char *tag)
+{
+    const char *tmp = getenv("TMPDIR");
+    int n = snprintf(dir, cap, "%s/porter-%s-XXXXXX", tmp && tmp[0] ? tmp : "/tmp", tag);
+    assert_true(n > 0 && (size_t)n < cap);
+    if (!mkdtemp(dir))
+        fail_msg("mkdtemp(%s): %s", dir, strerror(errno));
+    return dir;
+}
+
+/* Removes the tree `dir` made by temp_dir_make(), failing the test if any of it is left. */
+static inline void temp_dir_remove(const char *dir)
+{
+    assert_int_equal(remove_tree(dir), 0);
+    struct stat st;
+    assert_true(lstat(dir, &st) < 0 && errno == ENOENT);
+}
+
+/* `dir`/`rel` into `out` (PATH_MAX bytes); fails the test if it does not fit. Returns `out`. */
+static inline char *temp_path(char *out, const char *dir, const char *rel)
+{
+    int n = snprintf(out, PATH_MAX, "%s/%s", dir, rel);
+    assert_true(n > 0 && n < PATH_MAX);
+    return out;
+}
+
+/* Writes `len` bytes of `data` to the file `dir`/`rel` (made, or truncated), mode 0644. */
+static inline void temp_put_file(const char *dir, const char *rel, const void *data, size_t len)
+{
+    char p[PATH_MAX];
+    int fd = open(temp_path(p, dir, rel), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        fail_msg("open(%s): %s", p, strerror(errno));
+    assert_int_equal(write(fd, data, len), (ssize_t)len);
+    assert_int_equal(close(fd), 0);
+}
+
+/* The same with the NUL-terminated `text`. */
+static inline void temp_put_text(const char *dir, const char *rel, const char *text)
+{
+    temp_put_file(dir, rel, text, strlen(text));
+}
+
+/* Makes the directory `dir`/`rel` with `mode`. */
+static inline void temp_put_dir(const char *dir, const char *rel, mode_t mode)
+{
+    char p[PATH_MAX];
+    if (mkdir(temp_path(p, dir, rel), mode) < 0)
+        fail_msg("mkdir(%s): %s", p, strerror(errno));
+}
+
+/* Makes `dir`/`rel` a symbolic link to `target`. */
+static inline void temp_put_link(const char *dir, const char *rel, const char *target)
+{
+    char p[PATH_MAX];
+    if (symlink(target, temp_path(p, dir, rel)) < 0)
+        fail_msg("symlink(%s): %s", p, strerror(errno));
+}
+
+/* Sets the modification (and access) time of `dir`/`rel` to `t`, seconds since the epoch. */
+static inline void temp_set_mtime(const char *dir, const char *rel, time_t t)
+{
+    char p[PATH_MAX];
+    struct timespec ts[2] = {{.tv_sec = t}, {.tv_sec = t}};
+    assert_int_equal(utimensat(AT_FDCWD, temp_path(p, dir, rel), ts, 0), 0);
+}
+
+/* ---- loops ---- */
+
 static inline void support_on_break(struct ev_loop *loop, ev_timer *w, int revents)
 {
-    (void)w;
     (void)revents;
+    if (w->data)
+        *(bool *)w->data = true;
     ev_break(loop, EVBREAK_ALL);
 }
 
@@ -186,9 +286,27 @@ static inline void loop_run_for(struct ev_loop *loop, double secs)
 {
     ev_timer t;
     ev_timer_init(&t, support_on_break, secs, 0);
+    t.data = NULL;
     ev_timer_start(loop, &t);
     ev_run(loop, 0);
     ev_timer_stop(loop, &t);
+}
+
+/* Runs `loop` one iteration at a time until `done(data)` holds (checked before the first and
+ * after every iteration), for at most `secs` seconds: a watchdog, never a measure of how long
+ * anything takes. Returns whether it holds. */
+static inline bool loop_run_until(struct ev_loop *loop, bool (*done)(void *data), void *data,
+                                  double secs)
+{
+    bool fired = false;
+    ev_timer t;
+    ev_timer_init(&t, support_on_break, secs, 0);
+    t.data = &fired;
+    ev_timer_start(loop, &t);
+    while (!done(data) && !fired)
+        ev_run(loop, EVRUN_ONCE);
+    ev_timer_stop(loop, &t);
+    return done(data);
 }
 
 #endif

@@ -187,15 +187,6 @@ int pt_request_respond(pt_request *req, const pt_response *r)
     return req->proto->respond(req, r);
 }
 
-static size_t append(char *buf, size_t pos, size_t cap, const char *s, size_t n)
-{
-    if (pos + n <= cap)
-        memcpy(buf + pos, s, n);
-    return pos + n;
-}
-
-#define APPEND_LIT(buf, pos, cap, lit) append(buf, pos, cap, lit, sizeof(lit) - 1)
-
 /* Escapes a request string for the access log as nginx does: quotes, backslashes and control
  * characters become \xHH. */
 static size_t append_escaped(char *buf, size_t pos, size_t cap, pt_str s)
@@ -205,9 +196,9 @@ static size_t append_escaped(char *buf, size_t pos, size_t cap, pt_str s)
         if (ch < 0x20 || ch >= 0x7f || ch == '"' || ch == '\\') {
             char esc[5];
             snprintf(esc, sizeof esc, "\\x%02X", ch);
-            pos = append(buf, pos, cap, esc, 4);
+            pos = pt_append(buf, pos, cap, esc, 4);
         } else {
-            pos = append(buf, pos, cap, (const char *)&ch, 1);
+            pos = pt_append(buf, pos, cap, (const char *)&ch, 1);
         }
     }
     return pos;
@@ -229,25 +220,25 @@ __attribute__((noinline)) static void access_log_write(pt_log *log, pt_request *
     if (alen && a[alen - 1] == ']')
         alen--;
     size_t cap = sizeof line - 2, pos = 0;
-    pos = append(line, pos, cap, a, alen);
-    pos = APPEND_LIT(line, pos, cap, " - - [");
-    pos = append(line, pos, cap, clock->local, strlen(clock->local));
-    pos = APPEND_LIT(line, pos, cap, "] \"");
+    pos = pt_append(line, pos, cap, a, alen);
+    pos = PT_APPEND_LIT(line, pos, cap, " - - [");
+    pos = pt_append(line, pos, cap, clock->local, strlen(clock->local));
+    pos = PT_APPEND_LIT(line, pos, cap, "] \"");
     pos = append_escaped(line, pos, cap, req->method);
-    pos = APPEND_LIT(line, pos, cap, " ");
+    pos = PT_APPEND_LIT(line, pos, cap, " ");
     pos = append_escaped(line, pos, cap, req->target);
     char tail[64];
     int n = snprintf(tail, sizeof tail, " HTTP/%d.%d\" %d %" PRIu64 " \"", req->version_major,
                      req->version_minor, status, body_bytes);
-    pos = append(line, pos, cap, tail, (size_t)n);
+    pos = pt_append(line, pos, cap, tail, (size_t)n);
     const pt_header *h = pt_request_header(req, "referer");
     pos = h && h->value.len ? append_escaped(line, pos, cap, h->value)
-                            : APPEND_LIT(line, pos, cap, "-");
-    pos = APPEND_LIT(line, pos, cap, "\" \"");
+                            : PT_APPEND_LIT(line, pos, cap, "-");
+    pos = PT_APPEND_LIT(line, pos, cap, "\" \"");
     h = pt_request_header(req, "user-agent");
     pos = h && h->value.len ? append_escaped(line, pos, cap, h->value)
-                            : APPEND_LIT(line, pos, cap, "-");
-    pos = APPEND_LIT(line, pos, cap, "\"\n");
+                            : PT_APPEND_LIT(line, pos, cap, "-");
+    pos = PT_APPEND_LIT(line, pos, cap, "\"\n");
     if (pos > sizeof line) { /* truncated: keep it one well-formed line */
         pos = sizeof line;
         line[pos - 2] = '"';

@@ -31,6 +31,17 @@ static inline bool pt_str_eq(pt_str s, const char *lit)
     return s.len == n && memcmp(s.p, lit, n) == 0;
 }
 
+/* Appends `n` bytes of `s` to `buf` at `pos` when they fit within `cap`, and returns pos + n
+ * either way: a result above `cap` says the text did not fit, and how long it would be. */
+static inline size_t pt_append(char *buf, size_t pos, size_t cap, const char *s, size_t n)
+{
+    if (pos + n <= cap)
+        memcpy(buf + pos, s, n);
+    return pos + n;
+}
+
+#define PT_APPEND_LIT(buf, pos, cap, lit) pt_append(buf, pos, cap, lit, sizeof(lit) - 1)
+
 /* c in lower case, if it is an ASCII letter. */
 static inline unsigned char pt_ascii_lower(unsigned char c)
 {

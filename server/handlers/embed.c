@@ -190,13 +190,6 @@ void pt_reply_init(pt_reply *r, int status)
     r->stream_length = -1;
 }
 
-static size_t put(char *buf, size_t pos, size_t cap, const char *s, size_t n)
-{
-    if (pos + n <= cap)
-        memcpy(buf + pos, s, n);
-    return pos + n;
-}
-
 /* Formats the reply's header fields as "Name: value\r\n" lines into `buf`. Returns the length,
  * -EINVAL for a bad or reserved field, or -E2BIG when they do not fit. */
 static ssize_t format_fields(const pt_reply *r, char *buf, size_t cap)
@@ -213,10 +206,10 @@ static ssize_t format_fields(const pt_reply *r, char *buf, size_t cap)
         for (size_t k = 0; k < sizeof reserved / sizeof *reserved; k++)
             if (pt_str_ieq(name, reserved[k]))
                 return -EINVAL; /* the framing is porter's to decide */
-        pos = put(buf, pos, cap, f->name, name.len);
-        pos = put(buf, pos, cap, ": ", 2);
-        pos = put(buf, pos, cap, f->value, strlen(f->value));
-        pos = put(buf, pos, cap, "\r\n", 2);
+        pos = pt_append(buf, pos, cap, f->name, name.len);
+        pos = pt_append(buf, pos, cap, ": ", 2);
+        pos = pt_append(buf, pos, cap, f->value, strlen(f->value));
+        pos = pt_append(buf, pos, cap, "\r\n", 2);
     }
     return pos > cap ? -E2BIG : (ssize_t)pos;
 }

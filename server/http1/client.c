@@ -190,11 +190,41 @@ static int on_header_value_complete(llhttp_t *parser)
     return 0;
 }
 
+/* RFC 9110's tchar, by table, as http1/conn.c checks a request's field names. */
+static const unsigned char tchar[256] = {
+    ['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1,         ['&'] = 1,         ['\''] = 1,
+    ['*'] = 1, ['+'] = 1, ['-'] = 1, ['.'] = 1,         ['^'] = 1,         ['_'] = 1,
+    ['`'] = 1, ['|'] = 1, ['~'] = 1, ['0' ... '9'] = 1, ['A' ... 'Z'] = 1, ['a' ... 'z'] = 1,
+};
+
+const char *pt_h1_invalid_field(pt_str name, pt_str value)
+{
+    if (name.len == 0)
+        return "empty header field name";
+    for (size_t k = 0; k < name.len; k++)
+        if (!tchar[(unsigned char)name.p[k]])
+            return "invalid header field name";
+    for (size_t k = 0; k < value.len; k++)
+        if (value.p[k] == '\r' || value.p[k] == '\n' || value.p[k] == '\0')
+            return "CR, LF or NUL in a header field";
+    return NULL;
+}
+
 static int on_headers_complete(llhttp_t *parser)
 {
     pt_h1_client *cl = of(parser);
     int status = parser->status_code;
     cl->r.status = status;
+    for (size_t i = 0; i < cl->r.nfields; i++) {
+        const pt_h1_field *f = &cl->r.fields[i];
+        const char *why = pt_h1_invalid_field((pt_str){cl->base + f->name.off, f->name.len},
+                                              (pt_str){cl->base + f->value.off, f->value.len});
+        if (why)
+            return refuse(parser, why);
+    }
+    /* llhttp reads any three digits; a client would not know what the others mean. */
+    if (status < 100 || status > 599)
+        return refuse(parser, "status code out of 100-599");
     /* A response to HEAD, a 1xx, a 204 or a 304 ends at its head, whatever its Content-Length
      * or Transfer-Encoding say (RFC 9112 section 6.3); llhttp 8 would read a body the length
      * announces. Returning 1 from here says so, and so does F_SKIPBODY for after a pause. */

@@ -15,9 +15,10 @@
  * caller's buffer. Interim answers (100 Continue, 103 Early Hints) are read and dropped. A
  * response is refused (PT_H1_INVALID, with a reason) for what llhttp refuses in strict mode
  * (bad status line, Transfer-Encoding with Content-Length, a bad chunk, ...) and for what it
- * lets through: obs-fold (http1/fold.h), more than PT_H1_FIELDS_MAX fields, a transfer coding
- * other than chunked (it would reach the next reader undone), Transfer-Encoding in an HTTP/1.0
- * response (RFC 9112 section 6.1), a 101 to a request that did not ask to upgrade.
+ * lets through: obs-fold (http1/fold.h), more than PT_H1_FIELDS_MAX fields, a field that
+ * pt_h1_invalid_field() refuses, a status outside 100-599, a transfer coding other than chunked
+ * (it would reach the next reader undone), Transfer-Encoding in an HTTP/1.0 response (RFC 9112
+ * section 6.1), a 101 to a request that did not ask to upgrade.
  *
  * Ownership: the caller owns the buffer it feeds and the parser's memory (pt_h1_client_size()
  * bytes); nothing is allocated. Errors come back as events. Threading: no shared state.
@@ -104,6 +105,11 @@ bool pt_h1_names_other_fields(pt_str v);
 
 /* Whether a field named `name` is one that the Connection value `conn` names. */
 bool pt_h1_named_by(pt_str conn, pt_str name);
+
+/* Why a header field cannot be passed on, or NULL: a name that is not a token (or is empty), a
+ * value that holds CR, LF or NUL. (llhttp lets an empty name through; the rest is the same
+ * guard again: a field that reached the next reader so would be read as two.) */
+const char *pt_h1_invalid_field(pt_str name, pt_str value);
 
 /* ---- the response parser ---- */
 

@@ -48,7 +48,7 @@ typedef enum phase {
 typedef struct http_req {
     llhttp_t parser;
     pt_request req;
-    pt_http_conn *hc;
+    pt_http1_conn *hc;
     span url;
     hdr_span *hdrs; /* in the request arena */
     size_t nhdrs, hdr_cap;
@@ -80,7 +80,7 @@ typedef struct http_req {
 /* The in-buffer's cap when the head limits are unlimited or absurd. */
 #define MAX_HEAD_BUFFER (1u << 20)
 
-struct pt_http_conn {
+struct pt_http1_conn {
     pt_conn *conn;
     const pt_site_ops *site_ops; /* how requests reach the site */
     void *site;
@@ -103,7 +103,7 @@ static llhttp_settings_t settings;
  * parser is as good as a reused one: requests are parsed one at a time, from a clean state. */
 static const pt_request_proto http1_proto;
 
-static http_req *req_state(pt_http_conn *hc)
+static http_req *req_state(pt_http1_conn *hc)
 {
     if (!hc->r) {
         http_req *x = pt_chunk_get();
@@ -130,7 +130,7 @@ static http_req *x_of(const pt_request *req)
 
 /* The request's first byte. Its state is a fresh one from req_state(): a request ends (and
  * its state goes) before the parser sees the next one's first byte. */
-static void request_begin(pt_http_conn *hc)
+static void request_begin(pt_http1_conn *hc)
 {
     http_req *x = req_state(hc);
     pt_request *r = &x->req;
@@ -142,7 +142,7 @@ static void request_begin(pt_http_conn *hc)
     x->begun = true;
 }
 
-static void request_end(pt_http_conn *hc)
+static void request_end(pt_http1_conn *hc)
 {
     http_req *x = hc->r;
     if (!x)
@@ -154,17 +154,17 @@ static void request_end(pt_http_conn *hc)
 
 /* ---- llhttp callbacks ---- */
 
-static pt_http_conn *hc_of(llhttp_t *p)
+static pt_http1_conn *hc_of(llhttp_t *p)
 {
     return p->data;
 }
 
-static uint32_t offset_of(pt_http_conn *hc, const char *at)
+static uint32_t offset_of(pt_http1_conn *hc, const char *at)
 {
     return (uint32_t)(at - pt_inbuf_begin(&hc->conn->in));
 }
 
-static int fail(pt_http_conn *hc, int status, const char *why)
+static int fail(pt_http1_conn *hc, int status, const char *why)
 {
     hc->r->error_status = status;
     hc->r->error_why = why;
@@ -173,7 +173,7 @@ static int fail(pt_http_conn *hc, int status, const char *why)
 
 static int on_message_begin(llhttp_t *p)
 {
-    pt_http_conn *hc = hc_of(p);
+    pt_http1_conn *hc = hc_of(p);
     request_begin(hc);
     hc->phase = PHASE_HEAD;
     return 0;
@@ -182,7 +182,7 @@ static int on_message_begin(llhttp_t *p)
 /* The input ended inside a head. The whole head must arrive within request_read_timeout of its
  * first byte: the clock starts here, in the call that saw that byte (the request's start), and
  * only once. A head that comes whole in one read goes to its handler without it. */
-static void head_incomplete(pt_http_conn *hc)
+static void head_incomplete(pt_http1_conn *hc)
 {
     http_req *x = hc->r;
     if (x->head_timed)
@@ -194,7 +194,7 @@ static void head_incomplete(pt_http_conn *hc)
 
 static int on_url(llhttp_t *p, const char *at, size_t len)
 {
-    pt_http_conn *hc = hc_of(p);
+    pt_http1_conn *hc = hc_of(p);
     if (hc->r->url.len == 0)
         hc->r->url.off = offset_of(hc, at);
     hc->r->url.len += (uint32_t)len;
@@ -204,7 +204,7 @@ static int on_url(llhttp_t *p, const char *at, size_t len)
     return 0;
 }
 
-static bool header_budget(pt_http_conn *hc, size_t len)
+static bool header_budget(pt_http1_conn *hc, size_t len)
 {
     hc->r->head_bytes += len;
     return hc->r->head_bytes <= hc->conn->limits->max_request_header_length;
@@ -212,7 +212,7 @@ static bool header_budget(pt_http_conn *hc, size_t len)
 
 static int on_header_field(llhttp_t *p, const char *at, size_t len)
 {
-    pt_http_conn *hc = hc_of(p);
+    pt_http1_conn *hc = hc_of(p);
     if (!hc->r->in_value && hc->r->nhdrs > 0 && hc->r->hdrs[hc->r->nhdrs - 1].value.len == 0 &&
         hc->r->hdrs[hc->r->nhdrs - 1].name.off + hc->r->hdrs[hc->r->nhdrs - 1].name.len ==
             offset_of(hc, at)) {
@@ -232,7 +232,7 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
 
 static int on_header_value(llhttp_t *p, const char *at, size_t len)
 {
-    pt_http_conn *hc = hc_of(p);
+    pt_http1_conn *hc = hc_of(p);
     if (pt_h1_folded(hc->r->fed_from, at, len, hc->r->tail))
         return fail(hc, 400, "obsolete line folding in a header field");
     hdr_span *h = &hc->r->hdrs[hc->r->nhdrs - 1];
@@ -271,7 +271,7 @@ static pt_str trim(pt_str s)
 
 /* Checks Transfer-Encoding (RFC 9112 section 6): chunked must come last, once, or the body's
  * length cannot be known (400); another coding before it is not implemented (501). */
-static int check_transfer_encoding(pt_http_conn *hc, pt_str v)
+static int check_transfer_encoding(pt_http1_conn *hc, pt_str v)
 {
     size_t i = 0;
     bool chunked_last = false, other = false;
@@ -306,7 +306,7 @@ static bool has_port(pt_str t)
  * "/path?query"; absolute-form "http://authority/path?query", whose authority names the server
  * instead of Host; asterisk-form "*", for OPTIONS only; authority-form "host:port", for CONNECT
  * only, which porter does not offer (405). */
-static int parse_target(pt_http_conn *hc, pt_request *r)
+static int parse_target(pt_http1_conn *hc, pt_request *r)
 {
     pt_str t = r->target;
     if (r->method_id == PT_METHOD_CONNECT) {
@@ -361,9 +361,9 @@ static int parse_target(pt_http_conn *hc, pt_request *r)
     return 0;
 }
 
-static void pin(pt_http_conn *hc);
-static void abort_handler(pt_http_conn *hc);
-static void body_started(pt_http_conn *hc);
+static void pin(pt_http1_conn *hc);
+static void abort_handler(pt_http1_conn *hc);
+static void body_started(pt_http1_conn *hc);
 
 /* A copy of `s` in the arena (the empty string if the arena is out of room: a 16 KiB head
  * limit keeps that from happening with the default limits). */
@@ -418,7 +418,7 @@ static void answer_options_asterisk(pt_request *r)
 
 static int on_headers_complete(llhttp_t *p)
 {
-    pt_http_conn *hc = hc_of(p);
+    pt_http1_conn *hc = hc_of(p);
     pt_request *r = &hc->r->req;
     const char *base = pt_inbuf_begin(&hc->conn->in);
 
@@ -439,12 +439,17 @@ static int on_headers_complete(llhttp_t *p)
     if (hc->r->nhdrs && !r->headers)
         return fail(hc, 431, "too many header fields");
     r->nheaders = hc->r->nhdrs;
+    /* Every field is in place before any is checked: a refused request is still logged and
+     * answered, and those look at its fields. */
+    for (size_t i = 0; i < hc->r->nhdrs; i++) {
+        r->headers[i].name = (pt_str){base + hc->r->hdrs[i].name.off, hc->r->hdrs[i].name.len};
+        r->headers[i].value =
+            trim((pt_str){base + hc->r->hdrs[i].value.off, hc->r->hdrs[i].value.len});
+    }
 
     int nhost = 0;
     for (size_t i = 0; i < hc->r->nhdrs; i++) {
-        pt_header *h = &r->headers[i];
-        h->name = (pt_str){base + hc->r->hdrs[i].name.off, hc->r->hdrs[i].name.len};
-        h->value = trim((pt_str){base + hc->r->hdrs[i].value.off, hc->r->hdrs[i].value.len});
+        const pt_header *h = &r->headers[i];
         /* llhttp lets "Name :" through; RFC 9112 section 5.1 says reject it (smuggling). */
         for (size_t k = 0; k < h->name.len; k++)
             if (!tchar[(unsigned char)h->name.p[k]])
@@ -521,7 +526,7 @@ static int on_headers_complete(llhttp_t *p)
 
 /* Reading a body (to a handler, or to discard it) starts: its idle timeout, and the answer to
  * a client that waits for "100 Continue". */
-static void body_started(pt_http_conn *hc)
+static void body_started(pt_http1_conn *hc)
 {
     http_req *x = hc->r;
     pt_request *r = &x->req;
@@ -541,7 +546,7 @@ static void body_started(pt_http_conn *hc)
 
 /* Copies the request head out of the in-buffer into the arena, for a handler that keeps the
  * request past the end of its first call. (norm_path was the router's and is not kept.) */
-static void pin(pt_http_conn *hc)
+static void pin(pt_http1_conn *hc)
 {
     http_req *x = hc->r;
     pt_request *r = &x->req;
@@ -560,7 +565,7 @@ static void pin(pt_http_conn *hc)
 
 static int on_body(llhttp_t *p, const char *at, size_t len)
 {
-    pt_http_conn *hc = hc_of(p);
+    pt_http1_conn *hc = hc_of(p);
     http_req *x = hc->r;
     x->body_seen += len;
     if (x->body_seen > x->req.limits->max_request_body_length)
@@ -579,7 +584,7 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
 
 static int on_message_complete(llhttp_t *p)
 {
-    pt_http_conn *hc = hc_of(p);
+    pt_http1_conn *hc = hc_of(p);
     hc->r->message_done = true;
     /* One request at a time: the next pipelined one waits until this one is finished. */
     return HPE_PAUSED;
@@ -587,7 +592,7 @@ static int on_message_complete(llhttp_t *p)
 
 /* ---- responses ---- */
 
-bool pt_http_conn_should_close(pt_http_conn *hc)
+bool pt_http1_conn_should_close(pt_http1_conn *hc)
 {
     pt_request *r = &hc->r->req;
     pt_conn *c = hc->conn;
@@ -595,17 +600,17 @@ bool pt_http_conn_should_close(pt_http_conn *hc)
            pt_connmgr_is_draining(c->mgr);
 }
 
-pt_conn *pt_http_conn_conn(pt_http_conn *hc)
+pt_conn *pt_http1_conn_conn(pt_http1_conn *hc)
 {
     return hc->conn;
 }
 
-pt_http_conn *pt_http_conn_of(const pt_request *req)
+pt_http1_conn *pt_http1_conn_of(const pt_request *req)
 {
     return x_of(req)->hc;
 }
 
-void pt_http_conn_responded(pt_http_conn *hc, bool close)
+void pt_http1_conn_responded(pt_http1_conn *hc, bool close)
 {
     http_req *x = hc->r;
     x->responded = x->response_done = true;
@@ -618,8 +623,8 @@ void pt_http_conn_responded(pt_http_conn *hc, bool close)
     }
 }
 
-void pt_http_conn_stream_started(pt_http_conn *hc, bool close, bool chunked, int64_t length,
-                                 int status)
+void pt_http1_conn_stream_started(pt_http1_conn *hc, bool close, bool chunked, int64_t length,
+                                  int status)
 {
     http_req *x = hc->r;
     x->responded = x->streaming = true;
@@ -632,7 +637,7 @@ void pt_http_conn_stream_started(pt_http_conn *hc, bool close, bool chunked, int
 }
 
 /* Answers a request that failed before a handler saw it, then closes: framing may be lost. */
-static void respond_error_and_close(pt_http_conn *hc, int status, const char *why)
+static void respond_error_and_close(pt_http1_conn *hc, int status, const char *why)
 {
     if (!req_state(hc)->begun)
         request_begin(hc);
@@ -672,7 +677,7 @@ static void respond_error_and_close(pt_http_conn *hc, int status, const char *wh
 
 /* Whether the request line ends in a well-formed "HTTP/D.D" llhttp would not take (HTTP/1.2,
  * HTTP/4.0): that version is not supported (505). Anything else is a bad request line. */
-static bool well_formed_version(pt_http_conn *hc)
+static bool well_formed_version(pt_http1_conn *hc)
 {
     const char *b = pt_inbuf_begin(&hc->conn->in);
     size_t n = pt_inbuf_len(&hc->conn->in);
@@ -689,13 +694,13 @@ static bool well_formed_version(pt_http_conn *hc)
 }
 
 /* A request refused as malformed or over a limit: counted, answered, closed. */
-static void reject(pt_http_conn *hc, int status, const char *why)
+static void reject(pt_http1_conn *hc, int status, const char *why)
 {
     pt_conn_count_invalid(hc->conn);
     respond_error_and_close(hc, status, why);
 }
 
-static int status_for(pt_http_conn *hc, llhttp_errno_t err)
+static int status_for(pt_http1_conn *hc, llhttp_errno_t err)
 {
     /* A callback that stopped the parser chose the status (llhttp reports an error from
      * on_headers_complete as HPE_CB_HEADERS_COMPLETE, from the others as HPE_USER). */
@@ -719,9 +724,9 @@ static int status_for(pt_http_conn *hc, llhttp_errno_t err)
 
 /* ---- the protocol ---- */
 
-static void finish_request(pt_http_conn *hc)
+static void finish_request(pt_http1_conn *hc)
 {
-    bool close = pt_http_conn_should_close(hc);
+    bool close = pt_http1_conn_should_close(hc);
     request_end(hc);
     hc->phase = PHASE_IDLE;
     if (close)
@@ -731,7 +736,7 @@ static void finish_request(pt_http_conn *hc)
 /* Parses what the in-buffer holds, answering every complete request, as far as the handlers
  * let it: a request whose response is not complete, or whose body is held or paused, stops
  * it until the handler moves (kick). */
-static void process(pt_http_conn *hc)
+static void process(pt_http1_conn *hc)
 {
     pt_conn *c = hc->conn;
     hc->in_process = true;
@@ -801,7 +806,7 @@ static void become_idle(pt_conn *c)
     pt_conn_reset_timeout(c, c->limits->keepalive_timeout);
 }
 
-static void after_io(pt_http_conn *hc)
+static void after_io(pt_http1_conn *hc)
 {
     pt_conn *c = hc->conn;
     if (c->dead)
@@ -842,7 +847,7 @@ static void after_io(pt_http_conn *hc)
 
 /* A handler moved (answered, asked for the body, resumed it) from outside the dispatcher's own
  * call: carry on with what it unblocked. */
-static void kick(pt_http_conn *hc)
+static void kick(pt_http1_conn *hc)
 {
     if (hc->in_process || hc->conn->dead)
         return;
@@ -850,21 +855,21 @@ static void kick(pt_http_conn *hc)
     after_io(hc);
 }
 
-void pt_http_conn_kick(pt_http_conn *hc)
+void pt_http1_conn_kick(pt_http1_conn *hc)
 {
     kick(hc);
 }
 
 static void http_on_read(pt_conn *c)
 {
-    pt_http_conn *hc = c->proto_data;
+    pt_http1_conn *hc = c->proto_data;
     process(hc);
     after_io(hc);
 }
 
 static void http_on_drain(pt_conn *c)
 {
-    pt_http_conn *hc = c->proto_data;
+    pt_http1_conn *hc = c->proto_data;
     if (hc->phase == PHASE_IDLE) {
         become_idle(c);
         return;
@@ -880,7 +885,7 @@ static void http_on_drain(pt_conn *c)
 
 /* Tells a handler that has not finished that its request is over (client gone, timeout), and
  * releases what it registered with the request. */
-static void abort_handler(pt_http_conn *hc)
+static void abort_handler(pt_http1_conn *hc)
 {
     http_req *x = hc->r;
     if (!x || x->response_done)
@@ -900,7 +905,7 @@ static void abort_handler(pt_http_conn *hc)
 
 static void http_on_timeout(pt_conn *c)
 {
-    pt_http_conn *hc = c->proto_data;
+    pt_http1_conn *hc = c->proto_data;
     if (hc->phase == PHASE_HEAD && pt_outq_is_empty(&c->out)) {
         respond_error_and_close(hc, 408, "request head not received in time");
         if (!c->dead)
@@ -925,21 +930,21 @@ static void http_on_timeout(pt_conn *c)
 
 static void http_on_close(pt_conn *c)
 {
-    pt_http_conn *hc = c->proto_data;
+    pt_http1_conn *hc = c->proto_data;
     if (!hc)
         return;
     abort_handler(hc);
     request_end(hc);
 }
 
-const pt_conn_proto pt_http_proto = {
+const pt_conn_proto pt_http1_proto = {
     .on_read = http_on_read,
     .on_drain = http_on_drain,
     .on_timeout = http_on_timeout,
     .on_close = http_on_close,
 };
 
-void pt_http_conn_attach(pt_conn *c, const pt_site_ops *ops, void *site, bool tls)
+void pt_http1_conn_attach(pt_conn *c, const pt_site_ops *ops, void *site, bool tls)
 {
     if (!settings.on_message_complete) {
         llhttp_settings_init(&settings);
@@ -952,13 +957,13 @@ void pt_http_conn_attach(pt_conn *c, const pt_site_ops *ops, void *site, bool tl
         settings.on_body = on_body;
         settings.on_message_complete = on_message_complete;
     }
-    pt_http_conn *hc = pt_custodian_alloc(pt_conn_custodian(c), sizeof *hc);
+    pt_http1_conn *hc = pt_custodian_alloc(pt_conn_custodian(c), sizeof *hc);
     hc->conn = c;
     hc->site_ops = ops;
     hc->site = site;
     hc->loop = c->timer.loop;
     hc->tls = tls;
-    pt_conn_set_proto(c, &pt_http_proto, hc);
+    pt_conn_set_proto(c, &pt_http1_proto, hc);
     /* The in-buffer holds at most one request head (plus slack for what follows it). */
     const pt_limits *l = c->limits;
     size_t head = l->max_request_line_length + l->max_request_header_length;
@@ -975,7 +980,7 @@ void pt_http_conn_attach(pt_conn *c, const pt_site_ops *ops, void *site, bool tl
 static void h1_read_body(pt_request *req)
 {
     http_req *x = x_of(req);
-    pt_http_conn *hc = x->hc;
+    pt_http1_conn *hc = x->hc;
     if (x->held) {
         x->held = false;
         body_started(hc);
@@ -986,7 +991,7 @@ static void h1_read_body(pt_request *req)
 static void h1_pause_body(pt_request *req, bool pause)
 {
     http_req *x = x_of(req);
-    pt_http_conn *hc = x->hc;
+    pt_http1_conn *hc = x->hc;
     if (x->body_paused == pause)
         return;
     x->body_paused = pause;
@@ -1043,7 +1048,7 @@ static int h1_write(pt_request *req, const void *data, size_t len)
 static int h1_end(pt_request *req)
 {
     http_req *x = x_of(req);
-    pt_http_conn *hc = x->hc;
+    pt_http1_conn *hc = x->hc;
     pt_conn *c = hc->conn;
     if (c->dead)
         return -ECONNABORTED;
@@ -1070,29 +1075,29 @@ static int h1_end(pt_request *req)
     return 0;
 }
 
-size_t pt_http_conn_size(void)
+size_t pt_http1_conn_size(void)
 {
-    return sizeof(pt_http_conn);
+    return sizeof(pt_http1_conn);
 }
 
 /* ---- leaving HTTP (pt_request_upgrade) ---- */
 
 static void upgraded_on_read(pt_conn *c)
 {
-    pt_http_conn *hc = c->proto_data;
+    pt_http1_conn *hc = c->proto_data;
     hc->up_ops->on_read(c, hc->up_data);
 }
 
 static void upgraded_on_drain(pt_conn *c)
 {
-    pt_http_conn *hc = c->proto_data;
+    pt_http1_conn *hc = c->proto_data;
     if (hc->up_ops->on_drain)
         hc->up_ops->on_drain(c, hc->up_data);
 }
 
 static void upgraded_on_timeout(pt_conn *c)
 {
-    pt_http_conn *hc = c->proto_data;
+    pt_http1_conn *hc = c->proto_data;
     if (hc->up_ops->on_timeout)
         hc->up_ops->on_timeout(c, hc->up_data);
     else
@@ -1101,7 +1106,7 @@ static void upgraded_on_timeout(pt_conn *c)
 
 static void upgraded_on_close(pt_conn *c)
 {
-    pt_http_conn *hc = c->proto_data;
+    pt_http1_conn *hc = c->proto_data;
     if (hc->up_ops->on_close)
         hc->up_ops->on_close(c, hc->up_data);
 }
@@ -1117,7 +1122,7 @@ static int h1_upgrade(pt_request *req, int status, const void *head, size_t len,
                       const pt_upgrade_ops *ops, void *data, pt_conn **out)
 {
     http_req *x = x_of(req);
-    pt_http_conn *hc = x->hc;
+    pt_http1_conn *hc = x->hc;
     pt_conn *c = hc->conn;
     if (c->dead)
         return -ECONNABORTED;

@@ -19,15 +19,6 @@
 /* The largest response head. */
 #define RESPONSE_HEAD_MAX 8192
 
-static size_t append(char *buf, size_t pos, size_t cap, const char *s, size_t n)
-{
-    if (pos + n <= cap)
-        memcpy(buf + pos, s, n);
-    return pos + n;
-}
-
-#define APPEND_LIT(buf, pos, cap, lit) append(buf, pos, cap, lit, sizeof(lit) - 1)
-
 static size_t append_uint(char *buf, size_t pos, size_t cap, uint64_t v)
 {
     static const char pairs[] =
@@ -41,13 +32,13 @@ static size_t append_uint(char *buf, size_t pos, size_t cap, uint64_t v)
         digits[sizeof digits - ++n] = d[1];
         if (v < 100) {
             digits[sizeof digits - ++n] = d[0];
-            return append(buf, pos, cap, digits + sizeof digits - n, n);
+            return pt_append(buf, pos, cap, digits + sizeof digits - n, n);
         }
         digits[sizeof digits - ++n] = d[0];
         v /= 100;
     }
     digits[sizeof digits - ++n] = (char)('0' + v);
-    return append(buf, pos, cap, digits + sizeof digits - n, n);
+    return pt_append(buf, pos, cap, digits + sizeof digits - n, n);
 }
 
 static bool status_has_body(int status)
@@ -62,56 +53,56 @@ static size_t format_head(const pt_request *req, const pt_response *r, bool chun
 {
     size_t pos = 0;
     if (r->status == 200) {
-        pos = APPEND_LIT(head, pos, cap, "HTTP/1.1 200 OK");
+        pos = PT_APPEND_LIT(head, pos, cap, "HTTP/1.1 200 OK");
     } else {
-        pos = APPEND_LIT(head, pos, cap, "HTTP/1.1 ");
+        pos = PT_APPEND_LIT(head, pos, cap, "HTTP/1.1 ");
         pos = append_uint(head, pos, cap, (uint64_t)r->status);
-        pos = APPEND_LIT(head, pos, cap, " ");
+        pos = PT_APPEND_LIT(head, pos, cap, " ");
         const char *reason = pt_http_reason(r->status);
-        pos = append(head, pos, cap, reason, strlen(reason));
+        pos = pt_append(head, pos, cap, reason, strlen(reason));
     }
-    pos = APPEND_LIT(head, pos, cap, "\r\n");
+    pos = PT_APPEND_LIT(head, pos, cap, "\r\n");
     if (!r->omit_server)
         pos = req->server_tokens
-                  ? APPEND_LIT(head, pos, cap, "Server: porter/" PORTER_VERSION "\r\n")
-                  : APPEND_LIT(head, pos, cap, "Server: porter\r\n");
+                  ? PT_APPEND_LIT(head, pos, cap, "Server: porter/" PORTER_VERSION "\r\n")
+                  : PT_APPEND_LIT(head, pos, cap, "Server: porter\r\n");
     if (!r->omit_date) {
-        pos = APPEND_LIT(head, pos, cap, "Date: ");
-        pos = append(head, pos, cap, clock->date, clock->date_len);
-        pos = APPEND_LIT(head, pos, cap, "\r\n");
+        pos = PT_APPEND_LIT(head, pos, cap, "Date: ");
+        pos = pt_append(head, pos, cap, clock->date, clock->date_len);
+        pos = PT_APPEND_LIT(head, pos, cap, "\r\n");
     }
     if (r->content_type) {
-        pos = APPEND_LIT(head, pos, cap, "Content-Type: ");
-        pos = append(head, pos, cap, r->content_type, strlen(r->content_type));
-        pos = APPEND_LIT(head, pos, cap, "\r\n");
+        pos = PT_APPEND_LIT(head, pos, cap, "Content-Type: ");
+        pos = pt_append(head, pos, cap, r->content_type, strlen(r->content_type));
+        pos = PT_APPEND_LIT(head, pos, cap, "\r\n");
     }
     if (chunked && status_has_body(r->status)) {
-        pos = APPEND_LIT(head, pos, cap, "Transfer-Encoding: chunked\r\n");
+        pos = PT_APPEND_LIT(head, pos, cap, "Transfer-Encoding: chunked\r\n");
     } else if (!r->no_body && status_has_body(r->status) && (!r->stream || r->stream_length >= 0)) {
-        pos = APPEND_LIT(head, pos, cap, "Content-Length: ");
+        pos = PT_APPEND_LIT(head, pos, cap, "Content-Length: ");
         pos = append_uint(head, pos, cap, r->stream ? (uint64_t)r->stream_length : r->body_len);
-        pos = APPEND_LIT(head, pos, cap, "\r\n");
+        pos = PT_APPEND_LIT(head, pos, cap, "\r\n");
     }
     if (r->last_modified > 0) {
         char date[32];
-        pos = APPEND_LIT(head, pos, cap, "Last-Modified: ");
-        pos = append(head, pos, cap, date, pt_http_date_format(r->last_modified, date));
-        pos = APPEND_LIT(head, pos, cap, "\r\n");
+        pos = PT_APPEND_LIT(head, pos, cap, "Last-Modified: ");
+        pos = pt_append(head, pos, cap, date, pt_http_date_format(r->last_modified, date));
+        pos = PT_APPEND_LIT(head, pos, cap, "\r\n");
     }
     if (r->location) {
-        pos = APPEND_LIT(head, pos, cap, "Location: ");
-        pos = append(head, pos, cap, r->location, strlen(r->location));
-        pos = APPEND_LIT(head, pos, cap, "\r\n");
+        pos = PT_APPEND_LIT(head, pos, cap, "Location: ");
+        pos = pt_append(head, pos, cap, r->location, strlen(r->location));
+        pos = PT_APPEND_LIT(head, pos, cap, "\r\n");
     }
     if (r->allow) {
-        pos = APPEND_LIT(head, pos, cap, "Allow: ");
-        pos = append(head, pos, cap, r->allow, strlen(r->allow));
-        pos = APPEND_LIT(head, pos, cap, "\r\n");
+        pos = PT_APPEND_LIT(head, pos, cap, "Allow: ");
+        pos = pt_append(head, pos, cap, r->allow, strlen(r->allow));
+        pos = PT_APPEND_LIT(head, pos, cap, "\r\n");
     }
     if (r->extra_headers.len)
-        pos = append(head, pos, cap, r->extra_headers.p, r->extra_headers.len);
+        pos = pt_append(head, pos, cap, r->extra_headers.p, r->extra_headers.len);
     if (r->more_headers.len)
-        pos = append(head, pos, cap, r->more_headers.p, r->more_headers.len);
+        pos = pt_append(head, pos, cap, r->more_headers.p, r->more_headers.len);
     return pt_response_filter_head(req, r, clock->second, head, pos, cap);
 }
 
@@ -132,8 +123,8 @@ static void memo_keep(pt_head_memo *m, const char *head, size_t len, time_t seco
 
 int pt_http1_respond(pt_request *req, const pt_response *r)
 {
-    pt_http_conn *hc = pt_http_conn_of(req);
-    pt_conn *c = pt_http_conn_conn(hc);
+    pt_http1_conn *hc = pt_http1_conn_of(req);
+    pt_conn *c = pt_http1_conn_conn(hc);
     if (c->dead) {
         if (r->file_fd >= 0 && !r->file_borrowed)
             close(r->file_fd);
@@ -152,7 +143,7 @@ int pt_http1_respond(pt_request *req, const pt_response *r)
         }
         r = &own;
     }
-    bool close_conn = r->close || pt_http_conn_should_close(hc);
+    bool close_conn = r->close || pt_http1_conn_should_close(hc);
     /* A stream of unknown length is chunked in HTTP/1.1; in HTTP/1.0 the close ends it. */
     bool chunked = r->stream && r->stream_length < 0 && req->version_minor >= 1;
     if (r->stream && r->stream_length < 0 && !chunked)
@@ -176,10 +167,10 @@ int pt_http1_respond(pt_request *req, const pt_response *r)
             memo_keep(memo, head, pos, clock->second);
     }
     if (close_conn)
-        pos = APPEND_LIT(head, pos, cap, "Connection: close\r\n");
+        pos = PT_APPEND_LIT(head, pos, cap, "Connection: close\r\n");
     else if (req->version_minor == 0)
-        pos = APPEND_LIT(head, pos, cap, "Connection: keep-alive\r\n");
-    pos = APPEND_LIT(head, pos, cap, "\r\n");
+        pos = PT_APPEND_LIT(head, pos, cap, "Connection: keep-alive\r\n");
+    pos = PT_APPEND_LIT(head, pos, cap, "\r\n");
     if (pos > cap) {
         pt_outq_commit(&c->out, 0);
         if (r->file_fd >= 0 && !r->file_borrowed)
@@ -227,11 +218,11 @@ int pt_http1_respond(pt_request *req, const pt_response *r)
         close(r->file_fd);
     }
     if (r->stream) {
-        pt_http_conn_stream_started(hc, close_conn, chunked, r->stream_length, r->status);
+        pt_http1_conn_stream_started(hc, close_conn, chunked, r->stream_length, r->status);
         return 0;
     }
-    pt_http_conn_responded(hc, close_conn);
+    pt_http1_conn_responded(hc, close_conn);
     pt_request_access_log(req, r->status, sent);
-    pt_http_conn_kick(hc);
+    pt_http1_conn_kick(hc);
     return 0;
 }

@@ -245,13 +245,6 @@ int pt_route_redirect(pt_request *req, const char *uri, size_t len)
 /* The longest expansion of a `return` text: it goes into the response head as a Location. */
 #define RETURN_MAX 4096
 
-static size_t put(char *buf, size_t pos, size_t cap, const char *s, size_t n)
-{
-    if (pos + n <= cap)
-        memcpy(buf + pos, s, n);
-    return pos + n;
-}
-
 /* Bytes that may not stand as they are in a URL: in a Location header they are sent
  * percent-encoded, so no header can be split or a path read differently. `path` also encodes
  * what would end a path or start an escape (the decoded $uri). */
@@ -274,7 +267,7 @@ static void put_piece(void *ctx, const pt_var_ref *ref, const char *p, size_t n)
     static const char hex[] = "0123456789ABCDEF";
     return_text *t = ctx;
     if (ref->id == PT_VAR_TEXT || !t->url) {
-        t->pos = put(t->buf, t->pos, t->cap, p, n);
+        t->pos = pt_append(t->buf, t->pos, t->cap, p, n);
         return;
     }
     bool path = ref->id == PT_VAR_URI;
@@ -282,9 +275,9 @@ static void put_piece(void *ctx, const pt_var_ref *ref, const char *p, size_t n)
         unsigned char c = (unsigned char)p[i];
         if (needs_escape(c, path)) {
             char e[3] = {'%', hex[c >> 4], hex[c & 15]};
-            t->pos = put(t->buf, t->pos, t->cap, e, 3);
+            t->pos = pt_append(t->buf, t->pos, t->cap, e, 3);
         } else {
-            t->pos = put(t->buf, t->pos, t->cap, (const char *)&c, 1);
+            t->pos = pt_append(t->buf, t->pos, t->cap, (const char *)&c, 1);
         }
     }
 }
@@ -464,15 +457,6 @@ void pt_route_error(pt_request *req, int status)
 
 /* ---- header lines ---- */
 
-static size_t append(char *buf, size_t pos, size_t cap, const char *s, size_t n)
-{
-    if (pos + n <= cap)
-        memcpy(buf + pos, s, n);
-    return pos + n;
-}
-
-#define APPEND_LIT(buf, pos, cap, lit) append(buf, pos, cap, lit, sizeof(lit) - 1)
-
 /* The statuses nginx gives add_header (without `always`) and expires. */
 static bool status_cacheable(int status)
 {
@@ -508,9 +492,9 @@ size_t pt_location_headers(pt_location *loc, int status, time_t mtime, time_t no
 {
     bool ok = status_cacheable(status);
     if (ok)
-        pos = append(buf, pos, cap, loc->lines_ok, loc->lines_ok_len);
+        pos = pt_append(buf, pos, cap, loc->lines_ok, loc->lines_ok_len);
     else
-        pos = append(buf, pos, cap, loc->lines_always, loc->lines_always_len);
+        pos = pt_append(buf, pos, cap, loc->lines_always, loc->lines_always_len);
     const pt_conf_files *f = loc->files;
     if (!ok)
         return pos;
@@ -518,13 +502,13 @@ size_t pt_location_headers(pt_location *loc, int status, time_t mtime, time_t no
     case PT_EXPIRES_OFF:
         break;
     case PT_EXPIRES_EPOCH:
-        pos = APPEND_LIT(buf, pos, cap,
-                         "Expires: Thu, 01 Jan 1970 00:00:01 GMT\r\nCache-Control: no-cache\r\n");
+        pos = PT_APPEND_LIT(
+            buf, pos, cap, "Expires: Thu, 01 Jan 1970 00:00:01 GMT\r\nCache-Control: no-cache\r\n");
         break;
     case PT_EXPIRES_MAX:
-        pos = APPEND_LIT(buf, pos, cap,
-                         "Expires: Thu, 31 Dec 2037 23:55:55 GMT\r\n"
-                         "Cache-Control: max-age=315360000\r\n");
+        pos = PT_APPEND_LIT(buf, pos, cap,
+                            "Expires: Thu, 31 Dec 2037 23:55:55 GMT\r\n"
+                            "Cache-Control: max-age=315360000\r\n");
         break;
     case PT_EXPIRES_ACCESS:
         if (loc->expires_second != now) {
@@ -533,7 +517,7 @@ size_t pt_location_headers(pt_location *loc, int status, time_t mtime, time_t no
                                               f->expires < 0 ? -1 : (long long)f->expires);
             loc->expires_second = now;
         }
-        pos = append(buf, pos, cap, loc->expires_lines, loc->expires_len);
+        pos = pt_append(buf, pos, cap, loc->expires_lines, loc->expires_len);
         break;
     case PT_EXPIRES_MODIFIED:
         if (mtime > 0) {
@@ -541,7 +525,7 @@ size_t pt_location_headers(pt_location *loc, int status, time_t mtime, time_t no
             time_t at = mtime + (time_t)f->expires;
             size_t n = format_expires(lines, sizeof lines, at,
                                       f->expires < 0 || at < now ? -1 : (long long)(at - now));
-            pos = append(buf, pos, cap, lines, n);
+            pos = pt_append(buf, pos, cap, lines, n);
         }
         break;
     }

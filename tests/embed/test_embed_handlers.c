@@ -6,6 +6,7 @@
  * servers on one loop. Every test ends with nothing left (custodians, buffers, fds, watchers).
  */
 #include "tests/embed/harness.h"
+#include "tests/support/cert.h"
 
 #include <fcntl.h>
 #include <openssl/err.h>
@@ -722,20 +723,16 @@ static void test_reply_checks_memory_and_files(void **state)
 
 static char *write_conf(char *dir, const char *text)
 {
-    static char path[300];
-    snprintf(path, sizeof path, "%s/porter.conf", dir);
-    FILE *fp = fopen(path, "w");
-    assert_non_null(fp);
-    fputs(text, fp);
-    fclose(fp);
-    return path;
+    static char path[PATH_MAX];
+    temp_put_text(dir, "porter.conf", text);
+    return temp_path(path, dir, "porter.conf");
 }
 
 static void test_conf_server_with_handlers_and_listen(void **state)
 {
     fixture *f = fixture_new();
-    char dir[] = "/tmp/porter-embed-conf-XXXXXX";
-    assert_non_null(mkdtemp(dir));
+    char dir[PATH_MAX];
+    temp_dir_make(dir, sizeof dir, "embed-conf");
     char text[1024];
     snprintf(text, sizeof text,
              "error_log stderr crit;\nserver {\n    listen 127.0.0.1:0;\n"
@@ -784,10 +781,7 @@ static void test_conf_server_with_handlers_and_listen(void **state)
     assert_int_equal(status_of(c), 301);
     assert_string_equal(header_of(c, "Location", v, sizeof v), "https://x/api/v1");
     server_stop_free(f, s);
-    char path[300];
-    snprintf(path, sizeof path, "%s/porter.conf", dir);
-    unlink(path);
-    rmdir(dir);
+    temp_dir_remove(dir);
     fixture_free(f);
 }
 
@@ -930,29 +924,13 @@ out:
     return NULL;
 }
 
-static bool make_certificate(const char *dir)
-{
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd,
-             "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 "
-             "-subj /CN=localhost -keyout %s/key.pem -out %s/cert.pem >/dev/null 2>&1",
-             dir, dir);
-    int r = system(cmd);
-    return r != -1 && WIFEXITED(r) && WEXITSTATUS(r) == 0;
-}
-
 static void test_tls_listener_from_options(void **state)
 {
-    char dir[] = "/tmp/porter-embed-tls-XXXXXX";
-    assert_non_null(mkdtemp(dir));
-    if (!make_certificate(dir)) {
-        rmdir(dir);
-        skip();
-    }
+    char dir[PATH_MAX], cert[PATH_MAX], key[PATH_MAX];
+    temp_dir_make(dir, sizeof dir, "embed-tls");
+    cert_make_files(EVP_EC_gen("P-256"), "localhost", temp_path(cert, dir, "cert.pem"),
+                    temp_path(key, dir, "key.pem"));
     fixture *f = fixture_new();
-    char cert[300], key[300];
-    snprintf(cert, sizeof cert, "%s/cert.pem", dir);
-    snprintf(key, sizeof key, "%s/key.pem", dir);
     pt_server_options o;
     pt_server_options_init(&o);
     o.tls_certificate = cert;
@@ -983,9 +961,7 @@ static void test_tls_listener_from_options(void **state)
     assert_int_equal(x.local_port, port);
     server_stop_free(f, s);
     fixture_free(f);
-    unlink(cert);
-    unlink(key);
-    rmdir(dir);
+    temp_dir_remove(dir);
 }
 
 int main(void)

@@ -1,8 +1,9 @@
 """Shared helpers for porter's integration tests: a running porter, raw HTTP over sockets, and
 a small unittest runner that ends with the line "N passed, M failed".
 
-Python 3 standard library only. The binary comes from $PORTER_BIN, the repository from
-$PORTER_SOURCE_DIR. Every socket operation has a timeout, every porter started here is
+Python 3 standard library only. The binary comes from $PORTER_BIN (ctest sets it to the build's
+porter) unless $PORTER_TEST_BIN names another (`make test` runs the tests again with the Release
+porter), the repository from $PORTER_SOURCE_DIR. Every socket operation has a timeout, every porter started here is
 stopped (or killed) and its temporary directory removed, even when a test fails.
 """
 
@@ -22,7 +23,8 @@ import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE_DIR = os.environ.get("PORTER_SOURCE_DIR") or os.path.abspath(os.path.join(HERE, "..", ".."))
-PORTER_BIN = os.environ.get("PORTER_BIN") or os.path.join(SOURCE_DIR, "build", "porter")
+PORTER_BIN = (os.environ.get("PORTER_TEST_BIN") or os.environ.get("PORTER_BIN")
+              or os.path.join(SOURCE_DIR, "build", "porter"))
 
 # Lines in porter's stderr that mean a memory or UB error, or something left alive at exit.
 SANITIZER_MARKERS = ("AddressSanitizer", "LeakSanitizer", "runtime error", "porter: leak")
@@ -77,7 +79,9 @@ def assert_clean_output(text, what="porter"):
 
 
 _SERVER_BLOCK = re.compile(r"(^|[\s;}])server\s*\{")
-_LISTENING = re.compile(r"listening on http://(\[[0-9a-fA-F:.]+\]|[0-9.]+):(\d+)")
+# porter's start-up line for each listening address, port 0 resolved ("listening on
+# http://127.0.0.1:40123"), in the order of the conf's addresses.
+_LISTENING = re.compile(r"listening on (https?)://(\[[0-9a-fA-F:.]+\]|[0-9.]+):(\d+)")
 
 
 def build_conf(conf_text, error_log=True):
@@ -114,13 +118,20 @@ class Porter:
     paths relative to TMP/htdocs to bytes. `log_file`, if given, is a path (may use @TMP@)
     where porter's error log goes: the "listening on" line is looked for there instead of on
     stderr. `extra` maps paths relative to TMP (not htdocs) to bytes.
+
+    The port is the one porter reports ("listening on ..."; port 0 resolved). With
+    `listen_log=False` (a conf whose log level hides that line) it is read from the kernel's
+    table of the process's listening sockets instead. `env` adds to (or replaces) porter's
+    environment (sanitizer_env()).
     """
 
     def __init__(self, conf_text="", files=None, extra=None, log_file=None, start=True,
-                 prefix="porter-itest-", run_as=None, known_port=None):
+                 prefix="porter-itest-", run_as=None, listen_log=True, env=None):
         self.tmp = tempfile.mkdtemp(prefix=prefix)
+        self.env = sanitizer_env()
+        self.env.update(env or {})
         self.run_as = run_as  # a uid to drop to (when the tests run as root)
-        self.known_port = known_port  # set: poll this port instead of reading "listening on"
+        self.listen_log = listen_log
         if run_as is not None:
             os.chmod(self.tmp, 0o755)
         self.htdocs = os.path.join(self.tmp, "htdocs")
@@ -157,7 +168,7 @@ class Porter:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             cwd=self.tmp,
-            env=sanitizer_env(),
+            env=self.env,
             preexec_fn=self._preexec,
             start_new_session=True,
         )
@@ -165,28 +176,22 @@ class Porter:
         self._reader.start()
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
-            if self.known_port is not None:
-                try:
-                    socket.create_connection(("127.0.0.1", self.known_port), 1).close()
-                    self.host, self.port = "127.0.0.1", self.known_port
+            if not self.listen_log:
+                found = listening_sockets(self.pid)
+                if found:
+                    self.host, self.port = found[0]
                     return
-                except OSError:
-                    pass
-            text = self.output
-            if self.log_file and os.path.exists(self.log_file):
-                with open(self.log_file, "r", errors="replace") as f:
-                    text = f.read()
-            m = _LISTENING.search(text)
-            if m:
-                self.host = m.group(1).strip("[]")
-                self.port = int(m.group(2))
+            m = _LISTENING.search(self.log_text())
+            if self.listen_log and m:
+                self.host = m.group(2).strip("[]")
+                self.port = int(m.group(3))
                 return
             if self.proc.poll() is not None:
                 self._reader.join(2)
                 raise AssertionError(
                     "porter exited with %s before listening:\n%s" % (self.proc.returncode, self.output)
                 )
-            time.sleep(0.02)
+            time.sleep(0.02)  # polling for the line above
         raise AssertionError("porter did not report listening within %ss:\n%s" % (START_TIMEOUT, self.output))
 
     def _preexec(self):
@@ -213,6 +218,33 @@ class Porter:
         """Everything porter wrote to stderr (and stdout) so far."""
         with self._lock:
             return b"".join(self._chunks).decode("utf-8", "replace")
+
+    def log_text(self):
+        """Where porter's "listening on" lines go: its error log file if it has one, else its
+        output."""
+        if self.log_file and os.path.exists(self.log_file):
+            with open(self.log_file, "r", errors="replace") as f:
+                return f.read()
+        return self.output
+
+    def listening(self, n=1, since=0, timeout=5.0):
+        """The addresses porter reported listening on, as (scheme, host, port) in the conf's
+        order, from the log text after offset `since` (a reload logs them again). Waits until
+        at least `n` are there (the lines come one by one)."""
+        got = []
+
+        def enough():
+            got[:] = [(m.group(1), m.group(2).strip("[]"), int(m.group(3)))
+                      for m in _LISTENING.finditer(self.log_text()[since:])]
+            return len(got) >= n
+
+        wait_until(enough, timeout, lambda: "porter reported %d of %d listening addresses:\n%s"
+                   % (len(got), n, self.log_text()[-3000:]))
+        return list(got)
+
+    def ports(self, n, since=0):
+        """The ports of porter's first `n` listening addresses, in the conf's order."""
+        return [port for _, _, port in self.listening(n, since)[:n]]
 
     @property
     def pid(self):
@@ -564,15 +596,109 @@ def connect(host, port, timeout=IO_TIMEOUT):
     return Conn(host, port, timeout)
 
 
-def free_port(host="127.0.0.1"):
-    """A port that was free a moment ago (for tests that must name the port in the conf)."""
-    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
-    s = socket.socket(fam, socket.SOCK_STREAM)
+def closed_at(conns, timeout):
+    """Watches the connections (Conns or sockets) together until the peer has closed each
+    one (EOF or reset) or `timeout` seconds pass; returns for each the time.monotonic() at
+    which its close was seen, or None. A close is seen when it happens, never earlier, so a
+    time here bounds from above when the peer closed (bytes received meanwhile are
+    dropped)."""
+    import select
+
+    socks = [c.sock if isinstance(c, Conn) else c for c in conns]
+    seen = [None] * len(socks)
+    for i, c in enumerate(conns):
+        if isinstance(c, Conn) and c.eof:
+            seen[i] = time.monotonic()
+    deadline = time.monotonic() + timeout
+    while None in seen:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        ready, _, _ = select.select([s for s, t in zip(socks, seen) if t is None], [], [], left)
+        now = time.monotonic()
+        for s in ready:
+            i = socks.index(s)
+            try:
+                data = s.recv(65536, socket.MSG_DONTWAIT)
+            except (BlockingIOError, InterruptedError):
+                continue
+            except OSError:  # a reset
+                data = b""
+            if not data:
+                seen[i] = now
+    return seen
+
+
+def reserve_port(hosts=("127.0.0.1",)):
+    """A port held for porter, for a conf that must name it before porter starts: several
+    server blocks on one address (`listen X:0` is a socket of its own in each) or the port
+    written into the conf itself. Returns (port, sockets): the port is bound on each of
+    `hosts` with SO_REUSEADDR and not listening, so no other bind takes it (an ephemeral port
+    of the kernel's or another test's bind) while porter, which also sets SO_REUSEADDR, binds
+    and listens on it. Close the sockets once porter listens (PorterTestCase.reserve_port
+    does it at the end of the test)."""
+    for _ in range(20):
+        held = []
+        try:
+            port = 0
+            for host in hosts:
+                s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+                held.append(s)
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                s.bind((host, port))
+                port = s.getsockname()[1]
+            return port, held
+        except OSError as e:
+            for s in held:
+                s.close()
+            if e.errno != errno.EADDRINUSE:  # the first host's port was taken in another
+                raise
+    raise AssertionError("no port free on all of %r" % (hosts,))
+
+
+def closed_port(host="127.0.0.1"):
+    """(port, socket): a port that refuses connections and stays so while the socket is open
+    (bound without SO_REUSEADDR and not listening: nothing else can listen on it)."""
+    s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    s.bind((host, 0))
+    return s.getsockname()[1], s
+
+
+def listening_sockets(pid):
+    """(host, port) of the TCP sockets `pid` listens on, from /proc (its fds' inodes matched
+    against the kernel's socket tables), lowest fd first."""
+    inodes = {}
     try:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-    finally:
-        s.close()
+        names = os.listdir("/proc/%d/fd" % pid)
+    except OSError:
+        return []
+    for name in names:
+        try:
+            link = os.readlink("/proc/%d/fd/%s" % (pid, name))
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            inodes[link[8:-1]] = int(name)
+    found = []
+    for table, v6 in (("tcp", False), ("tcp6", True)):
+        try:
+            with open("/proc/%d/net/%s" % (pid, table)) as f:
+                rows = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            if fields[3] != "0A" or fields[9] not in inodes:  # 0A: TCP_LISTEN
+                continue
+            addr, port = fields[1].split(":")
+            raw = bytes.fromhex(addr)
+            if v6:  # four 32-bit words, each in host (little-endian) order
+                raw = b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4))
+                host = socket.inet_ntop(socket.AF_INET6, raw)
+            else:
+                host = socket.inet_ntop(socket.AF_INET, raw[::-1])
+            found.append((inodes[fields[9]], host, int(port, 16)))
+    return [(h, p) for _, h, p in sorted(found)]
 
 
 def has_ipv6_loopback():
@@ -604,9 +730,34 @@ class PorterTestCase(unittest.TestCase):
         self.addCleanup(self._stop_if_passing, p)
         return p
 
+    def reserve_port(self, hosts=("127.0.0.1",)):
+        """reserve_port(), the sockets closed at the end of the test."""
+        port, held = reserve_port(hosts)
+        for s in held:
+            self.addCleanup(s.close)
+        return port
+
+    def closed_port(self, host="127.0.0.1"):
+        """closed_port(), the socket closed at the end of the test."""
+        port, s = closed_port(host)
+        self.addCleanup(s.close)
+        return port
+
     def _stop_if_passing(self, p):
         # Always stop; if porter misbehaves at exit, the test fails with its output.
         p.stop()
+
+    def assertTimedOut(self, elapsed, timeout, early=0.2, margin=2.0, what="the timeout"):
+        """Asserts that `elapsed`, the seconds the client measured until it saw porter act, is
+        porter's `timeout`, checked from both sides. Not before timeout - `early`: libev reads
+        its clock once per loop iteration, so a timer armed from a stale reading fires early by
+        as much (0.1 to 0.2 s), and a client that starts its clock after porter armed the timer
+        (after reading a response) sees it sooner still. Not after timeout + `margin`: the
+        seconds allowed to ASan and a loaded 2-core machine."""
+        self.assertGreaterEqual(elapsed, timeout - early, "%s (%g s) came after %.2f s: early"
+                                % (what, timeout, elapsed))
+        self.assertLess(elapsed, timeout + margin, "%s (%g s) came after %.2f s: %g s late"
+                        % (what, timeout, elapsed, elapsed - timeout))
 
     def assertStatus(self, resp, status):
         self.assertEqual(resp.status, status, "expected %d, got %r\n%r" % (status, resp, resp.body[:300]))
@@ -624,16 +775,111 @@ class PorterTestCase(unittest.TestCase):
 
 
 class _Result(unittest.TextTestResult):
-    pass
+    """Remembers the id of every test started (run, failed or skipped)."""
+
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
+        self.started = set()
+
+    def startTest(self, test):
+        self.started.add(test.id())
+        super().startTest(test)
+
+
+def _unreachable_tests(module):
+    """Tests the module's text defines that no run would see, as sentences: a class or
+    function after the `if __name__ == "__main__": harness.main()` block (main() exits before
+    Python reaches it), a top-level class the module did not define by the time main() runs,
+    and a class or test method defined twice (the second hides the first)."""
+    import ast
+
+    path = getattr(module, "__file__", None)
+    if not path:
+        return []
+    with open(path) as f:
+        tree = ast.parse(f.read(), path)
+    problems = []
+    seen = {}
+    main_at = None
+    for node in tree.body:
+        is_main = (isinstance(node, ast.If) and isinstance(node.test, ast.Compare)
+                   and isinstance(node.test.left, ast.Name) and node.test.left.id == "__name__")
+        if is_main and main_at is None:
+            main_at = node.lineno
+            continue
+        if main_at is not None and not isinstance(node, (ast.Import, ast.ImportFrom)):
+            problems.append("line %d: %s after the harness.main() block of line %d never "
+                            "runs: move the block to the end of the module"
+                            % (node.lineno, type(node).__name__, main_at))
+        if not isinstance(node, ast.ClassDef):
+            continue
+        if node.name in seen:
+            problems.append("line %d: class %s is defined again (line %d): the first one's "
+                            "tests never run" % (node.lineno, node.name, seen[node.name]))
+        seen[node.name] = node.lineno
+        if main_at is None and not isinstance(vars(module).get(node.name), type):
+            problems.append("line %d: class %s is not defined when harness.main() runs"
+                            % (node.lineno, node.name))
+        methods = {}
+        for item in node.body:
+            if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                if item.name.startswith("test") and item.name in methods:
+                    problems.append("line %d: %s.%s is defined again (line %d): the first one "
+                                    "never runs" % (item.lineno, node.name, item.name,
+                                                    methods[item.name]))
+                methods[item.name] = item.lineno
+    return problems
+
+
+_known_bugs = []  # (test id, what) of the known_bug tests that failed as described
+
+
+def known_bug(what, match):
+    """Marks a test that asserts what porter promises and fails today for a known reason in
+    porter (`what`, said in the run's summary). The test passes only while it fails with an
+    AssertionError whose message contains `match`; any other failure is a failure, and so is
+    a pass (the bug is gone: remove the mark)."""
+    import functools
+
+    def mark(fn):
+        @functools.wraps(fn)
+        def run(self, *args, **kw):
+            try:
+                fn(self, *args, **kw)
+            except AssertionError as e:
+                if match not in str(e):
+                    raise
+                _known_bugs.append((self.id(), what))
+                return
+            raise AssertionError("known porter bug no longer seen (remove @known_bug): " + what)
+
+        return run
+
+    return mark
+
+
+def _defined_tests(module):
+    """The ids of every test method of the TestCase classes the module defines."""
+    ids = set()
+    loader = unittest.defaultTestLoader
+    for obj in vars(module).values():
+        if (isinstance(obj, type) and issubclass(obj, unittest.TestCase)
+                and obj.__module__ == module.__name__):
+            for name in loader.getTestCaseNames(obj):
+                ids.add("%s.%s.%s" % (module.__name__, obj.__qualname__, name))
+    return ids
 
 
 def main():
     """Runs the calling module's tests; prints "N passed, M failed" as the last line and exits
-    0 only if nothing failed."""
+    0 only if nothing failed. A test the module defines but that cannot run (defined after
+    this call, hidden by a second definition) or that did not run counts as a failure."""
     if not os.access(PORTER_BIN, os.X_OK):
         print("PORTER_BIN %r is not an executable" % PORTER_BIN)
         print("0 passed, 1 failed")
         sys.exit(1)
+    print("porter: %s" % PORTER_BIN)
+
     def interrupted(signum, frame):
         raise KeyboardInterrupt("signal %d" % signum)
 
@@ -643,8 +889,9 @@ def main():
     signal.signal(signal.SIGTERM, interrupted)
     signal.signal(signal.SIGHUP, interrupted)
     module = sys.modules["__main__"]
+    dead = _unreachable_tests(module)
     suite = unittest.defaultTestLoader.loadTestsFromModule(module)
-    if len(sys.argv) > 1:  # names of tests to run: "test_x" or "Class.test_x"
+    if len(sys.argv) > 1:  # names of tests to run: "test_x", "Class.test_x" or "Class"
         wanted = sys.argv[1:]
         flat = []
 
@@ -657,7 +904,8 @@ def main():
 
         walk(suite)
         suite = unittest.TestSuite(
-            t for t in flat if any(t.id().endswith("." + w) or t.id().endswith(w) for w in wanted)
+            t for t in flat
+            if any(t.id().endswith("." + w) or ("." + w + ".") in t.id() for w in wanted)
         )
     runner = unittest.TextTestRunner(stream=sys.stdout, verbosity=2, resultclass=_Result)
     start = time.monotonic()
@@ -669,14 +917,21 @@ def main():
         print("0 passed, 1 failed")
         sys.exit(1)
     _cleanup_all()
+    if len(sys.argv) == 1:
+        dead += ["%s never ran" % t for t in sorted(_defined_tests(module) - result.started)]
     problems = result.failures + result.errors
-    failed = len(problems) + len(result.unexpectedSuccesses)
+    failed = len(problems) + len(result.unexpectedSuccesses) + len(dead)
     skipped = len(result.skipped)
     # A failing setUpClass/tearDownClass is reported but is not one of the tests run.
     failed_tests = len([t for t, _ in problems if isinstance(t, unittest.TestCase)])
-    passed = result.testsRun - failed_tests - len(result.unexpectedSuccesses) - skipped
+    passed = (result.testsRun - failed_tests - len(result.unexpectedSuccesses) - skipped
+              - len(_known_bugs))
     if skipped:
         print("%d skipped" % skipped)
+    for line in dead:
+        print("DEAD TEST: %s" % line)
+    for test_id, what in _known_bugs:
+        print("KNOWN PORTER BUG (%s): %s" % (test_id, what))
     print("(%.1f s)" % (time.monotonic() - start))
     sys.stdout.flush()
     print("%d passed, %d failed" % (passed, failed))
@@ -747,7 +1002,7 @@ def silent_client_waits_in_the_kernel(port):
     (SYN-RECV on the server's side: TCP_DEFER_ACCEPT) rather than handed to the server. Needs
     ss (iproute2)."""
     with socket.create_connection(("127.0.0.1", port), 5):
-        time.sleep(0.3)
+        time.sleep(0.3)  # silent for a while: a socket without TCP_DEFER_ACCEPT is accepted
         out = subprocess.run(["ss", "-Htn", "state", "syn-recv", "( sport = :%d )" % port],
                              capture_output=True, text=True, check=True).stdout
         return bool(out.strip())
@@ -762,7 +1017,19 @@ def wait_for(pred, timeout=10.0, interval=0.05):
             return v
         if time.monotonic() >= deadline:
             return None
-        time.sleep(interval)
+        time.sleep(interval)  # the polling's pace
+
+
+def wait_until(pred, timeout=10.0, message="the condition"):
+    """Polls `pred` until it returns a true value, which is returned; after `timeout` seconds
+    raises AssertionError with `message` (a string, or a function called then for one). The
+    timeout is a bound for a loaded machine, not a pace: a condition met at once returns at
+    once."""
+    v = wait_for(pred, timeout)
+    if not v:
+        text = message() if callable(message) else message
+        raise AssertionError("not met within %gs: %s" % (timeout, text))
+    return v
 
 
 def wait_workers(p, n, timeout=10.0, exclude=()):
@@ -813,15 +1080,15 @@ def tool(name):
     return shutil.which(name)
 
 
-def run_wrk(url, duration=5, threads=2, connections=16, timeout="5s", extra=()):
-    """Runs wrk against `url`; returns a dict: requests, non2xx, and the socket errors
-    connect, read, write, timeout (0 when wrk prints none), plus the raw output as "text"."""
-    cmd = ["wrk", "-t%d" % threads, "-c%d" % connections, "-d%ds" % duration,
-           "--timeout", timeout] + list(extra) + [url]
-    p = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                       stderr=subprocess.STDOUT, timeout=duration + 30, preexec_fn=_child_setup)
-    text = p.stdout.decode("utf-8", "replace")
-    out = {"text": text, "code": p.returncode, "requests": 0, "non2xx": 0,
+def _wrk_cmd(url, duration, threads, connections, timeout, extra):
+    return ["wrk", "-t%d" % threads, "-c%d" % connections, "-d%ds" % duration,
+            "--timeout", timeout] + list(extra) + [url]
+
+
+def _wrk_result(code, text):
+    """wrk's summary as a dict: requests, non2xx, and the socket errors connect, read, write,
+    timeout (0 when wrk prints none), plus the raw output as "text"."""
+    out = {"text": text, "code": code, "requests": 0, "non2xx": 0,
            "connect": 0, "read": 0, "write": 0, "timeout": 0}
     m = re.search(r"(\d+) requests in", text)
     if m:
@@ -834,6 +1101,215 @@ def run_wrk(url, duration=5, threads=2, connections=16, timeout="5s", extra=()):
         for k, v in zip(("connect", "read", "write", "timeout"), m.groups()):
             out[k] = int(v)
     return out
+
+
+def run_wrk(url, duration=5, threads=2, connections=16, timeout="5s", extra=()):
+    """Runs wrk against `url` for `duration` seconds; returns its summary (_wrk_result)."""
+    p = subprocess.run(_wrk_cmd(url, duration, threads, connections, timeout, extra),
+                       stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, timeout=duration + 30, preexec_fn=_child_setup)
+    return _wrk_result(p.returncode, p.stdout.decode("utf-8", "replace"))
+
+
+class Wrk:
+    """wrk running in the background until stop() (at most `duration` seconds): a load that
+    lasts exactly as long as the test needs it."""
+
+    def __init__(self, url, duration=120, threads=2, connections=16, timeout="5s", extra=()):
+        self.connections = connections
+        self.proc = subprocess.Popen(_wrk_cmd(url, duration, threads, connections, timeout, extra),
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, preexec_fn=_child_setup)
+
+    def running(self):
+        return self.proc.poll() is None
+
+    def stop(self):
+        """Stops wrk (SIGINT: it prints its summary) and returns the summary."""
+        if self.running():
+            self.proc.send_signal(signal.SIGINT)
+        try:
+            out, _ = self.proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            out, _ = self.proc.communicate()
+        return _wrk_result(self.proc.returncode, out.decode("utf-8", "replace"))
+
+
+def server_side(pids, port, client):
+    """(pid, fd) of the socket that one of `pids` (porter and its workers) holds for the
+    client connection `client` (a Conn or socket) to porter's `port`, or None."""
+    sock = client.sock if isinstance(client, Conn) else client
+    cport = sock.getsockname()[1]
+    inodes = set()
+    for table in ("tcp", "tcp6"):
+        try:
+            with open("/proc/net/%s" % table) as f:
+                rows = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            if (fields[3] == "01" and int(fields[1].split(":")[1], 16) == port
+                    and int(fields[2].split(":")[1], 16) == cport):
+                inodes.add("socket:[%s]" % fields[9])
+    for pid in pids:
+        try:
+            names = os.listdir("/proc/%d/fd" % pid)
+        except OSError:
+            continue
+        for name in names:
+            try:
+                if os.readlink("/proc/%d/fd/%s" % (pid, name)) in inodes:
+                    return pid, int(name)
+            except OSError:
+                pass
+    return None
+
+
+def _socket_inodes(pids):
+    inodes = set()
+    for pid in pids:
+        try:
+            names = os.listdir("/proc/%d/fd" % pid)
+        except OSError:
+            continue
+        for name in names:
+            try:
+                link = os.readlink("/proc/%d/fd/%s" % (pid, name))
+            except OSError:
+                continue
+            if link.startswith("socket:["):
+                inodes.add(link[8:-1])
+    return inodes
+
+
+def accepted(p, port=None):
+    """How many client connections porter (its master and workers) holds on `port` (its first
+    listening port by default): the connections it has taken in, not those waiting in the
+    listen backlog."""
+    port = p.port if port is None else port
+    inodes = _socket_inodes([p.pid] + proc_live_children(p.pid))
+    n = 0
+    for table in ("tcp", "tcp6"):
+        try:
+            with open("/proc/%d/net/%s" % (p.pid, table)) as f:
+                rows = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            if (fields[3] != "0A" and fields[9] in inodes
+                    and int(fields[1].split(":")[1], 16) == port):
+                n += 1
+    return n
+
+
+def backlog(port):
+    """How many connections wait in the accept queues of the sockets listening on `port` (all
+    of them: one per worker with SO_REUSEPORT), from the kernel's table."""
+    n = 0
+    with open("/proc/net/tcp") as f:
+        for row in f.read().splitlines()[1:]:
+            fields = row.split()
+            if fields[3] == "0A" and int(fields[1].split(":")[1], 16) == port:
+                n += int(fields[4].split(":")[1], 16)  # rx_queue: the accept queue's length
+    return n
+
+
+def holds_path(pids, suffix):
+    """Whether any of `pids` has a file open whose path ends with `suffix`."""
+    for pid in pids:
+        try:
+            names = os.listdir("/proc/%d/fd" % pid)
+        except OSError:
+            continue
+        for name in names:
+            try:
+                if os.readlink("/proc/%d/fd/%s" % (pid, name)).endswith(suffix):
+                    return True
+            except OSError:
+                pass
+    return False
+
+
+def fd_of(pid, fd):
+    """A duplicate of file descriptor `fd` of process `pid` in this process (pidfd_getfd(2),
+    Linux 5.6; needs the right to ptrace it), or None when the kernel refuses. The caller
+    closes it."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    pidfd = os.pidfd_open(pid)
+    try:
+        dup = libc.syscall(438, pidfd, fd, 0)  # SYS_pidfd_getfd, the same on every arch
+    finally:
+        os.close(pidfd)
+    return dup if dup >= 0 else None
+
+
+class Strace:
+    """strace attached to a running process (all its threads), recording the calls named by
+    `calls` (a regex of syscall names) until stop(). Detach before the process exits: its
+    leak check at exit needs ptrace itself."""
+
+    def __init__(self, pid, calls):
+        self.path = tempfile.mktemp(prefix="porter-strace-")
+        self.proc = subprocess.Popen(
+            ["strace", "-f", "-qq", "-e", "trace=/^(%s)$" % calls, "-o", self.path,
+             "-p", str(pid)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            preexec_fn=_child_setup)
+        # Attached once the tracee shows a tracer in its status.
+        tracer = wait_for(lambda: _tracer_of(pid), 10)
+        if tracer != self.proc.pid:
+            self.stop()
+            raise AssertionError("strace did not attach to %d: %s"
+                                 % (pid, self.proc.stderr.read().decode("utf-8", "replace")))
+
+    def stop(self):
+        """Detaches; returns the recorded lines."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc.stderr.close()
+        try:
+            with open(self.path) as f:
+                return f.read().splitlines()
+        except OSError:
+            return []
+        finally:
+            try:
+                os.unlink(self.path)
+            except OSError:
+                pass
+
+
+def _tracer_of(pid):
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("TracerPid:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def established_to(port):
+    """How many TCP connections on this machine are established to 127.0.0.1:`port` (the
+    clients' side), from /proc/net/tcp."""
+    n = 0
+    with open("/proc/net/tcp") as f:
+        for row in f.read().splitlines()[1:]:
+            fields = row.split()
+            if fields[3] == "01" and fields[2] == "0100007F:%04X" % port:
+                n += 1
+    return n
 
 
 STATUS_CONF = "    location /porter-status { status; }\n"

@@ -117,15 +117,42 @@ class ConfFiles(PorterTestCase):
         self.assertIn("/nonexistent.conf", err)
 
     def test_missing_root_fails_at_start(self):
+        # the error names the server block (line 2, column 3) and the root, both at the start
+        # and with -t
         root = os.path.join(self.dir, "no-such-root")
-        path = self.write("p.conf", "server {\n    listen 127.0.0.1:0;\n    root %s;\n}\n" % root)
+        path = self.write("p.conf", "# a site\n  server {\n    listen 127.0.0.1:0;\n"
+                          "    root %s;\n}\n" % root)
+        want = '%s:2:3: root "%s": No such file or directory' % (path, root)
         code, out, err = self.check("-c", path, "-p", self.dir)
         self.assertEqual(code, 1, err)
-        self.assertIn(root, err)
+        self.assertIn(want, err)
         self.assertNotIn("listening on", err)
         code, out, err = self.check("-t", "-c", path, "-p", self.dir)
         self.assertEqual(code, 1, err)
-        self.assertIn(root, err)
+        self.assertIn(want, err)
+
+    def test_logs_that_cannot_be_opened_fail_the_test_with_their_server(self):
+        # -t opens every log start-up opens, a server's own error log included, and names the
+        # server block whose log it is
+        for directive, what in (("access_log", "access log"), ("error_log", "error log")):
+            with self.subTest(directive=directive):
+                log = os.path.join(self.dir, "no-such-dir", "x.log")
+                path = self.write("p.conf", "server {\n    listen 127.0.0.1:0;\n}\n"
+                                  "server {\n    listen 127.0.0.1:0;\n    %s %s;\n}\n"
+                                  % (directive, log))
+                want = '%s:4:1: cannot open %s "%s": No such file or directory' % (path, what, log)
+                code, out, err = self.check("-t", "-c", path, "-p", self.dir)
+                self.assertEqual(code, 1, err)
+                self.assertIn(want, err)
+                code, out, err = self.check("-c", path, "-p", self.dir)
+                self.assertEqual(code, 1, err)  # and start-up agrees
+                self.assertNotIn("listening on", err)
+        # the top level's error log, inherited by a server, is that server's
+        log = os.path.join(self.dir, "no-such-dir", "top.log")
+        path = self.write("p.conf", "error_log %s;\nserver {\n    listen 127.0.0.1:0;\n}\n" % log)
+        code, out, err = self.check("-t", "-c", path, "-p", self.dir)
+        self.assertEqual(code, 1, err)
+        self.assertIn('%s:2:1: cannot open error log "%s"' % (path, log), err)
 
     def test_relative_root_is_under_prefix(self):
         path = self.write("p.conf", "server {\n    listen 127.0.0.1:0;\n    root missing-dir;\n}\n")
@@ -199,10 +226,7 @@ class ConfEffects(PorterTestCase):
         self.assertEqual(p.get("/noext").header("Content-Type"), "text/plain")
 
     def test_virtual_hosts(self):
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-        s.close()
+        port = self.reserve_port()  # two servers on one address: the conf names its port
         conf = ("server {\n    listen 127.0.0.1:%d;\n    server_name a.test;\n    root htdocs/a;\n}\n"
                 "server {\n    listen 127.0.0.1:%d default_server;\n    server_name b.test *.b.test;\n"
                 "    root htdocs/b;\n}\n" % (port, port))

@@ -1,10 +1,12 @@
 """Logs: the access log in combined format (one line per request, exact byte counts), its
 flushing, `access_log off`, and the error log written to a file."""
 
+import datetime
 import sys
 import os
 import re
 import time
+import zoneinfo
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 import harness  # noqa: E402
@@ -24,14 +26,26 @@ def read_lines(path):
         return f.read().decode("utf-8", "replace").splitlines()
 
 
+def local_stamps(tz, start, end):
+    """The access log's time field for every second from `start` to `end` (epoch seconds) in
+    the zone `tz`, as Python formats it: the oracle porter's stamps are checked against."""
+    zone = zoneinfo.ZoneInfo(tz)
+    return [datetime.datetime.fromtimestamp(t, zone).strftime("%d/%b/%Y:%H:%M:%S %z")
+            for t in range(int(start), int(end) + 1)]
+
+
 def wait_lines(path, n, timeout):
-    """Waits until `path` holds at least n lines; returns them and the time it took."""
+    """Waits until `path` holds at least n lines (or `timeout` passes); returns the lines and
+    the time it took."""
     start = time.monotonic()
-    while True:
-        lines = read_lines(path)
-        if len(lines) >= n or time.monotonic() - start > timeout:
-            return lines, time.monotonic() - start
-        time.sleep(0.05)
+    got = []
+
+    def enough():
+        got[:] = read_lines(path)
+        return len(got) >= n
+
+    harness.wait_for(enough, timeout)
+    return got, time.monotonic() - start
 
 
 class AccessLog(PorterTestCase):
@@ -64,10 +78,13 @@ class AccessLog(PorterTestCase):
         return m
 
     def test_combined_line(self):
+        before = time.time()
         r = self.p.get("/index.html", headers=[("Referer", "ref"), ("User-Agent", "ua")])
+        after = time.time()
         self.assertStatus(r, 200)
         lines, took = self.lines(1)
         self.assertEqual(len(lines), 1, lines)
+        # Flushed once a second: within 1 s, and 2 s of margin for ASan on a loaded machine.
         self.assertLess(took, 3.0, "the access log was not flushed within ~1 s")
         m = self.parse(lines[0])
         self.assertEqual(m.group("request"), "GET /index.html HTTP/1.1")
@@ -75,8 +92,23 @@ class AccessLog(PorterTestCase):
         self.assertEqual(int(m.group("bytes")), len(FILES["index.html"]))
         self.assertEqual(m.group("referer"), "ref")
         self.assertEqual(m.group("ua"), "ua")
-        stamp = time.strptime(m.group("time"), "%d/%b/%Y:%H:%M:%S %z")
-        self.assertLess(abs(time.mktime(stamp) - time.mktime(time.localtime())), 86400 + 60)
+        # The second of the request, in porter's zone (the harness gives it TZ=UTC unless the
+        # environment names one).
+        self.assertIn(m.group("time"), local_stamps(self.p.env["TZ"], before, after))
+
+    def test_local_time_with_a_zone_offset(self):
+        # Zones whose offsets are not whole hours, either side of UTC: "+0530", "-0330"
+        # (or "-0230" in summer).
+        for tz in ("Asia/Kolkata", "America/St_Johns"):
+            p = self.start_porter("access_log @TMP@/access.log;", FILES, env={"TZ": tz})
+            before = time.time()
+            self.assertStatus(p.get("/a.txt"), 200)
+            after = time.time()
+            lines, _ = wait_lines(os.path.join(p.tmp, "access.log"), 1, 4.0)
+            self.assertEqual(len(lines), 1, lines)
+            stamp = self.parse(lines[0]).group("time")
+            self.assertIn(stamp, local_stamps(tz, before, after), tz)
+            self.assertNotIn(stamp, local_stamps("UTC", before, after), tz)
 
     def test_one_line_per_request_in_order(self):
         with self.p.connect() as c:
@@ -133,8 +165,7 @@ class AccessLogOff(PorterTestCase):
         for _ in range(3):
             self.assertStatus(p.get("/a.txt"), 200)
         self.assertStatus(p.get("/missing"), 404)
-        time.sleep(1.5)
-        p.stop()
+        p.stop()  # which writes what is buffered
         self.assertEqual(read_lines(os.path.join(p.tmp, "top.log")), [])
 
     def test_inherited_from_top_level(self):
@@ -180,12 +211,11 @@ class ErrorLog(PorterTestCase):
         self.assertIn("listening on", p.output)
 
     def test_level_filters(self):
-        # At "error", the notice-level "listening on" line is not written: the port is chosen
-        # here and porter is polled until it answers.
-        port = harness.free_port()
+        # At "error", the notice-level "listening on" line is not written: the port is read
+        # from the process's listening socket.
         p = self.start_porter("error_log @TMP@/error.log error;\n"
-                              "server {\n    listen 127.0.0.1:%d;\n    root htdocs;\n}\n" % port,
-                              FILES, known_port=port)
+                              "server {\n    listen 127.0.0.1:0;\n    root htdocs;\n}\n",
+                              FILES, listen_log=False)
         self.assertStatus(p.get("/a.txt"), 200)
         p.stop()
         with open(os.path.join(p.tmp, "error.log")) as f:

@@ -1,8 +1,10 @@
 """Pipelined requests: answered in order with exact bodies, and request bodies that the static
 handler does not read are discarded so the next request still parses."""
 
-import sys
 import os
+import re
+import sys
+import unittest
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 import harness  # noqa: E402
@@ -125,6 +127,35 @@ class Pipelining(PorterTestCase):
             r = c.read_response()
             self.assertStatus(r, 200)
             self.assertEqual(r.body, b"alpha\n")
+
+
+class OneWrite(PorterTestCase):
+    """The responses to pipelined requests leave in one write (README, "HTTP behaviour"):
+    counted on porter's own socket of the connection with strace attached to porter."""
+
+    WRITES = "write|writev|pwritev2?|send|sendto|sendmsg|sendmmsg|sendfile(64)?"
+
+    @unittest.skipUnless(harness.tool("strace"), "needs strace")
+    def test_pipelined_responses_leave_in_one_write(self):
+        p = self.start_porter("", FILES)
+        with p.connect() as c:
+            where = harness.wait_for(lambda: harness.server_side([p.pid], p.port, c), 5)
+            self.assertIsNotNone(where, "porter's socket of the connection was not found")
+            fd = where[1]
+            # Twelve answers from memory: files (first asked: read into the cache), a HEAD, a
+            # 404 and an error page, and the same files again (cache hits).
+            plan = [("GET", "/a.txt"), ("GET", "/b.css"), ("HEAD", "/c.js"), ("GET", "/missing"),
+                    ("GET", "/index.html"), ("GET", "/c.js")] * 2
+            tracer = harness.Strace(p.pid, self.WRITES)
+            try:
+                c.send(b"".join(request(m, path) for m, path in plan))
+                rs = c.read_responses([m for m, _ in plan])
+            finally:
+                lines = tracer.stop()
+            self.assertEqual([r.status for r in rs], [200, 200, 200, 404, 200, 200] * 2)
+            self.assertEqual(rs[1].body, FILES["b.css"])
+            calls = [l for l in lines if re.match(r"^(\d+ +)?(%s)\(%d," % (self.WRITES, fd), l)]
+            self.assertEqual(len(calls), 1, "writes of the twelve answers:\n" + "\n".join(lines))
 
 
 if __name__ == "__main__":

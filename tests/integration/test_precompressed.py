@@ -29,6 +29,19 @@ FILES = {
 CURL = shutil.which("curl")
 
 
+def system_type(ext):
+    """The type /etc/mime.types gives the extension `ext` (None without the file or it)."""
+    try:
+        with open("/etc/mime.types") as f:
+            for line in f:
+                fields = line.split("#", 1)[0].split()
+                if ext in fields[1:]:
+                    return fields[0]
+    except OSError:
+        pass
+    return None
+
+
 class Precompressed(PorterTestCase):
     CONF = "precompressed on;"
 
@@ -58,9 +71,10 @@ class Precompressed(PorterTestCase):
         self.assertEqual(r.header("Content-Length"), str(len(body)))
 
     def test_choice_by_accept_encoding(self):
-        js = "application/javascript"
-        ctype = self.get("/app.js").header("Content-Type").split(";")[0]
-        self.assertIn(ctype, ("text/javascript", js))
+        # The type comes from the system's table (read here, not from porter's answer), or
+        # porter's built-in one without it.
+        ctype = system_type("js") or "text/javascript"
+        self.assertEqual(self.get("/app.js").header("Content-Type").split(";")[0], ctype)
         for ae, body, enc in (
             (None, JS, None),
             ("", JS, None),

@@ -8,6 +8,7 @@ import sys
 import os
 import shutil
 import signal
+import socket
 import threading
 import time
 import unittest
@@ -27,10 +28,11 @@ def conf(workers=1, root="htdocs", extra=""):
 
 
 class ReloadCase(PorterTestCase):
-    """Helpers: a porter on a fixed port whose conf the test rewrites and reloads."""
+    """Helpers: a porter on a port named in its conf (as a user's is: a reload takes the
+    socket over by its address), whose conf the test rewrites and reloads."""
 
     def start(self, workers=1, extra=""):
-        self.port = harness.free_port()
+        self.port = self.reserve_port()
         self.extra_conf = extra
         p = self.start_porter(conf(workers, extra=extra).replace("%PORT%", str(self.port)),
                               FILES, extra=EXTRA)
@@ -110,7 +112,6 @@ class Reload(ReloadCase):
         self.assertIn("porter.conf:", line)
         self.assertRegex(line, r"porter\.conf:\d+:\d+", "no file:line:col in %r" % line)
         self.assertIn("bogus_directive", line)
-        time.sleep(0.5)
         self.assertTrue(p.alive())
         for _ in range(6):
             r = p.get("/a.txt")
@@ -191,6 +192,33 @@ class Reload(ReloadCase):
     def test_inflight_download_survives_reload_single(self):
         self.inflight_download(1)
 
+    def inflight_download_two_reloads(self, workers):
+        # A second reload while the first one's old generation still sends a download: that
+        # generation is retiring already and must go on doing so, not be stopped at once.
+        p = self.start(workers, "shutdown_grace_period 5s;\n")
+        c = harness.Conn(p.host, p.port, 20, rcvbuf=32 * 1024)
+        self.addCleanup(c.close)
+        c.send(request("GET", "/big.bin"))
+        self.assertTrue(c.read_head().startswith(b"HTTP/1.1 200 "))
+        got = bytearray(c.buf)
+        c.buf = bytearray()
+        self.reload(p, workers, "htdocs2")
+        self.reload(p, workers, "htdocs")
+        while len(got) < len(BIG):
+            data = c.sock.recv(1 << 20)
+            if not data:
+                break
+            got += data
+        self.assertEqual(len(got), len(BIG), "download cut by the second reload after %d of "
+                         "%d bytes" % (len(got), len(BIG)))
+        self.assertTrue(bytes(got) == BIG)
+
+    def test_inflight_download_survives_two_reloads_single(self):
+        self.inflight_download_two_reloads(1)
+
+    def test_inflight_download_survives_two_reloads_workers(self):
+        self.inflight_download_two_reloads(2)
+
     def test_inflight_download_survives_reload_workers(self):
         self.inflight_download(2)
 
@@ -249,7 +277,7 @@ class Reload(ReloadCase):
         t.start()
         try:
             for i in range(5):
-                time.sleep(0.4)
+                time.sleep(0.4)  # requests between reloads: the scenario's pace
                 self.reload(p, 2, "htdocs2" if i % 2 == 0 else "htdocs")
         finally:
             done.set()
@@ -257,6 +285,119 @@ class Reload(ReloadCase):
         self.assertGreater(count[0], 20)
         self.assertEqual(failures, [], "%d of %d requests failed across reloads"
                          % (len(failures), count[0] + len(failures)))
+
+
+TCP_NOTSENT_LOWAT = getattr(socket, "TCP_NOTSENT_LOWAT", 25)
+
+
+class ReloadListen(ReloadCase):
+    """What a reload does to the listening addresses: one the new conf no longer lists is
+    closed, one it adds is opened, one it keeps is taken over with its changed options."""
+
+    def addresses(self, workers, listens, root):
+        return ("worker_processes %d;\nserver {\n%s    root %s;\n}\n"
+                % (workers, "".join("    listen %s;\n" % l for l in listens), root))
+
+    def reload_to(self, p, text, want):
+        """Rewrites the conf, SIGHUP; waits until the reload is reported and fresh connections
+        get `want` for /a.txt. Returns the log offset where the reload began."""
+        since = len(p.log_text())
+        marks = p.output.count("configuration reloaded")
+        self.write_conf(p, text)
+        p.signal(signal.SIGHUP)
+        harness.wait_until(lambda: p.output.count("configuration reloaded") > marks, 10,
+                           lambda: "the reload reported:\n" + p.output[-2000:])
+        self.assertNotIn("reload failed", p.output[since:])
+        harness.wait_until(lambda: p.get("/a.txt").body == want, 10, "the new conf answers")
+        return since
+
+    def refused(self, host, port):
+        try:
+            socket.create_connection((host, port), 2).close()
+        except ConnectionRefusedError:
+            return True
+        return False
+
+    def drop_and_add(self, workers):
+        # 127.0.0.1 is kept, 127.0.0.2 dropped, 127.0.0.3 added (all of 127/8 is loopback).
+        self.port = 0
+        p = self.start_porter(self.addresses(workers, ["127.0.0.1:0", "127.0.0.2:0"], "htdocs"),
+                              FILES, extra=EXTRA)
+        harness.wait_workers(p, workers if workers > 1 else 0)
+        first = {host: port for _, host, port in p.listening(2)}
+        self.assertEqual(sorted(first), ["127.0.0.1", "127.0.0.2"])
+        for host, port in first.items():
+            with harness.Conn(host, port) as c:
+                c.send(request("GET", "/a.txt", close=True))
+                self.assertEqual(c.read_response().body, b"one\n")
+        since = self.reload_to(p, self.addresses(workers, ["127.0.0.1:0", "127.0.0.3:0"],
+                                                 "htdocs2"), b"two\n")
+        now = {host: port for _, host, port in p.listening(2, since)}
+        self.assertEqual(sorted(now), ["127.0.0.1", "127.0.0.3"])
+        # The kept address is the same socket (the same port, though the conf says 0).
+        self.assertEqual(now["127.0.0.1"], first["127.0.0.1"])
+        with harness.Conn("127.0.0.3", now["127.0.0.3"]) as c:
+            c.send(request("GET", "/a.txt", close=True))
+            self.assertEqual(c.read_response().body, b"two\n")
+        # The dropped one is closed once the old generation is gone (no connection holds it).
+        harness.wait_until(lambda: self.refused("127.0.0.2", first["127.0.0.2"]), 10,
+                           "the dropped address refuses connections")
+        held = [a for pid in [p.pid] + harness.proc_live_children(p.pid)
+                for a in harness.listening_sockets(pid)]
+        self.assertNotIn(("127.0.0.2", first["127.0.0.2"]), held)
+        self.assertIn(("127.0.0.3", now["127.0.0.3"]), held)
+
+    def test_reload_drops_and_adds_addresses_single(self):
+        self.drop_and_add(1)
+
+    def test_reload_drops_and_adds_addresses_workers(self):
+        self.drop_and_add(2)
+
+    def lowat_of(self, p, c):
+        """The TCP_NOTSENT_LOWAT of porter's side of connection `c` (0: the kernel's default,
+        no bound), read from a duplicate of porter's own socket."""
+        pids = [p.pid] + harness.proc_live_children(p.pid)
+        where = harness.server_side(pids, self.port, c)
+        self.assertIsNotNone(where, "porter's socket of the connection was not found")
+        dup = harness.fd_of(*where)
+        if dup is None:
+            self.skipTest("pidfd_getfd(2) is refused here: cannot read porter's socket option")
+        s = socket.socket(fileno=dup)
+        try:
+            return s.getsockopt(socket.IPPROTO_TCP, TCP_NOTSENT_LOWAT)
+        finally:
+            s.close()
+
+    def lowat_reloads(self, workers):
+        p = self.start(workers)  # listen without notsent_lowat: 16k, the default
+
+        def fresh():
+            c = p.connect()
+            self.addCleanup(c.close)
+            c.send(request("GET", "/a.txt"))
+            self.assertStatus(c.read_response(), 200)  # accepted and answered
+            return c
+
+        before, had = fresh(), 16 * 1024
+        self.assertEqual(self.lowat_of(p, before), had)
+        for option, root, want in (("notsent_lowat=64k", "htdocs2", 64 * 1024),
+                                   ("notsent_lowat=off", "htdocs", 0),
+                                   ("", "htdocs2", 16 * 1024)):
+            text = conf(workers, root).replace("%PORT%;", "%%PORT%% %s;" % option)
+            self.reload_to(p, text.replace("%PORT%", str(self.port)),
+                           b"two\n" if root == "htdocs2" else b"one\n")
+            after = fresh()
+            self.assertEqual(self.lowat_of(p, after), want, option)
+            # A connection accepted before the reload keeps what it had.
+            self.assertEqual(self.lowat_of(p, before), had, option)
+            before, had = after, want
+
+    def test_reload_applies_a_changed_notsent_lowat_single(self):
+        self.lowat_reloads(1)
+
+    def test_reload_applies_a_changed_notsent_lowat_workers(self):
+        self.lowat_reloads(2)
+
 
 if __name__ == "__main__":
     harness.main()

@@ -1,11 +1,11 @@
 """Reloads under load: wrk keeps 16 connections busy while porter reloads 10 times (in a single
-process, with 2 workers, and alternating between 2 and 3 workers); not one request may fail,
-and afterwards only the last generation of workers is left."""
+process, with 2 workers, and alternating between 2 and 3 workers); each generation serves the
+load before the next reload, not one request may fail, and afterwards only the last generation
+of workers is left."""
 
-import sys
+import os
 import signal
-import threading
-import time
+import sys
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 import harness  # noqa: E402
@@ -16,29 +16,39 @@ class ReloadUnderLoad(ReloadCase):
     def reloads_under_wrk(self, counts):
         if not harness.tool("wrk"):
             self.skipTest("wrk is not installed")
-        p = self.start(counts[0], "keepalive_timeout 30s;\n")
-        result = {}
 
-        def load():
-            result.update(harness.run_wrk(p.url("/a.txt"), duration=9, threads=2,
-                                          connections=16, timeout="5s"))
+        def extra(generation):
+            # Each generation logs to a file of its own: what it served is told apart.
+            return "keepalive_timeout 30s;\naccess_log gen%d.log;\n" % generation
 
-        t = threading.Thread(target=load, daemon=True)
-        t.start()
-        time.sleep(1.0)
+        def served(generation):
+            try:
+                with open(os.path.join(p.tmp, "gen%d.log" % generation), "rb") as f:
+                    return f.read().count(b"\n")
+            except OSError:
+                return 0
+
+        p = self.start(counts[0], extra(0))
+        # wrk runs until it is stopped (120 s at most), so every reload happens under load.
+        wrk = harness.Wrk(p.url("/a.txt"), duration=120, threads=2, connections=16)
+        self.addCleanup(wrk.stop)
+        harness.wait_until(lambda: harness.established_to(p.port) >= 16, 10,
+                           "wrk's 16 connections to porter")
         for i in range(10):
             n = counts[(i + 1) % len(counts)]
             marks = p.output.count("configuration reloaded")
-            self.write_conf(p, conf(n, "htdocs2" if i % 2 == 0 else "htdocs",
-                                    "keepalive_timeout 30s;\n"))
+            self.write_conf(p, conf(n, "htdocs2" if i % 2 == 0 else "htdocs", extra(i + 1)))
             p.signal(signal.SIGHUP)
-            self.assertTrue(harness.wait_for(
-                lambda: p.output.count("configuration reloaded") > marks, 5),
-                "reload %d not reported:\n%s" % (i + 1, p.output[-2000:]))
-            time.sleep(0.6)
-        t.join(60)
-        self.assertFalse(t.is_alive(), "wrk did not finish")
-        self.assertGreater(result.get("requests", 0), 100, result.get("text"))
+            harness.wait_until(lambda: p.output.count("configuration reloaded") > marks, 5,
+                               lambda: "reload %d reported:\n%s" % (i + 1, p.output[-2000:]))
+            # The load reaches the new generation before the next reload: it has served (and
+            # logged: access logs are flushed once a second) a hundred of wrk's requests.
+            harness.wait_until(lambda: served(i + 1) >= 100, 10,
+                               lambda: "generation %d served %d requests"
+                               % (i + 1, served(i + 1)))
+        self.assertTrue(wrk.running(), "the load ended before the last reload was over")
+        result = wrk.stop()
+        self.assertGreater(result["requests"], 100, result["text"])
         errors = {k: result[k] for k in ("connect", "read", "write", "timeout", "non2xx")
                   if result[k]}
         self.assertEqual(errors, {}, "requests failed across 10 reloads:\n" + result["text"])

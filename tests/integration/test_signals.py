@@ -47,9 +47,8 @@ class Signals(PorterTestCase):
         while len(got) < 512 * 1024:
             got += c.sock.recv(65536)
         p.signal(signal.SIGTERM)
-        time.sleep(0.5)
+        harness.wait_until(lambda: refused(p), 5, "new connections refused while stopping")
         self.assertTrue(p.alive(), "porter did not wait for the download:\n" + p.output)
-        self.assertTrue(refused(p), "new connections are still accepted while stopping")
         # Finish at a bounded pace (about 1.5 s), well inside the 5 s grace period.
         start = time.monotonic()
         while len(got) < len(BIG):
@@ -58,10 +57,10 @@ class Signals(PorterTestCase):
                 break
             got += data
             if len(got) % (4 * 1024 * 1024) < len(data):
-                time.sleep(0.2)
+                time.sleep(0.2)  # the reader's pace
         self.assertEqual(len(got), len(BIG), "download cut short after SIGTERM")
         self.assertEqual(hashlib.sha256(bytes(got)).hexdigest(), hashlib.sha256(BIG).hexdigest())
-        self.assertLess(time.monotonic() - start, 5.0)
+        self.assertLess(time.monotonic() - start, 5.0)  # within the grace period: not cut
         closed, extra, _ = c.wait_closed(5)
         self.assertTrue(closed, "connection kept open after the last response while stopping")
         self.assertEqual(extra, b"")
@@ -83,6 +82,7 @@ class Signals(PorterTestCase):
             closed, extra, _ = c.wait_closed(5)
             self.assertTrue(closed, "idle keep-alive connection not closed on SIGTERM")
             self.assertEqual(extra, b"")
+        # At once, not at the 10 s grace period: 2.5 s and 3 s are the margins for ASan.
         self.assertLess(time.monotonic() - start, 2.5)
         p.wait(5)
         self.assertLess(time.monotonic() - start, 3.0, "porter waited for idle connections")
@@ -94,7 +94,7 @@ class Signals(PorterTestCase):
         start = time.monotonic()
         p.signal(signal.SIGTERM)
         p.wait(5)
-        self.assertLess(time.monotonic() - start, 3.0)
+        self.assertLess(time.monotonic() - start, 3.0)  # at once; 3 s of margin for ASan
         p.check_exit()
 
     def test_sigint_is_graceful_too(self):
@@ -121,11 +121,12 @@ class Signals(PorterTestCase):
         p = self.start_porter("shutdown_grace_period 30s;", FILES)
         self.stalled_download(p)
         p.signal(signal.SIGTERM)
-        time.sleep(1.0)
+        time.sleep(1.0)  # a second of the grace period: porter must still be there
         self.assertTrue(p.alive(), "porter did not wait for the download in its grace period")
         start = time.monotonic()
         p.signal(sig)
         p.wait(10)
+        # At once, not at the 30 s grace period: 3 s is the margin for ASan.
         self.assertLess(time.monotonic() - start, 3.0, "a second signal did not stop porter promptly")
         p.check_exit()
 
@@ -142,8 +143,7 @@ class Signals(PorterTestCase):
         p.signal(signal.SIGTERM)
         p.wait(10)
         elapsed = time.monotonic() - start
-        self.assertGreater(elapsed, 0.7, "porter did not wait for the grace period")
-        self.assertLess(elapsed, 4.0, "porter outlived its grace period")
+        self.assertTimedOut(elapsed, 1.0, early=0.3, margin=3.0, what="shutdown_grace_period")
         p.check_exit()
         # The stalled download was cut, not completed.
         data = c.read_until_close(5)
@@ -157,7 +157,7 @@ class Signals(PorterTestCase):
         c.send(request("GET", "/big.bin") + request("GET", "/a.txt"))
         c.read_head()
         p.signal(signal.SIGTERM)
-        time.sleep(0.3)
+        harness.wait_until(lambda: refused(p), 5, "porter stopping (new connections refused)")
         body = c.read_exact(len(BIG), timeout=20)
         self.assertTrue(body == BIG)
         # The pipelined second request (possibly answered before the signal came) is either
@@ -172,6 +172,51 @@ class Signals(PorterTestCase):
         self.assertTrue(closed)
         p.wait(10)
         p.check_exit()
+
+
+class PidFile(PorterTestCase):
+    """`pid PATH`: the master's pid (the only process's with one worker), written before
+    porter listens, kept while it runs (through reloads and replaced workers), removed at
+    exit. A relative path starts from the prefix."""
+
+    def pid_in(self, path):
+        with open(path) as f:
+            text = f.read()
+        self.assertRegex(text, r"^\d+\n$")
+        return int(text)
+
+    def test_single_process(self):
+        p = self.start_porter("pid run/porter.pid;\n"
+                              "server {\n    listen 127.0.0.1:0;\n    root htdocs;\n}\n",
+                              FILES, extra={"run/.keep": b""})
+        path = os.path.join(p.tmp, "run", "porter.pid")
+        self.assertEqual(self.pid_in(path), p.pid)
+        marks = p.output.count("configuration reloaded")
+        p.signal(signal.SIGHUP)
+        harness.wait_until(lambda: p.output.count("configuration reloaded") > marks, 10,
+                           lambda: "the reload reported:\n" + p.output)
+        self.assertEqual(self.pid_in(path), p.pid)
+        p.stop()
+        self.assertFalse(os.path.exists(path), "the pid file outlived porter")
+
+    def test_master_and_workers(self):
+        p = self.start_porter("worker_processes 2;\npid @TMP@/porter.pid;\n"
+                              "server {\n    listen 127.0.0.1:0;\n    root htdocs;\n}\n",
+                              FILES)
+        path = os.path.join(p.tmp, "porter.pid")
+        workers = harness.wait_workers(p, 2)
+        self.assertEqual(self.pid_in(path), p.pid)
+        # A worker that dies and its replacement leave it alone ...
+        os.kill(workers[0], signal.SIGKILL)
+        workers = harness.wait_workers(p, 2, exclude=[workers[0]])
+        self.assertEqual(self.pid_in(path), p.pid)
+        # ... and so do a reload and the old workers that exit after it.
+        p.signal(signal.SIGHUP)
+        harness.wait_workers(p, 2, exclude=workers)
+        self.assertStatus(p.get("/a.txt"), 200)
+        self.assertEqual(self.pid_in(path), p.pid)
+        p.stop()
+        self.assertFalse(os.path.exists(path), "the pid file outlived porter")
 
 
 if __name__ == "__main__":

@@ -71,11 +71,13 @@ class SlowHttpTest(PorterTestCase):
             latencies.append(time.monotonic() - start)
             self.assertStatus(r, 200)
             self.assertEqual(r.body, b"alpha\n")
-            time.sleep(0.1)
+            time.sleep(0.1)  # the probes' pace
         held = listening_sockets(p)
         self.assertGreater(held, 1500, "the slow connections were not open during the probes")
         self.assertGreater(len(latencies), 10)
         worst = max(latencies)
+        # An answer takes milliseconds; 1 s is the bound with ASan and 2000 slow clients on a
+        # loaded 2-core machine (this test runs alone: RUN_SERIAL in tests/CMakeLists.txt).
         self.assertLess(worst, 1.0, "a normal client waited %.2f s with 2000 slow clients "
                         "connected" % worst)
         for pr in procs:
@@ -124,7 +126,7 @@ class PythonSlowClients(PorterTestCase):
             r = p.get("/a.txt")
             worst = max(worst, time.monotonic() - start)
             self.assertStatus(r, 200)
-            time.sleep(0.1)
+            time.sleep(0.1)  # the probes' pace
         self.assertLess(worst, 1.0, "a normal client waited %.2f s" % worst)
         self.assertGreaterEqual(listening_sockets(p), 600)
 

@@ -39,6 +39,7 @@ class Requests(PorterTestCase):
                 location /porter-status { status; }
                 location /app/ { proxy_pass http://app/; }
                 location = /host { return 200 "$host"; }
+                access_log @TMP@/access.log;
             }
         """ % cls.backend.address
         cls.p = harness.Porter(conf, FILES)
@@ -158,6 +159,24 @@ class Requests(PorterTestCase):
         self.reject(b"GET /a.txt HTTP/1.1\r\nHost: localhost\r\n: empty-name\r\n\r\n", 400)
         for name in (b"X(a)", b"X/a", b"X@a", b"X\"a", b"X{a}", b"X\xc3\xa9"):
             self.reject(b"GET /a.txt HTTP/1.1\r\nHost: localhost\r\n" + name + b": v\r\n\r\n", 400)
+
+    def test_a_refused_head_is_logged_with_its_own_fields(self):
+        # The fields after the one that is refused are in place too when the access log reads
+        # them: they once held what an earlier request left in that memory (the fuzzer's input:
+        # "Transfer-Encoding: chu" followed by more fields).
+        self.ok(b"GET /a.txt HTTP/1.1\r\nHost: localhost\r\nX-Pad: 1\r\n"
+                b"User-Agent: earlier-agent\r\n\r\n")
+        self.reject(b"POST /a.txt HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chu\r\n"
+                    b"User-Agent: later-agent\r\n\r\n3\r\nabc\r\n0\r\n\r\n", 400,
+                    "Transfer-Encoding without chunked last", method="POST")
+        log = os.path.join(self.p.tmp, "access.log")
+
+        def refused_line():
+            with open(log, "rb") as f:
+                return [x for x in f.read().splitlines() if b'"POST /a.txt HTTP/1.1" 400 ' in x]
+
+        self.assertTrue(harness.wait_for(refused_line, 5), "no access log line for the 400")
+        self.assertTrue(refused_line()[-1].endswith(b'"later-agent"'), refused_line()[-1])
 
     # ---- Host ----
 
@@ -373,6 +392,13 @@ class UpstreamResponses(harness.PorterTestCase):
         b"/space-colon": b"HTTP/1.1 200 OK\r\nContent-Length : 3\r\n\r\nabc",
         b"/bare-lf": b"HTTP/1.1 200 OK\nContent-Length: 3\n\nabc",
         b"/cl-list": b"HTTP/1.1 200 OK\r\nContent-Length: 3, 3\r\n\r\nabc",
+        b"/empty-name": b"HTTP/1.1 200 OK\r\n: b\r\nContent-Length: 3\r\n\r\nabc",
+        b"/name-paren": b"HTTP/1.1 200 OK\r\nX(A): b\r\nContent-Length: 3\r\n\r\nabc",
+        b"/name-obs-text": b"HTTP/1.1 200 OK\r\nX\xc3\xa9: b\r\nContent-Length: 3\r\n\r\nabc",
+        b"/status-043": b"HTTP/1.1 043 Old\r\nContent-Length: 3\r\n\r\nabc",
+        b"/status-000": b"HTTP/1.1 000 None\r\nContent-Length: 3\r\n\r\nabc",
+        b"/status-600": b"HTTP/1.1 600 New\r\nContent-Length: 3\r\n\r\nabc",
+        b"/status-999-no-body": b"HTTP/1.1 999 X\r\n\r\n",
     }
 
     def setUp(self):
@@ -417,6 +443,8 @@ class UpstreamResponses(harness.PorterTestCase):
                 self.assertStatus(r, 200)
                 self.assertGreater(self.rb.connections, before)
         self.assertIn("sent an invalid response: obsolete line folding", self.p.output)
+        self.assertIn("sent an invalid response: empty header field name", self.p.output)
+        self.assertIn("sent an invalid response: status code out of 100-599", self.p.output)
 
     def test_bad_chunking_after_the_head_closes_the_client_connection(self):
         def handler(s, srv):

@@ -30,18 +30,18 @@ class RequestReadTimeout(PorterTestCase):
             self.assertTrue(r.has_token("Connection", "close"), r)
             self.assertClosed(c, timeout=3)
             elapsed_close = time.monotonic() - start
-            self.assertGreater(elapsed, 0.8)
-            self.assertLess(elapsed, 4.0)
-            self.assertLess(elapsed_close, 4.0)
+            self.assertTimedOut(elapsed, 1.0, margin=3.0, what="request_read_timeout")
+            self.assertTimedOut(elapsed_close, 1.0, margin=3.0, what="the close after the 408")
 
     def test_headers_without_end_get_408(self):
         with self.p.connect() as c:
             start = time.monotonic()
             c.send(b"GET /a.txt HTTP/1.1\r\nHost: localhost\r\n")
             r = c.read_response(timeout=6)
+            elapsed = time.monotonic() - start
             self.assertStatus(r, 408)
+            self.assertTimedOut(elapsed, 1.0, margin=3.0, what="request_read_timeout")
             self.assertClosed(c, timeout=3)
-            self.assertLess(time.monotonic() - start, 4.0)
 
     def test_slowloris_is_not_extended(self):
         with self.p.connect() as c:
@@ -65,8 +65,8 @@ class RequestReadTimeout(PorterTestCase):
                     break
             self.assertIsNotNone(closed_at, "a trickling client was never cut off")
             elapsed = closed_at - start
-            self.assertGreater(elapsed, 0.8)
-            self.assertLess(elapsed, 3.5, "the deadline was extended by the trickle")
+            # Not extended by the trickle.
+            self.assertTimedOut(elapsed, 1.0, margin=2.5, what="request_read_timeout")
             if got:  # the 408 may be lost to a reset if bytes were still arriving
                 self.assertTrue(got.startswith(b"HTTP/1.1 408 "), got[:100])
 
@@ -76,8 +76,7 @@ class RequestReadTimeout(PorterTestCase):
             closed, extra, _ = c.wait_closed(6)
             elapsed = time.monotonic() - start
             self.assertTrue(closed, "an idle new connection was never closed")
-            self.assertGreater(elapsed, 0.8)
-            self.assertLess(elapsed, 4.0)
+            self.assertTimedOut(elapsed, 1.0, margin=3.0, what="request_read_timeout")
             # Nothing was asked, so at most a 408; never another status.
             self.assertTrue(extra == b"" or extra.startswith(b"HTTP/1.1 408 "), extra[:100])
 
@@ -97,7 +96,7 @@ class RequestReadTimeout(PorterTestCase):
             raw = request("GET", "/a.txt")
             half = len(raw) // 2
             c.send(raw[:half])
-            time.sleep(0.4)
+            time.sleep(0.4)  # the client's pace: the head is slow but within its deadline
             c.send(raw[half:])
             r = c.read_response()
             self.assertStatus(r, 200)
@@ -118,15 +117,14 @@ class KeepaliveTimeout(PorterTestCase):
             elapsed = time.monotonic() - start
             self.assertTrue(closed, "idle keep-alive connection not closed")
             self.assertEqual(extra, b"", "an idle close must not send a response")
-            self.assertGreater(elapsed, 0.7)
-            self.assertLess(elapsed, 4.0)
+            self.assertTimedOut(elapsed, 1.0, early=0.3, margin=3.0, what="keepalive_timeout")
 
     def test_activity_resets_idle_timer(self):
         with self.p.connect() as c:
             for _ in range(4):
                 c.send(request("GET", "/a.txt"))
                 self.assertStatus(c.read_response(), 200)
-                time.sleep(0.5)
+                time.sleep(0.5)  # idle, but for less than keepalive_timeout
             # 2 s of life in total, never 1 s idle.
             c.send(request("GET", "/a.txt"))
             self.assertEqual(c.read_response().body, b"alpha\n")
@@ -139,7 +137,8 @@ class KeepaliveTimeout(PorterTestCase):
             closed, extra, elapsed = c.wait_closed(6)
             self.assertTrue(closed)
             self.assertEqual(extra, b"")
-            self.assertLess(elapsed, 4.0)
+            # Idle from the third response on.
+            self.assertTimedOut(elapsed, 1.0, early=0.3, margin=3.0, what="keepalive_timeout")
 
 
 class DeferredListen(PorterTestCase):
@@ -162,7 +161,7 @@ class DeferredListen(PorterTestCase):
     @unittest.skipUnless(shutil.which("ss"), "needs ss (iproute2)")
     def test_options_given_by_any_server_on_the_address(self):
         # As in nginx, one listen of an address gives its socket options, whichever server.
-        port = harness.free_port()
+        port = self.reserve_port()  # two servers name the address: port 0 would be two sockets
         p = self.start_porter(
             "server {\n    listen 127.0.0.1:%d;\n    root htdocs;\n}\n"
             "server {\n    listen 127.0.0.1:%d deferred;\n    server_name b;\n    root htdocs;\n}\n"

@@ -177,7 +177,9 @@ class TLSCase(PorterTestCase):
     """Starts porter with conf(); self.p and self.tport (the TLS port)."""
 
     def start_tls(self, files=None, **kw):
-        port = harness.free_port()
+        # a.test and b.test share the TLS address: its port is named in the conf (port 0 would
+        # give each server a socket of its own), held until porter listens on it.
+        port = self.reserve_port()
         self.p = self.start_porter(conf(port, **kw), files or FILES, extra=tls_extra())
         self.tport = tls_port(self.p)
         self.assertEqual(self.tport, port)
@@ -549,7 +551,7 @@ class StaticOverTLS(TLSCase):
 @unittest.skipUnless(OPENSSL and CURL, "needs openssl and curl")
 class Redirect(TLSCase):
     def test_plain_http_redirects_to_https(self):
-        port = harness.free_port()
+        port = self.reserve_port()  # written in the redirect's URL
         self.p = self.start_porter(
             conf(port, plain_extra="    server_name a.test;\n"
                                    "    location / { return 301 https://$host:%d$request_uri; }\n"
@@ -571,7 +573,7 @@ class Return(PorterTestCase):
     """`return` (plain HTTP: it is not TLS's own, but the redirect to https needs it)."""
 
     def setUp(self):
-        port = harness.free_port()
+        port = self.reserve_port()  # two servers on one address
         self.p = self.start_porter(
             "server {\n"
             "    listen 127.0.0.1:%d;\n"

@@ -46,8 +46,16 @@ EXTRA = {"%s/who.txt" % d: ("%s\n" % d).encode() for d in "abcdef"}
 class VirtualHosts(PorterTestCase):
     @classmethod
     def setUpClass(cls):
-        port = harness.free_port()
-        cls.p = harness.Porter(CONF.replace("@PORT@", str(port)), extra=EXTRA, known_port=port)
+        # The servers share one address, so the conf names its port (port 0 would give each
+        # `listen` a socket of its own): held until porter listens on it.
+        port, held = harness.reserve_port()
+        try:
+            cls.p = harness.Porter(CONF.replace("@PORT@", str(port)), extra=EXTRA)
+        finally:
+            for s in held:
+                s.close()
+        if cls.p.port != port:
+            raise AssertionError("porter listens on %d, not %d" % (cls.p.port, port))
 
     @classmethod
     def tearDownClass(cls):
@@ -121,10 +129,11 @@ class FirstServerIsDefault(PorterTestCase):
     """Without default_server the first server listing the address answers unknown hosts."""
 
     def test_first_listed(self):
-        port = harness.free_port()
+        port = self.reserve_port()
         conf = ("server { listen 127.0.0.1:%d; server_name one.test; root a; }\n"
                 "server { listen 127.0.0.1:%d; server_name two.test; root b; }\n" % (port, port))
-        p = self.start_porter(conf, extra=EXTRA, known_port=port)
+        p = self.start_porter(conf, extra=EXTRA)
+        self.assertEqual(p.ports(1), [port])
         r = p.get("/who.txt", headers=[("Host", "nobody.test")])
         self.assertEqual(r.body, b"a\n")
         r = p.get("/who.txt", headers=[("Host", "two.test")])
@@ -135,12 +144,11 @@ class SeparateAddresses(PorterTestCase):
     """Servers on different ports do not see each other's names."""
 
     def test_ports(self):
-        p1, p2 = harness.free_port(), harness.free_port()
-        while p2 == p1:
-            p2 = harness.free_port()
-        conf = ("server { listen 127.0.0.1:%d; server_name one.test; root a; }\n"
-                "server { listen 127.0.0.1:%d; server_name two.test; root b; }\n" % (p1, p2))
-        p = self.start_porter(conf, extra=EXTRA, known_port=p1)
+        conf = ("server { listen 127.0.0.1:0; server_name one.test; root a; }\n"
+                "server { listen 127.0.0.1:0; server_name two.test; root b; }\n")
+        p = self.start_porter(conf, extra=EXTRA)
+        p1, p2 = p.ports(2)
+        self.assertNotEqual(p1, p2)
         # "two.test" on the first port: only server one listens there
         r = p.get("/who.txt", headers=[("Host", "two.test")])
         self.assertEqual(r.body, b"a\n")

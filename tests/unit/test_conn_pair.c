@@ -13,6 +13,7 @@
 
 #include "connmgr/connmgr.h"
 #include "tests/support.h"
+#include "tests/support/pair.h"
 
 /*
  * A connection over a pair of descriptors (Racket's input and output ports): two pipes stand
@@ -22,7 +23,7 @@
 typedef struct fixture {
     struct ev_loop *loop;
     pt_connmgr *m;
-    int to_conn[2], from_conn[2]; /* pipes: [0] read end, [1] write end */
+    pair_client p; /* the test's ends of the two pipes */
     int closes;
 } fixture;
 
@@ -58,8 +59,7 @@ static int setup(void **state)
     pt_connmgr_options_init(&o);
     o.proto = &echo;
     assert_int_equal(pt_connmgr_new(&f.m, f.loop, &o), 0);
-    assert_int_equal(pipe2(f.to_conn, O_NONBLOCK | O_CLOEXEC), 0);
-    assert_int_equal(pipe2(f.from_conn, O_NONBLOCK | O_CLOEXEC), 0);
+    f.p.to_conn = f.p.from_conn = -1;
     *state = &f;
     return 0;
 }
@@ -67,9 +67,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture *f = *state;
-    if (f->to_conn[1] >= 0)
-        close(f->to_conn[1]);
-    close(f->from_conn[0]);
+    pair_client_close(&f->p);
     pt_connmgr_free(f->m);
     pt_custodian_reap();
     pt_chunk_pool_trim();
@@ -79,7 +77,7 @@ static int teardown(void **state)
 
 static pt_conn *admit(fixture *f)
 {
-    return pt_connmgr_admit_pair(f->m, f->to_conn[0], f->from_conn[1]);
+    return pair_connect(f->m, &f->p);
 }
 
 static void test_echo_through_the_pair(void **state)
@@ -88,10 +86,10 @@ static void test_echo_through_the_pair(void **state)
     pt_conn *c = admit(f);
     assert_non_null(c);
     assert_non_null(c->wio);
-    assert_int_equal(write(f->to_conn[1], "hello", 5), 5);
+    assert_int_equal(write(f->p.to_conn, "hello", 5), 5);
     loop_run_for(f->loop, 0.05);
     char buf[16];
-    assert_int_equal(read(f->from_conn[0], buf, sizeof buf), 5);
+    assert_int_equal(read(f->p.from_conn, buf, sizeof buf), 5);
     assert_memory_equal(buf, "hello", 5);
     pt_connmgr_stats st;
     pt_connmgr_get_stats(f->m, &st);
@@ -104,13 +102,12 @@ static void test_end_of_input_closes_both_sides(void **state)
 {
     fixture *f = *state;
     assert_non_null(admit(f));
-    assert_int_equal(write(f->to_conn[1], "bye", 3), 3);
-    close(f->to_conn[1]);
-    f->to_conn[1] = -1;
+    assert_int_equal(write(f->p.to_conn, "bye", 3), 3);
+    pair_shut(&f->p);
     loop_run_for(f->loop, 0.05);
     char buf[16];
-    assert_int_equal(read(f->from_conn[0], buf, sizeof buf), 3);
-    assert_int_equal(read(f->from_conn[0], buf, sizeof buf), 0); /* the write side is closed */
+    assert_int_equal(read(f->p.from_conn, buf, sizeof buf), 3);
+    assert_int_equal(read(f->p.from_conn, buf, sizeof buf), 0); /* the write side is closed */
     assert_int_equal(f->closes, 1);
     pt_connmgr_stats st;
     pt_connmgr_get_stats(f->m, &st);
@@ -129,7 +126,7 @@ static void test_a_full_output_pipe_waits_for_the_reader(void **state)
         data[i] = (char)(i % 251);
     size_t sent = 0, recvd = 0;
     for (int i = 0; i < 50; i++) {
-        ssize_t n = write(f->to_conn[1], data + sent, sizeof data - sent);
+        ssize_t n = write(f->p.to_conn, data + sent, sizeof data - sent);
         if (n > 0)
             sent += (size_t)n;
         loop_run_for(f->loop, 0.002);
@@ -138,11 +135,11 @@ static void test_a_full_output_pipe_waits_for_the_reader(void **state)
     assert_true(ev_is_active(c->wio) && (c->wio->events & EV_WRITE));
     for (int i = 0; i < 2000 && recvd < sizeof data; i++) {
         if (sent < sizeof data) {
-            ssize_t n = write(f->to_conn[1], data + sent, sizeof data - sent);
+            ssize_t n = write(f->p.to_conn, data + sent, sizeof data - sent);
             if (n > 0)
                 sent += (size_t)n;
         }
-        ssize_t n = read(f->from_conn[0], got + recvd, sizeof got - recvd);
+        ssize_t n = read(f->p.from_conn, got + recvd, sizeof got - recvd);
         if (n > 0)
             recvd += (size_t)n;
         loop_run_for(f->loop, 0.002);
@@ -159,8 +156,8 @@ static void test_kill_closes_both_descriptors(void **state)
     pt_conn_kill(c);
     loop_run_for(f->loop, 0.01);
     char buf[4];
-    assert_int_equal(read(f->from_conn[0], buf, sizeof buf), 0); /* EOF: write end closed */
-    assert_int_equal(write(f->to_conn[1], "x", 1), -1);          /* EPIPE: read end closed */
+    assert_int_equal(read(f->p.from_conn, buf, sizeof buf), 0); /* EOF: write end closed */
+    assert_int_equal(write(f->p.to_conn, "x", 1), -1);          /* EPIPE: read end closed */
     assert_int_equal(errno, EPIPE);
 }
 

@@ -1,8 +1,9 @@
 /*
  * The connector on real loopback sockets: each address in order, transient errors go on,
  * fatal ones stop, per-attempt and overall timeouts, names through the resolver (injected, and
- * getaddrinfo for "localhost"), unix sockets, cancel, shutdown with work in flight. Every test
- * ends with no live custodian, no armed timer, no active watcher and no leaked fd.
+ * getaddrinfo for "localhost"; an answer that comes before the loop thread has finished handing
+ * the lookup over), unix sockets, cancel, shutdown with work in flight. Every test ends with no
+ * live custodian, no armed timer, no active watcher and no leaked fd.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,6 +13,7 @@
 
 #include <arpa/inet.h>
 #include <dirent.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -28,14 +30,13 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
-#include <openssl/pem.h>
-#include <openssl/x509v3.h>
 
 #include "connmgr/connector.h"
 #include "connmgr/limits.h"
 #include "connmgr/timer.h"
 #include "connmgr/tls.h"
 #include "tests/support.h"
+#include "tests/support/cert.h"
 
 /* ---- helpers ---- */
 
@@ -138,6 +139,28 @@ static void fake_add_v4(fake_dns *d, const char *ip)
     d->n++;
 }
 
+/* The loop thread held up at the worst moment, as a loaded machine does: while armed,
+ * ev_async_start (this program's, standing in for libev's) waits until the watcher it is given
+ * has been sent, or `async_start_wait` seconds pass, before starting it for real. A resolver
+ * thread that gets a job before its watcher is started then answers first. */
+static atomic_bool async_start_slow;
+static const double async_start_wait = 0.3;
+
+void ev_async_start(struct ev_loop *loop, ev_async *w)
+{
+    static void (*real)(struct ev_loop *, ev_async *);
+    if (!real) {
+        *(void **)&real = dlsym(RTLD_NEXT, "ev_async_start");
+        assert_non_null(real);
+    }
+    if (atomic_load(&async_start_slow)) {
+        double end = ev_time() + async_start_wait;
+        while (!ev_async_pending(w) && ev_time() < end)
+            poll(NULL, 0, 1);
+    }
+    real(loop, w);
+}
+
 typedef struct fixture {
     struct ev_loop *loop;
     pt_connector *c;
@@ -221,6 +244,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture *f = *state;
+    atomic_store(&async_start_slow, false);
     pt_connector_free(f->c);
     pt_custodian_reap();
     struct ev_loop *loop = f->loop;
@@ -455,6 +479,30 @@ static void test_resolver_and_cache(void **state)
     close(l);
 }
 
+/* A resolver thread may answer before the loop thread is done handing it the lookup (the loop
+ * thread preempted on a busy machine): the answer still reaches the connect, on a new thread
+ * and on an idle one. */
+static void test_resolver_answers_first(void **state)
+{
+    fixture *f = *state;
+    uint16_t port;
+    int l = listen_on("127.0.0.1", 0, 8, &port);
+    fake_add_v4(&f->dns, "127.0.0.1");
+    new_connector(f);
+    const char *names[] = {"first.internal", "second.internal"};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        atomic_store(&async_start_slow, true);
+        connect_name(f, names[i], port, 0);
+        atomic_store(&async_start_slow, false);
+        assert_int_equal(f->status, 0);
+        char ip[INET_ADDRSTRLEN];
+        assert_string_equal(peer_ip(f->o_out, ip), "127.0.0.1");
+        pt_outbound_close(f->o_out);
+    }
+    assert_int_equal(atomic_load(&f->dns.calls), 2);
+    close(l);
+}
+
 /* The real resolver: "localhost" from /etc/hosts, on a resolver thread. */
 static void test_getaddrinfo_localhost(void **state)
 {
@@ -599,31 +647,9 @@ static void test_local_address(void **state)
 static void make_cert(SSL_CTX *ctx, const char *path)
 {
     EVP_PKEY *key = EVP_EC_gen("P-256");
-    assert_non_null(key);
-    X509 *x = X509_new();
-    ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
-    X509_gmtime_adj(X509_getm_notBefore(x), -60);
-    X509_gmtime_adj(X509_getm_notAfter(x), 3600);
-    X509_set_pubkey(x, key);
-    X509_NAME *name = X509_get_subject_name(x);
-    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"localhost", -1, -1,
-                               0);
-    X509_set_issuer_name(x, name);
-    X509V3_CTX v3;
-    X509V3_set_ctx_nodb(&v3);
-    X509V3_set_ctx(&v3, x, x, NULL, NULL, 0);
-    X509_EXTENSION *ext =
-        X509V3_EXT_conf_nid(NULL, &v3, NID_subject_alt_name, "DNS:localhost,IP:127.0.0.1");
-    assert_non_null(ext);
-    X509_add_ext(x, ext, -1);
-    X509_EXTENSION_free(ext);
-    assert_true(X509_sign(x, key, EVP_sha256()) > 0);
-    assert_int_equal(SSL_CTX_use_certificate(ctx, x), 1);
-    assert_int_equal(SSL_CTX_use_PrivateKey(ctx, key), 1);
-    FILE *fp = fopen(path, "w");
-    assert_non_null(fp);
-    PEM_write_X509(fp, x);
-    fclose(fp);
+    X509 *x = cert_self_signed(key, "localhost", "DNS:localhost,IP:127.0.0.1");
+    cert_use(ctx, x, key);
+    cert_write(x, key, path, NULL);
     X509_free(x);
     EVP_PKEY_free(key);
 }
@@ -740,6 +766,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_attempt_timeout_goes_on, setup, teardown),
         cmocka_unit_test_setup_teardown(test_overall_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resolver_and_cache, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_resolver_answers_first, setup, teardown),
         cmocka_unit_test_setup_teardown(test_getaddrinfo_localhost, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unix_socket, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),

@@ -27,9 +27,7 @@ static int root_fd = -1;
 static int setup(void **state)
 {
     nothing_left_begin();
-    snprintf(dir, sizeof dir, "%s/porter-fc-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    if (!mkdtemp(dir))
-        return -1;
+    temp_dir_make(dir, sizeof dir, "fc");
     root_fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
     return root_fd < 0 ? -1 : 0;
 }
@@ -38,19 +36,14 @@ static int teardown(void **state)
 {
     close(root_fd);
     root_fd = -1;
-    int r = remove_tree(dir);
+    temp_dir_remove(dir);
     assert_nothing_left(NULL);
-    return r;
+    return 0;
 }
 
 static void put_file(const char *rel, const char *data, size_t len)
 {
-    char path[PATH_MAX + 64];
-    snprintf(path, sizeof path, "%s/%s", dir, rel);
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    assert_true(fd >= 0);
-    assert_int_equal(write(fd, data, len), (ssize_t)len);
-    close(fd);
+    temp_put_file(dir, rel, data, len);
 }
 
 /* Opens rel and stats it. */
@@ -78,8 +71,7 @@ static pt_filecache *cache(size_t max_bytes, size_t max_file, double validity, s
 /* Sets the modification time of `rel` to `t` (seconds since the epoch). */
 static void set_mtime(const char *rel, time_t t)
 {
-    struct timespec ts[2] = {{.tv_sec = t}, {.tv_sec = t}};
-    assert_int_equal(utimensat(root_fd, rel, ts, 0), 0);
+    temp_set_mtime(dir, rel, t);
 }
 
 static void test_memory_entry(void **state)

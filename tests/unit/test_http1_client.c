@@ -546,6 +546,70 @@ static void test_what_is_refused(void **state)
         assert_refused(cases[i].text, cases[i].upgrade_req, cases[i].why);
 }
 
+static void test_upstream_field_names_must_be_tokens(void **state)
+{
+    assert_refused("HTTP/1.1 200 OK\r\n: b\r\nContent-Length: 0\r\n\r\n", false,
+                   "empty header field name");
+    assert_refused("HTTP/1.1 200 OK\r\nX-A: 1\r\n:\r\n\r\n", false, "empty header field name");
+    /* names llhttp itself refuses (not tchar) stay refused, whoever refuses them */
+    static const char *const llhttp_refuses[] = {
+        "HTTP/1.1 200 OK\r\nX(A): b\r\n\r\n",   "HTTP/1.1 200 OK\r\nX A: b\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nX\x80Y: b\r\n\r\n", "HTTP/1.1 200 OK\r\nX\"Y: b\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nX-A : b\r\n\r\n",
+    };
+    for (size_t i = 0; i < sizeof llhttp_refuses / sizeof *llhttp_refuses; i++)
+        assert_refused(llhttp_refuses[i], false, NULL);
+    reader *r = read_text("HTTP/1.1 200 OK\r\nX-A!#$%&'*+.^_`|~9: b\r\n\r\n", true, PT_H1_DONE);
+    assert_null(pt_h1_client_error(r->cl));
+    reader_free(r);
+}
+
+static void test_invalid_field_looks_at_every_byte(void **state)
+{
+    /* fields as llhttp might report them: the check refuses what a looser parser would let
+     * through */
+    const struct {
+        pt_str name, value;
+        const char *why;
+    } cases[] = {
+        {PT_STR_LIT("X(A)"), PT_STR_LIT("\tv"), "invalid header field name"},
+        {PT_STR_LIT(""), PT_STR_LIT("\tv"), "empty header field name"},
+        {PT_STR_LIT("Y-Ok"), PT_STR_LIT("v\ra"), "CR, LF or NUL in a header field"},
+        {PT_STR_LIT("Y-Ok"), PT_STR_LIT("a\nb"), "CR, LF or NUL in a header field"},
+        {PT_STR_LIT("Y-Ok"), {"b\0c", 3}, "CR, LF or NUL in a header field"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        const char *why = pt_h1_invalid_field(cases[i].name, cases[i].value);
+        assert_non_null(why);
+        assert_string_equal(why, cases[i].why);
+    }
+    /* a token, text and a tab */
+    assert_null(pt_h1_invalid_field(PT_STR_LIT("Y-Ok"), PT_STR_LIT("\tv")));
+}
+
+static void test_upstream_status_codes_outside_100_599_are_refused(void **state)
+{
+    static const char *const heads[] = {
+        "HTTP/1.1 043 X\r\nContent-Length: 0\r\n\r\n",
+        "HTTP/1.1 000 X\r\nContent-Length: 0\r\n\r\n",
+        "HTTP/1.1 099 X\r\n\r\n",
+        "HTTP/1.1 600 X\r\nContent-Length: 0\r\n\r\n",
+        "HTTP/1.1 999 X\r\nContent-Length: 0\r\n\r\n",
+    };
+    for (size_t i = 0; i < sizeof heads / sizeof *heads; i++)
+        assert_refused(heads[i], false, "status code out of 100-599");
+    /* the bounds themselves are statuses: 100 is interim (the final answer follows), 599 is
+     * answered */
+    reader *r = read_text("HTTP/1.1 100 Continue\r\n\r\n", true, PT_H1_MORE);
+    assert_null(pt_h1_client_error(r->cl));
+    assert_int_equal(r->heads, 0);
+    reader_free(r);
+    r = read_text("HTTP/1.1 599 X\r\nContent-Length: 0\r\n\r\n", true, PT_H1_DONE);
+    assert_null(pt_h1_client_error(r->cl));
+    assert_int_equal(pt_h1_client_response(r->cl)->status, 599);
+    reader_free(r);
+}
+
 static void test_too_many_header_fields_are_refused(void **state)
 {
     char text[4096];
@@ -591,6 +655,9 @@ int main(void)
         NOTHING_LEFT_TEST(test_the_end_follows_a_last_piece_without_more_bytes),
         NOTHING_LEFT_TEST(test_the_body_after_the_head_was_dropped),
         NOTHING_LEFT_TEST(test_what_is_refused),
+        NOTHING_LEFT_TEST(test_upstream_field_names_must_be_tokens),
+        NOTHING_LEFT_TEST(test_invalid_field_looks_at_every_byte),
+        NOTHING_LEFT_TEST(test_upstream_status_codes_outside_100_599_are_refused),
         NOTHING_LEFT_TEST(test_too_many_header_fields_are_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -16,65 +16,46 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "server/config.h"
 #include "server/site/location.h"
 #include "server/site/site.h"
 #include "tests/support.h"
+#include "tests/support/vhost.h"
 
 static char dir[PATH_MAX];
 
 static int setup(void **state)
 {
     nothing_left_begin();
-    snprintf(dir, sizeof dir, "%s/porter-loc-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    if (!mkdtemp(dir))
-        return -1;
-    char p[PATH_MAX + 16];
-    snprintf(p, sizeof p, "%s/site", dir);
-    mkdir(p, 0755);
-    snprintf(p, sizeof p, "%s/pics", dir);
-    mkdir(p, 0755);
+    temp_dir_make(dir, sizeof dir, "loc");
+    temp_put_dir(dir, "site", 0755);
+    temp_put_dir(dir, "pics", 0755);
     return 0;
 }
 
 static int teardown(void **state)
 {
-    char p[PATH_MAX + 16];
-    snprintf(p, sizeof p, "%s/site", dir);
-    rmdir(p);
-    snprintf(p, sizeof p, "%s/pics", dir);
-    rmdir(p);
-    int r = rmdir(dir);
+    temp_dir_remove(dir);
     assert_nothing_left(NULL);
-    return r;
+    return 0;
 }
 
-typedef struct built {
-    pt_conf *conf;
-    pt_vhost vh;
-} built;
+typedef test_vhost built;
 
 /* Loads `text` (with every %s replaced by the temporary directory) and sets up its first
  * server's locations. Returns 0 or the setup's error, with its message in `err`. */
 static int build(built *b, const char *text, char *err, size_t errlen)
 {
-    char conf[4096], cerr[512];
+    char conf[4096];
     snprintf(conf, sizeof conf, text, dir, dir, dir, dir);
-    memset(b, 0, sizeof *b);
-    if (pt_conf_parse_string(&b->conf, conf, "t.conf", dir, cerr, sizeof cerr) != 0)
-        fail_msg("%s", cerr);
-    b->vh.conf = &b->conf->servers[0];
-    b->vh.root_fd = open(b->vh.conf->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    int r = vhost_build(b, conf, dir, false, err, errlen);
     assert_true(b->vh.root_fd >= 0);
-    return pt_locations_setup(&b->vh, err, errlen);
+    return r;
 }
 
 static void unbuild(built *b)
 {
-    pt_locations_dispose(&b->vh);
-    pt_locations_dispose(&b->vh); /* twice: a no-op */
-    close(b->vh.root_fd);
-    pt_conf_free(b->conf);
+    pt_locations_dispose(&b->vh); /* twice (again in vhost_unbuild): a no-op */
+    vhost_unbuild(b);
 }
 
 static const char *find(const built *b, const char *path)

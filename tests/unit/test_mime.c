@@ -6,6 +6,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,8 +37,8 @@ static const char fixture[] = "# This is a comment. text/plain txt\n"
                               "   application/x-indented   ind";
 
 typedef struct fx {
-    char dir[64];
-    char file[96];
+    char dir[PATH_MAX];
+    char file[PATH_MAX];
 } fx;
 
 static int setup(void **state)
@@ -45,13 +46,9 @@ static int setup(void **state)
     fx *f = calloc(1, sizeof *f);
     assert_non_null(f);
     nothing_left_begin();
-    snprintf(f->dir, sizeof f->dir, "/tmp/porter-test-mime-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    snprintf(f->file, sizeof f->file, "%s/mime.types", f->dir);
-    FILE *fp = fopen(f->file, "we");
-    assert_non_null(fp);
-    assert_int_equal(fwrite(fixture, 1, sizeof fixture - 1, fp), sizeof fixture - 1);
-    assert_int_equal(fclose(fp), 0);
+    temp_dir_make(f->dir, sizeof f->dir, "test-mime");
+    temp_put_file(f->dir, "mime.types", fixture, sizeof fixture - 1);
+    temp_path(f->file, f->dir, "mime.types");
     *state = f;
     return 0;
 }
@@ -59,10 +56,10 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fx *f = *state;
-    int rc = unlink(f->file) | rmdir(f->dir);
+    temp_dir_remove(f->dir);
     free(f);
     assert_nothing_left(NULL); /* the file the table was read from is closed */
-    return rc == 0 ? 0 : -1;
+    return 0;
 }
 
 static const char *look(const pt_mime *m, const char *name)
@@ -148,8 +145,8 @@ static void test_system_file(void **state)
 static void test_fallback(void **state)
 {
     fx *f = *state;
-    char missing[128];
-    snprintf(missing, sizeof missing, "%s/no-such-file", f->dir);
+    char missing[PATH_MAX];
+    temp_path(missing, f->dir, "no-such-file");
     pt_mime *m = NULL;
     bool fallback = false;
     assert_int_equal(pt_mime_new(&m, missing, &fallback), 0);

@@ -252,34 +252,16 @@ static void test_encode_round_trip(void **state)
 typedef int (*open_fn)(int rootfd, const char *rel, int flags);
 
 typedef struct tree {
-    char base[64]; /* mkdtemp: holds root/ and what lies outside it */
-    char root[96];
+    char base[PATH_MAX]; /* a temporary directory: holds root/ and what lies outside it */
+    char root[PATH_MAX];
     int rootfd;
 } tree;
 
 static void put_file(const char *dir, const char *name, const char *text, mode_t mode)
 {
-    char p[256];
-    snprintf(p, sizeof p, "%s/%s", dir, name);
-    int fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    assert_true(fd >= 0);
-    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
-    assert_int_equal(close(fd), 0);
-    assert_int_equal(chmod(p, mode), 0);
-}
-
-static void put_dir(const char *dir, const char *name, mode_t mode)
-{
-    char p[256];
-    snprintf(p, sizeof p, "%s/%s", dir, name);
-    assert_int_equal(mkdir(p, mode), 0);
-}
-
-static void put_link(const char *dir, const char *name, const char *target)
-{
-    char p[256];
-    snprintf(p, sizeof p, "%s/%s", dir, name);
-    assert_int_equal(symlink(target, p), 0);
+    char p[PATH_MAX];
+    temp_put_text(dir, name, text);
+    assert_int_equal(chmod(temp_path(p, dir, name), mode), 0);
 }
 
 static int tree_setup(void **state)
@@ -287,46 +269,45 @@ static int tree_setup(void **state)
     tree *t = calloc(1, sizeof *t);
     assert_non_null(t);
     nothing_left_begin();
-    snprintf(t->base, sizeof t->base, "/tmp/porter-test-path-XXXXXX");
-    assert_non_null(mkdtemp(t->base));
-    snprintf(t->root, sizeof t->root, "%s/root", t->base);
+    temp_dir_make(t->base, sizeof t->base, "test-path");
+    temp_path(t->root, t->base, "root");
 
     /* outside the root */
     put_file(t->base, "outside", "secret", 0644);
-    put_dir(t->base, "outdir", 0755);
-    char outdir[128];
-    snprintf(outdir, sizeof outdir, "%s/outdir", t->base);
+    temp_put_dir(t->base, "outdir", 0755);
+    char outdir[PATH_MAX];
+    temp_path(outdir, t->base, "outdir");
     put_file(outdir, "x", "secret", 0644);
 
     /* the root */
-    put_dir(t->base, "root", 0755);
+    temp_put_dir(t->base, "root", 0755);
     put_file(t->root, "file.txt", "inside", 0644);
-    put_dir(t->root, "sub", 0755);
-    char sub[128];
-    snprintf(sub, sizeof sub, "%s/sub", t->root);
+    temp_put_dir(t->root, "sub", 0755);
+    char sub[PATH_MAX];
+    temp_path(sub, t->root, "sub");
     put_file(sub, "inner.txt", "inner", 0644);
-    put_link(t->root, "link_in", "file.txt");
-    put_link(t->root, "link_chain", "link_in");
-    put_link(t->root, "link_dir_in", "sub");
-    put_link(sub, "link_up", "../file.txt"); /* ".." that stays inside */
-    put_link(sub, "link_dot", "./inner.txt");
-    put_link(t->root, "link_passwd", "/etc/passwd");
-    put_link(t->root, "link_out", "../outside");
-    put_link(t->root, "dir_out", "../outdir");
-    put_link(t->root, "dir_abs", "/etc");
-    put_link(sub, "deep_out", "../../outside");
-    put_link(sub, "up_and_out", "../../root/../outside");
-    char abs_in[192];
-    snprintf(abs_in, sizeof abs_in, "%s/file.txt", t->root);
-    put_link(t->root, "link_abs_in", abs_in); /* absolute, even pointing inside: refused */
-    put_link(t->root, "loop_a", "loop_b");
-    put_link(t->root, "loop_b", "loop_a");
-    put_link(t->root, "dangling", "nowhere");
-    put_link(t->root, "link_self_proc", "/proc/self/root");
+    temp_put_link(t->root, "link_in", "file.txt");
+    temp_put_link(t->root, "link_chain", "link_in");
+    temp_put_link(t->root, "link_dir_in", "sub");
+    temp_put_link(sub, "link_up", "../file.txt"); /* ".." that stays inside */
+    temp_put_link(sub, "link_dot", "./inner.txt");
+    temp_put_link(t->root, "link_passwd", "/etc/passwd");
+    temp_put_link(t->root, "link_out", "../outside");
+    temp_put_link(t->root, "dir_out", "../outdir");
+    temp_put_link(t->root, "dir_abs", "/etc");
+    temp_put_link(sub, "deep_out", "../../outside");
+    temp_put_link(sub, "up_and_out", "../../root/../outside");
+    char abs_in[PATH_MAX];
+    temp_path(abs_in, t->root, "file.txt");
+    temp_put_link(t->root, "link_abs_in", abs_in); /* absolute, even pointing inside: refused */
+    temp_put_link(t->root, "loop_a", "loop_b");
+    temp_put_link(t->root, "loop_b", "loop_a");
+    temp_put_link(t->root, "dangling", "nowhere");
+    temp_put_link(t->root, "link_self_proc", "/proc/self/root");
     put_file(t->root, "noperm", "hidden", 0000);
-    put_dir(t->root, "nosearch", 0700);
-    char nosearch[128];
-    snprintf(nosearch, sizeof nosearch, "%s/nosearch", t->root);
+    temp_put_dir(t->root, "nosearch", 0700);
+    char nosearch[PATH_MAX];
+    temp_path(nosearch, t->root, "nosearch");
     put_file(nosearch, "f", "f", 0644);
     assert_int_equal(chmod(nosearch, 0600), 0);
 
@@ -336,28 +317,19 @@ static int tree_setup(void **state)
     return 0;
 }
 
-static int rm_entry(const char *p, const struct stat *st, int type, struct FTW *ftw)
-{
-    (void)st;
-    (void)ftw;
-    return type == FTW_DP ? rmdir(p) : unlink(p);
-}
-
 static int tree_teardown(void **state)
 {
     tree *t = *state;
     close(t->rootfd);
     /* give search permission back so the walk can descend and remove the contents */
-    char nosearch[128];
-    snprintf(nosearch, sizeof nosearch, "%s/nosearch", t->root);
-    chmod(nosearch, 0700);
-    int rc = nftw(t->base, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-    struct stat st;
-    bool gone = lstat(t->base, &st) < 0 && errno == ENOENT;
+    char nosearch[PATH_MAX];
+    assert_int_equal(chmod(temp_path(nosearch, t->root, "nosearch"), 0700), 0);
+    /* the tree is removed, all of it */
+    temp_dir_remove(t->base);
     free(t);
-    /* nothing left: the tree is removed, and nothing else either */
+    /* nothing left: and nothing else either */
     assert_nothing_left(NULL);
-    return rc == 0 && gone ? 0 : -1;
+    return 0;
 }
 
 /* Opens `rel` with `fn` and returns what was read from it, or the negative errno as text. */

@@ -18,6 +18,7 @@
 #include "connmgr/buffer.h"
 #include "connmgr/tls.h"
 #include "tests/support.h"
+#include "tests/support/cert.h"
 
 /*
  * The TLS transport against a real OpenSSL client over a socketpair: the handshake happens
@@ -37,19 +38,8 @@ typedef struct fixture {
 static void make_cert(SSL_CTX *ctx)
 {
     EVP_PKEY *key = EVP_EC_gen("P-256");
-    assert_non_null(key);
-    X509 *x = X509_new();
-    ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
-    X509_gmtime_adj(X509_getm_notBefore(x), -60);
-    X509_gmtime_adj(X509_getm_notAfter(x), 3600);
-    X509_set_pubkey(x, key);
-    X509_NAME *name = X509_get_subject_name(x);
-    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"localhost", -1, -1,
-                               0);
-    X509_set_issuer_name(x, name);
-    assert_true(X509_sign(x, key, EVP_sha256()) > 0);
-    assert_int_equal(SSL_CTX_use_certificate(ctx, x), 1);
-    assert_int_equal(SSL_CTX_use_PrivateKey(ctx, key), 1);
+    X509 *x = cert_self_signed(key, "localhost", NULL);
+    cert_use(ctx, x, key);
     X509_free(x);
     EVP_PKEY_free(key);
 }

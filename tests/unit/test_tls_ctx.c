@@ -5,6 +5,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <limits.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -18,6 +19,7 @@
 
 #include "server/site/tls_ctx.h"
 #include "tests/support.h"
+#include "tests/support/cert.h"
 
 /*
  * Server TLS contexts against a real OpenSSL client: the right certificate for each client,
@@ -25,49 +27,22 @@
  * keys (two workers), through one rotation but not three.
  */
 
-static char dir[] = "/tmp/porter-tlsctx-XXXXXX";
-static char rsa_cert[64], rsa_key[64], ec_cert[64], ec_key[64];
-
-static void write_pair(EVP_PKEY *key, const char *cert_path, const char *key_path)
-{
-    X509 *x = X509_new();
-    ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
-    X509_gmtime_adj(X509_getm_notBefore(x), -60);
-    X509_gmtime_adj(X509_getm_notAfter(x), 3600);
-    X509_set_pubkey(x, key);
-    X509_NAME *name = X509_get_subject_name(x);
-    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"localhost", -1, -1,
-                               0);
-    X509_set_issuer_name(x, name);
-    assert_true(X509_sign(x, key, EVP_sha256()) > 0);
-    FILE *f = fopen(cert_path, "w");
-    PEM_write_X509(f, x);
-    fclose(f);
-    f = fopen(key_path, "w");
-    PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL);
-    fclose(f);
-    X509_free(x);
-    EVP_PKEY_free(key);
-}
+static char dir[PATH_MAX];
+static char rsa_cert[PATH_MAX], rsa_key[PATH_MAX], ec_cert[PATH_MAX], ec_key[PATH_MAX];
 
 static int group_setup(void **state)
 {
-    assert_non_null(mkdtemp(dir));
-    snprintf(rsa_cert, sizeof rsa_cert, "%s/rsa.crt", dir);
-    snprintf(rsa_key, sizeof rsa_key, "%s/rsa.key", dir);
-    snprintf(ec_cert, sizeof ec_cert, "%s/ec.crt", dir);
-    snprintf(ec_key, sizeof ec_key, "%s/ec.key", dir);
-    write_pair(EVP_RSA_gen(2048), rsa_cert, rsa_key);
-    write_pair(EVP_EC_gen("P-256"), ec_cert, ec_key);
+    temp_dir_make(dir, sizeof dir, "tlsctx");
+    cert_make_files(EVP_RSA_gen(2048), "localhost", temp_path(rsa_cert, dir, "rsa.crt"),
+                    temp_path(rsa_key, dir, "rsa.key"));
+    cert_make_files(EVP_EC_gen("P-256"), "localhost", temp_path(ec_cert, dir, "ec.crt"),
+                    temp_path(ec_key, dir, "ec.key"));
     return 0;
 }
 
 static int group_teardown(void **state)
 {
-    const char *files[] = {rsa_cert, rsa_key, ec_cert, ec_key};
-    for (int i = 0; i < 4; i++)
-        unlink(files[i]);
-    rmdir(dir);
+    temp_dir_remove(dir);
     return 0;
 }
 

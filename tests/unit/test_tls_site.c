@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -20,6 +21,7 @@
 
 #include "porter.h"
 #include "tests/support.h"
+#include "tests/support/cert.h"
 
 /*
  * TLS sites through the public API, on one loop with an OpenSSL client: the handshake bound,
@@ -28,32 +30,18 @@
  * after three rotations. Every test ends with nothing left (tests/support.h).
  */
 
-static char dir[] = "/tmp/porter-tlssite-XXXXXX";
-static char conf_path[128];
+static char dir[PATH_MAX];
+static char conf_path[PATH_MAX];
 
+/* A certificate and key for `name`, as dir/NAME.crt and dir/NAME.key. */
 static void write_pair(const char *name)
 {
-    char path[160];
-    EVP_PKEY *key = EVP_EC_gen("P-256");
-    X509 *x = X509_new();
-    ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
-    X509_gmtime_adj(X509_getm_notBefore(x), -60);
-    X509_gmtime_adj(X509_getm_notAfter(x), 3600);
-    X509_set_pubkey(x, key);
-    X509_NAME *n = X509_get_subject_name(x);
-    X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC, (const unsigned char *)name, -1, -1, 0);
-    X509_set_issuer_name(x, n);
-    assert_true(X509_sign(x, key, EVP_sha256()) > 0);
-    snprintf(path, sizeof path, "%s/%s.crt", dir, name);
-    FILE *f = fopen(path, "w");
-    PEM_write_X509(f, x);
-    fclose(f);
-    snprintf(path, sizeof path, "%s/%s.key", dir, name);
-    f = fopen(path, "w");
-    PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL);
-    fclose(f);
-    X509_free(x);
-    EVP_PKEY_free(key);
+    char crt[PATH_MAX], key[PATH_MAX], rel[64];
+    snprintf(rel, sizeof rel, "%s.crt", name);
+    temp_path(crt, dir, rel);
+    snprintf(rel, sizeof rel, "%s.key", name);
+    temp_path(key, dir, rel);
+    cert_make_files(EVP_EC_gen("P-256"), name, crt, key);
 }
 
 static void write_conf(const char *extra)
@@ -69,28 +57,17 @@ static void write_conf(const char *extra)
 
 static int group_setup(void **state)
 {
-    assert_non_null(mkdtemp(dir));
-    snprintf(conf_path, sizeof conf_path, "%s/porter.conf", dir);
+    temp_dir_make(dir, sizeof dir, "tlssite");
+    temp_path(conf_path, dir, "porter.conf");
     write_pair("a.test");
     write_pair("b.test");
-    char path[160];
-    snprintf(path, sizeof path, "%s/index.html", dir);
-    FILE *f = fopen(path, "w");
-    fputs("hello\n", f);
-    fclose(f);
+    temp_put_text(dir, "index.html", "hello\n");
     return 0;
 }
 
 static int group_teardown(void **state)
 {
-    const char *names[] = {"a.test.crt", "a.test.key",  "b.test.crt",
-                           "b.test.key", "porter.conf", "index.html"};
-    char path[160];
-    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
-        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
-        unlink(path);
-    }
-    rmdir(dir);
+    temp_dir_remove(dir);
     return 0;
 }
 
