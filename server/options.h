@@ -10,7 +10,7 @@
 #include <stddef.h>
 
 #include "porter.h"
-#include "server/config.h"
+#include "server/conf/conf.h"
 
 /* Builds the configuration of a server made from options (o->conf_path NULL): one server block
  * with o's root, logs, certificates and limits, and no listening address. Returns 0 or a

@@ -16,7 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "server/config.h"
+#include "server/conf/conf.h"
 #include "server/site/location.h"
 #include "server/site/site.h"
 #include "tests/support.h"
