@@ -1,36 +1,71 @@
 /*
- * A server made from options instead of a conf file (options.h).
+ * A server made from options instead of a conf file (options.h): the conf is built from the
+ * option structs directly, through the functions the conf's directives call.
  */
 #include "server/options.h"
 
 #include <errno.h>
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
-/* Writes `s` as a quoted conf string. Returns false for what a conf string cannot hold. */
-static bool put_quoted(FILE *f, const char *s)
+/* What a conf made from options names as its file, in messages. */
+#define OPTIONS "pt_server_options"
+
+/* Checks one option's text: a control character in a path is taken for a mistake. */
+static int check_text(const char *name, const char *s, char *err, size_t errlen)
 {
-    fputc('"', f);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c < 0x20 || c == 0x7f)
-            return false;
-        if (c == '"' || c == '\\')
-            fputc('\\', f);
-        fputc(c, f);
+    for (; s && *s; s++) {
+        if ((unsigned char)*s < 0x20 || *s == 0x7f) {
+            snprintf(err, errlen, OPTIONS ": \"%s\" holds a control character", name);
+            return -EINVAL;
+        }
     }
-    fputc('"', f);
-    return true;
+    return 0;
 }
 
-static bool put_directive(FILE *f, const char *name, const char *value, const char *after)
+/* The option `name` with value `s`, for a setter: its refusals name the option. */
+static pt_conf_value option(const char *name, const char *s, char *err, size_t errlen)
 {
-    fprintf(f, "%s ", name);
-    if (!put_quoted(f, value))
-        return false;
-    fprintf(f, "%s;\n", after);
-    return true;
+    return (pt_conf_value){.s = s, .name = name, .file = OPTIONS, .err = err, .errlen = errlen};
+}
+
+/* Fills the conf `c` (its top-level defaults) from `o`: one server, as a conf file's
+ * `server { }` block would make it, with no listening address. */
+static int build(pt_conf *c, const pt_server_options *o, char *err, size_t errlen)
+{
+    /* The top level, which the server starts from: the limits, and the process's error log at
+     * level error. */
+    c->limits = o->limits;
+    pt_conf_value v = option("error_log", o->error_log ? o->error_log : "stderr", err, errlen);
+    int r = pt_conf_set_error_log(c, &c->error_log, &v);
+    if (r < 0)
+        return r;
+    c->error_log_level = PT_LOG_ERROR;
+
+    pt_conf_server *s = pt_conf_server_add(c, OPTIONS, 1, 1);
+    /* Without a root, "/" and one location answering 404: no files, so what no embedder's
+     * route takes is answered 404. */
+    v = option("root", o->root ? o->root : "/", err, errlen);
+    if ((r = pt_conf_set_root(c, &s->root, &s->root_named, &v)) < 0)
+        return r;
+    if (!o->root) {
+        pt_conf_location *l = pt_conf_location_add(s, OPTIONS, 1, 1);
+        pt_conf_location_path(l, PT_MATCH_PREFIX, "/");
+        pt_conf_set_return(&l->ret, &l->handler, 404, NULL);
+    }
+    if (o->access_log) {
+        v = option("access_log", o->access_log, err, errlen);
+        if ((r = pt_conf_set_access_log(c, &s->access_log, &v)) < 0)
+            return r;
+    }
+    if (o->tls_certificate) {
+        v = option("tls_certificate", o->tls_certificate, err, errlen);
+        if ((r = pt_conf_add_ssl_file(c, &s->ssl.certs, &s->ssl.ncerts, true, &v)) < 0)
+            return r;
+        v = option("tls_certificate_key", o->tls_certificate_key, err, errlen);
+        if ((r = pt_conf_add_ssl_file(c, &s->ssl.keys, &s->ssl.nkeys, true, &v)) < 0)
+            return r;
+    }
+    return 0;
 }
 
 int pt_options_conf(pt_conf **out, const pt_server_options *o, char *err, size_t errlen)
@@ -40,49 +75,20 @@ int pt_options_conf(pt_conf **out, const pt_server_options *o, char *err, size_t
         snprintf(err, errlen, "a TLS certificate needs its key, and a key its certificate");
         return -EINVAL;
     }
-    /* The conf language already knows every default and check: the options are written in it
-     * and read back, so a server from options and one from a file behave the same. */
-    char *text = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&text, &len);
-    if (!f)
-        return -ENOMEM;
-    bool ok = put_directive(f, "error_log", o->error_log ? o->error_log : "stderr", " error");
-    fprintf(f, "server {\n");
-    ok = ok && put_directive(f, "root", o->root ? o->root : "/", "");
-    if (!o->root)
-        fprintf(f, "location / { return 404; }\n"); /* no files: what no handler takes */
-    if (o->access_log)
-        ok = ok && put_directive(f, "access_log", o->access_log, "");
-    if (o->tls_certificate) {
-        ok = ok && put_directive(f, "ssl_certificate", o->tls_certificate, "");
-        ok = ok && put_directive(f, "ssl_certificate_key", o->tls_certificate_key, "");
-    }
-    fprintf(f, "}\n");
-    if (fclose(f) != 0) {
-        free(text);
-        return -ENOMEM;
-    }
-    if (!ok) {
-        free(text);
-        snprintf(err, errlen, "a path in the server options holds a control character");
-        return -EINVAL;
-    }
-    int r = pt_conf_parse_string(out, text, "pt_server_options", o->prefix, err, errlen);
-    free(text);
-    if (r < 0)
+    int r;
+    if ((r = check_text("root", o->root, err, errlen)) < 0 ||
+        (r = check_text("access_log", o->access_log, err, errlen)) < 0 ||
+        (r = check_text("error_log", o->error_log, err, errlen)) < 0 ||
+        (r = check_text("tls_certificate", o->tls_certificate, err, errlen)) < 0 ||
+        (r = check_text("tls_certificate_key", o->tls_certificate_key, err, errlen)) < 0)
         return r;
-    pt_conf *conf = *out;
-    conf->limits = o->limits;
-    for (size_t i = 0; i < conf->nservers; i++) {
-        pt_conf_server *cs = &conf->servers[i];
-        cs->limits = o->limits;
-        /* No address until pt_server_listen(): drop the one the loader gives every server. */
-        for (size_t k = 0; k < cs->nlistens; k++) {
-            free(cs->listens[k].host);
-            free(cs->listens[k].port);
-        }
-        cs->nlistens = 0;
+    pt_conf *c;
+    if ((r = pt_conf_new(&c, OPTIONS, o->prefix, err, errlen)) < 0)
+        return r;
+    if ((r = build(c, o, err, errlen)) < 0) {
+        pt_conf_free(c);
+        return r;
     }
+    *out = c;
     return 0;
 }

@@ -30,7 +30,7 @@
 #include "server/handlers/filecache.h"
 #include "server/handlers/static.h"
 #include "server/handlers/status.h"
-#include "server/config.h"
+#include "server/conf/conf.h"
 #include "server/options.h"
 
 /* Idle connections closed each time accepting backs off for want of file descriptors. */

@@ -6,7 +6,7 @@
  * index, logs, sendfile, server_tokens, default_type, types, static-file, proxy_* and ssl_*
  * settings), then applies its own; every location likewise starts from its server's. A level
  * that names a list directive (add_header, error_page, proxy_set_header, ...) replaces the
- * inherited list. The defaults are listed in server/config.h with the loader.
+ * inherited list. The defaults are listed in server/conf/conf.h with the loader.
  *
  * Ownership: a pt_conf owns every string and array reachable from it (pt_conf_free()). `file`
  * members point into pt_conf.files and live as long as the pt_conf. Threading: none; a pt_conf is

@@ -1,5 +1,5 @@
 /*
- * fuzz_conf: bytes as a configuration file, through the conf parser (server/config.h) and the
+ * fuzz_conf: bytes as a configuration file, through the conf parser (server/conf/conf.h) and the
  * checks of `porter -t` (pt_server_test).
  *
  * The input is the text of DIR/conf/fuzz.conf, in a temporary directory (removed at exit) that
@@ -28,7 +28,7 @@
 #include <unistd.h>
 
 #include "porter.h"
-#include "server/config.h"
+#include "server/conf/conf.h"
 #include "tests/fuzz/fuzz.h"
 
 static char dir[64], conf_path[128];

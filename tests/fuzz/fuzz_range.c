@@ -14,7 +14,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "server/config.h"
+#include "server/conf/conf.h"
 #include "server/handlers/range.h"
 #include "tests/fuzz/fuzz.h"
 

@@ -217,7 +217,7 @@ class ConfEffects(PorterTestCase):
         self.assertEqual(p.get("/noext").header("Content-Type"), "text/plain")
 
     def test_types_in_server(self):
-        # config.h: a server's own `types` block replaces the inherited table for that server.
+        # conf/conf.h: a server's own `types` block replaces the inherited table for that server.
         p = self.start_porter("types {\n    application/x-porter-test ptt;\n}\n", {"x.ptt": b"t\n"})
         self.assertEqual(p.get("/x.ptt").header("Content-Type"), "application/x-porter-test")
 

@@ -14,7 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "server/config.h"
+#include "server/conf/conf.h"
 #include "server/core/mime.h"
 #include "server/handlers/filecache.h"
 #include "server/site/location.h"

@@ -16,7 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "server/config.h"
+#include "server/conf/conf.h"
 #include "tests/support.h"
 
 #ifndef PORTER_SOURCE_DIR

@@ -1,0 +1,642 @@
+/*
+ * The directive table machinery, the values directives read, and the levels of a pt_conf
+ * (directives.h).
+ */
+#include "server/conf/directives.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "server/conf/mem.h"
+#include "server/site/tls_ctx.h"
+
+/* ---- errors ---- */
+
+int pt_conf_fail(pt_conf_loader *cx, int rc, const char *file, int line, int col, const char *fmt,
+                 ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    rc = pt_conf_vreport(cx->parse.err, cx->parse.errlen, rc, file, line, col, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+int pt_conf_bad(pt_conf_loader *cx, const pt_conf_node *d, size_t i, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = pt_conf_vreport(cx->parse.err, cx->parse.errlen, -EINVAL, d->file, d->w[i].line,
+                             d->w[i].col, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+int pt_conf_refuse(const pt_conf_value *v, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = pt_conf_vreport(v->err, v->errlen, -EINVAL, v->file, v->line, v->col, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+pt_conf_value pt_conf_word_value(pt_conf_loader *cx, const pt_conf_node *d, size_t i)
+{
+    return (pt_conf_value){
+        .s = d->w[i].s,
+        .name = d->w[0].s,
+        .file = d->file,
+        .line = d->w[i].line,
+        .col = d->w[i].col,
+        .err = cx->parse.err,
+        .errlen = cx->parse.errlen,
+    };
+}
+
+int pt_conf_named_ref_add(pt_conf_loader *cx, const pt_conf_node *d, size_t i)
+{
+    if (cx->nrefs == sizeof cx->refs / sizeof *cx->refs)
+        return pt_conf_bad(cx, d, i, "too many named location references in one server");
+    cx->refs[cx->nrefs++] = (pt_conf_named_ref){d, i};
+    return 0;
+}
+
+/* ---- values ---- */
+
+/* Reads leading digits at *sp into *out, advancing *sp. */
+static int scan_uint(const char **sp, uint64_t *out)
+{
+    const char *s = *sp;
+    uint64_t v = 0;
+    if (!isdigit((unsigned char)*s))
+        return -EINVAL;
+    for (; isdigit((unsigned char)*s); s++) {
+        unsigned d = (unsigned)(*s - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return -ERANGE;
+        v = v * 10 + d;
+    }
+    *sp = s;
+    *out = v;
+    return 0;
+}
+
+int pt_conf_parse_uint(const char *s, uint64_t max, uint64_t *out)
+{
+    int rc = scan_uint(&s, out);
+    if (rc == 0 && *s)
+        return -EINVAL;
+    if (rc == 0 && *out > max)
+        return -ERANGE;
+    return rc;
+}
+
+int pt_parse_size(const char *s, size_t *out)
+{
+    uint64_t v, mult = 1;
+    int rc = scan_uint(&s, &v);
+    if (rc < 0)
+        return rc;
+    switch (*s) {
+    case '\0':
+        break;
+    case 'k':
+    case 'K':
+        mult = 1024;
+        break;
+    case 'm':
+    case 'M':
+        mult = 1024 * 1024;
+        break;
+    case 'g':
+    case 'G':
+        mult = 1024 * 1024 * 1024;
+        break;
+    default:
+        return -EINVAL;
+    }
+    if (*s && s[1])
+        return -EINVAL;
+    if (v > SIZE_MAX / mult)
+        return -ERANGE;
+    *out = (size_t)(v * mult);
+    return 0;
+}
+
+int pt_parse_time(const char *s, double *out)
+{
+    static const struct {
+        const char *unit;
+        uint64_t ms;
+    } units[] = {{"d", 86400000}, {"h", 3600000}, {"ms", 1}, {"m", 60000}, {"s", 1000}};
+    /* the order in which units may follow each other: d h m s ms */
+    static const int rank[] = {5, 4, 1, 3, 2};
+    uint64_t total = 0;
+    int last = 6;
+    do {
+        uint64_t v;
+        int rc = scan_uint(&s, &v), u;
+        if (rc < 0)
+            return rc;
+        for (u = 0; u < 5; u++) {
+            if (strncmp(s, units[u].unit, strlen(units[u].unit)) == 0)
+                break;
+        }
+        uint64_t ms = u < 5 ? units[u].ms : 1000; /* no unit: seconds, last in the string */
+        int r = u < 5 ? rank[u] : 2;
+        if (r >= last || (u == 5 && *s))
+            return -EINVAL;
+        last = r;
+        s += u < 5 ? strlen(units[u].unit) : 0;
+        /* bound at 2^53 ms so the double stays exact */
+        if (v > (UINT64_C(1) << 53) / ms || total + v * ms > (UINT64_C(1) << 53))
+            return -ERANGE;
+        total += v * ms;
+    } while (*s);
+    *out = (double)total / 1000;
+    return 0;
+}
+
+/* Removes empty and "." components and a trailing '/' in place; ".." stays, because with
+ * symlinks it is not lexical. */
+static void path_clean(char *p)
+{
+    char *w = p;
+    const char *r = p;
+    if (*p == '/')
+        w++;
+    while (*r) {
+        while (*r == '/')
+            r++;
+        const char *s = r;
+        while (*r && *r != '/')
+            r++;
+        size_t len = (size_t)(r - s);
+        if (len == 0 || (len == 1 && *s == '.'))
+            continue;
+        if (w > p && w[-1] != '/')
+            *w++ = '/';
+        memmove(w, s, len);
+        w += len;
+    }
+    if (w == p)
+        *w++ = '.';
+    *w = '\0';
+}
+
+char *pt_conf_path_join(const char *base, const char *rel)
+{
+    char *p;
+    if (rel[0] == '/') {
+        p = xstrdup(rel);
+    } else {
+        size_t n = strlen(base), m = strlen(rel);
+        p = xrealloc(NULL, n + m + 2);
+        memcpy(p, base, n);
+        p[n] = '/';
+        memcpy(p + n + 1, rel, m + 1);
+    }
+    path_clean(p);
+    return p;
+}
+
+bool pt_conf_is_off(const char *s)
+{
+    return strcmp(s, "off") == 0 || strcmp(s, "unlimited") == 0;
+}
+
+bool pt_conf_is_token(const char *s)
+{
+    static const char extra[] = "!#$%&'*+-.^_`|~";
+    if (!*s)
+        return false;
+    for (; *s; s++)
+        if (!isalnum((unsigned char)*s) && !strchr(extra, *s))
+            return false;
+    return true;
+}
+
+int pt_conf_path(const pt_conf *c, char **field, const pt_conf_value *v)
+{
+    if (!v->s[0])
+        return pt_conf_refuse(v, "invalid path \"\" in \"%s\"", v->name);
+    free(*field);
+    *field = pt_conf_path_join(c->prefix, v->s);
+    return 0;
+}
+
+/* ---- setters many directives share ---- */
+
+int pt_conf_set_size(pt_conf_loader *cx, const pt_conf_node *d, void *field, void *aux)
+{
+    size_t *v = field;
+    if (pt_conf_is_off(arg1(d)))
+        *v = PT_LIMIT_NONE;
+    else if (pt_parse_size(arg1(d), v) < 0)
+        return pt_conf_bad(cx, d, 1, "invalid size \"%s\" in \"%s\"", arg1(d), d->w[0].s);
+    return 0;
+}
+
+int pt_conf_set_count(pt_conf_loader *cx, const pt_conf_node *d, void *field, void *aux)
+{
+    size_t *v = field;
+    uint64_t n;
+    if (pt_conf_is_off(arg1(d)))
+        *v = PT_LIMIT_NONE;
+    else if (pt_conf_parse_uint(arg1(d), SIZE_MAX, &n) < 0)
+        return pt_conf_bad(cx, d, 1, "invalid number \"%s\" in \"%s\"", arg1(d), d->w[0].s);
+    else
+        *v = (size_t)n;
+    return 0;
+}
+
+int pt_conf_set_time(pt_conf_loader *cx, const pt_conf_node *d, void *field, void *aux)
+{
+    double *v = field;
+    if (pt_conf_is_off(arg1(d))) {
+        *v = PT_TIMEOUT_NONE;
+        return 0;
+    }
+    if (pt_parse_time(arg1(d), v) < 0)
+        return pt_conf_bad(cx, d, 1, "invalid time \"%s\" in \"%s\"", arg1(d), d->w[0].s);
+    /* pt_limits reads 0 as "no timeout"; nginx users write 0 meaning "at once", so make them
+     * say which they mean. */
+    if (*v == 0)
+        return pt_conf_bad(cx, d, 1, "invalid time \"%s\" in \"%s\": write \"off\" for no timeout",
+                           arg1(d), d->w[0].s);
+    return 0;
+}
+
+int pt_conf_set_flag(pt_conf_loader *cx, const pt_conf_node *d, void *field, void *aux)
+{
+    bool *v = field;
+    if (strcasecmp(arg1(d), "on") == 0)
+        *v = true;
+    else if (strcasecmp(arg1(d), "off") == 0)
+        *v = false;
+    else
+        return pt_conf_bad(cx, d, 1,
+                           "invalid value \"%s\" in \"%s\" directive, it must be \"on\" or \"off\"",
+                           arg1(d), d->w[0].s);
+    return 0;
+}
+
+int pt_conf_set_string(pt_conf_loader *cx, const pt_conf_node *d, void *field, void *aux)
+{
+    char **v = field;
+    free(*v);
+    *v = xstrdup(arg1(d));
+    return 0;
+}
+
+int pt_conf_set_path(pt_conf_loader *cx, const pt_conf_node *d, void *field, void *aux)
+{
+    pt_conf_value v = pt_conf_word_value(cx, d, 1);
+    return pt_conf_path(cx->conf, field, &v);
+}
+
+int pt_conf_set_size_or_off(pt_conf_loader *cx, const pt_conf_node *d, void *field, void *aux)
+{
+    size_t *v = field;
+    if (strcmp(arg1(d), "off") == 0)
+        *v = 0;
+    else if (pt_parse_size(arg1(d), v) < 0)
+        return pt_conf_bad(cx, d, 1, "invalid size \"%s\" in \"%s\"", arg1(d), d->w[0].s);
+    return 0;
+}
+
+int pt_conf_set_interval(pt_conf_loader *cx, const pt_conf_node *d, void *field, void *aux)
+{
+    double *v = field;
+    if (pt_parse_time(arg1(d), v) < 0)
+        return pt_conf_bad(cx, d, 1, "invalid time \"%s\" in \"%s\"", arg1(d), d->w[0].s);
+    return 0;
+}
+
+int pt_conf_set_positive_time(pt_conf_loader *cx, const pt_conf_node *d, void *field, void *aux)
+{
+    double *v = field;
+    if (pt_parse_time(arg1(d), v) < 0 || *v <= 0)
+        return pt_conf_bad(cx, d, 1, "invalid time \"%s\" in \"%s\"", arg1(d), d->w[0].s);
+    return 0;
+}
+
+/* ---- the table ---- */
+
+static const pt_conf_directive *lookup(const pt_conf_loader *cx, const char *name)
+{
+    for (size_t m = 0; m < cx->nmodules; m++) {
+        const pt_conf_module *mod = cx->modules[m];
+        for (size_t i = 0; i < mod->ndirectives; i++)
+            if (strcmp(mod->directives[i].name, name) == 0)
+                return &mod->directives[i];
+    }
+    return NULL;
+}
+
+int pt_conf_apply(pt_conf_loader *cx, const pt_conf_node *list, size_t n, unsigned ctx)
+{
+    for (size_t i = 0; i < n; i++) {
+        const pt_conf_node *d = &list[i];
+        const char *name = d->w[0].s;
+        const pt_conf_directive *cmd = lookup(cx, name);
+        if (!cmd)
+            return pt_conf_bad(cx, d, 0, "unknown directive \"%s\"", name);
+        if (!(cmd->ctx & ctx))
+            return pt_conf_bad(cx, d, 0, "\"%s\" directive is not allowed here", name);
+        if ((cmd->flags & F_BLOCK) && !d->block)
+            return pt_conf_fail(cx, -EINVAL, d->file, d->tline, d->tcol,
+                                "directive \"%s\" has no opening \"{\"", name);
+        if (!(cmd->flags & F_BLOCK) && d->block)
+            return pt_conf_fail(cx, -EINVAL, d->file, d->tline, d->tcol,
+                                "directive \"%s\" is not terminated by \";\"", name);
+        int nargs = (int)d->nw - 1;
+        if (nargs < cmd->min || (cmd->max >= 0 && nargs > cmd->max))
+            return pt_conf_bad(cx, d, 0, "invalid number of arguments in \"%s\" directive", name);
+
+        int level = ctx == C_SERVER ? 1 : ctx == C_LOCATION ? 2 : 0;
+        char *base = level == 2 ? (char *)cx->loc : level ? (char *)cx->srv : (char *)cx->conf;
+        void *field = cmd->off[level] == NONE ? NULL : base + cmd->off[level];
+        void *aux = cmd->aux[level] == NONE ? NULL : base + cmd->aux[level];
+        /* duplicates are found by field, so an alias and its original collide */
+        const void *key = field ? field : (const void *)cmd;
+        size_t k = 0;
+        while (k < cx->nseen && cx->seen[k] != key)
+            k++;
+        if (k < cx->nseen && !(cmd->flags & F_MULTI))
+            return pt_conf_bad(cx, d, 0, "\"%s\" directive is duplicate", name);
+        cx->first = k == cx->nseen;
+        if (cx->first)
+            *PUSH(cx->seen, cx->nseen) = key;
+        int rc = cmd->set(cx, d, field, aux);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* ---- the levels: freeing, inheriting, defaults ---- */
+
+static void files_dispose(pt_conf_files *f)
+{
+    headers_free(f->headers, f->nheaders);
+    for (size_t i = 0; i < f->nerror_pages; i++)
+        free(f->error_pages[i].uri);
+    free(f->error_pages);
+    strv_free(f->try_files, f->ntry_files);
+    *f = (pt_conf_files){0};
+}
+
+/* A level's starting point: a deep copy of its parent's settings, try_files excepted. */
+static void files_inherit(pt_conf_files *d, const pt_conf_files *s)
+{
+    *d = *s;
+    d->headers = NULL;
+    d->nheaders = 0;
+    d->error_pages = NULL;
+    d->nerror_pages = 0;
+    d->try_files = NULL;
+    d->ntry_files = 0;
+    headers_copy(&d->headers, &d->nheaders, s->headers, s->nheaders);
+    for (size_t i = 0; i < s->nerror_pages; i++) {
+        pt_conf_error_page *e = PUSH(d->error_pages, d->nerror_pages);
+        *e = s->error_pages[i];
+        e->uri = xstrdup(s->error_pages[i].uri);
+    }
+}
+
+/* A level's TLS settings start as a deep copy of its parent's. */
+static void ssl_inherit(pt_conf_ssl *d, const pt_conf_ssl *s)
+{
+    *d = *s;
+    d->certs = d->keys = NULL;
+    d->ncerts = d->nkeys = 0;
+    for (size_t i = 0; i < s->ncerts; i++)
+        *PUSH(d->certs, d->ncerts) = xstrdup(s->certs[i]);
+    for (size_t i = 0; i < s->nkeys; i++)
+        *PUSH(d->keys, d->nkeys) = xstrdup(s->keys[i]);
+    d->ciphers = xstrdup(s->ciphers);
+    d->ciphersuites = xstrdup(s->ciphersuites);
+}
+
+static void ssl_dispose(pt_conf_ssl *s)
+{
+    strv_free(s->certs, s->ncerts);
+    strv_free(s->keys, s->nkeys);
+    free(s->ciphers);
+    free(s->ciphersuites);
+    *s = (pt_conf_ssl){0};
+}
+
+static void proxy_dispose(pt_conf_proxy *p)
+{
+    free(p->pass);
+    headers_free(p->set_headers, p->nset_headers);
+    strv_free(p->hide_headers, p->nhide_headers);
+    strv_free(p->pass_headers, p->npass_headers);
+    headers_free(p->redirects, p->nredirects);
+    free(p->ssl_trusted_certificate);
+    *p = (pt_conf_proxy){0};
+}
+
+/* A level's proxy settings start as a deep copy of its parent's; proxy_pass is not inherited. */
+static void proxy_inherit(pt_conf_proxy *d, const pt_conf_proxy *s)
+{
+    *d = *s;
+    d->pass = NULL;
+    d->set_headers = NULL;
+    d->nset_headers = 0;
+    headers_copy(&d->set_headers, &d->nset_headers, s->set_headers, s->nset_headers);
+    d->redirects = NULL;
+    d->nredirects = 0;
+    headers_copy(&d->redirects, &d->nredirects, s->redirects, s->nredirects);
+    d->hide_headers = d->pass_headers = NULL;
+    d->nhide_headers = d->npass_headers = 0;
+    strv_copy(&d->hide_headers, &d->nhide_headers, s->hide_headers, s->nhide_headers);
+    strv_copy(&d->pass_headers, &d->npass_headers, s->pass_headers, s->npass_headers);
+    d->ssl_trusted_certificate = xstrdup(s->ssl_trusted_certificate);
+}
+
+static void location_dispose(pt_conf_location *l)
+{
+    free(l->ret.text);
+    free(l->path);
+    if (l->re) {
+        regfree(l->re);
+        free(l->re);
+    }
+    free(l->root);
+    free(l->alias);
+    strv_free(l->index, l->nindex);
+    files_dispose(&l->static_files);
+    proxy_dispose(&l->proxy);
+}
+
+static void server_dispose(pt_conf_server *s)
+{
+    for (size_t i = 0; i < s->nlistens; i++) {
+        free(s->listens[i].host);
+        free(s->listens[i].port);
+    }
+    free(s->listens);
+    strv_free(s->names, s->nnames);
+    free(s->root);
+    strv_free(s->index, s->nindex);
+    free(s->access_log);
+    free(s->error_log);
+    free(s->default_type);
+    types_free(s->types, s->ntypes);
+    files_dispose(&s->static_files);
+    ssl_dispose(&s->ssl);
+    proxy_dispose(&s->proxy);
+    free(s->ret.text);
+    for (size_t i = 0; i < s->nlocations; i++)
+        location_dispose(&s->locations[i]);
+    free(s->locations);
+}
+
+static void upstreams_free(pt_conf *c)
+{
+    for (size_t i = 0; i < c->nupstreams; i++) {
+        pt_conf_upstream *u = &c->upstreams[i];
+        free(u->name);
+        for (size_t k = 0; k < u->nservers; k++)
+            free(u->servers[k].address);
+        free(u->servers);
+    }
+    free(c->upstreams);
+}
+
+void pt_conf_free(pt_conf *c)
+{
+    if (!c)
+        return;
+    for (size_t i = 0; i < c->nservers; i++)
+        server_dispose(&c->servers[i]);
+    free(c->servers);
+    free(c->pid_path);
+    free(c->root);
+    strv_free(c->index, c->nindex);
+    free(c->access_log);
+    free(c->error_log);
+    free(c->default_type);
+    types_free(c->types, c->ntypes);
+    files_dispose(&c->static_files);
+    ssl_dispose(&c->ssl);
+    proxy_dispose(&c->proxy);
+    upstreams_free(c);
+    free(c->prefix);
+    strv_free(c->files, c->nfiles);
+    free(c);
+}
+
+pt_conf_server *pt_conf_server_add(pt_conf *c, const char *file, int line, int col)
+{
+    pt_conf_server *s = PUSH(c->servers, c->nservers);
+    *s = (pt_conf_server){
+        .limits = c->limits,
+        .root = xstrdup(c->root),
+        .root_named = c->root_named,
+        .access_log = xstrdup(c->access_log),
+        .error_log = xstrdup(c->error_log),
+        .error_log_level = c->error_log_level,
+        .sendfile = c->sendfile,
+        .server_tokens = c->server_tokens,
+        .default_type = xstrdup(c->default_type),
+        .file = file,
+        .line = line,
+        .col = col,
+    };
+    strv_copy(&s->index, &s->nindex, c->index, c->nindex);
+    for (size_t i = 0; i < c->ntypes; i++)
+        *PUSH(s->types, s->ntypes) =
+            (pt_conf_type){xstrdup(c->types[i].type), xstrdup(c->types[i].ext)};
+    files_inherit(&s->static_files, &c->static_files);
+    ssl_inherit(&s->ssl, &c->ssl);
+    proxy_inherit(&s->proxy, &c->proxy);
+    return s;
+}
+
+pt_conf_location *pt_conf_location_add(pt_conf_server *s, const char *file, int line, int col)
+{
+    pt_conf_location *l = PUSH(s->locations, s->nlocations);
+    *l = (pt_conf_location){
+        .handler = PT_HANDLER_STATIC,
+        .root = xstrdup(s->root),
+        .root_named = s->root_named,
+        .sendfile = s->sendfile,
+        .file = file,
+        .line = line,
+        .col = col,
+    };
+    strv_copy(&l->index, &l->nindex, s->index, s->nindex);
+    files_inherit(&l->static_files, &s->static_files);
+    proxy_inherit(&l->proxy, &s->proxy);
+    return l;
+}
+
+static void proxy_defaults(pt_conf_proxy *p)
+{
+    p->connect_timeout = p->read_timeout = p->send_timeout = PT_CONF_PROXY_TIMEOUT;
+    p->ssl_verify = true;
+    p->ssl_server_name = true;
+    p->next_upstream = PT_NEXT_ERROR | PT_NEXT_TIMEOUT;
+    p->next_upstream_timeout = PT_TIMEOUT_NONE;
+    *PUSH(p->redirects, p->nredirects) = (pt_conf_header){NULL, NULL, false}; /* default */
+}
+
+int pt_conf_new(pt_conf **out, const char *name, const char *prefix, char *err, size_t errlen)
+{
+    char *cwd = NULL;
+    *out = NULL;
+    if (!prefix || prefix[0] != '/') {
+        if (!(cwd = getcwd(NULL, 0))) {
+            int rc = -errno;
+            if (err && errlen)
+                snprintf(err, errlen, "%s: cannot get the current directory: %s", name,
+                         strerror(-rc));
+            return rc;
+        }
+    }
+    pt_conf *c = xcalloc(sizeof *c);
+    c->prefix = pt_conf_path_join(cwd ? cwd : "/", prefix ? prefix : ".");
+    free(cwd);
+    c->worker_processes = 1;
+    c->limits = pt_limits_default();
+    c->root = pt_conf_path_join(c->prefix, "htdocs");
+    *PUSH(c->index, c->nindex) = xstrdup("index.html");
+    c->error_log = xstrdup("stderr");
+    c->error_log_level = PT_LOG_ERROR;
+    c->sendfile = true;
+    c->server_tokens = true;
+    c->default_type = xstrdup("application/octet-stream");
+    c->static_files.autoindex_exact_size = true;
+    c->static_files.max_ranges = 16;
+    c->static_files.etag = true;
+    c->file_cache_size = 32u << 20;
+    c->file_cache_max_file = 32u << 10;
+    c->file_cache_valid = 1.0;
+    c->open_file_cache_max = 1000;
+    c->open_file_cache_inactive = 60.0;
+    pt_tls_ctx_options tls;
+    pt_tls_ctx_options_init(&tls);
+    c->ssl.min_version = tls.min_version;
+    c->ssl.max_version = tls.max_version;
+    c->ssl.prefer_server_ciphers = tls.prefer_server_ciphers;
+    c->ssl.session_cache = tls.session_cache;
+    c->ssl.session_timeout = (double)tls.session_timeout;
+    c->ssl.session_tickets = tls.tickets;
+    c->ssl.handshake_timeout = PT_CONF_SSL_HANDSHAKE_TIMEOUT;
+    c->ssl.max_handshakes = PT_CONF_SSL_MAX_HANDSHAKES;
+    c->ssl_ticket_rotate = PT_CONF_SSL_TICKET_ROTATE;
+    proxy_defaults(&c->proxy);
+    *out = c;
+    return 0;
+}

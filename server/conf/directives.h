@@ -1,0 +1,170 @@
+/*
+ * The directive table machinery of server/conf/ (h2o's configurators are the model): a module
+ * (core.c, static.c, tls.c, proxy.c) registers a table of the directives it configures, each
+ * row naming the contexts it may stand in, its number of arguments, whether it is a block or
+ * may repeat, the setter that checks and stores it, and the field it sets at each level; the
+ * loader (load.c) hands the tree to pt_conf_apply(), which finds each directive in the modules'
+ * tables, checks what the row promises and calls the setter. A module may also check what it
+ * configures once a location, a server or the whole conf is complete.
+ *
+ * Here too: the setters many directives share (sizes, counts, times, flags, strings, paths),
+ * the values they read, and the levels of a pt_conf (the top level's defaults, a server
+ * starting from the top level's values, a location from its server's, freeing them all).
+ *
+ * Everything here is private to server/conf/; conf.h is the folder's face. Threading: none.
+ * Errors: setters return 0 or -EINVAL with "FILE:LINE:COL: reason" written through the loader.
+ */
+#ifndef PORTER_SERVER_CONF_DIRECTIVES_H
+#define PORTER_SERVER_CONF_DIRECTIVES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "server/conf/conf.h"
+#include "server/conf/parse.h"
+
+/* Where a directive may stand: the top level of the main file, an `http { }` block, a server,
+ * an `events { }` block, a location. */
+enum { C_MAIN = 1, C_HTTP = 2, C_SERVER = 4, C_EVENTS = 8, C_LOCATION = 16 };
+#define C_TOP (C_MAIN | C_HTTP)
+#define C_ANY (C_TOP | C_SERVER)
+#define C_ALL (C_ANY | C_LOCATION)
+
+enum { F_BLOCK = 1, F_MULTI = 2 /* may repeat at one level */ };
+
+/* The field a row sets at each level: its offset in pt_conf (top level, http, events),
+ * pt_conf_server and pt_conf_location, or NONE where the directive sets no field there. */
+#define NONE SIZE_MAX
+/* clang-format off */
+#define BOTH(f) {offsetof(pt_conf, f), offsetof(pt_conf_server, f), NONE}
+#define ALL(f) {offsetof(pt_conf, f), offsetof(pt_conf_server, f), offsetof(pt_conf_location, f)}
+#define TOP(f) {offsetof(pt_conf, f), NONE, NONE}
+#define SRV(f) {NONE, offsetof(pt_conf_server, f), NONE}
+#define LOC(f) {NONE, NONE, offsetof(pt_conf_location, f)}
+#define SRVLOC(f) {NONE, offsetof(pt_conf_server, f), offsetof(pt_conf_location, f)}
+#define NOWHERE {NONE, NONE, NONE}
+/* clang-format on */
+
+typedef struct pt_conf_loader pt_conf_loader;
+
+/* A setter gets the directive, the field its row names at this level (NULL for none) and the
+ * row's companion field (a count, a level), which only the setters that use one read. */
+typedef int (*pt_conf_set_fn)(pt_conf_loader *cx, const pt_conf_node *d, void *field, void *aux);
+
+typedef struct pt_conf_directive {
+    const char *name;
+    unsigned ctx, flags;
+    int min, max; /* number of arguments; max -1: any */
+    pt_conf_set_fn set;
+    size_t off[3]; /* the field: [0] in pt_conf (top level, http, events), [1] in pt_conf_server,
+                      [2] in pt_conf_location */
+    size_t aux[3]; /* the companion field, for the setters that use one */
+} pt_conf_directive;
+
+/* A module: its directives, and what it checks once a level is complete (each may be NULL).
+ * The loader runs the checks of every module, in the order it lists them. */
+typedef struct pt_conf_module {
+    const pt_conf_directive *directives;
+    size_t ndirectives;
+    int (*location_done)(pt_conf_loader *cx, pt_conf_location *l);
+    int (*server_done)(pt_conf_loader *cx, pt_conf_server *s);
+    int (*conf_done)(pt_conf_loader *cx); /* the top level read; core.c builds the servers */
+} pt_conf_module;
+
+/* The modules (conf/core.c, static.c, tls.c, proxy.c); load.c lists them. */
+extern const pt_conf_module pt_conf_core_module;
+extern const pt_conf_module pt_conf_static_module;
+extern const pt_conf_module pt_conf_tls_module;
+extern const pt_conf_module pt_conf_proxy_module;
+
+/* A reference to a named location (`@NAME`, word `i` of try_files or error_page), checked once
+ * the server holding it is read. */
+typedef struct pt_conf_named_ref {
+    const pt_conf_node *d;
+    size_t i;
+} pt_conf_named_ref;
+
+/* The state of one load. */
+struct pt_conf_loader {
+    pt_conf_parser parse; /* the text's tree; its `err` receives the message */
+    pt_conf *conf;
+    const pt_conf_module *const *modules;
+    size_t nmodules;
+    pt_conf_server *srv;   /* the server being filled; NULL at the top level */
+    pt_conf_location *loc; /* the location being filled */
+    const void **seen;     /* fields set at this level, to reject duplicates */
+    size_t nseen;
+    bool first;                   /* the running directive is the first of its field here */
+    const pt_conf_node **servers; /* server blocks, applied after the whole top level */
+    size_t nservers;
+    const pt_conf_node **locs; /* the location blocks of cx->srv, applied after its directives */
+    size_t nlocs;
+    /* `@NAME` in try_files and error_page, checked against each server's named locations:
+     * the top level's (the first ntoprefs) for every server, then the server's own. */
+    pt_conf_named_ref refs[64];
+    size_t nrefs, ntoprefs;
+};
+
+/* Applies the directives `list` in context `ctx` (C_*) to the top level, cx->srv or cx->loc. */
+int pt_conf_apply(pt_conf_loader *cx, const pt_conf_node *list, size_t n, unsigned ctx);
+
+/* Writes "FILE:LINE:COL: reason" and returns `rc`. */
+__attribute__((format(printf, 6, 7))) int pt_conf_fail(pt_conf_loader *cx, int rc, const char *file,
+                                                       int line, int col, const char *fmt, ...);
+
+/* Reports an invalid directive at its word `i` (0: the name) and returns -EINVAL. */
+__attribute__((format(printf, 4, 5))) int pt_conf_bad(pt_conf_loader *cx, const pt_conf_node *d,
+                                                      size_t i, const char *fmt, ...);
+
+/* Word `i` of `d` as a value for the setters conf.h shares with the embedding API. */
+pt_conf_value pt_conf_word_value(pt_conf_loader *cx, const pt_conf_node *d, size_t i);
+
+/* Writes "PLACE: reason" for value `v` (its file and position, or its file alone) and returns
+ * -EINVAL. */
+__attribute__((format(printf, 2, 3))) int pt_conf_refuse(const pt_conf_value *v, const char *fmt,
+                                                         ...);
+
+/* Remembers a reference to a named location, checked when the server is complete. */
+int pt_conf_named_ref_add(pt_conf_loader *cx, const pt_conf_node *d, size_t i);
+
+/* ---- values ---- */
+
+/* A directive's first argument. */
+static inline const char *arg1(const pt_conf_node *d)
+{
+    return d->w[1].s;
+}
+
+/* Parses a whole string of digits no greater than `max`: 0, -EINVAL or -ERANGE. */
+int pt_conf_parse_uint(const char *s, uint64_t max, uint64_t *out);
+
+/* "off" or "unlimited". */
+bool pt_conf_is_off(const char *s);
+
+/* An HTTP token (a header field's name). */
+bool pt_conf_is_token(const char *s);
+
+/* Returns `rel` made absolute against the directory `base`, cleaned lexically ("//" and "/./"
+ * collapse, a trailing "/" goes; ".." stays, because with symlinks it is not lexical). */
+char *pt_conf_path_join(const char *base, const char *rel);
+
+/* A path value: *field becomes it under c's prefix (an empty one is refused). */
+int pt_conf_path(const pt_conf *c, char **field, const pt_conf_value *v);
+
+/* ---- setters many directives share; `field` is the row's ---- */
+
+int pt_conf_set_size(pt_conf_loader *cx, const pt_conf_node *d, void *field, void *aux);
+int pt_conf_set_count(pt_conf_loader *cx, const pt_conf_node *d, void *field, void *aux);
+int pt_conf_set_time(pt_conf_loader *cx, const pt_conf_node *d, void *field, void *aux);
+int pt_conf_set_flag(pt_conf_loader *cx, const pt_conf_node *d, void *field, void *aux);
+int pt_conf_set_string(pt_conf_loader *cx, const pt_conf_node *d, void *field, void *aux);
+int pt_conf_set_path(pt_conf_loader *cx, const pt_conf_node *d, void *field, void *aux);
+/* a size where "off" means 0 (nothing) */
+int pt_conf_set_size_or_off(pt_conf_loader *cx, const pt_conf_node *d, void *field, void *aux);
+/* a time where 0 means "every time" rather than "no limit" */
+int pt_conf_set_interval(pt_conf_loader *cx, const pt_conf_node *d, void *field, void *aux);
+/* a time that must be positive: "off" and 0 make no sense for it */
+int pt_conf_set_positive_time(pt_conf_loader *cx, const pt_conf_node *d, void *field, void *aux);
+
+#endif
