@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "server/http1/fold.h"
+#include "server/http1/token.h"
 
 /* ---- the head writer ---- */
 
@@ -190,19 +191,12 @@ static int on_header_value_complete(llhttp_t *parser)
     return 0;
 }
 
-/* RFC 9110's tchar, by table, as http1/conn.c checks a request's field names. */
-static const unsigned char tchar[256] = {
-    ['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1,         ['&'] = 1,         ['\''] = 1,
-    ['*'] = 1, ['+'] = 1, ['-'] = 1, ['.'] = 1,         ['^'] = 1,         ['_'] = 1,
-    ['`'] = 1, ['|'] = 1, ['~'] = 1, ['0' ... '9'] = 1, ['A' ... 'Z'] = 1, ['a' ... 'z'] = 1,
-};
-
 const char *pt_h1_invalid_field(pt_str name, pt_str value)
 {
     if (name.len == 0)
         return "empty header field name";
     for (size_t k = 0; k < name.len; k++)
-        if (!tchar[(unsigned char)name.p[k]])
+        if (!pt_h1_is_tchar((unsigned char)name.p[k]))
             return "invalid header field name";
     for (size_t k = 0; k < value.len; k++)
         if (value.p[k] == '\r' || value.p[k] == '\n' || value.p[k] == '\0')

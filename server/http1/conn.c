@@ -27,6 +27,7 @@
 #include "server/core/uri.h"
 #include "server/http1/conn.h"
 #include "server/http1/fold.h"
+#include "server/http1/token.h"
 
 typedef struct span {
     uint32_t off, len; /* offsets from the in-buffer's start */
@@ -251,13 +252,6 @@ static int on_header_value_complete(llhttp_t *p)
     return 0;
 }
 
-/* RFC 9110's tchar, by table: it runs for every byte of every header name. */
-static const unsigned char tchar[256] = {
-    ['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1,         ['&'] = 1,         ['\''] = 1,
-    ['*'] = 1, ['+'] = 1, ['-'] = 1, ['.'] = 1,         ['^'] = 1,         ['_'] = 1,
-    ['`'] = 1, ['|'] = 1, ['~'] = 1, ['0' ... '9'] = 1, ['A' ... 'Z'] = 1, ['a' ... 'z'] = 1,
-};
-
 static pt_str trim(pt_str s)
 {
     while (s.len && (s.p[0] == ' ' || s.p[0] == '\t')) {
@@ -452,7 +446,7 @@ static int on_headers_complete(llhttp_t *p)
         const pt_header *h = &r->headers[i];
         /* llhttp lets "Name :" through; RFC 9112 section 5.1 says reject it (smuggling). */
         for (size_t k = 0; k < h->name.len; k++)
-            if (!tchar[(unsigned char)h->name.p[k]])
+            if (!pt_h1_is_tchar((unsigned char)h->name.p[k]))
                 return fail(hc, 400, "invalid header field name");
         if (h->name.len == 0)
             return fail(hc, 400, "empty header field name");
