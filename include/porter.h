@@ -131,6 +131,7 @@ int pt_server_new(pt_server **out, struct ev_loop *loop, const char *conf_path, 
 enum {
     PT_LISTEN_TLS = 1,       /**< speak TLS (needs the options' certificate, or a conf's) */
     PT_LISTEN_REUSEPORT = 2, /**< set SO_REUSEPORT (other processes may bind the port) */
+    PT_LISTEN_HTTP2 = 4,     /**< offer HTTP/2: ALPN h2 with TLS, prior knowledge (h2c) without */
 };
 
 /** Adds a listening address, served like the server's first server block (a server made from

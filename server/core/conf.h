@@ -17,6 +17,7 @@
 
 #include <regex.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stddef.h>
 
 #include "connmgr/limits.h"
@@ -36,7 +37,7 @@
 #define PT_CONF_NOTSENT_LOWAT (16 * 1024)
 
 /* One `listen` directive:
- * `listen [HOST:]PORT [default_server] [ssl] [reuseport] [deferred] [backlog=N]
+ * `listen [HOST:]PORT [default_server] [ssl] [http2] [reuseport] [deferred] [backlog=N]
  *  [notsent_lowat=SIZE|off];`.
  * With `ssl` the address speaks TLS for every server on it (as in nginx), so each of those
  * servers needs a certificate. */
@@ -45,6 +46,7 @@ typedef struct pt_conf_listen {
     char *port; /* decimal 0..65535; "0" asks for an ephemeral port */
     int backlog;
     bool default_server, reuseport, ssl;
+    bool http2;        /* `http2`: HTTP/2 on this address (ALPN h2 with ssl, else h2c) */
     bool deferred;     /* TCP_DEFER_ACCEPT: a connection is accepted once it has data */
     int notsent_lowat; /* TCP_NOTSENT_LOWAT of its connections, bytes; 0: the kernel's */
     bool options;      /* reuseport, deferred, backlog= or notsent_lowat= given: the socket's
@@ -52,6 +54,40 @@ typedef struct pt_conf_listen {
     const char *file;  /* where it was written; the server block's place for the default */
     int line, col;
 } pt_conf_listen;
+
+/* HTTP/2's settings and attack limits for the connections of an address (the http2_*
+ * directives of its default server; docs/http2.md). */
+typedef struct pt_h2_settings {
+    uint32_t max_concurrent_streams;  /* http2_max_concurrent_streams (128) */
+    uint32_t max_header_list_size;    /* http2_max_header_list_size: decompressed (32k) */
+    uint32_t max_frame_size;          /* http2_max_frame_size: advertised, 16k..16m-1 (16k) */
+    uint32_t stream_window;           /* http2_stream_window: each stream's receive window (256k) */
+    uint32_t connection_window;       /* http2_connection_window (1m) */
+    uint32_t reset_burst, reset_rate; /* http2_reset_rate_limit BURST RATE: RST_STREAM from the
+                                         client, per second (1000, 33; CVE-2023-44487) */
+    uint32_t max_continuations;       /* http2_max_continuations per header block (8) */
+    uint32_t max_settings;            /* http2_max_settings: entries in one SETTINGS frame (32) */
+    uint32_t control_burst, control_rate; /* http2_control_frame_limit BURST RATE: SETTINGS,
+                                             PING, PRIORITY and empty DATA frames (1000, 100) */
+} pt_h2_settings;
+
+/* Fills `s` with the defaults above. */
+static inline void pt_h2_settings_default(pt_h2_settings *s)
+{
+    *s = (pt_h2_settings){
+        .max_concurrent_streams = 128,
+        .max_header_list_size = 32 * 1024,
+        .max_frame_size = 16 * 1024,
+        .stream_window = 256 * 1024,
+        .connection_window = 1024 * 1024,
+        .reset_burst = 1000,
+        .reset_rate = 33,
+        .max_continuations = 8,
+        .max_settings = 32,
+        .control_burst = 1000,
+        .control_rate = 100,
+    };
+}
 
 /* One extension of a `types { TYPE EXT ...; }` entry; the extension is lower case. */
 typedef struct pt_conf_type {
@@ -279,6 +315,8 @@ typedef struct pt_conf_server {
     char *error_log;  /* absolute path or "stderr" */
     pt_log_level error_log_level;
     bool sendfile, server_tokens;
+    bool http2;        /* `http2 on`: HTTP/2 for this server (with its listen's `http2`) */
+    pt_h2_settings h2; /* used from an address's default server */
     char *default_type;
     pt_conf_type *types; /* later entries for an extension replace earlier ones */
     size_t ntypes;

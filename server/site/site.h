@@ -72,6 +72,10 @@ typedef struct pt_site {
     pt_connmgr *mgr;
     /* TLS (tls_site.c): the default vhost's ssl settings bound the handshakes. */
     bool tls;
+    /* HTTP/2: the address offers it (its listen's `http2`, or `http2 on` in its default
+     * server), with the default server's settings; h2 counts its connections. */
+    bool http2;
+    pt_h2_settings h2;
     double handshake_timeout;
     size_t handshakes, max_handshakes; /* in progress now, and the most before pausing */
     bool mgr_full;                     /* the manager said max_concurrent (on_full) */
