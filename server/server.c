@@ -20,6 +20,7 @@
 
 #include "connmgr/tls.h"
 #include "porter.h"
+#include "server/h2/conn.h"
 #include "server/http1/conn.h"
 #include "server/handlers/embed.h"
 #include "server/site/location.h"
@@ -135,10 +136,43 @@ static void site_route(pt_request *req)
 
 static const pt_site_ops site_ops = {.select = site_select, .route = site_route};
 
+/* On an address that offers HTTP/2, a connection's protocol is chosen by its first read: by
+ * ALPN over TLS (the handshake is done by then), else by whether the bytes begin the HTTP/2
+ * connection preface (prior knowledge, h2c). */
+static void choose_on_read(pt_conn *c)
+{
+    pt_site *site = c->proto_data;
+    bool h2;
+    if (site->tls) {
+        const unsigned char *alpn = NULL;
+        unsigned len = 0;
+        SSL *ssl = pt_tls_ssl(&c->transport);
+        if (ssl)
+            SSL_get0_alpn_selected(ssl, &alpn, &len);
+        h2 = len == 2 && memcmp(alpn, "h2", 2) == 0;
+    } else {
+        int m = pt_h2_preface_match(pt_inbuf_begin(&c->in), pt_inbuf_len(&c->in));
+        if (m == 0 && !c->eof)
+            return; /* a prefix of the preface: wait for the rest */
+        h2 = m == 1;
+    }
+    if (h2) {
+        pt_h2_conn_attach(c, &site_ops, site, site->tls, &site->h2, &site->h2_counters);
+        return;
+    }
+    pt_http1_conn_attach(c, &site_ops, site, site->tls);
+    c->proto->on_read(c);
+}
+
+static const pt_conn_proto choose_proto = {.on_read = choose_on_read};
+
 static void on_admit(pt_conn *c, void *data)
 {
     pt_site *site = data;
-    pt_http1_conn_attach(c, &site_ops, site, site->tls);
+    if (site->http2)
+        pt_conn_set_proto(c, &choose_proto, site);
+    else
+        pt_http1_conn_attach(c, &site_ops, site, site->tls);
     if (site->tls)
         pt_tls_site_admit(site, c);
 }

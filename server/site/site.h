@@ -26,6 +26,7 @@
 #include "server/core/mime.h"
 #include "server/core/request.h"
 #include "server/core/stats.h"
+#include "server/h2/conn.h"
 
 typedef struct pt_server pt_server;
 typedef struct pt_tls_keyring pt_tls_keyring;
@@ -76,6 +77,7 @@ typedef struct pt_site {
      * server), with the default server's settings; h2 counts its connections. */
     bool http2;
     pt_h2_settings h2;
+    pt_h2_counters h2_counters;
     double handshake_timeout;
     size_t handshakes, max_handshakes; /* in progress now, and the most before pausing */
     bool mgr_full;                     /* the manager said max_concurrent (on_full) */
