@@ -840,7 +840,8 @@ static int add_listen(pt_server *s, const pt_conf_listen *ls, char *err, size_t 
 
 int pt_server_listen(pt_server *s, const char *host, const char *port, unsigned flags)
 {
-    if (!port || !*port || (flags & ~(unsigned)(PT_LISTEN_TLS | PT_LISTEN_REUSEPORT)))
+    if (!port || !*port ||
+        (flags & ~(unsigned)(PT_LISTEN_TLS | PT_LISTEN_REUSEPORT | PT_LISTEN_HTTP2)))
         return -EINVAL;
     pt_embed *e = embed_of(s);
     if (!e)
@@ -859,6 +860,7 @@ int pt_server_listen(pt_server *s, const char *host, const char *port, unsigned 
     ls->port = strdup(port);
     ls->reuseport = flags & PT_LISTEN_REUSEPORT;
     ls->ssl = flags & PT_LISTEN_TLS;
+    ls->http2 = flags & PT_LISTEN_HTTP2;
     ls->file = "pt_server_listen";
     ls->line = ls->col = 1;
     if (!ls->port || (hlen && !ls->host)) {
