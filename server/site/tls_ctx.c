@@ -237,6 +237,8 @@ int pt_tls_ctx_new(SSL_CTX **out, const pt_tls_ctx_options *o, char *err, size_t
     }
     if (ticket_keys_index < 0)
         ticket_keys_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+    if (offer_h2_index < 0) /* before any connection of the context may need it */
+        offer_h2_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
     if (!ctx) {
         openssl_reason(err, errlen, "SSL_CTX_new");
