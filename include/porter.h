@@ -141,7 +141,9 @@ enum {
  * @param host NULL, "" or "*" for every address, else a literal ("127.0.0.1", "::1",
  *             "[::1]") or a name (resolved now, synchronously)
  * @param port a number or service name; "0" for an ephemeral port
- * @param flags PT_LISTEN_* values, or 0
+ * @param flags PT_LISTEN_* values, or 0; with PT_LISTEN_HTTP2 the address offers HTTP/2 as a
+ *              conf's `listen ... http2` does, with the first server block's http2_* settings
+ *              (a server made from options: the defaults of docs/http2.md)
  * @return 0; -EINVAL (bad host, port or flags; TLS without a certificate), -EBUSY (the server
  *         is stopping), or the error of socket/bind/listen (-EADDRINUSE, -EACCES...). */
 int pt_server_listen(pt_server *s, const char *host, const char *port, unsigned flags);

@@ -408,22 +408,30 @@ static int add_to_site(pt_server *s, pt_vhost *vh, const pt_conf_listen *ls)
     /* The listen that gives the socket options is the address's (the conf allows one). */
     if (ls->options)
         site->listen = ls;
-    /* One `ssl` on an address makes it TLS for every server on it, as in nginx. */
+    /* One `ssl` on an address makes it TLS for every server on it, as in nginx; one `http2`
+     * makes it offer HTTP/2 (nginx ORs it too). */
     site->tls |= ls->ssl;
-    for (size_t k = 0; k < site->nvhosts; k++)
-        if (site->vhosts[k] == vh)
-            return 0;
-    pt_vhost **v = realloc(site->vhosts, (site->nvhosts + 1) * sizeof *v);
-    if (!v)
-        return -ENOMEM;
-    site->vhosts = v;
-    site->vhosts[site->nvhosts++] = vh;
-    /* The first server listing the address answers unknown hosts, unless one says
-     * default_server. */
-    if (!site->default_vhost || (ls->default_server && !site->has_explicit_default)) {
-        site->default_vhost = vh;
-        site->has_explicit_default = ls->default_server;
+    site->http2_listen |= ls->http2;
+    size_t k = 0;
+    while (k < site->nvhosts && site->vhosts[k] != vh)
+        k++;
+    if (k == site->nvhosts) {
+        pt_vhost **v = realloc(site->vhosts, (site->nvhosts + 1) * sizeof *v);
+        if (!v)
+            return -ENOMEM;
+        site->vhosts = v;
+        site->vhosts[site->nvhosts++] = vh;
+        /* The first server listing the address answers unknown hosts, unless one says
+         * default_server. */
+        if (!site->default_vhost || (ls->default_server && !site->has_explicit_default)) {
+            site->default_vhost = vh;
+            site->has_explicit_default = ls->default_server;
+        }
     }
+    /* The address's HTTP/2 connections take its default server's settings, and that server's
+     * `http2 on` turns HTTP/2 on for the address (cleartext connections name no server). */
+    site->http2 = site->http2_listen || site->default_vhost->conf->http2;
+    site->h2 = site->default_vhost->conf->h2;
     return 0;
 }
 
@@ -866,7 +874,8 @@ static int add_listen(pt_server *s, const pt_conf_listen *ls, char *err, size_t 
 
 int pt_server_listen(pt_server *s, const char *host, const char *port, unsigned flags)
 {
-    if (!port || !*port || (flags & ~(unsigned)(PT_LISTEN_TLS | PT_LISTEN_REUSEPORT)))
+    if (!port || !*port ||
+        (flags & ~(unsigned)(PT_LISTEN_TLS | PT_LISTEN_REUSEPORT | PT_LISTEN_HTTP2)))
         return -EINVAL;
     pt_embed *e = embed_of(s);
     if (!e)
@@ -885,6 +894,7 @@ int pt_server_listen(pt_server *s, const char *host, const char *port, unsigned 
     ls->port = strdup(port);
     ls->reuseport = flags & PT_LISTEN_REUSEPORT;
     ls->ssl = flags & PT_LISTEN_TLS;
+    ls->http2 = flags & PT_LISTEN_HTTP2;
     ls->file = "pt_server_listen";
     ls->line = ls->col = 1;
     if (!ls->port || (hlen && !ls->host)) {

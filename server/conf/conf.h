@@ -26,15 +26,15 @@
  * directives.c applies the tree through the tables the modules register, each module the
  * directives of what it configures: core.c (http, server, location, listen, names, root,
  * index, logs, types, limits, return, status), static.c (try_files, error_page, add_header,
- * expires, autoindex, the file cache), tls.c (ssl_*), proxy.c (proxy_*, upstream); load.c
- * lists the modules and loads.
+ * expires, autoindex, the file cache), tls.c (ssl_*), proxy.c (proxy_*, upstream), http2.c
+ * (http2, http2_*); load.c lists the modules and loads.
  *
  * Inheritance: every server starts from the values given at the top level (limits, root,
- * index, logs, sendfile, server_tokens, default_type, types, static-file and ssl_* settings),
- * wherever they appear at the top level, before or after the server block, then applies its own
- * directives; every location likewise starts from its server's root, index, sendfile and
- * static-file settings. A `types` block in a server replaces the inherited types; several
- * `types` blocks at one level add up.
+ * index, logs, sendfile, server_tokens, default_type, types, static-file, ssl_* and http2
+ * settings), wherever they appear at the top level, before or after the server block, then
+ * applies its own directives; every location likewise starts from its server's root, index,
+ * sendfile and static-file settings. A `types` block in a server replaces the inherited types;
+ * several `types` blocks at one level add up.
  *
  * Defaults: listen *:8080 for a server without `listen`; root `htdocs` under the prefix; index
  * index.html; access log off; error log "stderr" at level error; worker_processes 1; no pid
@@ -46,7 +46,8 @@
  * open_file_cache max=1000 inactive=60s. TLS: no certificate, TLS 1.2 and 1.3,
  * server/site/tls_ctx.h's cipher defaults with the server's preference, a builtin session cache of
  * 20480 sessions per process, session_timeout 1h, tickets on with keys rotated every 1h, handshakes
- * bounded by 10s and 1000 in progress per address.
+ * bounded by 10s and 1000 in progress per address. HTTP/2: off (`listen ... http2` or `http2 on`
+ * turn it on), with pt_h2_settings_default().
  *
  * Paths: root, log paths, pid and certificate files are stored absolute: joined to the prefix given
  * to the loader or to pt_conf_new() (NULL: the current directory) and cleaned lexically ("//" and

@@ -549,6 +549,8 @@ pt_conf_server *pt_conf_server_add(pt_conf *c, const char *file, int line, int c
         .error_log_level = c->error_log_level,
         .sendfile = c->sendfile,
         .server_tokens = c->server_tokens,
+        .http2 = c->http2,
+        .h2 = c->h2,
         .default_type = xstrdup(c->default_type),
         .file = file,
         .line = line,
@@ -617,6 +619,7 @@ int pt_conf_new(pt_conf **out, const char *name, const char *prefix, char *err, 
     c->sendfile = true;
     c->server_tokens = true;
     c->default_type = xstrdup("application/octet-stream");
+    pt_h2_settings_default(&c->h2);
     c->static_files.autoindex_exact_size = true;
     c->static_files.max_ranges = 16;
     c->static_files.etag = true;

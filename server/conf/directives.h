@@ -1,11 +1,11 @@
 /*
  * The directive table machinery of server/conf/ (h2o's configurators are the model): a module
- * (core.c, static.c, tls.c, proxy.c) registers a table of the directives it configures, each
- * row naming the contexts it may stand in, its number of arguments, whether it is a block or
- * may repeat, the setter that checks and stores it, and the field it sets at each level; the
- * loader (load.c) hands the tree to pt_conf_apply(), which finds each directive in the modules'
- * tables, checks what the row promises and calls the setter. A module may also check what it
- * configures once a location, a server or the whole conf is complete.
+ * (core.c, static.c, tls.c, proxy.c, http2.c) registers a table of the directives it
+ * configures, each row naming the contexts it may stand in, its number of arguments, whether it
+ * is a block or may repeat, the setter that checks and stores it, and the field it sets at each
+ * level; the loader (load.c) hands the tree to pt_conf_apply(), which finds each directive in
+ * the modules' tables, checks what the row promises and calls the setter. A module may also
+ * check what it configures once a location, a server or the whole conf is complete.
  *
  * Here too: the setters many directives share (sizes, counts, times, flags, strings, paths),
  * the values they read, and the levels of a pt_conf (the top level's defaults, a server
@@ -72,11 +72,12 @@ typedef struct pt_conf_module {
     int (*conf_done)(pt_conf_loader *cx); /* the top level read; core.c builds the servers */
 } pt_conf_module;
 
-/* The modules (conf/core.c, static.c, tls.c, proxy.c); load.c lists them. */
+/* The modules (conf/core.c, static.c, tls.c, proxy.c, http2.c); load.c lists them. */
 extern const pt_conf_module pt_conf_core_module;
 extern const pt_conf_module pt_conf_static_module;
 extern const pt_conf_module pt_conf_tls_module;
 extern const pt_conf_module pt_conf_proxy_module;
+extern const pt_conf_module pt_conf_http2_module;
 
 /* A reference to a named location (`@NAME`, word `i` of try_files or error_page), checked once
  * the server holding it is read. */

@@ -9,12 +9,15 @@
 #include "server/conf/directives.h"
 
 /* The modules whose directives a conf may hold; their checks run in this order. */
+/* clang-format off */
 static const pt_conf_module *const modules[] = {
     &pt_conf_core_module,
     &pt_conf_static_module,
     &pt_conf_tls_module,
     &pt_conf_proxy_module,
+    &pt_conf_http2_module,
 };
+/* clang-format on */
 
 static int load(pt_conf **out, const char *path, const char *text, const char *prefix, char *err,
                 size_t errlen)

@@ -347,6 +347,8 @@ typedef struct pt_conf {
     char *error_log;
     pt_log_level error_log_level;
     bool sendfile, server_tokens;
+    bool http2;        /* `http2 on` (off) */
+    pt_h2_settings h2; /* pt_h2_settings_default() */
     char *default_type;
     pt_conf_type *types;
     size_t ntypes;

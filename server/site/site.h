@@ -83,6 +83,7 @@ typedef struct pt_site {
     bool mgr_full;                     /* the manager said max_concurrent (on_full) */
     bool handshakes_full;              /* max_handshakes in progress: accepting paused */
     bool closing;                      /* the server is being freed: connections go quietly */
+    bool http2_listen; /* a listen of the address says `http2` (ALPN offers h2 on a TLS one) */
 } pt_site;
 
 /* Starts or pauses the site's listeners as its two bounds say (server.c). */

@@ -167,14 +167,32 @@ static int on_ticket_key(SSL *ssl, unsigned char name[16], unsigned char *iv, EV
     return r;
 }
 
-/* ALPN: porter speaks HTTP/1.1; a client offering only other protocols gets no ALPN answer. */
+/* ALPN: the protocols a context offers, in wire format and in the server's order of
+ * preference; a connection's callback gets one as its argument. */
+static const unsigned char alpn_h2[] = "\x02h2\x08http/1.1";
+#define ALPN_HTTP11 (alpn_h2 + 3)
+
+static int offer_h2_index = -1; /* SSL ex_data slot: set when the address offers h2 */
+
+void pt_tls_offer_h2(SSL *ssl)
+{
+    if (offer_h2_index < 0)
+        offer_h2_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+    SSL_set_ex_data(ssl, offer_h2_index, (void *)alpn_h2);
+}
+
+/* The server's first protocol that the client offers: h2 where HTTP/2 is on (the context of
+ * the server SNI chose, or the connection's address), else http/1.1. A client offering only
+ * protocols not on that list gets no ALPN answer. */
 static int on_alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen,
                    const unsigned char *in, unsigned int inlen, void *arg)
 {
-    static const unsigned char http11[] = "\x08http/1.1";
+    const unsigned char *ours = arg;
+    if (offer_h2_index >= 0 && SSL_get_ex_data(ssl, offer_h2_index))
+        ours = alpn_h2;
     unsigned char *selected;
-    if (SSL_select_next_proto(&selected, outlen, http11, sizeof http11 - 1, in, inlen) !=
-        OPENSSL_NPN_NEGOTIATED)
+    if (SSL_select_next_proto(&selected, outlen, ours, (unsigned)strlen((const char *)ours), in,
+                              inlen) != OPENSSL_NPN_NEGOTIATED)
         return SSL_TLSEXT_ERR_NOACK;
     *out = selected;
     return SSL_TLSEXT_ERR_OK;
@@ -219,6 +237,8 @@ int pt_tls_ctx_new(SSL_CTX **out, const pt_tls_ctx_options *o, char *err, size_t
     }
     if (ticket_keys_index < 0)
         ticket_keys_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+    if (offer_h2_index < 0) /* before any connection of the context may need it */
+        offer_h2_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
     if (!ctx) {
         openssl_reason(err, errlen, "SSL_CTX_new");
@@ -265,7 +285,7 @@ int pt_tls_ctx_new(SSL_CTX **out, const pt_tls_ctx_options *o, char *err, size_t
             goto fail;
         }
     }
-    SSL_CTX_set_alpn_select_cb(ctx, on_alpn, NULL);
+    SSL_CTX_set_alpn_select_cb(ctx, on_alpn, (void *)(o->http2 ? alpn_h2 : ALPN_HTTP11));
     static const unsigned char sid_ctx[] = "porter";
     SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof sid_ctx - 1);
     if (o->session_cache) {

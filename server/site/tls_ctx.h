@@ -6,7 +6,8 @@
  *   - no renegotiation, no compression;
  *   - several certificates per context (an RSA and an ECDSA one: each client gets the best it
  *     supports);
- *   - ALPN answers http/1.1;
+ *   - ALPN answers h2 (where HTTP/2 is on: the context's `http2`, or the connection's address
+ *     through pt_tls_offer_h2) before http/1.1, in the server's order;
  *   - resumption by a session cache (per process) and by session tickets whose keys live in
  *     memory shared by all workers and are rotated on a schedule by one owner (the master),
  *     so a ticket from one worker resumes on any other, and old keys still decrypt (and renew)
@@ -44,12 +45,18 @@ typedef struct pt_tls_ctx_options {
     long session_timeout; /* seconds */
     bool tickets;
     pt_tls_ticket_keys *ticket_keys; /* NULL with tickets on: OpenSSL's own per-process keys */
+    bool http2; /* ALPN selects h2 when the client offers it (its server says `http2 on`) */
 } pt_tls_ctx_options;
 
 void pt_tls_ctx_options_init(pt_tls_ctx_options *o);
 
 /* Builds a server context. Returns 0 or a negative errno with the reason in `err`. */
 int pt_tls_ctx_new(SSL_CTX **out, const pt_tls_ctx_options *o, char *err, size_t errlen);
+
+/* Makes ALPN on `ssl` (a server connection) select h2 when the client offers it, whatever its
+ * context says: the connection's address offers HTTP/2 (`listen ... ssl http2`), so it does for
+ * every server SNI may switch to (nginx's rule). Call it before the handshake. */
+void pt_tls_offer_h2(SSL *ssl);
 
 /* Parses an nginx ssl_protocols list ("TLSv1.2 TLSv1.3") into a version range. TLSv1 and
  * TLSv1.1 are refused: -EINVAL with the offending word in `err`. */

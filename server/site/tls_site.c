@@ -8,6 +8,8 @@
  *
  *   - SNI: the servername callback switches the connection to the SSL_CTX (certificates) of
  *     the vhost the client names; the request's Host still picks the vhost of each request;
+ *   - ALPN: h2 when the vhost SNI chose says `http2 on` (its SSL_CTX's choice) or the address
+ *     says `listen ... http2` (the connection's), else http/1.1, as nginx decides;
  *   - the handshake phase: the connection's timer runs ssl_handshake_timeout until OpenSSL
  *     reports the handshake done, then request_read_timeout as on a new TCP connection;
  *   - ssl_max_handshakes: handshakes in progress are counted per site; at the bound the site
@@ -254,6 +256,9 @@ int pt_tls_vhost_setup(pt_vhost *vh, pt_tls_keyring *ring, char *err, size_t err
      * switched to. Whether tickets are issued is the starting context's option. */
     o.tickets = ring != NULL;
     o.ticket_keys = ring ? ring->keys : NULL;
+    /* ALPN h2 for the connections SNI brings here; an address's `listen ... ssl http2` offers
+     * it on that address whatever the server says (wrap_transport) */
+    o.http2 = cs->http2;
     char why[600];
     int r = pt_tls_ctx_new(&vh->ssl_ctx, &o, why, sizeof why);
     if (r < 0) {
@@ -291,6 +296,8 @@ static int wrap_transport(pt_transport *t, void *data)
         return r;
     }
     SSL_set_info_callback(pt_tls_ssl(t), on_info);
+    if (site->http2_listen)
+        pt_tls_offer_h2(pt_tls_ssl(t));
     return 0;
 }
 

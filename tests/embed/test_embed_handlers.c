@@ -817,6 +817,7 @@ static void test_options_root_and_errors(void **state)
     assert_int_equal(pt_server_listen(t, "127.0.0.1", NULL, 0), -EINVAL);
     assert_int_equal(pt_server_listen(t, "127.0.0.1", "99999", 0), -EINVAL);
     assert_int_equal(pt_server_listen(t, "127.0.0.1", "0", 0x100), -EINVAL);
+    assert_int_equal(pt_server_listen(t, "127.0.0.1", "0", PT_LISTEN_HTTP2 << 1), -EINVAL);
     assert_int_equal(pt_server_listen(t, "127.0.0.1", "0", PT_LISTEN_TLS), -EINVAL);
     assert_int_equal(pt_server_addresses(t, NULL, 0), 0); /* nothing failed is left behind */
     /* A port free a moment ago, asked for twice. */
@@ -964,6 +965,93 @@ static void test_tls_listener_from_options(void **state)
     temp_dir_remove(dir);
 }
 
+/* A TLS handshake offering h2 and http/1.1; the protocol the server chose goes into c->buf
+ * ("" for none), then the client closes without a request. */
+static void *alpn_client_main(void *arg)
+{
+    client *c = arg;
+    static const unsigned char offer[] = "\x02h2\x08http/1.1";
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    SSL *ssl = NULL;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)c->port)};
+    struct timeval tv = {.tv_sec = CLIENT_TIMEOUT_SECONDS};
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (!ctx || fd < 0 || setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0 ||
+        connect(fd, (struct sockaddr *)&sin, sizeof sin) < 0) {
+        c->err = errno ? errno : EPROTO;
+        goto out;
+    }
+    ssl = SSL_new(ctx);
+    SSL_set_fd(ssl, fd);
+    SSL_set_tlsext_host_name(ssl, "localhost");
+    SSL_set_alpn_protos(ssl, offer, sizeof offer - 1);
+    if (SSL_connect(ssl) != 1) {
+        c->err = EPROTO;
+        goto out;
+    }
+    const unsigned char *sel;
+    unsigned len;
+    SSL_get0_alpn_selected(ssl, &sel, &len);
+    if (sel) {
+        memcpy(c->buf, sel, len);
+        c->len = len;
+    }
+    SSL_shutdown(ssl);
+out:
+    c->buf[c->len] = '\0';
+    SSL_free(ssl);
+    SSL_CTX_free(ctx);
+    ERR_clear_error();
+    if (fd >= 0)
+        close(fd);
+    c->done = true;
+    ev_async_send(c->f->loop, &c->f->wake);
+    return NULL;
+}
+
+/* PT_LISTEN_HTTP2 on a TLS address: ALPN selects h2 there; the server's other TLS address,
+ * without the flag, still answers http/1.1 (a server from options has HTTP/2 off). */
+static void test_tls_listener_with_http2_selects_h2(void **state)
+{
+    char dir[PATH_MAX], cert[PATH_MAX], key[PATH_MAX];
+    temp_dir_make(dir, sizeof dir, "embed-h2");
+    cert_make_files(EVP_EC_gen("P-256"), "localhost", temp_path(cert, dir, "cert.pem"),
+                    temp_path(key, dir, "key.pem"));
+    fixture *f = fixture_new();
+    pt_server_options o;
+    pt_server_options_init(&o);
+    o.tls_certificate = cert;
+    o.tls_certificate_key = key;
+    pt_server *s = NULL;
+    char err[512] = "";
+    if (pt_server_new_with(&s, f->loop, &o, err, sizeof err) < 0)
+        fail_msg("pt_server_new_with: %s", err);
+    assert_int_equal(pt_server_listen(s, "127.0.0.1", "0", PT_LISTEN_TLS | PT_LISTEN_HTTP2), 0);
+    assert_int_equal(pt_server_listen(s, "127.0.0.1", "0", PT_LISTEN_TLS), 0);
+    struct sockaddr_storage ss[2];
+    assert_int_equal(pt_server_addresses(s, ss, 2), 2);
+    assert_int_equal(pt_server_start(s), 0);
+    static const char *const want[] = {"h2", "http/1.1"};
+    for (int i = 0; i < 2; i++) {
+        client *c = &f->clients[0];
+        c->port = ntohs(((struct sockaddr_in *)&ss[i])->sin_port);
+        c->len = 0;
+        c->err = 0;
+        c->done = false;
+        c->started = true;
+        assert_int_equal(pthread_create(&c->thread, NULL, alpn_client_main, c), 0);
+        run_until(f, client0_done, WATCHDOG_SECONDS);
+        pthread_join(c->thread, NULL);
+        c->started = false;
+        assert_int_equal(c->err, 0);
+        assert_string_equal(c->buf, want[i]);
+    }
+    server_stop_free(f, s);
+    fixture_free(f);
+    temp_dir_remove(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -977,6 +1065,7 @@ int main(void)
         cmocka_unit_test(test_options_root_and_errors),
         cmocka_unit_test(test_several_servers_on_one_loop),
         cmocka_unit_test(test_tls_listener_from_options),
+        cmocka_unit_test(test_tls_listener_with_http2_selects_h2),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

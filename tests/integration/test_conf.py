@@ -188,6 +188,31 @@ class ConfFiles(PorterTestCase):
         self.assertNotEqual(code, 0)
         self.assertIn("usage", err)
 
+    def test_http2_directives(self):
+        path = self.write("h2.conf", "http2 on;\nhttp2_max_concurrent_streams 64;\n"
+                          "http2_max_header_list_size 16k;\nhttp2_max_frame_size 32k;\n"
+                          "http2_stream_window 128k;\nhttp2_connection_window 4m;\n"
+                          "http2_reset_rate_limit 100 10;\nhttp2_max_continuations 4;\n"
+                          "http2_max_settings 16;\nhttp2_control_frame_limit 200 50;\n"
+                          "server {\n    listen 127.0.0.1:0 http2;\n    root htdocs;\n"
+                          "    http2 off;\n    http2_max_frame_size 16k;\n}\n")
+        code, out, err = self.check("-t", "-c", path, "-p", self.dir)
+        self.assertEqual(code, 0, err)
+        self.assertIn("test is successful", err + out)
+        # each out-of-range value is refused at its place
+        for text, line, col, reason in [
+                ("server {\n    listen 127.0.0.1:0;\n    http2_max_frame_size 8k;\n}\n", 3, 26,
+                 'invalid value "8k" in "http2_max_frame_size", it must be 16384..16777215'),
+                ("http2_stream_window 3g;\nserver {\n    listen 127.0.0.1:0;\n}\n", 1, 21,
+                 'invalid value "3g" in "http2_stream_window", it must be 65535..2147483647'),
+                ("server {\n    listen 127.0.0.1:0;\n    http2_reset_rate_limit 10 0;\n}\n", 3, 31,
+                 'invalid value "0" in "http2_reset_rate_limit", it must be 1..2147483647'),
+                ("server {\n    listen 127.0.0.1:0 ssl http2 spdy;\n}\n", 2, 34,
+                 'invalid parameter "spdy" in "listen"')]:
+            with self.subTest(text=text):
+                err = self.assertConfError("bad.conf", text, line, col)
+                self.assertIn(reason, err)
+
     def test_conf_with_nginx_wrappers(self):
         path = self.write("n.conf", "events {\n    worker_connections 64;\n}\nhttp {\n"
                           "    server {\n        listen 127.0.0.1:0;\n        root htdocs;\n    }\n}\n")

@@ -1,7 +1,7 @@
 """TLS with real clients: curl, openssl s_client and Python's ssl module against porter.
 
 SNI picks the server block and its certificate (RSA and ECDSA side by side), ALPN answers
-http/1.1, TLS 1.0 and 1.1 are refused, sessions resume (tickets across workers, reloads and
+http/1.1 (h2 first where HTTP/2 is on), TLS 1.0 and 1.1 are refused, sessions resume (tickets across workers, reloads and
 key rotations; the session cache), and the static-file and keep-alive behaviour is the same
 over TLS as over TCP. Certificates are made in a temporary directory with the openssl CLI.
 
@@ -625,6 +625,59 @@ class Return(PorterTestCase):
         self.assertStatus(r, 301)
         self.assertEqual(r.header("Location"), "https://r.test/any/where?q")
         self.assertIn(b"301", r.body)
+
+
+@unittest.skipUnless(OPENSSL, "needs openssl")
+class ALPN(PorterTestCase):
+    """ALPN selects h2 before http/1.1 where HTTP/2 is on: for the server SNI chose when it says
+    `http2 on`, and for every server on an address one of whose listens says `ssl http2`."""
+
+    def setUp(self):
+        self.x = self.reserve_port()
+        self.y = self.reserve_port()
+        text = ("error_log stderr info;\n"
+                "server {\n    listen 127.0.0.1:0;\n    root htdocs;\n}\n"
+                "server {\n"
+                "    listen 127.0.0.1:%d ssl default_server;\n"
+                "    listen 127.0.0.1:%d ssl http2;\n"
+                "    server_name a.test;\n    root htdocs;\n"
+                "    ssl_certificate tls/a-ec.crt;\n    ssl_certificate_key tls/a-ec.key;\n"
+                "    http2 on;\n"
+                "}\n"
+                "server {\n"
+                "    listen 127.0.0.1:%d ssl;\n"
+                "    listen 127.0.0.1:%d ssl;\n"
+                "    server_name b.test;\n    root htdocs/b;\n"
+                "    ssl_certificate tls/b.crt;\n    ssl_certificate_key tls/b.key;\n"
+                "}\n" % (self.x, self.y, self.x, self.y))
+        self.p = self.start_porter(text, FILES, extra=tls_extra())
+        if not harness.wait_for(lambda: len(_HTTPS.findall(self.p.output)) >= 2, 5):
+            raise AssertionError("no two \"listening on https://\" lines:\n%s" % self.p.output)
+
+    def alpn(self, port, name, offer):
+        """The protocol ALPN selects for a client naming `name` and offering `offer` (None:
+        none selected)."""
+        ctx = ssl.create_default_context(cadata=certificates()["all.pem"].decode())
+        ctx.set_alpn_protocols(offer)
+        raw = socket.create_connection(("127.0.0.1", port), harness.IO_TIMEOUT)
+        with ctx.wrap_socket(raw, server_hostname=name) as s:
+            return s.selected_alpn_protocol()
+
+    def test_sni_chooses_the_servers_answer(self):
+        # x: no listen says http2; a.test says `http2 on`, b.test does not
+        self.assertEqual(self.alpn(self.x, NAME_A, ["h2", "http/1.1"]), "h2")
+        self.assertEqual(self.alpn(self.x, NAME_A, ["http/1.1", "h2"]), "h2")  # the server's order
+        self.assertEqual(self.alpn(self.x, NAME_A, ["http/1.1"]), "http/1.1")
+        self.assertEqual(self.alpn(self.x, NAME_B, ["h2", "http/1.1"]), "http/1.1")
+        # a client offering only h2 to a server without it gets no ALPN answer
+        self.assertIsNone(self.alpn(self.x, NAME_B, ["h2"]))
+
+    def test_an_http2_listen_offers_h2_for_every_server_on_the_address(self):
+        # y: a.test's listen says `ssl http2`, b.test's does not: the address offers h2
+        self.assertEqual(self.alpn(self.y, NAME_B, ["h2", "http/1.1"]), "h2")
+        self.assertEqual(self.alpn(self.y, NAME_B, ["h2"]), "h2")
+        self.assertEqual(self.alpn(self.y, NAME_A, ["h2", "http/1.1"]), "h2")
+        self.assertEqual(self.alpn(self.y, NAME_B, ["http/1.1"]), "http/1.1")
 
 
 class ConfCheck(PorterTestCase):

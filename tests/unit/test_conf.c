@@ -141,6 +141,7 @@ static void test_defaults(void **state)
     assert_false(s->listens[0].reuseport);
     assert_false(s->listens[0].deferred);
     assert_int_equal(s->listens[0].notsent_lowat, PT_CONF_NOTSENT_LOWAT);
+    assert_false(s->listens[0].http2);
     assert_string_equal(s->listens[0].file, NAME);
     assert_int_equal(s->listens[0].line, 1);
     assert_int_equal(s->listens[0].col, 1);
@@ -154,6 +155,19 @@ static void test_defaults(void **state)
     assert_int_equal(s->error_log_level, PT_LOG_ERROR);
     assert_true(s->sendfile);
     assert_true(s->server_tokens);
+    assert_false(s->http2);
+    /* docs/http2.md's defaults */
+    assert_int_equal(s->h2.max_concurrent_streams, 128);
+    assert_int_equal(s->h2.max_header_list_size, 32 * 1024);
+    assert_int_equal(s->h2.max_frame_size, 16384);
+    assert_int_equal(s->h2.stream_window, 256 * 1024);
+    assert_int_equal(s->h2.connection_window, 1024 * 1024);
+    assert_int_equal(s->h2.reset_burst, 1000);
+    assert_int_equal(s->h2.reset_rate, 33);
+    assert_int_equal(s->h2.max_continuations, 8);
+    assert_int_equal(s->h2.max_settings, 32);
+    assert_int_equal(s->h2.control_burst, 1000);
+    assert_int_equal(s->h2.control_rate, 100);
     assert_string_equal(s->default_type, "application/octet-stream");
     assert_int_equal(s->ntypes, 0);
     assert_int_equal(s->nlocations, 0);
@@ -549,7 +563,7 @@ static void test_errors(void **state)
         {"server { worker_connections 5; }",
          "t.conf:1:10: \"worker_connections\" directive is not allowed here"},
         {"server {\n  root;\n}\n", "t.conf:2:3: invalid number of arguments in \"root\" directive"},
-        {"server { listen 1 2 3 4 5 6 7 8; }",
+        {"server { listen 1 2 3 4 5 6 7 8 9; }",
          "t.conf:1:10: invalid number of arguments in \"listen\" directive"},
         {"keepalive_timeout 65 60;\nserver {}",
          "t.conf:1:1: invalid number of arguments in \"keepalive_timeout\" directive"},
@@ -744,7 +758,7 @@ static void test_errors(void **state)
         {"server { listen :80; }", "t.conf:1:17: invalid address \":80\" in \"listen\""},
         {"server { listen []:80; }", "t.conf:1:17: invalid address \"[]:80\" in \"listen\""},
         {"server { listen [::1]80; }", "t.conf:1:17: invalid address \"[::1]80\" in \"listen\""},
-        {"server { listen 80 http2; }", "t.conf:1:20: invalid parameter \"http2\" in \"listen\""},
+        {"server { listen 80 http3; }", "t.conf:1:20: invalid parameter \"http3\" in \"listen\""},
         {"server { listen 80 backlog=x; }", "t.conf:1:20: invalid backlog \"x\" in \"listen\""},
         {"server { listen 80 backlog=-1; }", "t.conf:1:20: invalid backlog \"-1\" in \"listen\""},
         {"server { listen 80 notsent_lowat=0; }",
@@ -1614,6 +1628,188 @@ static void test_proxy_errors(void **state)
     }
 }
 
+/* ---- HTTP/2 ---- */
+
+/* `http2` on a listen, with or without ssl, among the other parameters; an address offers
+ * HTTP/2 when any of its listens says so, so listens of one address may differ. */
+static void test_listen_http2(void **state)
+{
+    pt_conf *c = parse("ssl_certificate c.pem; ssl_certificate_key k.pem;\n"
+                       "server {\n"
+                       "    listen 8443 ssl http2 default_server reuseport backlog=9 deferred "
+                       "notsent_lowat=8k;\n"
+                       "    listen 8080 http2;\n"
+                       "    listen 8081;\n"
+                       "}\n"
+                       "server { listen 8080; listen 8443 ssl; }\n");
+    const pt_conf_server *a = &c->servers[0], *b = &c->servers[1];
+    assert_true(a->listens[0].http2);
+    assert_true(a->listens[0].ssl);
+    assert_true(a->listens[0].default_server);
+    assert_true(a->listens[0].reuseport);
+    assert_true(a->listens[0].deferred);
+    assert_int_equal(a->listens[0].backlog, 9);
+    assert_true(a->listens[1].http2);
+    assert_false(a->listens[1].ssl);
+    /* http2 is not a socket option: another listen of the address may give those */
+    assert_false(a->listens[1].options);
+    assert_false(a->listens[2].http2);
+    assert_false(b->listens[0].http2);
+    assert_false(b->listens[1].http2);
+    /* `listen ... http2` does not turn on `http2` for the server */
+    assert_false(a->http2);
+    pt_conf_free(c);
+}
+
+/* Every http2 directive at the top level reaches each server; a server's own replaces it for
+ * that server only; `http2 on` is inherited like the others. */
+static void test_http2_directives(void **state)
+{
+    pt_conf *c = parse("http {\n"
+                       "    http2 on;\n"
+                       "    http2_max_concurrent_streams 100;\n"
+                       "    http2_max_header_list_size 64k;\n"
+                       "    http2_max_frame_size 1m;\n"
+                       "    http2_stream_window 1m;\n"
+                       "    http2_connection_window 16m;\n"
+                       "    http2_reset_rate_limit 200 10;\n"
+                       "    http2_max_continuations 4;\n"
+                       "    http2_max_settings 16;\n"
+                       "    http2_control_frame_limit 500 50;\n"
+                       "    server { listen 1; }\n"
+                       "    server {\n"
+                       "        listen 2;\n"
+                       "        http2 off;\n"
+                       "        http2_max_concurrent_streams 2147483647;\n"
+                       "        http2_max_header_list_size 1024;\n"
+                       "        http2_max_frame_size 16777215;\n"
+                       "        http2_stream_window 65535;\n"
+                       "        http2_connection_window 2147483647;\n"
+                       "        http2_reset_rate_limit 1 1;\n"
+                       "        http2_max_continuations 0;\n"
+                       "        http2_max_settings 1;\n"
+                       "        http2_control_frame_limit 2147483647 2147483647;\n"
+                       "    }\n"
+                       "}\n");
+    const pt_conf_server *a = &c->servers[0], *b = &c->servers[1];
+    assert_true(a->http2);
+    assert_int_equal(a->h2.max_concurrent_streams, 100);
+    assert_int_equal(a->h2.max_header_list_size, 64 * 1024);
+    assert_int_equal(a->h2.max_frame_size, 1 << 20);
+    assert_int_equal(a->h2.stream_window, 1 << 20);
+    assert_int_equal(a->h2.connection_window, 16 << 20);
+    assert_int_equal(a->h2.reset_burst, 200);
+    assert_int_equal(a->h2.reset_rate, 10);
+    assert_int_equal(a->h2.max_continuations, 4);
+    assert_int_equal(a->h2.max_settings, 16);
+    assert_int_equal(a->h2.control_burst, 500);
+    assert_int_equal(a->h2.control_rate, 50);
+
+    assert_false(b->http2);
+    assert_int_equal(b->h2.max_concurrent_streams, 2147483647);
+    assert_int_equal(b->h2.max_header_list_size, 1024);
+    assert_int_equal(b->h2.max_frame_size, 16777215);
+    assert_int_equal(b->h2.stream_window, 65535);
+    assert_int_equal(b->h2.connection_window, 2147483647);
+    assert_int_equal(b->h2.reset_burst, 1);
+    assert_int_equal(b->h2.reset_rate, 1);
+    assert_int_equal(b->h2.max_continuations, 0);
+    assert_int_equal(b->h2.max_settings, 1);
+    assert_int_equal(b->h2.control_burst, 2147483647);
+    assert_int_equal(b->h2.control_rate, 2147483647);
+
+    /* the top level keeps its own */
+    assert_true(c->http2);
+    assert_int_equal(c->h2.max_concurrent_streams, 100);
+    pt_conf_free(c);
+
+    /* a server setting one value keeps the others from the top level, wherever written */
+    c = parse("server { listen 1; http2_max_frame_size 32k; }\n"
+              "http2_max_settings 10;\n");
+    assert_int_equal(c->servers[0].h2.max_frame_size, 32 * 1024);
+    assert_int_equal(c->servers[0].h2.max_settings, 10);
+    assert_int_equal(c->servers[0].h2.max_concurrent_streams, 128);
+    assert_false(c->servers[0].http2);
+    pt_conf_free(c);
+}
+
+/* Out of range or malformed: refused with the value's place. */
+static void test_http2_errors(void **state)
+{
+    static const struct {
+        const char *text;
+        const char *msg;
+    } cases[] = {
+        {"server {\n  http2 yes;\n}",
+         "t.conf:2:9: invalid value \"yes\" in \"http2\" directive, it must be \"on\" or \"off\""},
+        {"server { http2 on; http2 off; }", "t.conf:1:20: \"http2\" directive is duplicate"},
+        {"server { location / { http2 on; } }",
+         "t.conf:1:23: \"http2\" directive is not allowed here"},
+        {"server { location / { http2_max_frame_size 32k; } }",
+         "t.conf:1:23: \"http2_max_frame_size\" directive is not allowed here"},
+        {"http2_max_concurrent_streams 0;\nserver {}",
+         "t.conf:1:30: invalid value \"0\" in \"http2_max_concurrent_streams\", it must be "
+         "1..2147483647"},
+        {"http2_max_concurrent_streams 2147483648;\nserver {}",
+         "t.conf:1:30: invalid value \"2147483648\" in \"http2_max_concurrent_streams\", it "
+         "must be 1..2147483647"},
+        {"http2_max_concurrent_streams 10k;\nserver {}",
+         "t.conf:1:30: invalid number \"10k\" in \"http2_max_concurrent_streams\""},
+        {"server {\n  http2_max_header_list_size 1023;\n}",
+         "t.conf:2:30: invalid value \"1023\" in \"http2_max_header_list_size\", it must be "
+         "1024..4294967295"},
+        {"server { http2_max_header_list_size 4g; }",
+         "t.conf:1:37: invalid value \"4g\" in \"http2_max_header_list_size\", it must be "
+         "1024..4294967295"},
+        {"server { http2_max_header_list_size 1x; }",
+         "t.conf:1:37: invalid size \"1x\" in \"http2_max_header_list_size\""},
+        {"server { http2_max_frame_size 16383; }",
+         "t.conf:1:31: invalid value \"16383\" in \"http2_max_frame_size\", it must be "
+         "16384..16777215"},
+        {"server { http2_max_frame_size 16m; }",
+         "t.conf:1:31: invalid value \"16m\" in \"http2_max_frame_size\", it must be "
+         "16384..16777215"},
+        {"server { http2_stream_window 65534; }",
+         "t.conf:1:30: invalid value \"65534\" in \"http2_stream_window\", it must be "
+         "65535..2147483647"},
+        {"server { http2_connection_window 2g; }",
+         "t.conf:1:34: invalid value \"2g\" in \"http2_connection_window\", it must be "
+         "65535..2147483647"},
+        {"server { http2_connection_window off; }",
+         "t.conf:1:34: invalid size \"off\" in \"http2_connection_window\""},
+        {"server { http2_reset_rate_limit 100; }",
+         "t.conf:1:10: invalid number of arguments in \"http2_reset_rate_limit\" directive"},
+        {"server { http2_reset_rate_limit 0 10; }",
+         "t.conf:1:33: invalid value \"0\" in \"http2_reset_rate_limit\", it must be "
+         "1..2147483647"},
+        {"server { http2_reset_rate_limit 100 0; }",
+         "t.conf:1:37: invalid value \"0\" in \"http2_reset_rate_limit\", it must be "
+         "1..2147483647"},
+        {"server { http2_control_frame_limit 100 -5; }",
+         "t.conf:1:40: invalid number \"-5\" in \"http2_control_frame_limit\""},
+        {"server { http2_control_frame_limit 1 2 3; }",
+         "t.conf:1:10: invalid number of arguments in \"http2_control_frame_limit\" directive"},
+        {"server { http2_max_continuations -1; }",
+         "t.conf:1:34: invalid number \"-1\" in \"http2_max_continuations\""},
+        {"server { http2_max_continuations 2147483648; }",
+         "t.conf:1:34: invalid value \"2147483648\" in \"http2_max_continuations\", it must be "
+         "0..2147483647"},
+        {"server { http2_max_settings 0; }",
+         "t.conf:1:29: invalid value \"0\" in \"http2_max_settings\", it must be 1..2147483647"},
+        {"server { listen 80 http2 http2x; }",
+         "t.conf:1:26: invalid parameter \"http2x\" in \"listen\""},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        pt_conf *c = (pt_conf *)&c;
+        char err[512];
+        int rc = pt_conf_parse_string(&c, cases[i].text, NAME, PREFIX, err, sizeof err);
+        if (rc != -EINVAL || strcmp(err, cases[i].msg) != 0)
+            fail_msg("case %zu: rc %d, \"%s\"\nwant \"%s\"\nin:\n%s", i, rc, err, cases[i].msg,
+                     cases[i].text);
+        assert_null(c);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1647,6 +1843,9 @@ int main(void)
         NOTHING_LEFT_TEST(test_nginx_style_fixture),
         NOTHING_LEFT_TEST(test_proxy_defaults_and_directives),
         NOTHING_LEFT_TEST(test_proxy_errors),
+        NOTHING_LEFT_TEST(test_listen_http2),
+        NOTHING_LEFT_TEST(test_http2_directives),
+        NOTHING_LEFT_TEST(test_http2_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

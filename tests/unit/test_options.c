@@ -157,6 +157,21 @@ static void same_proxy(const pt_conf_proxy *a, const pt_conf_proxy *b)
     SAME_STR(a, b, ssl_trusted_certificate);
 }
 
+static void same_h2(const pt_h2_settings *a, const pt_h2_settings *b)
+{
+    SAME_NUM(a, b, max_concurrent_streams);
+    SAME_NUM(a, b, max_header_list_size);
+    SAME_NUM(a, b, max_frame_size);
+    SAME_NUM(a, b, stream_window);
+    SAME_NUM(a, b, connection_window);
+    SAME_NUM(a, b, reset_burst);
+    SAME_NUM(a, b, reset_rate);
+    SAME_NUM(a, b, max_continuations);
+    SAME_NUM(a, b, max_settings);
+    SAME_NUM(a, b, control_burst);
+    SAME_NUM(a, b, control_rate);
+}
+
 /* What every level holds: the top level, a server, a location. */
 #define SAME_LEVEL(a, b)                                                                           \
     do {                                                                                           \
@@ -180,6 +195,8 @@ static void same_proxy(const pt_conf_proxy *a, const pt_conf_proxy *b)
         SAME_STR(a, b, default_type);                                                              \
         same_types((a)->types, (a)->ntypes, (b)->types, (b)->ntypes);                              \
         same_ssl(&(a)->ssl, &(b)->ssl);                                                            \
+        SAME_NUM(a, b, http2);                                                                     \
+        same_h2(&(a)->h2, &(b)->h2);                                                               \
     } while (0)
 
 /* `a` (from options) and `b` (from conf text) hold the same, but for where they were written
@@ -231,6 +248,10 @@ static void test_defaults_are_those_of_a_server_block(void **state)
     pt_conf *b = parse("server { root /; location / { return 404; } }");
     same_conf(a, b);
     assert_int_equal(a->servers[0].nlistens, 0);
+    /* HTTP/2 off (an address turns it on: PT_LISTEN_HTTP2), with the default settings */
+    assert_false(a->servers[0].http2);
+    assert_int_equal(a->servers[0].h2.max_concurrent_streams, 128);
+    assert_int_equal(a->servers[0].h2.max_frame_size, 16384);
     pt_conf_free(a);
     pt_conf_free(b);
 }

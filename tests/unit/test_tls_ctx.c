@@ -78,6 +78,9 @@ typedef struct result {
     SSL_SESSION *session;
 } result;
 
+/* The server end of the next handshake has pt_tls_offer_h2 (its address offers h2). */
+static bool next_offers_h2;
+
 /* One handshake over a socketpair, both ends non-blocking, pumped in turn. */
 static result handshake(SSL_CTX *sctx, int max_version, const char *sigalgs,
                         const unsigned char *alpn, unsigned alpn_len, SSL_SESSION *resume)
@@ -96,6 +99,9 @@ static result handshake(SSL_CTX *sctx, int max_version, const char *sigalgs,
     SSL_set_fd(c, sv[1]);
     SSL_set_accept_state(s);
     SSL_set_connect_state(c);
+    if (next_offers_h2)
+        pt_tls_offer_h2(s);
+    next_offers_h2 = false;
     if (alpn)
         SSL_set_alpn_protos(c, alpn, alpn_len);
     if (resume)
@@ -213,6 +219,49 @@ static void test_alpn_answers_http11(void **state)
     SSL_CTX_free(ctx);
 }
 
+/* A context with http2 selects h2 before http/1.1 whatever the client's order; a connection
+ * whose address offers h2 does so on a context without it; neither changes what a client
+ * without h2 gets. */
+static void test_alpn_selects_h2_where_http2_is_on(void **state)
+{
+    static const unsigned char both[] = "\x02h2\x08http/1.1", h2only[] = "\x02h2",
+                               h11first[] = "\x08http/1.1\x02h2", h11only[] = "\x08http/1.1",
+                               other[] = "\x06spdy/3";
+    pt_tls_ctx_options o;
+    pt_tls_ctx_options_init(&o);
+    assert_false(o.http2);
+    o.http2 = true;
+    SSL_CTX *h2 = server_ctx_with(&o, NULL), *plain = server_ctx(NULL);
+    static const struct {
+        bool ctx_h2, conn_h2;
+        const unsigned char *offer;
+        size_t len;
+        const char *want;
+    } cases[] = {
+        {true, false, both, sizeof both - 1, "h2"},
+        {true, false, h11first, sizeof h11first - 1, "h2"}, /* the server's order */
+        {true, false, h2only, sizeof h2only - 1, "h2"},
+        {true, false, h11only, sizeof h11only - 1, "http/1.1"},
+        {true, false, other, sizeof other - 1, ""},
+        {false, true, both, sizeof both - 1, "h2"},
+        {false, true, h2only, sizeof h2only - 1, "h2"},
+        {false, true, h11only, sizeof h11only - 1, "http/1.1"},
+        {false, false, h11first, sizeof h11first - 1, "http/1.1"},
+        {false, false, h2only, sizeof h2only - 1, ""},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        next_offers_h2 = cases[i].conn_h2;
+        result r = handshake(cases[i].ctx_h2 ? h2 : plain, TLS1_3_VERSION, NULL, cases[i].offer,
+                             (unsigned)cases[i].len, NULL);
+        assert_true(r.ok);
+        if (strcmp(r.alpn, cases[i].want) != 0)
+            fail_msg("case %zu: ALPN \"%s\", want \"%s\"", i, r.alpn, cases[i].want);
+        SSL_SESSION_free(r.session);
+    }
+    SSL_CTX_free(h2);
+    SSL_CTX_free(plain);
+}
+
 static void test_tickets_resume_across_workers_and_rotations(void **state)
 {
     pt_tls_ticket_keys *keys = pt_tls_ticket_keys_new();
@@ -272,6 +321,7 @@ int main(void)
         NOTHING_LEFT_TEST(test_each_client_gets_the_certificate_it_supports),
         NOTHING_LEFT_TEST(test_old_protocols_are_refused),
         NOTHING_LEFT_TEST(test_alpn_answers_http11),
+        NOTHING_LEFT_TEST(test_alpn_selects_h2_where_http2_is_on),
         NOTHING_LEFT_TEST(test_tickets_resume_across_workers_and_rotations),
         NOTHING_LEFT_TEST(test_bad_files_are_named),
     };
