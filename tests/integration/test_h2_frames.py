@@ -198,7 +198,8 @@ class RawH2:
                 first, data = self._block
                 self._block = None
                 try:
-                    first.headers = [(n.decode(), v.decode()) for n, v in self.dec.decode(data)]
+                    first.headers = [(n.decode("latin-1"), v.decode("latin-1"))
+                                     for n, v in self.dec.decode(data, raw=True)]
                 except Exception as e:  # noqa: BLE001 - recorded for the failure message
                     first.headers = [("decode-error", str(e))]
 
