@@ -699,8 +699,6 @@ class Floods(FrameCase):
             if c.goaway() is not None:
                 break
         self.assertGoaway(c, (ENHANCE_YOUR_CALM, INTERNAL_ERROR))
-        # The limit is a burst of 20 at 10 a second: the connection did not get far.
-        self.assertLess(c.goaway().last_stream_id, 2 * 1000, c.summary())
         self.assertServes()
         self.assertGreaterEqual(self.status_counter("flood"), 1)
 
