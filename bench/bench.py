@@ -434,7 +434,7 @@ def run_h2load(server, path, port, scheme="https"):
         errors.setdefault("no HTTP/2", 1)
         # Nothing to measure: the errors say why; the numbers stay empty ("—").
         return {"rps": NAN, "mbps": NAN, "cpu_us": NAN, "errors": errors,
-                "proto": proto.group(1) if proto else "none"}
+                "proto": "none"}
     result = measurement(ok, int(traffic[0]) if traffic else 0, seconds, cost, errors)
     result["proto"] = f"h2, {tls.group(1)}, {tls.group(2)}" if tls else "h2c"
     return result
