@@ -56,15 +56,17 @@ NAN = float("nan")
 OTHER_MAX = float(os.environ.get("OTHER_MAX", "0.25"))  # a CPU share; see run_once()
 RETRIES = int(os.environ.get("RETRIES", "2"))
 repeated_runs = 0
+NOTES = {}  # server: what the report must say about it (a conf it did not take as written)
 retry_budget = 0  # repeats allowed in the whole run: a third of the planned runs
 
 
 # --- Servers ---------------------------------------------------------------------------------
 
 
-# Each server's TLS and reverse-proxy listeners sit at fixed offsets from its plain port; both
-# proxies forward to one backend (a floor responder) started for the proxy scenario.
-TLS_OFFSET, PROXY_OFFSET = 100, 200
+# Each server's TLS, reverse-proxy and HTTP/2 (over TLS, and cleartext h2c) listeners sit at
+# fixed offsets from its plain port; both proxies forward to one backend (a floor responder)
+# started for the proxy scenario.
+TLS_OFFSET, PROXY_OFFSET, H2_OFFSET, H2C_OFFSET = 100, 200, 400, 500
 BACKEND_PORT = BASE_PORT + 300
 
 
@@ -76,6 +78,8 @@ class Server:
         self.port = port
         self.tls_port = port + TLS_OFFSET
         self.proxy_port = port + PROXY_OFFSET
+        self.h2_port = port + H2_OFFSET
+        self.h2c_port = port + H2C_OFFSET
         self.close_port = close_port or port  # the floor closes connections on its own port
         self.proc = None
 
@@ -113,6 +117,8 @@ class Server:
             # As root, nginx's workers and h2o would switch to "nobody"; keep the current user.
             "TLS_PORT": str(self.tls_port),
             "PROXY_PORT": str(self.proxy_port),
+            "H2_PORT": str(self.h2_port),
+            "H2C_PORT": str(self.h2c_port),
             "BACKEND_PORT": str(BACKEND_PORT),
             "CERT": str(TLS_DIR / "bench.crt"),
             "KEY": str(TLS_DIR / "bench.key"),
@@ -122,13 +128,33 @@ class Server:
         template = "porter" if self.name == "porter-before" else self.name
         text = (BENCH / f"{template}.conf").read_text()
         text = re.sub(r"@([A-Z0-9_]+)@", lambda m: values[m.group(1)], text)
-        (CONF / f"{self.name}.conf").write_text(text)
+        conf = CONF / f"{self.name}.conf"
+        conf.write_text(text)
+        if template == "porter" and not self.conf_ok():
+            # A porter without HTTP/2 rejects `listen ... http2`: its HTTP/2 addresses then
+            # speak HTTP/1.1, and the HTTP/2 scenarios report errors for it instead of a number.
+            conf.write_text(re.sub(r"^(\s*listen\s[^;]*?) http2\b", r"\1", text, flags=re.M))
+            if not self.conf_ok():
+                raise RuntimeError(f"{self.name}: its conf is rejected:\n" + self.conf_error)
+            NOTES[self.name] = ("no HTTP/2 in this binary (`porter -t` rejects `listen ... "
+                                "http2`): its HTTP/2 addresses speak HTTP/1.1, its HTTP/2 runs "
+                                "fail")
+            print(f"bench: {self.name}: {NOTES[self.name]}", file=sys.stderr)
+
+    def conf_ok(self):
+        """porter -t on the written conf."""
+        out = subprocess.run(self.command() + ["-t"], capture_output=True, text=True, cwd=WORK)
+        self.conf_error = (out.stdout + out.stderr).strip()
+        return out.returncode == 0
 
     def start(self):
         ensure_port_free(self.port)
         if self.name in TLS_SERVERS:
             ensure_port_free(self.tls_port)
             ensure_port_free(self.proxy_port)
+        if self.name in H2_SERVERS:
+            ensure_port_free(self.h2_port)
+            ensure_port_free(self.h2c_port)
         if self.close_port != self.port:
             ensure_port_free(self.close_port)
         log = open(LOGS / f"{self.name}.out", "ab")
@@ -291,7 +317,7 @@ def client_cpu_seconds():
     return ru.ru_utime + ru.ru_stime
 
 
-def run_client(server, argv):
+def run_client(server, argv, check=True):
     """Runs a load generator pinned to its CPU; returns its stdout and what the run cost."""
     cpu0, client0, opens0 = server.cpu_seconds(), client_cpu_seconds(), tcp_passive_opens()
     busy0, t0 = machine_busy_seconds(), time.monotonic()
@@ -304,7 +330,7 @@ def run_client(server, argv):
     other = machine_busy_seconds() - busy0 - cpu - client
     cost = {"wall": wall, "cpu": cpu, "client": client, "other": max(other, 0.0),
             "conns": tcp_passive_opens() - opens0}
-    if out.returncode != 0:
+    if check and out.returncode != 0:
         raise RuntimeError(f"{argv[0]} failed ({out.returncode}): {out.stderr.strip()[-2000:]}")
     return out.stdout, cost
 
@@ -358,6 +384,62 @@ def run_ab(server, path, port=None, scheme="http"):
                        cost, errors)
 
 
+H2_STREAMS = 10  # concurrent streams per connection in the HTTP/2 scenarios
+H2_LOAD = "klm"  # the HTTP/2 scenarios run with h2load
+
+
+def h2load_command(port, path, scheme="https"):
+    # --npn-list=h2: ALPN offers h2 alone, so that a server without HTTP/2 fails the run
+    # instead of answering over HTTP/1.1. Over http:// h2load sends the HTTP/2 preface at once
+    # (h2c with prior knowledge).
+    return (["h2load", "-t1", f"-c{CONNS}", f"-m{H2_STREAMS}", f"-D{DURATION}", "--npn-list=h2"]
+            + [f"{scheme}://127.0.0.1:{port}{path}"])
+
+
+def run_h2load(server, path, port, scheme="https"):
+    """An HTTP/2 run. A server that does not speak HTTP/2 there (no ALPN h2, or no answer to
+    the preface) gives a result without a number and with its errors, not an exception."""
+    stdout, cost = run_client(server, h2load_command(port, path, scheme), check=False)
+
+    def numbers(pattern):
+        m = re.search(pattern, stdout, re.M)
+        return [float(x) for x in m.groups()] if m else None
+
+    finished = re.search(r"^finished in ([\d.]+)(m?s),", stdout, re.M)
+    seconds = (float(finished.group(1)) / (1000 if finished.group(2) == "ms" else 1)
+               if finished else NAN)
+    reqs = numbers(r"^requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, "
+                   r"(\d+) failed, (\d+) errored, (\d+) timeout")
+    codes = numbers(r"^status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx")
+    traffic = numbers(r"^traffic: .*?\((\d+)\) total")
+    proto = re.search(r"^Application protocol: (\S+)", stdout, re.M)
+    tls = re.search(r"^TLS Protocol: (\S+)\s*\nCipher: (\S+)", stdout, re.M)
+    errors = {}
+    if reqs:
+        for name, n in zip(("failed", "errored", "timeout"), reqs[4:]):
+            if n:
+                errors[name] = int(n)
+    if codes and codes[2] + codes[3]:
+        errors["non-2xx/3xx"] = int(codes[2] + codes[3])
+    # h2load says "h2c" for prior knowledge, whatever the server answers: there, only
+    # responses show that the server spoke HTTP/2.
+    if proto is None or proto.group(1) != ("h2" if scheme == "https" else "h2c"):
+        errors["no HTTP/2"] = 1
+    if reqs is None:
+        errors["h2load"] = (stdout.strip().splitlines() or ["no summary"])[-1][:200]
+    ok = int(codes[0] + codes[1]) if codes and "no HTTP/2" not in errors else 0
+    if not ok or seconds != seconds:
+        # h2load counts no failure for requests that never got an answer (a server that
+        # took the h2c preface for a bad HTTP/1.1 request).
+        errors.setdefault("no HTTP/2", 1)
+        # Nothing to measure: the errors say why; the numbers stay empty ("—").
+        return {"rps": NAN, "mbps": NAN, "cpu_us": NAN, "errors": errors,
+                "proto": "none"}
+    result = measurement(ok, int(traffic[0]) if traffic else 0, seconds, cost, errors)
+    result["proto"] = f"h2, {tls.group(1)}, {tls.group(2)}" if tls else "h2c"
+    return result
+
+
 def measurement(requests, nbytes, seconds, cost, errors):
     nan = float("nan")
     return {
@@ -375,16 +457,26 @@ def measurement(requests, nbytes, seconds, cost, errors):
 IDLE_SETTLE = float(os.environ.get("IDLE_SETTLE", "2.0"))
 
 
-def run_idle(server):
-    """Scenario f on a fresh server: Pss before and after IDLE_CONNS idle keep-alive connections."""
+def idle_command(server, h2=None):
+    """idle_conns.py's arguments: HTTP/1.1 keep-alive after one request, or the HTTP/2
+    handshake alone (h2: "h2c" cleartext, "h2" over TLS)."""
+    if h2 == "h2c":
+        return ["--h2c", str(server.h2c_port), str(IDLE_CONNS)]
+    if h2 == "h2":
+        return ["--h2", str(server.h2_port), str(IDLE_CONNS)]
+    return [str(server.port), "/1k.bin", str(IDLE_CONNS)]
+
+
+def run_idle(server, h2=None):
+    """Scenarios f, n and o on a fresh server: Pss before and after IDLE_CONNS idle connections."""
     server.restart()
     for _ in range(10):  # one-time allocations (file cache, first-request paths) come first
         http_get(server.port, "/1k.bin")
     time.sleep(0.5)
     pss0, rss0 = server.memory_kib()
     client = subprocess.Popen(
-        ["taskset", "-c", CLIENT_CPU, sys.executable, str(BENCH / "idle_conns.py"),
-         str(server.port), "/1k.bin", str(IDLE_CONNS)],
+        ["taskset", "-c", CLIENT_CPU, sys.executable, str(BENCH / "idle_conns.py")]
+        + idle_command(server, h2),
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         ready = read_tagged(client, "READY")
@@ -405,7 +497,10 @@ def run_idle(server):
         errors["failed"] = ready["failed"]
     if done["alive"] != ready["ok"]:
         errors["closed by server"] = ready["ok"] - done["alive"]
-    ok = max(ready["ok"], 1)
+    if not ready["ok"]:
+        # Not one connection (a server without HTTP/2 there): no number, only the errors.
+        return {"bytes_per_conn": NAN, "conns": 0, "errors": errors}
+    ok = ready["ok"]
     return {
         "bytes_per_conn": (pss1 - pss0) * 1024 / ok,
         "rss_per_conn": (rss1 - rss0) * 1024 / ok,
@@ -438,7 +533,9 @@ BEFORE = ["porter-before"] if BASELINE else []
 ALL = ["porter"] + BEFORE + ["nginx", "lighttpd", "h2o", "floor", "floor-deps"]
 FLOORS = ["floor", "floor-deps"]  # no conf, one answer: the same 1 KiB for every request
 FILE_SERVERS = ["porter"] + BEFORE + ["nginx", "lighttpd", "h2o"]  # the floors: only 1 KiB
-TLS_SERVERS = ["porter"] + BEFORE + ["nginx"]  # TLS and proxy scenarios: porter against nginx
+TLS_SERVERS = ["porter"] + BEFORE + ["nginx", "h2o"]  # TLS: lighttpd's TLS is a module apart
+PROXY_SERVERS = ["porter"] + BEFORE + ["nginx"]  # the proxy scenario: porter against nginx
+H2_SERVERS = FILE_SERVERS  # HTTP/2: every server, over TLS and as h2c
 
 SCENARIOS = [
     Scenario("a", "1 KiB file, keep-alive, 50 connections",
@@ -482,12 +579,38 @@ SCENARIOS = [
              lambda p: " ".join(ab_command(p + TLS_OFFSET, "/1k.bin", "https"))),
     Scenario("i", "reverse proxy: 1 KiB from a keep-alive upstream, 50 connections",
              "proxy_pass to one upstream (the floor responder) over pooled keep-alive connections",
-             TLS_SERVERS, lambda s: run_wrk(s, "/1k.bin", port=s.proxy_port),
+             PROXY_SERVERS, lambda s: run_wrk(s, "/1k.bin", port=s.proxy_port),
              lambda p: " ".join(wrk_command(p + PROXY_OFFSET, "/1k.bin", "report.lua"))),
     Scenario("f", f"memory per idle keep-alive connection ({IDLE_CONNS} connections)",
              "what an open, idle keep-alive connection costs the server in user memory (Pss)",
              ALL, run_idle,
              lambda p: f"bench/idle_conns.py {p} /1k.bin {IDLE_CONNS}",
+             unit="bytes/conn", metric="bytes_per_conn"),
+    Scenario("k", f"HTTP/2 over TLS: 1 KiB file, 50 connections x {H2_STREAMS} streams",
+             "the HTTP/2 request path under TLS (ALPN h2, the certificate and ciphers of g): "
+             "frames, HPACK, streams multiplexed on each connection",
+             H2_SERVERS, lambda s: run_h2load(s, "/1k.bin", s.h2_port),
+             lambda p: " ".join(h2load_command(p + H2_OFFSET, "/1k.bin"))),
+    Scenario("l", f"HTTP/2 over TLS: 100 KiB file, 50 connections x {H2_STREAMS} streams",
+             "large responses over HTTP/2 and TLS: DATA frames, flow control, record encryption",
+             H2_SERVERS, lambda s: run_h2load(s, "/100k.bin", s.h2_port),
+             lambda p: " ".join(h2load_command(p + H2_OFFSET, "/100k.bin"))),
+    Scenario("m", f"HTTP/2 cleartext (h2c, prior knowledge): 1 KiB file, 50 connections x "
+             f"{H2_STREAMS} streams",
+             "the HTTP/2 request path without TLS: what the protocol costs next to scenario a",
+             H2_SERVERS, lambda s: run_h2load(s, "/1k.bin", s.h2c_port, scheme="http"),
+             lambda p: " ".join(h2load_command(p + H2C_OFFSET, "/1k.bin", "http"))),
+    Scenario("n", f"memory per idle HTTP/2 connection, h2c ({IDLE_CONNS} connections)",
+             "what an open, idle HTTP/2 connection costs the server in user memory (Pss), after "
+             "the handshake (preface, SETTINGS both ways and acknowledged), without TLS",
+             H2_SERVERS, lambda s: run_idle(s, "h2c"),
+             lambda p: f"bench/idle_conns.py --h2c {p + H2C_OFFSET} {IDLE_CONNS}",
+             unit="bytes/conn", metric="bytes_per_conn"),
+    Scenario("o", f"memory per idle HTTP/2 connection over TLS ({IDLE_CONNS} connections)",
+             "the same over TLS (ALPN h2): the HTTP/2 state and the TLS state of an idle "
+             "connection",
+             H2_SERVERS, lambda s: run_idle(s, "h2"),
+             lambda p: f"bench/idle_conns.py --h2 {p + H2_OFFSET} {IDLE_CONNS}",
              unit="bytes/conn", metric="bytes_per_conn"),
 ]
 
@@ -549,6 +672,7 @@ def versions():
                       + ", built with porter (Release)",
         "wrk": first_line(["wrk", "-v"]).split(" Copyright")[0],
         "ab": first_line(["ab", "-V"]).replace("This is ", "").replace(" <$Revision$>", ""),
+        "h2load": first_line(["h2load", "--version"]),
     }
 
 
@@ -595,8 +719,12 @@ def median_of(runs, key):
 
 def summarize(scenario, runs_by_server):
     """Rows of (server, medians, ratios) in a fixed server order."""
-    med = {name: {k: median_of(runs, k) for k in set().union(*runs) if k != "errors"}
+    med = {name: {k: median_of(runs, k) for k in set().union(*runs)
+                  if k not in ("errors", "proto")}
            for name, runs in runs_by_server.items() if runs}
+    for name, runs in runs_by_server.items():
+        if runs:  # what the HTTP/2 runs negotiated: "h2, TLSv1.3, TLS_AES_256_GCM_SHA384"
+            med[name]["proto"] = "; ".join(sorted({r["proto"] for r in runs if "proto" in r}))
     lower_is_better = scenario.metric == "bytes_per_conn"
     peers = [v for v in (med[p][scenario.metric] for p in PEERS if p in med) if v == v]
     best = (min(peers) if lower_is_better else max(peers)) if peers else None
@@ -638,10 +766,14 @@ def scenario_table(scenario, rows, ports):
         digits = 1 if scenario.metric == "mbps" else 0
         # Scenario e shows that every request really had its own TCP connection.
         conns = scenario.key == "e"
+        # The HTTP/2 scenarios show what each run negotiated (protocol, TLS version, cipher).
+        proto = scenario.key in H2_LOAD
         out.append(f"| server | {scenario.unit} | CPU µs/req | vs best peer | vs nginx "
                    "| CPU/req vs nginx | server CPU | client CPU | other CPU |"
-                   + (" TCP conns/req |" if conns else "") + " errors |")
-        out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|" if conns else "") + "---|")
+                   + (" TCP conns/req |" if conns else "") + (" negotiated |" if proto else "")
+                   + " errors |")
+        out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|" if conns else "")
+                   + ("---|" if proto else "") + "---|")
         for r in rows:
             m = r["m"]
             out.append(f"| {r['server']} | {fmt_num(m[scenario.metric], digits)} "
@@ -650,6 +782,7 @@ def scenario_table(scenario, rows, ports):
                        f"| {fmt_pct(m.get('server_cpu'))} | {fmt_pct(m.get('client_cpu'))} "
                        f"| {fmt_pct(m.get('other_cpu'))} |"
                        + (f" {fmt_ratio(m.get('conns_per_req'))} |" if conns else "")
+                       + (f" {m.get('proto') or '—'} |" if proto else "")
                        + f" {r['errors']} |")
     out.append("")
     return out
@@ -689,6 +822,7 @@ def write_report(summaries, ports, started, elapsed, command):
     ]
     lines += [f"| {name} | {v} |" for name, v in ver.items()]
     lines.append("")
+    lines += [f"- {name}: {note}" for name, note in NOTES.items()] + ([""] if NOTES else [])
     for scenario, rows in summaries:
         lines += scenario_table(scenario, rows, ports)
     lines.append("![throughput and cost relative to nginx](latest.png)")
@@ -703,7 +837,9 @@ def write_chart(summaries):
     labels = {"a": "a. 1 KiB", "b": "b. 1 KiB x16 pipelined", "c": "c. 100 KiB",
               "d": "d. 10 MiB", "e": "e. conn per request", "f": "f. idle conn memory",
               "g": "g. TLS 1 KiB", "h": "h. TLS resumed conn", "i": "i. proxy 1 KiB",
-              "j": "j. TLS full handshake"}
+              "j": "j. TLS full handshake", "k": "k. h2 TLS 1 KiB", "l": "l. h2 TLS 100 KiB",
+              "m": "m. h2c 1 KiB", "n": "n. idle h2c conn memory",
+              "o": "o. idle h2 TLS conn memory"}
     speed, cost = [], []
     present = [s for s in ALL if any(r["server"] == s for _, rows in summaries for r in rows)]
     header = "scenario " + " ".join(present)
@@ -771,7 +907,7 @@ def main():
     started = datetime.datetime.now(datetime.timezone.utc)
     t0 = time.monotonic()
     names = os.environ.get("SERVERS", ",".join(ALL)).split(",")
-    keys = os.environ.get("SCENARIOS", "abcdefghij").replace(",", "")
+    keys = os.environ.get("SCENARIOS", "abcdefghijklmno").replace(",", "")
     unknown = set(names) - set(ALL)
     if unknown:
         sys.exit(f"bench: unknown server(s) {', '.join(sorted(unknown))}; known: {', '.join(ALL)}")
