@@ -169,7 +169,7 @@ static const pt_conn_proto choose_proto = {.on_read = choose_on_read};
 static void on_admit(pt_conn *c, void *data)
 {
     pt_site *site = data;
-    if (site->http2)
+    if (site->h2_chosen)
         pt_conn_set_proto(c, &choose_proto, site);
     else
         pt_http1_conn_attach(c, &site_ops, site, site->tls);
@@ -520,6 +520,10 @@ static int open_site(pt_server *s, pt_site *site, pt_server *prev, char *err, si
     int r = 0;
     if (!take_over(prev, site) && (r = open_listeners(s, site, err, elen)) < 0)
         return r;
+    /* Over TLS, ALPN may choose h2 for a server that SNI names, whatever the default says. */
+    site->h2_chosen = site->http2;
+    for (size_t k = 0; site->tls && k < site->nvhosts; k++)
+        site->h2_chosen |= site->vhosts[k]->conf->http2;
     pt_connmgr_options mo;
     pt_connmgr_options_init(&mo);
     mo.limits = site->default_vhost->limits;

@@ -84,6 +84,7 @@ typedef struct pt_site {
     bool handshakes_full;              /* max_handshakes in progress: accepting paused */
     bool closing;                      /* the server is being freed: connections go quietly */
     bool http2_listen; /* a listen of the address says `http2` (ALPN offers h2 on a TLS one) */
+    bool h2_chosen;    /* a connection may speak HTTP/2: its first read decides (server.c) */
 } pt_site;
 
 /* Starts or pauses the site's listeners as its two bounds say (server.c). */
