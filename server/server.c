@@ -223,6 +223,13 @@ static void publish_stats(pt_server *s)
         st.invalid += c.invalid;
         st.bytes_in += c.bytes_in;
         st.bytes_out += c.bytes_out;
+        const pt_h2_counters *h2 = &s->sites[i]->h2_counters;
+        st.h2_connections += h2->connections;
+        st.h2_live += h2->live;
+        st.h2_streams += h2->streams;
+        st.h2_resets += h2->resets;
+        st.h2_floods += h2->floods;
+        st.h2_errors += h2->errors;
     }
     st.custodians = pt_custodian_live_count();
     st.timers = pt_timer_armed_count();

@@ -19,6 +19,9 @@ typedef struct pt_worker_stats {
     uint64_t accepted, handled, rejected, requests, invalid, bytes_in, bytes_out;
     uint64_t custodians, timers;
     uint64_t cache_hits, cache_misses, cache_bytes;
+    /* HTTP/2: connections so far and now, streams, RST_STREAM received, connections ended for
+     * a flood and for a protocol error */
+    uint64_t h2_connections, h2_live, h2_streams, h2_resets, h2_floods, h2_errors;
 } pt_worker_stats;
 
 typedef struct pt_stats_board pt_stats_board;

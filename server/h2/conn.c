@@ -129,13 +129,14 @@ struct h2_conn {
     bool tls;
     h2_stream *streams;
     size_t nstreams;
-    unsigned depth; /* inside an nghttp2 call: sending waits until it returns */
-    bool send_due;  /* something was submitted meanwhile */
-    bool goaway;    /* GOAWAY submitted: no new streams, close when the last one ends */
-    bool closing;   /* on_close ran: callbacks do nothing */
-    bool started;   /* a stream was opened: idle means keepalive_timeout from now on */
-    bool flooded;   /* a flood was counted (GOAWAY ENHANCE_YOUR_CALM decided here) */
-    double tokens;  /* the control-frame budget */
+    unsigned depth;  /* inside an nghttp2 call: sending waits until it returns */
+    bool send_due;   /* something was submitted meanwhile */
+    bool goaway;     /* GOAWAY submitted: no new streams, close when the last one ends */
+    bool closing;    /* on_close ran: callbacks do nothing */
+    bool started;    /* a stream was opened: idle means keepalive_timeout from now on */
+    bool flooded;    /* a flood was counted (GOAWAY ENHANCE_YOUR_CALM decided here) */
+    uint64_t resets; /* RST_STREAM frames received */
+    double tokens;   /* the control-frame budget */
     ev_tstamp tokens_at;
 };
 
@@ -657,6 +658,7 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *data)
             flood(hc, "PRIORITY flood");
         return 0;
     case NGHTTP2_RST_STREAM:
+        hc->resets++;
         if (hc->counters)
             hc->counters->resets++;
         return 0;
@@ -672,8 +674,11 @@ static int on_frame_send(nghttp2_session *s, const nghttp2_frame *f, void *data)
         return NGHTTP2_ERR_CALLBACK_FAILURE;
     if (f->hd.type == NGHTTP2_GOAWAY) {
         hc->goaway = true;
-        /* nghttp2's own bound (rapid reset) decides some: count those too. */
-        if (f->goaway.error_code == NGHTTP2_ENHANCE_YOUR_CALM && !hc->flooded) {
+        /* nghttp2's own bound on resets decides some (its GOAWAY says INTERNAL_ERROR, which
+         * nothing here sends): count those too. */
+        bool reset_flood = f->goaway.error_code == NGHTTP2_INTERNAL_ERROR &&
+                           hc->resets >= hc->settings->reset_burst;
+        if ((f->goaway.error_code == NGHTTP2_ENHANCE_YOUR_CALM || reset_flood) && !hc->flooded) {
             hc->flooded = true;
             if (hc->counters)
                 hc->counters->floods++;

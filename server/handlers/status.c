@@ -60,6 +60,12 @@ static void add(pt_worker_stats *t, const pt_worker_stats *w)
     t->cache_hits += w->cache_hits;
     t->cache_misses += w->cache_misses;
     t->cache_bytes += w->cache_bytes;
+    t->h2_connections += w->h2_connections;
+    t->h2_live += w->h2_live;
+    t->h2_streams += w->h2_streams;
+    t->h2_resets += w->h2_resets;
+    t->h2_floods += w->h2_floods;
+    t->h2_errors += w->h2_errors;
 }
 
 static void json_counters(out *o, const pt_worker_stats *w)
@@ -74,6 +80,10 @@ static void json_counters(out *o, const pt_worker_stats *w)
         w->live, w->reading, w->writing, w->idle, w->lingering, w->accepted, w->handled,
         w->rejected, w->requests, w->invalid, w->bytes_in, w->bytes_out, w->custodians, w->timers,
         w->cache_hits, w->cache_misses, w->cache_bytes);
+    put(o,
+        ",\"http2\":{\"connections\":%" PRIu64 ",\"active\":%" PRIu64 ",\"streams\":%" PRIu64
+        ",\"resets_received\":%" PRIu64 ",\"floods\":%" PRIu64 ",\"protocol_errors\":%" PRIu64 "}",
+        w->h2_connections, w->h2_live, w->h2_streams, w->h2_resets, w->h2_floods, w->h2_errors);
 }
 
 static void html_row(out *o, const char *name, const pt_worker_stats *w)
@@ -137,8 +147,14 @@ void pt_status_handle(pt_request *req)
         put(&o, "}}\n");
     } else {
         html_row(&o, "total", &total);
-        put(&o, "</table>\n<p>Numbers of other workers are at most a second old.</p>\n"
-                "</body></html>\n");
+        put(&o,
+            "</table>\n<h2>HTTP/2</h2>\n<table>\n<tr><th>connections</th><th>active</th>"
+            "<th>streams</th><th>resets received</th><th>floods refused</th><th>protocol "
+            "errors</th></tr>\n<tr><td>%" PRIu64 "</td><td>%" PRIu64 "</td><td>%" PRIu64
+            "</td><td>%" PRIu64 "</td><td>%" PRIu64 "</td><td>%" PRIu64 "</td></tr>\n</table>\n",
+            total.h2_connections, total.h2_live, total.h2_streams, total.h2_resets, total.h2_floods,
+            total.h2_errors);
+        put(&o, "<p>Numbers of other workers are at most a second old.</p>\n</body></html>\n");
     }
     if (o.len >= o.cap) {
         pt_request_respond_error(req, 500);
