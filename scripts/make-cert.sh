@@ -33,7 +33,7 @@ if [ ! -s "$conf" ]; then
 # this file. The defaults (TLS 1.2 and 1.3, forward-secret AEAD ciphers, session tickets with
 # keys rotated hourly) need no directive; docs/tls.md lists them.
 server {
-    listen 127.0.0.1:8443 ssl;
+    listen 127.0.0.1:8443 ssl http2;
     server_name localhost;
 
     ssl_certificate $crt;
