@@ -689,8 +689,8 @@ static int on_frame_send(nghttp2_session *s, const nghttp2_frame *f, void *data)
     if (!(f->hd.flags & NGHTTP2_FLAG_END_STREAM))
         return 0;
     h2_stream *st = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
-    if (st && !st->body_end && !hc->closing) {
-        /* Answered before the request's body ended: the client may stop sending it
+    if (st && st->discard && !st->body_end && !hc->closing) {
+        /* Answered before the request body ended, and nobody reads it: the client may stop
          * (RFC 9113 section 8.1). */
         st->discard = true;
         nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_NO_ERROR);
