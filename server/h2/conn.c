@@ -691,8 +691,7 @@ static int on_frame_send(nghttp2_session *s, const nghttp2_frame *f, void *data)
     h2_stream *st = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
     if (st && st->discard && !st->body_end && !hc->closing) {
         /* Answered before the request body ended, and nobody reads it: the client may stop
-         * (RFC 9113 section 8.1). */
-        st->discard = true;
+         * sending it (RFC 9113 section 8.1). */
         nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_NO_ERROR);
     }
     return 0;
