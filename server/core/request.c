@@ -94,6 +94,18 @@ int pt_response_write(pt_request *req, const void *data, size_t len)
     return req->proto->write(req, data, len);
 }
 
+void pt_response_trailers(pt_request *req, pt_str lines)
+{
+    req->trailers = (pt_str){"", 0};
+    if (!req->te_trailers || !lines.len)
+        return;
+    char *copy = pt_request_alloc(req, lines.len);
+    if (!copy)
+        return;
+    memcpy(copy, lines.p, lines.len);
+    req->trailers = (pt_str){copy, lines.len};
+}
+
 int pt_response_end(pt_request *req)
 {
     return req->proto->end(req);

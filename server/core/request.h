@@ -129,6 +129,7 @@ struct pt_request {
     uint64_t content_length; /* when has_length */
     bool has_length, chunked, expect_continue;
     bool keep_alive;             /* what the client asked for (RFC 9112 section 9.3) */
+    bool te_trailers;            /* it accepts trailer fields (TE: trailers) */
     bool tls;                    /* it came over TLS */
     const struct sockaddr *peer; /* the client's address (sa_family AF_UNSPEC: not IP) */
     socklen_t peerlen;
@@ -165,6 +166,7 @@ struct pt_request {
     pt_str redirect;    /* an internal redirect the handler asked for (pt_route_redirect) */
     unsigned redirects; /* internal redirects so far */
     bool error_page;    /* answering through an error_page: no error page for its errors */
+    pt_str trailers;    /* trailer lines for the end of a streamed body (pt_response_trailers) */
     int error_status;   /* the status that answer keeps (0: what the target answers) */
 };
 
@@ -233,6 +235,11 @@ int pt_request_respond_error(pt_request *req, int status);
 
 /* The same with preformatted header lines `headers` ("Content-Range: bytes * /10\r\n"). */
 int pt_request_respond_error_with(pt_request *req, int status, pt_str headers);
+
+/* Trailer fields ("Name: value\r\n" lines, copied) to send after a streamed body of unknown
+ * length, at pt_response_end(); kept only for a client that accepts them (TE: trailers) and
+ * where the protocol can carry them (HTTP/2, chunked HTTP/1.1), else dropped. */
+void pt_response_trailers(pt_request *req, pt_str lines);
 
 /* A response started and cannot be finished (its source failed halfway): the client's
  * connection (or stream) is dropped, so it cannot take half a response for a whole one. */

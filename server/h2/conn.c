@@ -496,6 +496,8 @@ static void dispatch(h2_stream *st, bool end_stream)
         } else if (h->name.len == 14 && pt_str_ieq(h->name, "content-length")) {
             r->has_length = true;
             r->content_length = strtoull(h->value.p, NULL, 10); /* nghttp2 checked the digits */
+        } else if (h->name.len == 2 && pt_str_ieq(h->name, "te")) {
+            r->te_trailers = true; /* nghttp2 lets only "trailers" through */
         } else if (h->name.len == 6 && pt_str_ieq(h->name, "expect")) {
             if (!pt_str_ieq(h->value, "100-continue"))
                 refuse(st, 417, "unsupported expectation");
@@ -710,6 +712,19 @@ static int on_stream_close(nghttp2_session *s, int32_t id, uint32_t code, void *
 
 /* ---- frames sent ---- */
 
+static int lines_to_nv(char *buf, size_t pos, nghttp2_nv *nv, int n);
+
+/* At the end of a streamed body: its trailer fields, if the handler gave some, end the stream
+ * in a HEADERS frame of their own. */
+static void send_trailers(h2_stream *st, uint32_t *flags)
+{
+    pt_request *r = &st->req;
+    nghttp2_nv nv[NV_MAX];
+    int n = r->trailers.len ? lines_to_nv((char *)r->trailers.p, r->trailers.len, nv, 0) : 0;
+    if (n > 0 && nghttp2_submit_trailer(st->hc->session, st->id, nv, (size_t)n) == 0)
+        *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+}
+
 static ssize_t read_body(nghttp2_session *s, int32_t id, uint8_t *buf, size_t length,
                          uint32_t *flags, nghttp2_data_source *src, void *data)
 {
@@ -726,11 +741,14 @@ static ssize_t read_body(nghttp2_session *s, int32_t id, uint8_t *buf, size_t le
                 return NGHTTP2_ERR_DEFERRED;
             }
             *flags |= NGHTTP2_DATA_FLAG_EOF;
+            send_trailers(st, flags);
             return 0;
         }
         n = st->out_len < length ? st->out_len : length;
-        if (n == st->out_len && st->out_end)
+        if (n == st->out_len && st->out_end) {
             *flags |= NGHTTP2_DATA_FLAG_EOF;
+            send_trailers(st, flags);
+        }
     } else {
         n = st->len < length ? (size_t)st->len : length;
         if (n == st->len)
@@ -1099,6 +1117,8 @@ static bool connection_specific(const char *n, size_t len)
            pt_str_ieq(s, "upgrade");
 }
 
+static int lines_to_nv(char *buf, size_t pos, nghttp2_nv *nv, int n);
+
 /* The response's fields as nghttp2 name/value pairs, from its lines ("Name: value\r\n", the
  * form handlers and filters write them in) in `buf`. Returns the number of pairs, or -1 when
  * they do not fit. */
@@ -1139,12 +1159,19 @@ static int head_fields(const pt_request *req, const pt_response *r, char *buf, s
     if (pos > cap)
         return -1;
 
-    int n = 0;
     int code = r->status >= 100 && r->status <= 999 ? r->status : 500;
     status[0] = (char)('0' + code / 100);
     status[1] = (char)('0' + code / 10 % 10);
     status[2] = (char)('0' + code % 10);
-    nv[n++] = (nghttp2_nv){(uint8_t *)":status", (uint8_t *)status, 7, 3, NGHTTP2_NV_FLAG_NONE};
+    nv[0] = (nghttp2_nv){(uint8_t *)":status", (uint8_t *)status, 7, 3, NGHTTP2_NV_FLAG_NONE};
+    return lines_to_nv(buf, pos, nv, 1);
+}
+
+/* Appends the fields of the lines ("Name: value\r\n") in `buf` to `nv` from `n` on, lower-
+ * casing their names in place and leaving out connection-specific ones. Returns the new count,
+ * or -1 past NV_MAX. */
+static int lines_to_nv(char *buf, size_t pos, nghttp2_nv *nv, int n)
+{
     for (size_t at = 0; at < pos;) {
         char *eol = memchr(buf + at, '\n', pos - at);
         if (!eol)

@@ -341,6 +341,10 @@ static void build_head(proxy_req *p, pt_h1_hbuf *o)
     } else if (req->chunked) {
         PT_H1_PUT_LIT(o, "Transfer-Encoding: chunked\r\n");
     }
+    /* TE is the connection's own: the upstream hears that trailers are welcome only when
+     * this client welcomes them (they are passed on). */
+    if (req->te_trailers)
+        PT_H1_PUT_LIT(o, "TE: trailers\r\n");
     if (p->upgrade_req) {
         const pt_header *up = pt_request_header(req, "upgrade");
         PT_H1_PUT_LIT(o, "Connection: upgrade\r\nUpgrade: ");
@@ -891,6 +895,8 @@ static void message_complete(proxy_req *p)
         }
     }
     bool no_body = rs->no_body;
+    if (!no_body && p->req)
+        pt_response_trailers(p->req, pt_h1_client_trailers(p->cl));
     pt_upstream_peer_ok(p->peer);
     pt_request *req = finish(p, reusable);
     if (!req)

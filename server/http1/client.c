@@ -126,6 +126,11 @@ struct pt_h1_client {
     bool in_value;
     bool interim; /* reading a 1xx answer */
     bool resume;  /* llhttp paused at an event: run it again at the next feed */
+    /* The trailer section of a chunked body, copied as "Name: value\r\n" lines (the body's
+     * bytes are let go as they are passed on, so spans would not last). */
+    char trailers[PT_H1_TRAILERS_MAX];
+    size_t tlen, tline;  /* bytes kept; where the line being read starts */
+    bool t_name, t_over; /* reading a name; the section did not fit (all dropped) */
 };
 
 static pt_h1_client *of(llhttp_t *parser)
@@ -154,9 +159,57 @@ static int on_message_begin(llhttp_t *parser)
     return 0;
 }
 
+/* ---- the trailer section ---- */
+
+static void trailer_put(pt_h1_client *cl, const char *p, size_t n)
+{
+    if (cl->t_over || cl->tlen + n > sizeof cl->trailers) {
+        cl->t_over = true;
+        return;
+    }
+    memcpy(cl->trailers + cl->tlen, p, n);
+    cl->tlen += n;
+}
+
+/* Fields a trailer may not carry, or that mean nothing after the body (RFC 9110 section
+ * 6.5.1): framing, routing and the connection's own. */
+static bool trailer_forbidden(pt_str name)
+{
+    return pt_h1_hop_by_hop(name) || pt_str_ieq(name, "content-length") ||
+           pt_str_ieq(name, "host") || pt_str_ieq(name, "content-encoding") ||
+           pt_str_ieq(name, "content-type") || pt_str_ieq(name, "content-range") ||
+           pt_str_ieq(name, "set-cookie") || pt_str_ieq(name, "authorization");
+}
+
+static void trailer_line_end(pt_h1_client *cl)
+{
+    if (cl->t_name) {
+        trailer_put(cl, ": ", 2);
+        cl->t_name = false;
+    }
+    if (cl->t_over)
+        return;
+    const char *line = cl->trailers + cl->tline;
+    const char *colon = memchr(line, ':', cl->tlen - cl->tline);
+    pt_str name = {line, colon ? (size_t)(colon - line) : 0};
+    if (!colon || trailer_forbidden(name)) {
+        cl->tlen = cl->tline; /* dropped */
+        return;
+    }
+    trailer_put(cl, "\r\n", 2);
+}
+
 static int on_header_field(llhttp_t *parser, const char *at, size_t len)
 {
     pt_h1_client *cl = of(parser);
+    if (cl->r.head_done) {
+        if (!cl->t_name) {
+            cl->tline = cl->tlen;
+            cl->t_name = true;
+        }
+        trailer_put(cl, at, len);
+        return 0;
+    }
     pt_h1_field *last = cl->r.nfields ? &cl->r.fields[cl->r.nfields - 1] : NULL;
     if (!cl->in_value && last && last->value.len == 0 &&
         last->name.off + last->name.len == offset_of(cl, at)) {
@@ -177,6 +230,14 @@ static int on_header_value(llhttp_t *parser, const char *at, size_t len)
     pt_h1_client *cl = of(parser);
     if (pt_h1_folded(cl->fed_from, at, len, cl->tail))
         return refuse(parser, "obsolete line folding in a header field");
+    if (cl->r.head_done) {
+        if (cl->t_name) {
+            trailer_put(cl, ": ", 2);
+            cl->t_name = false;
+        }
+        trailer_put(cl, at, len);
+        return 0;
+    }
     pt_h1_field *f = &cl->r.fields[cl->r.nfields - 1];
     if (!cl->in_value && f->value.len == 0)
         f->value.off = offset_of(cl, at);
@@ -187,7 +248,10 @@ static int on_header_value(llhttp_t *parser, const char *at, size_t len)
 
 static int on_header_value_complete(llhttp_t *parser)
 {
-    of(parser)->in_value = false;
+    pt_h1_client *cl = of(parser);
+    cl->in_value = false;
+    if (cl->r.head_done)
+        trailer_line_end(cl);
     return 0;
 }
 
@@ -298,6 +362,8 @@ void pt_h1_client_init(pt_h1_client *cl, bool head_req, bool upgrade_req)
     cl->parsed = 0;
     cl->piece = NULL;
     cl->piece_len = 0;
+    cl->tlen = cl->tline = 0;
+    cl->t_name = cl->t_over = false;
     cl->error = NULL;
     cl->event = PT_H1_MORE;
     cl->tail = 0;
@@ -378,4 +444,11 @@ void pt_h1_client_consumed(pt_h1_client *cl, size_t n)
 const char *pt_h1_client_error(const pt_h1_client *cl)
 {
     return cl->error;
+}
+
+pt_str pt_h1_client_trailers(const pt_h1_client *cl)
+{
+    if (cl->t_over || cl->r.switching)
+        return (pt_str){"", 0};
+    return (pt_str){cl->trailers, cl->tlen};
 }

@@ -178,6 +178,15 @@ size_t pt_h1_client_parsed(const pt_h1_client *cl);
  * next feed's `buf` starts after them. The head's spans are no longer valid. */
 void pt_h1_client_consumed(pt_h1_client *cl, size_t n);
 
+/* The most bytes of a chunked body's trailer section kept (PT_H1_DONE's trailers). */
+#define PT_H1_TRAILERS_MAX 4096
+
+/* The trailer fields of a chunked response ("Name: value\r\n" lines; empty when there were
+ * none, or when they did not fit in PT_H1_TRAILERS_MAX), valid after PT_H1_DONE until the next
+ * init. Fields no trailer may carry (framing, routing, the connection's own, RFC 9110 section
+ * 6.5.1) are left out. */
+pt_str pt_h1_client_trailers(const pt_h1_client *cl);
+
 /* Why the response was refused (after PT_H1_INVALID). */
 const char *pt_h1_client_error(const pt_h1_client *cl);
 

@@ -25,6 +25,7 @@
 #include "connmgr/conn.h"
 #include "connmgr/connmgr.h"
 #include "server/core/uri.h"
+#include "server/http1/client.h"
 #include "server/http1/conn.h"
 #include "server/http1/fold.h"
 #include "server/http1/token.h"
@@ -452,6 +453,10 @@ static int on_headers_complete(llhttp_t *p)
             return fail(hc, 400, "empty header field name");
         /* Only three names matter here; their lengths tell most others apart at once. */
         size_t nl = h->name.len;
+        if (nl == 2 && pt_str_ieq(h->name, "te")) {
+            r->te_trailers = pt_h1_has_token(h->value.p, h->value.len, "trailers");
+            continue;
+        }
         if (nl != 4 && nl != 6 && nl != 17)
             continue;
         if (pt_str_ieq(h->name, "host")) {
@@ -1048,8 +1053,15 @@ static int h1_end(pt_request *req)
         return -ECONNABORTED;
     if (!x->streaming || x->response_done)
         return -EINVAL;
-    if (x->chunked_out && req->method_id != PT_METHOD_HEAD)
-        pt_outq_push_copy(&c->out, "0\r\n\r\n", 5);
+    if (x->chunked_out && req->method_id != PT_METHOD_HEAD) {
+        if (req->trailers.len) { /* the last chunk, then the trailer section */
+            pt_outq_push_copy(&c->out, "0\r\n", 3);
+            pt_outq_push_copy(&c->out, req->trailers.p, req->trailers.len);
+            pt_outq_push_copy(&c->out, "\r\n", 2);
+        } else {
+            pt_outq_push_copy(&c->out, "0\r\n\r\n", 5);
+        }
+    }
     if (x->stream_left && req->method_id != PT_METHOD_HEAD) {
         /* Shorter than its Content-Length: the client would wait for the rest forever. */
         pt_request_log(req, PT_LOG_ERROR, "streamed response ended %llu bytes short",

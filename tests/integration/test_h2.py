@@ -390,35 +390,54 @@ class AccessLog(PorterTestCase):
 
 
 def trailer_backend(sock, backend):
-    """An upstream answering with a chunked body and a trailer field."""
-    test_proxy.read_request_head(sock)
+    """An upstream answering with a chunked body and trailer fields (one that no trailer may
+    carry); it records whether the request said it accepts trailers."""
+    head = test_proxy.read_request_head(sock)
+    backend.te = getattr(backend, "te", []) + [b"\r\nte: trailers" in head.lower()]
     sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTrailer: X-Checksum\r\n"
                  b"Transfer-Encoding: chunked\r\n\r\n"
-                 b"5\r\nhello\r\n6\r\n world\r\n0\r\nX-Checksum: abc123\r\n\r\n")
+                 b"5\r\nhello\r\n6\r\n world\r\n0\r\nX-Checksum: abc123\r\n"
+                 b"Content-Length: 99\r\nX-Empty:\r\n\r\n")
 
 
 class Trailers(PorterTestCase):
-    def test_trailers_as_http11_passes_them(self):
+    """Trailer fields from an upstream reach a client that said TE: trailers (HTTP/1.1 in the
+    last chunk, HTTP/2 in a HEADERS frame ending the stream), and no other client."""
+
+    def setUp(self):
         if frames.h2 is None:
             self.skipTest("needs python3-h2")
-        b = test_proxy.RawBackend(trailer_backend)
-        self.addCleanup(b.stop)
-        p = self.start_porter(conf(b.address, tls=False), FILES)
-        with p.connect() as c:
-            c.send(request("GET", "/app/t", headers=[("TE", "trailers")], close=True))
+        self.b = test_proxy.RawBackend(trailer_backend)
+        self.addCleanup(self.b.stop)
+        self.p = self.start_porter(conf(self.b.address, tls=False), FILES)
+
+    def h1(self, te):
+        with self.p.connect() as c:
+            c.send(request("GET", "/app/t", headers=[("TE", "trailers")] if te else [],
+                           close=True))
             raw = c.read_until_close()
         self.assertTrue(raw.startswith(b"HTTP/1.1 200"), raw)
-        self.assertIn(b"hello", raw)
-        h1_trailer = b"x-checksum: abc123" in raw.lower().split(b"\r\n\r\n", 1)[1]
-        r = frames.h2_request(p.port, "/app/t", headers=[("te", "trailers")])
+        return raw.split(b"\r\n\r\n", 1)[1]
+
+    def test_http11(self):
+        body = self.h1(te=True)
+        self.assertTrue(body.endswith(b"0\r\nX-Checksum: abc123\r\nX-Empty: \r\n\r\n"), body)
+        self.assertNotIn(b"Content-Length: 99", body)
+        body = self.h1(te=False)
+        self.assertTrue(body.endswith(b"world\r\n0\r\n\r\n"), body)
+        self.assertEqual(self.b.te, [True, False])
+
+    def test_http2(self):
+        r = frames.h2_request(self.p.port, "/app/t", headers=[("te", "trailers")])
         self.assertEqual((r["status"], r["body"], r["reset"]), (200, b"hello world", None),
                          r["events"])
-        h2_trailers = dict(r["trailers"])
-        # Trailers reach the HTTP/2 client when they reach the HTTP/1.1 one (porter's proxy
-        # drops them on HTTP/1.1 today; the same over HTTP/2).
-        self.assertEqual("x-checksum" in h2_trailers, h1_trailer, (raw, r["trailers"]))
-        if h1_trailer:
-            self.assertEqual(h2_trailers["x-checksum"], "abc123")
+        self.assertEqual(dict(r["trailers"]), {"x-checksum": "abc123", "x-empty": ""},
+                         r["trailers"])
+        r = frames.h2_request(self.p.port, "/app/t")
+        self.assertEqual((r["status"], r["body"], r["reset"]), (200, b"hello world", None),
+                         r["events"])
+        self.assertFalse(r["trailers"], r["trailers"])
+        self.assertEqual(self.b.te, [True, False])
 
 
 class Enabling(PorterTestCase):

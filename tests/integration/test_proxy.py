@@ -352,8 +352,11 @@ class HeadersTest(ProxyTestCase):
         self.assertEqual(got["path"], "/headers?x=1")
         self.assertEqual(h["host"], "app")  # the upstream's name, as nginx's $proxy_host
         self.assertEqual(h["x-custom"], "kept")
-        for gone in ("x-hop", "keep-alive", "te", "proxy-connection", "connection"):
+        for gone in ("x-hop", "keep-alive", "proxy-connection", "connection"):
             self.assertNotIn(gone, h)
+        # TE is the connection's own; porter says its own "trailers" since it passes trailer
+        # fields on to this client (who said it takes them)
+        self.assertEqual(h["te"], "trailers")
         # appended to what the client said; the proto and host are the proxy's own view
         self.assertEqual(h["x-forwarded-for"], "203.0.113.9, 127.0.0.1")
         self.assertEqual(h["x-forwarded-proto"], "http")

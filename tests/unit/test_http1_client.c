@@ -302,6 +302,47 @@ static void test_a_chunked_body(void **state)
     reader_free(r);
 }
 
+static void assert_trailers(const reader *r, const char *want)
+{
+    pt_str t = pt_h1_client_trailers(r->cl);
+    assert_int_equal(t.len, strlen(want));
+    assert_memory_equal(t.p, want, t.len);
+}
+
+static void test_trailers_are_kept_a_byte_at_a_time_and_forbidden_ones_dropped(void **state)
+{
+    /* the trailer section is copied out (the body's bytes are let go as they are passed on),
+     * whole however it is split across reads; framing and routing fields are left out */
+    static const char text[] = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                               "5\r\nhello\r\n0\r\nX-Checksum: abc\r\nContent-Length: 5\r\n"
+                               "Host: evil\r\nX-Empty:\r\nTransfer-Encoding: gzip\r\n"
+                               "Grpc-Status: 0\r\n\r\n";
+    reader *r = reader_new(false, false);
+    pt_h1_event ev = PT_H1_MORE;
+    for (size_t n = 1; n <= sizeof text - 1; n++)
+        ev = feed(r, text, n);
+    assert_int_equal(ev, PT_H1_DONE);
+    assert_body(r, "hello");
+    assert_trailers(r, "X-Checksum: abc\r\nX-Empty: \r\nGrpc-Status: 0\r\n");
+    /* a fresh response has none */
+    pt_h1_client_init(r->cl, false, false);
+    assert_int_equal(feed_text(r, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"), PT_H1_DONE);
+    assert_trailers(r, "");
+    reader_free(r);
+}
+
+static void test_trailers_that_do_not_fit_are_all_dropped(void **state)
+{
+    static char text[PT_H1_TRAILERS_MAX + 256];
+    int n = snprintf(text, sizeof text,
+                     "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nA: 1\r\nB: ");
+    memset(text + n, 'x', PT_H1_TRAILERS_MAX);
+    strcpy(text + n + PT_H1_TRAILERS_MAX, "\r\n\r\n");
+    reader *r = read_text(text, false, PT_H1_DONE);
+    assert_trailers(r, "");
+    reader_free(r);
+}
+
 static void test_a_body_that_runs_to_the_end_of_the_connection(void **state)
 {
     static const char text[] = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nsome bytes";
@@ -635,6 +676,8 @@ int main(void)
         NOTHING_LEFT_TEST(test_a_body_framed_by_content_length),
         NOTHING_LEFT_TEST(test_a_response_read_a_byte_at_a_time),
         NOTHING_LEFT_TEST(test_a_chunked_body),
+        NOTHING_LEFT_TEST(test_trailers_are_kept_a_byte_at_a_time_and_forbidden_ones_dropped),
+        NOTHING_LEFT_TEST(test_trailers_that_do_not_fit_are_all_dropped),
         NOTHING_LEFT_TEST(test_a_body_that_runs_to_the_end_of_the_connection),
         NOTHING_LEFT_TEST(test_a_response_cut_short_by_the_end_of_the_connection),
         NOTHING_LEFT_TEST(test_a_head_response_has_no_body),
