@@ -1274,10 +1274,12 @@ static int h2_respond(pt_request *req, const pt_response *r)
     st->status = r->status;
     st->head_only = req->method_id == PT_METHOD_HEAD || !status_has_body(r->status) || r->no_body;
     st->kind = BODY_NONE;
-    if (!st->head_only) {
-        if (r->stream) {
-            st->kind = BODY_STREAM;
-        } else if (r->push_body) {
+    if (r->stream) {
+        /* Even without a body (HEAD, 204, 304) the stream lasts until the handler ends it: what
+         * it writes is dropped, and its end is an empty DATA frame. */
+        st->kind = BODY_STREAM;
+    } else if (!st->head_only) {
+        if (r->push_body) {
             gather g = {0};
             int e = gather_body(r, &g);
             if (e < 0) {
@@ -1358,7 +1360,7 @@ static int h2_write(pt_request *req, const void *data, size_t len)
         return -ECONNABORTED;
     if (st->kind != BODY_STREAM || st->response_done)
         return -EINVAL;
-    if (len) {
+    if (len && !st->head_only) {
         if (st->out_len + len > st->out_cap) {
             size_t cap = st->out_cap ? st->out_cap : 16384;
             while (cap < st->out_len + len)
