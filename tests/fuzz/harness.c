@@ -575,7 +575,7 @@ static int free_port(void)
     return ntohs(a.sin_port);
 }
 
-static void write_conf(int port)
+static void write_conf(int port, bool http2)
 {
     char conf[4096];
     int n = snprintf(conf, sizeof conf,
@@ -597,7 +597,7 @@ static void write_conf(int port)
                      "    keepalive 4;\n"
                      "}\n"
                      "server {\n"
-                     "    listen 127.0.0.1:%d;\n"
+                     "    listen 127.0.0.1:%d%s;\n"
                      "    server_name fuzz.test *.fuzz.test;\n"
                      "    root root;\n"
                      "    access_log /dev/null;\n"
@@ -626,7 +626,7 @@ static void write_conf(int port)
                      "    server_tokens off;\n"
                      "    location /app/ { proxy_pass http://app; }\n"
                      "}\n",
-                     h.dir, port, h.dir, port);
+                     h.dir, port, http2 ? " http2" : "", h.dir, port);
     FUZZ_CHECK(n > 0 && (size_t)n < sizeof conf, "conf too long");
     write_file("porter.conf", conf, (size_t)n);
 }
@@ -650,6 +650,11 @@ static void open_upstream(void)
 
 void fuzz_harness_init(void)
 {
+    fuzz_harness_init_with(false);
+}
+
+void fuzz_harness_init_with(bool http2)
+{
     fuzz_temp_dir(h.dir, sizeof h.dir, "http");
     atexit(remove_dir);
     make_tree();
@@ -660,7 +665,7 @@ void fuzz_harness_init(void)
     snprintf(path, sizeof path, "%s/porter.conf", h.dir);
     int r = -EADDRINUSE;
     for (int tries = 0; r == -EADDRINUSE && tries < 10; tries++) {
-        write_conf(free_port());
+        write_conf(free_port(), http2);
         r = pt_server_new(&h.server, h.loop, path, h.dir, err, sizeof err);
     }
     FUZZ_CHECK(r == 0, "the server: %s", err);
