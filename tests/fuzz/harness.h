@@ -39,6 +39,10 @@ typedef struct fuzz_exchange {
 /* Builds the server and its upstream. Aborts if it cannot. */
 void fuzz_harness_init(void);
 
+/* The same, with `http2`: the address offers HTTP/2 by prior knowledge (`listen ... http2`),
+ * so a client that starts with the connection preface speaks HTTP/2 (server.c's dispatch). */
+void fuzz_harness_init_with(bool http2);
+
 /* Runs `x` and checks that everything it made was released. Returns the bytes porter wrote to
  * the client (valid until the next call) and their number in *len; *complete is false when
  * there were too many to keep. */
