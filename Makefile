@@ -31,7 +31,7 @@ run: build
 # porter that `make run` and `make bench` use: same tests, PORTER_TEST_BIN names the binary.
 test: deps
 	@cmake -S . -B $(TEST_DIR) -DCMAKE_BUILD_TYPE=Debug -DPORTER_SANITIZE=ON -DPORTER_WERROR=ON \
-	    -DPORTER_TESTS=ON -DPORTER_EXAMPLES=ON >/dev/null
+	    -DPORTER_TESTS=ON -DPORTER_EXAMPLES=ON -DPORTER_FUZZ_TESTS=ON >/dev/null
 	@cmake --build $(TEST_DIR) -j $(JOBS)
 	@cd $(TEST_DIR) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \

@@ -33,6 +33,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <llhttp.h>
 #include <nghttp2/nghttp2.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -464,11 +465,48 @@ static void join_cookies(h2_stream *st)
 
 static void answer(pt_request *r, int status)
 {
+    if (status != 204) {
+        pt_request_respond_error(r, status); /* porter's page for the status, as on HTTP/1 */
+        return;
+    }
     pt_response resp;
     pt_response_init(&resp, status);
-    if (status == 204)
-        resp.allow = "GET, HEAD, OPTIONS";
+    resp.allow = "GET, HEAD, OPTIONS";
     pt_request_respond(r, &resp);
+}
+
+/* The methods HTTP/1 can carry (llhttp's): a request goes on to an HTTP/1.1 upstream as it
+ * came, so an HTTP/2 request is held to what an HTTP/1 one would be. */
+static const char *const http1_methods[] = {
+#define XX(num, name, string) #string,
+    HTTP_METHOD_MAP(XX)
+#undef XX
+};
+
+/* 0 for a method HTTP/1 knows; else the status an HTTP/1 request with it gets: 501 for an
+ * unknown one that looks like a method (upper-case letters), 400 for anything else. */
+static int method_refusal(pt_str m)
+{
+    for (size_t i = 0; i < sizeof http1_methods / sizeof *http1_methods; i++)
+        if (m.len == strlen(http1_methods[i]) && memcmp(m.p, http1_methods[i], m.len) == 0 &&
+            strcmp(http1_methods[i], "PRI") != 0)
+            return 0;
+    for (size_t i = 0; i < m.len; i++)
+        if (m.p[i] < 'A' || m.p[i] > 'Z')
+            return 400;
+    return 501;
+}
+
+/* Whether a :path is what an HTTP/1 request target may be: origin-form (or "*"), visible
+ * US-ASCII (nghttp2 has refused controls and space already). */
+static bool path_valid(pt_str p)
+{
+    if (p.len == 0 || (p.p[0] != '/' && !(p.len == 1 && p.p[0] == '*')))
+        return false;
+    for (size_t i = 0; i < p.len; i++)
+        if ((unsigned char)p.p[i] > 0x7e || (unsigned char)p.p[i] <= 0x20)
+            return false;
+    return true;
 }
 
 /* The head is complete: the stream becomes a request for the site. */
@@ -510,6 +548,13 @@ static void dispatch(h2_stream *st, bool end_stream)
         r->host = (pt_str){"", 0};
     if (r->host.len && !pt_uri_authority_valid(r->host.p, r->host.len))
         refuse(st, 400, "invalid :authority or Host");
+    if (r->method_id == PT_METHOD_OTHER) {
+        int status = method_refusal(r->method);
+        if (status)
+            refuse(st, status, status == 501 ? "unknown method" : "invalid method");
+    }
+    if (r->method_id != PT_METHOD_CONNECT && !path_valid(st->path))
+        refuse(st, 400, "invalid :path");
     /* A body without a length is one of unknown length (HTTP/1.1's chunked, to an upstream). */
     r->chunked = !end_stream && !r->has_length;
     join_cookies(st);

@@ -72,8 +72,7 @@ static struct harness {
     ev_idle idle;
     ev_timer deadline;
     bool quiet;
-    bool show;  /* PORTER_FUZZ_SHOW is set: each exchange's answers go to stderr */
-    bool http2; /* the address offers HTTP/2 (fuzz_harness_init_with) */
+    bool show; /* PORTER_FUZZ_SHOW is set: each exchange's answers go to stderr */
     /* what the server holds between exchanges */
     pt_resource_counts base;
     size_t base_timers;
@@ -172,17 +171,6 @@ static int up_on_message_complete(llhttp_t *p)
     return 0;
 }
 
-/* Whether the request line `u` received has a byte above 0x7f in its target. */
-static bool eight_bit_target(const upconn *u)
-{
-    const char *eol = memchr(u->seen, '\n', u->seen_len);
-    size_t len = eol ? (size_t)(eol - u->seen) : u->seen_len;
-    for (size_t i = 0; i < len; i++)
-        if ((unsigned char)u->seen[i] > 0x7f)
-            return true;
-    return false;
-}
-
 static void up_read(upconn *u)
 {
     char buf[16384];
@@ -204,17 +192,6 @@ static void up_read(upconn *u)
         u->seen_len += keep;
         llhttp_errno_t err = llhttp_execute(&u->parser, buf, (size_t)n);
         if (err == HPE_PAUSED_UPGRADE) {
-            u->tunnel = true;
-        } else if (err == HPE_INVALID_URL && h.http2 && eight_bit_target(u)) {
-            /* Known: an HTTP/2 :path with bytes above 0x7f (which nghttp2 lets through and
-             * llhttp refuses over HTTP/1) is passed verbatim in the request line of a
-             * proxy_pass without a URI. Tolerated for fuzz_h2 alone, until HTTP/2 refuses
-             * such a :path as HTTP/1 does; the rest of this connection is not parsed. */
-            u->tunnel = true;
-        } else if (err == HPE_INVALID_METHOD && h.http2) {
-            /* Known: an HTTP/2 :method that is a token llhttp does not know ("gET"), which
-             * HTTP/1 refuses, is passed on to the upstream. Tolerated for fuzz_h2 alone, the
-             * same way. */
             u->tunnel = true;
         } else {
             FUZZ_CHECK(err == HPE_OK,
@@ -678,7 +655,6 @@ void fuzz_harness_init(void)
 
 void fuzz_harness_init_with(bool http2)
 {
-    h.http2 = http2;
     fuzz_temp_dir(h.dir, sizeof h.dir, "http");
     atexit(remove_dir);
     make_tree();

@@ -838,6 +838,10 @@ static void test_a_handler_without_an_answer_in_time_gets_503(void **state)
     assert_false(never->closed);
     wait_closed(never);
     assert_int_equal(never->status, 503);
+    /* HTTP/1 answers the same timeout with porter's status page (test_http1.c). */
+    assert_string_equal(never->content_type, "text/html");
+    assert_non_null(never->body);
+    assert_string_equal(never->body, status_page(503, "Service Unavailable"));
     assert_true(never->end_stream);
     assert_int_equal(never->close_code, NGHTTP2_NO_ERROR);
     assert_int_equal(the_app.aborts, 1);
@@ -847,6 +851,16 @@ static void test_a_handler_without_an_answer_in_time_gets_503(void **state)
     wait_closed(after);
     assert_int_equal(after->status, 200);
     assert_string_equal(after->body, "/after");
+    close_site();
+}
+
+static void test_a_path_with_8bit_bytes_is_refused_as_over_http1(void **state)
+{
+    open_site(CONF(""), 0, 0);
+    cstream *cs = client_request(&site.cl, "GET", "/raw/\xffin", 0);
+    wait_closed(cs);
+    /* HTTP/1 (llhttp, strict) answers 400 to this target; the handler must not see it. */
+    assert_int_equal(cs->status, 400);
     close_site();
 }
 
@@ -960,6 +974,7 @@ int main(void)
         cmocka_unit_test(test_ten_streams_at_once),
         cmocka_unit_test(test_a_handler_without_an_answer_in_time_gets_503),
         cmocka_unit_test(test_an_embedded_handler_reads_a_posted_body),
+        cmocka_unit_test(test_a_path_with_8bit_bytes_is_refused_as_over_http1),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
