@@ -177,7 +177,12 @@ static void tls_close(pt_transport *t)
 
 static size_t tls_pending(const pt_transport *t)
 {
-    return t->impl ? (size_t)SSL_pending(t->impl) : 0;
+    if (!t->impl)
+        return 0;
+    /* Decrypted bytes; else records read ahead and not yet decrypted count as one (no readiness
+     * event comes for them either). */
+    int n = SSL_pending(t->impl);
+    return n > 0 ? (size_t)n : SSL_has_pending(t->impl) ? 1 : 0;
 }
 
 static const pt_transport_ops tls_ops = {
@@ -200,6 +205,8 @@ int pt_tls_accept(pt_transport *t, SSL_CTX *ctx, int fd)
     SSL_set_accept_state(ssl);
     SSL_set_mode(ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                           SSL_MODE_RELEASE_BUFFERS);
+    /* One read() takes what has come (several records), not a record's header, then its body. */
+    SSL_set_read_ahead(ssl, 1);
     t->ops = &tls_ops;
     t->fd = fd;
     t->want = 0;

@@ -536,6 +536,9 @@ static int open_site(pt_server *s, pt_site *site, pt_server *prev, char *err, si
     mo.limits = site->default_vhost->limits;
     mo.proto = &pt_http1_proto;
     mo.proto_size = pt_http1_conn_size();
+    /* HTTP/2's state comes after the choice, from the same first arena. */
+    if (site->h2_chosen)
+        mo.proto_size += pt_h2_conn_size();
     mo.custodian = s->custodian;
     mo.on_admit = on_admit;
     mo.on_full = on_full;

@@ -1079,6 +1079,11 @@ static nghttp2_session_callbacks *callbacks(void)
     return cbs;
 }
 
+size_t pt_h2_conn_size(void)
+{
+    return sizeof(h2_conn);
+}
+
 int pt_h2_conn_attach(pt_conn *c, const pt_site_ops *ops, void *site, bool tls,
                       const pt_h2_settings *settings, pt_h2_counters *counters)
 {

@@ -31,6 +31,10 @@ typedef struct pt_h2_counters {
  * may (fewer bytes, all matching), -1 they do not. */
 int pt_h2_preface_match(const char *p, size_t len);
 
+/* Bytes a connection's HTTP/2 state takes from its custodian (its first arena has room for
+ * them on an address that may speak HTTP/2). */
+size_t pt_h2_conn_size(void);
+
 /* Makes `c` an HTTP/2 connection: its requests reach the site through `ops` with `site`; `tls`
  * says the connection is encrypted; `settings` (borrowed, outlives the connection) are what it
  * announces and enforces; `counters` (borrowed, likewise; may be NULL) are counted in. Bytes
