@@ -117,14 +117,7 @@ static void on_fd_pressure(pt_listener *l, void *data)
 static void site_select(void *data, pt_request *req)
 {
     const pt_vhost *vh = pt_site_select(data, req->host);
-    req->vhost = vh;
-    req->server_name = vh->server_name;
-    req->limits = &vh->limits;
-    req->access_log = vh->access_log;
-    req->error_log = vh->error_log;
-    req->error_level = vh->error_level;
-    req->server_tokens = vh->conf->server_tokens;
-    req->sendfile = vh->conf->sendfile;
+    pt_vhost_apply(vh, req);
 }
 
 /* An embedder's handlers first, then the conf's locations. */

@@ -20,6 +20,16 @@ void pt_request_init(pt_request *req, const pt_request_proto *proto, struct ev_l
     req->arena_used = (offset + 15) & ~(size_t)15;
 }
 
+void pt_request_tell_abort(pt_request *req)
+{
+    req->body_cb = NULL;
+    req->writable_cb = NULL;
+    pt_request_cb cb = req->abort_cb;
+    req->abort_cb = NULL;
+    if (cb)
+        cb(req, req->abort_data);
+}
+
 void pt_request_dispose(pt_request *req)
 {
     /* The handler's resources go first: they may still look at the request. */

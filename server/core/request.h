@@ -286,6 +286,12 @@ size_t pt_response_filter_head(const pt_request *req, const pt_response *r, time
 void pt_request_init(pt_request *req, const pt_request_proto *proto, struct ev_loop *loop,
                      char *chunk, size_t offset);
 
+/* Tells the handler of `req`, which has not finished, that the request is over before its
+ * answer (client gone, reset, timeout): its body and writable callbacks are dropped and its
+ * abort callback runs. The caller then releases the request's custodian, if the request is
+ * still there (the callback may have ended it). */
+void pt_request_tell_abort(pt_request *req);
+
 /* The request is over: what its handler registered is released, then the arena's further
  * chunks (the first, the protocol's, is the protocol's to return). */
 void pt_request_dispose(pt_request *req);

@@ -213,12 +213,7 @@ static void abort_handler(h2_stream *st)
         return;
     pt_request *r = &st->req;
     st->response_done = true;
-    r->body_cb = NULL;
-    r->writable_cb = NULL;
-    pt_request_cb cb = r->abort_cb;
-    r->abort_cb = NULL;
-    if (cb)
-        cb(r, r->abort_data);
+    pt_request_tell_abort(r); /* (a stream goes only in nghttp2's calls: it is still here) */
     pt_custodian_shutdown(r->custodian);
     r->custodian = NULL;
 }

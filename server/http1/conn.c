@@ -890,12 +890,7 @@ static void abort_handler(pt_http1_conn *hc)
     if (!x || x->response_done)
         return;
     pt_request *r = &x->req;
-    r->body_cb = NULL;
-    r->writable_cb = NULL;
-    pt_request_cb cb = r->abort_cb;
-    r->abort_cb = NULL;
-    if (cb)
-        cb(r, r->abort_data);
+    pt_request_tell_abort(r);
     if (hc->r == x) { /* the callback may have ended the request */
         pt_custodian_shutdown(r->custodian);
         r->custodian = NULL;

@@ -49,3 +49,15 @@ void pt_site_update_accepting(pt_site *site)
             pt_listener_resume(site->listeners[k]);
     }
 }
+
+void pt_vhost_apply(const pt_vhost *vh, pt_request *req)
+{
+    req->vhost = vh;
+    req->server_name = vh->server_name;
+    req->limits = &vh->limits;
+    req->access_log = vh->access_log;
+    req->error_log = vh->error_log;
+    req->error_level = vh->error_level;
+    req->server_tokens = vh->conf->server_tokens;
+    req->sendfile = vh->conf->sendfile;
+}

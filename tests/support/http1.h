@@ -57,14 +57,7 @@ static inline void h1_select(void *data, pt_request *req)
     h1_site *h = data;
     const pt_vhost *vh = &h->tv.vh;
     h->selects++;
-    req->vhost = vh;
-    req->server_name = vh->server_name;
-    req->limits = &vh->limits;
-    req->access_log = vh->access_log;
-    req->error_log = vh->error_log;
-    req->error_level = vh->error_level;
-    req->server_tokens = vh->conf->server_tokens;
-    req->sendfile = vh->conf->sendfile;
+    pt_vhost_apply(vh, req);
 }
 
 static inline void h1_route(pt_request *req)

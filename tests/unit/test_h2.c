@@ -484,14 +484,7 @@ static void h2_select(void *data, pt_request *req)
 {
     h2_site *h = data;
     const pt_vhost *vh = &h->tv.vh;
-    req->vhost = vh;
-    req->server_name = vh->server_name;
-    req->limits = &vh->limits;
-    req->access_log = vh->access_log;
-    req->error_log = vh->error_log;
-    req->error_level = vh->error_level;
-    req->server_tokens = vh->conf->server_tokens;
-    req->sendfile = vh->conf->sendfile;
+    pt_vhost_apply(vh, req);
 }
 
 static void h2_on_admit(pt_conn *c, void *data)
