@@ -57,6 +57,8 @@
 /* The largest response head (the fields, formatted once as HTTP/1 lines). */
 #define HEAD_MAX 8192
 #define NV_MAX 128
+/* A held memory body's frames of at least this size are queued by reference, not copied. */
+#define REF_MIN 4096
 /* A multipart/byteranges body is gathered in memory up to this size. */
 #define GATHERED_MAX (16 * 1024 * 1024)
 
@@ -106,6 +108,7 @@ typedef struct h2_stream {
     body_kind kind;
     const char *mem;
     uint64_t len; /* bytes of the body still to frame (memory and file) */
+    void (*hold)(const void *holder);
     void (*release)(void *holder);
     void *holder;
     char *owned; /* malloc'ed copy of a memory body */
@@ -799,6 +802,18 @@ static ssize_t read_body(nghttp2_session *s, int32_t id, uint8_t *buf, size_t le
     return (ssize_t)n;
 }
 
+/* A DATA frame of `length` bytes went into the out-queue. */
+static int sent_data(h2_conn *hc, h2_stream *st, size_t length)
+{
+    st->sent += length;
+    /* The response is moving: its next frame has response_send_timeout to follow. */
+    if (!st->response_done || st->len || st->out_len)
+        pt_timer_reset(&st->timer, hc->conn->limits->response_send_timeout);
+    else
+        pt_timer_cancel(&st->timer);
+    return 0;
+}
+
 /* A DATA frame's payload, written after its header straight into the out-queue. */
 static int send_data(nghttp2_session *s, nghttp2_frame *f, const uint8_t *framehd, size_t length,
                      nghttp2_data_source *src, void *data)
@@ -808,6 +823,16 @@ static int send_data(nghttp2_session *s, nghttp2_frame *f, const uint8_t *frameh
         return NGHTTP2_ERR_CALLBACK_FAILURE;
     h2_stream *st = src->ptr;
     pt_outq *q = &hc->conn->out;
+    if (st->kind == BODY_MEMORY && st->hold && length >= REF_MIN) {
+        /* Memory someone holds (the file cache's) goes out from where it is, a reference a
+         * frame: no copy. */
+        pt_outq_push_copy(q, framehd, 9);
+        st->hold(st->holder);
+        pt_outq_push_ref(q, st->mem, length, st->release, st->holder);
+        st->mem += length;
+        st->len -= length;
+        return sent_data(hc, st, length);
+    }
     char *room = pt_outq_reserve(q, 9 + length);
     memcpy(room, framehd, 9);
     switch (st->kind) {
@@ -837,13 +862,7 @@ static int send_data(nghttp2_session *s, nghttp2_frame *f, const uint8_t *frameh
         break;
     }
     pt_outq_commit(q, 9 + length);
-    st->sent += length;
-    /* The response is moving: its next frame has response_send_timeout to follow. */
-    if (!st->response_done || st->len || st->out_len)
-        pt_timer_reset(&st->timer, hc->conn->limits->response_send_timeout);
-    else
-        pt_timer_cancel(&st->timer);
-    return 0;
+    return sent_data(hc, st, length);
 }
 
 /* What nghttp2 has to send, into the out-queue, then to the socket. */
@@ -1355,6 +1374,7 @@ static int h2_respond(pt_request *req, const pt_response *r)
             st->len = r->body_len;
             if (r->body_hold) {
                 r->body_hold(r->body_holder);
+                st->hold = r->body_hold;
                 st->release = r->body_release;
                 st->holder = r->body_holder;
                 st->mem = r->body;
