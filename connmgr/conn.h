@@ -62,6 +62,11 @@ typedef struct pt_conn_proto {
      * not write. Resources registered on the connection's custodian after it was made have
      * already been released (LIFO). Optional. */
     void (*on_close)(pt_conn *c);
+    /** Its manager has started draining (pt_connmgr_drain, pt_connmgr_retire): a protocol that
+     * can tell its peer to send nothing new (HTTP/2's GOAWAY) does so now, and closes once what
+     * is in flight is done. Runs once per connection, before the manager closes idle ones.
+     * Optional: without it, the protocol sees pt_connmgr_is_draining at its next event. */
+    void (*on_retire)(pt_conn *c);
 } pt_conn_proto;
 
 /** The manager's side of a connection (internal to connmgr/). */

@@ -563,6 +563,13 @@ static void drain(pt_connmgr *m, double grace, bool gentle)
     pt_timer_init(&m->drain_timer, m->loop, on_drain_timeout, m);
     if (!pt_timeout_is_none(grace))
         pt_timer_start(&m->drain_timer, grace);
+    /* Protocols that can say "no more" to their peer say it now (a killed connection stays
+     * readable, and unlinked, until the loop iteration ends). */
+    for (pt_conn *c = m->live, *next; c; c = next) {
+        next = c->next;
+        if (c->proto->on_retire && !c->dead)
+            c->proto->on_retire(c);
+    }
     /* Idle connections and ones that have not started a request close now; the others close
      * after the response in flight (the protocol sees pt_connmgr_is_draining). A gentle drain
      * leaves idle ones open: their client may be sending a request right now. */

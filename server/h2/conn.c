@@ -1046,11 +1046,21 @@ static void h2_on_close(pt_conn *c)
     session_release(hc);
 }
 
+/* A reload or a stop: GOAWAY with the last stream taken, at once; the connection closes when
+ * its streams are done (h2_send). */
+static void h2_on_retire(pt_conn *c)
+{
+    h2_conn *hc = c->proto_data;
+    start_goaway(hc);
+    h2_send(hc);
+}
+
 static const pt_conn_proto h2_proto = {
     .on_read = h2_on_read,
     .on_drain = h2_on_drain,
     .on_timeout = h2_on_timeout,
     .on_close = h2_on_close,
+    .on_retire = h2_on_retire,
 };
 
 static void on_stream_timer(pt_timer *t, void *data)

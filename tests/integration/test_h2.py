@@ -506,6 +506,28 @@ class Reload(PorterTestCase):
         # The retired connection goes once its stream is done.
         self.assertTrue(c.wait_closed(5), "the connection stayed open: %s" % c.summary())
 
+    def test_idle_connection_gets_goaway_at_once(self):
+        # An idle HTTP/2 connection hears of the reload at once (GOAWAY naming the last stream
+        # it had), not at its next request or when its keep-alive runs out, and then closes.
+        if frames.h2 is None:
+            self.skipTest("needs python3-h2")
+        port = self.reserve_port()
+        text = ("error_log stderr info;\nshutdown_grace_period 30s;\nkeepalive_timeout 60s;\n"
+                "server {\n    listen 127.0.0.1:%d http2;\n    root htdocs;\n}\n" % port)
+        p = self.start_porter(text, FILES)
+        c = frames.RawH2(port)
+        self.addCleanup(c.close)
+        c.request(1)
+        self.assertTrue(c.read_until(lambda: c.ended(1), 10), c.summary())
+        self.assertIsNone(c.goaway(), c.summary())
+        p.signal(signal.SIGHUP)
+        self.assertTrue(c.read_until(lambda: c.goaway() is not None, 5),
+                        "no GOAWAY on reload: %s" % c.summary())
+        g = c.goaway()
+        self.assertEqual((frames.error_name(g.error_code), g.last_stream_id), ("NO_ERROR", 1),
+                         c.summary())
+        self.assertTrue(c.wait_closed(5), "the connection stayed open: %s" % c.summary())
+
 
 if __name__ == "__main__":
     harness.main()

@@ -72,7 +72,7 @@ struct fixture {
     pt_conn *target;
 
     /* What the callbacks saw. */
-    int reads, closes, drains, timeouts, fulls, rooms, drained, admits, released;
+    int reads, closes, drains, timeouts, fulls, rooms, drained, admits, released, retires;
     ev_tstamp closed_at, timeout_at, flushed_at, helper_at;
     int flush_result;
     bool dead_after_flush;
@@ -515,6 +515,19 @@ static const pt_conn_proto kill_proto = {.on_read = kill_read, .on_close = rec_c
 static const pt_conn_proto hold_proto = {.on_read = hold_read, .on_close = rec_close};
 static const pt_conn_proto bulk_proto = {
     .on_read = bulk_read, .on_drain = bulk_drain, .on_close = rec_close};
+
+/* Told of a drain: says "bye" to its peer (as HTTP/2 sends GOAWAY). */
+static void retire_say_bye(pt_conn *c)
+{
+    fx(c)->retires++;
+    pt_outq_push_copy(&c->out, "bye", 3);
+    pt_conn_flush(c);
+}
+
+static const pt_conn_proto retire_proto = {.on_read = echo_read,
+                                           .on_drain = rec_drain,
+                                           .on_close = rec_close,
+                                           .on_retire = retire_say_bye};
 
 /* ---- manager callbacks ---- */
 
@@ -1163,6 +1176,53 @@ static void test_room_when_a_connection_goes_idle(void **state)
     assert_int_equal(f->closes, 1);
 }
 
+static void test_drain_tells_every_protocol_before_closing_idle_ones(void **state)
+{
+    fixture *f = *state;
+    peer *pi, *pb;
+
+    f->idle_after_echo = true;
+    start_mgr(f, &retire_proto);
+    pt_conn *idle = admit_pair(f, &pi, NULL);
+    pt_conn_set_state(idle, PT_CONN_IDLE);
+    pt_conn *busy = admit_pair(f, &pb, NULL);
+    busy->requests = 1;
+    pt_conn_set_state(busy, PT_CONN_WRITING);
+    pt_connmgr_drain(f->m, 0.2);
+    assert_int_equal(f->retires, 2);
+    /* The idle one heard it, then was closed; the busy one heard it and goes on. */
+    peer_read(pi, SIZE_MAX);
+    assert_true(pi->eof);
+    assert_int_equal(pi->total, 3);
+    assert_memory_equal(pi->data, "bye", 3);
+    peer_read(pb, SIZE_MAX);
+    assert_false(pb->eof);
+    assert_int_equal(pb->total, 3);
+    assert_memory_equal(pb->data, "bye", 3);
+    /* A second drain kills what is left, without telling again. */
+    pt_connmgr_drain(f->m, 0.2);
+    assert_int_equal(f->retires, 2);
+    assert_int_equal(get_stats(f).live, 0);
+}
+
+static void test_retire_tells_idle_ones_and_leaves_them_open(void **state)
+{
+    fixture *f = *state;
+    peer *pi;
+
+    start_mgr(f, &retire_proto);
+    pt_conn *idle = admit_pair(f, &pi, NULL);
+    pt_conn_set_state(idle, PT_CONN_IDLE);
+    pt_connmgr_retire(f->m, 0.2);
+    assert_int_equal(f->retires, 1);
+    peer_read(pi, SIZE_MAX);
+    assert_false(pi->eof);
+    assert_int_equal(pi->total, 3);
+    assert_int_equal(get_stats(f).live, 1);
+    pt_connmgr_drain(f->m, 0.2); /* kills */
+    assert_int_equal(get_stats(f).live, 0);
+}
+
 static void test_drain_closes_idle_and_fresh_lets_busy_finish(void **state)
 {
     fixture *f = *state;
@@ -1801,6 +1861,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_drain_closes_idle_and_fresh_lets_busy_finish, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_drain_kills_busy_after_grace, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_drain_tells_every_protocol_before_closing_idle_ones,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retire_tells_idle_ones_and_leaves_them_open, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_second_drain_kills_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_drain_without_connections, setup, teardown),
         cmocka_unit_test_setup_teardown(test_free_with_live_connections, setup, teardown),
