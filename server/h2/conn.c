@@ -35,6 +35,7 @@
 #include <inttypes.h>
 #include <llhttp.h>
 #include <nghttp2/nghttp2.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,8 +49,6 @@
 
 /* Bytes of frames queued ahead of the socket before the session is asked for more. */
 #define OUT_HIGH_WATER (256 * 1024)
-/* Input is not read while this much output waits (a client that sends and does not read). */
-#define OUT_READ_STOP (1024 * 1024)
 /* A streaming handler is asked to wait above this many unsent bytes of its stream. */
 #define STREAM_HIGH_WATER (64 * 1024)
 /* A DATA frame's payload goes in one out-queue room with its 9-byte frame header. */
@@ -60,7 +59,7 @@
 /* A held memory body's frames of at least this size are queued by reference, not copied. */
 #define REF_MIN 4096
 /* A multipart/byteranges body is gathered in memory up to this size. */
-#define GATHERED_MAX (16 * 1024 * 1024)
+#define GATHERED_MAX (1024 * 1024)
 
 typedef struct h2_conn h2_conn;
 
@@ -118,6 +117,7 @@ typedef struct h2_stream {
     char *out; /* BODY_STREAM: written, not yet framed (malloc) */
     size_t out_len, out_cap;
     bool out_end; /* pt_response_end() */
+    int64_t owed; /* a stream of known length: bytes it still owes (-1: unknown) */
 } h2_stream;
 
 #define STREAM_SIZE ((sizeof(h2_stream) + 15) & ~(size_t)15)
@@ -150,6 +150,7 @@ static h2_stream *stream_of(const pt_request *req)
 }
 
 static void h2_send(h2_conn *hc);
+static void response_sent(h2_conn *hc, h2_stream *st);
 
 /* Deletes the session of a closed connection once no nghttp2 call is on the stack. */
 static void session_release(h2_conn *hc)
@@ -381,11 +382,11 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *
             refuse(st, 431, "request header list too large");
         return 0;
     }
+    if (st->nhdrs >= hc->conn->limits->max_request_headers) {
+        refuse(st, 431, "too many header fields");
+        return 0;
+    }
     if (st->nhdrs == st->hdr_cap) {
-        if (st->nhdrs >= hc->conn->limits->max_request_headers) {
-            refuse(st, 431, "too many header fields");
-            return 0;
-        }
         pt_header *more = pt_request_alloc(r, 2 * st->hdr_cap * sizeof *more);
         if (!more) {
             refuse(st, 431, "too many header fields");
@@ -611,6 +612,19 @@ static void deliver_body(h2_stream *st)
     }
 }
 
+/* deliver_body() from a handler's own call (not nghttp2's): what the reader does in its
+ * callback (answer, reset) is sent after it, so no stream goes while the body is delivered. */
+static void deliver_held(h2_conn *hc, h2_stream *st)
+{
+    hc->depth++;
+    deliver_body(st);
+    hc->depth--;
+    if (hc->closing)
+        session_release(hc);
+    else
+        h2_send(hc);
+}
+
 static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t id, const uint8_t *data,
                          size_t len, void *ud)
 {
@@ -734,6 +748,8 @@ static int on_frame_send(nghttp2_session *s, const nghttp2_frame *f, void *data)
     if (!(f->hd.flags & NGHTTP2_FLAG_END_STREAM))
         return 0;
     h2_stream *st = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
+    if (st)
+        response_sent(hc, st); /* (also after an empty last DATA frame, which send_data skips) */
     if (st && st->discard && !st->body_end && !hc->closing) {
         /* Answered before the request body ended, and nobody reads it: the client may stop
          * sending it (RFC 9113 section 8.1). */
@@ -802,6 +818,16 @@ static ssize_t read_body(nghttp2_session *s, int32_t id, uint8_t *buf, size_t le
     return (ssize_t)n;
 }
 
+/* The whole response is out: the stream waits only for the rest of a request body still read
+ * (within request_body_timeout), else for nothing. */
+static void response_sent(h2_conn *hc, h2_stream *st)
+{
+    if (st->body_end)
+        pt_timer_cancel(&st->timer);
+    else
+        pt_timer_reset(&st->timer, hc->conn->limits->request_body_timeout);
+}
+
 /* A DATA frame of `length` bytes went into the out-queue. */
 static int sent_data(h2_conn *hc, h2_stream *st, size_t length)
 {
@@ -810,7 +836,7 @@ static int sent_data(h2_conn *hc, h2_stream *st, size_t length)
     if (!st->response_done || st->len || st->out_len)
         pt_timer_reset(&st->timer, hc->conn->limits->response_send_timeout);
     else
-        pt_timer_cancel(&st->timer);
+        response_sent(hc, st);
     return 0;
 }
 
@@ -996,19 +1022,14 @@ static void h2_on_read(pt_conn *c)
     h2_send(hc);
     if (c->dead)
         return;
-    /* Reading stops while much output waits, and when the in-buffer was full (the manager
-     * paused it): all of it was taken, so read on unless output is the reason. */
-    if (pt_outq_pending(&c->out) > OUT_READ_STOP)
-        pt_conn_pause_read(c);
-    else if (c->read_paused)
+    /* The manager paused reading when the in-buffer was full: all of it was taken. */
+    if (c->read_paused)
         pt_conn_resume_read(c);
 }
 
 static void h2_on_drain(pt_conn *c)
 {
     h2_conn *hc = c->proto_data;
-    if (c->read_paused)
-        pt_conn_resume_read(c);
     if (hc->nstreams == 0)
         pt_conn_reset_timeout(c, hc->started ? c->limits->keepalive_timeout
                                              : c->limits->request_read_timeout);
@@ -1031,10 +1052,13 @@ static void h2_on_timeout(pt_conn *c)
         pt_conn_close(c);
 }
 
-static void h2_on_close(pt_conn *c)
+/* The connection's custodian releases its HTTP/2 state (an entry of its own, which also tells
+ * the manager that the connection is not bare: an HTTP/2 connection is never parked, since its
+ * session cannot be given up and made again). */
+static void h2_release(void *data)
 {
-    h2_conn *hc = c->proto_data;
-    if (!hc || hc->closing)
+    h2_conn *hc = data;
+    if (hc->closing)
         return;
     /* Streams first (their handlers hear it), then the session; callbacks of an nghttp2 call
      * still on the stack fail from now on, and the session goes when that call returns. */
@@ -1044,6 +1068,12 @@ static void h2_on_close(pt_conn *c)
     if (hc->counters)
         hc->counters->live--;
     session_release(hc);
+}
+
+static void h2_on_close(pt_conn *c)
+{
+    if (c->proto_data)
+        h2_release(c->proto_data);
 }
 
 /* A reload or a stop: GOAWAY with the last stream taken, at once; the connection closes when
@@ -1086,21 +1116,28 @@ static void on_stream_timer(pt_timer *t, void *data)
     stream_reset(st, NGHTTP2_CANCEL);
 }
 
+static nghttp2_session_callbacks *callbacks_made;
+
+static void make_callbacks(void)
+{
+    nghttp2_session_callbacks *cbs;
+    if (nghttp2_session_callbacks_new(&cbs) != 0)
+        return;
+    nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, on_begin_headers);
+    nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
+    nghttp2_session_callbacks_set_on_frame_send_callback(cbs, on_frame_send);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
+    nghttp2_session_callbacks_set_send_data_callback(cbs, send_data);
+    callbacks_made = cbs; /* published whole (servers may run on several threads) */
+}
+
 static nghttp2_session_callbacks *callbacks(void)
 {
-    static nghttp2_session_callbacks *cbs;
-    if (!cbs) {
-        if (nghttp2_session_callbacks_new(&cbs) != 0)
-            return NULL;
-        nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, on_begin_headers);
-        nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
-        nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
-        nghttp2_session_callbacks_set_on_frame_send_callback(cbs, on_frame_send);
-        nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
-        nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
-        nghttp2_session_callbacks_set_send_data_callback(cbs, send_data);
-    }
-    return cbs;
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, make_callbacks);
+    return callbacks_made;
 }
 
 size_t pt_h2_conn_size(void)
@@ -1141,6 +1178,7 @@ int pt_h2_conn_attach(pt_conn *c, const pt_site_ops *ops, void *site, bool tls,
         return -ENOMEM;
     }
     pt_conn_set_proto(c, &h2_proto, hc);
+    pt_custodian_register(pt_conn_custodian(c), h2_release, hc);
     if (counters) {
         counters->connections++;
         counters->live++;
@@ -1348,10 +1386,13 @@ static int h2_respond(pt_request *req, const pt_response *r)
     st->status = r->status;
     st->head_only = req->method_id == PT_METHOD_HEAD || !status_has_body(r->status) || r->no_body;
     st->kind = BODY_NONE;
+    st->owed = -1;
     if (r->stream) {
         /* Even without a body (HEAD, 204, 304) the stream lasts until the handler ends it: what
          * it writes is dropped, and its end is an empty DATA frame. */
         st->kind = BODY_STREAM;
+        if (!st->head_only && r->stream_length >= 0)
+            st->owed = r->stream_length;
     } else if (!st->head_only) {
         if (r->push_body) {
             gather g = {0};
@@ -1435,6 +1476,11 @@ static int h2_write(pt_request *req, const void *data, size_t len)
         return -ECONNABORTED;
     if (st->kind != BODY_STREAM || st->response_done)
         return -EINVAL;
+    if (st->owed >= 0 && !st->head_only) {
+        if ((uint64_t)len > (uint64_t)st->owed)
+            return -EMSGSIZE; /* more than the content-length promised */
+        st->owed -= (int64_t)len;
+    }
     if (len && !st->head_only) {
         if (st->out_len + len > st->out_cap) {
             size_t cap = st->out_cap ? st->out_cap : 16384;
@@ -1472,6 +1518,16 @@ static int h2_end(pt_request *req)
         return -ECONNABORTED;
     if (st->kind != BODY_STREAM || st->response_done)
         return -EINVAL;
+    if (st->owed > 0) {
+        /* Shorter than its content-length: the client would wait for the rest forever. */
+        pt_request_log(req, PT_LOG_ERROR, "streamed response ended %lld bytes short",
+                       (long long)st->owed);
+        st->response_done = true;
+        req->writable_cb = NULL;
+        req->abort_cb = NULL;
+        stream_reset(st, NGHTTP2_INTERNAL_ERROR);
+        return -EPIPE;
+    }
     st->out_end = true;
     st->response_done = true;
     req->writable_cb = NULL;
@@ -1496,8 +1552,7 @@ static void h2_read_body(pt_request *req)
     }
     if (!st->body_end)
         pt_timer_reset(&st->timer, hc->conn->limits->request_body_timeout);
-    deliver_body(st);
-    h2_send(hc);
+    deliver_held(hc, st);
 }
 
 static void h2_pause_body(pt_request *req, bool pause)
@@ -1506,10 +1561,8 @@ static void h2_pause_body(pt_request *req, bool pause)
     if (st->body_paused == pause)
         return;
     st->body_paused = pause;
-    if (!pause) {
-        deliver_body(st);
-        h2_send(st->hc);
-    }
+    if (!pause)
+        deliver_held(st->hc, st);
 }
 
 static void h2_reset_timeout(pt_request *req, double secs)

@@ -463,6 +463,24 @@ class Enabling(PorterTestCase):
         self.assertStatus(p.get("/small.txt"), 200)
 
 
+class Idle(PorterTestCase):
+    def test_an_idle_h2c_connection_serves_its_next_request(self):
+        # Idle keep-alive TCP connections are parked (their memory given back) after half a
+        # second; an HTTP/2 one must not be: its session is its state.
+        if frames.h2 is None:
+            self.skipTest("needs python3-h2")
+        p = self.start_porter(conf("127.0.0.1:1", tls=False), FILES)
+        c = frames.RawH2(p.port)
+        self.addCleanup(c.close)
+        c.request(1)
+        self.assertTrue(c.read_until(lambda: c.ended(1), 10), c.summary())
+        time.sleep(1.5)
+        c.request(3)
+        self.assertTrue(c.read_until(lambda: c.ended(3), 10), c.summary())
+        self.assertEqual((c.status(3), c.body(3)), (200, FILES["small.txt"]), c.summary())
+        self.assertIsNone(c.goaway(), c.summary())
+
+
 class Reload(PorterTestCase):
     def test_stream_in_flight_completes_and_client_gets_goaway(self):
         if frames.h2 is None:

@@ -428,6 +428,16 @@ static void on_body(pt_request *req, const void *data, size_t len, int status, v
     }
 }
 
+/* /late-reader's body callback: answers from the first piece. */
+static void answer_first_piece(pt_request *req, const void *data, size_t len, int status, void *ud)
+{
+    app *a = ud;
+    if (status == 0 && a->body_pieces++ == 0)
+        answer(req, 200, "took it", 7);
+    else if (status == PT_BODY_END)
+        assert_false(pt_response_pending(req)); /* the request is still there to ask */
+}
+
 static void route(pt_request *req)
 {
     app *a = &the_app;
@@ -457,6 +467,8 @@ static void route(pt_request *req)
         hold(a, req);
         a->fnv = 2166136261u;
         pt_request_read_body(req, on_body, a);
+    } else if (path_is(req, "/late-reader")) {
+        hold(a, req); /* the test reads its body later */
     } else if (path_is(req, "/early")) {
         answer(req, 200, "early", 5); /* the body is never read */
     } else {
@@ -719,6 +731,24 @@ static void test_an_answer_before_the_body_resets_it_with_no_error(void **state)
     close_site();
 }
 
+static void test_a_reader_that_answers_from_its_first_piece(void **state)
+{
+    /* The whole body, and its end, wait in the stream when the handler starts reading from an
+     * event of its own; it answers from the first piece, which ends the stream then and there:
+     * nothing more may be delivered to it (the stream is gone). */
+    open_site(CONF(""), 65535, 0);
+    cstream *cs = client_request(&site.cl, "POST", "/late-reader", 10);
+    loop_run_for(site.loop, 0.05);
+    assert_int_equal(the_app.nheld, 1);
+    pt_request_read_body(the_app.held[0], answer_first_piece, &the_app);
+    wait_closed(cs);
+    assert_int_equal(cs->status, 200);
+    assert_string_equal(cs->body, "took it");
+    assert_int_equal(the_app.body_pieces, 1);
+    assert_int_equal(the_app.aborts, 0);
+    close_site();
+}
+
 static void test_a_reset_from_the_client_aborts_the_handler(void **state)
 {
     open_site(CONF(""), 0, 16384);
@@ -965,6 +995,7 @@ int main(void)
         cmocka_unit_test(test_a_reset_from_the_client_aborts_the_handler),
         cmocka_unit_test(test_a_killed_connection_aborts_its_streams),
         cmocka_unit_test(test_ten_streams_at_once),
+        cmocka_unit_test(test_a_reader_that_answers_from_its_first_piece),
         cmocka_unit_test(test_a_handler_without_an_answer_in_time_gets_503),
         cmocka_unit_test(test_an_embedded_handler_reads_a_posted_body),
         cmocka_unit_test(test_a_path_with_8bit_bytes_is_refused_as_over_http1),
