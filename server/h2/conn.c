@@ -302,8 +302,8 @@ static void conn_log(h2_conn *hc, pt_log_level level, const char *why)
     pt_log_error(level, "HTTP/2: %s, client: %s", why, addr);
 }
 
-/* Ends the connection for a flood: GOAWAY ENHANCE_YOUR_CALM, then close once written. */
-static void flood(h2_conn *hc, const char *what)
+/* Counts and logs the flood that ends this connection, once whoever noticed it. */
+static void count_flood(h2_conn *hc, const char *what)
 {
     if (hc->flooded)
         return;
@@ -311,6 +311,12 @@ static void flood(h2_conn *hc, const char *what)
     if (hc->counters)
         hc->counters->floods++;
     conn_log(hc, PT_LOG_INFO, what);
+}
+
+/* Ends the connection for a flood: GOAWAY ENHANCE_YOUR_CALM, then close once written. */
+static void flood(h2_conn *hc, const char *what)
+{
+    count_flood(hc, what);
     nghttp2_session_terminate_session(hc->session, NGHTTP2_ENHANCE_YOUR_CALM);
     hc->goaway = true;
 }
@@ -407,24 +413,6 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *
     return 0;
 }
 
-static int method_id(pt_str m)
-{
-    static const struct {
-        const char *name;
-        int id;
-    } methods[] = {
-        {"GET", PT_METHOD_GET},         {"HEAD", PT_METHOD_HEAD},
-        {"POST", PT_METHOD_POST},       {"PUT", PT_METHOD_PUT},
-        {"DELETE", PT_METHOD_DELETE},   {"OPTIONS", PT_METHOD_OPTIONS},
-        {"CONNECT", PT_METHOD_CONNECT}, {"TRACE", PT_METHOD_TRACE},
-        {"PATCH", PT_METHOD_PATCH},
-    };
-    for (size_t i = 0; i < sizeof methods / sizeof *methods; i++)
-        if (m.len == strlen(methods[i].name) && memcmp(m.p, methods[i].name, m.len) == 0)
-            return methods[i].id;
-    return PT_METHOD_OTHER;
-}
-
 /* Cookie fields arrive as crumbs (RFC 9113 section 8.2.3): one field again, for handlers and
  * for an HTTP/1.1 upstream, which allows one Cookie line. */
 static void join_cookies(h2_stream *st)
@@ -474,22 +462,33 @@ static void answer(pt_request *r, int status)
     pt_request_respond(r, &resp);
 }
 
-/* The methods HTTP/1 can carry (llhttp's): a request goes on to an HTTP/1.1 upstream as it
- * came, so an HTTP/2 request is held to what an HTTP/1 one would be. */
-static const char *const http1_methods[] = {
-#define XX(num, name, string) #string,
+/* The methods HTTP/1 can carry, with llhttp's numbers (which pt_method follows): a request goes
+ * on to an HTTP/1.1 upstream as it came, so an HTTP/2 request is held to what an HTTP/1 one
+ * would be. */
+static const struct {
+    int num;
+    const char *name;
+} http1_methods[] = {
+#define XX(num, name, string) {num, #string},
     HTTP_METHOD_MAP(XX)
 #undef XX
 };
 
-/* 0 for a method HTTP/1 knows; else the status an HTTP/1 request with it gets: 501 for an
- * unknown one that looks like a method (upper-case letters), 400 for anything else. */
-static int method_refusal(pt_str m)
+/* llhttp's number of method `m`, or -1 for one HTTP/1 does not carry (PRI is the HTTP/2
+ * preface's, not a method). */
+static int http1_method(pt_str m)
 {
     for (size_t i = 0; i < sizeof http1_methods / sizeof *http1_methods; i++)
-        if (m.len == strlen(http1_methods[i]) && memcmp(m.p, http1_methods[i], m.len) == 0 &&
-            strcmp(http1_methods[i], "PRI") != 0)
-            return 0;
+        if (m.len == strlen(http1_methods[i].name) &&
+            memcmp(m.p, http1_methods[i].name, m.len) == 0)
+            return http1_methods[i].num == HTTP_PRI ? -1 : http1_methods[i].num;
+    return -1;
+}
+
+/* The status an HTTP/1 request with a method it does not carry gets: 501 for one that looks
+ * like a method (upper-case letters), 400 for anything else. */
+static int unknown_method_status(pt_str m)
+{
     for (size_t i = 0; i < m.len; i++)
         if (m.p[i] < 'A' || m.p[i] > 'Z')
             return 400;
@@ -517,7 +516,9 @@ static void dispatch(h2_stream *st, bool end_stream)
     r->headers = st->hdrs;
     r->nheaders = st->nhdrs;
     r->method = st->method;
-    r->method_id = method_id(st->method);
+    int method = http1_method(st->method);
+    r->method_id =
+        method >= 0 && (method <= HTTP_TRACE || method == HTTP_PATCH) ? method : PT_METHOD_OTHER;
     r->target = st->path;
     const char *q = st->path.len ? memchr(st->path.p, '?', st->path.len) : NULL;
     r->path = (pt_str){st->path.p, q ? (size_t)(q - st->path.p) : st->path.len};
@@ -547,10 +548,9 @@ static void dispatch(h2_stream *st, bool end_stream)
         r->host = (pt_str){"", 0};
     if (r->host.len && !pt_uri_authority_valid(r->host.p, r->host.len))
         refuse(st, 400, "invalid :authority or Host");
-    if (r->method_id == PT_METHOD_OTHER) {
-        int status = method_refusal(r->method);
-        if (status)
-            refuse(st, status, status == 501 ? "unknown method" : "invalid method");
+    if (method < 0) {
+        int status = unknown_method_status(r->method);
+        refuse(st, status, status == 501 ? "unknown method" : "invalid method");
     }
     if (r->method_id != PT_METHOD_CONNECT && !path_valid(st->path))
         refuse(st, 400, "invalid :path");
@@ -737,20 +737,17 @@ static int on_frame_send(nghttp2_session *s, const nghttp2_frame *f, void *data)
          * nothing here sends): count those too. */
         bool reset_flood = f->goaway.error_code == NGHTTP2_INTERNAL_ERROR &&
                            hc->resets >= hc->settings->reset_burst;
-        if ((f->goaway.error_code == NGHTTP2_ENHANCE_YOUR_CALM || reset_flood) && !hc->flooded) {
-            hc->flooded = true;
-            if (hc->counters)
-                hc->counters->floods++;
-            conn_log(hc, PT_LOG_INFO, "stream reset flood");
-        }
+        if (f->goaway.error_code == NGHTTP2_ENHANCE_YOUR_CALM || reset_flood)
+            count_flood(hc, "stream reset flood");
         return 0;
     }
     if (!(f->hd.flags & NGHTTP2_FLAG_END_STREAM))
         return 0;
     h2_stream *st = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
-    if (st)
-        response_sent(hc, st); /* (also after an empty last DATA frame, which send_data skips) */
-    if (st && st->discard && !st->body_end && !hc->closing) {
+    if (!st)
+        return 0;
+    response_sent(hc, st);
+    if (st->discard && !st->body_end) {
         /* Answered before the request body ended, and nobody reads it: the client may stop
          * sending it (RFC 9113 section 8.1). */
         nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_NO_ERROR);
@@ -828,15 +825,13 @@ static void response_sent(h2_conn *hc, h2_stream *st)
         pt_timer_reset(&st->timer, hc->conn->limits->request_body_timeout);
 }
 
-/* A DATA frame of `length` bytes went into the out-queue. */
+/* A DATA frame of `length` bytes went into the out-queue: the response is moving, and its
+ * next frame has response_send_timeout to follow (the last one's END_STREAM is
+ * on_frame_send's). */
 static int sent_data(h2_conn *hc, h2_stream *st, size_t length)
 {
     st->sent += length;
-    /* The response is moving: its next frame has response_send_timeout to follow. */
-    if (!st->response_done || st->len || st->out_len)
-        pt_timer_reset(&st->timer, hc->conn->limits->response_send_timeout);
-    else
-        response_sent(hc, st);
+    pt_timer_reset(&st->timer, hc->conn->limits->response_send_timeout);
     return 0;
 }
 
@@ -993,13 +988,13 @@ static void h2_on_read(pt_conn *c)
         }
         if (n < 0) {
             bool flooded = n == NGHTTP2_ERR_FLOODED || n == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS;
-            if (hc->counters) {
-                if (flooded)
-                    hc->counters->floods++;
-                else
+            if (flooded) {
+                count_flood(hc, nghttp2_strerror((int)n));
+            } else {
+                if (hc->counters)
                     hc->counters->errors++;
+                conn_log(hc, PT_LOG_INFO, nghttp2_strerror((int)n));
             }
-            conn_log(hc, PT_LOG_INFO, nghttp2_strerror((int)n));
             if (n == NGHTTP2_ERR_BAD_CLIENT_MAGIC) {
                 pt_conn_kill(c);
                 return;

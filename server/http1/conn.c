@@ -451,7 +451,7 @@ static int on_headers_complete(llhttp_t *p)
                 return fail(hc, 400, "invalid header field name");
         if (h->name.len == 0)
             return fail(hc, 400, "empty header field name");
-        /* Only three names matter here; their lengths tell most others apart at once. */
+        /* Only four names matter here; their lengths tell most others apart at once. */
         size_t nl = h->name.len;
         if (nl == 2 && pt_str_ieq(h->name, "te")) {
             r->te_trailers = pt_h1_has_token(h->value.p, h->value.len, "trailers");

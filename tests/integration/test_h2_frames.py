@@ -722,6 +722,7 @@ class Floods(FrameCase):
         self.assertIsNone(c.goaway(), c.summary())
 
     def test_continuation_flood(self):
+        before = self.status_counter("flood")
         c = self.client()
         first = c.block(request_headers())
         c.send(frame(HEADERS, END_STREAM, 1, first))
@@ -732,6 +733,8 @@ class Floods(FrameCase):
                               COMPRESSION_ERROR))
         self.assertIsNone(c.status(1), c.summary())
         self.assertServes()
+        # One connection ended for one flood, counted once.
+        self.assertEqual(self.status_counter("flood"), before + 1)
 
     def test_empty_continuation_flood(self):
         c = self.client()
