@@ -41,6 +41,7 @@ typedef struct pt_vhost pt_vhost; /* server/site/site.h: what the request core d
 typedef struct pt_location pt_location; /* server/site/location.h: likewise */
 typedef struct pt_response pt_response;
 struct pt_outq;
+struct pt_clock;
 struct pt_conn;
 
 /* Methods porter tells apart (numbered as llhttp numbers them, which server/http1 relies on);
@@ -274,6 +275,20 @@ void pt_request_access_log(pt_request *req, int status, uint64_t body_bytes);
  * request line appended as nginx does. `level` is a pt_log_level. */
 void pt_request_log(pt_request *req, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* Whether a response with `status` has a body (not 1xx, 204 or 304). */
+static inline bool pt_http_status_has_body(int status)
+{
+    return !(status < 200 || status == 204 || status == 304);
+}
+
+/* Appends the header lines ("Name: value\r\n") of `r` that every protocol sends, at `buf`
+ * from `pos` (capacity `cap`), in the second of `clock`: Server, Date, Content-Type, the body's
+ * framing (Transfer-Encoding: chunked when `chunked` and there is a body, else Content-Length
+ * when its length is known), Last-Modified, Location, Allow, the response's own lines and its
+ * filters'. Returns the new position; bytes beyond `cap` are counted, not written. */
+size_t pt_response_head_fields(const pt_request *req, const pt_response *r, bool chunked,
+                               const struct pt_clock *clock, char *buf, size_t pos, size_t cap);
 
 /* Appends the header lines of the request's response filters (see pt_response_filter). */
 size_t pt_response_filter_head(const pt_request *req, const pt_response *r, time_t now, char *buf,

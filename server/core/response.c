@@ -169,6 +169,54 @@ const pt_clock *pt_clock_at(time_t now)
     return &clock_cache;
 }
 
+size_t pt_response_head_fields(const pt_request *req, const pt_response *r, bool chunked,
+                               const pt_clock *clock, char *buf, size_t pos, size_t cap)
+{
+    if (!r->omit_server)
+        pos = req->server_tokens
+                  ? PT_APPEND_LIT(buf, pos, cap, "Server: porter/" PORTER_VERSION "\r\n")
+                  : PT_APPEND_LIT(buf, pos, cap, "Server: porter\r\n");
+    if (!r->omit_date) {
+        pos = PT_APPEND_LIT(buf, pos, cap, "Date: ");
+        pos = pt_append(buf, pos, cap, clock->date, clock->date_len);
+        pos = PT_APPEND_LIT(buf, pos, cap, "\r\n");
+    }
+    if (r->content_type) {
+        pos = PT_APPEND_LIT(buf, pos, cap, "Content-Type: ");
+        pos = pt_append(buf, pos, cap, r->content_type, strlen(r->content_type));
+        pos = PT_APPEND_LIT(buf, pos, cap, "\r\n");
+    }
+    if (chunked && pt_http_status_has_body(r->status)) {
+        pos = PT_APPEND_LIT(buf, pos, cap, "Transfer-Encoding: chunked\r\n");
+    } else if (!r->no_body && pt_http_status_has_body(r->status) &&
+               (!r->stream || r->stream_length >= 0)) {
+        pos = PT_APPEND_LIT(buf, pos, cap, "Content-Length: ");
+        pos = pt_append_uint(buf, pos, cap, r->stream ? (uint64_t)r->stream_length : r->body_len);
+        pos = PT_APPEND_LIT(buf, pos, cap, "\r\n");
+    }
+    if (r->last_modified > 0) {
+        char date[32];
+        pos = PT_APPEND_LIT(buf, pos, cap, "Last-Modified: ");
+        pos = pt_append(buf, pos, cap, date, pt_http_date_format(r->last_modified, date));
+        pos = PT_APPEND_LIT(buf, pos, cap, "\r\n");
+    }
+    if (r->location) {
+        pos = PT_APPEND_LIT(buf, pos, cap, "Location: ");
+        pos = pt_append(buf, pos, cap, r->location, strlen(r->location));
+        pos = PT_APPEND_LIT(buf, pos, cap, "\r\n");
+    }
+    if (r->allow) {
+        pos = PT_APPEND_LIT(buf, pos, cap, "Allow: ");
+        pos = pt_append(buf, pos, cap, r->allow, strlen(r->allow));
+        pos = PT_APPEND_LIT(buf, pos, cap, "\r\n");
+    }
+    if (r->extra_headers.len)
+        pos = pt_append(buf, pos, cap, r->extra_headers.p, r->extra_headers.len);
+    if (r->more_headers.len)
+        pos = pt_append(buf, pos, cap, r->more_headers.p, r->more_headers.len);
+    return pt_response_filter_head(req, r, clock->second, buf, pos, cap);
+}
+
 void pt_response_init(pt_response *r, int status)
 {
     memset(r, 0, sizeof *r);

@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 
 typedef struct pt_str {
@@ -41,6 +42,29 @@ static inline size_t pt_append(char *buf, size_t pos, size_t cap, const char *s,
 }
 
 #define PT_APPEND_LIT(buf, pos, cap, lit) pt_append(buf, pos, cap, lit, sizeof(lit) - 1)
+
+/* Appends the decimal digits of `v` (two a step: this runs for every response head). */
+static inline size_t pt_append_uint(char *buf, size_t pos, size_t cap, uint64_t v)
+{
+    static const char pairs[] =
+        "00010203040506070809101112131415161718192021222324252627282930313233"
+        "34353637383940414243444546474849505152535455565758596061626364656667"
+        "6869707172737475767778798081828384858687888990919293949596979899";
+    char digits[20];
+    size_t n = 0;
+    while (v >= 10) {
+        const char *d = pairs + 2 * (v % 100);
+        digits[sizeof digits - ++n] = d[1];
+        if (v < 100) {
+            digits[sizeof digits - ++n] = d[0];
+            return pt_append(buf, pos, cap, digits + sizeof digits - n, n);
+        }
+        digits[sizeof digits - ++n] = d[0];
+        v /= 100;
+    }
+    digits[sizeof digits - ++n] = (char)('0' + v);
+    return pt_append(buf, pos, cap, digits + sizeof digits - n, n);
+}
 
 /* c in lower case, if it is an ASCII letter. */
 static inline unsigned char pt_ascii_lower(unsigned char c)

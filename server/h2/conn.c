@@ -1201,20 +1201,6 @@ int pt_h2_conn_attach(pt_conn *c, const pt_site_ops *ops, void *site, bool tls,
 
 /* ---- the handler's side of a stream ---- */
 
-static bool status_has_body(int status)
-{
-    return !(status < 200 || status == 204 || status == 304);
-}
-
-static size_t append_header(char *buf, size_t pos, size_t cap, const char *name, const char *v,
-                            size_t vlen)
-{
-    pos = pt_append(buf, pos, cap, name, strlen(name));
-    pos = PT_APPEND_LIT(buf, pos, cap, ": ");
-    pos = pt_append(buf, pos, cap, v, vlen);
-    return PT_APPEND_LIT(buf, pos, cap, "\r\n");
-}
-
 /* Connection-specific fields, which HTTP/2 forbids (RFC 9113 section 8.2.2). */
 static bool connection_specific(const char *n, size_t len)
 {
@@ -1233,36 +1219,7 @@ static int head_fields(const pt_request *req, const pt_response *r, char *buf, s
                        nghttp2_nv *nv, char *status)
 {
     const pt_clock *clock = pt_clock_at((time_t)ev_now(req->loop));
-    size_t pos = 0;
-    if (!r->omit_server)
-        pos = req->server_tokens
-                  ? PT_APPEND_LIT(buf, pos, cap, "server: porter/" PORTER_VERSION "\r\n")
-                  : PT_APPEND_LIT(buf, pos, cap, "server: porter\r\n");
-    if (!r->omit_date)
-        pos = append_header(buf, pos, cap, "date", clock->date, clock->date_len);
-    if (r->content_type)
-        pos =
-            append_header(buf, pos, cap, "content-type", r->content_type, strlen(r->content_type));
-    if (!r->no_body && status_has_body(r->status) && (!r->stream || r->stream_length >= 0)) {
-        char digits[24];
-        int n = snprintf(digits, sizeof digits, "%" PRIu64,
-                         r->stream ? (uint64_t)r->stream_length : (uint64_t)r->body_len);
-        pos = append_header(buf, pos, cap, "content-length", digits, (size_t)n);
-    }
-    if (r->last_modified > 0) {
-        char date[32];
-        pos = append_header(buf, pos, cap, "last-modified", date,
-                            pt_http_date_format(r->last_modified, date));
-    }
-    if (r->location)
-        pos = append_header(buf, pos, cap, "location", r->location, strlen(r->location));
-    if (r->allow)
-        pos = append_header(buf, pos, cap, "allow", r->allow, strlen(r->allow));
-    if (r->extra_headers.len)
-        pos = pt_append(buf, pos, cap, r->extra_headers.p, r->extra_headers.len);
-    if (r->more_headers.len)
-        pos = pt_append(buf, pos, cap, r->more_headers.p, r->more_headers.len);
-    pos = pt_response_filter_head(req, r, clock->second, buf, pos, cap);
+    size_t pos = pt_response_head_fields(req, r, false, clock, buf, 0, cap);
     if (pos > cap)
         return -1;
 
@@ -1379,7 +1336,8 @@ static int h2_respond(pt_request *req, const pt_response *r)
         return -E2BIG;
     }
     st->status = r->status;
-    st->head_only = req->method_id == PT_METHOD_HEAD || !status_has_body(r->status) || r->no_body;
+    st->head_only =
+        req->method_id == PT_METHOD_HEAD || !pt_http_status_has_body(r->status) || r->no_body;
     st->kind = BODY_NONE;
     st->owed = -1;
     if (r->stream) {

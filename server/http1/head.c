@@ -19,33 +19,6 @@
 /* The largest response head. */
 #define RESPONSE_HEAD_MAX 8192
 
-static size_t append_uint(char *buf, size_t pos, size_t cap, uint64_t v)
-{
-    static const char pairs[] =
-        "00010203040506070809101112131415161718192021222324252627282930313233"
-        "34353637383940414243444546474849505152535455565758596061626364656667"
-        "6869707172737475767778798081828384858687888990919293949596979899";
-    char digits[20];
-    size_t n = 0;
-    while (v >= 10) { /* two digits a step */
-        const char *d = pairs + 2 * (v % 100);
-        digits[sizeof digits - ++n] = d[1];
-        if (v < 100) {
-            digits[sizeof digits - ++n] = d[0];
-            return pt_append(buf, pos, cap, digits + sizeof digits - n, n);
-        }
-        digits[sizeof digits - ++n] = d[0];
-        v /= 100;
-    }
-    digits[sizeof digits - ++n] = (char)('0' + v);
-    return pt_append(buf, pos, cap, digits + sizeof digits - n, n);
-}
-
-static bool status_has_body(int status)
-{
-    return !(status < 200 || status == 204 || status == 304);
-}
-
 /* The head of `r` up to its Connection line, at `head` (room: `cap`). Returns its length, which
  * is more than `cap` when it does not fit. */
 static size_t format_head(const pt_request *req, const pt_response *r, bool chunked,
@@ -56,54 +29,13 @@ static size_t format_head(const pt_request *req, const pt_response *r, bool chun
         pos = PT_APPEND_LIT(head, pos, cap, "HTTP/1.1 200 OK");
     } else {
         pos = PT_APPEND_LIT(head, pos, cap, "HTTP/1.1 ");
-        pos = append_uint(head, pos, cap, (uint64_t)r->status);
+        pos = pt_append_uint(head, pos, cap, (uint64_t)r->status);
         pos = PT_APPEND_LIT(head, pos, cap, " ");
         const char *reason = pt_http_reason(r->status);
         pos = pt_append(head, pos, cap, reason, strlen(reason));
     }
     pos = PT_APPEND_LIT(head, pos, cap, "\r\n");
-    if (!r->omit_server)
-        pos = req->server_tokens
-                  ? PT_APPEND_LIT(head, pos, cap, "Server: porter/" PORTER_VERSION "\r\n")
-                  : PT_APPEND_LIT(head, pos, cap, "Server: porter\r\n");
-    if (!r->omit_date) {
-        pos = PT_APPEND_LIT(head, pos, cap, "Date: ");
-        pos = pt_append(head, pos, cap, clock->date, clock->date_len);
-        pos = PT_APPEND_LIT(head, pos, cap, "\r\n");
-    }
-    if (r->content_type) {
-        pos = PT_APPEND_LIT(head, pos, cap, "Content-Type: ");
-        pos = pt_append(head, pos, cap, r->content_type, strlen(r->content_type));
-        pos = PT_APPEND_LIT(head, pos, cap, "\r\n");
-    }
-    if (chunked && status_has_body(r->status)) {
-        pos = PT_APPEND_LIT(head, pos, cap, "Transfer-Encoding: chunked\r\n");
-    } else if (!r->no_body && status_has_body(r->status) && (!r->stream || r->stream_length >= 0)) {
-        pos = PT_APPEND_LIT(head, pos, cap, "Content-Length: ");
-        pos = append_uint(head, pos, cap, r->stream ? (uint64_t)r->stream_length : r->body_len);
-        pos = PT_APPEND_LIT(head, pos, cap, "\r\n");
-    }
-    if (r->last_modified > 0) {
-        char date[32];
-        pos = PT_APPEND_LIT(head, pos, cap, "Last-Modified: ");
-        pos = pt_append(head, pos, cap, date, pt_http_date_format(r->last_modified, date));
-        pos = PT_APPEND_LIT(head, pos, cap, "\r\n");
-    }
-    if (r->location) {
-        pos = PT_APPEND_LIT(head, pos, cap, "Location: ");
-        pos = pt_append(head, pos, cap, r->location, strlen(r->location));
-        pos = PT_APPEND_LIT(head, pos, cap, "\r\n");
-    }
-    if (r->allow) {
-        pos = PT_APPEND_LIT(head, pos, cap, "Allow: ");
-        pos = pt_append(head, pos, cap, r->allow, strlen(r->allow));
-        pos = PT_APPEND_LIT(head, pos, cap, "\r\n");
-    }
-    if (r->extra_headers.len)
-        pos = pt_append(head, pos, cap, r->extra_headers.p, r->extra_headers.len);
-    if (r->more_headers.len)
-        pos = pt_append(head, pos, cap, r->more_headers.p, r->more_headers.len);
-    return pt_response_filter_head(req, r, clock->second, head, pos, cap);
+    return pt_response_head_fields(req, r, chunked, clock, head, pos, cap);
 }
 
 /* Keeps a copy of a head for pt_response.head_memo (none when out of memory). */
@@ -132,7 +64,7 @@ int pt_http1_respond(pt_request *req, const pt_response *r)
     }
     pt_response own;
     if (r->file_fd >= 0 && r->file_borrowed && r->body_len > INLINE_FILE_MAX &&
-        req->method_id != PT_METHOD_HEAD && !r->no_body && status_has_body(r->status)) {
+        req->method_id != PT_METHOD_HEAD && !r->no_body && pt_http_status_has_body(r->status)) {
         /* Sent with sendfile after this call, when the cache may have closed its fd: the queue
          * gets its own. (A small body is read at once from the borrowed fd.) */
         own = *r;
@@ -148,7 +80,7 @@ int pt_http1_respond(pt_request *req, const pt_response *r)
     bool chunked = r->stream && r->stream_length < 0 && req->version_minor >= 1;
     if (r->stream && r->stream_length < 0 && !chunked)
         close_conn = true;
-    bool head_only = req->method_id == PT_METHOD_HEAD || !status_has_body(r->status);
+    bool head_only = req->method_id == PT_METHOD_HEAD || !pt_http_status_has_body(r->status);
     uint64_t body_len = r->body_len;
 
     const pt_clock *clock = pt_clock_at((time_t)ev_now(c->timer.loop));
