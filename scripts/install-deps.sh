@@ -5,7 +5,8 @@
 set -euo pipefail
 
 packages=(build-essential cmake pkg-config libev-dev libssl-dev libcmocka-dev media-types wrk slowhttptest iproute2
-          curl python3 openssl strace libnghttp2-dev nghttp2-client python3-h2)
+          curl python3 openssl strace libnghttp2-dev nghttp2-client python3-h2
+          zlib1g-dev libbrotli-dev libzstd-dev python3-brotli python3-zstandard)
 
 # llhttp: a system library (other distributions' libllhttp-dev) or the C sources that Debian's
 # node-llhttp ships.

@@ -21,6 +21,7 @@
 #include <stddef.h>
 
 #include "connmgr/limits.h"
+#include "server/core/encoding.h"
 #include "server/core/log.h"
 
 /* The most bytes of add_header lines (names, values, ": " and CRLF) one level may add to a
@@ -143,6 +144,44 @@ typedef struct pt_conf_files {
     size_t max_ranges;  /* ranges in one request before the Range header is ignored; 0: none */
     bool etag;          /* on */
 } pt_conf_files;
+
+/* One coding's settings for compression on the fly: `gzip`, `brotli` or `zstd` and their
+ * `_comp_level`, `_types` and `_min_length`. */
+typedef struct pt_conf_coding {
+    bool on;           /* off */
+    int level;         /* gzip 1..9 (1), brotli 0..11 (4), zstd 1..19 (3) */
+    char **types;      /* media types, lower case, without parameters; text/html is always one */
+    size_t ntypes;     /* (types holds "text/html" alone by default) */
+    bool any_type;     /* `*_types *` */
+    size_t min_length; /* bytes; a body of known length below it goes as it is (20) */
+} pt_conf_coding;
+
+/* gzip_proxied: which answers to a request that came through a proxy (it has Via) may be
+ * compressed; 0 (`off`): none. */
+enum {
+    PT_PROXIED_EXPIRED = 1,  /* Expires in the past... */
+    PT_PROXIED_NO_CACHE = 2, /* Cache-Control: no-cache */
+    PT_PROXIED_NO_STORE = 4, /* Cache-Control: no-store */
+    PT_PROXIED_PRIVATE = 8,  /* Cache-Control: private */
+    PT_PROXIED_NO_LAST_MODIFIED = 16,
+    PT_PROXIED_NO_ETAG = 32,
+    PT_PROXIED_AUTH = 64, /* the request has Authorization */
+    PT_PROXIED_ANY = 128,
+};
+
+/* Compression on the fly (docs/compression.md): the gzip_*, brotli_* and zstd_* directives
+ * and compress_*. Every level starts from its parent's (top level -> server -> location). */
+typedef struct pt_conf_compress {
+    pt_conf_coding coding[PT_ENC_COUNT]; /* by pt_encoding; [PT_ENC_IDENTITY] unused */
+    unsigned proxied;                    /* gzip_proxied: PT_PROXIED_* (0: off) */
+    bool vary;                           /* gzip_vary (on) */
+    regex_t **disable;                   /* gzip_disable: User-Agent patterns (case-insensitive) */
+    size_t ndisable;
+    bool disable_msie6;      /* gzip_disable msie6 */
+    int http_version;        /* gzip_http_version: 10 or 11 (11) */
+    pt_encoding_order order; /* compress_order: ties among equal q-values */
+    bool cache;              /* compress_cache: hot files' compressed copies (on) */
+} pt_conf_compress;
 
 /* What answers the requests of a location. Adding a handler is one value here, one row in
  * the table of server/server.c and the directive that selects it. */
@@ -299,6 +338,7 @@ typedef struct pt_conf_location {
     const char *file;   /* where the block starts */
     int line, col;
     pt_conf_proxy proxy; /* with handler PT_HANDLER_PROXY */
+    pt_conf_compress compress;
 } pt_conf_location;
 
 typedef struct pt_conf_server {
@@ -328,6 +368,7 @@ typedef struct pt_conf_server {
     const char *file; /* where the server block starts */
     int line, col;
     pt_conf_proxy proxy;
+    pt_conf_compress compress;
 } pt_conf_server;
 
 typedef struct pt_conf {
@@ -371,6 +412,7 @@ typedef struct pt_conf {
     char **files; /* every file read (the main one first), as named in messages */
     size_t nfiles;
     pt_conf_proxy proxy;
+    pt_conf_compress compress;
     pt_conf_upstream *upstreams; /* in file order */
     size_t nupstreams;
 } pt_conf;

@@ -23,7 +23,7 @@
 #include <unistd.h>
 
 #include "server/handlers/conditional.h"
-#include "server/handlers/encoding.h"
+#include "server/core/encoding.h"
 #include "server/handlers/filecache.h"
 #include "server/site/location.h"
 #include "server/core/path.h"
@@ -407,7 +407,7 @@ static enum outcome serve(pt_request *req, const req_info *ri, const char *path,
     const char *rel = loc->alias ? path + loc->path_len : path;
     pt_encoding encs[PT_ENC_COUNT - 1];
     size_t nenc = loc->files->precompressed && ri->accept_encoding.p
-                      ? pt_encoding_choose(ri->accept_encoding, encs)
+                      ? pt_encoding_choose(ri->accept_encoding, NULL, encs)
                       : 0;
 
     /* The hot path: each coding the client prefers is known to the cache, present or not. */

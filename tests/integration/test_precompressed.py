@@ -84,12 +84,12 @@ class Precompressed(PorterTestCase):
             ("x-gzip", GZ, "gzip"),
             ("zstd", ZST, "zstd"),
             ("br", BR, "br"),
-            ("gzip, deflate, br, zstd", BR, "br"),      # equal q: br, zstd, gzip
+            ("gzip, deflate, br, zstd", ZST, "zstd"),    # equal q: zstd, br, gzip
             ("gzip, zstd", ZST, "zstd"),
             ("br;q=0.5, gzip;q=0.8", GZ, "gzip"),
             ("br;q=0.5, gzip;q=0.8, zstd;q=0.9", ZST, "zstd"),
             ("br;q=0, gzip", GZ, "gzip"),
-            ("*", BR, "br"),
+            ("*", ZST, "zstd"),
             ("*;q=0.1, gzip;q=0.5", GZ, "gzip"),
             ("br;q=0.2, identity;q=0.5", JS, None),
             ("br;q=0, zstd;q=0, gzip;q=0", JS, None),

@@ -9,21 +9,26 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "server/handlers/encoding.h"
+#include "server/core/encoding.h"
 #include "tests/support.h"
 
 /* The codings chosen, as "br,gzip". */
-static const char *choose(const char *ae)
+static const char *choose_in(const char *ae, const pt_encoding_order *order)
 {
     static char buf[64];
     pt_encoding e[PT_ENC_COUNT - 1];
-    size_t n = pt_encoding_choose((pt_str){ae, strlen(ae)}, e);
+    size_t n = pt_encoding_choose((pt_str){ae, strlen(ae)}, order, e);
     buf[0] = '\0';
     for (size_t i = 0; i < n; i++) {
         strcat(buf, i ? "," : "");
         strcat(buf, pt_encoding_name(e[i]));
     }
     return buf;
+}
+
+static const char *choose(const char *ae)
+{
+    return choose_in(ae, NULL);
 }
 
 static void test_choose(void **state)
@@ -33,7 +38,7 @@ static void test_choose(void **state)
     } cases[] = {
         {"", ""},
         {"gzip", "gzip"},
-        {"gzip, deflate, br, zstd", "br,zstd,gzip"}, /* ties: porter's order */
+        {"gzip, deflate, br, zstd", "zstd,br,gzip"}, /* ties: porter's order */
         {"GZIP", "gzip"},
         {"x-gzip", "gzip"},
         {"deflate", ""},
@@ -43,10 +48,10 @@ static void test_choose(void **state)
         {"br; q=0.000", ""},
         {"br ; q=1", "br"},
         {"br;Q=0.9, gzip;q=0.95", "gzip,br"},
-        {"*", "br,zstd,gzip"},
-        {"*;q=0.5, gzip", "gzip,br,zstd"},
+        {"*", "zstd,br,gzip"},
+        {"*;q=0.5, gzip", "gzip,zstd,br"},
         {"*;q=0, gzip", "gzip"},
-        {"gzip;q=0, *", "br,zstd"},
+        {"gzip;q=0, *", "zstd,br"},
         {"br, identity;q=0.5", "br"},
         {"br;q=0.3, identity;q=0.5", ""}, /* identity preferred */
         {"br;q=2", ""},                   /* malformed q: ignored */
@@ -64,6 +69,24 @@ static void test_choose(void **state)
     }
 }
 
+/* A server's own order decides ties, and only ties. */
+static void test_order(void **state)
+{
+    const pt_encoding_order gzip_first = {{PT_ENC_GZIP, PT_ENC_BR, PT_ENC_ZSTD}};
+    assert_string_equal(choose_in("zstd, br, gzip", &gzip_first), "gzip,br,zstd");
+    assert_string_equal(choose_in("*", &gzip_first), "gzip,br,zstd");
+    assert_string_equal(choose_in("zstd;q=0.9, gzip;q=0.5, br", &gzip_first), "br,zstd,gzip");
+}
+
+static void test_from_name(void **state)
+{
+    assert_int_equal(pt_encoding_from_name("GZIP", 4), PT_ENC_GZIP);
+    assert_int_equal(pt_encoding_from_name("br", 2), PT_ENC_BR);
+    assert_int_equal(pt_encoding_from_name("zstd", 4), PT_ENC_ZSTD);
+    assert_int_equal(pt_encoding_from_name("zst", 3), PT_ENC_IDENTITY);
+    assert_int_equal(pt_encoding_from_name("deflate", 7), PT_ENC_IDENTITY);
+}
+
 static void test_names(void **state)
 {
     assert_null(pt_encoding_name(PT_ENC_IDENTITY));
@@ -79,6 +102,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         NOTHING_LEFT_TEST(test_choose),
         NOTHING_LEFT_TEST(test_names),
+        NOTHING_LEFT_TEST(test_order),
+        NOTHING_LEFT_TEST(test_from_name),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

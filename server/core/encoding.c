@@ -1,4 +1,4 @@
-#include "server/handlers/encoding.h"
+#include "server/core/encoding.h"
 
 #include <string.h>
 #include <strings.h>
@@ -70,8 +70,23 @@ static int member_q(const char *p, const char *end)
     return q;
 }
 
-size_t pt_encoding_choose(pt_str ae, pt_encoding out[PT_ENC_COUNT - 1])
+const pt_encoding_order pt_encoding_default_order = {{PT_ENC_ZSTD, PT_ENC_BR, PT_ENC_GZIP}};
+
+pt_encoding pt_encoding_from_name(const char *name, size_t len)
 {
+    for (int e = PT_ENC_BR; e < PT_ENC_COUNT; e++) {
+        const char *n = pt_encoding_name((pt_encoding)e);
+        if (strlen(n) == len && strncasecmp(n, name, len) == 0)
+            return (pt_encoding)e;
+    }
+    return PT_ENC_IDENTITY;
+}
+
+size_t pt_encoding_choose(pt_str ae, const pt_encoding_order *order,
+                          pt_encoding out[PT_ENC_COUNT - 1])
+{
+    if (!order)
+        order = &pt_encoding_default_order;
     /* -1: not named */
     int q[PT_ENC_COUNT] = {-1, -1, -1, -1}, star = -1;
     const char *p = ae.p, *end = ae.p + ae.len;
@@ -109,11 +124,12 @@ size_t pt_encoding_choose(pt_str ae, pt_encoding out[PT_ENC_COUNT - 1])
             *slot = v;
     }
     size_t n = 0;
-    for (int e = PT_ENC_BR; e < PT_ENC_COUNT; e++) {
+    for (size_t i = 0; i < PT_ENC_COUNT - 1; i++) {
+        pt_encoding e = order->e[i];
         int v = q[e] >= 0 ? q[e] : star;
         if (v <= 0 || (q[PT_ENC_IDENTITY] >= 0 && v < q[PT_ENC_IDENTITY]))
             continue;
-        /* insertion by q, keeping br, zstd, gzip order among equals */
+        /* insertion by q, keeping the order among equals */
         size_t k = n;
         while (k > 0) {
             int w = q[out[k - 1]] >= 0 ? q[out[k - 1]] : star;
@@ -122,7 +138,7 @@ size_t pt_encoding_choose(pt_str ae, pt_encoding out[PT_ENC_COUNT - 1])
             out[k] = out[k - 1];
             k--;
         }
-        out[k] = (pt_encoding)e;
+        out[k] = e;
         n++;
     }
     return n;
