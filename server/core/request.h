@@ -40,6 +40,10 @@
 typedef struct pt_vhost pt_vhost; /* server/site/site.h: what the request core does not read */
 typedef struct pt_location pt_location; /* server/site/location.h: likewise */
 typedef struct pt_response pt_response;
+struct pt_conf_compress;
+struct pt_variant_store;
+struct pt_variant_key;
+struct pt_compressing;
 struct pt_outq;
 struct pt_clock;
 struct pt_conn;
@@ -163,6 +167,10 @@ struct pt_request {
     /* Routing (server/site/location.h), set before a handler runs. */
     pt_location *location;             /* what answers; NULL before routing */
     const pt_response_filter *filters; /* the location's chain */
+    /* Compression on the fly (server/core/compress.h): the settings that apply, NULL when no
+     * coding is on; set with the virtual host, then by the location. */
+    const struct pt_conf_compress *compress;
+    struct pt_compressing *compressing; /* a compressed body on its way */
     pt_str norm_path;   /* the decoded, normalised path, NUL-terminated; valid in the handler */
     pt_str redirect;    /* an internal redirect the handler asked for (pt_route_redirect) */
     unsigned redirects; /* internal redirects so far */
@@ -219,6 +227,13 @@ struct pt_response {
     /* The same response as the last one given this memo, but for Date and Connection: a 200
      * with everything above derived from what the memo belongs to, and no error_page. */
     pt_head_memo *head_memo;
+    /* Where compressed copies of this body may be kept (a file's: the file cache's store),
+     * and which body it is; NULL: none. Read during pt_request_respond() only. */
+    struct pt_variant_store *variants;
+    const struct pt_variant_key *variant_key;
+    /* A head-only answer (304) about a representation of this media type: what compression
+     * would have done to it decides its ETag and Vary. */
+    const char *type_hint;
 };
 
 /* A handler: answers `req` (now, or later from its own events) exactly once. */
