@@ -477,6 +477,7 @@ static void location_dispose(pt_conf_location *l)
     strv_free(l->index, l->nindex);
     files_dispose(&l->static_files);
     proxy_dispose(&l->proxy);
+    pt_conf_compress_dispose(&l->compress);
 }
 
 static void server_dispose(pt_conf_server *s)
@@ -496,6 +497,7 @@ static void server_dispose(pt_conf_server *s)
     files_dispose(&s->static_files);
     ssl_dispose(&s->ssl);
     proxy_dispose(&s->proxy);
+    pt_conf_compress_dispose(&s->compress);
     free(s->ret.text);
     for (size_t i = 0; i < s->nlocations; i++)
         location_dispose(&s->locations[i]);
@@ -531,6 +533,7 @@ void pt_conf_free(pt_conf *c)
     files_dispose(&c->static_files);
     ssl_dispose(&c->ssl);
     proxy_dispose(&c->proxy);
+    pt_conf_compress_dispose(&c->compress);
     upstreams_free(c);
     free(c->prefix);
     strv_free(c->files, c->nfiles);
@@ -563,6 +566,7 @@ pt_conf_server *pt_conf_server_add(pt_conf *c, const char *file, int line, int c
     files_inherit(&s->static_files, &c->static_files);
     ssl_inherit(&s->ssl, &c->ssl);
     proxy_inherit(&s->proxy, &c->proxy);
+    pt_conf_compress_inherit(&s->compress, &c->compress);
     return s;
 }
 
@@ -581,6 +585,7 @@ pt_conf_location *pt_conf_location_add(pt_conf_server *s, const char *file, int 
     strv_copy(&l->index, &l->nindex, s->index, s->nindex);
     files_inherit(&l->static_files, &s->static_files);
     proxy_inherit(&l->proxy, &s->proxy);
+    pt_conf_compress_inherit(&l->compress, &s->compress);
     return l;
 }
 
@@ -640,6 +645,7 @@ int pt_conf_new(pt_conf **out, const char *name, const char *prefix, char *err, 
     c->ssl.max_handshakes = PT_CONF_SSL_MAX_HANDSHAKES;
     c->ssl_ticket_rotate = PT_CONF_SSL_TICKET_ROTATE;
     proxy_defaults(&c->proxy);
+    pt_conf_compress_init(&c->compress);
     *out = c;
     return 0;
 }

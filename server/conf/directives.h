@@ -1,6 +1,6 @@
 /*
  * The directive table machinery of server/conf/ (h2o's configurators are the model): a module
- * (core.c, static.c, tls.c, proxy.c, http2.c) registers a table of the directives it
+ * (core.c, static.c, tls.c, proxy.c, http2.c, compress.c) registers a table of the directives it
  * configures, each row naming the contexts it may stand in, its number of arguments, whether it
  * is a block or may repeat, the setter that checks and stores it, and the field it sets at each
  * level; the loader (load.c) hands the tree to pt_conf_apply(), which finds each directive in
@@ -72,12 +72,21 @@ typedef struct pt_conf_module {
     int (*conf_done)(pt_conf_loader *cx); /* the top level read; core.c builds the servers */
 } pt_conf_module;
 
-/* The modules (conf/core.c, static.c, tls.c, proxy.c, http2.c); load.c lists them. */
+/* The modules (conf/core.c, static.c, tls.c, proxy.c, http2.c, compress.c); load.c lists them. */
 extern const pt_conf_module pt_conf_core_module;
 extern const pt_conf_module pt_conf_static_module;
 extern const pt_conf_module pt_conf_tls_module;
 extern const pt_conf_module pt_conf_proxy_module;
 extern const pt_conf_module pt_conf_http2_module;
+extern const pt_conf_module pt_conf_compress_module;
+
+/* A level's compression settings (compress.c), called where a level is made and freed:
+ * the defaults (each coding off, its default level, min_length 20 and types text/html; Vary on;
+ * HTTP/1.1; porter's order; the cache on); a deep copy of the parent's (the type lists copied,
+ * gzip_disable's expressions compiled anew); everything released. */
+void pt_conf_compress_init(pt_conf_compress *c);
+void pt_conf_compress_inherit(pt_conf_compress *d, const pt_conf_compress *s);
+void pt_conf_compress_dispose(pt_conf_compress *c);
 
 /* A reference to a named location (`@NAME`, word `i` of try_files or error_page), checked once
  * the server holding it is read. */

@@ -3,9 +3,9 @@
  * every layer reads. Plain structs, no behaviour.
  *
  * Inheritance: every server starts from the values given at the top level (limits, root,
- * index, logs, sendfile, server_tokens, default_type, types, static-file, proxy_* and ssl_*
- * settings), then applies its own; every location likewise starts from its server's. A level
- * that names a list directive (add_header, error_page, proxy_set_header, ...) replaces the
+ * index, logs, sendfile, server_tokens, default_type, types, static-file, proxy_*, ssl_* and
+ * compression settings), then applies its own; every location likewise starts from its server's. A
+ * level that names a list directive (add_header, error_page, proxy_set_header, ...) replaces the
  * inherited list. The defaults are listed in server/conf/conf.h with the loader.
  *
  * Ownership: a pt_conf owns every string and array reachable from it (pt_conf_free()). `file`
@@ -175,7 +175,10 @@ typedef struct pt_conf_compress {
     pt_conf_coding coding[PT_ENC_COUNT]; /* by pt_encoding; [PT_ENC_IDENTITY] unused */
     unsigned proxied;                    /* gzip_proxied: PT_PROXIED_* (0: off) */
     bool vary;                           /* gzip_vary (on) */
-    regex_t **disable;                   /* gzip_disable: User-Agent patterns (case-insensitive) */
+    /* gzip_disable: User-Agent patterns (case-insensitive). server/conf/compress.c makes each
+     * with its source beside it (to compile a level's own copy) and pt_conf_free() frees them:
+     * nothing else may put one here. */
+    regex_t **disable;
     size_t ndisable;
     bool disable_msie6;      /* gzip_disable msie6 */
     int http_version;        /* gzip_http_version: 10 or 11 (11) */

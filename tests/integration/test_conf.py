@@ -213,6 +213,34 @@ class ConfFiles(PorterTestCase):
                 err = self.assertConfError("bad.conf", text, line, col)
                 self.assertIn(reason, err)
 
+    def test_compression_directives(self):
+        # every compression directive, at the levels it may stand at (docs/compression.md)
+        path = self.write("z.conf", "http {\n    gzip on;\n    brotli on;\n    zstd on;\n"
+                          "    gzip_comp_level 6;\n    brotli_comp_level 5;\n    zstd_comp_level 9;\n"
+                          "    gzip_types text/css application/javascript;\n    brotli_types *;\n"
+                          "    zstd_types text/css image/svg+xml;\n    gzip_min_length 256;\n"
+                          "    brotli_min_length 1k;\n    zstd_min_length 1k;\n"
+                          "    gzip_proxied expired no-cache no-store private auth;\n"
+                          "    gzip_vary on;\n    gzip_disable msie6 \"Lynx/[0-9]\";\n"
+                          "    gzip_http_version 1.0;\n    compress_order br zstd gzip;\n"
+                          "    compress_cache on;\n"
+                          "    server {\n        listen 127.0.0.1:0;\n        root htdocs;\n"
+                          "        gzip_types application/json;\n        gzip_proxied any;\n"
+                          "        location /raw/ {\n            gzip off;\n            brotli off;\n"
+                          "            zstd_comp_level 19;\n            gzip_disable \"^curl/\";\n"
+                          "            compress_order gzip zstd br;\n            compress_cache off;\n"
+                          "        }\n    }\n}\n")
+        code, out, err = self.check("-t", "-c", path, "-p", self.dir)
+        self.assertEqual(code, 0, err)
+        self.assertIn("test is successful", err + out)
+        # an nginx directive porter does not honour is refused at its place with what to use
+        err = self.assertConfError("bad.conf", "server {\n    listen 127.0.0.1:0;\n"
+                                   "    location / {\n        gzip_static on;\n    }\n}\n", 4, 9)
+        self.assertIn('"gzip_static" is not supported, use "precompressed on"', err)
+        err = self.assertConfError("bad.conf", "gzip_comp_level 10;\nserver {\n"
+                                   "    listen 127.0.0.1:0;\n}\n", 1, 17)
+        self.assertIn('invalid value "10" in "gzip_comp_level", it must be 1..9', err)
+
     def test_conf_with_nginx_wrappers(self):
         path = self.write("n.conf", "events {\n    worker_connections 64;\n}\nhttp {\n"
                           "    server {\n        listen 127.0.0.1:0;\n        root htdocs;\n    }\n}\n")

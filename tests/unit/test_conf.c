@@ -10,6 +10,8 @@
 #include <ftw.h>
 #include <limits.h>
 #include <math.h>
+#include <regex.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1810,6 +1812,430 @@ static void test_http2_errors(void **state)
     }
 }
 
+/* ---- compression on the fly ---- */
+
+/* The coding's types are exactly the strings given, in order (the list ends with NULL). */
+static void assert_types(const pt_conf_coding *k, ...)
+{
+    va_list ap;
+    size_t n = 0;
+    va_start(ap, k);
+    for (const char *t; (t = va_arg(ap, const char *)) != NULL; n++) {
+        if (n >= k->ntypes)
+            fail_msg("type %zu \"%s\" missing: %zu types", n, t, k->ntypes);
+        if (strcmp(k->types[n], t) != 0)
+            fail_msg("type %zu is \"%s\", want \"%s\"", n, k->types[n], t);
+    }
+    va_end(ap);
+    if (n != k->ntypes)
+        fail_msg("%zu types, want %zu", k->ntypes, n);
+}
+
+static void assert_order(const pt_conf_compress *z, pt_encoding a, pt_encoding b, pt_encoding c)
+{
+    assert_int_equal(z->order.e[0], a);
+    assert_int_equal(z->order.e[1], b);
+    assert_int_equal(z->order.e[2], c);
+}
+
+/* Whether gzip_disable's expression `i` of `z` matches the User-Agent `ua`. */
+static bool disables(const pt_conf_compress *z, size_t i, const char *ua)
+{
+    assert_true(i < z->ndisable);
+    return regexec(z->disable[i], ua, 0, NULL, 0) == 0;
+}
+
+static void assert_compress_defaults(const pt_conf_compress *z)
+{
+    static const struct {
+        pt_encoding e;
+        int level;
+    } want[] = {{PT_ENC_GZIP, 1}, {PT_ENC_BR, 4}, {PT_ENC_ZSTD, 3}};
+    for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
+        const pt_conf_coding *k = &z->coding[want[i].e];
+        assert_false(k->on);
+        assert_int_equal(k->level, want[i].level);
+        assert_types(k, "text/html", NULL);
+        assert_false(k->any_type);
+        assert_int_equal(k->min_length, 20);
+    }
+    assert_int_equal(z->proxied, 0);
+    assert_true(z->vary);
+    assert_int_equal(z->ndisable, 0);
+    assert_false(z->disable_msie6);
+    assert_int_equal(z->http_version, 11);
+    assert_order(z, PT_ENC_ZSTD, PT_ENC_BR, PT_ENC_GZIP);
+    assert_true(z->cache);
+}
+
+static void test_compress_defaults(void **state)
+{
+    pt_conf *c = parse("server { location / { } }");
+    assert_compress_defaults(&c->compress);
+    assert_compress_defaults(&c->servers[0].compress);
+    assert_compress_defaults(&c->servers[0].locations[0].compress);
+    pt_conf_free(c);
+}
+
+/* Every directive at each level: the top level, a server and a location each hold what they
+ * were given, and none of the three what another level wrote. */
+static void test_compress_directives(void **state)
+{
+    pt_conf *c = parse("gzip on;\n"
+                       "brotli on;\n"
+                       "zstd on;\n"
+                       "gzip_comp_level 9;\n"
+                       "brotli_comp_level 0;\n"
+                       "zstd_comp_level 19;\n"
+                       "gzip_types text/css Application/JavaScript;\n"
+                       "brotli_types *;\n"
+                       "zstd_types image/svg+xml text/html;\n"
+                       "gzip_min_length 1k;\n"
+                       "brotli_min_length 0;\n"
+                       "zstd_min_length 1m;\n"
+                       "gzip_proxied expired no-cache no-store private no_last_modified no_etag "
+                       "auth;\n"
+                       "gzip_vary off;\n"
+                       "gzip_disable msie6 \"Wget/1\\.[0-9]\";\n"
+                       "gzip_http_version 1.0;\n"
+                       "compress_order gzip br zstd;\n"
+                       "compress_cache off;\n"
+                       "server {\n"
+                       "    gzip off;\n"
+                       "    brotli off;\n"
+                       "    zstd off;\n"
+                       "    gzip_comp_level 1;\n"
+                       "    brotli_comp_level 11;\n"
+                       "    zstd_comp_level 1;\n"
+                       "    gzip_types application/json;\n"
+                       "    brotli_types text/plain;\n"
+                       "    zstd_types *;\n"
+                       "    gzip_min_length 256;\n"
+                       "    brotli_min_length 2k;\n"
+                       "    zstd_min_length 0;\n"
+                       "    gzip_proxied any;\n"
+                       "    gzip_vary on;\n"
+                       "    gzip_disable curl/;\n"
+                       "    gzip_http_version 1.1;\n"
+                       "    compress_order br zstd gzip;\n"
+                       "    compress_cache on;\n"
+                       "    location / {\n"
+                       "        gzip on;\n"
+                       "        brotli on;\n"
+                       "        zstd on;\n"
+                       "        gzip_comp_level 5;\n"
+                       "        brotli_comp_level 7;\n"
+                       "        zstd_comp_level 10;\n"
+                       "        gzip_types TEXT/XML;\n"
+                       "        brotli_types application/wasm text/css;\n"
+                       "        zstd_types text/javascript;\n"
+                       "        gzip_min_length 3;\n"
+                       "        brotli_min_length 4k;\n"
+                       "        zstd_min_length 1g;\n"
+                       "        gzip_proxied no_etag auth any;\n"
+                       "        gzip_vary off;\n"
+                       "        gzip_disable msie6;\n"
+                       "        gzip_http_version 1.0;\n"
+                       "        compress_order zstd gzip br;\n"
+                       "        compress_cache off;\n"
+                       "    }\n"
+                       "}\n");
+    const pt_conf_compress *t = &c->compress;
+    const pt_conf_compress *s = &c->servers[0].compress;
+    const pt_conf_compress *l = &c->servers[0].locations[0].compress;
+
+    const pt_conf_coding *gz = &t->coding[PT_ENC_GZIP], *br = &t->coding[PT_ENC_BR],
+                         *zs = &t->coding[PT_ENC_ZSTD];
+    assert_true(gz->on && br->on && zs->on);
+    assert_int_equal(gz->level, 9);
+    assert_int_equal(br->level, 0);
+    assert_int_equal(zs->level, 19);
+    assert_types(gz, "text/html", "text/css", "application/javascript", NULL);
+    assert_false(gz->any_type);
+    assert_true(br->any_type);
+    assert_types(br, "text/html", NULL);
+    assert_types(zs, "text/html", "image/svg+xml", NULL);
+    assert_false(zs->any_type);
+    assert_int_equal(gz->min_length, 1024);
+    assert_int_equal(br->min_length, 0);
+    assert_int_equal(zs->min_length, 1 << 20);
+    assert_int_equal(t->proxied, PT_PROXIED_EXPIRED | PT_PROXIED_NO_CACHE | PT_PROXIED_NO_STORE |
+                                     PT_PROXIED_PRIVATE | PT_PROXIED_NO_LAST_MODIFIED |
+                                     PT_PROXIED_NO_ETAG | PT_PROXIED_AUTH);
+    assert_false(t->vary);
+    assert_true(t->disable_msie6);
+    assert_int_equal(t->ndisable, 1);
+    assert_true(disables(t, 0, "wget/1.21.3")); /* case-insensitive */
+    assert_false(disables(t, 0, "Wget/2.0"));
+    assert_int_equal(t->http_version, 10);
+    assert_order(t, PT_ENC_GZIP, PT_ENC_BR, PT_ENC_ZSTD);
+    assert_false(t->cache);
+
+    gz = &s->coding[PT_ENC_GZIP], br = &s->coding[PT_ENC_BR], zs = &s->coding[PT_ENC_ZSTD];
+    assert_false(gz->on || br->on || zs->on);
+    assert_int_equal(gz->level, 1);
+    assert_int_equal(br->level, 11);
+    assert_int_equal(zs->level, 1);
+    assert_types(gz, "text/html", "application/json", NULL);
+    assert_types(br, "text/html", "text/plain", NULL);
+    assert_false(br->any_type); /* the server's own list, not the top level's `*` */
+    assert_true(zs->any_type);
+    assert_int_equal(gz->min_length, 256);
+    assert_int_equal(br->min_length, 2048);
+    assert_int_equal(zs->min_length, 0);
+    assert_int_equal(s->proxied, PT_PROXIED_ANY);
+    assert_true(s->vary);
+    assert_false(s->disable_msie6);
+    assert_int_equal(s->ndisable, 1);
+    assert_true(disables(s, 0, "CURL/8.5.0"));
+    assert_false(disables(s, 0, "Wget/1.21"));
+    assert_int_equal(s->http_version, 11);
+    assert_order(s, PT_ENC_BR, PT_ENC_ZSTD, PT_ENC_GZIP);
+    assert_true(s->cache);
+
+    gz = &l->coding[PT_ENC_GZIP], br = &l->coding[PT_ENC_BR], zs = &l->coding[PT_ENC_ZSTD];
+    assert_true(gz->on && br->on && zs->on);
+    assert_int_equal(gz->level, 5);
+    assert_int_equal(br->level, 7);
+    assert_int_equal(zs->level, 10);
+    assert_types(gz, "text/html", "text/xml", NULL);
+    assert_types(br, "text/html", "application/wasm", "text/css", NULL);
+    assert_types(zs, "text/html", "text/javascript", NULL);
+    assert_false(zs->any_type);
+    assert_int_equal(gz->min_length, 3);
+    assert_int_equal(br->min_length, 4096);
+    assert_int_equal(zs->min_length, (size_t)1 << 30);
+    assert_int_equal(l->proxied, PT_PROXIED_NO_ETAG | PT_PROXIED_AUTH | PT_PROXIED_ANY);
+    assert_false(l->vary);
+    assert_true(l->disable_msie6);
+    assert_int_equal(l->ndisable, 0); /* the location's own gzip_disable replaced the server's */
+    assert_int_equal(l->http_version, 10);
+    assert_order(l, PT_ENC_ZSTD, PT_ENC_GZIP, PT_ENC_BR);
+    assert_false(l->cache);
+    pt_conf_free(c);
+
+    /* `gzip_proxied off` clears what the level inherited */
+    c = parse("gzip_proxied any;\nserver { gzip_proxied off; }");
+    assert_int_equal(c->compress.proxied, PT_PROXIED_ANY);
+    assert_int_equal(c->servers[0].compress.proxied, 0);
+    pt_conf_free(c);
+}
+
+/* A level starts from its parent's settings and replaces only what it names; a list it names
+ * (gzip_types, gzip_disable) replaces the inherited list instead of adding to it. */
+static void test_compress_inheritance(void **state)
+{
+    pt_conf *c = parse("gzip_types text/css;\n"
+                       "brotli_comp_level 6;\n"
+                       "server {\n"
+                       "    gzip on;\n"
+                       "    gzip_types text/plain application/json;\n"
+                       "    gzip_disable bot msie6;\n"
+                       "    gzip_disable spider;\n"
+                       "    location /a/ { }\n"
+                       "    location /b/ { gzip_types text/xml; gzip_comp_level 6; }\n"
+                       "    location /c/ { gzip off; gzip_disable crawler; }\n"
+                       "    location /d/ { gzip_types text/html; brotli on; }\n"
+                       "}\n"
+                       "server { location / { } }\n"
+                       "gzip_min_length 100;\n");
+    const pt_conf_server *s = &c->servers[0];
+    const pt_conf_compress *z = &s->compress;
+    assert_true(z->coding[PT_ENC_GZIP].on);
+    assert_types(&z->coding[PT_ENC_GZIP], "text/html", "text/plain", "application/json", NULL);
+    assert_int_equal(z->coding[PT_ENC_BR].level, 6);
+    /* the top level's, though written after the server block */
+    assert_int_equal(z->coding[PT_ENC_GZIP].min_length, 100);
+    assert_int_equal(z->ndisable, 2); /* two lines of one level add up */
+    assert_true(z->disable_msie6);
+    assert_true(disables(z, 0, "GoogleBot/2.1"));
+    assert_true(disables(z, 1, "a Spider"));
+
+    /* /a/ names nothing: the server's values, its list of types and its expressions */
+    const pt_conf_compress *a = &s->locations[0].compress;
+    assert_true(a->coding[PT_ENC_GZIP].on);
+    assert_types(&a->coding[PT_ENC_GZIP], "text/html", "text/plain", "application/json", NULL);
+    assert_ptr_not_equal(a->coding[PT_ENC_GZIP].types, z->coding[PT_ENC_GZIP].types);
+    assert_int_equal(a->coding[PT_ENC_GZIP].level, 1);
+    assert_int_equal(a->coding[PT_ENC_BR].level, 6);
+    assert_int_equal(a->coding[PT_ENC_GZIP].min_length, 100);
+    assert_int_equal(a->ndisable, 2);
+    assert_true(a->disable_msie6);
+    assert_ptr_not_equal(a->disable[0], z->disable[0]); /* its own copy, compiled anew */
+    assert_true(disables(a, 0, "GoogleBot/2.1"));
+    assert_true(disables(a, 1, "a Spider"));
+    assert_false(disables(a, 0, "Mozilla/5.0"));
+
+    /* /b/: its own gzip_types replaces the server's list, it does not add to it */
+    const pt_conf_compress *b = &s->locations[1].compress;
+    assert_true(b->coding[PT_ENC_GZIP].on);
+    assert_types(&b->coding[PT_ENC_GZIP], "text/html", "text/xml", NULL);
+    assert_int_equal(b->coding[PT_ENC_GZIP].level, 6);
+    assert_int_equal(b->ndisable, 2);
+
+    /* /c/: gzip off here only; its gzip_disable replaces the server's, msie6 included */
+    const pt_conf_compress *cc = &s->locations[2].compress;
+    assert_false(cc->coding[PT_ENC_GZIP].on);
+    assert_types(&cc->coding[PT_ENC_GZIP], "text/html", "text/plain", "application/json", NULL);
+    assert_int_equal(cc->ndisable, 1);
+    assert_false(cc->disable_msie6);
+    assert_true(disables(cc, 0, "Crawler"));
+    assert_false(disables(cc, 0, "GoogleBot/2.1"));
+
+    /* /d/: text/html named again is still one entry; brotli on leaves gzip as it was */
+    const pt_conf_compress *d = &s->locations[3].compress;
+    assert_types(&d->coding[PT_ENC_GZIP], "text/html", NULL);
+    assert_true(d->coding[PT_ENC_BR].on);
+    assert_true(d->coding[PT_ENC_GZIP].on);
+    assert_false(s->locations[0].compress.coding[PT_ENC_BR].on);
+
+    /* the second server starts from the top level, not from the first server */
+    const pt_conf_compress *t = &c->servers[1].compress;
+    assert_false(t->coding[PT_ENC_GZIP].on);
+    assert_types(&t->coding[PT_ENC_GZIP], "text/html", "text/css", NULL);
+    assert_int_equal(t->ndisable, 0);
+    assert_false(t->disable_msie6);
+    assert_types(&c->servers[1].locations[0].compress.coding[PT_ENC_GZIP], "text/html", "text/css",
+                 NULL);
+    pt_conf_free(c);
+}
+
+/* Each refusal with its place and reason; a refused nginx directive says what to write. */
+static void test_compress_errors(void **state)
+{
+#define PRECOMPRESSED                                                                              \
+    "is not supported, use \"precompressed on\": it serves FILE.br, FILE.zst or FILE.gz by the "   \
+    "client's Accept-Encoding"
+#define BUFFERS                                                                                    \
+    "is not supported, porter sizes its compression buffers itself: remove the directive"
+    static const struct {
+        const char *text;
+        const char *msg;
+    } cases[] = {
+        /* levels */
+        {"server { gzip_comp_level 0; }",
+         "t.conf:1:26: invalid value \"0\" in \"gzip_comp_level\", it must be 1..9"},
+        {"server { gzip_comp_level 10; }",
+         "t.conf:1:26: invalid value \"10\" in \"gzip_comp_level\", it must be 1..9"},
+        {"server { gzip_comp_level high; }",
+         "t.conf:1:26: invalid value \"high\" in \"gzip_comp_level\", it must be 1..9"},
+        {"server { location / { gzip_comp_level 10; } }",
+         "t.conf:1:39: invalid value \"10\" in \"gzip_comp_level\", it must be 1..9"},
+        {"server { brotli_comp_level 12; }",
+         "t.conf:1:28: invalid value \"12\" in \"brotli_comp_level\", it must be 0..11"},
+        {"brotli_comp_level -1;\nserver {}",
+         "t.conf:1:19: invalid value \"-1\" in \"brotli_comp_level\", it must be 0..11"},
+        {"server { zstd_comp_level 0; }",
+         "t.conf:1:26: invalid value \"0\" in \"zstd_comp_level\", it must be 1..19"},
+        {"server { zstd_comp_level 20; }",
+         "t.conf:1:26: invalid value \"20\" in \"zstd_comp_level\", it must be 1..19"},
+        /* types */
+        {"server { gzip_types text; }",
+         "t.conf:1:21: invalid media type \"text\" in \"gzip_types\", it must be TYPE/SUBTYPE"},
+        {"server { gzip_types text/css \"text/html; charset=utf-8\"; }",
+         "t.conf:1:30: parameters are not allowed in \"text/html; charset=utf-8\" of "
+         "\"gzip_types\", write the media type alone"},
+        {"server {\n    location / {\n        zstd_types 'text/plain;q=1';\n    }\n}",
+         "t.conf:3:20: parameters are not allowed in \"text/plain;q=1\" of \"zstd_types\", write "
+         "the media type alone"},
+        {"server { brotli_types text/; }",
+         "t.conf:1:23: invalid media type \"text/\" in \"brotli_types\", it must be TYPE/SUBTYPE"},
+        {"server { brotli_types /html; }",
+         "t.conf:1:23: invalid media type \"/html\" in \"brotli_types\", it must be TYPE/SUBTYPE"},
+        {"server { zstd_types text/h@ml; }",
+         "t.conf:1:21: invalid media type \"text/h@ml\" in \"zstd_types\", it must be "
+         "TYPE/SUBTYPE"},
+        {"server { gzip_types a/b/c; }",
+         "t.conf:1:21: invalid media type \"a/b/c\" in \"gzip_types\", it must be TYPE/SUBTYPE"},
+        {"server { gzip_types text/*; }",
+         "t.conf:1:21: invalid media type \"text/*\" in \"gzip_types\", only \"*\" alone stands "
+         "for any type"},
+        {"server { gzip_types text/css *; }",
+         "t.conf:1:30: \"*\" cannot go with other types in \"gzip_types\""},
+        {"server { gzip_types; }",
+         "t.conf:1:10: invalid number of arguments in \"gzip_types\" directive"},
+        {"server { gzip_types text/css; gzip_types text/xml; }",
+         "t.conf:1:31: \"gzip_types\" directive is duplicate"},
+        /* sizes, flags, versions */
+        {"server { gzip_min_length off; }",
+         "t.conf:1:26: invalid size \"off\" in \"gzip_min_length\""},
+        {"server { brotli_min_length 1x; }",
+         "t.conf:1:28: invalid size \"1x\" in \"brotli_min_length\""},
+        {"server { zstd_min_length -1; }",
+         "t.conf:1:26: invalid size \"-1\" in \"zstd_min_length\""},
+        {"server { zstd yes; }",
+         "t.conf:1:15: invalid value \"yes\" in \"zstd\" directive, it must be \"on\" or \"off\""},
+        {"server { gzip on; gzip off; }", "t.conf:1:19: \"gzip\" directive is duplicate"},
+        {"events { gzip on; }\nserver {}", "t.conf:1:10: \"gzip\" directive is not allowed here"},
+        {"server { gzip_http_version 2.0; }",
+         "t.conf:1:28: invalid value \"2.0\" in \"gzip_http_version\", it must be \"1.0\" or "
+         "\"1.1\""},
+        /* gzip_proxied */
+        {"server { gzip_proxied any off; }",
+         "t.conf:1:27: \"off\" cannot go with other values in \"gzip_proxied\""},
+        {"server { gzip_proxied off expired; }",
+         "t.conf:1:23: \"off\" cannot go with other values in \"gzip_proxied\""},
+        {"server { gzip_proxied sometimes; }",
+         "t.conf:1:23: invalid value \"sometimes\" in \"gzip_proxied\""},
+        /* gzip_disable */
+        {"server { gzip_disable \"(\"; }",
+         "t.conf:1:23: invalid regular expression \"(\" in \"gzip_disable\": Unmatched ( or \\("},
+        {"server {\n  location / {\n    gzip_disable msie6 \"MSIE [5-6\";\n  }\n}",
+         "t.conf:3:24: invalid regular expression \"MSIE [5-6\" in \"gzip_disable\": Unmatched [, "
+         "[^, [:, [., or [="},
+        {"server { gzip_disable \"\"; }",
+         "t.conf:1:23: empty regular expression in \"gzip_disable\""},
+        {"server { gzip_disable msie6 degradation; }",
+         "t.conf:1:29: \"gzip_disable degradation\" is not supported (nginx's degradation "
+         "module)"},
+        /* compress_order */
+        {"server { compress_order zstd br br; }",
+         "t.conf:1:33: coding \"br\" is named twice in \"compress_order\""},
+        {"server { compress_order zstd br gzip gzip; }",
+         "t.conf:1:38: coding \"gzip\" is named twice in \"compress_order\""},
+        {"server { compress_order zstd br; }",
+         "t.conf:1:10: \"compress_order\" must name each of \"zstd\", \"br\" and \"gzip\" once, "
+         "\"gzip\" is missing"},
+        {"server { compress_order gzip; }",
+         "t.conf:1:10: \"compress_order\" must name each of \"zstd\", \"br\" and \"gzip\" once, "
+         "\"br\" is missing"},
+        {"server { compress_order zstd br deflate; }",
+         "t.conf:1:33: unknown coding \"deflate\" in \"compress_order\", it must be \"zstd\", "
+         "\"br\" or \"gzip\""},
+        {"compress_order brotli zstd gzip;\nserver {}",
+         "t.conf:1:16: unknown coding \"brotli\" in \"compress_order\", it must be \"zstd\", "
+         "\"br\" or \"gzip\""},
+        /* nginx's directives porter does not honour */
+        {"server {\n    location / {\n        gzip_static on;\n    }\n}",
+         "t.conf:3:9: \"gzip_static\" " PRECOMPRESSED},
+        {"brotli_static always;\nserver {}", "t.conf:1:1: \"brotli_static\" " PRECOMPRESSED},
+        {"server { zstd_static on; }", "t.conf:1:10: \"zstd_static\" " PRECOMPRESSED},
+        {"gzip_buffers 16 8k;\nserver {}", "t.conf:1:1: \"gzip_buffers\" " BUFFERS},
+        {"server { brotli_buffers 16 8k; }", "t.conf:1:10: \"brotli_buffers\" " BUFFERS},
+        {"server { zstd_buffers 16 8k; }", "t.conf:1:10: \"zstd_buffers\" " BUFFERS},
+        {"server { gzip_window 32k; }",
+         "t.conf:1:10: \"gzip_window\" is not supported, porter chooses the window itself: set "
+         "how hard it compresses with \"gzip_comp_level\""},
+        {"server { gzip_hash 16k; }",
+         "t.conf:1:10: \"gzip_hash\" is not supported, porter chooses the memory it compresses "
+         "with itself: set how hard it compresses with \"gzip_comp_level\""},
+        {"server { location / { brotli_window 512k; } }",
+         "t.conf:1:23: \"brotli_window\" is not supported, porter chooses the window itself: set "
+         "how hard it compresses with \"brotli_comp_level\""},
+    };
+#undef PRECOMPRESSED
+#undef BUFFERS
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        pt_conf *c = (pt_conf *)&c;
+        char err[512];
+        int rc = pt_conf_parse_string(&c, cases[i].text, NAME, PREFIX, err, sizeof err);
+        if (rc != -EINVAL || strcmp(err, cases[i].msg) != 0)
+            fail_msg("case %zu: rc %d, \"%s\"\nwant \"%s\"\nin:\n%s", i, rc, err, cases[i].msg,
+                     cases[i].text);
+        assert_null(c);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1846,6 +2272,10 @@ int main(void)
         NOTHING_LEFT_TEST(test_listen_http2),
         NOTHING_LEFT_TEST(test_http2_directives),
         NOTHING_LEFT_TEST(test_http2_errors),
+        NOTHING_LEFT_TEST(test_compress_defaults),
+        NOTHING_LEFT_TEST(test_compress_directives),
+        NOTHING_LEFT_TEST(test_compress_inheritance),
+        NOTHING_LEFT_TEST(test_compress_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
