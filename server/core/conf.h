@@ -186,6 +186,15 @@ typedef struct pt_conf_compress {
     bool cache;              /* compress_cache: hot files' compressed copies (on) */
 } pt_conf_compress;
 
+/* `cc` when a coding is on in it, else NULL (nothing to compress). */
+static inline const pt_conf_compress *pt_conf_compress_active(const pt_conf_compress *cc)
+{
+    for (int e = PT_ENC_BR; e < PT_ENC_COUNT; e++)
+        if (cc->coding[e].on)
+            return cc;
+    return NULL;
+}
+
 /* What answers the requests of a location. Adding a handler is one value here, one row in
  * the table of server/server.c and the directive that selects it. */
 typedef enum pt_handler_kind {

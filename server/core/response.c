@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "listener/listener.h"
+#include "server/core/compress.h"
 #include "server/core/request.h"
 
 pt_str pt_host_name(pt_str host)
@@ -226,13 +227,14 @@ void pt_response_init(pt_response *r, int status)
 
 int pt_request_respond(pt_request *req, const pt_response *r)
 {
+    pt_response own;
     if (req->error_page && req->error_status && r->status == 200) {
         /* an error_page answer keeps the status of the error */
-        pt_response own = *r;
+        own = *r;
         own.status = req->error_status;
-        return req->proto->respond(req, &own);
+        r = &own;
     }
-    return req->proto->respond(req, r);
+    return req->compress ? pt_compress_respond(req, r) : req->proto->respond(req, r);
 }
 
 /* Escapes a request string for the access log as nginx does: quotes, backslashes and control

@@ -79,6 +79,7 @@ static int location_init(pt_vhost *vh, pt_location *loc, const pt_conf_location 
         loc->nindex = lc->nindex;
         loc->sendfile = lc->sendfile;
         loc->files = &lc->static_files;
+        loc->compress = pt_conf_compress_active(&lc->compress);
     } else {
         loc->path = "";
         loc->match = PT_MATCH_PREFIX;
@@ -88,6 +89,7 @@ static int location_init(pt_vhost *vh, pt_location *loc, const pt_conf_location 
         loc->nindex = cs->nindex;
         loc->sendfile = cs->sendfile;
         loc->files = &cs->static_files;
+        loc->compress = pt_conf_compress_active(&cs->compress);
     }
     loc->path_len = strlen(loc->path);
     loc->re = lc ? lc->re : NULL;
@@ -343,6 +345,7 @@ static void set_location(pt_request *req, pt_location *loc)
     req->location = loc;
     req->filters = &loc->filter;
     req->sendfile = loc->sendfile;
+    req->compress = loc->compress;
 }
 
 /* One pass of the router for the request path `path`: normalised into `norm`, then the
