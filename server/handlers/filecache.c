@@ -548,6 +548,7 @@ const pt_cached_file *pt_filecache_put(pt_filecache *fc, const void *owner, int 
     e->pub.dev = st->st_dev;
     e->pub.ino = st->st_ino;
     e->pub.mtime_ns = ns_of(st->st_mtim);
+    e->pub.encoded = meta->encoding != NULL;
     e->kind = kind;
     e->owner = owner;
     e->variant = variant;
@@ -583,6 +584,7 @@ int pt_filecache_describe(pt_cached_file *out, char *buf, size_t cap, const stru
     memcpy(buf + hn, etag, etag_len + 1);
     *out = (pt_cached_file){
         .transient = true,
+        .encoded = meta->encoding != NULL,
         .fd = -1,
         .size = (size_t)st->st_size,
         .mtime = st->st_mtime,

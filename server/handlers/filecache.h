@@ -72,6 +72,7 @@ typedef struct pt_filecache_meta {
 typedef struct pt_cached_file {
     bool absent;      /* a remembered miss: nothing below is set */
     bool transient;   /* made by pt_filecache_describe(), not held by the cache */
+    bool encoded;     /* its lines carry a Content-Encoding (a precompressed sibling) */
     const char *body; /* the content when held in memory, else NULL */
     int fd;           /* else the open file (the cache's: borrow it), or -1 */
     size_t size;

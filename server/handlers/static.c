@@ -269,7 +269,10 @@ static void send_file(pt_request *req, const req_info *ri, const pt_cached_file 
         r.extra_headers =
             (pt_str){cf->head + cf->validators_off, cf->head_len - cf->validators_off};
         r.mtime = cf->mtime;
-        r.type_hint = cf->content_type; /* compression on the fly decides its ETag and Vary */
+        /* what compression on the fly would have done to the 200 decides its ETag and Vary;
+         * it leaves a precompressed sibling's alone, and so its 304's */
+        if (!cf->encoded)
+            r.type_hint = cf->content_type;
         pt_request_respond(req, &r);
         return;
     }
@@ -305,7 +308,7 @@ static void send_file(pt_request *req, const req_info *ri, const pt_cached_file 
      * cache, under its identity (the coding and level are the compression layer's) */
     pt_variant_key key = {
         .dev = cf->dev, .ino = cf->ino, .size = cf->size, .mtime_ns = cf->mtime_ns};
-    if (req->compress && req->compress->cache &&
+    if (!cf->encoded && req->compress && req->compress->cache &&
         (r.variants = pt_filecache_variants(req->vhost->cache)))
         r.variant_key = &key;
     pt_request_respond(req, &r);

@@ -95,6 +95,7 @@ static void test_memory_entry(void **state)
     assert_true(fd >= 0); /* a memory entry leaves the fd with the caller */
     close(fd);
     assert_false(cf->absent);
+    assert_true(cf->encoded); /* a Content-Encoding line */
     assert_int_equal(cf->fd, -1);
     assert_int_equal(cf->size, 5);
     assert_memory_equal(cf->body, "hello", 5);
@@ -388,6 +389,7 @@ static void test_describe(void **state)
     char buf[512];
     pt_filecache_meta m = {.content_type = "text/html", .etag = false};
     assert_int_equal(pt_filecache_describe(&cf, buf, sizeof buf, &st, &m), 0);
+    assert_false(cf.encoded);
     assert_int_equal(cf.fd, -1);
     assert_null(cf.body);
     assert_int_equal(cf.size, 3);
@@ -458,6 +460,11 @@ static void test_variant_put_get(void **state)
     assert_int_equal(pt_filecache_describe(&tmp, buf, sizeof buf, &st, &META), 0);
     assert_true(tmp.dev == st.st_dev && tmp.ino == st.st_ino);
     assert_true(tmp.mtime_ns == 1700000000123456789LL);
+    assert_false(cf->encoded);
+    pt_filecache_meta gz = META;
+    gz.encoding = "gzip";
+    assert_int_equal(pt_filecache_describe(&tmp, buf, sizeof buf, &st, &gz), 0);
+    assert_true(tmp.encoded);
 
     pt_variant_key k = key_of(cf, PT_ENC_GZIP, 6);
     size_t len = 0;
