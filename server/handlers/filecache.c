@@ -8,12 +8,24 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "server/core/compress.h"
 #include "server/core/request.h"
 
-enum kind { KIND_MEMORY, KIND_OPEN, KIND_ABSENT };
+/* KIND_COPY: a compressed copy of a file's body, kept for the variant store. */
+enum kind { KIND_MEMORY, KIND_OPEN, KIND_ABSENT, KIND_COPY };
 
-/* The memory entries are bounded in bytes, the others (fds, misses) in number: two LRU lists. */
+/* The memory entries and the copies share one budget of bytes and one LRU list; the others
+ * (fds, misses) are bounded in number: two LRU lists. */
 enum { LIST_MEMORY, LIST_META };
+
+/* A copy's key in the table, under the store as its owner: the file's identity (dev, ino,
+ * size, mtime_ns), which alone is hashed so that the copies of one file share a probe chain,
+ * then the coding and the level. */
+enum { COPY_ID_LEN = 32, COPY_KEY_LEN = 40 };
+
+/* A body of up to this size may be kept compressed, even where max_file is smaller (see
+ * copy_limit). */
+#define COPY_MIN_LIMIT ((size_t)1 << 20)
 
 typedef struct entry entry;
 struct entry {
@@ -47,11 +59,14 @@ typedef struct lru {
 struct pt_filecache {
     entry **slots; /* open addressing, linear probing; NULL = empty, TOMBSTONE = deleted */
     size_t nslots, used, tombstones;
-    size_t bytes;
+    size_t bytes; /* memory entries and copies */
     pt_filecache_options o;
     lru lists[2];
     size_t open_fds, absent;
     unsigned long long hits, misses;
+    pt_variant_store store; /* its entries are KIND_COPY, the store their owner */
+    size_t copies, copy_bytes;
+    unsigned long long copy_hits, copy_misses;
 };
 
 #define TOMBSTONE ((entry *)1)
@@ -84,6 +99,8 @@ static uint64_t hash_key(const void *owner, int variant, const char *p, size_t n
     return h ^ (h >> 29);
 }
 
+static const pt_variant_store store_methods;
+
 pt_filecache *pt_filecache_new(const pt_filecache_options *o)
 {
     pt_filecache *fc = calloc(1, sizeof *fc);
@@ -98,6 +115,7 @@ pt_filecache *pt_filecache_new(const pt_filecache_options *o)
     fc->o = *o;
     if (fc->o.max_bytes == 0)
         fc->o.max_file = 0;
+    fc->store = store_methods;
     return fc;
 }
 
@@ -125,9 +143,14 @@ static size_t find_slot(const pt_filecache *fc, const void *owner, int variant, 
     }
 }
 
+static bool in_memory(const entry *e)
+{
+    return e->kind == KIND_MEMORY || e->kind == KIND_COPY;
+}
+
 static lru *list_of(pt_filecache *fc, const entry *e)
 {
-    return &fc->lists[e->kind == KIND_MEMORY ? LIST_MEMORY : LIST_META];
+    return &fc->lists[in_memory(e) ? LIST_MEMORY : LIST_META];
 }
 
 static void lru_unlink(lru *l, entry *e)
@@ -173,6 +196,10 @@ static void entry_free(pt_filecache *fc, entry *e)
         fc->absent--;
     } else {
         fc->bytes -= e->cost;
+        if (e->kind == KIND_COPY) {
+            fc->copies--;
+            fc->copy_bytes -= e->cost;
+        }
         if (e->holds) {
             e->detached = true; /* a response still sends its body */
             return;
@@ -210,6 +237,49 @@ static void remove_entry(pt_filecache *fc, entry *e)
         remove_at(fc, slot);
 }
 
+static int64_t ns_of(struct timespec t)
+{
+    return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+static void copy_key(const pt_variant_key *vk, char k[COPY_KEY_LEN])
+{
+    uint64_t id[4] = {(uint64_t)vk->dev, (uint64_t)vk->ino, vk->size, (uint64_t)vk->mtime_ns};
+    int32_t how[2] = {vk->encoding, vk->level};
+    memcpy(k, id, COPY_ID_LEN);
+    memcpy(k + COPY_ID_LEN, how, sizeof how);
+}
+
+/* The identity the copies of the file of `e` (a memory or open entry) are keyed by. */
+static void file_id(const entry *e, char k[COPY_KEY_LEN])
+{
+    pt_variant_key vk = {
+        .dev = e->dev, .ino = e->ino, .size = (uint64_t)e->size, .mtime_ns = ns_of(e->mtime)};
+    copy_key(&vk, k);
+}
+
+static bool has_file(const entry *e)
+{
+    return e->kind == KIND_MEMORY || e->kind == KIND_OPEN;
+}
+
+/* Drops the copies of the file whose identity starts `id`: it changed or went away, so no key
+ * reaches them any more, and they should not hold memory until the LRU gets to them. They
+ * share the probe chain of the identity's hash: walk it to its first empty slot. */
+static void drop_copies(pt_filecache *fc, const char id[COPY_KEY_LEN])
+{
+    if (fc->copies == 0)
+        return;
+    uint64_t h = hash_key(&fc->store, 0, id, COPY_ID_LEN);
+    size_t mask = fc->nslots - 1;
+    for (size_t i = h & mask; fc->slots[i]; i = (i + 1) & mask) {
+        entry *e = fc->slots[i];
+        if (e != TOMBSTONE && e->kind == KIND_COPY && e->hash == h &&
+            memcmp(e->key, id, COPY_ID_LEN) == 0)
+            remove_at(fc, i); /* a tombstone: the walk goes on */
+    }
+}
+
 static bool same_file(const entry *e, const struct stat *st)
 {
     return e->dev == st->st_dev && e->ino == st->st_ino && e->size == st->st_size &&
@@ -240,7 +310,14 @@ const pt_cached_file *pt_filecache_get(pt_filecache *fc, const void *owner, int 
     entry *e = fc->slots[slot];
     if (e->dead || now - e->validated_at >= fc->o.validity || now < e->validated_at) {
         if (e->dead || !still_valid(e, root_fd)) {
+            /* a taken fd is no change of the file */
+            bool changed = !e->dead && has_file(e);
+            char id[COPY_KEY_LEN];
+            if (changed)
+                file_id(e, id);
             remove_at(fc, slot);
+            if (changed)
+                drop_copies(fc, id);
             fc->misses++;
             return NULL;
         }
@@ -311,9 +388,22 @@ void pt_filecache_sweep(pt_filecache *fc, double now)
 static int insert(pt_filecache *fc, entry *e, double now)
 {
     size_t old = find_slot(fc, e->owner, e->variant, e->hash, e->key, e->keylen);
-    if (old != SIZE_MAX)
+    if (old != SIZE_MAX) {
+        /* an entry replaced by one of another identity (or a miss): its file changed */
+        entry *o = fc->slots[old];
+        char id[COPY_KEY_LEN], now_id[COPY_KEY_LEN];
+        bool changed = false;
+        if (has_file(o)) {
+            file_id(o, id);
+            if (has_file(e))
+                file_id(e, now_id);
+            changed = !has_file(e) || memcmp(id, now_id, COPY_ID_LEN) != 0;
+        }
         remove_at(fc, old);
-    if (e->kind == KIND_MEMORY) {
+        if (changed)
+            drop_copies(fc, id);
+    }
+    if (in_memory(e)) {
         lru *l = &fc->lists[LIST_MEMORY];
         while (fc->bytes + e->cost > fc->o.max_bytes && l->tail)
             remove_entry(fc, l->tail);
@@ -332,11 +422,14 @@ static int insert(pt_filecache *fc, entry *e, double now)
         fc->tombstones--;
     fc->slots[k] = e;
     fc->used++;
-    if (e->kind == KIND_MEMORY)
+    if (in_memory(e))
         fc->bytes += e->cost;
-    else if (e->kind == KIND_OPEN)
+    if (e->kind == KIND_COPY) {
+        fc->copies++;
+        fc->copy_bytes += e->cost;
+    } else if (e->kind == KIND_OPEN)
         fc->open_fds++;
-    else
+    else if (e->kind == KIND_ABSENT)
         fc->absent++;
     lru_push_front(list_of(fc, e), e);
     return 0;
@@ -452,6 +545,10 @@ const pt_cached_file *pt_filecache_put(pt_filecache *fc, const void *owner, int 
     }
     e->pub.size = size;
     e->pub.mtime = st->st_mtime;
+    e->pub.dev = st->st_dev;
+    e->pub.ino = st->st_ino;
+    e->pub.mtime_ns = ns_of(st->st_mtim);
+    e->pub.encoded = meta->encoding != NULL;
     e->kind = kind;
     e->owner = owner;
     e->variant = variant;
@@ -487,9 +584,13 @@ int pt_filecache_describe(pt_cached_file *out, char *buf, size_t cap, const stru
     memcpy(buf + hn, etag, etag_len + 1);
     *out = (pt_cached_file){
         .transient = true,
+        .encoded = meta->encoding != NULL,
         .fd = -1,
         .size = (size_t)st->st_size,
         .mtime = st->st_mtime,
+        .dev = st->st_dev,
+        .ino = st->st_ino,
+        .mtime_ns = ns_of(st->st_mtim),
         .head = buf,
         .head_len = hn,
         .type_len = tl,
@@ -546,7 +647,94 @@ void pt_filecache_get_stats(const pt_filecache *fc, pt_filecache_stats *out)
         .absent = fc->absent,
         .hits = fc->hits,
         .misses = fc->misses,
+        .copies = fc->copies,
+        .copy_bytes = fc->copy_bytes,
+        .copy_hits = fc->copy_hits,
+        .copy_misses = fc->copy_misses,
     };
+}
+
+/* ---- the variant store: compressed copies ---- */
+
+static pt_filecache *cache_of(pt_variant_store *s)
+{
+    return (pt_filecache *)((char *)s - offsetof(pt_filecache, store));
+}
+
+/* The largest body kept compressed: max_file, or 1 MiB when that is smaller (a body the
+ * open-file cache serves is worth compressing once too), but at most an eighth of the memory,
+ * so that one copy cannot push out most of what is hot. */
+static size_t copy_limit(const pt_filecache *fc)
+{
+    size_t lim = fc->o.max_file > COPY_MIN_LIMIT ? fc->o.max_file : COPY_MIN_LIMIT;
+    return lim < fc->o.max_bytes / 8 ? lim : fc->o.max_bytes / 8;
+}
+
+static const void *store_get(pt_variant_store *s, const pt_variant_key *key, size_t *len,
+                             void **holder)
+{
+    pt_filecache *fc = cache_of(s);
+    char k[COPY_KEY_LEN];
+    copy_key(key, k);
+    uint64_t h = hash_key(s, 0, k, COPY_ID_LEN);
+    size_t slot = find_slot(fc, s, 0, h, k, COPY_KEY_LEN);
+    if (slot == SIZE_MAX) {
+        fc->copy_misses++;
+        return NULL;
+    }
+    entry *e = fc->slots[slot];
+    lru *l = list_of(fc, e);
+    if (l->head != e) {
+        lru_unlink(l, e);
+        lru_push_front(l, e);
+    }
+    fc->copy_hits++;
+    *len = e->pub.size;
+    *holder = e;
+    return e->pub.body;
+}
+
+static bool store_wants(pt_variant_store *s, uint64_t size)
+{
+    return size <= copy_limit(cache_of(s));
+}
+
+static void store_put(pt_variant_store *s, const pt_variant_key *key, const void *buf, size_t len)
+{
+    pt_filecache *fc = cache_of(s);
+    size_t cost = sizeof(entry) + COPY_KEY_LEN + len;
+    if (len > copy_limit(fc) || cost > fc->o.max_bytes)
+        return;
+    entry *e = malloc(cost);
+    if (!e)
+        return;
+    memset(e, 0, sizeof *e);
+    copy_key(key, e->storage);
+    e->key = e->storage;
+    e->keylen = COPY_KEY_LEN;
+    memcpy(e->storage + COPY_KEY_LEN, buf, len);
+    e->pub.body = e->storage + COPY_KEY_LEN;
+    e->pub.size = len;
+    e->pub.fd = -1;
+    e->kind = KIND_COPY;
+    e->owner = s;
+    e->hash = hash_key(s, 0, e->key, COPY_ID_LEN);
+    e->cost = cost;
+    if (insert(fc, e, 0) < 0)
+        free(e);
+}
+
+static const pt_variant_store store_methods = {
+    .get = store_get,
+    .hold = pt_filecache_hold,
+    .release = pt_filecache_release,
+    .wants = store_wants,
+    .put = store_put,
+};
+
+pt_variant_store *pt_filecache_variants(pt_filecache *fc)
+{
+    return fc && fc->o.max_bytes > 0 ? &fc->store : NULL;
 }
 
 void pt_filecache_free(pt_filecache *fc)

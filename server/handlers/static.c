@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "server/handlers/conditional.h"
+#include "server/core/compress.h"
 #include "server/core/encoding.h"
 #include "server/handlers/filecache.h"
 #include "server/site/location.h"
@@ -268,6 +269,10 @@ static void send_file(pt_request *req, const req_info *ri, const pt_cached_file 
         r.extra_headers =
             (pt_str){cf->head + cf->validators_off, cf->head_len - cf->validators_off};
         r.mtime = cf->mtime;
+        /* what compression on the fly would have done to the 200 decides its ETag and Vary;
+         * it leaves a precompressed sibling's alone, and so its 304's */
+        if (!cf->encoded)
+            r.type_hint = cf->content_type;
         pt_request_respond(req, &r);
         return;
     }
@@ -299,6 +304,13 @@ static void send_file(pt_request *req, const req_info *ri, const pt_cached_file 
     }
     set_body(req, &r, cf, 0);
     r.head_memo = cf->head_memo;
+    /* where compression on the fly keeps this file's compressed copies: beside it in the
+     * cache, under its identity (the coding and level are the compression layer's) */
+    pt_variant_key key = {
+        .dev = cf->dev, .ino = cf->ino, .size = cf->size, .mtime_ns = cf->mtime_ns};
+    if (!cf->encoded && req->compress && req->compress->cache &&
+        (r.variants = pt_filecache_variants(req->vhost->cache)))
+        r.variant_key = &key;
     pt_request_respond(req, &r);
 }
 
@@ -406,8 +418,11 @@ static enum outcome serve(pt_request *req, const req_info *ri, const char *path,
         return not_found(req, path, trying);
     const char *rel = loc->alias ? path + loc->path_len : path;
     pt_encoding encs[PT_ENC_COUNT - 1];
+    /* compress_order breaks ties among the siblings too; with no coding on for compression
+     * on the fly there are no settings (req->compress NULL): porter's order */
+    const pt_encoding_order *order = req->compress ? &req->compress->order : NULL;
     size_t nenc = loc->files->precompressed && ri->accept_encoding.p
-                      ? pt_encoding_choose(ri->accept_encoding, NULL, encs)
+                      ? pt_encoding_choose(ri->accept_encoding, order, encs)
                       : 0;
 
     /* The hot path: each coding the client prefers is known to the cache, present or not. */

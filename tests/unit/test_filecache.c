@@ -1,5 +1,6 @@
 /* The file cache: small files in memory, larger ones kept open, misses remembered;
- * revalidation, the caps, and that every fd it took is closed. */
+ * revalidation, the caps, and that every fd it took is closed. Its variant store: compressed
+ * copies under the file's identity, in the same budget, dropped with a changed file. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -18,6 +19,8 @@
 #include <unistd.h>
 
 #include "server/handlers/filecache.h"
+#include "server/core/compress.h"
+#include "server/core/encoding.h"
 #include "server/core/request.h"
 #include "tests/support.h"
 
@@ -92,6 +95,7 @@ static void test_memory_entry(void **state)
     assert_true(fd >= 0); /* a memory entry leaves the fd with the caller */
     close(fd);
     assert_false(cf->absent);
+    assert_true(cf->encoded); /* a Content-Encoding line */
     assert_int_equal(cf->fd, -1);
     assert_int_equal(cf->size, 5);
     assert_memory_equal(cf->body, "hello", 5);
@@ -385,6 +389,7 @@ static void test_describe(void **state)
     char buf[512];
     pt_filecache_meta m = {.content_type = "text/html", .etag = false};
     assert_int_equal(pt_filecache_describe(&cf, buf, sizeof buf, &st, &m), 0);
+    assert_false(cf.encoded);
     assert_int_equal(cf.fd, -1);
     assert_null(cf.body);
     assert_int_equal(cf.size, 3);
@@ -396,6 +401,383 @@ static void test_describe(void **state)
     assert_int_equal(cf.etag_len, strlen("\"6553f100-3\""));
     assert_memory_equal(cf.etag, "\"6553f100-3\"", cf.etag_len);
     assert_int_equal(pt_filecache_describe(&cf, buf, 40, &st, &m), -ENAMETOOLONG);
+}
+
+/* ---- the variant store ---- */
+
+/* Caches `rel` in memory under the key "/" + rel at `now`. */
+static const pt_cached_file *cache_file(pt_filecache *fc, const char *rel, double now)
+{
+    char key[PATH_MAX];
+    snprintf(key, sizeof key, "/%s", rel);
+    struct stat st;
+    int fd = open_file(rel, &st);
+    const pt_cached_file *cf = pt_filecache_put(fc, OWNER, 0, K(key), rel, &fd, &st, &META, now);
+    close(fd);
+    assert_non_null(cf);
+    return cf;
+}
+
+/* The key of a copy of the file of `cf` in `enc` at `level`, as the static handler builds it. */
+static pt_variant_key key_of(const pt_cached_file *cf, pt_encoding enc, int level)
+{
+    return (pt_variant_key){.dev = cf->dev,
+                            .ino = cf->ino,
+                            .size = cf->size,
+                            .mtime_ns = cf->mtime_ns,
+                            .encoding = (int)enc,
+                            .level = level};
+}
+
+static pt_filecache_stats stats(const pt_filecache *fc)
+{
+    pt_filecache_stats s;
+    pt_filecache_get_stats(fc, &s);
+    return s;
+}
+
+/* An entry carries its file's identity; a copy is found by the whole key and no other. */
+static void test_variant_put_get(void **state)
+{
+    put_file("v.txt", "a body to compress", 18);
+    char p[PATH_MAX];
+    struct timespec ts[2] = {{.tv_sec = 1700000000, .tv_nsec = 123456789},
+                             {.tv_sec = 1700000000, .tv_nsec = 123456789}};
+    assert_int_equal(utimensat(AT_FDCWD, temp_path(p, dir, "v.txt"), ts, 0), 0);
+    struct stat st;
+    assert_int_equal(stat(p, &st), 0);
+
+    pt_filecache *fc = cache(1 << 20, 1024, 1, 10);
+    pt_variant_store *vs = pt_filecache_variants(fc);
+    assert_non_null(vs);
+    const pt_cached_file *cf = cache_file(fc, "v.txt", 0);
+    assert_true(cf->dev == st.st_dev);
+    assert_true(cf->ino == st.st_ino);
+    assert_true(cf->mtime_ns == 1700000000123456789LL);
+    /* an uncached file is described with the same identity */
+    pt_cached_file tmp;
+    char buf[512];
+    assert_int_equal(pt_filecache_describe(&tmp, buf, sizeof buf, &st, &META), 0);
+    assert_true(tmp.dev == st.st_dev && tmp.ino == st.st_ino);
+    assert_true(tmp.mtime_ns == 1700000000123456789LL);
+    assert_false(cf->encoded);
+    pt_filecache_meta gz = META;
+    gz.encoding = "gzip";
+    assert_int_equal(pt_filecache_describe(&tmp, buf, sizeof buf, &st, &gz), 0);
+    assert_true(tmp.encoded);
+
+    pt_variant_key k = key_of(cf, PT_ENC_GZIP, 6);
+    size_t len = 0;
+    void *holder = NULL;
+    assert_null(vs->get(vs, &k, &len, &holder));
+    size_t before = stats(fc).bytes;
+    vs->put(vs, &k, "GZ6", 3);
+    const char *got = vs->get(vs, &k, &len, &holder);
+    assert_non_null(got);
+    assert_non_null(holder);
+    assert_int_equal(len, 3);
+    assert_memory_equal(got, "GZ6", 3);
+    pt_filecache_stats s = stats(fc);
+    assert_int_equal(s.copies, 1);
+    assert_true(s.copy_bytes >= 3);
+    assert_int_equal(s.bytes, before + s.copy_bytes); /* charged to the cache */
+    assert_int_equal(s.copy_hits, 1);
+    assert_int_equal(s.copy_misses, 1);
+
+    /* any other field of the key misses */
+    pt_variant_key other[] = {k, k, k, k, k, k};
+    other[0].level = 5;
+    other[1].encoding = PT_ENC_BR;
+    other[2].ino++;
+    other[3].dev++;
+    other[4].size++;
+    other[5].mtime_ns++;
+    for (size_t i = 0; i < sizeof other / sizeof other[0]; i++)
+        assert_null(vs->get(vs, &other[i], &len, &holder));
+
+    /* another level is another copy; putting a key again replaces its copy */
+    vs->put(vs, &other[0], "GZ5!", 4);
+    vs->put(vs, &k, "gz6'", 4);
+    assert_int_equal(stats(fc).copies, 2);
+    got = vs->get(vs, &k, &len, &holder);
+    assert_non_null(got);
+    assert_int_equal(len, 4);
+    assert_memory_equal(got, "gz6'", 4);
+    got = vs->get(vs, &other[0], &len, &holder);
+    assert_non_null(got);
+    assert_memory_equal(got, "GZ5!", 4);
+    /* the identity entry is still there beside its copies */
+    assert_ptr_equal(pt_filecache_get(fc, OWNER, 0, root_fd, K("/v.txt"), 0.5), cf);
+    pt_filecache_free(fc);
+
+    /* no memory part, no store */
+    fc = cache(0, 1024, 1, 10);
+    assert_null(pt_filecache_variants(fc));
+    pt_filecache_free(fc);
+    assert_null(pt_filecache_variants(NULL));
+}
+
+/* A copy held by a queued response outlives its eviction, and is freed at its last release
+ * (ASan sees a read after the free, LeakSanitizer a copy never freed). */
+static void test_variant_held_copy_outlives_eviction(void **state)
+{
+    put_file("e.txt", "e", 1);
+    pt_filecache *fc = cache(64 * 1024, 1024, 100, 0);
+    pt_variant_store *vs = pt_filecache_variants(fc);
+    const pt_cached_file *cf = cache_file(fc, "e.txt", 0);
+    char body[4000];
+    memset(body, 'A', sizeof body);
+    pt_variant_key first = key_of(cf, PT_ENC_BR, 0); /* cf goes with the copies below */
+    vs->put(vs, &first, body, sizeof body);
+    size_t len;
+    void *holder;
+    const char *held = vs->get(vs, &first, &len, &holder);
+    assert_non_null(held);
+    void *held_by = holder;
+    vs->hold(held_by); /* two responses queued */
+    vs->hold(held_by);
+    size_t held_bytes = stats(fc).copy_bytes;
+
+    /* 64 KiB holds about fifteen of these: thirty more push the first out */
+    memset(body, 'B', sizeof body);
+    for (int level = 1; level <= 30; level++) {
+        pt_variant_key k = first;
+        k.level = level;
+        vs->put(vs, &k, body, sizeof body);
+    }
+    assert_null(vs->get(vs, &first, &len, &holder));
+    pt_filecache_stats s = stats(fc);
+    assert_true(s.copies > 0 && s.copies < 30);
+    /* the evicted copy is no longer charged: what is, is the copies still kept */
+    assert_int_equal(s.copy_bytes, s.copies * held_bytes);
+    assert_true(s.bytes <= 64 * 1024);
+    assert_int_equal(len, sizeof body);
+    for (size_t i = 0; i < sizeof body; i++)
+        assert_int_equal(held[i], 'A');
+    vs->release(held_by);
+    assert_int_equal(held[0], 'A'); /* the second response still sends it */
+    vs->release(held_by);
+    pt_filecache_free(fc);
+}
+
+/* Files in memory and copies share max_bytes: whatever the mix, the cache is never charged
+ * more, and what it still holds is all charged. */
+static void test_variant_bound_mixed(void **state)
+{
+    enum { MAX = 20000, FILE_LEN = 1000, N = 40 };
+    char data[3000];
+    memset(data, 'f', sizeof data);
+    char name[32];
+    for (int i = 0; i < N; i++) {
+        snprintf(name, sizeof name, "f%d", i);
+        put_file(name, data, FILE_LEN);
+    }
+    pt_filecache *fc = cache(MAX, 2000, 100, 0);
+    pt_variant_store *vs = pt_filecache_variants(fc);
+    pt_variant_key keys[N];
+    size_t lens[N];
+    for (int i = 0; i < N; i++) {
+        snprintf(name, sizeof name, "f%d", i);
+        const pt_cached_file *cf = cache_file(fc, name, 0);
+        assert_true(stats(fc).bytes <= MAX);
+        keys[i] = key_of(cf, PT_ENC_ZSTD, i % 5);
+        lens[i] = (size_t)(500 + 50 * i); /* 500..2450: a copy may be up to MAX / 8 here */
+        vs->put(vs, &keys[i], data, lens[i]);
+        assert_true(stats(fc).bytes <= MAX);
+    }
+    size_t files = 0, copies = 0, copy_len = 0;
+    for (int i = 0; i < N; i++) {
+        snprintf(name, sizeof name, "/f%d", i);
+        if (pt_filecache_get(fc, OWNER, 0, root_fd, K(name), 0))
+            files++;
+        size_t len;
+        void *holder;
+        if (vs->get(vs, &keys[i], &len, &holder)) {
+            assert_int_equal(len, lens[i]);
+            copies++;
+            copy_len += len;
+        }
+    }
+    pt_filecache_stats s = stats(fc);
+    assert_true(files > 0 && files < N);
+    assert_true(copies > 0 && copies < N);
+    assert_int_equal(s.entries, files + copies);
+    assert_int_equal(s.copies, copies);
+    assert_true(s.copy_bytes >= copy_len);
+    assert_true(s.bytes >= s.copy_bytes + files * FILE_LEN);
+    assert_true(s.bytes <= MAX);
+    pt_filecache_free(fc);
+}
+
+/* One LRU of bytes: copies push out the least recently used files, and files copies. */
+static void test_variant_shared_lru(void **state)
+{
+    enum { MAX = 20000, FILE_LEN = 1000 };
+    char data[2000];
+    memset(data, 's', sizeof data);
+    char name[32];
+    for (int i = 0; i < 30; i++) {
+        snprintf(name, sizeof name, "s%d", i);
+        put_file(name, data, FILE_LEN);
+    }
+    pt_filecache *fc = cache(MAX, 2000, 100, 0);
+    pt_variant_store *vs = pt_filecache_variants(fc);
+    const pt_cached_file *last = NULL;
+    for (int i = 0; i < 10; i++) { /* about two thirds of MAX */
+        snprintf(name, sizeof name, "s%d", i);
+        last = cache_file(fc, name, 0);
+    }
+    assert_int_equal(stats(fc).entries, 10);
+    pt_variant_key k[4];
+    for (int level = 0; level < 4; level++)
+        k[level] = key_of(last, PT_ENC_BR, level + 1);
+    for (int level = 0; level < 4; level++) { /* more than a third of MAX */
+        vs->put(vs, &k[level], data, sizeof data);
+    }
+    size_t len;
+    void *holder;
+    for (int level = 0; level < 4; level++)
+        assert_non_null(vs->get(vs, &k[level], &len, &holder));
+    assert_null(pt_filecache_get(fc, OWNER, 0, root_fd, K("/s0"), 0)); /* the oldest file */
+    assert_non_null(pt_filecache_get(fc, OWNER, 0, root_fd, K("/s9"), 0));
+
+    /* twenty new files: the copies are the least recently used now */
+    for (int i = 10; i < 30; i++) {
+        snprintf(name, sizeof name, "s%d", i);
+        cache_file(fc, name, 0);
+    }
+    for (int level = 0; level < 4; level++)
+        assert_null(vs->get(vs, &k[level], &len, &holder));
+    assert_int_equal(stats(fc).copies, 0);
+    assert_int_equal(stats(fc).copy_bytes, 0);
+    pt_filecache_free(fc);
+}
+
+/* A file that changed drops the copies of what it was, at the lookup that notices; other
+ * files' copies stay. A copy held then is freed at its last release. */
+static void test_variant_dropped_with_changed_file(void **state)
+{
+    put_file("w.txt", "one", 3);
+    put_file("o.txt", "other", 5);
+    pt_filecache *fc = cache(1 << 20, 1024, 1.0, 10);
+    pt_variant_store *vs = pt_filecache_variants(fc);
+    const pt_cached_file *cf = cache_file(fc, "w.txt", 100);
+    pt_variant_key gz = key_of(cf, PT_ENC_GZIP, 1), br = key_of(cf, PT_ENC_BR, 4);
+    const pt_cached_file *ocf = cache_file(fc, "o.txt", 100);
+    pt_variant_key other = key_of(ocf, PT_ENC_GZIP, 1);
+    vs->put(vs, &gz, "w-gzip", 6);
+    vs->put(vs, &br, "w-br", 4);
+    vs->put(vs, &other, "o-gzip", 6);
+    size_t len;
+    void *holder;
+    const char *held = vs->get(vs, &br, &len, &holder);
+    assert_non_null(held);
+    void *held_by = holder;
+    vs->hold(held_by); /* a response is sending it */
+    pt_filecache_stats before = stats(fc);
+    assert_int_equal(before.copies, 3);
+
+    put_file("w.txt", "three", 5);
+    /* within the interval nothing is stat'ed: the copies stay */
+    assert_non_null(pt_filecache_get(fc, OWNER, 0, root_fd, K("/w.txt"), 100.5));
+    assert_int_equal(stats(fc).copies, 3);
+    /* past it the stat sees the change: the entry and its copies go */
+    assert_null(pt_filecache_get(fc, OWNER, 0, root_fd, K("/w.txt"), 101.0));
+    pt_filecache_stats after = stats(fc);
+    assert_int_equal(after.copies, 1);
+    assert_true(after.copy_bytes < before.copy_bytes);
+    assert_null(vs->get(vs, &gz, &len, &holder));
+    assert_null(vs->get(vs, &br, &len, &holder));
+    assert_non_null(vs->get(vs, &other, &len, &holder));
+    assert_memory_equal(held, "w-br", 4);
+    vs->release(held_by);
+
+    /* a file gone: its copies go with its entry too */
+    ocf = pt_filecache_get(fc, OWNER, 0, root_fd, K("/o.txt"), 101.0);
+    assert_non_null(ocf);
+    assert_int_equal(unlinkat(root_fd, "o.txt", 0), 0);
+    assert_null(pt_filecache_get(fc, OWNER, 0, root_fd, K("/o.txt"), 102.5));
+    assert_int_equal(stats(fc).copies, 0);
+    assert_int_equal(stats(fc).copy_bytes, 0);
+    pt_filecache_free(fc);
+}
+
+/* An entry put again over one of another identity (the file changed, seen on the way in)
+ * drops the old identity's copies; put again over the same file, it keeps them. */
+static void test_variant_dropped_when_replaced(void **state)
+{
+    put_file("r.txt", "first", 5);
+    pt_filecache *fc = cache(1 << 20, 1024, 100, 10);
+    pt_variant_store *vs = pt_filecache_variants(fc);
+    const pt_cached_file *cf = cache_file(fc, "r.txt", 0);
+    pt_variant_key k = key_of(cf, PT_ENC_ZSTD, 3);
+    vs->put(vs, &k, "r-zstd", 6);
+    cache_file(fc, "r.txt", 1); /* the same file again */
+    assert_int_equal(stats(fc).copies, 1);
+    put_file("r.txt", "second!", 7);
+    cache_file(fc, "r.txt", 2);
+    assert_int_equal(stats(fc).copies, 0);
+    size_t len;
+    void *holder;
+    assert_null(vs->get(vs, &k, &len, &holder));
+    pt_filecache_free(fc);
+}
+
+/* Which bodies may be kept compressed: up to max(max_file, 1 MiB), never above max_bytes / 8;
+ * a copy longer than that is not kept either. */
+static void test_variant_wants(void **state)
+{
+    /* the defaults (32m, 32k): 1 MiB */
+    pt_filecache *fc = cache(32 << 20, 32 << 10, 1, 10);
+    pt_variant_store *vs = pt_filecache_variants(fc);
+    assert_true(vs->wants(vs, 0));
+    assert_true(vs->wants(vs, 1 << 20));
+    assert_false(vs->wants(vs, (1 << 20) + 1));
+    pt_filecache_free(fc);
+
+    /* a max_file above 1 MiB raises it */
+    fc = cache(64 << 20, 2 << 20, 1, 10);
+    vs = pt_filecache_variants(fc);
+    assert_true(vs->wants(vs, 2 << 20));
+    assert_false(vs->wants(vs, (2 << 20) + 1));
+    pt_filecache_free(fc);
+
+    /* max_bytes / 8 bounds it: 1m -> 128k */
+    fc = cache(1 << 20, 32 << 10, 1, 10);
+    vs = pt_filecache_variants(fc);
+    assert_true(vs->wants(vs, 128 << 10));
+    assert_false(vs->wants(vs, (128 << 10) + 1));
+    assert_false(vs->wants(vs, UINT64_MAX));
+    size_t big = (128 << 10) + 1;
+    char *buf = calloc(1, big);
+    assert_non_null(buf);
+    pt_variant_key k = {.dev = 1, .ino = 2, .size = 300000, .mtime_ns = 4, .encoding = PT_ENC_GZIP};
+    vs->put(vs, &k, buf, big); /* too long */
+    assert_int_equal(stats(fc).copies, 0);
+    vs->put(vs, &k, buf, big - 1);
+    assert_int_equal(stats(fc).copies, 1);
+    free(buf);
+    pt_filecache_free(fc);
+}
+
+/* A cache freed while a copy is held (a reload while a response is queued): the copy lives
+ * until its release. */
+static void test_variant_cache_freed_while_held(void **state)
+{
+    pt_filecache *fc = cache(1 << 20, 1024, 1, 10);
+    pt_variant_store *vs = pt_filecache_variants(fc);
+    pt_variant_key k = {.dev = 7, .ino = 8, .size = 100, .mtime_ns = 9, .encoding = PT_ENC_BR};
+    vs->put(vs, &k, "kept", 4);
+    size_t len;
+    void *holder;
+    const char *held = vs->get(vs, &k, &len, &holder);
+    assert_non_null(held);
+    vs->hold(holder);
+    /* the store goes with its cache: a response keeps the function, as pt_response does */
+    void (*release)(void *) = vs->release;
+    pt_filecache_free(fc);
+    assert_memory_equal(held, "kept", 4);
+    release(holder);
 }
 
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -413,6 +795,14 @@ int main(void)
         T(test_memory_cap),
         T(test_many),
         T(test_describe),
+        T(test_variant_put_get),
+        T(test_variant_held_copy_outlives_eviction),
+        T(test_variant_bound_mixed),
+        T(test_variant_shared_lru),
+        T(test_variant_dropped_with_changed_file),
+        T(test_variant_dropped_when_replaced),
+        T(test_variant_wants),
+        T(test_variant_cache_freed_while_held),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
