@@ -24,9 +24,9 @@ static const struct coding {
     pt_encoding e;
     int min, max, level;
 } codings[] = {
-    {"gzip", PT_ENC_GZIP, 1, 9, 1},
-    {"brotli", PT_ENC_BR, 0, 11, 4},
-    {"zstd", PT_ENC_ZSTD, 1, 19, 3},
+    {"gzip", PT_ENC_GZIP, 1, 9, PT_CONF_GZIP_LEVEL},
+    {"brotli", PT_ENC_BR, 0, 11, PT_CONF_BROTLI_LEVEL},
+    {"zstd", PT_ENC_ZSTD, 1, 19, PT_CONF_ZSTD_LEVEL},
 };
 
 #define NCODINGS (sizeof codings / sizeof *codings)
@@ -51,109 +51,6 @@ static pt_conf_coding *coding_holding(char ***types)
 static pt_conf_compress *compress_holding(regex_t ***disable)
 {
     return (pt_conf_compress *)(void *)((char *)disable - offsetof(pt_conf_compress, disable));
-}
-
-#define MIN_LENGTH 20
-#define DEFAULT_TYPE "text/html"
-
-/* ---- gzip_disable's expressions ---- */
-
-/* A gzip_disable pattern: the compiled expression the request path reads, with its source, so
- * a level's copy is compiled anew (a regex_t cannot be copied). The regex_t comes first: the
- * pointers in pt_conf_compress.disable point at it, and so at the whole. */
-typedef struct disable_re {
-    regex_t re;
-    char *pattern;
-} disable_re;
-
-/* nginx's: POSIX extended, ignoring case, matched anywhere in User-Agent. */
-#define DISABLE_FLAGS (REG_EXTENDED | REG_ICASE | REG_NOSUB)
-
-/* Compiles `pattern` into a new entry; on error returns regcomp's code with its text in `why`. */
-static int disable_new(const char *pattern, disable_re **out, char *why, size_t whylen)
-{
-    disable_re *r = xcalloc(sizeof *r);
-    int e = regcomp(&r->re, pattern, DISABLE_FLAGS);
-    if (e != 0) {
-        regerror(e, &r->re, why, whylen);
-        free(r);
-        return e;
-    }
-    r->pattern = xstrdup(pattern);
-    *out = r;
-    return 0;
-}
-
-static void disable_free(regex_t *re)
-{
-    disable_re *r = (disable_re *)re;
-    regfree(&r->re);
-    free(r->pattern);
-    free(r);
-}
-
-static void disable_clear(pt_conf_compress *c)
-{
-    for (size_t i = 0; i < c->ndisable; i++)
-        disable_free(c->disable[i]);
-    free(c->disable);
-    c->disable = NULL;
-    c->ndisable = 0;
-    c->disable_msie6 = false;
-}
-
-/* ---- the levels ---- */
-
-static void types_default(pt_conf_coding *k)
-{
-    strv_clear(&k->types, &k->ntypes);
-    *PUSH(k->types, k->ntypes) = xstrdup(DEFAULT_TYPE);
-    k->any_type = false;
-}
-
-void pt_conf_compress_init(pt_conf_compress *c)
-{
-    *c = (pt_conf_compress){
-        .vary = true,
-        .http_version = 11,
-        .order = pt_encoding_default_order,
-        .cache = true,
-    };
-    for (size_t i = 0; i < NCODINGS; i++) {
-        pt_conf_coding *k = &c->coding[codings[i].e];
-        k->level = codings[i].level;
-        k->min_length = MIN_LENGTH;
-        types_default(k);
-    }
-}
-
-void pt_conf_compress_inherit(pt_conf_compress *d, const pt_conf_compress *s)
-{
-    *d = *s;
-    for (int e = 0; e < PT_ENC_COUNT; e++) {
-        d->coding[e].types = NULL;
-        d->coding[e].ntypes = 0;
-        strv_copy(&d->coding[e].types, &d->coding[e].ntypes, s->coding[e].types,
-                  s->coding[e].ntypes);
-    }
-    d->disable = NULL;
-    d->ndisable = 0;
-    for (size_t i = 0; i < s->ndisable; i++) {
-        disable_re *r;
-        char why[128];
-        /* it compiled once already: only memory can fail */
-        if (disable_new(((const disable_re *)s->disable[i])->pattern, &r, why, sizeof why) != 0)
-            oom();
-        *PUSH(d->disable, d->ndisable) = &r->re;
-    }
-}
-
-void pt_conf_compress_dispose(pt_conf_compress *c)
-{
-    for (int e = 0; e < PT_ENC_COUNT; e++)
-        strv_free(c->coding[e].types, c->coding[e].ntypes);
-    disable_clear(c);
-    *c = (pt_conf_compress){0};
 }
 
 /* ---- setters ---- */
@@ -217,7 +114,7 @@ static int set_types(pt_conf_loader *cx, const pt_conf_node *d, void *field, voi
             return rc;
         }
     }
-    types_default(k);
+    pt_conf_compress_types_default(k);
     if (strcmp(arg1(d), "*") == 0) {
         k->any_type = true;
         return 0;
@@ -276,10 +173,9 @@ static int set_disable(pt_conf_loader *cx, const pt_conf_node *d, void *field, v
 {
     pt_conf_compress *c = compress_holding(field);
     if (cx->first)
-        disable_clear(c);
+        pt_conf_compress_disable_clear(c);
     for (size_t i = 1; i < d->nw; i++) {
         const char *p = d->w[i].s;
-        disable_re *r;
         char why[128];
         if (strcmp(p, "msie6") == 0) {
             c->disable_msie6 = true;
@@ -293,10 +189,9 @@ static int set_disable(pt_conf_loader *cx, const pt_conf_node *d, void *field, v
                                "degradation module)");
         if (!p[0])
             return pt_conf_bad(cx, d, i, "empty regular expression in \"gzip_disable\"");
-        if (disable_new(p, &r, why, sizeof why) != 0)
+        if (pt_conf_compress_disable_add(c, p, why, sizeof why) != 0)
             return pt_conf_bad(cx, d, i,
                                "invalid regular expression \"%s\" in \"gzip_disable\": %s", p, why);
-        *PUSH(c->disable, c->ndisable) = &r->re;
     }
     return 0;
 }

@@ -6,6 +6,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <regex.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -462,6 +463,108 @@ static void proxy_inherit(pt_conf_proxy *d, const pt_conf_proxy *s)
     strv_copy(&d->hide_headers, &d->nhide_headers, s->hide_headers, s->nhide_headers);
     strv_copy(&d->pass_headers, &d->npass_headers, s->pass_headers, s->npass_headers);
     d->ssl_trusted_certificate = xstrdup(s->ssl_trusted_certificate);
+}
+
+/* ---- compression on the fly (compress.c reads its directives) ---- */
+
+#define MIN_LENGTH 20
+#define DEFAULT_TYPE "text/html"
+
+/* ---- gzip_disable's expressions ---- */
+
+/* A gzip_disable pattern: the compiled expression the request path reads, with its source, so
+ * a level's copy is compiled anew (a regex_t cannot be copied). The regex_t comes first: the
+ * pointers in pt_conf_compress.disable point at it, and so at the whole. */
+typedef struct disable_re {
+    regex_t re;
+    char *pattern;
+} disable_re;
+
+/* nginx's: POSIX extended, ignoring case, matched anywhere in User-Agent. */
+#define DISABLE_FLAGS (REG_EXTENDED | REG_ICASE | REG_NOSUB)
+
+int pt_conf_compress_disable_add(pt_conf_compress *c, const char *pattern, char *why, size_t whylen)
+{
+    disable_re *r = xcalloc(sizeof *r);
+    int e = regcomp(&r->re, pattern, DISABLE_FLAGS);
+    if (e != 0) {
+        regerror(e, &r->re, why, whylen);
+        free(r);
+        return e;
+    }
+    r->pattern = xstrdup(pattern);
+    *PUSH(c->disable, c->ndisable) = &r->re;
+    return 0;
+}
+
+static void disable_free(regex_t *re)
+{
+    disable_re *r = (disable_re *)re;
+    regfree(&r->re);
+    free(r->pattern);
+    free(r);
+}
+
+void pt_conf_compress_disable_clear(pt_conf_compress *c)
+{
+    for (size_t i = 0; i < c->ndisable; i++)
+        disable_free(c->disable[i]);
+    free(c->disable);
+    c->disable = NULL;
+    c->ndisable = 0;
+    c->disable_msie6 = false;
+}
+
+void pt_conf_compress_types_default(pt_conf_coding *k)
+{
+    strv_clear(&k->types, &k->ntypes);
+    *PUSH(k->types, k->ntypes) = xstrdup(DEFAULT_TYPE);
+    k->any_type = false;
+}
+
+void pt_conf_compress_init(pt_conf_compress *c)
+{
+    *c = (pt_conf_compress){
+        .vary = true,
+        .http_version = 11,
+        .order = pt_encoding_default_order,
+        .cache = true,
+    };
+    c->coding[PT_ENC_GZIP].level = PT_CONF_GZIP_LEVEL;
+    c->coding[PT_ENC_BR].level = PT_CONF_BROTLI_LEVEL;
+    c->coding[PT_ENC_ZSTD].level = PT_CONF_ZSTD_LEVEL;
+    for (int e = PT_ENC_BR; e < PT_ENC_COUNT; e++) {
+        c->coding[e].min_length = MIN_LENGTH;
+        pt_conf_compress_types_default(&c->coding[e]);
+    }
+}
+
+void pt_conf_compress_inherit(pt_conf_compress *d, const pt_conf_compress *s)
+{
+    *d = *s;
+    for (int e = 0; e < PT_ENC_COUNT; e++) {
+        d->coding[e].types = NULL;
+        d->coding[e].ntypes = 0;
+        strv_copy(&d->coding[e].types, &d->coding[e].ntypes, s->coding[e].types,
+                  s->coding[e].ntypes);
+    }
+    d->disable = NULL;
+    d->ndisable = 0;
+    for (size_t i = 0; i < s->ndisable; i++) {
+        char why[128];
+        /* it compiled once already: only memory can fail */
+        if (pt_conf_compress_disable_add(d, ((const disable_re *)s->disable[i])->pattern, why,
+                                         sizeof why) != 0)
+            oom();
+    }
+}
+
+void pt_conf_compress_dispose(pt_conf_compress *c)
+{
+    for (int e = 0; e < PT_ENC_COUNT; e++)
+        strv_free(c->coding[e].types, c->coding[e].ntypes);
+    pt_conf_compress_disable_clear(c);
+    *c = (pt_conf_compress){0};
 }
 
 static void location_dispose(pt_conf_location *l)

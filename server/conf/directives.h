@@ -80,13 +80,23 @@ extern const pt_conf_module pt_conf_proxy_module;
 extern const pt_conf_module pt_conf_http2_module;
 extern const pt_conf_module pt_conf_compress_module;
 
-/* A level's compression settings (compress.c), called where a level is made and freed:
- * the defaults (each coding off, its default level, min_length 20 and types text/html; Vary on;
- * HTTP/1.1; porter's order; the cache on); a deep copy of the parent's (the type lists copied,
- * gzip_disable's expressions compiled anew); everything released. */
+/* A level's compression settings, made and freed with the level: the defaults (each coding
+ * off, its default level, min_length 20 and types text/html; Vary on; HTTP/1.1; porter's order;
+ * the cache on); a deep copy of the parent's (the type lists copied, gzip_disable's
+ * expressions compiled anew); everything released. */
 void pt_conf_compress_init(pt_conf_compress *c);
 void pt_conf_compress_inherit(pt_conf_compress *d, const pt_conf_compress *s);
 void pt_conf_compress_dispose(pt_conf_compress *c);
+
+/* A coding's types back to the default list (text/html alone). */
+void pt_conf_compress_types_default(pt_conf_coding *k);
+
+/* Adds the gzip_disable expression `pattern` (POSIX extended, ignoring case); a regcomp error
+ * is returned with its text in `why`, nothing added. pt_conf_compress_disable_clear() drops the
+ * level's expressions and msie6. */
+int pt_conf_compress_disable_add(pt_conf_compress *c, const char *pattern, char *why,
+                                 size_t whylen);
+void pt_conf_compress_disable_clear(pt_conf_compress *c);
 
 /* A reference to a named location (`@NAME`, word `i` of try_files or error_page), checked once
  * the server holding it is read. */

@@ -5,7 +5,8 @@
  * the embedder's handlers) and whatever protocol carries it.
  *
  * pt_request_respond() hands every response of a request whose location (or server, for the
- * embedder's routes) has a coding on to pt_compress_respond(). It decides from the response
+ * embedder's routes) has a coding on to pt_compress_respond(): the site sets it as the
+ * request's respond_via with the settings (req->compress). It decides from the response
  * (status, type, length, Content-Encoding, Cache-Control: no-transform) whether the answer
  * could be compressed: if so it carries `Vary: Accept-Encoding`, and from the request
  * (Accept-Encoding, Range, HEAD, the HTTP version, User-Agent, Via) whether this one is.

@@ -145,6 +145,12 @@ typedef struct pt_conf_files {
     bool etag;          /* on */
 } pt_conf_files;
 
+/* The coding's default levels (`gzip_comp_level` is nginx's; brotli's and zstd's are chosen
+ * for speed close to gzip's at a better ratio). */
+#define PT_CONF_GZIP_LEVEL 1
+#define PT_CONF_BROTLI_LEVEL 4
+#define PT_CONF_ZSTD_LEVEL 3
+
 /* One coding's settings for compression on the fly: `gzip`, `brotli` or `zstd` and their
  * `_comp_level`, `_types` and `_min_length`. */
 typedef struct pt_conf_coding {

@@ -171,6 +171,9 @@ struct pt_request {
      * coding is on; set with the virtual host, then by the location. */
     const struct pt_conf_compress *compress;
     struct pt_compressing *compressing; /* a compressed body on its way */
+    /* What pt_request_respond() hands a response to instead of the protocol, set by the site
+     * with the settings above (pt_compress_respond when a coding is on); NULL: the protocol. */
+    int (*respond_via)(pt_request *req, const pt_response *r);
     pt_str norm_path;   /* the decoded, normalised path, NUL-terminated; valid in the handler */
     pt_str redirect;    /* an internal redirect the handler asked for (pt_route_redirect) */
     unsigned redirects; /* internal redirects so far */

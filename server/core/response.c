@@ -11,7 +11,6 @@
 #include <time.h>
 
 #include "listener/listener.h"
-#include "server/core/compress.h"
 #include "server/core/request.h"
 
 pt_str pt_host_name(pt_str host)
@@ -234,7 +233,7 @@ int pt_request_respond(pt_request *req, const pt_response *r)
         own.status = req->error_status;
         r = &own;
     }
-    return req->compress ? pt_compress_respond(req, r) : req->proto->respond(req, r);
+    return req->respond_via ? req->respond_via(req, r) : req->proto->respond(req, r);
 }
 
 /* Escapes a request string for the access log as nginx does: quotes, backslashes and control

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "server/core/compress.h"
 #include "server/core/path.h"
 #include "server/core/vars.h"
 #include "server/site/site.h"
@@ -346,6 +347,7 @@ static void set_location(pt_request *req, pt_location *loc)
     req->filters = &loc->filter;
     req->sendfile = loc->sendfile;
     req->compress = loc->compress;
+    req->respond_via = loc->compress ? pt_compress_respond : NULL;
 }
 
 /* One pass of the router for the request path `path`: normalised into `norm`, then the

@@ -4,6 +4,7 @@
  */
 #include <strings.h>
 
+#include "server/core/compress.h"
 #include "server/site/site.h"
 
 static bool host_matches(const char *name, pt_str host)
@@ -61,4 +62,5 @@ void pt_vhost_apply(const pt_vhost *vh, pt_request *req)
     req->server_tokens = vh->conf->server_tokens;
     req->sendfile = vh->conf->sendfile;
     req->compress = pt_conf_compress_active(&vh->conf->compress);
+    req->respond_via = req->compress ? pt_compress_respond : NULL;
 }
