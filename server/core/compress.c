@@ -314,8 +314,11 @@ typedef struct pt_compressing {
     pt_request *req;
     const pt_request_proto *inner; /* the protocol's own */
     pt_coder *coder;               /* NULL: nothing to compress (HEAD) */
-    pt_custodian_entry *entry;     /* what releases the below with the request */
+    pt_custodian_entry *entry;     /* what releases this with the request */
     bool full;                     /* the protocol asked to wait for the writable callback */
+    /* The request can end inside a feed (a write finds the client gone): its release then
+     * waits for the feed to return. */
+    bool feeding, released;
     /* a file being read */
     int fd;
     off_t off;
@@ -329,25 +332,34 @@ typedef struct pt_compressing {
     size_t copy_len, copy_cap;
 } pt_compressing;
 
+/* A feed returned this: the request ended inside it and everything is released. */
+#define GONE (-ECANCELED)
+
+static void free_all(pt_compressing *z)
+{
+    pt_coder_free(z->coder);
+    if (z->fd >= 0)
+        close(z->fd);
+    free(z->piece);
+    free(z->copy);
+    free(z);
+}
+
 static void release(void *data)
 {
     pt_compressing *z = data;
-    pt_coder_free(z->coder);
-    z->coder = NULL;
-    if (z->fd >= 0)
-        close(z->fd);
-    z->fd = -1;
-    free(z->piece);
-    z->piece = NULL;
-    free(z->copy);
-    z->copy = NULL;
     ev_timer_stop(z->req->loop, &z->turn);
+    z->released = true;
+    if (!z->feeding)
+        free_all(z);
 }
 
 /* Compressed bytes to the protocol (and to the copy). */
 static int sink(void *data, const void *p, size_t n)
 {
     pt_compressing *z = data;
+    if (z->released)
+        return GONE;
     if (z->store) {
         if (z->copy_len + n > z->copy_cap) {
             size_t cap = z->copy_cap ? z->copy_cap * 2 : 16384;
@@ -374,17 +386,41 @@ static int sink(void *data, const void *p, size_t n)
     return 0;
 }
 
+/* Compresses through the coder into the sink; GONE when the request ended meanwhile (then
+ * `z` and the request are not to be touched). */
+static int feed(pt_compressing *z, const void *p, size_t n, int mode)
+{
+    z->feeding = true;
+    int rc = pt_coder_feed(z->coder, p, n, mode, sink, z);
+    z->feeding = false;
+    if (z->released) {
+        free_all(z);
+        return GONE;
+    }
+    return rc;
+}
+
+/* The layer steps out: the protocol's own calls again. Releases `z`. */
+static const pt_request_proto *step_out(pt_compressing *z)
+{
+    pt_request *req = z->req;
+    const pt_request_proto *inner = z->inner;
+    pt_custodian_release(z->entry);
+    req->proto = inner;
+    req->compressing = NULL;
+    return inner;
+}
+
 /* The body failed halfway: the client must not take what it got for the whole. */
 static int fail(pt_compressing *z, int rc, const char *what)
 {
+    if (rc == GONE)
+        return -ECONNABORTED;
     pt_request *req = z->req;
     if (rc != -ECONNABORTED && rc != -EPIPE)
         pt_request_log(req, PT_LOG_ERROR, "%s failed while compressing (%s)", what, strerror(-rc));
-    pt_custodian_release(z->entry);
-    req->proto = z->inner;
-    req->compressing = NULL;
     req->writable_cb = NULL;
-    req->proto->abandon(req);
+    step_out(z)->abandon(req);
     return rc;
 }
 
@@ -393,17 +429,13 @@ static int finish(pt_compressing *z)
 {
     pt_request *req = z->req;
     if (z->coder) {
-        int rc = pt_coder_feed(z->coder, NULL, 0, PT_CODER_FINISH, sink, z);
+        int rc = feed(z, NULL, 0, PT_CODER_FINISH);
         if (rc < 0)
             return fail(z, rc, "the answer");
         if (z->store)
             z->store->put(z->store, &z->key, z->copy, z->copy_len);
     }
-    pt_custodian_release(z->entry);
-    const pt_request_proto *inner = z->inner;
-    req->proto = inner;
-    req->compressing = NULL;
-    return inner->end(req);
+    return step_out(z)->end(req);
 }
 
 static int c_respond(pt_request *req, const pt_response *r)
@@ -418,7 +450,7 @@ static int c_write(pt_request *req, const void *data, size_t len)
         return z->inner->write(req, data, len);
     z->full = false;
     /* flushed at each write: a stream of events arrives event by event */
-    int rc = pt_coder_feed(z->coder, data, len, PT_CODER_FLUSH, sink, z);
+    int rc = feed(z, data, len, PT_CODER_FLUSH);
     if (rc < 0)
         return fail(z, rc, "the answer");
     return z->full ? 1 : 0;
@@ -451,11 +483,7 @@ static void c_adjust_timeout(pt_request *req, double secs)
 
 static void c_abandon(pt_request *req)
 {
-    pt_compressing *z = req->compressing;
-    pt_custodian_release(z->entry);
-    req->proto = z->inner;
-    req->compressing = NULL;
-    req->proto->abandon(req);
+    step_out(req->compressing)->abandon(req);
 }
 
 static bool c_pending(const pt_request *req)
@@ -516,14 +544,14 @@ static void pump(pt_compressing *z)
         z->left -= (uint64_t)got;
         z->full = false;
         if (!z->left) {
-            int rc = pt_coder_feed(z->coder, z->piece, (size_t)got, PT_CODER_RUN, sink, z);
+            int rc = feed(z, z->piece, (size_t)got, PT_CODER_RUN);
             if (rc < 0)
                 fail(z, rc, "the file");
             else
                 finish(z);
             return;
         }
-        int rc = pt_coder_feed(z->coder, z->piece, (size_t)got, PT_CODER_RUN, sink, z);
+        int rc = feed(z, z->piece, (size_t)got, PT_CODER_RUN);
         if (rc < 0) {
             fail(z, rc, "the file");
             return;
@@ -593,10 +621,11 @@ static int respond_streamed(pt_request *req, pt_response *own, const pt_response
 {
     bool file = !r->stream && r->file_fd >= 0;
     bool owns_fd = file && !r->file_borrowed;
-    pt_compressing *z = pt_request_alloc(req, sizeof *z);
+    pt_compressing *z = calloc(1, sizeof *z);
     pt_custodian *cust = pt_request_custodian(req);
     pt_custodian_entry *entry = z && cust ? pt_custodian_register(cust, release, z) : NULL;
     if (!entry) {
+        free(z);
         if (owns_fd)
             close(r->file_fd);
         return -ENOMEM;
