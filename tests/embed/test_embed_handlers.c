@@ -13,6 +13,7 @@
 #include <openssl/ssl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <zlib.h>
 
 static void copy_slice(char *dst, size_t cap, pt_slice s)
 {
@@ -785,6 +786,109 @@ static void test_conf_server_with_handlers_and_listen(void **state)
     fixture_free(f);
 }
 
+/* Inflates the gzip stream `in` (`n` bytes) into `out`; its length, or -1 if it is not a whole
+ * gzip stream. */
+static long gunzip(const char *in, size_t n, char *out, size_t cap)
+{
+    z_stream z = {0};
+    if (inflateInit2(&z, 15 + 16) != Z_OK)
+        return -1;
+    z.next_in = (Bytef *)(uintptr_t)in;
+    z.avail_in = (uInt)n;
+    z.next_out = (Bytef *)out;
+    z.avail_out = (uInt)cap;
+    int rc = inflate(&z, Z_FINISH);
+    long got = (long)(cap - z.avail_out);
+    inflateEnd(&z);
+    return rc == Z_STREAM_END ? got : -1;
+}
+
+/* Decodes the chunked body of `n` bytes at `p` (binary: sizes, not strlen) into `out`; its
+ * length, or -1 if malformed or without its last chunk. */
+static long dechunk_bytes(const char *p, size_t n, char *out, size_t cap)
+{
+    const char *end = p + n;
+    size_t len = 0;
+    for (;;) {
+        const char *eol = memmem(p, (size_t)(end - p), "\r\n", 2);
+        if (!eol)
+            return -1;
+        unsigned long size = strtoul(p, NULL, 16);
+        p = eol + 2;
+        if (size == 0)
+            return (long)len;
+        if (len + size > cap || (size_t)(end - p) < size + 2)
+            return -1;
+        memcpy(out + len, p, size);
+        len += size;
+        p += size + 2;
+    }
+}
+
+/* An embedder's answers are compressed as a file's are, when the conf's server has a coding on:
+ * one from memory with its length, a stream chunked, each piece flushed. */
+static void test_compressed_answers(void **state)
+{
+    fixture *f = fixture_new();
+    char dir[PATH_MAX];
+    temp_dir_make(dir, sizeof dir, "embed-gzip");
+    char text[1024];
+    snprintf(text, sizeof text,
+             "error_log stderr crit;\ngzip on; gzip_types text/plain; gzip_min_length 10;\n"
+             "server {\n    listen 127.0.0.1:0;\n    root %s/htdocs;\n}\n",
+             PORTER_SOURCE_DIR);
+    pt_server *s = NULL;
+    char err[512] = "";
+    int r = pt_server_new(&s, f->loop, write_conf(dir, text), NULL, err, sizeof err);
+    if (r < 0)
+        fail_msg("pt_server_new: %s", err);
+    static const char page[] = "an answer from memory, an answer from memory, an answer";
+    assert_int_equal(pt_server_handle(s, "GET", "/mem", PT_PATH_EXACT, on_named, (void *)page), 0);
+    streamer st = {
+        .loop = f->loop, .pieces = {"one one one ", "two two two ", "three"}, .length = -1};
+    assert_int_equal(pt_server_handle(s, "GET", "/stream", PT_PATH_EXACT, on_stream, &st), 0);
+    struct sockaddr_storage ss;
+    assert_int_equal(pt_server_addresses(s, &ss, 1), 1);
+    int port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    assert_int_equal(pt_server_start(s), 0);
+
+    char v[64], body[4096], plain[4096];
+    client *c = fetch(f, port,
+                      "GET /mem HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\n"
+                      "Connection: close\r\n\r\n");
+    assert_int_equal(status_of(c), 200);
+    assert_string_equal(header_of(c, "Content-Encoding", v, sizeof v), "gzip");
+    assert_string_equal(header_of(c, "Vary", v, sizeof v), "Accept-Encoding");
+    const char *b = strstr(c->buf, "\r\n\r\n") + 4;
+    size_t blen = c->len - (size_t)(b - c->buf);
+    assert_int_equal(atol(header_of(c, "Content-Length", v, sizeof v)), (long)blen);
+    long n = gunzip(b, blen, plain, sizeof plain);
+    assert_int_equal(n, (long)strlen(page));
+    assert_memory_equal(plain, page, (size_t)n);
+
+    /* Without Accept-Encoding: as it was, with Vary. */
+    c = fetch(f, port, "GET /mem HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert_null(header_of(c, "Content-Encoding", v, sizeof v));
+    assert_string_equal(body_of(c), page);
+
+    c = fetch(f, port,
+              "GET /stream HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\n"
+              "Connection: close\r\n\r\n");
+    assert_int_equal(status_of(c), 200);
+    assert_string_equal(header_of(c, "Content-Encoding", v, sizeof v), "gzip");
+    assert_string_equal(header_of(c, "Transfer-Encoding", v, sizeof v), "chunked");
+    b = strstr(c->buf, "\r\n\r\n") + 4;
+    long bn = dechunk_bytes(b, c->len - (size_t)(b - c->buf), body, sizeof body);
+    assert_true(bn > 0);
+    n = gunzip(body, (size_t)bn, plain, sizeof plain);
+    assert_int_equal(n, 29);
+    assert_memory_equal(plain, "one one one two two two three", 29);
+    assert_int_equal(st.end_rc, 0);
+    server_stop_free(f, s);
+    temp_dir_remove(dir);
+    fixture_free(f);
+}
+
 static void test_options_root_and_errors(void **state)
 {
     fixture *f = fixture_new();
@@ -1062,6 +1166,7 @@ int main(void)
         cmocka_unit_test(test_routing),
         cmocka_unit_test(test_reply_checks_memory_and_files),
         cmocka_unit_test(test_conf_server_with_handlers_and_listen),
+        cmocka_unit_test(test_compressed_answers),
         cmocka_unit_test(test_options_root_and_errors),
         cmocka_unit_test(test_several_servers_on_one_loop),
         cmocka_unit_test(test_tls_listener_from_options),
