@@ -294,7 +294,10 @@ class Failure(harness.PorterTestCase):
         data = c.read_until_close(timeout=10)
         # the connection closed without the last chunk: no client takes it for the whole
         self.assertFalse(data.endswith(b"0\r\n\r\n"))
-        self.assertIn("reading the file failed while compressing", p.log_text())
+        deadline = time.time() + 5
+        while "reading the file failed while compressing" not in p.log_text():
+            self.assertLess(time.time(), deadline, "no error logged:\n" + p.log_text())
+            time.sleep(0.05)  # the log is read from porter's output by another thread
 
 
 def sse_backend(sock, backend):
