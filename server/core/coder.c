@@ -17,6 +17,8 @@
 #include <zstd.h>
 #include <zstd_errors.h>
 
+#include "server/core/str.h"
+
 /* The largest windows a coder takes: 32 KiB for gzip (its most), 512 KiB for brotli and zstd,
  * whose own defaults (4 MiB, 2 MiB) would make a stream cost megabytes. */
 #define BROTLI_LGWIN_MAX 19
@@ -331,27 +333,9 @@ int pt_coder_feed(pt_coder *c, const void *in, size_t len, int mode, pt_coder_si
 
 /* ---- whole bodies ---- */
 
-typedef struct growing {
-    unsigned char *p;
-    size_t len, cap;
-} growing;
-
-static int grow_sink(void *data, const void *p, size_t n)
+static int bytes_sink(void *data, const void *p, size_t n)
 {
-    growing *g = data;
-    if (g->len + n > g->cap) {
-        size_t cap = g->cap ? g->cap : 4096;
-        while (cap < g->len + n)
-            cap *= 2;
-        unsigned char *q = realloc(g->p, cap);
-        if (!q)
-            return -ENOMEM;
-        g->p = q;
-        g->cap = cap;
-    }
-    memcpy(g->p + g->len, p, n);
-    g->len += n;
-    return 0;
+    return pt_bytes_append(data, p, n);
 }
 
 int pt_coder_all(pt_encoding e, int level, const void *in, size_t len, void **out, size_t *outlen)
@@ -362,9 +346,9 @@ int pt_coder_all(pt_encoding e, int level, const void *in, size_t len, void **ou
     if (!c)
         return -errno;
     /* room for the likely result at once: compressible text shrinks well below half */
-    growing g = {.cap = len / 2 + 64};
+    pt_bytes g = {.cap = len / 2 + 64};
     g.p = malloc(g.cap);
-    int rc = g.p ? pt_coder_feed(c, in, len, PT_CODER_FINISH, grow_sink, &g) : -ENOMEM;
+    int rc = g.p ? pt_coder_feed(c, in, len, PT_CODER_FINISH, bytes_sink, &g) : -ENOMEM;
     pt_coder_free(c);
     if (rc < 0) {
         free(g.p);

@@ -316,8 +316,8 @@ typedef struct pt_compressing {
     pt_coder *coder;               /* NULL: nothing to compress (HEAD) */
     pt_custodian_entry *entry;     /* what releases this with the request */
     bool full;                     /* the protocol asked to wait for the writable callback */
-    /* The request can end inside a feed (a write finds the client gone): its release then
-     * waits for the feed to return. */
+    /* The request can end inside a feed or the protocol's respond (a write finds the client
+     * gone): its release then waits for that to return. */
     bool feeding, released;
     /* a file being read */
     int fd;
@@ -328,8 +328,7 @@ typedef struct pt_compressing {
     /* a copy of what is sent, for the variant store */
     pt_variant_store *store;
     pt_variant_key key;
-    char *copy;
-    size_t copy_len, copy_cap;
+    pt_bytes copy;
 } pt_compressing;
 
 /* A feed returned this: the request ended inside it and everything is released. */
@@ -341,7 +340,7 @@ static void free_all(pt_compressing *z)
     if (z->fd >= 0)
         close(z->fd);
     free(z->piece);
-    free(z->copy);
+    free(z->copy.p);
     free(z);
 }
 
@@ -360,24 +359,8 @@ static int sink(void *data, const void *p, size_t n)
     pt_compressing *z = data;
     if (z->released)
         return GONE;
-    if (z->store) {
-        if (z->copy_len + n > z->copy_cap) {
-            size_t cap = z->copy_cap ? z->copy_cap * 2 : 16384;
-            while (cap < z->copy_len + n)
-                cap *= 2;
-            char *c = realloc(z->copy, cap);
-            if (!c) {
-                z->store = NULL; /* no copy kept, the answer goes on */
-            } else {
-                z->copy = c;
-                z->copy_cap = cap;
-            }
-        }
-        if (z->store) {
-            memcpy(z->copy + z->copy_len, p, n);
-            z->copy_len += n;
-        }
-    }
+    if (z->store && pt_bytes_append(&z->copy, p, n) < 0)
+        z->store = NULL; /* no copy kept, the answer goes on */
     int rc = z->inner->write(z->req, p, n);
     if (rc < 0)
         return rc;
@@ -433,7 +416,7 @@ static int finish(pt_compressing *z)
         if (rc < 0)
             return fail(z, rc, "the answer");
         if (z->store)
-            z->store->put(z->store, &z->key, z->copy, z->copy_len);
+            z->store->put(z->store, &z->key, z->copy.p, z->copy.len);
     }
     return step_out(z)->end(req);
 }
@@ -668,7 +651,14 @@ static int respond_streamed(pt_request *req, pt_response *own, const pt_response
     own->body_len = 0;
     own->file_fd = -1;
     own->push_body = NULL;
+    /* the protocol may find the client gone and end the request inside */
+    z->feeding = true;
     int rc = req->proto->respond(req, own);
+    z->feeding = false;
+    if (z->released) {
+        free_all(z);
+        return rc < 0 ? rc : -ECONNABORTED;
+    }
     if (rc < 0) {
         pt_custodian_release(entry);
         return rc;

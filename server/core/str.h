@@ -1,16 +1,19 @@
 /*
- * Byte strings that borrow their bytes (a pointer and a length, not NUL-terminated), and the
- * ASCII comparisons HTTP names and tokens need (no locale).
+ * Byte strings that borrow their bytes (a pointer and a length, not NUL-terminated), bytes that
+ * grow, and the ASCII comparisons HTTP names and tokens need (no locale).
  *
- * Ownership: a pt_str owns nothing; whoever made it says how long its bytes live.
+ * Ownership: a pt_str owns nothing; whoever made it says how long its bytes live. A pt_bytes
+ * owns its buffer.
  * Threading: no state.
  */
 #ifndef PORTER_SERVER_CORE_STR_H
 #define PORTER_SERVER_CORE_STR_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 typedef struct pt_str {
@@ -24,6 +27,32 @@ typedef struct pt_str {
 typedef struct pt_header {
     pt_str name, value;
 } pt_header;
+
+/* Bytes that grow as they are appended to: `len` of `cap` at `p` (malloc'ed; free(p)). */
+typedef struct pt_bytes {
+    char *p;
+    size_t len, cap;
+} pt_bytes;
+
+/* Appends `n` bytes of `d` to `b`, doubling its room as needed (16 KiB at first). Returns 0,
+ * or -ENOMEM with `b` as it was. */
+static inline int pt_bytes_append(pt_bytes *b, const void *d, size_t n)
+{
+    if (b->len + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 16384;
+        while (cap < b->len + n)
+            cap *= 2;
+        char *q = realloc(b->p, cap);
+        if (!q)
+            return -ENOMEM;
+        b->p = q;
+        b->cap = cap;
+    }
+    if (n)
+        memcpy(b->p + b->len, d, n);
+    b->len += n;
+    return 0;
+}
 
 /* Whether `s` holds exactly the C string `lit`. */
 static inline bool pt_str_eq(pt_str s, const char *lit)

@@ -67,7 +67,7 @@ typedef enum body_kind {
     BODY_NONE,
     BODY_MEMORY, /* mem[0..len), kept by the holder or by us (owned) */
     BODY_FILE,   /* fd from off, len bytes */
-    BODY_STREAM, /* what the handler writes: out[0..out_len) */
+    BODY_STREAM, /* what the handler writes: out */
 } body_kind;
 
 typedef struct h2_stream {
@@ -100,7 +100,7 @@ typedef struct h2_stream {
     bool responded;     /* its head is submitted */
     bool response_done; /* the handler has given all of it */
     bool deferred;      /* the data source said NGHTTP2_ERR_DEFERRED */
-    bool want_writable; /* write() said wait: tell the handler when out_len is 0 */
+    bool want_writable; /* write() said wait: tell the handler when out is empty */
     bool head_only;
     int status;
     uint64_t sent;
@@ -114,8 +114,7 @@ typedef struct h2_stream {
     int fd;
     off_t off;
     bool close_fd;
-    char *out; /* BODY_STREAM: written, not yet framed (malloc) */
-    size_t out_len, out_cap;
+    pt_bytes out; /* BODY_STREAM: written, not yet framed */
     bool out_end; /* pt_response_end() */
     int64_t owed; /* a stream of known length: bytes it still owes (-1: unknown) */
 } h2_stream;
@@ -233,9 +232,9 @@ static void body_dispose(h2_stream *st)
     if (st->fd >= 0 && st->close_fd)
         close(st->fd);
     st->fd = -1;
-    free(st->out);
-    st->out = NULL;
-    st->out_len = st->out_cap = 0;
+    free(st->out.p);
+    st->out.p = NULL;
+    st->out.len = st->out.cap = 0;
     st->kind = BODY_NONE;
 }
 
@@ -791,7 +790,7 @@ static ssize_t read_body(nghttp2_session *s, int32_t id, uint8_t *buf, size_t le
     if (length > DATA_MAX)
         length = DATA_MAX;
     if (st->kind == BODY_STREAM) {
-        if (st->out_len == 0) {
+        if (st->out.len == 0) {
             if (!st->out_end) {
                 st->deferred = true;
                 return NGHTTP2_ERR_DEFERRED;
@@ -800,8 +799,8 @@ static ssize_t read_body(nghttp2_session *s, int32_t id, uint8_t *buf, size_t le
             send_trailers(st, flags);
             return 0;
         }
-        n = st->out_len < length ? st->out_len : length;
-        if (n == st->out_len && st->out_end) {
+        n = st->out.len < length ? st->out.len : length;
+        if (n == st->out.len && st->out_end) {
             *flags |= NGHTTP2_DATA_FLAG_EOF;
             send_trailers(st, flags);
         }
@@ -875,9 +874,9 @@ static int send_data(nghttp2_session *s, nghttp2_frame *f, const uint8_t *frameh
         break;
     }
     case BODY_STREAM:
-        memcpy(room + 9, st->out, length);
-        memmove(st->out, st->out + length, st->out_len - length);
-        st->out_len -= length;
+        memcpy(room + 9, st->out.p, length);
+        memmove(st->out.p, st->out.p + length, st->out.len - length);
+        st->out.len -= length;
         break;
     case BODY_NONE:
         break;
@@ -931,7 +930,7 @@ static void h2_send(h2_conn *hc)
          * goes on the next round; no stream goes meanwhile, since only nghttp2's calls close
          * streams). */
         for (h2_stream *st = hc->streams; st; st = st->next) {
-            if (st->want_writable && st->out_len == 0 && !st->response_done) {
+            if (st->want_writable && st->out.len == 0 && !st->response_done) {
                 st->want_writable = false;
                 pt_timer_reset(&st->timer, c->limits->response_timeout);
                 if (st->req.writable_cb)
@@ -1435,18 +1434,8 @@ static int h2_write(pt_request *req, const void *data, size_t len)
         st->owed -= (int64_t)len;
     }
     if (len && !st->head_only) {
-        if (st->out_len + len > st->out_cap) {
-            size_t cap = st->out_cap ? st->out_cap : 16384;
-            while (cap < st->out_len + len)
-                cap *= 2;
-            char *b = realloc(st->out, cap);
-            if (!b)
-                return -ENOMEM;
-            st->out = b;
-            st->out_cap = cap;
-        }
-        memcpy(st->out + st->out_len, data, len);
-        st->out_len += len;
+        if (pt_bytes_append(&st->out, data, len) < 0)
+            return -ENOMEM;
     }
     if (st->deferred) {
         st->deferred = false;
@@ -1455,7 +1444,7 @@ static int h2_write(pt_request *req, const void *data, size_t len)
     h2_send(hc);
     if (hc->conn->dead)
         return -ECONNABORTED;
-    if (st->out_len > STREAM_HIGH_WATER) {
+    if (st->out.len > STREAM_HIGH_WATER) {
         st->want_writable = true;
         return 1;
     }
@@ -1541,7 +1530,7 @@ static void h2_abandon(pt_request *req)
 
 static bool h2_pending(const pt_request *req)
 {
-    return stream_of(req)->out_len > 0;
+    return stream_of(req)->out.len > 0;
 }
 
 static int h2_local_addr(const pt_request *req, struct sockaddr_storage *out, socklen_t *len)

@@ -300,6 +300,24 @@ class Failure(harness.PorterTestCase):
             time.sleep(0.05)  # the log is read from porter's output by another thread
 
 
+    def test_clients_leaving_midway(self):
+        big = html(2 << 20, seed=3)
+        p = self.start_porter("gzip on; brotli on; zstd on; compress_cache off;", {"big.html": big})
+        for coding in ("gzip", "br", "zstd"):
+            for wait in (0, 0.05):
+                for _ in range(3):
+                    c = harness.Conn(p.host, p.port, rcvbuf=16384)
+                    c.send(harness.request("GET", "/big.html", headers=[("Accept-Encoding", coding)]))
+                    if wait:
+                        c.read_head()
+                        time.sleep(wait)  # porter waits for the client to read: the body is halfway
+                    c.close()
+        time.sleep(0.3)  # porter notices the resets
+        self.assertTrue(p.alive(), p.log_text())
+        r = p.get("/big.html", headers=[("Accept-Encoding", "gzip")])
+        self.assertEqual(decode("gzip", r.body), big)
+
+
 def sse_backend(sock, backend):
     """Answers with server-sent events, one every 0.4 s, as a chunked stream."""
     read_request_head(sock)
