@@ -26,6 +26,7 @@ import platform
 import random
 import re
 import resource
+import shlex
 import signal
 import socket
 import statistics
@@ -645,8 +646,8 @@ def compress_scenario(key, coding, cache, title, measures, servers):
     return Scenario(
         key, title, measures, servers,
         lambda s: run_wrk(s, compress_path(s, cache), headers=header),
-        lambda p: " ".join(wrk_command(p, NOCACHE_PATH if not cache else COMPRESS_PATH,
-                                       "report.lua", headers=header)),
+        lambda p: shlex.join(wrk_command(p, NOCACHE_PATH if not cache else COMPRESS_PATH,
+                                         "report.lua", headers=header)),
         coding=coding, cache=cache)
 
 
@@ -696,8 +697,8 @@ SCENARIOS = [
              "handshakes are TLS 1.3 resumptions (a key exchange, no certificate)",
              TLS_SERVERS, lambda s: run_wrk(s, "/1k.bin", port=s.tls_port, scheme="https",
                                             headers=["Connection: close"]),
-             lambda p: " ".join(wrk_command(p + TLS_OFFSET, "/1k.bin", "report.lua",
-                                            scheme="https", headers=["Connection: close"]))),
+             lambda p: shlex.join(wrk_command(p + TLS_OFFSET, "/1k.bin", "report.lua",
+                                              scheme="https", headers=["Connection: close"]))),
     Scenario("j", "TLS: a new connection per request, full handshake, 50 concurrent",
              "handshakes per second for new clients: ab offers no session, so every handshake "
              "is a full one (key exchange and certificate signature); HTTP/1.0, the server closes",
@@ -1139,7 +1140,10 @@ def run_once(scenario, server):
               file=sys.stderr)
     result = best
     if not server.alive():
-        result["errors"]["server exited"] = server.proc.returncode
+        # Counted per run, with how it ended (-6: SIGABRT): summed over the rounds as the
+        # other errors are, where a sum of exit statuses would mean nothing.
+        key = f"server exited ({server.proc.returncode})"
+        result["errors"][key] = result["errors"].get(key, 0) + 1
         print(f"bench: {server.name} exited during {scenario.key}:\n" + server.log_tail(),
               file=sys.stderr)
     return result
