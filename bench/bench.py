@@ -6,7 +6,8 @@ Run it through bench/run.sh (`make bench`), which installs the peers, builds por
 floor and raises the fd limit first. Every server gets a conf generated from its template in
 bench/, serves the same docroot on its own port on 127.0.0.1 and is pinned to CPU 0; the load
 generator is pinned to CPU 1. Scenarios run in interleaved rounds and medians are reported.
-Writes bench/results/latest.md and latest.png and prints the tables.
+Writes bench/results/latest.md and latest.png and prints the tables. The compression scenarios
+(p to s) first check that each server's answer is compressed and decodes to the file.
 
 Environment: ROUNDS (3), DURATION (seconds per run, 5), BASE_PORT (18080), IDLE_CONNS (5000),
 SERVERS and SCENARIOS (comma-separated subsets, for a quick look), RESULTS (output folder),
@@ -16,12 +17,16 @@ beside it as "porter-before", for before/after numbers in one run), OTHER_MAX an
 """
 
 import datetime
+import gzip
 import http.client
+import io
 import json
 import os
 import platform
+import random
 import re
 import resource
+import shlex
 import signal
 import socket
 import statistics
@@ -51,6 +56,9 @@ SERVER_CPU, CLIENT_CPU = "0", "1"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 FILES = {"1k.bin": 1024, "100k.bin": 100 * 1024, "10m.bin": 10 * 1024 * 1024}
+# The page of the compression scenarios (p to s): generated HTML-like text (make_html).
+HTML = "html/100k.html"
+HTML_SIZE = 100 * 1024
 PEERS = ["nginx", "lighttpd", "h2o"]
 NAN = float("nan")
 OTHER_MAX = float(os.environ.get("OTHER_MAX", "0.25"))  # a CPU share; see run_once()
@@ -131,15 +139,38 @@ class Server:
         conf = CONF / f"{self.name}.conf"
         conf.write_text(text)
         if template == "porter" and not self.conf_ok():
-            # A porter without HTTP/2 rejects `listen ... http2`: its HTTP/2 addresses then
-            # speak HTTP/1.1, and the HTTP/2 scenarios report errors for it instead of a number.
-            conf.write_text(re.sub(r"^(\s*listen\s[^;]*?) http2\b", r"\1", text, flags=re.M))
-            if not self.conf_ok():
-                raise RuntimeError(f"{self.name}: its conf is rejected:\n" + self.conf_error)
-            NOTES[self.name] = ("no HTTP/2 in this binary (`porter -t` rejects `listen ... "
-                                "http2`): its HTTP/2 addresses speak HTTP/1.1, its HTTP/2 runs "
-                                "fail")
-            print(f"bench: {self.name}: {NOTES[self.name]}", file=sys.stderr)
+            self.write_older_porter_conf(conf, text)
+
+    # What an older porter may reject, how its conf does without it, and what the report says.
+    OLDER_PORTER = {
+        # Without HTTP/2, `listen ... http2` loses the word: those addresses speak HTTP/1.1,
+        # and the HTTP/2 scenarios report errors for it instead of a number.
+        "http2": (lambda text: re.sub(r"^(\s*listen\s[^;]*?) http2\b", r"\1", text, flags=re.M),
+                  "no HTTP/2 in this binary (`porter -t` rejects `listen ... http2`): its HTTP/2 "
+                  "addresses speak HTTP/1.1, its HTTP/2 runs fail"),
+        # Without compression on the fly, the block that sets it up goes: the page is then
+        # served as it is, and the compression scenarios report that instead of a number.
+        "compression": (lambda text: re.sub(r"^[ \t]*# begin: compression\n.*?"
+                                            r"^[ \t]*# end: compression\n", "", text,
+                                            flags=re.M | re.S),
+                        "no compression on the fly in this binary (`porter -t` rejects `gzip "
+                        "on`): its compression checks fail, it has no numbers there"),
+    }
+
+    def write_older_porter_conf(self, conf, text):
+        """The conf without what this porter rejects: HTTP/2, compression, or both."""
+        for drop in (["http2"], ["compression"], ["http2", "compression"]):
+            out = text
+            for what in drop:
+                out = self.OLDER_PORTER[what][0](out)
+            conf.write_text(out)
+            if self.conf_ok():
+                NOTES[self.name] = "; ".join(self.OLDER_PORTER[what][1] for what in drop)
+                print(f"bench: {self.name}: {NOTES[self.name]}", file=sys.stderr)
+                return
+        conf.write_text(text)
+        self.conf_ok()
+        raise RuntimeError(f"{self.name}: its conf is rejected:\n" + self.conf_error)
 
     def conf_ok(self):
         """porter -t on the written conf."""
@@ -450,6 +481,7 @@ def measurement(requests, nbytes, seconds, cost, errors):
         "client_cpu": cost["client"] / cost["wall"],
         "other_cpu": cost["other"] / cost["wall"],
         "conns_per_req": cost["conns"] / requests if requests else nan,
+        "resp_bytes": nbytes / requests if requests else nan,  # head and body, as received
         "errors": errors,
     }
 
@@ -518,14 +550,105 @@ def read_tagged(proc, tag):
     return json.loads(line[len(tag) + 1:])
 
 
+# --- Compression -----------------------------------------------------------------------------
+
+
+# The level every server is given for each coding (its conf template says the same).
+LEVELS = {"gzip": 6, "br": 5, "zstd": 3}
+COMPRESS_PATH = "/" + HTML
+NOCACHE_PATH = "/html-nocache/100k.html"  # porter's location with compress_cache off
+PORTERS = ["porter", "porter-before"]
+CHECKS = {}  # (scenario key, server): what the check before timing found (check_compressed)
+
+
+def compress_path(server, cache=True):
+    """The page's path on `server`: porter's location without the compressed copies when
+    `cache` is off; the other servers keep no copies, so they have one path."""
+    return NOCACHE_PATH if server.name in PORTERS and not cache else COMPRESS_PATH
+
+
+def decoder(coding):
+    """bytes -> bytes for a Content-Encoding. brotli and zstandard are Debian's python3-brotli
+    and python3-zstandard; an interpreter other than Debian's may need their directory."""
+    if coding == "gzip":
+        return gzip.decompress
+    try:
+        import brotli
+        import zstandard
+    except ImportError:
+        sys.path.append("/usr/lib/python3/dist-packages")
+        import brotli
+        import zstandard
+    if coding == "br":
+        return brotli.decompress
+    if coding == "zstd":
+        def unzstd(data):
+            # A streamed body's frame does not say its size: read it as a stream.
+            with zstandard.ZstdDecompressor().stream_reader(
+                    io.BytesIO(data), read_across_frames=True) as r:
+                return r.read()
+        return unzstd
+    raise ValueError(coding)
+
+
+def fetch(port, path, coding):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", path, headers={"Accept-Encoding": coding})
+        resp = conn.getresponse()
+        body = resp.read()  # http.client undoes the chunked framing, not the coding
+        return resp.status, resp.getheader("Content-Encoding"), resp.getheader("Content-Length"), \
+            resp.getheader("Transfer-Encoding"), body
+    finally:
+        conn.close()
+
+
+def check_compressed(server, path, coding, page):
+    """Two requests for the page with `Accept-Encoding: CODING` (the second may come from a
+    copy kept by the first): each must be compressed in that coding and decode to the page.
+    Returns what the report shows: the compressed sizes and how each body was framed."""
+    decode = decoder(coding)
+    found = []
+    for attempt in (1, 2):
+        status, encoding, length, te, body = fetch(server.port, path, coding)
+        what = f"GET {path} with Accept-Encoding: {coding} (request {attempt})"
+        if status != 200:
+            raise RuntimeError(f"{what}: status {status}")
+        if (encoding or "").lower() != coding:
+            raise RuntimeError(f"{what}: Content-Encoding {encoding!r}, {len(body)} bytes")
+        try:
+            plain = decode(body)
+        except Exception as e:  # each decoder raises its own error type
+            raise RuntimeError(f"{what}: {len(body)} bytes that do not decode: {e}")
+        if plain != page:
+            raise RuntimeError(f"{what}: decodes to {len(plain)} bytes that are not the page")
+        framing = ("Content-Length" if length is not None else
+                   "chunked" if (te or "").lower() == "chunked" else "close")
+        found.append((len(body), framing))
+    return {"sizes": [s for s, _ in found], "framing": [f for _, f in found]}
+
+
 # --- Scenarios -------------------------------------------------------------------------------
 
 
 class Scenario:
-    def __init__(self, key, title, measures, servers, run, command, unit="req/s", metric="rps"):
+    def __init__(self, key, title, measures, servers, run, command, unit="req/s", metric="rps",
+                 coding=None, cache=True):
         self.key, self.title, self.measures = key, title, measures
         self.servers, self.run, self.command = servers, run, command
         self.unit, self.metric = unit, metric
+        # The compression scenarios: the coding asked for, and whether porter keeps copies.
+        self.coding, self.cache = coding, cache
+
+
+def compress_scenario(key, coding, cache, title, measures, servers):
+    header = [f"Accept-Encoding: {coding}"]
+    return Scenario(
+        key, title, measures, servers,
+        lambda s: run_wrk(s, compress_path(s, cache), headers=header),
+        lambda p: shlex.join(wrk_command(p, NOCACHE_PATH if not cache else COMPRESS_PATH,
+                                         "report.lua", headers=header)),
+        coding=coding, cache=cache)
 
 
 # With BASELINE, "porter-before" (that binary) runs wherever porter does, right after it.
@@ -536,6 +659,10 @@ FILE_SERVERS = ["porter"] + BEFORE + ["nginx", "lighttpd", "h2o"]  # the floors:
 TLS_SERVERS = ["porter"] + BEFORE + ["nginx", "h2o"]  # TLS: lighttpd's TLS is a module apart
 PROXY_SERVERS = ["porter"] + BEFORE + ["nginx"]  # the proxy scenario: porter against nginx
 H2_SERVERS = FILE_SERVERS  # HTTP/2: every server, over TLS and as h2c
+# Compression on the fly: gzip and brotli in every server (nginx's brotli is Debian's
+# libnginx-mod-http-brotli-filter), zstd in porter and lighttpd (not in nginx or h2o 2.2).
+GZIP_SERVERS = BR_SERVERS = FILE_SERVERS
+ZSTD_SERVERS = ["porter"] + BEFORE + ["lighttpd"]
 
 SCENARIOS = [
     Scenario("a", "1 KiB file, keep-alive, 50 connections",
@@ -570,8 +697,8 @@ SCENARIOS = [
              "handshakes are TLS 1.3 resumptions (a key exchange, no certificate)",
              TLS_SERVERS, lambda s: run_wrk(s, "/1k.bin", port=s.tls_port, scheme="https",
                                             headers=["Connection: close"]),
-             lambda p: " ".join(wrk_command(p + TLS_OFFSET, "/1k.bin", "report.lua",
-                                            scheme="https", headers=["Connection: close"]))),
+             lambda p: shlex.join(wrk_command(p + TLS_OFFSET, "/1k.bin", "report.lua",
+                                              scheme="https", headers=["Connection: close"]))),
     Scenario("j", "TLS: a new connection per request, full handshake, 50 concurrent",
              "handshakes per second for new clients: ab offers no session, so every handshake "
              "is a full one (key exchange and certificate signature); HTTP/1.0, the server closes",
@@ -612,6 +739,28 @@ SCENARIOS = [
              H2_SERVERS, lambda s: run_idle(s, "h2"),
              lambda p: f"bench/idle_conns.py --h2 {p + H2_OFFSET} {IDLE_CONNS}",
              unit="bytes/conn", metric="bytes_per_conn"),
+    compress_scenario(
+        "p", "gzip", True, "gzip level 6: a 100 KiB HTML page, keep-alive, 50 connections",
+        "compression on the fly with `Accept-Encoding: gzip`, every server at level 6: porter "
+        "keeps the compressed copy in its file cache (compress_cache on, its default) and "
+        "answers from it; nginx, lighttpd (without deflate.cache-dir) and h2o compress at "
+        "every request", GZIP_SERVERS),
+    compress_scenario(
+        "q", "gzip", False, "gzip level 6 without porter's copies: the same page, keep-alive, "
+        "50 connections",
+        "the same with porter's `compress_cache off` (its location /html-nocache/, the same "
+        "file): porter compresses at every request too, as the others do (they run as in p)",
+        GZIP_SERVERS),
+    compress_scenario(
+        "r", "br", True, "brotli quality 5: the 100 KiB page, keep-alive, 50 connections",
+        "compression on the fly with `Accept-Encoding: br`, every server at quality 5: porter "
+        "answers from its copy; nginx (Debian's brotli filter module), lighttpd and h2o "
+        "compress at every request", BR_SERVERS),
+    compress_scenario(
+        "s", "zstd", True, "zstd level 3: the 100 KiB page, keep-alive, 50 connections",
+        "compression on the fly with `Accept-Encoding: zstd`, level 3: porter answers from "
+        "its copy, lighttpd compresses at every request (nginx and h2o have no zstd)",
+        ZSTD_SERVERS),
 ]
 
 
@@ -629,16 +778,66 @@ def make_cert():
                    check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+def make_html(size):
+    """A page of `size` bytes that compresses as real HTML does (about 4.5 times with gzip at
+    level 6): paragraphs, headings, lists of links and tables, their words drawn from an
+    invented vocabulary with a long tail, ids and numbers that do not repeat. Deterministic
+    (a fixed seed), so every run and every server compresses the same bytes."""
+    rnd = random.Random(1)
+    syllables = ["ka", "to", "ri", "se", "na", "mo", "lu", "pe", "di", "ga", "vo", "chi", "an",
+                 "el", "or", "us", "in", "et", "ba", "ne", "ur", "qi", "fa", "xo", "em"]
+    vocab = sorted({"".join(rnd.choice(syllables) for _ in range(rnd.randint(1, 4)))
+                    for _ in range(800)})
+    rnd.shuffle(vocab)
+    weights = [1 / (i + 1) for i in range(len(vocab))]  # Zipf: a few words are most of the text
+
+    def words(n):
+        return " ".join(rnd.choices(vocab, weights, k=n))
+
+    classes = ["nav", "item", "card", "title", "meta", "content", "footer", "btn", "btn-primary",
+               "row", "col-md-4", "col-md-8", "list", "link", "badge", "muted", "lead"]
+    parts = ['<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>',
+             words(6), '</title>\n<link rel="stylesheet" href="/static/site.css">\n</head>\n'
+             '<body>\n<div class="container">\n']
+    length = sum(map(len, parts))
+    while length < size:
+        kind = rnd.random()
+        if kind < 0.45:
+            part = f'<p class="{rnd.choice(classes)}">{words(rnd.randint(12, 60))}.</p>\n'
+        elif kind < 0.65:
+            part = (f'<div class="{rnd.choice(classes)} {rnd.choice(classes)}" '
+                    f'id="s{rnd.randint(1, 99999)}">\n<h2>{words(rnd.randint(2, 7))}</h2>\n</div>\n')
+        elif kind < 0.9:
+            part = '<ul class="list">\n' + "".join(
+                f'  <li><a href="/{rnd.choice(vocab)}/{rnd.choice(vocab)}-{rnd.randint(1, 9999)}'
+                f'.html" class="link">{words(rnd.randint(1, 5))}</a> '
+                f'<span class="badge">{rnd.randint(0, 999)}</span></li>\n'
+                for _ in range(rnd.randint(2, 8))) + '</ul>\n'
+        else:
+            part = '<table class="data">\n' + "".join(
+                f'<tr><td>{words(2)}</td><td>{rnd.randint(0, 999)}</td>'
+                f'<td>{rnd.random():.2f}</td></tr>\n'
+                for _ in range(rnd.randint(2, 6))) + '</table>\n'
+        parts.append(part)
+        length += len(part)
+    tail = "</div>\n</body>\n</html>\n"
+    text = "".join(parts)[:size - len(tail)]
+    text = text[:text.rfind("\n") + 1] + tail
+    return (text + " " * (size - len(text))).encode()  # padded to the byte (ASCII only)
+
+
 def make_docroot():
     DOCROOT.mkdir(parents=True, exist_ok=True)
+    (DOCROOT / "html").mkdir(exist_ok=True)
     pattern = bytes(range(256))
-    for name, size in FILES.items():
-        data = (pattern * (size // len(pattern) + 1))[:size]
+    expected = {name: (pattern * (size // len(pattern) + 1))[:size] for name, size in FILES.items()}
+    expected[HTML] = make_html(HTML_SIZE)
+    for name, data in expected.items():
         path = DOCROOT / name
         if not path.exists() or path.read_bytes() != data:
             path.write_bytes(data)
     (DOCROOT / "index.html").write_text("<!doctype html><title>bench</title>\n")
-    return {name: (pattern * (size // len(pattern) + 1))[:size] for name, size in FILES.items()}
+    return expected
 
 
 def check_files(server, expected):
@@ -673,7 +872,21 @@ def versions():
         "wrk": first_line(["wrk", "-v"]).split(" Copyright")[0],
         "ab": first_line(["ab", "-V"]).replace("This is ", "").replace(" <$Revision$>", ""),
         "h2load": first_line(["h2load", "--version"]),
+        "compression": ", ".join(f"{pkg} {deb_version(pkg)}" for pkg in COMPRESSION_PACKAGES)
+                       + "; h2o carries its own brotli encoder",
     }
+
+
+# Debian's packages behind the compression scenarios: the libraries porter, nginx and lighttpd
+# link, nginx's brotli filter and lighttpd's mod_deflate.
+COMPRESSION_PACKAGES = ["zlib1g", "libbrotli1", "libzstd1", "libnginx-mod-http-brotli-filter",
+                        "lighttpd-mod-deflate"]
+
+
+def deb_version(package):
+    out = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", package],
+                         capture_output=True, text=True)
+    return out.stdout.strip() if out.returncode == 0 else "(not installed)"
 
 
 def machine():
@@ -768,12 +981,15 @@ def scenario_table(scenario, rows, ports):
         conns = scenario.key == "e"
         # The HTTP/2 scenarios show what each run negotiated (protocol, TLS version, cipher).
         proto = scenario.key in H2_LOAD
+        # The compression scenarios show the bytes received per response (head and body): a
+        # server that stopped compressing during a run would show about 100 KiB.
+        comp = scenario.coding is not None
         out.append(f"| server | {scenario.unit} | CPU µs/req | vs best peer | vs nginx "
                    "| CPU/req vs nginx | server CPU | client CPU | other CPU |"
                    + (" TCP conns/req |" if conns else "") + (" negotiated |" if proto else "")
-                   + " errors |")
+                   + (" bytes/resp |" if comp else "") + " errors |")
         out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|" if conns else "")
-                   + ("---|" if proto else "") + "---|")
+                   + ("---|" if proto else "") + ("---:|" if comp else "") + "---|")
         for r in rows:
             m = r["m"]
             out.append(f"| {r['server']} | {fmt_num(m[scenario.metric], digits)} "
@@ -783,7 +999,36 @@ def scenario_table(scenario, rows, ports):
                        f"| {fmt_pct(m.get('other_cpu'))} |"
                        + (f" {fmt_ratio(m.get('conns_per_req'))} |" if conns else "")
                        + (f" {m.get('proto') or '—'} |" if proto else "")
+                       + (f" {fmt_num(m.get('resp_bytes', NAN))} |" if comp else "")
                        + f" {r['errors']} |")
+    out.append("")
+    if scenario.coding:
+        out += check_table(scenario, rows)
+    return out
+
+
+def check_table(scenario, rows):
+    """What the check before timing found: the compressed size per server (the same level
+    should give about the same size) and how the body was framed."""
+    coding = scenario.coding
+    out = [f"Checked before timing: two requests per server with `Accept-Encoding: {coding}` "
+           f"(the second may be answered from a copy the first left), each compressed in "
+           f"{coding} at {'quality' if coding == 'br' else 'level'} {LEVELS[coding]} and decoded "
+           f"to the page ({HTML_SIZE:,} bytes):", "",
+           "| server | path | compressed bytes (1st, 2nd) | ratio | framing (1st, 2nd) |",
+           "|---|---|---:|---:|---|"]
+    for r in rows:
+        check = CHECKS.get((scenario.key, r["server"]))
+        if check is None:
+            out.append(f"| {r['server']} | — | — | — | failed: see errors |")
+            continue
+        sizes = check["sizes"]
+        shown = (f"{sizes[0]:,}" if sizes[0] == sizes[1] else f"{sizes[0]:,}, {sizes[1]:,}")
+        framing = ", ".join(check["framing"]) if check["framing"][0] != check["framing"][1] \
+            else check["framing"][0]
+        path = NOCACHE_PATH if r["server"] in PORTERS and not scenario.cache else COMPRESS_PATH
+        out.append(f"| {r['server']} | `{path}` | {shown} | {HTML_SIZE / sizes[-1]:.2f} "
+                   f"| {framing} |")
     out.append("")
     return out
 
@@ -800,7 +1045,7 @@ def write_report(summaries, ports, started, elapsed, command):
         "over the rounds; errors are summed over them",
         "- servers pinned to CPU 0, the load generator to CPU 1, all traffic on 127.0.0.1",
         "- each server: one worker, no access log, keep-alive; docroot of generated files "
-        "(1 KiB, 100 KiB, 10 MiB)",
+        "(1 KiB, 100 KiB, 10 MiB, and a 100 KiB HTML page for the compression scenarios)",
         "- CPU µs/req: the server's utime + stime (all its processes) over the run, divided by "
         "the requests completed; server CPU, client CPU: share of one CPU during the run; other "
         "CPU: user, system and steal time of the machine used by neither (other processes on "
@@ -839,7 +1084,8 @@ def write_chart(summaries):
               "g": "g. TLS 1 KiB", "h": "h. TLS resumed conn", "i": "i. proxy 1 KiB",
               "j": "j. TLS full handshake", "k": "k. h2 TLS 1 KiB", "l": "l. h2 TLS 100 KiB",
               "m": "m. h2c 1 KiB", "n": "n. idle h2c conn memory",
-              "o": "o. idle h2 TLS conn memory"}
+              "o": "o. idle h2 TLS conn memory", "p": "p. gzip 6", "q": "q. gzip 6, no copy",
+              "r": "r. brotli 5", "s": "s. zstd 3"}
     speed, cost = [], []
     present = [s for s in ALL if any(r["server"] == s for _, rows in summaries for r in rows)]
     header = "scenario " + " ".join(present)
@@ -894,7 +1140,10 @@ def run_once(scenario, server):
               file=sys.stderr)
     result = best
     if not server.alive():
-        result["errors"]["server exited"] = server.proc.returncode
+        # Counted per run, with how it ended (-6: SIGABRT): summed over the rounds as the
+        # other errors are, where a sum of exit statuses would mean nothing.
+        key = f"server exited ({server.proc.returncode})"
+        result["errors"][key] = result["errors"].get(key, 0) + 1
         print(f"bench: {server.name} exited during {scenario.key}:\n" + server.log_tail(),
               file=sys.stderr)
     return result
@@ -903,11 +1152,32 @@ def run_once(scenario, server):
 # --- Main ------------------------------------------------------------------------------------
 
 
+def check_compression(scenarios, servers, runs, page):
+    """Before any timing: every server of a compression scenario must answer with the page
+    compressed in the scenario's coding (check_compressed). One that does not is left out of
+    that scenario, with the reason as its error. Returns the (scenario, server) left out."""
+    failed = set()
+    for scenario in scenarios:
+        if not scenario.coding:
+            continue
+        for name in runs[scenario.key]:
+            server = servers[name]
+            try:
+                CHECKS[scenario.key, name] = check_compressed(
+                    server, compress_path(server, scenario.cache), scenario.coding, page)
+            except (RuntimeError, OSError) as e:
+                print(f"bench: {name}, scenario {scenario.key}: {e}", file=sys.stderr)
+                failed.add((scenario.key, name))
+                runs[scenario.key][name].append(
+                    {scenario.metric: NAN, "errors": {"check before timing": str(e)}})
+    return failed
+
+
 def main():
     started = datetime.datetime.now(datetime.timezone.utc)
     t0 = time.monotonic()
     names = os.environ.get("SERVERS", ",".join(ALL)).split(",")
-    keys = os.environ.get("SCENARIOS", "abcdefghijklmno").replace(",", "")
+    keys = os.environ.get("SCENARIOS", "abcdefghijklmnopqrs").replace(",", "")
     unknown = set(names) - set(ALL)
     if unknown:
         sys.exit(f"bench: unknown server(s) {', '.join(sorted(unknown))}; known: {', '.join(ALL)}")
@@ -944,6 +1214,7 @@ def main():
             check_files(server, expected)
             warm_up = ["wrk", "-t1", f"-c{CONNS}", "-d1s", f"http://127.0.0.1:{server.port}/1k.bin"]
             run_client(server, warm_up)
+        unchecked = check_compression(scenarios, servers, runs, expected[HTML])
         for rnd in range(ROUNDS):
             # Rotate the order every round so that no server always runs first or last.
             order = list(servers.values())
@@ -952,6 +1223,8 @@ def main():
                 for server in order:
                     if server.name not in runs[scenario.key]:
                         continue
+                    if (scenario.key, server.name) in unchecked:
+                        continue  # its answer is not the compressed page: nothing to time
                     result = run_once(scenario, server)
                     runs[scenario.key][server.name].append(result)
                     shown = fmt_num(result[scenario.metric], 1)

@@ -8,8 +8,10 @@ cd "$(dirname "$0")/.."
 work=bench/work
 mkdir -p "$work/run"
 
-# lighttpd's TLS (its HTTP/2 over TLS) is a module of its own package; h2load is nghttp2-client's.
-scripts/install-deps.sh nginx lighttpd lighttpd-mod-openssl h2o wrk apache2-utils nghttp2-client gnuplot
+# lighttpd's TLS (its HTTP/2 over TLS) and its compression (mod_deflate) are modules of their own
+# packages, as is nginx's brotli filter; h2load is nghttp2-client's.
+scripts/install-deps.sh nginx libnginx-mod-http-brotli-filter lighttpd lighttpd-mod-openssl \
+    lighttpd-mod-deflate h2o wrk apache2-utils nghttp2-client gnuplot
 
 # build/release also builds floor-deps (bench/floor_deps.c), with porter's flags and llhttp.
 cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DPORTER_TESTS=OFF >/dev/null
@@ -62,8 +64,8 @@ else
     export BENCH_COMMAND="$settings bench/run.sh"
 fi
 
-# A hard bound on the whole run: 60 runs per round plus start-up, each far below this.
-limit=$((120 + rounds * 60 * (duration + 15)))
+# A hard bound on the whole run: 80 runs per round plus start-up, each far below this.
+limit=$((120 + rounds * 80 * (duration + 15)))
 # In the background so that a signal to this script runs the traps at once.
 timeout --foreground -k 20 "$limit" python3 bench/bench.py &
 child=$!
