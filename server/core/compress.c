@@ -191,7 +191,7 @@ static bool is_msie6(pt_str ua)
     for (size_t i = 0; i + 7 < ua.len; i++) {
         if (memcmp(ua.p + i, "MSIE ", 5) == 0 && ua.p[i + 5] >= '4' && ua.p[i + 5] <= '6' &&
             ua.p[i + 6] == '.') {
-            for (size_t j = i; j + 3 <= ua.len; j++)
+            for (size_t j = i; ua.p[i + 5] == '6' && j + 3 <= ua.len; j++)
                 if (memcmp(ua.p + j, "SV1", 3) == 0)
                     return false;
             return true;
@@ -268,7 +268,9 @@ static pt_encoding choose(const pt_request *req, const pt_conf_compress *cc, uns
 static pt_str rewrite_lines(pt_request *req, pt_str lines, pt_encoding e, bool vary, bool head_only)
 {
     static const char ae_line[] = "Vary: Accept-Encoding\r\n";
-    size_t cap = lines.len + 64 + sizeof ae_line;
+    /* A line grows by at most its own length (an ETag line of 7 bytes or more by 4), the one
+     * Vary merged into by 19; then the Content-Encoding line (24 at most) or ae_line. */
+    size_t cap = 2 * lines.len + 64 + sizeof ae_line;
     char *out = pt_request_alloc(req, cap);
     if (!out)
         return (pt_str){NULL, 0};
@@ -347,6 +349,10 @@ static void free_all(pt_compressing *z)
 static void release(void *data)
 {
     pt_compressing *z = data;
+    if (z->req->compressing == z) { /* the protocol's own again, for whatever comes after */
+        z->req->proto = z->inner;
+        z->req->compressing = NULL;
+    }
     ev_timer_stop(z->req->loop, &z->turn);
     z->released = true;
     if (!z->feeding)
