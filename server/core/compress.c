@@ -191,7 +191,7 @@ static bool is_msie6(pt_str ua)
     for (size_t i = 0; i + 7 < ua.len; i++) {
         if (memcmp(ua.p + i, "MSIE ", 5) == 0 && ua.p[i + 5] >= '4' && ua.p[i + 5] <= '6' &&
             ua.p[i + 6] == '.') {
-            for (size_t j = i; j + 3 <= ua.len; j++)
+            for (size_t j = i; ua.p[i + 5] == '6' && j + 3 <= ua.len; j++)
                 if (memcmp(ua.p + j, "SV1", 3) == 0)
                     return false;
             return true;
@@ -268,7 +268,9 @@ static pt_encoding choose(const pt_request *req, const pt_conf_compress *cc, uns
 static pt_str rewrite_lines(pt_request *req, pt_str lines, pt_encoding e, bool vary, bool head_only)
 {
     static const char ae_line[] = "Vary: Accept-Encoding\r\n";
-    size_t cap = lines.len + 64 + sizeof ae_line;
+    /* A line grows by at most its own length (an ETag line of 7 bytes or more by 4), the one
+     * Vary merged into by 19; then the Content-Encoding line (24 at most) or ae_line. */
+    size_t cap = 2 * lines.len + 64 + sizeof ae_line;
     char *out = pt_request_alloc(req, cap);
     if (!out)
         return (pt_str){NULL, 0};
@@ -310,12 +312,18 @@ static pt_str rewrite_lines(pt_request *req, pt_str lines, pt_encoding e, bool v
 
 /* ---- a body on its way: this layer's pt_request_proto ---- */
 
+/* It lives in the request's custodian's memory, not in the request's arena: a write that fails
+ * ends the request inside the protocol's write, and the layer, still on the stack, must then be
+ * able to see that it was released (the custodian's memory stays until the loop's turn ends). */
 typedef struct pt_compressing {
     pt_request *req;
+    struct ev_loop *loop;
     const pt_request_proto *inner; /* the protocol's own */
     pt_coder *coder;               /* NULL: nothing to compress (HEAD) */
     pt_custodian_entry *entry;     /* what releases the below with the request */
     bool full;                     /* the protocol asked to wait for the writable callback */
+    bool feeding;                  /* inside pt_coder_feed(): the coder is freed after it */
+    bool released;                 /* the request is over (or its body is): touch nothing */
     /* a file being read */
     int fd;
     off_t off;
@@ -332,8 +340,15 @@ typedef struct pt_compressing {
 static void release(void *data)
 {
     pt_compressing *z = data;
-    pt_coder_free(z->coder);
-    z->coder = NULL;
+    z->released = true;
+    if (z->req->compressing == z) { /* the protocol's own again, for whatever comes after */
+        z->req->proto = z->inner;
+        z->req->compressing = NULL;
+    }
+    if (!z->feeding) {
+        pt_coder_free(z->coder);
+        z->coder = NULL;
+    }
     if (z->fd >= 0)
         close(z->fd);
     z->fd = -1;
@@ -341,13 +356,15 @@ static void release(void *data)
     z->piece = NULL;
     free(z->copy);
     z->copy = NULL;
-    ev_timer_stop(z->req->loop, &z->turn);
+    ev_timer_stop(z->loop, &z->turn);
 }
 
 /* Compressed bytes to the protocol (and to the copy). */
 static int sink(void *data, const void *p, size_t n)
 {
     pt_compressing *z = data;
+    if (z->released)
+        return -ECONNABORTED;
     if (z->store) {
         if (z->copy_len + n > z->copy_cap) {
             size_t cap = z->copy_cap ? z->copy_cap * 2 : 16384;
@@ -369,20 +386,38 @@ static int sink(void *data, const void *p, size_t n)
     int rc = z->inner->write(z->req, p, n);
     if (rc < 0)
         return rc;
+    if (z->released) /* the write ended the request */
+        return -ECONNABORTED;
     if (rc > 0)
         z->full = true;
     return 0;
 }
 
+/* Feeds the coder. The protocol may end the request inside (a write that fails releases what
+ * the request holds, this layer's included): then the coder goes once it has returned, and the
+ * result is negative. */
+static int feed(pt_compressing *z, const void *in, size_t len, int mode)
+{
+    z->feeding = true;
+    int rc = pt_coder_feed(z->coder, in, len, mode, sink, z);
+    z->feeding = false;
+    if (z->released) {
+        pt_coder_free(z->coder);
+        z->coder = NULL;
+        return rc < 0 ? rc : -ECONNABORTED;
+    }
+    return rc;
+}
+
 /* The body failed halfway: the client must not take what it got for the whole. */
 static int fail(pt_compressing *z, int rc, const char *what)
 {
+    if (z->released) /* the request ended with the failure: nothing of it is left to touch */
+        return rc;
     pt_request *req = z->req;
     if (rc != -ECONNABORTED && rc != -EPIPE)
         pt_request_log(req, PT_LOG_ERROR, "%s failed while compressing (%s)", what, strerror(-rc));
     pt_custodian_release(z->entry);
-    req->proto = z->inner;
-    req->compressing = NULL;
     req->writable_cb = NULL;
     req->proto->abandon(req);
     return rc;
@@ -393,17 +428,14 @@ static int finish(pt_compressing *z)
 {
     pt_request *req = z->req;
     if (z->coder) {
-        int rc = pt_coder_feed(z->coder, NULL, 0, PT_CODER_FINISH, sink, z);
+        int rc = feed(z, NULL, 0, PT_CODER_FINISH);
         if (rc < 0)
             return fail(z, rc, "the answer");
         if (z->store)
             z->store->put(z->store, &z->key, z->copy, z->copy_len);
     }
     pt_custodian_release(z->entry);
-    const pt_request_proto *inner = z->inner;
-    req->proto = inner;
-    req->compressing = NULL;
-    return inner->end(req);
+    return req->proto->end(req);
 }
 
 static int c_respond(pt_request *req, const pt_response *r)
@@ -418,7 +450,7 @@ static int c_write(pt_request *req, const void *data, size_t len)
         return z->inner->write(req, data, len);
     z->full = false;
     /* flushed at each write: a stream of events arrives event by event */
-    int rc = pt_coder_feed(z->coder, data, len, PT_CODER_FLUSH, sink, z);
+    int rc = feed(z, data, len, PT_CODER_FLUSH);
     if (rc < 0)
         return fail(z, rc, "the answer");
     return z->full ? 1 : 0;
@@ -451,10 +483,7 @@ static void c_adjust_timeout(pt_request *req, double secs)
 
 static void c_abandon(pt_request *req)
 {
-    pt_compressing *z = req->compressing;
-    pt_custodian_release(z->entry);
-    req->proto = z->inner;
-    req->compressing = NULL;
+    pt_custodian_release(req->compressing->entry);
     req->proto->abandon(req);
 }
 
@@ -504,7 +533,7 @@ static void on_turn(struct ev_loop *loop, ev_timer *w, int revents)
 
 static void pump(pt_compressing *z)
 {
-    ev_timer_stop(z->req->loop, &z->turn);
+    ev_timer_stop(z->loop, &z->turn);
     for (int i = 0; i < PIECES_PER_TURN; i++) {
         size_t want = z->left < PIECE ? (size_t)z->left : PIECE;
         ssize_t got = want ? pread(z->fd, z->piece, want, z->off) : 0;
@@ -516,14 +545,14 @@ static void pump(pt_compressing *z)
         z->left -= (uint64_t)got;
         z->full = false;
         if (!z->left) {
-            int rc = pt_coder_feed(z->coder, z->piece, (size_t)got, PT_CODER_RUN, sink, z);
+            int rc = feed(z, z->piece, (size_t)got, PT_CODER_RUN);
             if (rc < 0)
                 fail(z, rc, "the file");
             else
                 finish(z);
             return;
         }
-        int rc = pt_coder_feed(z->coder, z->piece, (size_t)got, PT_CODER_RUN, sink, z);
+        int rc = feed(z, z->piece, (size_t)got, PT_CODER_RUN);
         if (rc < 0) {
             fail(z, rc, "the file");
             return;
@@ -534,7 +563,7 @@ static void pump(pt_compressing *z)
         }
     }
     ev_timer_set(&z->turn, 0., 0.);
-    ev_timer_start(z->req->loop, &z->turn);
+    ev_timer_start(z->loop, &z->turn);
 }
 
 /* ---- answering ---- */
@@ -593,15 +622,16 @@ static int respond_streamed(pt_request *req, pt_response *own, const pt_response
 {
     bool file = !r->stream && r->file_fd >= 0;
     bool owns_fd = file && !r->file_borrowed;
-    pt_compressing *z = pt_request_alloc(req, sizeof *z);
     pt_custodian *cust = pt_request_custodian(req);
-    pt_custodian_entry *entry = z && cust ? pt_custodian_register(cust, release, z) : NULL;
+    pt_compressing *z = cust ? pt_custodian_alloc(cust, sizeof *z) : NULL;
+    pt_custodian_entry *entry = z ? pt_custodian_register(cust, release, z) : NULL;
     if (!entry) {
         if (owns_fd)
             close(r->file_fd);
         return -ENOMEM;
     }
-    *z = (pt_compressing){.req = req, .inner = req->proto, .entry = entry, .fd = -1};
+    *z = (pt_compressing){
+        .req = req, .loop = req->loop, .inner = req->proto, .entry = entry, .fd = -1};
     ev_timer_init(&z->turn, on_turn, 0., 0.);
     z->turn.data = z;
     if (!head_only) {
