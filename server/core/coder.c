@@ -135,7 +135,9 @@ static int brotli_init(pt_coder *c, int level, uint64_t hint)
     c->u.br = BrotliEncoderCreateInstance(alloc_fn, free_fn, c);
     if (!c->u.br)
         return -ENOMEM;
-    int lgwin = log2_for(hint + 16, BROTLI_MIN_WINDOW_BITS, BROTLI_LGWIN_MAX);
+    /* a window of 2^lgwin holds 2^lgwin - 16 bytes; an unknown length (0) takes the largest */
+    uint64_t need = !hint ? 0 : hint > UINT64_MAX - 16 ? UINT64_MAX : hint + 16;
+    int lgwin = log2_for(need, BROTLI_MIN_WINDOW_BITS, BROTLI_LGWIN_MAX);
     if (!BrotliEncoderSetParameter(c->u.br, BROTLI_PARAM_QUALITY, (uint32_t)level) ||
         !BrotliEncoderSetParameter(c->u.br, BROTLI_PARAM_LGWIN, (uint32_t)lgwin) ||
         (hint && !BrotliEncoderSetParameter(c->u.br, BROTLI_PARAM_SIZE_HINT,
