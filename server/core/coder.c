@@ -19,9 +19,10 @@
 
 #include "server/core/str.h"
 
-/* The largest windows a coder takes: 32 KiB for gzip (its most), 512 KiB for brotli and zstd,
- * whose own defaults (4 MiB, 2 MiB) would make a stream cost megabytes. */
-#define BROTLI_LGWIN_MAX 19
+/* The largest windows a coder takes: 32 KiB for gzip (its most), 64 KiB for brotli (whose
+ * hash tables cost megabytes beside a larger window: 3 MiB at quality 4 with 512 KiB, 23 MiB at
+ * 11), 512 KiB for zstd; their own defaults (4 MiB, 2 MiB) would make a stream cost more. */
+#define BROTLI_LGWIN_MAX 16
 #define ZSTD_WINDOWLOG_CAP 19
 #define ZSTD_TABLELOG_CAP 17
 

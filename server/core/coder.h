@@ -6,7 +6,7 @@
  * Memory is bounded per coder and known: each library allocates through the coder, which counts
  * (pt_coder_footprint), and its window is sized to the body when its length is known, as nginx
  * sizes gzip's: a 2 KiB body does not take a 256 KiB deflate state. Windows are capped (gzip
- * 32 KiB, brotli and zstd 512 KiB) so that a stream of unknown length costs a bounded amount;
+ * 32 KiB, brotli 64 KiB, zstd 512 KiB) so that a stream of unknown length costs a bounded amount;
  * docs/compression.md quotes the figures.
  *
  * Ownership: a coder is malloc'ed and owns its library state and its output buffer;
