@@ -736,7 +736,20 @@ int pt_compress_respond(pt_request *req, const pt_response *r)
             return req->proto->respond(req, &own);
         }
     }
-    if (head_only || r->stream)
+    if (head_only && !r->stream) {
+        /* the head a GET gets, but for the length it cannot know without compressing */
+        if (r->file_fd >= 0 && !r->file_borrowed)
+            close(r->file_fd);
+        own.no_body = true;
+        own.body = NULL;
+        own.body_len = 0;
+        own.body_hold = NULL;
+        own.body_release = NULL;
+        own.file_fd = -1;
+        own.push_body = NULL;
+        return req->proto->respond(req, &own);
+    }
+    if (r->stream)
         return respond_streamed(req, &own, r, e, level, head_only);
     if (r->file_fd < 0)
         return respond_whole(req, &own, r, e, level, r->body, r->body_len);

@@ -215,6 +215,15 @@ class Static(harness.PorterTestCase):
         self.assertTrue(r.has_token("Vary", "Accept-Encoding"))
         self.assertIsNone(r.header("Accept-Ranges"))
         self.assertTrue(r.header("ETag").startswith("W/"))
+        # with a copy kept (the GET before it left one), the copy's length ...
+        got = self.get("/index.html", "gzip")
+        r = self.get("/index.html", "gzip", method="HEAD")
+        self.assertEqual(r.header("Content-Length"), str(len(got.body)))
+        # ... without one, no length it cannot know, and no framing for a body that does not come
+        r = self.get("/nocache/big.html", "gzip", method="HEAD")
+        self.assertEqual(r.header("Content-Encoding"), "gzip")
+        self.assertIsNone(r.header("Content-Length"))
+        self.assertIsNone(r.header("Transfer-Encoding"))
         # and the connection goes on
         with self.p.connect() as c:
             c.send(harness.request("HEAD", "/big.html", headers=[("Accept-Encoding", "br")]) +
