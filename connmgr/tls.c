@@ -1,3 +1,32 @@
+/*
+ * The TLS transport (tls.h says what it offers).
+ *
+ * Writes. Were OpenSSL to write to the socket itself, every TLS record (16 KiB at most) would
+ * cost a write(2) with its trip through TCP: eight for a 100 KiB answer. So from the first
+ * write of several records after the handshake (OpenSSL buffers each flight of the handshake
+ * itself), the SSL writes its records into memory: a BIO of this file's ("hold") appends them
+ * to buffer chunks (buffer.h), and tls_writev encrypts up to HOLD_BUDGET bytes of records from
+ * the caller's iovec, then sends them with one sendmsg. Until then a write is one record and
+ * OpenSSL writes it to the socket itself, as it does under kTLS.
+ *
+ * The records the socket does not take stay held and go first on the next call. A record's
+ * plaintext counts as written only once the whole record is out, so the caller's out-queue
+ * keeps it meanwhile and offers it again (as SSL_write requires after -EAGAIN), and the
+ * transport skips what it has encrypted already. A connection with held records therefore
+ * has a non-empty out-queue: it is not drained, idle or closed before they are out, and nothing
+ * above the transport has to ask. The held chunks belong to the transport (its SSL owns the
+ * BIO) and go back to the pool as soon as they are sent: a connection with nothing to send
+ * holds none. At close, a close_notify still held gets one try; anything else held is dropped
+ * with the connection.
+ *
+ * What OpenSSL writes by itself after the handshake (alerts, a KeyUpdate, the close_notify)
+ * goes into the same BIO after what is held, so the wire has it in the order OpenSSL wrote it;
+ * the next write, read or shutdown_write sends it.
+ *
+ * kTLS: a connection whose keys the kernel took keeps the socket's BIO (OpenSSL then hands the
+ * kernel plaintext): one SSL_write per record, and SSL_sendfile for files. The hold BIO, once
+ * in place, stays (208 bytes); its chunks do not.
+ */
 #include "connmgr/tls.h"
 
 #include <arpa/inet.h>
@@ -6,13 +35,26 @@
 #include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-/* SSL_write takes one buffer: iovecs are gathered into a record-sized one. */
+#include "connmgr/buffer.h"
+
+/* SSL_write takes one buffer: small iovecs are gathered into a record-sized one. */
 #define WRITE_GATHER (16 * 1024)
+/* A piece at least this long goes into its own record(s) uncopied rather than be split to
+ * fill one (after one split, every following record would be a copy). */
+#define GATHER_MAX_PIECE (WRITE_GATHER / 4)
+/* Records one tls_writev encrypts before it writes them: ciphertext bytes, and records. */
+#define HOLD_BUDGET (128 * 1024)
+#define HOLD_RECORDS 32
+/* The budget, one record past it, and what OpenSSL adds by itself (alerts, KeyUpdate). Past
+ * this the BIO refuses (OpenSSL then waits to write, as on a full socket). */
+#define HOLD_CHUNKS (HOLD_BUDGET / PT_CHUNK_SIZE + 3)
 
 static _Thread_local char last_error[256];
 
@@ -81,6 +123,198 @@ static ssize_t handshake(pt_transport *t)
     return e;
 }
 
+/* ---- held ciphertext ---- */
+
+/* Records written into memory and not yet sent: the data of a hold BIO, made at its first byte
+ * and freed with its last chunk once everything is sent. */
+typedef struct held {
+    char *chunk[HOLD_CHUNKS]; /* pool chunks, oldest first */
+    int nchunks;
+    size_t off;     /* chunk[0] + off: the first byte not sent */
+    size_t fill;    /* bytes in the last chunk */
+    size_t in, out; /* bytes appended and sent */
+    /* The records of tls_writev whose plaintext the caller has not been told is written:
+     * rec[first..nrec), each ending at byte `end` of what was appended. */
+    struct {
+        size_t end, plain;
+    } rec[HOLD_RECORDS];
+    int first, nrec;
+} held;
+
+static int hold_type;
+static BIO_METHOD *hold_method;
+
+static void held_free(held *h)
+{
+    for (int i = 0; i < h->nchunks; i++)
+        pt_chunk_put(h->chunk[i]);
+    free(h);
+}
+
+/* OpenSSL's record (or alert) goes after what is held. */
+static int hold_write(BIO *b, const char *p, size_t n, size_t *written)
+{
+    held *h = BIO_get_data(b);
+    BIO_clear_retry_flags(b);
+    *written = 0;
+    if (n == 0)
+        return 1;
+    if (!h) {
+        h = malloc(sizeof *h); /* not zeroed: most of it is the record table */
+        if (!h)
+            return 0; /* a failed write: the connection ends */
+        h->nchunks = h->first = h->nrec = 0;
+        h->off = h->fill = h->in = h->out = 0;
+        BIO_set_data(b, h);
+    }
+    size_t done = 0;
+    while (done < n) {
+        if (h->nchunks == 0 || h->fill == PT_CHUNK_SIZE) {
+            if (h->nchunks == HOLD_CHUNKS)
+                break;
+            h->chunk[h->nchunks++] = pt_chunk_get();
+            h->fill = 0;
+        }
+        size_t k = PT_CHUNK_SIZE - h->fill;
+        if (k > n - done)
+            k = n - done;
+        memcpy(h->chunk[h->nchunks - 1] + h->fill, p + done, k);
+        h->fill += k;
+        done += k;
+    }
+    if (done == 0) {
+        BIO_set_retry_write(b); /* full: as a socket would be */
+        return 0;
+    }
+    h->in += done;
+    *written = done;
+    return 1;
+}
+
+static long hold_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+    (void)num;
+    (void)ptr;
+    held *h = BIO_get_data(b);
+    switch (cmd) {
+    case BIO_CTRL_FLUSH:
+        return 1; /* the transport sends what is held after each call into OpenSSL */
+    case BIO_CTRL_WPENDING:
+        return h ? (long)(h->in - h->out) : 0;
+    default:
+        return 0; /* kTLS among others: not on this BIO */
+    }
+}
+
+static int hold_destroy(BIO *b)
+{
+    held *h = BIO_get_data(b);
+    if (h)
+        held_free(h);
+    BIO_set_data(b, NULL);
+    return 1;
+}
+
+static void make_hold_method(void)
+{
+    int type = BIO_get_new_index();
+    BIO_METHOD *m = type > 0 ? BIO_meth_new(type | BIO_TYPE_SOURCE_SINK, "porter hold") : NULL;
+    if (!m || !BIO_meth_set_write_ex(m, hold_write) || !BIO_meth_set_ctrl(m, hold_ctrl) ||
+        !BIO_meth_set_destroy(m, hold_destroy)) {
+        BIO_meth_free(m);
+        ERR_clear_error();
+        return; /* the transport writes to the socket's BIO, a record at a time */
+    }
+    hold_type = type | BIO_TYPE_SOURCE_SINK;
+    hold_method = m;
+}
+
+/* The hold BIO of `ssl` if it has one (under the buffer OpenSSL pushes on top while it writes
+ * a post-handshake message). */
+static BIO *hold_of(SSL *ssl)
+{
+    BIO *w = hold_method ? SSL_get_wbio(ssl) : NULL;
+    while (w && BIO_method_type(w) != hold_type)
+        w = BIO_next(w);
+    return w;
+}
+
+/* The hold BIO of `ssl`, put in place of the socket's (a record of OpenSSL's still waiting
+ * to be written then goes into it first). NULL under kTLS, or without memory. */
+static BIO *hold_install(SSL *ssl)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, make_hold_method);
+    BIO *w = hold_of(ssl);
+    if (w || !hold_method || BIO_get_ktls_send(SSL_get_wbio(ssl)))
+        return w;
+    w = BIO_new(hold_method);
+    if (!w) {
+        ERR_clear_error();
+        return NULL;
+    }
+    BIO_set_init(w, 1);
+    SSL_set0_wbio(ssl, w); /* the socket's BIO stays the SSL's for reading */
+    return w;
+}
+
+/* Sends what `b` holds with one sendmsg and adds to *acked the plaintext of the records now
+ * wholly out. Returns 0 once nothing is held, -EAGAIN while something is, or -errno. */
+static int hold_send(pt_transport *t, BIO *b, size_t *acked)
+{
+    held *h = BIO_get_data(b);
+    if (!h)
+        return 0;
+    struct iovec iov[HOLD_CHUNKS];
+    for (int i = 0; i < h->nchunks; i++) {
+        size_t from = i == 0 ? h->off : 0, to = i == h->nchunks - 1 ? h->fill : PT_CHUNK_SIZE;
+        iov[i] = (struct iovec){h->chunk[i] + from, to - from};
+    }
+    struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)h->nchunks};
+    ssize_t n;
+    do
+        n = sendmsg(t->fd, &msg, MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return errno == EAGAIN || errno == EWOULDBLOCK ? -EAGAIN : -errno;
+    h->out += (size_t)n;
+    for (; h->first < h->nrec && h->rec[h->first].end <= h->out; h->first++)
+        *acked += h->rec[h->first].plain;
+    if (h->out == h->in) {
+        held_free(h);
+        BIO_set_data(b, NULL);
+        return 0;
+    }
+    for (size_t k = (size_t)n;;) {
+        size_t left = (h->nchunks == 1 ? h->fill : PT_CHUNK_SIZE) - h->off;
+        if (k < left) {
+            h->off += k;
+            break;
+        }
+        k -= left;
+        pt_chunk_put(h->chunk[0]);
+        memmove(h->chunk, h->chunk + 1, (size_t)(h->nchunks - 1) * sizeof h->chunk[0]);
+        h->nchunks--;
+        h->off = 0;
+    }
+    return -EAGAIN;
+}
+
+/* After a read: what OpenSSL wrote meanwhile (an alert, a KeyUpdate answer) goes now, unless
+ * records of tls_writev's are held too, which their writer sends. `ret`: the read's result. */
+static void hold_send_control(pt_transport *t, ssize_t ret)
+{
+    BIO *b = hold_of(t->impl);
+    held *h = b ? BIO_get_data(b) : NULL;
+    if (!h || h->first < h->nrec)
+        return;
+    size_t acked = 0;
+    if (hold_send(t, b, &acked) == -EAGAIN && ret == -EAGAIN)
+        t->want |= PT_WANT_WRITE;
+}
+
+/* ---- reads and writes ---- */
+
 static ssize_t tls_read(pt_transport *t, void *buf, size_t len)
 {
     SSL *ssl = t->impl;
@@ -92,11 +326,94 @@ static ssize_t tls_read(pt_transport *t, void *buf, size_t len)
     size_t got = 0;
     ERR_clear_error();
     int r = SSL_read_ex(ssl, buf, len, &got);
+    ssize_t ret;
     if (r == 1) {
         t->want = 0;
-        return (ssize_t)got;
+        ret = (ssize_t)got;
+    } else {
+        ret = ssl_result(t, r, "read");
     }
-    return ssl_result(t, r, "read");
+    hold_send_control(t, ret);
+    return ret;
+}
+
+/* Where tls_writev is in the caller's iovec. */
+typedef struct cursor {
+    const struct iovec *iov;
+    int n, i;
+    size_t off;
+} cursor;
+
+/* Moves `c` past `k` bytes, and past empty pieces. */
+static void cursor_skip(cursor *c, size_t k)
+{
+    for (; c->i < c->n; c->i++, c->off = 0) {
+        size_t left = c->iov[c->i].iov_len - c->off;
+        if (k < left) {
+            c->off += k;
+            return;
+        }
+        k -= left;
+    }
+}
+
+/* Whether what is left at `c` makes one record. */
+static bool rest_fits(const cursor *c)
+{
+    size_t total = 0;
+    for (int i = c->i; i < c->n && total <= WRITE_GATHER; i++)
+        total += c->iov[i].iov_len - (i == c->i ? c->off : 0);
+    return total <= WRITE_GATHER;
+}
+
+/* The plaintext of the next record at `c` (not at its end): what is left if it makes one
+ * record, gathered into `gather`; else a large piece as it is, uncopied, or small pieces
+ * gathered with what follows them, up to a record, without splitting a large piece that does
+ * not fit. Returns its length and points *data at it. */
+static size_t next_record(const cursor *c, char *gather, const void **data)
+{
+    const char *p = (const char *)c->iov[c->i].iov_base + c->off;
+    size_t len = c->iov[c->i].iov_len - c->off;
+    if (c->i + 1 == c->n || (len >= GATHER_MAX_PIECE && !rest_fits(c))) {
+        *data = p;
+        return len < WRITE_GATHER ? len : WRITE_GATHER;
+    }
+    memcpy(gather, p, len);
+    size_t got = len;
+    for (int i = c->i + 1; i < c->n && got < WRITE_GATHER; i++) {
+        size_t n = c->iov[i].iov_len;
+        if (n > WRITE_GATHER - got) {
+            if (n >= GATHER_MAX_PIECE)
+                break;
+            n = WRITE_GATHER - got;
+        }
+        memcpy(gather + got, c->iov[i].iov_base, n);
+        got += n;
+    }
+    *data = gather;
+    return got;
+}
+
+/* One record straight to the socket's BIO (kTLS, or no hold BIO). After a WANT_WRITE the
+ * out-queue offers the same bytes again, which is what SSL_write requires (the buffer may
+ * move: the mode allows it). */
+static ssize_t write_record(pt_transport *t, const struct iovec *iov, int iovcnt)
+{
+    cursor c = {iov, iovcnt, 0, 0};
+    cursor_skip(&c, 0);
+    if (c.i == c.n)
+        return 0;
+    char gather[WRITE_GATHER];
+    const void *data;
+    size_t len = next_record(&c, gather, &data), wrote = 0;
+    ERR_clear_error();
+    int r = SSL_write_ex(t->impl, data, len, &wrote);
+    if (r == 1) {
+        t->want = 0;
+        return (ssize_t)wrote;
+    }
+    ssize_t e = ssl_result(t, r, "write");
+    return e == 0 ? -EPIPE : e;
 }
 
 static ssize_t tls_writev(pt_transport *t, const struct iovec *iov, int iovcnt)
@@ -107,31 +424,52 @@ static ssize_t tls_writev(pt_transport *t, const struct iovec *iov, int iovcnt)
         if (r <= 0)
             return r == 0 ? -ECONNRESET : r;
     }
-    /* One buffer of up to a record. After a WANT_WRITE the out-queue offers the same bytes
-     * again, which is what SSL_write requires (the buffer may move: the mode allows it). */
-    const void *data = iov[0].iov_base;
-    size_t len = iov[0].iov_len;
-    char gather[WRITE_GATHER];
-    if (iovcnt > 1 && len < WRITE_GATHER) {
-        len = 0;
-        for (int i = 0; i < iovcnt && len < WRITE_GATHER; i++) {
-            size_t n = iov[i].iov_len;
-            if (n > WRITE_GATHER - len)
-                n = WRITE_GATHER - len;
-            memcpy(gather + len, iov[i].iov_base, n);
-            len += n;
+    /* One record needs no holding: it goes to the socket's BIO until a write of several
+     * records puts the hold BIO in place (a connection that only ever answers small writes,
+     * or stays idle, never pays for it). */
+    BIO *b = hold_of(ssl);
+    if (!b && (rest_fits(&(cursor){iov, iovcnt, 0, 0}) || !(b = hold_install(ssl))))
+        return write_record(t, iov, iovcnt);
+    /* What is held goes first; the iovec starts with its plaintext, offered again. */
+    size_t acked = 0;
+    int r = hold_send(t, b, &acked);
+    if (r == 0) {
+        /* Then records from what follows, into memory, and one send for them all. */
+        cursor c = {iov, iovcnt, 0, 0};
+        cursor_skip(&c, acked);
+        char gather[WRITE_GATHER];
+        ssize_t e = 0;
+        bool failed = false;
+        for (held *h = NULL; c.i < c.n;) {
+            if (h && (h->in - h->out >= HOLD_BUDGET || h->nrec == HOLD_RECORDS))
+                break;
+            const void *data;
+            size_t len = next_record(&c, gather, &data), wrote = 0;
+            ERR_clear_error();
+            int w = SSL_write_ex(ssl, data, len, &wrote);
+            if (w != 1) {
+                e = ssl_result(t, w, "write");
+                failed = true;
+                break;
+            }
+            h = BIO_get_data(b);
+            h->rec[h->nrec].end = h->in;
+            h->rec[h->nrec++].plain = wrote;
+            cursor_skip(&c, wrote);
         }
-        data = gather;
+        r = hold_send(t, b, &acked);
+        /* Nothing encrypted, nothing counted: the first SSL_write failed (its `want` set). */
+        if (r == 0 && acked == 0)
+            return !failed ? 0 : e == 0 ? -EPIPE : e;
     }
-    size_t wrote = 0;
-    ERR_clear_error();
-    int r = SSL_write_ex(ssl, data, len, &wrote);
-    if (r == 1) {
+    if (r < 0 && r != -EAGAIN)
+        return r;
+    if (acked > 0) {
         t->want = 0;
-        return (ssize_t)wrote;
+        return (ssize_t)acked;
     }
-    ssize_t e = ssl_result(t, r, "write");
-    return e == 0 ? -EPIPE : e;
+    t->want = PT_WANT_WRITE;
+    return -EAGAIN;
 }
 
 static ssize_t tls_sendfile(pt_transport *t, int fd, off_t *offset, size_t len)
@@ -153,18 +491,29 @@ static ssize_t tls_sendfile(pt_transport *t, int fd, off_t *offset, size_t len)
 static int tls_shutdown_write(pt_transport *t)
 {
     SSL *ssl = t->impl;
-    /* close_notify first (best effort: a full socket buffer just loses it), then FIN. */
+    /* close_notify after what is held, then FIN (best effort: what a full socket buffer does
+     * not take is lost, and the peer sees an end without close_notify). */
     if (SSL_is_init_finished(ssl)) {
         ERR_clear_error();
         SSL_shutdown(ssl);
         ERR_clear_error();
     }
+    BIO *b = hold_of(ssl);
+    size_t acked = 0;
+    if (b)
+        hold_send(t, b, &acked);
     return shutdown(t->fd, SHUT_WR) < 0 ? -errno : 0;
 }
 
 static void tls_close(pt_transport *t)
 {
     if (t->impl) {
+        /* A close_notify queued since shutdown_write (or without it) gets one try; other held
+         * records are dropped with the connection. */
+        BIO *b = hold_of(t->impl);
+        size_t acked = 0;
+        if (b && t->fd >= 0 && (SSL_get_shutdown(t->impl) & SSL_SENT_SHUTDOWN))
+            hold_send(t, b, &acked);
         SSL_free(t->impl);
         t->impl = NULL;
     }
@@ -279,6 +628,13 @@ bool pt_tls_handshake_done(const pt_transport *t)
 SSL *pt_tls_ssl(const pt_transport *t)
 {
     return t->ops == &tls_ops ? t->impl : NULL;
+}
+
+size_t pt_tls_unsent(const pt_transport *t)
+{
+    BIO *b = t->ops == &tls_ops && t->impl ? hold_of(t->impl) : NULL;
+    held *h = b ? BIO_get_data(b) : NULL;
+    return h ? h->in - h->out : 0;
 }
 
 bool pt_transport_is_tls(const pt_transport *t)

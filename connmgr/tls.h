@@ -8,6 +8,11 @@
  * transport answers -ENOTSUP and the out-queue reads and writes them through SSL_write in
  * bounded pieces.
  *
+ * Writes: one writev encrypts several records (up to 128 KiB) into memory and sends them with
+ * one sendmsg. Records the socket does not take are held by the transport and sent first on
+ * the next call; their plaintext counts as written only once they are out, so the caller
+ * offers it again, as after -EAGAIN (the out-queue does), and its queue is not empty meanwhile.
+ *
  * The client side (net2's connector-tunnel): pt_tls_connect() layers TLS over an outbound
  * transport's socket, replacing the TCP transport in place; the handshake likewise runs inside
  * the first reads and writes. Certificate verification (against the context's trust store, the
@@ -50,6 +55,10 @@ bool pt_tls_handshake_done(const pt_transport *t);
 
 /* The SSL object of a TLS transport, or NULL for another transport. */
 SSL *pt_tls_ssl(const pt_transport *t);
+
+/* Bytes of TLS records the transport has made and the socket not yet taken (0 for another
+ * transport). While there are any, the out-queue that wrote them is not empty. */
+size_t pt_tls_unsent(const pt_transport *t);
 
 /* Returns true if `t` is a TLS transport. */
 bool pt_transport_is_tls(const pt_transport *t);

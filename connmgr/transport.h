@@ -23,7 +23,8 @@ typedef struct pt_transport pt_transport;
 typedef struct pt_transport_ops {
     /** Reads up to `len` bytes: >0 bytes read, 0 end of stream, -EAGAIN, or -errno. */
     ssize_t (*read)(pt_transport *t, void *buf, size_t len);
-    /** Writes from `iov`: bytes written (possibly fewer), -EAGAIN, or -errno. */
+    /** Writes from `iov`: bytes written (possibly fewer), -EAGAIN, or -errno. The next call
+     * starts with the bytes not yet counted as written (TLS may hold them encrypted already). */
     ssize_t (*writev)(pt_transport *t, const struct iovec *iov, int iovcnt);
     /** Sends `len` bytes of `fd` from `*offset`, advancing it: bytes sent, -EAGAIN, -errno, or
      * -ENOTSUP if this transport cannot (the caller then reads and writes). */

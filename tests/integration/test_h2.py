@@ -267,6 +267,14 @@ class Static(H2Case):
             self.assertEqual(len(p.stdout), len(BIG))
             self.assertEqual(sha(p.stdout), sha(BIG))
 
+    def test_large_file_to_a_slow_reader_over_tls(self):
+        # curl holds the rate down by not reading: porter's socket fills and the TLS records
+        # it did not take go out later, whole and in order.
+        r = self.tls("/big.bin", ["--limit-rate", "4M"])
+        self.assertH2(r, 200)
+        self.assertEqual(len(r.body), len(BIG))
+        self.assertEqual(sha(r.body), sha(BIG))
+
     @unittest.skipUnless(H2LOAD, "needs h2load")
     def test_many_concurrent_streams(self):
         for url in ("http://127.0.0.1:%d/small.txt" % self.port,

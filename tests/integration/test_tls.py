@@ -549,6 +549,40 @@ class StaticOverTLS(TLSCase):
 
 
 @unittest.skipUnless(OPENSSL and CURL, "needs openssl and curl")
+class SlowReader(TLSCase):
+    HUGE = os.urandom(6 * 1024 * 1024)
+
+    def test_a_large_file_arrives_whole_then_a_close_notify(self):
+        # A client with a small window that reads in small steps and pauses: porter's socket
+        # fills, the TLS records it did not take go out later, whole and in order, and the
+        # close_notify comes after the last of them (Python raises SSLEOFError on an end
+        # without one).
+        self.start_tls(files=dict(FILES, **{"huge.bin": self.HUGE}))
+        raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+        raw.settimeout(harness.IO_TIMEOUT)
+        raw.connect(("127.0.0.1", self.tport))
+        s = client_context().wrap_socket(raw, server_hostname=NAME_A,
+                                         suppress_ragged_eofs=False)
+        with s:
+            s.sendall(request("GET", "/huge.bin", host=NAME_A, close=True))
+            data = bytearray()
+            paused = 0
+            while True:
+                chunk = s.recv(8192)
+                if not chunk:
+                    break
+                data += chunk
+                if len(data) // 65536 > paused:
+                    paused = len(data) // 65536
+                    time.sleep(0.003)
+        head, _, body = bytes(data).partition(b"\r\n\r\n")
+        self.assertRegex(head.split(b"\r\n")[0], rb"^HTTP/1\.1 200 ")
+        self.assertEqual(len(body), len(self.HUGE))
+        self.assertTrue(body == self.HUGE, "the body differs from the file")
+
+
+@unittest.skipUnless(OPENSSL and CURL, "needs openssl and curl")
 class Redirect(TLSCase):
     def test_plain_http_redirects_to_https(self):
         port = self.reserve_port()  # written in the redirect's URL

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
@@ -25,6 +26,10 @@
  * inside the transport's first reads and writes, data flows both ways, writev is gathered into
  * records, files fall back to read-and-write without kTLS, the end is a close_notify, garbage
  * is a protocol error with its reason, and OpenSSL's error queue is left empty every time.
+ * Records one writev makes go out together; those the socket does not take are held and go
+ * first, whole and in order, also before a close_notify or a KeyUpdate (and a record OpenSSL
+ * still had to write goes before them); a peer gone meanwhile leaves nothing behind, and a
+ * transport with nothing to send holds no buffer.
  */
 
 typedef struct fixture {
@@ -208,6 +213,247 @@ static void test_peer_gone_mid_handshake(void **state)
     ERR_clear_error(); /* the client's side of the failure */
 }
 
+/* ---- records held by the transport ---- */
+
+/* The byte at `i` of a test body: no run of it repeats at a record's distance, so a lost,
+ * doubled or reordered record shows. */
+static unsigned char pattern(size_t i)
+{
+    return (unsigned char)(i * 7 + (i >> 9) + (i >> 17));
+}
+
+static char *pattern_body(size_t len)
+{
+    char *p = malloc(len);
+    assert_non_null(p);
+    for (size_t i = 0; i < len; i++)
+        p[i] = (char)pattern(i);
+    return p;
+}
+
+/* Queues `body` as an out-queue would hold a response: small copies between large pieces
+ * (a head, frame headers), references to the rest. */
+static void queue_body(pt_outq *q, const char *body, size_t len)
+{
+    size_t at = 0;
+    for (int k = 0; at < len; k++) {
+        size_t n = k % 3 == 0 ? 9 : k % 3 == 1 ? 20000 : 700;
+        if (n > len - at)
+            n = len - at;
+        if (n < 1024)
+            pt_outq_push_copy(q, body + at, n);
+        else
+            pt_outq_push_ref(q, body + at, n, NULL, NULL);
+        at += n;
+    }
+}
+
+static void set_sndbuf(int fd, int bytes)
+{
+    assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof bytes), 0);
+}
+
+/* Reads what the client can without waiting, checking it against the pattern from `*got`;
+ * at most `max` bytes. Returns SSL_get_error's answer for the read that stopped. */
+static int client_read(fixture *f, size_t *got, size_t max)
+{
+    char buf[4096];
+    for (size_t n = 0; n < max;) {
+        size_t want = max - n < sizeof buf ? max - n : sizeof buf;
+        int r = SSL_read(f->client, buf, (int)want);
+        if (r <= 0)
+            return SSL_get_error(f->client, r);
+        for (int i = 0; i < r; i++)
+            if ((unsigned char)buf[i] != pattern(*got + (size_t)i))
+                fail_msg("byte %zu of the body differs", *got + (size_t)i);
+        *got += (size_t)r;
+        n += (size_t)r;
+    }
+    return SSL_ERROR_NONE;
+}
+
+static void test_one_writev_sends_several_records(void **state)
+{
+    fixture *f = *state;
+    handshake(f);
+    char *body = pattern_body(4 * 16384);
+    struct iovec iov[4];
+    for (int i = 0; i < 4; i++)
+        iov[i] = (struct iovec){body + i * 16384, 16384};
+    /* Four records from one call (SSL_write alone would make one). */
+    assert_int_equal(pt_transport_writev(&f->server, iov, 4), 4 * 16384);
+    /* All out: nothing held, and no buffer kept for the next response. */
+    assert_int_equal(pt_tls_unsent(&f->server), 0);
+    assert_int_equal(pt_chunk_outstanding(), 0);
+    size_t got = 0;
+    assert_int_equal(client_read(f, &got, 4 * 16384), SSL_ERROR_NONE);
+    assert_int_equal(got, 4 * 16384);
+    free(body);
+}
+
+static void test_slow_reader_gets_every_byte_in_order(void **state)
+{
+    fixture *f = *state;
+    handshake(f);
+    set_sndbuf(f->server.fd, 16384);
+    enum { LEN = 3 * 1024 * 1024 + 5 };
+    char *body = pattern_body(LEN);
+    pt_outq q;
+    pt_outq_init(&q);
+    queue_body(&q, body, LEN);
+    size_t got = 0;
+    int held = 0;
+    for (int i = 0; i < 100000; i++) {
+        int r = pt_outq_flush(&q, &f->server);
+        if (r == 0)
+            break;
+        assert_int_equal(r, -EAGAIN);
+        assert_int_equal(f->server.want, PT_WANT_WRITE);
+        /* Records the socket did not take are held, and their bytes still queued. */
+        if (pt_tls_unsent(&f->server) > 0) {
+            held++;
+            assert_false(pt_outq_is_empty(&q));
+        }
+        assert_true(got <= q.written); /* nothing arrives before it counts as written */
+        int e = client_read(f, &got, 5000);
+        assert_true(e == SSL_ERROR_NONE || e == SSL_ERROR_WANT_READ);
+    }
+    assert_true(pt_outq_is_empty(&q));
+    assert_int_equal(q.written, LEN);
+    assert_true(held > 10); /* the partial writes this test is about did happen */
+    assert_int_equal(pt_tls_unsent(&f->server), 0);
+    assert_int_equal(client_read(f, &got, LEN - got), SSL_ERROR_NONE);
+    assert_int_equal(got, LEN);
+    assert_int_equal(client_read(f, &got, 1), SSL_ERROR_WANT_READ); /* nothing more */
+    pt_outq_dispose(&q);
+    /* Idle: the transport holds no chunk. */
+    assert_int_equal(pt_chunk_outstanding(), 0);
+    free(body);
+}
+
+/* Writes until the socket is full and records are held. */
+static void fill(fixture *f, pt_outq *q, const char *body, size_t len)
+{
+    queue_body(q, body, len);
+    int r = pt_outq_flush(q, &f->server);
+    assert_int_equal(r, -EAGAIN);
+    assert_true(pt_tls_unsent(&f->server) > 0);
+}
+
+static void test_peer_gone_while_records_are_held(void **state)
+{
+    fixture *f = *state;
+    handshake(f);
+    enum { LEN = 4 * 1024 * 1024 };
+    char *body = pattern_body(LEN);
+    pt_outq q;
+    pt_outq_init(&q);
+    fill(f, &q, body, LEN);
+    assert_true(pt_chunk_outstanding() > 0);
+    shutdown(f->client_fd, SHUT_RDWR);
+    int r = pt_outq_flush(&q, &f->server);
+    assert_true(r == -EPIPE || r == -ECONNRESET);
+    pt_outq_dispose(&q);
+    /* The held records go with the transport (teardown checks no chunk is left, ASan that
+     * nothing leaked). */
+    pt_transport_close(&f->server);
+    assert_int_equal(pt_chunk_outstanding(), 0);
+    free(body);
+}
+
+static void test_close_notify_follows_held_records(void **state)
+{
+    fixture *f = *state;
+    handshake(f);
+    /* Room for everything held once the client has read what the socket has. */
+    set_sndbuf(f->server.fd, 1024 * 1024);
+    enum { LEN = 8 * 1024 * 1024 };
+    char *body = pattern_body(LEN);
+    pt_outq q;
+    pt_outq_init(&q);
+    fill(f, &q, body, LEN);
+    size_t got = 0;
+    assert_int_equal(client_read(f, &got, LEN), SSL_ERROR_WANT_READ);
+    /* Every record wholly sent was read, and nothing else could be. */
+    assert_int_equal(got, q.written);
+    /* Shut without flushing the queue: the held records go, then the close_notify. */
+    assert_int_equal(pt_transport_shutdown_write(&f->server), 0);
+    int e = client_read(f, &got, LEN);
+    assert_int_equal(e, SSL_ERROR_ZERO_RETURN);
+    assert_true(got > q.written);
+    pt_outq_dispose(&q);
+    free(body);
+}
+
+static void test_key_update_goes_after_held_records(void **state)
+{
+    fixture *f = *state;
+    handshake(f);
+    if (SSL_version(f->client) < TLS1_3_VERSION)
+        skip();
+    enum { LEN = 4 * 1024 * 1024 };
+    char *body = pattern_body(LEN);
+    pt_outq q;
+    pt_outq_init(&q);
+    fill(f, &q, body, LEN);
+    /* The client asks for a key update: the server's own KeyUpdate, and the records after it
+     * with the new key, must follow the records made with the old key that are still held. */
+    assert_int_equal(SSL_key_update(f->client, SSL_KEY_UPDATE_REQUESTED), 1);
+    assert_int_equal(SSL_write(f->client, "ping", 4), 4);
+    char buf[8];
+    assert_int_equal(pt_transport_read(&f->server, buf, sizeof buf), 4);
+    size_t got = 0;
+    for (int i = 0; i < 100000 && !pt_outq_is_empty(&q); i++) {
+        int r = pt_outq_flush(&q, &f->server);
+        assert_true(r == 0 || r == -EAGAIN);
+        int e = client_read(f, &got, 65536);
+        assert_true(e == SSL_ERROR_NONE || e == SSL_ERROR_WANT_READ);
+    }
+    assert_true(pt_outq_is_empty(&q));
+    assert_int_equal(client_read(f, &got, LEN - got), SSL_ERROR_NONE);
+    assert_int_equal(got, LEN);
+    /* Both sides use the new keys from here on. */
+    assert_int_equal(SSL_write(f->client, "pong", 4), 4);
+    assert_int_equal(pt_transport_read(&f->server, buf, sizeof buf), 4);
+    struct iovec iov = {"done", 4};
+    assert_int_equal(pt_transport_writev(&f->server, &iov, 1), 4);
+    assert_int_equal(SSL_read(f->client, buf, sizeof buf), 4);
+    assert_memory_equal(buf, "done", 4);
+    pt_outq_dispose(&q);
+    free(body);
+}
+
+static void test_a_record_waiting_in_openssl_goes_first_into_the_hold(void **state)
+{
+    fixture *f = *state;
+    handshake(f);
+    set_sndbuf(f->server.fd, 16384);
+    enum { LEN = 1024 * 1024 };
+    char *body = pattern_body(LEN);
+    /* Writes of one record each go to the socket through OpenSSL, until one has to wait. */
+    size_t at = 0;
+    ssize_t n;
+    while ((n = pt_transport_writev(&f->server, &(struct iovec){body + at, 10000}, 1)) > 0)
+        at += (size_t)n;
+    assert_int_equal(n, -EAGAIN);
+    assert_int_equal(pt_tls_unsent(&f->server), 0); /* nothing held: OpenSSL keeps it */
+    /* The same bytes again, with more: a write of many records, held from here on. */
+    size_t got = 0;
+    for (int i = 0; i < 100000 && at < LEN; i++) {
+        n = pt_transport_writev(&f->server, &(struct iovec){body + at, LEN - at}, 1);
+        if (n > 0)
+            at += (size_t)n;
+        else
+            assert_int_equal(n, -EAGAIN);
+        int e = client_read(f, &got, 20000);
+        assert_true(e == SSL_ERROR_NONE || e == SSL_ERROR_WANT_READ);
+    }
+    assert_int_equal(at, LEN);
+    assert_int_equal(client_read(f, &got, LEN - got), SSL_ERROR_NONE);
+    assert_int_equal(got, LEN);
+    free(body);
+}
+
 int main(void)
 {
     /* OpenSSL writes to the socket with write(2): a vanished peer would raise SIGPIPE, which
@@ -222,6 +468,13 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_plain_http_to_tls_is_a_protocol_error, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_peer_gone_mid_handshake, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_one_writev_sends_several_records, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_slow_reader_gets_every_byte_in_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_peer_gone_while_records_are_held, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_close_notify_follows_held_records, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_key_update_goes_after_held_records, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_record_waiting_in_openssl_goes_first_into_the_hold,
+                                        setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

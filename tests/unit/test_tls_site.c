@@ -27,10 +27,18 @@
  * TLS sites through the public API, on one loop with an OpenSSL client: the handshake bound,
  * SNI choosing the certificate, and the session-ticket keys: the rotation interval the conf
  * asks for, tickets that survive a reload (a server made with `previous`) and stop resuming
- * after three rotations. Every test ends with nothing left (tests/support.h).
+ * after three rotations; a keep-alive connection holds no buffer once a large answer is out.
+ * Every test ends with nothing left (tests/support.h).
  */
 
 static char dir[PATH_MAX];
+
+/* big.bin: more than the sockets between server and client hold. */
+#define BIG_LEN (8 * 1024 * 1024)
+static unsigned char big_byte(size_t i)
+{
+    return (unsigned char)(i * 7 + (i >> 9) + (i >> 17));
+}
 static char conf_path[PATH_MAX];
 
 /* A certificate and key for `name`, as dir/NAME.crt and dir/NAME.key. */
@@ -62,6 +70,11 @@ static int group_setup(void **state)
     write_pair("a.test");
     write_pair("b.test");
     temp_put_text(dir, "index.html", "hello\n");
+    char *big = malloc(BIG_LEN);
+    for (size_t i = 0; i < BIG_LEN; i++)
+        big[i] = (char)big_byte(i);
+    temp_put_file(dir, "big.bin", big, BIG_LEN);
+    free(big);
     return 0;
 }
 
@@ -332,6 +345,57 @@ static void test_a_stalled_handshake_is_closed_and_counted_out(void **state)
     finish(&f);
 }
 
+/* A keep-alive connection whose answer did not fit in the socket at once (records held by the
+ * TLS transport, read slowly by the client) holds no buffer chunk once it is idle again. */
+static void test_idle_connection_holds_no_buffer_after_a_large_answer(void **state)
+{
+    fixture f;
+    start(&f, "");
+    SSL *ssl = tls_connect(&f, "a.test", NULL);
+    static const char req[] = "GET /big.bin HTTP/1.1\r\nHost: a.test\r\n\r\n";
+    assert_int_equal(SSL_write(ssl, req, sizeof req - 1), (int)sizeof req - 1);
+    /* The client does not read: the server fills the socket and waits, holding its bytes. */
+    for (int i = 0; i < 200; i++)
+        pump(&f);
+    pt_resource_counts rc;
+    pt_resource_counts_get(&rc);
+    assert_true(rc.chunks > 0);
+    char head[1024], buf[16384];
+    size_t hlen = 0, got = 0;
+    bool in_body = false;
+    for (int i = 0; i < 200000 && got < BIG_LEN; i++) {
+        int r = SSL_read(ssl, buf, sizeof buf);
+        if (r <= 0) {
+            assert_int_equal(SSL_get_error(ssl, r), SSL_ERROR_WANT_READ);
+            pump(&f);
+            continue;
+        }
+        int at = 0;
+        while (!in_body && at < r) {
+            assert_true(hlen < sizeof head - 1);
+            head[hlen++] = buf[at++];
+            head[hlen] = '\0';
+            in_body = hlen >= 4 && memcmp(head + hlen - 4, "\r\n\r\n", 4) == 0;
+        }
+        for (; at < r; at++, got++)
+            if ((unsigned char)buf[at] != big_byte(got))
+                fail_msg("byte %zu of the body differs", got);
+    }
+    assert_non_null(strstr(head, "HTTP/1.1 200 OK"));
+    assert_non_null(strstr(head, "Content-Length: 8388608\r\n"));
+    assert_int_equal(got, BIG_LEN);
+    for (int i = 0; i < 20; i++)
+        pump(&f);
+    /* Still open, and idle: nothing held for it. */
+    int r = SSL_read(ssl, buf, sizeof buf);
+    assert_true(r <= 0);
+    assert_int_equal(SSL_get_error(ssl, r), SSL_ERROR_WANT_READ);
+    pt_resource_counts_get(&rc);
+    assert_int_equal(rc.chunks, 0);
+    close_client(ssl);
+    finish(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -339,6 +403,7 @@ int main(void)
         cmocka_unit_test(test_sni_chooses_the_certificate),
         cmocka_unit_test(test_tickets_survive_a_reload_and_expire_after_three_rotations),
         cmocka_unit_test(test_a_stalled_handshake_is_closed_and_counted_out),
+        cmocka_unit_test(test_idle_connection_holds_no_buffer_after_a_large_answer),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
