@@ -345,6 +345,7 @@ static int setup_vhost(pt_server *s, pt_vhost *vh, const pt_conf_server *cs, cha
     vh->stats_board = stats_board;
     vh->handlers = handlers;
     vh->conf = cs;
+    vh->compress = pt_conf_compress_active(&cs->compress);
     vh->limits = cs->limits;
     int r = vhost_types(s, vh, cs);
     if (r < 0) {

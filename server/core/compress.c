@@ -32,11 +32,6 @@ typedef struct field {
     pt_str line; /* the whole line, CRLF included */
 } field;
 
-static bool ows(char c)
-{
-    return c == ' ' || c == '\t';
-}
-
 /* The next line of `*rest` into `f`; false at the end. */
 static bool next_field(pt_str *rest, field *f)
 {
@@ -52,9 +47,9 @@ static bool next_field(pt_str *rest, field *f)
     if (!colon)
         colon = vend;
     const char *v = colon < vend ? colon + 1 : vend;
-    while (v < vend && ows(*v))
+    while (v < vend && pt_ows(*v))
         v++;
-    while (vend > v && ows(vend[-1]))
+    while (vend > v && pt_ows(vend[-1]))
         vend--;
     f->name = (pt_str){p, (size_t)(colon - p)};
     f->value = (pt_str){v, (size_t)(vend - v)};
@@ -71,10 +66,10 @@ static bool list_has(pt_str list, const char *tok)
     size_t tl = strlen(tok);
     const char *p = list.p, *end = p + list.len;
     while (p < end) {
-        while (p < end && (ows(*p) || *p == ','))
+        while (p < end && (pt_ows(*p) || *p == ','))
             p++;
         const char *m = p;
-        while (p < end && *p != ',' && *p != '=' && *p != ';' && !ows(*p))
+        while (p < end && *p != ',' && *p != '=' && *p != ';' && !pt_ows(*p))
             p++;
         if ((size_t)(p - m) == tl && strncasecmp(m, tok, tl) == 0)
             return true;
@@ -99,7 +94,7 @@ static void facts_of_lines(pt_str lines, time_t now, facts *f)
     while (next_field(&lines, &h)) {
         if (pt_str_ieq(h.name, "content-type")) {
             size_t n = 0;
-            while (n < h.value.len && h.value.p[n] != ';' && !ows(h.value.p[n]))
+            while (n < h.value.len && h.value.p[n] != ';' && !pt_ows(h.value.p[n]))
                 n++;
             f->type = (pt_str){h.value.p, n};
         } else if (pt_str_ieq(h.name, "content-encoding")) {
@@ -133,7 +128,7 @@ static void facts_of(const pt_request *req, const pt_response *r, facts *f)
     const char *type = r->content_type ? r->content_type : r->type_hint;
     if (type) {
         size_t n = 0;
-        while (type[n] && type[n] != ';' && !ows(type[n]))
+        while (type[n] && type[n] != ';' && !pt_ows(type[n]))
             n++;
         f->type = (pt_str){type, n};
     }

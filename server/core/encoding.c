@@ -15,11 +15,6 @@ const char *pt_encoding_suffix(pt_encoding e)
     return (unsigned)e < PT_ENC_COUNT ? suffixes[e] : "";
 }
 
-static bool ows(char c)
-{
-    return c == ' ' || c == '\t';
-}
-
 /* Parses a qvalue ("0", "0.5", "1", "1.000") into thousandths; -1 if malformed. */
 static int parse_q(const char *p, size_t n)
 {
@@ -45,13 +40,13 @@ static int member_q(const char *p, const char *end)
 {
     int q = 1000;
     while (p < end) {
-        while (p < end && (ows(*p) || *p == ';'))
+        while (p < end && (pt_ows(*p) || *p == ';'))
             p++;
         const char *name = p;
-        while (p < end && *p != '=' && *p != ';' && !ows(*p))
+        while (p < end && *p != '=' && *p != ';' && !pt_ows(*p))
             p++;
         size_t nlen = (size_t)(p - name);
-        while (p < end && ows(*p))
+        while (p < end && pt_ows(*p))
             p++;
         if (p == end || *p != '=') {
             if (nlen)
@@ -59,10 +54,10 @@ static int member_q(const char *p, const char *end)
             break;
         }
         p++;
-        while (p < end && ows(*p))
+        while (p < end && pt_ows(*p))
             p++;
         const char *val = p;
-        while (p < end && *p != ';' && !ows(*p))
+        while (p < end && *p != ';' && !pt_ows(*p))
             p++;
         if (nlen == 1 && (name[0] == 'q' || name[0] == 'Q'))
             q = parse_q(val, (size_t)(p - val));
@@ -97,10 +92,10 @@ size_t pt_encoding_choose(pt_str ae, const pt_encoding_order *order,
         const char *mend = p;
         if (p < end)
             p++;
-        while (m < mend && ows(*m))
+        while (m < mend && pt_ows(*m))
             m++;
         const char *tok = m;
-        while (m < mend && *m != ';' && !ows(*m))
+        while (m < mend && *m != ';' && !pt_ows(*m))
             m++;
         size_t tlen = (size_t)(m - tok);
         if (tlen == 0)

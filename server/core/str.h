@@ -54,6 +54,12 @@ static inline int pt_bytes_append(pt_bytes *b, const void *d, size_t n)
     return 0;
 }
 
+/* Optional white space (RFC 9110 section 5.6.3): a space or a tab. */
+static inline bool pt_ows(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
 /* Whether `s` holds exactly the C string `lit`. */
 static inline bool pt_str_eq(pt_str s, const char *lit)
 {

@@ -45,6 +45,9 @@ struct pt_vhost {
     const pt_mime *mime;
     pt_mime *own_mime;   /* when the server block has its own types or default_type */
     pt_filecache *cache; /* the server's, shared by its vhosts */
+    /* The server's compression settings when a coding is on in them (an embedder's routes
+     * answer with these), else NULL. */
+    const pt_conf_compress *compress;
     /* The location blocks: exact ones first, then prefixes longest first, regexes, named ones,
      * and the server's own last (server/site/location.h). */
     pt_location *locations;

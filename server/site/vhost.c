@@ -61,6 +61,6 @@ void pt_vhost_apply(const pt_vhost *vh, pt_request *req)
     req->error_level = vh->error_level;
     req->server_tokens = vh->conf->server_tokens;
     req->sendfile = vh->conf->sendfile;
-    req->compress = pt_conf_compress_active(&vh->conf->compress);
+    req->compress = vh->compress;
     req->respond_via = req->compress ? pt_compress_respond : NULL;
 }
