@@ -723,9 +723,12 @@ static int status_for(pt_http1_conn *hc, llhttp_errno_t err)
 
 /* ---- the protocol ---- */
 
+/* A response is complete: the connection goes on if its head said so. A drain that began after
+ * the head went out with keep-alive leaves the connection open: the client may be sending its
+ * next request already, which is answered with Connection: close (a close now would lose it). */
 static void finish_request(pt_http1_conn *hc)
 {
-    bool close = pt_http1_conn_should_close(hc);
+    bool close = hc->close_after || !hc->r->responded;
     request_end(hc);
     hc->phase = PHASE_IDLE;
     if (close)
