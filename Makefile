@@ -6,7 +6,7 @@ FUZZ_DIR := build/fuzz
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := $(basename $(notdir $(wildcard tests/fuzz/fuzz_*.c)))
 
-.PHONY: all deps build run test fuzz clean format bench
+.PHONY: all deps build run test fuzz soak clean format bench
 
 all: build
 
@@ -53,6 +53,13 @@ fuzz: deps
 	        $(FUZZ_SECONDS) || failed="$$failed $$t"; \
 	done; \
 	if [ -n "$$failed" ]; then echo "fuzz: failed:$$failed" >&2; exit 1; fi
+
+# SOAK_MINUTES of mixed load with reloads, a worker kill, a backend restart and a log reopen
+# against the Release porter (tests/soak/soak.py, docs/operations.md); not part of `make test`,
+# which runs a 20-second version.
+SOAK_MINUTES ?= 5
+soak: build
+	@PORTER_BIN=$(CURDIR)/$(RELEASE_DIR)/porter python3 tests/soak/soak.py --minutes $(SOAK_MINUTES)
 
 bench:
 	@bench/run.sh

@@ -191,6 +191,13 @@ int pt_server_conf_workers(const char *conf_path, const char *prefix, char *err,
  * 1 for a server made from options). */
 int pt_server_worker_processes(const pt_server *s);
 
+/** The connections worker process `pid` in `slot` last reported (it reports once a second):
+ * `open` of them, `busy` of those reading or writing a request. -ESRCH when that process has not
+ * reported in that slot (a worker of an earlier generation, or one that died before its first
+ * report); -EINVAL for a slot out of range. For the master's word when a worker dies. */
+int pt_server_worker_connections(const pt_server *s, int slot, pid_t pid, uint64_t *open,
+                                 uint64_t *busy);
+
 /** The path of the pid file the conf asks for, or NULL (borrowed from the server). */
 const char *pt_server_pid_path(const pt_server *s);
 

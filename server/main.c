@@ -23,6 +23,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -256,11 +257,17 @@ static void on_child(struct ev_loop *loop, ev_child *w, int revents)
     pid_t pid = wk->pid;
     wk->pid = 0;
     if (wk->gen == g.gen && !g.stopping) {
+        char lost[96] = "";
+        uint64_t open, busy;
+        if (pt_server_worker_connections(g.server, wk->slot, pid, &open, &busy) == 0)
+            snprintf(lost, sizeof lost, " with %" PRIu64 " connections (%" PRIu64 " in a request)",
+                     open, busy);
         if (WIFSIGNALED(status))
-            log_line("worker %d killed by signal %d; starting another", (int)pid, WTERMSIG(status));
+            log_line("worker %d killed by signal %d%s; starting another", (int)pid,
+                     WTERMSIG(status), lost);
         else
-            log_line("worker %d exited with status %d; starting another", (int)pid,
-                     WEXITSTATUS(status));
+            log_line("worker %d exited with status %d%s; starting another", (int)pid,
+                     WEXITSTATUS(status), lost);
         spawn(wk->slot);
         return;
     }

@@ -969,6 +969,19 @@ static pt_stats_board *stats_board(pt_server *s, int *nslots, int *slot)
     return s->board;
 }
 
+int pt_server_worker_connections(const pt_server *s, int slot, pid_t pid, uint64_t *open,
+                                 uint64_t *busy)
+{
+    if (slot < 0 || slot >= s->nslots)
+        return -EINVAL;
+    const pt_worker_stats *w = pt_stats_board_slot(s->board, slot);
+    if (w->pid != pid)
+        return -ESRCH;
+    *open = w->live;
+    *busy = w->reading + w->writing;
+    return 0;
+}
+
 static int workers_of(const pt_conf *conf)
 {
     if (conf->worker_processes > 0)

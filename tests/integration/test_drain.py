@@ -10,6 +10,7 @@ import signal
 import ssl
 import sys
 import threading
+import time
 import unittest
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
@@ -56,7 +57,7 @@ class PausingBackend:
 
 
 class DrainTest(ProxyTestCase):
-    def start(self, workers, backend=None, tls=False):
+    def start(self, workers, backend=None, tls=False, grace="10s"):
         self.port = self.reserve_port()
         listen = "127.0.0.1:%d%s" % (self.port, " ssl" if tls else "")
         certs = ("    ssl_certificate tls/a-ec.crt;\n    ssl_certificate_key tls/a-ec.key;\n"
@@ -64,10 +65,10 @@ class DrainTest(ProxyTestCase):
         upstream = ("upstream app {\n    server %s;\n    keepalive 4;\n}\n" % backend.backend.address
                     if backend else "")
         location = "    location /app { proxy_pass http://app; }\n" if backend else ""
-        self.conf_text = ("worker_processes %d;\nshutdown_grace_period 10s;\n"
+        self.conf_text = ("worker_processes %d;\nshutdown_grace_period %s;\n"
                           "keepalive_timeout 30s;\n%s"
                           "server {\n    listen %s;\n    root htdocs;\n%s%s}\n"
-                          % (workers, upstream, listen, certs, location))
+                          % (workers, grace, upstream, listen, certs, location))
         p = self.start_porter(self.conf_text, {"big.bin": BIG, "a.txt": b"one\n"},
                               extra=tls_extra() if tls else None)
         harness.wait_workers(p, workers if workers > 1 else 0)
@@ -80,7 +81,9 @@ class DrainTest(ProxyTestCase):
             ctx = ssl.create_default_context()
             ctx.check_hostname = False
             ctx.verify_mode = ssl.CERT_NONE
-            c.sock = ctx.wrap_socket(c.sock, server_hostname="a.test")
+            # A close without close_notify is an error here, not an end.
+            c.sock = ctx.wrap_socket(c.sock, server_hostname="a.test",
+                                     suppress_ragged_eofs=False)
         return c
 
     def reload(self, p):
@@ -128,6 +131,75 @@ class DrainTest(ProxyTestCase):
         self.reload(p)
         self.assertTrue(c.read_exact(len(BIG), timeout=20) == BIG)
         self.next_request_answered(c, "/a.txt", b"one\n")
+
+    def upload(self, workers):
+        # A request body still coming in when the reload happens: all of it reaches the
+        # backend and the answer tells the client to close.
+        got = []
+
+        def serve(s, _backend):
+            head = read_request_head(s)
+            n = int([l for l in head.split(b"\r\n") if l.lower().startswith(b"content-length:")][0]
+                    .split(b":")[1])
+            body = head[head.index(b"\r\n\r\n") + 4:]
+            while len(body) < n:
+                d = s.recv(65536)
+                if not d:
+                    break
+                body += d
+            got.append(body)
+            s.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+        b = self.raw_backend(serve)
+        p = self.start(workers, type("B", (), {"backend": b})())
+        c = self.connect(p, False)
+        data = os.urandom(200000)
+        c.send(request("POST", "/app/up", headers={"Content-Length": str(len(data))}))
+        c.send(data[:50000])
+        self.assertTrue(harness.wait_for(lambda: b.connections > 0, 10))
+        self.reload(p)
+        c.send(data[50000:])
+        r = c.read_response(timeout=10)
+        self.assertStatus(r, 200)
+        self.assertEqual(r.body, b"ok")
+        self.assertTrue(r.has_token("Connection", "close"), r)
+        self.assertEqual(got, [data])
+        closed, _, _ = c.wait_closed(5)
+        self.assertTrue(closed)
+
+    def test_upload_single(self):
+        self.upload(1)
+
+    def test_upload_workers(self):
+        self.upload(2)
+
+    def test_tunnel_kept_until_grace(self):
+        # An upgraded connection (a tunnel after 101) goes on through a reload, and is closed
+        # when shutdown_grace_period has passed.
+        def serve(s, _backend):
+            read_request_head(s)
+            s.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x-echo\r\n"
+                      b"Connection: Upgrade\r\n\r\n")
+            while True:
+                d = s.recv(65536)
+                if not d:
+                    return
+                s.sendall(d)
+
+        b = self.raw_backend(serve)
+        p = self.start(2, type("B", (), {"backend": b})(), grace="2s")
+        c = self.connect(p, False)
+        c.send(request("GET", "/app/ws", headers={"Upgrade": "x-echo", "Connection": "Upgrade"}))
+        self.assertTrue(c.read_head().startswith(b"HTTP/1.1 101 "))
+        c.send(b"before")
+        self.assertEqual(c.read_exact(6), b"before")
+        self.reload(p)
+        reloaded = time.monotonic()
+        c.send(b"after")
+        self.assertEqual(c.read_exact(5), b"after")
+        closed, _, _ = c.wait_closed(6)
+        self.assertTrue(closed, "the tunnel outlived shutdown_grace_period")
+        self.assertGreater(time.monotonic() - reloaded, 1.5, "the tunnel closed before the grace")
 
     def test_proxied_length_single(self):
         self.proxied(1, chunked=False)

@@ -63,8 +63,34 @@ class Workers(PorterTestCase):
 
     def test_dead_worker_is_replaced(self):
         p, workers = self.start()
+        # Keep-alive connections spread over both workers; once the workers have reported them
+        # (once a second), one worker is killed: only its own connections are lost, the master
+        # says how many, and another worker takes its place within a second.
+        conns = []
+        for _ in range(12):
+            c = p.connect()
+            self.addCleanup(c.close)
+            c.send(request("GET", "/a.txt"))
+            self.assertStatus(c.read_response(), 200)
+            conns.append(c)
+        time.sleep(1.5)
+        killed = time.monotonic()
         os.kill(workers[0], signal.SIGKILL)
-        harness.wait_workers(p, 2, exclude=[workers[0]])
+        harness.wait_workers(p, 2, exclude=[workers[0]], timeout=5)
+        self.assertLess(time.monotonic() - killed, 1.5, "the replacement took too long")
+        lost = 0
+        for c in conns:
+            try:
+                c.send(request("GET", "/a.txt"))
+                r = c.read_response(timeout=5)
+                self.assertStatus(r, 200)
+            except (harness.Closed, OSError):
+                lost += 1
+        self.assertTrue(0 < lost < len(conns), "lost %d of %d connections" % (lost, len(conns)))
+        self.assertTrue(harness.wait_for(lambda: "worker %d killed by signal 9" % workers[0]
+                                         in p.output, 5), p.output)
+        self.assertIn("worker %d killed by signal 9 with %d connections" % (workers[0], lost),
+                      p.output)
         for _ in range(6):
             self.assertStatus(p.get("/a.txt"), 200)
         p.signal(signal.SIGTERM)
@@ -73,7 +99,6 @@ class Workers(PorterTestCase):
         self.assertEqual(p.exit_code, 0, p.output)
         harness.assert_clean_output(p.output)
         p.check_exit()
-
 
 if __name__ == "__main__":
     harness.main()
