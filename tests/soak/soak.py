@@ -195,12 +195,16 @@ def run(seconds, connections=32, reload_every=15.0, faults=("reload", "kill", "b
             if "reload" in faults:
                 plan.append((t, "reload"))
             t += reload_every
+        # The other faults halfway between two reloads, so no failure has two causes.
+        def between(at):
+            return (int(at / reload_every) + 0.5) * reload_every
+
         if "reopen" in faults:
-            plan.append((seconds * 0.3, "reopen"))
+            plan.append((between(seconds * 0.3), "reopen"))
         if "kill" in faults:
-            plan.append((seconds * 0.5, "kill"))
+            plan.append((between(seconds * 0.5), "kill"))
         if "backend" in faults:
-            plan.append((seconds * 0.7, "backend"))
+            plan.append((between(seconds * 0.7), "backend"))
         plan.sort()
         samples = [sample(porter)]
         next_sample = start + 5
