@@ -185,6 +185,9 @@ struct pt_request {
     unsigned guard_step;
     void (*guard_next)(pt_request *req, int verdict);
     bool norm_path_kept;
+    /* The "WWW-Authenticate: ...\r\n" line auth_basic refused the request with: its 401
+     * answer carries it, through an error_page too (server/site/access.h). */
+    pt_str www_authenticate;
 };
 
 /* A response head kept for reuse by whoever sends the same response again (the file cache,

@@ -5,8 +5,11 @@
 
 #include <string.h>
 
+#include "server/site/access.h"
+
 /* In nginx's order of phases; NULL ends the list. */
 static const pt_guard_check checks[] = {
+    pt_access_check, /* access: allow/deny, auth_basic, satisfy */
     NULL,
 };
 
