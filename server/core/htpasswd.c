@@ -118,10 +118,13 @@ int pt_md5_crypt(const char *pw, size_t len, const char *magic, const char *salt
         slen++;
     if (cap < mlen + slen + 1 + 22 + 1)
         return -ENOSPC;
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    if (!ctx)
+    /* fetched once for the thousand digests below: EVP_md5() would look it up at each */
+    EVP_MD *md = EVP_MD_fetch(NULL, "MD5", NULL);
+    EVP_MD_CTX *ctx = md ? EVP_MD_CTX_new() : NULL;
+    if (!ctx) {
+        EVP_MD_free(md);
         return -ENOMEM;
-    const EVP_MD *md = EVP_md5();
+    }
     unsigned char alt[16], fin[16];
     int rc = md5_of(ctx, md, alt, pw, len, salt, slen, pw, len, NULL);
     if (rc == 0 && !EVP_DigestInit_ex(ctx, md, NULL))
@@ -157,6 +160,7 @@ int pt_md5_crypt(const char *pw, size_t len, const char *magic, const char *salt
         memcpy(fin, next, 16);
     }
     EVP_MD_CTX_free(ctx);
+    EVP_MD_free(md);
     OPENSSL_cleanse(alt, sizeof alt);
     if (rc < 0) {
         OPENSSL_cleanse(fin, sizeof fin);

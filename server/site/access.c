@@ -74,28 +74,31 @@ size_t pt_access_pending(const pt_access_state *s)
     return pt_workpool_pending(s->pool);
 }
 
-/* The key under which a check of `pass` for `u` is remembered. */
-static void remember_key(const pt_access_state *s, const pt_htpasswd_user *u, pt_str pass,
+/* The key under which a check of `pass` for `u` is remembered, in `mac`; false when there is
+ * none (a name or hash too long for the buffer, HMAC failing): then nothing is looked up or
+ * remembered. */
+static bool remember_key(const pt_access_state *s, const pt_htpasswd_user *u, pt_str pass,
                          unsigned char mac[32])
 {
-    unsigned len = 32;
     /* user NUL password NUL hash: no two triples give the same bytes (a name has no NUL, and
      * a password with one is never right) */
-    char buf[PT_CREDENTIALS_MAX + 2 + 1024];
+    char buf[3 * PT_CREDENTIALS_MAX];
+    if (u->name_len + pass.len + u->hash_len + 2 > sizeof buf)
+        return false;
     size_t n = 0;
     memcpy(buf, u->name, u->name_len);
     n += u->name_len;
     buf[n++] = '\0';
-    size_t plen = pass.len < PT_CREDENTIALS_MAX ? pass.len : PT_CREDENTIALS_MAX;
-    memcpy(buf + n, pass.p, plen);
-    n += plen;
+    memcpy(buf + n, pass.p, pass.len);
+    n += pass.len;
     buf[n++] = '\0';
-    size_t hlen = u->hash_len < 1024 ? u->hash_len : 1024;
-    memcpy(buf + n, u->hash, hlen);
-    n += hlen;
-    if (!HMAC(EVP_sha256(), s->key, sizeof s->key, (const unsigned char *)buf, n, mac, &len))
-        memset(mac, 0, 32); /* remembered under nothing anyone can match */
+    memcpy(buf + n, u->hash, u->hash_len);
+    n += u->hash_len;
+    unsigned len = 0;
+    bool ok = HMAC(EVP_sha256(), s->key, sizeof s->key, (const unsigned char *)buf, n, mac, &len) &&
+              len == 32;
     OPENSSL_cleanse(buf, n);
+    return ok;
 }
 
 static bool remembered_right(pt_access_state *s, const unsigned char mac[32])
@@ -109,6 +112,13 @@ static void remember(pt_access_state *s, const unsigned char mac[32])
     remembered *r = &s->slots[mac[0] % REMEMBER_SLOTS];
     memcpy(r->mac, mac, 32);
     r->until = ev_now(s->loop) + REMEMBER_SECONDS;
+}
+
+/* Whether a check with a hash of `s` costs more than remembering it (an HMAC): MD5-crypt's
+ * thousand rounds and the slow hashes do; {PLAIN}, {SHA} and {SSHA} are a digest or two. */
+static bool worth_remembering(pt_pw_scheme s)
+{
+    return s != PT_PW_PLAIN && s != PT_PW_SHA && s != PT_PW_SSHA;
 }
 
 /* ---- allow / deny ---- */
@@ -141,6 +151,7 @@ typedef struct check_job {
     const pt_conf_access *access;
     const pt_htpasswd_user *user;
     int result; /* pt_htpasswd_verify's */
+    bool keyed; /* mac holds the key to remember it under */
     unsigned char mac[32];
     size_t len;
     char pass[]; /* wiped once checked */
@@ -206,7 +217,7 @@ static void job_done(pt_work *w)
 {
     check_job *j = (check_job *)w;
     int result = w->status < 0 ? w->status : j->result;
-    if (result == 1)
+    if (result == 1 && j->keyed)
         remember(j->state, j->mac);
     pt_request *req = j->req;
     if (!req) {
@@ -232,7 +243,7 @@ static void job_detach(void *data)
 
 /* Hands the check of `pass` for `u` to the work pool and holds the request. */
 static int check_later(pt_request *req, const pt_conf_access *a, const pt_htpasswd_user *u,
-                       pt_str pass, const unsigned char mac[32])
+                       pt_str pass, bool keyed, const unsigned char mac[32])
 {
     pt_access_state *s = req->vhost->access_state;
     check_job *j = malloc(sizeof *j + pass.len + 1);
@@ -244,6 +255,7 @@ static int check_later(pt_request *req, const pt_conf_access *a, const pt_htpass
         .req = req,
         .access = a,
         .user = u,
+        .keyed = keyed,
         .len = pass.len,
     };
     memcpy(j->mac, mac, 32);
@@ -279,15 +291,22 @@ static int by_password(pt_request *req, const pt_conf_access *a)
         pt_request_log(req, PT_LOG_ERROR, "user \"%s\" was not found in \"%s\"", name,
                        a->user_file);
         verdict = challenge(req, a);
-    } else if (!pt_pw_scheme_slow(u->scheme)) {
+    } else if (!worth_remembering(u->scheme)) {
         verdict = judged(req, a, u, pt_htpasswd_verify(u, pass.p, pass.len));
     } else {
+        pt_access_state *st = req->vhost->access_state;
         unsigned char mac[32];
-        remember_key(req->vhost->access_state, u, pass, mac);
-        if (remembered_right(req->vhost->access_state, mac))
+        bool keyed = remember_key(st, u, pass, mac);
+        if (keyed && remembered_right(st, mac)) {
             verdict = PT_GUARD_PASS;
-        else
-            verdict = check_later(req, a, u, pass, mac);
+        } else if (pt_pw_scheme_slow(u->scheme)) {
+            verdict = check_later(req, a, u, pass, keyed, mac);
+        } else {
+            int result = pt_htpasswd_verify(u, pass.p, pass.len);
+            if (result == 1 && keyed)
+                remember(st, mac);
+            verdict = judged(req, a, u, result);
+        }
     }
     OPENSSL_cleanse(buf, sizeof buf);
     return verdict;

@@ -12,8 +12,9 @@
  * yescrypt: tens of milliseconds by design) go to the server's work pool (core/workpool.h): the
  * request is held meanwhile (PT_GUARD_WAIT) and the loop serves every other connection; a
  * request that ends first leaves its job to finish and its result to be dropped. A password
- * found right is remembered for a minute (pt_access_state): a browser sends it again with every
- * request, which then costs one HMAC instead of a bcrypt.
+ * found right is remembered for a minute (pt_access_state), unless its hash is cheaper than
+ * that ({PLAIN}, {SHA}, {SSHA}): a browser sends it again with every request, which then costs
+ * one HMAC instead of a bcrypt or MD5-crypt's thousand rounds.
  *
  * Refusals: 403 for an address denied, 401 with `WWW-Authenticate: Basic realm="...",
  * charset="UTF-8"` for missing, malformed or wrong credentials (kept through the location's
