@@ -4,9 +4,12 @@
 # exits non-zero.
 set -euo pipefail
 
+# libcrypt-dev: crypt_r for auth_basic's bcrypt and SHA-crypt hashes; apache2-utils (htpasswd)
+# and whois (mkpasswd): what the tests make user files with.
 packages=(build-essential cmake pkg-config libev-dev libssl-dev libcmocka-dev media-types wrk slowhttptest iproute2
           curl python3 openssl strace libnghttp2-dev nghttp2-client python3-h2
-          zlib1g-dev libbrotli-dev libzstd-dev python3-brotli python3-zstandard)
+          zlib1g-dev libbrotli-dev libzstd-dev python3-brotli python3-zstandard
+          libcrypt-dev apache2-utils whois)
 
 # llhttp: a system library (other distributions' libllhttp-dev) or the C sources that Debian's
 # node-llhttp ships.

@@ -23,6 +23,7 @@
 #include "server/h2/conn.h"
 #include "server/http1/conn.h"
 #include "server/handlers/embed.h"
+#include "server/site/access.h"
 #include "server/site/location.h"
 #include "server/handlers/proxy.h"
 #include "server/site/site.h"
@@ -48,6 +49,7 @@ struct pt_server {
     pt_custodian *custodian;
     pt_mime *mime;
     pt_filecache *cache;
+    pt_access_state *access; /* auth_basic's work pool and remembered passwords */
     pt_vhost *vhosts;
     size_t nvhosts;
     pt_site **sites; /* each its own allocation: listeners and managers point at them */
@@ -354,6 +356,7 @@ static int setup_vhost(pt_server *s, pt_vhost *vh, const pt_conf_server *cs, cha
         return r;
     }
     vh->cache = s->cache;
+    vh->access_state = s->access;
     if ((r = open_root(cs->root, cs->root_named, &vh->root_fd)) < 0) {
         snprintf(err, elen, "%s:%d:%d: root \"%s\": %s", cs->file, cs->line, cs->col, cs->root,
                  strerror(-r));
@@ -626,9 +629,12 @@ int pt_server_new_with(pt_server **out, struct ev_loop *loop, const pt_server_op
         fco.max_open > nofile.rlim_cur / 4)
         fco.max_open = (size_t)(nofile.rlim_cur / 4);
     s->cache = pt_filecache_new(&fco);
-    if (s->custodian)
+    if (s->custodian) {
         pt_upstreams_new(&s->upstreams, loop, s->custodian, conf);
-    if (!s->custodian || !s->vhosts || !s->cache || !s->board || !s->upstreams) {
+        if (pt_access_state_new(&s->access, loop, s->custodian) < 0)
+            s->access = NULL;
+    }
+    if (!s->custodian || !s->vhosts || !s->cache || !s->board || !s->upstreams || !s->access) {
         r = -ENOMEM;
         goto fail;
     }

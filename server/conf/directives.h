@@ -79,6 +79,7 @@ extern const pt_conf_module pt_conf_tls_module;
 extern const pt_conf_module pt_conf_proxy_module;
 extern const pt_conf_module pt_conf_http2_module;
 extern const pt_conf_module pt_conf_compress_module;
+extern const pt_conf_module pt_conf_access_module;
 
 /* A level's compression settings, made and freed with the level: the defaults (each coding
  * off, its default level, min_length 20 and types text/html; Vary on; HTTP/1.1; porter's order;
@@ -87,6 +88,13 @@ extern const pt_conf_module pt_conf_compress_module;
 void pt_conf_compress_init(pt_conf_compress *c);
 void pt_conf_compress_inherit(pt_conf_compress *d, const pt_conf_compress *s);
 void pt_conf_compress_dispose(pt_conf_compress *c);
+
+/* A level's access settings (access.c), made and freed with the level: the defaults (no rule,
+ * satisfy all, auth_basic off); a deep copy of the parent's (the user table shared by
+ * reference); everything released. */
+void pt_conf_access_init(pt_conf_access *a);
+void pt_conf_access_inherit(pt_conf_access *d, const pt_conf_access *s);
+void pt_conf_access_dispose(pt_conf_access *a);
 
 /* A coding's types back to the default list (text/html alone). */
 void pt_conf_compress_types_default(pt_conf_coding *k);

@@ -21,6 +21,7 @@
 #include <stddef.h>
 
 #include "connmgr/limits.h"
+#include "server/core/cidr.h"
 #include "server/core/encoding.h"
 #include "server/core/log.h"
 
@@ -201,6 +202,46 @@ static inline const pt_conf_compress *pt_conf_compress_active(const pt_conf_comp
     return NULL;
 }
 
+/* `satisfy`: how allow/deny and auth_basic combine. */
+typedef enum pt_conf_satisfy {
+    PT_SATISFY_ALL, /* the client's address allowed (or no rule for it) and its password right */
+    PT_SATISFY_ANY, /* either */
+} pt_conf_satisfy;
+
+/* One `allow RANGE;` or `deny RANGE;`, compiled. */
+typedef struct pt_access_rule {
+    pt_cidr range;
+    bool deny;
+} pt_access_rule;
+
+struct pt_htpasswd; /* server/core/htpasswd.h */
+
+/* Access control (docs/access.md): allow, deny, satisfy, auth_basic, auth_basic_user_file.
+ * Every level starts from its parent's; a level that names allow or deny replaces the inherited
+ * rules (nginx's rule), auth_basic and auth_basic_user_file are inherited each on its own. The
+ * user file is read when the conf is loaded; the levels that name the same one share its table
+ * by reference. */
+typedef struct pt_conf_access {
+    pt_access_rule *rules; /* in the order written: the first a client's address matches decides */
+    size_t nrules;
+    bool rules_v4;           /* a rule holds IPv4 addresses ("all" too): a client's IPv4-mapped
+                                IPv6 address is matched as IPv4 */
+    pt_conf_satisfy satisfy; /* all */
+    char *realm;             /* auth_basic; NULL: off */
+    char *challenge;         /* its "WWW-Authenticate: Basic realm=..." line, with CRLF */
+    const char *realm_file;  /* where auth_basic was written (a realm without a user file is
+                                refused there) */
+    int realm_line, realm_col;
+    char *user_file;           /* auth_basic_user_file, absolute; NULL: none */
+    struct pt_htpasswd *users; /* its users, read at load */
+} pt_conf_access;
+
+/* Whether `a` has anything to check: a rule, or a realm (with its users). */
+static inline bool pt_conf_access_active(const pt_conf_access *a)
+{
+    return a->nrules > 0 || (a->realm && a->users);
+}
+
 /* What answers the requests of a location. Adding a handler is one value here, one row in
  * the table of server/server.c and the directive that selects it. */
 typedef enum pt_handler_kind {
@@ -357,6 +398,7 @@ typedef struct pt_conf_location {
     int line, col;
     pt_conf_proxy proxy; /* with handler PT_HANDLER_PROXY */
     pt_conf_compress compress;
+    pt_conf_access access;
 } pt_conf_location;
 
 typedef struct pt_conf_server {
@@ -387,6 +429,7 @@ typedef struct pt_conf_server {
     int line, col;
     pt_conf_proxy proxy;
     pt_conf_compress compress;
+    pt_conf_access access;
 } pt_conf_server;
 
 typedef struct pt_conf {
@@ -433,6 +476,7 @@ typedef struct pt_conf {
     pt_conf_compress compress;
     pt_conf_upstream *upstreams; /* in file order */
     size_t nupstreams;
+    pt_conf_access access;
 } pt_conf;
 
 #endif

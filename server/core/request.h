@@ -180,6 +180,14 @@ struct pt_request {
     bool error_page;    /* answering through an error_page: no error page for its errors */
     pt_str trailers;    /* trailer lines for the end of a streamed body (pt_response_trailers) */
     int error_status;   /* the status that answer keeps (0: what the target answers) */
+    /* The checks before the handler (server/site/guard.h): the next to run, what runs the
+     * request on when a held one is let go, and whether norm_path was copied to the arena. */
+    unsigned guard_step;
+    void (*guard_next)(pt_request *req, int verdict);
+    bool norm_path_kept;
+    /* The "WWW-Authenticate: ...\r\n" line auth_basic refused the request with: its 401
+     * answer carries it, through an error_page too (server/site/access.h). */
+    pt_str www_authenticate;
 };
 
 /* A response head kept for reuse by whoever sends the same response again (the file cache,

@@ -214,6 +214,8 @@ size_t pt_response_head_fields(const pt_request *req, const pt_response *r, bool
         pos = pt_append(buf, pos, cap, r->extra_headers.p, r->extra_headers.len);
     if (r->more_headers.len)
         pos = pt_append(buf, pos, cap, r->more_headers.p, r->more_headers.len);
+    if (r->status == 401 && req->www_authenticate.len)
+        pos = pt_append(buf, pos, cap, req->www_authenticate.p, req->www_authenticate.len);
     return pt_response_filter_head(req, r, clock->second, buf, pos, cap);
 }
 

@@ -544,7 +544,8 @@ static void body_started(pt_http1_conn *hc)
 }
 
 /* Copies the request head out of the in-buffer into the arena, for a handler that keeps the
- * request past the end of its first call. (norm_path was the router's and is not kept.) */
+ * request past the end of its first call. (norm_path was the router's and is not kept, unless
+ * the guard, holding the request, copied it into the arena for the handler to come.) */
 static void pin(pt_http1_conn *hc)
 {
     http_req *x = hc->r;
@@ -559,7 +560,8 @@ static void pin(pt_http1_conn *hc)
         r->headers[i].name = copy_str(r, r->headers[i].name);
         r->headers[i].value = copy_str(r, r->headers[i].value);
     }
-    r->norm_path = (pt_str){"", 0};
+    if (!r->norm_path_kept)
+        r->norm_path = (pt_str){"", 0};
 }
 
 static int on_body(llhttp_t *p, const char *at, size_t len)

@@ -17,19 +17,15 @@
 #include "server/core/compress.h"
 #include "server/core/path.h"
 #include "server/core/vars.h"
+#include "server/site/guard.h"
 #include "server/site/site.h"
 
 static void return_handle(pt_request *req);
 
-/* Runs what answers the location of `req`: `return` is the router's own, the others are the
- * handlers the server installed in the virtual host. */
+/* Runs the handler the server installed in the virtual host for the location of `req`. */
 static void run_handler(pt_request *req)
 {
-    pt_handler_kind kind = req->location->handler;
-    if (kind == PT_HANDLER_RETURN)
-        return_handle(req);
-    else
-        req->vhost->handlers[kind](req);
+    req->vhost->handlers[req->location->handler](req);
 }
 
 /* ---- set-up ---- */
@@ -81,6 +77,7 @@ static int location_init(pt_vhost *vh, pt_location *loc, const pt_conf_location 
         loc->sendfile = lc->sendfile;
         loc->files = &lc->static_files;
         loc->compress = pt_conf_compress_active(&lc->compress);
+        loc->access = pt_conf_access_active(&lc->access) ? &lc->access : NULL;
     } else {
         loc->path = "";
         loc->match = PT_MATCH_PREFIX;
@@ -91,6 +88,7 @@ static int location_init(pt_vhost *vh, pt_location *loc, const pt_conf_location 
         loc->sendfile = cs->sendfile;
         loc->files = &cs->static_files;
         loc->compress = pt_conf_compress_active(&cs->compress);
+        loc->access = pt_conf_access_active(&cs->access) ? &cs->access : NULL;
     }
     loc->path_len = strlen(loc->path);
     loc->re = lc ? lc->re : NULL;
@@ -350,6 +348,35 @@ static void set_location(pt_request *req, pt_location *loc)
     req->respond_via = loc->compress ? pt_compress_respond : NULL;
 }
 
+/* What the guard decided for the location of `req`: its handler runs, or it is refused. */
+static void settle(pt_request *req, int verdict)
+{
+    if (verdict == PT_GUARD_PASS)
+        run_handler(req);
+    else if (verdict > 0)
+        pt_route_error(req, verdict);
+    /* PT_GUARD_ANSWERED: answered; PT_GUARD_WAIT: guard_resumed() follows */
+}
+
+static void follow_redirects(pt_request *req, char *norm, size_t cap);
+
+/* A request the guard held is let go: it goes on as it would have at once. */
+static void guard_resumed(pt_request *req, int verdict)
+{
+    char norm[PATH_MAX];
+    settle(req, verdict);
+    follow_redirects(req, norm, sizeof norm);
+}
+
+/* The location of `req` answers: its `return`, else its handler once the guard lets it. */
+static void enter(pt_request *req)
+{
+    if (req->location->handler == PT_HANDLER_RETURN)
+        return_handle(req);
+    else
+        settle(req, pt_guard_run(req, guard_resumed));
+}
+
 /* One pass of the router for the request path `path`: normalised into `norm`, then the
  * location it falls in answers (or the server's `return`, or an error). */
 static void route_path(pt_request *req, pt_str path, char *norm, size_t cap)
@@ -371,30 +398,16 @@ static void route_path(pt_request *req, pt_str path, char *norm, size_t cap)
     } else {
         set_location(req, pt_location_find(req->vhost, norm, (size_t)len));
         req->norm_path = (pt_str){norm, (size_t)len};
-        run_handler(req);
+        enter(req);
     }
 }
 
-/* `@NAME` (the last of try_files, an error_page): that location answers the same path. */
-static void route_named(pt_request *req, pt_location *named)
+/* Follows the internal redirects the last pass asked for (req->redirect), each one a new
+ * pass: a path, or a named location (`@NAME`, the last of try_files, an error_page) that
+ * answers the same path. */
+static void follow_redirects(pt_request *req, char *norm, size_t cap)
 {
-    set_location(req, named);
-    run_handler(req);
-}
-
-void pt_route(pt_request *req)
-{
-    char norm[PATH_MAX];
-    pt_str path = req->path;
-    pt_location *named = NULL;
-    for (;;) {
-        if (named)
-            route_named(req, named);
-        else
-            route_path(req, path, norm, sizeof norm);
-        named = NULL;
-        if (!req->redirect.p)
-            return;
+    while (req->redirect.p) {
         pt_str to = req->redirect;
         req->redirect = (pt_str){NULL, 0};
         if (++req->redirects > PT_ROUTE_MAX_REDIRECTS) {
@@ -408,21 +421,31 @@ void pt_route(pt_request *req)
             return;
         }
         if (to.p[0] == '@') {
-            named = pt_location_named(req->vhost, to.p, to.len);
-            if (named)
-                continue;
-            /* the conf names only locations that exist: this is not reached */
-            pt_request_log(req, PT_LOG_ERROR, "no location \"%.*s\"", (int)to.len, to.p);
-            pt_request_respond_error(req, 500);
-            return;
+            pt_location *named = pt_location_named(req->vhost, to.p, to.len);
+            if (!named) {
+                /* the conf names only locations that exist: this is not reached */
+                pt_request_log(req, PT_LOG_ERROR, "no location \"%.*s\"", (int)to.len, to.p);
+                pt_request_respond_error(req, 500);
+                return;
+            }
+            set_location(req, named);
+            enter(req);
+            continue;
         }
         const char *q = memchr(to.p, '?', to.len);
         if (q) {
             req->query = (pt_str){q + 1, to.len - (size_t)(q + 1 - to.p)};
             to.len = (size_t)(q - to.p);
         }
-        path = to;
+        route_path(req, to, norm, cap);
     }
+}
+
+void pt_route(pt_request *req)
+{
+    char norm[PATH_MAX];
+    route_path(req, req->path, norm, sizeof norm);
+    follow_redirects(req, norm, sizeof norm);
 }
 
 static void redirect_to_url(pt_request *req, const pt_conf_error_page *ep)

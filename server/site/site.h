@@ -30,7 +30,8 @@
 
 typedef struct pt_server pt_server;
 typedef struct pt_tls_keyring pt_tls_keyring;
-typedef struct pt_filecache pt_filecache; /* server/handlers/filecache.h */
+typedef struct pt_filecache pt_filecache;       /* server/handlers/filecache.h */
+typedef struct pt_access_state pt_access_state; /* server/site/access.h */
 struct ssl_ctx_st;
 
 struct pt_vhost {
@@ -43,8 +44,9 @@ struct pt_vhost {
     pt_log *error_log;  /* NULL: the process's error log */
     pt_log_level error_level;
     const pt_mime *mime;
-    pt_mime *own_mime;   /* when the server block has its own types or default_type */
-    pt_filecache *cache; /* the server's, shared by its vhosts */
+    pt_mime *own_mime;             /* when the server block has its own types or default_type */
+    pt_filecache *cache;           /* the server's, shared by its vhosts */
+    pt_access_state *access_state; /* the server's: auth_basic's work pool and memory */
     /* The server's compression settings when a coding is on in them (an embedder's routes
      * answer with these), else NULL. */
     const pt_conf_compress *compress;
