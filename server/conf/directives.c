@@ -670,6 +670,7 @@ pt_conf_server *pt_conf_server_add(pt_conf *c, const char *file, int line, int c
     ssl_inherit(&s->ssl, &c->ssl);
     proxy_inherit(&s->proxy, &c->proxy);
     pt_conf_compress_inherit(&s->compress, &c->compress);
+    s->limit_rate = c->limit_rate;
     return s;
 }
 
@@ -689,6 +690,7 @@ pt_conf_location *pt_conf_location_add(pt_conf_server *s, const char *file, int 
     files_inherit(&l->static_files, &s->static_files);
     proxy_inherit(&l->proxy, &s->proxy);
     pt_conf_compress_inherit(&l->compress, &s->compress);
+    l->limit_rate = s->limit_rate;
     return l;
 }
 

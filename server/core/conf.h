@@ -201,6 +201,14 @@ static inline const pt_conf_compress *pt_conf_compress_active(const pt_conf_comp
     return NULL;
 }
 
+/* limit_rate and limit_rate_after (nginx's, connmgr/rate.h): each response goes at most
+ * `rate` bytes per second once its first `after` bytes are out. Every level starts from its
+ * parent's (top level -> server -> location). */
+typedef struct pt_conf_limit_rate {
+    size_t rate;  /* bytes per second; 0: no limit (the default) */
+    size_t after; /* bytes sent at full speed first (0) */
+} pt_conf_limit_rate;
+
 /* What answers the requests of a location. Adding a handler is one value here, one row in
  * the table of server/server.c and the directive that selects it. */
 typedef enum pt_handler_kind {
@@ -357,6 +365,7 @@ typedef struct pt_conf_location {
     int line, col;
     pt_conf_proxy proxy; /* with handler PT_HANDLER_PROXY */
     pt_conf_compress compress;
+    pt_conf_limit_rate limit_rate;
 } pt_conf_location;
 
 typedef struct pt_conf_server {
@@ -387,6 +396,7 @@ typedef struct pt_conf_server {
     int line, col;
     pt_conf_proxy proxy;
     pt_conf_compress compress;
+    pt_conf_limit_rate limit_rate;
 } pt_conf_server;
 
 typedef struct pt_conf {
@@ -433,6 +443,7 @@ typedef struct pt_conf {
     pt_conf_compress compress;
     pt_conf_upstream *upstreams; /* in file order */
     size_t nupstreams;
+    pt_conf_limit_rate limit_rate;
 } pt_conf;
 
 #endif
