@@ -282,7 +282,11 @@ class Proxy(RateCase):
             "    proxy_pass http://%s;\n"
             "    limit_rate 64k;\n"
             "    proxy_set_header X-Limit-Rate $limit_rate;\n"
-            "}\n" % self.backend.address)
+            "}\n"
+            "location /pass/ {\n"
+            "    proxy_pass http://%s/;\n"
+            "    proxy_pass_header X-Accel-Limit-Rate;\n"
+            "}\n" % (self.backend.address, self.backend.address))
 
     def get(self, path):
         with self.p.connect(timeout=20) as c:
@@ -303,6 +307,11 @@ class Proxy(RateCase):
         headers, seconds = self.get("/r/0")
         self.assertNotIn("x-accel-limit-rate", headers)
         self.assertLess(seconds, 1.0, "X-Accel-Limit-Rate: 0 left a limit: %.2f s" % seconds)
+
+    def test_proxy_pass_header_passes_it_on(self):
+        headers, seconds = self.get("/pass/r/0")
+        self.assertEqual(headers.get("x-accel-limit-rate"), "0")
+        self.assertLess(seconds, 1.0)
 
     def test_an_invalid_value_is_ignored(self):
         # nginx reads digits only: "128k" is no rate, and the location's 64k/s stays
