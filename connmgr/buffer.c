@@ -391,15 +391,20 @@ static void mem_advance(pt_outq *q, size_t n)
     }
 }
 
-static int flush_memory(pt_outq *q, pt_transport *t)
+/* Writes the memory segments at the head, at most `max` bytes of them (more than 0). */
+static int flush_memory(pt_outq *q, pt_transport *t, size_t max)
 {
     struct iovec iov[OUTQ_IOV];
     int n = 0;
     ssize_t r;
 
-    for (pt_outq_seg *s = q->head; s && s->kind != SEG_FILE && n < OUTQ_IOV; s = s->next) {
+    for (pt_outq_seg *s = q->head; s && s->kind != SEG_FILE && n < OUTQ_IOV && max; s = s->next) {
+        size_t len = mem_len(s);
+        if (len > max)
+            len = max;
         iov[n].iov_base = (void *)mem_ptr(s);
-        iov[n].iov_len = mem_len(s);
+        iov[n].iov_len = len;
+        max -= len;
         n++;
     }
     r = pt_transport_writev(t, iov, n);
@@ -445,7 +450,8 @@ static int file_read_ahead(pt_outq *q, pt_outq_seg *s)
     return 0;
 }
 
-static int flush_file(pt_outq *q, pt_transport *t)
+/* Sends the file range at the head, at most `max` bytes of it (more than 0). */
+static int flush_file(pt_outq *q, pt_transport *t, size_t max)
 {
     pt_outq_seg *s = q->head;
     off_t off = s->file.offset;
@@ -453,7 +459,7 @@ static int flush_file(pt_outq *q, pt_transport *t)
 
     if (s->file.no_sendfile)
         return file_read_ahead(q, s);
-    r = pt_transport_sendfile(t, s->file.fd, &off, s->file.len);
+    r = pt_transport_sendfile(t, s->file.fd, &off, s->file.len < max ? s->file.len : max);
     if (r == -ENOTSUP) {
         s->file.no_sendfile = true;
         return file_read_ahead(q, s);
@@ -471,14 +477,26 @@ static int flush_file(pt_outq *q, pt_transport *t)
     return 0;
 }
 
-int pt_outq_flush(pt_outq *q, pt_transport *t)
+int pt_outq_flush_max(pt_outq *q, pt_transport *t, size_t max)
 {
+    size_t from = q->written;
     while (q->head) {
-        int r = q->head->kind == SEG_FILE ? flush_file(q, t) : flush_memory(q, t);
+        /* A transport may take more than it was offered (TLS records held from a larger
+         * offer before), never less than it says. */
+        size_t done = q->written - from;
+        if (done >= max)
+            return 1;
+        int r = q->head->kind == SEG_FILE ? flush_file(q, t, max - done)
+                                          : flush_memory(q, t, max - done);
         if (r < 0)
             return r;
     }
     return 0;
+}
+
+int pt_outq_flush(pt_outq *q, pt_transport *t)
+{
+    return pt_outq_flush_max(q, t, SIZE_MAX);
 }
 
 void pt_outq_dispose(pt_outq *q)

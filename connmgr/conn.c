@@ -35,7 +35,8 @@ static void update_io(pt_conn *c)
     int events = 0;
     if (c->state == PT_CONN_LINGERING || (!c->read_paused && !c->eof))
         events |= EV_READ;
-    if (!pt_outq_is_empty(&c->out) || (c->transport.want & PT_WANT_WRITE))
+    /* Bytes held back by the send rate wait for the timer, not for writability. */
+    if ((!pt_outq_is_empty(&c->out) && !c->held) || (c->transport.want & PT_WANT_WRITE))
         events |= EV_WRITE;
     struct ev_loop *loop = c->timer.loop;
     if (!c->wio) {
@@ -79,13 +80,50 @@ static void finish_close(pt_conn *c)
     linger_read(c);
 }
 
+/* Writes what the send rate allows now (and what was queued before the rated bytes). Returns
+ * as pt_outq_flush, or 1 when the rest must wait for the rate: then the timer is set for it. */
+static int flush_rated(pt_conn *c)
+{
+    pt_outq *q = &c->out;
+    double now = ev_now(c->timer.loop);
+    if (c->held) {
+        /* Asked to write before the timer came: whatever comes of it, the rate's deadline is
+         * not the one to keep. */
+        c->held = false;
+        pt_timer_reset(&c->timer, c->limits->response_send_timeout);
+    }
+    for (;;) {
+        uint64_t written = q->written;
+        uint64_t ahead = c->rate_from > written ? c->rate_from - written : 0;
+        uint64_t sent = written > c->rate_from ? written - c->rate_from : 0;
+        double wait = 0;
+        uint64_t quota = pt_rate_quota(&c->rate, sent, now, &wait);
+        if (ahead == 0 && quota == 0) {
+            c->held = true;
+            /* The connection's one timer: what the protocol had set gives way until then. */
+            pt_timer_reset(&c->timer, wait);
+            return 1;
+        }
+        uint64_t max = quota > SIZE_MAX - ahead ? SIZE_MAX : ahead + quota;
+        int r = pt_outq_flush_max(q, &c->transport, (size_t)max);
+        written = q->written;
+        pt_rate_wrote(&c->rate, sent, written > c->rate_from ? written - c->rate_from : 0, now);
+        if (r != 1)
+            return r;
+    }
+}
+
 int pt_conn_flush(pt_conn *c)
 {
     if (c->dead)
         return -ECONNABORTED;
     size_t before = pt_outq_pending(&c->out);
-    int r = pt_outq_flush(&c->out, &c->transport);
+    int r = c->rate.rate ? flush_rated(c) : pt_outq_flush(&c->out, &c->transport);
     c->stats->bytes_out += before - pt_outq_pending(&c->out);
+    if (r == 1) {
+        update_io(c);
+        return -EAGAIN;
+    }
     if (r == -EAGAIN) {
         bool was_waiting = ev_is_active(&c->io) && (c->io.events & EV_WRITE);
         /* response_send_timeout bounds each stall, so progress restarts it. */
@@ -123,9 +161,21 @@ void pt_conn_kill(pt_conn *c)
         pt_custodian_shutdown(c->custodian);
 }
 
+void pt_conn_set_send_rate(pt_conn *c, uint64_t rate, uint64_t after, double start)
+{
+    pt_rate_init(&c->rate, rate, after, start);
+    c->rate_from = c->out.written + pt_outq_pending(&c->out);
+    if (!rate && c->held && !c->dead) {
+        /* What waited goes now, within the send timeout as any write. */
+        c->held = false;
+        pt_timer_reset(&c->timer, c->limits->response_send_timeout);
+        update_io(c);
+    }
+}
+
 void pt_conn_reset_timeout(pt_conn *c, double secs)
 {
-    if (c->dead)
+    if (c->dead || c->held)
         return;
     if (pt_timeout_is_none(secs))
         pt_timer_cancel(&c->timer);
@@ -135,7 +185,7 @@ void pt_conn_reset_timeout(pt_conn *c, double secs)
 
 void pt_conn_adjust_timeout(pt_conn *c, double secs)
 {
-    if (!c->dead && !pt_timeout_is_none(secs))
+    if (!c->dead && !c->held && !pt_timeout_is_none(secs))
         pt_timer_increment(&c->timer, secs);
 }
 
@@ -216,7 +266,7 @@ static void on_io(struct ev_loop *loop, ev_io *w, int revents)
     /* A write waits for writability, or (TLS) for readability when the transport said so. */
     bool write_ready =
         (revents & EV_WRITE) || ((revents & EV_READ) && (c->transport.want & PT_WANT_READ));
-    if (write_ready && !pt_outq_is_empty(&c->out)) {
+    if (write_ready && !pt_outq_is_empty(&c->out) && !c->held) {
         if (pt_conn_flush(c) == 0 && !c->dead && !c->close_after && c->proto->on_drain)
             c->proto->on_drain(c);
     } else if ((revents & EV_WRITE) && (c->transport.want & PT_WANT_WRITE)) {
@@ -230,6 +280,14 @@ static void on_io(struct ev_loop *loop, ev_io *w, int revents)
 static void on_timer(pt_timer *t, void *data)
 {
     pt_conn *c = data;
+    if (c->held) {
+        /* The send rate allows more: write on, within the send timeout as any write. */
+        c->held = false;
+        pt_timer_reset(&c->timer, c->limits->response_send_timeout);
+        if (pt_conn_flush(c) == 0 && !c->dead && !c->close_after && c->proto->on_drain)
+            c->proto->on_drain(c);
+        return;
+    }
     /* A stalled write is one the client stopped reading. The kernel's send buffer can hold
      * seconds of a slow but steady reader's data and reports room only once a good part of it
      * drained, so a shrinking kernel queue is progress too. */

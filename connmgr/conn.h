@@ -14,6 +14,11 @@
  * bytes on `out` and calls pt_conn_flush(); when the queue empties, proto->on_drain runs. The
  * timer calls proto->on_timeout (default: kill).
  *
+ * A send rate (pt_conn_set_send_rate) holds the bytes queued after it to that rate: when they
+ * are ahead of it the connection stops writing (no write watcher) and its timer wakes it when
+ * the rate allows more. Meanwhile the timer is the rate's, so no send timeout runs while porter
+ * itself holds the bytes back; writing on arms it again.
+ *
  * Threading: the loop's thread only. Errors: negative errno.
  */
 #ifndef PORTER_CONNMGR_CONN_H
@@ -27,6 +32,7 @@
 #include "connmgr/buffer.h"
 #include "connmgr/custodian.h"
 #include "connmgr/limits.h"
+#include "connmgr/rate.h"
 #include "connmgr/timer.h"
 #include "connmgr/transport.h"
 
@@ -102,10 +108,13 @@ struct pt_conn {
     bool parked;          /**< released into the parking lot, its socket kept open */
     bool linked;          /**< in the manager's live set (not yet, while being made) */
     bool nodelay;         /**< TCP_NODELAY is set */
+    bool held;            /**< writing waits for the send rate: the timer wakes it */
     unsigned requests;    /**< requests counted on it */
     int sndq;             /**< unsent bytes in the kernel when the send timeout was last set */
     ev_tstamp idle_since; /**< when it last became idle (ev_now clock) */
     size_t in_max;        /**< most unparsed input held (the protocol sets it) */
+    pt_rate rate;         /**< the send rate of what is queued from rate_from on (rate 0: none) */
+    uint64_t rate_from;   /**< where it starts: a count of the out-queue's bytes, written or not */
     pt_conn *prev, *next; /**< the manager's live list */
     pt_conn *idle_prev, *idle_next; /**< the manager's idle list, oldest first */
 };
@@ -157,6 +166,14 @@ static inline void pt_conn_count_invalid(pt_conn *c)
  * queue empties with close_after set, the connection closes gracefully. Returns 0, -EAGAIN
  * (waiting), or a negative errno after which the connection has been killed. */
 int pt_conn_flush(pt_conn *c);
+
+/** Holds the bytes queued from now on (a response about to be queued) to `rate` bytes per
+ * second after their first `after` bytes, for a request that began at `start` (ev_now's
+ * clock): nginx's limit_rate, connmgr/rate.h. What is queued already goes as fast as before.
+ * A rate of 0 ends the hold (for what is still queued too). While writing waits for the rate,
+ * the timer is the rate's: pt_conn_reset_timeout() and pt_conn_adjust_timeout() leave it, and
+ * the send timeout starts again when writing does. */
+void pt_conn_set_send_rate(pt_conn *c, uint64_t rate, uint64_t after, double start);
 
 /** Closes once everything queued is written: half-close, then a short lingering read so the
  * client receives the response instead of a reset, then kill. */

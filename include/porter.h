@@ -372,6 +372,16 @@ void pt_request_reset_timeout(pt_request *req, double secs);
 /** Racket's adjust-connection-timeout!: the connection's deadline moves `secs` later. */
 void pt_request_adjust_timeout(pt_request *req, double secs);
 
+/** Sends the response to `req` at most `rate` bytes per second (0: no limit), as nginx's
+ * $limit_rate: it replaces the conf's limit_rate for this request (limit_rate_after still
+ * applies). The limit is the request's own, on HTTP/1.1 (its connection waits for the next
+ * request until the response is out) as on HTTP/2 (each stream apart). Set it before
+ * answering: a response keeps the rate it started with. */
+void pt_request_set_limit_rate(pt_request *req, uint64_t rate);
+
+/** The rate the response to `req` is (or will be) sent at, bytes per second; 0: no limit. */
+uint64_t pt_request_limit_rate(const pt_request *req);
+
 /* ==== responses ==== */
 
 /** One response header field. */

@@ -338,6 +338,56 @@ static const pt_handler_fn handlers[PT_HANDLER_COUNT] = {
     [PT_HANDLER_PROXY] = pt_proxy_handle,
 };
 
+/* limit_rate and limit_rate_after of the location that answers (after an internal redirect,
+ * the last one's), given to the request as its handler starts, unless a handler set the rate
+ * itself (nginx's limit_rate_set). The router answers `return` itself: its text goes unlimited. */
+static void apply_rate(pt_request *req)
+{
+    const pt_conf_location *lc = req->location->conf;
+    const pt_conf_limit_rate *lr = lc ? &lc->limit_rate : &req->vhost->conf->limit_rate;
+    if (!req->limit_rate_set)
+        req->limit_rate = lr->rate;
+    req->limit_rate_after = lr->after;
+}
+
+static void rated_static(pt_request *req)
+{
+    apply_rate(req);
+    pt_static_handle(req);
+}
+
+static void rated_status(pt_request *req)
+{
+    apply_rate(req);
+    pt_status_handle(req);
+}
+
+static void rated_proxy(pt_request *req)
+{
+    apply_rate(req);
+    pt_proxy_handle(req);
+}
+
+/* The same for a virtual host whose conf names a send rate: only those pay for it. */
+static const pt_handler_fn rated_handlers[PT_HANDLER_COUNT] = {
+    [PT_HANDLER_STATIC] = rated_static,
+    [PT_HANDLER_STATUS] = rated_status,
+    [PT_HANDLER_PROXY] = rated_proxy,
+};
+
+static bool names_rate(const pt_conf_limit_rate *lr)
+{
+    return lr->rate || lr->after;
+}
+
+static bool vhost_names_rate(const pt_conf_server *cs)
+{
+    bool any = names_rate(&cs->limit_rate);
+    for (size_t i = 0; i < cs->nlocations && !any; i++)
+        any = names_rate(&cs->locations[i].limit_rate);
+    return any;
+}
+
 static int setup_vhost(pt_server *s, pt_vhost *vh, const pt_conf_server *cs, char *err, size_t elen)
 {
     vh->server = s;
@@ -345,7 +395,7 @@ static int setup_vhost(pt_server *s, pt_vhost *vh, const pt_conf_server *cs, cha
         if (!strpbrk(cs->names[i], "*~") && cs->names[i][0] != '.')
             vh->server_name = (pt_str){cs->names[i], strlen(cs->names[i])};
     vh->stats_board = stats_board;
-    vh->handlers = handlers;
+    vh->handlers = vhost_names_rate(cs) ? rated_handlers : handlers;
     vh->conf = cs;
     vh->compress = pt_conf_compress_active(&cs->compress);
     vh->limits = cs->limits;

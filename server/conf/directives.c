@@ -674,6 +674,7 @@ pt_conf_server *pt_conf_server_add(pt_conf *c, const char *file, int line, int c
     proxy_inherit(&s->proxy, &c->proxy);
     pt_conf_compress_inherit(&s->compress, &c->compress);
     pt_conf_access_inherit(&s->access, &c->access);
+    s->limit_rate = c->limit_rate;
     return s;
 }
 
@@ -694,6 +695,7 @@ pt_conf_location *pt_conf_location_add(pt_conf_server *s, const char *file, int 
     proxy_inherit(&l->proxy, &s->proxy);
     pt_conf_compress_inherit(&l->compress, &s->compress);
     pt_conf_access_inherit(&l->access, &s->access);
+    l->limit_rate = s->limit_rate;
     return l;
 }
 

@@ -18,6 +18,7 @@ static const pt_conf_module *const modules[] = {
     &pt_conf_http2_module,
     &pt_conf_compress_module,
     &pt_conf_access_module,
+    &pt_conf_rate_module,
 };
 /* clang-format on */
 

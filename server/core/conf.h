@@ -241,6 +241,13 @@ static inline bool pt_conf_access_active(const pt_conf_access *a)
 {
     return a->nrules > 0 || (a->realm && a->users);
 }
+/* limit_rate and limit_rate_after (nginx's, connmgr/rate.h): each response goes at most
+ * `rate` bytes per second once its first `after` bytes are out. Every level starts from its
+ * parent's (top level -> server -> location). */
+typedef struct pt_conf_limit_rate {
+    size_t rate;  /* bytes per second; 0: no limit (the default) */
+    size_t after; /* bytes sent at full speed first (0) */
+} pt_conf_limit_rate;
 
 /* What answers the requests of a location. Adding a handler is one value here, one row in
  * the table of server/server.c and the directive that selects it. */
@@ -399,6 +406,7 @@ typedef struct pt_conf_location {
     pt_conf_proxy proxy; /* with handler PT_HANDLER_PROXY */
     pt_conf_compress compress;
     pt_conf_access access;
+    pt_conf_limit_rate limit_rate;
 } pt_conf_location;
 
 typedef struct pt_conf_server {
@@ -430,6 +438,7 @@ typedef struct pt_conf_server {
     pt_conf_proxy proxy;
     pt_conf_compress compress;
     pt_conf_access access;
+    pt_conf_limit_rate limit_rate;
 } pt_conf_server;
 
 typedef struct pt_conf {
@@ -477,6 +486,7 @@ typedef struct pt_conf {
     pt_conf_upstream *upstreams; /* in file order */
     size_t nupstreams;
     pt_conf_access access;
+    pt_conf_limit_rate limit_rate;
 } pt_conf;
 
 #endif

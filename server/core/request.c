@@ -160,6 +160,17 @@ void pt_request_adjust_timeout(pt_request *req, double secs)
     req->proto->adjust_timeout(req, secs);
 }
 
+void pt_request_set_limit_rate(pt_request *req, uint64_t rate)
+{
+    req->limit_rate = rate;
+    req->limit_rate_set = true;
+}
+
+uint64_t pt_request_limit_rate(const pt_request *req)
+{
+    return req->limit_rate;
+}
+
 void pt_request_abandon(pt_request *req)
 {
     req->proto->abandon(req);

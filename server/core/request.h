@@ -163,6 +163,12 @@ struct pt_request {
     pt_log_level error_level;
     bool server_tokens; /* the version in Server */
     bool sendfile;      /* large file bodies go with sendfile(2) */
+    /* Its response's send rate (limit_rate, limit_rate_after; connmgr/rate.h): bytes per
+     * second (0: none) after the first `after` bytes. The location's, given as its handler
+     * starts, unless a handler set the rate itself (pt_request_set_limit_rate: limit_rate_set);
+     * the protocol reads them as the response starts. */
+    uint64_t limit_rate, limit_rate_after;
+    bool limit_rate_set;
 
     /* Routing (server/site/location.h), set before a handler runs. */
     pt_location *location;             /* what answers; NULL before routing */

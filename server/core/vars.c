@@ -27,6 +27,7 @@ static const struct {
     {"query_string", PT_VAR_QUERY_STRING, USERS(0, 1, 0)},
     {"server_port", PT_VAR_SERVER_PORT, USERS(0, 1, 0)},
     {"request_method", PT_VAR_REQUEST_METHOD, USERS(0, 1, 0)},
+    {"limit_rate", PT_VAR_LIMIT_RATE, USERS(0, 1, 0)},
     {"proxy_host", PT_VAR_PROXY_HOST, USERS(0, 1, 0)},
     {"proxy_add_x_forwarded_for", PT_VAR_PROXY_ADD_X_FORWARDED_FOR, USERS(0, 1, 0)},
 };
@@ -150,6 +151,10 @@ pt_str pt_var_value(const pt_request *req, const pt_var_ref *ref, char *buf, siz
     }
     case PT_VAR_REQUEST_METHOD:
         return req->method;
+    case PT_VAR_LIMIT_RATE: {
+        int n = snprintf(buf, cap, "%llu", (unsigned long long)req->limit_rate);
+        return (pt_str){buf, n < 0 ? 0 : (size_t)n};
+    }
     case PT_VAR_HTTP_: {
         /* $http_x_real_ip: the header X-Real-IP */
         size_t n = ref->name.len - 5 < cap - 1 ? ref->name.len - 5 : cap - 1;

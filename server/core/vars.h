@@ -36,6 +36,7 @@ typedef enum pt_var_id {
     PT_VAR_SERVER_PORT,    /* the port the request came in on */
     PT_VAR_REQUEST_METHOD, /* the method as sent */
     PT_VAR_HTTP_,          /* $http_NAME: the request header NAME ('_' for '-') */
+    PT_VAR_LIMIT_RATE,     /* the response's send rate, bytes per second (0: none) */
     PT_VAR_PROXY_HOST,     /* the proxy's: the upstream's host[:port] */
     PT_VAR_PROXY_ADD_X_FORWARDED_FOR, /* the proxy's: X-Forwarded-For and the client */
     PT_VAR_UNKNOWN,

@@ -23,7 +23,9 @@
  * Time: the connection's timer runs request_read_timeout for the first stream and
  * keepalive_timeout whenever no stream is open; each stream has its own timer for the phases
  * HTTP/1 times on the connection (head, body, handler, and response_send_timeout while its
- * DATA does not move, which bounds a client that keeps its window shut).
+ * DATA does not move, which bounds a client that keeps its window shut). A stream with a send
+ * rate (limit_rate) is held to it where its DATA is framed: its data source defers while the
+ * rate allows nothing, and its timer resumes it (no send timeout runs meanwhile).
  *
  * Attack limits (docs/http2.md): nghttp2's own bounds (rapid reset, CONTINUATION frames,
  * SETTINGS entries, queued ACKs) plus a budget here for frames that ask work of the server
@@ -100,6 +102,7 @@ typedef struct h2_stream {
     bool responded;     /* its head is submitted */
     bool response_done; /* the handler has given all of it */
     bool deferred;      /* the data source said NGHTTP2_ERR_DEFERRED */
+    bool rate_held;     /* ... for the send rate: the timer resumes it */
     bool want_writable; /* write() said wait: tell the handler when out is empty */
     bool head_only;
     int status;
@@ -117,6 +120,7 @@ typedef struct h2_stream {
     pt_bytes out; /* BODY_STREAM: written, not yet framed */
     bool out_end; /* pt_response_end() */
     int64_t owed; /* a stream of known length: bytes it still owes (-1: unknown) */
+    pt_rate rate; /* its send rate (limit_rate; rate 0: none) */
 } h2_stream;
 
 #define STREAM_SIZE ((sizeof(h2_stream) + 15) & ~(size_t)15)
@@ -150,6 +154,14 @@ static h2_stream *stream_of(const pt_request *req)
 
 static void h2_send(h2_conn *hc);
 static void response_sent(h2_conn *hc, h2_stream *st);
+
+/* Moves the stream's deadline, unless its DATA waits for its send rate: then the timer is the
+ * rate's, and the send timeout starts again when the DATA does (on_stream_timer). */
+static void stream_timeout(h2_stream *st, double secs)
+{
+    if (!st->rate_held)
+        pt_timer_reset(&st->timer, secs);
+}
 
 /* Deletes the session of a closed connection once no nghttp2 call is on the stack. */
 static void session_release(h2_conn *hc)
@@ -650,7 +662,7 @@ static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t id, const ui
         }
         return 0;
     }
-    pt_timer_reset(&st->timer, hc->conn->limits->request_body_timeout);
+    stream_timeout(st, hc->conn->limits->request_body_timeout);
     /* Kept until the reader takes it; the stream's window bounds how much. */
     char *more = realloc(st->in, st->in_len + len);
     if (!more)
@@ -789,6 +801,18 @@ static ssize_t read_body(nghttp2_session *s, int32_t id, uint8_t *buf, size_t le
     size_t n;
     if (length > DATA_MAX)
         length = DATA_MAX;
+    if (st->rate.rate && (st->kind == BODY_STREAM ? st->out.len : st->len) > 0) {
+        /* The stream's own rate: other streams go on meanwhile. */
+        double wait;
+        uint64_t quota = pt_rate_quota(&st->rate, st->sent, ev_now(st->hc->loop), &wait);
+        if (quota == 0) {
+            st->rate_held = true;
+            pt_timer_reset(&st->timer, wait);
+            return NGHTTP2_ERR_DEFERRED;
+        }
+        if (length > quota)
+            length = (size_t)quota;
+    }
     if (st->kind == BODY_STREAM) {
         if (st->out.len == 0) {
             if (!st->out_end) {
@@ -830,6 +854,8 @@ static void response_sent(h2_conn *hc, h2_stream *st)
 static int sent_data(h2_conn *hc, h2_stream *st, size_t length)
 {
     st->sent += length;
+    if (st->rate.rate)
+        pt_rate_wrote(&st->rate, st->sent - length, st->sent, ev_now(hc->loop));
     pt_timer_reset(&st->timer, hc->conn->limits->response_send_timeout);
     return 0;
 }
@@ -932,7 +958,7 @@ static void h2_send(h2_conn *hc)
         for (h2_stream *st = hc->streams; st; st = st->next) {
             if (st->want_writable && st->out.len == 0 && !st->response_done) {
                 st->want_writable = false;
-                pt_timer_reset(&st->timer, c->limits->response_timeout);
+                stream_timeout(st, c->limits->response_timeout);
                 if (st->req.writable_cb)
                     st->req.writable_cb(&st->req, st->req.writable_data);
                 if (c->dead)
@@ -1091,6 +1117,14 @@ static void on_stream_timer(pt_timer *t, void *data)
 {
     h2_stream *st = data;
     h2_conn *hc = st->hc;
+    if (st->rate_held) {
+        /* The send rate allows more: DATA on, within the send timeout as any. */
+        st->rate_held = false;
+        pt_timer_reset(&st->timer, hc->conn->limits->response_send_timeout);
+        nghttp2_session_resume_data(hc->session, st->id);
+        h2_send(hc);
+        return;
+    }
     if (!st->dispatched) {
         /* A head left unfinished holds the whole connection (its CONTINUATION frames must
          * come next): the connection goes. */
@@ -1335,6 +1369,8 @@ static int h2_respond(pt_request *req, const pt_response *r)
         return -E2BIG;
     }
     st->status = r->status;
+    if (req->limit_rate)
+        pt_rate_init(&st->rate, req->limit_rate, req->limit_rate_after, req->start);
     st->head_only =
         req->method_id == PT_METHOD_HEAD || !pt_http_status_has_body(r->status) || r->no_body;
     st->kind = BODY_NONE;
@@ -1448,7 +1484,7 @@ static int h2_write(pt_request *req, const void *data, size_t len)
         st->want_writable = true;
         return 1;
     }
-    pt_timer_reset(&st->timer, hc->conn->limits->response_timeout);
+    stream_timeout(st, hc->conn->limits->response_timeout);
     return 0;
 }
 
@@ -1478,7 +1514,7 @@ static int h2_end(pt_request *req)
         st->deferred = false;
         nghttp2_session_resume_data(hc->session, st->id);
     }
-    pt_timer_reset(&st->timer, hc->conn->limits->response_send_timeout);
+    stream_timeout(st, hc->conn->limits->response_send_timeout);
     h2_send(hc);
     return 0;
 }
@@ -1493,7 +1529,7 @@ static void h2_read_body(pt_request *req)
         nghttp2_submit_headers(hc->session, NGHTTP2_FLAG_NONE, st->id, NULL, &nv, 1, NULL);
     }
     if (!st->body_end)
-        pt_timer_reset(&st->timer, hc->conn->limits->request_body_timeout);
+        stream_timeout(st, hc->conn->limits->request_body_timeout);
     deliver_held(hc, st);
 }
 
@@ -1509,14 +1545,15 @@ static void h2_pause_body(pt_request *req, bool pause)
 
 static void h2_reset_timeout(pt_request *req, double secs)
 {
-    pt_timer_reset(&stream_of(req)->timer, secs);
+    stream_timeout(stream_of(req), secs);
 }
 
 static void h2_adjust_timeout(pt_request *req, double secs)
 {
-    pt_timer *t = &stream_of(req)->timer;
+    h2_stream *st = stream_of(req);
+    pt_timer *t = &st->timer;
     if (pt_timer_is_armed(t))
-        pt_timer_reset(t, t->deadline - ev_now(t->loop) + secs);
+        stream_timeout(st, t->deadline - ev_now(t->loop) + secs);
 }
 
 static void h2_abandon(pt_request *req)

@@ -685,14 +685,31 @@ static bool listed(char *const *names, size_t n, pt_str name)
     return false;
 }
 
+/* X-Accel-Limit-Rate: the upstream's send rate for this response, bytes per second, as nginx
+ * reads it (digits only; 0: no limit; anything else is ignored). */
+static void accel_limit_rate(pt_request *req, pt_str v)
+{
+    uint64_t n = 0;
+    if (!v.len)
+        return;
+    for (size_t i = 0; i < v.len; i++) {
+        if (v.p[i] < '0' || v.p[i] > '9' || n > (UINT64_MAX - 9) / 10)
+            return;
+        n = n * 10 + (uint64_t)(v.p[i] - '0');
+    }
+    pt_request_set_limit_rate(req, n);
+}
+
 /* The header lines of the upstream's answer `rs` (its fields in `base`) to pass on ("Name:
  * value\r\n" each) into `o`; Content-Type into `ctype` (NUL-terminated) when it fits. `upgrade`
  * keeps Upgrade and Connection. Date and Server are porter's own unless proxy_pass_header names
- * them; proxy_hide_header drops more. Returns which of those two were passed: PASSED_SERVER,
- * PASSED_DATE. */
+ * them; proxy_hide_header drops more. X-Accel-Limit-Rate sets the rate of `rated` (if not NULL)
+ * and is not passed unless proxy_pass_header names it. Returns which of Date and Server were
+ * passed: PASSED_SERVER, PASSED_DATE. */
 enum { PASSED_SERVER = 1, PASSED_DATE = 2 };
 static int passed_headers(const proxy_target *t, const pt_h1_response *rs, const char *base,
-                          pt_h1_hbuf *o, char *ctype, size_t ctype_len, bool upgrade)
+                          pt_h1_hbuf *o, char *ctype, size_t ctype_len, bool upgrade,
+                          pt_request *rated)
 {
     int passed = 0;
     const pt_conf_proxy *cf = t->conf;
@@ -714,6 +731,12 @@ static int passed_headers(const proxy_target *t, const pt_h1_response *rs, const
 
         if (cf->nhide_headers && listed(cf->hide_headers, cf->nhide_headers, n))
             continue;
+        if (n.len == 18 && ieq(n.p, n.len, "x-accel-limit-rate")) {
+            if (rated)
+                accel_limit_rate(rated, v);
+            if (!listed(cf->pass_headers, cf->npass_headers, n))
+                continue;
+        }
         bool drop;
         switch (n.len) {
         case 4:
@@ -764,7 +787,8 @@ static void build_response(proxy_req *p, pt_response *r, pt_h1_hbuf *o, char *ct
                            size_t ctype_len, bool stream)
 {
     const pt_h1_response *rs = pt_h1_client_response(p->cl);
-    int passed = passed_headers(p->t, rs, pt_inbuf_begin(&p->ub), o, ctype, ctype_len, false);
+    int passed =
+        passed_headers(p->t, rs, pt_inbuf_begin(&p->ub), o, ctype, ctype_len, false, p->req);
     pt_response_init(r, rs->status);
     r->omit_server = passed & PASSED_SERVER;
     r->omit_date = passed & PASSED_DATE;
@@ -1269,7 +1293,7 @@ static void start_tunnel(proxy_req *p)
     pt_h1_hbuf_init(&o, head, sizeof head);
     PT_H1_PUT_LIT(&o, "HTTP/1.1 101 Switching Protocols\r\n");
     passed_headers(p->t, pt_h1_client_response(p->cl), pt_inbuf_begin(&p->ub), &o, ctype,
-                   sizeof ctype, true);
+                   sizeof ctype, true, NULL);
     PT_H1_PUT_LIT(&o, "\r\n");
     if (o.overflow || o.forbidden) {
         bad_response(p, o.overflow ? "the 101 response head is too large"

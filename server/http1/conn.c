@@ -70,6 +70,7 @@ typedef struct http_req {
     bool streaming, chunked_out; /* a streamed response body; chunk-framed on the wire */
     bool until_close;            /* a stream of unknown length to an HTTP/1.0 client */
     bool continue_sent;          /* "100 Continue" went out */
+    bool rated;                  /* its response goes at a send rate (limit_rate) */
     int status;                  /* the response's, for the access log of a stream */
     uint64_t stream_left;        /* bytes a stream of known length still owes */
     uint64_t sent;               /* body bytes of a stream */
@@ -624,6 +625,14 @@ void pt_http1_conn_responded(pt_http1_conn *hc, bool close)
     }
 }
 
+void pt_http1_conn_rate(pt_http1_conn *hc)
+{
+    http_req *x = hc->r;
+    pt_request *r = &x->req;
+    x->rated = true;
+    pt_conn_set_send_rate(hc->conn, r->limit_rate, r->limit_rate_after, r->start);
+}
+
 void pt_http1_conn_stream_started(pt_http1_conn *hc, bool close, bool chunked, int64_t length,
                                   int status)
 {
@@ -731,6 +740,8 @@ static int status_for(pt_http1_conn *hc, llhttp_errno_t err)
 static void finish_request(pt_http1_conn *hc)
 {
     bool close = hc->close_after || !hc->r->responded;
+    if (hc->r->rated)
+        pt_conn_set_send_rate(hc->conn, 0, 0, 0);
     request_end(hc);
     hc->phase = PHASE_IDLE;
     if (close)
@@ -755,6 +766,8 @@ static void process(pt_http1_conn *hc)
             }
             if (!x->response_done)
                 break; /* the handler is still answering: the next request waits */
+            if (x->rated && !pt_outq_is_empty(&c->out))
+                break; /* its rate is its own: the next response waits until it is out */
             finish_request(hc);
             continue;
         }
@@ -884,6 +897,8 @@ static void http_on_drain(pt_conn *c)
         pt_conn_reset_timeout(c, c->limits->response_timeout);
         if (x->req.writable_cb)
             x->req.writable_cb(&x->req, x->req.writable_data);
+    } else if (x && x->rated && x->response_done) {
+        kick(hc); /* a rated response is out: the next request's turn */
     }
 }
 

@@ -28,6 +28,9 @@ pt_http1_conn *pt_http1_conn_of(const pt_request *req);
 pt_conn *pt_http1_conn_conn(pt_http1_conn *hc);
 bool pt_http1_conn_should_close(pt_http1_conn *hc);
 void pt_http1_conn_responded(pt_http1_conn *hc, bool close);
+/* The response about to be queued goes at the request's limit_rate: the connection holds it
+ * to that rate, and the next request waits until it is out (the rate is the request's). */
+void pt_http1_conn_rate(pt_http1_conn *hc);
 void pt_http1_conn_stream_started(pt_http1_conn *hc, bool close, bool chunked, int64_t length,
                                   int status);
 /* Carries on with the connection after a handler answered from outside the dispatcher. */

@@ -83,6 +83,8 @@ int pt_http1_respond(pt_request *req, const pt_response *r)
     bool head_only = req->method_id == PT_METHOD_HEAD || !pt_http_status_has_body(r->status);
     uint64_t body_len = r->body_len;
 
+    if (req->limit_rate)
+        pt_http1_conn_rate(hc); /* from the head on, as nginx counts */
     const pt_clock *clock = pt_clock_at((time_t)ev_now(c->timer.loop));
     /* Written in place at the end of the out-queue; 8 KiB leaves room for long add_header lines
      * (a Content-Security-Policy). Built by copying: this runs once per response and

@@ -631,6 +631,58 @@ static void test_outq_file_fallback(void **state)
     file_range_test(true);
 }
 
+/* pt_outq_flush_max: never more than asked (memory, a file by sendfile or read + writev),
+ * 1 while more is queued, 0 once the queue is empty; the bytes arrive whole and in order. */
+static void flush_max_test(bool no_sendfile)
+{
+    enum { FLEN = 20000, OFF = 100, LEN = 9000, MAX = 700 };
+    int sv[2];
+    unsigned char *data, expect[LEN + 10], got[LEN + 10];
+    size_t glen = 0;
+    spy s;
+    pt_outq q;
+    int fd = make_temp_file(FLEN, 31, &data);
+
+    make_pair(sv);
+    spy_init(&s, sv[0], no_sendfile);
+    pt_outq_init(&q);
+    memcpy(expect, "HEAD", 4);
+    memcpy(expect + 4, data + OFF, LEN);
+    memcpy(expect + 4 + LEN, "TAIL!!", 6);
+    pt_outq_push_copy(&q, "HEAD", 4);
+    pt_outq_push_file(&q, fd, OFF, LEN, PT_OUTQ_CLOSE_FD);
+    pt_outq_push_copy(&q, "TAIL!!", 6);
+    int rounds = 0, r;
+    while ((r = pt_outq_flush_max(&q, &s.t, MAX)) == 1) {
+        /* the socket takes everything: each round ends at the bound, no sooner */
+        assert_int_equal(q.written, (size_t)(rounds + 1) * MAX);
+        drain(sv[1], got, sizeof got, &glen);
+        assert_int_equal(glen, q.written);
+        assert_true(++rounds < 100);
+    }
+    assert_int_equal(r, 0);
+    assert_int_equal(rounds, (LEN + 10) / MAX);
+    drain(sv[1], got, sizeof got, &glen);
+    assert_int_equal(glen, LEN + 10);
+    assert_memory_equal(got, expect, LEN + 10);
+    assert_true(fd_is_closed(fd));
+
+    pt_outq_dispose(&q);
+    pt_transport_close(&s.t);
+    close(sv[1]);
+    free(data);
+}
+
+static void test_outq_flush_max_sendfile(void **state)
+{
+    flush_max_test(false);
+}
+
+static void test_outq_flush_max_fallback(void **state)
+{
+    flush_max_test(true);
+}
+
 static void test_outq_partial_writes(void **state)
 {
     enum { N = 300000 };
@@ -764,6 +816,8 @@ int main(void)
         NOTHING_LEFT_TEST(test_outq_file_sendfile),
         NOTHING_LEFT_TEST(test_outq_file_fallback),
         NOTHING_LEFT_TEST(test_outq_partial_writes),
+        NOTHING_LEFT_TEST(test_outq_flush_max_sendfile),
+        NOTHING_LEFT_TEST(test_outq_flush_max_fallback),
         NOTHING_LEFT_TEST(test_outq_dispose_pending),
         NOTHING_LEFT_TEST(test_outq_epipe),
         NOTHING_LEFT_TEST(test_outq_reserve_commit),

@@ -43,13 +43,13 @@ static void test_upstream_header_lines_with_a_line_break_are_refused(void **stat
     char lines[256], ctype[64];
     pt_h1_hbuf o;
     pt_h1_hbuf_init(&o, lines, sizeof lines);
-    passed_headers(&t, &rs, head, &o, ctype, sizeof ctype, false);
+    passed_headers(&t, &rs, head, &o, ctype, sizeof ctype, false, NULL);
     assert_true(o.forbidden);
     /* and the same line without the LF is passed */
     rs.fields[0].value = (pt_h1_span){22, 3};
     pt_h1_hbuf o2;
     pt_h1_hbuf_init(&o2, lines, sizeof lines);
-    passed_headers(&t, &rs, head, &o2, ctype, sizeof ctype, false);
+    passed_headers(&t, &rs, head, &o2, ctype, sizeof ctype, false, NULL);
     assert_false(o2.forbidden);
     assert_int_equal(o2.len, 10);
     assert_memory_equal(lines, "X-A: one\r\n", 10);
