@@ -559,7 +559,9 @@ static void pin(pt_http1_conn *hc)
         r->headers[i].name = copy_str(r, r->headers[i].name);
         r->headers[i].value = copy_str(r, r->headers[i].value);
     }
-    r->norm_path = (pt_str){"", 0};
+    /* (The guard's copy of a held request's path is in the arena already: it stays.) */
+    if (!r->norm_path_kept)
+        r->norm_path = (pt_str){"", 0};
 }
 
 static int on_body(llhttp_t *p, const char *at, size_t len)
