@@ -581,6 +581,7 @@ static void location_dispose(pt_conf_location *l)
     files_dispose(&l->static_files);
     proxy_dispose(&l->proxy);
     pt_conf_compress_dispose(&l->compress);
+    pt_conf_limit_dispose(&l->limit);
 }
 
 static void server_dispose(pt_conf_server *s)
@@ -601,6 +602,7 @@ static void server_dispose(pt_conf_server *s)
     ssl_dispose(&s->ssl);
     proxy_dispose(&s->proxy);
     pt_conf_compress_dispose(&s->compress);
+    pt_conf_limit_dispose(&s->limit);
     free(s->ret.text);
     for (size_t i = 0; i < s->nlocations; i++)
         location_dispose(&s->locations[i]);
@@ -637,6 +639,8 @@ void pt_conf_free(pt_conf *c)
     ssl_dispose(&c->ssl);
     proxy_dispose(&c->proxy);
     pt_conf_compress_dispose(&c->compress);
+    pt_conf_limit_dispose(&c->limit);
+    pt_conf_zones_free(c);
     upstreams_free(c);
     free(c->prefix);
     strv_free(c->files, c->nfiles);
@@ -670,6 +674,7 @@ pt_conf_server *pt_conf_server_add(pt_conf *c, const char *file, int line, int c
     ssl_inherit(&s->ssl, &c->ssl);
     proxy_inherit(&s->proxy, &c->proxy);
     pt_conf_compress_inherit(&s->compress, &c->compress);
+    pt_conf_limit_inherit(&s->limit, &c->limit);
     return s;
 }
 
@@ -689,6 +694,7 @@ pt_conf_location *pt_conf_location_add(pt_conf_server *s, const char *file, int 
     files_inherit(&l->static_files, &s->static_files);
     proxy_inherit(&l->proxy, &s->proxy);
     pt_conf_compress_inherit(&l->compress, &s->compress);
+    pt_conf_limit_inherit(&l->limit, &s->limit);
     return l;
 }
 
@@ -749,6 +755,7 @@ int pt_conf_new(pt_conf **out, const char *name, const char *prefix, char *err, 
     c->ssl_ticket_rotate = PT_CONF_SSL_TICKET_ROTATE;
     proxy_defaults(&c->proxy);
     pt_conf_compress_init(&c->compress);
+    pt_conf_limit_init(&c->limit);
     *out = c;
     return 0;
 }

@@ -79,6 +79,7 @@ extern const pt_conf_module pt_conf_tls_module;
 extern const pt_conf_module pt_conf_proxy_module;
 extern const pt_conf_module pt_conf_http2_module;
 extern const pt_conf_module pt_conf_compress_module;
+extern const pt_conf_module pt_conf_limits_module;
 
 /* A level's compression settings, made and freed with the level: the defaults (each coding
  * off, its default level, min_length 20 and types text/html; Vary on; HTTP/1.1; porter's order;
@@ -87,6 +88,14 @@ extern const pt_conf_module pt_conf_compress_module;
 void pt_conf_compress_init(pt_conf_compress *c);
 void pt_conf_compress_inherit(pt_conf_compress *d, const pt_conf_compress *s);
 void pt_conf_compress_dispose(pt_conf_compress *c);
+
+/* A level's limits (conf/limits.c), made and freed with the level: the defaults (no limit,
+ * status 503, log level error, no dry run); a deep copy of the parent's; everything released.
+ * pt_conf_zones_free() releases the zones of a conf. */
+void pt_conf_limit_init(pt_conf_limit *l);
+void pt_conf_limit_inherit(pt_conf_limit *d, const pt_conf_limit *s);
+void pt_conf_limit_dispose(pt_conf_limit *l);
+void pt_conf_zones_free(pt_conf *c);
 
 /* A coding's types back to the default list (text/html alone). */
 void pt_conf_compress_types_default(pt_conf_coding *k);
