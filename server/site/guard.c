@@ -5,8 +5,12 @@
 
 #include <string.h>
 
+#include "server/site/limiter.h"
+
 /* In nginx's order of phases; NULL ends the list. */
 static const pt_guard_check checks[] = {
+    pt_limit_req_check,
+    pt_limit_conn_check,
     NULL,
 };
 
