@@ -2,7 +2,7 @@
  * The limits module of the conf: shared zones and the limits that count in them, nginx's
  * ngx_http_limit_req_module and ngx_http_limit_conn_module (docs/access.md).
  *
- *     limit_req_zone KEY zone=NAME:SIZE [rate=N r/s | N r/m];    top level
+ *     limit_req_zone KEY zone=NAME:SIZE rate=Nr/s|Nr/m;           top level
  *     limit_conn_zone KEY zone=NAME:SIZE;                         top level
  *     limit_req zone=NAME [burst=N] [nodelay | delay=N];          any level, repeated
  *     limit_req_status CODE; limit_req_log_level LEVEL; limit_req_dry_run on|off;
@@ -14,6 +14,7 @@
  * zone may be declared after a limit that names it, as in nginx; one name is one zone, whatever
  * directive declared it. nginx Plus's `sync` (zones shared by a cluster) is refused.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -125,6 +126,13 @@ static int parse_zone(pt_conf_loader *cx, const pt_conf_node *d, size_t i, pt_co
         return pt_conf_bad(cx, d, i, "zone \"%s\" is too small, it must be %uk at least", d->w[i].s,
                            PT_ZONE_MIN_SIZE / 1024);
     size_t n = (size_t)(colon - w);
+    /* the status page and the logs show it as it is */
+    for (size_t k = 0; k < n; k++)
+        if (!isalnum((unsigned char)w[k]) && !strchr("_-.", w[k]))
+            return pt_conf_bad(cx, d, i,
+                               "invalid zone name \"%.*s\", it may hold letters, digits, \"_\", "
+                               "\"-\" and \".\"",
+                               (int)n, w);
     for (size_t k = 0; k < cx->conf->nzones; k++) {
         const pt_conf_zone *o = &cx->conf->zones[k];
         if (strlen(o->name) != n || memcmp(o->name, w, n) != 0)
@@ -383,7 +391,7 @@ static int resolve_all(pt_conf_loader *cx)
 #define LIMIT(f) ALL(limit.f)
 
 static const pt_conf_directive directives[] = {
-    {"limit_req_zone", C_TOP, F_MULTI, 3, 4, set_zone, NOWHERE},
+    {"limit_req_zone", C_TOP, F_MULTI, 2, 4, set_zone, NOWHERE},
     {"limit_conn_zone", C_TOP, F_MULTI, 2, 2, set_zone, NOWHERE},
     {"limit_req", C_ALL, F_MULTI, 1, 3, set_limit_req, LIMIT(req)},
     {"limit_req_status", C_ALL, 0, 1, 1, set_status, LIMIT(req_status)},
