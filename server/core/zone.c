@@ -194,6 +194,14 @@ pt_zone_counters *pt_zone_counters_of(pt_zone *z)
     return &z->sh->counters;
 }
 
+void pt_zone_stats(pt_zone *z, pt_zone_counters *counters, size_t *used)
+{
+    pt_zone_lock(z);
+    *counters = z->sh->counters;
+    *used = z->sh->used;
+    pt_zone_unlock(z);
+}
+
 void pt_zone_key_make(const pt_zone *z, const void *data, size_t len, pt_zone_key *out)
 {
     out->hash = (uint32_t)siphash(z->sh->k0, z->sh->k1, data, len);

@@ -71,6 +71,7 @@ typedef struct pt_zone_counters {
     uint64_t rejected_dry_run; /* would have been refused (*_dry_run) */
     uint64_t full;             /* refused for want of a free entry */
     uint64_t evicted;          /* entries limit_req reclaimed before they were idle */
+    uint64_t active;           /* limit_conn: requests counted now */
 } pt_zone_counters;
 
 typedef struct pt_zone pt_zone;
@@ -111,6 +112,9 @@ pt_zone_entry *pt_zone_oldest(pt_zone *z);
 
 /* Entries in use. */
 size_t pt_zone_used(const pt_zone *z);
+
+/* A copy of the counters and the entries in use, taken under the lock. */
+void pt_zone_stats(pt_zone *z, pt_zone_counters *counters, size_t *used);
 
 /* The zone's counters (in the shared region). */
 pt_zone_counters *pt_zone_counters_of(pt_zone *z);

@@ -471,8 +471,11 @@ static void conn_release(void *data)
     conn_hold *h = data;
     pt_zone *z = h->zone->zone;
     pt_zone_lock(z);
-    if (h->entry->count && --h->entry->count == 0)
-        pt_zone_remove(z, h->entry);
+    if (h->entry->count) {
+        pt_zone_counters_of(z)->active--;
+        if (--h->entry->count == 0)
+            pt_zone_remove(z, h->entry);
+    }
     pt_zone_unlock(z);
 }
 
@@ -518,10 +521,12 @@ int pt_limit_conn_check(pt_request *req)
         if (!e && (e = pt_zone_insert(lz->zone, &key)))
             e->count = 0;
         bool full = !e, over = e && e->count >= limit->conn;
-        if (full)
+        if (full) {
             counters->full++;
-        else if (!over)
+        } else if (!over) {
             e->count++;
+            counters->active++;
+        }
         pt_zone_unlock(lz->zone);
         if (full || over) {
             pt_custodian_unregister(h->release);
