@@ -24,6 +24,7 @@
 #include "server/http1/conn.h"
 #include "server/handlers/embed.h"
 #include "server/site/access.h"
+#include "server/site/limiter.h"
 #include "server/site/location.h"
 #include "server/handlers/proxy.h"
 #include "server/site/site.h"
@@ -69,6 +70,9 @@ struct pt_server {
     size_t sites_draining;
     bool started, stopping;
     pt_embed *embed; /* handlers and added addresses (handlers/embed.c); NULL: none */
+    /* The shared zones of limit_req and limit_conn, mapped here, before the workers fork; a
+     * reload takes over those that stay the same. NULL: none. */
+    pt_limit_zones *zones;
 };
 
 const char *pt_strerror(int err)
@@ -407,6 +411,7 @@ static int setup_vhost(pt_server *s, pt_vhost *vh, const pt_conf_server *cs, cha
     }
     vh->cache = s->cache;
     vh->access_state = s->access;
+    vh->zones = s->zones;
     if ((r = open_root(cs->root, cs->root_named, &vh->root_fd)) < 0) {
         snprintf(err, elen, "%s:%d:%d: root \"%s\": %s", cs->file, cs->line, cs->col, cs->root,
                  strerror(-r));
@@ -703,6 +708,9 @@ int pt_server_new_with(pt_server **out, struct ev_loop *loop, const pt_server_op
             }
         }
     }
+    r = pt_limit_zones_new(&s->zones, conf, o->previous ? o->previous->zones : NULL, err, errlen);
+    if (r < 0)
+        goto fail;
     for (size_t i = 0; i < conf->nservers; i++) {
         r = setup_vhost(s, &s->vhosts[i], &conf->servers[i], err, errlen);
         if (r < 0)
@@ -877,6 +885,7 @@ void pt_server_free(pt_server *s)
     pt_filecache_free(s->cache);
     pt_log_close(s->error_log); /* the process's error log falls back to stderr if it was this */
     pt_stats_board_free(s->board, s->nslots);
+    pt_limit_zones_free(s->zones); /* after the connections: what they counted is given back */
     pt_tls_keyring_unref(s->keyring);
     pt_conf_free(s->conf);
     pt_embed_free(s->embed); /* after the sites: they point at its listen records */

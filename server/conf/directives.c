@@ -582,6 +582,7 @@ static void location_dispose(pt_conf_location *l)
     proxy_dispose(&l->proxy);
     pt_conf_compress_dispose(&l->compress);
     pt_conf_access_dispose(&l->access);
+    pt_conf_limit_dispose(&l->limit);
 }
 
 static void server_dispose(pt_conf_server *s)
@@ -603,6 +604,7 @@ static void server_dispose(pt_conf_server *s)
     proxy_dispose(&s->proxy);
     pt_conf_compress_dispose(&s->compress);
     pt_conf_access_dispose(&s->access);
+    pt_conf_limit_dispose(&s->limit);
     free(s->ret.text);
     for (size_t i = 0; i < s->nlocations; i++)
         location_dispose(&s->locations[i]);
@@ -640,6 +642,8 @@ void pt_conf_free(pt_conf *c)
     proxy_dispose(&c->proxy);
     pt_conf_compress_dispose(&c->compress);
     pt_conf_access_dispose(&c->access);
+    pt_conf_limit_dispose(&c->limit);
+    pt_conf_zones_free(c);
     upstreams_free(c);
     free(c->prefix);
     strv_free(c->files, c->nfiles);
@@ -675,6 +679,7 @@ pt_conf_server *pt_conf_server_add(pt_conf *c, const char *file, int line, int c
     pt_conf_compress_inherit(&s->compress, &c->compress);
     pt_conf_access_inherit(&s->access, &c->access);
     s->limit_rate = c->limit_rate;
+    pt_conf_limit_inherit(&s->limit, &c->limit);
     return s;
 }
 
@@ -696,6 +701,7 @@ pt_conf_location *pt_conf_location_add(pt_conf_server *s, const char *file, int 
     pt_conf_compress_inherit(&l->compress, &s->compress);
     pt_conf_access_inherit(&l->access, &s->access);
     l->limit_rate = s->limit_rate;
+    pt_conf_limit_inherit(&l->limit, &s->limit);
     return l;
 }
 
@@ -757,6 +763,7 @@ int pt_conf_new(pt_conf **out, const char *name, const char *prefix, char *err, 
     proxy_defaults(&c->proxy);
     pt_conf_compress_init(&c->compress);
     pt_conf_access_init(&c->access);
+    pt_conf_limit_init(&c->limit);
     *out = c;
     return 0;
 }

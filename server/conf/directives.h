@@ -82,6 +82,7 @@ extern const pt_conf_module pt_conf_http2_module;
 extern const pt_conf_module pt_conf_compress_module;
 extern const pt_conf_module pt_conf_access_module;
 extern const pt_conf_module pt_conf_rate_module;
+extern const pt_conf_module pt_conf_limits_module;
 
 /* A level's compression settings, made and freed with the level: the defaults (each coding
  * off, its default level, min_length 20 and types text/html; Vary on; HTTP/1.1; porter's order;
@@ -97,6 +98,13 @@ void pt_conf_compress_dispose(pt_conf_compress *c);
 void pt_conf_access_init(pt_conf_access *a);
 void pt_conf_access_inherit(pt_conf_access *d, const pt_conf_access *s);
 void pt_conf_access_dispose(pt_conf_access *a);
+/* A level's limits (conf/limits.c), made and freed with the level: the defaults (no limit,
+ * status 503, log level error, no dry run); a deep copy of the parent's; everything released.
+ * pt_conf_zones_free() releases the zones of a conf. */
+void pt_conf_limit_init(pt_conf_limit *l);
+void pt_conf_limit_inherit(pt_conf_limit *d, const pt_conf_limit *s);
+void pt_conf_limit_dispose(pt_conf_limit *l);
+void pt_conf_zones_free(pt_conf *c);
 
 /* A coding's types back to the default list (text/html alone). */
 void pt_conf_compress_types_default(pt_conf_coding *k);

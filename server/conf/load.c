@@ -19,6 +19,7 @@ static const pt_conf_module *const modules[] = {
     &pt_conf_compress_module,
     &pt_conf_access_module,
     &pt_conf_rate_module,
+    &pt_conf_limits_module,
 };
 /* clang-format on */
 

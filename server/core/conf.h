@@ -248,6 +248,54 @@ typedef struct pt_conf_limit_rate {
     size_t rate;  /* bytes per second; 0: no limit (the default) */
     size_t after; /* bytes sent at full speed first (0) */
 } pt_conf_limit_rate;
+/* A shared zone: `limit_req_zone KEY zone=NAME:SIZE rate=RATE;` or `limit_conn_zone KEY
+ * zone=NAME:SIZE;` at the top level (docs/access.md). Its state is shared by every worker and
+ * kept across reloads that leave its name, kind, key and size alone. */
+typedef struct pt_conf_zone {
+    char *name;
+    bool conn;     /* limit_conn_zone; else limit_req_zone */
+    char *key;     /* text and $variables (pt_var_allowed: PT_VARS_ZONE_KEY) */
+    size_t size;   /* bytes, PT_ZONE_MIN_SIZE at least */
+    uint64_t rate; /* limit_req: milli-requests per second (nginx's integer arithmetic: 1r/m is
+                      16) */
+    const char *file;
+    int line, col;
+} pt_conf_zone;
+
+/* One `limit_req zone=NAME [burst=N] [nodelay | delay=N];`. */
+typedef struct pt_conf_limit_req {
+    char *zone_name;
+    size_t zone;    /* its index in pt_conf.zones (found once the conf is read) */
+    uint64_t burst; /* milli-requests above the rate that are held rather than refused (0) */
+    uint64_t delay; /* milli-requests above the rate answered at once (0; nodelay: all) */
+    const char *file;
+    int line, col;
+} pt_conf_limit_req;
+
+/* One `limit_conn NAME N;`. */
+typedef struct pt_conf_limit_conn {
+    char *zone_name;
+    size_t zone; /* its index in pt_conf.zones */
+    uint32_t conn;
+    const char *file;
+    int line, col;
+} pt_conf_limit_conn;
+
+/* The limits of a level (top level, server, location): limit_req and limit_conn lines (a level
+ * that has any replaces those it inherited, as nginx) and their status, log level and dry run.
+ * Every level starts from its parent's. */
+typedef struct pt_conf_limit {
+    pt_conf_limit_req *req;
+    size_t nreq;
+    int req_status;             /* limit_req_status (503) */
+    pt_log_level req_log_level; /* limit_req_log_level (error); delays one level lower */
+    bool req_dry_run;           /* limit_req_dry_run (off) */
+    pt_conf_limit_conn *conn;
+    size_t nconn;
+    int conn_status;             /* limit_conn_status (503) */
+    pt_log_level conn_log_level; /* limit_conn_log_level (error) */
+    bool conn_dry_run;           /* limit_conn_dry_run (off) */
+} pt_conf_limit;
 
 /* What answers the requests of a location. Adding a handler is one value here, one row in
  * the table of server/server.c and the directive that selects it. */
@@ -407,6 +455,7 @@ typedef struct pt_conf_location {
     pt_conf_compress compress;
     pt_conf_access access;
     pt_conf_limit_rate limit_rate;
+    pt_conf_limit limit;
 } pt_conf_location;
 
 typedef struct pt_conf_server {
@@ -439,6 +488,7 @@ typedef struct pt_conf_server {
     pt_conf_compress compress;
     pt_conf_access access;
     pt_conf_limit_rate limit_rate;
+    pt_conf_limit limit;
 } pt_conf_server;
 
 typedef struct pt_conf {
@@ -487,6 +537,9 @@ typedef struct pt_conf {
     size_t nupstreams;
     pt_conf_access access;
     pt_conf_limit_rate limit_rate;
+    pt_conf_limit limit;
+    pt_conf_zone *zones; /* limit_req_zone and limit_conn_zone, in file order */
+    size_t nzones;
 } pt_conf;
 
 #endif

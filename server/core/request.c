@@ -35,6 +35,13 @@ void pt_request_dispose(pt_request *req)
     /* The handler's resources go first: they may still look at the request. */
     pt_custodian_shutdown(req->custodian);
     req->custodian = NULL;
+    if (req->sent_custodian) {
+        if (req->proto->release_when_sent)
+            req->proto->release_when_sent(req, req->sent_custodian);
+        else
+            pt_custodian_shutdown(req->sent_custodian);
+        req->sent_custodian = NULL;
+    }
     for (char *m = req->arena_more, *next; m; m = next) {
         next = *(char **)m;
         pt_chunk_put(m);
@@ -66,6 +73,13 @@ pt_custodian *pt_request_custodian(pt_request *req)
     if (!req->custodian)
         req->custodian = pt_custodian_new(req->conn_custodian);
     return req->custodian;
+}
+
+pt_custodian *pt_request_sent_custodian(pt_request *req)
+{
+    if (!req->sent_custodian)
+        req->sent_custodian = pt_custodian_new(req->conn_custodian);
+    return req->sent_custodian;
 }
 
 const pt_header *pt_request_header(const pt_request *req, const char *name)

@@ -92,6 +92,9 @@ typedef struct pt_request_proto {
     int (*local_addr)(const pt_request *req, struct sockaddr_storage *out, socklen_t *len);
     int (*upgrade)(pt_request *req, int status, const void *head, size_t len,
                    const pt_upgrade_ops *ops, void *data, struct pt_conn **out);
+    /* The request is over: shut `c` (its pt_request_sent_custodian) down once its response has
+     * left, or with the connection. Optional: without it `c` is shut down at once. */
+    void (*release_when_sent)(pt_request *req, pt_custodian *c);
 } pt_request_proto;
 
 /* A response filter: a step between the handler and the protocol that sees every response of
@@ -194,6 +197,10 @@ struct pt_request {
     /* The "WWW-Authenticate: ...\r\n" line auth_basic refused the request with: its 401
      * answer carries it, through an error_page too (server/site/access.h). */
     pt_str www_authenticate;
+    /* What limit_req and limit_conn decided (server/site/limiter.h; 0: not yet): each counts a
+     * request once, whatever internal redirects follow. */
+    uint8_t limit_req_status, limit_conn_status;
+    pt_custodian *sent_custodian; /* pt_request_sent_custodian(); NULL until asked for */
 };
 
 /* A response head kept for reuse by whoever sends the same response again (the file cache,
@@ -299,6 +306,14 @@ int pt_request_upgrade(pt_request *req, int status, const void *head, size_t len
 
 /* Returns the first header named `name` (case-insensitive), or NULL. */
 const pt_header *pt_request_header(const pt_request *req, const char *name);
+
+/* A custodian, made on first call, released once the response of `req` has left porter (written
+ * to the client's connection, not waiting in its out-queue) or never can (the connection or the
+ * stream went): for what lasts as long as the transfer rather than the handler, such as
+ * limit_conn's count of a slow download. A child of the connection's custodian; over HTTP/2 a
+ * stream ends when its data has gone, so it goes with the request. NULL if the connection is
+ * shut down. */
+pt_custodian *pt_request_sent_custodian(pt_request *req);
 
 /* Writes the access log line of `req` (done by the protocol when the response is complete). */
 void pt_request_access_log(pt_request *req, int status, uint64_t body_bytes);

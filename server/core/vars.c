@@ -11,27 +11,31 @@
 
 /* Every variable by name, with the users that expand it. */
 #define USERS(r, p, t) ((r) << PT_VARS_RETURN | (p) << PT_VARS_PROXY | (t) << PT_VARS_TRY_FILES)
+/* A zone's key may name what tells requests apart, not what only the proxy knows. */
+#define KEY (1u << PT_VARS_ZONE_KEY)
 static const struct {
     const char *name;
     pt_var_id id;
     unsigned users;
 } vars[] = {
-    {"host", PT_VAR_HOST, USERS(1, 1, 0)},
-    {"http_host", PT_VAR_HTTP_HOST, USERS(0, 1, 0)},
-    {"remote_addr", PT_VAR_REMOTE_ADDR, USERS(0, 1, 0)},
-    {"remote_port", PT_VAR_REMOTE_PORT, USERS(0, 1, 0)},
-    {"scheme", PT_VAR_SCHEME, USERS(1, 1, 0)},
-    {"request_uri", PT_VAR_REQUEST_URI, USERS(1, 1, 0)},
-    {"uri", PT_VAR_URI, USERS(1, 1, 1)},
-    {"args", PT_VAR_ARGS, USERS(0, 1, 0)},
-    {"query_string", PT_VAR_QUERY_STRING, USERS(0, 1, 0)},
-    {"server_port", PT_VAR_SERVER_PORT, USERS(0, 1, 0)},
-    {"request_method", PT_VAR_REQUEST_METHOD, USERS(0, 1, 0)},
+    {"host", PT_VAR_HOST, USERS(1, 1, 0) | KEY},
+    {"http_host", PT_VAR_HTTP_HOST, USERS(0, 1, 0) | KEY},
+    {"remote_addr", PT_VAR_REMOTE_ADDR, USERS(0, 1, 0) | KEY},
+    {"remote_port", PT_VAR_REMOTE_PORT, USERS(0, 1, 0) | KEY},
+    {"scheme", PT_VAR_SCHEME, USERS(1, 1, 0) | KEY},
+    {"request_uri", PT_VAR_REQUEST_URI, USERS(1, 1, 0) | KEY},
+    {"uri", PT_VAR_URI, USERS(1, 1, 1) | KEY},
+    {"args", PT_VAR_ARGS, USERS(0, 1, 0) | KEY},
+    {"query_string", PT_VAR_QUERY_STRING, USERS(0, 1, 0) | KEY},
+    {"server_port", PT_VAR_SERVER_PORT, USERS(0, 1, 0) | KEY},
+    {"request_method", PT_VAR_REQUEST_METHOD, USERS(0, 1, 0) | KEY},
     {"limit_rate", PT_VAR_LIMIT_RATE, USERS(0, 1, 0)},
     {"proxy_host", PT_VAR_PROXY_HOST, USERS(0, 1, 0)},
     {"proxy_add_x_forwarded_for", PT_VAR_PROXY_ADD_X_FORWARDED_FOR, USERS(0, 1, 0)},
+    {"binary_remote_addr", PT_VAR_BINARY_REMOTE_ADDR, KEY},
+    {"server_name", PT_VAR_SERVER_NAME, KEY},
 };
-static const unsigned http_users = USERS(0, 1, 0); /* $http_NAME */
+static const unsigned http_users = USERS(0, 1, 0) | KEY; /* $http_NAME */
 
 static bool name_char(unsigned char c)
 {
@@ -100,6 +104,21 @@ static unsigned port_of(const struct sockaddr *sa)
     return 0;
 }
 
+/* The address bytes of `sa`, as nginx's $binary_remote_addr; an IPv4 client seen on an IPv6
+ * socket (::ffff:a.b.c.d) is the IPv4 one, so it has one key whichever socket it came by. */
+static pt_str binary_addr(const struct sockaddr *sa)
+{
+    if (sa && sa->sa_family == AF_INET)
+        return (pt_str){(const char *)&((const struct sockaddr_in *)sa)->sin_addr, 4};
+    if (sa && sa->sa_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+        if (IN6_IS_ADDR_V4MAPPED(a))
+            return (pt_str){(const char *)a->s6_addr + 12, 4};
+        return (pt_str){(const char *)a->s6_addr, 16};
+    }
+    return (pt_str){"", 0};
+}
+
 static pt_str number(unsigned v, char *buf, size_t cap)
 {
     int n = snprintf(buf, cap, "%u", v);
@@ -155,6 +174,10 @@ pt_str pt_var_value(const pt_request *req, const pt_var_ref *ref, char *buf, siz
         int n = snprintf(buf, cap, "%llu", (unsigned long long)req->limit_rate);
         return (pt_str){buf, n < 0 ? 0 : (size_t)n};
     }
+    case PT_VAR_BINARY_REMOTE_ADDR:
+        return binary_addr(req->peer);
+    case PT_VAR_SERVER_NAME:
+        return req->server_name;
     case PT_VAR_HTTP_: {
         /* $http_x_real_ip: the header X-Real-IP */
         size_t n = ref->name.len - 5 < cap - 1 ? ref->name.len - 5 : cap - 1;

@@ -39,6 +39,9 @@ typedef enum pt_var_id {
     PT_VAR_LIMIT_RATE,     /* the response's send rate, bytes per second (0: none) */
     PT_VAR_PROXY_HOST,     /* the proxy's: the upstream's host[:port] */
     PT_VAR_PROXY_ADD_X_FORWARDED_FOR, /* the proxy's: X-Forwarded-For and the client */
+    PT_VAR_BINARY_REMOTE_ADDR,        /* the client's address in bytes: 4 (IPv4, also mapped in
+                                         IPv6) or 16; empty for a client without one */
+    PT_VAR_SERVER_NAME,               /* the server's first plain server_name */
     PT_VAR_UNKNOWN,
 } pt_var_id;
 
@@ -47,6 +50,7 @@ typedef enum pt_var_user {
     PT_VARS_RETURN,    /* `return` */
     PT_VARS_PROXY,     /* proxy_set_header */
     PT_VARS_TRY_FILES, /* try_files (and what names a file the same way) */
+    PT_VARS_ZONE_KEY,  /* the key of limit_req_zone and limit_conn_zone */
 } pt_var_user;
 
 /* A variable reference as written. */

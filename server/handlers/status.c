@@ -1,8 +1,9 @@
 /*
  * The status page (`location /porter-status { status; }`): connections by state, custodians,
  * timers, accepted/handled/rejected, requests (and those refused as invalid) and bytes, per worker
- * and in total. JSON when the client asks for it (Accept: application/json, or ?format=json), a
- * small HTML page otherwise.
+ * and in total; and the shared zones of limit_req and limit_conn with what they counted, delayed
+ * and refused (the zones' own counters, which every worker shares). JSON when the client asks for
+ * it (Accept: application/json, or ?format=json), a small HTML page otherwise.
  */
 #include <inttypes.h>
 #include <stdarg.h>
@@ -12,6 +13,7 @@
 
 #include "connmgr/conn.h"
 #include "server/handlers/status.h"
+#include "server/site/limiter.h"
 #include "server/site/site.h"
 #include "server/core/stats.h"
 
@@ -97,6 +99,47 @@ static void html_row(out *o, const char *name, const pt_worker_stats *w)
         w->rejected, w->requests, w->invalid, w->bytes_in, w->bytes_out, w->custodians, w->timers);
 }
 
+/* The server's zones: their entries and counters. */
+static void zones(out *o, const pt_limit_zones *zs, bool json)
+{
+    if (!zs) {
+        if (json)
+            put(o, ",\"zones\":[]");
+        return;
+    }
+    if (json)
+        put(o, ",\"zones\":[");
+    else
+        put(o, "<h2>Zones</h2>\n<table>\n<tr><th>zone</th><th>kind</th><th>entries</th>"
+               "<th>capacity</th><th>requests</th><th>active</th><th>delayed</th>"
+               "<th>rejected</th><th>delayed (dry run)</th><th>rejected (dry run)</th>"
+               "<th>full</th><th>evicted</th></tr>\n");
+    for (size_t i = 0; i < zs->n; i++) {
+        const pt_limit_zone *lz = &zs->z[i];
+        pt_zone_counters c;
+        size_t used;
+        pt_zone_stats(lz->zone, &c, &used);
+        const char *kind = lz->conf->conn ? "limit_conn" : "limit_req";
+        if (json)
+            put(o,
+                "%s{\"name\":\"%s\",\"kind\":\"%s\",\"size\":%zu,\"entries\":%zu,"
+                "\"capacity\":%zu,\"requests\":%" PRIu64 ",\"active\":%" PRIu64
+                ",\"delayed\":%" PRIu64 ",\"rejected\":%" PRIu64 ",\"delayed_dry_run\":%" PRIu64
+                ",\"rejected_dry_run\":%" PRIu64 ",\"full\":%" PRIu64 ",\"evicted\":%" PRIu64 "}",
+                i ? "," : "", lz->conf->name, kind, pt_zone_size(lz->zone), used,
+                pt_zone_capacity(lz->zone), c.requests, c.active, c.delayed, c.rejected,
+                c.delayed_dry_run, c.rejected_dry_run, c.full, c.evicted);
+        else
+            put(o,
+                "<tr><th>%s</th><td>%s</td><td>%zu</td><td>%zu</td><td>%" PRIu64 "</td><td>%" PRIu64
+                "</td><td>%" PRIu64 "</td><td>%" PRIu64 "</td><td>%" PRIu64 "</td><td>%" PRIu64
+                "</td><td>%" PRIu64 "</td><td>%" PRIu64 "</td></tr>\n",
+                lz->conf->name, kind, used, pt_zone_capacity(lz->zone), c.requests, c.active,
+                c.delayed, c.rejected, c.delayed_dry_run, c.rejected_dry_run, c.full, c.evicted);
+    }
+    put(o, json ? "]" : "</table>\n");
+}
+
 void pt_status_handle(pt_request *req)
 {
     if (req->method_id != PT_METHOD_GET && req->method_id != PT_METHOD_HEAD) {
@@ -144,7 +187,9 @@ void pt_status_handle(pt_request *req)
     if (json) {
         put(&o, "],\"total\":{");
         json_counters(&o, &total);
-        put(&o, "}}\n");
+        put(&o, "}");
+        zones(&o, req->vhost->zones, true);
+        put(&o, "}\n");
     } else {
         html_row(&o, "total", &total);
         put(&o,
@@ -154,7 +199,9 @@ void pt_status_handle(pt_request *req)
             "</td><td>%" PRIu64 "</td><td>%" PRIu64 "</td><td>%" PRIu64 "</td></tr>\n</table>\n",
             total.h2_connections, total.h2_live, total.h2_streams, total.h2_resets, total.h2_floods,
             total.h2_errors);
-        put(&o, "<p>Numbers of other workers are at most a second old.</p>\n</body></html>\n");
+        zones(&o, req->vhost->zones, false);
+        put(&o, "<p>Numbers of other workers are at most a second old; those of zones are "
+                "current.</p>\n</body></html>\n");
     }
     if (o.len >= o.cap) {
         pt_request_respond_error(req, 500);

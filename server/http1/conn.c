@@ -96,7 +96,15 @@ struct pt_http1_conn {
     bool in_process;              /* process() is on the stack: handlers' calls only leave marks */
     const pt_upgrade_ops *up_ops; /* after pt_request_upgrade: who runs the connection */
     void *up_data;
+    struct sent_hold *sent; /* ended requests' sent custodians, waiting for the out-queue */
 };
+
+/* The sent custodian (pt_request_sent_custodian) of a request that ended with its response
+ * still in the out-queue: shut down when the queue empties, or with the connection. */
+typedef struct sent_hold {
+    struct sent_hold *next;
+    pt_custodian *custodian;
+} sent_hold;
 
 static llhttp_settings_t settings;
 
@@ -561,6 +569,7 @@ static void pin(pt_http1_conn *hc)
         r->headers[i].name = copy_str(r, r->headers[i].name);
         r->headers[i].value = copy_str(r, r->headers[i].value);
     }
+    /* (The guard's copy of a held request's path is in the arena already: it stays.) */
     if (!r->norm_path_kept)
         r->norm_path = (pt_str){"", 0};
 }
@@ -823,6 +832,16 @@ static void become_idle(pt_conn *c)
     pt_conn_reset_timeout(c, c->limits->keepalive_timeout);
 }
 
+/* The out-queue is empty: what waited for the responses before it to leave is released. */
+static void release_sent(pt_http1_conn *hc)
+{
+    while (hc->sent) {
+        sent_hold *h = hc->sent;
+        hc->sent = h->next;
+        pt_custodian_shutdown(h->custodian); /* `h` is its memory, valid until reaped */
+    }
+}
+
 static void after_io(pt_http1_conn *hc)
 {
     pt_conn *c = hc->conn;
@@ -858,6 +877,8 @@ static void after_io(pt_http1_conn *hc)
     int r = pt_conn_flush(c);
     if (r < 0 && r != -EAGAIN)
         return;
+    if (hc->sent && pt_outq_is_empty(&c->out))
+        release_sent(hc);
     if (!c->close_after && hc->phase == PHASE_IDLE && pt_outq_is_empty(&c->out))
         become_idle(c);
 }
@@ -887,6 +908,7 @@ static void http_on_read(pt_conn *c)
 static void http_on_drain(pt_conn *c)
 {
     pt_http1_conn *hc = c->proto_data;
+    release_sent(hc);
     if (hc->phase == PHASE_IDLE) {
         become_idle(c);
         return;
@@ -949,6 +971,7 @@ static void http_on_close(pt_conn *c)
         return;
     abort_handler(hc);
     request_end(hc);
+    release_sent(hc);
 }
 
 const pt_conn_proto pt_http1_proto = {
@@ -1112,6 +1135,7 @@ static void upgraded_on_read(pt_conn *c)
 static void upgraded_on_drain(pt_conn *c)
 {
     pt_http1_conn *hc = c->proto_data;
+    release_sent(hc); /* the responses before the upgrade's */
     if (hc->up_ops->on_drain)
         hc->up_ops->on_drain(c, hc->up_data);
 }
@@ -1155,8 +1179,10 @@ static int h1_upgrade(pt_request *req, int status, const void *head, size_t len,
     x->responded = x->response_done = true;
     pt_request_access_log(req, status, 0);
     /* What the handler registered stays, and goes with the connection (the request's custodian
-     * is a child of the connection's). */
+     * is a child of the connection's); so does what waits for the response to leave (the
+     * upgraded connection is that response's body). */
     req->custodian = NULL;
+    req->sent_custodian = NULL;
     req->body_cb = NULL;
     req->abort_cb = NULL;
     req->writable_cb = NULL;
@@ -1186,6 +1212,19 @@ static bool h1_pending(const pt_request *req)
     return !pt_outq_is_empty(&x_of(req)->hc->conn->out);
 }
 
+static void h1_release_when_sent(pt_request *req, pt_custodian *c)
+{
+    pt_http1_conn *hc = x_of(req)->hc;
+    if (hc->conn->dead || pt_outq_is_empty(&hc->conn->out)) {
+        pt_custodian_shutdown(c);
+        return;
+    }
+    sent_hold *h = pt_custodian_alloc(c, sizeof *h);
+    h->custodian = c;
+    h->next = hc->sent;
+    hc->sent = h;
+}
+
 static int h1_local_addr(const pt_request *req, struct sockaddr_storage *out, socklen_t *len)
 {
     const pt_conn *c = x_of(req)->hc->conn;
@@ -1213,4 +1252,5 @@ static const pt_request_proto http1_proto = {
     .pending = h1_pending,
     .local_addr = h1_local_addr,
     .upgrade = h1_upgrade,
+    .release_when_sent = h1_release_when_sent,
 };

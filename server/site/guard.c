@@ -6,9 +6,12 @@
 #include <string.h>
 
 #include "server/site/access.h"
+#include "server/site/limiter.h"
 
 /* In nginx's order of phases; NULL ends the list. */
 static const pt_guard_check checks[] = {
+    pt_limit_req_check, /* preaccess: limit_req, then limit_conn */
+    pt_limit_conn_check,
     pt_access_check, /* access: allow/deny, auth_basic, satisfy */
     NULL,
 };

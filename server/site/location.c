@@ -18,6 +18,7 @@
 #include "server/core/path.h"
 #include "server/core/vars.h"
 #include "server/site/guard.h"
+#include "server/site/limiter.h"
 #include "server/site/site.h"
 
 static void return_handle(pt_request *req);
@@ -98,6 +99,13 @@ static int location_init(pt_vhost *vh, pt_location *loc, const pt_conf_location 
     if (!loc->lines_ok || !loc->lines_always)
         return -ENOMEM;
     loc->filter = (pt_response_filter){.head_lines = filter_head_lines};
+    int r = pt_location_limits_new(&loc->limits, lc ? &lc->limit : &cs->limit, vh->zones);
+    if (r < 0) {
+        snprintf(err, errlen, "%s:%d:%d: the limits of the location: %s", lc ? lc->file : cs->file,
+                 lc ? lc->line : cs->line, lc ? lc->col : cs->col,
+                 r == -EINVAL ? "no zones" : strerror(-r));
+        return r;
+    }
 
     /* The server's own directory is shared, unless it is a missing default and this location
      * names it: then the open below reports it. */
@@ -177,6 +185,7 @@ void pt_locations_dispose(pt_vhost *vh)
             close(loc->dir_fd);
         free(loc->lines_ok);
         free(loc->lines_always);
+        pt_location_limits_free(loc->limits);
     }
     free(vh->locations);
     vh->locations = NULL;

@@ -61,6 +61,7 @@ struct pt_location {
     /* Its add_header and expires lines as a response filter (pt_location_headers); a request
      * answered here has it as its chain. */
     pt_response_filter filter;
+    struct pt_location_limits *limits; /* limit_req and limit_conn (site/limiter.h); NULL: none */
 };
 
 /* Builds the locations of `vh` (its conf, root fd and cache set) from vh->conf. On error

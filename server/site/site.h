@@ -57,6 +57,9 @@ struct pt_vhost {
     struct ssl_ctx_st *ssl_ctx; /* its certificates, when it is on a TLS site; else NULL */
     /* its proxy locations' state (server/handlers/proxy.c); NULL: none */
     void *proxy;
+    /* The server's shared zones (server/site/limiter.h), which its locations' limits count
+     * in; NULL: none. */
+    struct pt_limit_zones *zones;
     /* The server's stats board, with its number of worker slots and this worker's, the
      * asking worker's own numbers made current first (the status handler's source). */
     pt_stats_board *(*stats_board)(pt_server *s, int *nslots, int *slot);

@@ -2100,6 +2100,80 @@ static void test_compress_inheritance(void **state)
     pt_conf_free(c);
 }
 
+/* limit_req_zone and limit_conn_zone as nginx reads them; the limits of a level replace those
+ * they inherit, line lists as a whole, settings one by one. */
+static void test_limits_inheritance(void **state)
+{
+    pt_conf *c = parse("limit_req zone=one burst=5;\n"
+                       "limit_req_status 429;\n"
+                       "server {\n"
+                       "    limit_conn addr 10;\n"
+                       "    limit_req_log_level warn;\n"
+                       "    location /a/ { }\n"
+                       "    location /b/ { limit_req zone=two nodelay; limit_req zone=one "
+                       "delay=3 burst=9; }\n"
+                       "    location /c/ { limit_conn addr 1; limit_conn_dry_run on; "
+                       "limit_conn_status 444; }\n"
+                       "}\n"
+                       "server { location / { limit_req_dry_run on; } }\n"
+                       "limit_req_zone $binary_remote_addr zone=one:10m rate=30r/m;\n"
+                       "limit_req_zone \"$server_name $http_x_key\" zone=two:1m rate=7r/s;\n"
+                       "limit_conn_zone $binary_remote_addr zone=addr:64k;\n");
+    assert_int_equal(c->nzones, 3);
+    assert_string_equal(c->zones[0].name, "one");
+    assert_false(c->zones[0].conn);
+    assert_string_equal(c->zones[0].key, "$binary_remote_addr");
+    assert_int_equal(c->zones[0].size, 10 << 20);
+    assert_int_equal(c->zones[0].rate, 500); /* 30 * 1000 / 60 */
+    assert_int_equal(c->zones[1].rate, 7000);
+    assert_string_equal(c->zones[1].key, "$server_name $http_x_key");
+    assert_true(c->zones[2].conn);
+    assert_int_equal(c->zones[2].size, 64 << 10);
+
+    const pt_conf_server *s = &c->servers[0];
+    /* the server: the top level's limit_req and status, its own limit_conn and log level */
+    assert_int_equal(s->limit.nreq, 1);
+    assert_int_equal(s->limit.req[0].zone, 0);
+    assert_int_equal(s->limit.req[0].burst, 5000);
+    assert_int_equal(s->limit.req[0].delay, 0);
+    assert_int_equal(s->limit.req_status, 429);
+    assert_int_equal(s->limit.req_log_level, PT_LOG_WARN);
+    assert_int_equal(s->limit.nconn, 1);
+    assert_int_equal(s->limit.conn[0].zone, 2);
+    assert_int_equal(s->limit.conn[0].conn, 10);
+    assert_int_equal(s->limit.conn_status, 503);
+    /* /a/ names nothing: the server's */
+    const pt_conf_limit *a = &s->locations[0].limit;
+    assert_int_equal(a->nreq, 1);
+    assert_int_equal(a->nconn, 1);
+    assert_int_equal(a->req_log_level, PT_LOG_WARN);
+    /* /b/: its two lines replace the inherited one, in order */
+    const pt_conf_limit *b = &s->locations[1].limit;
+    assert_int_equal(b->nreq, 2);
+    assert_int_equal(b->req[0].zone, 1);
+    assert_true(b->req[0].delay == UINT64_MAX); /* nodelay */
+    assert_int_equal(b->req[1].zone, 0);
+    assert_int_equal(b->req[1].delay, 3000);
+    assert_int_equal(b->req[1].burst, 9000);
+    assert_int_equal(b->nconn, 1);
+    /* /c/: its own limit_conn and its settings */
+    const pt_conf_limit *cc = &s->locations[2].limit;
+    assert_int_equal(cc->nconn, 1);
+    assert_int_equal(cc->conn[0].conn, 1);
+    assert_true(cc->conn_dry_run);
+    assert_int_equal(cc->conn_status, 444);
+    assert_int_equal(cc->nreq, 1);
+    assert_false(s->limit.conn_dry_run);
+    /* the second server starts from the top level */
+    const pt_conf_server *t = &c->servers[1];
+    assert_int_equal(t->limit.nreq, 1);
+    assert_int_equal(t->limit.nconn, 0);
+    assert_int_equal(t->limit.req_log_level, PT_LOG_ERROR);
+    assert_true(t->locations[0].limit.req_dry_run);
+    assert_false(t->limit.req_dry_run);
+    pt_conf_free(c);
+}
+
 /* Each refusal with its place and reason; a refused nginx directive says what to write. */
 static void test_compress_errors(void **state)
 {
@@ -2276,6 +2350,7 @@ int main(void)
         NOTHING_LEFT_TEST(test_compress_directives),
         NOTHING_LEFT_TEST(test_compress_inheritance),
         NOTHING_LEFT_TEST(test_compress_errors),
+        NOTHING_LEFT_TEST(test_limits_inheritance),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

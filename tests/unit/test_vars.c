@@ -97,6 +97,39 @@ static void test_values(void **state)
     assert_string_equal(expanded(&r, "[$http_x_none]"), "[]");
 }
 
+/* A value of `ref` as bytes, for the binary ones. */
+static pt_str value_of(const pt_request *req, const char *name)
+{
+    static char buf[256];
+    pt_var_ref ref = pt_var_parse(name);
+    return pt_var_value(req, &ref, buf, sizeof buf);
+}
+
+static void test_keys_of_zones(void **state)
+{
+    (void)state;
+    pt_request r = request();
+    assert_string_equal(expanded(&r, "$server_name"), "default.test");
+    pt_str v = value_of(&r, "$binary_remote_addr");
+    assert_int_equal(v.len, 4);
+    assert_memory_equal(v.p, "\xc0\x00\x02\x07", 4);
+    struct sockaddr_in6 six = {.sin6_family = AF_INET6};
+    r.peer = (const struct sockaddr *)&six;
+    r.peerlen = sizeof six;
+    inet_pton(AF_INET6, "2001:db8::7", &six.sin6_addr);
+    v = value_of(&r, "$binary_remote_addr");
+    assert_int_equal(v.len, 16);
+    assert_memory_equal(v.p, six.sin6_addr.s6_addr, 16);
+    /* an IPv4 client seen on an IPv6 socket is its IPv4 address */
+    inet_pton(AF_INET6, "::ffff:192.0.2.7", &six.sin6_addr);
+    v = value_of(&r, "$binary_remote_addr");
+    assert_int_equal(v.len, 4);
+    assert_memory_equal(v.p, "\xc0\x00\x02\x07", 4);
+    struct sockaddr un = {.sa_family = AF_UNIX};
+    r.peer = &un;
+    assert_int_equal(value_of(&r, "$binary_remote_addr").len, 0);
+}
+
 static void test_host_falls_back_to_the_server_name(void **state)
 {
     (void)state;
@@ -149,12 +182,21 @@ static void test_who_may_name_what(void **state)
     assert_true(pt_var_allowed(PT_VARS_TRY_FILES, PT_VAR_URI));
     assert_false(pt_var_allowed(PT_VARS_TRY_FILES, PT_VAR_ARGS));
     assert_false(pt_var_allowed(PT_VARS_PROXY, PT_VAR_UNKNOWN));
+    assert_true(pt_var_allowed(PT_VARS_ZONE_KEY, PT_VAR_BINARY_REMOTE_ADDR));
+    assert_true(pt_var_allowed(PT_VARS_ZONE_KEY, PT_VAR_REMOTE_ADDR));
+    assert_true(pt_var_allowed(PT_VARS_ZONE_KEY, PT_VAR_SERVER_NAME));
+    assert_true(pt_var_allowed(PT_VARS_ZONE_KEY, PT_VAR_HTTP_));
+    assert_false(pt_var_allowed(PT_VARS_ZONE_KEY, PT_VAR_PROXY_HOST));
+    /* bytes, not text: only a key may hold them */
+    assert_false(pt_var_allowed(PT_VARS_PROXY, PT_VAR_BINARY_REMOTE_ADDR));
+    assert_false(pt_var_allowed(PT_VARS_RETURN, PT_VAR_BINARY_REMOTE_ADDR));
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         NOTHING_LEFT_TEST(test_values),
+        NOTHING_LEFT_TEST(test_keys_of_zones),
         NOTHING_LEFT_TEST(test_host_falls_back_to_the_server_name),
         NOTHING_LEFT_TEST(test_syntax),
         NOTHING_LEFT_TEST(test_who_may_name_what),
