@@ -108,6 +108,7 @@ struct pt_conn {
     size_t in_max;        /**< most unparsed input held (the protocol sets it) */
     pt_conn *prev, *next; /**< the manager's live list */
     pt_conn *idle_prev, *idle_next; /**< the manager's idle list, oldest first */
+    unsigned long long serial;      /**< its number in the process (a parked one gets another) */
 };
 
 /** The custodian owning everything of this connection; handlers register their resources here

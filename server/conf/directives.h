@@ -72,13 +72,15 @@ typedef struct pt_conf_module {
     int (*conf_done)(pt_conf_loader *cx); /* the top level read; core.c builds the servers */
 } pt_conf_module;
 
-/* The modules (conf/core.c, static.c, tls.c, proxy.c, http2.c, compress.c); load.c lists them. */
+/* The modules (conf/core.c, static.c, tls.c, proxy.c, http2.c, compress.c, log.c); load.c lists
+ * them. */
 extern const pt_conf_module pt_conf_core_module;
 extern const pt_conf_module pt_conf_static_module;
 extern const pt_conf_module pt_conf_tls_module;
 extern const pt_conf_module pt_conf_proxy_module;
 extern const pt_conf_module pt_conf_http2_module;
 extern const pt_conf_module pt_conf_compress_module;
+extern const pt_conf_module pt_conf_log_module;
 
 /* A level's compression settings, made and freed with the level: the defaults (each coding
  * off, its default level, min_length 20 and types text/html; Vary on; HTTP/1.1; porter's order;

@@ -60,6 +60,9 @@ struct pt_location {
     /* Its add_header and expires lines as a response filter (pt_location_headers); a request
      * answered here has it as its chain. */
     pt_response_filter filter;
+    /* Its access logs (the server opens them; malloc'ed, freed by the server). */
+    struct pt_access_log *access_logs;
+    size_t naccess_logs;
 };
 
 /* Builds the locations of `vh` (its conf, root fd and cache set) from vh->conf. On error
