@@ -248,8 +248,11 @@ static void syslog_send(pt_log *l, int severity, const char *msg, size_t len)
     if (l->fd < 0)
         return;
     if (send(l->fd, d, (size_t)n + len, MSG_DONTWAIT | MSG_NOSIGNAL) < 0 && errno != EAGAIN &&
-        errno != EWOULDBLOCK && errno != ENOBUFS && errno != ECONNREFUSED) {
-        /* the socket is no good (the server's unix socket went away): connect anew next time */
+        errno != EWOULDBLOCK && errno != ENOBUFS &&
+        (errno != ECONNREFUSED || l->syslog.addr.ss_family == AF_UNIX)) {
+        /* The socket is no good (the server's unix socket went away, or was made anew):
+         * connect again for the next message. Over UDP a refusal is the ICMP answer to an
+         * earlier datagram, and the socket stays. */
         close(l->fd);
         l->fd = -1;
     }

@@ -16,7 +16,8 @@
 typedef struct piece {
     pt_var_ref ref;
     const char *header; /* $http_NAME: the header's name ('-' for '_'), NUL-terminated */
-    size_t reserve;     /* literal bytes after this piece: kept when a line is too long */
+    size_t reserve;     /* bytes kept for the pieces after it when a line is too long: their
+                           literal runs, and room for the values bounded() knows */
 } piece;
 
 struct pt_logfmt {
@@ -121,6 +122,43 @@ size_t pt_logfmt_escape(pt_log_escape e, char *dst, size_t cap, const char *src,
 
 /* ---- compiling ---- */
 
+/* The longest value of a variable whose values are short and known (numbers, times, flags),
+ * kept free for it when a line is cut (JSON writes numbers without quotes: "s":$status); 0 for
+ * the others (the client's strings), which take what is left. */
+static size_t bounded(pt_var_id id)
+{
+    switch (id) {
+    case PT_VAR_STATUS:
+    case PT_VAR_HTTP2:
+    case PT_VAR_PIPE:
+        return 3;
+    case PT_VAR_REMOTE_PORT:
+    case PT_VAR_SERVER_PORT:
+        return 5;
+    case PT_VAR_SCHEME:
+    case PT_VAR_SERVER_PROTOCOL:
+    case PT_VAR_SSL_PROTOCOL:
+        return 8;
+    case PT_VAR_CONNECTION_REQUESTS:
+        return 10;
+    case PT_VAR_BYTES_SENT:
+    case PT_VAR_BODY_BYTES_SENT:
+    case PT_VAR_REQUEST_LENGTH:
+    case PT_VAR_CONNECTION:
+        return 20;
+    case PT_VAR_MSEC:
+    case PT_VAR_REQUEST_TIME:
+        return 24;
+    case PT_VAR_TIME_LOCAL:
+    case PT_VAR_TIME_ISO8601:
+        return 26;
+    case PT_VAR_REMOTE_ADDR:
+        return 46; /* INET6_ADDRSTRLEN */
+    default:
+        return 0;
+    }
+}
+
 void pt_logfmt_free(pt_logfmt *f)
 {
     if (!f)
@@ -195,8 +233,8 @@ int pt_logfmt_compile(pt_logfmt **out, const char *text, pt_log_escape e, char *
     size_t reserve = 0;
     for (size_t i = f->npieces; i-- > 0;) {
         f->pieces[i].reserve = reserve;
-        if (f->pieces[i].ref.id == PT_VAR_TEXT)
-            reserve += f->pieces[i].ref.name.len;
+        reserve += f->pieces[i].ref.id == PT_VAR_TEXT ? f->pieces[i].ref.name.len
+                                                      : bounded(f->pieces[i].ref.id);
     }
     *out = f;
     return 0;
