@@ -286,13 +286,13 @@ size_t pt_logfmt_line(const pt_logfmt *f, const pt_request *req, char *buf, size
         size_t end = pc->reserve < cap - pos ? cap - pc->reserve : pos, start = pos;
         if (pc->ref.id == PT_VAR_REQUEST) {
             /* In its three parts, so that a long target is not copied first. */
-            char version[16];
-            int n = snprintf(version, sizeof version, " HTTP/%d.%d", req->version_major,
-                             req->version_minor);
+            char version[] = " HTTP/1.1";
+            version[6] = (char)('0' + req->version_major % 10);
+            version[8] = (char)('0' + req->version_minor % 10);
             put(f, buf, &pos, end, req->method);
             put(f, buf, &pos, end, PT_STR_LIT(" "));
             put(f, buf, &pos, end, req->target);
-            put(f, buf, &pos, end, (pt_str){version, (size_t)n});
+            put(f, buf, &pos, end, (pt_str){version, sizeof version - 1});
         } else if (pc->ref.id == PT_VAR_HTTP_) {
             const pt_header *h = pt_request_header(req, pc->header);
             if (h)

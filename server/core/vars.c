@@ -239,7 +239,7 @@ pt_str pt_var_value(const pt_request *req, const pt_var_ref *ref, char *buf, siz
         return h ? h->value : (pt_str){"", 0};
     }
     case PT_VAR_STATUS:
-        return number((unsigned)req->status, buf, cap);
+        return (pt_str){buf, pt_append_uint(buf, 0, cap, (unsigned)req->status)};
     case PT_VAR_REQUEST: {
         size_t pos = pt_append(buf, 0, cap, req->method.p, req->method.len);
         pos = PT_APPEND_LIT(buf, pos, cap, " ");
