@@ -259,6 +259,18 @@ static void on_site_drained(void *data)
 
 /* ---- construction ---- */
 
+/* Why the log at `path` did not open with `r`: a syslog server's name that does not resolve
+ * says so, anything else is the errno's text. */
+static const char *open_failure(const char *path, int r, char *why, size_t len)
+{
+    const size_t n = strlen(PT_SYSLOG_PREFIX);
+    pt_syslog_target t;
+    if (r == -EINVAL && strncmp(path, PT_SYSLOG_PREFIX, n) == 0 &&
+        pt_syslog_parse(path + n, true, &t, why, len) < 0)
+        return why;
+    return strerror(-r);
+}
+
 static int open_log(pt_server *s, const char *path, const char *what, pt_log **out, char *err,
                     size_t elen)
 {
@@ -274,7 +286,9 @@ static int open_log(pt_server *s, const char *path, const char *what, pt_log **o
     s->logs = logs;
     int r = pt_log_open(&s->logs[s->nlogs], path);
     if (r < 0) {
-        snprintf(err, elen, "cannot open %s \"%s\": %s", what, path, strerror(-r));
+        char why[300];
+        snprintf(err, elen, "cannot open %s \"%s\": %s", what, path,
+                 open_failure(path, r, why, sizeof why));
         return r;
     }
     *out = s->logs[s->nlogs++];
@@ -632,8 +646,9 @@ int pt_server_new_with(pt_server **out, struct ev_loop *loop, const pt_server_op
     if (conf->error_log) {
         r = pt_log_open(&s->error_log, conf->error_log);
         if (r < 0) {
+            char why[300];
             snprintf(err, errlen, "cannot open error log \"%s\": %s", conf->error_log,
-                     strerror(-r));
+                     open_failure(conf->error_log, r, why, sizeof why));
             goto fail;
         }
     }
@@ -1064,12 +1079,14 @@ static int test_log(const pt_conf_server *cs, const char *path, const char *what
                     size_t errlen)
 {
     pt_log *l = NULL;
+    char why[300];
     int r = pt_log_open(&l, path);
     if (r < 0 && cs)
         snprintf(err, errlen, "%s:%d:%d: cannot open %s \"%s\": %s", cs->file, cs->line, cs->col,
-                 what, path, strerror(-r));
+                 what, path, open_failure(path, r, why, sizeof why));
     else if (r < 0)
-        snprintf(err, errlen, "cannot open %s \"%s\": %s", what, path, strerror(-r));
+        snprintf(err, errlen, "cannot open %s \"%s\": %s", what, path,
+                 open_failure(path, r, why, sizeof why));
     pt_log_close(l);
     return r;
 }
