@@ -5,6 +5,7 @@
 #include <sys/ioctl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -335,7 +336,9 @@ pt_conn *pt_conn__open(pt_connmgr *m, const pt_conn_setup *s, pt_custodian *pare
         close(fd);
         return NULL;
     }
+    static _Atomic unsigned long long serials; /* loops on several threads count together */
     pt_conn *c = pt_custodian_alloc(cust, sizeof *c);
+    c->serial = atomic_fetch_add_explicit(&serials, 1, memory_order_relaxed) + 1;
     c->mgr = m;
     c->custodian = cust;
     c->owner = s->owner;

@@ -117,6 +117,7 @@ struct pt_conn {
     uint64_t rate_from;   /**< where it starts: a count of the out-queue's bytes, written or not */
     pt_conn *prev, *next; /**< the manager's live list */
     pt_conn *idle_prev, *idle_next; /**< the manager's idle list, oldest first */
+    unsigned long long serial;      /**< its number in the process (a parked one gets another) */
 };
 
 /** The custodian owning everything of this connection; handlers register their resources here

@@ -175,8 +175,26 @@ void pt_server_free(pt_server *s);
  * most `max`. @return how many there are (possibly more than `max`). */
 size_t pt_server_addresses(const pt_server *s, struct sockaddr_storage *out, size_t max);
 
-/** Reopens log files (after rotation). @return 0 or -EIO if one could not be reopened. */
+/** Reopens log files (after rotation), writing what their buffers hold first.
+ * @return 0 or -EIO if one could not be reopened. */
 int pt_server_reopen_logs(pt_server *s);
+
+/** Levels of pt_server_log(): the error_log directive's (nginx's alert and emerg are crit). */
+enum {
+    PT_SERVER_LOG_DEBUG,  /**< debug */
+    PT_SERVER_LOG_INFO,   /**< info */
+    PT_SERVER_LOG_NOTICE, /**< notice */
+    PT_SERVER_LOG_WARN,   /**< warn */
+    PT_SERVER_LOG_ERROR,  /**< error */
+    PT_SERVER_LOG_CRIT,   /**< crit */
+};
+
+/** Logs a message of the program itself (a start, a reload, a worker's exit) at `level`
+ * (PT_SERVER_LOG_*), printf-style, as the server's error log writes lines: to the error log of
+ * `s` (the process's while `s` lives; before any server, standard error) if `level` is at or
+ * above its level, and to standard error too when that is a terminal and the log is not. */
+void pt_server_log(pt_server *s, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /** Checks a conf file as pt_server_new() would, without listening: syntax, values, that every
  * root is a directory and every log can be opened.

@@ -80,6 +80,8 @@ static void usage(FILE *out)
                  "signals: TERM/INT stop, QUIT stop gently, HUP reload, USR1 reopen logs\n");
 }
 
+/* The process's own messages go to the error log (and to a terminal's stderr): failures at
+ * level error, log_notice's at notice. */
 static void log_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void log_line(const char *fmt, ...)
 {
@@ -88,7 +90,18 @@ static void log_line(const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "porter[%d]: %s\n", (int)getpid(), msg);
+    pt_server_log(g.server, PT_SERVER_LOG_ERROR, "%s", msg);
+}
+
+static void log_notice(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void log_notice(const char *fmt, ...)
+{
+    char msg[1200];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    pt_server_log(g.server, PT_SERVER_LOG_NOTICE, "%s", msg);
 }
 
 static void stop_signals(void)
@@ -194,7 +207,7 @@ static void serve_signal(struct ev_loop *loop, ev_signal *w, int revents)
         g.server = next;
         arm_rotation();
         pt_server_retire(old, on_retired, NULL);
-        log_line("configuration reloaded");
+        log_notice("configuration reloaded");
         break;
     }
     }
@@ -354,7 +367,7 @@ static void reload_master(void)
             g.procs[i].retiring = true;
             kill(g.procs[i].pid, SIGQUIT);
         }
-    log_line("configuration reloaded: %d workers", n);
+    log_notice("configuration reloaded: %d workers", n);
 }
 
 static void master_signal(struct ev_loop *loop, ev_signal *w, int revents)

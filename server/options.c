@@ -47,15 +47,16 @@ static int build(pt_conf *c, const pt_server_options *o, char *err, size_t errle
     v = option("root", o->root ? o->root : "/", err, errlen);
     if ((r = pt_conf_set_root(c, &s->root, &s->root_named, &v)) < 0)
         return r;
+    /* before the location, which starts from the server's logs */
+    if (o->access_log) {
+        v = option("access_log", o->access_log, err, errlen);
+        if ((r = pt_conf_add_access_log(c, &s->access_logs, &s->naccess_logs, &v)) < 0)
+            return r;
+    }
     if (!o->root) {
         pt_conf_location *l = pt_conf_location_add(s, OPTIONS, 1, 1);
         pt_conf_location_path(l, PT_MATCH_PREFIX, "/");
         pt_conf_set_return(&l->ret, &l->handler, 404, NULL);
-    }
-    if (o->access_log) {
-        v = option("access_log", o->access_log, err, errlen);
-        if ((r = pt_conf_set_access_log(c, &s->access_log, &v)) < 0)
-            return r;
     }
     if (o->tls_certificate) {
         v = option("tls_certificate", o->tls_certificate, err, errlen);

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,7 @@
 #include "server/site/location.h"
 #include "server/handlers/proxy.h"
 #include "server/site/site.h"
+#include "server/core/logfmt.h"
 #include "server/core/stats.h"
 #include "server/handlers/upstream.h"
 #include "server/handlers/filecache.h"
@@ -55,7 +57,7 @@ struct pt_server {
     size_t nvhosts;
     pt_site **sites; /* each its own allocation: listeners and managers point at them */
     size_t nsites;
-    pt_log **logs; /* access logs, one per distinct path */
+    pt_log **logs; /* access and servers' error logs, one per distinct path */
     size_t nlogs;
     pt_log *error_log;
     ev_timer tick; /* once a second: flush access logs, publish stats */
@@ -244,7 +246,7 @@ static void on_tick(struct ev_loop *loop, ev_timer *w, int revents)
 {
     pt_server *s = w->data;
     for (size_t i = 0; i < s->nlogs; i++)
-        pt_log_flush(s->logs[i]);
+        pt_log_tick(s->logs[i]);
     publish_stats(s);
 }
 
@@ -263,6 +265,18 @@ static void on_site_drained(void *data)
 
 /* ---- construction ---- */
 
+/* Why the log at `path` did not open with `r`: a syslog server's name that does not resolve
+ * says so, anything else is the errno's text. */
+static const char *open_failure(const char *path, int r, char *why, size_t len)
+{
+    const size_t n = strlen(PT_SYSLOG_PREFIX);
+    pt_syslog_target t;
+    if (r == -EINVAL && strncmp(path, PT_SYSLOG_PREFIX, n) == 0 &&
+        pt_syslog_parse(path + n, true, &t, why, len) < 0)
+        return why;
+    return strerror(-r);
+}
+
 static int open_log(pt_server *s, const char *path, const char *what, pt_log **out, char *err,
                     size_t elen)
 {
@@ -278,10 +292,40 @@ static int open_log(pt_server *s, const char *path, const char *what, pt_log **o
     s->logs = logs;
     int r = pt_log_open(&s->logs[s->nlogs], path);
     if (r < 0) {
-        snprintf(err, elen, "cannot open %s \"%s\": %s", what, path, strerror(-r));
+        char why[300];
+        snprintf(err, elen, "cannot open %s \"%s\": %s", what, path,
+                 open_failure(path, r, why, sizeof why));
         return r;
     }
     *out = s->logs[s->nlogs++];
+    return 0;
+}
+
+/* Opens the access logs `cl` (`n` of them) of a server or location into *out. A file named
+ * by several shares one pt_log and its buffering (the conf checked that they agree). */
+static int open_access_logs(pt_server *s, const pt_conf_access_log *cl, size_t n,
+                            pt_access_log **out, size_t *nout, char *err, size_t elen)
+{
+    *out = NULL;
+    *nout = 0;
+    if (!n)
+        return 0;
+    pt_access_log *v = calloc(n, sizeof *v);
+    if (!v)
+        return -ENOMEM;
+    *out = v;
+    for (size_t i = 0; i < n; i++) {
+        int r = open_log(s, cl[i].path, "access log", &v[i].log, err, elen);
+        size_t size;
+        double flush;
+        if (r == 0 && cl[i].buffer && !pt_log_buffered(v[i].log, &size, &flush))
+            r = pt_log_set_buffer(v[i].log, cl[i].buffer, cl[i].flush, s->loop);
+        if (r < 0)
+            return r;
+        v[i].fmt = cl[i].fmt;
+        v[i].cond = cl[i].cond;
+        *nout = i + 1;
+    }
     return 0;
 }
 
@@ -428,9 +472,16 @@ static int setup_vhost(pt_server *s, pt_vhost *vh, const pt_conf_server *cs, cha
         return r;
     if (cs->ssl.ncerts && (r = pt_tls_vhost_setup(vh, s->keyring, err, elen)) < 0)
         return r;
-    if (cs->access_log &&
-        (r = open_log(s, cs->access_log, "access log", &vh->access_log, err, elen)) < 0)
-        return r;
+    for (size_t i = 0; i < vh->nlocations; i++) {
+        pt_location *loc = &vh->locations[i];
+        const pt_conf_access_log *cl = loc->conf ? loc->conf->access_logs : cs->access_logs;
+        size_t n = loc->conf ? loc->conf->naccess_logs : cs->naccess_logs;
+        if ((r = open_access_logs(s, cl, n, &loc->access_logs, &loc->naccess_logs, err, elen)) < 0)
+            return r;
+    }
+    const pt_location *base = pt_location_base(vh);
+    vh->access_logs = base->access_logs;
+    vh->naccess_logs = base->naccess_logs;
     /* A server's own error log; one naming the process's log shares it. */
     vh->error_level = cs->error_log_level;
     if (cs->error_log && !same_str(cs->error_log, s->conf->error_log))
@@ -653,8 +704,9 @@ int pt_server_new_with(pt_server **out, struct ev_loop *loop, const pt_server_op
     if (conf->error_log) {
         r = pt_log_open(&s->error_log, conf->error_log);
         if (r < 0) {
+            char why[300];
             snprintf(err, errlen, "cannot open error log \"%s\": %s", conf->error_log,
-                     strerror(-r));
+                     open_failure(conf->error_log, r, why, sizeof why));
             goto fail;
         }
     }
@@ -872,6 +924,8 @@ void pt_server_free(pt_server *s)
     for (size_t i = 0; i < s->nvhosts; i++) {
         pt_tls_vhost_dispose(&s->vhosts[i]);
         pt_proxy_vhost_dispose(&s->vhosts[i]);
+        for (size_t k = 0; k < s->vhosts[i].nlocations; k++)
+            free(s->vhosts[i].locations[k].access_logs);
         pt_locations_dispose(&s->vhosts[i]);
         if (s->vhosts[i].root_fd >= 0)
             close(s->vhosts[i].root_fd);
@@ -1015,6 +1069,27 @@ size_t pt_server_addresses(const pt_server *s, struct sockaddr_storage *out, siz
     return total;
 }
 
+/* The public levels are the error log's. */
+_Static_assert(PT_SERVER_LOG_DEBUG == (int)PT_LOG_DEBUG && PT_SERVER_LOG_INFO == (int)PT_LOG_INFO &&
+                   PT_SERVER_LOG_NOTICE == (int)PT_LOG_NOTICE &&
+                   PT_SERVER_LOG_WARN == (int)PT_LOG_WARN &&
+                   PT_SERVER_LOG_ERROR == (int)PT_LOG_ERROR &&
+                   PT_SERVER_LOG_CRIT == (int)PT_LOG_CRIT,
+               "pt_server_log levels");
+
+void pt_server_log(pt_server *s, int level, const char *fmt, ...)
+{
+    (void)s; /* its error log is the process's while it lives */
+    if (level < PT_SERVER_LOG_DEBUG)
+        level = PT_SERVER_LOG_DEBUG;
+    if (level > PT_SERVER_LOG_CRIT)
+        level = PT_SERVER_LOG_CRIT;
+    va_list ap;
+    va_start(ap, fmt);
+    pt_log_process((pt_log_level)level, fmt, ap);
+    va_end(ap);
+}
+
 int pt_server_reopen_logs(pt_server *s)
 {
     int r = 0;
@@ -1082,12 +1157,14 @@ static int test_log(const pt_conf_server *cs, const char *path, const char *what
                     size_t errlen)
 {
     pt_log *l = NULL;
+    char why[300];
     int r = pt_log_open(&l, path);
     if (r < 0 && cs)
         snprintf(err, errlen, "%s:%d:%d: cannot open %s \"%s\": %s", cs->file, cs->line, cs->col,
-                 what, path, strerror(-r));
+                 what, path, open_failure(path, r, why, sizeof why));
     else if (r < 0)
-        snprintf(err, errlen, "cannot open %s \"%s\": %s", what, path, strerror(-r));
+        snprintf(err, errlen, "cannot open %s \"%s\": %s", what, path,
+                 open_failure(path, r, why, sizeof why));
     pt_log_close(l);
     return r;
 }
@@ -1123,8 +1200,15 @@ int pt_server_test(const char *conf_path, const char *prefix, char *err, size_t 
             if (fd >= 0)
                 close(fd);
         }
-        if (cs->access_log && (r = test_log(cs, cs->access_log, "access log", err, errlen)) < 0)
-            goto out;
+        for (size_t k = 0; k < cs->naccess_logs; k++)
+            if ((r = test_log(cs, cs->access_logs[k].path, "access log", err, errlen)) < 0)
+                goto out;
+        for (size_t k = 0; k < cs->nlocations; k++) {
+            const pt_conf_location *lc = &cs->locations[k];
+            for (size_t j = 0; j < lc->naccess_logs; j++)
+                if ((r = test_log(cs, lc->access_logs[j].path, "access log", err, errlen)) < 0)
+                    goto out;
+        }
         if ((r = test_log(cs, cs->error_log, "error log", err, errlen)) < 0)
             goto out;
         /* Certificates and keys are read and matched as at start-up. */

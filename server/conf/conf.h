@@ -27,7 +27,7 @@
  * directives of what it configures: core.c (http, server, location, listen, names, root,
  * index, logs, types, limits, return, status), static.c (try_files, error_page, add_header,
  * expires, autoindex, the file cache), tls.c (ssl_*), proxy.c (proxy_*, upstream), http2.c
- * (http2, http2_*); load.c lists the modules and loads.
+ * (http2, http2_*), log.c (log_format, access_log); load.c lists the modules and loads.
  *
  * Inheritance: every server starts from the values given at the top level (limits, root,
  * index, logs, sendfile, server_tokens, default_type, types, static-file, ssl_* and http2
@@ -52,7 +52,7 @@
  * Paths: root, log paths, pid and certificate files are stored absolute: joined to the prefix given
  * to the loader or to pt_conf_new() (NULL: the current directory) and cleaned lexically ("//" and
  * "/./" collapse, a trailing "/" goes); symlinks and ".." are left alone. A log path of "stderr"
- * stays the literal string "stderr".
+ * or "syslog:..." stays as written.
  *
  * Ownership: a pt_conf owns every string and array reachable from it; pt_conf_free() releases
  * all of it. `file` members point into pt_conf.files (in a conf built from values, at what its
@@ -138,11 +138,18 @@ void pt_conf_location_path(pt_conf_location *l, pt_conf_match match, const char 
 /* `root PATH`: *root becomes the path under c's prefix, and *named true. */
 int pt_conf_set_root(const pt_conf *c, char **root, bool *named, const pt_conf_value *v);
 
-/* `access_log PATH|stderr|off`: *log becomes the path under c's prefix, "stderr", or NULL. */
-int pt_conf_set_access_log(const pt_conf *c, char **log, const pt_conf_value *v);
+/* `access_log PATH|stderr|syslog:...|off` in the combined format: appends it to the list `logs`
+ * (`n` long) with the path under c's prefix ("stderr" and "syslog:..." as they are), or
+ * empties the list for "off". */
+int pt_conf_add_access_log(const pt_conf *c, pt_conf_access_log **logs, size_t *n,
+                           const pt_conf_value *v);
 
-/* `error_log PATH|stderr` (the level apart): *log becomes the path or "stderr". */
+/* `error_log PATH|stderr|syslog:...` (the level apart): *log becomes the path, "stderr", or the
+ * syslog server as written. */
 int pt_conf_set_error_log(const pt_conf *c, char **log, const pt_conf_value *v);
+
+/* A "syslog:..." log path is checked (its parameters, its server's address); others pass. */
+int pt_conf_check_log_path(const pt_conf_value *v);
 
 /* `ssl_certificate FILE` or `ssl_certificate_key FILE`: appends the file under c's prefix to
  * the list `files` (`n` long); with `replace` (the first at a level) the list inherited goes

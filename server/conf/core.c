@@ -1,7 +1,7 @@
 /*
  * The core module of the conf: the top level, `http` and `events`, servers and their
  * locations (each starting from its parent's values), listen, server_name, root and alias,
- * index, logs, types, the safety limits, and what a location answers with when not with files
+ * index, error_log, types, the safety limits, and what a location answers with when not with files
  * or a proxy (`return`, `status`). Once the top level is read it builds the servers, then
  * checks what spans them: one default server and one set of socket options per address, and
  * certificates for every server on an address that speaks TLS.
@@ -38,10 +38,13 @@ static const char *addr_str(const pt_conf_listen *l, char *buf, size_t len)
     return buf;
 }
 
-/* A log path: "stderr" stays literal, anything else is a path under the prefix. */
+/* A log path: "stderr" and "syslog:..." stay literal, anything else is a path under the
+ * prefix. */
 static char *log_path(const pt_conf *c, const char *s)
 {
-    return strcmp(s, "stderr") == 0 ? xstrdup(s) : pt_conf_path_join(c->prefix, s);
+    return strcmp(s, "stderr") == 0 || strncmp(s, PT_SYSLOG_PREFIX, strlen(PT_SYSLOG_PREFIX)) == 0
+               ? xstrdup(s)
+               : pt_conf_path_join(c->prefix, s);
 }
 
 /* ---- the top level, servers and locations ---- */
@@ -255,27 +258,6 @@ static int set_index(pt_conf_loader *cx, const pt_conf_node *d, void *field, voi
     return 0;
 }
 
-int pt_conf_set_access_log(const pt_conf *c, char **log, const pt_conf_value *v)
-{
-    if (!v->s[0])
-        return pt_conf_refuse(v, "invalid path \"\" in \"%s\"", v->name);
-    free(*log);
-    *log = strcmp(v->s, "off") == 0 ? NULL : log_path(c, v->s);
-    return 0;
-}
-
-/* `access_log PATH|stderr|off [combined];` */
-static int set_access_log(pt_conf_loader *cx, const pt_conf_node *d, void *field, void *aux)
-{
-    pt_conf_value v = pt_conf_word_value(cx, d, 1);
-    int rc = pt_conf_set_access_log(cx->conf, field, &v);
-    if (rc == 0 && d->nw > 2 && strcmp(arg1(d), "off") == 0)
-        rc = pt_conf_bad(cx, d, 2, "invalid parameter \"%s\" in \"%s\"", d->w[2].s, d->w[0].s);
-    else if (rc == 0 && d->nw > 2 && strcmp(d->w[2].s, "combined") != 0)
-        rc = pt_conf_bad(cx, d, 2, "unknown log format \"%s\"", d->w[2].s);
-    return rc;
-}
-
 int pt_conf_set_error_log(const pt_conf *c, char **log, const pt_conf_value *v)
 {
     if (!v->s[0])
@@ -284,6 +266,9 @@ int pt_conf_set_error_log(const pt_conf *c, char **log, const pt_conf_value *v)
     if (strcmp(v->s, "off") == 0)
         return pt_conf_refuse(v,
                               "\"error_log off\" is not supported, use \"error_log stderr crit\"");
+    int rc = pt_conf_check_log_path(v);
+    if (rc < 0)
+        return rc;
     free(*log);
     *log = log_path(c, v->s);
     return 0;
@@ -638,7 +623,6 @@ static const pt_conf_directive directives[] = {
     {"root", C_ALL, 0, 1, 1, set_root, ALL(root), ALL(root_named)},
     {"alias", C_LOCATION, 0, 1, 1, set_alias, LOC(alias)},
     {"index", C_ALL, 0, 1, -1, set_index, ALL(index), ALL(nindex)},
-    {"access_log", C_ANY, 0, 1, 2, set_access_log, BOTH(access_log)},
     {"error_log", C_ANY, 0, 1, 2, set_error_log, BOTH(error_log), BOTH(error_log_level)},
     {"sendfile", C_ALL, 0, 1, 1, pt_conf_set_flag, ALL(sendfile)},
     {"server_tokens", C_ANY, 0, 1, 1, pt_conf_set_flag, BOTH(server_tokens)},

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "server/conf/mem.h"
+#include "server/core/logfmt.h"
 #include "server/site/tls_ctx.h"
 
 /* ---- errors ---- */
@@ -583,6 +584,7 @@ static void location_dispose(pt_conf_location *l)
     pt_conf_compress_dispose(&l->compress);
     pt_conf_access_dispose(&l->access);
     pt_conf_limit_dispose(&l->limit);
+    access_logs_free(l->access_logs, l->naccess_logs);
 }
 
 static void server_dispose(pt_conf_server *s)
@@ -595,7 +597,7 @@ static void server_dispose(pt_conf_server *s)
     strv_free(s->names, s->nnames);
     free(s->root);
     strv_free(s->index, s->nindex);
-    free(s->access_log);
+    access_logs_free(s->access_logs, s->naccess_logs);
     free(s->error_log);
     free(s->default_type);
     types_free(s->types, s->ntypes);
@@ -633,7 +635,7 @@ void pt_conf_free(pt_conf *c)
     free(c->pid_path);
     free(c->root);
     strv_free(c->index, c->nindex);
-    free(c->access_log);
+    access_logs_free(c->access_logs, c->naccess_logs);
     free(c->error_log);
     free(c->default_type);
     types_free(c->types, c->ntypes);
@@ -645,6 +647,12 @@ void pt_conf_free(pt_conf *c)
     pt_conf_limit_dispose(&c->limit);
     pt_conf_zones_free(c);
     upstreams_free(c);
+    for (size_t i = 0; i < c->nlog_formats; i++)
+        free(c->log_formats[i].name);
+    free(c->log_formats);
+    for (size_t i = 0; i < c->nlogfmts; i++)
+        pt_logfmt_free(c->logfmts[i]);
+    free(c->logfmts);
     free(c->prefix);
     strv_free(c->files, c->nfiles);
     free(c);
@@ -657,7 +665,6 @@ pt_conf_server *pt_conf_server_add(pt_conf *c, const char *file, int line, int c
         .limits = c->limits,
         .root = xstrdup(c->root),
         .root_named = c->root_named,
-        .access_log = xstrdup(c->access_log),
         .error_log = xstrdup(c->error_log),
         .error_log_level = c->error_log_level,
         .sendfile = c->sendfile,
@@ -670,6 +677,7 @@ pt_conf_server *pt_conf_server_add(pt_conf *c, const char *file, int line, int c
         .col = col,
     };
     strv_copy(&s->index, &s->nindex, c->index, c->nindex);
+    access_logs_copy(&s->access_logs, &s->naccess_logs, c->access_logs, c->naccess_logs);
     for (size_t i = 0; i < c->ntypes; i++)
         *PUSH(s->types, s->ntypes) =
             (pt_conf_type){xstrdup(c->types[i].type), xstrdup(c->types[i].ext)};
@@ -696,6 +704,7 @@ pt_conf_location *pt_conf_location_add(pt_conf_server *s, const char *file, int 
         .col = col,
     };
     strv_copy(&l->index, &l->nindex, s->index, s->nindex);
+    access_logs_copy(&l->access_logs, &l->naccess_logs, s->access_logs, s->naccess_logs);
     files_inherit(&l->static_files, &s->static_files);
     proxy_inherit(&l->proxy, &s->proxy);
     pt_conf_compress_inherit(&l->compress, &s->compress);

@@ -72,8 +72,8 @@ typedef struct pt_conf_module {
     int (*conf_done)(pt_conf_loader *cx); /* the top level read; core.c builds the servers */
 } pt_conf_module;
 
-/* The modules (conf/core.c, static.c, tls.c, proxy.c, http2.c, compress.c, rate.c); load.c lists
- * them. */
+/* The modules (conf/core.c, static.c, tls.c, proxy.c, http2.c, compress.c, rate.c, access.c,
+ * limits.c, log.c); load.c lists them. */
 extern const pt_conf_module pt_conf_core_module;
 extern const pt_conf_module pt_conf_static_module;
 extern const pt_conf_module pt_conf_tls_module;
@@ -83,6 +83,7 @@ extern const pt_conf_module pt_conf_compress_module;
 extern const pt_conf_module pt_conf_access_module;
 extern const pt_conf_module pt_conf_rate_module;
 extern const pt_conf_module pt_conf_limits_module;
+extern const pt_conf_module pt_conf_log_module;
 
 /* A level's compression settings, made and freed with the level: the defaults (each coding
  * off, its default level, min_length 20 and types text/html; Vary on; HTTP/1.1; porter's order;

@@ -119,4 +119,30 @@ static inline void types_free(pt_conf_type *t, size_t n)
     free(t);
 }
 
+static inline void access_logs_free(pt_conf_access_log *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i].path);
+    free(v);
+}
+
+/* Appends deep copies of `n` access logs (their formats are the conf's: shared). */
+static inline void access_logs_copy(pt_conf_access_log **dst, size_t *ndst,
+                                    const pt_conf_access_log *src, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        pt_conf_access_log *a = PUSH(*dst, *ndst);
+        *a = src[i];
+        a->path = xstrdup(src[i].path);
+    }
+}
+
+/* A level naming access_log drops the list it inherited. */
+static inline void access_logs_clear(pt_conf_access_log **v, size_t *n)
+{
+    access_logs_free(*v, *n);
+    *v = NULL;
+    *n = 0;
+}
+
 #endif

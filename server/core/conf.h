@@ -5,8 +5,8 @@
  * Inheritance: every server starts from the values given at the top level (limits, root,
  * index, logs, sendfile, server_tokens, default_type, types, static-file, proxy_*, ssl_* and
  * compression settings), then applies its own; every location likewise starts from its server's. A
- * level that names a list directive (add_header, error_page, proxy_set_header, ...) replaces the
- * inherited list. The defaults are listed in server/conf/conf.h with the loader.
+ * level that names a list directive (add_header, error_page, proxy_set_header, access_log, ...)
+ * replaces the inherited list. The defaults are listed in server/conf/conf.h with the loader.
  *
  * Ownership: a pt_conf owns every string and array reachable from it (pt_conf_free()). `file`
  * members point into pt_conf.files and live as long as the pt_conf. Threading: none; a pt_conf is
@@ -90,6 +90,29 @@ static inline void pt_h2_settings_default(pt_h2_settings *s)
         .control_rate = 100,
     };
 }
+
+struct pt_logfmt;
+
+/* One `log_format NAME [escape=default|json|none] STRING ...;` (top level): the strings
+ * concatenated and compiled (server/core/logfmt.h). */
+typedef struct pt_conf_log_format {
+    char *name;
+    const struct pt_logfmt *fmt; /* in pt_conf.logfmts */
+    const char *file;
+    int line, col;
+} pt_conf_log_format;
+
+/* One `access_log PATH [FORMAT [buffer=SIZE] [flush=TIME] [if=CONDITION]];`. A level that names
+ * access_log replaces the inherited list (as nginx's); `access_log off` leaves it empty. */
+typedef struct pt_conf_access_log {
+    char *path;                   /* absolute, "stderr", or "syslog:..." as written */
+    const struct pt_logfmt *fmt;  /* the format (pt_conf.logfmts, or the static combined) */
+    const struct pt_logfmt *cond; /* if=: compiled, in pt_conf.logfmts; NULL: none */
+    size_t buffer;                /* buffer=SIZE; 0: the default (32k, written every second) */
+    double flush;                 /* flush=TIME (seconds); 0: none */
+    const char *file;
+    int line, col;
+} pt_conf_access_log;
 
 /* One extension of a `types { TYPE EXT ...; }` entry; the extension is lower case. */
 typedef struct pt_conf_type {
@@ -456,6 +479,8 @@ typedef struct pt_conf_location {
     pt_conf_access access;
     pt_conf_limit_rate limit_rate;
     pt_conf_limit limit;
+    pt_conf_access_log *access_logs; /* the server's unless the location names its own */
+    size_t naccess_logs;
 } pt_conf_location;
 
 typedef struct pt_conf_server {
@@ -468,8 +493,9 @@ typedef struct pt_conf_server {
     char **index;
     size_t nindex;
     pt_limits limits;
-    char *access_log; /* absolute path, "stderr", or NULL for off; format is combined */
-    char *error_log;  /* absolute path or "stderr" */
+    pt_conf_access_log *access_logs; /* none: off */
+    size_t naccess_logs;
+    char *error_log; /* absolute path, "stderr" or "syslog:..." */
     pt_log_level error_log_level;
     bool sendfile, server_tokens;
     bool http2;        /* `http2 on`: HTTP/2 for this server (with its listen's `http2`) */
@@ -504,7 +530,8 @@ typedef struct pt_conf {
     bool root_named; /* a root directive named it (else `htdocs` under the prefix) */
     char **index;
     size_t nindex;
-    char *access_log;
+    pt_conf_access_log *access_logs;
+    size_t naccess_logs;
     char *error_log;
     pt_log_level error_log_level;
     bool sendfile, server_tokens;
@@ -540,6 +567,10 @@ typedef struct pt_conf {
     pt_conf_limit limit;
     pt_conf_zone *zones; /* limit_req_zone and limit_conn_zone, in file order */
     size_t nzones;
+    pt_conf_log_format *log_formats; /* log_format, in file order (combined is not here) */
+    size_t nlog_formats;
+    struct pt_logfmt **logfmts; /* every format and if= condition compiled, owned */
+    size_t nlogfmts;
 } pt_conf;
 
 #endif

@@ -205,3 +205,37 @@ size_t pt_response_filter_head(const pt_request *req, const pt_response *r, time
         pos = f->head_lines(f, r->status, mtime, now, buf, pos, cap);
     return pos;
 }
+
+/* ---- the proxy's attempts, for the access log ---- */
+
+void pt_request_upstream_begin(pt_request *req, const char *addr, double now)
+{
+    if (!req->upstream) {
+        req->upstream = pt_request_alloc(req, sizeof *req->upstream);
+        if (!req->upstream)
+            return;
+        req->upstream->n = 0;
+    }
+    pt_upstream_tries *u = req->upstream;
+    if (u->n < PT_UPSTREAM_TRIES) {
+        u->t[u->n].addr = addr;
+        u->t[u->n].status = 0;
+        u->t[u->n].start = now;
+        u->t[u->n].end = 0;
+    }
+    u->n++;
+}
+
+void pt_request_upstream_status(pt_request *req, int status)
+{
+    pt_upstream_tries *u = req->upstream;
+    if (u && u->n && u->n <= PT_UPSTREAM_TRIES && !u->t[u->n - 1].status)
+        u->t[u->n - 1].status = status;
+}
+
+void pt_request_upstream_end(pt_request *req, double now)
+{
+    pt_upstream_tries *u = req->upstream;
+    if (u && u->n && u->n <= PT_UPSTREAM_TRIES && !u->t[u->n - 1].end)
+        u->t[u->n - 1].end = now;
+}

@@ -47,6 +47,8 @@ struct pt_compressing;
 struct pt_outq;
 struct pt_clock;
 struct pt_conn;
+struct pt_access_log;
+struct ssl_st;
 
 /* Methods porter tells apart (numbered as llhttp numbers them, which server/http1 relies on);
  * others are PT_METHOD_OTHER, with their name in pt_request.method. */
@@ -161,8 +163,10 @@ struct pt_request {
     const pt_vhost *vhost;
     pt_str server_name; /* its first plain server_name ($host without a Host); may be empty */
     const pt_limits *limits;
-    pt_log *access_log; /* NULL: off */
-    pt_log *error_log;  /* NULL: the process's error log */
+    /* The access logs (server/core/logfmt.h); the location's replace the server's. */
+    const struct pt_access_log *access_logs;
+    size_t naccess_logs;
+    pt_log *error_log; /* NULL: the process's error log */
     pt_log_level error_level;
     bool server_tokens; /* the version in Server */
     bool sendfile;      /* large file bodies go with sendfile(2) */
@@ -201,7 +205,42 @@ struct pt_request {
      * request once, whatever internal redirects follow. */
     uint8_t limit_req_status, limit_conn_status;
     pt_custodian *sent_custodian; /* pt_request_sent_custodian(); NULL until asked for */
+
+    /* What the access log tells beyond the above ($variables, server/core/vars.h). The protocol
+     * fills them; status and body_bytes_sent when the response is complete. */
+    int status;
+    uint64_t body_bytes_sent;
+    uint64_t head_bytes_sent;           /* the response head's bytes (HTTP/1) */
+    uint64_t request_length;            /* request line, header and body bytes read */
+    unsigned long long connection;      /* its connection's serial number in the process */
+    unsigned connection_requests;       /* requests on its connection, this one included */
+    bool pipelined;                     /* its bytes came with the previous request's */
+    const struct ssl_st *ssl;           /* its connection's TLS session, or NULL */
+    pt_str remote_user;                 /* the user auth_basic accepted; empty: none */
+    struct pt_upstream_tries *upstream; /* the proxy's attempts (in the arena); NULL: none */
 };
+
+/* The servers a proxied request was sent to, for $upstream_addr, $upstream_status and
+ * $upstream_response_time: the first PT_UPSTREAM_TRIES of them. */
+#define PT_UPSTREAM_TRIES 8
+typedef struct pt_upstream_tries {
+    size_t n; /* attempts begun; more than PT_UPSTREAM_TRIES: only the first are kept */
+    struct {
+        const char *addr; /* borrowed: it outlives the request */
+        int status;       /* 0: none yet */
+        double start, end;
+    } t[PT_UPSTREAM_TRIES];
+} pt_upstream_tries;
+
+/* An attempt to the server `addr` (borrowed) begins at `now`. */
+void pt_request_upstream_begin(pt_request *req, const char *addr, double now);
+
+/* The current attempt's server answered `status` (or, for a failed attempt, the status nginx
+ * logs for it: 502, 504 after a timeout). The first status given stands. */
+void pt_request_upstream_status(pt_request *req, int status);
+
+/* The current attempt ended at `now` (a second call changes nothing). */
+void pt_request_upstream_end(pt_request *req, double now);
 
 /* A response head kept for reuse by whoever sends the same response again (the file cache,
  * for a file's 200): the protocol's form of its lines up to the Connection line, made in the

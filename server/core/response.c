@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "listener/listener.h"
+#include "server/core/logfmt.h"
 #include "server/core/request.h"
 
 pt_str pt_host_name(pt_str host)
@@ -238,70 +239,35 @@ int pt_request_respond(pt_request *req, const pt_response *r)
     return req->respond_via ? req->respond_via(req, r) : req->proto->respond(req, r);
 }
 
-/* Escapes a request string for the access log as nginx does: quotes, backslashes and control
- * characters become \xHH. */
-static size_t append_escaped(char *buf, size_t pos, size_t cap, pt_str s)
-{
-    for (size_t i = 0; i < s.len; i++) {
-        unsigned char ch = (unsigned char)s.p[i];
-        if (ch < 0x20 || ch >= 0x7f || ch == '"' || ch == '\\') {
-            char esc[5];
-            snprintf(esc, sizeof esc, "\\x%02X", ch);
-            pos = pt_append(buf, pos, cap, esc, 4);
-        } else {
-            pos = pt_append(buf, pos, cap, (const char *)&ch, 1);
-        }
-    }
-    return pos;
-}
-
 /* Out of line, so that a request with no access log does not pay for this one's frame. */
-__attribute__((noinline)) static void access_log_write(pt_log *log, pt_request *req, int status,
-                                                       uint64_t body_bytes)
+__attribute__((noinline)) static void access_log_write(pt_request *req)
 {
-    char line[4096], addr[64];
-    if (pt_sockaddr_format(req->peer, addr, sizeof addr) < 0)
-        strcpy(addr, "-");
-    const pt_clock *clock = pt_clock_at((time_t)ev_now(req->loop));
-    char *colon = strrchr(addr, ':'); /* the log wants the address without the port */
-    if (colon)
-        *colon = '\0';
-    const char *a = addr[0] == '[' ? addr + 1 : addr;
-    size_t alen = strlen(a);
-    if (alen && a[alen - 1] == ']')
-        alen--;
-    size_t cap = sizeof line - 2, pos = 0;
-    pos = pt_append(line, pos, cap, a, alen);
-    pos = PT_APPEND_LIT(line, pos, cap, " - - [");
-    pos = pt_append(line, pos, cap, clock->local, strlen(clock->local));
-    pos = PT_APPEND_LIT(line, pos, cap, "] \"");
-    pos = append_escaped(line, pos, cap, req->method);
-    pos = PT_APPEND_LIT(line, pos, cap, " ");
-    pos = append_escaped(line, pos, cap, req->target);
-    char tail[64];
-    int n = snprintf(tail, sizeof tail, " HTTP/%d.%d\" %d %" PRIu64 " \"", req->version_major,
-                     req->version_minor, status, body_bytes);
-    pos = pt_append(line, pos, cap, tail, (size_t)n);
-    const pt_header *h = pt_request_header(req, "referer");
-    pos = h && h->value.len ? append_escaped(line, pos, cap, h->value)
-                            : PT_APPEND_LIT(line, pos, cap, "-");
-    pos = PT_APPEND_LIT(line, pos, cap, "\" \"");
-    h = pt_request_header(req, "user-agent");
-    pos = h && h->value.len ? append_escaped(line, pos, cap, h->value)
-                            : PT_APPEND_LIT(line, pos, cap, "-");
-    pos = PT_APPEND_LIT(line, pos, cap, "\"\n");
-    if (pos > sizeof line) { /* truncated: keep it one well-formed line */
-        pos = sizeof line;
-        line[pos - 2] = '"';
-        line[pos - 1] = '\n';
+    char line[PT_LOG_LINE_MAX];
+    const pt_logfmt *made = NULL; /* the format `line` holds (logs often share one) */
+    size_t len = 0;
+    for (size_t i = 0; i < req->naccess_logs; i++) {
+        const pt_access_log *a = &req->access_logs[i];
+        if (a->cond) {
+            char v[64];
+            size_t n = pt_logfmt_line(a->cond, req, v, sizeof v);
+            if (n == 0 || (n == 1 && v[0] == '0'))
+                continue;
+        }
+        if (a->fmt != made) {
+            len = pt_logfmt_line(a->fmt, req, line, sizeof line - 1);
+            line[len++] = '\n';
+            made = a->fmt;
+        }
+        pt_log_append(a->log, line, len);
     }
-    pt_log_append(log, line, pos);
 }
 
 void pt_request_access_log(pt_request *req, int status, uint64_t body_bytes)
 {
-    if (req->access_log)
-        access_log_write(req->access_log, req, status, body_bytes);
+    req->status = status;
+    req->body_bytes_sent = body_bytes;
+    if (req->naccess_logs)
+        access_log_write(req);
 }
 
 void pt_request_log(pt_request *req, int level, const char *fmt, ...)

@@ -5,9 +5,13 @@
 
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <inttypes.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
+
+#include <openssl/ssl.h>
 
 /* Every variable by name, with the users that expand it. */
 #define USERS(r, p, t) ((r) << PT_VARS_RETURN | (p) << PT_VARS_PROXY | (t) << PT_VARS_TRY_FILES)
@@ -34,6 +38,27 @@ static const struct {
     {"proxy_add_x_forwarded_for", PT_VAR_PROXY_ADD_X_FORWARDED_FOR, USERS(0, 1, 0)},
     {"binary_remote_addr", PT_VAR_BINARY_REMOTE_ADDR, KEY},
     {"server_name", PT_VAR_SERVER_NAME, KEY},
+    /* a log line's own (PT_VARS_LOG names every variable) */
+    {"status", PT_VAR_STATUS, USERS(0, 0, 0)},
+    {"request", PT_VAR_REQUEST, USERS(0, 0, 0)},
+    {"server_protocol", PT_VAR_SERVER_PROTOCOL, USERS(0, 0, 0)},
+    {"remote_user", PT_VAR_REMOTE_USER, USERS(0, 0, 0)},
+    {"time_local", PT_VAR_TIME_LOCAL, USERS(0, 0, 0)},
+    {"time_iso8601", PT_VAR_TIME_ISO8601, USERS(0, 0, 0)},
+    {"msec", PT_VAR_MSEC, USERS(0, 0, 0)},
+    {"request_time", PT_VAR_REQUEST_TIME, USERS(0, 0, 0)},
+    {"bytes_sent", PT_VAR_BYTES_SENT, USERS(0, 0, 0)},
+    {"body_bytes_sent", PT_VAR_BODY_BYTES_SENT, USERS(0, 0, 0)},
+    {"request_length", PT_VAR_REQUEST_LENGTH, USERS(0, 0, 0)},
+    {"connection", PT_VAR_CONNECTION, USERS(0, 0, 0)},
+    {"connection_requests", PT_VAR_CONNECTION_REQUESTS, USERS(0, 0, 0)},
+    {"pipe", PT_VAR_PIPE, USERS(0, 0, 0)},
+    {"http2", PT_VAR_HTTP2, USERS(0, 0, 0)},
+    {"ssl_protocol", PT_VAR_SSL_PROTOCOL, USERS(0, 0, 0)},
+    {"ssl_cipher", PT_VAR_SSL_CIPHER, USERS(0, 0, 0)},
+    {"upstream_addr", PT_VAR_UPSTREAM_ADDR, USERS(0, 0, 0)},
+    {"upstream_status", PT_VAR_UPSTREAM_STATUS, USERS(0, 0, 0)},
+    {"upstream_response_time", PT_VAR_UPSTREAM_RESPONSE_TIME, USERS(0, 0, 0)},
 };
 static const unsigned http_users = USERS(0, 1, 0) | KEY; /* $http_NAME */
 
@@ -63,6 +88,9 @@ pt_var_ref pt_var_parse(const char *p)
 
 bool pt_var_allowed(pt_var_user user, pt_var_id id)
 {
+    /* A log line may tell anything about its request (the proxy's own are empty there). */
+    if (user == PT_VARS_LOG)
+        return id != PT_VAR_TEXT && id != PT_VAR_UNKNOWN;
     if (id == PT_VAR_HTTP_)
         return http_users >> user & 1;
     for (size_t i = 0; i < sizeof vars / sizeof *vars; i++)
@@ -123,6 +151,57 @@ static pt_str number(unsigned v, char *buf, size_t cap)
 {
     int n = snprintf(buf, cap, "%u", v);
     return (pt_str){buf, n < 0 ? 0 : (size_t)n};
+}
+
+/* Seconds with milliseconds ("12.345"), never negative. */
+static pt_str seconds(double t, char *buf, size_t cap)
+{
+    uint64_t ms = t > 0 ? (uint64_t)(t * 1000 + 0.5) : 0;
+    int n = snprintf(buf, cap, "%" PRIu64 ".%03u", ms / 1000, (unsigned)(ms % 1000));
+    return (pt_str){buf, n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap - 1};
+}
+
+/* The ISO 8601 local time of the second `now`, formatted once a second (per thread). */
+static pt_str iso8601(time_t now)
+{
+    static _Thread_local struct {
+        time_t second;
+        size_t len;
+        char s[32];
+    } c = {-1, 0, ""};
+    if (now != c.second) {
+        struct tm tm;
+        localtime_r(&now, &tm);
+        char z[8];
+        strftime(z, sizeof z, "%z", &tm); /* +0600, which ISO 8601 writes +06:00 */
+        c.len = strftime(c.s, sizeof c.s, "%Y-%m-%dT%H:%M:%S", &tm);
+        c.len += (size_t)snprintf(c.s + c.len, sizeof c.s - c.len, "%.3s:%.2s", z, z + 3);
+        c.second = now;
+    }
+    return (pt_str){c.s, c.len};
+}
+
+/* The proxy's attempts, one field each, ", " between (`what`: 0 addr, 1 status, 2 time). */
+static pt_str upstream_list(const pt_request *req, int what, char *buf, size_t cap)
+{
+    const pt_upstream_tries *u = req->upstream;
+    size_t pos = 0, n = u ? (u->n < PT_UPSTREAM_TRIES ? u->n : PT_UPSTREAM_TRIES) : 0;
+    for (size_t i = 0; i < n; i++) {
+        char one[64];
+        pt_str v;
+        if (what == 0)
+            v = (pt_str){u->t[i].addr, strlen(u->t[i].addr)};
+        else if (what == 1)
+            v = u->t[i].status ? number((unsigned)u->t[i].status, one, sizeof one)
+                               : (pt_str){"-", 1};
+        else
+            v = seconds((u->t[i].end ? u->t[i].end : ev_now(req->loop)) - u->t[i].start, one,
+                        sizeof one);
+        if (i)
+            pos = PT_APPEND_LIT(buf, pos, cap, ", ");
+        pos = pt_append(buf, pos, cap, v.p, v.len);
+    }
+    return (pt_str){buf, pos < cap ? pos : cap};
 }
 
 pt_str pt_var_value(const pt_request *req, const pt_var_ref *ref, char *buf, size_t cap)
@@ -187,6 +266,64 @@ pt_str pt_var_value(const pt_request *req, const pt_var_ref *ref, char *buf, siz
         const pt_header *h = pt_request_header(req, buf);
         return h ? h->value : (pt_str){"", 0};
     }
+    case PT_VAR_STATUS:
+        return (pt_str){buf, pt_append_uint(buf, 0, cap, (unsigned)req->status)};
+    case PT_VAR_REQUEST: {
+        size_t pos = pt_append(buf, 0, cap, req->method.p, req->method.len);
+        pos = PT_APPEND_LIT(buf, pos, cap, " ");
+        pos = pt_append(buf, pos, cap, req->target.p, req->target.len);
+        char v[16];
+        int n = snprintf(v, sizeof v, " HTTP/%d.%d", req->version_major, req->version_minor);
+        pos = pt_append(buf, pos, cap, v, (size_t)n);
+        return (pt_str){buf, pos < cap ? pos : cap};
+    }
+    case PT_VAR_SERVER_PROTOCOL: {
+        int n = snprintf(buf, cap, "HTTP/%d.%d", req->version_major, req->version_minor);
+        return (pt_str){buf, (size_t)n};
+    }
+    case PT_VAR_REMOTE_USER:
+        return req->remote_user;
+    case PT_VAR_TIME_LOCAL: {
+        const pt_clock *c = pt_clock_at((time_t)ev_now(req->loop));
+        return (pt_str){c->local, strlen(c->local)};
+    }
+    case PT_VAR_TIME_ISO8601:
+        return iso8601((time_t)ev_now(req->loop));
+    case PT_VAR_MSEC:
+        return seconds(ev_now(req->loop), buf, cap);
+    case PT_VAR_REQUEST_TIME:
+        return seconds(ev_now(req->loop) - req->start, buf, cap);
+    case PT_VAR_BYTES_SENT:
+        return (pt_str){buf,
+                        pt_append_uint(buf, 0, cap, req->head_bytes_sent + req->body_bytes_sent)};
+    case PT_VAR_BODY_BYTES_SENT:
+        return (pt_str){buf, pt_append_uint(buf, 0, cap, req->body_bytes_sent)};
+    case PT_VAR_REQUEST_LENGTH:
+        return (pt_str){buf, pt_append_uint(buf, 0, cap, req->request_length)};
+    case PT_VAR_CONNECTION:
+        return (pt_str){buf, pt_append_uint(buf, 0, cap, req->connection)};
+    case PT_VAR_CONNECTION_REQUESTS:
+        return number(req->connection_requests, buf, cap);
+    case PT_VAR_PIPE:
+        return req->pipelined ? PT_STR_LIT("p") : PT_STR_LIT(".");
+    case PT_VAR_HTTP2:
+        if (req->version_major != 2)
+            return (pt_str){"", 0};
+        return req->tls ? PT_STR_LIT("h2") : PT_STR_LIT("h2c");
+    case PT_VAR_SSL_PROTOCOL: {
+        const char *v = req->ssl ? SSL_get_version(req->ssl) : "";
+        return (pt_str){v, strlen(v)};
+    }
+    case PT_VAR_SSL_CIPHER: {
+        const char *v = req->ssl ? SSL_get_cipher_name(req->ssl) : NULL;
+        return v ? (pt_str){v, strlen(v)} : (pt_str){"", 0};
+    }
+    case PT_VAR_UPSTREAM_ADDR:
+        return upstream_list(req, 0, buf, cap);
+    case PT_VAR_UPSTREAM_STATUS:
+        return upstream_list(req, 1, buf, cap);
+    case PT_VAR_UPSTREAM_RESPONSE_TIME:
+        return upstream_list(req, 2, buf, cap);
     default:
         return (pt_str){"", 0};
     }

@@ -42,6 +42,27 @@ typedef enum pt_var_id {
     PT_VAR_BINARY_REMOTE_ADDR,        /* the client's address in bytes: 4 (IPv4, also mapped in
                                          IPv6) or 16; empty for a client without one */
     PT_VAR_SERVER_NAME,               /* the server's first plain server_name */
+    /* What a request's log line tells (access logs: PT_VARS_LOG), once its response is done. */
+    PT_VAR_STATUS,                 /* the response's status */
+    PT_VAR_REQUEST,                /* the request line: "GET /a?b HTTP/1.1" */
+    PT_VAR_SERVER_PROTOCOL,        /* "HTTP/1.1", "HTTP/2.0" */
+    PT_VAR_REMOTE_USER,            /* the user auth_basic accepted; empty: none */
+    PT_VAR_TIME_LOCAL,             /* 28/Sep/1970:12:00:00 +0600, local time */
+    PT_VAR_TIME_ISO8601,           /* 1970-09-28T12:00:00+06:00, local time */
+    PT_VAR_MSEC,                   /* seconds since the epoch, with milliseconds */
+    PT_VAR_REQUEST_TIME,           /* seconds from the first byte to the log line, ms */
+    PT_VAR_BYTES_SENT,             /* response bytes: head and body */
+    PT_VAR_BODY_BYTES_SENT,        /* response body bytes */
+    PT_VAR_REQUEST_LENGTH,         /* request line, header and body bytes */
+    PT_VAR_CONNECTION,             /* the connection's serial number */
+    PT_VAR_CONNECTION_REQUESTS,    /* requests on the connection so far, this one included */
+    PT_VAR_PIPE,                   /* "p" for a pipelined request, else "." */
+    PT_VAR_HTTP2,                  /* "h2" (over TLS), "h2c", or empty */
+    PT_VAR_SSL_PROTOCOL,           /* "TLSv1.3", or empty */
+    PT_VAR_SSL_CIPHER,             /* "TLS_AES_256_GCM_SHA384", or empty */
+    PT_VAR_UPSTREAM_ADDR,          /* each proxied attempt's server, ", " between */
+    PT_VAR_UPSTREAM_STATUS,        /* each attempt's status (502 or 504 without an answer) */
+    PT_VAR_UPSTREAM_RESPONSE_TIME, /* each attempt's seconds, ms */
     PT_VAR_UNKNOWN,
 } pt_var_id;
 
@@ -51,6 +72,7 @@ typedef enum pt_var_user {
     PT_VARS_PROXY,     /* proxy_set_header */
     PT_VARS_TRY_FILES, /* try_files (and what names a file the same way) */
     PT_VARS_ZONE_KEY,  /* the key of limit_req_zone and limit_conn_zone */
+    PT_VARS_LOG,       /* log_format and access_log's if=: every variable */
 } pt_var_user;
 
 /* A variable reference as written. */
@@ -75,7 +97,8 @@ typedef void (*pt_var_put)(void *ctx, const pt_var_ref *ref, const char *p, size
 void pt_vars_expand(const pt_request *req, const char *text, pt_var_put put, void *ctx);
 
 /* The value of a request variable (never of PT_VAR_TEXT or the caller's own: those are empty),
- * formatted into `buf` (`cap` bytes, 64 at least) where it must be made. */
+ * formatted into `buf` (`cap` bytes, 64 at least) where it must be made; a value longer than
+ * `cap` made there ($request, the upstream lists) is cut short. */
 pt_str pt_var_value(const pt_request *req, const pt_var_ref *ref, char *buf, size_t cap);
 
 /* The client's address without its port ("192.0.2.1", "2001:db8::1", "unix") into `buf`

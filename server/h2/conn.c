@@ -45,6 +45,7 @@
 #include <unistd.h>
 
 #include "connmgr/connmgr.h"
+#include "connmgr/tls.h"
 #include "connmgr/timer.h"
 #include "server/core/uri.h"
 #include "server/h2/conn.h"
@@ -196,9 +197,12 @@ static h2_stream *stream_new(h2_conn *hc, int32_t id)
     pt_request *r = &st->req;
     pt_request_init(r, &h2_request_proto, hc->loop, chunk, STREAM_SIZE);
     r->tls = hc->tls;
+    r->ssl = hc->tls ? pt_tls_ssl(&hc->conn->transport) : NULL;
     r->peer = &hc->conn->peer.sa;
     r->peerlen = hc->conn->peerlen;
     r->conn_custodian = pt_conn_custodian(hc->conn);
+    r->connection = hc->conn->serial;
+    r->connection_requests = hc->conn->requests + 1;
     r->start = ev_now(hc->loop);
     r->version_major = 2;
     r->version_minor = 0;
@@ -572,6 +576,11 @@ static void dispatch(h2_stream *st, bool end_stream)
 
     hc->site_ops->select(hc->site, r);
     pt_conn_count_request(hc->conn);
+    r->connection_requests = hc->conn->requests;
+    /* As the head would read in HTTP/1.1 (HPACK's bytes are the connection's) */
+    r->request_length = r->method.len + 1 + r->target.len + sizeof " HTTP/2.0\r\n" - 1 + 2;
+    for (size_t i = 0; i < r->nheaders; i++)
+        r->request_length += r->headers[i].name.len + 2 + r->headers[i].value.len + 2;
     pt_timer_reset(&st->timer, hc->conn->limits->response_timeout);
     if (!st->refuse && r->has_length && r->content_length > r->limits->max_request_body_length)
         refuse(st, 413, "request body too large");
@@ -670,6 +679,7 @@ static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t id, const ui
     memcpy(more + st->in_len, data, len);
     st->in = more;
     st->in_len += len;
+    st->req.request_length += len;
     deliver_body(st);
     return 0;
 }

@@ -360,6 +360,8 @@ static void build_head(proxy_req *p, pt_h1_hbuf *o)
  * exchange that left it reusable) or closes it. */
 static void release_upstream(proxy_req *p, bool reusable)
 {
+    if (p->req) /* the attempt's end, for $upstream_response_time */
+        pt_request_upstream_end(p->req, ev_now(p->loop));
     if (p->o)
         ev_io_stop(p->loop, &p->o->io);
     pt_timer_cancel(&p->timer);
@@ -565,6 +567,8 @@ static void attempt_failed(proxy_req *p, int err, const char *what)
                        stale ? ", retrying on a new connection" : "");
     next_step next = after_failure(p->t->conf, &p->rt, err, stale, p->responded, p->req != NULL,
                                    ev_now(p->loop));
+    if (p->req)
+        pt_request_upstream_status(p->req, err == -ETIMEDOUT ? 504 : 502);
     if (next == ABANDON) {
         abandon_client(p);
         return;
@@ -813,6 +817,8 @@ static void bad_response(proxy_req *p, const char *why)
     char what[200];
     snprintf(what, sizeof what, "sent an invalid response: %s", why);
     if (p->req)
+        pt_request_upstream_status(p->req, 502);
+    if (p->req)
         pt_request_log(p->req, PT_LOG_ERROR, "upstream %s \"%s\" %s", p->peer->name, p->up->name,
                        what);
     if (p->responded) {
@@ -835,6 +841,8 @@ static void bad_response(proxy_req *p, const char *why)
 static bool response_head(proxy_req *p)
 {
     const pt_h1_response *rs = pt_h1_client_response(p->cl);
+    if (p->req)
+        pt_request_upstream_status(p->req, rs->status);
     if (rs->switching)
         return true;
     if (p->req && next_for_answer(p->t->conf, &p->rt, next_flag(rs->status),
@@ -1188,6 +1196,8 @@ static void next_attempt(proxy_req *p)
         return;
     }
     p->peer = peer;
+    if (p->req)
+        pt_request_upstream_begin(p->req, peer->name, ev_now(p->loop));
     p->tried |= UINT64_C(1) << (peer - p->up->peers);
     if (p->rt.attempts++ == 0)
         p->rt.first_attempt = ev_now(p->loop);

@@ -24,6 +24,7 @@
 
 #include "connmgr/conn.h"
 #include "connmgr/connmgr.h"
+#include "connmgr/tls.h"
 #include "server/core/uri.h"
 #include "server/http1/client.h"
 #include "server/http1/conn.h"
@@ -93,6 +94,7 @@ struct pt_http1_conn {
     size_t fed;  /* bytes of the in-buffer already given to llhttp */
     phase phase;
     bool close_after;             /* the response said Connection: close */
+    bool pipelined;               /* the next request's bytes came before its predecessor ended */
     bool in_process;              /* process() is on the stack: handlers' calls only leave marks */
     const pt_upgrade_ops *up_ops; /* after pt_request_upgrade: who runs the connection */
     void *up_data;
@@ -125,9 +127,14 @@ static http_req *req_state(pt_http1_conn *hc)
         pt_request *r = &x->req;
         pt_request_init(r, &http1_proto, hc->loop, (char *)x, HTTP_REQ_SIZE);
         r->tls = hc->tls;
+        r->ssl = hc->tls ? pt_tls_ssl(&hc->conn->transport) : NULL;
         r->peer = &hc->conn->peer.sa;
         r->peerlen = hc->conn->peerlen;
         r->conn_custodian = pt_conn_custodian(hc->conn);
+        r->connection = hc->conn->serial;
+        r->connection_requests = hc->conn->requests + 1;
+        r->pipelined = hc->pipelined;
+        hc->pipelined = false;
         hc->r = x;
     }
     return hc->r;
@@ -509,6 +516,10 @@ static int on_headers_complete(llhttp_t *p)
     hc->phase = PHASE_BODY;
     pt_conn_count_request(hc->conn);
     http_req *x = hc->r;
+    /* The request line (one space each side of the target, strict parsing) and the fields as
+     * header_budget counted them, with the blank line. */
+    r->request_length =
+        r->method.len + 1 + x->url.len + sizeof " HTTP/1.1\r\n" - 1 + x->head_bytes + 2;
     /* The handler's time to answer starts now, before it runs, so that it may move it. */
     pt_conn_reset_timeout(hc->conn, hc->conn->limits->response_timeout);
     if (r->path.len == 1 && r->path.p[0] == '*')
@@ -579,6 +590,7 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
     pt_http1_conn *hc = hc_of(p);
     http_req *x = hc->r;
     x->body_seen += len;
+    x->req.request_length += len;
     if (x->body_seen > x->req.limits->max_request_body_length)
         return fail(hc, 413, "request body too large");
     /* An idle timeout between body reads: moving a timer later costs no system call. */
@@ -752,6 +764,8 @@ static void finish_request(pt_http1_conn *hc)
     if (hc->r->rated)
         pt_conn_set_send_rate(hc->conn, 0, 0, 0);
     request_end(hc);
+    /* $pipe: the next request is here already */
+    hc->pipelined = pt_inbuf_len(&hc->conn->in) > 0;
     hc->phase = PHASE_IDLE;
     if (close)
         pt_conn_close(hc->conn);

@@ -114,6 +114,7 @@ int pt_http1_respond(pt_request *req, const pt_response *r)
         return -E2BIG;
     }
     pt_outq_commit(&c->out, pos);
+    req->head_bytes_sent = pos;
 
     uint64_t sent = 0;
     if (!head_only && !r->no_body && !r->stream) {

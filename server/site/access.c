@@ -283,6 +283,13 @@ static int by_password(pt_request *req, const pt_conf_access *a)
         pt_request_log(req, PT_LOG_INFO, "no user/password was provided for basic authentication");
         return challenge(req, a);
     }
+    /* $remote_user: the name sent, whatever the password (nginx's) */
+    char *name_copy = pt_request_alloc(req, user.len + 1);
+    if (name_copy) {
+        memcpy(name_copy, user.p, user.len);
+        name_copy[user.len] = '\0';
+        req->remote_user = (pt_str){name_copy, user.len};
+    }
     int verdict;
     const pt_htpasswd_user *u = pt_htpasswd_find(a->users, user.p, user.len);
     if (!u) {

@@ -352,6 +352,8 @@ static void set_location(pt_request *req, pt_location *loc)
 {
     req->location = loc;
     req->filters = &loc->filter;
+    req->access_logs = loc->access_logs;
+    req->naccess_logs = loc->naccess_logs;
     req->sendfile = loc->sendfile;
     req->compress = loc->compress;
     req->respond_via = loc->compress ? pt_compress_respond : NULL;

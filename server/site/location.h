@@ -62,6 +62,9 @@ struct pt_location {
      * answered here has it as its chain. */
     pt_response_filter filter;
     struct pt_location_limits *limits; /* limit_req and limit_conn (site/limiter.h); NULL: none */
+    /* Its access logs (the server opens them; malloc'ed, freed by the server). */
+    struct pt_access_log *access_logs;
+    size_t naccess_logs;
 };
 
 /* Builds the locations of `vh` (its conf, root fd and cache set) from vh->conf. On error

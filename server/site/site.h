@@ -40,8 +40,11 @@ struct pt_vhost {
     pt_str server_name; /* its first plain server_name (not a wildcard, regex or ".name") */
     int root_fd;        /* the document root, O_PATH|O_DIRECTORY */
     pt_limits limits;
-    pt_log *access_log; /* NULL: off */
-    pt_log *error_log;  /* NULL: the process's error log */
+    /* its own location's access logs (server/site/location.h): those of requests that no
+     * location answers */
+    const struct pt_access_log *access_logs;
+    size_t naccess_logs;
+    pt_log *error_log; /* NULL: the process's error log */
     pt_log_level error_level;
     const pt_mime *mime;
     pt_mime *own_mime;             /* when the server block has its own types or default_type */

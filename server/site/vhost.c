@@ -56,7 +56,8 @@ void pt_vhost_apply(const pt_vhost *vh, pt_request *req)
     req->vhost = vh;
     req->server_name = vh->server_name;
     req->limits = &vh->limits;
-    req->access_log = vh->access_log;
+    req->access_logs = vh->access_logs;
+    req->naccess_logs = vh->naccess_logs;
     req->error_log = vh->error_log;
     req->error_level = vh->error_level;
     req->server_tokens = vh->conf->server_tokens;

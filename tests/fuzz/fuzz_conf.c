@@ -128,8 +128,15 @@ static bool test_stays_inside(const pt_conf *c)
         return false;
     for (size_t s = 0; s < c->nservers; s++) {
         const pt_conf_server *cs = &c->servers[s];
-        if (!inside(cs->access_log) || !inside(cs->error_log))
+        if (!inside(cs->error_log))
             return false;
+        for (size_t i = 0; i < cs->naccess_logs; i++)
+            if (!inside(cs->access_logs[i].path))
+                return false;
+        for (size_t i = 0; i < cs->nlocations; i++)
+            for (size_t k = 0; k < cs->locations[i].naccess_logs; k++)
+                if (!inside(cs->locations[i].access_logs[k].path))
+                    return false;
         for (size_t i = 0; i < cs->ssl.ncerts; i++)
             if (!inside(cs->ssl.certs[i]))
                 return false;
@@ -241,8 +248,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (access(c->error_log, F_OK) != 0)
             logs[nlogs++] = c->error_log;
         for (size_t s = 0; s < c->nservers && nlogs + 2 <= 64; s++) {
-            if (c->servers[s].access_log && access(c->servers[s].access_log, F_OK) != 0)
-                logs[nlogs++] = c->servers[s].access_log;
+            const pt_conf_server *cs = &c->servers[s];
+            for (size_t i = 0; i < cs->naccess_logs && nlogs + 2 <= 64; i++)
+                if (access(cs->access_logs[i].path, F_OK) != 0)
+                    logs[nlogs++] = cs->access_logs[i].path;
+            for (size_t l = 0; l < cs->nlocations; l++)
+                for (size_t i = 0; i < cs->locations[l].naccess_logs && nlogs + 2 <= 64; i++)
+                    if (access(cs->locations[l].access_logs[i].path, F_OK) != 0)
+                        logs[nlogs++] = cs->locations[l].access_logs[i].path;
             if (access(c->servers[s].error_log, F_OK) != 0)
                 logs[nlogs++] = c->servers[s].error_log;
         }

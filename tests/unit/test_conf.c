@@ -152,7 +152,7 @@ static void test_defaults(void **state)
     assert_int_equal(s->nindex, 1);
     assert_string_equal(s->index[0], "index.html");
     assert_memory_equal(&s->limits, &def, sizeof def);
-    assert_null(s->access_log);
+    assert_int_equal(s->naccess_logs, 0);
     assert_string_equal(s->error_log, "stderr");
     assert_int_equal(s->error_log_level, PT_LOG_ERROR);
     assert_true(s->sendfile);
@@ -226,7 +226,8 @@ static void test_all_directives(void **state)
     assert_string_equal(c->error_log, "/p/logs/error.log");
     assert_int_equal(c->error_log_level, PT_LOG_NOTICE);
     assert_string_equal(pt_log_level_name(c->error_log_level), "notice");
-    assert_string_equal(c->access_log, "stderr");
+    assert_int_equal(c->naccess_logs, 1);
+    assert_string_equal(c->access_logs[0].path, "stderr");
 
     const pt_conf_server *s = &c->servers[0];
     assert_int_equal(s->nlistens, 2);
@@ -252,7 +253,8 @@ static void test_all_directives(void **state)
     assert_int_equal(s->nindex, 2);
     assert_string_equal(s->index[0], "index.htm");
     assert_string_equal(s->index[1], "default page.html");
-    assert_string_equal(s->access_log, "/var/log/porter/access.log");
+    assert_int_equal(s->naccess_logs, 1);
+    assert_string_equal(s->access_logs[0].path, "/var/log/porter/access.log");
     assert_string_equal(s->error_log, "stderr");
     assert_int_equal(s->error_log_level, PT_LOG_DEBUG);
     assert_false(s->sendfile);
@@ -435,7 +437,8 @@ static void test_inheritance(void **state)
     assert_string_equal(a->root, "/srv/top");
     assert_int_equal(a->nindex, 2);
     assert_string_equal(a->index[1], "top.htm");
-    assert_string_equal(a->access_log, "/p/logs/access.log");
+    assert_int_equal(a->naccess_logs, 1);
+    assert_string_equal(a->access_logs[0].path, "/p/logs/access.log");
     assert_string_equal(a->error_log, "/p/logs/error.log");
     assert_int_equal(a->error_log_level, PT_LOG_WARN);
     assert_true(a->sendfile);
@@ -451,7 +454,7 @@ static void test_inheritance(void **state)
     assert_string_equal(b->root, "/srv/b");
     assert_int_equal(b->nindex, 1);
     assert_string_equal(b->index[0], "b.html");
-    assert_null(b->access_log);
+    assert_int_equal(b->naccess_logs, 0);
     assert_string_equal(b->error_log, "/p/b.log");
     assert_int_equal(b->error_log_level, PT_LOG_DEBUG);
     assert_false(b->sendfile);
@@ -1245,7 +1248,8 @@ static void test_nginx_style_fixture(void **state)
     assert_true(a->listens[0].default_server);
     assert_string_equal(a->names[0], "a.example.org");
     assert_string_equal(a->root, "/srv/porter/sites/a");
-    assert_string_equal(a->access_log, "/srv/porter/logs/access.log");
+    assert_int_equal(a->naccess_logs, 1);
+    assert_string_equal(a->access_logs[0].path, "/srv/porter/logs/access.log");
     assert_int_equal(a->error_log_level, PT_LOG_WARN);
     assert_false(a->server_tokens);
     assert_int_equal(a->limits.max_request_body_length, 16 << 20);

@@ -157,6 +157,19 @@ static void same_proxy(const pt_conf_proxy *a, const pt_conf_proxy *b)
     SAME_STR(a, b, ssl_trusted_certificate);
 }
 
+static void same_access_logs(const pt_conf_access_log *a, size_t na, const pt_conf_access_log *b,
+                             size_t nb)
+{
+    same_count("access_log", na, nb);
+    for (size_t i = 0; i < na; i++) {
+        SAME_STR(&a[i], &b[i], path);
+        if (a[i].fmt != b[i].fmt || a[i].cond != b[i].cond)
+            fail_msg("access_log %zu: another format or condition", i);
+        SAME_NUM(&a[i], &b[i], buffer);
+        SAME_NUM(&a[i], &b[i], flush);
+    }
+}
+
 static void same_h2(const pt_h2_settings *a, const pt_h2_settings *b)
 {
     SAME_NUM(a, b, max_concurrent_streams);
@@ -181,6 +194,8 @@ static void same_h2(const pt_h2_settings *a, const pt_h2_settings *b)
         SAME_NUM(a, b, sendfile);                                                                  \
         same_files(&(a)->static_files, &(b)->static_files);                                        \
         same_proxy(&(a)->proxy, &(b)->proxy);                                                      \
+        same_access_logs((a)->access_logs, (a)->naccess_logs, (b)->access_logs,                    \
+                         (b)->naccess_logs);                                                       \
     } while (0)
 
 /* What the top level and a server hold. */
@@ -188,7 +203,6 @@ static void same_h2(const pt_h2_settings *a, const pt_h2_settings *b)
     do {                                                                                           \
         SAME_LEVEL(a, b);                                                                          \
         same_limits(&(a)->limits, &(b)->limits);                                                   \
-        SAME_STR(a, b, access_log);                                                                \
         SAME_STR(a, b, error_log);                                                                 \
         SAME_NUM(a, b, error_log_level);                                                           \
         SAME_NUM(a, b, server_tokens);                                                             \
@@ -277,7 +291,8 @@ static void test_each_option_as_its_directive(void **state)
                        "}\n");
     same_conf(a, b);
     assert_string_equal(a->servers[0].root, "/p/site");
-    assert_string_equal(a->servers[0].access_log, "/p/logs/access.log");
+    assert_int_equal(a->servers[0].naccess_logs, 1);
+    assert_string_equal(a->servers[0].access_logs[0].path, "/p/logs/access.log");
     assert_string_equal(a->servers[0].ssl.keys[0], "/p/tls/key.pem");
     pt_conf_free(a);
     pt_conf_free(b);
@@ -293,7 +308,7 @@ static void test_each_option_as_its_directive(void **state)
     b = parse("keepalive_requests 7;\nresponse_timeout 2500ms;\n"
               "server { root /; access_log stderr; location / { return 404; } }");
     same_conf(a, b);
-    assert_string_equal(a->servers[0].access_log, "stderr");
+    assert_string_equal(a->servers[0].access_logs[0].path, "stderr");
     assert_int_equal(a->servers[0].limits.keepalive_requests, 7);
     pt_conf_free(a);
     pt_conf_free(b);
