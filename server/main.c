@@ -1033,8 +1033,6 @@ static int test_conf(bool dump, bool quiet)
 /* -e: standard error becomes FILE, until the conf's error_log takes over. */
 static int early_log(const char *path)
 {
-    if (strcmp(path, "stderr") == 0)
-        return 0;
     int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0 || dup2(fd, STDERR_FILENO) < 0) {
         fprintf(stderr, "porter: cannot open the error log \"%s\": %s\n", path, strerror(errno));
@@ -1093,7 +1091,8 @@ int main(int argc, char **argv)
     g.conf = under_prefix(prefix, conf, conf_buf, sizeof conf_buf);
     g.prefix = prefix;
     g.argv = argv;
-    if (elog && early_log(under_prefix(prefix, elog, elog_buf, sizeof elog_buf)) < 0)
+    if (elog && strcmp(elog, "stderr") != 0 &&
+        early_log(under_prefix(prefix, elog, elog_buf, sizeof elog_buf)) < 0)
         return 1;
     if (sig)
         return send_signal(sig);
@@ -1137,7 +1136,9 @@ int main(int argc, char **argv)
     if (r < 0) {
         fprintf(stderr, "porter: %s\n", err[0] ? err : pt_strerror(r));
         if (upgrade)
-            fprintf(stderr, "porter[%d]: binary upgrade failed: the process before serves on\n",
+            fprintf(stderr,
+                    "porter[%d]: binary upgrade: this process cannot start; the one "
+                    "before serves on\n",
                     (int)getpid());
         return 1;
     }
