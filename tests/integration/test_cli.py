@@ -65,7 +65,11 @@ class Signals(PorterTestCase):
                 code, out, err = self.send(p, "reopen")
                 self.assertEqual(code, 0, err)
                 harness.wait_until(lambda: os.path.exists(log), 5, "the log reopened")
-                # every worker reopened it: each connection may land on any of them
+                # every process has let go of the old file once it reopened the log
+                pids = [p.pid] + harness.proc_live_children(p.pid)
+                harness.wait_until(lambda: not harness.holds_path(pids, "access.log.1"), 5,
+                                   "every process reopened the log")
+                # so each connection, whichever worker it lands on, is logged in the new file
                 for _ in range(8):
                     self.assertEqual(p.get("/a.txt?after").status, 200)
                 harness.wait_until(lambda: open(log).read().count("/a.txt?after") == 8, 5,

@@ -124,6 +124,9 @@ class User(PorterTestCase):
         self.assertEqual(code, 0, err)
         harness.wait_until(lambda: os.path.exists(log), 5, "the log reopened")
         self.assertEqual(os.stat(log).st_uid, self.nobody.pw_uid)
+        pids = [p.pid] + harness.proc_live_children(p.pid)
+        harness.wait_until(lambda: not harness.holds_path(pids, "access.log.1"), 5,
+                           lambda: "every process reopened the log:\n" + p.output)
         # every worker reopened it as nobody and writes there
         for _ in range(8):
             self.assertEqual(p.get("/a.txt?after").status, 200)
