@@ -90,6 +90,12 @@ typedef struct pt_server_options {
      * address, port and worker count) are taken over instead of opened anew, so no client
      * connecting meanwhile is refused. `previous` must then be retired and freed. */
     pt_server *previous;
+    /** A binary upgrade: listening sockets inherited from the process before (borrowed during
+     * the call). An address one of them is bound to takes it instead of binding anew (see
+     * pt_listener_adopt()), so no client connecting meanwhile is refused; a socket taken has
+     * its entry set to -1, and closing the others is the caller's business. */
+    int *inherited;
+    size_t ninherited; /**< entries in inherited */
 
     /* Without a conf file: */
 
@@ -198,8 +204,37 @@ void pt_server_log(pt_server *s, int level, const char *fmt, ...)
 
 /** Checks a conf file as pt_server_new() would, without listening: syntax, values, that every
  * root is a directory and every log can be opened.
- * @return 0 or a negative errno with the message in `err`. */
+ * @return 0 or a negative errno with the (first) message in `err`. */
 int pt_server_test(const char *conf_path, const char *prefix, char *err, size_t errlen);
+
+/** Called by pt_server_check() with each error it finds, "FILE:LINE:COL: reason" (valid during
+ * the call). */
+typedef void (*pt_server_report_cb)(const char *msg, void *data);
+
+/** Checks a conf file as pt_server_test() does, but goes on past an error to find the next:
+ * `report(msg, data)` hears of every one, in the order found. A directive in error is left out
+ * and the rest read (a syntax error ends the reading: what follows cannot be read); roots, logs
+ * and certificates are then checked as start-up opens them (certificates and upstreams only
+ * when the conf itself read without error). `report` may be NULL.
+ * @return 0 if the conf is valid, else the first error's negative errno. */
+int pt_server_check(const char *conf_path, const char *prefix, pt_server_report_cb report,
+                    void *data);
+
+/** Called by pt_server_conf_files() with each file's path (valid during the call). */
+typedef void (*pt_server_file_cb)(const char *path, void *data);
+
+/** Calls `cb(path, data)` with every file a valid conf is read from: the main file first, then
+ * each included file once, in the order read (porter -T prints them).
+ * @return 0, or a negative errno with the message in `err` when the conf is not valid. */
+int pt_server_conf_files(const char *conf_path, const char *prefix, pt_server_file_cb cb,
+                         void *data, char *err, size_t errlen);
+
+/** Writes the path of the pid file the conf names (absolute; "" for none) to `out`. An error
+ * elsewhere in the conf does not stop it (porter -s must reach the running process whatever the
+ * file now says), one that keeps the conf from being read does.
+ * @return 0, or a negative errno with the message in `err`. */
+int pt_server_conf_pid(const char *conf_path, const char *prefix, char *out, size_t outlen,
+                       char *err, size_t errlen);
 
 /** Reads the conf file and returns the number of worker processes it asks for (auto: the CPU
  * count), or a negative errno with the message in `err`. */
@@ -218,6 +253,22 @@ int pt_server_worker_connections(const pt_server *s, int slot, pid_t pid, uint64
 
 /** The path of the pid file the conf asks for, or NULL (borrowed from the server). */
 const char *pt_server_pid_path(const pt_server *s);
+
+/** The conf's `user USER [GROUP]`: stores the names (borrowed from the server) and their ids,
+ * resolved when the conf was read by root ((uid_t)-1 and (gid_t)-1 otherwise).
+ * @return 1 if the conf has the directive, 0 if not (nothing stored). */
+int pt_server_user(const pt_server *s, const char **user, const char **group, uid_t *uid,
+                   gid_t *gid);
+
+/** Makes `uid` the owner of every log file the server has open (not standard error), so that
+ * worker processes running as that user can reopen them after a rotation: the master calls it
+ * after pt_server_reopen_logs(), as nginx's does. @return 0 or the first chown(2) error. */
+int pt_server_chown_logs(pt_server *s, uid_t uid);
+
+/** Writes the descriptors of every listening socket of the server to `out`, at most `max` (a
+ * binary upgrade passes them to the new executable, see pt_server_options.inherited).
+ * @return how many there are (possibly more than `max`). */
+size_t pt_server_listen_fds(const pt_server *s, int *out, size_t max);
 
 /** TLS session tickets: how often, in seconds, their keys should be renewed
  * (ssl_session_ticket_rotate; 0 when the server has no TLS).

@@ -439,17 +439,12 @@ static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
         free(l);
 }
 
-int pt_listener_open(pt_listener **out, struct ev_loop *loop, const pt_listener_options *o,
-                     pt_accept_cb cb, pt_listener_error_cb err_cb, void *data)
+/* What pt_listener_open() and pt_listener_adopt() share: the options checked, the addresses
+ * resolved, the listener allocated for them. */
+static int prepare(pt_listener **out, struct ev_loop *loop, const pt_listener_options *o,
+                   pt_accept_cb cb, pt_listener_error_cb err_cb, void *data, candidate **cand,
+                   size_t *ncand, int *port)
 {
-    candidate *cand = NULL;
-    size_t ncand = 0;
-    pt_listener *l = NULL;
-    int held[PORT_ATTEMPTS];
-    int nheld = 0;
-    int port = 0;
-    int rc;
-
     if (out == NULL)
         return -EINVAL;
     *out = NULL;
@@ -457,17 +452,16 @@ int pt_listener_open(pt_listener **out, struct ev_loop *loop, const pt_listener_
         o->notsent_lowat < 0 || o->accept_batch < 1 || !(o->emfile_backoff > 0) ||
         !isfinite(o->emfile_backoff))
         return -EINVAL;
-    rc = parse_port(o->port, &port);
+    int rc = parse_port(o->port, port);
     if (rc < 0)
         return rc;
-    rc = resolve(o->host, port, &cand, &ncand);
+    rc = resolve(o->host, *port, cand, ncand);
     if (rc < 0)
         return rc;
-
-    l = calloc(1, sizeof *l + ncand * sizeof l->socks[0]);
+    pt_listener *l = calloc(1, sizeof *l + *ncand * sizeof l->socks[0]);
     if (l == NULL) {
-        rc = -ENOMEM;
-        goto fail;
+        free(*cand);
+        return -ENOMEM;
     }
     l->loop = loop;
     l->accept_cb = cb;
@@ -477,7 +471,38 @@ int pt_listener_open(pt_listener **out, struct ev_loop *loop, const pt_listener_
     l->backoff = o->emfile_backoff;
     l->fd_reserve = o->fd_reserve;
     l->fd_ceiling = fd_ceiling(o->fd_reserve);
+    *out = l;
+    return 0;
+}
 
+/* The watchers of a listener whose sockets are all open. */
+static void finish(pt_listener *l)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        lsock *s = &l->socks[i];
+        s->owner = l;
+        ev_io_init(&s->io, on_readable, s->fd, EV_READ);
+        s->io.data = s;
+    }
+    ev_timer_init(&l->backoff_timer, on_backoff_end, l->backoff, 0.);
+    l->backoff_timer.data = l;
+}
+
+int pt_listener_open(pt_listener **out, struct ev_loop *loop, const pt_listener_options *o,
+                     pt_accept_cb cb, pt_listener_error_cb err_cb, void *data)
+{
+    candidate *cand = NULL;
+    size_t ncand = 0;
+    pt_listener *l = NULL;
+    int held[PORT_ATTEMPTS];
+    int nheld = 0;
+    int port = 0;
+    if (out == NULL)
+        return -EINVAL;
+    *out = NULL;
+    int rc = prepare(&l, loop, o, cb, err_cb, data, &cand, &ncand, &port);
+    if (rc < 0)
+        return rc;
     for (int attempt = 1;; attempt++) {
         int hold;
         rc = bind_pass(l, cand, ncand, o, port, &hold);
@@ -489,20 +514,133 @@ int pt_listener_open(pt_listener **out, struct ev_loop *loop, const pt_listener_
             goto fail;
     }
     close_fds(held, nheld);
-
-    for (size_t i = 0; i < l->n; i++) {
-        lsock *s = &l->socks[i];
-        s->owner = l;
-        ev_io_init(&s->io, on_readable, s->fd, EV_READ);
-        s->io.data = s;
-    }
-    ev_timer_init(&l->backoff_timer, on_backoff_end, l->backoff, 0.);
-    l->backoff_timer.data = l;
+    finish(l);
     free(cand);
     *out = l;
     return 0;
 fail:
     close_fds(held, nheld);
+    free(l);
+    free(cand);
+    return rc;
+}
+
+/* The entry of `fds` holding a listening TCP socket bound to `c`'s address (and to its port,
+ * unless that is 0), or -1. */
+static int find_bound(const candidate *c, const int *fds, size_t nfds)
+{
+    for (size_t i = 0; i < nfds; i++) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof ss;
+        int listening = 0, type = 0;
+        socklen_t ilen = sizeof listening, tlen = sizeof type;
+        if (fds[i] < 0 || getsockname(fds[i], (struct sockaddr *)&ss, &len) < 0 ||
+            getsockopt(fds[i], SOL_SOCKET, SO_ACCEPTCONN, &listening, &ilen) < 0 || !listening ||
+            getsockopt(fds[i], SOL_SOCKET, SO_TYPE, &type, &tlen) < 0 || type != SOCK_STREAM)
+            continue;
+        if (sockaddr_port(&c->ss) == 0)
+            sockaddr_set_port(&ss, 0);
+        if (sockaddr_equal(&ss, &c->ss))
+            return (int)i;
+    }
+    return -1;
+}
+
+/* Gives a socket taken from another process what pt_listener_open() would have made it with
+ * (SO_REUSEPORT and the address cannot change once bound). */
+static int adopt_socket(int fd, const pt_listener_options *o, lsock *s)
+{
+    int flags = fcntl(fd, F_GETFL);
+    if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0 ||
+        fcntl(fd, F_SETFD, FD_CLOEXEC) < 0 || listen(fd, o->backlog) < 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &o->defer_accept, sizeof o->defer_accept) <
+            0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &o->notsent_lowat, sizeof o->notsent_lowat) <
+            0)
+        return -errno;
+    s->addrlen = sizeof s->addr;
+    if (getsockname(fd, (struct sockaddr *)&s->addr, &s->addrlen) < 0)
+        return -errno;
+    s->fd = fd;
+    return 0;
+}
+
+int pt_listener_adopt(pt_listener **out, struct ev_loop *loop, const pt_listener_options *o,
+                      int *fds, size_t nfds, pt_accept_cb cb, pt_listener_error_cb err_cb,
+                      void *data)
+{
+    candidate *cand = NULL;
+    size_t ncand = 0;
+    pt_listener *l = NULL;
+    int port = 0;
+    if (out == NULL)
+        return -EINVAL;
+    *out = NULL;
+    int rc = prepare(&l, loop, o, cb, err_cb, data, &cand, &ncand, &port);
+    if (rc < 0)
+        return rc;
+    /* taken[i]: the entry of `fds` socket i came from, or -1 for one opened here */
+    int *taken = calloc(ncand, sizeof *taken);
+    if (!taken) {
+        rc = -ENOMEM;
+        goto fail;
+    }
+    /* The sockets already bound first: with port 0, the first one's port is the others'. */
+    size_t ntaken = 0;
+    for (size_t i = 0; i < ncand; i++)
+        taken[i] = -1;
+    for (size_t i = 0; i < ncand; i++) {
+        sockaddr_set_port(&cand[i].ss, port);
+        int k = find_bound(&cand[i], fds, nfds);
+        if (k < 0)
+            continue;
+        lsock *s = &l->socks[l->n];
+        if ((rc = adopt_socket(fds[k], o, s)) < 0)
+            goto fail;
+        taken[l->n++] = k;
+        fds[k] = -1;
+        ntaken++;
+        if (port == 0)
+            port = sockaddr_port(&s->addr);
+    }
+    if (ntaken == 0) {
+        rc = -ENOENT;
+        goto fail;
+    }
+    /* Addresses the process before did not have (a changed conf) are opened here. */
+    for (size_t i = 0; i < ncand; i++) {
+        candidate c = cand[i];
+        sockaddr_set_port(&c.ss, port);
+        bool have = false;
+        for (size_t j = 0; j < l->n && !have; j++)
+            have = sockaddr_equal(&l->socks[j].addr, &c.ss);
+        if (have)
+            continue;
+        lsock *s = &l->socks[l->n];
+        rc = open_socket(&c, o, s);
+        if (rc == 0) {
+            l->n++;
+            continue;
+        }
+        /* as pt_listener_open(): an address this kernel cannot use is skipped */
+        if (ncand > 1 && (rc == -EAFNOSUPPORT || rc == -EADDRNOTAVAIL))
+            continue;
+        goto fail;
+    }
+    finish(l);
+    free(taken);
+    free(cand);
+    *out = l;
+    return 0;
+fail:
+    /* What was taken goes back where it came from; what was opened here is closed. */
+    for (size_t i = 0; l && i < l->n; i++) {
+        if (taken && taken[i] >= 0)
+            fds[taken[i]] = l->socks[i].fd;
+        else
+            close(l->socks[i].fd);
+    }
+    free(taken);
     free(l);
     free(cand);
     return rc;

@@ -99,6 +99,20 @@ void pt_listener_options_init(pt_listener_options *o);
 int pt_listener_open(pt_listener **out, struct ev_loop *loop, const pt_listener_options *o,
                      pt_accept_cb cb, pt_listener_error_cb err_cb, void *data);
 
+/** Like pt_listener_open(), with sockets another process bound (a binary upgrade: porter's new
+ * executable inherits its predecessor's listening sockets, so no connection is refused meanwhile).
+ * For each address `o->host` resolves to, a listening TCP socket of `fds` bound to it and to
+ * `o->port` (for port "0": to any port, which the other addresses then follow) is taken: the
+ * listener owns it and its entry in `fds` becomes -1. The options a socket is made with are
+ * applied to it (backlog, defer_accept, notsent_lowat; close-on-exec, non-blocking), except
+ * reuseaddr and reuseport, which a bound socket keeps. An address that none of `fds` is bound to
+ * is opened as pt_listener_open() opens it. On failure every socket taken goes back to its entry.
+ * @return 0; -ENOENT when no socket of `fds` is bound to any of the addresses (nothing is taken,
+ *         nothing opened); or an error of pt_listener_open(). */
+int pt_listener_adopt(pt_listener **out, struct ev_loop *loop, const pt_listener_options *o,
+                      int *fds, size_t nfds, pt_accept_cb cb, pt_listener_error_cb err_cb,
+                      void *data);
+
 /** Copies the bound address of each socket (getsockname, so port 0 shows the real port) to
  * `out`, at most `max` of them, and returns the number of sockets (which may exceed `max`).
  */

@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -75,6 +76,9 @@ struct pt_server {
     /* The shared zones of limit_req and limit_conn, mapped here, before the workers fork; a
      * reload takes over those that stay the same. NULL: none. */
     pt_limit_zones *zones;
+    /* while it is made: sockets inherited from the process before (a binary upgrade) */
+    int *inherited;
+    size_t ninherited;
 };
 
 const char *pt_strerror(int err)
@@ -379,6 +383,17 @@ static int open_root(const char *dir, bool named, int *fd)
 
 static pt_stats_board *stats_board(pt_server *s, int *nslots, int *slot);
 
+/* "FILE:LINE:COL: root "DIR": reason", at the root directive that named the directory (the
+ * server block when none did: a root from the embedding API). */
+static void root_error(const pt_conf_server *cs, char *err, size_t elen, int r)
+{
+    const pt_conf_place *at = &cs->root_at;
+    if (!at->file)
+        at = &(pt_conf_place){cs->file, cs->line, cs->col};
+    snprintf(err, elen, "%s:%d:%d: root \"%s\": %s", at->file, at->line, at->col, cs->root,
+             strerror(-r));
+}
+
 /* What answers each kind of location (the router answers `return` itself). */
 static const pt_handler_fn handlers[PT_HANDLER_COUNT] = {
     [PT_HANDLER_STATIC] = pt_static_handle,
@@ -457,8 +472,7 @@ static int setup_vhost(pt_server *s, pt_vhost *vh, const pt_conf_server *cs, cha
     vh->access_state = s->access;
     vh->zones = s->zones;
     if ((r = open_root(cs->root, cs->root_named, &vh->root_fd)) < 0) {
-        snprintf(err, elen, "%s:%d:%d: root \"%s\": %s", cs->file, cs->line, cs->col, cs->root,
-                 strerror(-r));
+        root_error(cs, err, elen, r);
         return r;
     }
     if (vh->root_fd < 0) {
@@ -605,8 +619,14 @@ static int open_listeners(pt_server *s, pt_site *site, char *err, size_t elen)
     lo.fd_reserve = -1; /* admitted connections keep descriptors for their files */
     char port[16];
     for (size_t k = 0; k < site->nlisteners; k++) {
-        int r =
-            pt_listener_open(&site->listeners[k], s->loop, &lo, on_accept, on_accept_error, site);
+        /* A socket the process before had bound to the address is taken as it is. */
+        int r = -ENOENT;
+        if (s->ninherited)
+            r = pt_listener_adopt(&site->listeners[k], s->loop, &lo, s->inherited, s->ninherited,
+                                  on_accept, on_accept_error, site);
+        if (r == -ENOENT)
+            r = pt_listener_open(&site->listeners[k], s->loop, &lo, on_accept, on_accept_error,
+                                 site);
         if (r < 0) {
             char addr[300];
             format_listen(ls, addr, sizeof addr);
@@ -718,6 +738,8 @@ int pt_server_new_with(pt_server **out, struct ev_loop *loop, const pt_server_op
         goto fail;
     }
 
+    s->inherited = o->inherited;
+    s->ninherited = o->inherited ? o->ninherited : 0;
     s->nsockets = o->worker_slots > 0 ? o->worker_slots : 1;
     s->nslots = o->workers > 0 ? o->workers : s->nsockets;
     s->board = pt_stats_board_new(s->nslots);
@@ -782,6 +804,8 @@ int pt_server_new_with(pt_server **out, struct ev_loop *loop, const pt_server_op
         pt_log_error(PT_LOG_WARN, "/etc/mime.types not readable; using built-in MIME types");
     ev_timer_init(&s->tick, on_tick, 1.0, 1.0);
     s->tick.data = s;
+    s->inherited = NULL;
+    s->ninherited = 0;
     *out = s;
     return 0;
 fail:
@@ -1151,80 +1175,226 @@ const char *pt_server_pid_path(const pt_server *s)
     return s->conf->pid_path;
 }
 
+/* What a check reports through: its callback, and the first error. */
+typedef struct checker {
+    pt_server_report_cb report;
+    void *data;
+    int first;
+    int errors;
+} checker;
+
+__attribute__((format(printf, 3, 4))) static int found(checker *ck, int r, const char *fmt, ...)
+{
+    char msg[PATH_MAX + 1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (ck->report)
+        ck->report(msg, ck->data);
+    ck->errors++;
+    if (!ck->first)
+        ck->first = r;
+    return r;
+}
+
+static void on_conf_error(const char *msg, void *data)
+{
+    checker *ck = data;
+    if (ck->report)
+        ck->report(msg, ck->data);
+    ck->errors++;
+}
+
 /* Opens the log at `path` as start-up does. An error names the server block `cs` whose log it
  * is (NULL: the top level's own error log, which no server uses and which has no place). */
-static int test_log(const pt_conf_server *cs, const char *path, const char *what, char *err,
-                    size_t errlen)
+static void test_log(checker *ck, const pt_conf_server *cs, const char *path, const char *what)
 {
     pt_log *l = NULL;
     char why[300];
     int r = pt_log_open(&l, path);
     if (r < 0 && cs)
-        snprintf(err, errlen, "%s:%d:%d: cannot open %s \"%s\": %s", cs->file, cs->line, cs->col,
-                 what, path, open_failure(path, r, why, sizeof why));
+        found(ck, r, "%s:%d:%d: cannot open %s \"%s\": %s", cs->file, cs->line, cs->col, what, path,
+              open_failure(path, r, why, sizeof why));
     else if (r < 0)
-        snprintf(err, errlen, "cannot open %s \"%s\": %s", what, path,
-                 open_failure(path, r, why, sizeof why));
+        found(ck, r, "cannot open %s \"%s\": %s", what, path,
+              open_failure(path, r, why, sizeof why));
     pt_log_close(l);
-    return r;
 }
 
-int pt_server_test(const char *conf_path, const char *prefix, char *err, size_t errlen)
+/* The directory a static location serves from, as its vhost opens it (site/location.c):
+ * `server_root` says whether the server's own was found. */
+static void test_location_root(checker *ck, const pt_conf_server *cs, const pt_conf_location *lc,
+                               bool server_root)
 {
+    const char *dir = lc->alias ? lc->alias : lc->root;
+    int fd, r;
+    /* the server's own directory was checked with the server, unless it is a missing default
+     * that this location names */
+    if (lc->handler != PT_HANDLER_STATIC ||
+        (!lc->alias && strcmp(lc->root, cs->root) == 0 && (server_root || !lc->root_named)))
+        return;
+    if ((r = open_root(dir, lc->alias || lc->root_named, &fd)) < 0) {
+        /* the root or alias directive; a location that names none: the location itself */
+        const pt_conf_place *at = &lc->root_at;
+        if (!at->file)
+            at = &(pt_conf_place){lc->file, lc->line, lc->col};
+        found(ck, r, "%s:%d:%d: %s \"%s\": %s", at->file, at->line, at->col,
+              lc->alias ? "alias" : "root", dir, strerror(-r));
+        return;
+    }
+    if (fd >= 0)
+        close(fd);
+}
+
+int pt_server_check(const char *conf_path, const char *prefix, pt_server_report_cb report,
+                    void *data)
+{
+    checker ck = {.report = report, .data = data};
     pt_conf *conf = NULL;
-    int r = pt_conf_load(&conf, conf_path, prefix, err, errlen);
-    if (r < 0)
+    int r = pt_conf_check(&conf, conf_path, prefix, on_conf_error, &ck);
+    if (!conf)
         return r;
-    if ((r = pt_proxy_check(conf, err, errlen)) < 0)
-        goto out;
+    ck.first = r;
+    /* Upstreams and certificates only in a conf read without error: what they are checked
+     * against may be missing from one with errors. */
+    char err[1024];
+    if (r == 0 && (r = pt_proxy_check(conf, err, sizeof err)) < 0)
+        found(&ck, r, "%s", err);
     for (size_t i = 0; i < conf->nservers; i++) {
         const pt_conf_server *cs = &conf->servers[i];
-        int fd;
+        int fd = -1;
         if ((r = open_root(cs->root, cs->root_named, &fd)) < 0) {
-            snprintf(err, errlen, "%s:%d:%d: root \"%s\": %s", cs->file, cs->line, cs->col,
-                     cs->root, strerror(-r));
-            goto out;
-        }
-        if (fd >= 0)
+            root_error(cs, err, sizeof err, r);
+            found(&ck, r, "%s", err);
+        } else if (fd >= 0) {
             close(fd);
-        for (size_t k = 0; k < cs->nlocations; k++) {
-            const pt_conf_location *lc = &cs->locations[k];
-            const char *dir = lc->alias ? lc->alias : lc->root;
-            if (lc->handler != PT_HANDLER_STATIC)
-                continue;
-            if ((r = open_root(dir, lc->alias || lc->root_named, &fd)) < 0) {
-                snprintf(err, errlen, "%s:%d:%d: %s \"%s\": %s", lc->file, lc->line, lc->col,
-                         lc->alias ? "alias" : "root", dir, strerror(-r));
-                goto out;
-            }
-            if (fd >= 0)
-                close(fd);
         }
+        for (size_t k = 0; k < cs->nlocations; k++)
+            test_location_root(&ck, cs, &cs->locations[k], fd >= 0);
         for (size_t k = 0; k < cs->naccess_logs; k++)
-            if ((r = test_log(cs, cs->access_logs[k].path, "access log", err, errlen)) < 0)
-                goto out;
+            test_log(&ck, cs, cs->access_logs[k].path, "access log");
         for (size_t k = 0; k < cs->nlocations; k++) {
             const pt_conf_location *lc = &cs->locations[k];
             for (size_t j = 0; j < lc->naccess_logs; j++)
-                if ((r = test_log(cs, lc->access_logs[j].path, "access log", err, errlen)) < 0)
-                    goto out;
+                test_log(&ck, cs, lc->access_logs[j].path, "access log");
         }
-        if ((r = test_log(cs, cs->error_log, "error log", err, errlen)) < 0)
-            goto out;
+        test_log(&ck, cs, cs->error_log, "error log");
         /* Certificates and keys are read and matched as at start-up. */
-        if (cs->ssl.ncerts) {
+        if (cs->ssl.ncerts && !ck.first) {
             pt_vhost vh = {.conf = cs};
-            r = pt_tls_vhost_setup(&vh, NULL, err, errlen);
+            if ((r = pt_tls_vhost_setup(&vh, NULL, err, sizeof err)) < 0)
+                found(&ck, r, "%s", err);
             pt_tls_vhost_dispose(&vh);
-            if (r < 0)
-                goto out;
         }
     }
     /* Opened at start-up even when every server has its own (a server that inherits it was
      * tested above, with its place). */
-    if (conf->error_log && (r = test_log(NULL, conf->error_log, "error log", err, errlen)) < 0)
-        goto out;
-out:
+    if (conf->error_log)
+        test_log(&ck, NULL, conf->error_log, "error log");
     pt_conf_free(conf);
+    return ck.first;
+}
+
+/* The first error of a check, for pt_server_test(). */
+typedef struct first_error {
+    char *err;
+    size_t errlen;
+    bool seen;
+} first_error;
+
+static void keep_first(const char *msg, void *data)
+{
+    first_error *f = data;
+    if (!f->seen && f->err && f->errlen)
+        snprintf(f->err, f->errlen, "%s", msg);
+    f->seen = true;
+}
+
+int pt_server_test(const char *conf_path, const char *prefix, char *err, size_t errlen)
+{
+    first_error f = {err, errlen, false};
+    if (err && errlen)
+        err[0] = '\0';
+    return pt_server_check(conf_path, prefix, keep_first, &f);
+}
+
+int pt_server_conf_files(const char *conf_path, const char *prefix, pt_server_file_cb cb,
+                         void *data, char *err, size_t errlen)
+{
+    pt_conf *conf;
+    int r = pt_conf_load(&conf, conf_path, prefix, err, errlen);
+    if (r < 0)
+        return r;
+    for (size_t i = 0; i < conf->nfiles; i++) {
+        size_t k = 0;
+        while (k < i && strcmp(conf->files[k], conf->files[i]) != 0)
+            k++;
+        if (k == i) /* a file included twice is one file */
+            cb(conf->files[i], data);
+    }
+    pt_conf_free(conf);
+    return 0;
+}
+
+int pt_server_conf_pid(const char *conf_path, const char *prefix, char *out, size_t outlen,
+                       char *err, size_t errlen)
+{
+    /* Read as a check reads it, so that an error elsewhere in the conf does not keep a signal
+     * from the running porter (a bad conf is what a reload then reports). */
+    first_error f = {err, errlen, false};
+    pt_conf *conf = NULL;
+    if (err && errlen)
+        err[0] = '\0';
+    int r = pt_conf_check(&conf, conf_path, prefix, keep_first, &f);
+    if (!conf)
+        return r;
+    snprintf(out, outlen, "%s", conf->pid_path ? conf->pid_path : "");
+    pt_conf_free(conf);
+    return 0;
+}
+
+int pt_server_user(const pt_server *s, const char **user, const char **group, uid_t *uid,
+                   gid_t *gid)
+{
+    const pt_conf *c = s->conf;
+    if (!c->user)
+        return 0;
+    *user = c->user;
+    *group = c->group;
+    *uid = c->user_uid;
+    *gid = c->user_gid;
+    return 1;
+}
+
+int pt_server_chown_logs(pt_server *s, uid_t uid)
+{
+    int r = 0;
+    for (size_t i = 0; i < s->nlogs; i++) {
+        const char *path = pt_log_path(s->logs[i]);
+        if (strcmp(path, "stderr") != 0 && chown(path, uid, (gid_t)-1) < 0 && r == 0)
+            r = -errno;
+    }
+    if (s->error_log && strcmp(pt_log_path(s->error_log), "stderr") != 0 &&
+        chown(pt_log_path(s->error_log), uid, (gid_t)-1) < 0 && r == 0)
+        r = -errno;
     return r;
+}
+
+size_t pt_server_listen_fds(const pt_server *s, int *out, size_t max)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < s->nsites; i++) {
+        const pt_site *site = s->sites[i];
+        for (size_t k = 0; site->listeners && k < site->nlisteners; k++) {
+            if (!site->listeners[k])
+                continue;
+            int fds[8];
+            size_t n = pt_listener_fds(site->listeners[k], fds, 8);
+            for (size_t j = 0; j < n && j < 8; j++, total++)
+                if (total < max)
+                    out[total] = fds[j];
+        }
+    }
+    return total;
 }

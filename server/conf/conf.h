@@ -90,6 +90,18 @@ int pt_conf_load(pt_conf **out, const char *path, const char *prefix, char *err,
 int pt_conf_parse_string(pt_conf **out, const char *text, const char *name, const char *prefix,
                          char *err, size_t errlen);
 
+/* Called with each error of a check, "FILE:LINE:COL: reason" (valid during the call). */
+typedef void (*pt_conf_report_fn)(const char *msg, void *data);
+
+/* A check (-t): loads `path` as pt_conf_load() does, but a directive in error is reported and
+ * left out and the reading goes on, so that report(msg, data) hears of every error in the order
+ * met (a syntax error ends the reading, since what follows it cannot be read; what spans several
+ * servers is checked once they read without error). *out receives what was read even after
+ * errors (NULL only when the text could not be read): enough to check the files it names, never
+ * to serve from. Returns 0, or the first error's negative errno. */
+int pt_conf_check(pt_conf **out, const char *path, const char *prefix, pt_conf_report_fn report,
+                  void *data);
+
 /* Frees `c` and everything it owns. NULL: no-op. */
 void pt_conf_free(pt_conf *c);
 

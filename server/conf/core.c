@@ -1,5 +1,6 @@
 /*
- * The core module of the conf: the top level, `http` and `events`, servers and their
+ * The core module of the conf: the top level, `http` and `events`, the process (worker_processes,
+ * pid, user), servers and their
  * locations (each starting from its parent's values), listen, server_name, root and alias,
  * index, error_log, types, the safety limits, and what a location answers with when not with files
  * or a proxy (`return`, `status`). Once the top level is read it builds the servers, then
@@ -8,11 +9,14 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <grp.h>
 #include <limits.h>
+#include <pwd.h>
 #include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "server/conf/directives.h"
 #include "server/conf/mem.h"
@@ -89,6 +93,37 @@ static int set_workers(pt_conf_loader *cx, const pt_conf_node *d, void *field, v
     return 0;
 }
 
+/* `user USER [GROUP];`: the names are resolved now when porter runs as root (as nginx does), so
+ * one that does not exist is an error at its place; otherwise they are kept, for the warning
+ * that they are ignored. Without GROUP the user's name is taken as the group's, as in nginx. */
+static int set_user(pt_conf_loader *cx, const pt_conf_node *d, void *field, void *aux)
+{
+    pt_conf *c = cx->conf;
+    const char *group = d->nw == 3 ? d->w[2].s : arg1(d);
+    free(c->user);
+    free(c->group);
+    c->user = xstrdup(arg1(d));
+    c->group = xstrdup(group);
+    if (geteuid() != 0)
+        return 0;
+    char buf[16384];
+    struct passwd pw, *pwp = NULL;
+    if (getpwnam_r(arg1(d), &pw, buf, sizeof buf, &pwp) != 0 || !pwp)
+        return pt_conf_bad(cx, d, 1, "unknown user \"%s\" in \"user\"", arg1(d));
+    c->user_uid = pw.pw_uid;
+    struct group gr, *grp = NULL;
+    if (getgrnam_r(group, &gr, buf, sizeof buf, &grp) != 0 || !grp) {
+        if (d->nw == 3)
+            return pt_conf_bad(cx, d, 2, "unknown group \"%s\" in \"user\"", group);
+        return pt_conf_bad(cx, d, 1,
+                           "unknown group \"%s\" in \"user\": without a group the user's name "
+                           "is taken as one (as in nginx), so name it: \"user %s GROUP;\"",
+                           group, arg1(d));
+    }
+    c->user_gid = gr.gr_gid;
+    return 0;
+}
+
 /* ---- listen ---- */
 
 /* Splits "[HOST:]PORT" into l->host and l->port (canonical decimal). */
@@ -97,6 +132,12 @@ static int listen_addr(pt_conf_loader *cx, const pt_conf_node *d, pt_conf_listen
     const char *a = arg1(d), *port;
     const char *host = NULL;
     size_t hostlen = 0;
+    if (strncmp(a, "unix:", 5) == 0)
+        return pt_conf_bad(
+            cx, d, 1,
+            "\"listen %s\": porter listens on TCP addresses only, not on UNIX-domain "
+            "sockets",
+            a);
     if (a[0] == '[') {
         const char *close = strchr(a, ']');
         if (!close || close == a + 1 || (close[1] && close[1] != ':'))
@@ -214,6 +255,12 @@ static bool seen_here(const pt_conf_loader *cx, const void *field)
     return false;
 }
 
+/* The place of the directory files come from, at the level being read. */
+static pt_conf_place *place_here(pt_conf_loader *cx)
+{
+    return cx->loc ? &cx->loc->root_at : cx->srv ? &cx->srv->root_at : &cx->conf->root_at;
+}
+
 /* root and alias exclude each other in a location, as in nginx. */
 static int set_root(pt_conf_loader *cx, const pt_conf_node *d, void *field, void *aux)
 {
@@ -222,7 +269,10 @@ static int set_root(pt_conf_loader *cx, const pt_conf_node *d, void *field, void
                            "\"root\" directive is duplicate, \"alias\" directive was specified "
                            "earlier");
     pt_conf_value v = pt_conf_word_value(cx, d, 1);
-    return pt_conf_set_root(cx->conf, field, aux, &v);
+    int rc = pt_conf_set_root(cx->conf, field, aux, &v);
+    if (rc == 0)
+        *place_here(cx) = (pt_conf_place){d->file, d->w[0].line, d->w[0].col};
+    return rc;
 }
 
 int pt_conf_set_root(const pt_conf *c, char **root, bool *named, const pt_conf_value *v)
@@ -240,7 +290,10 @@ static int set_alias(pt_conf_loader *cx, const pt_conf_node *d, void *field, voi
         return pt_conf_bad(cx, d, 0,
                            "\"alias\" directive is duplicate, \"root\" directive was specified "
                            "earlier");
-    return pt_conf_set_path(cx, d, field, aux);
+    int rc = pt_conf_set_path(cx, d, field, aux);
+    if (rc == 0)
+        cx->loc->root_at = (pt_conf_place){d->file, d->w[0].line, d->w[0].col};
+    return rc;
 }
 
 static int set_index(pt_conf_loader *cx, const pt_conf_node *d, void *field, void *aux)
@@ -466,8 +519,10 @@ static int build_location(pt_conf_loader *cx, pt_conf_server *s, const pt_conf_n
         if (o->match == l->match && o->icase == l->icase && strcmp(o->path, l->path) == 0)
             rc = pt_conf_bad(cx, d, d->nw - 1, "duplicate location \"%s\"", l->path);
     }
-    if (rc < 0)
+    if (rc < 0) {
+        pt_conf_location_pop(s); /* its directives are not read: it has no valid path */
         return rc;
+    }
     cx->loc = l;
     cx->nseen = 0;
     rc = pt_conf_apply(cx, d->kids, d->nkids, C_LOCATION);
@@ -487,8 +542,11 @@ static int build_server(pt_conf_loader *cx, const pt_conf_node *d)
     cx->nlocs = 0;
     cx->nrefs = cx->ntoprefs;
     int rc = pt_conf_apply(cx, d->kids, d->nkids, C_SERVER);
-    for (size_t i = 0; rc == 0 && i < cx->nlocs; i++)
-        rc = build_location(cx, s, cx->locs[i]);
+    /* Every location is read even after an error, so a check reports theirs too. */
+    for (size_t i = 0; i < cx->nlocs; i++) {
+        int r = pt_conf_keep(cx, build_location(cx, s, cx->locs[i]));
+        rc = rc ? rc : r;
+    }
     cx->srv = NULL;
     for (size_t i = 0; rc == 0 && i < cx->nrefs; i++) {
         const pt_conf_named_ref *r = &cx->refs[i];
@@ -596,10 +654,13 @@ static int build_servers(pt_conf_loader *cx)
     if (!cx->nservers)
         return pt_conf_fail(cx, -EINVAL, cx->parse.files[0], cx->parse.eof_line, cx->parse.eof_col,
                             "no \"server\" block");
+    int first = 0;
     for (size_t i = 0; i < cx->nservers; i++) {
-        if ((rc = build_server(cx, cx->servers[i])) < 0)
-            return rc;
+        rc = pt_conf_keep(cx, build_server(cx, cx->servers[i]));
+        first = first ? first : rc;
     }
+    if (first < 0)
+        return first;
     if ((rc = check_once_per_address(cx, is_default, "a duplicate default server")) == 0 &&
         (rc = check_once_per_address(cx, gives_options, "duplicate listen options")) == 0)
         rc = check_tls_addresses(cx);
@@ -618,6 +679,7 @@ static const pt_conf_directive directives[] = {
     {"location", C_SERVER, F_BLOCK | F_MULTI, 1, 2, set_location, NOWHERE},
     {"worker_processes", C_MAIN, 0, 1, 1, set_workers, TOP(worker_processes)},
     {"pid", C_MAIN, 0, 1, 1, pt_conf_set_path, TOP(pid_path)},
+    {"user", C_MAIN, 0, 1, 2, set_user, TOP(user)},
     {"listen", C_SERVER, F_MULTI, 1, 8, set_listen, SRV(listens), SRV(nlistens)},
     {"server_name", C_SERVER, F_MULTI, 1, -1, set_names, SRV(names), SRV(nnames)},
     {"root", C_ALL, 0, 1, 1, set_root, ALL(root), ALL(root_named)},

@@ -330,6 +330,23 @@ int pt_conf_set_positive_time(pt_conf_loader *cx, const pt_conf_node *d, void *f
     return 0;
 }
 
+/* ---- errors: every one is kept, and loading goes on ---- */
+
+int pt_conf_keep(pt_conf_loader *cx, int rc)
+{
+    if (rc >= 0)
+        return rc;
+    const char *msg = cx->parse.err ? cx->parse.err : "";
+    /* An error passed up through the directives that hold it is kept once. */
+    if (cx->nerrors && strcmp(cx->errors[cx->nerrors - 1], msg) == 0)
+        return rc;
+    if (!cx->first_rc)
+        cx->first_rc = rc;
+    if (cx->nerrors < PT_CONF_MAX_ERRORS)
+        *PUSH(cx->errors, cx->nerrors) = xstrdup(msg);
+    return rc;
+}
+
 /* ---- the table ---- */
 
 static const pt_conf_directive *lookup(const pt_conf_loader *cx, const char *name)
@@ -343,45 +360,112 @@ static const pt_conf_directive *lookup(const pt_conf_loader *cx, const char *nam
     return NULL;
 }
 
+#define NAME_MAX_LEN 63
+
+/* The edit distance of a and b (insertions, deletions, substitutions and transpositions of
+ * two neighbours each cost 1), or more than 2 when it is more than 2. */
+static size_t distance(const char *a, const char *b)
+{
+    size_t n = strlen(a), m = strlen(b);
+    if (n > NAME_MAX_LEN || m > NAME_MAX_LEN || (n > m ? n - m : m - n) > 2)
+        return 3;
+    size_t d[NAME_MAX_LEN + 1][NAME_MAX_LEN + 1];
+    for (size_t i = 0; i <= n; i++)
+        d[i][0] = i;
+    for (size_t j = 0; j <= m; j++)
+        d[0][j] = j;
+    for (size_t i = 1; i <= n; i++) {
+        for (size_t j = 1; j <= m; j++) {
+            size_t best = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+            if (d[i - 1][j] + 1 < best)
+                best = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < best)
+                best = d[i][j - 1] + 1;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+                d[i - 2][j - 2] + 1 < best)
+                best = d[i - 2][j - 2] + 1;
+            d[i][j] = best;
+        }
+    }
+    return d[n][m];
+}
+
+/* porter's directive nearest to `name`, within an edit distance of 2 (1 for a name of four
+ * letters or fewer, so "foo" suggests nothing); NULL if none is. */
+static const char *nearest(const pt_conf_loader *cx, const char *name)
+{
+    const char *best = NULL;
+    size_t bestd = strlen(name) > 4 ? 3 : 2;
+    for (size_t m = 0; m < cx->nmodules; m++) {
+        const pt_conf_module *mod = cx->modules[m];
+        for (size_t i = 0; i < mod->ndirectives; i++) {
+            size_t dist = distance(name, mod->directives[i].name);
+            if (dist < bestd) {
+                bestd = dist;
+                best = mod->directives[i].name;
+            }
+        }
+    }
+    return best;
+}
+
+static int unknown(pt_conf_loader *cx, const pt_conf_node *d)
+{
+    const char *name = d->w[0].s, *near;
+    if (pt_conf_nginx_directive(name))
+        return pt_conf_bad(cx, d, 0,
+                           "\"%s\" directive is not supported by porter; see docs/nginx.md", name);
+    if ((near = nearest(cx, name)) != NULL)
+        return pt_conf_bad(cx, d, 0, "unknown directive \"%s\", did you mean \"%s\"?", name, near);
+    return pt_conf_bad(cx, d, 0, "unknown directive \"%s\"", name);
+}
+
+static int apply_one(pt_conf_loader *cx, const pt_conf_node *d, unsigned ctx)
+{
+    const char *name = d->w[0].s;
+    const pt_conf_directive *cmd = lookup(cx, name);
+    if (!cmd)
+        return unknown(cx, d);
+    if (!(cmd->ctx & ctx))
+        return pt_conf_bad(cx, d, 0, "\"%s\" directive is not allowed here", name);
+    if ((cmd->flags & F_BLOCK) && !d->block)
+        return pt_conf_fail(cx, -EINVAL, d->file, d->tline, d->tcol,
+                            "directive \"%s\" has no opening \"{\"", name);
+    if (!(cmd->flags & F_BLOCK) && d->block)
+        return pt_conf_fail(cx, -EINVAL, d->file, d->tline, d->tcol,
+                            "directive \"%s\" is not terminated by \";\"", name);
+    int nargs = (int)d->nw - 1;
+    if (nargs < cmd->min || (cmd->max >= 0 && nargs > cmd->max))
+        return pt_conf_bad(cx, d, 0, "invalid number of arguments in \"%s\" directive", name);
+
+    int level = ctx == C_SERVER ? 1 : ctx == C_LOCATION ? 2 : 0;
+    char *base = level == 2 ? (char *)cx->loc : level ? (char *)cx->srv : (char *)cx->conf;
+    void *field = cmd->off[level] == NONE ? NULL : base + cmd->off[level];
+    void *aux = cmd->aux[level] == NONE ? NULL : base + cmd->aux[level];
+    /* duplicates are found by field, so an alias and its original collide */
+    const void *key = field ? field : (const void *)cmd;
+    size_t k = 0;
+    while (k < cx->nseen && cx->seen[k] != key)
+        k++;
+    if (k < cx->nseen && !(cmd->flags & F_MULTI))
+        return pt_conf_bad(cx, d, 0, "\"%s\" directive is duplicate", name);
+    cx->first = k == cx->nseen;
+    if (cx->first)
+        *PUSH(cx->seen, cx->nseen) = key;
+    return cmd->set(cx, d, field, aux);
+}
+
 int pt_conf_apply(pt_conf_loader *cx, const pt_conf_node *list, size_t n, unsigned ctx)
 {
+    int first = 0;
     for (size_t i = 0; i < n; i++) {
-        const pt_conf_node *d = &list[i];
-        const char *name = d->w[0].s;
-        const pt_conf_directive *cmd = lookup(cx, name);
-        if (!cmd)
-            return pt_conf_bad(cx, d, 0, "unknown directive \"%s\"", name);
-        if (!(cmd->ctx & ctx))
-            return pt_conf_bad(cx, d, 0, "\"%s\" directive is not allowed here", name);
-        if ((cmd->flags & F_BLOCK) && !d->block)
-            return pt_conf_fail(cx, -EINVAL, d->file, d->tline, d->tcol,
-                                "directive \"%s\" has no opening \"{\"", name);
-        if (!(cmd->flags & F_BLOCK) && d->block)
-            return pt_conf_fail(cx, -EINVAL, d->file, d->tline, d->tcol,
-                                "directive \"%s\" is not terminated by \";\"", name);
-        int nargs = (int)d->nw - 1;
-        if (nargs < cmd->min || (cmd->max >= 0 && nargs > cmd->max))
-            return pt_conf_bad(cx, d, 0, "invalid number of arguments in \"%s\" directive", name);
-
-        int level = ctx == C_SERVER ? 1 : ctx == C_LOCATION ? 2 : 0;
-        char *base = level == 2 ? (char *)cx->loc : level ? (char *)cx->srv : (char *)cx->conf;
-        void *field = cmd->off[level] == NONE ? NULL : base + cmd->off[level];
-        void *aux = cmd->aux[level] == NONE ? NULL : base + cmd->aux[level];
-        /* duplicates are found by field, so an alias and its original collide */
-        const void *key = field ? field : (const void *)cmd;
-        size_t k = 0;
-        while (k < cx->nseen && cx->seen[k] != key)
-            k++;
-        if (k < cx->nseen && !(cmd->flags & F_MULTI))
-            return pt_conf_bad(cx, d, 0, "\"%s\" directive is duplicate", name);
-        cx->first = k == cx->nseen;
-        if (cx->first)
-            *PUSH(cx->seen, cx->nseen) = key;
-        int rc = cmd->set(cx, d, field, aux);
-        if (rc < 0)
-            return rc;
+        /* A directive in error is reported and left out; the next ones are still read, so a
+         * check (-t) reports every error, not only the first. */
+        int rc = pt_conf_keep(cx, apply_one(cx, &list[i], ctx));
+        if (rc < 0 && !first)
+            first = rc;
     }
-    return 0;
+    return first;
 }
 
 /* ---- the levels: freeing, inheriting, defaults ---- */
@@ -587,6 +671,12 @@ static void location_dispose(pt_conf_location *l)
     access_logs_free(l->access_logs, l->naccess_logs);
 }
 
+void pt_conf_location_pop(pt_conf_server *s)
+{
+    if (s->nlocations)
+        location_dispose(&s->locations[--s->nlocations]);
+}
+
 static void server_dispose(pt_conf_server *s)
 {
     for (size_t i = 0; i < s->nlistens; i++) {
@@ -633,6 +723,8 @@ void pt_conf_free(pt_conf *c)
         server_dispose(&c->servers[i]);
     free(c->servers);
     free(c->pid_path);
+    free(c->user);
+    free(c->group);
     free(c->root);
     strv_free(c->index, c->nindex);
     access_logs_free(c->access_logs, c->naccess_logs);
@@ -665,6 +757,7 @@ pt_conf_server *pt_conf_server_add(pt_conf *c, const char *file, int line, int c
         .limits = c->limits,
         .root = xstrdup(c->root),
         .root_named = c->root_named,
+        .root_at = c->root_at,
         .error_log = xstrdup(c->error_log),
         .error_log_level = c->error_log_level,
         .sendfile = c->sendfile,
@@ -698,6 +791,7 @@ pt_conf_location *pt_conf_location_add(pt_conf_server *s, const char *file, int 
         .handler = PT_HANDLER_STATIC,
         .root = xstrdup(s->root),
         .root_named = s->root_named,
+        .root_at = s->root_at,
         .sendfile = s->sendfile,
         .file = file,
         .line = line,
@@ -741,6 +835,8 @@ int pt_conf_new(pt_conf **out, const char *name, const char *prefix, char *err, 
     c->prefix = pt_conf_path_join(cwd ? cwd : "/", prefix ? prefix : ".");
     free(cwd);
     c->worker_processes = 1;
+    c->user_uid = (uid_t)-1;
+    c->user_gid = (gid_t)-1;
     c->limits = pt_limits_default();
     c->root = pt_conf_path_join(c->prefix, "htdocs");
     *PUSH(c->index, c->nindex) = xstrdup("index.html");

@@ -143,10 +143,31 @@ struct pt_conf_loader {
      * the top level's (the first ntoprefs) for every server, then the server's own. */
     pt_conf_named_ref refs[64];
     size_t nrefs, ntoprefs;
+    /* Every error met, in order ("FILE:LINE:COL: reason"): a directive in error is left out and
+     * loading goes on, so that a check reports them all. */
+    char **errors;
+    size_t nerrors;
+    int first_rc; /* the first error's negative errno; 0: none */
 };
+
+/* The most errors one load keeps. */
+#define PT_CONF_MAX_ERRORS 100
 
 /* Applies the directives `list` in context `ctx` (C_*) to the top level, cx->srv or cx->loc. */
 int pt_conf_apply(pt_conf_loader *cx, const pt_conf_node *list, size_t n, unsigned ctx);
+
+/* Keeps the error `rc` (< 0) whose message the loader's buffer holds, once however many levels
+ * pass it up, and returns `rc`; 0 passes through. A function that goes on after an error it got
+ * from a level below (a location of a server in error) keeps it first, or the next message
+ * would replace it. */
+int pt_conf_keep(pt_conf_loader *cx, int rc);
+
+/* Removes the last location of `s` (one whose block could not be read: its path is invalid). */
+void pt_conf_location_pop(pt_conf_server *s);
+
+/* Returns true if `name` is one of nginx's directives that porter does not have (nginx.c), so
+ * its message can say so instead of "unknown". */
+bool pt_conf_nginx_directive(const char *name);
 
 /* Writes "FILE:LINE:COL: reason" and returns `rc`. */
 __attribute__((format(printf, 6, 7))) int pt_conf_fail(pt_conf_loader *cx, int rc, const char *file,

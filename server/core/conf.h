@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "connmgr/limits.h"
 #include "server/core/cidr.h"
@@ -37,6 +38,13 @@
 
 /* The default of `listen ... notsent_lowat=`: 16 KiB unsent per connection at most. */
 #define PT_CONF_NOTSENT_LOWAT (16 * 1024)
+
+/* Where a directive was written, for messages about what it named (a root that does not exist).
+ * `file` NULL: nowhere (a default, or a value from the embedding API). */
+typedef struct pt_conf_place {
+    const char *file;
+    int line, col;
+} pt_conf_place;
 
 /* One `listen` directive:
  * `listen [HOST:]PORT [default_server] [ssl] [http2] [reuseport] [deferred] [backlog=N]
@@ -467,6 +475,7 @@ typedef struct pt_conf_location {
     char *root;      /* absolute; inherited from the server */
     bool root_named; /* a root directive here or above named it (else the default) */
     char *alias;     /* absolute, or NULL: files are root + path; else alias + what follows PATH */
+    pt_conf_place root_at; /* the root (inherited: where it was written) or alias directive */
     char **index;
     size_t nindex;
     bool sendfile;
@@ -488,8 +497,9 @@ typedef struct pt_conf_server {
     size_t nlistens;
     char **names; /* server_name, lower case except regexes ("~..."); may be empty */
     size_t nnames;
-    char *root;      /* absolute */
-    bool root_named; /* a root directive here or at the top named it */
+    char *root;            /* absolute */
+    bool root_named;       /* a root directive here or at the top named it */
+    pt_conf_place root_at; /* that directive */
     char **index;
     size_t nindex;
     pt_limits limits;
@@ -522,12 +532,19 @@ typedef struct pt_conf {
     size_t nservers;
     int worker_processes; /* 0 = "auto": one per CPU */
     char *pid_path;       /* absolute, or NULL for no pid file */
+    /* `user USER [GROUP]`: who worker processes run as when started by root (GROUP: USER's
+     * name as a group, as in nginx). NULL: not given. The ids are resolved when the conf is read
+     * by root (-1 otherwise), so an unknown name is an error with its place. */
+    char *user, *group;
+    uid_t user_uid;
+    gid_t user_gid;
 
     /* Top-level values: what every server starts from. The error log here is also the
      * process's own log (start-up, workers) outside any server. */
     pt_limits limits;
     char *root;
     bool root_named; /* a root directive named it (else `htdocs` under the prefix) */
+    pt_conf_place root_at;
     char **index;
     size_t nindex;
     pt_conf_access_log *access_logs;

@@ -115,7 +115,10 @@ static int location_init(pt_vhost *vh, pt_location *loc, const pt_conf_location 
     loc->dir_fd = open(loc->dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (loc->dir_fd < 0) {
         int e = -errno;
-        snprintf(err, errlen, "%s:%d:%d: %s \"%s\": %s", lc->file, lc->line, lc->col,
+        /* at the root or alias directive; a location that names none: the location itself */
+        pt_conf_place at =
+            lc->root_at.file ? lc->root_at : (pt_conf_place){lc->file, lc->line, lc->col};
+        snprintf(err, errlen, "%s:%d:%d: %s \"%s\": %s", at.file, at.line, at.col,
                  loc->alias ? "alias" : "root", loc->dir, strerror(-e));
         return e;
     }

@@ -48,6 +48,21 @@ readelf -d "$libdir/libporter.so" | grep -q 'SONAME.*\[libporter\.so\.0\]' || fa
 others=$(nm -D --defined-only "$libdir/libporter.so" | awk '$3 !~ /^pt_/ {print $3}')
 [ -z "$others" ] || fail "libporter.so exports more than pt_*: $others"
 
+# What running porter as a service needs (cmake/package.cmake), under the prefix, and the unit
+# and logrotate naming the installed paths.
+for f in sbin/porter share/man/man8/porter.8.gz share/man/man5/porter.conf.5.gz \
+    lib/systemd/system/porter.service etc/logrotate.d/porter etc/porter/porter.conf \
+    var/www/porter/index.html share/doc/porter/nginx.md; do
+    [ -f "$prefix/$f" ] || fail "$f is not installed"
+done
+[ -d "$prefix/etc/porter/conf.d" ] || fail "etc/porter/conf.d is not installed"
+grep -qx "ExecStart=$prefix/sbin/porter -c $prefix/etc/porter/porter.conf" \
+    "$prefix/lib/systemd/system/porter.service" || fail "the unit names other paths"
+grep -q "$prefix/sbin/porter -s reopen -c $prefix/etc/porter/porter.conf" \
+    "$prefix/etc/logrotate.d/porter" || fail "logrotate names other paths"
+grep -qx "    root $prefix/var/www/porter;" "$prefix/etc/porter/porter.conf" ||
+    fail "the conf's root is not the installed web root"
+
 # Runs an example binary: it must print its address, answer, and stop cleanly.
 run_hello() {
     bin=$1

@@ -84,10 +84,14 @@ _SERVER_BLOCK = re.compile(r"(^|[\s;}])server\s*\{")
 _LISTENING = re.compile(r"listening on (https?)://(\[[0-9a-fA-F:.]+\]|[0-9.]+):(\d+)")
 
 
-def build_conf(conf_text, error_log=True):
+def build_conf(conf_text, error_log=True, user_root=True):
     """Completes a test's conf text. Without a `server {` block the text is taken as server
     directives and wrapped in one that listens on 127.0.0.1:0 with root htdocs. Without an
-    error_log directive, `error_log stderr info;` is added at the top."""
+    error_log directive, `error_log stderr info;` is added at the top. When the tests run as root
+    and the text has no `user` directive, `user root;` is added at the end (`user_root=False`
+    leaves it out): workers then run as the test does, as they would for any other user, rather
+    than as porter's default for root, `nobody`, which cannot reach the test's private temporary
+    directory (test_user.py tests the switch)."""
     if not _SERVER_BLOCK.search(conf_text):
         conf_text = (
             "server {\n"
@@ -98,6 +102,8 @@ def build_conf(conf_text, error_log=True):
         )
     if error_log and not re.search(r"(^|[\s;{}])error_log\s", conf_text):
         conf_text = "error_log stderr info;\n" + conf_text
+    if user_root and os.geteuid() == 0 and not re.search(r"(^|[\s;{}])user\s", conf_text):
+        conf_text += "\nuser root;\n"
     return conf_text
 
 
@@ -122,11 +128,13 @@ class Porter:
     The port is the one porter reports ("listening on ..."; port 0 resolved). With
     `listen_log=False` (a conf whose log level hides that line) it is read from the kernel's
     table of the process's listening sockets instead. `env` adds to (or replaces) porter's
-    environment (sanitizer_env()).
+    environment (sanitizer_env()). `user_root=False`: no `user root;` is added when the tests
+    run as root (build_conf()).
     """
 
     def __init__(self, conf_text="", files=None, extra=None, log_file=None, start=True,
-                 prefix="porter-itest-", run_as=None, listen_log=True, env=None):
+                 prefix="porter-itest-", run_as=None, listen_log=True, env=None,
+                 user_root=True):
         self.tmp = tempfile.mkdtemp(prefix=prefix)
         self.env = sanitizer_env()
         self.env.update(env or {})
@@ -148,7 +156,7 @@ class Porter:
         try:
             write_files(self.htdocs, files)
             write_files(self.tmp, extra)
-            text = build_conf(conf_text).replace("@TMP@", self.tmp)
+            text = build_conf(conf_text, user_root=user_root).replace("@TMP@", self.tmp)
             self.conf_path = os.path.join(self.tmp, "porter.conf")
             with open(self.conf_path, "w") as f:
                 f.write(text)

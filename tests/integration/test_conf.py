@@ -101,9 +101,13 @@ class ConfFiles(PorterTestCase):
         self.assertIn("invalid regular expression \"(\"", err)
 
     def test_location_with_a_missing_alias(self):
+        # the error names the alias directive, at the start and with -t
         err = self.assertConfError("bad.conf", "server {\n    listen 127.0.0.1:0;\n    root .;\n"
-                                   "    location /x/ {\n        alias nope/;\n    }\n}\n", 4, 5)
+                                   "    location /x/ {\n        alias nope/;\n    }\n}\n", 5, 9)
         self.assertIn("nope", err)
+        code, out, err = self.check("-c", os.path.join(self.dir, "bad.conf"), "-p", self.dir)
+        self.assertEqual(code, 1, err)
+        self.assertRegex(err, r'bad\.conf:5:9: alias "[^"]*nope": No such file')
 
     def test_missing_conf_file(self):
         code, out, err = self.check("-c", "/nonexistent.conf")
@@ -117,12 +121,12 @@ class ConfFiles(PorterTestCase):
         self.assertIn("/nonexistent.conf", err)
 
     def test_missing_root_fails_at_start(self):
-        # the error names the server block (line 2, column 3) and the root, both at the start
-        # and with -t
+        # the error names the root directive (line 4, column 5), not the server block, both at
+        # the start and with -t
         root = os.path.join(self.dir, "no-such-root")
         path = self.write("p.conf", "# a site\n  server {\n    listen 127.0.0.1:0;\n"
                           "    root %s;\n}\n" % root)
-        want = '%s:2:3: root "%s": No such file or directory' % (path, root)
+        want = '%s:4:5: root "%s": No such file or directory' % (path, root)
         code, out, err = self.check("-c", path, "-p", self.dir)
         self.assertEqual(code, 1, err)
         self.assertIn(want, err)

@@ -564,7 +564,8 @@ static void test_errors(void **state)
          "t.conf:1:8: \"worker_processes\" directive is not allowed here"},
         {"http {\n  http {\n  }\n}\n", "t.conf:2:3: \"http\" directive is not allowed here"},
         {"server {\n  server { }\n}\n", "t.conf:2:3: \"server\" directive is not allowed here"},
-        {"events { use epoll; }\nserver {}\n", "t.conf:1:10: unknown directive \"use\""},
+        {"events { use epoll; }\nserver {}\n",
+         "t.conf:1:10: \"use\" directive is not supported by porter; see docs/nginx.md"},
         {"server { worker_connections 5; }",
          "t.conf:1:10: \"worker_connections\" directive is not allowed here"},
         {"server {\n  root;\n}\n", "t.conf:2:3: invalid number of arguments in \"root\" directive"},
@@ -1184,6 +1185,193 @@ static void test_error_in_included_file(void **state)
                "%s/inc/body.conf:2:5: \"listen\" directive is not allowed here");
     put_n("inc/body.conf", "root /x;\nroot\0;", 14);
     load_fails("main.conf", -EINVAL, "%s/inc/body.conf:2:5: unexpected NUL byte");
+}
+
+/* A check (-t) goes on past errors: each is reported, in order, with its place. */
+typedef struct reports {
+    char msg[8][PATH_MAX + 256];
+    int n;
+} reports;
+
+static void on_report(const char *msg, void *data)
+{
+    reports *r = data;
+    if (r->n < 8)
+        snprintf(r->msg[r->n], sizeof r->msg[0], "%s", msg);
+    r->n++;
+}
+
+static void test_check_reports_every_error(void **state)
+{
+    put("main.conf", "worker_processes many;\n"
+                     "server {\n"
+                     "    listen 80;\n"
+                     "    keepalive_timout 5s;\n"
+                     "    location / {\n"
+                     "        expires soon;\n"
+                     "    }\n"
+                     "    location nope { }\n"
+                     "    location /b/ { proxy_buffering off; }\n"
+                     "}\n"
+                     "include inc.conf;\n");
+    put("inc.conf", "server {\n    listen 81 bogus;\n    root /x;\n}\n");
+    char path[PATH_MAX + 256];
+    snprintf(path, sizeof path, "%s/main.conf", dir);
+    reports r = {0};
+    pt_conf *c = NULL;
+    assert_int_equal(pt_conf_check(&c, path, PREFIX, on_report, &r), -EINVAL);
+    assert_int_equal(r.n, 6);
+    char want[6][PATH_MAX + 256];
+    snprintf(want[0], sizeof want[0],
+             "%s/main.conf:1:18: invalid value \"many\" in \"worker_processes\", it must be "
+             "1..1024 or \"auto\"",
+             dir);
+    snprintf(want[1], sizeof want[1],
+             "%s/main.conf:4:5: unknown directive \"keepalive_timout\", did you mean "
+             "\"keepalive_timeout\"?",
+             dir);
+    snprintf(want[2], sizeof want[2], "%s/main.conf:6:17: invalid value \"soon\" in \"expires\"",
+             dir);
+    snprintf(want[3], sizeof want[3],
+             "%s/main.conf:8:14: invalid location path \"nope\", it must start with \"/\"", dir);
+    snprintf(want[4], sizeof want[4],
+             "%s/main.conf:9:20: \"proxy_buffering\" directive is not supported by porter; see "
+             "docs/nginx.md",
+             dir);
+    snprintf(want[5], sizeof want[5], "%s/inc.conf:2:15: invalid parameter \"bogus\" in \"listen\"",
+             dir);
+    for (int i = 0; i < 6; i++)
+        assert_string_equal(r.msg[i], want[i]);
+    /* what was read is there to check files in: the second server's root */
+    assert_non_null(c);
+    assert_int_equal(c->nservers, 2);
+    assert_string_equal(c->servers[1].root, "/x");
+    assert_int_equal(c->servers[0].nlocations, 2); /* the one with a bad path is left out */
+    pt_conf_free(c);
+
+    /* a load says the first */
+    char err[512];
+    assert_int_equal(load(&c, "main.conf", err, sizeof err), -EINVAL);
+    assert_string_equal(err, want[0]);
+    assert_null(c);
+
+    /* a syntax error ends the reading: it is the only one, and nothing is kept */
+    put("inc.conf", "server {\n    listen 81 bogus;\n");
+    r.n = 0;
+    c = (pt_conf *)&c;
+    assert_int_equal(pt_conf_check(&c, path, PREFIX, on_report, &r), -EINVAL);
+    assert_int_equal(r.n, 1);
+    assert_null(c);
+
+    /* a valid conf reports nothing */
+    put("main.conf", "server { listen 80; }\n");
+    r.n = 0;
+    assert_int_equal(pt_conf_check(&c, path, PREFIX, on_report, &r), 0);
+    assert_int_equal(r.n, 0);
+    pt_conf_free(c);
+}
+
+/* An unknown name near one of porter's is answered with it; one of nginx's that porter lacks
+ * says so; a listen on a UNIX-domain socket says porter has none. */
+static void test_unknown_directive_messages(void **state)
+{
+    static const struct {
+        const char *text, *msg;
+    } cases[] = {
+        {"server { sever_name a; }",
+         "t.conf:1:10: unknown directive \"sever_name\", did you mean \"server_name\"?"},
+        {"server { server_nmae a; }",
+         "t.conf:1:10: unknown directive \"server_nmae\", did you mean \"server_name\"?"},
+        {"sendfil on;\nserver {}", "t.conf:1:1: unknown directive \"sendfil\", did you mean "
+                                   "\"sendfile\"?"},
+        {"server { roo /x; }", "t.conf:1:10: unknown directive \"roo\", did you mean \"root\"?"},
+        {"server { fo /x; }", "t.conf:1:10: unknown directive \"fo\""},
+        {"server { completely_unknown 1; }",
+         "t.conf:1:10: unknown directive \"completely_unknown\""},
+        {"worker_rlimit_nofile 1024;\nserver {}",
+         "t.conf:1:1: \"worker_rlimit_nofile\" directive is not supported by porter; see "
+         "docs/nginx.md"},
+        {"server { location / { rewrite ^ /x; } }",
+         "t.conf:1:23: \"rewrite\" directive is not supported by porter; see docs/nginx.md"},
+        {"server { listen unix:/run/porter.sock; }",
+         "t.conf:1:17: \"listen unix:/run/porter.sock\": porter listens on TCP addresses only, "
+         "not on UNIX-domain sockets"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        pt_conf *c = (pt_conf *)&c;
+        char err[512];
+        int rc = pt_conf_parse_string(&c, cases[i].text, NAME, PREFIX, err, sizeof err);
+        if (rc != -EINVAL || strcmp(err, cases[i].msg) != 0)
+            fail_msg("case %zu: rc %d, \"%s\"\nwant \"%s\"", i, rc, err, cases[i].msg);
+        assert_null(c);
+    }
+}
+
+/* Where each level's root was written, for messages about a directory that is missing. */
+static void test_root_places(void **state)
+{
+    pt_conf *c = parse("root /top;\n"
+                       "server {\n"
+                       "    location /a/ { }\n"
+                       "}\n"
+                       "server {\n"
+                       "    root /s;\n"
+                       "    location /b/ {\n"
+                       "      alias /b/;\n"
+                       "    }\n"
+                       "    location /c/ { root /c; }\n"
+                       "}\n");
+    assert_int_equal(c->root_at.line, 1);
+    assert_int_equal(c->servers[0].root_at.line, 1); /* inherited from the top level */
+    assert_int_equal(c->servers[0].locations[0].root_at.line, 1);
+    assert_int_equal(c->servers[1].root_at.line, 6);
+    assert_int_equal(c->servers[1].root_at.col, 5);
+    assert_int_equal(c->servers[1].locations[0].root_at.line, 8);
+    assert_int_equal(c->servers[1].locations[0].root_at.col, 7);
+    assert_int_equal(c->servers[1].locations[1].root_at.line, 10);
+    assert_int_equal(c->servers[1].locations[1].root_at.col, 20);
+    assert_string_equal(c->servers[1].locations[1].root_at.file, NAME);
+    pt_conf_free(c);
+    c = parse("server { }");
+    assert_null(c->servers[0].root_at.file); /* the default root was written nowhere */
+    pt_conf_free(c);
+}
+
+/* `user USER [GROUP]`: main context only; resolved when read by root. */
+static void test_user(void **state)
+{
+    pt_conf *c = parse("server {}");
+    assert_null(c->user);
+    assert_int_equal(c->user_uid, (uid_t)-1);
+    pt_conf_free(c);
+    c = parse("user root;\nserver {}");
+    assert_string_equal(c->user, "root");
+    assert_string_equal(c->group, "root");
+    if (geteuid() == 0) {
+        assert_int_equal(c->user_uid, 0);
+        assert_int_equal(c->user_gid, 0);
+    } else {
+        assert_int_equal(c->user_uid, (uid_t)-1);
+    }
+    pt_conf_free(c);
+    c = parse("user root daemon;\nserver {}");
+    assert_string_equal(c->group, "daemon");
+    pt_conf_free(c);
+
+    char err[512];
+    assert_int_equal(
+        pt_conf_parse_string(&c, "server { user root; }", NAME, PREFIX, err, sizeof err), -EINVAL);
+    assert_string_equal(err, "t.conf:1:10: \"user\" directive is not allowed here");
+    if (geteuid() != 0)
+        return;
+    assert_int_equal(
+        pt_conf_parse_string(&c, "user no-such-user-x;\nserver {}", NAME, PREFIX, err, sizeof err),
+        -EINVAL);
+    assert_string_equal(err, "t.conf:1:6: unknown user \"no-such-user-x\" in \"user\"");
+    assert_int_equal(pt_conf_parse_string(&c, "user root no-such-group-x;\nserver {}", NAME, PREFIX,
+                                          err, sizeof err),
+                     -EINVAL);
+    assert_string_equal(err, "t.conf:1:11: unknown group \"no-such-group-x\" in \"user\"");
 }
 
 static void test_include_cycle(void **state)
@@ -2343,6 +2531,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_include_from_string, dir_setup, dir_teardown),
         cmocka_unit_test_setup_teardown(test_error_in_included_file, dir_setup, dir_teardown),
         cmocka_unit_test_setup_teardown(test_include_cycle, dir_setup, dir_teardown),
+        cmocka_unit_test_setup_teardown(test_check_reports_every_error, dir_setup, dir_teardown),
+        NOTHING_LEFT_TEST(test_unknown_directive_messages),
+        NOTHING_LEFT_TEST(test_root_places),
+        NOTHING_LEFT_TEST(test_user),
         cmocka_unit_test_setup_teardown(test_include_depth, dir_setup, dir_teardown),
         NOTHING_LEFT_TEST(test_nginx_style_fixture),
         NOTHING_LEFT_TEST(test_proxy_defaults_and_directives),

@@ -616,6 +616,81 @@ static void test_defer_accept(void **state)
     pt_listener_close(l);
 }
 
+/* A binary upgrade: sockets bound by another process are taken by address, not bound again, so
+ * a client connecting meanwhile is accepted by one or the other, never refused. */
+static void test_adopt(void **state)
+{
+    fixture *f = *state;
+    sink s1 = {0}, s2 = {0};
+    pt_listener_options o = options("127.0.0.1", "0");
+    pt_listener *old = open_ok(f, &s1, &o);
+    int port = pt_listener_port(old);
+    int lfd = -1;
+    assert_int_equal(pt_listener_fds(old, &lfd, 1), 1);
+    /* what the new executable inherits: the same socket, another descriptor; and a socket
+     * bound elsewhere, which is not taken */
+    int other = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(bind(other, (struct sockaddr *)&sin, sizeof sin), 0);
+    assert_int_equal(listen(other, 1), 0);
+    int fds[2] = {other, dup(lfd)};
+    int inherited = fds[1];
+
+    /* another address: nothing taken, nothing opened */
+    pt_listener *l = (pt_listener *)&s2;
+    pt_listener_options x = options("127.0.0.2", "0");
+    assert_int_equal(pt_listener_adopt(&l, f->loop, &x, fds, 2, on_accept, NULL, &s2), -ENOENT);
+    assert_null(l);
+    assert_int_equal(fds[1], inherited);
+
+    /* by its port, and with port 0 (any port of the address): the socket itself */
+    char p[16];
+    snprintf(p, sizeof p, "%d", port);
+    o = options("127.0.0.1", p);
+    o.backlog = 7;
+    o.defer_accept = 1;
+    l = NULL;
+    assert_int_equal(pt_listener_adopt(&l, f->loop, &o, fds, 2, on_accept, NULL, &s2), 0);
+    s2.l = l;
+    assert_int_equal(fds[0], other); /* another address: left where it was */
+    assert_int_equal(fds[1], -1);
+    int got = -1;
+    assert_int_equal(pt_listener_fds(l, &got, 1), 1);
+    assert_int_equal(got, inherited);
+    assert_int_equal(pt_listener_port(l), port);
+    assert_true(fcntl(got, F_GETFD) & FD_CLOEXEC);
+    int v = 0;
+    socklen_t vlen = sizeof v;
+    assert_int_equal(getsockopt(got, IPPROTO_TCP, TCP_DEFER_ACCEPT, &v, &vlen), 0);
+    assert_true(v > 0); /* the options of the new conf apply */
+
+    /* the old listener closes: a client connecting now is accepted by the new one */
+    pt_listener_close(old);
+    pt_listener_start(l);
+    int c = client_open("127.0.0.1", port);
+    assert_int_equal(write(c, "x", 1), 1);
+    run_until(f, &s2.accepted, 1, 2.0);
+    close(c);
+    sink_close_fds(&s2);
+    pt_listener_close(l);
+
+    /* port 0 takes the address's socket whatever its port */
+    int again = socket(AF_INET, SOCK_STREAM, 0);
+    assert_int_equal(bind(again, (struct sockaddr *)&sin, sizeof sin), 0);
+    assert_int_equal(listen(again, 1), 0);
+    int fds2[1] = {again};
+    o = options("127.0.0.1", "0");
+    l = NULL;
+    assert_int_equal(pt_listener_adopt(&l, f->loop, &o, fds2, 1, on_accept, NULL, &s2), 0);
+    assert_int_equal(fds2[0], -1);
+    struct sockaddr_in bound;
+    socklen_t blen = sizeof bound;
+    assert_int_equal(getsockname(again, (struct sockaddr *)&bound, &blen), 0);
+    assert_int_equal(pt_listener_port(l), ntohs(bound.sin_port));
+    pt_listener_close(l);
+    close(other);
+}
+
 static void test_pause_keeps_backlog(void **state)
 {
     fixture *f = *state;
@@ -901,6 +976,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_addrinuse_and_reuseport, setup, teardown),
         cmocka_unit_test_setup_teardown(test_defer_accept, setup, teardown),
         cmocka_unit_test_setup_teardown(test_notsent_lowat, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_adopt, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pause_keeps_backlog, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pause_inside_callback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_inside_callback, setup, teardown),

@@ -199,14 +199,15 @@ static void test_setup_errors(void **state)
                            "server {\n  root site;\n  location /x/ {\n    alias nope/;\n  }\n}\n",
                            err, sizeof err),
                      -ENOENT);
-    snprintf(want, sizeof want, "t.conf:3:3: alias \"%s/nope\": No such file or directory", dir);
+    /* at the directive that names the directory, not at the location */
+    snprintf(want, sizeof want, "t.conf:4:5: alias \"%s/nope\": No such file or directory", dir);
     assert_string_equal(err, want);
     unbuild(&b);
     assert_int_equal(build(&b,
                            "server {\n  root site;\n  location /y/ {\n    root missing;\n  }\n}\n",
                            err, sizeof err),
                      -ENOENT);
-    snprintf(want, sizeof want, "t.conf:3:3: root \"%s/missing\": No such file or directory", dir);
+    snprintf(want, sizeof want, "t.conf:4:5: root \"%s/missing\": No such file or directory", dir);
     assert_string_equal(err, want);
     unbuild(&b);
     assert_int_equal(count_fds(), fds);
