@@ -128,7 +128,7 @@ static void on_fd_pressure(pt_listener *l, void *data)
 /* The virtual host for req->host, and the settings of the request that come with it. */
 static void site_select(void *data, pt_request *req)
 {
-    const pt_vhost *vh = pt_site_select(data, req->host);
+    const pt_vhost *vh = pt_site_select(data, req->host, req);
     pt_vhost_apply(vh, req);
 }
 

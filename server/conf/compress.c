@@ -11,10 +11,10 @@
  * means something else here in silence.
  */
 #include <ctype.h>
-#include <regex.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "server/core/regex.h"
 #include "server/conf/directives.h"
 #include "server/conf/mem.h"
 
@@ -48,7 +48,7 @@ static pt_conf_coding *coding_holding(char ***types)
     return (pt_conf_coding *)(void *)((char *)types - offsetof(pt_conf_coding, types));
 }
 
-static pt_conf_compress *compress_holding(regex_t ***disable)
+static pt_conf_compress *compress_holding(pt_regex ***disable)
 {
     return (pt_conf_compress *)(void *)((char *)disable - offsetof(pt_conf_compress, disable));
 }

@@ -12,12 +12,12 @@
 #include <grp.h>
 #include <limits.h>
 #include <pwd.h>
-#include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "server/core/regex.h"
 #include "server/conf/directives.h"
 #include "server/conf/mem.h"
 #include "server/core/vars.h"
@@ -233,12 +233,38 @@ static int set_listen(pt_conf_loader *cx, const pt_conf_node *d, void *field, vo
 
 /* ---- what a server or a location sets ---- */
 
+/* server_name: exact names, "*.example.com", ".example.com" (the name and its subdomains),
+ * "mail.*", and "~REGEX" (PCRE2, ignoring case, as nginx; its captures are variables). A "*"
+ * anywhere else is refused: nginx takes only these forms. */
 static int set_names(pt_conf_loader *cx, const pt_conf_node *d, void *field, void *aux)
 {
     char ***v = field;
     size_t *n = aux;
+    pt_conf_server *s = cx->srv;
     for (size_t i = 1; i < d->nw; i++) {
-        char *name = *PUSH(*v, *n) = xstrdup(d->w[i].s);
+        const char *w = d->w[i].s;
+        if (w[0] == '~') {
+            char why[200];
+            pt_regex *re = pt_regex_new(w + 1, true, why, sizeof why);
+            if (!re)
+                return pt_conf_bad(cx, d, i,
+                                   "invalid regular expression \"%s\" in "
+                                   "\"server_name\": %s",
+                                   w + 1, why);
+            *PUSH(s->name_regexes, s->nname_regexes) = re;
+            pt_conf_capture_names(cx, re);
+        } else {
+            const char *star = strchr(w, '*');
+            size_t len = strlen(w);
+            bool leading = star == w && w[1] == '.' && len > 2 && !strchr(w + 1, '*');
+            bool trailing =
+                star == w + len - 1 && len > 2 && w[len - 2] == '.' && strchr(w, '*') == star;
+            if (star && !leading && !trailing)
+                return pt_conf_bad(cx, d, i, "invalid server name or wildcard \"%s\"", w);
+            if (w[0] == '.' && len < 2)
+                return pt_conf_bad(cx, d, i, "invalid server name \"%s\"", w);
+        }
+        char *name = *PUSH(*v, *n) = xstrdup(w);
         /* Host matching is case-insensitive; lower case once here so it is a memcmp later.
          * A regex keeps its case (it may contain classes like \D). */
         if (name[0] != '~')
@@ -426,11 +452,11 @@ static int set_return(pt_conf_loader *cx, const pt_conf_node *d, void *field, vo
         pt_var_ref v = pt_var_parse(p);
         if (p[1] == '{' && v.malformed)
             return pt_conf_bad(cx, d, ti, "invalid variable name in \"return\"");
-        if (!pt_var_allowed(PT_VARS_RETURN, v.id))
+        if (!pt_conf_var_ok(cx, PT_VARS_RETURN, &v))
             return pt_conf_bad(
                 cx, d, ti,
                 "unknown variable \"$%.*s\" in \"return\", only $host, $request_uri, "
-                "$scheme and $uri are supported",
+                "$scheme, $uri and captures are supported",
                 (int)v.name.len, v.name.p);
     }
     if (text && is_redirect(code))
@@ -466,20 +492,17 @@ static int location_path(pt_conf_loader *cx, const pt_conf_node *d, pt_conf_loca
     if (d->nw == 2 && path[0] == '~') /* "~RE" and "~*RE", as nginx reads them */
         mod = path[1] == '*' ? "~*" : "~", path += strlen(mod);
     if (strcmp(mod, "~") == 0 || strcmp(mod, "~*") == 0) {
-        /* POSIX extended syntax (regcomp), compiled here once: -t reports an error with its
-         * place, and the router matches with what the conf holds. */
+        /* PCRE2 (nginx's syntax), compiled here once: -t reports an error with its place in
+         * the pattern, and the router matches with what the conf holds. */
         l->icase = mod[1] == '*';
         if (!path[0])
             return pt_conf_bad(cx, d, at, "empty regular expression in \"location\"");
-        regex_t *re = xcalloc(sizeof *re);
-        int e = regcomp(re, path, REG_EXTENDED | REG_NOSUB | (l->icase ? REG_ICASE : 0));
-        if (e != 0) {
-            char why[128];
-            regerror(e, re, why, sizeof why);
-            free(re);
+        char why[200];
+        pt_regex *re = pt_regex_new(path, l->icase, why, sizeof why);
+        if (!re)
             return pt_conf_bad(cx, d, at, "invalid regular expression \"%s\": %s", path, why);
-        }
         l->re = re;
+        pt_conf_capture_names(cx, re);
         pt_conf_location_path(l, PT_MATCH_REGEX, path);
         return 0;
     }

@@ -6,7 +6,6 @@
 
 #include <ctype.h>
 #include <errno.h>
-#include <regex.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +15,8 @@
 
 #include "server/conf/mem.h"
 #include "server/core/logfmt.h"
+#include "server/core/regex.h"
+#include "server/core/vars.h"
 #include "server/site/tls_ctx.h"
 
 /* ---- errors ---- */
@@ -557,43 +558,46 @@ static void proxy_inherit(pt_conf_proxy *d, const pt_conf_proxy *s)
 
 /* ---- gzip_disable's expressions ---- */
 
-/* A gzip_disable pattern: the compiled expression the request path reads, with its source, so
- * a level's copy is compiled anew (a regex_t cannot be copied). The regex_t comes first: the
- * pointers in pt_conf_compress.disable point at it, and so at the whole. */
-typedef struct disable_re {
-    regex_t re;
-    char *pattern;
-} disable_re;
-
-/* nginx's: POSIX extended, ignoring case, matched anywhere in User-Agent. */
-#define DISABLE_FLAGS (REG_EXTENDED | REG_ICASE | REG_NOSUB)
-
-int pt_conf_compress_disable_add(pt_conf_compress *c, const char *pattern, char *why, size_t whylen)
+static void add_capture_name(void *ctx, const char *name)
 {
-    disable_re *r = xcalloc(sizeof *r);
-    int e = regcomp(&r->re, pattern, DISABLE_FLAGS);
-    if (e != 0) {
-        regerror(e, &r->re, why, whylen);
-        free(r);
-        return e;
-    }
-    r->pattern = xstrdup(pattern);
-    *PUSH(c->disable, c->ndisable) = &r->re;
-    return 0;
+    pt_conf_loader *cx = ctx;
+    for (size_t i = 0; i < cx->ncapture_names; i++)
+        if (strcmp(cx->capture_names[i], name) == 0)
+            return;
+    *PUSH(cx->capture_names, cx->ncapture_names) = xstrdup(name);
 }
 
-static void disable_free(regex_t *re)
+void pt_conf_capture_names(pt_conf_loader *cx, const pt_regex *re)
 {
-    disable_re *r = (disable_re *)re;
-    regfree(&r->re);
-    free(r->pattern);
-    free(r);
+    pt_regex_each_name(re, add_capture_name, cx);
+}
+
+bool pt_conf_var_ok(const pt_conf_loader *cx, int user, const pt_var_ref *v)
+{
+    if (v->malformed)
+        return false;
+    if (v->id != PT_VAR_UNKNOWN)
+        return pt_var_allowed((pt_var_user)user, v->id);
+    for (size_t i = 0; i < cx->ncapture_names; i++)
+        if (pt_str_eq(v->name, cx->capture_names[i]))
+            return true;
+    return false;
+}
+
+/* nginx's: matched anywhere in User-Agent, ignoring case. */
+int pt_conf_compress_disable_add(pt_conf_compress *c, const char *pattern, char *why, size_t whylen)
+{
+    pt_regex *re = pt_regex_new(pattern, true, why, whylen);
+    if (!re)
+        return -EINVAL;
+    *PUSH(c->disable, c->ndisable) = re;
+    return 0;
 }
 
 void pt_conf_compress_disable_clear(pt_conf_compress *c)
 {
     for (size_t i = 0; i < c->ndisable; i++)
-        disable_free(c->disable[i]);
+        pt_regex_free(c->disable[i]);
     free(c->disable);
     c->disable = NULL;
     c->ndisable = 0;
@@ -638,8 +642,7 @@ void pt_conf_compress_inherit(pt_conf_compress *d, const pt_conf_compress *s)
     for (size_t i = 0; i < s->ndisable; i++) {
         char why[128];
         /* it compiled once already: only memory can fail */
-        if (pt_conf_compress_disable_add(d, ((const disable_re *)s->disable[i])->pattern, why,
-                                         sizeof why) != 0)
+        if (pt_conf_compress_disable_add(d, pt_regex_pattern(s->disable[i]), why, sizeof why) != 0)
             oom();
     }
 }
@@ -656,10 +659,7 @@ static void location_dispose(pt_conf_location *l)
 {
     free(l->ret.text);
     free(l->path);
-    if (l->re) {
-        regfree(l->re);
-        free(l->re);
-    }
+    pt_regex_free(l->re);
     free(l->root);
     free(l->alias);
     strv_free(l->index, l->nindex);
@@ -685,6 +685,9 @@ static void server_dispose(pt_conf_server *s)
     }
     free(s->listens);
     strv_free(s->names, s->nnames);
+    for (size_t i = 0; i < s->nname_regexes; i++)
+        pt_regex_free(s->name_regexes[i]);
+    free(s->name_regexes);
     free(s->root);
     strv_free(s->index, s->nindex);
     access_logs_free(s->access_logs, s->naccess_logs);

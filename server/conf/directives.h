@@ -23,6 +23,7 @@
 
 #include "server/conf/conf.h"
 #include "server/conf/parse.h"
+#include "server/core/vars.h"
 
 /* Where a directive may stand: the top level of the main file, an `http { }` block, a server,
  * an `events { }` block, a location. */
@@ -148,10 +149,20 @@ struct pt_conf_loader {
     char **errors;
     size_t nerrors;
     int first_rc; /* the first error's negative errno; 0: none */
+    /* The named groups of the regexes read so far ($name in the texts after them). */
+    char **capture_names;
+    size_t ncapture_names;
 };
 
 /* The most errors one load keeps. */
 #define PT_CONF_MAX_ERRORS 100
+
+/* Remembers the named groups of `re` as variables the texts after it may name. */
+void pt_conf_capture_names(pt_conf_loader *cx, const struct pt_regex *re);
+
+/* Whether a text of `user` may name the variable `v`: one of porter's that `user` expands, a
+ * numbered group, or a named group of a regex read before. */
+bool pt_conf_var_ok(const pt_conf_loader *cx, int user, const pt_var_ref *v);
 
 /* Applies the directives `list` in context `ctx` (C_*) to the top level, cx->srv or cx->loc. */
 int pt_conf_apply(pt_conf_loader *cx, const pt_conf_node *list, size_t n, unsigned ctx);

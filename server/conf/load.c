@@ -68,6 +68,9 @@ done:
     free(cx.servers);
     free(cx.locs);
     free(cx.seen);
+    for (size_t i = 0; i < cx.ncapture_names; i++)
+        free(cx.capture_names[i]);
+    free(cx.capture_names);
     /* the names of the files read: the conf's, where every `file` member points */
     cx.conf->files = cx.parse.files;
     cx.conf->nfiles = cx.parse.nfiles;

@@ -256,7 +256,7 @@ static int set_proxy_set_header(pt_conf_loader *cx, const pt_conf_node *d, void 
             return pt_conf_bad(cx, d, 2, "invalid character in the value of \"proxy_set_header\"");
     for (const char *p = strchr(value, '$'); p; p = strchr(p + 1, '$')) {
         pt_var_ref var = pt_var_parse(p);
-        if (var.malformed || !pt_var_allowed(PT_VARS_PROXY, var.id))
+        if (!pt_conf_var_ok(cx, PT_VARS_PROXY, &var))
             return pt_conf_bad(cx, d, 2, "unknown variable \"$%.*s\" in \"proxy_set_header\"",
                                (int)(var.name.len ? var.name.len : 1),
                                var.name.len ? var.name.p : p + 1);

@@ -18,10 +18,11 @@ static int check_vars(pt_conf_loader *cx, const pt_conf_node *d, size_t i, bool 
 {
     for (const char *p = strchr(d->w[i].s, '$'); p; p = strchr(p + 1, '$')) {
         pt_var_ref v = pt_var_parse(p);
-        if (!uri_ok || v.malformed || !pt_var_allowed(PT_VARS_TRY_FILES, v.id))
-            return pt_conf_bad(
-                cx, d, i, "unknown variable \"$%.*s\" in \"%s\"%s", (int)v.name.len, v.name.p,
-                d->w[0].s, uri_ok ? ", only $uri is supported" : ", variables are not supported");
+        if (!uri_ok || !pt_conf_var_ok(cx, PT_VARS_TRY_FILES, &v))
+            return pt_conf_bad(cx, d, i, "unknown variable \"$%.*s\" in \"%s\"%s", (int)v.name.len,
+                               v.name.p, d->w[0].s,
+                               uri_ok ? ", only $uri and captures are supported"
+                                      : ", variables are not supported");
     }
     return 0;
 }

@@ -7,7 +7,6 @@
 #include <errno.h>
 #include <ev.h>
 #include <fcntl.h>
-#include <regex.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -17,6 +16,7 @@
 #include "server/core/coder.h"
 #include "server/core/conf.h"
 #include "server/core/encoding.h"
+#include "server/core/regex.h"
 
 /* A file body is read and compressed this much at a time; one at most this long is
  * compressed whole, before its head, so that its answer has a Content-Length. */
@@ -206,13 +206,14 @@ static bool disabled_for(const pt_request *req, const pt_conf_compress *cc)
         return true;
     if (!cc->ndisable)
         return false;
-    char buf[1024];
-    size_t n = ua->value.len < sizeof buf - 1 ? ua->value.len : sizeof buf - 1;
-    memcpy(buf, ua->value.p, n);
-    buf[n] = '\0';
-    for (size_t i = 0; i < cc->ndisable; i++)
-        if (regexec(cc->disable[i], buf, 0, NULL, 0) == 0)
+    for (size_t i = 0; i < cc->ndisable; i++) {
+        int m = pt_regex_match(cc->disable[i], ua->value.p, ua->value.len, NULL);
+        if (m < 0)
+            pt_log_error(PT_LOG_ERROR, "gzip_disable \"%s\": the regex match limit was hit",
+                         pt_regex_pattern(cc->disable[i]));
+        if (m == 1)
             return true;
+    }
     return false;
 }
 

@@ -15,7 +15,6 @@
 #ifndef PORTER_SERVER_CORE_CONF_H
 #define PORTER_SERVER_CORE_CONF_H
 
-#include <regex.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stddef.h>
@@ -216,7 +215,7 @@ typedef struct pt_conf_compress {
     /* gzip_disable: User-Agent patterns (case-insensitive). server/conf/compress.c makes each
      * with its source beside it (to compile a level's own copy) and pt_conf_free() frees them:
      * nothing else may put one here. */
-    regex_t **disable;
+    struct pt_regex **disable;
     size_t ndisable;
     bool disable_msie6;      /* gzip_disable msie6 */
     int http_version;        /* gzip_http_version: 10 or 11 (11) */
@@ -468,9 +467,9 @@ typedef struct pt_conf_location {
     char *path; /* as written, starting with '/' (a regex: the pattern); compared with the
                    decoded, normalised path */
     pt_conf_match match;
-    bool icase;    /* `~*`: the regex ignores case */
-    regex_t *re;   /* PT_MATCH_REGEX: the pattern compiled (REG_NOSUB) */
-    bool no_regex; /* `^~`: when this prefix is the longest match, no regex is tried */
+    bool icase;          /* `~*`: the regex ignores case */
+    struct pt_regex *re; /* PT_MATCH_REGEX: the pattern compiled */
+    bool no_regex;       /* `^~`: when this prefix is the longest match, no regex is tried */
     pt_handler_kind handler;
     char *root;      /* absolute; inherited from the server */
     bool root_named; /* a root directive here or above named it (else the default) */
@@ -497,6 +496,8 @@ typedef struct pt_conf_server {
     size_t nlistens;
     char **names; /* server_name, lower case except regexes ("~..."); may be empty */
     size_t nnames;
+    struct pt_regex **name_regexes; /* the regexes of names, compiled, in their order */
+    size_t nname_regexes;
     char *root;            /* absolute */
     bool root_named;       /* a root directive here or at the top named it */
     pt_conf_place root_at; /* that directive */

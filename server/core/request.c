@@ -9,6 +9,7 @@
 
 #include "connmgr/buffer.h"
 #include "connmgr/custodian.h"
+#include "server/core/regex.h"
 
 void pt_request_init(pt_request *req, const pt_request_proto *proto, struct ev_loop *loop,
                      char *chunk, size_t offset)
@@ -238,4 +239,29 @@ void pt_request_upstream_end(pt_request *req, double now)
     pt_upstream_tries *u = req->upstream;
     if (u && u->n && u->n <= PT_UPSTREAM_TRIES && !u->t[u->n - 1].end)
         u->t[u->n - 1].end = now;
+}
+
+/* Keeps the groups of a match of `re` in the request, with a copy of the subject (the router's
+ * path lives on its stack). Nothing is kept for a pattern without groups. */
+void pt_request_keep_captures(pt_request *req, const pt_captures *caps)
+{
+    if (caps->n <= 1 && pt_regex_groups(caps->re) == 0) {
+        req->captures = NULL;
+        return;
+    }
+    size_t len = 0;
+    for (uint32_t k = 0; k < 2 * caps->n; k++)
+        if (caps->ov[k] != UINT32_MAX && caps->ov[k] > len)
+            len = caps->ov[k];
+    pt_captures *kept = pt_request_alloc(req, sizeof *kept);
+    char *subject = pt_request_alloc(req, len + 1);
+    if (!kept || !subject) {
+        req->captures = NULL;
+        return;
+    }
+    *kept = *caps;
+    memcpy(subject, caps->subject, len);
+    subject[len] = '\0';
+    kept->subject = subject;
+    req->captures = kept;
 }

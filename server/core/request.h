@@ -218,6 +218,9 @@ struct pt_request {
     const struct ssl_st *ssl;           /* its connection's TLS session, or NULL */
     pt_str remote_user;                 /* the user auth_basic accepted; empty: none */
     struct pt_upstream_tries *upstream; /* the proxy's attempts (in the arena); NULL: none */
+    /* What the last regex that matched captured (a location's, a server_name's): $1, $name.
+     * In the arena, with a copy of its subject; NULL: none. */
+    struct pt_captures *captures;
 };
 
 /* The servers a proxied request was sent to, for $upstream_addr, $upstream_status and
@@ -379,6 +382,10 @@ size_t pt_response_head_fields(const pt_request *req, const pt_response *r, bool
 /* Appends the header lines of the request's response filters (see pt_response_filter). */
 size_t pt_response_filter_head(const pt_request *req, const pt_response *r, time_t now, char *buf,
                                size_t pos, size_t cap);
+
+/* Keeps what a regex captured as the request's captures ($1, $name), with a copy of the subject
+ * in the arena (nothing for a pattern without groups; out of memory: none kept). */
+void pt_request_keep_captures(pt_request *req, const struct pt_captures *caps);
 
 /* ---- for protocols ---- */
 

@@ -13,6 +13,8 @@
 
 #include <openssl/ssl.h>
 
+#include "server/core/regex.h"
+
 /* Every variable by name, with the users that expand it. */
 #define USERS(r, p, t) ((r) << PT_VARS_RETURN | (p) << PT_VARS_PROXY | (t) << PT_VARS_TRY_FILES)
 /* A zone's key may name what tells requests apart, not what only the proxy knows. */
@@ -83,6 +85,15 @@ pt_var_ref pt_var_parse(const char *p)
             r.id = vars[i].id;
     if (r.id == PT_VAR_UNKNOWN && n > 5 && strncmp(name, "http_", 5) == 0)
         r.id = PT_VAR_HTTP_;
+    if (r.id == PT_VAR_UNKNOWN && !braced && name[0] >= '0' && name[0] <= '9') {
+        /* "$1x" is $1 then "x", as in nginx */
+        r.name.len = 1;
+        r.len = 2;
+        r.malformed = false;
+        r.id = PT_VAR_CAPTURE;
+    } else if (r.id == PT_VAR_UNKNOWN && braced && n == 1 && name[0] >= '0' && name[0] <= '9') {
+        r.id = PT_VAR_CAPTURE;
+    }
     return r;
 }
 
@@ -93,6 +104,8 @@ bool pt_var_allowed(pt_var_user user, pt_var_id id)
         return id != PT_VAR_TEXT && id != PT_VAR_UNKNOWN;
     if (id == PT_VAR_HTTP_)
         return http_users >> user & 1;
+    if (id == PT_VAR_CAPTURE)
+        return true; /* every text that names variables may name captures */
     for (size_t i = 0; i < sizeof vars / sizeof *vars; i++)
         if (vars[i].id == id)
             return vars[i].users >> user & 1;
@@ -324,6 +337,12 @@ pt_str pt_var_value(const pt_request *req, const pt_var_ref *ref, char *buf, siz
         return upstream_list(req, 1, buf, cap);
     case PT_VAR_UPSTREAM_RESPONSE_TIME:
         return upstream_list(req, 2, buf, cap);
+    case PT_VAR_CAPTURE:
+        return pt_captures_group(req->captures, (unsigned)(ref->name.p[0] - '0'));
+    case PT_VAR_UNKNOWN: {
+        bool found;
+        return pt_captures_named(req->captures, ref->name, &found);
+    }
     default:
         return (pt_str){"", 0};
     }

@@ -36,6 +36,7 @@ typedef enum pt_var_id {
     PT_VAR_SERVER_PORT,    /* the port the request came in on */
     PT_VAR_REQUEST_METHOD, /* the method as sent */
     PT_VAR_HTTP_,          /* $http_NAME: the request header NAME ('_' for '-') */
+    PT_VAR_CAPTURE,        /* $0..$9: a group of the last regex that matched (req->captures) */
     PT_VAR_LIMIT_RATE,     /* the response's send rate, bytes per second (0: none) */
     PT_VAR_PROXY_HOST,     /* the proxy's: the upstream's host[:port] */
     PT_VAR_PROXY_ADD_X_FORWARDED_FOR, /* the proxy's: X-Forwarded-For and the client */
@@ -63,7 +64,8 @@ typedef enum pt_var_id {
     PT_VAR_UPSTREAM_ADDR,          /* each proxied attempt's server, ", " between */
     PT_VAR_UPSTREAM_STATUS,        /* each attempt's status (502 or 504 without an answer) */
     PT_VAR_UPSTREAM_RESPONSE_TIME, /* each attempt's seconds, ms */
-    PT_VAR_UNKNOWN,
+    PT_VAR_UNKNOWN, /* no variable of porter's: a named group of the last regex that matched
+                       when the conf let it through (some regex declares the name) */
 } pt_var_id;
 
 /* Who expands a text: each allows its own set of variables. */

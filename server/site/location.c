@@ -16,6 +16,7 @@
 
 #include "server/core/compress.h"
 #include "server/core/path.h"
+#include "server/core/regex.h"
 #include "server/core/vars.h"
 #include "server/site/guard.h"
 #include "server/site/limiter.h"
@@ -204,7 +205,7 @@ pt_location *pt_location_base(const pt_vhost *vh)
 
 /* nginx's order: an exact match; else the longest prefix, unless a regular expression (in the
  * order written) matches and that prefix is not `^~`; the server's own when nothing does. */
-pt_location *pt_location_find(const pt_vhost *vh, const char *path, size_t len)
+pt_location *pt_location_find(const pt_vhost *vh, const char *path, size_t len, pt_request *req)
 {
     pt_location *l = vh->locations;
     size_t named_at = vh->nlocations - 1 - vh->nnamed, regex_at = named_at - vh->nregex, i = 0;
@@ -225,9 +226,17 @@ pt_location *pt_location_find(const pt_vhost *vh, const char *path, size_t len)
     if (best->no_regex)
         return best;
     for (i = regex_at; i < named_at; i++) {
-        regmatch_t span = {.rm_so = 0, .rm_eo = (regoff_t)len}; /* the path need not end in NUL */
-        if (regexec(l[i].re, path, 1, &span, REG_STARTEND) == 0)
+        pt_captures caps;
+        int m = pt_regex_match(l[i].re, path, len, &caps);
+        if (m == 1) {
+            pt_request_keep_captures(req, &caps);
             return &l[i];
+        }
+        if (m < 0) {
+            pt_request_log(req, PT_LOG_ERROR, "location \"%s\": the regex match limit was hit",
+                           pt_regex_pattern(l[i].re));
+            return NULL;
+        }
     }
     return best;
 }
@@ -313,6 +322,12 @@ static bool status_is_redirect(int code)
 static void respond_return(pt_request *req, const pt_conf_return *ret)
 {
     int code = ret->code;
+    if (code == 444) {
+        /* nginx's: the connection is closed with no answer (HTTP/2: the stream is reset) */
+        pt_request_access_log(req, 444, 0);
+        pt_request_abandon(req);
+        return;
+    }
     bool redirect = status_is_redirect(code);
     if (!ret->text && code >= 400) {
         pt_route_error(req, code);
@@ -410,8 +425,14 @@ static void route_path(pt_request *req, pt_str path, char *norm, size_t cap)
         req->norm_path = (pt_str){norm, (size_t)len};
         respond_return(req, &req->vhost->conf->ret);
     } else {
-        set_location(req, pt_location_find(req->vhost, norm, (size_t)len));
+        pt_location *loc = pt_location_find(req->vhost, norm, (size_t)len, req);
         req->norm_path = (pt_str){norm, (size_t)len};
+        if (!loc) {
+            set_location(req, pt_location_base(req->vhost));
+            pt_route_error(req, 500);
+            return;
+        }
+        set_location(req, loc);
         enter(req);
     }
 }

@@ -38,8 +38,8 @@ struct pt_location {
     const char *path;             /* "" for the server's own: it matches everything */
     size_t path_len;
     pt_conf_match match;
-    bool no_regex;     /* `^~` */
-    const regex_t *re; /* PT_MATCH_REGEX: the conf's compiled pattern */
+    bool no_regex;             /* `^~` */
+    const struct pt_regex *re; /* PT_MATCH_REGEX: the conf's compiled pattern */
     pt_handler_kind handler;
     const char *dir; /* where files come from: root or alias (for messages) */
     int dir_fd;      /* O_PATH | O_DIRECTORY */
@@ -75,8 +75,9 @@ int pt_locations_setup(pt_vhost *vh, char *err, size_t errlen);
 /* Releases the locations of `vh` (closing their fds). Twice is a no-op. */
 void pt_locations_dispose(pt_vhost *vh);
 
-/* The location of `vh` answering the normalised `path` (never NULL). */
-pt_location *pt_location_find(const pt_vhost *vh, const char *path, size_t len);
+/* The location of `vh` answering the normalised `path` for `req`; a regex location that matches
+ * leaves its groups in req->captures. NULL when a regex hit its match limit (logged): a 500. */
+pt_location *pt_location_find(const pt_vhost *vh, const char *path, size_t len, pt_request *req);
 
 /* The named location `@NAME` of `vh` (`name` with its '@'), or NULL. */
 pt_location *pt_location_named(const pt_vhost *vh, const char *name, size_t len);

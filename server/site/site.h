@@ -128,7 +128,7 @@ void pt_tls_site_admit(pt_site *site, pt_conn *c);
 size_t pt_tls_conn_size(void);
 
 /* Picks the virtual host for `host` (a Host header value, port allowed) on `site`. */
-const pt_vhost *pt_site_select(const pt_site *site, pt_str host);
+const pt_vhost *pt_site_select(const pt_site *site, pt_str host, pt_request *req);
 
 /* Gives `req` the virtual host `vh` and the settings that come with it: limits, logs,
  * server_tokens, sendfile (what pt_site_ops.select does once it has chosen). */

@@ -220,7 +220,7 @@ static int on_servername(SSL *ssl, int *alert, void *arg)
     const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
     if (!tc || !name)
         return SSL_TLSEXT_ERR_OK;
-    const pt_vhost *vh = pt_site_select(tc->site, (pt_str){name, strlen(name)});
+    const pt_vhost *vh = pt_site_select(tc->site, (pt_str){name, strlen(name)}, NULL);
     if (vh->ssl_ctx && vh->ssl_ctx != SSL_get_SSL_CTX(ssl)) {
         if (!SSL_set_SSL_CTX(ssl, vh->ssl_ctx)) {
             *alert = SSL_AD_INTERNAL_ERROR;

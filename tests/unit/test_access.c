@@ -280,7 +280,7 @@ static pt_request *request(test_req *t, const char *path, const char *addr,
     req->method = PT_STR_LIT("GET");
     req->target = (pt_str){path, strlen(path)};
     req->vhost = &tv.vh;
-    req->location = pt_location_find(&tv.vh, path, strlen(path));
+    req->location = pt_location_find(&tv.vh, path, strlen(path), req);
     req->norm_path = (pt_str){path, strlen(path)};
     return req;
 }

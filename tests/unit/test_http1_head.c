@@ -415,7 +415,8 @@ static const char *location_path;
 static void answer_filtered(pt_request *req)
 {
     if (location_path)
-        req->filters = &pt_location_find(&site.tv.vh, location_path, strlen(location_path))->filter;
+        req->filters =
+            &pt_location_find(&site.tv.vh, location_path, strlen(location_path), req)->filter;
     pt_response r;
     pt_response_init(&r, the_status);
     r.mtime = the_mtime;

@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "connmgr/buffer.h"
 #include "server/site/location.h"
 #include "server/site/site.h"
 #include "tests/support.h"
@@ -58,9 +59,21 @@ static void unbuild(built *b)
     vhost_unbuild(b);
 }
 
+/* The location of `vh` for `path`, as the router finds it for a request. */
+static pt_location *locate(const pt_vhost *vh, const char *path, size_t len)
+{
+    char *chunk = pt_chunk_get();
+    pt_request req;
+    pt_request_init(&req, NULL, NULL, chunk, 0);
+    pt_location *l = pt_location_find(vh, path, len, &req);
+    pt_request_dispose(&req);
+    pt_chunk_put(chunk);
+    return l;
+}
+
 static const char *find(const built *b, const char *path)
 {
-    const pt_location *l = pt_location_find(&b->vh, path, strlen(path));
+    const pt_location *l = locate(&b->vh, path, strlen(path));
     return l->conf ? l->conf->path : "(server)";
 }
 
@@ -117,18 +130,18 @@ static void test_matching(void **state)
         if (strcmp(got, cases[i].want) != 0)
             fail_msg("\"%s\": %s, want %s", cases[i].path, got, cases[i].want);
     }
-    const pt_location *img = pt_location_find(&b.vh, "/img/x", 6);
+    const pt_location *img = locate(&b.vh, "/img/x", 6);
     assert_true(img->alias);
     assert_true(img->own_fd);
     assert_int_equal(img->path_len, 4);
     assert_int_equal(img->handler, PT_HANDLER_STATIC);
-    const pt_location *st = pt_location_find(&b.vh, "/porter-status", 14);
+    const pt_location *st = locate(&b.vh, "/porter-status", 14);
     assert_int_equal(st->handler, PT_HANDLER_STATUS);
     const pt_location *base = pt_location_base(&b.vh);
     assert_null(base->conf);
     assert_int_equal(base->dir_fd, b.vh.root_fd);
     assert_false(base->own_fd);
-    assert_ptr_equal(pt_location_find(&b.vh, "/zzz", 4), base);
+    assert_ptr_equal(locate(&b.vh, "/zzz", 4), base);
     unbuild(&b);
     assert_int_equal(count_fds(), fds);
 }
@@ -176,7 +189,7 @@ static void test_regex_locations(void **state)
             fail_msg("\"%s\": %s, want %s", cases[i].path, got, cases[i].want);
     }
     /* the path is matched by its length, not up to a NUL */
-    assert_string_equal(pt_location_find(&b.vh, "/a.css.txt", 6)->conf->path, "\\.(css|js)$");
+    assert_string_equal(locate(&b.vh, "/a.css.txt", 6)->conf->path, "\\.(css|js)$");
     unbuild(&b);
 }
 
@@ -186,7 +199,7 @@ static void test_no_locations(void **state)
     char err[256];
     assert_int_equal(build(&b, "server { root site; }", err, sizeof err), 0);
     assert_int_equal(b.vh.nlocations, 1);
-    assert_ptr_equal(pt_location_find(&b.vh, "/anything", 9), pt_location_base(&b.vh));
+    assert_ptr_equal(locate(&b.vh, "/anything", 9), pt_location_base(&b.vh));
     unbuild(&b);
 }
 
@@ -259,20 +272,20 @@ static void test_header_lines(void **state)
                   s == 303 || s == 304 || s == 307 || s == 308;
         assert_int_equal(strstr(headers(base, s, 0, now), "X-A") != NULL, ok);
     }
-    pt_location *l = pt_location_find(&b.vh, "/epoch", 6);
+    pt_location *l = locate(&b.vh, "/epoch", 6);
     assert_string_equal(headers(l, 200, 0, now),
                         "X-A: 1\r\nX-B: 2 2\r\nExpires: Thu, 01 Jan 1970 00:00:01 GMT\r\n"
                         "Cache-Control: no-cache\r\n");
-    l = pt_location_find(&b.vh, "/max", 4);
+    l = locate(&b.vh, "/max", 4);
     assert_string_equal(headers(l, 206, 0, now),
                         "X-M: m\r\nExpires: Thu, 31 Dec 2037 23:55:55 GMT\r\n"
                         "Cache-Control: max-age=315360000\r\n");
     assert_string_equal(headers(l, 404, 0, now), "");
-    l = pt_location_find(&b.vh, "/neg", 4);
+    l = locate(&b.vh, "/neg", 4);
     assert_string_equal(headers(l, 200, 0, now), "X-A: 1\r\nX-B: 2 2\r\n"
                                                  "Expires: Tue, 14 Nov 2023 22:12:20 GMT\r\n"
                                                  "Cache-Control: no-cache\r\n");
-    l = pt_location_find(&b.vh, "/mod", 4);
+    l = locate(&b.vh, "/mod", 4);
     assert_string_equal(headers(l, 200, now - 3600, now),
                         "X-A: 1\r\nX-B: 2 2\r\nExpires: Wed, 15 Nov 2023 21:13:20 GMT\r\n"
                         "Cache-Control: max-age=82800\r\n");
@@ -280,7 +293,7 @@ static void test_header_lines(void **state)
                         "X-A: 1\r\nX-B: 2 2\r\nExpires: Mon, 13 Nov 2023 22:13:20 GMT\r\n"
                         "Cache-Control: no-cache\r\n");
     assert_string_equal(headers(l, 200, 0, now), "X-A: 1\r\nX-B: 2 2\r\n"); /* no file time */
-    l = pt_location_find(&b.vh, "/off", 4);
+    l = locate(&b.vh, "/off", 4);
     assert_string_equal(headers(l, 200, 0, now), "X-A: 1\r\nX-B: 2 2\r\n");
 
     /* a buffer too small: nothing past it written, the length needed returned */
