@@ -655,8 +655,19 @@ void pt_conf_compress_dispose(pt_conf_compress *c)
     *c = (pt_conf_compress){0};
 }
 
+void pt_conf_rewrites_dispose(pt_conf_rewrites *r)
+{
+    for (size_t i = 0; i < r->n; i++) {
+        pt_regex_free(r->list[i].re);
+        free(r->list[i].replacement);
+    }
+    free(r->list);
+    *r = (pt_conf_rewrites){0};
+}
+
 static void location_dispose(pt_conf_location *l)
 {
+    pt_conf_rewrites_dispose(&l->rewrite);
     free(l->ret.text);
     free(l->path);
     pt_regex_free(l->re);
@@ -679,6 +690,7 @@ void pt_conf_location_pop(pt_conf_server *s)
 
 static void server_dispose(pt_conf_server *s)
 {
+    pt_conf_rewrites_dispose(&s->rewrite);
     for (size_t i = 0; i < s->nlistens; i++) {
         free(s->listens[i].host);
         free(s->listens[i].port);
@@ -784,6 +796,7 @@ pt_conf_server *pt_conf_server_add(pt_conf *c, const char *file, int line, int c
     pt_conf_access_inherit(&s->access, &c->access);
     s->limit_rate = c->limit_rate;
     pt_conf_limit_inherit(&s->limit, &c->limit);
+    s->rewrite.log = c->rewrite.log;
     return s;
 }
 
@@ -808,6 +821,7 @@ pt_conf_location *pt_conf_location_add(pt_conf_server *s, const char *file, int 
     pt_conf_access_inherit(&l->access, &s->access);
     l->limit_rate = s->limit_rate;
     pt_conf_limit_inherit(&l->limit, &s->limit);
+    l->rewrite.log = s->rewrite.log;
     return l;
 }
 

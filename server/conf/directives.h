@@ -73,12 +73,16 @@ typedef struct pt_conf_module {
     int (*conf_done)(pt_conf_loader *cx); /* the top level read; core.c builds the servers */
 } pt_conf_module;
 
+/* Frees a level's rewrites. */
+void pt_conf_rewrites_dispose(pt_conf_rewrites *r);
+
 /* The modules (conf/core.c, static.c, tls.c, proxy.c, http2.c, compress.c, rate.c, access.c,
- * limits.c, log.c); load.c lists them. */
+ * limits.c, log.c, rewrite.c); load.c lists them. */
 extern const pt_conf_module pt_conf_core_module;
 extern const pt_conf_module pt_conf_static_module;
 extern const pt_conf_module pt_conf_tls_module;
 extern const pt_conf_module pt_conf_proxy_module;
+extern const pt_conf_module pt_conf_rewrite_module;
 extern const pt_conf_module pt_conf_http2_module;
 extern const pt_conf_module pt_conf_compress_module;
 extern const pt_conf_module pt_conf_access_module;

@@ -341,6 +341,28 @@ typedef enum pt_handler_kind {
  * $scheme and $uri (also as ${name}), expanded per request. For 301, 302, 303, 307 and 308 the
  * text is the Location; for other codes it is the body. In a server block it answers every
  * request of the server before any location is chosen, as nginx's server-level return. */
+/* `rewrite REGEX REPLACEMENT [last|break|redirect|permanent]` (docs/rewrite.md). */
+typedef enum pt_rewrite_flag {
+    PT_REWRITE_NONE,      /* the next rewrite runs on the new URI; then a new location */
+    PT_REWRITE_LAST,      /* no more rewrites: the new URI finds its location */
+    PT_REWRITE_BREAK,     /* no more rewrites: this location answers the new URI */
+    PT_REWRITE_REDIRECT,  /* a 302 to the replacement */
+    PT_REWRITE_PERMANENT, /* a 301 */
+} pt_rewrite_flag;
+
+typedef struct pt_conf_rewrite {
+    struct pt_regex *re;
+    char *replacement;
+    pt_rewrite_flag flag;
+} pt_conf_rewrite;
+
+/* A level's rewrites (a server's or a location's, not inherited) and rewrite_log (inherited). */
+typedef struct pt_conf_rewrites {
+    pt_conf_rewrite *list;
+    size_t n;
+    bool log; /* rewrite_log: each rewrite that matches is logged at notice */
+} pt_conf_rewrites;
+
 typedef struct pt_conf_return {
     int code;   /* 0: none */
     char *text; /* NULL: none (the code's own page) */
@@ -489,6 +511,8 @@ typedef struct pt_conf_location {
     pt_conf_limit limit;
     pt_conf_access_log *access_logs; /* the server's unless the location names its own */
     size_t naccess_logs;
+    pt_conf_rewrites rewrite;
+    bool internal; /* `internal`: reached only by an internal redirect (else 404) */
 } pt_conf_location;
 
 typedef struct pt_conf_server {
@@ -526,6 +550,7 @@ typedef struct pt_conf_server {
     pt_conf_access access;
     pt_conf_limit_rate limit_rate;
     pt_conf_limit limit;
+    pt_conf_rewrites rewrite; /* run before a location is chosen, on the first pass */
 } pt_conf_server;
 
 typedef struct pt_conf {
@@ -578,6 +603,7 @@ typedef struct pt_conf {
     size_t nfiles;
     pt_conf_proxy proxy;
     pt_conf_compress compress;
+    pt_conf_rewrites rewrite;    /* rewrite_log only */
     pt_conf_upstream *upstreams; /* in file order */
     size_t nupstreams;
     pt_conf_access access;

@@ -24,10 +24,12 @@
 
 static void return_handle(pt_request *req);
 
-/* Runs the handler the server installed in the virtual host for the location of `req`. */
+/* Runs the handler the server installed in the virtual host for the location of `req` (a
+ * location whose `return` a rewrite's `break` skipped serves files). */
 static void run_handler(pt_request *req)
 {
-    req->vhost->handlers[req->location->handler](req);
+    pt_handler_kind kind = req->location->handler;
+    req->vhost->handlers[kind == PT_HANDLER_RETURN ? PT_HANDLER_STATIC : kind](req);
 }
 
 /* ---- set-up ---- */
@@ -365,6 +367,137 @@ static void return_handle(pt_request *req)
     respond_return(req, &req->location->conf->ret);
 }
 
+/* ---- rewrite ---- */
+
+/* What the router does after a level's rewrites. */
+typedef enum rewritten {
+    RW_ON,       /* nothing matched: the location goes on */
+    RW_BREAK,    /* `break`: the location's handler answers req->norm_path, not its return */
+    RW_ROUTE,    /* a new URI finds its location: req->redirect holds it */
+    RW_ANSWERED, /* a redirect was answered, or an error */
+} rewritten;
+
+static bool is_absolute_url(const char *s, size_t n)
+{
+    return (n > 7 && strncmp(s, "http://", 7) == 0) || (n > 8 && strncmp(s, "https://", 8) == 0);
+}
+
+/* The new query of a rewrite to `uri` (which may hold '?'): its own arguments, then the
+ * request's unless `uri` ends in '?' (nginx's rule). Written after `uri` in `buf`. */
+static size_t with_args(const pt_request *req, char *buf, size_t len, size_t cap)
+{
+    const char *q = memchr(buf, '?', len);
+    if (q && (size_t)(q - buf) == len - 1)
+        return len - 1; /* a trailing '?': no arguments at all */
+    if (!req->query.len)
+        return len;
+    len = pt_append(buf, len, cap, q ? "&" : "?", 1);
+    return pt_append(buf, len, cap, req->query.p, req->query.len);
+}
+
+/* Answers a rewrite's redirect to `url` (`code` 301 or 302). */
+static void rewrite_redirect(pt_request *req, int code, const char *url)
+{
+    char page[512];
+    pt_response r;
+    pt_response_init(&r, code);
+    r.location = url;
+    r.content_type = "text/html";
+    r.body = page;
+    r.body_len = pt_http_status_page(code, page, sizeof page);
+    pt_request_respond(req, &r);
+}
+
+/* Makes the path part of `uri` (before any '?') the request's $uri, normalised into the
+ * arena, and the rest its query. */
+static int set_uri(pt_request *req, const char *uri, size_t len)
+{
+    const char *q = memchr(uri, '?', len);
+    size_t plen = q ? (size_t)(q - uri) : len;
+    char *norm = pt_request_alloc(req, plen + 257); /* room for an index file name */
+    if (q) {
+        size_t qlen = len - plen - 1;
+        char *query = pt_request_alloc(req, qlen + 1);
+        if (!query)
+            return -ENOMEM;
+        memcpy(query, q + 1, qlen);
+        query[qlen] = '\0';
+        req->query = (pt_str){query, qlen};
+    }
+    if (!norm)
+        return -ENOMEM;
+    ssize_t n = pt_path_normalize(uri, plen, norm, plen + 1);
+    if (n < 0)
+        return (int)n;
+    req->norm_path = (pt_str){norm, (size_t)n};
+    req->norm_path_kept = true; /* the guard need not copy it */
+    return 0;
+}
+
+/* Runs the rewrites of a level on req->norm_path, in order, as nginx does. */
+static rewritten run_rewrites(pt_request *req, const pt_conf_rewrites *rw)
+{
+    char last[RETURN_MAX + 1]; /* the last new URI, as written (it finds its location) */
+    size_t last_len = 0;
+    for (size_t i = 0; i < rw->n; i++) {
+        const pt_conf_rewrite *r = &rw->list[i];
+        pt_captures caps;
+        int m = pt_regex_match(r->re, req->norm_path.p, req->norm_path.len, &caps);
+        if (m < 0) {
+            pt_request_log(req, PT_LOG_ERROR, "rewrite \"%s\": the regex match limit was hit",
+                           pt_regex_pattern(r->re));
+            pt_route_error(req, 500);
+            return RW_ANSWERED;
+        }
+        if (m == 0)
+            continue;
+        pt_request_keep_captures(req, &caps);
+        char buf[RETURN_MAX + 1];
+        size_t len = expand(req, r->replacement, buf, RETURN_MAX, true);
+        if (len < RETURN_MAX)
+            len = with_args(req, buf, len, RETURN_MAX);
+        if (len >= RETURN_MAX) {
+            pt_request_log(req, PT_LOG_ERROR, "the result of \"rewrite\" is longer than %d bytes",
+                           RETURN_MAX);
+            pt_route_error(req, 500);
+            return RW_ANSWERED;
+        }
+        buf[len] = '\0';
+        if (rw->log)
+            pt_request_log(req, PT_LOG_NOTICE, "rewritten data: \"%s\", args: \"%.*s\"", buf,
+                           (int)req->query.len, req->query.p);
+        if (r->flag == PT_REWRITE_REDIRECT || r->flag == PT_REWRITE_PERMANENT ||
+            is_absolute_url(buf, len)) {
+            rewrite_redirect(req, r->flag == PT_REWRITE_PERMANENT ? 301 : 302, buf);
+            return RW_ANSWERED;
+        }
+        if (r->flag == PT_REWRITE_LAST) {
+            if (pt_route_redirect(req, buf, len) < 0) {
+                pt_route_error(req, 500);
+                return RW_ANSWERED;
+            }
+            return RW_ROUTE;
+        }
+        int e = set_uri(req, buf, len);
+        if (e < 0) {
+            pt_route_error(req, e == -ENOMEM ? 500 : 400);
+            return RW_ANSWERED;
+        }
+        if (r->flag == PT_REWRITE_BREAK)
+            return RW_BREAK;
+        memcpy(last, buf, len + 1);
+        last_len = len;
+    }
+    if (!last_len)
+        return RW_ON;
+    /* The URI changed: it finds its location anew. */
+    if (pt_route_redirect(req, last, last_len) < 0) {
+        pt_route_error(req, 500);
+        return RW_ANSWERED;
+    }
+    return RW_ROUTE;
+}
+
 /* `loc` answers `req`: its response filters and its sendfile setting apply. */
 static void set_location(pt_request *req, pt_location *loc)
 {
@@ -400,7 +533,15 @@ static void guard_resumed(pt_request *req, int verdict)
 /* The location of `req` answers: its `return`, else its handler once the guard lets it. */
 static void enter(pt_request *req)
 {
-    if (req->location->handler == PT_HANDLER_RETURN)
+    const pt_conf_location *lc = req->location->conf;
+    if (lc && lc->internal && !req->redirects) {
+        pt_route_error(req, 404);
+        return;
+    }
+    rewritten rw = lc && lc->rewrite.n ? run_rewrites(req, &lc->rewrite) : RW_ON;
+    if (rw == RW_ANSWERED || rw == RW_ROUTE)
+        return; /* answered, or a new URI to route (req->redirect) */
+    if (req->location->handler == PT_HANDLER_RETURN && rw != RW_BREAK)
         return_handle(req);
     else
         settle(req, pt_guard_run(req, guard_resumed));
@@ -418,23 +559,30 @@ static void route_path(pt_request *req, pt_str path, char *norm, size_t cap)
         set_location(req, pt_location_base(req->vhost));
         req->norm_path = (pt_str){"", 0};
         pt_route_error(req, len == -ENAMETOOLONG ? 414 : 400);
-    } else if (req->vhost->conf->ret.code && !req->redirects) {
-        /* A server-level return answers before any location is chosen (nginx's server
-         * rewrite phase, which internal redirects do not repeat). */
+        return;
+    }
+    const pt_conf_server *srv = req->vhost->conf;
+    req->norm_path = (pt_str){norm, (size_t)len};
+    if (!req->redirects && (srv->rewrite.n || srv->ret.code)) {
+        /* The server's rewrites, then its return, before any location is chosen (nginx's
+         * server rewrite phase, which internal redirects do not repeat). */
         set_location(req, pt_location_base(req->vhost));
-        req->norm_path = (pt_str){norm, (size_t)len};
-        respond_return(req, &req->vhost->conf->ret);
-    } else {
-        pt_location *loc = pt_location_find(req->vhost, norm, (size_t)len, req);
-        req->norm_path = (pt_str){norm, (size_t)len};
-        if (!loc) {
-            set_location(req, pt_location_base(req->vhost));
-            pt_route_error(req, 500);
+        rewritten rw = srv->rewrite.n ? run_rewrites(req, &srv->rewrite) : RW_ON;
+        if (rw == RW_ANSWERED || rw == RW_ROUTE)
+            return; /* answered, or a new URI to route (req->redirect) */
+        if (srv->ret.code && rw != RW_BREAK) {
+            respond_return(req, &srv->ret);
             return;
         }
-        set_location(req, loc);
-        enter(req);
     }
+    pt_location *loc = pt_location_find(req->vhost, req->norm_path.p, req->norm_path.len, req);
+    if (!loc) {
+        set_location(req, pt_location_base(req->vhost));
+        pt_route_error(req, 500);
+        return;
+    }
+    set_location(req, loc);
+    enter(req);
 }
 
 /* Follows the internal redirects the last pass asked for (req->redirect), each one a new

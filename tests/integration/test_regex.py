@@ -61,6 +61,58 @@ class RegexLocations(PorterTestCase):
         self.assertEqual(p.get("/aaaa").body, b"matched")
 
 
+class Rewrite(PorterTestCase):
+    def start(self):
+        files = dict(FILES)
+        files.update({"files/a.txt": b"file a\n", "z.txt": b"zed\n", "int/x.txt": b"inner\n"})
+        return self.start_porter(
+            "server {\n    listen 127.0.0.1:0;\n    root htdocs;\n"
+            "    rewrite ^/srv/(.*)$ /files/$1;\n"
+            "    location /old/ { rewrite ^/old/(.*)$ /new/$1 permanent; }\n"
+            "    location /r/ { rewrite ^/r/(.*)$ /files/$1 last; }\n"
+            "    location /b/ { rewrite ^/b/(.*)$ /pics/$1 break; return 418; }\n"
+            "    location /chain { rewrite ^/chain$ /y; rewrite ^/y$ /z.txt; }\n"
+            "    location /qr { rewrite ^/qr$ /to?x=1 redirect; }\n"
+            "    location /qd { rewrite ^/qd$ /to? redirect; }\n"
+            "    location /abs { rewrite ^ https://example.test$uri; }\n"
+            "    location /loop { rewrite ^ /loop last; }\n"
+            "    location /int/ { internal; }\n"
+            "    location /via/ { rewrite ^/via/(.*)$ /int/$1 last; }\n"
+            "}\n", files)
+
+    def test_flags(self):
+        p = self.start()
+        r = p.get("/old/x?a=1")
+        self.assertStatus(r, 301)
+        self.assertTrue(r.header("Location").endswith("/new/x?a=1"), r.header("Location"))
+        self.assertEqual(p.get("/r/a.txt").body, b"file a\n")  # last: a new location
+        r = p.get("/b/cat.png")  # break: this location answers, its return not reached
+        self.assertStatus(r, 200)
+        self.assertEqual(r.body, FILES["pics/cat.png"])
+        self.assertEqual(p.get("/chain").body, b"zed\n")  # one rewrite after the other
+        self.assertEqual(p.get("/srv/a.txt").body, b"file a\n")  # the server's, first
+
+    def test_arguments(self):
+        p = self.start()
+        r = p.get("/qr?y=2")
+        self.assertStatus(r, 302)
+        self.assertTrue(r.header("Location").endswith("/to?x=1&y=2"), r.header("Location"))
+        r = p.get("/qd?y=2")
+        self.assertStatus(r, 302)
+        self.assertTrue(r.header("Location").endswith("/to"), r.header("Location"))
+        r = p.get("/abs/p")
+        self.assertStatus(r, 302)
+        self.assertEqual(r.header("Location"), "https://example.test/abs/p")
+
+    def test_loop_and_internal(self):
+        p = self.start()
+        self.assertStatus(p.get("/loop"), 500)
+        self.assertTrue(harness.wait_for(
+            lambda: "rewrite or internal redirection cycle" in p.log_text(), 5), p.log_text())
+        self.assertStatus(p.get("/int/x.txt"), 404)  # internal: not from outside
+        self.assertEqual(p.get("/via/x.txt").body, b"inner\n")  # but from a rewrite
+
+
 class ServerNames(PorterTestCase):
     def start(self):
         port, held = harness.reserve_port()
@@ -147,6 +199,12 @@ class ConfErrors(PorterTestCase):
              "porter.conf:2:17: invalid server name or wildcard \"a*b.com\""),
             ("server {\n    location ~ ^/(?<id>\\d+)$ { return 200 \"$nope\"; }\n}\n",
              "porter.conf:2:43: unknown variable \"$nope\" in \"return\""),
+            ("server {\n    rewrite ^/(a /b;\n}\n",
+             "porter.conf:2:13: invalid regular expression \"^/(a\" in \"rewrite\""),
+            ("server {\n    rewrite ^/a /b sideways;\n}\n",
+             "porter.conf:2:20: invalid parameter \"sideways\""),
+            ("server {\n    internal;\n}\n",
+             "porter.conf:2:5: \"internal\" directive is not allowed here"),
         ]
         for conf, want in cases:
             code, out = self.check(conf)
