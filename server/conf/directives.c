@@ -581,6 +581,7 @@ static void location_dispose(pt_conf_location *l)
     files_dispose(&l->static_files);
     proxy_dispose(&l->proxy);
     pt_conf_compress_dispose(&l->compress);
+    pt_conf_realip_dispose(&l->realip);
 }
 
 static void server_dispose(pt_conf_server *s)
@@ -601,6 +602,7 @@ static void server_dispose(pt_conf_server *s)
     ssl_dispose(&s->ssl);
     proxy_dispose(&s->proxy);
     pt_conf_compress_dispose(&s->compress);
+    pt_conf_realip_dispose(&s->realip);
     free(s->ret.text);
     for (size_t i = 0; i < s->nlocations; i++)
         location_dispose(&s->locations[i]);
@@ -637,6 +639,7 @@ void pt_conf_free(pt_conf *c)
     ssl_dispose(&c->ssl);
     proxy_dispose(&c->proxy);
     pt_conf_compress_dispose(&c->compress);
+    pt_conf_realip_dispose(&c->realip);
     upstreams_free(c);
     free(c->prefix);
     strv_free(c->files, c->nfiles);
@@ -670,6 +673,7 @@ pt_conf_server *pt_conf_server_add(pt_conf *c, const char *file, int line, int c
     ssl_inherit(&s->ssl, &c->ssl);
     proxy_inherit(&s->proxy, &c->proxy);
     pt_conf_compress_inherit(&s->compress, &c->compress);
+    pt_conf_realip_inherit(&s->realip, &c->realip);
     return s;
 }
 
@@ -689,6 +693,7 @@ pt_conf_location *pt_conf_location_add(pt_conf_server *s, const char *file, int 
     files_inherit(&l->static_files, &s->static_files);
     proxy_inherit(&l->proxy, &s->proxy);
     pt_conf_compress_inherit(&l->compress, &s->compress);
+    pt_conf_realip_inherit(&l->realip, &s->realip);
     return l;
 }
 

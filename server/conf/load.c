@@ -17,6 +17,7 @@ static const pt_conf_module *const modules[] = {
     &pt_conf_proxy_module,
     &pt_conf_http2_module,
     &pt_conf_compress_module,
+    &pt_conf_realip_module,
 };
 /* clang-format on */
 

@@ -8,7 +8,9 @@
 #include <string.h>
 
 #include "connmgr/buffer.h"
+#include "connmgr/conn.h"
 #include "connmgr/custodian.h"
+#include "connmgr/proxy_protocol.h"
 
 void pt_request_init(pt_request *req, const pt_request_proto *proto, struct ev_loop *loop,
                      char *chunk, size_t offset)
@@ -18,6 +20,20 @@ void pt_request_init(pt_request *req, const pt_request_proto *proto, struct ev_l
     req->loop = loop;
     req->arena = chunk;
     req->arena_used = (offset + 15) & ~(size_t)15;
+}
+
+void pt_request_set_peer(pt_request *req, const pt_conn *c)
+{
+    req->conn_peer = &c->peer.sa;
+    req->conn_peerlen = c->peerlen;
+    req->proxied = c->proxied;
+    if (c->proxied) {
+        req->peer = &c->proxied->src.sa;
+        req->peerlen = c->proxied->srclen;
+    } else {
+        req->peer = &c->peer.sa;
+        req->peerlen = c->peerlen;
+    }
 }
 
 void pt_request_tell_abort(pt_request *req)

@@ -47,6 +47,7 @@ struct pt_compressing;
 struct pt_outq;
 struct pt_clock;
 struct pt_conn;
+struct pt_proxy_header; /* connmgr/proxy_protocol.h */
 
 /* Methods porter tells apart (numbered as llhttp numbers them, which server/http1 relies on);
  * others are PT_METHOD_OTHER, with their name in pt_request.method. */
@@ -133,11 +134,19 @@ struct pt_request {
     size_t nheaders;
     uint64_t content_length; /* when has_length */
     bool has_length, chunked, expect_continue;
-    bool keep_alive;             /* what the client asked for (RFC 9112 section 9.3) */
-    bool te_trailers;            /* it accepts trailer fields (TE: trailers) */
-    bool tls;                    /* it came over TLS */
-    const struct sockaddr *peer; /* the client's address (sa_family AF_UNSPEC: not IP) */
+    bool keep_alive;  /* what the client asked for (RFC 9112 section 9.3) */
+    bool te_trailers; /* it accepts trailer fields (TE: trailers) */
+    bool tls;         /* it came over TLS */
+    /* The client's address (sa_family AF_UNSPEC: not IP): the connection's peer, or the
+     * address its PROXY protocol header gave, or what realip found (site/realip.h). */
+    const struct sockaddr *peer;
     socklen_t peerlen;
+    /* The connection's own peer, whatever a PROXY header or realip say the client is: the
+     * address set_real_ip_from is checked against, $realip_remote_addr. */
+    const struct sockaddr *conn_peer;
+    socklen_t conn_peerlen;
+    /* What the connection's PROXY protocol header said, when it gave addresses; else NULL. */
+    const struct pt_proxy_header *proxied;
     double start;                 /* ev_now() at the first byte */
     pt_custodian *conn_custodian; /* its connection's: the parent of the request's */
 
@@ -185,6 +194,7 @@ struct pt_request {
     unsigned guard_step;
     void (*guard_next)(pt_request *req, int verdict);
     bool norm_path_kept;
+    bool real_ip; /* realip replaced `peer` (a copy in the arena): it does not again */
 };
 
 /* A response head kept for reuse by whoever sends the same response again (the file cache,
@@ -323,6 +333,10 @@ size_t pt_response_filter_head(const pt_request *req, const pt_response *r, time
  * pool chunk `chunk` from `offset` on (the protocol's own state may take its start). */
 void pt_request_init(pt_request *req, const pt_request_proto *proto, struct ev_loop *loop,
                      char *chunk, size_t offset);
+
+/* Gives `req` the addresses of its connection `c`: its peer as conn_peer, and as the client's
+ * address the source its PROXY protocol header named, else the peer too. */
+void pt_request_set_peer(pt_request *req, const struct pt_conn *c);
 
 /* Tells the handler of `req`, which has not finished, that the request is over before its
  * answer (client gone, reset, timeout): its body and writable callbacks are dropped and its

@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "connmgr/proxy_protocol.h"
+
 /* Every variable by name, with the users that expand it. */
 #define USERS(r, p, t) ((r) << PT_VARS_RETURN | (p) << PT_VARS_PROXY | (t) << PT_VARS_TRY_FILES)
 static const struct {
@@ -18,8 +20,8 @@ static const struct {
 } vars[] = {
     {"host", PT_VAR_HOST, USERS(1, 1, 0)},
     {"http_host", PT_VAR_HTTP_HOST, USERS(0, 1, 0)},
-    {"remote_addr", PT_VAR_REMOTE_ADDR, USERS(0, 1, 0)},
-    {"remote_port", PT_VAR_REMOTE_PORT, USERS(0, 1, 0)},
+    {"remote_addr", PT_VAR_REMOTE_ADDR, USERS(1, 1, 0)},
+    {"remote_port", PT_VAR_REMOTE_PORT, USERS(1, 1, 0)},
     {"scheme", PT_VAR_SCHEME, USERS(1, 1, 0)},
     {"request_uri", PT_VAR_REQUEST_URI, USERS(1, 1, 0)},
     {"uri", PT_VAR_URI, USERS(1, 1, 1)},
@@ -29,6 +31,12 @@ static const struct {
     {"request_method", PT_VAR_REQUEST_METHOD, USERS(0, 1, 0)},
     {"proxy_host", PT_VAR_PROXY_HOST, USERS(0, 1, 0)},
     {"proxy_add_x_forwarded_for", PT_VAR_PROXY_ADD_X_FORWARDED_FOR, USERS(0, 1, 0)},
+    {"realip_remote_addr", PT_VAR_REALIP_REMOTE_ADDR, USERS(1, 1, 0)},
+    {"realip_remote_port", PT_VAR_REALIP_REMOTE_PORT, USERS(1, 1, 0)},
+    {"proxy_protocol_addr", PT_VAR_PROXY_PROTOCOL_ADDR, USERS(1, 1, 0)},
+    {"proxy_protocol_port", PT_VAR_PROXY_PROTOCOL_PORT, USERS(1, 1, 0)},
+    {"proxy_protocol_server_addr", PT_VAR_PROXY_PROTOCOL_SERVER_ADDR, USERS(1, 1, 0)},
+    {"proxy_protocol_server_port", PT_VAR_PROXY_PROTOCOL_SERVER_PORT, USERS(1, 1, 0)},
 };
 static const unsigned http_users = USERS(0, 1, 0); /* $http_NAME */
 
@@ -68,7 +76,11 @@ bool pt_var_allowed(pt_var_user user, pt_var_id id)
 
 size_t pt_var_remote_addr(const pt_request *req, char *buf, size_t cap)
 {
-    const struct sockaddr *sa = req->peer;
+    return pt_var_addr(req->peer, buf, cap);
+}
+
+size_t pt_var_addr(const struct sockaddr *sa, char *buf, size_t cap)
+{
     if (sa && sa->sa_family == AF_INET && cap >= INET_ADDRSTRLEN) {
         /* By hand: inet_ntop goes through sprintf, and the proxy asks twice per request. */
         const unsigned char *b = (const unsigned char *)&((const struct sockaddr_in *)sa)->sin_addr;
@@ -105,6 +117,21 @@ static pt_str number(unsigned v, char *buf, size_t cap)
     return (pt_str){buf, n < 0 ? 0 : (size_t)n};
 }
 
+/* A port variable: empty for none (0), as nginx's. */
+static pt_str port_value(const struct sockaddr *sa, char *buf, size_t cap)
+{
+    unsigned port = port_of(sa);
+    return port ? number(port, buf, cap) : (pt_str){"", 0};
+}
+
+/* The PROXY header's source (or with `server`, its destination); NULL: none. */
+static const struct sockaddr *proxied(const pt_request *req, bool server)
+{
+    if (!req->proxied)
+        return NULL;
+    return server ? &req->proxied->dst.sa : &req->proxied->src.sa;
+}
+
 pt_str pt_var_value(const pt_request *req, const pt_var_ref *ref, char *buf, size_t cap)
 {
     switch (ref->id) {
@@ -123,7 +150,19 @@ pt_str pt_var_value(const pt_request *req, const pt_var_ref *ref, char *buf, siz
     case PT_VAR_REMOTE_ADDR:
         return (pt_str){buf, pt_var_remote_addr(req, buf, cap)};
     case PT_VAR_REMOTE_PORT:
-        return number(port_of(req->peer), buf, cap);
+        return port_value(req->peer, buf, cap);
+    case PT_VAR_REALIP_REMOTE_ADDR:
+        return (pt_str){buf, pt_var_addr(req->conn_peer, buf, cap)};
+    case PT_VAR_REALIP_REMOTE_PORT:
+        return port_value(req->conn_peer, buf, cap);
+    case PT_VAR_PROXY_PROTOCOL_ADDR:
+    case PT_VAR_PROXY_PROTOCOL_SERVER_ADDR: {
+        const struct sockaddr *sa = proxied(req, ref->id == PT_VAR_PROXY_PROTOCOL_SERVER_ADDR);
+        return sa ? (pt_str){buf, pt_var_addr(sa, buf, cap)} : (pt_str){"", 0};
+    }
+    case PT_VAR_PROXY_PROTOCOL_PORT:
+    case PT_VAR_PROXY_PROTOCOL_SERVER_PORT:
+        return port_value(proxied(req, ref->id == PT_VAR_PROXY_PROTOCOL_SERVER_PORT), buf, cap);
     case PT_VAR_SCHEME: {
         const char *s = pt_request_scheme(req);
         return (pt_str){s, strlen(s)};

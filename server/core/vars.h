@@ -37,7 +37,13 @@ typedef enum pt_var_id {
     PT_VAR_REQUEST_METHOD, /* the method as sent */
     PT_VAR_HTTP_,          /* $http_NAME: the request header NAME ('_' for '-') */
     PT_VAR_PROXY_HOST,     /* the proxy's: the upstream's host[:port] */
-    PT_VAR_PROXY_ADD_X_FORWARDED_FOR, /* the proxy's: X-Forwarded-For and the client */
+    PT_VAR_PROXY_ADD_X_FORWARDED_FOR,  /* the proxy's: X-Forwarded-For and the client */
+    PT_VAR_REALIP_REMOTE_ADDR,         /* the connection's own peer, whatever realip says */
+    PT_VAR_REALIP_REMOTE_PORT,         /* and its port */
+    PT_VAR_PROXY_PROTOCOL_ADDR,        /* the client the PROXY header named; empty: none */
+    PT_VAR_PROXY_PROTOCOL_PORT,        /* its port */
+    PT_VAR_PROXY_PROTOCOL_SERVER_ADDR, /* the address it reached, from the header */
+    PT_VAR_PROXY_PROTOCOL_SERVER_PORT, /* and its port */
     PT_VAR_UNKNOWN,
 } pt_var_id;
 
@@ -76,5 +82,8 @@ pt_str pt_var_value(const pt_request *req, const pt_var_ref *ref, char *buf, siz
 /* The client's address without its port ("192.0.2.1", "2001:db8::1", "unix") into `buf`
  * (INET6_ADDRSTRLEN bytes at least); returns its length. */
 size_t pt_var_remote_addr(const pt_request *req, char *buf, size_t cap);
+
+/* The same for any address `sa` (NULL or not IP: "unix"). */
+size_t pt_var_addr(const struct sockaddr *sa, char *buf, size_t cap);
 
 #endif

@@ -184,8 +184,7 @@ static h2_stream *stream_new(h2_conn *hc, int32_t id)
     pt_request *r = &st->req;
     pt_request_init(r, &h2_request_proto, hc->loop, chunk, STREAM_SIZE);
     r->tls = hc->tls;
-    r->peer = &hc->conn->peer.sa;
-    r->peerlen = hc->conn->peerlen;
+    pt_request_set_peer(r, hc->conn);
     r->conn_custodian = pt_conn_custodian(hc->conn);
     r->start = ev_now(hc->loop);
     r->version_major = 2;

@@ -116,8 +116,7 @@ static http_req *req_state(pt_http1_conn *hc)
         pt_request *r = &x->req;
         pt_request_init(r, &http1_proto, hc->loop, (char *)x, HTTP_REQ_SIZE);
         r->tls = hc->tls;
-        r->peer = &hc->conn->peer.sa;
-        r->peerlen = hc->conn->peerlen;
+        pt_request_set_peer(r, hc->conn);
         r->conn_custodian = pt_conn_custodian(hc->conn);
         hc->r = x;
     }

@@ -5,8 +5,11 @@
 
 #include <string.h>
 
+#include "server/site/realip.h"
+
 /* In nginx's order of phases; NULL ends the list. */
 static const pt_guard_check checks[] = {
+    pt_realip_check, /* set_real_ip_from of the location (site/realip.h) */
     NULL,
 };
 

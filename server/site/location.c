@@ -77,6 +77,7 @@ static int location_init(pt_vhost *vh, pt_location *loc, const pt_conf_location 
         loc->sendfile = lc->sendfile;
         loc->files = &lc->static_files;
         loc->compress = pt_conf_compress_active(&lc->compress);
+        loc->realip = pt_conf_realip_active(&lc->realip);
     } else {
         loc->path = "";
         loc->match = PT_MATCH_PREFIX;
@@ -87,6 +88,7 @@ static int location_init(pt_vhost *vh, pt_location *loc, const pt_conf_location 
         loc->sendfile = cs->sendfile;
         loc->files = &cs->static_files;
         loc->compress = pt_conf_compress_active(&cs->compress);
+        loc->realip = pt_conf_realip_active(&cs->realip);
     }
     loc->path_len = strlen(loc->path);
     loc->re = lc ? lc->re : NULL;
