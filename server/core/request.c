@@ -8,7 +8,6 @@
 #include <string.h>
 
 #include "connmgr/buffer.h"
-#include "connmgr/conn.h"
 #include "connmgr/custodian.h"
 #include "connmgr/proxy_protocol.h"
 
@@ -22,18 +21,13 @@ void pt_request_init(pt_request *req, const pt_request_proto *proto, struct ev_l
     req->arena_used = (offset + 15) & ~(size_t)15;
 }
 
-void pt_request_set_peer(pt_request *req, const pt_conn *c)
+void pt_request_set_proxied(pt_request *req, const pt_proxy_header *h)
 {
-    req->conn_peer = &c->peer.sa;
-    req->conn_peerlen = c->peerlen;
-    req->proxied = c->proxied;
-    if (c->proxied) {
-        req->peer = &c->proxied->src.sa;
-        req->peerlen = c->proxied->srclen;
-    } else {
-        req->peer = &c->peer.sa;
-        req->peerlen = c->peerlen;
-    }
+    req->conn_peer = req->peer;
+    req->conn_peerlen = req->peerlen;
+    req->proxied = h;
+    req->peer = &h->src.sa;
+    req->peerlen = h->srclen;
 }
 
 void pt_request_tell_abort(pt_request *req)

@@ -141,8 +141,8 @@ struct pt_request {
      * address its PROXY protocol header gave, or what realip found (site/realip.h). */
     const struct sockaddr *peer;
     socklen_t peerlen;
-    /* The connection's own peer, whatever a PROXY header or realip say the client is: the
-     * address set_real_ip_from is checked against, $realip_remote_addr. */
+    /* The connection's own peer once `peer` is another (a PROXY header's or realip's); NULL
+     * while `peer` is it. pt_request_conn_peer() reads the two. */
     const struct sockaddr *conn_peer;
     socklen_t conn_peerlen;
     /* What the connection's PROXY protocol header said, when it gave addresses; else NULL. */
@@ -334,9 +334,17 @@ size_t pt_response_filter_head(const pt_request *req, const pt_response *r, time
 void pt_request_init(pt_request *req, const pt_request_proto *proto, struct ev_loop *loop,
                      char *chunk, size_t offset);
 
-/* Gives `req` the addresses of its connection `c`: its peer as conn_peer, and as the client's
- * address the source its PROXY protocol header named, else the peer too. */
-void pt_request_set_peer(pt_request *req, const struct pt_conn *c);
+/* For a request whose `peer` is its connection's: the connection's PROXY protocol header `h`
+ * named the client, whose address its source becomes (the peer conn_peer). */
+void pt_request_set_proxied(pt_request *req, const struct pt_proxy_header *h);
+
+/* The connection's own peer of `req`, whatever a PROXY header or realip say the client is (the
+ * address set_real_ip_from is checked against, $realip_remote_addr), its length in *len. */
+static inline const struct sockaddr *pt_request_conn_peer(const pt_request *req, socklen_t *len)
+{
+    *len = req->conn_peer ? req->conn_peerlen : req->peerlen;
+    return req->conn_peer ? req->conn_peer : req->peer;
+}
 
 /* Tells the handler of `req`, which has not finished, that the request is over before its
  * answer (client gone, reset, timeout): its body and writable callbacks are dropped and its

@@ -134,6 +134,7 @@ static const struct sockaddr *proxied(const pt_request *req, bool server)
 
 pt_str pt_var_value(const pt_request *req, const pt_var_ref *ref, char *buf, size_t cap)
 {
+    socklen_t own_len;
     switch (ref->id) {
     case PT_VAR_HOST: {
         pt_str h = pt_host_name(req->host);
@@ -152,9 +153,9 @@ pt_str pt_var_value(const pt_request *req, const pt_var_ref *ref, char *buf, siz
     case PT_VAR_REMOTE_PORT:
         return port_value(req->peer, buf, cap);
     case PT_VAR_REALIP_REMOTE_ADDR:
-        return (pt_str){buf, pt_var_addr(req->conn_peer, buf, cap)};
+        return (pt_str){buf, pt_var_addr(pt_request_conn_peer(req, &own_len), buf, cap)};
     case PT_VAR_REALIP_REMOTE_PORT:
-        return port_value(req->conn_peer, buf, cap);
+        return port_value(pt_request_conn_peer(req, &own_len), buf, cap);
     case PT_VAR_PROXY_PROTOCOL_ADDR:
     case PT_VAR_PROXY_PROTOCOL_SERVER_ADDR: {
         const struct sockaddr *sa = proxied(req, ref->id == PT_VAR_PROXY_PROTOCOL_SERVER_ADDR);

@@ -184,7 +184,10 @@ static h2_stream *stream_new(h2_conn *hc, int32_t id)
     pt_request *r = &st->req;
     pt_request_init(r, &h2_request_proto, hc->loop, chunk, STREAM_SIZE);
     r->tls = hc->tls;
-    pt_request_set_peer(r, hc->conn);
+    r->peer = &hc->conn->peer.sa;
+    r->peerlen = hc->conn->peerlen;
+    if (hc->conn->proxied) /* its PROXY header named the client */
+        pt_request_set_proxied(r, hc->conn->proxied);
     r->conn_custodian = pt_conn_custodian(hc->conn);
     r->start = ev_now(hc->loop);
     r->version_major = 2;

@@ -116,7 +116,8 @@ static http_req *req_state(pt_http1_conn *hc)
         pt_request *r = &x->req;
         pt_request_init(r, &http1_proto, hc->loop, (char *)x, HTTP_REQ_SIZE);
         r->tls = hc->tls;
-        pt_request_set_peer(r, hc->conn);
+        r->peer = &hc->conn->peer.sa;
+        r->peerlen = hc->conn->peerlen;
         r->conn_custodian = pt_conn_custodian(hc->conn);
         hc->r = x;
     }
@@ -136,6 +137,9 @@ static void request_begin(pt_http1_conn *hc)
     http_req *x = req_state(hc);
     pt_request *r = &x->req;
     r->start = ev_now(hc->loop);
+    /* Here, not in req_state(), which stays small enough to be inlined where it is called. */
+    if (hc->conn->proxied) /* its PROXY header named the client */
+        pt_request_set_proxied(r, hc->conn->proxied);
     x->hdr_cap = hc->conn->limits->max_request_headers;
     if (x->hdr_cap > 256)
         x->hdr_cap = 256;

@@ -129,9 +129,11 @@ int pt_realip_apply(pt_request *req, const pt_conf_realip *ri)
         return PT_GUARD_PASS;
     /* The walk starts from the connection's own peer (AF_UNSPEC when it is not IP). */
     hop cur = {.len = 0};
-    if (req->conn_peer && req->conn_peerlen <= sizeof cur.a) {
-        memcpy(&cur.a, req->conn_peer, req->conn_peerlen);
-        cur.len = req->conn_peerlen;
+    socklen_t own_len;
+    const struct sockaddr *own = pt_request_conn_peer(req, &own_len);
+    if (own && own_len <= sizeof cur.a) {
+        memcpy(&cur.a, own, own_len);
+        cur.len = own_len;
     }
     int rc = DECLINED;
     const pt_header *h;
@@ -159,6 +161,8 @@ int pt_realip_apply(pt_request *req, const pt_conf_realip *ri)
     if (!copy)
         return 500;
     *copy = cur.a;
+    req->conn_peer = own;
+    req->conn_peerlen = own_len;
     req->peer = &copy->sa;
     req->peerlen = cur.len;
     req->real_ip = true;
