@@ -38,6 +38,8 @@
 
 typedef struct pt_conn pt_conn;
 typedef struct pt_connmgr pt_connmgr;
+/** What a PROXY protocol header said (connmgr/proxy_protocol.h, not a public header). */
+struct pt_proxy_header;
 
 /** What a connection is doing, for the status page and for eviction. */
 typedef enum pt_conn_state {
@@ -118,6 +120,10 @@ struct pt_conn {
     pt_conn *prev, *next; /**< the manager's live list */
     pt_conn *idle_prev, *idle_next; /**< the manager's idle list, oldest first */
     unsigned long long serial;      /**< its number in the process (a parked one gets another) */
+    /** What the connection's PROXY protocol header said, when it named the client (its
+     * addresses: connmgr/proxy_protocol.h), in the connection's custodian; else NULL. `peer`
+     * stays the connection's own. */
+    const struct pt_proxy_header *proxied;
 };
 
 /** The custodian owning everything of this connection; handlers register their resources here

@@ -381,6 +381,14 @@ static pt_conn *adopt(pt_connmgr *m, int fd, int wfd, const struct sockaddr *pee
     return c;
 }
 
+/* Reads what has arrived on a connection just made, unless on_admit paused its reading (a
+ * stage that reads the socket itself first: the PROXY protocol header). */
+static void first_read(pt_conn *c)
+{
+    if (!c->read_paused)
+        pt_conn__readable(c);
+}
+
 /* A parked client sent something (or closed): the connection takes its full form again and
  * reads at once. */
 static void on_unpark(int fd, const struct sockaddr *peer, socklen_t peerlen, unsigned requests,
@@ -399,7 +407,7 @@ static void on_unpark(int fd, const struct sockaddr *peer, socklen_t peerlen, un
         return;
     }
     c->requests = requests;
-    pt_conn__readable(c);
+    first_read(c);
 }
 
 static bool parkable(const pt_conn *c)
@@ -494,7 +502,7 @@ pt_conn *pt_connmgr_admit(pt_connmgr *m, int fd, const struct sockaddr *peer, so
     /* Clients speak first, and by the time a connection is accepted its request has usually
      * arrived: reading now saves a trip through the poller, and a connection answered and
      * closed at once never enters it. */
-    pt_conn__readable(c);
+    first_read(c);
     return c->dead ? NULL : c;
 }
 
@@ -526,7 +534,7 @@ pt_conn *pt_connmgr_admit_pair(pt_connmgr *m, int rfd, int wfd)
     }
     m->stats.accepted++;
     update_full(m);
-    pt_conn__readable(c);
+    first_read(c);
     return c->dead ? NULL : c;
 }
 

@@ -33,7 +33,9 @@ typedef struct pt_connmgr_options {
     pt_custodian *custodian;     /**< parent custodian, borrowed; NULL: the manager makes a root */
     void (*on_full)(void *data); /**< admission paused */
     void (*on_room)(void *data); /**< admission may resume */
-    void (*on_admit)(pt_conn *c, void *data); /**< a connection was made (set proto_data here) */
+    /** A connection was made (set proto_data here). It is read at once after this, unless
+     * on_admit paused its reading (pt_conn_pause_read: what reads the socket first itself). */
+    void (*on_admit)(pt_conn *c, void *data);
     void (*on_drained)(void *data); /**< pt_connmgr_drain finished: no live connection left */
     /** Layers a transport over each accepted connection's TCP transport (TLS): called with the
      * TCP transport of the new connection, which it may replace in place. Returns 0 or a

@@ -138,6 +138,9 @@ enum {
     PT_LISTEN_TLS = 1,       /**< speak TLS (needs the options' certificate, or a conf's) */
     PT_LISTEN_REUSEPORT = 2, /**< set SO_REUSEPORT (other processes may bind the port) */
     PT_LISTEN_HTTP2 = 4,     /**< offer HTTP/2: ALPN h2 with TLS, prior knowledge (h2c) without */
+    /** each connection starts with a PROXY protocol header (v1 or v2, before TLS), whose
+     * source address is the client's (pt_request_peer) */
+    PT_LISTEN_PROXY_PROTOCOL = 8,
 };
 
 /** Adds a listening address, served like the server's first server block (a server made from

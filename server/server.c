@@ -5,7 +5,8 @@
  * one connection manager whose limits are those of the site's default server. Virtual hosts
  * sharing an address are chosen by Host. Everything hangs off the server's root custodian.
  * An address with `ssl` is a TLS site (site/tls_site.c); the server holds the session-ticket keys
- * its TLS contexts share, and hands them to its successor on a reload.
+ * its TLS contexts share, and hands them to its successor on a reload. An address with
+ * `proxy_protocol` reads a PROXY header on each connection first (site/proxy_site.c).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -28,6 +29,7 @@
 #include "server/site/access.h"
 #include "server/site/limiter.h"
 #include "server/site/location.h"
+#include "server/site/realip.h"
 #include "server/handlers/proxy.h"
 #include "server/site/site.h"
 #include "server/core/logfmt.h"
@@ -132,9 +134,14 @@ static void site_select(void *data, pt_request *req)
     pt_vhost_apply(vh, req);
 }
 
-/* An embedder's handlers first, then the conf's locations. */
+/* The server's set_real_ip_from first (nginx's post-read phase), then an embedder's handlers,
+ * then the conf's locations. */
 static void site_route(pt_request *req)
 {
+    if (req->vhost->realip && pt_realip_apply(req, req->vhost->realip) != PT_GUARD_PASS) {
+        pt_request_respond_error(req, 500);
+        return;
+    }
     if (!pt_embed_route(req->vhost->server->embed, req))
         pt_route(req);
 }
@@ -171,15 +178,23 @@ static void choose_on_read(pt_conn *c)
 
 static const pt_conn_proto choose_proto = {.on_read = choose_on_read};
 
-static void on_admit(pt_conn *c, void *data)
+void pt_site_start(pt_site *site, pt_conn *c)
 {
-    pt_site *site = data;
     if (site->h2_chosen)
         pt_conn_set_proto(c, &choose_proto, site);
     else
         pt_http1_conn_attach(c, &site_ops, site, site->tls);
     if (site->tls)
         pt_tls_site_admit(site, c);
+}
+
+static void on_admit(pt_conn *c, void *data)
+{
+    pt_site *site = data;
+    if (site->proxy_protocol)
+        pt_proxy_site_admit(site, c); /* the header first, then pt_site_start */
+    else
+        pt_site_start(site, c);
 }
 
 static void on_full(void *data)
@@ -461,6 +476,7 @@ static int setup_vhost(pt_server *s, pt_vhost *vh, const pt_conf_server *cs, cha
     vh->handlers = vhost_names_rate(cs) ? rated_handlers : handlers;
     vh->conf = cs;
     vh->compress = pt_conf_compress_active(&cs->compress);
+    vh->realip = pt_conf_realip_active(&cs->realip);
     vh->limits = cs->limits;
     int r = vhost_types(s, vh, cs);
     if (r < 0) {
@@ -536,6 +552,7 @@ static int add_to_site(pt_server *s, pt_vhost *vh, const pt_conf_listen *ls)
      * makes it offer HTTP/2 (nginx ORs it too). */
     site->tls |= ls->ssl;
     site->http2_listen |= ls->http2;
+    site->proxy_protocol |= ls->proxy_protocol; /* as `ssl`: the address's */
     size_t k = 0;
     while (k < site->nvhosts && site->vhosts[k] != vh)
         k++;
@@ -672,6 +689,8 @@ static int open_site(pt_server *s, pt_site *site, pt_server *prev, char *err, si
     mo.data = site;
     if (site->tls)
         pt_tls_site_setup(site, &mo);
+    if (site->proxy_protocol)
+        pt_proxy_site_setup(site, &mo);
     r = pt_connmgr_new(&site->mgr, s->loop, &mo);
     if (r < 0)
         snprintf(err, elen, "cannot create the connection manager: %s", strerror(-r));
@@ -1026,7 +1045,8 @@ static int add_listen(pt_server *s, const pt_conf_listen *ls, char *err, size_t 
 int pt_server_listen(pt_server *s, const char *host, const char *port, unsigned flags)
 {
     if (!port || !*port ||
-        (flags & ~(unsigned)(PT_LISTEN_TLS | PT_LISTEN_REUSEPORT | PT_LISTEN_HTTP2)))
+        (flags & ~(unsigned)(PT_LISTEN_TLS | PT_LISTEN_REUSEPORT | PT_LISTEN_HTTP2 |
+                             PT_LISTEN_PROXY_PROTOCOL)))
         return -EINVAL;
     pt_embed *e = embed_of(s);
     if (!e)
@@ -1046,6 +1066,7 @@ int pt_server_listen(pt_server *s, const char *host, const char *port, unsigned 
     ls->reuseport = flags & PT_LISTEN_REUSEPORT;
     ls->ssl = flags & PT_LISTEN_TLS;
     ls->http2 = flags & PT_LISTEN_HTTP2;
+    ls->proxy_protocol = flags & PT_LISTEN_PROXY_PROTOCOL;
     ls->file = "pt_server_listen";
     ls->line = ls->col = 1;
     if (!ls->port || (hlen && !ls->host)) {

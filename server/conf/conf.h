@@ -27,7 +27,8 @@
  * directives of what it configures: core.c (http, server, location, listen, names, root,
  * index, logs, types, limits, return, status), static.c (try_files, error_page, add_header,
  * expires, autoindex, the file cache), tls.c (ssl_*), proxy.c (proxy_*, upstream), http2.c
- * (http2, http2_*), log.c (log_format, access_log); load.c lists the modules and loads.
+ * (http2, http2_*), log.c (log_format, access_log), realip.c (set_real_ip_from, real_ip_header,
+ * real_ip_recursive); load.c lists the modules and loads.
  *
  * Inheritance: every server starts from the values given at the top level (limits, root,
  * index, logs, sendfile, server_tokens, default_type, types, static-file, ssl_* and http2

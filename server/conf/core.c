@@ -197,6 +197,10 @@ static int set_listen(pt_conf_loader *cx, const pt_conf_node *d, void *field, vo
             /* the address's: one listen of it saying http2 is enough (nginx ORs it too) */
             l.http2 = true;
             socket_option = false;
+        } else if (strcmp(opt, "proxy_protocol") == 0) {
+            /* the address's too, like ssl: every connection to it starts with a header */
+            l.proxy_protocol = true;
+            socket_option = false;
         } else if (strcmp(opt, "reuseport") == 0)
             l.reuseport = true;
         else if (strcmp(opt, "deferred") == 0)
@@ -703,7 +707,7 @@ static const pt_conf_directive directives[] = {
     {"worker_processes", C_MAIN, 0, 1, 1, set_workers, TOP(worker_processes)},
     {"pid", C_MAIN, 0, 1, 1, pt_conf_set_path, TOP(pid_path)},
     {"user", C_MAIN, 0, 1, 2, set_user, TOP(user)},
-    {"listen", C_SERVER, F_MULTI, 1, 8, set_listen, SRV(listens), SRV(nlistens)},
+    {"listen", C_SERVER, F_MULTI, 1, 9, set_listen, SRV(listens), SRV(nlistens)},
     {"server_name", C_SERVER, F_MULTI, 1, -1, set_names, SRV(names), SRV(nnames)},
     {"root", C_ALL, 0, 1, 1, set_root, ALL(root), ALL(root_named)},
     {"alias", C_LOCATION, 0, 1, 1, set_alias, LOC(alias)},

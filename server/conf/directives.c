@@ -680,6 +680,7 @@ static void location_dispose(pt_conf_location *l)
     pt_conf_access_dispose(&l->access);
     pt_conf_limit_dispose(&l->limit);
     access_logs_free(l->access_logs, l->naccess_logs);
+    pt_conf_realip_dispose(&l->realip);
 }
 
 void pt_conf_location_pop(pt_conf_server *s)
@@ -712,6 +713,7 @@ static void server_dispose(pt_conf_server *s)
     pt_conf_compress_dispose(&s->compress);
     pt_conf_access_dispose(&s->access);
     pt_conf_limit_dispose(&s->limit);
+    pt_conf_realip_dispose(&s->realip);
     free(s->ret.text);
     for (size_t i = 0; i < s->nlocations; i++)
         location_dispose(&s->locations[i]);
@@ -753,6 +755,7 @@ void pt_conf_free(pt_conf *c)
     pt_conf_access_dispose(&c->access);
     pt_conf_limit_dispose(&c->limit);
     pt_conf_zones_free(c);
+    pt_conf_realip_dispose(&c->realip);
     upstreams_free(c);
     for (size_t i = 0; i < c->nlog_formats; i++)
         free(c->log_formats[i].name);
@@ -797,6 +800,7 @@ pt_conf_server *pt_conf_server_add(pt_conf *c, const char *file, int line, int c
     s->limit_rate = c->limit_rate;
     pt_conf_limit_inherit(&s->limit, &c->limit);
     s->rewrite.log = c->rewrite.log;
+    pt_conf_realip_inherit(&s->realip, &c->realip);
     return s;
 }
 
@@ -822,6 +826,7 @@ pt_conf_location *pt_conf_location_add(pt_conf_server *s, const char *file, int 
     l->limit_rate = s->limit_rate;
     pt_conf_limit_inherit(&l->limit, &s->limit);
     l->rewrite.log = s->rewrite.log;
+    pt_conf_realip_inherit(&l->realip, &s->realip);
     return l;
 }
 

@@ -1,10 +1,10 @@
 /*
  * The directive table machinery of server/conf/ (h2o's configurators are the model): a module
- * (core.c, static.c, tls.c, proxy.c, http2.c, compress.c) registers a table of the directives it
- * configures, each row naming the contexts it may stand in, its number of arguments, whether it
- * is a block or may repeat, the setter that checks and stores it, and the field it sets at each
- * level; the loader (load.c) hands the tree to pt_conf_apply(), which finds each directive in
- * the modules' tables, checks what the row promises and calls the setter. A module may also
+ * (core.c, static.c, tls.c, proxy.c, http2.c, compress.c, realip.c) registers a table of the
+ * directives it configures, each row naming the contexts it may stand in, its number of arguments,
+ * whether it is a block or may repeat, the setter that checks and stores it, and the field it sets
+ * at each level; the loader (load.c) hands the tree to pt_conf_apply(), which finds each directive
+ * in the modules' tables, checks what the row promises and calls the setter. A module may also
  * check what it configures once a location, a server or the whole conf is complete.
  *
  * Here too: the setters many directives share (sizes, counts, times, flags, strings, paths),
@@ -77,7 +77,8 @@ typedef struct pt_conf_module {
 void pt_conf_rewrites_dispose(pt_conf_rewrites *r);
 
 /* The modules (conf/core.c, static.c, tls.c, proxy.c, http2.c, compress.c, rate.c, access.c,
- * limits.c, log.c, rewrite.c); load.c lists them. */
+ * limits.c, log.c, rewrite.c,
+ * realip.c); load.c lists them. */
 extern const pt_conf_module pt_conf_core_module;
 extern const pt_conf_module pt_conf_static_module;
 extern const pt_conf_module pt_conf_tls_module;
@@ -89,6 +90,7 @@ extern const pt_conf_module pt_conf_access_module;
 extern const pt_conf_module pt_conf_rate_module;
 extern const pt_conf_module pt_conf_limits_module;
 extern const pt_conf_module pt_conf_log_module;
+extern const pt_conf_module pt_conf_realip_module;
 
 /* A level's compression settings, made and freed with the level: the defaults (each coding
  * off, its default level, min_length 20 and types text/html; Vary on; HTTP/1.1; porter's order;
@@ -121,6 +123,11 @@ void pt_conf_compress_types_default(pt_conf_coding *k);
 int pt_conf_compress_disable_add(pt_conf_compress *c, const char *pattern, char *why,
                                  size_t whylen);
 void pt_conf_compress_disable_clear(pt_conf_compress *c);
+
+/* A level's realip settings (realip.c; the defaults are all zero: nothing trusted, X-Real-IP,
+ * not recursive): a deep copy of the parent's; everything released. */
+void pt_conf_realip_inherit(pt_conf_realip *d, const pt_conf_realip *s);
+void pt_conf_realip_dispose(pt_conf_realip *r);
 
 /* A reference to a named location (`@NAME`, word `i` of try_files or error_page), checked once
  * the server holding it is read. */

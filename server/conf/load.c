@@ -23,6 +23,7 @@ static const pt_conf_module *const modules[] = {
     &pt_conf_limits_module,
     &pt_conf_log_module,
     &pt_conf_rewrite_module,
+    &pt_conf_realip_module,
 };
 /* clang-format on */
 

@@ -46,21 +46,22 @@ typedef struct pt_conf_place {
 } pt_conf_place;
 
 /* One `listen` directive:
- * `listen [HOST:]PORT [default_server] [ssl] [http2] [reuseport] [deferred] [backlog=N]
- *  [notsent_lowat=SIZE|off];`.
+ * `listen [HOST:]PORT [default_server] [ssl] [http2] [proxy_protocol] [reuseport] [deferred]
+ *  [backlog=N] [notsent_lowat=SIZE|off];`.
  * With `ssl` the address speaks TLS for every server on it (as in nginx), so each of those
- * servers needs a certificate. */
+ * servers needs a certificate; `proxy_protocol` likewise holds for the whole address. */
 typedef struct pt_conf_listen {
     char *host; /* NULL: all addresses ("8080", "*:8080"); IPv6 without brackets ("::1") */
     char *port; /* decimal 0..65535; "0" asks for an ephemeral port */
     int backlog;
     bool default_server, reuseport, ssl;
-    bool http2;        /* `http2`: HTTP/2 on this address (ALPN h2 with ssl, else h2c) */
-    bool deferred;     /* TCP_DEFER_ACCEPT: a connection is accepted once it has data */
-    int notsent_lowat; /* TCP_NOTSENT_LOWAT of its connections, bytes; 0: the kernel's */
-    bool options;      /* reuseport, deferred, backlog= or notsent_lowat= given: the socket's
-                          options for the address (one listen per address may give them) */
-    const char *file;  /* where it was written; the server block's place for the default */
+    bool http2;          /* `http2`: HTTP/2 on this address (ALPN h2 with ssl, else h2c) */
+    bool proxy_protocol; /* `proxy_protocol`: each connection starts with a PROXY header */
+    bool deferred;       /* TCP_DEFER_ACCEPT: a connection is accepted once it has data */
+    int notsent_lowat;   /* TCP_NOTSENT_LOWAT of its connections, bytes; 0: the kernel's */
+    bool options;        /* reuseport, deferred, backlog= or notsent_lowat= given: the socket's
+                            options for the address (one listen per address may give them) */
+    const char *file;    /* where it was written; the server block's place for the default */
     int line, col;
 } pt_conf_listen;
 
@@ -477,6 +478,32 @@ typedef struct pt_conf_proxy {
     int pass_line, pass_col;
 } pt_conf_proxy;
 
+/* real_ip_header: where a trusted peer says who the client is. */
+typedef enum pt_realip_source {
+    PT_REALIP_X_REAL_IP,       /* `X-Real-IP` (the default) */
+    PT_REALIP_X_FORWARDED_FOR, /* `X-Forwarded-For`, every line of it */
+    PT_REALIP_HEADER,          /* another header, named in `header` */
+    PT_REALIP_PROXY_PROTOCOL,  /* `proxy_protocol`: the connection's PROXY header */
+} pt_realip_source;
+
+/* The real client address (nginx's realip module; docs/access.md): set_real_ip_from,
+ * real_ip_header and real_ip_recursive, at the top level, in servers and in locations, each
+ * level starting from its parent's; a level that names set_real_ip_from replaces the inherited
+ * list. Without a set_real_ip_from nothing is replaced. */
+typedef struct pt_conf_realip {
+    pt_cidr *from; /* set_real_ip_from: the peers trusted to say who the client is */
+    size_t nfrom;
+    pt_realip_source source; /* real_ip_header (X-Real-IP) */
+    char *header;            /* PT_REALIP_HEADER: the header's name, lower case */
+    bool recursive;          /* real_ip_recursive (off) */
+} pt_conf_realip;
+
+/* `r` when its set_real_ip_from lists a peer, else NULL (nothing to do). */
+static inline const pt_conf_realip *pt_conf_realip_active(const pt_conf_realip *r)
+{
+    return r->nfrom ? r : NULL;
+}
+
 typedef enum pt_conf_match {
     PT_MATCH_PREFIX, /* `location /p` and `location ^~ /p` */
     PT_MATCH_EXACT,  /* `location = /p` */
@@ -513,6 +540,7 @@ typedef struct pt_conf_location {
     size_t naccess_logs;
     pt_conf_rewrites rewrite;
     bool internal; /* `internal`: reached only by an internal redirect (else 404) */
+    pt_conf_realip realip;
 } pt_conf_location;
 
 typedef struct pt_conf_server {
@@ -551,6 +579,7 @@ typedef struct pt_conf_server {
     pt_conf_limit_rate limit_rate;
     pt_conf_limit limit;
     pt_conf_rewrites rewrite; /* run before a location is chosen, on the first pass */
+    pt_conf_realip realip;
 } pt_conf_server;
 
 typedef struct pt_conf {
@@ -603,7 +632,8 @@ typedef struct pt_conf {
     size_t nfiles;
     pt_conf_proxy proxy;
     pt_conf_compress compress;
-    pt_conf_rewrites rewrite;    /* rewrite_log only */
+    pt_conf_rewrites rewrite; /* rewrite_log only */
+    pt_conf_realip realip;
     pt_conf_upstream *upstreams; /* in file order */
     size_t nupstreams;
     pt_conf_access access;

@@ -10,6 +10,7 @@
 #include "connmgr/buffer.h"
 #include "connmgr/custodian.h"
 #include "server/core/regex.h"
+#include "connmgr/proxy_protocol.h"
 
 void pt_request_init(pt_request *req, const pt_request_proto *proto, struct ev_loop *loop,
                      char *chunk, size_t offset)
@@ -19,6 +20,15 @@ void pt_request_init(pt_request *req, const pt_request_proto *proto, struct ev_l
     req->loop = loop;
     req->arena = chunk;
     req->arena_used = (offset + 15) & ~(size_t)15;
+}
+
+void pt_request_set_proxied(pt_request *req, const pt_proxy_header *h)
+{
+    req->conn_peer = req->peer;
+    req->conn_peerlen = req->peerlen;
+    req->proxied = h;
+    req->peer = &h->src.sa;
+    req->peerlen = h->srclen;
 }
 
 void pt_request_tell_abort(pt_request *req)

@@ -49,6 +49,7 @@ struct pt_clock;
 struct pt_conn;
 struct pt_access_log;
 struct ssl_st;
+struct pt_proxy_header; /* connmgr/proxy_protocol.h */
 
 /* Methods porter tells apart (numbered as llhttp numbers them, which server/http1 relies on);
  * others are PT_METHOD_OTHER, with their name in pt_request.method. */
@@ -138,11 +139,19 @@ struct pt_request {
     size_t nheaders;
     uint64_t content_length; /* when has_length */
     bool has_length, chunked, expect_continue;
-    bool keep_alive;             /* what the client asked for (RFC 9112 section 9.3) */
-    bool te_trailers;            /* it accepts trailer fields (TE: trailers) */
-    bool tls;                    /* it came over TLS */
-    const struct sockaddr *peer; /* the client's address (sa_family AF_UNSPEC: not IP) */
+    bool keep_alive;  /* what the client asked for (RFC 9112 section 9.3) */
+    bool te_trailers; /* it accepts trailer fields (TE: trailers) */
+    bool tls;         /* it came over TLS */
+    /* The client's address (sa_family AF_UNSPEC: not IP): the connection's peer, or the
+     * address its PROXY protocol header gave, or what realip found (site/realip.h). */
+    const struct sockaddr *peer;
     socklen_t peerlen;
+    /* The connection's own peer once `peer` is another (a PROXY header's or realip's); NULL
+     * while `peer` is it. pt_request_conn_peer() reads the two. */
+    const struct sockaddr *conn_peer;
+    socklen_t conn_peerlen;
+    /* What the connection's PROXY protocol header said, when it gave addresses; else NULL. */
+    const struct pt_proxy_header *proxied;
     double start;                 /* ev_now() at the first byte */
     pt_custodian *conn_custodian; /* its connection's: the parent of the request's */
 
@@ -221,6 +230,7 @@ struct pt_request {
     /* What the last regex that matched captured (a location's, a server_name's): $1, $name.
      * In the arena, with a copy of its subject; NULL: none. */
     struct pt_captures *captures;
+    bool real_ip; /* realip replaced `peer` (a copy in the arena): it does not again */
 };
 
 /* The servers a proxied request was sent to, for $upstream_addr, $upstream_status and
@@ -393,6 +403,18 @@ void pt_request_keep_captures(pt_request *req, const struct pt_captures *caps);
  * pool chunk `chunk` from `offset` on (the protocol's own state may take its start). */
 void pt_request_init(pt_request *req, const pt_request_proto *proto, struct ev_loop *loop,
                      char *chunk, size_t offset);
+
+/* For a request whose `peer` is its connection's: the connection's PROXY protocol header `h`
+ * named the client, whose address its source becomes (the peer conn_peer). */
+void pt_request_set_proxied(pt_request *req, const struct pt_proxy_header *h);
+
+/* The connection's own peer of `req`, whatever a PROXY header or realip say the client is (the
+ * address set_real_ip_from is checked against, $realip_remote_addr), its length in *len. */
+static inline const struct sockaddr *pt_request_conn_peer(const pt_request *req, socklen_t *len)
+{
+    *len = req->conn_peer ? req->conn_peerlen : req->peerlen;
+    return req->conn_peer ? req->conn_peer : req->peer;
+}
 
 /* Tells the handler of `req`, which has not finished, that the request is over before its
  * answer (client gone, reset, timeout): its body and writable callbacks are dropped and its

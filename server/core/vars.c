@@ -15,6 +15,8 @@
 
 #include "server/core/regex.h"
 
+#include "connmgr/proxy_protocol.h"
+
 /* Every variable by name, with the users that expand it. */
 #define USERS(r, p, t) ((r) << PT_VARS_RETURN | (p) << PT_VARS_PROXY | (t) << PT_VARS_TRY_FILES)
 /* A zone's key may name what tells requests apart, not what only the proxy knows. */
@@ -26,8 +28,8 @@ static const struct {
 } vars[] = {
     {"host", PT_VAR_HOST, USERS(1, 1, 0) | KEY},
     {"http_host", PT_VAR_HTTP_HOST, USERS(0, 1, 0) | KEY},
-    {"remote_addr", PT_VAR_REMOTE_ADDR, USERS(0, 1, 0) | KEY},
-    {"remote_port", PT_VAR_REMOTE_PORT, USERS(0, 1, 0) | KEY},
+    {"remote_addr", PT_VAR_REMOTE_ADDR, USERS(1, 1, 0) | KEY},
+    {"remote_port", PT_VAR_REMOTE_PORT, USERS(1, 1, 0) | KEY},
     {"scheme", PT_VAR_SCHEME, USERS(1, 1, 0) | KEY},
     {"request_uri", PT_VAR_REQUEST_URI, USERS(1, 1, 0) | KEY},
     {"uri", PT_VAR_URI, USERS(1, 1, 1) | KEY},
@@ -38,6 +40,12 @@ static const struct {
     {"limit_rate", PT_VAR_LIMIT_RATE, USERS(0, 1, 0)},
     {"proxy_host", PT_VAR_PROXY_HOST, USERS(0, 1, 0)},
     {"proxy_add_x_forwarded_for", PT_VAR_PROXY_ADD_X_FORWARDED_FOR, USERS(0, 1, 0)},
+    {"realip_remote_addr", PT_VAR_REALIP_REMOTE_ADDR, USERS(1, 1, 0)},
+    {"realip_remote_port", PT_VAR_REALIP_REMOTE_PORT, USERS(1, 1, 0)},
+    {"proxy_protocol_addr", PT_VAR_PROXY_PROTOCOL_ADDR, USERS(1, 1, 0)},
+    {"proxy_protocol_port", PT_VAR_PROXY_PROTOCOL_PORT, USERS(1, 1, 0)},
+    {"proxy_protocol_server_addr", PT_VAR_PROXY_PROTOCOL_SERVER_ADDR, USERS(1, 1, 0)},
+    {"proxy_protocol_server_port", PT_VAR_PROXY_PROTOCOL_SERVER_PORT, USERS(1, 1, 0)},
     {"binary_remote_addr", PT_VAR_BINARY_REMOTE_ADDR, KEY},
     {"server_name", PT_VAR_SERVER_NAME, KEY},
     /* a log line's own (PT_VARS_LOG names every variable) */
@@ -114,7 +122,11 @@ bool pt_var_allowed(pt_var_user user, pt_var_id id)
 
 size_t pt_var_remote_addr(const pt_request *req, char *buf, size_t cap)
 {
-    const struct sockaddr *sa = req->peer;
+    return pt_var_addr(req->peer, buf, cap);
+}
+
+size_t pt_var_addr(const struct sockaddr *sa, char *buf, size_t cap)
+{
     if (sa && sa->sa_family == AF_INET && cap >= INET_ADDRSTRLEN) {
         /* By hand: inet_ntop goes through sprintf, and the proxy asks twice per request. */
         const unsigned char *b = (const unsigned char *)&((const struct sockaddr_in *)sa)->sin_addr;
@@ -217,8 +229,24 @@ static pt_str upstream_list(const pt_request *req, int what, char *buf, size_t c
     return (pt_str){buf, pos < cap ? pos : cap};
 }
 
+/* A port variable: empty for none (0), as nginx's. */
+static pt_str port_value(const struct sockaddr *sa, char *buf, size_t cap)
+{
+    unsigned port = port_of(sa);
+    return port ? number(port, buf, cap) : (pt_str){"", 0};
+}
+
+/* The PROXY header's source (or with `server`, its destination); NULL: none. */
+static const struct sockaddr *proxied(const pt_request *req, bool server)
+{
+    if (!req->proxied)
+        return NULL;
+    return server ? &req->proxied->dst.sa : &req->proxied->src.sa;
+}
+
 pt_str pt_var_value(const pt_request *req, const pt_var_ref *ref, char *buf, size_t cap)
 {
+    socklen_t own_len;
     switch (ref->id) {
     case PT_VAR_HOST: {
         pt_str h = pt_host_name(req->host);
@@ -235,7 +263,19 @@ pt_str pt_var_value(const pt_request *req, const pt_var_ref *ref, char *buf, siz
     case PT_VAR_REMOTE_ADDR:
         return (pt_str){buf, pt_var_remote_addr(req, buf, cap)};
     case PT_VAR_REMOTE_PORT:
-        return number(port_of(req->peer), buf, cap);
+        return port_value(req->peer, buf, cap);
+    case PT_VAR_REALIP_REMOTE_ADDR:
+        return (pt_str){buf, pt_var_addr(pt_request_conn_peer(req, &own_len), buf, cap)};
+    case PT_VAR_REALIP_REMOTE_PORT:
+        return port_value(pt_request_conn_peer(req, &own_len), buf, cap);
+    case PT_VAR_PROXY_PROTOCOL_ADDR:
+    case PT_VAR_PROXY_PROTOCOL_SERVER_ADDR: {
+        const struct sockaddr *sa = proxied(req, ref->id == PT_VAR_PROXY_PROTOCOL_SERVER_ADDR);
+        return sa ? (pt_str){buf, pt_var_addr(sa, buf, cap)} : (pt_str){"", 0};
+    }
+    case PT_VAR_PROXY_PROTOCOL_PORT:
+    case PT_VAR_PROXY_PROTOCOL_SERVER_PORT:
+        return port_value(proxied(req, ref->id == PT_VAR_PROXY_PROTOCOL_SERVER_PORT), buf, cap);
     case PT_VAR_SCHEME: {
         const char *s = pt_request_scheme(req);
         return (pt_str){s, strlen(s)};

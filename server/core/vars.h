@@ -44,26 +44,32 @@ typedef enum pt_var_id {
                                          IPv6) or 16; empty for a client without one */
     PT_VAR_SERVER_NAME,               /* the server's first plain server_name */
     /* What a request's log line tells (access logs: PT_VARS_LOG), once its response is done. */
-    PT_VAR_STATUS,                 /* the response's status */
-    PT_VAR_REQUEST,                /* the request line: "GET /a?b HTTP/1.1" */
-    PT_VAR_SERVER_PROTOCOL,        /* "HTTP/1.1", "HTTP/2.0" */
-    PT_VAR_REMOTE_USER,            /* the user auth_basic accepted; empty: none */
-    PT_VAR_TIME_LOCAL,             /* 28/Sep/1970:12:00:00 +0600, local time */
-    PT_VAR_TIME_ISO8601,           /* 1970-09-28T12:00:00+06:00, local time */
-    PT_VAR_MSEC,                   /* seconds since the epoch, with milliseconds */
-    PT_VAR_REQUEST_TIME,           /* seconds from the first byte to the log line, ms */
-    PT_VAR_BYTES_SENT,             /* response bytes: head and body */
-    PT_VAR_BODY_BYTES_SENT,        /* response body bytes */
-    PT_VAR_REQUEST_LENGTH,         /* request line, header and body bytes */
-    PT_VAR_CONNECTION,             /* the connection's serial number */
-    PT_VAR_CONNECTION_REQUESTS,    /* requests on the connection so far, this one included */
-    PT_VAR_PIPE,                   /* "p" for a pipelined request, else "." */
-    PT_VAR_HTTP2,                  /* "h2" (over TLS), "h2c", or empty */
-    PT_VAR_SSL_PROTOCOL,           /* "TLSv1.3", or empty */
-    PT_VAR_SSL_CIPHER,             /* "TLS_AES_256_GCM_SHA384", or empty */
-    PT_VAR_UPSTREAM_ADDR,          /* each proxied attempt's server, ", " between */
-    PT_VAR_UPSTREAM_STATUS,        /* each attempt's status (502 or 504 without an answer) */
-    PT_VAR_UPSTREAM_RESPONSE_TIME, /* each attempt's seconds, ms */
+    PT_VAR_STATUS,                     /* the response's status */
+    PT_VAR_REQUEST,                    /* the request line: "GET /a?b HTTP/1.1" */
+    PT_VAR_SERVER_PROTOCOL,            /* "HTTP/1.1", "HTTP/2.0" */
+    PT_VAR_REMOTE_USER,                /* the user auth_basic accepted; empty: none */
+    PT_VAR_TIME_LOCAL,                 /* 28/Sep/1970:12:00:00 +0600, local time */
+    PT_VAR_TIME_ISO8601,               /* 1970-09-28T12:00:00+06:00, local time */
+    PT_VAR_MSEC,                       /* seconds since the epoch, with milliseconds */
+    PT_VAR_REQUEST_TIME,               /* seconds from the first byte to the log line, ms */
+    PT_VAR_BYTES_SENT,                 /* response bytes: head and body */
+    PT_VAR_BODY_BYTES_SENT,            /* response body bytes */
+    PT_VAR_REQUEST_LENGTH,             /* request line, header and body bytes */
+    PT_VAR_CONNECTION,                 /* the connection's serial number */
+    PT_VAR_CONNECTION_REQUESTS,        /* requests on the connection so far, this one included */
+    PT_VAR_PIPE,                       /* "p" for a pipelined request, else "." */
+    PT_VAR_HTTP2,                      /* "h2" (over TLS), "h2c", or empty */
+    PT_VAR_SSL_PROTOCOL,               /* "TLSv1.3", or empty */
+    PT_VAR_SSL_CIPHER,                 /* "TLS_AES_256_GCM_SHA384", or empty */
+    PT_VAR_UPSTREAM_ADDR,              /* each proxied attempt's server, ", " between */
+    PT_VAR_UPSTREAM_STATUS,            /* each attempt's status (502 or 504 without an answer) */
+    PT_VAR_UPSTREAM_RESPONSE_TIME,     /* each attempt's seconds, ms */
+    PT_VAR_REALIP_REMOTE_ADDR,         /* the connection's own peer, whatever realip says */
+    PT_VAR_REALIP_REMOTE_PORT,         /* and its port */
+    PT_VAR_PROXY_PROTOCOL_ADDR,        /* the client the PROXY header named; empty: none */
+    PT_VAR_PROXY_PROTOCOL_PORT,        /* its port */
+    PT_VAR_PROXY_PROTOCOL_SERVER_ADDR, /* the address it reached, from the header */
+    PT_VAR_PROXY_PROTOCOL_SERVER_PORT, /* and its port */
     PT_VAR_UNKNOWN, /* no variable of porter's: a named group of the last regex that matched
                        when the conf let it through (some regex declares the name) */
 } pt_var_id;
@@ -106,5 +112,8 @@ pt_str pt_var_value(const pt_request *req, const pt_var_ref *ref, char *buf, siz
 /* The client's address without its port ("192.0.2.1", "2001:db8::1", "unix") into `buf`
  * (INET6_ADDRSTRLEN bytes at least); returns its length. */
 size_t pt_var_remote_addr(const pt_request *req, char *buf, size_t cap);
+
+/* The same for any address `sa` (NULL or not IP: "unix"). */
+size_t pt_var_addr(const struct sockaddr *sa, char *buf, size_t cap);
 
 #endif

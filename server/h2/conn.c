@@ -200,6 +200,8 @@ static h2_stream *stream_new(h2_conn *hc, int32_t id)
     r->ssl = hc->tls ? pt_tls_ssl(&hc->conn->transport) : NULL;
     r->peer = &hc->conn->peer.sa;
     r->peerlen = hc->conn->peerlen;
+    if (hc->conn->proxied) /* its PROXY header named the client */
+        pt_request_set_proxied(r, hc->conn->proxied);
     r->conn_custodian = pt_conn_custodian(hc->conn);
     r->connection = hc->conn->serial;
     r->connection_requests = hc->conn->requests + 1;

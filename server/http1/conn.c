@@ -153,6 +153,9 @@ static void request_begin(pt_http1_conn *hc)
     http_req *x = req_state(hc);
     pt_request *r = &x->req;
     r->start = ev_now(hc->loop);
+    /* Here, not in req_state(), which stays small enough to be inlined where it is called. */
+    if (hc->conn->proxied) /* its PROXY header named the client */
+        pt_request_set_proxied(r, hc->conn->proxied);
     x->hdr_cap = hc->conn->limits->max_request_headers;
     if (x->hdr_cap > 256)
         x->hdr_cap = 256;

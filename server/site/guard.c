@@ -7,9 +7,11 @@
 
 #include "server/site/access.h"
 #include "server/site/limiter.h"
+#include "server/site/realip.h"
 
 /* In nginx's order of phases; NULL ends the list. */
 static const pt_guard_check checks[] = {
+    pt_realip_check,    /* set_real_ip_from of the location (site/realip.h) */
     pt_limit_req_check, /* preaccess: limit_req, then limit_conn */
     pt_limit_conn_check,
     pt_access_check, /* access: allow/deny, auth_basic, satisfy */

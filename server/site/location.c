@@ -82,6 +82,7 @@ static int location_init(pt_vhost *vh, pt_location *loc, const pt_conf_location 
         loc->files = &lc->static_files;
         loc->compress = pt_conf_compress_active(&lc->compress);
         loc->access = pt_conf_access_active(&lc->access) ? &lc->access : NULL;
+        loc->realip = pt_conf_realip_active(&lc->realip);
     } else {
         loc->path = "";
         loc->match = PT_MATCH_PREFIX;
@@ -93,6 +94,7 @@ static int location_init(pt_vhost *vh, pt_location *loc, const pt_conf_location 
         loc->files = &cs->static_files;
         loc->compress = pt_conf_compress_active(&cs->compress);
         loc->access = pt_conf_access_active(&cs->access) ? &cs->access : NULL;
+        loc->realip = pt_conf_realip_active(&cs->realip);
     }
     loc->path_len = strlen(loc->path);
     loc->re = lc ? lc->re : NULL;

@@ -51,6 +51,7 @@ struct pt_location {
     const pt_conf_files *files;
     const pt_conf_compress *compress; /* NULL: no coding on */
     const pt_conf_access *access;     /* allow/deny, auth_basic; NULL: nothing to check */
+    const pt_conf_realip *realip;     /* NULL: no set_real_ip_from (site/realip.h) */
     char *lines_ok; /* add_header lines for 2xx/3xx answers (`always` ones included) */
     size_t lines_ok_len;
     char *lines_always; /* the `always` ones, for every other status */

@@ -12,6 +12,9 @@
  * connection manager's wrap_transport), SNI switches the connection to the vhost it names,
  * and the site bounds the time and the number of handshakes in progress. The SSL_CTXs share
  * one set of session-ticket keys (pt_tls_keyring), which a reload hands to the next server.
+ *
+ * A site whose listen says `proxy_protocol` (proxy_site.c) reads a PROXY protocol header at the
+ * start of each connection, before TLS and HTTP; then the connection goes on as on any site.
  */
 #ifndef PORTER_SERVER_SITE_SITE_H
 #define PORTER_SERVER_SITE_SITE_H
@@ -53,6 +56,9 @@ struct pt_vhost {
     /* The server's compression settings when a coding is on in them (an embedder's routes
      * answer with these), else NULL. */
     const pt_conf_compress *compress;
+    /* The server's realip settings when it trusts a peer (set_real_ip_from), else NULL:
+     * applied to each request before it is routed (site/realip.h). */
+    const pt_conf_realip *realip;
     /* The location blocks: exact ones first, then prefixes longest first, regexes, named ones,
      * and the server's own last (server/site/location.h). */
     pt_location *locations;
@@ -94,12 +100,17 @@ typedef struct pt_site {
     bool mgr_full;                     /* the manager said max_concurrent (on_full) */
     bool handshakes_full;              /* max_handshakes in progress: accepting paused */
     bool closing;                      /* the server is being freed: connections go quietly */
-    bool http2_listen; /* a listen of the address says `http2` (ALPN offers h2 on a TLS one) */
-    bool h2_chosen;    /* a connection may speak HTTP/2: its first read decides (server.c) */
+    bool http2_listen;   /* a listen of the address says `http2` (ALPN offers h2 on a TLS one) */
+    bool h2_chosen;      /* a connection may speak HTTP/2: its first read decides (server.c) */
+    bool proxy_protocol; /* a listen of the address says `proxy_protocol` (proxy_site.c) */
 } pt_site;
 
 /* Starts or pauses the site's listeners as its two bounds say (server.c). */
 void pt_site_update_accepting(pt_site *site);
+
+/* Sets the connection `c` of `site` going: its protocol (HTTP/1, or the choice by its first
+ * read where HTTP/2 may be spoken), and over TLS its handshake's count and time (server.c). */
+void pt_site_start(pt_site *site, pt_conn *c);
 
 /* ---- TLS sites (tls_site.c) ---- */
 
@@ -126,6 +137,15 @@ void pt_tls_site_admit(pt_site *site, pt_conn *c);
 
 /* Bytes pt_tls_site_admit takes from each connection's custodian. */
 size_t pt_tls_conn_size(void);
+
+/* ---- PROXY protocol sites (proxy_site.c) ---- */
+
+/* Makes `site` read a PROXY protocol header on each connection: its state's room in `mo`. */
+void pt_proxy_site_setup(pt_site *site, pt_connmgr_options *mo);
+
+/* A connection was admitted on a PROXY protocol site: its header is read (now, if it has
+ * arrived), then pt_site_start() sets it going; a malformed or missing header closes it. */
+void pt_proxy_site_admit(pt_site *site, pt_conn *c);
 
 /* Picks the virtual host for `host` (a Host header value, port allowed) on `site`. */
 const pt_vhost *pt_site_select(const pt_site *site, pt_str host, pt_request *req);

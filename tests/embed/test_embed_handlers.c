@@ -921,7 +921,7 @@ static void test_options_root_and_errors(void **state)
     assert_int_equal(pt_server_listen(t, "127.0.0.1", NULL, 0), -EINVAL);
     assert_int_equal(pt_server_listen(t, "127.0.0.1", "99999", 0), -EINVAL);
     assert_int_equal(pt_server_listen(t, "127.0.0.1", "0", 0x100), -EINVAL);
-    assert_int_equal(pt_server_listen(t, "127.0.0.1", "0", PT_LISTEN_HTTP2 << 1), -EINVAL);
+    assert_int_equal(pt_server_listen(t, "127.0.0.1", "0", PT_LISTEN_PROXY_PROTOCOL << 1), -EINVAL);
     assert_int_equal(pt_server_listen(t, "127.0.0.1", "0", PT_LISTEN_TLS), -EINVAL);
     assert_int_equal(pt_server_addresses(t, NULL, 0), 0); /* nothing failed is left behind */
     /* A port free a moment ago, asked for twice. */
@@ -988,6 +988,41 @@ static void test_several_servers_on_one_loop(void **state)
     assert_string_equal(body_of(c), "first");
     server_stop_free(f, s[0]);
     server_stop_free(f, s[2]);
+    fixture_free(f);
+}
+
+/* PT_LISTEN_PROXY_PROTOCOL: the header's source is the client pt_request_peer gives, on
+ * every request of the connection; a connection without a header is closed unanswered. */
+static void test_proxy_protocol_listener(void **state)
+{
+    fixture *f = fixture_new();
+    pt_server_options o;
+    pt_server_options_init(&o);
+    pt_server *s = NULL;
+    assert_int_equal(pt_server_new_with(&s, f->loop, &o, NULL, 0), 0);
+    assert_int_equal(pt_server_listen(s, "127.0.0.1", "0", PT_LISTEN_PROXY_PROTOCOL), 0);
+    struct sockaddr_storage ss;
+    assert_int_equal(pt_server_addresses(s, &ss, 1), 1);
+    int port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    seen x = {0};
+    assert_int_equal(pt_server_handle(s, "GET", "/", PT_PATH_PREFIX, on_inspect, &x), 0);
+    assert_int_equal(pt_server_start(s), 0);
+
+    client *c = fetch(f, port,
+                      "PROXY TCP4 192.0.2.33 198.51.100.2 40123 443\r\n"
+                      "GET /a HTTP/1.1\r\nHost: x\r\n\r\n"
+                      "GET /b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert_true(client_ok(c));
+    assert_int_equal(status_of(c), 201);
+    assert_int_equal(x.calls, 2);
+    assert_int_equal(x.peer_rc, 0);
+    assert_int_equal(x.peer_port, 40123);
+    assert_string_equal(x.path, "/b");
+
+    c = fetch(f, port, "GET /a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert_int_equal(c->len, 0); /* closed without an answer */
+    assert_int_equal(x.calls, 2);
+    server_stop_free(f, s);
     fixture_free(f);
 }
 
@@ -1169,6 +1204,7 @@ int main(void)
         cmocka_unit_test(test_compressed_answers),
         cmocka_unit_test(test_options_root_and_errors),
         cmocka_unit_test(test_several_servers_on_one_loop),
+        cmocka_unit_test(test_proxy_protocol_listener),
         cmocka_unit_test(test_tls_listener_from_options),
         cmocka_unit_test(test_tls_listener_with_http2_selects_h2),
     };

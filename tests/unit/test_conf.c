@@ -569,7 +569,7 @@ static void test_errors(void **state)
         {"server { worker_connections 5; }",
          "t.conf:1:10: \"worker_connections\" directive is not allowed here"},
         {"server {\n  root;\n}\n", "t.conf:2:3: invalid number of arguments in \"root\" directive"},
-        {"server { listen 1 2 3 4 5 6 7 8 9; }",
+        {"server { listen 1 2 3 4 5 6 7 8 9 10; }",
          "t.conf:1:10: invalid number of arguments in \"listen\" directive"},
         {"keepalive_timeout 65 60;\nserver {}",
          "t.conf:1:1: invalid number of arguments in \"keepalive_timeout\" directive"},

@@ -9,6 +9,7 @@
 #include <netinet/in.h>
 #include <string.h>
 
+#include "connmgr/proxy_protocol.h"
 #include "server/core/vars.h"
 #include "tests/support.h"
 
@@ -130,6 +131,44 @@ static void test_keys_of_zones(void **state)
     assert_int_equal(value_of(&r, "$binary_remote_addr").len, 0);
 }
 
+/* A request whose connection's PROXY header named 203.0.113.5:4000 (reaching
+ * [2001:db8::443]:443), over a connection from 10.0.0.2:39000, and whose realip set the client
+ * to 198.51.100.9 without a port. */
+static void test_client_addresses(void **state)
+{
+    (void)state;
+    pt_request r = request();
+    /* what the connection alone says: no PROXY header */
+    struct sockaddr_in conn = {.sin_family = AF_INET, .sin_port = htons(39000)};
+    inet_pton(AF_INET, "10.0.0.2", &conn.sin_addr);
+    r.conn_peer = (const struct sockaddr *)&conn;
+    r.conn_peerlen = sizeof conn;
+    assert_string_equal(expanded(&r, "$realip_remote_addr:$realip_remote_port"), "10.0.0.2:39000");
+    assert_string_equal(expanded(&r, "[$proxy_protocol_addr][$proxy_protocol_port]"
+                                     "[$proxy_protocol_server_addr][$proxy_protocol_server_port]"),
+                        "[][][][]");
+
+    pt_proxy_header h;
+    memset(&h, 0, sizeof h);
+    h.src.in.sin_family = AF_INET;
+    h.src.in.sin_port = htons(4000);
+    inet_pton(AF_INET, "203.0.113.5", &h.src.in.sin_addr);
+    h.dst.in6.sin6_family = AF_INET6;
+    h.dst.in6.sin6_port = htons(443);
+    inet_pton(AF_INET6, "2001:db8::443", &h.dst.in6.sin6_addr);
+    r.proxied = &h;
+    struct sockaddr_in real = {.sin_family = AF_INET};
+    inet_pton(AF_INET, "198.51.100.9", &real.sin_addr);
+    r.peer = (const struct sockaddr *)&real;
+    assert_string_equal(expanded(&r, "$proxy_protocol_addr:$proxy_protocol_port"),
+                        "203.0.113.5:4000");
+    assert_string_equal(expanded(&r, "$proxy_protocol_server_addr $proxy_protocol_server_port"),
+                        "2001:db8::443 443");
+    assert_string_equal(expanded(&r, "$realip_remote_addr:$realip_remote_port"), "10.0.0.2:39000");
+    /* no port is an empty $remote_port, as nginx's */
+    assert_string_equal(expanded(&r, "$remote_addr[$remote_port]"), "198.51.100.9[]");
+}
+
 static void test_host_falls_back_to_the_server_name(void **state)
 {
     (void)state;
@@ -175,7 +214,13 @@ static void test_who_may_name_what(void **state)
     (void)state;
     assert_true(pt_var_allowed(PT_VARS_RETURN, PT_VAR_HOST));
     assert_true(pt_var_allowed(PT_VARS_RETURN, PT_VAR_URI));
-    assert_false(pt_var_allowed(PT_VARS_RETURN, PT_VAR_REMOTE_ADDR));
+    /* the client's addresses, as nginx's return expands any variable */
+    assert_true(pt_var_allowed(PT_VARS_RETURN, PT_VAR_REMOTE_ADDR));
+    assert_true(pt_var_allowed(PT_VARS_RETURN, PT_VAR_REALIP_REMOTE_ADDR));
+    assert_true(pt_var_allowed(PT_VARS_RETURN, PT_VAR_PROXY_PROTOCOL_ADDR));
+    assert_true(pt_var_allowed(PT_VARS_PROXY, PT_VAR_PROXY_PROTOCOL_SERVER_PORT));
+    assert_false(pt_var_allowed(PT_VARS_TRY_FILES, PT_VAR_REMOTE_ADDR));
+    assert_false(pt_var_allowed(PT_VARS_RETURN, PT_VAR_ARGS));
     assert_false(pt_var_allowed(PT_VARS_RETURN, PT_VAR_HTTP_));
     assert_true(pt_var_allowed(PT_VARS_PROXY, PT_VAR_PROXY_ADD_X_FORWARDED_FOR));
     assert_true(pt_var_allowed(PT_VARS_PROXY, PT_VAR_HTTP_));
@@ -197,6 +242,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         NOTHING_LEFT_TEST(test_values),
         NOTHING_LEFT_TEST(test_keys_of_zones),
+        NOTHING_LEFT_TEST(test_client_addresses),
         NOTHING_LEFT_TEST(test_host_falls_back_to_the_server_name),
         NOTHING_LEFT_TEST(test_syntax),
         NOTHING_LEFT_TEST(test_who_may_name_what),
