@@ -402,10 +402,9 @@ static pt_stats_board *stats_board(pt_server *s, int *nslots, int *slot);
  * server block when none did: a root from the embedding API). */
 static void root_error(const pt_conf_server *cs, char *err, size_t elen, int r)
 {
-    const pt_conf_place *at = &cs->root_at;
-    if (!at->file)
-        at = &(pt_conf_place){cs->file, cs->line, cs->col};
-    snprintf(err, elen, "%s:%d:%d: root \"%s\": %s", at->file, at->line, at->col, cs->root,
+    pt_conf_place at =
+        cs->root_at.file ? cs->root_at : (pt_conf_place){cs->file, cs->line, cs->col};
+    snprintf(err, elen, "%s:%d:%d: root \"%s\": %s", at.file, at.line, at.col, cs->root,
              strerror(-r));
 }
 
@@ -1257,10 +1256,9 @@ static void test_location_root(checker *ck, const pt_conf_server *cs, const pt_c
         return;
     if ((r = open_root(dir, lc->alias || lc->root_named, &fd)) < 0) {
         /* the root or alias directive; a location that names none: the location itself */
-        const pt_conf_place *at = &lc->root_at;
-        if (!at->file)
-            at = &(pt_conf_place){lc->file, lc->line, lc->col};
-        found(ck, r, "%s:%d:%d: %s \"%s\": %s", at->file, at->line, at->col,
+        pt_conf_place at =
+            lc->root_at.file ? lc->root_at : (pt_conf_place){lc->file, lc->line, lc->col};
+        found(ck, r, "%s:%d:%d: %s \"%s\": %s", at.file, at.line, at.col,
               lc->alias ? "alias" : "root", dir, strerror(-r));
         return;
     }

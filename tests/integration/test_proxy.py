@@ -497,19 +497,20 @@ class HeadersTest(ProxyTestCase):
             self.assertNotEqual(code, 0)
             return q, out + err
 
-        # A root the conf names must exist, even the default's path (porter -t and start).
+        # A root the conf names must exist, even the default's path (porter -t and start); the
+        # error is at the root directive.
         named, said = without_root(conf.replace("listen 127.0.0.1:0;",
                                                 "listen 127.0.0.1:0; root htdocs;"))
-        self.assertIn("porter.conf:2:1: root \"%s\": No such file or directory" % named.htdocs,
+        self.assertIn("porter.conf:3:25: root \"%s\": No such file or directory" % named.htdocs,
                       said)
         # A location that names it, with the server's root left to the default.
         loc, said = without_root(conf.replace("location /app/",
                                               "location /f/ { root htdocs; } location /app/"))
-        self.assertIn("porter.conf:4:5: root \"%s\": No such file or directory" % loc.htdocs,
+        self.assertIn("porter.conf:4:20: root \"%s\": No such file or directory" % loc.htdocs,
                       said)
         code, out, err = harness.run_porter(["-p", loc.tmp, "-c", loc.conf_path])
         self.assertNotEqual(code, 0)  # and it does not start
-        self.assertIn("porter.conf:4:5: root \"%s\"" % loc.htdocs, out + err)
+        self.assertIn("porter.conf:4:20: root \"%s\"" % loc.htdocs, out + err)
 
     def test_unix_socket_upstream(self):
         path = os.path.join(harness.tempfile.mkdtemp(prefix="porter-unix-"), "app.sock")
