@@ -80,7 +80,7 @@ typedef struct pt_upgrade_ops {
 } pt_upgrade_ops;
 
 /* What a protocol does for its requests: the calls of the functions below of the same names.
- * Every member is set (upgrade may answer -ENOTSUP). */
+ * Every member is set (upgrade may answer -ENOTSUP) but release_when_sent. */
 typedef struct pt_request_proto {
     int (*respond)(pt_request *req, const pt_response *r);
     int (*write)(pt_request *req, const void *data, size_t len);
