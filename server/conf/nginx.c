@@ -24,7 +24,7 @@ static const char *const unsupported[] = {
     "client_body_buffer_size", "client_body_in_file_only", "client_body_in_single_buffer",
     "client_body_temp_path", "client_header_buffer_size", "connection_pool_size", "directio",
     "directio_alignment", "disable_symlinks", "if_modified_since", "ignore_invalid_headers",
-    "internal", "keepalive_disable", "keepalive_time", "large_client_header_buffers",
+    "keepalive_disable", "keepalive_time", "large_client_header_buffers",
     "limit_except", "lingering_close", "lingering_time", "log_not_found", "log_subrequest",
     "merge_slashes", "msie_padding", "msie_refresh", "open_file_cache_errors",
     "open_file_cache_min_uses", "output_buffers", "port_in_redirect", "postpone_output",
@@ -74,7 +74,7 @@ static const char *const unsupported[] = {
     "http3", "http3_hq", "http3_max_concurrent_streams", "http3_stream_buffer_size", "quic_bpf",
     "quic_gso", "quic_host_key", "quic_retry",
     /* rewrite */
-    "break", "if", "rewrite", "rewrite_log", "set", "uninitialized_variable_warn",
+    "break", "if", "set", "uninitialized_variable_warn",
     /* map, split_clients, geo */
     "map", "map_hash_bucket_size", "map_hash_max_size", "split_clients", "geo",
     /* other http modules */
