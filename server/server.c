@@ -178,7 +178,9 @@ static void choose_on_read(pt_conn *c)
 
 static const pt_conn_proto choose_proto = {.on_read = choose_on_read};
 
-void pt_site_start(pt_site *site, pt_conn *c)
+/* Sets the connection `c` of `site` going: its protocol (HTTP/1, or the choice by its first
+ * read where HTTP/2 may be spoken), and over TLS its handshake's count and time. */
+static void site_start(pt_site *site, pt_conn *c)
 {
     if (site->h2_chosen)
         pt_conn_set_proto(c, &choose_proto, site);
@@ -192,9 +194,9 @@ static void on_admit(pt_conn *c, void *data)
 {
     pt_site *site = data;
     if (site->proxy_protocol)
-        pt_proxy_site_admit(site, c); /* the header first, then pt_site_start */
+        pt_proxy_site_admit(site, c, site_start); /* the header first, then site_start */
     else
-        pt_site_start(site, c);
+        site_start(site, c);
 }
 
 static void on_full(void *data)

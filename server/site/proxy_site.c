@@ -7,7 +7,7 @@
  * has arrived, hands it to the parser, and takes from the socket exactly the header's bytes (or,
  * while the header is incomplete, the part of it that came), so what follows stays in the
  * socket for the TLS handshake or the HTTP request. Then the connection goes on as on any site
- * (pt_site_start): its protocol, its handshake's bounds, its reading.
+ * (the `start` server.c gives): its protocol, its handshake's bounds, its reading.
  *
  * The header must arrive within request_read_timeout of the connection's start (nginx bounds it
  * by client_header_timeout the same way); a TLS handshake's own bound starts after it. A
@@ -34,7 +34,8 @@
 typedef struct proxy_conn {
     pt_site *site;
     pt_conn *conn;
-    ev_io io;  /* the socket's readiness while the header is read */
+    pt_site_start_fn start; /* sets the connection going once its header is read */
+    ev_io io;               /* the socket's readiness while the header is read */
     char *buf; /* the header so far (PT_PROXY_HEADER_MAX fit): a pool chunk until it is read */
     size_t have;
     pt_proxy_header header;
@@ -93,7 +94,7 @@ static void header_read(proxy_conn *pc)
     pc->buf = NULL;
     if (!pc->header.local)
         c->proxied = &pc->header;
-    pt_site_start(pc->site, c);
+    pc->start(pc->site, c);
     pt_conn_resume_read(c);
 }
 
@@ -177,7 +178,7 @@ void pt_proxy_site_setup(pt_site *site, pt_connmgr_options *mo)
     mo->proto_size += (sizeof(proxy_conn) + 15) & ~(size_t)15;
 }
 
-void pt_proxy_site_admit(pt_site *site, pt_conn *c)
+void pt_proxy_site_admit(pt_site *site, pt_conn *c, pt_site_start_fn start)
 {
     if (c->dead)
         return;
@@ -185,6 +186,7 @@ void pt_proxy_site_admit(pt_site *site, pt_conn *c)
     memset(pc, 0, sizeof *pc);
     pc->site = site;
     pc->conn = c;
+    pc->start = start;
     ev_io_init(&pc->io, on_readable, c->transport.fd, EV_READ);
     pc->io.data = pc;
     if (!pt_custodian_register(pt_conn_custodian(c), release_proxy_conn, pc))

@@ -108,10 +108,6 @@ typedef struct pt_site {
 /* Starts or pauses the site's listeners as its two bounds say (server.c). */
 void pt_site_update_accepting(pt_site *site);
 
-/* Sets the connection `c` of `site` going: its protocol (HTTP/1, or the choice by its first
- * read where HTTP/2 may be spoken), and over TLS its handshake's count and time (server.c). */
-void pt_site_start(pt_site *site, pt_conn *c);
-
 /* ---- TLS sites (tls_site.c) ---- */
 
 /* Session-ticket keys shared by a process tree (server/tls_ctx.h), counted: servers that
@@ -143,9 +139,13 @@ size_t pt_tls_conn_size(void);
 /* Makes `site` read a PROXY protocol header on each connection: its state's room in `mo`. */
 void pt_proxy_site_setup(pt_site *site, pt_connmgr_options *mo);
 
+/* What sets a connection of a site going once its PROXY header is read (server.c's: its
+ * protocol, and over TLS its handshake). */
+typedef void (*pt_site_start_fn)(pt_site *site, pt_conn *c);
+
 /* A connection was admitted on a PROXY protocol site: its header is read (now, if it has
- * arrived), then pt_site_start() sets it going; a malformed or missing header closes it. */
-void pt_proxy_site_admit(pt_site *site, pt_conn *c);
+ * arrived), then `start` sets it going; a malformed or missing header closes it. */
+void pt_proxy_site_admit(pt_site *site, pt_conn *c, pt_site_start_fn start);
 
 /* Picks the virtual host for `host` (a Host header value, port allowed) on `site`. */
 const pt_vhost *pt_site_select(const pt_site *site, pt_str host, pt_request *req);
