@@ -23,37 +23,6 @@ static pt_conf_access *access_holding(void *field, size_t offset)
     return (pt_conf_access *)(void *)((char *)field - offset);
 }
 
-/* ---- the levels ---- */
-
-void pt_conf_access_init(pt_conf_access *a)
-{
-    *a = (pt_conf_access){.satisfy = PT_SATISFY_ALL};
-}
-
-void pt_conf_access_inherit(pt_conf_access *d, const pt_conf_access *s)
-{
-    *d = *s;
-    d->rules = NULL;
-    if (s->nrules) {
-        d->rules = xrealloc(NULL, s->nrules * sizeof *d->rules);
-        memcpy(d->rules, s->rules, s->nrules * sizeof *d->rules);
-    }
-    d->realm = xstrdup(s->realm);
-    d->challenge = xstrdup(s->challenge);
-    d->user_file = xstrdup(s->user_file);
-    d->users = pt_htpasswd_ref(s->users);
-}
-
-void pt_conf_access_dispose(pt_conf_access *a)
-{
-    free(a->rules);
-    free(a->realm);
-    free(a->challenge);
-    free(a->user_file);
-    pt_htpasswd_unref(a->users);
-    *a = (pt_conf_access){0};
-}
-
 /* ---- setters ---- */
 
 /* `allow RANGE;` and `deny RANGE;`: the rules of a level, in order; a level with any replaces

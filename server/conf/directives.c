@@ -15,6 +15,7 @@
 
 #include "server/conf/mem.h"
 #include "server/core/logfmt.h"
+#include "server/core/htpasswd.h"
 #include "server/core/regex.h"
 #include "server/core/vars.h"
 #include "server/site/tls_ctx.h"
@@ -653,6 +654,105 @@ void pt_conf_compress_dispose(pt_conf_compress *c)
         strv_free(c->coding[e].types, c->coding[e].ntypes);
     pt_conf_compress_disable_clear(c);
     *c = (pt_conf_compress){0};
+}
+
+/* ---- the levels of access.c, limits.c and realip.c ---- */
+
+void pt_conf_access_init(pt_conf_access *a)
+{
+    *a = (pt_conf_access){.satisfy = PT_SATISFY_ALL};
+}
+
+void pt_conf_access_inherit(pt_conf_access *d, const pt_conf_access *s)
+{
+    *d = *s;
+    d->rules = NULL;
+    if (s->nrules) {
+        d->rules = xrealloc(NULL, s->nrules * sizeof *d->rules);
+        memcpy(d->rules, s->rules, s->nrules * sizeof *d->rules);
+    }
+    d->realm = xstrdup(s->realm);
+    d->challenge = xstrdup(s->challenge);
+    d->user_file = xstrdup(s->user_file);
+    d->users = pt_htpasswd_ref(s->users);
+}
+
+void pt_conf_access_dispose(pt_conf_access *a)
+{
+    free(a->rules);
+    free(a->realm);
+    free(a->challenge);
+    free(a->user_file);
+    pt_htpasswd_unref(a->users);
+    *a = (pt_conf_access){0};
+}
+
+void pt_conf_limit_init(pt_conf_limit *l)
+{
+    *l = (pt_conf_limit){
+        .req_status = 503,
+        .req_log_level = PT_LOG_ERROR,
+        .conn_status = 503,
+        .conn_log_level = PT_LOG_ERROR,
+    };
+}
+
+void pt_conf_limit_inherit(pt_conf_limit *d, const pt_conf_limit *s)
+{
+    *d = *s;
+    d->req = NULL;
+    d->nreq = 0;
+    for (size_t i = 0; i < s->nreq; i++) {
+        pt_conf_limit_req *r = PUSH(d->req, d->nreq);
+        *r = s->req[i];
+        r->zone_name = xstrdup(s->req[i].zone_name);
+    }
+    d->conn = NULL;
+    d->nconn = 0;
+    for (size_t i = 0; i < s->nconn; i++) {
+        pt_conf_limit_conn *c = PUSH(d->conn, d->nconn);
+        *c = s->conn[i];
+        c->zone_name = xstrdup(s->conn[i].zone_name);
+    }
+}
+
+void pt_conf_limit_dispose(pt_conf_limit *l)
+{
+    for (size_t i = 0; i < l->nreq; i++)
+        free(l->req[i].zone_name);
+    free(l->req);
+    for (size_t i = 0; i < l->nconn; i++)
+        free(l->conn[i].zone_name);
+    free(l->conn);
+    *l = (pt_conf_limit){0};
+}
+
+void pt_conf_zones_free(pt_conf *c)
+{
+    for (size_t i = 0; i < c->nzones; i++) {
+        free(c->zones[i].name);
+        free(c->zones[i].key);
+    }
+    free(c->zones);
+    c->zones = NULL;
+    c->nzones = 0;
+}
+
+void pt_conf_realip_inherit(pt_conf_realip *d, const pt_conf_realip *s)
+{
+    *d = *s;
+    d->from = NULL;
+    d->nfrom = 0;
+    for (size_t i = 0; i < s->nfrom; i++)
+        *PUSH(d->from, d->nfrom) = s->from[i];
+    d->header = xstrdup(s->header);
+}
+
+void pt_conf_realip_dispose(pt_conf_realip *r)
+{
+    free(r->from);
+    free(r->header);
+    *r = (pt_conf_realip){0};
 }
 
 void pt_conf_rewrites_dispose(pt_conf_rewrites *r)

@@ -27,59 +27,6 @@
 /* The largest burst=, delay= (requests) and rate (requests a second). */
 #define MAX_REQUESTS 1000000000u
 
-/* ---- levels ---- */
-
-void pt_conf_limit_init(pt_conf_limit *l)
-{
-    *l = (pt_conf_limit){
-        .req_status = 503,
-        .req_log_level = PT_LOG_ERROR,
-        .conn_status = 503,
-        .conn_log_level = PT_LOG_ERROR,
-    };
-}
-
-void pt_conf_limit_inherit(pt_conf_limit *d, const pt_conf_limit *s)
-{
-    *d = *s;
-    d->req = NULL;
-    d->nreq = 0;
-    for (size_t i = 0; i < s->nreq; i++) {
-        pt_conf_limit_req *r = PUSH(d->req, d->nreq);
-        *r = s->req[i];
-        r->zone_name = xstrdup(s->req[i].zone_name);
-    }
-    d->conn = NULL;
-    d->nconn = 0;
-    for (size_t i = 0; i < s->nconn; i++) {
-        pt_conf_limit_conn *c = PUSH(d->conn, d->nconn);
-        *c = s->conn[i];
-        c->zone_name = xstrdup(s->conn[i].zone_name);
-    }
-}
-
-void pt_conf_limit_dispose(pt_conf_limit *l)
-{
-    for (size_t i = 0; i < l->nreq; i++)
-        free(l->req[i].zone_name);
-    free(l->req);
-    for (size_t i = 0; i < l->nconn; i++)
-        free(l->conn[i].zone_name);
-    free(l->conn);
-    *l = (pt_conf_limit){0};
-}
-
-void pt_conf_zones_free(pt_conf *c)
-{
-    for (size_t i = 0; i < c->nzones; i++) {
-        free(c->zones[i].name);
-        free(c->zones[i].key);
-    }
-    free(c->zones);
-    c->zones = NULL;
-    c->nzones = 0;
-}
-
 /* The limits that hold `field`, a row's field. */
 static pt_conf_limit *limit_holding_req(pt_conf_limit_req **req)
 {

@@ -76,23 +76,6 @@ static int set_header(pt_conf_loader *cx, const pt_conf_node *d, void *field, vo
     return 0;
 }
 
-void pt_conf_realip_inherit(pt_conf_realip *d, const pt_conf_realip *s)
-{
-    *d = *s;
-    d->from = NULL;
-    d->nfrom = 0;
-    for (size_t i = 0; i < s->nfrom; i++)
-        *PUSH(d->from, d->nfrom) = s->from[i];
-    d->header = xstrdup(s->header);
-}
-
-void pt_conf_realip_dispose(pt_conf_realip *r)
-{
-    free(r->from);
-    free(r->header);
-    *r = (pt_conf_realip){0};
-}
-
 static const pt_conf_directive directives[] = {
     {"set_real_ip_from", C_ALL, F_MULTI, 1, 1, set_from, ALL(realip.from)},
     {"real_ip_header", C_ALL, 0, 1, 1, set_header, ALL(realip.source)},

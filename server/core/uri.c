@@ -3,6 +3,10 @@
  */
 #include "server/core/uri.h"
 
+#include <string.h>
+
+#include "server/core/request.h" /* pt_host_name */
+
 /* reg-name's characters: unreserved and sub-delims (RFC 3986); '%' starts an escape. */
 static const unsigned char reg_name[256] = {
     ['0' ... '9'] = 1, ['A' ... 'Z'] = 1, ['a' ... 'z'] = 1, ['-'] = 1, ['.'] = 1,  ['_'] = 1,
@@ -52,4 +56,14 @@ bool pt_uri_authority_valid(const char *s, size_t len)
         if (s[i] < '0' || s[i] > '9')
             return false;
     return true;
+}
+
+pt_str pt_host_name(pt_str host)
+{
+    const char *colon = host.len ? memrchr(host.p, ':', host.len) : NULL;
+    if (colon && (host.p[0] != '[' || colon > (const char *)memchr(host.p, ']', host.len)))
+        host.len = (size_t)(colon - host.p);
+    if (host.len && host.p[host.len - 1] == '.')
+        host.len--;
+    return host;
 }
