@@ -9,6 +9,7 @@
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <openssl/ssl.h>
@@ -37,6 +38,7 @@ static const struct {
     {"query_string", PT_VAR_QUERY_STRING, USERS(0, 1, 0) | KEY},
     {"server_port", PT_VAR_SERVER_PORT, USERS(0, 1, 0) | KEY},
     {"request_method", PT_VAR_REQUEST_METHOD, USERS(0, 1, 0) | KEY},
+    {"is_args", PT_VAR_IS_ARGS, USERS(1, 1, 0) | KEY},
     {"limit_rate", PT_VAR_LIMIT_RATE, USERS(0, 1, 0)},
     {"proxy_host", PT_VAR_PROXY_HOST, USERS(0, 1, 0)},
     {"proxy_add_x_forwarded_for", PT_VAR_PROXY_ADD_X_FORWARDED_FOR, USERS(0, 1, 0)},
@@ -70,7 +72,8 @@ static const struct {
     {"upstream_status", PT_VAR_UPSTREAM_STATUS, USERS(0, 0, 0)},
     {"upstream_response_time", PT_VAR_UPSTREAM_RESPONSE_TIME, USERS(0, 0, 0)},
 };
-static const unsigned http_users = USERS(0, 1, 0) | KEY; /* $http_NAME */
+static const unsigned http_users = USERS(0, 1, 0) | KEY;       /* $http_NAME */
+static const unsigned arg_cookie_users = USERS(1, 1, 0) | KEY; /* $arg_NAME, $cookie_NAME */
 
 static bool name_char(unsigned char c)
 {
@@ -93,6 +96,10 @@ pt_var_ref pt_var_parse(const char *p)
             r.id = vars[i].id;
     if (r.id == PT_VAR_UNKNOWN && n > 5 && strncmp(name, "http_", 5) == 0)
         r.id = PT_VAR_HTTP_;
+    if (r.id == PT_VAR_UNKNOWN && n > 4 && strncmp(name, "arg_", 4) == 0)
+        r.id = PT_VAR_ARG_;
+    if (r.id == PT_VAR_UNKNOWN && n > 7 && strncmp(name, "cookie_", 7) == 0)
+        r.id = PT_VAR_COOKIE_;
     if (r.id == PT_VAR_UNKNOWN && !braced && name[0] >= '0' && name[0] <= '9') {
         /* "$1x" is $1 then "x", as in nginx */
         r.name.len = 1;
@@ -112,6 +119,8 @@ bool pt_var_allowed(pt_var_user user, pt_var_id id)
         return id != PT_VAR_TEXT && id != PT_VAR_UNKNOWN;
     if (id == PT_VAR_HTTP_)
         return http_users >> user & 1;
+    if (id == PT_VAR_ARG_ || id == PT_VAR_COOKIE_)
+        return arg_cookie_users >> user & 1;
     if (id == PT_VAR_CAPTURE)
         return true; /* every text that names variables may name captures */
     for (size_t i = 0; i < sizeof vars / sizeof *vars; i++)
@@ -229,6 +238,49 @@ static pt_str upstream_list(const pt_request *req, int what, char *buf, size_t c
     return (pt_str){buf, pos < cap ? pos : cap};
 }
 
+/* The first argument `name` of `query` ("a=1&b=2"), names compared ignoring case as nginx's;
+ * an argument without '=' has an empty value. */
+static pt_str arg_value(pt_str query, pt_str name)
+{
+    const char *p = query.p, *end = query.p + query.len;
+    while (p < end) {
+        const char *amp = memchr(p, '&', (size_t)(end - p));
+        const char *stop = amp ? amp : end;
+        const char *eq = memchr(p, '=', (size_t)(stop - p));
+        const char *key_end = eq ? eq : stop;
+        if ((size_t)(key_end - p) == name.len && strncasecmp(p, name.p, name.len) == 0)
+            return eq ? (pt_str){eq + 1, (size_t)(stop - eq - 1)} : (pt_str){"", 0};
+        p = stop + 1;
+    }
+    return (pt_str){"", 0};
+}
+
+/* The cookie `name` of the request's Cookie lines ("a=1; b=2"), as nginx finds it. */
+static pt_str cookie_value(const pt_request *req, pt_str name)
+{
+    for (size_t i = 0; i < req->nheaders; i++) {
+        const pt_header *h = &req->headers[i];
+        if (!pt_str_ieq(h->name, "cookie"))
+            continue;
+        const char *p = h->value.p, *end = h->value.p + h->value.len;
+        while (p < end) {
+            while (p < end && (*p == ' ' || *p == ';' || *p == '\t'))
+                p++;
+            const char *semi = memchr(p, ';', (size_t)(end - p));
+            const char *stop = semi ? semi : end;
+            const char *eq = memchr(p, '=', (size_t)(stop - p));
+            if (eq && (size_t)(eq - p) == name.len && strncasecmp(p, name.p, name.len) == 0) {
+                const char *v = eq + 1, *ve = stop;
+                while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
+                    ve--;
+                return (pt_str){v, (size_t)(ve - v)};
+            }
+            p = stop;
+        }
+    }
+    return (pt_str){"", 0};
+}
+
 /* A port variable: empty for none (0), as nginx's. */
 static pt_str port_value(const struct sockaddr *sa, char *buf, size_t cap)
 {
@@ -310,6 +362,12 @@ pt_str pt_var_value(const pt_request *req, const pt_var_ref *ref, char *buf, siz
         return binary_addr(req->peer);
     case PT_VAR_SERVER_NAME:
         return req->server_name;
+    case PT_VAR_ARG_:
+        return arg_value(req->query, (pt_str){ref->name.p + 4, ref->name.len - 4});
+    case PT_VAR_COOKIE_:
+        return cookie_value(req, (pt_str){ref->name.p + 7, ref->name.len - 7});
+    case PT_VAR_IS_ARGS:
+        return req->query.len ? PT_STR_LIT("?") : (pt_str){"", 0};
     case PT_VAR_HTTP_: {
         /* $http_x_real_ip: the header X-Real-IP */
         size_t n = ref->name.len - 5 < cap - 1 ? ref->name.len - 5 : cap - 1;

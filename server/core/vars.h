@@ -36,6 +36,9 @@ typedef enum pt_var_id {
     PT_VAR_SERVER_PORT,    /* the port the request came in on */
     PT_VAR_REQUEST_METHOD, /* the method as sent */
     PT_VAR_HTTP_,          /* $http_NAME: the request header NAME ('_' for '-') */
+    PT_VAR_ARG_,           /* $arg_NAME: the argument NAME of the query (its first), as sent */
+    PT_VAR_COOKIE_,        /* $cookie_NAME: the cookie NAME of the Cookie header lines */
+    PT_VAR_IS_ARGS,        /* "?" when the request has a query, else empty */
     PT_VAR_CAPTURE,        /* $0..$9: a group of the last regex that matched (req->captures) */
     PT_VAR_LIMIT_RATE,     /* the response's send rate, bytes per second (0: none) */
     PT_VAR_PROXY_HOST,     /* the proxy's: the upstream's host[:port] */

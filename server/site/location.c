@@ -388,9 +388,9 @@ static bool is_absolute_url(const char *s, size_t n)
  * request's unless `uri` ends in '?' (nginx's rule). Written after `uri` in `buf`. */
 static size_t with_args(const pt_request *req, char *buf, size_t len, size_t cap)
 {
+    if (len && buf[len - 1] == '?')
+        return len - 1; /* a trailing '?': the request's arguments are not added */
     const char *q = memchr(buf, '?', len);
-    if (q && (size_t)(q - buf) == len - 1)
-        return len - 1; /* a trailing '?': no arguments at all */
     if (!req->query.len)
         return len;
     len = pt_append(buf, len, cap, q ? "&" : "?", 1);

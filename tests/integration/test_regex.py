@@ -40,6 +40,20 @@ class RegexLocations(PorterTestCase):
         # the capture is of the decoded, normalised path
         self.assertEqual(p.get("/u/1/a/../b%20c").body, b"user=1 rest=b c")
 
+    def test_arguments_and_cookies(self):
+        p = self.start_porter(
+            "server {\n    listen 127.0.0.1:0;\n    root htdocs;\n"
+            "    location /v { return 200 \"[$arg_id][$is_args][$cookie_sid]\"; }\n"
+            "    location /to { rewrite ^ /v$is_args$args? redirect; }\n"  # "?": no second copy
+            "}\n", FILES)
+        with p.connect() as c:
+            c.send(request("GET", "/v?x=1&ID=7", headers={"Cookie": "a=1; sid=s3"}))
+            self.assertEqual(c.read_response().body, b"[7][?][s3]")
+        self.assertEqual(p.get("/v").body, b"[][][]")
+        r = p.get("/to?k=v")
+        self.assertStatus(r, 302)
+        self.assertTrue(r.header("Location").endswith("/v?k=v"), r.header("Location"))
+
     def test_a_capture_that_did_not_take_part_is_empty(self):
         p = self.start_porter(
             "server {\n    listen 127.0.0.1:0;\n    root htdocs;\n"

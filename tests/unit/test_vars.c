@@ -169,6 +169,32 @@ static void test_client_addresses(void **state)
     assert_string_equal(expanded(&r, "$remote_addr[$remote_port]"), "198.51.100.9[]");
 }
 
+/* $arg_NAME, $is_args and $cookie_NAME, found as nginx finds them. */
+static void test_arguments_and_cookies(void **state)
+{
+    (void)state;
+    pt_request r = request();
+    r.query = PT_STR_LIT("a=1&Page=2&flag&a=3&empty=&x=a%20b");
+    assert_string_equal(expanded(&r, "[$arg_a][$arg_page][$arg_flag][$arg_empty][$arg_x]"),
+                        "[1][2][][][a%20b]"); /* the first, names ignoring case, as sent */
+    assert_string_equal(expanded(&r, "[$arg_missing][$arg_ag]$is_args"), "[][]?");
+    r.query = PT_STR_LIT("");
+    assert_string_equal(expanded(&r, "[$is_args][$arg_a]"), "[][]");
+    pt_header h[3] = {
+        {PT_STR_LIT("Cookie"), PT_STR_LIT("sid=abc; theme=dark ;lang=en")},
+        {PT_STR_LIT("X-Other"), PT_STR_LIT("sid=no")},
+        {PT_STR_LIT("cookie"), PT_STR_LIT("late=1")},
+    };
+    r.headers = h;
+    r.nheaders = 3;
+    assert_string_equal(expanded(&r, "[$cookie_sid][$cookie_theme][$cookie_lang][$cookie_late]"),
+                        "[abc][dark][en][1]");
+    assert_string_equal(expanded(&r, "[$cookie_si][$cookie_x_other]"), "[][]");
+    assert_true(pt_var_allowed(PT_VARS_RETURN, pt_var_parse("$arg_a").id));
+    assert_true(pt_var_allowed(PT_VARS_ZONE_KEY, pt_var_parse("$cookie_sid").id));
+    assert_false(pt_var_allowed(PT_VARS_TRY_FILES, pt_var_parse("$arg_a").id));
+}
+
 static void test_host_falls_back_to_the_server_name(void **state)
 {
     (void)state;
@@ -243,6 +269,7 @@ int main(void)
         NOTHING_LEFT_TEST(test_values),
         NOTHING_LEFT_TEST(test_keys_of_zones),
         NOTHING_LEFT_TEST(test_client_addresses),
+        NOTHING_LEFT_TEST(test_arguments_and_cookies),
         NOTHING_LEFT_TEST(test_host_falls_back_to_the_server_name),
         NOTHING_LEFT_TEST(test_syntax),
         NOTHING_LEFT_TEST(test_who_may_name_what),
