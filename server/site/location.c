@@ -323,6 +323,19 @@ static bool status_is_redirect(int code)
 
 /* Answers `req` as `return CODE [TEXT]` says: a redirect to the expanded URL, the expanded text
  * as the body, or the code's own page (through error_page for errors). */
+/* Answers a redirect to `url` (a 3xx `code`: `return`'s, a rewrite's), with the code's page. */
+static void respond_redirect(pt_request *req, int code, const char *url)
+{
+    char page[512];
+    pt_response r;
+    pt_response_init(&r, code);
+    r.location = url;
+    r.content_type = "text/html";
+    r.body = page;
+    r.body_len = pt_http_status_page(code, page, sizeof page);
+    pt_request_respond(req, &r);
+}
+
 static void respond_return(pt_request *req, const pt_conf_return *ret)
 {
     int code = ret->code;
@@ -346,11 +359,13 @@ static void respond_return(pt_request *req, const pt_conf_return *ret)
         return;
     }
     text[len] = '\0';
+    if (redirect && ret->text) {
+        respond_redirect(req, code, text);
+        return;
+    }
     pt_response r;
     pt_response_init(&r, code);
-    if (redirect || !ret->text) {
-        if (redirect && ret->text)
-            r.location = text;
+    if (!ret->text) {
         if (code >= 300) {
             r.content_type = "text/html";
             r.body = page;
@@ -395,19 +410,6 @@ static size_t with_args(const pt_request *req, char *buf, size_t len, size_t cap
         return len;
     len = pt_append(buf, len, cap, q ? "&" : "?", 1);
     return pt_append(buf, len, cap, req->query.p, req->query.len);
-}
-
-/* Answers a rewrite's redirect to `url` (`code` 301 or 302). */
-static void rewrite_redirect(pt_request *req, int code, const char *url)
-{
-    char page[512];
-    pt_response r;
-    pt_response_init(&r, code);
-    r.location = url;
-    r.content_type = "text/html";
-    r.body = page;
-    r.body_len = pt_http_status_page(code, page, sizeof page);
-    pt_request_respond(req, &r);
 }
 
 /* Makes the path part of `uri` (before any '?') the request's $uri, normalised into the
@@ -470,7 +472,7 @@ static rewritten run_rewrites(pt_request *req, const pt_conf_rewrites *rw)
                            (int)req->query.len, req->query.p);
         if (r->flag == PT_REWRITE_REDIRECT || r->flag == PT_REWRITE_PERMANENT ||
             is_absolute_url(buf, len)) {
-            rewrite_redirect(req, r->flag == PT_REWRITE_PERMANENT ? 301 : 302, buf);
+            respond_redirect(req, r->flag == PT_REWRITE_PERMANENT ? 301 : 302, buf);
             return RW_ANSWERED;
         }
         if (r->flag == PT_REWRITE_LAST) {
