@@ -144,26 +144,30 @@ static void usage(FILE *out)
 
 /* The process's own messages go to the error log (and to a terminal's stderr): failures at
  * level error, log_notice's at notice. */
+static void log_at(int level, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+static void log_at(int level, const char *fmt, va_list ap)
+{
+    char msg[1200];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    pt_server_log(g.server, level, "%s", msg);
+}
+
 static void log_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void log_line(const char *fmt, ...)
 {
-    char msg[1200];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    log_at(PT_SERVER_LOG_ERROR, fmt, ap);
     va_end(ap);
-    pt_server_log(g.server, PT_SERVER_LOG_ERROR, "%s", msg);
 }
 
 static void log_notice(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void log_notice(const char *fmt, ...)
 {
-    char msg[1200];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    log_at(PT_SERVER_LOG_NOTICE, fmt, ap);
     va_end(ap);
-    pt_server_log(g.server, PT_SERVER_LOG_NOTICE, "%s", msg);
 }
 
 /* ---- systemd: sd_notify(3)'s protocol, a datagram to $NOTIFY_SOCKET ---- */
