@@ -5,6 +5,8 @@
 #include "server/core/request.h"
 
 #include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "connmgr/buffer.h"
@@ -58,6 +60,11 @@ void pt_request_dispose(pt_request *req)
         pt_chunk_put(m);
     }
     req->arena_more = NULL;
+    for (char *m = req->arena_large, *next; m; m = next) {
+        next = *(char **)m;
+        free(m);
+    }
+    req->arena_large = NULL;
 }
 
 /* The arena: the rest of the request's first chunk, then more chunks as needed (a kept
@@ -77,6 +84,20 @@ void *pt_request_alloc(pt_request *req, size_t size)
     void *p = req->arena + req->arena_used;
     req->arena_used += size;
     return p;
+}
+
+void *pt_request_alloc_large(pt_request *req, size_t size)
+{
+    if (size <= PT_CHUNK_SIZE - 16)
+        return pt_request_alloc(req, size);
+    if (size > SIZE_MAX - 16)
+        return NULL;
+    char *block = malloc(16 + size); /* 16: the link, and the block's alignment */
+    if (!block)
+        return NULL;
+    *(char **)block = req->arena_large;
+    req->arena_large = block;
+    return block + 16;
 }
 
 pt_custodian *pt_request_custodian(pt_request *req)

@@ -158,7 +158,8 @@ struct pt_request {
     /* Its memory (pt_request_alloc) and its custodian (pt_request_custodian). */
     char *arena;
     size_t arena_used;
-    char *arena_more; /* further chunks, linked through their first word */
+    char *arena_more;  /* further chunks, linked through their first word */
+    char *arena_large; /* pt_request_alloc_large()'s own blocks, linked the same way */
     pt_custodian *custodian;
 
     /* The handler's callbacks (pt_request_read_body, pt_request_on_abort,
@@ -422,8 +423,13 @@ static inline const struct sockaddr *pt_request_conn_peer(const pt_request *req,
  * still there (the callback may have ended it). */
 void pt_request_tell_abort(pt_request *req);
 
+/* Like pt_request_alloc(), for a block of any size (a head's list of fields, as long as the
+ * limits allow): one too large for the arena is allocated apart and freed with it. NULL: out of
+ * memory. */
+void *pt_request_alloc_large(pt_request *req, size_t size);
+
 /* The request is over: what its handler registered is released, then the arena's further
- * chunks (the first, the protocol's, is the protocol's to return). */
+ * chunks and large blocks (the first chunk, the protocol's, is the protocol's to return). */
 void pt_request_dispose(pt_request *req);
 
 /* ---- status texts and dates ---- */

@@ -342,7 +342,7 @@ static void flood(h2_conn *hc, const char *what)
 
 static pt_str arena_copy(pt_request *r, const uint8_t *p, size_t len)
 {
-    char *s = pt_request_alloc(r, len + 1);
+    char *s = pt_request_alloc_large(r, len + 1);
     if (!s)
         return (pt_str){NULL, 0};
     memcpy(s, p, len);
@@ -410,7 +410,7 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *
         return 0;
     }
     if (st->nhdrs == st->hdr_cap) {
-        pt_header *more = pt_request_alloc(r, 2 * st->hdr_cap * sizeof *more);
+        pt_header *more = pt_request_alloc_large(r, 2 * st->hdr_cap * sizeof *more);
         if (!more) {
             refuse(st, 431, "too many header fields");
             return 0;
@@ -1142,6 +1142,16 @@ static void on_stream_timer(pt_timer *t, void *data)
          * come next): the connection goes. */
         conn_log(hc, PT_LOG_INFO, "request head not received in time");
         pt_conn_kill(hc->conn);
+        return;
+    }
+    if (!st->responded && st->req.body_cb && !st->body_end && !st->body_paused) {
+        /* Its handler waits for the body, and the client stopped sending it within
+         * request_body_timeout (nginx's client_body_timeout): 408. */
+        pt_request_log(&st->req, PT_LOG_INFO, "request body not received in time");
+        abort_handler(st);
+        st->response_done = false;
+        st->discard = true; /* what may still come of the body is dropped */
+        answer(&st->req, 408);
         return;
     }
     if (!st->responded) {

@@ -81,6 +81,10 @@ typedef struct http_req {
 
 #define HTTP_REQ_SIZE ((sizeof(http_req) + 15) & ~(size_t)15)
 
+/* Room for this many header fields at a request's start; more is made as they come, up to
+ * max_request_headers (a head's size, max_request_header_length, bounds them otherwise). */
+#define HDRS_FIRST 32
+
 /* The in-buffer's cap when the head limits are unlimited or absurd. */
 #define MAX_HEAD_BUFFER (1u << 20)
 
@@ -157,8 +161,8 @@ static void request_begin(pt_http1_conn *hc)
     if (hc->conn->proxied) /* its PROXY header named the client */
         pt_request_set_proxied(r, hc->conn->proxied);
     x->hdr_cap = hc->conn->limits->max_request_headers;
-    if (x->hdr_cap > 256)
-        x->hdr_cap = 256;
+    if (x->hdr_cap > HDRS_FIRST)
+        x->hdr_cap = HDRS_FIRST;
     x->hdrs = pt_request_alloc(r, x->hdr_cap * sizeof *x->hdrs);
     x->begun = true;
 }
@@ -231,6 +235,19 @@ static bool header_budget(pt_http1_conn *hc, size_t len)
     return hc->r->head_bytes <= hc->conn->limits->max_request_header_length;
 }
 
+/* Doubles the room for header fields (max_request_headers caps their number before this). */
+static bool more_headers(http_req *x)
+{
+    size_t cap = x->hdr_cap ? 2 * x->hdr_cap : HDRS_FIRST;
+    hdr_span *more = pt_request_alloc_large(&x->req, cap * sizeof *more);
+    if (!more)
+        return false;
+    memcpy(more, x->hdrs, x->nhdrs * sizeof *more);
+    x->hdrs = more;
+    x->hdr_cap = cap;
+    return true;
+}
+
 static int on_header_field(llhttp_t *p, const char *at, size_t len)
 {
     pt_http1_conn *hc = hc_of(p);
@@ -239,8 +256,10 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
             offset_of(hc, at)) {
         hc->r->hdrs[hc->r->nhdrs - 1].name.len += (uint32_t)len; /* continuation of a split name */
     } else {
-        if (hc->r->nhdrs >= hc->conn->limits->max_request_headers || hc->r->nhdrs >= hc->r->hdr_cap)
+        if (hc->r->nhdrs >= hc->conn->limits->max_request_headers)
             return fail(hc, 431, "too many header fields");
+        if (hc->r->nhdrs == hc->r->hdr_cap && !more_headers(hc->r))
+            return fail(hc, 431, "request header fields too large");
         hdr_span *h = &hc->r->hdrs[hc->r->nhdrs++];
         h->name = (span){offset_of(hc, at), (uint32_t)len};
         h->value = (span){0, 0};
@@ -449,9 +468,9 @@ static int on_headers_complete(llhttp_t *p)
         return fail(hc, 505, "unsupported HTTP version");
     }
     r->keep_alive = llhttp_should_keep_alive(p);
-    r->headers = pt_request_alloc(r, hc->r->nhdrs * sizeof *r->headers);
+    r->headers = pt_request_alloc_large(r, hc->r->nhdrs * sizeof *r->headers);
     if (hc->r->nhdrs && !r->headers)
-        return fail(hc, 431, "too many header fields");
+        return fail(hc, 431, "request header fields too large");
     r->nheaders = hc->r->nhdrs;
     /* Every field is in place before any is checked: a refused request is still logged and
      * answered, and those look at its fields. */
@@ -966,6 +985,17 @@ static void http_on_timeout(pt_conn *c)
         return;
     }
     http_req *x = hc->r;
+    if (x && !x->responded && pt_outq_is_empty(&c->out) && x->req.body_cb && !x->message_done &&
+        !x->held && !x->body_paused) {
+        /* Its handler waits for the body, and the client stopped sending it within
+         * request_body_timeout (nginx's client_body_timeout): the handler is told, its
+         * resources are released, and the client gets a 408. */
+        abort_handler(hc);
+        respond_error_and_close(hc, 408, "request body not received in time");
+        if (!c->dead)
+            pt_conn_flush(c);
+        return;
+    }
     if (x && !x->responded && pt_outq_is_empty(&c->out) &&
         (x->message_done || x->held || x->req.body_cb || x->body_paused)) {
         /* The handler did not answer within response_timeout: it is told, its resources are
@@ -977,7 +1007,7 @@ static void http_on_timeout(pt_conn *c)
             pt_conn_flush(c);
         return;
     }
-    /* Idle, a stalled body, or a stalled write: nothing useful can be said. */
+    /* Idle, a body stalled after the answer, or a stalled write: nothing useful can be said. */
     pt_conn_kill(c);
 }
 
