@@ -1,9 +1,11 @@
 /*
- * porter: the command line. Built on the public API in porter.h only.
+ * porter: the command line. Built on the public API in porter.h only (and, for -V, the version
+ * calls of the libraries it links).
  *
  *   porter [-c FILE] [-p PREFIX] [-e FILE]   run
  *   porter -t|-T [-q] [-c FILE]              test the configuration (-T: and print it)
  *   porter -s reload|reopen|quit|stop|upgrade   signal the running porter (its pid file)
+ *   porter -v|--version, -V, -h|--help       the version; it with how porter was built; usage
  *
  * One process (worker_processes 1) or a master and N workers. The master opens the listening
  * sockets (one per worker and address, SO_REUSEPORT) and the logs, reads certificates, forks the
@@ -49,7 +51,20 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <brotli/encode.h>
+#include <llhttp.h>
+#include <nghttp2/nghttp2.h>
+#include <openssl/crypto.h>
+#include <zlib.h>
+#include <zstd.h>
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
 #include "porter.h"
+
+#ifndef PORTER_CONFIGURE
+#define PORTER_CONFIGURE "(not recorded)"
+#endif
 
 #define DEFAULT_CONF "conf/porter.conf"
 #define MAX_WORKERS 256
@@ -126,7 +141,8 @@ static void usage(FILE *out)
 {
     fprintf(
         out,
-        "usage: porter [-c FILE] [-p PREFIX] [-e FILE] [-s SIGNAL] [-t | -T] [-q] [-h] [-V]\n"
+        "usage: porter [-c FILE] [-p PREFIX] [-e FILE] [-s SIGNAL] [-t | -T] [-q]\n"
+        "       porter -h | --help | -v | --version | -V\n"
         "  -c FILE    configuration file (default: " DEFAULT_CONF "), relative to the prefix\n"
         "  -p PREFIX  directory that relative paths (-c, -e and those in the configuration)\n"
         "             start from (default: the current directory)\n"
@@ -137,9 +153,54 @@ static void usage(FILE *out)
         "  -t         test the configuration: report every error, exit 0 if it is valid\n"
         "  -T         test it, then print it with every file it includes\n"
         "  -q         with -t or -T, print errors only\n"
-        "  -h         show this help\n"
-        "  -V         show the version\n"
+        "  -h, --help     show this help\n"
+        "  -v, --version  show the version\n"
+        "  -V             show the version, the compiler, the libraries and the configure\n"
+        "                 options\n"
         "signals: TERM/INT stop, QUIT stop gently, HUP reload, USR1 reopen logs, USR2 upgrade\n");
+}
+
+/* `porter -V`: the version, then what it was built by and with (as nginx's -V): the compiler,
+ * each library's version (and the one running, where the library is shared and says), and the
+ * options CMake was configured with. */
+static void with_running(char *buf, size_t cap, const char *built, const char *running)
+{
+    if (strcmp(built, running) == 0)
+        snprintf(buf, cap, "%s", built);
+    else
+        snprintf(buf, cap, "%s (running with %s)", built, running);
+}
+
+static void build_info(void)
+{
+    printf("porter %s\n", pt_version());
+#if defined(__clang__)
+    printf("built by clang %s\n", __clang_version__);
+#elif defined(__GNUC__)
+    printf("built by gcc %s\n", __VERSION__);
+#endif
+    char ssl[160], ev[64], h2[64], z[64], zstd[64], pcre[128], b[64];
+    with_running(ssl, sizeof ssl, OPENSSL_VERSION_TEXT, OpenSSL_version(OPENSSL_VERSION));
+    char ev_built[16], ev_run[16];
+    snprintf(ev_built, sizeof ev_built, "%d.%d", EV_VERSION_MAJOR, EV_VERSION_MINOR);
+    snprintf(ev_run, sizeof ev_run, "%d.%d", ev_version_major(), ev_version_minor());
+    with_running(ev, sizeof ev, ev_built, ev_run);
+    with_running(h2, sizeof h2, NGHTTP2_VERSION, nghttp2_version(0)->version_str);
+    with_running(z, sizeof z, ZLIB_VERSION, zlibVersion());
+    with_running(zstd, sizeof zstd, ZSTD_VERSION_STRING, ZSTD_versionString());
+    char pcre_built[16], pcre_run[64] = "";
+    snprintf(pcre_built, sizeof pcre_built, "%d.%02d", PCRE2_MAJOR, PCRE2_MINOR);
+    pcre2_config(PCRE2_CONFIG_VERSION, pcre_run);
+    pcre_run[strcspn(pcre_run, " ")] = '\0'; /* "10.42 2022-12-11": the number */
+    with_running(pcre, sizeof pcre, pcre_built, pcre_run);
+    uint32_t bv = BrotliEncoderVersion(); /* only the library's own, at run time */
+    snprintf(b, sizeof b, "%u.%u.%u", bv >> 24, (bv >> 12) & 0xfff, bv & 0xfff);
+    printf("built with %s\n", ssl);
+    printf("libraries: libev %s, llhttp %d.%d.%d, nghttp2 %s, zlib %s, brotli %s, zstd %s, "
+           "pcre2 %s\n",
+           ev, LLHTTP_VERSION_MAJOR, LLHTTP_VERSION_MINOR, LLHTTP_VERSION_PATCH, h2, z, b, zstd,
+           pcre);
+    printf("configure arguments: %s\n", PORTER_CONFIGURE);
 }
 
 /* The process's own messages go to the error log (and to a terminal's stderr): failures at
@@ -1071,7 +1132,12 @@ int main(int argc, char **argv)
     const char *conf = DEFAULT_CONF, *prefix = NULL, *elog = NULL, *sig = NULL;
     bool test = false, dump = false, quiet = false;
     int opt;
-    while ((opt = getopt(argc, argv, "c:p:e:s:tTqhV")) != -1) {
+    static const struct option longs[] = {
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'v'},
+        {NULL, 0, NULL, 0},
+    };
+    while ((opt = getopt_long(argc, argv, "c:p:e:s:tTqhvV", longs, NULL)) != -1) {
         switch (opt) {
         case 'c':
             conf = optarg;
@@ -1097,8 +1163,11 @@ int main(int argc, char **argv)
         case 'h':
             usage(stdout);
             return 0;
-        case 'V':
+        case 'v':
             printf("porter %s\n", pt_version());
+            return 0;
+        case 'V':
+            build_info();
             return 0;
         default:
             usage(stderr);

@@ -1,12 +1,14 @@
 """The command line around a running porter and its conf: -s reload|reopen|quit|stop through the
 pid file (and its errors: no pid directive, no pid file, a stale one), -t reporting every error
 with its place, -T printing the conf with its includes, -q, -c under -p, -e, and the messages
-for a misspelt directive and for one of nginx's that porter does not have."""
+for a misspelt directive and for one of nginx's that porter does not have; -v, --version, -V
+(with the build) and --help."""
 
 import os
 import re
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -308,6 +310,66 @@ class Check(PorterTestCase):
         self.assertEqual(code, 1)
         self.assertIn("%s:2:12: \"listen unix:/run/porter.sock\": porter listens on TCP "
                       "addresses only" % path, err)
+
+
+class Version(PorterTestCase):
+    """-v and --version print the version, -V adds how porter was built (the compiler, the
+    libraries' versions, the configure options), -h and --help the usage; all on stdout, exit
+    0. The version is the one the tree's CMakeLists.txt declares; the libraries' are
+    pkg-config's."""
+
+    def project_version(self):
+        with open(os.path.join(harness.SOURCE_DIR, "CMakeLists.txt")) as f:
+            return re.search(r"project\(porter VERSION (\d+\.\d+\.\d+)", f.read()).group(1)
+
+    def test_v_and_version(self):
+        for opt in ("-v", "--version"):
+            with self.subTest(opt=opt):
+                code, out, err = run_porter([opt])
+                self.assertEqual((code, out, err), (0, "porter %s\n" % self.project_version(), ""))
+
+    def test_V_adds_the_build(self):
+        code, out, err = run_porter(["-V"])
+        self.assertEqual((code, err), (0, ""), err)
+        lines = out.splitlines()
+        self.assertEqual(lines[0], "porter %s" % self.project_version(), out)
+        built_by = re.search(r"^built by (gcc|clang) (\d+\.\d+\.\d+)", out, re.M)
+        self.assertTrue(built_by, out)
+        configure = re.search(r"^configure arguments: (.*)$", out, re.M)
+        self.assertTrue(configure, out)
+        self.assertIn("-DCMAKE_BUILD_TYPE=", configure.group(1))
+        compiler = re.search(r"-DCMAKE_C_COMPILER=(\S+)", configure.group(1))
+        self.assertTrue(compiler, out)
+        # The compiler the configure line names is the one whose version -V says.
+        cc = subprocess.run([compiler.group(1), "--version"], capture_output=True, text=True)
+        self.assertIn(built_by.group(2), cc.stdout.splitlines()[0])
+        # OpenSSL's line, and every library with the version pkg-config has for it.
+        self.assertRegex(out, r"(?m)^built with OpenSSL 3\.\d+\.\d+")
+        libraries = re.search(r"^libraries: (.*)$", out, re.M)
+        self.assertTrue(libraries, out)
+        got = dict(re.findall(r"(\S+) (\d+\.\d+(?:\.\d+)?)", libraries.group(1)))
+        for name, module in (("nghttp2", "libnghttp2"), ("zlib", "zlib"), ("zstd", "libzstd"),
+                             ("brotli", "libbrotlienc"), ("pcre2", "libpcre2-8")):
+            want = subprocess.run(["pkg-config", "--modversion", module], capture_output=True,
+                                  text=True).stdout.strip()
+            self.assertEqual(got.get(name), want, "%s in: %s" % (name, libraries.group(1)))
+        self.assertRegex(libraries.group(1), r"libev \d+\.\d+")
+        self.assertRegex(libraries.group(1), r"llhttp \d+\.\d+\.\d+")
+
+    def test_help(self):
+        for opt in ("-h", "--help"):
+            with self.subTest(opt=opt):
+                code, out, err = run_porter([opt])
+                self.assertEqual((code, err), (0, ""))
+                self.assertTrue(out.startswith("usage: porter "), out)
+                for o in ("-c FILE", "-p PREFIX", "-e FILE", "-s SIGNAL", "-t", "-T", "-q",
+                          "-h, --help", "-v, --version", "-V"):
+                    self.assertRegex(out, r"(?m)^  %s\b" % re.escape(o))
+
+    def test_unknown_long_option(self):
+        code, out, err = run_porter(["--verbose"])
+        self.assertEqual((code, out), (2, ""))
+        self.assertIn("usage: porter", err)
 
 
 if __name__ == "__main__":
