@@ -176,7 +176,7 @@ static void session_release(h2_conn *hc)
 int pt_h2_preface_match(const char *p, size_t len)
 {
     size_t n = len < PT_H2_PREFACE_LEN ? len : PT_H2_PREFACE_LEN;
-    if (memcmp(p, PT_H2_PREFACE, n) != 0)
+    if (n && memcmp(p, PT_H2_PREFACE, n) != 0) /* (nothing read: no buffer, p NULL) */
         return -1;
     return n == PT_H2_PREFACE_LEN ? 1 : 0;
 }

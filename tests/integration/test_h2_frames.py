@@ -471,6 +471,17 @@ class ConnectionErrors(FrameCase):
         self.assertEqual(c.frames[0].type, SETTINGS, c.summary())
         self.assertIsNone(c.goaway())
 
+    def test_closed_before_a_byte(self):
+        # A client that connects and closes without sending anything (a browser's unused
+        # preconnection): the choice between HTTP/1 and HTTP/2 sees an end with nothing read.
+        for _ in range(3):
+            s = socket.create_connection(("127.0.0.1", self.port), harness.IO_TIMEOUT)
+            s.close()
+        with harness.connect("127.0.0.1", self.port) as c:
+            c.send(harness.request("GET", "/small.txt"))
+            self.assertStatus(c.read_response(), 200)
+        self.assertServes()
+
     def test_bad_preface(self):
         # The magic's last line wrong: not HTTP/2, and not an HTTP/1.1 request either.
         c = self.client(preface=False)
