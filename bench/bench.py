@@ -302,14 +302,53 @@ def read_stat(pid):
         return f.read().rpartition(")")[2].split()
 
 
-def ensure_port_free(port):
+class PortInUse(Exception):
+    """A port the run needs is taken: said in one line, not a traceback."""
+
+
+def port_free(port):
     with socket.socket() as s:
         # Like the servers, ignore connections in TIME_WAIT; only a listener makes it busy.
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
+            return True
         except OSError:
-            raise RuntimeError(f"port {port} on 127.0.0.1 is in use; set BASE_PORT to another base")
+            return False
+
+
+def port_in_use_message(port):
+    return (f"port {port} on 127.0.0.1 is in use; set BASE_PORT to another base (now {BASE_PORT}; "
+            f"the run takes ports from BASE_PORT to BASE_PORT+{H2C_OFFSET + len(ALL)})")
+
+
+def ensure_port_free(port):
+    if not port_free(port):
+        raise PortInUse(port_in_use_message(port))
+
+
+def ports_needed(names):
+    """Every port a run of the servers `names` listens on (the backend's included)."""
+    ports = {BACKEND_PORT, BACKEND_PORT + 1}
+    if "floor" in names:
+        ports.add(BASE_PORT + len(ALL))  # the floor's port for connections it closes
+    for i, name in enumerate(ALL):
+        if name not in names:
+            continue
+        server = Server(name, BASE_PORT + i)
+        ports.add(server.port)
+        if name in TLS_SERVERS:
+            ports |= {server.tls_port, server.proxy_port}
+        if name in H2_SERVERS:
+            ports |= {server.h2_port, server.h2c_port}
+    return sorted(ports)
+
+
+def check_ports(names):
+    """Exits with one line naming BASE_PORT if a port the run needs is in use."""
+    for port in ports_needed(names):
+        if not port_free(port):
+            sys.exit("bench: " + port_in_use_message(port))
 
 
 def http_get(port, path):
@@ -850,6 +889,16 @@ def check_files(server, expected):
             raise RuntimeError(f"{server.name}: GET /{name} gave {status} and {len(body)} bytes")
 
 
+def measured_commit():
+    """The commit porter was built from: the tree's (with "-dirty" if it had changes not
+    committed), or, for a binary named by PORTER, that binary."""
+    if "PORTER" in os.environ:
+        return f"none: the binary {PORTER}, not built from this tree"
+    git = subprocess.run(["git", "-C", str(ROOT), "describe", "--always", "--dirty",
+                          "--abbrev=7", "--exclude=*"], capture_output=True, text=True)
+    return (git.stdout.strip() or "unknown (not a git checkout)") + " (porter built from it)"
+
+
 def versions():
     def first_line(argv):
         out = subprocess.run(argv, capture_output=True, text=True)
@@ -1041,6 +1090,7 @@ def write_report(summaries, ports, started, elapsed, command):
         f"- date: {started:%Y-%m-%d %H:%M} UTC, {elapsed / 60:.1f} min",
         f"- machine: {machine()}",
         f"- command: `{command}`",
+        f"- commit: {measured_commit()}",
         f"- {ROUNDS} interleaved rounds of {DURATION} s per run; every number is the median "
         "over the rounds; errors are summed over them",
         "- servers pinned to CPU 0, the load generator to CPU 1, all traffic on 127.0.0.1",
@@ -1176,14 +1226,15 @@ def check_compression(scenarios, servers, runs, page):
 def main():
     started = datetime.datetime.now(datetime.timezone.utc)
     t0 = time.monotonic()
-    names = os.environ.get("SERVERS", ",".join(ALL)).split(",")
+    names = server_names()
     keys = os.environ.get("SCENARIOS", "abcdefghijklmnopqrs").replace(",", "")
     unknown = set(names) - set(ALL)
     if unknown:
         sys.exit(f"bench: unknown server(s) {', '.join(sorted(unknown))}; known: {', '.join(ALL)}")
     if BEFORE and "porter" in names and "porter-before" not in names:
         names.append("porter-before")  # it runs wherever porter does
-    scenarios = [s for s in SCENARIOS if s.key in keys]
+    scenarios = select_scenarios(keys)
+    check_ports(names)
 
     for d in (DOCROOT, CONF, RUN, LOGS, TMP, TLS_DIR):
         d.mkdir(parents=True, exist_ok=True)
@@ -1247,6 +1298,23 @@ def main():
     write_chart(summaries)
 
 
+def select_scenarios(keys):
+    """The scenarios whose letters are in `keys`, in the order of their letters: so they run,
+    and so the report and the chart show them."""
+    return sorted((s for s in SCENARIOS if s.key in keys), key=lambda s: s.key)
+
+
+def server_names():
+    return os.environ.get("SERVERS", ",".join(ALL)).split(",")
+
+
 if __name__ == "__main__":
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    main()
+    if sys.argv[1:] == ["--check-ports"]:
+        # bench/run.sh, before it builds anything: the ports this run needs are free.
+        check_ports(server_names())
+        sys.exit(0)
+    try:
+        main()
+    except PortInUse as e:  # taken between the check and a server's start
+        sys.exit(f"bench: {e}")

@@ -4,7 +4,7 @@
 # n: the number of servers (columns after the scenario); colors: one per server.
 # speed.dat: throughput / nginx's per scenario (higher is better);
 # cost.dat: CPU per request / nginx's, and idle memory per connection / nginx's (lower is better).
-set terminal pngcairo size 1200,900 font "DejaVu Sans,11" noenhanced
+set terminal pngcairo size 1200,1000 font "DejaVu Sans,11" noenhanced
 set output out
 set datafile missing "NaN"
 set style data histograms
@@ -12,9 +12,12 @@ set style histogram clustered gap 1
 set style fill solid 0.85 border -1
 set boxwidth 0.9
 set grid ytics
-set key below horizontal
+# The scenarios' names slanted, so that long ones do not run into their neighbours; the key
+# on a line of its own under them.
+set key below horizontal maxrows 1 spacing 1.5
 set yrange [0:*]
-set xtics nomirror
+set xtics nomirror rotate by 30 right
+set bmargin 9
 set ytics nomirror
 do for [i=1:n] { set linetype i lc rgb word(colors, i) }
 

@@ -8,10 +8,18 @@ cd "$(dirname "$0")/.."
 work=bench/work
 mkdir -p "$work/run"
 
+# The ports the run needs, before anything is installed or built: one taken is a one-line error
+# that names BASE_PORT.
+python3 bench/bench.py --check-ports
+
 # lighttpd's TLS (its HTTP/2 over TLS) and its compression (mod_deflate) are modules of their own
-# packages, as is nginx's brotli filter; h2load is nghttp2-client's.
+# packages, as is nginx's brotli filter; h2load is nghttp2-client's. The chart needs gnuplot's
+# PNG terminal only: gnuplot-nox, not the gnuplot package, which brings gnuplot-qt and with it Qt
+# and wxWidgets. A gnuplot already installed (any of its packages) is used as it is.
+chart=()
+command -v gnuplot >/dev/null 2>&1 || chart=(gnuplot-nox)
 scripts/install-deps.sh nginx libnginx-mod-http-brotli-filter lighttpd lighttpd-mod-openssl \
-    lighttpd-mod-deflate h2o wrk apache2-utils nghttp2-client gnuplot
+    lighttpd-mod-deflate h2o wrk apache2-utils nghttp2-client "${chart[@]}"
 
 # build/release also builds floor-deps (bench/floor_deps.c), with porter's flags and llhttp.
 cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DPORTER_TESTS=OFF >/dev/null
@@ -70,3 +78,7 @@ limit=$((120 + rounds * 80 * (duration + 15)))
 timeout --foreground -k 20 "$limit" python3 bench/bench.py &
 child=$!
 wait "$child"
+# A run that wrote the committed report also writes README's table of it.
+if [ -z "${RESULTS:-}" ]; then
+    python3 bench/readme_table.py
+fi
