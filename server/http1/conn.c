@@ -721,7 +721,10 @@ static void respond_error_and_close(pt_http1_conn *hc, int status, const char *w
         return;
     }
     if (!hc->r->responded) {
-        pt_request_log(r, PT_LOG_INFO, "client sent an invalid request (%d): %s", status, why);
+        if (status == 408)
+            pt_request_log(r, PT_LOG_INFO, "client timed out (408): %s", why);
+        else
+            pt_request_log(r, PT_LOG_INFO, "client sent an invalid request (%d): %s", status, why);
         pt_request_respond_error(r, status);
     }
     request_end(hc);
