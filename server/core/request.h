@@ -39,6 +39,14 @@
 
 typedef struct pt_vhost pt_vhost; /* server/site/site.h: what the request core does not read */
 typedef struct pt_location pt_location; /* server/site/location.h: likewise */
+
+/* Where a location takes files from: its root, or its alias and the part of the path the
+ * alias replaces. */
+typedef struct pt_file_root {
+    pt_str dir;   /* absolute, NUL-terminated, without a trailing '/' (but "/") */
+    pt_str alias; /* with alias: the location path it replaces; empty: `dir` is a root */
+} pt_file_root;
+
 typedef struct pt_response pt_response;
 struct pt_conf_compress;
 struct pt_variant_store;
@@ -394,7 +402,8 @@ size_t pt_response_filter_head(const pt_request *req, const pt_response *r, time
                                size_t pos, size_t cap);
 
 /* Keeps what a regex captured as the request's captures ($1, $name), with a copy of the subject
- * in the arena (nothing for a pattern without groups; out of memory: none kept). */
+ * in the arena. A pattern without groups leaves the captures as they were, as in nginx (a nested
+ * regex location's `\.json$` keeps its holder's $1); out of memory: none kept. */
 void pt_request_keep_captures(pt_request *req, const struct pt_captures *caps);
 
 /* ---- for protocols ---- */
