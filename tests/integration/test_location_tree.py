@@ -1,0 +1,189 @@
+"""The location tree and what names files: nested locations in nginx's order (its documented
+example answered for real, a nested location's regexes before the outer level's, `^~` stopping
+its own level only), what a nested location inherits, nginx's conf errors for misplaced ones."""
+
+import os
+import shutil
+import sys
+import tempfile
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+import harness  # noqa: E402
+from harness import PorterTestCase, run_porter  # noqa: E402
+
+SERVER = "server {\n    listen 127.0.0.1:0;\n    root htdocs;\n%s}\n"
+
+
+def check_conf(test, conf, extra_dirs=()):
+    """`porter -t` on `conf` (in a temporary directory with htdocs/ and `extra_dirs`): its exit
+    code and output, the conf's path written porter.conf."""
+    d = tempfile.mkdtemp(prefix="porter-tree-conf-")
+    test.addCleanup(shutil.rmtree, d, True)
+    for sub in ("htdocs",) + tuple(extra_dirs):
+        os.makedirs(os.path.join(d, sub))
+    path = os.path.join(d, "porter.conf")
+    with open(path, "w") as f:
+        f.write(conf)
+    code, out, err = run_porter(["-t", "-c", path, "-p", d])
+    return code, (out + err).replace(path, "porter.conf")
+
+
+class DocumentedOrder(PorterTestCase):
+    """nginx's documentation of `location`: its example, its requests and the configuration
+    each one gets."""
+
+    def test_nginx_example(self):
+        p = self.start_porter(SERVER % (
+            "    location = / { return 200 A; }\n"
+            "    location / { return 200 B; }\n"
+            "    location /documents/ { return 200 C; }\n"
+            "    location ^~ /images/ { return 200 D; }\n"
+            "    location ~* \\.(gif|jpg|jpeg)$ { return 200 E; }\n"))
+        for path, want in [("/", b"A"), ("/index.html", b"B"), ("/documents/document.html", b"C"),
+                           ("/images/1.gif", b"D"), ("/documents/1.jpg", b"E"),
+                           ("/documents/1.JPG", b"E"), ("/documents/x.txt", b"C")]:
+            r = p.get(path)
+            self.assertStatus(r, 200)
+            self.assertEqual(r.body, want, path)
+
+
+FILES = {
+    "index.html": b"root index\n",
+    "a/page.html": b"a page\n",
+    "a/b/page.html": b"a/b page\n",
+    "a/x.php": b"php source\n",
+    "hidden/in/page.html": b"hidden page\n",
+}
+EXTRA = {
+    "pics/cat.png": b"\x89PNG cat",
+    "pics/sub/dog.png": b"\x89PNG dog",
+    "pics/home.html": b"pics home\n",
+    "other/sub2/x.html": b"other root\n",
+    "secret.dat": b"beside the alias\n",
+}
+
+
+class Nested(PorterTestCase):
+    def start(self):
+        return self.start_porter(SERVER % (
+            "    location /a/ {\n"
+            "        location /a/b/ { add_header X-Level ab; }\n"
+            "        location ~ \\.php$ { return 200 \"nested php $1\"; }\n"
+            "        location ^~ /a/s/ { return 200 \"a/s\"; }\n"
+            "        location = /a/e { return 200 \"exact inside\"; }\n"
+            "        add_header X-Level a;\n"  # after the blocks: inherited all the same
+            "    }\n"
+            "    location ~ \\.(php|txt)$ { return 200 \"outer regex\"; }\n"
+            "    location ^~ /n/ {\n"
+            "        return 200 n;\n"
+            "        location ~ \\.txt$ { return 200 \"n txt\"; }\n"
+            "    }\n"
+            "    location ~ ^/u/(\\d+)/ {\n"
+            "        return 200 \"user $1\";\n"
+            "        location ~ \\.json$ { return 200 \"user $1 as json\"; }\n"
+            "        location ~ ^/u/\\d+/(\\w+)$ { return 200 \"user word $1\"; }\n"
+            "    }\n"
+            "    location /img/ {\n"
+            "        alias @TMP@/pics/;\n"
+            "        index home.html;\n"
+            "        expires 1h;\n"
+            "        location /img/sub/ { add_header X-Sub yes; }\n"
+            "        location /img/sub2/ { root @TMP@/other; rewrite ^/img/(.*)$ /$1 break; }\n"
+            "    }\n"
+            "    location /pic {\n"
+            "        alias @TMP@/pics;\n"
+            "        location /pic/sub/ { }\n"
+            "        location /pic.. { }\n"
+            "    }\n"
+            "    location /hidden/ {\n"
+            "        internal;\n"
+            "        location /hidden/in/ { }\n"
+            "    }\n"
+            "    location /via/ { rewrite ^/via/(.*)$ /hidden/$1 last; }\n"), FILES, extra=EXTRA)
+
+    def test_order(self):
+        p = self.start()
+        cases = [
+            ("/a/page.html", 200, b"a page\n", "a"),
+            ("/a/b/page.html", 200, b"a/b page\n", "ab"),
+            ("/a/x.php", 200, b"nested php ", "a"),  # a nested regex before the outer one
+            ("/a/b/x.php", 200, b"nested php ", "a"),  # /a/b/ holds none: /a/'s next
+            ("/a/x.txt", 200, b"outer regex", None),  # no nested regex matches
+            ("/a/s/x.html", 200, b"a/s", "a"),
+            ("/a/s/x.php", 200, b"outer regex", None),  # a nested ^~ stops /a/'s only
+            ("/a/e", 200, b"exact inside", "a"),
+            ("/n/x.txt", 200, b"n txt", None),  # regexes inside a ^~ location are tried
+            ("/n/x.php", 200, b"n", None),  # the outer level's are not
+            ("/index.html", 200, b"root index\n", None),
+        ]
+        for path, status, body, level in cases:
+            r = p.get(path)
+            self.assertStatus(r, status)
+            self.assertEqual(r.body, body, path)
+            self.assertEqual(r.header("X-Level"), level, path)
+
+    def test_captures_of_nested_regexes(self):
+        p = self.start()
+        self.assertEqual(p.get("/u/7/").body, b"user 7")
+        # a nested pattern without groups keeps its holder's $1, as in nginx
+        self.assertEqual(p.get("/u/7/a.json").body, b"user 7 as json")
+        self.assertEqual(p.get("/u/7/abc").body, b"user word abc")
+
+    def test_inherited_alias_and_settings(self):
+        p = self.start()
+        r = p.get("/img/sub/dog.png")  # alias of /img/, replacing /img/
+        self.assertStatus(r, 200)
+        self.assertEqual(r.body, EXTRA["pics/sub/dog.png"])
+        self.assertEqual(r.header("X-Sub"), "yes")
+        self.assertIn("max-age=3600", r.header("Cache-Control", ""))  # expires of /img/
+        r = p.get("/img/sub/")
+        self.assertStatus(r, 403)  # index home.html is inherited, pics/sub/ has none
+        self.assertEqual(p.get("/img/").body, EXTRA["pics/home.html"])
+        # a root of its own replaces the alias inherited
+        r = p.get("/img/sub2/x.html")
+        self.assertStatus(r, 200)
+        self.assertEqual(r.body, EXTRA["other/sub2/x.html"])
+        self.assertEqual(p.get("/pic/sub/dog.png").body, EXTRA["pics/sub/dog.png"])
+        # off-by-slash: an inherited alias still replaces whole segments only
+        r = p.get("/pic../secret.dat")
+        self.assertStatus(r, 404)
+        self.assertNotEqual(r.body, EXTRA["secret.dat"])
+
+    def test_internal_is_inherited(self):
+        p = self.start()
+        self.assertStatus(p.get("/hidden/in/page.html"), 404)
+        r = p.get("/via/in/page.html")  # by a rewrite: internal
+        self.assertStatus(r, 200)
+        self.assertEqual(r.body, FILES["hidden/in/page.html"])
+
+
+class NestingErrors(PorterTestCase):
+    def test_nginx_errors_with_their_place(self):
+        cases = [
+            ("server {\n    location = /a {\n        location /a/b { }\n    }\n}\n",
+             "porter.conf:3:18: location \"/a/b\" cannot be inside the exact location \"/a\""),
+            ("server {\n    location @a {\n        location /b { }\n    }\n}\n",
+             "porter.conf:3:18: location \"/b\" cannot be inside the named location \"@a\""),
+            ("server {\n    location /a/ {\n        location @b { }\n    }\n}\n",
+             "porter.conf:3:18: named location \"@b\" can be on the server level only"),
+            ("server {\n    location /a/ {\n        location /b/ { }\n    }\n}\n",
+             "porter.conf:3:18: location \"/b/\" is outside location \"/a/\""),
+            ("server {\n    location ~ ^/r/ {\n        location /r/x { }\n    }\n}\n",
+             "porter.conf:3:18: location \"/r/x\" is outside location \"^/r/\""),
+            ("server {\n    location /a/ {\n        location ~ x { }\n"
+             "        location ~ x { }\n    }\n}\n",
+             "porter.conf:4:20: duplicate location \"x\""),
+        ]
+        for conf, want in cases:
+            code, out = check_conf(self, conf)
+            self.assertEqual(code, 1, out)
+            self.assertIn(want, out)
+
+    def test_a_nested_regex_location_and_the_same_pattern_outside(self):
+        code, out = check_conf(self, "server {\n    location ~ x { }\n"
+                                     "    location /a/ {\n        location ~ x { }\n    }\n}\n")
+        self.assertEqual(code, 0, out)
+
+
+if __name__ == "__main__":
+    harness.main()
