@@ -40,8 +40,9 @@
 typedef struct pt_vhost pt_vhost; /* server/site/site.h: what the request core does not read */
 typedef struct pt_location pt_location; /* server/site/location.h: likewise */
 
-/* Where a location takes files from: its root, or its alias and the part of the path the
- * alias replaces. */
+/* Where the location answering a request takes files from, for $document_root, $realpath_root
+ * and $request_filename (server/core/vars.h): its root, or its alias and the part of the path
+ * the alias replaces. Borrowed from the location. */
 typedef struct pt_file_root {
     pt_str dir;   /* absolute, NUL-terminated, without a trailing '/' (but "/") */
     pt_str alias; /* with alias: the location path it replaces; empty: `dir` is a root */
@@ -196,6 +197,7 @@ struct pt_request {
 
     /* Routing (server/site/location.h), set before a handler runs. */
     pt_location *location;             /* what answers; NULL before routing */
+    const pt_file_root *file_root;     /* where its files come from; NULL before routing */
     const pt_response_filter *filters; /* the location's chain */
     /* Compression on the fly (server/core/compress.h): the settings that apply, NULL when no
      * coding is on; set with the virtual host, then by the location. */

@@ -561,6 +561,7 @@ static rewritten run_rewrites(pt_request *req, const pt_conf_rewrites *rw)
 static void set_location(pt_request *req, pt_location *loc)
 {
     req->location = loc;
+    req->file_root = &loc->root;
     req->filters = &loc->filter;
     req->access_logs = loc->access_logs;
     req->naccess_logs = loc->naccess_logs;

@@ -49,7 +49,7 @@ struct pt_location {
     int dir_fd;      /* O_PATH | O_DIRECTORY */
     bool own_fd;
     bool alias;        /* files are dir + the path after root.alias */
-    pt_file_root root; /* dir, and with alias the path it replaces */
+    pt_file_root root; /* dir, and with alias the path it replaces ($document_root, ...) */
     /* The locations nested in it (the server's own: the server's), a run of the vhost's table:
      * exact ones, then prefixes longest first, then regexes in the order written. */
     struct pt_location *nested;

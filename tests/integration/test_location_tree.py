@@ -1,7 +1,9 @@
 """The location tree and what names files: nested locations in nginx's order (its documented
 example answered for real, a nested location's regexes before the outer level's, `^~` stopping
-its own level only), what a nested location inherits, nginx's conf errors for misplaced ones."""
+its own level only), what a nested location inherits, nginx's conf errors for misplaced ones;
+$document_root, $realpath_root and $request_filename in the directives that take variables."""
 
+import json
 import os
 import shutil
 import sys
@@ -10,6 +12,8 @@ import tempfile
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 import harness  # noqa: E402
 from harness import PorterTestCase, run_porter  # noqa: E402
+import test_log_format  # noqa: E402
+import test_proxy  # noqa: E402
 
 SERVER = "server {\n    listen 127.0.0.1:0;\n    root htdocs;\n%s}\n"
 
@@ -183,6 +187,86 @@ class NestingErrors(PorterTestCase):
         code, out = check_conf(self, "server {\n    location ~ x { }\n"
                                      "    location /a/ {\n        location ~ x { }\n    }\n}\n")
         self.assertEqual(code, 0, out)
+
+
+class FileVariables(PorterTestCase):
+    def test_in_return_and_rewrite(self):
+        p = self.start_porter(
+            "server {\n    listen 127.0.0.1:0;\n    root htdocs;\n"
+            "    location /fv/ { return 200 \"[$document_root][$request_filename]\"; }\n"
+            "    location /al/ {\n        alias @TMP@/pics/;\n"
+            "        return 200 \"[$document_root][$request_filename]\";\n    }\n"
+            "    location /rw/ { rewrite ^ /show?f=$request_filename? redirect; }\n"
+            "    location /to/ { return 302 /where?root=$document_root; }\n"
+            "}\n", FILES, extra=EXTRA)
+        root = p.htdocs
+        pics = os.path.join(p.tmp, "pics")
+        self.assertEqual(p.get("/fv/a%20b").body.decode(), "[%s][%s/fv/a b]" % (root, root))
+        self.assertEqual(p.get("/al/sub/dog.png").body.decode(),
+                         "[%s][%s/sub/dog.png]" % (pics, pics))
+        self.assertEqual(p.get("/al/").body.decode(), "[%s][%s/]" % (pics, pics))
+        r = p.get("/rw/x")
+        self.assertStatus(r, 302)
+        self.assertTrue(r.header("Location").endswith("/show?f=%s/rw/x" % root),
+                        r.header("Location"))
+        r = p.get("/to/")
+        self.assertStatus(r, 302)
+        self.assertTrue(r.header("Location").endswith("/where?root=%s" % root),
+                        r.header("Location"))
+
+    def test_realpath_root_resolves_symbolic_links(self):
+        p = self.start_porter(
+            "server {\n    listen 127.0.0.1:0;\n    root @TMP@/link/site;\n"
+            "    location / { return 200 \"$realpath_root|$document_root\"; }\n}\n",
+            extra={"real/site/.keep": b""}, start=False)
+        os.symlink(os.path.join(p.tmp, "real"), os.path.join(p.tmp, "link"))
+        p.start()
+        real = os.path.join(os.path.realpath(p.tmp), "real", "site")
+        self.assertEqual(p.get("/x").body.decode(),
+                         "%s|%s" % (real, os.path.join(p.tmp, "link", "site")))
+
+    def test_in_a_log_line(self):
+        p = self.start_porter(
+            "log_format files '$document_root $request_filename $realpath_root';\n"
+            "server {\n    listen 127.0.0.1:0;\n    root htdocs;\n"
+            "    access_log @TMP@/files.log files;\n"
+            "    location /img/ { alias @TMP@/pics/; }\n}\n", FILES, extra=EXTRA)
+        self.assertStatus(p.get("/img/cat.png"), 200)
+        self.assertStatus(p.get("/a/page.html"), 200)
+        lines = test_log_format.wait_lines(os.path.join(p.tmp, "files.log"), 2)
+        pics = os.path.join(p.tmp, "pics")
+        self.assertEqual(lines[0], "%s %s/cat.png %s" % (pics, pics, os.path.realpath(pics)))
+        root = os.path.join(p.tmp, "htdocs")
+        self.assertEqual(lines[1], "%s %s/a/page.html %s" % (root, root, os.path.realpath(root)))
+
+    def test_in_proxy_set_header(self):
+        b = test_proxy.Backend()
+        self.addCleanup(b.stop)
+        p = self.start_porter(
+            "server {\n    listen 127.0.0.1:0;\n    root htdocs;\n"
+            "    location /headers/ {\n"
+            "        proxy_set_header X-File $request_filename;\n"
+            "        proxy_set_header X-Root $document_root;\n"
+            "        proxy_pass http://%s;\n    }\n}\n" % b.address, FILES)
+        r = p.get("/headers/q")
+        self.assertStatus(r, 200)
+        seen = dict(json.loads(r.body)["headers"])
+        root = os.path.join(p.tmp, "htdocs")
+        self.assertEqual(seen["X-File"], root + "/headers/q")
+        self.assertEqual(seen["X-Root"], root)
+
+    def test_every_user_that_names_files_takes_them(self):
+        code, out = check_conf(self, SERVER % (
+            "    location /a/ { try_files $uri /x$request_filename =404; }\n"
+            "    location /b/ { rewrite ^ /c?d=$document_root&r=$realpath_root; }\n"
+            "    location /c/ { proxy_set_header X-F $request_filename; "
+            "proxy_pass http://127.0.0.1:1; }\n"
+            "    location /d/ { return 200 \"$request_filename\"; }\n"))
+        self.assertEqual(code, 0, out)
+        code, out = check_conf(self, "limit_req_zone $request_filename zone=z:1m rate=1r/s;\n" +
+                               SERVER % "")
+        self.assertEqual(code, 1, out)
+        self.assertIn("unknown variable \"$request_filename\"", out)
 
 
 if __name__ == "__main__":

@@ -640,8 +640,8 @@ static void test_errors(void **state)
         {"try_files $uri =404;\nserver {}",
          "t.conf:1:1: \"try_files\" directive is not allowed here"},
         {"server { try_files $uri $args; }",
-         "t.conf:1:25: unknown variable \"$args\" in \"try_files\", only $uri and "
-         "captures are supported"},
+         "t.conf:1:25: unknown variable \"$args\" in \"try_files\", only $uri, $document_root, "
+         "$realpath_root, $request_filename and captures are supported"},
         {"server { try_files $uri =4o4; }", "t.conf:1:25: invalid code \"=4o4\" in \"try_files\""},
         {"server { try_files $uri =99; }", "t.conf:1:25: invalid code \"=99\" in \"try_files\""},
         {"server { try_files x.html /i.html; }",
