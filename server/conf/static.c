@@ -13,7 +13,8 @@
 #include "server/core/vars.h"
 
 /* try_files names files with $uri (the decoded, normalised request path), the variables that
- * name files and captures; add_header and error_page expand nothing (`user` -1). */
+ * name files and captures; error_page's URI takes what `return`'s does; add_header expands
+ * nothing (`user` -1). */
 static int check_vars(pt_conf_loader *cx, const pt_conf_node *d, size_t i, int user)
 {
     for (const char *p = strchr(d->w[i].s, '$'); p; p = strchr(p + 1, '$')) {
@@ -168,19 +169,22 @@ static int set_error_page(pt_conf_loader *cx, const pt_conf_node *d, void *field
     if (ncodes == 0)
         return pt_conf_bad(cx, d, 0, "invalid number of arguments in \"error_page\" directive");
     if (uri[0] == '@') {
-        if (!uri[1])
+        /* a name the server's named locations are checked against: no variables */
+        if (!uri[1] || strchr(uri, '$'))
             return pt_conf_bad(cx, d, last, "invalid named location \"%s\"", uri);
         int rc = pt_conf_named_ref_add(cx, d, last);
         if (rc < 0)
             return rc;
     }
     if (uri[0] != '/' && uri[0] != '@' && strncmp(uri, "http://", 7) != 0 &&
-        strncmp(uri, "https://", 8) != 0)
+        strncmp(uri, "https://", 8) != 0 && strncmp(uri, "$scheme://", 10) != 0 &&
+        strncmp(uri, "${scheme}://", 12) != 0)
         return pt_conf_bad(cx, d, last, "invalid URI \"%s\" in \"error_page\"", uri);
     for (const char *p = uri; *p; p++)
         if ((unsigned char)*p <= 0x20 || *p == 0x7f)
             return pt_conf_bad(cx, d, last, "invalid URI \"%s\" in \"error_page\"", uri);
-    int rc = check_vars(cx, d, last, -1);
+    /* expanded as the error is answered, as return's text (captures of the location's regex) */
+    int rc = check_vars(cx, d, last, PT_VARS_RETURN);
     if (rc < 0)
         return rc;
     for (size_t i = 1; i <= ncodes; i++) {

@@ -691,14 +691,14 @@ void pt_route(pt_request *req)
     follow_redirects(req, norm, sizeof norm);
 }
 
-static void redirect_to_url(pt_request *req, const pt_conf_error_page *ep)
+static void redirect_to_url(pt_request *req, const pt_conf_error_page *ep, const char *url)
 {
     int status = ep->response >= 300 && ep->response < 400 ? ep->response : 302;
     char body[PT_STATUS_PAGE_MAX];
     pt_response r;
     pt_response_init(&r, status);
     r.content_type = "text/html";
-    r.location = ep->uri;
+    r.location = url;
     r.body = body;
     r.body_len = pt_http_status_page(status, body, sizeof body);
     pt_request_respond(req, &r);
@@ -713,13 +713,27 @@ void pt_route_error(pt_request *req, int status)
         const pt_conf_error_page *ep = &f->error_pages[i];
         if (ep->status != status)
             continue;
-        if (ep->uri[0] != '/' && ep->uri[0] != '@') {
-            redirect_to_url(req, ep);
+        /* its variables and captures expanded now, percent-encoded as return's URL */
+        char buf[RETURN_MAX + 1];
+        const char *uri = ep->uri;
+        size_t len = strlen(uri);
+        if (uri[0] != '@' && strchr(uri, '$')) {
+            len = expand(req, ep->uri, buf, RETURN_MAX, true);
+            if (len > RETURN_MAX) {
+                pt_request_log(req, PT_LOG_ERROR,
+                               "the URI of \"error_page\" is longer than %d bytes", RETURN_MAX);
+                break;
+            }
+            buf[len] = '\0';
+            uri = buf;
+        }
+        if (uri[0] != '/' && uri[0] != '@') {
+            redirect_to_url(req, ep, uri);
             return;
         }
         req->error_page = true;
         req->error_status = ep->response == 0 ? status : ep->response > 0 ? ep->response : 0;
-        if (pt_route_redirect(req, ep->uri, strlen(ep->uri)) == 0)
+        if (pt_route_redirect(req, uri, len) == 0)
             return;
         break;
     }

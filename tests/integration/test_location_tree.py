@@ -1,7 +1,8 @@
 """The location tree and what names files: nested locations in nginx's order (its documented
 example answered for real, a nested location's regexes before the outer level's, `^~` stopping
 its own level only), what a nested location inherits, nginx's conf errors for misplaced ones;
-$document_root, $realpath_root and $request_filename in the directives that take variables."""
+$document_root, $realpath_root and $request_filename in the directives that take variables;
+error_page with variables and captures, and named locations as targets."""
 
 import json
 import os
@@ -267,6 +268,72 @@ class FileVariables(PorterTestCase):
                                SERVER % "")
         self.assertEqual(code, 1, out)
         self.assertIn("unknown variable \"$request_filename\"", out)
+
+
+class ErrorPages(PorterTestCase):
+    """error_page with variables and captures in its URI, and named locations as the targets of
+    try_files and error_page."""
+
+    def start(self):
+        return self.start_porter(SERVER % (
+            "    location ~ ^/docs/(\\w+)$ { error_page 404 /errors/$1.html; }\n"
+            "    location ~ ^/id/(?<name>\\w+)$ { error_page 404 /errors/${name}.html?from=$uri; }\n"
+            "    location /moved/ { error_page 404 =301 https://$host/new$uri; }\n"
+            "    location /scheme/ { error_page 404 $scheme://$host/s/; }\n"
+            "    location /app/ { try_files $uri @fallback; }\n"
+            "    location /e/ { error_page 404 @fallback; }\n"
+            "    location /e2/ { error_page 404 =200 @fallback; }\n"
+            "    location @fallback { return 200 \"fallback for $uri\"; }\n"
+            "    location /errors/ { internal; }\n"), {
+                "errors/intro.html": b"intro is missing\n",
+                "errors/q.html": b"q is missing\n",
+                "app/here.txt": b"here\n",
+            })
+
+    def test_captures_in_the_uri(self):
+        p = self.start()
+        r = p.get("/docs/intro")
+        self.assertStatus(r, 404)  # the code is kept
+        self.assertEqual(r.body, b"intro is missing\n")
+        r = p.get("/id/q")
+        self.assertStatus(r, 404)
+        self.assertEqual(r.body, b"q is missing\n")
+        r = p.get("/docs/other")  # its error page is missing too: the built-in one
+        self.assertStatus(r, 404)
+        self.assertIn(b"404 Not Found", r.body)
+
+    def test_variables_in_a_redirect(self):
+        p = self.start()
+        r = p.get("/moved/a%20b")
+        self.assertStatus(r, 301)
+        self.assertEqual(r.header("Location"), "https://localhost/new/moved/a%20b")
+        r = p.get("/scheme/x")
+        self.assertStatus(r, 302)
+        self.assertEqual(r.header("Location"), "http://localhost/s/")
+
+    def test_named_locations_as_targets(self):
+        p = self.start()
+        self.assertEqual(p.get("/app/here.txt").body, b"here\n")
+        r = p.get("/app/nothing")
+        self.assertStatus(r, 200)
+        self.assertEqual(r.body, b"fallback for /app/nothing")
+        r = p.get("/e/nothing")
+        self.assertStatus(r, 404)  # error_page keeps the code without "="
+        self.assertEqual(r.body, b"fallback for /e/nothing")
+        r = p.get("/e2/nothing")
+        self.assertStatus(r, 200)
+        self.assertEqual(r.body, b"fallback for /e2/nothing")
+
+    def test_conf_errors(self):
+        for conf, want in [
+            (SERVER % "    error_page 404 /$nope;\n",
+             "porter.conf:4:20: unknown variable \"$nope\" in \"error_page\""),
+            (SERVER % "    error_page 404 @x$1;\n    location @x { }\n",
+             "porter.conf:4:20: invalid named location \"@x$1\""),
+        ]:
+            code, out = check_conf(self, conf)
+            self.assertEqual(code, 1, out)
+            self.assertIn(want, out)
 
 
 if __name__ == "__main__":
