@@ -10,6 +10,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <grp.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -490,6 +491,21 @@ void pt_conf_set_return(pt_conf_return *r, pt_handler_kind *handler, int code, c
         *handler = PT_HANDLER_RETURN;
 }
 
+/* `regex_match_limit N;`: the bound on one match's work of the level's regexes (PCRE2's match
+ * limit): a location's or a rewrite's match that reaches it answers 500, a server_name's goes
+ * on to the next name. */
+static int set_match_limit(pt_conf_loader *cx, const pt_conf_node *d, void *field, void *aux)
+{
+    uint64_t n;
+    if (pt_conf_parse_uint(arg1(d), UINT32_MAX, &n) < 0 || n == 0)
+        return pt_conf_bad(cx, d, 1,
+                           "invalid value \"%s\" in \"regex_match_limit\", it must be "
+                           "1..%" PRIu32,
+                           arg1(d), UINT32_MAX);
+    *(uint32_t *)field = (uint32_t)n;
+    return 0;
+}
+
 /* ---- building the servers and their locations ---- */
 
 /* Reads the match and path of a location block into `l`. */
@@ -565,6 +581,28 @@ static int check_nesting(pt_conf_loader *cx, const pt_conf_node *d, const pt_con
     return 0;
 }
 
+/* The bound on one match's work of every regex `l` holds (regex_match_limit): its pattern, its
+ * rewrites, its gzip_disable expressions. */
+static void location_limits(pt_conf_location *l)
+{
+    pt_regex_set_limit(l->re, l->regex_match_limit);
+    for (size_t i = 0; i < l->rewrite.n; i++)
+        pt_regex_set_limit(l->rewrite.list[i].re, l->regex_match_limit);
+    for (size_t i = 0; i < l->compress.ndisable; i++)
+        pt_regex_set_limit(l->compress.disable[i], l->regex_match_limit);
+}
+
+/* The same for a server's own: its server_name regexes, rewrites and gzip_disable. */
+static void server_limits(pt_conf_server *s)
+{
+    for (size_t i = 0; i < s->nname_regexes; i++)
+        pt_regex_set_limit(s->name_regexes[i], s->regex_match_limit);
+    for (size_t i = 0; i < s->rewrite.n; i++)
+        pt_regex_set_limit(s->rewrite.list[i].re, s->regex_match_limit);
+    for (size_t i = 0; i < s->compress.ndisable; i++)
+        pt_regex_set_limit(s->compress.disable[i], s->regex_match_limit);
+}
+
 /* Fills the location of block `d` in server `s`, starting from the values of the location at
  * `parent` (PT_CONF_NO_PARENT: the server's); then the locations it holds, from its values. */
 static int build_location(pt_conf_loader *cx, pt_conf_server *s, size_t parent,
@@ -599,6 +637,7 @@ static int build_location(pt_conf_loader *cx, pt_conf_server *s, size_t parent,
     for (size_t m = 0; rc == 0 && m < cx->nmodules; m++)
         if (cx->modules[m]->location_done)
             rc = cx->modules[m]->location_done(cx, l);
+    location_limits(l);
     size_t end = cx->nlocs;
     for (size_t i = first; i < end; i++) {
         int r = pt_conf_keep(cx, build_location(cx, s, self, cx->locs[i]));
@@ -617,6 +656,7 @@ static int build_server(pt_conf_loader *cx, const pt_conf_node *d)
     cx->nlocs = 0;
     cx->nrefs = cx->ntoprefs;
     int rc = pt_conf_apply(cx, d->kids, d->nkids, C_SERVER);
+    server_limits(s);
     /* Every location is read even after an error, so a check reports theirs too. */
     size_t nlocs = cx->nlocs;
     for (size_t i = 0; i < nlocs; i++) {
@@ -770,6 +810,7 @@ static const pt_conf_directive directives[] = {
     /* what a location answers with, when not with files or a proxy */
     {"status", C_LOCATION, 0, 0, 0, set_status, LOC(handler)},
     {"return", C_SERVER | C_LOCATION, 0, 1, 2, set_return, SRVLOC(ret)},
+    {"regex_match_limit", C_ALL, 0, 1, 1, set_match_limit, ALL(regex_match_limit)},
 
     /* safety limits, by their pt_limits names */
     {"max_waiting", C_ANY, 0, 1, 1, pt_conf_set_count, LIMIT(max_waiting)},

@@ -902,6 +902,7 @@ pt_conf_server *pt_conf_server_add(pt_conf *c, const char *file, int line, int c
     pt_conf_limit_inherit(&s->limit, &c->limit);
     s->rewrite.log = c->rewrite.log;
     pt_conf_realip_inherit(&s->realip, &c->realip);
+    s->regex_match_limit = c->regex_match_limit;
     return s;
 }
 
@@ -915,6 +916,7 @@ pt_conf_server *pt_conf_server_add(pt_conf *c, const char *file, int line, int c
         (l)->root_named = (up)->root_named;                                                        \
         (l)->root_at = (up)->root_at;                                                              \
         (l)->sendfile = (up)->sendfile;                                                            \
+        (l)->regex_match_limit = (up)->regex_match_limit;                                          \
         strv_copy(&(l)->index, &(l)->nindex, (up)->index, (up)->nindex);                           \
         access_logs_copy(&(l)->access_logs, &(l)->naccess_logs, (up)->access_logs,                 \
                          (up)->naccess_logs);                                                      \
@@ -1023,6 +1025,7 @@ int pt_conf_new(pt_conf **out, const char *name, const char *prefix, char *err, 
     pt_conf_compress_init(&c->compress);
     pt_conf_access_init(&c->access);
     pt_conf_limit_init(&c->limit);
+    c->regex_match_limit = PT_REGEX_MATCH_LIMIT;
     *out = c;
     return 0;
 }

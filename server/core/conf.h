@@ -552,6 +552,7 @@ typedef struct pt_conf_location {
     pt_conf_rewrites rewrite;
     bool internal; /* `internal`: reached only by an internal redirect (else 404) */
     pt_conf_realip realip;
+    uint32_t regex_match_limit; /* regex_match_limit: its pattern's, rewrites', gzip_disable's */
 } pt_conf_location;
 
 typedef struct pt_conf_server {
@@ -591,6 +592,8 @@ typedef struct pt_conf_server {
     pt_conf_limit limit;
     pt_conf_rewrites rewrite; /* run before a location is chosen, on the first pass */
     pt_conf_realip realip;
+    uint32_t
+        regex_match_limit; /* regex_match_limit: its server_name's, rewrites', gzip_disable's */
 } pt_conf_server;
 
 typedef struct pt_conf {
@@ -656,6 +659,9 @@ typedef struct pt_conf {
     size_t nlog_formats;
     struct pt_logfmt **logfmts; /* every format and if= condition compiled, owned */
     size_t nlogfmts;
+    /* regex_match_limit (PT_REGEX_MATCH_LIMIT): the bound on one match's work (PCRE2's match
+     * limit) of every regex of a level, its own or inherited. */
+    uint32_t regex_match_limit;
 } pt_conf;
 
 #endif

@@ -2,7 +2,7 @@
 example answered for real, a nested location's regexes before the outer level's, `^~` stopping
 its own level only), what a nested location inherits, nginx's conf errors for misplaced ones;
 $document_root, $realpath_root and $request_filename in the directives that take variables;
-error_page with variables and captures, and named locations as targets."""
+error_page with variables and captures, and named locations as targets; regex_match_limit."""
 
 import json
 import os
@@ -12,7 +12,7 @@ import tempfile
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 import harness  # noqa: E402
-from harness import PorterTestCase, run_porter  # noqa: E402
+from harness import PorterTestCase, request, run_porter  # noqa: E402
 import test_log_format  # noqa: E402
 import test_proxy  # noqa: E402
 
@@ -334,6 +334,78 @@ class ErrorPages(PorterTestCase):
             code, out = check_conf(self, conf)
             self.assertEqual(code, 1, out)
             self.assertIn(want, out)
+
+
+class RegexMatchLimit(PorterTestCase):
+    """regex_match_limit: PCRE2's match limit of a level's regexes (a location's own pattern and
+    rewrites take the location's). `^/(a|aa)+$` against 20 a's and a b needs some 28000 steps of
+    PCRE2's before it fails: within the default, beyond 1000."""
+
+    def start(self):
+        return self.start_porter(
+            "regex_match_limit 1000;\n" + SERVER % (
+                "    location / { return 200 prefix; }\n"
+                "    location ~ ^/(a|aa)+$ { return 200 matched; }\n"
+                "    location ~ ^/big/(a|aa)+$ { regex_match_limit 1000000; return 200 big; }\n"
+                "    location /rw/ { rewrite ^/rw/(a|aa)+$ /x; return 200 rw; }\n"
+                "    location /rwbig/ {\n        regex_match_limit 1000000;\n"
+                "        rewrite ^/rwbig/(a|aa)+$ /x;\n        return 200 rwbig;\n    }\n"
+                "    location /nest/ {\n        regex_match_limit 1000000;\n"
+                "        return 200 nest;\n"
+                "        location ~ ^/nest/(a|aa)+$ { return 200 \"nest matched\"; }\n    }\n"))
+
+    def test_a_small_limit_answers_500_and_a_larger_one_lets_it_pass(self):
+        p = self.start()
+        moderate = "a" * 20 + "b"
+        r = p.get("/" + moderate)
+        self.assertStatus(r, 500)
+        self.assertTrue(harness.wait_for(
+            lambda: "location \"^/(a|aa)+$\": the regex match limit was hit" in p.log_text(), 5),
+            p.log_text())
+        self.assertEqual(p.get("/aaaa").body, b"matched")  # little work: within 1000
+        self.assertEqual(p.get("/big/" + moderate).body, b"prefix")  # its own, larger limit
+        self.assertEqual(p.get("/big/aaaa").body, b"big")
+        self.assertStatus(p.get("/rw/" + moderate), 500)
+        self.assertTrue(harness.wait_for(
+            lambda: "rewrite \"^/rw/(a|aa)+$\": the regex match limit was hit" in p.log_text(), 5),
+            p.log_text())
+        self.assertEqual(p.get("/rwbig/" + moderate).body, b"rwbig")
+        # a nested regex location takes the limit of the location holding it
+        self.assertEqual(p.get("/nest/" + moderate).body, b"nest")
+        self.assertEqual(p.get("/nest/aaaa").body, b"nest matched")
+
+    def test_the_default_lets_it_pass(self):
+        p = self.start_porter(SERVER % (
+            "    location / { return 200 prefix; }\n"
+            "    location ~ ^/(a|aa)+$ { return 200 matched; }\n"))
+        self.assertEqual(p.get("/" + "a" * 20 + "b").body, b"prefix")
+        self.assertEqual(p.get("/aaaa").body, b"matched")
+
+    def test_a_server_name_regex_takes_its_servers(self):
+        port = self.reserve_port()
+        p = self.start_porter(
+            "server {\n    listen 127.0.0.1:%d default_server;\n    return 200 default;\n}\n"
+            "server {\n    listen 127.0.0.1:%d;\n    regex_match_limit 1000;\n"
+            "    server_name ~^(a|aa)+$;\n    return 200 named;\n}\n"
+            "server {\n    listen 127.0.0.1:%d;\n    server_name ~^(b|bb)+$;\n"
+            "    return 200 \"named b\";\n}\n" % (port, port, port))
+        for host, want in [("aaaa", b"named"), ("a" * 20 + "x", b"default"),
+                           ("b" * 20 + "x", b"default"), ("bbbb", b"named b")]:
+            with p.connect() as c:
+                c.send(request("GET", "/", host=host))
+                self.assertEqual(c.read_response().body, want, host)
+        # the host's regex gave up within its server's limit; the other's default is larger
+        self.assertTrue(harness.wait_for(
+            lambda: "server_name \"~^(a|aa)+$\": the regex match limit was hit" in p.log_text(),
+            5), p.log_text())
+        self.assertNotIn("(b|bb)", p.log_text())
+
+    def test_conf_errors(self):
+        for value in ("0", "-1", "4294967296", "many"):
+            code, out = check_conf(self, SERVER % ("    regex_match_limit %s;\n" % value))
+            self.assertEqual(code, 1, out)
+            self.assertIn("porter.conf:4:23: invalid value \"%s\" in \"regex_match_limit\", it "
+                          "must be 1..4294967295" % value, out)
 
 
 if __name__ == "__main__":

@@ -133,8 +133,10 @@ static void test_defaults(void **state)
     assert_string_equal(c->prefix, PREFIX);
     assert_int_equal(c->nfiles, 1);
     assert_string_equal(c->files[0], NAME);
+    assert_int_equal(c->regex_match_limit, 10000000); /* PCRE2's own default */
 
     const pt_conf_server *s = &c->servers[0];
+    assert_int_equal(s->regex_match_limit, 10000000);
     assert_int_equal(s->nlistens, 1);
     assert_null(s->listens[0].host);
     assert_string_equal(s->listens[0].port, PT_CONF_DEFAULT_PORT);
@@ -621,6 +623,13 @@ static void test_errors(void **state)
          "t.conf:4:16: location \"/a/c\" is outside location \"/a/b/\""},
         {"server {\n  location /a/ {\n    location /a/b { alias; }\n  }\n}\n",
          "t.conf:3:21: invalid number of arguments in \"alias\" directive"},
+        {"server { regex_match_limit 0; }",
+         "t.conf:1:28: invalid value \"0\" in \"regex_match_limit\", it must be 1..4294967295"},
+        {"server { location /a { regex_match_limit 1k; } }",
+         "t.conf:1:42: invalid value \"1k\" in \"regex_match_limit\", it must be 1..4294967295"},
+        {"regex_match_limit 4294967296;\nserver { }",
+         "t.conf:1:19: invalid value \"4294967296\" in \"regex_match_limit\", it must be "
+         "1..4294967295"},
         {"location / { }\nserver {}\n", "t.conf:1:1: \"location\" directive is not allowed here"},
         {"server {\n  location / ;\n}\n",
          "t.conf:2:14: directive \"location\" has no opening \"{\""},
@@ -1559,12 +1568,13 @@ static void test_locations(void **state)
 }
 
 /* A nested location starts from the location holding it (written before or after its block),
- * as nginx merges a location from its parent: root or alias, index, add_header, internal;
- * not its handler or try_files. The locations of a server are one array, each location
- * followed by those it holds. */
+ * as nginx merges a location from its parent: root or alias, index, add_header, internal,
+ * regex_match_limit; not its handler or try_files. The locations of a server are one array, each
+ * location followed by those it holds. */
 static void test_nested_locations(void **state)
 {
-    pt_conf *c = parse("server {\n"
+    pt_conf *c = parse("regex_match_limit 5000;\n"
+                       "server {\n"
                        "    location /a/ {\n"
                        "        location /a/b/ {\n"
                        "            location ~ \\.txt$ { add_header X-T t; }\n"
@@ -1574,12 +1584,15 @@ static void test_nested_locations(void **state)
                        "        index i.html;\n"
                        "        add_header X-A a;\n"
                        "        internal;\n"
+                       "        regex_match_limit 700;\n"
                        "        try_files $uri =404;\n"
                        "        return 403;\n"
                        "    }\n"
                        "    location /z/ { }\n"
                        "}\n");
     const pt_conf_server *s = &c->servers[0];
+    assert_int_equal(c->regex_match_limit, 5000);
+    assert_int_equal(s->regex_match_limit, 5000);
     assert_int_equal(s->nlocations, 5);
     /* each location is followed by those it holds */
     const pt_conf_location *a = &s->locations[0], *b = &s->locations[1], *t = &s->locations[2],
@@ -1596,6 +1609,7 @@ static void test_nested_locations(void **state)
     assert_string_equal(z->path, "/z/");
     assert_int_equal(z->parent, PT_CONF_NO_PARENT);
     assert_null(z->alias);
+    assert_int_equal(z->regex_match_limit, 5000);
     /* from /a/, whose directives follow the blocks */
     assert_string_equal(b->alias, "/p/pictures");
     assert_string_equal(b->alias_of, "/a/");
@@ -1608,6 +1622,9 @@ static void test_nested_locations(void **state)
     assert_string_equal(t->static_files.headers[0].name, "X-T"); /* its own replaces them */
     assert_true(b->internal);
     assert_true(t->internal);
+    assert_int_equal(a->regex_match_limit, 700);
+    assert_int_equal(b->regex_match_limit, 700);
+    assert_int_equal(t->regex_match_limit, 700);
     /* not inherited */
     assert_int_equal(a->handler, PT_HANDLER_RETURN);
     assert_int_equal(b->handler, PT_HANDLER_STATIC);
