@@ -19,8 +19,8 @@
  * PT_CONF_INCLUDE_DEPTH deep and a cycle is an error. The top level holds directives and
  * `server` blocks; an `http { ... }` wrapper around them is accepted transparently and
  * `events { worker_connections N; }` sets max_concurrent, so an nginx user's file mostly reads
- * as is. `location [=|^~|~|~*] PATH { ... }` and `location @NAME { ... }` blocks go in a
- * server (not nested).
+ * as is. `location [=|^~|~|~*] PATH { ... }` blocks go in a server or in another location
+ * (nginx's nested locations, with its checks); `location @NAME { ... }` in a server only.
  *
  * The folder: parse.c reads the syntax into a tree of directives (file:line:col on every word);
  * directives.c applies the tree through the tables the modules register, each module the
@@ -34,7 +34,8 @@
  * index, logs, sendfile, server_tokens, default_type, types, static-file, ssl_* and http2
  * settings), wherever they appear at the top level, before or after the server block, then
  * applies its own directives; every location likewise starts from its server's root, index,
- * sendfile and static-file settings. A `types` block in a server replaces the inherited types;
+ * sendfile and static-file settings (a nested location from the location holding it, alias
+ * included). A `types` block in a server replaces the inherited types;
  * several `types` blocks at one level add up.
  *
  * Defaults: listen *:8080 for a server without `listen`; root `htdocs` under the prefix; index
@@ -144,6 +145,12 @@ pt_conf_server *pt_conf_server_add(pt_conf *c, const char *file, int line, int c
 /* Appends a location to `s` starting from the server's values, as a `location` block does; its
  * match and path are set apart (pt_conf_location_path). */
 pt_conf_location *pt_conf_location_add(pt_conf_server *s, const char *file, int line, int col);
+
+/* Appends a location nested in the location `parent` (its index in s->locations), starting from
+ * that location's values as a `location` block inside it does. Pointers into s->locations taken
+ * before the call no longer hold. */
+pt_conf_location *pt_conf_location_nest(pt_conf_server *s, size_t parent, const char *file,
+                                        int line, int col);
 
 /* The match of `l` and its path (copied); for PT_MATCH_REGEX l->re is the caller's to compile. */
 void pt_conf_location_path(pt_conf_location *l, pt_conf_match match, const char *path);

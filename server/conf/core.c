@@ -10,6 +10,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <grp.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -73,7 +74,8 @@ static int set_server(pt_conf_loader *cx, const pt_conf_node *d, void *field, vo
 
 static int set_location(pt_conf_loader *cx, const pt_conf_node *d, void *field, void *aux)
 {
-    /* applied after the server's own directives, which it inherits wherever they are written */
+    /* applied after the directives of the server or location holding it, which it inherits
+     * wherever they are written (build_location) */
     *PUSH(cx->locs, cx->nlocs) = d;
     return 0;
 }
@@ -291,7 +293,8 @@ static pt_conf_place *place_here(pt_conf_loader *cx)
     return cx->loc ? &cx->loc->root_at : cx->srv ? &cx->srv->root_at : &cx->conf->root_at;
 }
 
-/* root and alias exclude each other in a location, as in nginx. */
+/* root and alias exclude each other in a location, as in nginx; a root replaces the alias a
+ * nested location inherited. */
 static int set_root(pt_conf_loader *cx, const pt_conf_node *d, void *field, void *aux)
 {
     if (cx->loc && seen_here(cx, &cx->loc->alias))
@@ -302,6 +305,11 @@ static int set_root(pt_conf_loader *cx, const pt_conf_node *d, void *field, void
     int rc = pt_conf_set_root(cx->conf, field, aux, &v);
     if (rc == 0)
         *place_here(cx) = (pt_conf_place){d->file, d->w[0].line, d->w[0].col};
+    if (rc == 0 && cx->loc) {
+        free(cx->loc->alias);
+        free(cx->loc->alias_of);
+        cx->loc->alias = cx->loc->alias_of = NULL;
+    }
     return rc;
 }
 
@@ -321,8 +329,11 @@ static int set_alias(pt_conf_loader *cx, const pt_conf_node *d, void *field, voi
                            "\"alias\" directive is duplicate, \"root\" directive was specified "
                            "earlier");
     int rc = pt_conf_set_path(cx, d, field, aux);
-    if (rc == 0)
+    if (rc == 0) {
         cx->loc->root_at = (pt_conf_place){d->file, d->w[0].line, d->w[0].col};
+        free(cx->loc->alias_of);
+        cx->loc->alias_of = xstrdup(cx->loc->path);
+    }
     return rc;
 }
 
@@ -480,6 +491,21 @@ void pt_conf_set_return(pt_conf_return *r, pt_handler_kind *handler, int code, c
         *handler = PT_HANDLER_RETURN;
 }
 
+/* `regex_match_limit N;`: the bound on one match's work of the level's regexes (PCRE2's match
+ * limit): a location's or a rewrite's match that reaches it answers 500, a server_name's goes
+ * on to the next name. */
+static int set_match_limit(pt_conf_loader *cx, const pt_conf_node *d, void *field, void *aux)
+{
+    uint64_t n;
+    if (pt_conf_parse_uint(arg1(d), UINT32_MAX, &n) < 0 || n == 0)
+        return pt_conf_bad(cx, d, 1,
+                           "invalid value \"%s\" in \"regex_match_limit\", it must be "
+                           "1..%" PRIu32,
+                           arg1(d), UINT32_MAX);
+    *(uint32_t *)field = (uint32_t)n;
+    return 0;
+}
+
 /* ---- building the servers and their locations ---- */
 
 /* Reads the match and path of a location block into `l`. */
@@ -536,20 +562,74 @@ void pt_conf_location_path(pt_conf_location *l, pt_conf_match match, const char 
     l->path = xstrdup(path);
 }
 
-/* Fills the location of block `d` in server `s`, starting from the server's values. */
-static int build_location(pt_conf_loader *cx, pt_conf_server *s, const pt_conf_node *d)
+/* Where a location may stand, as nginx says: not in an exact or a named location, a named one
+ * only in a server, and a prefix or exact one under the path of the location holding it (for a
+ * regex holding it, its pattern as written, as nginx compares them). */
+static int check_nesting(pt_conf_loader *cx, const pt_conf_node *d, const pt_conf_location *up,
+                         const pt_conf_location *l)
 {
-    pt_conf_location *l = pt_conf_location_add(s, d->file, d->w[0].line, d->w[0].col);
+    size_t at = d->nw - 1;
+    if (up->match == PT_MATCH_EXACT || up->match == PT_MATCH_NAMED)
+        return pt_conf_bad(cx, d, at, "location \"%s\" cannot be inside the %s location \"%s\"",
+                           l->path, up->match == PT_MATCH_EXACT ? "exact" : "named", up->path);
+    if (l->match == PT_MATCH_NAMED)
+        return pt_conf_bad(cx, d, at, "named location \"%s\" can be on the server level only",
+                           l->path);
+    if (l->match != PT_MATCH_REGEX && strncmp(l->path, up->path, strlen(up->path)) != 0)
+        return pt_conf_bad(cx, d, at, "location \"%s\" is outside location \"%s\"", l->path,
+                           up->path);
+    return 0;
+}
+
+/* The bound on one match's work of every regex `l` holds (regex_match_limit): its pattern, its
+ * rewrites, its gzip_disable expressions. */
+static void location_limits(pt_conf_location *l)
+{
+    pt_regex_set_limit(l->re, l->regex_match_limit);
+    for (size_t i = 0; i < l->rewrite.n; i++)
+        pt_regex_set_limit(l->rewrite.list[i].re, l->regex_match_limit);
+    for (size_t i = 0; i < l->compress.ndisable; i++)
+        pt_regex_set_limit(l->compress.disable[i], l->regex_match_limit);
+}
+
+/* The same for a server's own: its server_name regexes, rewrites and gzip_disable. */
+static void server_limits(pt_conf_server *s)
+{
+    for (size_t i = 0; i < s->nname_regexes; i++)
+        pt_regex_set_limit(s->name_regexes[i], s->regex_match_limit);
+    for (size_t i = 0; i < s->rewrite.n; i++)
+        pt_regex_set_limit(s->rewrite.list[i].re, s->regex_match_limit);
+    for (size_t i = 0; i < s->compress.ndisable; i++)
+        pt_regex_set_limit(s->compress.disable[i], s->regex_match_limit);
+}
+
+/* Fills the location of block `d` in server `s`, starting from the values of the location at
+ * `parent` (PT_CONF_NO_PARENT: the server's); then the locations it holds, from its values. */
+static int build_location(pt_conf_loader *cx, pt_conf_server *s, size_t parent,
+                          const pt_conf_node *d)
+{
+    int line = d->w[0].line, col = d->w[0].col;
+    pt_conf_location *l = parent == PT_CONF_NO_PARENT
+                              ? pt_conf_location_add(s, d->file, line, col)
+                              : pt_conf_location_nest(s, parent, d->file, line, col);
+    size_t self = s->nlocations - 1;
     int rc = location_path(cx, d, l);
-    for (size_t i = 0; rc == 0 && i + 1 < s->nlocations; i++) {
+    if (rc == 0 && parent != PT_CONF_NO_PARENT)
+        rc = check_nesting(cx, d, &s->locations[parent], l);
+    /* the same match and path twice at one level; nginx's duplicate */
+    for (size_t i = 0; rc == 0 && i < self; i++) {
         const pt_conf_location *o = &s->locations[i];
-        if (o->match == l->match && o->icase == l->icase && strcmp(o->path, l->path) == 0)
+        if (o->parent == parent && o->match == l->match && o->icase == l->icase &&
+            strcmp(o->path, l->path) == 0)
             rc = pt_conf_bad(cx, d, d->nw - 1, "duplicate location \"%s\"", l->path);
     }
     if (rc < 0) {
         pt_conf_location_pop(s); /* its directives are not read: it has no valid path */
         return rc;
     }
+    /* the location blocks it holds are gathered after its server's (in cx->locs), built once
+     * its own directives are read, and dropped from the list again */
+    size_t first = cx->nlocs;
     cx->loc = l;
     cx->nseen = 0;
     rc = pt_conf_apply(cx, d->kids, d->nkids, C_LOCATION);
@@ -557,6 +637,13 @@ static int build_location(pt_conf_loader *cx, pt_conf_server *s, const pt_conf_n
     for (size_t m = 0; rc == 0 && m < cx->nmodules; m++)
         if (cx->modules[m]->location_done)
             rc = cx->modules[m]->location_done(cx, l);
+    location_limits(l);
+    size_t end = cx->nlocs;
+    for (size_t i = first; i < end; i++) {
+        int r = pt_conf_keep(cx, build_location(cx, s, self, cx->locs[i]));
+        rc = rc ? rc : r;
+    }
+    cx->nlocs = first;
     return rc;
 }
 
@@ -569,9 +656,11 @@ static int build_server(pt_conf_loader *cx, const pt_conf_node *d)
     cx->nlocs = 0;
     cx->nrefs = cx->ntoprefs;
     int rc = pt_conf_apply(cx, d->kids, d->nkids, C_SERVER);
+    server_limits(s);
     /* Every location is read even after an error, so a check reports theirs too. */
-    for (size_t i = 0; i < cx->nlocs; i++) {
-        int r = pt_conf_keep(cx, build_location(cx, s, cx->locs[i]));
+    size_t nlocs = cx->nlocs;
+    for (size_t i = 0; i < nlocs; i++) {
+        int r = pt_conf_keep(cx, build_location(cx, s, PT_CONF_NO_PARENT, cx->locs[i]));
         rc = rc ? rc : r;
     }
     cx->srv = NULL;
@@ -703,7 +792,7 @@ static const pt_conf_directive directives[] = {
     {"events", C_MAIN, F_BLOCK, 0, 0, set_events, NOWHERE},
     {"worker_connections", C_EVENTS, 0, 1, 1, pt_conf_set_count, LIMIT(max_concurrent)},
     {"server", C_TOP, F_BLOCK | F_MULTI, 0, 0, set_server, NOWHERE},
-    {"location", C_SERVER, F_BLOCK | F_MULTI, 1, 2, set_location, NOWHERE},
+    {"location", C_SERVER | C_LOCATION, F_BLOCK | F_MULTI, 1, 2, set_location, NOWHERE},
     {"worker_processes", C_MAIN, 0, 1, 1, set_workers, TOP(worker_processes)},
     {"pid", C_MAIN, 0, 1, 1, pt_conf_set_path, TOP(pid_path)},
     {"user", C_MAIN, 0, 1, 2, set_user, TOP(user)},
@@ -721,6 +810,7 @@ static const pt_conf_directive directives[] = {
     /* what a location answers with, when not with files or a proxy */
     {"status", C_LOCATION, 0, 0, 0, set_status, LOC(handler)},
     {"return", C_SERVER | C_LOCATION, 0, 1, 2, set_return, SRVLOC(ret)},
+    {"regex_match_limit", C_ALL, 0, 1, 1, set_match_limit, ALL(regex_match_limit)},
 
     /* safety limits, by their pt_limits names */
     {"max_waiting", C_ANY, 0, 1, 1, pt_conf_set_count, LIMIT(max_waiting)},

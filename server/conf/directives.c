@@ -773,6 +773,7 @@ static void location_dispose(pt_conf_location *l)
     pt_regex_free(l->re);
     free(l->root);
     free(l->alias);
+    free(l->alias_of);
     strv_free(l->index, l->nindex);
     files_dispose(&l->static_files);
     proxy_dispose(&l->proxy);
@@ -901,32 +902,65 @@ pt_conf_server *pt_conf_server_add(pt_conf *c, const char *file, int line, int c
     pt_conf_limit_inherit(&s->limit, &c->limit);
     s->rewrite.log = c->rewrite.log;
     pt_conf_realip_inherit(&s->realip, &c->realip);
+    s->regex_match_limit = c->regex_match_limit;
     return s;
 }
+
+/* What a location takes from the level holding it, `up`: its server, or the location it is
+ * nested in (the fields have the same names in both), as nginx merges a location's settings
+ * from its parent's. Not taken: the match and path, the handler (proxy_pass, return, status),
+ * try_files and the rewrites, as in nginx. */
+#define LOCATION_INHERIT(l, up)                                                                    \
+    do {                                                                                           \
+        (l)->root = xstrdup((up)->root);                                                           \
+        (l)->root_named = (up)->root_named;                                                        \
+        (l)->root_at = (up)->root_at;                                                              \
+        (l)->sendfile = (up)->sendfile;                                                            \
+        (l)->regex_match_limit = (up)->regex_match_limit;                                          \
+        strv_copy(&(l)->index, &(l)->nindex, (up)->index, (up)->nindex);                           \
+        access_logs_copy(&(l)->access_logs, &(l)->naccess_logs, (up)->access_logs,                 \
+                         (up)->naccess_logs);                                                      \
+        files_inherit(&(l)->static_files, &(up)->static_files);                                    \
+        proxy_inherit(&(l)->proxy, &(up)->proxy);                                                  \
+        pt_conf_compress_inherit(&(l)->compress, &(up)->compress);                                 \
+        pt_conf_access_inherit(&(l)->access, &(up)->access);                                       \
+        (l)->limit_rate = (up)->limit_rate;                                                        \
+        pt_conf_limit_inherit(&(l)->limit, &(up)->limit);                                          \
+        (l)->rewrite.log = (up)->rewrite.log;                                                      \
+        pt_conf_realip_inherit(&(l)->realip, &(up)->realip);                                       \
+    } while (0)
 
 pt_conf_location *pt_conf_location_add(pt_conf_server *s, const char *file, int line, int col)
 {
     pt_conf_location *l = PUSH(s->locations, s->nlocations);
     *l = (pt_conf_location){
+        .parent = PT_CONF_NO_PARENT,
         .handler = PT_HANDLER_STATIC,
-        .root = xstrdup(s->root),
-        .root_named = s->root_named,
-        .root_at = s->root_at,
-        .sendfile = s->sendfile,
         .file = file,
         .line = line,
         .col = col,
     };
-    strv_copy(&l->index, &l->nindex, s->index, s->nindex);
-    access_logs_copy(&l->access_logs, &l->naccess_logs, s->access_logs, s->naccess_logs);
-    files_inherit(&l->static_files, &s->static_files);
-    proxy_inherit(&l->proxy, &s->proxy);
-    pt_conf_compress_inherit(&l->compress, &s->compress);
-    pt_conf_access_inherit(&l->access, &s->access);
-    l->limit_rate = s->limit_rate;
-    pt_conf_limit_inherit(&l->limit, &s->limit);
-    l->rewrite.log = s->rewrite.log;
-    pt_conf_realip_inherit(&l->realip, &s->realip);
+    LOCATION_INHERIT(l, s);
+    return l;
+}
+
+pt_conf_location *pt_conf_location_nest(pt_conf_server *s, size_t parent, const char *file,
+                                        int line, int col)
+{
+    pt_conf_location *l = PUSH(s->locations, s->nlocations);
+    const pt_conf_location *up = &s->locations[parent]; /* where PUSH left the array */
+    *l = (pt_conf_location){
+        .parent = parent,
+        .handler = PT_HANDLER_STATIC,
+        /* an alias goes on replacing the path of the location that names it (nginx's) */
+        .alias = xstrdup(up->alias),
+        .alias_of = xstrdup(up->alias_of),
+        .internal = up->internal,
+        .file = file,
+        .line = line,
+        .col = col,
+    };
+    LOCATION_INHERIT(l, up);
     return l;
 }
 
@@ -991,6 +1025,7 @@ int pt_conf_new(pt_conf **out, const char *name, const char *prefix, char *err, 
     pt_conf_compress_init(&c->compress);
     pt_conf_access_init(&c->access);
     pt_conf_limit_init(&c->limit);
+    c->regex_match_limit = PT_REGEX_MATCH_LIMIT;
     *out = c;
     return 0;
 }

@@ -12,17 +12,21 @@
 #include "server/conf/mem.h"
 #include "server/core/vars.h"
 
-/* try_files names files with $uri (the decoded, normalised request path); add_header and
- * error_page expand nothing. */
-static int check_vars(pt_conf_loader *cx, const pt_conf_node *d, size_t i, bool uri_ok)
+/* try_files names files with $uri (the decoded, normalised request path), the variables that
+ * name files and captures; error_page's URI takes what `return`'s does; add_header expands
+ * nothing (`user` -1). */
+static int check_vars(pt_conf_loader *cx, const pt_conf_node *d, size_t i, int user)
 {
     for (const char *p = strchr(d->w[i].s, '$'); p; p = strchr(p + 1, '$')) {
         pt_var_ref v = pt_var_parse(p);
-        if (!uri_ok || !pt_conf_var_ok(cx, PT_VARS_TRY_FILES, &v))
+        if (user < 0 || !pt_conf_var_ok(cx, user, &v))
             return pt_conf_bad(cx, d, i, "unknown variable \"$%.*s\" in \"%s\"%s", (int)v.name.len,
                                v.name.p, d->w[0].s,
-                               uri_ok ? ", only $uri and captures are supported"
-                                      : ", variables are not supported");
+                               user < 0 ? ", variables are not supported"
+                               : user == PT_VARS_TRY_FILES
+                                   ? ", only $uri, $document_root, $realpath_root, "
+                                     "$request_filename and captures are supported"
+                                   : "");
     }
     return 0;
 }
@@ -34,7 +38,7 @@ static int set_try_files(pt_conf_loader *cx, const pt_conf_node *d, void *field,
     for (size_t i = 1; i < d->nw; i++) {
         const char *a = d->w[i].s;
         bool last = i == d->nw - 1;
-        int rc = check_vars(cx, d, i, true);
+        int rc = check_vars(cx, d, i, PT_VARS_TRY_FILES);
         if (rc < 0)
             return rc;
         if (a[0] == '@' && (!last || !a[1]))
@@ -126,7 +130,7 @@ static int set_add_header(pt_conf_loader *cx, const pt_conf_node *d, void *field
     for (const char *p = d->w[2].s; *p; p++)
         if ((unsigned char)*p < 0x20 || *p == 0x7f)
             return pt_conf_bad(cx, d, 2, "invalid character in the value of \"add_header\"");
-    int rc = check_vars(cx, d, 2, false);
+    int rc = check_vars(cx, d, 2, -1);
     if (rc < 0)
         return rc;
     if (d->nw == 4 && strcmp(d->w[3].s, "always") != 0)
@@ -165,19 +169,22 @@ static int set_error_page(pt_conf_loader *cx, const pt_conf_node *d, void *field
     if (ncodes == 0)
         return pt_conf_bad(cx, d, 0, "invalid number of arguments in \"error_page\" directive");
     if (uri[0] == '@') {
-        if (!uri[1])
+        /* a name the server's named locations are checked against: no variables */
+        if (!uri[1] || strchr(uri, '$'))
             return pt_conf_bad(cx, d, last, "invalid named location \"%s\"", uri);
         int rc = pt_conf_named_ref_add(cx, d, last);
         if (rc < 0)
             return rc;
     }
     if (uri[0] != '/' && uri[0] != '@' && strncmp(uri, "http://", 7) != 0 &&
-        strncmp(uri, "https://", 8) != 0)
+        strncmp(uri, "https://", 8) != 0 && strncmp(uri, "$scheme://", 10) != 0 &&
+        strncmp(uri, "${scheme}://", 12) != 0)
         return pt_conf_bad(cx, d, last, "invalid URI \"%s\" in \"error_page\"", uri);
     for (const char *p = uri; *p; p++)
         if ((unsigned char)*p <= 0x20 || *p == 0x7f)
             return pt_conf_bad(cx, d, last, "invalid URI \"%s\" in \"error_page\"", uri);
-    int rc = check_vars(cx, d, last, false);
+    /* expanded as the error is answered, as return's text (captures of the location's regex) */
+    int rc = check_vars(cx, d, last, PT_VARS_RETURN);
     if (rc < 0)
         return rc;
     for (size_t i = 1; i <= ncodes; i++) {

@@ -4,9 +4,10 @@
  *
  * Inheritance: every server starts from the values given at the top level (limits, root,
  * index, logs, sendfile, server_tokens, default_type, types, static-file, proxy_*, ssl_* and
- * compression settings), then applies its own; every location likewise starts from its server's. A
- * level that names a list directive (add_header, error_page, proxy_set_header, access_log, ...)
- * replaces the inherited list. The defaults are listed in server/conf/conf.h with the loader.
+ * compression settings), then applies its own; every location likewise starts from its server's
+ * (a nested location from the location holding it). A level that names a list directive
+ * (add_header, error_page, proxy_set_header, access_log, ...) replaces the inherited list. The
+ * defaults are listed in server/conf/conf.h with the loader.
  *
  * Ownership: a pt_conf owns every string and array reachable from it (pt_conf_free()). `file`
  * members point into pt_conf.files and live as long as the pt_conf. Threading: none; a pt_conf is
@@ -507,22 +508,32 @@ static inline const pt_conf_realip *pt_conf_realip_active(const pt_conf_realip *
 typedef enum pt_conf_match {
     PT_MATCH_PREFIX, /* `location /p` and `location ^~ /p` */
     PT_MATCH_EXACT,  /* `location = /p` */
-    PT_MATCH_REGEX,  /* `location ~ RE` and `location ~* RE` (POSIX extended, no captures) */
+    PT_MATCH_REGEX,  /* `location ~ RE` and `location ~* RE` (PCRE2, with captures) */
     PT_MATCH_NAMED,  /* `location @NAME`: reached only from try_files and error_page */
 } pt_conf_match;
 
-/* One `location [=|^~] PATH { ... }` block. */
+/* The `parent` of a location in a server block itself, not nested in another location. */
+#define PT_CONF_NO_PARENT SIZE_MAX
+
+/* One `location [=|^~|~|~*] PATH { ... }` or `location @NAME { ... }` block. A location may hold
+ * locations (nginx's nested locations), which start from its values as it starts from its
+ * server's; a server's locations are one array in which a location comes before those it holds. */
 typedef struct pt_conf_location {
-    char *path; /* as written, starting with '/' (a regex: the pattern); compared with the
-                   decoded, normalised path */
+    size_t parent; /* the index in its server's locations of the location holding it, or
+                      PT_CONF_NO_PARENT */
+    char *path;    /* as written, starting with '/' (a regex: the pattern); compared with the
+                      decoded, normalised path */
     pt_conf_match match;
     bool icase;          /* `~*`: the regex ignores case */
     struct pt_regex *re; /* PT_MATCH_REGEX: the pattern compiled */
     bool no_regex;       /* `^~`: when this prefix is the longest match, no regex is tried */
     pt_handler_kind handler;
-    char *root;      /* absolute; inherited from the server */
-    bool root_named; /* a root directive here or above named it (else the default) */
-    char *alias;     /* absolute, or NULL: files are root + path; else alias + what follows PATH */
+    char *root;            /* absolute; inherited from the server */
+    bool root_named;       /* a root directive here or above named it (else the default) */
+    char *alias;           /* absolute, or NULL: files are root + path; else alias + what follows
+                              alias_of in the path */
+    char *alias_of;        /* with alias: the path of the location that names it (this one, or one
+                              holding it): the part of the request path the alias replaces */
     pt_conf_place root_at; /* the root (inherited: where it was written) or alias directive */
     char **index;
     size_t nindex;
@@ -541,6 +552,7 @@ typedef struct pt_conf_location {
     pt_conf_rewrites rewrite;
     bool internal; /* `internal`: reached only by an internal redirect (else 404) */
     pt_conf_realip realip;
+    uint32_t regex_match_limit; /* regex_match_limit: its pattern's, rewrites', gzip_disable's */
 } pt_conf_location;
 
 typedef struct pt_conf_server {
@@ -580,6 +592,8 @@ typedef struct pt_conf_server {
     pt_conf_limit limit;
     pt_conf_rewrites rewrite; /* run before a location is chosen, on the first pass */
     pt_conf_realip realip;
+    uint32_t
+        regex_match_limit; /* regex_match_limit: its server_name's, rewrites', gzip_disable's */
 } pt_conf_server;
 
 typedef struct pt_conf {
@@ -645,6 +659,9 @@ typedef struct pt_conf {
     size_t nlog_formats;
     struct pt_logfmt **logfmts; /* every format and if= condition compiled, owned */
     size_t nlogfmts;
+    /* regex_match_limit (PT_REGEX_MATCH_LIMIT): the bound on one match's work (PCRE2's match
+     * limit) of every regex of a level, its own or inherited. */
+    uint32_t regex_match_limit;
 } pt_conf;
 
 #endif

@@ -4,6 +4,7 @@
 #include "server/core/logfmt.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -273,7 +274,7 @@ static void put(const pt_logfmt *f, char *buf, size_t *pos, size_t end, pt_str v
 size_t pt_logfmt_line(const pt_logfmt *f, const pt_request *req, char *buf, size_t cap)
 {
     size_t pos = 0;
-    char scratch[512];
+    char scratch[PATH_MAX]; /* a file's name ($request_filename) fits whole */
     for (size_t i = 0; i < f->npieces; i++) {
         const piece *pc = &f->pieces[i];
         if (pc->ref.id == PT_VAR_TEXT) {

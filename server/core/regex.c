@@ -52,6 +52,7 @@ pt_regex *pt_regex_new(const char *pattern, bool icase, char *err, size_t errlen
         pt_regex_free(re);
         return NULL;
     }
+    pcre2_set_match_limit(re->mctx, PT_REGEX_MATCH_LIMIT);
     return re;
 }
 
@@ -77,7 +78,7 @@ bool pt_regex_icase(const pt_regex *re)
 
 void pt_regex_set_limit(pt_regex *re, uint32_t limit)
 {
-    if (limit)
+    if (re && limit)
         pcre2_set_match_limit(re->mctx, limit);
 }
 

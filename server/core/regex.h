@@ -26,6 +26,10 @@ typedef struct pt_regex pt_regex;
 /* At most this many groups are kept from a match ($0..$9 and named ones up to it). */
 #define PT_REGEX_CAPTURES 32
 
+/* The bound on one match's work a pattern starts with (PCRE2's own default match limit): the
+ * default of regex_match_limit. */
+#define PT_REGEX_MATCH_LIMIT 10000000
+
 /* What a match found: group k is subject[ov[2k], ov[2k+1]) (both ~0 when it did not take
  * part); n groups, the whole match first. */
 typedef struct pt_captures {
@@ -44,7 +48,8 @@ void pt_regex_free(pt_regex *re);
 const char *pt_regex_pattern(const pt_regex *re);
 bool pt_regex_icase(const pt_regex *re);
 
-/* The bound on one match's work (PCRE2's match limit; 0: PCRE2's default). */
+/* The bound on one match's work (PCRE2's match limit, at least 1); PT_REGEX_MATCH_LIMIT until
+ * set. NULL: a no-op. */
 void pt_regex_set_limit(pt_regex *re, uint32_t limit);
 
 /* Matches `re` against subject[0, len). 1 when it matches (the groups into `caps` if not NULL),

@@ -276,10 +276,8 @@ void pt_request_upstream_end(pt_request *req, double now)
  * path lives on its stack). Nothing is kept for a pattern without groups. */
 void pt_request_keep_captures(pt_request *req, const pt_captures *caps)
 {
-    if (caps->n <= 1 && pt_regex_groups(caps->re) == 0) {
-        req->captures = NULL;
-        return;
-    }
+    if (caps->n <= 1 && pt_regex_groups(caps->re) == 0)
+        return; /* nginx's: the captures of the last pattern that had groups stay */
     size_t len = 0;
     for (uint32_t k = 0; k < 2 * caps->n; k++)
         if (caps->ov[k] != UINT32_MAX && caps->ov[k] > len)

@@ -39,6 +39,15 @@
 
 typedef struct pt_vhost pt_vhost; /* server/site/site.h: what the request core does not read */
 typedef struct pt_location pt_location; /* server/site/location.h: likewise */
+
+/* Where the location answering a request takes files from, for $document_root, $realpath_root
+ * and $request_filename (server/core/vars.h): its root, or its alias and the part of the path
+ * the alias replaces. Borrowed from the location. */
+typedef struct pt_file_root {
+    pt_str dir;   /* absolute, NUL-terminated, without a trailing '/' (but "/") */
+    pt_str alias; /* with alias: the location path it replaces; empty: `dir` is a root */
+} pt_file_root;
+
 typedef struct pt_response pt_response;
 struct pt_conf_compress;
 struct pt_variant_store;
@@ -189,6 +198,7 @@ struct pt_request {
 
     /* Routing (server/site/location.h), set before a handler runs. */
     pt_location *location;             /* what answers; NULL before routing */
+    const pt_file_root *file_root;     /* where its files come from; NULL before routing */
     const pt_response_filter *filters; /* the location's chain */
     /* Compression on the fly (server/core/compress.h): the settings that apply, NULL when no
      * coding is on; set with the virtual host, then by the location. */
@@ -395,7 +405,8 @@ size_t pt_response_filter_head(const pt_request *req, const pt_response *r, time
                                size_t pos, size_t cap);
 
 /* Keeps what a regex captured as the request's captures ($1, $name), with a copy of the subject
- * in the arena (nothing for a pattern without groups; out of memory: none kept). */
+ * in the arena. A pattern without groups leaves the captures as they were, as in nginx (a nested
+ * regex location's `\.json$` keeps its holder's $1); out of memory: none kept. */
 void pt_request_keep_captures(pt_request *req, const struct pt_captures *caps);
 
 /* ---- for protocols ---- */

@@ -6,8 +6,10 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
@@ -50,6 +52,9 @@ static const struct {
     {"proxy_protocol_server_port", PT_VAR_PROXY_PROTOCOL_SERVER_PORT, USERS(1, 1, 0)},
     {"binary_remote_addr", PT_VAR_BINARY_REMOTE_ADDR, KEY},
     {"server_name", PT_VAR_SERVER_NAME, KEY},
+    {"document_root", PT_VAR_DOCUMENT_ROOT, USERS(1, 1, 1)},
+    {"realpath_root", PT_VAR_REALPATH_ROOT, USERS(1, 1, 1)},
+    {"request_filename", PT_VAR_REQUEST_FILENAME, USERS(1, 1, 1)},
     /* a log line's own (PT_VARS_LOG names every variable) */
     {"status", PT_VAR_STATUS, USERS(0, 0, 0)},
     {"request", PT_VAR_REQUEST, USERS(0, 0, 0)},
@@ -281,6 +286,43 @@ static pt_str cookie_value(const pt_request *req, pt_str name)
     return (pt_str){"", 0};
 }
 
+/* $realpath_root: the directory of `fr` with its symbolic links resolved (realpath(3) on each
+ * call, as nginx's); empty when it cannot be resolved. */
+static pt_str realpath_root(const pt_file_root *fr, char *buf, size_t cap)
+{
+    char real[PATH_MAX];
+    if (!fr || !realpath(fr->dir.p, real))
+        return (pt_str){"", 0};
+    size_t n = strlen(real);
+    return (pt_str){buf, pt_append(buf, 0, cap, real, n) < cap ? n : cap};
+}
+
+/* $request_filename: root + $uri, or for an alias its directory + what follows the path it
+ * replaces (empty when $uri, rewritten, is not under that path), one '/' between. */
+static pt_str request_filename(const pt_request *req, char *buf, size_t cap)
+{
+    const pt_file_root *fr = req->file_root;
+    if (!fr)
+        return (pt_str){"", 0};
+    pt_str rest = req->norm_path, dir = fr->dir;
+    if (fr->alias.len) {
+        if (rest.len < fr->alias.len || memcmp(rest.p, fr->alias.p, fr->alias.len) != 0)
+            return (pt_str){"", 0};
+        rest.p += fr->alias.len;
+        rest.len -= fr->alias.len;
+    }
+    if (dir.len && dir.p[dir.len - 1] == '/')
+        dir.len--; /* "/" */
+    size_t pos = pt_append(buf, 0, cap, dir.p, dir.len);
+    /* "/i/" aliased to /d: "/i/a" is /d/a and "/i/" itself /d/ */
+    bool slash = rest.len ? rest.p[0] != '/'
+                          : !dir.len || (fr->alias.len && fr->alias.p[fr->alias.len - 1] == '/');
+    if (slash)
+        pos = PT_APPEND_LIT(buf, pos, cap, "/");
+    pos = pt_append(buf, pos, cap, rest.p, rest.len);
+    return (pt_str){buf, pos < cap ? pos : cap};
+}
+
 /* A port variable: empty for none (0), as nginx's. */
 static pt_str port_value(const struct sockaddr *sa, char *buf, size_t cap)
 {
@@ -435,6 +477,12 @@ pt_str pt_var_value(const pt_request *req, const pt_var_ref *ref, char *buf, siz
         return upstream_list(req, 1, buf, cap);
     case PT_VAR_UPSTREAM_RESPONSE_TIME:
         return upstream_list(req, 2, buf, cap);
+    case PT_VAR_DOCUMENT_ROOT:
+        return req->file_root ? req->file_root->dir : (pt_str){"", 0};
+    case PT_VAR_REALPATH_ROOT:
+        return realpath_root(req->file_root, buf, cap);
+    case PT_VAR_REQUEST_FILENAME:
+        return request_filename(req, buf, cap);
     case PT_VAR_CAPTURE:
         return pt_captures_group(req->captures, (unsigned)(ref->name.p[0] - '0'));
     case PT_VAR_UNKNOWN: {
@@ -449,7 +497,7 @@ pt_str pt_var_value(const pt_request *req, const pt_var_ref *ref, char *buf, siz
 void pt_vars_expand(const pt_request *req, const char *text, pt_var_put put, void *ctx)
 {
     static const pt_var_ref literal = {.id = PT_VAR_TEXT};
-    char buf[256];
+    char buf[PATH_MAX]; /* a file's name ($request_filename) fits whole */
     for (const char *p = text; *p;) {
         if (*p != '$') {
             const char *d = strchr(p, '$');

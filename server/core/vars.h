@@ -73,6 +73,10 @@ typedef enum pt_var_id {
     PT_VAR_PROXY_PROTOCOL_PORT,        /* its port */
     PT_VAR_PROXY_PROTOCOL_SERVER_ADDR, /* the address it reached, from the header */
     PT_VAR_PROXY_PROTOCOL_SERVER_PORT, /* and its port */
+    PT_VAR_DOCUMENT_ROOT,              /* the location's root or alias directory (req->file_root) */
+    PT_VAR_REALPATH_ROOT,    /* the same with every symbolic link resolved; empty if it is gone */
+    PT_VAR_REQUEST_FILENAME, /* the file of $uri: root + $uri, or alias + what follows the
+                                path the alias replaces */
     PT_VAR_UNKNOWN, /* no variable of porter's: a named group of the last regex that matched
                        when the conf let it through (some regex declares the name) */
 } pt_var_id;
@@ -109,7 +113,8 @@ void pt_vars_expand(const pt_request *req, const char *text, pt_var_put put, voi
 
 /* The value of a request variable (never of PT_VAR_TEXT or the caller's own: those are empty),
  * formatted into `buf` (`cap` bytes, 64 at least) where it must be made; a value longer than
- * `cap` made there ($request, the upstream lists) is cut short. */
+ * `cap` made there ($request, the upstream lists, a file's name: give PATH_MAX for those) is
+ * cut short. */
 pt_str pt_var_value(const pt_request *req, const pt_var_ref *ref, char *buf, size_t cap);
 
 /* The client's address without its port ("192.0.2.1", "2001:db8::1", "unix") into `buf`

@@ -413,10 +413,11 @@ static enum outcome serve(pt_request *req, const req_info *ri, const char *path,
     const pt_vhost *vh = req->vhost;
     pt_filecache *fc = vh->cache;
     double now = req->start;
-    /* a try_files candidate outside an alias location's path has no file */
-    if (loc->alias && (len < loc->path_len || memcmp(path, loc->path, loc->path_len) != 0))
+    /* a try_files candidate outside the path an alias replaces has no file */
+    pt_str aliased = loc->root.alias;
+    if (loc->alias && (len < aliased.len || memcmp(path, aliased.p, aliased.len) != 0))
         return not_found(req, path, trying);
-    const char *rel = loc->alias ? path + loc->path_len : path;
+    const char *rel = loc->alias ? path + aliased.len : path;
     pt_encoding encs[PT_ENC_COUNT - 1];
     /* compress_order breaks ties among the siblings too; with no coding on for compression
      * on the fly there are no settings (req->compress NULL): porter's order */

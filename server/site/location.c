@@ -98,6 +98,9 @@ static int location_init(pt_vhost *vh, pt_location *loc, const pt_conf_location 
     }
     loc->path_len = strlen(loc->path);
     loc->re = lc ? lc->re : NULL;
+    loc->root.dir = (pt_str){loc->dir, strlen(loc->dir)};
+    if (loc->alias)
+        loc->root.alias = (pt_str){lc->alias_of, strlen(lc->alias_of)};
     loc->expires_second = -1;
     loc->lines_ok = lines_build(loc, &loc->lines_ok_len, false);
     loc->lines_always = lines_build(loc, &loc->lines_always_len, true);
@@ -141,35 +144,53 @@ static int by_length_desc(const void *a, const void *b)
     return x < y ? -1 : x > y; /* stable: file order */
 }
 
+/* One level of the table: where the locations a location holds start, and how many of each. */
+typedef struct level {
+    size_t first, nexact, nprefix, nregex;
+} level;
+
+/* Appends to `order` (from `k`) the locations of `cs` held by the location `parent` (an index
+ * in cs->locations, or PT_CONF_NO_PARENT), in the order they are searched: exact ones, prefixes
+ * longest first, regexes as written. Returns the new end. */
+static size_t put_level(const pt_conf_server *cs, size_t parent, const pt_conf_location **order,
+                        size_t k, level *lv)
+{
+    static const pt_conf_match kinds[] = {PT_MATCH_EXACT, PT_MATCH_PREFIX, PT_MATCH_REGEX};
+    size_t *counts[] = {&lv->nexact, &lv->nprefix, &lv->nregex};
+    lv->first = k;
+    for (size_t m = 0; m < 3; m++) {
+        size_t from = k;
+        for (size_t i = 0; i < cs->nlocations; i++)
+            if (cs->locations[i].parent == parent && cs->locations[i].match == kinds[m])
+                order[k++] = &cs->locations[i];
+        *counts[m] = k - from;
+        if (kinds[m] == PT_MATCH_PREFIX)
+            qsort(order + from, k - from, sizeof *order, by_length_desc);
+    }
+    return k;
+}
+
 int pt_locations_setup(pt_vhost *vh, char *err, size_t errlen)
 {
     const pt_conf_server *cs = vh->conf;
     size_t n = cs->nlocations + 1;
     const pt_conf_location **order = calloc(n, sizeof *order);
+    level *levels = calloc(n, sizeof *levels);
     vh->locations = calloc(n, sizeof *vh->locations);
-    if (!order || !vh->locations) {
+    if (!order || !levels || !vh->locations) {
         free(order);
+        free(levels);
         return -ENOMEM;
     }
     vh->nlocations = n;
     for (size_t i = 0; i < n; i++)
         vh->locations[i].dir_fd = -1;
-    size_t k = 0;
-    for (size_t i = 0; i < cs->nlocations; i++)
-        if (cs->locations[i].match == PT_MATCH_EXACT)
-            order[k++] = &cs->locations[i];
-    vh->nexact = k;
-    for (size_t i = 0; i < cs->nlocations; i++)
-        if (cs->locations[i].match == PT_MATCH_PREFIX)
-            order[k++] = &cs->locations[i];
-    qsort(order + vh->nexact, k - vh->nexact, sizeof *order, by_length_desc);
-    /* Regular expressions are tried in the order they are written. */
-    vh->nregex = vh->nnamed = 0;
-    for (size_t i = 0; i < cs->nlocations; i++)
-        if (cs->locations[i].match == PT_MATCH_REGEX) {
-            order[k++] = &cs->locations[i];
-            vh->nregex++;
-        }
+    /* The server's level first, then each location's in the order of the table: every level
+     * is a run of its own. Named ones follow, and the server's own (holding its level) last. */
+    size_t k = put_level(cs, PT_CONF_NO_PARENT, order, 0, &levels[n - 1]);
+    for (size_t t = 0; t < k; t++)
+        k = put_level(cs, (size_t)(order[t] - cs->locations), order, k, &levels[t]);
+    vh->nnamed = 0;
     for (size_t i = 0; i < cs->nlocations; i++)
         if (cs->locations[i].match == PT_MATCH_NAMED) {
             order[k++] = &cs->locations[i];
@@ -177,9 +198,16 @@ int pt_locations_setup(pt_vhost *vh, char *err, size_t errlen)
         }
     order[k] = NULL; /* the server's own */
     int r = 0;
-    for (size_t i = 0; i < n && r == 0; i++)
-        r = location_init(vh, &vh->locations[i], order[i], err, errlen);
+    for (size_t i = 0; i < n && r == 0; i++) {
+        pt_location *loc = &vh->locations[i];
+        r = location_init(vh, loc, order[i], err, errlen);
+        loc->nested = vh->locations + levels[i].first;
+        loc->nested_exact = levels[i].nexact;
+        loc->nested_prefix = levels[i].nprefix;
+        loc->nested_regex = levels[i].nregex;
+    }
     free(order);
+    free(levels);
     if (r == -ENOMEM)
         snprintf(err, errlen, "%s:%d: out of memory", cs->file, cs->line);
     return r;
@@ -197,7 +225,7 @@ void pt_locations_dispose(pt_vhost *vh)
     }
     free(vh->locations);
     vh->locations = NULL;
-    vh->nlocations = vh->nexact = vh->nregex = vh->nnamed = 0;
+    vh->nlocations = vh->nnamed = 0;
 }
 
 /* ---- matching ---- */
@@ -207,42 +235,69 @@ pt_location *pt_location_base(const pt_vhost *vh)
     return &vh->locations[vh->nlocations - 1];
 }
 
-/* nginx's order: an exact match; else the longest prefix, unless a regular expression (in the
- * order written) matches and that prefix is not `^~`; the server's own when nothing does. */
-pt_location *pt_location_find(const pt_vhost *vh, const char *path, size_t len, pt_request *req)
+/* Whether the prefix location `l` takes `path`. */
+static bool prefix_takes(const pt_location *l, const char *path, size_t len)
 {
-    pt_location *l = vh->locations;
-    size_t named_at = vh->nlocations - 1 - vh->nnamed, regex_at = named_at - vh->nregex, i = 0;
-    for (; i < vh->nexact; i++)
-        if (l[i].path_len == len && memcmp(l[i].path, path, len) == 0)
-            return &l[i];
-    pt_location *best = &l[vh->nlocations - 1];
-    for (; i < regex_at; i++) {
-        size_t n = l[i].path_len;
-        if (len < n || memcmp(l[i].path, path, n) != 0)
+    size_t n = l->path_len, a = l->root.alias.len;
+    if (len < n || memcmp(l->path, path, n) != 0)
+        return false;
+    /* an alias replaces whole segments only */
+    return !l->alias || len <= a || path[a] == '/' || l->root.alias.p[a - 1] == '/';
+}
+
+/* What a search of one level ended with (nginx's NGX_DECLINED, NGX_AGAIN, NGX_OK, NGX_ERROR). */
+enum { FOUND_NONE, FOUND_PREFIX, FOUND, FOUND_LIMIT };
+
+/* nginx's ngx_http_core_find_location over the locations `up` holds: an exact one equal to the
+ * path ends the search; else the longest prefix is remembered in *found and the locations it
+ * holds are searched the same way; then, unless that prefix is `^~`, this level's regexes in the
+ * order written, one that matches ending the search (once the locations it holds are searched);
+ * else what was remembered stays, the deepest prefix. A nested `^~` thus stops the regexes of
+ * its own level only. */
+static int find_in(const pt_location *up, const char *path, size_t len, pt_request *req,
+                   pt_location **found)
+{
+    pt_location *l = up->nested;
+    size_t nstatic = up->nested_exact + up->nested_prefix;
+    for (size_t i = 0; i < up->nested_exact; i++)
+        if (l[i].path_len == len && memcmp(l[i].path, path, len) == 0) {
+            *found = &l[i];
+            return FOUND;
+        }
+    int rc = FOUND_NONE;
+    for (size_t i = up->nested_exact; i < nstatic; i++) {
+        if (!prefix_takes(&l[i], path, len))
             continue;
-        /* an alias replaces whole segments only */
-        if (l[i].alias && len > n && path[n] != '/' && l[i].path[n - 1] != '/')
-            continue;
-        best = &l[i];
+        *found = &l[i];
+        rc = find_in(&l[i], path, len, req, found);
+        if (rc == FOUND || rc == FOUND_LIMIT)
+            return rc;
+        if (l[i].no_regex)
+            return FOUND_PREFIX;
+        rc = FOUND_PREFIX;
         break;
     }
-    if (best->no_regex)
-        return best;
-    for (i = regex_at; i < named_at; i++) {
+    for (size_t i = nstatic; i < nstatic + up->nested_regex; i++) {
         pt_captures caps;
         int m = pt_regex_match(l[i].re, path, len, &caps);
         if (m == 1) {
             pt_request_keep_captures(req, &caps);
-            return &l[i];
+            *found = &l[i];
+            return find_in(&l[i], path, len, req, found) == FOUND_LIMIT ? FOUND_LIMIT : FOUND;
         }
         if (m < 0) {
             pt_request_log(req, PT_LOG_ERROR, "location \"%s\": the regex match limit was hit",
                            pt_regex_pattern(l[i].re));
-            return NULL;
+            return FOUND_LIMIT;
         }
     }
-    return best;
+    return rc;
+}
+
+pt_location *pt_location_find(const pt_vhost *vh, const char *path, size_t len, pt_request *req)
+{
+    pt_location *found = pt_location_base(vh);
+    return find_in(found, path, len, req, &found) == FOUND_LIMIT ? NULL : found;
 }
 
 pt_location *pt_location_named(const pt_vhost *vh, const char *name, size_t len)
@@ -506,6 +561,7 @@ static rewritten run_rewrites(pt_request *req, const pt_conf_rewrites *rw)
 static void set_location(pt_request *req, pt_location *loc)
 {
     req->location = loc;
+    req->file_root = &loc->root;
     req->filters = &loc->filter;
     req->access_logs = loc->access_logs;
     req->naccess_logs = loc->naccess_logs;
@@ -635,14 +691,14 @@ void pt_route(pt_request *req)
     follow_redirects(req, norm, sizeof norm);
 }
 
-static void redirect_to_url(pt_request *req, const pt_conf_error_page *ep)
+static void redirect_to_url(pt_request *req, const pt_conf_error_page *ep, const char *url)
 {
     int status = ep->response >= 300 && ep->response < 400 ? ep->response : 302;
     char body[PT_STATUS_PAGE_MAX];
     pt_response r;
     pt_response_init(&r, status);
     r.content_type = "text/html";
-    r.location = ep->uri;
+    r.location = url;
     r.body = body;
     r.body_len = pt_http_status_page(status, body, sizeof body);
     pt_request_respond(req, &r);
@@ -657,13 +713,27 @@ void pt_route_error(pt_request *req, int status)
         const pt_conf_error_page *ep = &f->error_pages[i];
         if (ep->status != status)
             continue;
-        if (ep->uri[0] != '/' && ep->uri[0] != '@') {
-            redirect_to_url(req, ep);
+        /* its variables and captures expanded now, percent-encoded as return's URL */
+        char buf[RETURN_MAX + 1];
+        const char *uri = ep->uri;
+        size_t len = strlen(uri);
+        if (uri[0] != '@' && strchr(uri, '$')) {
+            len = expand(req, ep->uri, buf, RETURN_MAX, true);
+            if (len > RETURN_MAX) {
+                pt_request_log(req, PT_LOG_ERROR,
+                               "the URI of \"error_page\" is longer than %d bytes", RETURN_MAX);
+                break;
+            }
+            buf[len] = '\0';
+            uri = buf;
+        }
+        if (uri[0] != '/' && uri[0] != '@') {
+            redirect_to_url(req, ep, uri);
             return;
         }
         req->error_page = true;
         req->error_status = ep->response == 0 ? status : ep->response > 0 ? ep->response : 0;
-        if (pt_route_redirect(req, ep->uri, strlen(ep->uri)) == 0)
+        if (pt_route_redirect(req, uri, len) == 0)
             return;
         break;
     }

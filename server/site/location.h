@@ -2,17 +2,21 @@
  * Locations and routing: which part of a virtual host answers a request, and with what.
  *
  * A virtual host holds its `location` blocks and one more location for itself (the server's
- * own settings), which answers what no block matches. Matching is nginx's without regexes: an
- * exact location (`location = /p`) equal to the path wins, else the longest prefix location;
- * the path compared is the decoded, normalised one. A prefix location with `alias` matches
- * only at a segment boundary ("/img" matches "/img" and "/img/x", not "/imgx" or
- * "/img../x"), so nginx's off-by-slash traversal cannot happen.
+ * own settings), which answers what no block matches. Matching is nginx's
+ * (ngx_http_core_find_location), level by level from the server's: an exact location
+ * (`location = /p`) equal to the path wins; else the longest prefix location is remembered and
+ * the locations nested in it are searched the same way; then, unless that prefix is `^~`, the
+ * level's regexes in the order written (the first that matches wins, once the locations nested
+ * in it are searched); else the deepest prefix remembered answers. The path compared is the
+ * decoded, normalised one. A prefix location with `alias` matches only at a segment boundary
+ * ("/img" matches "/img" and "/img/x", not "/imgx" or "/img../x"), so nginx's off-by-slash
+ * traversal cannot happen.
  *
  * Routing (pt_route) normalises the path, finds the location and calls its handler from a
  * table indexed by pt_handler_kind. A handler answers, or asks for an internal redirect
  * (pt_route_redirect: try_files' last URI, error_page), which the router follows in a loop,
  * at most PT_ROUTE_MAX_REDIRECTS times. Nothing is allocated per request: the path is
- * normalised on the stack, the lookup is a scan of a table sorted at start-up, and the header
+ * normalised on the stack, the lookup scans runs of a table sorted at start-up, and the header
  * lines of add_header are built once.
  *
  * Ownership: a vhost owns its locations (pt_locations_setup / pt_locations_dispose); they
@@ -44,7 +48,12 @@ struct pt_location {
     const char *dir; /* where files come from: root or alias (for messages) */
     int dir_fd;      /* O_PATH | O_DIRECTORY */
     bool own_fd;
-    bool alias; /* files are dir + the path after the location's */
+    bool alias;        /* files are dir + the path after root.alias */
+    pt_file_root root; /* dir, and with alias the path it replaces ($document_root, ...) */
+    /* The locations nested in it (the server's own: the server's), a run of the vhost's table:
+     * exact ones, then prefixes longest first, then regexes in the order written. */
+    struct pt_location *nested;
+    size_t nested_exact, nested_prefix, nested_regex;
     char *const *index;
     size_t nindex;
     bool sendfile;

@@ -59,10 +59,10 @@ struct pt_vhost {
     /* The server's realip settings when it trusts a peer (set_real_ip_from), else NULL:
      * applied to each request before it is routed (site/realip.h). */
     const pt_conf_realip *realip;
-    /* The location blocks: exact ones first, then prefixes longest first, regexes, named ones,
-     * and the server's own last (server/site/location.h). */
+    /* The location blocks, a run for each level (the server's first, then those nested in
+     * each location, server/site/location.h), named ones, and the server's own last. */
     pt_location *locations;
-    size_t nlocations, nexact, nregex, nnamed;
+    size_t nlocations, nnamed;
     struct ssl_ctx_st *ssl_ctx; /* its certificates, when it is on a TLS site; else NULL */
     /* its proxy locations' state (server/handlers/proxy.c); NULL: none */
     void *proxy;

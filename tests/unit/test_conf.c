@@ -133,8 +133,10 @@ static void test_defaults(void **state)
     assert_string_equal(c->prefix, PREFIX);
     assert_int_equal(c->nfiles, 1);
     assert_string_equal(c->files[0], NAME);
+    assert_int_equal(c->regex_match_limit, 10000000); /* PCRE2's own default */
 
     const pt_conf_server *s = &c->servers[0];
+    assert_int_equal(s->regex_match_limit, 10000000);
     assert_int_equal(s->nlistens, 1);
     assert_null(s->listens[0].host);
     assert_string_equal(s->listens[0].port, PT_CONF_DEFAULT_PORT);
@@ -601,8 +603,33 @@ static void test_errors(void **state)
          "t.conf:3:15: duplicate location \"/a\""},
         {"server {\n  location = /a { }\n  location =/a { }\n}\n",
          "t.conf:3:12: duplicate location \"/a\""},
-        {"server {\n  location /a {\n    location /a/b { }\n  }\n}\n",
-         "t.conf:3:5: \"location\" directive is not allowed here"},
+        /* nested locations: where nginx allows them */
+        {"server {\n  location = /a {\n    location /a/b { }\n  }\n}\n",
+         "t.conf:3:14: location \"/a/b\" cannot be inside the exact location \"/a\""},
+        {"server {\n  location @a {\n    location /b { }\n  }\n}\n",
+         "t.conf:3:14: location \"/b\" cannot be inside the named location \"@a\""},
+        {"server {\n  location /a {\n    location @b { }\n  }\n}\n",
+         "t.conf:3:14: named location \"@b\" can be on the server level only"},
+        {"server {\n  location /a/ {\n    location /b { }\n  }\n}\n",
+         "t.conf:3:14: location \"/b\" is outside location \"/a/\""},
+        {"server {\n  location /a/ {\n    location = /ab { }\n  }\n}\n",
+         "t.conf:3:16: location \"/ab\" is outside location \"/a/\""},
+        {"server {\n  location ~ ^/r/ {\n    location /r/x { }\n  }\n}\n",
+         "t.conf:3:14: location \"/r/x\" is outside location \"^/r/\""},
+        {"server {\n  location /a/ {\n    location /a/b { }\n    location /a/b { }\n  }\n}\n",
+         "t.conf:4:14: duplicate location \"/a/b\""},
+        {"server {\n  location /a/ {\n    location /a/b/ {\n      location /a/c { }\n    }\n  "
+         "}\n}\n",
+         "t.conf:4:16: location \"/a/c\" is outside location \"/a/b/\""},
+        {"server {\n  location /a/ {\n    location /a/b { alias; }\n  }\n}\n",
+         "t.conf:3:21: invalid number of arguments in \"alias\" directive"},
+        {"server { regex_match_limit 0; }",
+         "t.conf:1:28: invalid value \"0\" in \"regex_match_limit\", it must be 1..4294967295"},
+        {"server { location /a { regex_match_limit 1k; } }",
+         "t.conf:1:42: invalid value \"1k\" in \"regex_match_limit\", it must be 1..4294967295"},
+        {"regex_match_limit 4294967296;\nserver { }",
+         "t.conf:1:19: invalid value \"4294967296\" in \"regex_match_limit\", it must be "
+         "1..4294967295"},
         {"location / { }\nserver {}\n", "t.conf:1:1: \"location\" directive is not allowed here"},
         {"server {\n  location / ;\n}\n",
          "t.conf:2:14: directive \"location\" has no opening \"{\""},
@@ -622,8 +649,8 @@ static void test_errors(void **state)
         {"try_files $uri =404;\nserver {}",
          "t.conf:1:1: \"try_files\" directive is not allowed here"},
         {"server { try_files $uri $args; }",
-         "t.conf:1:25: unknown variable \"$args\" in \"try_files\", only $uri and "
-         "captures are supported"},
+         "t.conf:1:25: unknown variable \"$args\" in \"try_files\", only $uri, $document_root, "
+         "$realpath_root, $request_filename and captures are supported"},
         {"server { try_files $uri =4o4; }", "t.conf:1:25: invalid code \"=4o4\" in \"try_files\""},
         {"server { try_files $uri =99; }", "t.conf:1:25: invalid code \"=99\" in \"try_files\""},
         {"server { try_files x.html /i.html; }",
@@ -674,8 +701,14 @@ static void test_errors(void **state)
         {"server { error_page 404 @x; }",
          "t.conf:1:25: no location \"@x\" in the server at t.conf:1"},
         {"server { error_page 404 @; }", "t.conf:1:25: invalid named location \"@\""},
-        {"server { error_page 404 /$uri; }",
-         "t.conf:1:25: unknown variable \"$uri\" in \"error_page\", variables are not supported"},
+        {"server { error_page 404 /$nope; }",
+         "t.conf:1:25: unknown variable \"$nope\" in \"error_page\""},
+        {"server { error_page 404 /$http_x; }",
+         "t.conf:1:25: unknown variable \"$http_x\" in \"error_page\""},
+        {"server { error_page 404 @x$1; location @x$1 { } }",
+         "t.conf:1:25: invalid named location \"@x$1\""},
+        {"server { error_page 404 $host/x; }",
+         "t.conf:1:25: invalid URI \"$host/x\" in \"error_page\""},
         {"server { max_ranges 201; }",
          "t.conf:1:21: invalid value \"201\" in \"max_ranges\", it must be 0..200"},
         {"server { max_ranges -1; }",
@@ -1531,6 +1564,76 @@ static void test_locations(void **state)
     assert_string_equal(s->static_files.try_files[1], "=404");
     assert_false(s->static_files.autoindex);
     assert_int_equal(s->static_files.nheaders, 1);
+    pt_conf_free(c);
+}
+
+/* A nested location starts from the location holding it (written before or after its block),
+ * as nginx merges a location from its parent: root or alias, index, add_header, internal,
+ * regex_match_limit; not its handler or try_files. The locations of a server are one array, each
+ * location followed by those it holds. */
+static void test_nested_locations(void **state)
+{
+    pt_conf *c = parse("regex_match_limit 5000;\n"
+                       "server {\n"
+                       "    location /a/ {\n"
+                       "        location /a/b/ {\n"
+                       "            location ~ \\.txt$ { add_header X-T t; }\n"
+                       "        }\n"
+                       "        location /a/c/ { root other; }\n"
+                       "        alias pictures/;\n"
+                       "        index i.html;\n"
+                       "        add_header X-A a;\n"
+                       "        internal;\n"
+                       "        regex_match_limit 700;\n"
+                       "        try_files $uri =404;\n"
+                       "        return 403;\n"
+                       "    }\n"
+                       "    location /z/ { }\n"
+                       "}\n");
+    const pt_conf_server *s = &c->servers[0];
+    assert_int_equal(c->regex_match_limit, 5000);
+    assert_int_equal(s->regex_match_limit, 5000);
+    assert_int_equal(s->nlocations, 5);
+    /* each location is followed by those it holds */
+    const pt_conf_location *a = &s->locations[0], *b = &s->locations[1], *t = &s->locations[2],
+                           *cc = &s->locations[3], *z = &s->locations[4];
+    assert_string_equal(a->path, "/a/");
+    assert_int_equal(a->parent, PT_CONF_NO_PARENT);
+    assert_string_equal(b->path, "/a/b/");
+    assert_int_equal(b->parent, 0);
+    assert_string_equal(t->path, "\\.txt$");
+    assert_int_equal(t->parent, 1);
+    assert_int_equal(t->match, PT_MATCH_REGEX);
+    assert_string_equal(cc->path, "/a/c/");
+    assert_int_equal(cc->parent, 0);
+    assert_string_equal(z->path, "/z/");
+    assert_int_equal(z->parent, PT_CONF_NO_PARENT);
+    assert_null(z->alias);
+    assert_int_equal(z->regex_match_limit, 5000);
+    /* from /a/, whose directives follow the blocks */
+    assert_string_equal(b->alias, "/p/pictures");
+    assert_string_equal(b->alias_of, "/a/");
+    assert_string_equal(t->alias, "/p/pictures");
+    assert_string_equal(t->alias_of, "/a/");
+    assert_int_equal(b->nindex, 1);
+    assert_string_equal(b->index[0], "i.html");
+    assert_int_equal(b->static_files.nheaders, 1);
+    assert_string_equal(b->static_files.headers[0].name, "X-A");
+    assert_string_equal(t->static_files.headers[0].name, "X-T"); /* its own replaces them */
+    assert_true(b->internal);
+    assert_true(t->internal);
+    assert_int_equal(a->regex_match_limit, 700);
+    assert_int_equal(b->regex_match_limit, 700);
+    assert_int_equal(t->regex_match_limit, 700);
+    /* not inherited */
+    assert_int_equal(a->handler, PT_HANDLER_RETURN);
+    assert_int_equal(b->handler, PT_HANDLER_STATIC);
+    assert_int_equal(a->static_files.ntry_files, 2);
+    assert_int_equal(b->static_files.ntry_files, 0);
+    /* a root replaces the alias inherited */
+    assert_null(cc->alias);
+    assert_null(cc->alias_of);
+    assert_string_equal(cc->root, "/p/other");
     pt_conf_free(c);
 }
 
@@ -2520,6 +2623,7 @@ int main(void)
         NOTHING_LEFT_TEST(test_http_and_events),
         NOTHING_LEFT_TEST(test_paths),
         NOTHING_LEFT_TEST(test_locations),
+        NOTHING_LEFT_TEST(test_nested_locations),
         NOTHING_LEFT_TEST(test_static_directives),
         NOTHING_LEFT_TEST(test_errors),
         NOTHING_LEFT_TEST(test_error_buffer),

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "connmgr/buffer.h"
+#include "server/core/regex.h"
 #include "server/site/location.h"
 #include "server/site/site.h"
 #include "tests/support.h"
@@ -99,7 +100,7 @@ static void test_matching(void **state)
     /* two alias directories opened; the rest share the server's root fd */
     assert_int_equal(count_fds(), fds + 3);
     assert_int_equal(b.vh.nlocations, 9);
-    assert_int_equal(b.vh.nexact, 2);
+    assert_int_equal(pt_location_base(&b.vh)->nested_exact, 2);
     static const struct {
         const char *path, *want;
     } cases[] = {
@@ -166,7 +167,7 @@ static void test_regex_locations(void **state)
                            "}\n",
                            err, sizeof err),
                      0);
-    assert_int_equal(b.vh.nregex, 4);
+    assert_int_equal(pt_location_base(&b.vh)->nested_regex, 4);
     static const struct {
         const char *path, *want;
     } cases[] = {
@@ -190,6 +191,203 @@ static void test_regex_locations(void **state)
     }
     /* the path is matched by its length, not up to a NUL */
     assert_string_equal(locate(&b.vh, "/a.css.txt", 6)->conf->path, "\\.(css|js)$");
+    unbuild(&b);
+}
+
+/* The `return` text of the location answering `path` ("(server)": the server's own): each
+ * location of the tables below answers with a name of its own. */
+static const char *answer(const built *b, const char *path)
+{
+    const pt_location *l = locate(&b->vh, path, strlen(path));
+    return l->conf ? l->conf->ret.text : "(server)";
+}
+
+typedef struct order_case {
+    const char *path, *want;
+} order_case;
+
+static void check_order(const built *b, const order_case *cases, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const char *got = answer(b, cases[i].path);
+        if (strcmp(got, cases[i].want) != 0)
+            fail_msg("\"%s\": %s, want %s", cases[i].path, got, cases[i].want);
+    }
+}
+
+/* The example of nginx's documentation of `location`, with its requests and the configuration
+ * each one gets (A to E), and a few more read from the same rules. */
+static void test_nginx_documented_order(void **state)
+{
+    built b;
+    char err[256];
+    assert_int_equal(build(&b,
+                           "server {\n"
+                           "  root site;\n"
+                           "  location = / { return 200 A; }\n"
+                           "  location / { return 200 B; }\n"
+                           "  location /documents/ { return 200 C; }\n"
+                           "  location ^~ /images/ { return 200 D; }\n"
+                           "  location ~* \\.(gif|jpg|jpeg)$ { return 200 E; }\n"
+                           "}\n",
+                           err, sizeof err),
+                     0);
+    static const order_case cases[] = {
+        /* nginx's documentation */
+        {"/", "A"},
+        {"/index.html", "B"},
+        {"/documents/document.html", "C"},
+        {"/images/1.gif", "D"},
+        {"/documents/1.jpg", "E"},
+        /* the same rules */
+        {"/documents/1.JPG", "E"}, /* ~* ignores case */
+        {"/documents/1.Jpeg", "E"},
+        {"/x.gif", "E"},           /* a regex wins over the prefix "/" */
+        {"/documents/x.txt", "C"}, /* no regex matches: the longest prefix remembered */
+        {"/documents/", "C"},
+        {"/images/", "D"},
+        {"/images/x.txt", "D"},
+        {"/imagesx.gif", "E"}, /* "/images/" is no prefix of it */
+        {"/index.gif/", "B"},
+    };
+    check_order(&b, cases, sizeof cases / sizeof *cases);
+    unbuild(&b);
+}
+
+/* Nested locations, in nginx's order (ngx_http_core_find_location): the longest prefix, then
+ * what it holds searched the same way, its regexes before the outer level's; a `^~` stops the
+ * regexes of its own level only; an exact one ends the search. */
+static void test_nested_order(void **state)
+{
+    built b;
+    char err[256];
+    assert_int_equal(build(&b,
+                           "server {\n"
+                           "  root site;\n"
+                           "  location / { return 200 root; }\n"
+                           "  location /a/ {\n"
+                           "    return 200 a;\n"
+                           "    location /a/b/ { return 200 ab; }\n"
+                           "    location ~ \\.php$ { return 200 a-php; }\n"
+                           "    location ^~ /a/s/ { return 200 as; }\n"
+                           "    location = /a/e { return 200 ae; }\n"
+                           "    location /a/b/c/ { return 200 abc; }\n"
+                           "  }\n"
+                           "  location ~ \\.(php|txt)$ { return 200 outer; }\n"
+                           "  location ^~ /n/ {\n"
+                           "    return 200 n;\n"
+                           "    location ~ \\.txt$ { return 200 n-txt; }\n"
+                           "  }\n"
+                           "  location ~ ^/r/ {\n"
+                           "    return 200 r;\n"
+                           "    location ~ \\.html$ { return 200 r-html; }\n"
+                           "  }\n"
+                           "  location ~ ^/u/(\\d+) {\n"
+                           "    return 200 u;\n"
+                           "    location ~ \\.json$ { return 200 u-json; }\n"
+                           "    location ~ ^/u/\\d+/(\\w+)$ { return 200 u-word; }\n"
+                           "  }\n"
+                           "  location /p/ {\n"
+                           "    return 200 p;\n"
+                           "    location /p/q/ {\n"
+                           "      return 200 pq;\n"
+                           "      location ~ \\.css$ { return 200 pq-css; }\n"
+                           "    }\n"
+                           "    location ~* \\.CSS$ { return 200 p-css; }\n"
+                           "  }\n"
+                           "}\n",
+                           err, sizeof err),
+                     0);
+    static const order_case cases[] = {
+        {"/zzz", "root"},
+        {"/a/x", "a"},
+        {"/a/b/x", "ab"},
+        {"/a/b/c/x", "abc"},     /* the longest of the nested prefixes */
+        {"/a/x.php", "a-php"},   /* a nested regex before the outer level's */
+        {"/a/b/x.php", "a-php"}, /* /a/b/ holds none: /a/'s regexes next */
+        {"/a/x.txt", "outer"},   /* no nested regex matches: the outer level's */
+        {"/a/s/x.html", "as"},
+        {"/a/s/x.php", "outer"}, /* a nested ^~ stops the regexes of /a/ only */
+        {"/a/e", "ae"},
+        {"/a/e/", "a"},
+        {"/n/x.txt", "n-txt"}, /* the regexes inside a ^~ location are tried */
+        {"/n/x.php", "n"},     /* but not the outer level's */
+        {"/r/x.html", "r-html"},
+        {"/r/x.gif", "r"},
+        {"/p/q/x.css", "pq-css"}, /* the deepest level's regex first */
+        {"/p/q/x.CSS", "p-css"},  /* then /p/'s (~*) */
+        {"/p/x.css", "p-css"},
+        {"/p/q/x", "pq"},
+        {"/x.php", "outer"},
+    };
+    check_order(&b, cases, sizeof cases / sizeof *cases);
+    /* $1: the nested regex's groups when it has some, else still the holder's (nginx's) */
+    static const struct {
+        const char *path, *want, *one;
+    } caps[] = {
+        {"/u/7/x.json", "u-json", "7"},
+        {"/u/7/abc", "u-word", "abc"},
+        {"/u/7/a.b", "u", "7"},
+    };
+    for (size_t i = 0; i < sizeof caps / sizeof *caps; i++) {
+        char *chunk = pt_chunk_get();
+        pt_request req;
+        pt_request_init(&req, NULL, NULL, chunk, 0);
+        const pt_location *l = pt_location_find(&b.vh, caps[i].path, strlen(caps[i].path), &req);
+        assert_string_equal(l->conf->ret.text, caps[i].want);
+        pt_str one = pt_captures_group(req.captures, 1);
+        if (one.len != strlen(caps[i].one) || memcmp(one.p, caps[i].one, one.len) != 0)
+            fail_msg("\"%s\": $1 is \"%.*s\", want \"%s\"", caps[i].path, (int)one.len, one.p,
+                     caps[i].one);
+        pt_request_dispose(&req);
+        pt_chunk_put(chunk);
+    }
+    unbuild(&b);
+}
+
+/* A nested location starts from the location holding it: root or alias (replacing the
+ * holder's path), index, static-file settings, internal; not the handler or try_files. */
+static void test_nested_inherits(void **state)
+{
+    built b;
+    char err[256];
+    assert_int_equal(build(&b,
+                           "server {\n"
+                           "  root site;\n"
+                           "  location /img/ {\n"
+                           "    alias %s/pics/;\n"
+                           "    index pic.html;\n"
+                           "    expires 1h;\n"
+                           "    internal;\n"
+                           "    try_files $uri =404;\n"
+                           "    location /img/sub/ { add_header X-Sub s; }\n"
+                           "    location /img/other/ { root %s/site; }\n"
+                           "  }\n"
+                           "  location /r/ {\n"
+                           "    return 200 r;\n"
+                           "    location /r/in/ { }\n"
+                           "  }\n"
+                           "}\n",
+                           err, sizeof err),
+                     0);
+    const pt_location *sub = locate(&b.vh, "/img/sub/x", 10);
+    assert_string_equal(sub->conf->path, "/img/sub/");
+    assert_true(sub->alias);
+    assert_memory_equal(sub->root.alias.p, "/img/", sub->root.alias.len);
+    assert_int_equal(sub->root.alias.len, 5);
+    assert_true(sub->own_fd);
+    assert_int_equal(sub->nindex, 1);
+    assert_string_equal(sub->index[0], "pic.html");
+    assert_int_equal(sub->files->expires_kind, PT_EXPIRES_ACCESS);
+    assert_int_equal(sub->files->nheaders, 1);
+    assert_true(sub->conf->internal);
+    assert_int_equal(sub->files->ntry_files, 0); /* try_files is not inherited */
+    const pt_location *other = locate(&b.vh, "/img/other/x", 12);
+    assert_false(other->alias); /* its root replaces the alias */
+    assert_int_equal(other->root.alias.len, 0);
+    const pt_location *in = locate(&b.vh, "/r/in/x", 7);
+    assert_string_equal(in->conf->path, "/r/in/");
+    assert_int_equal(in->handler, PT_HANDLER_STATIC); /* nor the handler (its return) */
     unbuild(&b);
 }
 
@@ -310,7 +508,8 @@ static void test_header_lines(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        T(test_matching),     T(test_regex_locations), T(test_no_locations),
+        T(test_matching),     T(test_regex_locations), T(test_nginx_documented_order),
+        T(test_nested_order), T(test_nested_inherits), T(test_no_locations),
         T(test_setup_errors), T(test_header_lines),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

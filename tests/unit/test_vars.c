@@ -6,7 +6,10 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
+#include <limits.h>
 #include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "connmgr/proxy_protocol.h"
@@ -235,6 +238,79 @@ static void test_syntax(void **state)
     assert_int_equal(pt_var_parse("$http_a").id, PT_VAR_HTTP_);
 }
 
+/* $document_root, $request_filename and $realpath_root: from the location's root, or its alias
+ * and the path the alias replaces (nginx's ngx_http_map_uri_to_path). */
+static void test_file_variables(void **state)
+{
+    (void)state;
+    pt_request r = request();
+    /* before a location is chosen: empty */
+    assert_string_equal(expanded(&r, "[$document_root][$realpath_root][$request_filename]"),
+                        "[][][]");
+    pt_file_root root = {PT_STR_LIT("/srv/www"), {NULL, 0}};
+    r.file_root = &root;
+    assert_string_equal(expanded(&r, "$document_root|$request_filename"), "/srv/www|/srv/www/a b");
+    pt_file_root slash = {PT_STR_LIT("/"), {NULL, 0}};
+    r.file_root = &slash;
+    assert_string_equal(expanded(&r, "$document_root|$request_filename"), "/|/a b");
+
+    /* `location /i/ { alias /data/img; }` (a path in the conf loses its trailing '/') */
+    pt_file_root alias = {PT_STR_LIT("/data/img"), PT_STR_LIT("/i/")};
+    r.file_root = &alias;
+    static const struct {
+        const char *uri, *file;
+    } cases[] = {
+        {"/i/top.gif", "/data/img/top.gif"},
+        {"/i/sub/a%20b", "/data/img/sub/a%20b"},
+        {"/i/", "/data/img/"},
+        {"/other", ""}, /* a rewritten $uri the alias does not cover: no file */
+        {"/i", ""},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        r.norm_path = (pt_str){cases[i].uri, strlen(cases[i].uri)};
+        assert_string_equal(expanded(&r, "$request_filename"), cases[i].file);
+        assert_string_equal(expanded(&r, "$document_root"), "/data/img");
+    }
+    /* `location /i { alias /data/img; }` */
+    pt_file_root bare = {PT_STR_LIT("/data/img"), PT_STR_LIT("/i")};
+    r.file_root = &bare;
+    r.norm_path = PT_STR_LIT("/i/top.gif");
+    assert_string_equal(expanded(&r, "$request_filename"), "/data/img/top.gif");
+    r.norm_path = PT_STR_LIT("/i");
+    assert_string_equal(expanded(&r, "$request_filename"), "/data/img");
+
+    /* $realpath_root: every symbolic link resolved, through the directory itself too */
+    char dir[PATH_MAX], real[PATH_MAX], want[PATH_MAX + 16], linked[PATH_MAX + 16];
+    temp_dir_make(dir, sizeof dir, "vars");
+    temp_put_dir(dir, "real", 0755);
+    temp_put_dir(dir, "real/site", 0755);
+    temp_put_link(dir, "link", "real");
+    assert_non_null(realpath(dir, real));
+    snprintf(want, sizeof want, "%s/real/site", real);
+    snprintf(linked, sizeof linked, "%s/link/site", dir);
+    pt_file_root through = {{linked, strlen(linked)}, {NULL, 0}};
+    r.file_root = &through;
+    assert_string_equal(expanded(&r, "$realpath_root"), want);
+    assert_string_equal(expanded(&r, "$document_root"), linked);
+    snprintf(linked, sizeof linked, "%s/gone", dir);
+    through.dir = (pt_str){linked, strlen(linked)};
+    assert_string_equal(expanded(&r, "[$realpath_root]"), "[]");
+    temp_dir_remove(dir);
+
+    /* they name files: return, rewrite, proxy_set_header, try_files and logs take them */
+    static const pt_var_id ids[] = {PT_VAR_DOCUMENT_ROOT, PT_VAR_REALPATH_ROOT,
+                                    PT_VAR_REQUEST_FILENAME};
+    static const char *const names[] = {"$document_root", "$realpath_root", "$request_filename"};
+    for (size_t i = 0; i < 3; i++) {
+        assert_int_equal(pt_var_parse(names[i]).id, ids[i]);
+        assert_true(pt_var_allowed(PT_VARS_RETURN, ids[i]));
+        assert_true(pt_var_allowed(PT_VARS_PROXY, ids[i]));
+        assert_true(pt_var_allowed(PT_VARS_TRY_FILES, ids[i]));
+        assert_true(pt_var_allowed(PT_VARS_LOG, ids[i]));
+        assert_false(pt_var_allowed(PT_VARS_ZONE_KEY, ids[i]));
+    }
+}
+
 static void test_who_may_name_what(void **state)
 {
     (void)state;
@@ -272,6 +348,7 @@ int main(void)
         NOTHING_LEFT_TEST(test_arguments_and_cookies),
         NOTHING_LEFT_TEST(test_host_falls_back_to_the_server_name),
         NOTHING_LEFT_TEST(test_syntax),
+        NOTHING_LEFT_TEST(test_file_variables),
         NOTHING_LEFT_TEST(test_who_may_name_what),
     };
     return cmocka_run_group_tests_name("vars", tests, NULL, NULL);
