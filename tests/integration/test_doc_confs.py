@@ -100,8 +100,8 @@ class Prefix:
         certs = test_tls.certificates()
         for words in statements(text):
             name, args = words[0], words[1:]
-            if not args:
-                continue
+            if not args or name not in DIRS | FILES | PARENTS | CERTS | KEYS | CAS:
+                continue  # not a path (a location's path is not moved)
             path = args[0]
             if name in PARENTS and (path in ("off", "stderr") or path.startswith("syslog:")):
                 continue
