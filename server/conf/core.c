@@ -457,17 +457,15 @@ static int set_return(pt_conf_loader *cx, const pt_conf_node *d, void *field, vo
         if (p[1] == '{' && v.malformed)
             return pt_conf_bad(cx, d, ti, "invalid variable name in \"return\"");
         if (!pt_conf_var_ok(cx, PT_VARS_RETURN, &v))
-            return pt_conf_bad(
-                cx, d, ti,
-                "unknown variable \"$%.*s\" in \"return\", only $host, $request_uri, "
-                "$scheme, $uri and captures are supported",
-                (int)v.name.len, v.name.p);
+            return pt_conf_bad(cx, d, ti, "unknown variable \"$%.*s\" in \"return\"",
+                               (int)v.name.len, v.name.p);
     }
     if (text && is_redirect(code))
         for (const char *p = text; *p; p++)
             if ((unsigned char)*p <= 0x20 || *p == 0x7f)
                 return pt_conf_bad(cx, d, ti, "invalid URL \"%s\" in \"return\"", text);
     pt_conf_set_return(r, cx->loc ? &cx->loc->handler : NULL, (int)code, text);
+    pt_conf_script_return(cx, (int)code, text); /* a step of the level's script (rewrite.c) */
     return 0;
 }
 
@@ -720,7 +718,7 @@ static const pt_conf_directive directives[] = {
 
     /* what a location answers with, when not with files or a proxy */
     {"status", C_LOCATION, 0, 0, 0, set_status, LOC(handler)},
-    {"return", C_SERVER | C_LOCATION, 0, 1, 2, set_return, SRVLOC(ret)},
+    {"return", C_SERVER | C_LOCATION | C_IF, 0, 1, 2, set_return, SRVLOC(ret)},
 
     /* safety limits, by their pt_limits names */
     {"max_waiting", C_ANY, 0, 1, 1, pt_conf_set_count, LIMIT(max_waiting)},
