@@ -419,8 +419,10 @@ static pt_str map_value(pt_request *req, const pt_conf_map *m)
     bool limit_hit;
     const pt_conf_map_entry *e = pt_map_find(m, src, &caps, &limit_hit);
     if (limit_hit) {
-        pt_request_log(req, PT_LOG_ERROR, "map \"%s\" at %s:%d: the regex match limit was hit",
-                       m->source, m->file, m->line);
+        /* to the server's error log (pt_request_log is response.c's, above this file) */
+        pt_log_error_to(req->error_log, req->error_level, PT_LOG_ERROR,
+                        "map \"%s\" at %s:%d: the regex match limit was hit, request: \"%.*s\"",
+                        m->source, m->file, m->line, (int)req->target.len, req->target.p);
         req->vars_failed = true;
         return (pt_str){"", 0};
     }
