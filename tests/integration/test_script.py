@@ -11,7 +11,6 @@ access_log's if= and a zone's key. And the conf errors `porter -t` reports at th
 import json
 import os
 import shutil
-import stat
 import sys
 import tempfile
 import time
