@@ -179,7 +179,10 @@ class If(PorterTestCase):
             "        if ($arg_w !~* ^WORD$) { return 200 \"a word\"; }\n"
             "        return 200 \"the word\";\n"
             "    }\n"
-            "    location /cap { if ($uri ~ ^/cap/(\\w+)/(\\w+)) { set $a $2; } return 200 \"$a-$1\"; }\n"
+            "    location /cap {\n"
+            "        if ($uri ~ ^/cap/(\\w+)/(\\w+)) { set $a $2; }\n"
+            "        return 200 \"$a-$1\";\n"
+            "    }\n"
             "    location /files/ {\n"
             "        if (-f @TMP@/htdocs/$arg_p) { return 200 \"file\"; }\n"
             "        if (-d @TMP@/htdocs/$arg_p) { return 200 \"dir\"; }\n"
@@ -263,7 +266,8 @@ class If(PorterTestCase):
         r = p.get("/a.txt?h=1")
         self.assertEqual((r.body, r.header("X-Loc"), r.header("X-If")), (b"file a\n", None, "yes"))
         r = p.get("/missing?h=1")  # the fallback runs the location's script again
-        self.assertEqual((r.body, r.header("X-Loc"), r.header("X-If")), (b"fallback\n", None, "yes"))
+        self.assertEqual((r.body, r.header("X-Loc"), r.header("X-If")),
+                         (b"fallback\n", None, "yes"))
         r = p.get("/x?move=1")  # another location answers: the block's lines are not its
         self.assertEqual((r.body, r.header("X-If")), (b"file a\n", None))
         r = p.get("/a.txt?deny=1")
@@ -366,7 +370,8 @@ class ConfErrors(PorterTestCase):
             ("server {\n    set $uri /x;\n}\n",
              "porter.conf:2:9: the variable \"$uri\" is porter's own: \"set\" cannot change it"),
             ("map $host $http_x { default 1; }\nserver { }\n",
-             "porter.conf:1:11: the variable \"$http_x\" is porter's own: \"map\" cannot change it"),
+             "porter.conf:1:11: the variable \"$http_x\" is porter's own: \"map\" cannot "
+             "change it"),
             ("server {\n    location / {\n        if ($a) { try_files $uri =404; }\n"
              "    }\n    set $a 1;\n}\n",
              "porter.conf:3:19: \"try_files\" directive is not allowed inside \"if\""),
