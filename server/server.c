@@ -424,8 +424,9 @@ static void apply_rate(pt_request *req)
 {
     const pt_conf_location *lc = req->location->conf;
     const pt_conf_limit_rate *lr = lc ? &lc->limit_rate : &req->vhost->conf->limit_rate;
-    if (!req->limit_rate_set)
-        req->limit_rate = lr->rate;
+    const pt_conf_if *f = req->overlay ? req->overlay->conf : NULL;
+    if (!req->limit_rate_set) /* an `if` that held names its own (site/location.h) */
+        req->limit_rate = f && f->rate_named ? f->rate : lr->rate;
     req->limit_rate_after = lr->after;
 }
 
@@ -459,11 +460,21 @@ static bool names_rate(const pt_conf_limit_rate *lr)
     return lr->rate || lr->after;
 }
 
+/* Whether an `if` block of `sc` names limit_rate. */
+static bool script_names_rate(const pt_conf_script *sc)
+{
+    for (size_t i = 0; i < sc->n; i++)
+        if (sc->steps[i].cond && sc->steps[i].cond->rate_named)
+            return true;
+    return false;
+}
+
 static bool vhost_names_rate(const pt_conf_server *cs)
 {
     bool any = names_rate(&cs->limit_rate);
     for (size_t i = 0; i < cs->nlocations && !any; i++)
-        any = names_rate(&cs->locations[i].limit_rate);
+        any =
+            names_rate(&cs->locations[i].limit_rate) || script_names_rate(&cs->locations[i].script);
     return any;
 }
 

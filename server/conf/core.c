@@ -468,17 +468,15 @@ static int set_return(pt_conf_loader *cx, const pt_conf_node *d, void *field, vo
         if (p[1] == '{' && v.malformed)
             return pt_conf_bad(cx, d, ti, "invalid variable name in \"return\"");
         if (!pt_conf_var_ok(cx, PT_VARS_RETURN, &v))
-            return pt_conf_bad(
-                cx, d, ti,
-                "unknown variable \"$%.*s\" in \"return\", only $host, $request_uri, "
-                "$scheme, $uri and captures are supported",
-                (int)v.name.len, v.name.p);
+            return pt_conf_bad(cx, d, ti, "unknown variable \"$%.*s\" in \"return\"",
+                               (int)v.name.len, v.name.p);
     }
     if (text && is_redirect(code))
         for (const char *p = text; *p; p++)
             if ((unsigned char)*p <= 0x20 || *p == 0x7f)
                 return pt_conf_bad(cx, d, ti, "invalid URL \"%s\" in \"return\"", text);
     pt_conf_set_return(r, cx->loc ? &cx->loc->handler : NULL, (int)code, text);
+    pt_conf_script_return(cx, (int)code, text); /* a step of the level's script (rewrite.c) */
     return 0;
 }
 
@@ -581,24 +579,37 @@ static int check_nesting(pt_conf_loader *cx, const pt_conf_node *d, const pt_con
     return 0;
 }
 
+/* The same bound on the regexes of a script: its rewrites' and its if conditions', the steps of
+ * its if blocks included. */
+static void script_limits(const pt_conf_script *sc, uint32_t limit)
+{
+    for (size_t i = 0; i < sc->n; i++) {
+        const pt_conf_step *st = &sc->steps[i];
+        if (st->kind == PT_STEP_REWRITE)
+            pt_regex_set_limit(st->rewrite.re, limit);
+        if (st->kind == PT_STEP_IF) {
+            pt_regex_set_limit(st->cond->cond.re, limit);
+            script_limits(&st->cond->body, limit);
+        }
+    }
+}
+
 /* The bound on one match's work of every regex `l` holds (regex_match_limit): its pattern, its
- * rewrites, its gzip_disable expressions. */
+ * script's, its gzip_disable expressions. */
 static void location_limits(pt_conf_location *l)
 {
     pt_regex_set_limit(l->re, l->regex_match_limit);
-    for (size_t i = 0; i < l->rewrite.n; i++)
-        pt_regex_set_limit(l->rewrite.list[i].re, l->regex_match_limit);
+    script_limits(&l->script, l->regex_match_limit);
     for (size_t i = 0; i < l->compress.ndisable; i++)
         pt_regex_set_limit(l->compress.disable[i], l->regex_match_limit);
 }
 
-/* The same for a server's own: its server_name regexes, rewrites and gzip_disable. */
+/* The same for a server's own: its server_name regexes, script and gzip_disable. */
 static void server_limits(pt_conf_server *s)
 {
     for (size_t i = 0; i < s->nname_regexes; i++)
         pt_regex_set_limit(s->name_regexes[i], s->regex_match_limit);
-    for (size_t i = 0; i < s->rewrite.n; i++)
-        pt_regex_set_limit(s->rewrite.list[i].re, s->regex_match_limit);
+    script_limits(&s->script, s->regex_match_limit);
     for (size_t i = 0; i < s->compress.ndisable; i++)
         pt_regex_set_limit(s->compress.disable[i], s->regex_match_limit);
 }
@@ -657,6 +668,11 @@ static int build_server(pt_conf_loader *cx, const pt_conf_node *d)
     cx->nrefs = cx->ntoprefs;
     int rc = pt_conf_apply(cx, d->kids, d->nkids, C_SERVER);
     server_limits(s);
+    /* The maps' regexes are the top level's (maps stand there only). */
+    const pt_conf_vars *v = &cx->conf->vars;
+    for (size_t i = 0; i < v->nmaps; i++)
+        for (size_t j = 0; j < v->maps[i].nregex; j++)
+            pt_regex_set_limit(v->maps[i].regex[j].re, cx->conf->regex_match_limit);
     /* Every location is read even after an error, so a check reports theirs too. */
     size_t nlocs = cx->nlocs;
     for (size_t i = 0; i < nlocs; i++) {
@@ -809,7 +825,7 @@ static const pt_conf_directive directives[] = {
 
     /* what a location answers with, when not with files or a proxy */
     {"status", C_LOCATION, 0, 0, 0, set_status, LOC(handler)},
-    {"return", C_SERVER | C_LOCATION, 0, 1, 2, set_return, SRVLOC(ret)},
+    {"return", C_SERVER | C_LOCATION | C_IF, 0, 1, 2, set_return, SRVLOC(ret)},
     {"regex_match_limit", C_ALL, 0, 1, 1, set_match_limit, ALL(regex_match_limit)},
 
     /* safety limits, by their pt_limits names */

@@ -428,6 +428,12 @@ static int apply_one(pt_conf_loader *cx, const pt_conf_node *d, unsigned ctx)
     const pt_conf_directive *cmd = lookup(cx, name);
     if (!cmd)
         return unknown(cx, d);
+    if (!(cmd->ctx & ctx) && (ctx & C_IF))
+        return pt_conf_bad(cx, d, 0,
+                           "\"%s\" directive is not allowed inside \"if\": it takes rewrite, "
+                           "return, set and break, and in a location add_header, limit_rate and "
+                           "proxy_pass",
+                           name);
     if (!(cmd->ctx & ctx))
         return pt_conf_bad(cx, d, 0, "\"%s\" directive is not allowed here", name);
     if ((cmd->flags & F_BLOCK) && !d->block)
@@ -440,7 +446,8 @@ static int apply_one(pt_conf_loader *cx, const pt_conf_node *d, unsigned ctx)
     if (nargs < cmd->min || (cmd->max >= 0 && nargs > cmd->max))
         return pt_conf_bad(cx, d, 0, "invalid number of arguments in \"%s\" directive", name);
 
-    int level = ctx == C_SERVER ? 1 : ctx == C_LOCATION ? 2 : 0;
+    /* an `if` block's directives set the fields of its own location (cx->loc, conf/rewrite.c) */
+    int level = ctx == C_SERVER ? 1 : ctx & (C_LOCATION | C_IF) ? 2 : 0;
     char *base = level == 2 ? (char *)cx->loc : level ? (char *)cx->srv : (char *)cx->conf;
     void *field = cmd->off[level] == NONE ? NULL : base + cmd->off[level];
     void *aux = cmd->aux[level] == NONE ? NULL : base + cmd->aux[level];
@@ -582,7 +589,7 @@ bool pt_conf_var_ok(const pt_conf_loader *cx, int user, const pt_var_ref *v)
     for (size_t i = 0; i < cx->ncapture_names; i++)
         if (pt_str_eq(v->name, cx->capture_names[i]))
             return true;
-    return false;
+    return pt_var_find(&cx->conf->vars, v->name) >= 0;
 }
 
 /* nginx's: matched anywhere in User-Agent, ignoring case. */
@@ -755,19 +762,64 @@ void pt_conf_realip_dispose(pt_conf_realip *r)
     *r = (pt_conf_realip){0};
 }
 
-void pt_conf_rewrites_dispose(pt_conf_rewrites *r)
+static void cond_dispose(pt_conf_cond *c)
 {
-    for (size_t i = 0; i < r->n; i++) {
-        pt_regex_free(r->list[i].re);
-        free(r->list[i].replacement);
+    free(c->subject);
+    free(c->operand);
+    pt_regex_free(c->re);
+}
+
+void pt_conf_script_dispose(pt_conf_script *s)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        pt_conf_step *st = &s->steps[i];
+        pt_regex_free(st->rewrite.re);
+        free(st->rewrite.replacement);
+        free(st->ret.text);
+        free(st->value);
+        if (st->cond) {
+            cond_dispose(&st->cond->cond);
+            pt_conf_script_dispose(&st->cond->body);
+            headers_free(st->cond->headers, st->cond->nheaders);
+            free(st->cond->pass); /* its proxy settings are the location's, borrowed */
+            free(st->cond);
+        }
     }
-    free(r->list);
-    *r = (pt_conf_rewrites){0};
+    free(s->steps);
+    *s = (pt_conf_script){0};
+}
+
+static void map_entries_free(pt_conf_map_entry *e, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(e[i].key);
+        pt_regex_free(e[i].re);
+        free(e[i].value);
+    }
+    free(e);
+}
+
+void pt_conf_vars_dispose(pt_conf_vars *v)
+{
+    for (size_t i = 0; i < v->n; i++)
+        free(v->list[i].name);
+    free(v->list);
+    for (size_t i = 0; i < v->nmaps; i++) {
+        pt_conf_map *m = &v->maps[i];
+        free(m->source);
+        map_entries_free(m->exact, m->nexact);
+        map_entries_free(m->leading, m->nleading);
+        map_entries_free(m->trailing, m->ntrailing);
+        map_entries_free(m->regex, m->nregex);
+        free(m->default_value);
+    }
+    free(v->maps);
+    *v = (pt_conf_vars){0};
 }
 
 static void location_dispose(pt_conf_location *l)
 {
-    pt_conf_rewrites_dispose(&l->rewrite);
+    pt_conf_script_dispose(&l->script);
     free(l->ret.text);
     free(l->path);
     pt_regex_free(l->re);
@@ -792,7 +844,7 @@ void pt_conf_location_pop(pt_conf_server *s)
 
 static void server_dispose(pt_conf_server *s)
 {
-    pt_conf_rewrites_dispose(&s->rewrite);
+    pt_conf_script_dispose(&s->script);
     for (size_t i = 0; i < s->nlistens; i++) {
         free(s->listens[i].host);
         free(s->listens[i].port);
@@ -864,6 +916,7 @@ void pt_conf_free(pt_conf *c)
     for (size_t i = 0; i < c->nlogfmts; i++)
         pt_logfmt_free(c->logfmts[i]);
     free(c->logfmts);
+    pt_conf_vars_dispose(&c->vars);
     free(c->prefix);
     strv_free(c->files, c->nfiles);
     free(c);
@@ -887,6 +940,7 @@ pt_conf_server *pt_conf_server_add(pt_conf *c, const char *file, int line, int c
         .file = file,
         .line = line,
         .col = col,
+        .vars = &c->vars,
     };
     strv_copy(&s->index, &s->nindex, c->index, c->nindex);
     access_logs_copy(&s->access_logs, &s->naccess_logs, c->access_logs, c->naccess_logs);

@@ -26,8 +26,17 @@
 #include "server/core/vars.h"
 
 /* Where a directive may stand: the top level of the main file, an `http { }` block, a server,
- * an `events { }` block, a location. */
-enum { C_MAIN = 1, C_HTTP = 2, C_SERVER = 4, C_EVENTS = 8, C_LOCATION = 16 };
+ * an `events { }` block, a location, an `if` block in a server, an `if` block in a location. */
+enum {
+    C_MAIN = 1,
+    C_HTTP = 2,
+    C_SERVER = 4,
+    C_EVENTS = 8,
+    C_LOCATION = 16,
+    C_SIF = 32,
+    C_LIF = 64
+};
+#define C_IF (C_SIF | C_LIF)
 #define C_TOP (C_MAIN | C_HTTP)
 #define C_ANY (C_TOP | C_SERVER)
 #define C_ALL (C_ANY | C_LOCATION)
@@ -73,8 +82,10 @@ typedef struct pt_conf_module {
     int (*conf_done)(pt_conf_loader *cx); /* the top level read; core.c builds the servers */
 } pt_conf_module;
 
-/* Frees a level's rewrites. */
-void pt_conf_rewrites_dispose(pt_conf_rewrites *r);
+/* Frees a level's script (its steps, their `if` blocks), and the conf's own variables and
+ * their maps. */
+void pt_conf_script_dispose(pt_conf_script *s);
+void pt_conf_vars_dispose(pt_conf_vars *v);
 
 /* The modules (conf/core.c, static.c, tls.c, proxy.c, http2.c, compress.c, rate.c, access.c,
  * limits.c, log.c, rewrite.c,
@@ -91,6 +102,24 @@ extern const pt_conf_module pt_conf_rate_module;
 extern const pt_conf_module pt_conf_limits_module;
 extern const pt_conf_module pt_conf_log_module;
 extern const pt_conf_module pt_conf_realip_module;
+extern const pt_conf_module pt_conf_map_module;
+
+/* Declares the variable of every `set` and `map` in the tree under `root` (the http, server,
+ * location and if blocks), before any directive is applied: the conf's own variables are known
+ * everywhere, wherever they are set (conf/map.c). */
+void pt_conf_vars_declare(pt_conf_loader *cx, const pt_conf_node *root);
+
+/* The script the rewrite module's directives being read join: the `if` block's, the
+ * location's or the server's (conf/rewrite.c). */
+pt_conf_script *pt_conf_script_here(pt_conf_loader *cx);
+
+/* Checks that word `i` of `d` is "$NAME", one of the conf's own variables (porter's own cannot
+ * be changed: nginx's "duplicate variable"). Returns its id (pt_conf.vars), or -EINVAL
+ * (reported). */
+long pt_conf_own_var(pt_conf_loader *cx, const pt_conf_node *d, size_t i);
+
+/* `return CODE [TEXT]` (checked) as a step of the script being read. */
+void pt_conf_script_return(pt_conf_loader *cx, int code, const char *text);
 
 /* A level's compression settings, made and freed with the level: the defaults (each coding
  * off, its default level, min_length 20 and types text/html; Vary on; HTTP/1.1; porter's order;
@@ -163,6 +192,10 @@ struct pt_conf_loader {
     /* The named groups of the regexes read so far ($name in the texts after them). */
     char **capture_names;
     size_t ncapture_names;
+    /* The `if` block being read: its directives go to its script, its add_header, limit_rate
+     * and proxy_pass to cx->loc, a location of its own for the time (conf/rewrite.c); NULL:
+     * none. */
+    pt_conf_if *in_if;
 };
 
 /* The most errors one load keeps. */
@@ -172,7 +205,7 @@ struct pt_conf_loader {
 void pt_conf_capture_names(pt_conf_loader *cx, const struct pt_regex *re);
 
 /* Whether a text of `user` may name the variable `v`: one of porter's that `user` expands, a
- * numbered group, or a named group of a regex read before. */
+ * numbered group, a named group of a regex read before, or one of the conf's own (set, map). */
 bool pt_conf_var_ok(const pt_conf_loader *cx, int user, const pt_var_ref *v);
 
 /* Applies the directives `list` in context `ctx` (C_*) to the top level, cx->srv or cx->loc. */

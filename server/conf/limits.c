@@ -53,7 +53,7 @@ static int check_key(pt_conf_loader *cx, const pt_conf_node *d)
         pt_var_ref v = pt_var_parse(p);
         if (v.malformed)
             return pt_conf_bad(cx, d, 1, "invalid variable name in \"%s\"", d->w[0].s);
-        if (!pt_var_allowed(PT_VARS_ZONE_KEY, v.id))
+        if (!pt_conf_var_ok(cx, PT_VARS_ZONE_KEY, &v))
             return pt_conf_bad(cx, d, 1, "unknown variable \"$%.*s\" in \"%s\"", (int)v.name.len,
                                v.name.p, d->w[0].s);
     }

@@ -23,6 +23,7 @@ static const pt_conf_module *const modules[] = {
     &pt_conf_limits_module,
     &pt_conf_log_module,
     &pt_conf_rewrite_module,
+    &pt_conf_map_module,
     &pt_conf_realip_module,
 };
 /* clang-format on */
@@ -58,6 +59,7 @@ static int load(pt_conf **out, const char *path, const char *text, const char *p
         goto done;
     }
     parsed = true;
+    pt_conf_vars_declare(&cx, &root);
     pt_conf_apply(&cx, root.kids, root.nkids, C_MAIN);
     cx.ntoprefs = cx.nrefs;
     for (size_t i = 0; i < cx.nmodules; i++) {

@@ -106,7 +106,7 @@ static int set_log_format(pt_conf_loader *cx, const pt_conf_node *d, void *field
     pt_logfmt *f;
     char why[200];
     size_t at = 0;
-    int rc = pt_logfmt_compile(&f, text, e, why, sizeof why, &at);
+    int rc = pt_logfmt_compile_with(&f, text, e, &cx->conf->vars, why, sizeof why, &at);
     if (rc == -ENOMEM)
         oom();
     if (rc < 0) {
@@ -172,7 +172,8 @@ static int set_access_log(pt_conf_loader *cx, const pt_conf_node *d, void *field
             pt_logfmt *f;
             char why[200];
             size_t at;
-            rc = pt_logfmt_compile(&f, p + 3, PT_LOG_ESCAPE_NONE, why, sizeof why, &at);
+            rc = pt_logfmt_compile_with(&f, p + 3, PT_LOG_ESCAPE_NONE, &cx->conf->vars, why,
+                                        sizeof why, &at);
             if (rc == -ENOMEM)
                 oom();
             if (rc < 0)

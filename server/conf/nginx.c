@@ -74,9 +74,9 @@ static const char *const unsupported[] = {
     "http3", "http3_hq", "http3_max_concurrent_streams", "http3_stream_buffer_size", "quic_bpf",
     "quic_gso", "quic_host_key", "quic_retry",
     /* rewrite */
-    "break", "if", "set", "uninitialized_variable_warn",
+    "uninitialized_variable_warn",
     /* map, split_clients, geo */
-    "map", "map_hash_bucket_size", "map_hash_max_size", "split_clients", "geo",
+    "map_hash_bucket_size", "map_hash_max_size", "split_clients", "geo",
     /* other http modules */
     "addition_types", "add_before_body", "add_after_body", "auth_request", "auth_request_set",
     "charset", "charset_map", "charset_types", "override_charset", "source_charset", "dav_methods",

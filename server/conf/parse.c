@@ -163,8 +163,8 @@ static int lex(pt_conf_parser *ps, lexer *lx, pt_conf_word *w, int *kind)
             }
         }
         /* nginx wants a separator after a quoted string: "a"b is more likely a typo than a
-         * concatenation. */
-        if (lx->p < lx->end && !is_space(*lx->p) && !strchr(";{}", *lx->p)) {
+         * concatenation. A ")" may follow (nginx's `if ($a = "")`): it is a word of its own. */
+        if (lx->p < lx->end && !is_space(*lx->p) && !strchr(";{})", *lx->p)) {
             free(b.s);
             return fail(ps, -EINVAL, lx->file, lx->line, lx->col, "unexpected \"%c\"", *lx->p);
         }

@@ -138,6 +138,10 @@ static int set_proxy_pass(pt_conf_loader *cx, const pt_conf_node *d, void *field
     if (l->handler != PT_HANDLER_STATIC)
         return pt_conf_bad(cx, d, 0, "\"proxy_pass\" and \"%s\" in one location",
                            l->handler == PT_HANDLER_STATUS ? "status" : "return");
+    /* inside `if`: an upstream block, as the request's URI (conf/rewrite.c) */
+    if (cx->in_if && (url.uri || !upstream_named(cx->conf, url.name)))
+        return pt_conf_bad(cx, d, 1,
+                           "\"proxy_pass\" inside \"if\" names an upstream block, without a URI");
     if ((l->match == PT_MATCH_REGEX || l->match == PT_MATCH_NAMED) && url.uri)
         return pt_conf_bad(cx, d, 1, "\"proxy_pass\" cannot have a URI in a %s location",
                            l->match == PT_MATCH_NAMED ? "named" : "regular expression");
@@ -282,7 +286,7 @@ static int check_location(pt_conf_loader *cx, pt_conf_location *l)
 
 static const pt_conf_directive directives[] = {
     {"upstream", C_TOP, F_BLOCK | F_MULTI, 1, 1, set_upstream, NOWHERE},
-    {"proxy_pass", C_LOCATION, 0, 1, 1, set_proxy_pass, NOWHERE},
+    {"proxy_pass", C_LOCATION | C_LIF, 0, 1, 1, set_proxy_pass, NOWHERE},
     {"proxy_set_header", C_ALL, F_MULTI, 2, 2, set_proxy_set_header, ALL(proxy.set_headers),
      ALL(proxy.nset_headers)},
     {"proxy_next_upstream", C_ALL, 0, 1, 11, set_next_upstream, ALL(proxy.next_upstream)},

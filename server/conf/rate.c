@@ -26,7 +26,7 @@ static int set_rate_size(pt_conf_loader *cx, const pt_conf_node *d, void *field,
 }
 
 static const pt_conf_directive directives[] = {
-    {"limit_rate", C_ALL, 0, 1, 1, set_rate_size, ALL(limit_rate.rate)},
+    {"limit_rate", C_ALL | C_LIF, 0, 1, 1, set_rate_size, ALL(limit_rate.rate)},
     {"limit_rate_after", C_ALL, 0, 1, 1, set_rate_size, ALL(limit_rate.after)},
 };
 

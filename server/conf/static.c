@@ -257,7 +257,7 @@ static const pt_conf_directive directives[] = {
     {"autoindex_exact_size", C_ALL, 0, 1, 1, pt_conf_set_flag, FILES(autoindex_exact_size)},
     {"autoindex_localtime", C_ALL, 0, 1, 1, pt_conf_set_flag, FILES(autoindex_localtime)},
     {"expires", C_ALL, 0, 1, 2, set_expires, FILES(expires_kind), FILES(expires)},
-    {"add_header", C_ALL, F_MULTI, 2, 3, set_add_header, FILES(headers), FILES(nheaders)},
+    {"add_header", C_ALL | C_LIF, F_MULTI, 2, 3, set_add_header, FILES(headers), FILES(nheaders)},
     {"error_page", C_ALL, F_MULTI, 2, -1, set_error_page, FILES(error_pages), FILES(nerror_pages)},
     {"precompressed", C_ALL, 0, 1, 1, pt_conf_set_flag, FILES(precompressed)},
     {"max_ranges", C_ALL, 0, 1, 1, set_max_ranges, FILES(max_ranges)},

@@ -358,10 +358,8 @@ typedef struct pt_conf_rewrite {
     pt_rewrite_flag flag;
 } pt_conf_rewrite;
 
-/* A level's rewrites (a server's or a location's, not inherited) and rewrite_log (inherited). */
+/* rewrite_log (inherited); a level's rewrites are steps of its script (pt_conf_script). */
 typedef struct pt_conf_rewrites {
-    pt_conf_rewrite *list;
-    size_t n;
     bool log; /* rewrite_log: each rewrite that matches is logged at notice */
 } pt_conf_rewrites;
 
@@ -505,6 +503,122 @@ static inline const pt_conf_realip *pt_conf_realip_active(const pt_conf_realip *
     return r->nfrom ? r : NULL;
 }
 
+/* ---- the rewrite module's script, and the conf's own variables (docs/rewrite.md) ---- */
+
+/* One `if (CONDITION)`: a variable alone (false when empty or "0"), a comparison, a regex, or
+ * a test of a file. */
+typedef enum pt_cond_op {
+    PT_COND_VAR,    /* `$var` */
+    PT_COND_EQUAL,  /* `$var = TEXT` (`!=` negated) */
+    PT_COND_REGEX,  /* `$var ~ RE`, `~*` (`!~`, `!~*` negated): captures become $1.. */
+    PT_COND_FILE,   /* `-f PATH`: a regular file */
+    PT_COND_DIR,    /* `-d PATH`: a directory */
+    PT_COND_EXISTS, /* `-e PATH`: a file or a directory (links followed) */
+    PT_COND_EXEC,   /* `-x PATH`: its owner's execute bit (a directory's too, as nginx) */
+} pt_cond_op;
+
+typedef struct pt_conf_cond {
+    pt_cond_op op;
+    bool negate;         /* `!=`, `!~`, `!-f`, ... */
+    char *subject;       /* the `$var` (its reference as written), or the PATH (text) */
+    char *operand;       /* PT_COND_EQUAL: the text compared, may hold variables */
+    struct pt_regex *re; /* PT_COND_REGEX */
+} pt_conf_cond;
+
+/* What a level's script does at one step, in the order the directives are written. */
+typedef enum pt_step_kind {
+    PT_STEP_REWRITE, /* `rewrite` */
+    PT_STEP_RETURN,  /* `return`: answers, the script ends */
+    PT_STEP_SET,     /* `set $var VALUE` */
+    PT_STEP_BREAK,   /* `break`: the script ends, the location answers */
+    PT_STEP_IF,      /* `if (...) { ... }` */
+} pt_step_kind;
+
+struct pt_conf_if;
+
+typedef struct pt_conf_step {
+    pt_step_kind kind;
+    pt_conf_rewrite rewrite; /* PT_STEP_REWRITE */
+    pt_conf_return ret;      /* PT_STEP_RETURN */
+    size_t var;              /* PT_STEP_SET: the variable (pt_conf.vars) */
+    char *value;             /* PT_STEP_SET: text, may hold variables */
+    struct pt_conf_if *cond; /* PT_STEP_IF (owned) */
+} pt_conf_step;
+
+/* The rewrite module's directives of a server or a location (rewrite, return, set, break, if),
+ * run as one script in the order written, as nginx's ngx_http_rewrite_module runs them: a
+ * server's before a location is chosen, a location's before its handler. Not inherited. */
+typedef struct pt_conf_script {
+    pt_conf_step *steps;
+    size_t n;
+} pt_conf_script;
+
+/* `if (CONDITION) { ... }` in a server or a location: its own steps, and in a location what it
+ * changes about the answer while its condition holds (its overlay: add_header, limit_rate,
+ * proxy_pass to an upstream block), each the location's where the block names none. */
+typedef struct pt_conf_if {
+    pt_conf_cond cond;
+    pt_conf_script body;
+    pt_conf_header *headers; /* add_header in the block (replaces the location's); or none */
+    size_t nheaders;
+    bool rate_named;     /* limit_rate in the block: `rate` replaces the location's */
+    size_t rate;         /* bytes per second; 0: none */
+    char *pass;          /* proxy_pass in the block (an upstream block, no URI); NULL: none */
+    pt_conf_proxy proxy; /* with `pass`: the location's proxy settings, borrowed (made once
+                            the location is read), with `pass`; only `pass` is the if's */
+    int overlay;         /* its overlay among its location's (pt_location.overlays); -1: none */
+    const char *file;
+    int line, col;
+} pt_conf_if;
+
+/* One entry of a `map` block: `KEY VALUE;`. */
+typedef struct pt_conf_map_entry {
+    char *key;           /* exact or (hostnames) wildcard, lower case; for a regex, as written */
+    struct pt_regex *re; /* `~RE`, `~*RE`; NULL: not a regex */
+    char *value;         /* text, may hold variables (a regex's captures too) */
+} pt_conf_map_entry;
+
+/* `map SOURCE $VAR { ... }` (top level): $VAR is the value of the first entry that SOURCE's
+ * expansion matches, in nginx's order: an exact key (ignoring case), the longest leading
+ * wildcard, the longest trailing wildcard (both with `hostnames`), the first regex in the
+ * order written, else `default` (empty without one). Computed the first time a request reads
+ * $VAR and kept for the request (`volatile`: computed at every read). */
+typedef struct pt_conf_map {
+    char *source;             /* text, may hold variables */
+    size_t var;               /* the variable it makes (pt_conf.vars) */
+    pt_conf_map_entry *exact; /* sorted by key (strcmp's order) */
+    size_t nexact;
+    pt_conf_map_entry *leading; /* "*.example.com", ".example.com": longest first */
+    size_t nleading;
+    pt_conf_map_entry *trailing; /* "mail.*": longest first */
+    size_t ntrailing;
+    pt_conf_map_entry *regex; /* in the order written */
+    size_t nregex;
+    char *default_value; /* NULL: empty */
+    bool hostnames;      /* a trailing dot of the source's value is dropped */
+    bool volatile_;      /* not kept for the request */
+    const char *file;
+    int line, col;
+} pt_conf_map;
+
+/* A variable of the conf's own, declared by `set` or `map` anywhere in the conf and known
+ * everywhere (as nginx's variables are); read before any `set` gave it a value, it is empty. */
+typedef struct pt_conf_var {
+    char *name; /* without '$' */
+    long map;   /* its map in pt_conf_vars.maps; -1: none (set's only) */
+    const char *file;
+    int line, col; /* where it was first declared */
+} pt_conf_var;
+
+/* The conf's own variables and their maps. A variable's index in `list` is its id; a request
+ * keeps its values in slots by that id (server/core/vars.h). */
+typedef struct pt_conf_vars {
+    pt_conf_var *list;
+    size_t n;
+    pt_conf_map *maps;
+    size_t nmaps;
+} pt_conf_vars;
+
 typedef enum pt_conf_match {
     PT_MATCH_PREFIX, /* `location /p` and `location ^~ /p` */
     PT_MATCH_EXACT,  /* `location = /p` */
@@ -550,7 +664,8 @@ typedef struct pt_conf_location {
     pt_conf_access_log *access_logs; /* the server's unless the location names its own */
     size_t naccess_logs;
     pt_conf_rewrites rewrite;
-    bool internal; /* `internal`: reached only by an internal redirect (else 404) */
+    pt_conf_script script; /* rewrite, return, set, break, if: before the handler */
+    bool internal;         /* `internal`: reached only by an internal redirect (else 404) */
     pt_conf_realip realip;
     uint32_t regex_match_limit; /* regex_match_limit: its pattern's, rewrites', gzip_disable's */
 } pt_conf_location;
@@ -590,10 +705,13 @@ typedef struct pt_conf_server {
     pt_conf_access access;
     pt_conf_limit_rate limit_rate;
     pt_conf_limit limit;
-    pt_conf_rewrites rewrite; /* run before a location is chosen, on the first pass */
+    pt_conf_rewrites rewrite;
+    pt_conf_script script; /* rewrite, return, set, break, if: before a location is chosen,
+                              on the first pass */
     pt_conf_realip realip;
     uint32_t
         regex_match_limit; /* regex_match_limit: its server_name's, rewrites', gzip_disable's */
+    const pt_conf_vars *vars; /* the conf's own variables (pt_conf.vars) */
 } pt_conf_server;
 
 typedef struct pt_conf {
@@ -662,6 +780,7 @@ typedef struct pt_conf {
     /* regex_match_limit (PT_REGEX_MATCH_LIMIT): the bound on one match's work (PCRE2's match
      * limit) of every regex of a level, its own or inherited. */
     uint32_t regex_match_limit;
+    pt_conf_vars vars; /* set's and map's variables */
 } pt_conf;
 
 #endif

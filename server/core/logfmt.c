@@ -172,6 +172,12 @@ void pt_logfmt_free(pt_logfmt *f)
 int pt_logfmt_compile(pt_logfmt **out, const char *text, pt_log_escape e, char *why, size_t whylen,
                       size_t *at)
 {
+    return pt_logfmt_compile_with(out, text, e, NULL, why, whylen, at);
+}
+
+int pt_logfmt_compile_with(pt_logfmt **out, const char *text, pt_log_escape e,
+                           const struct pt_conf_vars *vars, char *why, size_t whylen, size_t *at)
+{
     *out = NULL;
     size_t len = strlen(text), npieces = 0, names = 0;
     /* First the references are checked and counted, then the pieces made. */
@@ -183,6 +189,7 @@ int pt_logfmt_compile(pt_logfmt **out, const char *text, pt_log_escape e, char *
             continue;
         }
         pt_var_ref r = pt_var_parse(p);
+        pt_var_resolve(vars, &r);
         if (r.malformed) {
             *at = (size_t)(p - text);
             snprintf(why, whylen, "invalid variable name \"%.*s\"", (int)r.len, p);
@@ -220,6 +227,7 @@ int pt_logfmt_compile(pt_logfmt **out, const char *text, pt_log_escape e, char *
             continue;
         }
         pc->ref = pt_var_parse(p);
+        pt_var_resolve(vars, &pc->ref);
         if (pc->ref.id == PT_VAR_HTTP_) {
             /* $http_user_agent reads User-Agent */
             size_t n = pc->ref.name.len - 5;

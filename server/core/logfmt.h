@@ -9,7 +9,8 @@
  * client sent (", \ and control bytes escaped, bytes that are not UTF-8 become \ufffd), `none`
  * not at all.
  *
- * Writing a line allocates nothing: it goes into the caller's buffer. A line longer than the
+ * Writing a line allocates nothing: it goes into the caller's buffer (a map of the conf's own
+ * that the line reads first is computed in the request's arena). A line longer than the
  * buffer keeps every literal piece and cuts values short, at an escape's boundary, so it stays
  * well formed (valid JSON stays valid JSON).
  *
@@ -22,6 +23,8 @@
 #include <stddef.h>
 
 #include "server/core/request.h"
+
+struct pt_conf_vars; /* server/core/conf.h */
 
 typedef enum pt_log_escape {
     PT_LOG_ESCAPE_DEFAULT,
@@ -59,6 +62,10 @@ size_t pt_logfmt_escape(pt_log_escape e, char *dst, size_t cap, const char *src,
  * offset in `text` of the reference at fault; -ENOMEM. */
 int pt_logfmt_compile(pt_logfmt **out, const char *text, pt_log_escape e, char *why, size_t whylen,
                       size_t *at);
+
+/* The same, where the text may also name the variables of `vars` (the conf's own: set, map). */
+int pt_logfmt_compile_with(pt_logfmt **out, const char *text, pt_log_escape e,
+                           const struct pt_conf_vars *vars, char *why, size_t whylen, size_t *at);
 
 void pt_logfmt_free(pt_logfmt *f);
 

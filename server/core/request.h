@@ -242,6 +242,14 @@ struct pt_request {
      * In the arena, with a copy of its subject; NULL: none. */
     struct pt_captures *captures;
     bool real_ip; /* realip replaced `peer` (a copy in the arena): it does not again */
+    /* The conf's own variables (`set`, `map`; server/core/vars.h): their list, the server's
+     * conf's (given with the virtual host), and this request's values, made on first use. */
+    const struct pt_conf_vars *vars;
+    struct pt_var_slot *var_slots;
+    bool vars_failed; /* a map's regex hit its match limit: the router answers 500 */
+    /* What an `if` of the location whose condition held changes in the answer
+     * (server/site/location.h); NULL: nothing. */
+    const struct pt_overlay *overlay;
 };
 
 /* The servers a proxied request was sent to, for $upstream_addr, $upstream_status and

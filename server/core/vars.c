@@ -5,6 +5,7 @@
 
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <netinet/in.h>
@@ -16,6 +17,8 @@
 
 #include <openssl/ssl.h>
 
+#include "server/core/conf.h"
+#include "server/core/map.h"
 #include "server/core/regex.h"
 
 #include "connmgr/proxy_protocol.h"
@@ -119,9 +122,15 @@ pt_var_ref pt_var_parse(const char *p)
 
 bool pt_var_allowed(pt_var_user user, pt_var_id id)
 {
+    if (id == PT_VAR_USER)
+        return true;
     /* A log line may tell anything about its request (the proxy's own are empty there). */
     if (user == PT_VARS_LOG)
         return id != PT_VAR_TEXT && id != PT_VAR_UNKNOWN;
+    /* A script's texts too, but the proxy's own: they are known only to the proxy's texts. */
+    if (user == PT_VARS_SCRIPT)
+        return id != PT_VAR_TEXT && id != PT_VAR_UNKNOWN && id != PT_VAR_PROXY_HOST &&
+               id != PT_VAR_PROXY_ADD_X_FORWARDED_FOR;
     if (id == PT_VAR_HTTP_)
         return http_users >> user & 1;
     if (id == PT_VAR_ARG_ || id == PT_VAR_COOKIE_)
@@ -338,6 +347,162 @@ static const struct sockaddr *proxied(const pt_request *req, bool server)
     return server ? &req->proxied->dst.sa : &req->proxied->src.sa;
 }
 
+/* ---- the conf's own variables ---- */
+
+/* A request's value of one of the conf's own variables. */
+typedef enum slot_state {
+    SLOT_NONE,  /* not set, or its map not computed yet */
+    SLOT_VALUE, /* `p` and `len` hold it */
+    SLOT_BUSY,  /* its map is being computed: a read from inside it reads empty */
+} slot_state;
+
+struct pt_var_slot {
+    const char *p; /* in the arena, or the conf's text */
+    size_t len;
+    slot_state state;
+};
+
+long pt_var_find(const pt_conf_vars *own, pt_str name)
+{
+    for (size_t i = 0; own && i < own->n; i++)
+        if (pt_str_eq(name, own->list[i].name))
+            return (long)i;
+    return -1;
+}
+
+void pt_var_resolve(const pt_conf_vars *own, pt_var_ref *ref)
+{
+    long id = ref->id == PT_VAR_UNKNOWN ? pt_var_find(own, ref->name) : -1;
+    if (id >= 0) {
+        ref->id = PT_VAR_USER;
+        ref->index = (size_t)id;
+    }
+}
+
+/* The slots of `req`, made (all empty) on first use; NULL when the conf has no variables of
+ * its own, or out of memory. */
+static struct pt_var_slot *slots(pt_request *req)
+{
+    if (!req->var_slots && req->vars && req->vars->n) {
+        size_t size = req->vars->n * sizeof *req->var_slots;
+        req->var_slots = pt_request_alloc(req, size);
+        if (req->var_slots)
+            memset(req->var_slots, 0, size);
+    }
+    return req->var_slots;
+}
+
+/* An expansion into a buffer of `cap` bytes; `pos` counts on past it. */
+typedef struct sized {
+    char *buf;
+    size_t pos, cap;
+} sized;
+
+static void put_sized(void *ctx, const pt_var_ref *ref, const char *p, size_t n)
+{
+    sized *t = ctx;
+    if (t->pos < t->cap && n)
+        memcpy(t->buf + t->pos, p, n <= t->cap - t->pos ? n : t->cap - t->pos);
+    t->pos += n;
+}
+
+pt_str pt_vars_expand_arena(pt_request *req, const char *text)
+{
+    char small[512];
+    sized t = {small, 0, sizeof small};
+    pt_vars_expand(req, text, put_sized, &t);
+    char *out = pt_request_alloc(req, t.pos + 1);
+    if (!out)
+        return (pt_str){NULL, 0};
+    if (t.pos <= sizeof small) {
+        memcpy(out, small, t.pos);
+    } else {
+        /* longer than the stack's room: expanded again, into the arena (a map read the first
+         * time is kept, so both passes read the same values) */
+        size_t want = t.pos;
+        t = (sized){out, 0, want};
+        pt_vars_expand(req, text, put_sized, &t);
+        t.pos = t.pos < want ? t.pos : want;
+    }
+    out[t.pos] = '\0';
+    return (pt_str){out, t.pos};
+}
+
+/* The text of `text` for `req`, expanded in its arena unless it names no variable. */
+static pt_str value_of(pt_request *req, const char *text, bool *failed)
+{
+    if (!strchr(text, '$'))
+        return (pt_str){text, strlen(text)};
+    pt_str v = pt_vars_expand_arena(req, text);
+    *failed = v.p == NULL;
+    return v.p ? v : (pt_str){"", 0};
+}
+
+int pt_var_set(pt_request *req, size_t id, const char *text)
+{
+    struct pt_var_slot *s = slots(req);
+    bool failed = false;
+    pt_str v = value_of(req, text, &failed);
+    if (!s || id >= req->vars->n || failed)
+        return -ENOMEM;
+    s[id] = (struct pt_var_slot){v.p, v.len, SLOT_VALUE};
+    return 0;
+}
+
+/* The value `m` gives `req`: its source expanded and looked up, the entry's value expanded
+ * (with a regex entry's captures as $1, $name). */
+static pt_str map_value(pt_request *req, const pt_conf_map *m)
+{
+    bool failed = false;
+    pt_str src = value_of(req, m->source, &failed);
+    if (m->hostnames && src.len && src.p[src.len - 1] == '.')
+        src.len--;
+    pt_captures caps;
+    bool limit_hit;
+    const pt_conf_map_entry *e = pt_map_find(m, src, &caps, &limit_hit);
+    if (limit_hit) {
+        /* to the server's error log (pt_request_log is response.c's, above this file) */
+        pt_log_error_to(req->error_log, req->error_level, PT_LOG_ERROR,
+                        "map \"%s\" at %s:%d: the regex match limit was hit, request: \"%.*s\"",
+                        m->source, m->file, m->line, (int)req->target.len, req->target.p);
+        req->vars_failed = true;
+        return (pt_str){"", 0};
+    }
+    const char *text = e ? e->value : m->default_value;
+    if (!text)
+        return (pt_str){"", 0};
+    if (!e || !e->re)
+        return value_of(req, text, &failed);
+    /* the entry's own captures, for its value only (the request's stay the request's) */
+    struct pt_captures *saved = req->captures;
+    req->captures = &caps;
+    pt_str v = value_of(req, text, &failed);
+    req->captures = saved;
+    return v;
+}
+
+/* The value of the conf's own variable `id` for `req`: set's, or its map's, computed now if
+ * not yet (the request is changed behind its const: only its values' cache). */
+static pt_str user_value(const pt_request *creq, size_t id)
+{
+    pt_request *req = (pt_request *)creq;
+    struct pt_var_slot *s = slots(req);
+    if (!s || id >= req->vars->n)
+        return (pt_str){"", 0};
+    s += id;
+    long map = req->vars->list[id].map;
+    if (s->state == SLOT_VALUE)
+        return (pt_str){s->p, s->len};
+    if (s->state == SLOT_BUSY || map < 0)
+        return (pt_str){"", 0};
+    const pt_conf_map *m = &req->vars->maps[map];
+    s->state = SLOT_BUSY;
+    pt_str v = map_value(req, m);
+    *s = m->volatile_ ? (struct pt_var_slot){NULL, 0, SLOT_NONE}
+                      : (struct pt_var_slot){v.p, v.len, SLOT_VALUE};
+    return v;
+}
+
 pt_str pt_var_value(const pt_request *req, const pt_var_ref *ref, char *buf, size_t cap)
 {
     socklen_t own_len;
@@ -485,7 +650,12 @@ pt_str pt_var_value(const pt_request *req, const pt_var_ref *ref, char *buf, siz
         return request_filename(req, buf, cap);
     case PT_VAR_CAPTURE:
         return pt_captures_group(req->captures, (unsigned)(ref->name.p[0] - '0'));
+    case PT_VAR_USER:
+        return user_value(req, ref->index);
     case PT_VAR_UNKNOWN: {
+        long id = req->vars ? pt_var_find(req->vars, ref->name) : -1;
+        if (id >= 0)
+            return user_value(req, (size_t)id);
         bool found;
         return pt_captures_named(req->captures, ref->name, &found);
     }

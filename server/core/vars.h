@@ -22,6 +22,8 @@
 
 #include "server/core/request.h"
 
+struct pt_conf_vars; /* server/core/conf.h */
+
 typedef enum pt_var_id {
     PT_VAR_TEXT,           /* not a variable: literal text */
     PT_VAR_HOST,           /* Host without port and trailing dot, lower case; else server_name */
@@ -77,8 +79,9 @@ typedef enum pt_var_id {
     PT_VAR_REALPATH_ROOT,    /* the same with every symbolic link resolved; empty if it is gone */
     PT_VAR_REQUEST_FILENAME, /* the file of $uri: root + $uri, or alias + what follows the
                                 path the alias replaces */
-    PT_VAR_UNKNOWN, /* no variable of porter's: a named group of the last regex that matched
-                       when the conf let it through (some regex declares the name) */
+    PT_VAR_USER,    /* the conf's own (`set`, `map`): pt_var_ref.index is its id */
+    PT_VAR_UNKNOWN, /* no variable of porter's: the conf's own by its name, or a named group of
+                       the last regex that matched, when the conf let it through */
 } pt_var_id;
 
 /* Who expands a text: each allows its own set of variables. */
@@ -88,6 +91,8 @@ typedef enum pt_var_user {
     PT_VARS_TRY_FILES, /* try_files (and what names a file the same way) */
     PT_VARS_ZONE_KEY,  /* the key of limit_req_zone and limit_conn_zone */
     PT_VARS_LOG,       /* log_format and access_log's if=: every variable */
+    PT_VARS_SCRIPT,    /* set's values, map's sources and values, if's conditions: every
+                          variable but the proxy's own */
 } pt_var_user;
 
 /* A variable reference as written. */
@@ -96,13 +101,38 @@ typedef struct pt_var_ref {
     pt_str name;    /* without '$' and braces */
     size_t len;     /* bytes of the reference, '$' and braces included */
     bool malformed; /* an empty name, or "${name" without its '}' */
+    size_t index;   /* PT_VAR_USER: the variable's id (pt_var_resolve) */
 } pt_var_ref;
 
 /* Reads the reference at `p` (which points at '$'). */
 pt_var_ref pt_var_parse(const char *p);
 
-/* Whether `user` expands variable `id`. */
+/* Whether `user` expands variable `id` (the conf's own: every user). */
 bool pt_var_allowed(pt_var_user user, pt_var_id id);
+
+/* ---- the conf's own variables: `set` and `map` (server/core/conf.h's pt_conf_vars) ----
+ *
+ * A request reads them through req->vars (its server's conf's, given with its virtual host);
+ * their values are slots in its arena, made the first time one is read or set: a conf without
+ * such variables costs a request nothing. A map is computed the first time the request reads
+ * its variable and kept (not a `volatile` one); a map that reads itself, through others or
+ * not, reads empty there. A map's regex that hits its match limit is logged, reads empty and
+ * sets req->vars_failed, on which the router answers 500. */
+
+/* The id of the conf's own variable `name` in `vars` (may be NULL), or -1. */
+long pt_var_find(const struct pt_conf_vars *vars, pt_str name);
+
+/* Makes `ref` a PT_VAR_USER reference with its id when `vars` has its name (an unknown one);
+ * any other stays as it is. */
+void pt_var_resolve(const struct pt_conf_vars *vars, pt_var_ref *ref);
+
+/* `set`: the conf's own variable `id` takes `text` expanded for `req` (copied into its arena).
+ * Returns 0 or -ENOMEM. */
+int pt_var_set(pt_request *req, size_t id, const char *text);
+
+/* Expands `text` for `req` into its arena, NUL-terminated, as it is (no percent-encoding).
+ * {NULL, 0} when it does not fit. */
+pt_str pt_vars_expand_arena(pt_request *req, const char *text);
 
 /* Receives one piece of an expanded text: literal bytes (PT_VAR_TEXT), or the value of the
  * variable `ref` (for a variable the expander cannot know, the caller's own, empty). */

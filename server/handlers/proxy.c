@@ -1230,6 +1230,8 @@ static bool method_idempotent(int m)
 
 static const proxy_target *target_of(pt_request *req)
 {
+    if (req->overlay && req->overlay->proxy) /* an `if` with proxy_pass held */
+        return req->overlay->proxy;
     const proxy_vhost *pv = req->vhost->proxy;
     size_t i = (size_t)(req->location - req->vhost->locations);
     return pv && i < pv->n ? pv->targets[i] : NULL;
@@ -1381,12 +1383,11 @@ static int target_redirects(proxy_target *t, const pt_location *loc, const pt_pr
     return 0;
 }
 
-static int target_new(proxy_target **out, const pt_location *loc, pt_upstreams *u, char *err,
-                      size_t errlen)
+/* The target of the proxy settings `px` (location `loc`'s, or an `if` block's of it). */
+static int target_new(proxy_target **out, const pt_location *loc, const pt_conf_proxy *px,
+                      pt_upstreams *u, char *err, size_t errlen)
 {
-    const pt_conf_location *lc = loc->conf;
-    const pt_conf_proxy *px = &lc->proxy;
-    pt_upstream *up = pt_upstreams_get(u, lc, err, errlen);
+    pt_upstream *up = pt_upstreams_get(u, px, loc->conf, err, errlen);
     if (!up)
         return -EINVAL;
     proxy_target *t = calloc(1, sizeof *t);
@@ -1430,6 +1431,14 @@ int pt_proxy_vhost_setup(pt_vhost *vh, pt_upstreams *u, char *err, size_t errlen
     proxy_vhost *pv = NULL;
     for (size_t i = 0; i < vh->nlocations; i++) {
         const pt_location *loc = &vh->locations[i];
+        for (size_t k = 0; k < loc->noverlays; k++) {
+            pt_overlay *ov = &loc->overlays[k];
+            int r = ov->conf->pass ? target_new((proxy_target **)&ov->proxy, loc, &ov->conf->proxy,
+                                                u, err, errlen)
+                                   : 0;
+            if (r < 0)
+                return r;
+        }
         if (loc->handler != PT_HANDLER_PROXY || !loc->conf)
             continue;
         if (!pv) {
@@ -1441,7 +1450,7 @@ int pt_proxy_vhost_setup(pt_vhost *vh, pt_upstreams *u, char *err, size_t errlen
             pv->n = vh->nlocations;
             vh->proxy = pv;
         }
-        int r = target_new(&pv->targets[i], loc, u, err, errlen);
+        int r = target_new(&pv->targets[i], loc, &loc->conf->proxy, u, err, errlen);
         if (r < 0)
             return r;
     }
@@ -1450,6 +1459,11 @@ int pt_proxy_vhost_setup(pt_vhost *vh, pt_upstreams *u, char *err, size_t errlen
 
 void pt_proxy_vhost_dispose(pt_vhost *vh)
 {
+    for (size_t i = 0; i < vh->nlocations; i++)
+        for (size_t k = 0; k < vh->locations[i].noverlays; k++) {
+            target_free(vh->locations[i].overlays[k].proxy);
+            vh->locations[i].overlays[k].proxy = NULL;
+        }
     proxy_vhost *pv = vh->proxy;
     if (!pv)
         return;

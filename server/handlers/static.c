@@ -303,7 +303,8 @@ static void send_file(pt_request *req, const req_info *ri, const pt_cached_file 
         }
     }
     set_body(req, &r, cf, 0);
-    r.head_memo = cf->head_memo;
+    /* the memo holds the location's header lines: not for an answer with an `if`'s */
+    r.head_memo = req->filters == &req->location->filter ? cf->head_memo : NULL;
     /* where compression on the fly keeps this file's compressed copies: beside it in the
      * cache, under its identity (the coding and level are the compression layer's) */
     pt_variant_key key = {

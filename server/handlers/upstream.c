@@ -203,9 +203,9 @@ static int peer_init(pt_upstream *up, pt_upstream_peer *p, const char *address, 
 }
 
 static pt_upstream *upstream_new(pt_upstreams *u, const char *key, const pt_proxy_url *url,
-                                 const pt_conf_location *lc, char *err, size_t errlen)
+                                 const pt_conf_proxy *px, const pt_conf_location *lc, char *err,
+                                 size_t errlen)
 {
-    const pt_conf_proxy *px = &lc->proxy;
     const pt_conf_upstream *block = find_block(u->conf, url->name);
     pt_upstream *up = calloc(1, sizeof *up);
     if (!up)
@@ -272,9 +272,9 @@ oom:
     return NULL;
 }
 
-pt_upstream *pt_upstreams_get(pt_upstreams *u, const pt_conf_location *lc, char *err, size_t errlen)
+pt_upstream *pt_upstreams_get(pt_upstreams *u, const pt_conf_proxy *px, const pt_conf_location *lc,
+                              char *err, size_t errlen)
 {
-    const pt_conf_proxy *px = &lc->proxy;
     pt_proxy_url url;
     const char *why = "";
     if (pt_proxy_url_parse(px->pass, &url, &why) < 0) {
@@ -295,7 +295,7 @@ pt_upstream *pt_upstreams_get(pt_upstreams *u, const pt_conf_location *lc, char 
         return NULL;
     }
     u->list = list;
-    pt_upstream *up = upstream_new(u, key, &url, lc, err, errlen);
+    pt_upstream *up = upstream_new(u, key, &url, px, lc, err, errlen);
     if (!up)
         return NULL;
     u->list[u->n++] = up;

@@ -81,10 +81,10 @@ int pt_upstreams_new(pt_upstreams **out, struct ev_loop *loop, pt_custodian *par
 /* Shuts everything down (idle transports closed) and frees the registry. NULL: no-op. */
 void pt_upstreams_free(pt_upstreams *u);
 
-/* The upstream serving location `lc` (whose handler is the proxy), made on first use. On
- * error writes "file:line:col: reason" into `err` and returns NULL. */
-pt_upstream *pt_upstreams_get(pt_upstreams *u, const pt_conf_location *lc, char *err,
-                              size_t errlen);
+/* The upstream of the proxy settings `px` (location `lc`'s own, or an `if` block's of it),
+ * made on first use. On error writes "file:line:col: reason" into `err` and returns NULL. */
+pt_upstream *pt_upstreams_get(pt_upstreams *u, const pt_conf_proxy *px, const pt_conf_location *lc,
+                              char *err, size_t errlen);
 
 /* Picks a server for a request that tried the servers of mask `tried` already, at `now`.
  * Returns NULL when every server was tried. */

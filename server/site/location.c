@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "server/core/compress.h"
+#include "server/core/cond.h"
 #include "server/core/path.h"
 #include "server/core/regex.h"
 #include "server/core/vars.h"
@@ -25,30 +26,33 @@
 static void return_handle(pt_request *req);
 
 /* Runs the handler the server installed in the virtual host for the location of `req` (a
- * location whose `return` a rewrite's `break` skipped serves files). */
+ * location whose `return` a `break` skipped serves files; an `if` with proxy_pass that held
+ * proxies). */
 static void run_handler(pt_request *req)
 {
     pt_handler_kind kind = req->location->handler;
+    if (req->overlay && req->overlay->conf->pass)
+        kind = PT_HANDLER_PROXY;
     req->vhost->handlers[kind == PT_HANDLER_RETURN ? PT_HANDLER_STATIC : kind](req);
 }
 
 /* ---- set-up ---- */
 
-/* Builds the add_header lines of `loc` ("Name: value\r\n" each; with `always_only` only
- * those marked always) into a new string. nginx adds nothing for an empty value. */
-static char *lines_build(const pt_location *loc, size_t *outlen, bool always_only)
+/* Builds the add_header lines `hs` (`nh` of them: "Name: value\r\n" each; with
+ * `always_only` only those marked always) into a new string. nginx adds nothing for an empty
+ * value. */
+static char *lines_build(const pt_conf_header *hs, size_t nh, size_t *outlen, bool always_only)
 {
-    const pt_conf_files *f = loc->files;
     size_t n = 0;
-    for (size_t i = 0; i < f->nheaders; i++)
-        if ((!always_only || f->headers[i].always) && f->headers[i].value[0])
-            n += strlen(f->headers[i].name) + strlen(f->headers[i].value) + 4;
+    for (size_t i = 0; i < nh; i++)
+        if ((!always_only || hs[i].always) && hs[i].value[0])
+            n += strlen(hs[i].name) + strlen(hs[i].value) + 4;
     char *out = malloc(n + 1);
     if (!out)
         return NULL;
     size_t pos = 0;
-    for (size_t i = 0; i < f->nheaders; i++) {
-        const pt_conf_header *h = &f->headers[i];
+    for (size_t i = 0; i < nh; i++) {
+        const pt_conf_header *h = &hs[i];
         if ((always_only && !h->always) || !h->value[0])
             continue;
         pos += (size_t)sprintf(out + pos, "%s: %s\r\n", h->name, h->value);
@@ -59,6 +63,39 @@ static char *lines_build(const pt_location *loc, size_t *outlen, bool always_onl
 
 static size_t filter_head_lines(const pt_response_filter *f, int status, time_t mtime, time_t now,
                                 char *buf, size_t pos, size_t cap);
+static size_t overlay_head_lines(const pt_response_filter *f, int status, time_t mtime, time_t now,
+                                 char *buf, size_t pos, size_t cap);
+
+/* The overlays of the `if` blocks of `loc` that change the answer (their ids the conf's). */
+static int overlays_init(pt_location *loc)
+{
+    const pt_conf_script *sc = &loc->conf->script;
+    size_t n = 0;
+    for (size_t i = 0; i < sc->n; i++)
+        if (sc->steps[i].cond && sc->steps[i].cond->overlay >= 0)
+            n++;
+    if (!n)
+        return 0;
+    loc->overlays = calloc(n, sizeof *loc->overlays);
+    if (!loc->overlays)
+        return -ENOMEM;
+    loc->noverlays = n;
+    for (size_t i = 0; i < sc->n; i++) {
+        const pt_conf_if *f = sc->steps[i].cond;
+        if (!f || f->overlay < 0)
+            continue;
+        pt_overlay *ov = &loc->overlays[f->overlay];
+        *ov = (pt_overlay){.conf = f, .loc = loc};
+        if (!f->nheaders)
+            continue;
+        ov->lines_ok = lines_build(f->headers, f->nheaders, &ov->lines_ok_len, false);
+        ov->lines_always = lines_build(f->headers, f->nheaders, &ov->lines_always_len, true);
+        if (!ov->lines_ok || !ov->lines_always)
+            return -ENOMEM;
+        ov->filter = (pt_response_filter){.head_lines = overlay_head_lines};
+    }
+    return 0;
+}
 
 /* Fills `loc` from `lc` (NULL: the server's own settings). */
 static int location_init(pt_vhost *vh, pt_location *loc, const pt_conf_location *lc, char *err,
@@ -102,9 +139,11 @@ static int location_init(pt_vhost *vh, pt_location *loc, const pt_conf_location 
     if (loc->alias)
         loc->root.alias = (pt_str){lc->alias_of, strlen(lc->alias_of)};
     loc->expires_second = -1;
-    loc->lines_ok = lines_build(loc, &loc->lines_ok_len, false);
-    loc->lines_always = lines_build(loc, &loc->lines_always_len, true);
-    if (!loc->lines_ok || !loc->lines_always)
+    loc->lines_ok =
+        lines_build(loc->files->headers, loc->files->nheaders, &loc->lines_ok_len, false);
+    loc->lines_always =
+        lines_build(loc->files->headers, loc->files->nheaders, &loc->lines_always_len, true);
+    if (!loc->lines_ok || !loc->lines_always || (lc && overlays_init(loc) < 0))
         return -ENOMEM;
     loc->filter = (pt_response_filter){.head_lines = filter_head_lines};
     int r = pt_location_limits_new(&loc->limits, lc ? &lc->limit : &cs->limit, vh->zones);
@@ -221,6 +260,11 @@ void pt_locations_dispose(pt_vhost *vh)
             close(loc->dir_fd);
         free(loc->lines_ok);
         free(loc->lines_always);
+        for (size_t k = 0; k < loc->noverlays; k++) {
+            free(loc->overlays[k].lines_ok);
+            free(loc->overlays[k].lines_always);
+        }
+        free(loc->overlays);
         pt_location_limits_free(loc->limits);
     }
     free(vh->locations);
@@ -441,9 +485,9 @@ static void return_handle(pt_request *req)
 
 /* ---- rewrite ---- */
 
-/* What the router does after a level's rewrites. */
+/* What the router does after a level's script. */
 typedef enum rewritten {
-    RW_ON,       /* nothing matched: the location goes on */
+    RW_ON,       /* the script ran to its end: the location goes on */
     RW_BREAK,    /* `break`: the location's handler answers req->norm_path, not its return */
     RW_ROUTE,    /* a new URI finds its location: req->redirect holds it */
     RW_ANSWERED, /* a redirect was answered, or an error */
@@ -493,64 +537,141 @@ static int set_uri(pt_request *req, const char *uri, size_t len)
     return 0;
 }
 
-/* Runs the rewrites of a level on req->norm_path, in order, as nginx does. */
-static rewritten run_rewrites(pt_request *req, const pt_conf_rewrites *rw)
+/* A level's script as it runs: the last new URI a rewrite without a flag made, as written
+ * (it finds its location once the script ends), and rewrite_log. */
+typedef struct script_run {
+    char last[RETURN_MAX + 1];
+    size_t last_len;
+    bool log;
+} script_run;
+
+/* `rewrite`, tried on req->norm_path: RW_ON when it does not match, or when it made a new URI
+ * and the script goes on. */
+static rewritten rewrite_step(pt_request *req, const pt_conf_rewrite *r, script_run *run)
 {
-    char last[RETURN_MAX + 1]; /* the last new URI, as written (it finds its location) */
-    size_t last_len = 0;
-    for (size_t i = 0; i < rw->n; i++) {
-        const pt_conf_rewrite *r = &rw->list[i];
-        pt_captures caps;
-        int m = pt_regex_match(r->re, req->norm_path.p, req->norm_path.len, &caps);
-        if (m < 0) {
-            pt_request_log(req, PT_LOG_ERROR, "rewrite \"%s\": the regex match limit was hit",
-                           pt_regex_pattern(r->re));
-            pt_route_error(req, 500);
-            return RW_ANSWERED;
-        }
-        if (m == 0)
-            continue;
-        pt_request_keep_captures(req, &caps);
-        char buf[RETURN_MAX + 1];
-        size_t len = expand(req, r->replacement, buf, RETURN_MAX, true);
-        if (len < RETURN_MAX)
-            len = with_args(req, buf, len, RETURN_MAX);
-        if (len >= RETURN_MAX) {
-            pt_request_log(req, PT_LOG_ERROR, "the result of \"rewrite\" is longer than %d bytes",
-                           RETURN_MAX);
-            pt_route_error(req, 500);
-            return RW_ANSWERED;
-        }
-        buf[len] = '\0';
-        if (rw->log)
-            pt_request_log(req, PT_LOG_NOTICE, "rewritten data: \"%s\", args: \"%.*s\"", buf,
-                           (int)req->query.len, req->query.p);
-        if (r->flag == PT_REWRITE_REDIRECT || r->flag == PT_REWRITE_PERMANENT ||
-            is_absolute_url(buf, len)) {
-            respond_redirect(req, r->flag == PT_REWRITE_PERMANENT ? 301 : 302, buf);
-            return RW_ANSWERED;
-        }
-        if (r->flag == PT_REWRITE_LAST) {
-            if (pt_route_redirect(req, buf, len) < 0) {
-                pt_route_error(req, 500);
-                return RW_ANSWERED;
-            }
-            return RW_ROUTE;
-        }
-        int e = set_uri(req, buf, len);
-        if (e < 0) {
-            pt_route_error(req, e == -ENOMEM ? 500 : 400);
-            return RW_ANSWERED;
-        }
-        if (r->flag == PT_REWRITE_BREAK)
-            return RW_BREAK;
-        memcpy(last, buf, len + 1);
-        last_len = len;
+    pt_captures caps;
+    int m = pt_regex_match(r->re, req->norm_path.p, req->norm_path.len, &caps);
+    if (m < 0) {
+        pt_request_log(req, PT_LOG_ERROR, "rewrite \"%s\": the regex match limit was hit",
+                       pt_regex_pattern(r->re));
+        pt_route_error(req, 500);
+        return RW_ANSWERED;
     }
-    if (!last_len)
+    if (m == 0)
         return RW_ON;
+    pt_request_keep_captures(req, &caps);
+    char buf[RETURN_MAX + 1];
+    size_t len = expand(req, r->replacement, buf, RETURN_MAX, true);
+    if (len < RETURN_MAX)
+        len = with_args(req, buf, len, RETURN_MAX);
+    if (len >= RETURN_MAX) {
+        pt_request_log(req, PT_LOG_ERROR, "the result of \"rewrite\" is longer than %d bytes",
+                       RETURN_MAX);
+        pt_route_error(req, 500);
+        return RW_ANSWERED;
+    }
+    buf[len] = '\0';
+    if (run->log)
+        pt_request_log(req, PT_LOG_NOTICE, "rewritten data: \"%s\", args: \"%.*s\"", buf,
+                       (int)req->query.len, req->query.p);
+    if (r->flag == PT_REWRITE_REDIRECT || r->flag == PT_REWRITE_PERMANENT ||
+        is_absolute_url(buf, len)) {
+        respond_redirect(req, r->flag == PT_REWRITE_PERMANENT ? 301 : 302, buf);
+        return RW_ANSWERED;
+    }
+    if (r->flag == PT_REWRITE_LAST) {
+        if (pt_route_redirect(req, buf, len) < 0) {
+            pt_route_error(req, 500);
+            return RW_ANSWERED;
+        }
+        return RW_ROUTE;
+    }
+    int e = set_uri(req, buf, len);
+    if (e < 0) {
+        pt_route_error(req, e == -ENOMEM ? 500 : 400);
+        return RW_ANSWERED;
+    }
+    if (r->flag == PT_REWRITE_BREAK)
+        return RW_BREAK;
+    memcpy(run->last, buf, len + 1);
+    run->last_len = len;
+    return RW_ON;
+}
+
+/* `ov` is what answers `req` now: its lines (or the location's, for a block that names none)
+ * and, read where they apply, its rate and its upstream. The last block that held decides,
+ * as nginx's if's own configuration does. */
+static void apply_overlay(pt_request *req, const pt_overlay *ov)
+{
+    req->overlay = ov;
+    req->filters = ov->lines_ok ? &ov->filter : &req->location->filter;
+}
+
+static rewritten run_steps(pt_request *req, const pt_conf_script *sc, script_run *run);
+
+/* `if`: when its condition holds, its overlay applies and its steps run. */
+static rewritten if_step(pt_request *req, const pt_conf_if *f, script_run *run)
+{
+    int holds = pt_cond_eval(req, &f->cond);
+    if (holds < 0) {
+        pt_route_error(req, 500);
+        return RW_ANSWERED;
+    }
+    if (!holds)
+        return RW_ON;
+    if (f->overlay >= 0)
+        apply_overlay(req, &req->location->overlays[f->overlay]);
+    return run_steps(req, &f->body, run);
+}
+
+/* Runs the steps of `sc` in order until one ends the script. */
+static rewritten run_steps(pt_request *req, const pt_conf_script *sc, script_run *run)
+{
+    for (size_t i = 0; i < sc->n; i++) {
+        const pt_conf_step *st = &sc->steps[i];
+        rewritten rw = RW_ON;
+        switch (st->kind) {
+        case PT_STEP_REWRITE:
+            rw = rewrite_step(req, &st->rewrite, run);
+            break;
+        case PT_STEP_RETURN:
+            respond_return(req, &st->ret);
+            rw = RW_ANSWERED;
+            break;
+        case PT_STEP_SET:
+            if (pt_var_set(req, st->var, st->value) < 0) {
+                pt_request_log(req, PT_LOG_ERROR, "\"set\": the value does not fit");
+                pt_route_error(req, 500);
+                rw = RW_ANSWERED;
+            }
+            break;
+        case PT_STEP_BREAK:
+            rw = RW_BREAK;
+            break;
+        case PT_STEP_IF:
+            rw = if_step(req, st->cond, run);
+            break;
+        }
+        if (rw == RW_ON && req->vars_failed) { /* a map could not be told (logged) */
+            pt_route_error(req, 500);
+            return RW_ANSWERED;
+        }
+        if (rw != RW_ON)
+            return rw;
+    }
+    return RW_ON;
+}
+
+/* Runs a level's script (its rewrite, return, set, break and if, in the order written, as
+ * nginx's rewrite module does) on req->norm_path. */
+static rewritten run_script(pt_request *req, const pt_conf_script *sc, bool log)
+{
+    script_run run = {.log = log};
+    rewritten rw = run_steps(req, sc, &run);
+    if (rw != RW_ON || !run.last_len)
+        return rw;
     /* The URI changed: it finds its location anew. */
-    if (pt_route_redirect(req, last, last_len) < 0) {
+    if (pt_route_redirect(req, run.last, run.last_len) < 0) {
         pt_route_error(req, 500);
         return RW_ANSWERED;
     }
@@ -562,6 +683,7 @@ static void set_location(pt_request *req, pt_location *loc)
 {
     req->location = loc;
     req->file_root = &loc->root;
+    req->overlay = NULL; /* an `if` of the last location held: not this one's */
     req->filters = &loc->filter;
     req->access_logs = loc->access_logs;
     req->naccess_logs = loc->naccess_logs;
@@ -598,7 +720,7 @@ static void enter(pt_request *req)
         pt_route_error(req, 404);
         return;
     }
-    rewritten rw = lc && lc->rewrite.n ? run_rewrites(req, &lc->rewrite) : RW_ON;
+    rewritten rw = lc && lc->script.n ? run_script(req, &lc->script, lc->rewrite.log) : RW_ON;
     if (rw == RW_ANSWERED || rw == RW_ROUTE)
         return; /* answered, or a new URI to route (req->redirect) */
     if (req->location->handler == PT_HANDLER_RETURN && rw != RW_BREAK)
@@ -623,17 +745,13 @@ static void route_path(pt_request *req, pt_str path, char *norm, size_t cap)
     }
     const pt_conf_server *srv = req->vhost->conf;
     req->norm_path = (pt_str){norm, (size_t)len};
-    if (!req->redirects && (srv->rewrite.n || srv->ret.code)) {
-        /* The server's rewrites, then its return, before any location is chosen (nginx's
-         * server rewrite phase, which internal redirects do not repeat). */
+    if (!req->redirects && srv->script.n) {
+        /* The server's script before any location is chosen (nginx's server rewrite phase,
+         * which internal redirects do not repeat). */
         set_location(req, pt_location_base(req->vhost));
-        rewritten rw = srv->rewrite.n ? run_rewrites(req, &srv->rewrite) : RW_ON;
+        rewritten rw = run_script(req, &srv->script, srv->rewrite.log);
         if (rw == RW_ANSWERED || rw == RW_ROUTE)
             return; /* answered, or a new URI to route (req->redirect) */
-        if (srv->ret.code && rw != RW_BREAK) {
-            respond_return(req, &srv->ret);
-            return;
-        }
     }
     pt_location *loc = pt_location_find(req->vhost, req->norm_path.p, req->norm_path.len, req);
     if (!loc) {
@@ -772,14 +890,15 @@ static size_t format_expires(char *buf, size_t cap, time_t expires, long long ma
     return n < 0 || (size_t)n >= cap ? 0 : (size_t)n;
 }
 
-size_t pt_location_headers(pt_location *loc, int status, time_t mtime, time_t now, char *buf,
-                           size_t pos, size_t cap)
+/* The lines `ok` (for 2xx and 3xx) or `always` (the others), then the expires lines of `loc`. */
+static size_t head_lines(pt_location *loc, pt_str ok_lines, pt_str always, int status, time_t mtime,
+                         time_t now, char *buf, size_t pos, size_t cap)
 {
     bool ok = status_cacheable(status);
     if (ok)
-        pos = pt_append(buf, pos, cap, loc->lines_ok, loc->lines_ok_len);
+        pos = pt_append(buf, pos, cap, ok_lines.p, ok_lines.len);
     else
-        pos = pt_append(buf, pos, cap, loc->lines_always, loc->lines_always_len);
+        pos = pt_append(buf, pos, cap, always.p, always.len);
     const pt_conf_files *f = loc->files;
     if (!ok)
         return pos;
@@ -815,6 +934,23 @@ size_t pt_location_headers(pt_location *loc, int status, time_t mtime, time_t no
         break;
     }
     return pos;
+}
+
+size_t pt_location_headers(pt_location *loc, int status, time_t mtime, time_t now, char *buf,
+                           size_t pos, size_t cap)
+{
+    return head_lines(loc, (pt_str){loc->lines_ok, loc->lines_ok_len},
+                      (pt_str){loc->lines_always, loc->lines_always_len}, status, mtime, now, buf,
+                      pos, cap);
+}
+
+static size_t overlay_head_lines(const pt_response_filter *f, int status, time_t mtime, time_t now,
+                                 char *buf, size_t pos, size_t cap)
+{
+    const pt_overlay *ov = (const pt_overlay *)((const char *)f - offsetof(pt_overlay, filter));
+    return head_lines(ov->loc, (pt_str){ov->lines_ok, ov->lines_ok_len},
+                      (pt_str){ov->lines_always, ov->lines_always_len}, status, mtime, now, buf,
+                      pos, cap);
 }
 
 static size_t filter_head_lines(const pt_response_filter *f, int status, time_t mtime, time_t now,

@@ -19,6 +19,11 @@
  * normalised on the stack, the lookup scans runs of a table sorted at start-up, and the header
  * lines of add_header are built once.
  *
+ * Before a location is chosen the server's script runs, and before its handler the location's
+ * (rewrite, return, set, break and if in the order written, docs/rewrite.md); an `if` that
+ * holds may change what answers (pt_overlay). A conf without set, map or if allocates nothing
+ * for them.
+ *
  * Ownership: a vhost owns its locations (pt_locations_setup / pt_locations_dispose); they
  * borrow strings from the pt_conf, which outlives them. A location's root fd is its own, or
  * the vhost's when the location has the server's root. Threading: the loop's thread only (the
@@ -35,6 +40,21 @@
 #include "server/core/request.h"
 
 #define PT_ROUTE_MAX_REDIRECTS 10
+
+/* What an `if` block of a location changes in the answer while its condition holds (its
+ * add_header lines, its send rate, its upstream; docs/rewrite.md): the request's overlay from
+ * the step that found the condition true until another location answers it. Each is the
+ * location's where the block names none. */
+typedef struct pt_overlay {
+    const pt_conf_if *conf;
+    struct pt_location *loc; /* whose block it is */
+    char *lines_ok;          /* the block's add_header lines, as the location's; NULL: none */
+    size_t lines_ok_len;
+    char *lines_always;
+    size_t lines_always_len;
+    pt_response_filter filter; /* its lines, then the location's expires (with lines_ok) */
+    void *proxy; /* with proxy_pass: its target (server/handlers/proxy.c); NULL: none */
+} pt_overlay;
 
 struct pt_location {
     const pt_vhost *vhost;
@@ -75,6 +95,8 @@ struct pt_location {
     /* Its access logs (the server opens them; malloc'ed, freed by the server). */
     struct pt_access_log *access_logs;
     size_t naccess_logs;
+    pt_overlay *overlays; /* of its `if` blocks that change the answer (pt_conf_if.overlay) */
+    size_t noverlays;
 };
 
 /* Builds the locations of `vh` (its conf, root fd and cache set) from vh->conf. On error
