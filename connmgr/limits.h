@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "porter/export.h"
+
 /** A timeout that never expires. */
 #define PT_TIMEOUT_NONE INFINITY
 /** A count or size without a bound. */
@@ -38,10 +40,10 @@ typedef struct pt_limits {
 } pt_limits;
 
 /** Returns the default limits (Racket's values where it has one). */
-pt_limits pt_limits_default(void);
+PT_API pt_limits pt_limits_default(void);
 
 /** Returns limits that bound nothing: every count maximal, every timeout infinite. */
-pt_limits pt_limits_unlimited(void);
+PT_API pt_limits pt_limits_unlimited(void);
 
 /** Returns 1 if the timeout value `t` means "no timeout". */
 static inline int pt_timeout_is_none(double t)

@@ -29,6 +29,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "porter/export.h"
 #include "connmgr/authority.h"
 #include "connmgr/connector.h"
 #include "connmgr/timer.h"
@@ -44,32 +45,34 @@ typedef struct pt_pool_options {
 } pt_pool_options;
 
 /** Fills `o` with the defaults above. */
-void pt_pool_options_init(pt_pool_options *o);
+PT_API void pt_pool_options_init(pt_pool_options *o);
 
 /** Creates a pool of transports to `a` (copied) opened by `c` (borrowed; it must outlive the
  * pool). Returns 0 or a negative errno. */
-int pt_pool_new(pt_pool **out, pt_connector *c, const pt_authority *a, const pt_pool_options *o);
+PT_API int pt_pool_new(pt_pool **out, pt_connector *c, const pt_authority *a,
+                       const pt_pool_options *o);
 
 /** Closes every idle transport and frees the pool. Transports held elsewhere are unaffected
  * (giving one back later closes it). NULL: no-op. */
-void pt_pool_free(pt_pool *p);
+PT_API void pt_pool_free(pt_pool *p);
 
 /** Returns the most recently given back idle transport, now held by the caller, or NULL if
  * none is idle. */
-pt_outbound *pt_pool_take(pt_pool *p);
+PT_API pt_outbound *pt_pool_take(pt_pool *p);
 
 /** Opens a fresh transport to the pool's authority (pt_connector_connect with `timeout`). */
-int pt_pool_connect(pt_pool *p, double timeout, pt_connect_cb cb, void *data, pt_connect **out);
+PT_API int pt_pool_connect(pt_pool *p, double timeout, pt_connect_cb cb, void *data,
+                           pt_connect **out);
 
 /** Gives back a transport of this pool after an exchange that left it reusable: it is kept
  * idle, or closed if it served max_requests exchanges, if the pool keeps none, or if the pool
  * is shut down. Counts the exchange. */
-void pt_pool_give_back(pt_pool *p, pt_outbound *o);
+PT_API void pt_pool_give_back(pt_pool *p, pt_outbound *o);
 
 /** The pool's authority. */
-const pt_authority *pt_pool_authority(const pt_pool *p);
+PT_API const pt_authority *pt_pool_authority(const pt_pool *p);
 
 /** Idle transports now (for tests and the status page). */
-size_t pt_pool_idle_count(const pt_pool *p);
+PT_API size_t pt_pool_idle_count(const pt_pool *p);
 
 #endif

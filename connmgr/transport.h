@@ -17,6 +17,8 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
+#include "porter/export.h"
+
 typedef struct pt_transport pt_transport;
 
 /** The operations of one kind of transport. */
@@ -83,16 +85,16 @@ static inline void pt_transport_close(pt_transport *t)
 }
 
 /** Makes `t` a TCP transport over the connected, non-blocking socket `fd`, which it now owns. */
-void pt_tcp_transport_init(pt_transport *t, int fd);
+PT_API void pt_tcp_transport_init(pt_transport *t, int fd);
 
 /**
  * Makes `t` a transport over a pair of non-blocking descriptors (Racket's port pair): reads
  * come from `rfd`, writes go to `wfd` (pipes, inetd-style stdin/stdout). It owns both;
  * shutdown_write closes `wfd`.
  */
-void pt_pair_transport_init(pt_transport *t, int rfd, int wfd);
+PT_API void pt_pair_transport_init(pt_transport *t, int rfd, int wfd);
 
 /** Returns true if `t` is a plain TCP transport (no state beyond its socket). */
-bool pt_transport_is_tcp(const pt_transport *t);
+PT_API bool pt_transport_is_tcp(const pt_transport *t);
 
 #endif

@@ -5,8 +5,8 @@
  * accessors, reply validation, file bodies, conf-file servers with handlers, TLS, and several
  * servers on one loop. Every test ends with nothing left (custodians, buffers, fds, watchers).
  */
-#include "tests/embed/harness.h"
-#include "tests/support/cert.h"
+#include "harness.h"
+#include "../support/cert.h"
 
 #include <fcntl.h>
 #include <openssl/err.h>

@@ -5,7 +5,7 @@
  * answering (it is told, and everything it registered with its request is released), and a
  * thousand servers made and freed on one loop without growth in memory or descriptors.
  */
-#include "tests/embed/harness.h"
+#include "harness.h"
 
 #include <fcntl.h>
 #include <malloc.h>
