@@ -76,8 +76,10 @@ typedef struct pt_connect_addr {
  * resolver thread and must be thread-safe. */
 typedef int (*pt_resolve_fn)(const char *host, pt_connect_addr *out, size_t max, void *data);
 
-/** Options of pt_connector_new(); pt_connector_options_init() fills the defaults. */
+/** Options of pt_connector_new(); pt_connector_options_init() fills the defaults. A sized
+ * struct ("Versions and ABI" in docs/embedding.md): new options are added at its end. */
 typedef struct pt_connector_options {
+    size_t size;            /**< the struct's size, set by pt_connector_options_init() */
     double attempt_timeout; /**< each address (10 s); PT_TIMEOUT_NONE: only the overall bound */
     double connect_timeout; /**< a whole connect, when pt_connector_connect() is given 0 (60 s) */
     double resolve_valid;   /**< seconds a resolved name is reused (10 s); 0: not cached */
@@ -117,11 +119,19 @@ struct pt_outbound {
  * holds, or a negative errno (then `o` is NULL). */
 typedef void (*pt_connect_cb)(pt_outbound *o, int status, void *data);
 
-/** Fills `o` with the defaults above. */
-PT_API void pt_connector_options_init(pt_connector_options *o);
+/** Fills the first `size` bytes of `o` with the defaults above and stores `size` (call
+ * pt_connector_options_init(), which passes the size the program was compiled with). */
+PT_API void pt_connector_options_init_sized(pt_connector_options *o, size_t size);
 
-/** Creates a connector on `loop`. Returns 0 or a negative errno (-ECANCELED if the parent
- * custodian is shut down). */
+/** Fills `o` with the defaults above. */
+static inline void pt_connector_options_init(pt_connector_options *o)
+{
+    pt_connector_options_init_sized(o, sizeof *o);
+}
+
+/** Creates a connector on `loop`. Returns 0 or a negative errno: -ECANCELED if the parent
+ * custodian is shut down, -EINVAL for options this version cannot read (see
+ * pt_connector_options.size) or a bad local address. */
 PT_API int pt_connector_new(pt_connector **out, struct ev_loop *loop,
                             const pt_connector_options *o);
 

@@ -23,9 +23,11 @@
 #include "porter/export.h"
 #include "connmgr/conn.h"
 
-/** Options of pt_connmgr_new(); pt_connmgr_options_init() fills the defaults. */
+/** Options of pt_connmgr_new(); pt_connmgr_options_init() fills the defaults. A sized struct
+ * ("Versions and ABI" in docs/embedding.md): new options are added at its end. */
 typedef struct pt_connmgr_options {
-    pt_limits limits;           /**< copied */
+    size_t size;                /**< the struct's size, set by pt_connmgr_options_init() */
+    const pt_limits *limits;    /**< copied; NULL (the default): pt_limits_init()'s */
     const pt_conn_proto *proto; /**< borrowed; must outlive the manager */
     void *proto_data;           /**< given to each connection's proto_data at admission */
     /** Bytes the protocol takes from each connection's custodian when it is made (its
@@ -49,10 +51,18 @@ typedef struct pt_connmgr_options {
     void *data;         /**< given to the callbacks above */
 } pt_connmgr_options;
 
-/** Fills `o` with defaults: pt_limits_default(), no callbacks. */
-PT_API void pt_connmgr_options_init(pt_connmgr_options *o);
+/** Fills the first `size` bytes of `o` with the defaults and stores `size` (call
+ * pt_connmgr_options_init(), which passes the size the program was compiled with). */
+PT_API void pt_connmgr_options_init_sized(pt_connmgr_options *o, size_t size);
 
-/** Creates a manager on `loop`. Returns 0 or a negative errno. */
+/** Fills `o` with the defaults: the default limits, no callbacks. */
+static inline void pt_connmgr_options_init(pt_connmgr_options *o)
+{
+    pt_connmgr_options_init_sized(o, sizeof *o);
+}
+
+/** Creates a manager on `loop`. Returns 0 or a negative errno: -EINVAL for options (or limits)
+ * this version cannot read (see pt_connmgr_options.size) or without a protocol. */
 PT_API int pt_connmgr_new(pt_connmgr **out, struct ev_loop *loop, const pt_connmgr_options *o);
 
 /** Takes ownership of the connected, non-blocking socket `fd` and makes a connection for it, in

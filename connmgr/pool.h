@@ -36,19 +36,29 @@
 
 typedef struct pt_pool pt_pool;
 
-/** Options of pt_pool_new(); pt_pool_options_init() fills the defaults. */
+/** Options of pt_pool_new(); pt_pool_options_init() fills the defaults. A sized struct
+ * ("Versions and ABI" in docs/embedding.md): new options are added at its end. */
 typedef struct pt_pool_options {
+    size_t size;             /**< the struct's size, set by pt_pool_options_init() */
     size_t max_idle;         /**< idle transports kept (32); 0: none is kept */
     double idle_timeout;     /**< seconds an idle transport is kept (4 s); PT_TIMEOUT_NONE: ever */
     size_t max_requests;     /**< exchanges per transport (1000); PT_LIMIT_NONE: no bound */
     pt_custodian *custodian; /**< parent of the pool's custodian; NULL: the connector's */
 } pt_pool_options;
 
+/** Fills the first `size` bytes of `o` with the defaults above and stores `size` (call
+ * pt_pool_options_init(), which passes the size the program was compiled with). */
+PT_API void pt_pool_options_init_sized(pt_pool_options *o, size_t size);
+
 /** Fills `o` with the defaults above. */
-PT_API void pt_pool_options_init(pt_pool_options *o);
+static inline void pt_pool_options_init(pt_pool_options *o)
+{
+    pt_pool_options_init_sized(o, sizeof *o);
+}
 
 /** Creates a pool of transports to `a` (copied) opened by `c` (borrowed; it must outlive the
- * pool). Returns 0 or a negative errno. */
+ * pool). Returns 0 or a negative errno: -EINVAL for options this version cannot read (see
+ * pt_pool_options.size). */
 PT_API int pt_pool_new(pt_pool **out, pt_connector *c, const pt_authority *a,
                        const pt_pool_options *o);
 

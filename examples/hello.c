@@ -85,7 +85,10 @@ int main(int argc, char **argv)
 
     pt_server_options o;
     pt_server_options_init(&o);
-    o.limits.max_request_body_length = 1 << 20;
+    pt_limits limits;
+    pt_limits_init(&limits);
+    limits.max_request_body_length = 1 << 20;
+    o.limits = &limits;
     char err[512];
     int r = pt_server_new_with(&server, loop, &o, err, sizeof err);
     if (r == 0)

@@ -124,7 +124,10 @@ int main(int argc, char **argv)
 
     pt_server_options o;
     pt_server_options_init(&o);
-    o.limits.shutdown_grace_period = 2;
+    pt_limits limits;
+    pt_limits_init(&limits);
+    limits.shutdown_grace_period = 2;
+    o.limits = &limits;
     char err[512];
     int r = pt_server_new_with(&server, loop, &o, err, sizeof err);
     if (r == 0)

@@ -63,7 +63,10 @@ int main(int argc, char **argv)
     pt_server_options_init(&o);
     o.root = argv[1];
     o.access_log = "/dev/stdout";
-    o.limits.keepalive_timeout = 30;
+    pt_limits limits;
+    pt_limits_init(&limits);
+    limits.keepalive_timeout = 30;
+    o.limits = &limits;
     char err[512];
     int r = pt_server_new_with(&server, loop, &o, err, sizeof err);
     if (r == 0)

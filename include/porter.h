@@ -46,6 +46,7 @@
 #include <time.h>
 
 #include "porter/export.h"
+#include "porter/version.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -72,8 +73,11 @@ typedef struct pt_server pt_server;
  * from inside it (defer pt_server_free() to a watcher of your own). */
 typedef void (*pt_server_stopped_cb)(pt_server *s, void *data);
 
-/** Options of pt_server_new_with(). Fill them with pt_server_options_init() first. */
+/** Options of pt_server_new_with(). Fill them with pt_server_options_init() first. A sized
+ * struct ("Versions and ABI" in docs/embedding.md): new options are added at its end. */
 typedef struct pt_server_options {
+    /** The struct's size as the program was compiled, set by pt_server_options_init(). */
+    size_t size;
     /** The conf file (nginx syntax, see the README). NULL (the default): the server is made
      * from the fields below `previous` instead, with no listening address until
      * pt_server_listen(). Borrowed during the call. */
@@ -101,8 +105,9 @@ typedef struct pt_server_options {
 
     /* Without a conf file: */
 
-    /** Safety limits of every connection (copied). Default: pt_limits_default(). */
-    pt_limits limits;
+    /** Safety limits of every connection (copied; filled by pt_limits_init() first). NULL (the
+     * default): pt_limits_init()'s. */
+    const pt_limits *limits;
     /** Directory of static files (index.html for directories); NULL (the default): none, so
      * what no handler takes is answered 404. */
     const char *root;
@@ -117,16 +122,24 @@ typedef struct pt_server_options {
     const char *tls_certificate_key; /**< see tls_certificate */
 } pt_server_options;
 
-/** Fills `o` with the defaults: no conf file, pt_limits_default(), no root, no logs but errors
+/** Fills the first `size` bytes of `o` with the defaults and stores `size` (call
+ * pt_server_options_init(), which passes the size the program was compiled with). */
+PT_API void pt_server_options_init_sized(pt_server_options *o, size_t size);
+
+/** Fills `o` with the defaults: no conf file, the default limits, no root, no logs but errors
  * on standard error, no TLS, one socket per address. */
-PT_API void pt_server_options_init(pt_server_options *o);
+static inline void pt_server_options_init(pt_server_options *o)
+{
+    pt_server_options_init_sized(o, sizeof *o);
+}
 
 /** Makes a server on `loop` (borrowed; it must outlive the server) from `o`: from its conf file
  * (roots, logs and listening sockets are opened now), or from its other fields.
  * @param out receives the server (NULL on error)
  * @param err receives a message on error ("file:line:col: reason" for a conf error); may be
  *            NULL
- * @return 0 or a negative errno. */
+ * @return 0 or a negative errno (-EINVAL, among others, for options or limits this version
+ *         cannot read: see pt_server_options.size). */
 PT_API int pt_server_new_with(pt_server **out, struct ev_loop *loop, const pt_server_options *o,
                               char *err, size_t errlen);
 
@@ -467,8 +480,10 @@ typedef struct pt_field {
 
 /** A response, described. Fill it with pt_reply_init() and give it to pt_respond_with(). The
  * body comes from memory, from a file, or (stream) from pt_response_write() calls. porter
- * writes Server, Date, Content-Length or Transfer-Encoding, and Connection itself. */
+ * writes Server, Date, Content-Length or Transfer-Encoding, and Connection itself. A sized
+ * struct ("Versions and ABI" in docs/embedding.md): new fields are added at its end. */
 typedef struct pt_reply {
+    size_t size;              /**< the struct's size, set by pt_reply_init() */
     int status;               /**< 200-599 */
     const char *content_type; /**< Content-Type; NULL: none */
     const pt_field *headers;  /**< more header fields (copied); not Content-Length,
@@ -486,13 +501,21 @@ typedef struct pt_reply {
     bool close;               /**< close the connection after this response */
 } pt_reply;
 
+/** Fills the first `size` bytes of `r` as pt_reply_init() says and stores `size` (call
+ * pt_reply_init(), which passes the size the program was compiled with). */
+PT_API void pt_reply_init_sized(pt_reply *r, size_t size, int status);
+
 /** Fills `r` for `status` with no header, no body and no file. */
-PT_API void pt_reply_init(pt_reply *r, int status);
+static inline void pt_reply_init(pt_reply *r, int status)
+{
+    pt_reply_init_sized(r, sizeof *r, status);
+}
 
 /** Answers `req` as `r` describes (HEAD requests get the head only). Unless `r->stream`, the
  * request is then over for the handler: `req` must not be used after this call.
- * @return 0; -EINVAL (a bad status, header, body or file: nothing was sent, a file given was
- *         closed, and the request is still the handler's to answer), -E2BIG (the header fields
+ * @return 0; -EINVAL (a bad status, header, body or file, or a reply this version cannot read
+ *         (see pt_reply.size): nothing was sent, a file given was closed, and the request is
+ *         still the handler's to answer), -E2BIG (the header fields
  *         exceed 6 KiB; the same), or -ECONNABORTED (the connection is gone). */
 PT_API int pt_respond_with(pt_request *req, const pt_reply *r);
 
@@ -549,8 +572,13 @@ PT_API void pt_resource_counts_get(pt_resource_counts *out);
 /** A message for a negative errno returned by porter (borrowed, static). */
 PT_API const char *pt_strerror(int err);
 
-/** The library's version string, "0.1.0". */
+/** The version of the library the program runs with, "MAJOR.MINOR.PATCH" (static). Compare it
+ * with PORTER_VERSION_STRING, the version of the headers it was compiled with. */
 PT_API const char *pt_version(void);
+
+/** The version of the library the program runs with as one number, MAJOR * 10000 + MINOR * 100
+ * + PATCH, as PORTER_VERSION_NUMBER is for the headers. */
+PT_API int pt_version_number(void);
 
 #ifdef __cplusplus
 }

@@ -53,8 +53,10 @@ typedef void (*pt_accept_cb)(pt_listener *l, int fd, const struct sockaddr *peer
  * has already scheduled its retry. The callee may pause, resume or close `l`. */
 typedef void (*pt_listener_error_cb)(pt_listener *l, int err, void *data);
 
-/** Options of pt_listener_open(); pt_listener_options_init() fills the defaults. */
+/** Options of pt_listener_open(); pt_listener_options_init() fills the defaults. A sized
+ * struct ("Versions and ABI" in docs/embedding.md): new options are added at its end. */
 typedef struct pt_listener_options {
+    size_t size; /**< the struct's size, set by pt_listener_options_init() */
     /** NULL, "" or "*": every address (0.0.0.0 and [::]); else a name or a literal
      * ("127.0.0.1", "::1", "[::1]", "localhost"). */
     const char *host;
@@ -83,14 +85,22 @@ typedef struct pt_listener_options {
 /** Longest string pt_sockaddr_format() writes, NUL included: "[" v6 "%" ifname "]:" port. */
 #define PT_SOCKADDR_STRLEN (INET6_ADDRSTRLEN + IF_NAMESIZE + 10)
 
+/** Fills the first `size` bytes of `o` with the defaults above and stores `size` (call
+ * pt_listener_options_init(), which passes the size the program was compiled with). */
+PT_API void pt_listener_options_init_sized(pt_listener_options *o, size_t size);
+
 /** Fills `o` with the defaults above; host NULL, port NULL (the caller must set the port). */
-PT_API void pt_listener_options_init(pt_listener_options *o);
+static inline void pt_listener_options_init(pt_listener_options *o)
+{
+    pt_listener_options_init_sized(o, sizeof *o);
+}
 
 /** Opens, binds and listens on one socket per address `o->host` resolves to (duplicates
  * removed), without starting to accept. `cb` (required) and `err_cb` (optional) are called
  * with `data`. On success stores the listener in `*out` and returns 0; on failure closes
  * everything it opened, leaves `*out` NULL and returns:
- *   -EINVAL        missing/invalid option, unknown service name or port out of range;
+ *   -EINVAL        missing/invalid option, unknown service name or port out of range,
+ *                  options this version cannot read (see pt_listener_options.size);
  *   -EADDRNOTAVAIL the host name does not resolve (or resolves to no usable address);
  *   -EAGAIN        temporary resolver failure (try again later);
  *   -EADDRINUSE, -EACCES, ... from socket/setsockopt/bind/listen.

@@ -14,7 +14,7 @@
 /** Marks a function of the public API: exported from the shared library. */
 #define PT_API __attribute__((visibility("default")))
 #else
-#define PT_API
+#define PT_API /**< a compiler without visibility: the linker's defaults */
 #endif
 
 #endif

@@ -199,7 +199,10 @@ static void test_answer_later_from_a_timer(void **state)
     fixture *f = fixture_new();
     pt_server_options o;
     pt_server_options_init(&o);
-    o.limits.response_timeout = 0.3;
+    pt_limits limits;
+    pt_limits_init(&limits);
+    limits.response_timeout = 0.3;
+    o.limits = &limits;
     int port;
     pt_server *s = server_new(f, &o, &port);
     later l = {.loop = f->loop, .delay = 0.1};
@@ -419,7 +422,10 @@ static void test_stream_request_body(void **state)
     fixture *f = fixture_new();
     pt_server_options o;
     pt_server_options_init(&o);
-    o.limits.max_request_body_length = 64;
+    pt_limits limits;
+    pt_limits_init(&limits);
+    limits.max_request_body_length = 64;
+    o.limits = &limits;
     int port;
     pt_server *s = server_new(f, &o, &port);
     reader rd = {.loop = f->loop};

@@ -1253,7 +1253,7 @@ static void test_a_memory_body_over_http2(void **state)
         site.ops = (pt_site_ops){.select = h2_select, .route = route};
         pt_connmgr_options o;
         pt_connmgr_options_init(&o);
-        o.limits = site.tv.vh.limits;
+        o.limits = &site.tv.vh.limits;
         o.proto = &pt_http1_proto;
         o.proto_size = pt_http1_conn_size();
         o.on_admit = h2_on_admit;

@@ -524,7 +524,7 @@ static void open_site(const char *conf, uint32_t server_window, uint32_t client_
     site.ops = (pt_site_ops){.select = h2_select, .route = route};
     pt_connmgr_options o;
     pt_connmgr_options_init(&o);
-    o.limits = site.tv.vh.limits;
+    o.limits = &site.tv.vh.limits;
     o.proto = &pt_http1_proto;
     o.proto_size = pt_http1_conn_size();
     o.on_admit = h2_on_admit;
