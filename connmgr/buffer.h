@@ -103,8 +103,9 @@ PT_API void pt_outq_push_file(pt_outq *q, int fd, off_t offset, size_t len, unsi
  * ranges with sendfile (read + writev if the transport answers -ENOTSUP). Returns 0 when the
  * queue is empty, -EAGAIN when bytes remain, or -errno (EPIPE, ECONNRESET, ...). */
 PT_API int pt_outq_flush(pt_outq *q, pt_transport *t);
-/** The same, writing at most `max` bytes (more than 0): returns 1 when `max` bytes went and
- * more are queued (a rate's share: see connmgr/rate.h). */
+/** The same, writing at most `max` bytes (more than 0; a rate's share: see connmgr/rate.h):
+ * returns 0 when it wrote `max` bytes or everything queued (pt_outq_is_empty() tells which),
+ * -EAGAIN when the transport took fewer, or -errno. */
 PT_API int pt_outq_flush_max(pt_outq *q, pt_transport *t, size_t max);
 /** Bytes queued and not yet written. */
 static inline size_t pt_outq_pending(const pt_outq *q)

@@ -109,7 +109,7 @@ static int flush_rated(pt_conn *c)
         int r = pt_outq_flush_max(q, &c->transport, (size_t)max);
         written = q->written;
         pt_rate_wrote(&c->rate, sent, written > c->rate_from ? written - c->rate_from : 0, now);
-        if (r != 1)
+        if (r < 0 || pt_outq_is_empty(q))
             return r;
     }
 }

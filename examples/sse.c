@@ -68,7 +68,7 @@ static void on_tick(struct ev_loop *loop, ev_timer *w, int revents)
         pt_response_end(st->req); /* the request is over: its custodian stops the timer */
         return;
     }
-    if (r == 1)
+    if (pt_response_is_full(st->req))
         ev_timer_stop(loop, w); /* the client reads slowly: wait for on_writable */
 }
 

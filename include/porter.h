@@ -275,9 +275,9 @@ PT_API const char *pt_server_pid_path(const pt_server *s);
 
 /** The conf's `user USER [GROUP]`: stores the names (borrowed from the server) and their ids,
  * resolved when the conf was read by root ((uid_t)-1 and (gid_t)-1 otherwise).
- * @return 1 if the conf has the directive, 0 if not (nothing stored). */
-PT_API int pt_server_user(const pt_server *s, const char **user, const char **group, uid_t *uid,
-                          gid_t *gid);
+ * @return true if the conf has the directive, false if not (nothing stored). */
+PT_API bool pt_server_user(const pt_server *s, const char **user, const char **group, uid_t *uid,
+                           gid_t *gid);
 
 /** Makes `uid` the owner of every log file the server has open (not standard error), so that
  * worker processes running as that user can reopen them after a rotation: the master calls it
@@ -539,12 +539,18 @@ PT_API int pt_respond_error(pt_request *req, int status);
  * @return as pt_respond_with(). */
 PT_API int pt_respond_stream(pt_request *req, int status, const char *content_type, int64_t length);
 
-/** Queues `len` bytes of a streamed body (copied) and writes what the socket takes now.
- * @return 0 when more is welcome; 1 when the queue is full (wait for the writable callback);
- *         -EMSGSIZE (more than the stream's length), -EINVAL (no stream in progress), or
- *         another negative errno when the connection is gone (the abort callback has run or
- *         will run, and the request is over). */
+/** Queues `len` bytes of a streamed body (copied) and writes what the socket takes now. Then
+ * pt_response_is_full() says whether to wait for the writable callback before writing more.
+ * @return 0 (queued); -EMSGSIZE (more than the stream's length), -EINVAL (no stream in
+ *         progress), or another negative errno when the connection is gone (the abort callback
+ *         has run or will run, and the request is over): nothing was queued. */
 PT_API int pt_response_write(pt_request *req, const void *data, size_t len);
+
+/** Returns true when the last pt_response_write() left the stream's queue over its bound (64
+ * KiB; with HTTP/2, the stream's) and the queue has not been written out since: wait for the
+ * writable callback (pt_response_on_writable()) before writing more. Writing anyway queues
+ * the bytes too, and the queue grows (back-pressure is the handler's to keep). */
+PT_API bool pt_response_is_full(const pt_request *req);
 
 /** Ends a streamed body (a stream of known length must have been written in full, or the
  * connection is closed). The request is then over for the handler: `req` must not be used
@@ -552,7 +558,7 @@ PT_API int pt_response_write(pt_request *req, const void *data, size_t len);
 PT_API int pt_response_end(pt_request *req);
 
 /** Calls `cb(req, data)` whenever the queue of a streamed response has been written out (after
- * pt_response_write() returned 1, this is when to write more). */
+ * pt_response_is_full() said true, this is when to write more). */
 PT_API void pt_response_on_writable(pt_request *req, pt_request_cb cb, void *data);
 
 /* ==== the process ==== */

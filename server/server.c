@@ -1392,17 +1392,17 @@ int pt_server_conf_pid(const char *conf_path, const char *prefix, char *out, siz
     return 0;
 }
 
-int pt_server_user(const pt_server *s, const char **user, const char **group, uid_t *uid,
-                   gid_t *gid)
+bool pt_server_user(const pt_server *s, const char **user, const char **group, uid_t *uid,
+                    gid_t *gid)
 {
     const pt_conf *c = s->conf;
     if (!c->user)
-        return 0;
+        return false;
     *user = c->user;
     *group = c->group;
     *uid = c->user_uid;
     *gid = c->user_gid;
-    return 1;
+    return true;
 }
 
 int pt_server_chown_logs(pt_server *s, uid_t uid)

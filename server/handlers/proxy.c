@@ -892,7 +892,7 @@ static bool response_piece(proxy_req *p, pt_str piece)
             abandon_client(p);
         return false;
     }
-    if (w == 1) {
+    if (pt_response_is_full(p->req)) {
         /* The client is full: what was read goes, the rest waits for on_client_writable. */
         p->paused_for_client = true;
         size_t n = pt_h1_client_parsed(p->cl);
