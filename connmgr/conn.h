@@ -112,6 +112,8 @@ struct pt_conn {
     bool linked;          /**< in the manager's live set (not yet, while being made) */
     bool nodelay;         /**< TCP_NODELAY is set */
     bool held;            /**< writing waits for the send rate: the timer wakes it */
+    bool shutdown_after;  /**< pt_conn_shutdown_write(): half-close once the queue is written */
+    bool write_shut;      /**< the write side is shut (the half close is done) */
     unsigned requests;    /**< requests counted on it */
     int sndq;             /**< unsent bytes in the kernel when the send timeout was last set */
     ev_tstamp idle_since; /**< when it last became idle (ev_now clock) */
@@ -182,6 +184,14 @@ PT_API int pt_conn_flush(pt_conn *c);
  * the timer is the rate's: pt_conn_reset_timeout() and pt_conn_adjust_timeout() leave it, and
  * the send timeout starts again when writing does. */
 PT_API void pt_conn_set_send_rate(pt_conn *c, uint64_t rate, uint64_t after, double start);
+
+/** The half close (racket/tcp's close-output-port on a TCP port; the write side only): once
+ * everything queued is written, the peer reads the end of the stream (over TLS, a close_notify
+ * first); reading goes on, so the peer may still send and the protocol still gets on_read and,
+ * at the peer's own end, c->eof. Nothing may be queued after it (writing it fails and kills the
+ * connection). Idempotent. Returns 0 (done now, or to be done when the queue is written) or a
+ * negative errno, after which the connection has been killed (-ECONNABORTED: it was already). */
+PT_API int pt_conn_shutdown_write(pt_conn *c);
 
 /** Closes once everything queued is written: half-close, then a short lingering read so the
  * client receives the response instead of a reset, then kill. */

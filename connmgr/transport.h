@@ -14,6 +14,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 
@@ -93,6 +94,16 @@ PT_API void pt_tcp_transport_init(pt_transport *t, int fd);
  * shutdown_write closes `wfd`.
  */
 PT_API void pt_pair_transport_init(pt_transport *t, int rfd, int wfd);
+
+/** racket/tcp's tcp-addresses: copies the local address of the transport's socket (getsockname)
+ * to `local` and the peer's (getpeername) to `peer`, with their lengths to `local_len` and
+ * `peer_len`; any of the four may be NULL. For a connection accepted by a listener, or an
+ * outbound transport, TCP or TLS alike (`&c->transport`, `&o->transport`).
+ * @return 0, or a negative errno: -ENOTCONN once the peer is gone, -ENOTSOCK for a pair of
+ *         pipes, -EBADF for a closed transport. */
+PT_API int pt_transport_addresses(const pt_transport *t, struct sockaddr_storage *local,
+                                  socklen_t *local_len, struct sockaddr_storage *peer,
+                                  socklen_t *peer_len);
 
 /** Returns true if `t` is a plain TCP transport (no state beyond its socket). */
 PT_API bool pt_transport_is_tcp(const pt_transport *t);

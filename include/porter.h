@@ -25,7 +25,7 @@
  *
  * The seed primitives porter is built from are public too: custodians, timers, safety limits,
  * buffers and transports, connections and the connection manager, listeners, authorities, the
- * connector and the transport pool (the headers included below).
+ * connector, the transport pool and TLS tunnels (the headers included below).
  */
 #ifndef PORTER_H
 #define PORTER_H
@@ -62,6 +62,7 @@ extern "C" {
 #include "connmgr/pool.h"
 #include "connmgr/timer.h"
 #include "connmgr/transport.h"
+#include "connmgr/tunnel.h"
 #include "listener/listener.h"
 
 /* ==== servers ==== */

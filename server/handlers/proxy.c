@@ -1168,8 +1168,8 @@ static void on_connected(pt_outbound *o, int status, void *data)
         return;
     }
     if (p->up->tls) {
-        int r = pt_tls_connect(&o->transport, p->up->ssl_ctx, o->transport.fd, p->peer->tls_name,
-                               p->up->verify);
+        int r = pt_tls_wrap_client(&o->transport, p->up->ssl_ctx, o->transport.fd,
+                                   p->peer->tls_name, p->up->verify);
         if (r < 0) {
             pt_outbound_close(o);
             attempt_failed(p, r, "could not start TLS");
