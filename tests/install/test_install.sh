@@ -43,8 +43,10 @@ cmake --install "$build" --prefix "$prefix" >"$tmp/install.log" || fail "cmake -
 pc=$(find "$prefix" -name porter.pc)
 [ -n "$pc" ] || fail "no porter.pc"
 libdir=$(dirname "$(dirname "$pc")")
-for f in include/porter.h include/porter/connmgr/custodian.h include/porter/connmgr/conn.h \
-    include/porter/connmgr/connmgr.h include/porter/listener/listener.h; do
+for f in include/porter.h include/porter/export.h include/porter/version.h \
+    include/porter/connmgr/custodian.h include/porter/connmgr/conn.h \
+    include/porter/connmgr/connmgr.h include/porter/connmgr/tunnel.h \
+    include/porter/listener/listener.h; do
     [ -f "$prefix/$f" ] || fail "$f is not installed"
 done
 for f in libporter.a libporter.so "$soname" cmake/porter/porterConfig.cmake \
@@ -52,7 +54,8 @@ for f in libporter.a libporter.so "$soname" cmake/porter/porterConfig.cmake \
     [ -e "$libdir/$f" ] || fail "$f is not installed in $libdir"
 done
 [ -z "$(find "$prefix/include" -name 'conn_private.h' -o -name 'park.h' -o -name 'http.h' \
-    -o -path '*/server/*')" ] || fail "private headers are installed"
+    -o -name 'tls.h' -o -name 'sized.h' -o -name '*.in' -o -path '*/server/*')" ] ||
+    fail "private headers are installed"
 grep -q '#include "connmgr/' "$prefix/include/porter.h" && fail "porter.h includes unprefixed paths"
 readelf -d "$libdir/libporter.so" | grep -q "SONAME.*\[$soname\]" || fail "soname, not $soname"
 [ "$(readlink "$libdir/$soname")" = "libporter.so.$version" ] || fail "$soname link"
