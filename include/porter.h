@@ -17,9 +17,12 @@
  * second call kills) → pt_server_free(). Several servers may share one loop.
  *
  * Conventions. Functions that can fail return 0 (or a count) or a negative errno, which
- * pt_strerror() names. Callbacks take a `void *data` given at registration. Option structs
- * have an `_init()` that fills safe defaults. Strings passed in are copied unless a comment
- * says "borrowed"; strings handed out (pt_slice) are borrowed from porter and not
+ * pt_strerror() names; a function answering a question returns bool. Callbacks take a `void
+ * *data` given at registration. Option structs have an `_init()` that fills safe defaults and
+ * the struct's size, so they can grow without breaking a program built against an older header
+ * (docs/embedding.md, "Versions and ABI"; porter/version.h has the version macros, and the
+ * library exports exactly what these headers declare, PT_API). Strings passed in are copied unless
+ * a comment says "borrowed"; strings handed out (pt_slice) are borrowed from porter and not
  * NUL-terminated. Threading: a server and everything it hands out belong to the thread running
  * its loop; porter functions are called from that thread only.
  *
