@@ -22,6 +22,8 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
+#include "porter/export.h"
+
 /** The longest DNS name (RFC 1035) or unix socket path, NUL excluded. */
 #define PT_AUTHORITY_HOST_MAX 253
 /** Longest text pt_authority_format() writes, NUL included ("unix:" + path, or "[v6]:port"). */
@@ -51,21 +53,21 @@ typedef struct pt_authority {
 
 /** Parses `len` bytes of `s` (see the text forms above) into `a`; a text without a port takes
  * `default_port`. Returns 0 or -EINVAL / -ENAMETOOLONG. */
-int pt_authority_parse(pt_authority *a, const char *s, size_t len, uint16_t default_port);
+PT_API int pt_authority_parse(pt_authority *a, const char *s, size_t len, uint16_t default_port);
 
 /** Makes `a` from a host (literal, name, or a path starting with '/') and a port (ignored for a
  * path). Returns 0 or -EINVAL / -ENAMETOOLONG. */
-int pt_authority_set(pt_authority *a, const char *host, uint16_t port);
+PT_API int pt_authority_set(pt_authority *a, const char *host, uint16_t port);
 
 /** Makes `a` from a socket address (AF_INET, AF_INET6 or AF_UNIX). Returns 0 or -EINVAL. */
-int pt_authority_from_sockaddr(pt_authority *a, const struct sockaddr *sa, socklen_t len);
+PT_API int pt_authority_from_sockaddr(pt_authority *a, const struct sockaddr *sa, socklen_t len);
 
 /** Writes the text form ("127.0.0.1:80", "[::1]:80", "name:80", "unix:/path") into `buf`.
  * Returns its length, or -ENOSPC if `len` is too small (PT_AUTHORITY_STRLEN always fits). */
-int pt_authority_format(const pt_authority *a, char *buf, size_t len);
+PT_API int pt_authority_format(const pt_authority *a, char *buf, size_t len);
 
 /** Returns true if `a` and `b` name the same place (same kind, host and port). */
-bool pt_authority_equal(const pt_authority *a, const pt_authority *b);
+PT_API bool pt_authority_equal(const pt_authority *a, const pt_authority *b);
 
 /** Returns true if connecting to `a` needs a resolver (it is a DNS name). */
 static inline bool pt_authority_needs_resolver(const pt_authority *a)

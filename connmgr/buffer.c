@@ -485,7 +485,7 @@ int pt_outq_flush_max(pt_outq *q, pt_transport *t, size_t max)
          * offer before), never less than it says. */
         size_t done = q->written - from;
         if (done >= max)
-            return 1;
+            return 0;
         int r = q->head->kind == SEG_FILE ? flush_file(q, t, max - done)
                                           : flush_memory(q, t, max - done);
         if (r < 0)

@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "porter/export.h"
 #include "connmgr/transport.h"
 
 /** Bytes in one buffer chunk. */
@@ -27,10 +28,10 @@
 #define PT_CHUNK_POOL_MAX 256
 
 /** Chunk free list (per thread). */
-void *pt_chunk_get(void);
-void pt_chunk_put(void *chunk);
-void pt_chunk_pool_trim(void);
-size_t pt_chunk_outstanding(void); /**< chunks handed out and not yet returned, for tests */
+PT_API void *pt_chunk_get(void);
+PT_API void pt_chunk_put(void *chunk);
+PT_API void pt_chunk_pool_trim(void);
+PT_API size_t pt_chunk_outstanding(void); /**< chunks handed out and not yet returned, for tests */
 
 /** In-buffer: a contiguous window [data+start, data+end) of bytes read. It grows past one chunk
  * (up to `max`) only when a single unparsed item is larger than a chunk. */
@@ -41,11 +42,11 @@ typedef struct pt_inbuf {
 } pt_inbuf;
 
 /** Makes `b` an empty in-buffer (it takes memory at its first read). */
-void pt_inbuf_init(pt_inbuf *b);
+PT_API void pt_inbuf_init(pt_inbuf *b);
 /** Reads what the transport has into the buffer, growing it to at most `max` bytes of unparsed
  * data. Returns bytes read (>0), 0 at end of stream, -EAGAIN, -ENOBUFS when `max` unparsed
  * bytes are already held, or -errno. */
-ssize_t pt_inbuf_read(pt_inbuf *b, pt_transport *t, size_t max);
+PT_API ssize_t pt_inbuf_read(pt_inbuf *b, pt_transport *t, size_t max);
 /** The first unparsed byte. */
 static inline const char *pt_inbuf_begin(const pt_inbuf *b)
 {
@@ -57,9 +58,9 @@ static inline size_t pt_inbuf_len(const pt_inbuf *b)
     return b->end - b->start;
 }
 /** Marks `n` bytes as parsed. When nothing is left the memory goes back to the pool. */
-void pt_inbuf_consume(pt_inbuf *b, size_t n);
+PT_API void pt_inbuf_consume(pt_inbuf *b, size_t n);
 /** Gives the buffer's memory back. */
-void pt_inbuf_dispose(pt_inbuf *b);
+PT_API void pt_inbuf_dispose(pt_inbuf *b);
 
 /** Out-queue. */
 typedef struct pt_outq_seg pt_outq_seg;
@@ -77,19 +78,19 @@ typedef struct pt_outq {
 } pt_outq;
 
 /** Makes `q` an empty out-queue. */
-void pt_outq_init(pt_outq *q);
+PT_API void pt_outq_init(pt_outq *q);
 /** Copies `n` bytes; consecutive small copies share a chunk so they go out in one iovec. */
-void pt_outq_push_copy(pt_outq *q, const void *p, size_t n);
+PT_API void pt_outq_push_copy(pt_outq *q, const void *p, size_t n);
 /** Room for up to `n` bytes (at most PT_CHUNK_SIZE) after what is queued, to be written in
  * place and queued by pt_outq_commit(): bytes formatted anyway are not copied again. Nothing is
  * queued until the commit; any other push in between invalidates the room. */
-char *pt_outq_reserve(pt_outq *q, size_t n);
+PT_API char *pt_outq_reserve(pt_outq *q, size_t n);
 /** Queues the first `n` bytes written at the room of the last pt_outq_reserve() (0: none). */
-void pt_outq_commit(pt_outq *q, size_t n);
+PT_API void pt_outq_commit(pt_outq *q, size_t n);
 /** Queues `n` bytes at `p` without copying; `free_cb(free_data)` (if any) runs once they have
  * been written or the queue is disposed. */
-void pt_outq_push_ref(pt_outq *q, const void *p, size_t n, pt_outq_free_cb free_cb,
-                      void *free_data);
+PT_API void pt_outq_push_ref(pt_outq *q, const void *p, size_t n, pt_outq_free_cb free_cb,
+                             void *free_data);
 /** Flags of pt_outq_push_file(). */
 enum {
     PT_OUTQ_CLOSE_FD = 1,    /**< the queue closes fd once the range is written or dropped */
@@ -97,14 +98,15 @@ enum {
 };
 
 /** Queues `len` bytes of file `fd` from `offset`; `flags` is a set of PT_OUTQ_* values. */
-void pt_outq_push_file(pt_outq *q, int fd, off_t offset, size_t len, unsigned flags);
+PT_API void pt_outq_push_file(pt_outq *q, int fd, off_t offset, size_t len, unsigned flags);
 /** Writes as much as the transport takes: consecutive memory segments in one writev, file
  * ranges with sendfile (read + writev if the transport answers -ENOTSUP). Returns 0 when the
  * queue is empty, -EAGAIN when bytes remain, or -errno (EPIPE, ECONNRESET, ...). */
-int pt_outq_flush(pt_outq *q, pt_transport *t);
-/** The same, writing at most `max` bytes (more than 0): returns 1 when `max` bytes went and
- * more are queued (a rate's share: see connmgr/rate.h). */
-int pt_outq_flush_max(pt_outq *q, pt_transport *t, size_t max);
+PT_API int pt_outq_flush(pt_outq *q, pt_transport *t);
+/** The same, writing at most `max` bytes (more than 0; a rate's share: see connmgr/rate.h):
+ * returns 0 when it wrote `max` bytes or everything queued (pt_outq_is_empty() tells which),
+ * -EAGAIN when the transport took fewer, or -errno. */
+PT_API int pt_outq_flush_max(pt_outq *q, pt_transport *t, size_t max);
 /** Bytes queued and not yet written. */
 static inline size_t pt_outq_pending(const pt_outq *q)
 {
@@ -116,6 +118,6 @@ static inline bool pt_outq_is_empty(const pt_outq *q)
     return q->head == NULL;
 }
 /** Drops everything queued (running free callbacks, closing owned fds) and returns memory. */
-void pt_outq_dispose(pt_outq *q);
+PT_API void pt_outq_dispose(pt_outq *q);
 
 #endif

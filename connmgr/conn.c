@@ -109,9 +109,24 @@ static int flush_rated(pt_conn *c)
         int r = pt_outq_flush_max(q, &c->transport, (size_t)max);
         written = q->written;
         pt_rate_wrote(&c->rate, sent, written > c->rate_from ? written - c->rate_from : 0, now);
-        if (r != 1)
+        if (r < 0 || pt_outq_is_empty(q))
             return r;
     }
+}
+
+/* The half close, now that nothing is queued. */
+static int shut_write(pt_conn *c)
+{
+    if (c->write_shut)
+        return 0;
+    c->write_shut = true;
+    int r = pt_transport_shutdown_write(&c->transport);
+    if (r < 0) {
+        pt_conn_kill(c);
+        return r;
+    }
+    update_io(c);
+    return 0;
 }
 
 int pt_conn_flush(pt_conn *c)
@@ -143,8 +158,18 @@ int pt_conn_flush(pt_conn *c)
         finish_close(c);
         return 0;
     }
+    if (c->shutdown_after && !c->write_shut)
+        return shut_write(c);
     update_io(c);
     return 0;
+}
+
+int pt_conn_shutdown_write(pt_conn *c)
+{
+    if (c->dead)
+        return -ECONNABORTED;
+    c->shutdown_after = true;
+    return pt_outq_is_empty(&c->out) ? shut_write(c) : 0;
 }
 
 void pt_conn_close(pt_conn *c)

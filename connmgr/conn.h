@@ -29,6 +29,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include "porter/export.h"
 #include "connmgr/buffer.h"
 #include "connmgr/custodian.h"
 #include "connmgr/limits.h"
@@ -111,6 +112,8 @@ struct pt_conn {
     bool linked;          /**< in the manager's live set (not yet, while being made) */
     bool nodelay;         /**< TCP_NODELAY is set */
     bool held;            /**< writing waits for the send rate: the timer wakes it */
+    bool shutdown_after;  /**< pt_conn_shutdown_write(): half-close once the queue is written */
+    bool write_shut;      /**< the write side is shut (the half close is done) */
     unsigned requests;    /**< requests counted on it */
     int sndq;             /**< unsent bytes in the kernel when the send timeout was last set */
     ev_tstamp idle_since; /**< when it last became idle (ev_now clock) */
@@ -172,7 +175,7 @@ static inline void pt_conn_count_invalid(pt_conn *c)
  * (bounded by the response_send_timeout per stall) and calls proto->on_drain when empty. When the
  * queue empties with close_after set, the connection closes gracefully. Returns 0, -EAGAIN
  * (waiting), or a negative errno after which the connection has been killed. */
-int pt_conn_flush(pt_conn *c);
+PT_API int pt_conn_flush(pt_conn *c);
 
 /** Holds the bytes queued from now on (a response about to be queued) to `rate` bytes per
  * second after their first `after` bytes, for a request that began at `start` (ev_now's
@@ -180,33 +183,41 @@ int pt_conn_flush(pt_conn *c);
  * A rate of 0 ends the hold (for what is still queued too). While writing waits for the rate,
  * the timer is the rate's: pt_conn_reset_timeout() and pt_conn_adjust_timeout() leave it, and
  * the send timeout starts again when writing does. */
-void pt_conn_set_send_rate(pt_conn *c, uint64_t rate, uint64_t after, double start);
+PT_API void pt_conn_set_send_rate(pt_conn *c, uint64_t rate, uint64_t after, double start);
+
+/** The half close (racket/tcp's close-output-port on a TCP port; the write side only): once
+ * everything queued is written, the peer reads the end of the stream (over TLS, a close_notify
+ * first); reading goes on, so the peer may still send and the protocol still gets on_read and,
+ * at the peer's own end, c->eof. Nothing may be queued after it (writing it fails and kills the
+ * connection). Idempotent. Returns 0 (done now, or to be done when the queue is written) or a
+ * negative errno, after which the connection has been killed (-ECONNABORTED: it was already). */
+PT_API int pt_conn_shutdown_write(pt_conn *c);
 
 /** Closes once everything queued is written: half-close, then a short lingering read so the
  * client receives the response instead of a reset, then kill. */
-void pt_conn_close(pt_conn *c);
+PT_API void pt_conn_close(pt_conn *c);
 
 /** Releases everything now (custodian shutdown). Idempotent. */
-void pt_conn_kill(pt_conn *c);
+PT_API void pt_conn_kill(pt_conn *c);
 
 /** Racket's reset-connection-timeout!: the connection's deadline becomes now + `secs`
  * (PT_TIMEOUT_NONE: no deadline). */
-void pt_conn_reset_timeout(pt_conn *c, double secs);
+PT_API void pt_conn_reset_timeout(pt_conn *c, double secs);
 
 /** Racket's adjust-connection-timeout!: the deadline moves `secs` later. */
-void pt_conn_adjust_timeout(pt_conn *c, double secs);
+PT_API void pt_conn_adjust_timeout(pt_conn *c, double secs);
 
 /** Stops or restarts reading (back-pressure, or while a response is being produced). */
-void pt_conn_pause_read(pt_conn *c);
-void pt_conn_resume_read(pt_conn *c);
+PT_API void pt_conn_pause_read(pt_conn *c);
+PT_API void pt_conn_resume_read(pt_conn *c);
 
 /** Sets TCP_NODELAY once (IP sockets): for a connection that stays open for more requests, so
  * the last small segment of a response never waits for the client's delayed ACK (Nagle). A
  * connection that answers once and closes never needs the system call. */
-void pt_conn_set_nodelay(pt_conn *c);
+PT_API void pt_conn_set_nodelay(pt_conn *c);
 
 /** Marks the connection idle (keep-alive, between requests) or busy again. Idle connections are
  * the first evicted when the manager is full, oldest first. */
-void pt_conn_set_state(pt_conn *c, pt_conn_state state);
+PT_API void pt_conn_set_state(pt_conn *c, pt_conn_state state);
 
 #endif

@@ -16,6 +16,7 @@
 
 #include "connmgr/limits.h"
 #include "connmgr/timer.h"
+#include "listener/sized.h"
 
 #define CACHE_SIZE 8
 
@@ -75,14 +76,16 @@ struct pt_connector {
     cache_entry cache[CACHE_SIZE];
 };
 
-void pt_connector_options_init(pt_connector_options *o)
+void pt_connector_options_init_sized(pt_connector_options *o, size_t size)
 {
-    *o = (pt_connector_options){
+    pt_connector_options d = {
+        .size = sizeof d,
         .attempt_timeout = 10.0,
         .connect_timeout = 60.0,
         .resolve_valid = 10.0,
         .nodelay = true,
     };
+    pt_sized_init(o, size, &d, sizeof d);
 }
 
 bool pt_connect_error_is_transient(int err)
@@ -623,9 +626,14 @@ static void connector_release(void *data)
     resolver_stop(c);
 }
 
-int pt_connector_new(pt_connector **out, struct ev_loop *loop, const pt_connector_options *o)
+int pt_connector_new(pt_connector **out, struct ev_loop *loop, const pt_connector_options *opts)
 {
     *out = NULL;
+    pt_connector_options copy;
+    pt_connector_options_init(&copy);
+    if (pt_sized_copy(&copy, sizeof copy, opts) < 0)
+        return -EINVAL;
+    const pt_connector_options *o = &copy;
     if (o->local && (o->local_len == 0 || o->local_len > sizeof(struct sockaddr_storage)))
         return -EINVAL;
     pt_connector *c = calloc(1, sizeof *c);

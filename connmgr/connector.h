@@ -46,6 +46,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "porter/export.h"
 #include "connmgr/authority.h"
 #include "connmgr/custodian.h"
 #include "connmgr/transport.h"
@@ -75,8 +76,10 @@ typedef struct pt_connect_addr {
  * resolver thread and must be thread-safe. */
 typedef int (*pt_resolve_fn)(const char *host, pt_connect_addr *out, size_t max, void *data);
 
-/** Options of pt_connector_new(); pt_connector_options_init() fills the defaults. */
+/** Options of pt_connector_new(); pt_connector_options_init() fills the defaults. A sized
+ * struct ("Versions and ABI" in docs/embedding.md): new options are added at its end. */
 typedef struct pt_connector_options {
+    size_t size;            /**< the struct's size, set by pt_connector_options_init() */
     double attempt_timeout; /**< each address (10 s); PT_TIMEOUT_NONE: only the overall bound */
     double connect_timeout; /**< a whole connect, when pt_connector_connect() is given 0 (60 s) */
     double resolve_valid;   /**< seconds a resolved name is reused (10 s); 0: not cached */
@@ -116,52 +119,61 @@ struct pt_outbound {
  * holds, or a negative errno (then `o` is NULL). */
 typedef void (*pt_connect_cb)(pt_outbound *o, int status, void *data);
 
-/** Fills `o` with the defaults above. */
-void pt_connector_options_init(pt_connector_options *o);
+/** Fills the first `size` bytes of `o` with the defaults above and stores `size` (call
+ * pt_connector_options_init(), which passes the size the program was compiled with). */
+PT_API void pt_connector_options_init_sized(pt_connector_options *o, size_t size);
 
-/** Creates a connector on `loop`. Returns 0 or a negative errno (-ECANCELED if the parent
- * custodian is shut down). */
-int pt_connector_new(pt_connector **out, struct ev_loop *loop, const pt_connector_options *o);
+/** Fills `o` with the defaults above. */
+static inline void pt_connector_options_init(pt_connector_options *o)
+{
+    pt_connector_options_init_sized(o, sizeof *o);
+}
+
+/** Creates a connector on `loop`. Returns 0 or a negative errno: -ECANCELED if the parent
+ * custodian is shut down, -EINVAL for options this version cannot read (see
+ * pt_connector_options.size) or a bad local address. */
+PT_API int pt_connector_new(pt_connector **out, struct ev_loop *loop,
+                            const pt_connector_options *o);
 
 /** Shuts the connector's custodian down (cancelling connects in progress: their callbacks run
  * with -ECANCELED; closing every transport), joins the resolver threads and frees it. A
  * transport still held keeps its memory until pt_outbound_close(). NULL: no-op. */
-void pt_connector_free(pt_connector *c);
+PT_API void pt_connector_free(pt_connector *c);
 
 /** The connector's custodian (for a pool or anything else that should go with it). */
-pt_custodian *pt_connector_custodian(pt_connector *c);
+PT_API pt_custodian *pt_connector_custodian(pt_connector *c);
 
 /** The connector's loop. */
-struct ev_loop *pt_connector_loop(const pt_connector *c);
+PT_API struct ev_loop *pt_connector_loop(const pt_connector *c);
 
 /** Starts connecting to `a` (copied), within `timeout` seconds (0: the connector's
  * connect_timeout). `cb(o, status, data)` runs once, from the loop. If `out` is not NULL it
  * receives a handle for pt_connect_cancel(), valid until the callback runs. Returns 0, or a
  * negative errno (then the callback never runs): -ECANCELED if the connector is shut down. */
-int pt_connector_connect(pt_connector *c, const pt_authority *a, double timeout, pt_connect_cb cb,
-                         void *data, pt_connect **out);
+PT_API int pt_connector_connect(pt_connector *c, const pt_authority *a, double timeout,
+                                pt_connect_cb cb, void *data, pt_connect **out);
 
 /** Abandons a connect in progress: its socket is closed and its callback never runs. */
-void pt_connect_cancel(pt_connect *k);
+PT_API void pt_connect_cancel(pt_connect *k);
 
 /** Closes an outbound transport and frees it (also one the connector's shutdown already
  * closed). NULL: no-op. */
-void pt_outbound_close(pt_outbound *o);
+PT_API void pt_outbound_close(pt_outbound *o);
 
 /** Watches the transport's fd for `events` (EV_READ, EV_WRITE; 0: not at all) with `io` and the
  * callback the holder set, on `loop` (the connector's). Nothing is done when the watcher already
  * waits for exactly these events; otherwise it is stopped and started again, which before the
  * loop polls costs libev no epoll_ctl (ev_io_set would: it marks the fd as new). */
-void pt_outbound_watch(pt_outbound *o, struct ev_loop *loop, int events);
+PT_API void pt_outbound_watch(pt_outbound *o, struct ev_loop *loop, int events);
 
 /** Whether a connect error goes on to the next address (true) or stops the connect (false). */
-bool pt_connect_error_is_transient(int err);
+PT_API bool pt_connect_error_is_transient(int err);
 
 /** Connects in progress and transports open (for tests and the status page), this thread. */
-size_t pt_connector_pending_count(const pt_connector *c);
-size_t pt_connector_open_count(const pt_connector *c);
+PT_API size_t pt_connector_pending_count(const pt_connector *c);
+PT_API size_t pt_connector_open_count(const pt_connector *c);
 
 /** The default resolver: getaddrinfo() for TCP, AF_UNSPEC, in the order it answers. */
-int pt_resolve_getaddrinfo(const char *host, pt_connect_addr *out, size_t max, void *data);
+PT_API int pt_resolve_getaddrinfo(const char *host, pt_connect_addr *out, size_t max, void *data);
 
 #endif

@@ -11,6 +11,7 @@
 
 #include "connmgr/conn_private.h"
 #include "connmgr/park.h"
+#include "listener/sized.h"
 
 /* A connection idle this long is parked (park.h); the sweep looks this often. Under load no
  * connection stays idle that long, so parking costs the request path nothing. */
@@ -49,9 +50,10 @@ struct pt_connmgr {
     bool full, draining, gentle, freeing, trim;
 };
 
-void pt_connmgr_options_init(pt_connmgr_options *o)
+void pt_connmgr_options_init_sized(pt_connmgr_options *o, size_t size)
 {
-    *o = (pt_connmgr_options){.limits = pt_limits_default()};
+    pt_connmgr_options d = {.size = sizeof d};
+    pt_sized_init(o, size, &d, sizeof d);
 }
 
 const pt_limits *pt_connmgr_limits(const pt_connmgr *m)
@@ -99,14 +101,23 @@ static void on_custodian_gone(void *data)
 
 int pt_connmgr_new(pt_connmgr **out, struct ev_loop *loop, const pt_connmgr_options *o)
 {
-    if (!o->proto || !o->proto->on_read)
+    *out = NULL;
+    pt_connmgr_options opts;
+    pt_limits limits;
+    pt_connmgr_options_init(&opts);
+    pt_limits_init(&limits);
+    if (pt_sized_copy(&opts, sizeof opts, o) < 0 ||
+        (opts.limits && pt_sized_copy(&limits, sizeof limits, opts.limits) < 0))
+        return -EINVAL;
+    if (!opts.proto || !opts.proto->on_read)
         return -EINVAL;
     pt_connmgr *m = calloc(1, sizeof *m);
     if (!m)
         return -ENOMEM;
     m->loop = loop;
-    m->opts = *o;
-    m->limits = o->limits;
+    m->opts = opts;
+    m->limits = limits;
+    m->opts.limits = &m->limits;
     m->custodian = pt_custodian_new(o->custodian);
     if (!m->custodian) {
         free(m);

@@ -22,6 +22,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "porter/export.h"
+
 typedef struct pt_custodian pt_custodian;
 typedef struct pt_custodian_entry pt_custodian_entry;
 /** Releases one resource: the callback of pt_custodian_register(). */
@@ -29,51 +31,51 @@ typedef void (*pt_release_cb)(void *data);
 
 /** Creates a custodian, a child of `parent` (NULL for a root). Returns NULL if `parent` is
  * already shut down. */
-pt_custodian *pt_custodian_new(pt_custodian *parent);
+PT_API pt_custodian *pt_custodian_new(pt_custodian *parent);
 
 /** Like pt_custodian_new(), with the first `arena` bytes of pt_custodian_alloc() memory in the
  * custodian's own allocation (one malloc for an object whose size is known up front). */
-pt_custodian *pt_custodian_new_sized(pt_custodian *parent, size_t arena);
+PT_API pt_custodian *pt_custodian_new_sized(pt_custodian *parent, size_t arena);
 
 /** Registers `cb(data)` to run when `c` shuts down. Returns a handle that stays valid until the
  * entry runs or is unregistered, or NULL if `c` is shut down (then acquire nothing). */
-pt_custodian_entry *pt_custodian_register(pt_custodian *c, pt_release_cb cb, void *data);
+PT_API pt_custodian_entry *pt_custodian_register(pt_custodian *c, pt_release_cb cb, void *data);
 
 /** Changes the data an entry will be called with (register first, acquire, then set). */
-void pt_custodian_entry_set(pt_custodian_entry *e, void *data);
+PT_API void pt_custodian_entry_set(pt_custodian_entry *e, void *data);
 
 /** Forgets an entry without running it: its owner released the resource itself. NULL: no-op. */
-void pt_custodian_unregister(pt_custodian_entry *e);
+PT_API void pt_custodian_unregister(pt_custodian_entry *e);
 
 /** Runs an entry's callback now and forgets it. NULL: no-op. */
-void pt_custodian_release(pt_custodian_entry *e);
+PT_API void pt_custodian_release(pt_custodian_entry *e);
 
 /** Returns `size` zeroed bytes owned by `c` (16-byte aligned), freed when `c` is reaped. */
-void *pt_custodian_alloc(pt_custodian *c, size_t size);
+PT_API void *pt_custodian_alloc(pt_custodian *c, size_t size);
 
 /** Returns a copy of `len` bytes of `s` plus a terminating NUL, owned by `c`. */
-char *pt_custodian_strndup(pt_custodian *c, const char *s, size_t len);
+PT_API char *pt_custodian_strndup(pt_custodian *c, const char *s, size_t len);
 
 /** Shuts `c` down: children first, then release callbacks LIFO. Idempotent; NULL: no-op. The
  * memory stays valid until pt_custodian_reap(). */
-void pt_custodian_shutdown(pt_custodian *c);
+PT_API void pt_custodian_shutdown(pt_custodian *c);
 
 /** Returns true once `c` has been shut down. */
-bool pt_custodian_is_shut_down(const pt_custodian *c);
+PT_API bool pt_custodian_is_shut_down(const pt_custodian *c);
 
 /** Returns true if `c` owns exactly one entry and no child: only what its creator registered. */
-bool pt_custodian_is_bare(const pt_custodian *c);
+PT_API bool pt_custodian_is_bare(const pt_custodian *c);
 
 /** Returns the parent of `c` (NULL for a root). */
-pt_custodian *pt_custodian_parent(const pt_custodian *c);
+PT_API pt_custodian *pt_custodian_parent(const pt_custodian *c);
 
 /** Frees the memory of every custodian of this thread that has been shut down. Call it only
  * when no callback holds a pointer into that memory (at the end of a loop iteration). */
-void pt_custodian_reap(void);
+PT_API void pt_custodian_reap(void);
 
 /** Counters for tests and the status page (this thread): custodians created and not yet shut
  * down, and shut down but not yet reaped. */
-size_t pt_custodian_live_count(void);
-size_t pt_custodian_unreaped_count(void);
+PT_API size_t pt_custodian_live_count(void);
+PT_API size_t pt_custodian_unreaped_count(void);
 
 #endif

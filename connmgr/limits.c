@@ -1,8 +1,11 @@
 #include "connmgr/limits.h"
 
-pt_limits pt_limits_default(void)
+#include "listener/sized.h"
+
+void pt_limits_init_sized(pt_limits *l, size_t size)
 {
-    return (pt_limits){
+    pt_limits d = {
+        .size = sizeof d,
         .max_waiting = 511,
         .max_concurrent = 10000,
         .request_read_timeout = 60,
@@ -19,11 +22,13 @@ pt_limits pt_limits_default(void)
         .lingering_timeout = 5,
         .max_concurrent_per_client = PT_LIMIT_NONE,
     };
+    pt_sized_init(l, size, &d, sizeof d);
 }
 
-pt_limits pt_limits_unlimited(void)
+void pt_limits_init_unlimited_sized(pt_limits *l, size_t size)
 {
-    return (pt_limits){
+    pt_limits d = {
+        .size = sizeof d,
         .max_waiting = 4096,
         .max_concurrent = PT_LIMIT_NONE,
         .request_read_timeout = PT_TIMEOUT_NONE,
@@ -40,4 +45,5 @@ pt_limits pt_limits_unlimited(void)
         .lingering_timeout = 5,
         .max_concurrent_per_client = PT_LIMIT_NONE,
     };
+    pt_sized_init(l, size, &d, sizeof d);
 }

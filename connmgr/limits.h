@@ -2,16 +2,23 @@
  * @file
  * Safety limits: the bounds a connection manager enforces on every connection.
  *
- * A plain value type (copy it freely). The defaults are Racket's `make-safety-limits`, plus
- * keep-alive bounds. Timeouts are in seconds; PT_TIMEOUT_NONE (infinity) disables one.
- * Counts and sizes use PT_LIMIT_NONE (the type's maximum) for "no limit".
+ * A plain value type (copy it freely), filled by pt_limits_init() (Racket's
+ * `make-safety-limits`, plus keep-alive bounds) or pt_limits_init_unlimited() (Racket's
+ * `make-unlimited-safety-limits`), then changed field by field. It is a sized struct (see
+ * "Versions and ABI" in docs/embedding.md): a later version may add limits at its end, which a
+ * program built before them gets at their defaults. Timeouts are in seconds; PT_TIMEOUT_NONE
+ * (infinity) disables one. Counts and sizes use PT_LIMIT_NONE (the type's maximum) for "no
+ * limit".
  */
 #ifndef PORTER_CONNMGR_LIMITS_H
 #define PORTER_CONNMGR_LIMITS_H
 
 #include <math.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "porter/export.h"
 
 /** A timeout that never expires. */
 #define PT_TIMEOUT_NONE INFINITY
@@ -20,6 +27,7 @@
 
 /** The safety limits a connection manager enforces. */
 typedef struct pt_limits {
+    size_t size;                      /**< the struct's size, set by pt_limits_init() */
     size_t max_waiting;               /**< listen backlog: 511 */
     size_t max_concurrent;            /**< open connections at once: 10000 */
     double request_read_timeout;      /**< whole request head, from its first byte: 60 s */
@@ -37,14 +45,29 @@ typedef struct pt_limits {
     size_t max_concurrent_per_client; /**< open connections from one client address: no limit */
 } pt_limits;
 
-/** Returns the default limits (Racket's values where it has one). */
-pt_limits pt_limits_default(void);
+/** Fills the first `size` bytes of `l` with the default limits and stores `size` (call
+ * pt_limits_init(), which passes the size the program was compiled with). */
+PT_API void pt_limits_init_sized(pt_limits *l, size_t size);
 
-/** Returns limits that bound nothing: every count maximal, every timeout infinite. */
-pt_limits pt_limits_unlimited(void);
+/** Fills `l` with the default limits (Racket's values where it has one). */
+static inline void pt_limits_init(pt_limits *l)
+{
+    pt_limits_init_sized(l, sizeof *l);
+}
 
-/** Returns 1 if the timeout value `t` means "no timeout". */
-static inline int pt_timeout_is_none(double t)
+/** Like pt_limits_init_sized(), with limits that bound nothing (call
+ * pt_limits_init_unlimited()). */
+PT_API void pt_limits_init_unlimited_sized(pt_limits *l, size_t size);
+
+/** Fills `l` with limits that bound nothing: every count maximal, every timeout infinite (but
+ * the lingering close's 5 s). */
+static inline void pt_limits_init_unlimited(pt_limits *l)
+{
+    pt_limits_init_unlimited_sized(l, sizeof *l);
+}
+
+/** Returns true if the timeout value `t` means "no timeout" (infinite, zero or negative). */
+static inline bool pt_timeout_is_none(double t)
 {
     return isinf(t) || t <= 0;
 }

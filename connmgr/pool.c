@@ -13,6 +13,7 @@
 #include <stdlib.h>
 
 #include "connmgr/limits.h"
+#include "listener/sized.h"
 
 struct pt_pool {
     pt_connector *connector;
@@ -25,9 +26,11 @@ struct pt_pool {
     ev_timer timer; /* a repeating timer, its period set each time: never stopped by libev */
 };
 
-void pt_pool_options_init(pt_pool_options *o)
+void pt_pool_options_init_sized(pt_pool_options *o, size_t size)
 {
-    *o = (pt_pool_options){.max_idle = 32, .idle_timeout = 4.0, .max_requests = 1000};
+    pt_pool_options d = {
+        .size = sizeof d, .max_idle = 32, .idle_timeout = 4.0, .max_requests = 1000};
+    pt_sized_init(o, size, &d, sizeof d);
 }
 
 static void timer_stop(pt_pool *p)
@@ -122,13 +125,17 @@ static void pool_release(void *data)
 int pt_pool_new(pt_pool **out, pt_connector *c, const pt_authority *a, const pt_pool_options *o)
 {
     *out = NULL;
+    pt_pool_options opts;
+    pt_pool_options_init(&opts);
+    if (pt_sized_copy(&opts, sizeof opts, o) < 0)
+        return -EINVAL;
     pt_pool *p = calloc(1, sizeof *p);
     if (!p)
         return -ENOMEM;
     p->connector = c;
     p->authority = *a;
-    p->o = *o;
-    p->custodian = pt_custodian_new(o->custodian ? o->custodian : pt_connector_custodian(c));
+    p->o = opts;
+    p->custodian = pt_custodian_new(opts.custodian ? opts.custodian : pt_connector_custodian(c));
     if (!p->custodian) {
         free(p);
         return -ECANCELED;

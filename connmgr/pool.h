@@ -29,47 +29,60 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "porter/export.h"
 #include "connmgr/authority.h"
 #include "connmgr/connector.h"
 #include "connmgr/timer.h"
 
 typedef struct pt_pool pt_pool;
 
-/** Options of pt_pool_new(); pt_pool_options_init() fills the defaults. */
+/** Options of pt_pool_new(); pt_pool_options_init() fills the defaults. A sized struct
+ * ("Versions and ABI" in docs/embedding.md): new options are added at its end. */
 typedef struct pt_pool_options {
+    size_t size;             /**< the struct's size, set by pt_pool_options_init() */
     size_t max_idle;         /**< idle transports kept (32); 0: none is kept */
     double idle_timeout;     /**< seconds an idle transport is kept (4 s); PT_TIMEOUT_NONE: ever */
     size_t max_requests;     /**< exchanges per transport (1000); PT_LIMIT_NONE: no bound */
     pt_custodian *custodian; /**< parent of the pool's custodian; NULL: the connector's */
 } pt_pool_options;
 
+/** Fills the first `size` bytes of `o` with the defaults above and stores `size` (call
+ * pt_pool_options_init(), which passes the size the program was compiled with). */
+PT_API void pt_pool_options_init_sized(pt_pool_options *o, size_t size);
+
 /** Fills `o` with the defaults above. */
-void pt_pool_options_init(pt_pool_options *o);
+static inline void pt_pool_options_init(pt_pool_options *o)
+{
+    pt_pool_options_init_sized(o, sizeof *o);
+}
 
 /** Creates a pool of transports to `a` (copied) opened by `c` (borrowed; it must outlive the
- * pool). Returns 0 or a negative errno. */
-int pt_pool_new(pt_pool **out, pt_connector *c, const pt_authority *a, const pt_pool_options *o);
+ * pool). Returns 0 or a negative errno: -EINVAL for options this version cannot read (see
+ * pt_pool_options.size). */
+PT_API int pt_pool_new(pt_pool **out, pt_connector *c, const pt_authority *a,
+                       const pt_pool_options *o);
 
 /** Closes every idle transport and frees the pool. Transports held elsewhere are unaffected
  * (giving one back later closes it). NULL: no-op. */
-void pt_pool_free(pt_pool *p);
+PT_API void pt_pool_free(pt_pool *p);
 
 /** Returns the most recently given back idle transport, now held by the caller, or NULL if
  * none is idle. */
-pt_outbound *pt_pool_take(pt_pool *p);
+PT_API pt_outbound *pt_pool_take(pt_pool *p);
 
 /** Opens a fresh transport to the pool's authority (pt_connector_connect with `timeout`). */
-int pt_pool_connect(pt_pool *p, double timeout, pt_connect_cb cb, void *data, pt_connect **out);
+PT_API int pt_pool_connect(pt_pool *p, double timeout, pt_connect_cb cb, void *data,
+                           pt_connect **out);
 
 /** Gives back a transport of this pool after an exchange that left it reusable: it is kept
  * idle, or closed if it served max_requests exchanges, if the pool keeps none, or if the pool
  * is shut down. Counts the exchange. */
-void pt_pool_give_back(pt_pool *p, pt_outbound *o);
+PT_API void pt_pool_give_back(pt_pool *p, pt_outbound *o);
 
 /** The pool's authority. */
-const pt_authority *pt_pool_authority(const pt_pool *p);
+PT_API const pt_authority *pt_pool_authority(const pt_pool *p);
 
 /** Idle transports now (for tests and the status page). */
-size_t pt_pool_idle_count(const pt_pool *p);
+PT_API size_t pt_pool_idle_count(const pt_pool *p);
 
 #endif

@@ -28,6 +28,8 @@
 
 #include <stdint.h>
 
+#include "porter/export.h"
+
 /** The least a write past `after` may carry, whatever the rate. */
 #define PT_RATE_SLICE_MIN 1024
 
@@ -41,15 +43,15 @@ typedef struct pt_rate {
 
 /** Sets `r` to `rate` bytes per second after `after` bytes, for a request that began at
  * `start` (ev_now's clock). */
-void pt_rate_init(pt_rate *r, uint64_t rate, uint64_t after, double start);
+PT_API void pt_rate_init(pt_rate *r, uint64_t rate, uint64_t after, double start);
 
 /** The bytes a write may carry at `now`, `sent` bytes of the response having gone: more than
  * 0, or 0 with *wait set to the seconds until a write may go (positive). A rate of 0 allows
  * everything (UINT64_MAX). */
-uint64_t pt_rate_quota(const pt_rate *r, uint64_t sent, double now, double *wait);
+PT_API uint64_t pt_rate_quota(const pt_rate *r, uint64_t sent, double now, double *wait);
 
 /** Records a write that took the response from `before` to `sent` bytes at `now`: the next
  * one waits as long as those bytes take at the rate. */
-void pt_rate_wrote(pt_rate *r, uint64_t before, uint64_t sent, double now);
+PT_API void pt_rate_wrote(pt_rate *r, uint64_t before, uint64_t sent, double now);
 
 #endif

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <string.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -212,4 +213,34 @@ void pt_pair_transport_init(pt_transport *t, int rfd, int wfd)
     t->wfd = wfd;
     t->want = 0;
     t->impl = NULL;
+}
+
+int pt_transport_addresses(const pt_transport *t, struct sockaddr_storage *local,
+                           socklen_t *local_len, struct sockaddr_storage *peer, socklen_t *peer_len)
+{
+    if (t->fd < 0)
+        return -EBADF;
+    if (local || local_len) {
+        struct sockaddr_storage ss;
+        socklen_t n = sizeof ss;
+        memset(&ss, 0, sizeof ss);
+        if (getsockname(t->fd, (struct sockaddr *)&ss, &n) < 0)
+            return -errno;
+        if (local)
+            *local = ss;
+        if (local_len)
+            *local_len = n;
+    }
+    if (peer || peer_len) {
+        struct sockaddr_storage ss;
+        socklen_t n = sizeof ss;
+        memset(&ss, 0, sizeof ss);
+        if (getpeername(t->fd, (struct sockaddr *)&ss, &n) < 0)
+            return -errno;
+        if (peer)
+            *peer = ss;
+        if (peer_len)
+            *peer_len = n;
+    }
+    return 0;
 }

@@ -17,6 +17,8 @@
 #include <ev.h>
 #include <stdbool.h>
 
+#include "porter/export.h"
+
 typedef struct pt_timer pt_timer;
 /** Called once each time the timer's deadline passes. */
 typedef void (*pt_timer_cb)(pt_timer *t, void *data);
@@ -33,32 +35,32 @@ struct pt_timer {
 };
 
 /** Prepares `t` on `loop`; it is not started. */
-void pt_timer_init(pt_timer *t, struct ev_loop *loop, pt_timer_cb cb, void *data);
+PT_API void pt_timer_init(pt_timer *t, struct ev_loop *loop, pt_timer_cb cb, void *data);
 
 /** Sets the deadline to now + `after` seconds (starting the timer if needed). A non-finite or
  * non-positive `after` cancels (no timeout). Same as pt_timer_reset. */
-void pt_timer_start(pt_timer *t, double after);
+PT_API void pt_timer_start(pt_timer *t, double after);
 
 /** Racket's reset-timer: the deadline becomes now + `after`. */
-void pt_timer_reset(pt_timer *t, double after);
+PT_API void pt_timer_reset(pt_timer *t, double after);
 
 /** Racket's increment-timer: the deadline moves `by` seconds later (from the current deadline;
  * from now if the timer is not armed). */
-void pt_timer_increment(pt_timer *t, double by);
+PT_API void pt_timer_increment(pt_timer *t, double by);
 
 /** Stops the timer; the callback will not run. Idempotent. */
-void pt_timer_cancel(pt_timer *t);
+PT_API void pt_timer_cancel(pt_timer *t);
 
 /** Returns true if a deadline is set. */
-bool pt_timer_is_armed(const pt_timer *t);
+PT_API bool pt_timer_is_armed(const pt_timer *t);
 
 /** Seconds until the deadline (negative if past), or INFINITY if not armed. */
-double pt_timer_remaining(const pt_timer *t);
+PT_API double pt_timer_remaining(const pt_timer *t);
 
 /** Timers of this thread with a deadline set (for tests and the status page). */
-size_t pt_timer_armed_count(void);
+PT_API size_t pt_timer_armed_count(void);
 
 /** Cancels and forgets the loop. Idempotent. */
-void pt_timer_dispose(pt_timer *t);
+PT_API void pt_timer_dispose(pt_timer *t);
 
 #endif

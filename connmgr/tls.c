@@ -26,6 +26,11 @@
  * kTLS: a connection whose keys the kernel took keeps the socket's BIO (OpenSSL then hands the
  * kernel plaintext): one SSL_write per record, and SSL_sendfile for files. The hold BIO, once
  * in place, stays (208 bytes); its chunks do not.
+ *
+ * The tunnel (tunnel.h): the handshake of a client transport driven on the loop by the
+ * outbound's own io watcher, with a timer; its state hangs off the SSL (an ex_data slot), so
+ * closing the transport mid-handshake abandons it, and off the connector's custodian, so the
+ * connector's shutdown ends it.
  */
 #include "connmgr/tls.h"
 
@@ -43,6 +48,9 @@
 #include <unistd.h>
 
 #include "connmgr/buffer.h"
+#include "connmgr/limits.h"
+#include "connmgr/timer.h"
+#include "listener/sized.h"
 
 /* SSL_write takes one buffer: small iovecs are gathered into a record-sized one. */
 #define WRITE_GATHER (16 * 1024)
@@ -505,9 +513,12 @@ static int tls_shutdown_write(pt_transport *t)
     return shutdown(t->fd, SHUT_WR) < 0 ? -errno : 0;
 }
 
+static void tunnel_abandon(SSL *ssl);
+
 static void tls_close(pt_transport *t)
 {
     if (t->impl) {
+        tunnel_abandon(t->impl);
         /* A close_notify queued since shutdown_write (or without it) gets one try; other held
          * records are dropped with the connection. */
         BIO *b = hold_of(t->impl);
@@ -571,7 +582,7 @@ static bool is_ip_literal(const char *s)
     return inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1;
 }
 
-int pt_tls_connect(pt_transport *t, SSL_CTX *ctx, int fd, const char *server_name, bool verify)
+int pt_tls_wrap_client(pt_transport *t, SSL_CTX *ctx, int fd, const char *server_name, bool verify)
 {
     SSL *ssl = SSL_new(ctx);
     if (!ssl || !SSL_set_fd(ssl, fd))
@@ -666,4 +677,238 @@ bool pt_tls_ktls_available(void)
         close(l);
 #endif
     return probed;
+}
+
+/* ---- the tunnel (tunnel.h) ---- */
+
+struct pt_tls_client {
+    SSL_CTX *ctx;
+};
+
+int pt_tls_client_new(pt_tls_client **out, const char *ca_file, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (ca_file && access(ca_file, R_OK) < 0) {
+        int e = errno;
+        if (err && errlen)
+            snprintf(err, errlen, "%s: %s", ca_file, strerror(e));
+        return -e;
+    }
+    pt_tls_client *c = malloc(sizeof *c);
+    if (!c)
+        return -ENOMEM;
+    c->ctx = pt_tls_client_ctx_new(ca_file, err, errlen);
+    if (!c->ctx) {
+        free(c);
+        return -EINVAL;
+    }
+    *out = c;
+    return 0;
+}
+
+void pt_tls_client_free(pt_tls_client *c)
+{
+    if (!c)
+        return;
+    SSL_CTX_free(c->ctx);
+    free(c);
+}
+
+void pt_tls_connect_options_init_sized(pt_tls_connect_options *o, size_t size)
+{
+    pt_tls_connect_options d = {.size = sizeof d, .verify = true, .sni = true, .timeout = 10};
+    pt_sized_init(o, size, &d, sizeof d);
+}
+
+int pt_tls_alpn(const pt_transport *t, char *out, size_t cap)
+{
+    SSL *ssl = pt_tls_ssl(t);
+    const unsigned char *p = NULL;
+    unsigned n = 0;
+    if (ssl)
+        SSL_get0_alpn_selected(ssl, &p, &n);
+    if (!p || n == 0)
+        return -ENOENT;
+    if (cap <= n)
+        return -ENOSPC;
+    memcpy(out, p, n);
+    out[n] = '\0';
+    return (int)n;
+}
+
+/* A handshake in progress. */
+typedef struct tunnel {
+    pt_outbound *o;
+    struct ev_loop *loop;
+    pt_timer timer;
+    pt_custodian_entry *entry; /* in the connector's custodian */
+    pt_tls_connect_cb cb;
+    void *data;
+    void (*io_cb)(struct ev_loop *loop, ev_io *w, int revents); /* the holder's, given back */
+    void *io_data;
+} tunnel;
+
+/* The SSL's ex_data slot holding its tunnel while the handshake runs. */
+static int tunnel_slot = -1;
+static pthread_once_t tunnel_slot_once = PTHREAD_ONCE_INIT;
+
+static void make_tunnel_slot(void)
+{
+    tunnel_slot = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+}
+
+/* The wire form of a comma-separated ALPN list into `out` (its length), or -EINVAL. */
+static int alpn_wire(const char *list, unsigned char *out, size_t cap)
+{
+    size_t n = 0;
+    for (const char *p = list;;) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len == 0 || len > 255 || n + 1 + len > cap)
+            return -EINVAL;
+        out[n++] = (unsigned char)len;
+        memcpy(out + n, p, len);
+        n += len;
+        if (!end)
+            return (int)n;
+        p = end + 1;
+    }
+}
+
+/* Stops what the handshake watched and forgets the tunnel (the callback is the caller's to
+ * run). */
+static void tunnel_forget(tunnel *t, bool watched)
+{
+    pt_outbound *o = t->o;
+    if (watched)
+        pt_outbound_watch(o, t->loop, 0);
+    ev_set_cb(&o->io, t->io_cb);
+    o->io.data = t->io_data;
+    pt_timer_dispose(&t->timer);
+    pt_custodian_unregister(t->entry);
+    SSL *ssl = pt_tls_ssl(&o->transport);
+    if (ssl)
+        SSL_set_ex_data(ssl, tunnel_slot, NULL);
+    free(t);
+}
+
+static void tunnel_end(tunnel *t, int status)
+{
+    pt_outbound *o = t->o;
+    pt_tls_connect_cb cb = t->cb;
+    void *data = t->data;
+    tunnel_forget(t, true);
+    cb(o, status, data);
+}
+
+static void tunnel_step(tunnel *t)
+{
+    pt_transport *tr = &t->o->transport;
+    ssize_t r = handshake(tr);
+    if (r == 1) {
+        tunnel_end(t, 0);
+        return;
+    }
+    if (r == -EAGAIN) {
+        pt_outbound_watch(t->o, t->loop, tr->want & PT_WANT_WRITE ? EV_WRITE : EV_READ);
+        return;
+    }
+    tunnel_end(t, r == 0 ? -ECONNRESET : (int)r);
+}
+
+static void on_tunnel_io(struct ev_loop *loop, ev_io *w, int revents)
+{
+    tunnel_step(w->data);
+}
+
+static void on_tunnel_timeout(pt_timer *timer, void *data)
+{
+    snprintf(last_error, sizeof last_error, "handshake: timed out");
+    tunnel_end(data, -ETIMEDOUT);
+}
+
+/* The connector shuts down: the handshake ends with it. */
+static void tunnel_release(void *data)
+{
+    tunnel *t = data;
+    t->entry = NULL;
+    tunnel_end(t, -ECANCELED);
+}
+
+/* The transport closes mid-handshake (its holder closed the outbound): no callback. The
+ * outbound's watcher was stopped by whoever closes it. */
+static void tunnel_abandon(SSL *ssl)
+{
+    tunnel *t = tunnel_slot >= 0 ? SSL_get_ex_data(ssl, tunnel_slot) : NULL;
+    if (t)
+        tunnel_forget(t, false);
+}
+
+int pt_tls_connect(pt_outbound *o, pt_tls_client *client, const pt_tls_connect_options *opts,
+                   pt_tls_connect_cb cb, void *data)
+{
+    pt_tls_connect_options op;
+    pt_tls_connect_options_init(&op);
+    if (!o || !client || !cb || (opts && pt_sized_copy(&op, sizeof op, opts) < 0) ||
+        !pt_transport_is_tcp(&o->transport) || o->transport.fd < 0 || o->transport.wfd >= 0)
+        return -EINVAL;
+    if (!o->entry)
+        return -ECANCELED; /* its connector is shut down */
+    const char *name = op.server_name;
+    if (!name && o->authority.kind != PT_AUTHORITY_UNIX)
+        name = o->authority.host;
+    if (op.verify && (!name || !name[0]))
+        return -EINVAL;
+    unsigned char alpn[512];
+    int alpn_len = 0;
+    if (op.alpn && (alpn_len = alpn_wire(op.alpn, alpn, sizeof alpn)) < 0)
+        return alpn_len;
+    pthread_once(&tunnel_slot_once, make_tunnel_slot);
+    if (tunnel_slot < 0)
+        return -ENOMEM;
+
+    tunnel *t = calloc(1, sizeof *t);
+    if (!t)
+        return -ENOMEM;
+    t->entry = pt_custodian_register(pt_connector_custodian(o->connector), tunnel_release, t);
+    if (!t->entry) {
+        free(t);
+        return -ECANCELED;
+    }
+    pt_transport tls = o->transport;
+    int r = pt_tls_wrap_client(&tls, client->ctx, o->transport.fd, op.sni ? name : NULL, false);
+    SSL *ssl = r == 0 ? tls.impl : NULL;
+    if (r == 0 && op.verify) {
+        /* The name verified, whether or not it was sent. */
+        SSL_set_verify(ssl, SSL_VERIFY_PEER, NULL);
+        if (!(is_ip_literal(name) ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name)
+                                  : SSL_set1_host(ssl, name)))
+            r = -ENOMEM;
+    }
+    if (r == 0 && alpn_len > 0 && SSL_set_alpn_protos(ssl, alpn, (unsigned)alpn_len) != 0)
+        r = -ENOMEM;
+    if (r == 0 && !SSL_set_ex_data(ssl, tunnel_slot, t))
+        r = -ENOMEM;
+    if (r < 0) {
+        SSL_free(ssl); /* the socket stays the TCP transport's */
+        ERR_clear_error();
+        pt_custodian_unregister(t->entry);
+        free(t);
+        return r;
+    }
+    o->transport = tls;
+    t->o = o;
+    t->loop = pt_connector_loop(o->connector);
+    t->cb = cb;
+    t->data = data;
+    t->io_cb = o->io.cb;
+    t->io_data = o->io.data;
+    ev_set_cb(&o->io, on_tunnel_io);
+    o->io.data = t;
+    pt_timer_init(&t->timer, t->loop, on_tunnel_timeout, t);
+    if (!pt_timeout_is_none(op.timeout))
+        pt_timer_start(&t->timer, op.timeout);
+    /* The first step from the loop: the socket is connected, so writable at once. */
+    pt_outbound_watch(o, t->loop, EV_WRITE);
+    return 0;
 }

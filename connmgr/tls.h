@@ -13,10 +13,13 @@
  * the next call; their plaintext counts as written only once they are out, so the caller
  * offers it again, as after -EAGAIN (the out-queue does), and its queue is not empty meanwhile.
  *
- * The client side (net2's connector-tunnel): pt_tls_connect() layers TLS over an outbound
+ * The client side (net2's connector-tunnel): pt_tls_wrap_client() layers TLS over an outbound
  * transport's socket, replacing the TCP transport in place; the handshake likewise runs inside
  * the first reads and writes. Certificate verification (against the context's trust store, the
- * host name or IP address given) and SNI are on unless the caller opts out.
+ * host name or IP address given) and SNI are on unless the caller opts out. The public tunnel
+ * (connmgr/tunnel.h, pt_tls_connect()) is built on it and runs the handshake itself.
+ *
+ * This header is private (it speaks OpenSSL's types); tunnel.h is the public side.
  *
  * Errors: negative errno; a TLS protocol failure is -EPROTO, and the reason is logged once by
  * the caller from pt_tls_last_error(). OpenSSL's per-thread error queue is always left empty.
@@ -33,6 +36,7 @@
 #include <stddef.h>
 
 #include "connmgr/transport.h"
+#include "connmgr/tunnel.h"
 
 /* Makes `t` a server-side TLS transport over the accepted socket `fd` (which it then owns),
  * with `ctx`. Returns 0, or -ENOMEM (fd is then still the caller's). */
@@ -43,15 +47,12 @@ int pt_tls_accept(pt_transport *t, SSL_CTX *ctx, int fd);
  * DNS name, and with `verify` the peer's certificate must chain to the context's trust store
  * and match it (a name, or an IP literal). Returns 0, or -ENOMEM (fd is then still the
  * caller's). */
-int pt_tls_connect(pt_transport *t, SSL_CTX *ctx, int fd, const char *server_name, bool verify);
+int pt_tls_wrap_client(pt_transport *t, SSL_CTX *ctx, int fd, const char *server_name, bool verify);
 
 /* Creates a client context: TLS 1.2 and 1.3, the system's trust store, or the PEM
  * certificates of `ca_file` instead when it is not NULL. Returns NULL and writes a reason into
  * `err` on failure. */
 SSL_CTX *pt_tls_client_ctx_new(const char *ca_file, char *err, size_t errlen);
-
-/* Returns true once the handshake has completed. */
-bool pt_tls_handshake_done(const pt_transport *t);
 
 /* The SSL object of a TLS transport, or NULL for another transport. */
 SSL *pt_tls_ssl(const pt_transport *t);
@@ -59,12 +60,6 @@ SSL *pt_tls_ssl(const pt_transport *t);
 /* Bytes of TLS records the transport has made and the socket not yet taken (0 for another
  * transport). While there are any, the out-queue that wrote them is not empty. */
 size_t pt_tls_unsent(const pt_transport *t);
-
-/* Returns true if `t` is a TLS transport. */
-bool pt_transport_is_tls(const pt_transport *t);
-
-/* The reason of the last TLS failure on this thread ("" if none), for one log line. */
-const char *pt_tls_last_error(void);
 
 /* Whether this kernel and OpenSSL can hand TLS records to the kernel (kTLS) for sendfile. The
  * answer is probed once. */

@@ -14,8 +14,11 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/uio.h>
+
+#include "porter/export.h"
 
 typedef struct pt_transport pt_transport;
 
@@ -83,16 +86,26 @@ static inline void pt_transport_close(pt_transport *t)
 }
 
 /** Makes `t` a TCP transport over the connected, non-blocking socket `fd`, which it now owns. */
-void pt_tcp_transport_init(pt_transport *t, int fd);
+PT_API void pt_tcp_transport_init(pt_transport *t, int fd);
 
 /**
  * Makes `t` a transport over a pair of non-blocking descriptors (Racket's port pair): reads
  * come from `rfd`, writes go to `wfd` (pipes, inetd-style stdin/stdout). It owns both;
  * shutdown_write closes `wfd`.
  */
-void pt_pair_transport_init(pt_transport *t, int rfd, int wfd);
+PT_API void pt_pair_transport_init(pt_transport *t, int rfd, int wfd);
+
+/** racket/tcp's tcp-addresses: copies the local address of the transport's socket (getsockname)
+ * to `local` and the peer's (getpeername) to `peer`, with their lengths to `local_len` and
+ * `peer_len`; any of the four may be NULL. For a connection accepted by a listener, or an
+ * outbound transport, TCP or TLS alike (`&c->transport`, `&o->transport`).
+ * @return 0, or a negative errno: -ENOTCONN once the peer is gone, -ENOTSOCK for a pair of
+ *         pipes, -EBADF for a closed transport. */
+PT_API int pt_transport_addresses(const pt_transport *t, struct sockaddr_storage *local,
+                                  socklen_t *local_len, struct sockaddr_storage *peer,
+                                  socklen_t *peer_len);
 
 /** Returns true if `t` is a plain TCP transport (no state beyond its socket). */
-bool pt_transport_is_tcp(const pt_transport *t);
+PT_API bool pt_transport_is_tcp(const pt_transport *t);
 
 #endif

@@ -21,6 +21,7 @@ static ev_signal sigint_watcher, sigterm_watcher;
 /* GET /hello: answered at once, from memory. */
 static void on_hello(pt_request *req, void *data)
 {
+    (void)data;
     struct sockaddr_storage peer;
     char client[PT_SOCKADDR_STRLEN] = "unknown", body[256];
     if (pt_request_peer(req, &peer, NULL) == 0)
@@ -37,7 +38,7 @@ typedef struct echo {
 
 static void on_echo_body(pt_request *req, const void *data, size_t len, int status, void *ud)
 {
-    echo *e = ud;
+    echo *e = (echo *)ud;
     if (status == PT_BODY_END) {
         pt_respond(req, 200, "application/json", e->buf, e->len);
         return;
@@ -48,7 +49,7 @@ static void on_echo_body(pt_request *req, const void *data, size_t len, int stat
         size_t cap = e->cap ? e->cap : 4096;
         while (cap < e->len + len)
             cap *= 2;
-        char *buf = pt_custodian_alloc(pt_request_custodian(req), cap);
+        char *buf = (char *)pt_custodian_alloc(pt_request_custodian(req), cap);
         if (e->len)
             memcpy(buf, e->buf, e->len);
         e->buf = buf;
@@ -60,19 +61,25 @@ static void on_echo_body(pt_request *req, const void *data, size_t len, int stat
 
 static void on_echo(pt_request *req, void *data)
 {
-    echo *e = pt_request_alloc(req, sizeof *e);
-    *e = (echo){0};
+    (void)data;
+    echo *e = (echo *)pt_request_alloc(req, sizeof *e);
+    memset(e, 0, sizeof *e);
     pt_request_read_body(req, on_echo_body, e);
 }
 
 static void on_stopped(pt_server *s, void *data)
 {
+    (void)s;
+    (void)data;
     ev_signal_stop(ev_default_loop(0), &sigint_watcher);
     ev_signal_stop(ev_default_loop(0), &sigterm_watcher);
 }
 
 static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 {
+    (void)loop;
+    (void)w;
+    (void)revents;
     pt_server_stop(server, on_stopped, NULL); /* a second signal kills what is left */
 }
 
@@ -85,7 +92,10 @@ int main(int argc, char **argv)
 
     pt_server_options o;
     pt_server_options_init(&o);
-    o.limits.max_request_body_length = 1 << 20;
+    pt_limits limits;
+    pt_limits_init(&limits);
+    limits.max_request_body_length = 1 << 20;
+    o.limits = &limits;
     char err[512];
     int r = pt_server_new_with(&server, loop, &o, err, sizeof err);
     if (r == 0)

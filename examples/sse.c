@@ -40,25 +40,28 @@ typedef struct stream {
 /* Registered with the request's custodian: runs when the request ends, whichever way. */
 static void stream_release(void *data)
 {
-    stream *st = data;
+    stream *st = (stream *)data;
     ev_timer_stop(st->loop, &st->tick);
 }
 
 static void on_writable(pt_request *req, void *data)
 {
-    stream *st = data;
+    stream *st = (stream *)data;
+    (void)req;
     ev_timer_start(st->loop, &st->tick); /* the queue went out: resume the ticks */
 }
 
 static void on_abort(pt_request *req, void *data)
 {
-    stream *st = data;
+    stream *st = (stream *)data;
+    (void)req;
     fprintf(stderr, "porter-sse: client went away after %u events\n", st->sent);
 }
 
 static void on_tick(struct ev_loop *loop, ev_timer *w, int revents)
 {
-    stream *st = w->data;
+    stream *st = (stream *)w->data;
+    (void)revents;
     char event[64];
     int n = snprintf(event, sizeof event, "data: tick %u\n\n", ++st->sent);
     int r = pt_response_write(st->req, event, (size_t)n);
@@ -68,16 +71,16 @@ static void on_tick(struct ev_loop *loop, ev_timer *w, int revents)
         pt_response_end(st->req); /* the request is over: its custodian stops the timer */
         return;
     }
-    if (r == 1)
+    if (pt_response_is_full(st->req))
         ev_timer_stop(loop, w); /* the client reads slowly: wait for on_writable */
 }
 
 static void on_events(pt_request *req, void *data)
 {
     pt_custodian *c = pt_request_custodian(req);
-    stream *st = pt_custodian_alloc(c, sizeof *st);
+    stream *st = (stream *)pt_custodian_alloc(c, sizeof *st);
     st->req = req;
-    st->loop = data;
+    st->loop = (struct ev_loop *)data;
     pt_slice q = pt_request_query(req);
     if (q.len > 6 && memcmp(q.ptr, "count=", 6) == 0)
         st->count = (unsigned)strtoul(q.ptr + 6, NULL, 10); /* stops at the end of digits */
@@ -101,17 +104,23 @@ static void on_events(pt_request *req, void *data)
 
 static void on_page(pt_request *req, void *data)
 {
+    (void)data;
     pt_respond(req, 200, "text/html; charset=utf-8", page, sizeof page - 1);
 }
 
 static void on_stopped(pt_server *s, void *data)
 {
+    (void)s;
+    (void)data;
     ev_signal_stop(ev_default_loop(0), &sigint_watcher);
     ev_signal_stop(ev_default_loop(0), &sigterm_watcher);
 }
 
 static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 {
+    (void)loop;
+    (void)w;
+    (void)revents;
     pt_server_stop(server, on_stopped, NULL);
 }
 
@@ -124,7 +133,10 @@ int main(int argc, char **argv)
 
     pt_server_options o;
     pt_server_options_init(&o);
-    o.limits.shutdown_grace_period = 2;
+    pt_limits limits;
+    pt_limits_init(&limits);
+    limits.shutdown_grace_period = 2;
+    o.limits = &limits;
     char err[512];
     int r = pt_server_new_with(&server, loop, &o, err, sizeof err);
     if (r == 0)

@@ -23,6 +23,7 @@ static ev_signal sigint_watcher, sigterm_watcher;
 
 static void on_time(pt_request *req, void *data)
 {
+    (void)data;
     char body[128];
     int n = snprintf(body, sizeof body, "{\"time\":%lld,\"scheme\":\"%s\"}\n",
                      (long long)time(NULL), pt_request_scheme(req));
@@ -39,12 +40,17 @@ static void on_time(pt_request *req, void *data)
 
 static void on_stopped(pt_server *s, void *data)
 {
+    (void)s;
+    (void)data;
     ev_signal_stop(ev_default_loop(0), &sigint_watcher);
     ev_signal_stop(ev_default_loop(0), &sigterm_watcher);
 }
 
 static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 {
+    (void)loop;
+    (void)w;
+    (void)revents;
     pt_server_stop(server, on_stopped, NULL);
 }
 
@@ -63,7 +69,10 @@ int main(int argc, char **argv)
     pt_server_options_init(&o);
     o.root = argv[1];
     o.access_log = "/dev/stdout";
-    o.limits.keepalive_timeout = 30;
+    pt_limits limits;
+    pt_limits_init(&limits);
+    limits.keepalive_timeout = 30;
+    o.limits = &limits;
     char err[512];
     int r = pt_server_new_with(&server, loop, &o, err, sizeof err);
     if (r == 0)

@@ -1,5 +1,7 @@
 #include "listener/listener.h"
 
+#include "listener/sized.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -54,9 +56,10 @@ typedef struct candidate {
     socklen_t len;
 } candidate;
 
-void pt_listener_options_init(pt_listener_options *o)
+void pt_listener_options_init_sized(pt_listener_options *o, size_t size)
 {
-    *o = (pt_listener_options){
+    pt_listener_options d = {
+        .size = sizeof d,
         .host = NULL,
         .port = NULL,
         .backlog = 511,
@@ -65,6 +68,15 @@ void pt_listener_options_init(pt_listener_options *o)
         .accept_batch = 64,
         .emfile_backoff = 0.1,
     };
+    pt_sized_init(o, size, &d, sizeof d);
+}
+
+/* The caller's options read into `copy` (see sized.h): `copy`, or NULL if they cannot be. */
+static const pt_listener_options *read_options(const pt_listener_options *o,
+                                               pt_listener_options *copy)
+{
+    pt_listener_options_init(copy);
+    return o && pt_sized_copy(copy, sizeof *copy, o) == 0 ? copy : NULL;
 }
 
 static int sockaddr_port(const struct sockaddr_storage *ss)
@@ -500,6 +512,8 @@ int pt_listener_open(pt_listener **out, struct ev_loop *loop, const pt_listener_
     if (out == NULL)
         return -EINVAL;
     *out = NULL;
+    pt_listener_options copy;
+    o = read_options(o, &copy);
     int rc = prepare(&l, loop, o, cb, err_cb, data, &cand, &ncand, &port);
     if (rc < 0)
         return rc;
@@ -576,6 +590,8 @@ int pt_listener_adopt(pt_listener **out, struct ev_loop *loop, const pt_listener
     if (out == NULL)
         return -EINVAL;
     *out = NULL;
+    pt_listener_options copy;
+    o = read_options(o, &copy);
     int rc = prepare(&l, loop, o, cb, err_cb, data, &cand, &ncand, &port);
     if (rc < 0)
         return rc;

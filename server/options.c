@@ -7,6 +7,8 @@
 #include <errno.h>
 #include <stdio.h>
 
+#include "listener/sized.h"
+
 /* What a conf made from options names as its file, in messages. */
 #define OPTIONS "pt_server_options"
 
@@ -34,7 +36,12 @@ static int build(pt_conf *c, const pt_server_options *o, char *err, size_t errle
 {
     /* The top level, which the server starts from: the limits, and the process's error log at
      * level error. */
-    c->limits = o->limits;
+    if (o->limits && pt_sized_copy(&c->limits, sizeof c->limits, o->limits) < 0) {
+        snprintf(err, errlen,
+                 OPTIONS ": limits of a size this version cannot read "
+                         "(filled by pt_limits_init()?)");
+        return -EINVAL;
+    }
     pt_conf_value v = option("error_log", o->error_log ? o->error_log : "stderr", err, errlen);
     int r = pt_conf_set_error_log(c, &c->error_log, &v);
     if (r < 0)

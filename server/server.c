@@ -22,6 +22,7 @@
 #include <openssl/opensslconf.h>
 
 #include "connmgr/tls.h"
+#include "listener/sized.h"
 #include "porter.h"
 #include "server/h2/conn.h"
 #include "server/http1/conn.h"
@@ -97,7 +98,12 @@ void pt_resource_counts_get(pt_resource_counts *out)
 
 const char *pt_version(void)
 {
-    return PORTER_VERSION;
+    return PORTER_VERSION_STRING;
+}
+
+int pt_version_number(void)
+{
+    return PORTER_VERSION_NUMBER;
 }
 
 /* ---- callbacks from the listener and the managers ---- */
@@ -685,7 +691,7 @@ static int open_site(pt_server *s, pt_site *site, pt_server *prev, char *err, si
         site->h2_chosen |= site->vhosts[k]->conf->http2;
     pt_connmgr_options mo;
     pt_connmgr_options_init(&mo);
-    mo.limits = site->default_vhost->limits;
+    mo.limits = &site->default_vhost->limits;
     mo.proto = &pt_http1_proto;
     mo.proto_size = pt_http1_conn_size();
     /* HTTP/2's state comes after the choice, from the same first arena. */
@@ -709,9 +715,10 @@ static int open_site(pt_server *s, pt_site *site, pt_server *prev, char *err, si
     return r;
 }
 
-void pt_server_options_init(pt_server_options *o)
+void pt_server_options_init_sized(pt_server_options *o, size_t size)
 {
-    *o = (pt_server_options){.limits = pt_limits_default()};
+    pt_server_options d = {.size = sizeof d};
+    pt_sized_init(o, size, &d, sizeof d);
 }
 
 int pt_server_new(pt_server **out, struct ev_loop *loop, const char *conf_path, const char *prefix,
@@ -737,11 +744,21 @@ int pt_server_new_with(pt_server **out, struct ev_loop *loop, const pt_server_op
                        size_t errlen)
 {
     char dummy[8];
+    *out = NULL;
     if (!err) {
         err = dummy;
         errlen = sizeof dummy;
     }
     err[0] = '\0';
+    pt_server_options opts;
+    pt_server_options_init(&opts);
+    if (!o || pt_sized_copy(&opts, sizeof opts, o) < 0) {
+        snprintf(err, errlen,
+                 "pt_server_options of a size this version cannot read (filled by "
+                 "pt_server_options_init()?)");
+        return -EINVAL;
+    }
+    o = &opts;
     ignore_sigpipe();
     pt_server *s = calloc(1, sizeof *s);
     if (!s)
@@ -1386,17 +1403,17 @@ int pt_server_conf_pid(const char *conf_path, const char *prefix, char *out, siz
     return 0;
 }
 
-int pt_server_user(const pt_server *s, const char **user, const char **group, uid_t *uid,
-                   gid_t *gid)
+bool pt_server_user(const pt_server *s, const char **user, const char **group, uid_t *uid,
+                    gid_t *gid)
 {
     const pt_conf *c = s->conf;
     if (!c->user)
-        return 0;
+        return false;
     *user = c->user;
     *group = c->group;
     *uid = c->user_uid;
     *gid = c->user_gid;
-    return 1;
+    return true;
 }
 
 int pt_server_chown_logs(pt_server *s, uid_t uid)

@@ -41,7 +41,7 @@
  * Defaults: listen *:8080 for a server without `listen`; root `htdocs` under the prefix; index
  * index.html; access log off; error log "stderr" at level error; worker_processes 1; no pid
  * file; sendfile on; server_tokens on; default_type application/octet-stream; no types (the
- * MIME module supplies the system table); limits pt_limits_default(). A listen's backlog
+ * MIME module supplies the system table); limits pt_limits_init()'s. A listen's backlog
  * defaults to its server's max_waiting. Static files: autoindex off (html, exact sizes, GMT),
  * expires off, no add_header, error_page or try_files, precompressed off, max_ranges 16, etag
  * on. File cache: file_cache_size 32m, file_cache_max_file 32k, file_cache_valid 1s,

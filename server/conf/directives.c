@@ -1047,7 +1047,7 @@ int pt_conf_new(pt_conf **out, const char *name, const char *prefix, char *err, 
     c->worker_processes = 1;
     c->user_uid = (uid_t)-1;
     c->user_gid = (gid_t)-1;
-    c->limits = pt_limits_default();
+    pt_limits_init(&c->limits);
     c->root = pt_conf_path_join(c->prefix, "htdocs");
     *PUSH(c->index, c->nindex) = xstrdup("index.html");
     c->error_log = xstrdup("stderr");

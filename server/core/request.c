@@ -147,7 +147,17 @@ const char *pt_request_scheme(const pt_request *req)
 
 int pt_response_write(pt_request *req, const void *data, size_t len)
 {
-    return req->proto->write(req, data, len);
+    /* The protocols say 1 for a piece queued past their bound: the API's predicate tells it. */
+    int r = req->proto->write(req, data, len);
+    if (r < 0)
+        return r;
+    req->write_full = r == 1;
+    return 0;
+}
+
+bool pt_response_is_full(const pt_request *req)
+{
+    return req->write_full && req->proto->pending(req);
 }
 
 void pt_response_trailers(pt_request *req, pt_str lines)

@@ -177,6 +177,7 @@ struct pt_request {
     void *body_data;
     pt_request_cb abort_cb, writable_cb;
     void *abort_data, *writable_data;
+    bool write_full; /* the last pt_response_write() filled the queue (pt_response_is_full) */
 
     /* Set by the site when it chooses the virtual host (pt_site_ops.select). */
     const pt_vhost *vhost;

@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "listener/sized.h"
 #include "server/core/path.h"
 #include "server/site/site.h"
 
@@ -181,13 +182,11 @@ bool pt_request_has_body(const pt_request *req)
 
 /* ---- responses ---- */
 
-void pt_reply_init(pt_reply *r, int status)
+void pt_reply_init_sized(pt_reply *r, size_t size, int status)
 {
-    memset(r, 0, sizeof *r);
-    r->status = status;
-    r->file_fd = -1;
-    r->file_length = -1;
-    r->stream_length = -1;
+    pt_reply d = {
+        .size = sizeof d, .status = status, .file_fd = -1, .file_length = -1, .stream_length = -1};
+    pt_sized_init(r, size, &d, sizeof d);
 }
 
 /* Formats the reply's header fields as "Name: value\r\n" lines into `buf`. Returns the length,
@@ -245,8 +244,18 @@ static int reply_body(const pt_reply *r, pt_response *out)
     return 0;
 }
 
-int pt_respond_with(pt_request *req, const pt_reply *r)
+int pt_respond_with(pt_request *req, const pt_reply *reply)
 {
+    pt_reply copy;
+    pt_reply_init(&copy, 0);
+    if (pt_sized_copy(&copy, sizeof copy, reply) < 0) {
+        /* The file is taken whatever happens, when the struct the program has says which. */
+        if (reply->size >= offsetof(pt_reply, file_fd) + sizeof reply->file_fd &&
+            reply->size <= PT_SIZED_MAX && reply->file_fd >= 0)
+            close(reply->file_fd);
+        return -EINVAL;
+    }
+    const pt_reply *r = &copy;
     char lines[REPLY_HEADERS_MAX];
     size_t type_len = r->content_type ? strlen(r->content_type) : 0;
     ssize_t n = 0;

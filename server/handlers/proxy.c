@@ -892,7 +892,7 @@ static bool response_piece(proxy_req *p, pt_str piece)
             abandon_client(p);
         return false;
     }
-    if (w == 1) {
+    if (pt_response_is_full(p->req)) {
         /* The client is full: what was read goes, the rest waits for on_client_writable. */
         p->paused_for_client = true;
         size_t n = pt_h1_client_parsed(p->cl);
@@ -1168,8 +1168,8 @@ static void on_connected(pt_outbound *o, int status, void *data)
         return;
     }
     if (p->up->tls) {
-        int r = pt_tls_connect(&o->transport, p->up->ssl_ctx, o->transport.fd, p->peer->tls_name,
-                               p->up->verify);
+        int r = pt_tls_wrap_client(&o->transport, p->up->ssl_ctx, o->transport.fd,
+                                   p->peer->tls_name, p->up->verify);
         if (r < 0) {
             pt_outbound_close(o);
             attempt_failed(p, r, "could not start TLS");

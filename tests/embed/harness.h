@@ -31,7 +31,7 @@
 #include <unistd.h>
 
 #include "porter.h"
-#include "tests/support.h"
+#include "../support.h"
 
 #ifndef PORTER_SOURCE_DIR
 #define PORTER_SOURCE_DIR "/work/main"

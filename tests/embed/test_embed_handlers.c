@@ -5,8 +5,8 @@
  * accessors, reply validation, file bodies, conf-file servers with handlers, TLS, and several
  * servers on one loop. Every test ends with nothing left (custodians, buffers, fds, watchers).
  */
-#include "tests/embed/harness.h"
-#include "tests/support/cert.h"
+#include "harness.h"
+#include "../support/cert.h"
 
 #include <fcntl.h>
 #include <openssl/err.h>
@@ -199,7 +199,10 @@ static void test_answer_later_from_a_timer(void **state)
     fixture *f = fixture_new();
     pt_server_options o;
     pt_server_options_init(&o);
-    o.limits.response_timeout = 0.3;
+    pt_limits limits;
+    pt_limits_init(&limits);
+    limits.response_timeout = 0.3;
+    o.limits = &limits;
     int port;
     pt_server *s = server_new(f, &o, &port);
     later l = {.loop = f->loop, .delay = 0.1};
@@ -351,6 +354,128 @@ static void test_stream_response(void **state)
     fixture_free(f);
 }
 
+/* A handler that writes 16 KiB pieces to a client that does not read yet, until
+ * pt_response_is_full() says to wait (at most FLOOD_MAX bytes), then waits for the writable
+ * callback and ends the stream there. */
+#define FLOOD_PIECE (16 * 1024)
+#define FLOOD_MAX (64 << 20)
+
+typedef struct flood {
+    size_t written;   /* bytes queued before the queue was full */
+    bool full;        /* pt_response_is_full() said so */
+    int write_errors; /* pt_response_write() < 0 */
+    int writable;     /* writable callbacks */
+    bool full_when_writable;
+    int end_rc;
+} flood;
+
+static void flood_writable(pt_request *req, void *data)
+{
+    flood *fl = data;
+    fl->writable++;
+    fl->full_when_writable = pt_response_is_full(req);
+    fl->end_rc = pt_response_end(req);
+}
+
+static void on_flood(pt_request *req, void *data)
+{
+    flood *fl = data;
+    static char piece[FLOOD_PIECE];
+    memset(piece, 'x', sizeof piece);
+    pt_response_on_writable(req, flood_writable, fl);
+    assert_int_equal(pt_respond_stream(req, 200, "application/octet-stream", -1), 0);
+    while (fl->written < FLOOD_MAX) {
+        if (pt_response_write(req, piece, sizeof piece) < 0) {
+            fl->write_errors++;
+            return;
+        }
+        fl->written += sizeof piece;
+        if ((fl->full = pt_response_is_full(req)))
+            return;
+    }
+    pt_response_end(req); /* never full: the test fails on fl->full */
+}
+
+/* A client that sends a request, waits, then reads to the end and counts what came. */
+typedef struct slow_reader {
+    int port;
+    size_t got;
+    bool eof;
+    int err;
+    volatile bool done;
+    fixture *f;
+} slow_reader;
+
+static void *slow_reader_main(void *arg)
+{
+    slow_reader *r = arg;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)r->port)};
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    struct timeval tv = {.tv_sec = CLIENT_TIMEOUT_SECONDS};
+    static const char request[] = "GET /flood HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0 ||
+        connect(fd, (struct sockaddr *)&sin, sizeof sin) < 0 ||
+        send(fd, request, sizeof request - 1, MSG_NOSIGNAL) < 0) {
+        r->err = errno;
+    } else {
+        usleep(300 * 1000); /* the server's writes meet a full socket */
+        char buf[65536];
+        ssize_t n;
+        while ((n = recv(fd, buf, sizeof buf, 0)) > 0)
+            r->got += (size_t)n;
+        r->eof = n == 0;
+        if (n < 0)
+            r->err = errno;
+    }
+    if (fd >= 0)
+        close(fd);
+    r->done = true;
+    ev_async_send(r->f->loop, &r->f->wake);
+    return NULL;
+}
+
+static slow_reader *the_reader;
+
+static bool reader_done(fixture *f)
+{
+    return the_reader->done;
+}
+
+static void test_stream_back_pressure(void **state)
+{
+    fixture *f = fixture_new();
+    pt_server_options o;
+    pt_server_options_init(&o);
+    int port;
+    pt_server *s = server_new(f, &o, &port);
+    flood fl = {0};
+    assert_int_equal(pt_server_handle(s, "GET", "/flood", PT_PATH_EXACT, on_flood, &fl), 0);
+    assert_int_equal(pt_server_start(s), 0);
+
+    slow_reader r = {.port = port, .f = f};
+    the_reader = &r;
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, slow_reader_main, &r), 0);
+    run_until(f, reader_done, WATCHDOG_SECONDS);
+    pthread_join(t, NULL);
+
+    /* The queue filled once the socket did, long before FLOOD_MAX; then it was written out,
+     * the writable callback came, and the predicate said so. */
+    assert_true(fl.full);
+    assert_true(fl.written < FLOOD_MAX);
+    assert_int_equal(fl.write_errors, 0);
+    assert_int_equal(fl.writable, 1);
+    assert_false(fl.full_when_writable);
+    assert_int_equal(fl.end_rc, 0);
+    /* Everything queued reached the client (with the head and the chunks' framing). */
+    assert_int_equal(r.err, 0);
+    assert_true(r.eof);
+    assert_true(r.got > fl.written);
+    server_stop_free(f, s);
+    fixture_free(f);
+}
+
 /* ---- request bodies read as they arrive ---- */
 
 typedef struct reader {
@@ -419,7 +544,10 @@ static void test_stream_request_body(void **state)
     fixture *f = fixture_new();
     pt_server_options o;
     pt_server_options_init(&o);
-    o.limits.max_request_body_length = 64;
+    pt_limits limits;
+    pt_limits_init(&limits);
+    limits.max_request_body_length = 64;
+    o.limits = &limits;
     int port;
     pt_server *s = server_new(f, &o, &port);
     reader rd = {.loop = f->loop};
@@ -1197,6 +1325,7 @@ int main(void)
         cmocka_unit_test(test_answer_at_once_with_accessors),
         cmocka_unit_test(test_answer_later_from_a_timer),
         cmocka_unit_test(test_stream_response),
+        cmocka_unit_test(test_stream_back_pressure),
         cmocka_unit_test(test_stream_request_body),
         cmocka_unit_test(test_routing),
         cmocka_unit_test(test_reply_checks_memory_and_files),

@@ -5,7 +5,7 @@
  * answering (it is told, and everything it registered with its request is released), and a
  * thousand servers made and freed on one loop without growth in memory or descriptors.
  */
-#include "tests/embed/harness.h"
+#include "harness.h"
 
 #include <fcntl.h>
 #include <malloc.h>
@@ -100,7 +100,10 @@ static pt_server *hold_server(fixture *f, counters *k, double grace, int *port)
 {
     pt_server_options o;
     pt_server_options_init(&o);
-    o.limits.shutdown_grace_period = grace;
+    pt_limits limits;
+    pt_limits_init(&limits);
+    limits.shutdown_grace_period = grace;
+    o.limits = &limits;
     pt_server *s = server_new(f, &o, port);
     assert_int_equal(pt_server_handle(s, NULL, "/", PT_PATH_PREFIX, on_hold, k), 0);
     assert_int_equal(pt_server_start(s), 0);

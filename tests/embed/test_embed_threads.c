@@ -9,7 +9,7 @@
  * Only the test's main thread calls cmocka: the server threads and the client threads record
  * what they saw, and the main thread checks it once they are joined.
  */
-#include "tests/embed/harness.h"
+#include "harness.h"
 
 #include <stdatomic.h>
 

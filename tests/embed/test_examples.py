@@ -1,9 +1,16 @@
-"""The examples of embedding porter (examples/), run as a user runs them: each starts on an
-ephemeral port, is asked over HTTP, and is stopped with SIGTERM. Each must then exit 0: porter's
-resource counts are back to zero and the sanitizers found nothing.
+"""The examples of embedding porter (examples/), compiled and run as a user would.
+
+Compiled: each, with the public headers as installed, as C11 and as C++17 under -Wall -Wextra
+-pedantic, must compile without a single warning and link against the shared library (from C++
+too: the headers' extern "C" at work).
+
+Run: each starts on an ephemeral port, is asked over HTTP, and is stopped with SIGTERM. Each must
+then exit 0: porter's resource counts are back to zero and the sanitizers found nothing.
 
 Python 3 standard library only. The binaries come from $PORTER_EXAMPLES_DIR, the repository
-from $PORTER_SOURCE_DIR.
+from $PORTER_SOURCE_DIR; the compilers from $PORTER_CC and $PORTER_CXX, the public headers from
+$PORTER_PUBLIC_INCLUDE (and libev's from $PORTER_EV_INCLUDE), the shared library from
+$PORTER_LIBRARY, flags for every compile and link (a sanitized build's) from $PORTER_FLAGS.
 """
 
 import http.client
@@ -11,10 +18,12 @@ import json
 import os
 import re
 import select
+import shlex
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import unittest
 
@@ -105,6 +114,44 @@ def read_events(sock, count, deadline):
             break
         data += chunk
     return re.findall(rb"data: (tick \d+)", data), data
+
+
+class CompileTest(unittest.TestCase):
+    """Every example, as C11 and as C++17, pedantic and without a warning."""
+
+    WARNINGS = ["-Wall", "-Wextra", "-pedantic", "-Werror"]
+
+    def setUp(self):
+        for var in ("PORTER_CC", "PORTER_CXX", "PORTER_PUBLIC_INCLUDE", "PORTER_LIBRARY"):
+            if not os.environ.get(var):
+                self.fail("$%s is not set (tests/CMakeLists.txt sets it)" % var)
+        self.include = ["-I" + os.environ["PORTER_PUBLIC_INCLUDE"]]
+        if os.environ.get("PORTER_EV_INCLUDE"):
+            self.include.append("-I" + os.environ["PORTER_EV_INCLUDE"])
+        self.flags = shlex.split(os.environ.get("PORTER_FLAGS", ""))
+        self.library = os.environ["PORTER_LIBRARY"]
+        self.examples = sorted(f for f in os.listdir(os.path.join(SOURCE_DIR, "examples"))
+                               if f.endswith(".c"))
+        self.assertGreaterEqual(len(self.examples), 3)
+
+    def build(self, compiler, language, std, source, out):
+        cmd = ([compiler, "-std=" + std] + self.WARNINGS + self.flags + self.include +
+               ["-x", language, source, "-x", "none", self.library, "-lev",
+                "-Wl,-rpath," + os.path.dirname(self.library), "-o", out])
+        r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        return r.returncode, r.stdout, " ".join(cmd)
+
+    def test_c11_and_cxx17(self):
+        with tempfile.TemporaryDirectory(prefix="porter-examples.") as tmp:
+            for name in self.examples:
+                source = os.path.join(SOURCE_DIR, "examples", name)
+                for compiler, language, std in ((os.environ["PORTER_CC"], "c", "c11"),
+                                                (os.environ["PORTER_CXX"], "c++", "c++17")):
+                    with self.subTest(example=name, std=std):
+                        out = os.path.join(tmp, "%s-%s" % (name, std))
+                        code, output, cmd = self.build(compiler, language, std, source, out)
+                        self.assertEqual((code, output), (0, ""), cmd)
+                        self.assertTrue(os.access(out, os.X_OK))
 
 
 class HelloTest(unittest.TestCase):

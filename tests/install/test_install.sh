@@ -25,6 +25,17 @@ fail() {
     exit 1
 }
 
+# The version, and the soname it gives (docs/embedding.md, "Versions and ABI").
+version=$(sed -n 's/^project(porter VERSION \([0-9.]*\).*/\1/p' "$source/CMakeLists.txt")
+major=${version%%.*}
+minor=${version#*.}
+minor=${minor%%.*}
+if [ "$major" -eq 0 ]; then
+    soname=libporter.so.0.$minor
+else
+    soname=libporter.so.$major
+fi
+
 prefix=$tmp/prefix
 cmake --install "$build" --prefix "$prefix" >"$tmp/install.log" || fail "cmake --install"
 
@@ -32,19 +43,22 @@ cmake --install "$build" --prefix "$prefix" >"$tmp/install.log" || fail "cmake -
 pc=$(find "$prefix" -name porter.pc)
 [ -n "$pc" ] || fail "no porter.pc"
 libdir=$(dirname "$(dirname "$pc")")
-for f in include/porter.h include/porter/connmgr/custodian.h include/porter/connmgr/conn.h \
-    include/porter/connmgr/connmgr.h include/porter/listener/listener.h; do
+for f in include/porter.h include/porter/export.h include/porter/version.h \
+    include/porter/connmgr/custodian.h include/porter/connmgr/conn.h \
+    include/porter/connmgr/connmgr.h include/porter/connmgr/tunnel.h \
+    include/porter/listener/listener.h; do
     [ -f "$prefix/$f" ] || fail "$f is not installed"
 done
-for f in libporter.a libporter.so libporter.so.0 cmake/porter/porterConfig.cmake \
+for f in libporter.a libporter.so "$soname" cmake/porter/porterConfig.cmake \
     cmake/porter/porterConfigVersion.cmake cmake/porter/porterTargets.cmake; do
     [ -e "$libdir/$f" ] || fail "$f is not installed in $libdir"
 done
 [ -z "$(find "$prefix/include" -name 'conn_private.h' -o -name 'park.h' -o -name 'http.h' \
-    -o -path '*/server/*')" ] || fail "private headers are installed"
+    -o -name 'tls.h' -o -name 'sized.h' -o -name '*.in' -o -path '*/server/*')" ] ||
+    fail "private headers are installed"
 grep -q '#include "connmgr/' "$prefix/include/porter.h" && fail "porter.h includes unprefixed paths"
-readelf -d "$libdir/libporter.so" | grep -q 'SONAME.*\[libporter\.so\.0\]' || fail "soname"
-[ "$(readlink "$libdir/libporter.so.0")" = "libporter.so.0.1.0" ] || fail "libporter.so.0 link"
+readelf -d "$libdir/libporter.so" | grep -q "SONAME.*\[$soname\]" || fail "soname, not $soname"
+[ "$(readlink "$libdir/$soname")" = "libporter.so.$version" ] || fail "$soname link"
 others=$(nm -D --defined-only "$libdir/libporter.so" | awk '$3 !~ /^pt_/ {print $3}')
 [ -z "$others" ] || fail "libporter.so exports more than pt_*: $others"
 
@@ -90,11 +104,11 @@ run_hello() {
 
 # pkg-config, shared library.
 export PKG_CONFIG_PATH="$libdir/pkgconfig"
-[ "$(pkg-config --modversion porter)" = "0.1.0" ] || fail "pkg-config --modversion"
+[ "$(pkg-config --modversion porter)" = "$version" ] || fail "pkg-config --modversion"
 # shellcheck disable=SC2046,SC2086
 $cc $flags -o "$tmp/hello-pkgconfig" "$source/examples/hello.c" \
     $(pkg-config --cflags --libs porter) -Wl,-rpath,"$libdir" || fail "pkg-config build"
-ldd "$tmp/hello-pkgconfig" | grep -q "$libdir/libporter.so.0" || fail "not linked to the copy"
+ldd "$tmp/hello-pkgconfig" | grep -q "$libdir/$soname" || fail "not linked to the copy"
 run_hello "$tmp/hello-pkgconfig"
 
 # find_package(porter), shared and static.

@@ -1,7 +1,8 @@
 """Every declaration of the public API carries a Doxygen comment.
 
-The public headers are include/porter.h and the layer headers it includes, directly or not
-(the set `cmake --install` installs). Functions, types (struct, union and enum definitions,
+The public headers are include/porter.h and the headers it includes, directly or not: those of
+include/porter/ (porter/version.h is made from include/porter/version.h.in) and the layer
+headers (the set `cmake --install` installs). Functions, types (struct, union and enum definitions,
 typedefs other than forward ones of opaque structs), their members (those of a nested union go
 with it) and #defines must each have
 a /** ... */ comment above them, or a trailing /**< ... */ one. Several alike in a row with no
@@ -17,13 +18,22 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE_DIR = os.environ.get("PORTER_SOURCE_DIR") or os.path.abspath(os.path.join(HERE, "..", ".."))
-INCLUDE = re.compile(r'^#include "((?:connmgr|listener)/[a-z_]+\.h)"', re.M)
+INCLUDE = re.compile(r'^#include "((?:connmgr|listener|porter)/[a-z_]+\.h)"', re.M)
+
+
+def source_of(header):
+    """The file in the tree a public header comes from."""
+    if header.startswith("porter/"):
+        header = "include/" + header
+        if not os.path.exists(os.path.join(SOURCE_DIR, header)):
+            header += ".in"  # made by CMake's configure_file()
+    return header
 
 
 def public_headers():
     seen, pending = [], ["include/porter.h"]
     while pending:
-        h = pending.pop(0)
+        h = source_of(pending.pop(0))
         if h in seen:
             continue
         seen.append(h)

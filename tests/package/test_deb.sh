@@ -61,8 +61,21 @@ dpkg-deb -c "$deb" | awk '{print $6}' | sed 's|^\./|/|; s|/$||' >"$tmp/files"
 have() { grep -qx "$1" "$tmp/files" || fail "not in the package: $1"; }
 have_like() { grep -q "$1" "$tmp/files" || fail "nothing like $1 in the package"; }
 have /usr/sbin/porter
-have_like '^/usr/lib/\(.*/\)\?libporter\.so\.0\.[0-9.]*$'
-have_like '^/usr/lib/\(.*/\)\?libporter\.so\.0$'
+# The library, and its soname's link: libporter.so.MAJOR, libporter.so.0.MINOR before 1.0
+# (docs/embedding.md, "Versions and ABI").
+major=${version%%.*}
+minor=${version#*.}
+minor=${minor%%.*}
+if [ "$major" = 0 ]; then
+    soname=libporter.so.0.$minor
+else
+    soname=libporter.so.$major
+fi
+dots() { printf '%s' "$1" | sed 's/\./\\./g'; }
+have_like "^/usr/lib/\\(.*/\\)\\?$(dots "libporter.so.$version")\$"
+have_like "^/usr/lib/\\(.*/\\)\\?$(dots "$soname")\$"
+have /usr/include/porter/version.h
+have /usr/include/porter/export.h
 have_like '^/usr/lib/\(.*/\)\?libporter\.a$'
 have_like '^/usr/lib/\(.*/\)\?pkgconfig/porter\.pc$'
 have_like '^/usr/lib/\(.*/\)\?cmake/porter/porterConfig\.cmake$'

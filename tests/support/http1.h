@@ -106,7 +106,7 @@ static inline void h1_open(h1_site *h, const char *conf, const char *prefix, boo
     h->ops = (pt_site_ops){.select = h1_select, .route = h1_route};
     pt_connmgr_options o;
     pt_connmgr_options_init(&o);
-    o.limits = h->tv.vh.limits;
+    o.limits = &h->tv.vh.limits;
     o.proto = &pt_http1_proto;
     o.proto_size = pt_http1_conn_size();
     o.on_admit = h1_on_admit;

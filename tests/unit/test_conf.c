@@ -126,7 +126,8 @@ static void test_parse_time(void **state)
 static void test_defaults(void **state)
 {
     pt_conf *c = parse("server {}");
-    pt_limits def = pt_limits_default();
+    pt_limits def;
+    pt_limits_init(&def);
     assert_int_equal(c->nservers, 1);
     assert_int_equal(c->worker_processes, 1);
     assert_null(c->pid_path);
@@ -377,7 +378,8 @@ static void test_limits_by_name(void **state)
                 fail_msg("%s, level %d: %g, want %g", cases[i].name, k, got, want);
         }
         /* the fields not named keep their defaults */
-        pt_limits def = pt_limits_default(), got = c->servers[0].limits;
+        pt_limits def, got = c->servers[0].limits;
+        pt_limits_init(&def);
         memcpy((char *)&got + cases[i].off, (char *)&def + cases[i].off,
                cases[i].kind == SIZE ? sizeof(size_t) : sizeof(double));
         assert_memory_equal(&got, &def, sizeof def);

@@ -728,9 +728,9 @@ static void test_tls_tunnel(void **state)
         assert_int_equal(pt_tls_accept(&server, sctx, s), 0);
         /* The tunnel replaces the TCP transport in place, over the same socket. */
         int fd = o->transport.fd;
-        assert_int_equal(
-            pt_tls_connect(&o->transport, tc->trust ? trusting : system, fd, tc->name, tc->verify),
-            0);
+        assert_int_equal(pt_tls_wrap_client(&o->transport, tc->trust ? trusting : system, fd,
+                                            tc->name, tc->verify),
+                         0);
         assert_true(pt_transport_is_tls(&o->transport));
         int r = tunnel_exchange(&o->transport, &server);
         assert_int_equal(r, tc->expect);

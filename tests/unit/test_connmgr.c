@@ -57,6 +57,7 @@ struct fixture {
     struct ev_loop *loop;
     pt_connmgr *m;
     pt_connmgr_options o;
+    pt_limits limits; /* o.limits */
     size_t custodians_at_start;
     int fds_at_start;
     ev_timer watchdog;
@@ -603,6 +604,8 @@ static int setup(void **state)
     ev_timer_init(&f->helper2, NULL, 0., 0.);
 
     pt_connmgr_options_init(&f->o);
+    pt_limits_init(&f->limits);
+    f->o.limits = &f->limits;
     f->o.proto_data = f;
     f->o.data = f;
     f->o.on_full = on_full;
@@ -660,7 +663,7 @@ static void test_admit_echo(void **state)
     pt_conn *c;
 
     start_mgr(f, &echo_proto);
-    assert_int_equal(pt_connmgr_limits(f->m)->max_concurrent, f->o.limits.max_concurrent);
+    assert_int_equal(pt_connmgr_limits(f->m)->max_concurrent, f->limits.max_concurrent);
     c = admit_pair(f, &p, NULL);
     assert_non_null(c);
     assert_int_equal(f->admits, 1);
@@ -815,7 +818,7 @@ static void test_read_timeout_kills_by_default(void **state)
     ev_tstamp t0;
     peer *p;
 
-    f->o.limits.request_read_timeout = 0.05;
+    f->limits.request_read_timeout = 0.05;
     start_mgr(f, &echo_proto);
     t0 = loop_now(f);
     assert_non_null(admit_pair(f, &p, NULL));
@@ -833,7 +836,7 @@ static void test_read_timeout_calls_on_timeout(void **state)
     ev_tstamp t0;
     peer *p;
 
-    f->o.limits.request_read_timeout = 0.05;
+    f->limits.request_read_timeout = 0.05;
     start_mgr(f, &echo_timeout_proto);
     t0 = loop_now(f);
     assert_non_null(admit_pair(f, &p, NULL));
@@ -858,7 +861,7 @@ static void test_reset_timeout_postpones(void **state)
     fixture *f = *state;
     peer *p;
 
-    f->o.limits.request_read_timeout = 0.05;
+    f->limits.request_read_timeout = 0.05;
     start_mgr(f, &echo_proto);
     loop_now(f);
     f->target = admit_pair(f, &p, NULL);
@@ -894,7 +897,7 @@ static void test_reset_timeout_none_cancels(void **state)
     fixture *f = *state;
     peer *p;
 
-    f->o.limits.request_read_timeout = 0.05;
+    f->limits.request_read_timeout = 0.05;
     start_mgr(f, &echo_proto);
     loop_now(f);
     f->target = admit_pair(f, &p, NULL);
@@ -920,7 +923,7 @@ static void test_adjust_timeout_extends(void **state)
     pt_conn *c;
     peer *p;
 
-    f->o.limits.request_read_timeout = 0.05;
+    f->limits.request_read_timeout = 0.05;
     start_mgr(f, &echo_proto);
     t0 = loop_now(f);
     c = admit_pair(f, &p, NULL);
@@ -1012,7 +1015,7 @@ static void test_flush_backpressure_calls_on_drain(void **state)
 
     /* Shorter than the whole transfer (at least 64 ticks of 5 ms): only a stall, not the
      * transfer, is bounded. */
-    f->o.limits.response_send_timeout = 0.2;
+    f->limits.response_send_timeout = 0.2;
     start_mgr(f, &bulk_proto);
     assert_non_null(admit_pair(f, &p, NULL));
     p->verify = true;
@@ -1037,7 +1040,7 @@ static void test_send_timeout_kills_stalled_peer(void **state)
     fixture *f = *state;
     peer *p;
 
-    f->o.limits.response_send_timeout = 0.1;
+    f->limits.response_send_timeout = 0.1;
     start_mgr(f, &bulk_proto);
     assert_non_null(admit_pair(f, &p, NULL));
     peer_send(p, "go");
@@ -1058,7 +1061,7 @@ static void test_admission_full_then_room(void **state)
     peer *pa, *pb, *pc, *pd;
     int fd;
 
-    f->o.limits.max_concurrent = 2;
+    f->limits.max_concurrent = 2;
     start_mgr(f, &echo_proto);
     a = admit_pair(f, &pa, NULL);
     b = admit_pair(f, &pb, NULL);
@@ -1095,7 +1098,7 @@ static void test_admission_evicts_oldest_idle(void **state)
     peer *pa, *pb, *pc;
     pt_connmgr_stats s;
 
-    f->o.limits.max_concurrent = 2;
+    f->limits.max_concurrent = 2;
     start_mgr(f, &echo_proto);
     a = admit_pair(f, &pa, NULL);
     pt_conn_set_state(a, PT_CONN_IDLE);
@@ -1141,7 +1144,7 @@ static void test_full_when_last_idle_turns_busy(void **state)
     peer *pa, *pb, *pc;
     int fd;
 
-    f->o.limits.max_concurrent = 2;
+    f->limits.max_concurrent = 2;
     start_mgr(f, &echo_proto);
     a = admit_pair(f, &pa, NULL);
     pt_conn_set_state(a, PT_CONN_IDLE);
@@ -1165,7 +1168,7 @@ static void test_room_when_a_connection_goes_idle(void **state)
     pt_conn *a;
     peer *pa, *pb, *pc;
 
-    f->o.limits.max_concurrent = 2;
+    f->limits.max_concurrent = 2;
     start_mgr(f, &echo_proto);
     a = admit_pair(f, &pa, NULL);
     assert_non_null(admit_pair(f, &pb, NULL));
@@ -1549,7 +1552,7 @@ static void test_per_client_limit_refuses_with_the_refusal(void **state)
     int fa1, fa2, fa3, fb, fa4;
     char ch;
 
-    f->o.limits.max_concurrent_per_client = 2;
+    f->limits.max_concurrent_per_client = 2;
     f->o.refusal = REFUSAL;
     f->o.refusal_len = strlen(REFUSAL);
     start_mgr(f, &echo_proto);
@@ -1589,7 +1592,7 @@ static void test_per_client_limit_without_refusal_just_closes(void **state)
     int fa, fb;
     char ch;
 
-    f->o.limits.max_concurrent_per_client = 1;
+    f->limits.max_concurrent_per_client = 1;
     start_mgr(f, &echo_proto);
     assert_non_null(admit_from(f, "192.0.2.7", &fa));
     assert_null(admit_from(f, "192.0.2.7", &fb));
@@ -1605,7 +1608,7 @@ static void test_per_client_limit_zero_refuses_every_address_but_not_unix_peers(
     int fds[3];
     peer *p;
 
-    f->o.limits.max_concurrent_per_client = 0;
+    f->limits.max_concurrent_per_client = 0;
     f->o.refusal = REFUSAL;
     f->o.refusal_len = strlen(REFUSAL);
     start_mgr(f, &echo_proto);
@@ -1628,7 +1631,7 @@ static void test_per_client_ipv4_and_mapped_ipv6_are_one_client(void **state)
     fixture *f = *state;
     int fa, fb, fc;
 
-    f->o.limits.max_concurrent_per_client = 1;
+    f->limits.max_concurrent_per_client = 1;
     start_mgr(f, &echo_proto);
     assert_non_null(admit_from(f, "198.51.100.9", &fa));
     assert_null(admit_from(f, "::ffff:198.51.100.9", &fb));
@@ -1648,7 +1651,7 @@ static void test_per_client_counts_stay_exact_with_many_clients(void **state)
     int fds[N], fd;
     char addr[32];
 
-    f->o.limits.max_concurrent_per_client = 1;
+    f->limits.max_concurrent_per_client = 1;
     start_mgr(f, &echo_proto);
     for (int i = 0; i < N; i++) {
         snprintf(addr, sizeof addr, "10.%d.%d.%d", i % 7, i / 7, (i * 37) % 251);
@@ -1692,8 +1695,8 @@ static void test_eviction_releases_the_clients_slot(void **state)
     int fa, fb, fc, fa2;
     char ch;
 
-    f->o.limits.max_concurrent = 2;
-    f->o.limits.max_concurrent_per_client = 1;
+    f->limits.max_concurrent = 2;
+    f->limits.max_concurrent_per_client = 1;
     start_mgr(f, &echo_proto);
     a = admit_from(f, "10.9.9.1", &fa);
     pt_conn_set_state(a, PT_CONN_IDLE);

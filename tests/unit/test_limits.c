@@ -26,7 +26,8 @@
 
 static void test_defaults_are_rackets(void **state)
 {
-    pt_limits l = pt_limits_default();
+    pt_limits l;
+    pt_limits_init(&l);
 
     /* Racket's make-safety-limits. */
     assert_int_equal(l.max_waiting, 511);
@@ -46,7 +47,8 @@ static void test_defaults_are_rackets(void **state)
 
 static void test_defaults_bound_everything(void **state)
 {
-    pt_limits l = pt_limits_default();
+    pt_limits l;
+    pt_limits_init(&l);
 
 #define CHECK_SIZE(f) assert_true(l.f > 0 && l.f != PT_LIMIT_NONE);
 #define CHECK_TIMEOUT(f) assert_false(pt_timeout_is_none(l.f));
@@ -58,8 +60,9 @@ static void test_defaults_bound_everything(void **state)
 
 static void test_unlimited_bounds_nothing(void **state)
 {
-    pt_limits u = pt_limits_unlimited();
-    pt_limits d = pt_limits_default();
+    pt_limits u, d;
+    pt_limits_init_unlimited(&u);
+    pt_limits_init(&d);
 
 #define CHECK_TIMEOUT(f) assert_true(pt_timeout_is_none(u.f));
     TIMEOUT_FIELDS(CHECK_TIMEOUT)

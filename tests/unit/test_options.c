@@ -302,8 +302,11 @@ static void test_each_option_as_its_directive(void **state)
     pt_server_options_init(&o);
     o.prefix = PREFIX;
     o.access_log = "stderr";
-    o.limits.keepalive_requests = 7;
-    o.limits.response_timeout = 2.5;
+    pt_limits limits;
+    pt_limits_init(&limits);
+    limits.keepalive_requests = 7;
+    limits.response_timeout = 2.5;
+    o.limits = &limits;
     a = from_options(&o);
     b = parse("keepalive_requests 7;\nresponse_timeout 2500ms;\n"
               "server { root /; access_log stderr; location / { return 404; } }");

@@ -26,6 +26,7 @@ typedef struct fixture {
     struct ev_loop *loop;
     pt_connmgr *m;
     pt_connmgr_options o;
+    pt_limits limits; /* o.limits */
     size_t custodians_at_start;
     int drained;
     bool hold_resource; /* the protocol registers something of its own on the connection */
@@ -80,8 +81,10 @@ static int setup(void **state)
     f.loop = ev_loop_new(EVFLAG_AUTO);
     f.custodians_at_start = pt_custodian_live_count();
     pt_connmgr_options_init(&f.o);
+    pt_limits_init(&f.limits);
+    f.o.limits = &f.limits;
     f.o.proto = &answer_proto;
-    f.o.limits.keepalive_timeout = 5;
+    f.limits.keepalive_timeout = 5;
     f.o.on_drained = on_drained;
     f.o.data = &f;
     *state = &f;
@@ -172,7 +175,7 @@ static void test_idle_connection_parks_and_wakes(void **state)
 static void test_parked_connection_closes_at_its_deadline(void **state)
 {
     fixture *f = *state;
-    f->o.limits.keepalive_timeout = 1.0;
+    f->limits.keepalive_timeout = 1.0;
     start(f);
     int client = connect_one(f);
     say(client, "a");
@@ -228,7 +231,7 @@ static void test_retire_serves_a_parked_client_then_closes(void **state)
 static void test_parked_connection_evicted_first(void **state)
 {
     fixture *f = *state;
-    f->o.limits.max_concurrent = 2;
+    f->limits.max_concurrent = 2;
     start(f);
     int idle = connect_one(f);
     say(idle, "a");
