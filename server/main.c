@@ -371,7 +371,7 @@ static int choose_user(bool master)
     const char *user = NULL, *group = NULL;
     uid_t uid;
     gid_t gid;
-    bool named = pt_server_user(g.server, &user, &group, &uid, &gid) == 1;
+    bool named = pt_server_user(g.server, &user, &group, &uid, &gid);
     g.drop = false;
     if (geteuid() != 0) {
         if (named)

@@ -34,7 +34,7 @@
 #include "../support.h"
 
 #ifndef PORTER_SOURCE_DIR
-#define PORTER_SOURCE_DIR "/work/main"
+#error "PORTER_SOURCE_DIR (the source tree) is defined by tests/CMakeLists.txt"
 #endif
 
 #define WATCHDOG_SECONDS 10.0

@@ -22,7 +22,7 @@
 #include "tests/support.h"
 
 #ifndef PORTER_SOURCE_DIR
-#define PORTER_SOURCE_DIR "/work/main"
+#error "PORTER_SOURCE_DIR (the source tree) is defined by tests/CMakeLists.txt"
 #endif
 
 #define NAME "t.conf"
