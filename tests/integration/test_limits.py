@@ -192,7 +192,9 @@ class Burst(PorterTestCase):
             # not before its time (less libev's stale clock), not later than 1 s of margin
             self.assertGreaterEqual(t, k * 0.5 - 0.15, got)
             self.assertLess(t, k * 0.5 + 1.0, got)
-        logged(p, re.escape('delaying request, excess: 1.000, by zone "z"'))
+        # the second request's excess: 1, less what leaked in the milliseconds between the two
+        # (a loaded machine spaces them by a few)
+        logged(p, r'delaying request, excess: (1\.000|0\.9[5-9]\d), by zone "z"')
         # delays are logged one level below refusals (error): warn
         logged(p, r"\[warn\] \d+: delaying request")
         self.assertEqual(zone_stats(p, "z")["delayed"], 3)
