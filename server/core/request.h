@@ -50,6 +50,7 @@ struct pt_conn;
 struct pt_access_log;
 struct ssl_st;
 struct pt_proxy_header; /* connmgr/proxy_protocol.h */
+struct pt_stats_sink;   /* server/core/stats.h */
 
 /* Methods porter tells apart (numbered as llhttp numbers them, which server/http1 relies on);
  * others are PT_METHOD_OTHER, with their name in pt_request.method. */
@@ -232,6 +233,9 @@ struct pt_request {
      * In the arena, with a copy of its subject; NULL: none. */
     struct pt_captures *captures;
     bool real_ip; /* realip replaced `peer` (a copy in the arena): it does not again */
+    /* Where its worker counts it when its response is complete (server/core/stats.h), set with
+     * the virtual host; NULL: nowhere. */
+    const struct pt_stats_sink *stats;
 };
 
 /* The servers a proxied request was sent to, for $upstream_addr, $upstream_status and
@@ -368,7 +372,8 @@ const pt_header *pt_request_header(const pt_request *req, const char *name);
  * shut down. */
 pt_custodian *pt_request_sent_custodian(pt_request *req);
 
-/* Writes the access log line of `req` (done by the protocol when the response is complete). */
+/* Writes the access log line of `req` and counts it in its server's metrics (done by the
+ * protocol when the response is complete). */
 void pt_request_access_log(pt_request *req, int status, uint64_t body_bytes);
 
 /* Logs a message about `req` to its server's error log, with the client's address and the

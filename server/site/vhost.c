@@ -96,4 +96,5 @@ void pt_vhost_apply(const pt_vhost *vh, pt_request *req)
     req->sendfile = vh->conf->sendfile;
     req->compress = vh->compress;
     req->respond_via = req->compress ? pt_compress_respond : NULL;
+    req->stats = vh->stats.server ? &vh->stats : NULL;
 }
