@@ -437,7 +437,7 @@ const char *pt_conf_handler_directive(pt_handler_kind kind)
 static int set_page(pt_conf_loader *cx, const pt_conf_node *d, void *field, void *aux)
 {
     pt_handler_kind kind = d->w[0].s[0] == 's' ? PT_HANDLER_STATUS : PT_HANDLER_METRICS;
-    pt_handler_kind *h = field;
+    pt_handler_kind *h = &cx->loc->handler;
     if (*h != PT_HANDLER_STATIC && *h != kind)
         return pt_conf_bad(cx, d, 0, "\"%s\" and \"%s\" in one location",
                            pt_conf_handler_directive(kind), pt_conf_handler_directive(*h));
@@ -741,8 +741,9 @@ static const pt_conf_directive directives[] = {
     {"types", C_ANY, F_BLOCK | F_MULTI, 0, 0, set_types, BOTH(types), BOTH(ntypes)},
 
     /* what a location answers with, when not with files or a proxy */
-    {"status", C_LOCATION, 0, 0, 0, set_page, LOC(handler)},
-    {"metrics", C_LOCATION, 0, 0, 0, set_page, LOC(handler)},
+    /* not by their field (the handler they share): two of them say which two */
+    {"status", C_LOCATION, 0, 0, 0, set_page, NOWHERE},
+    {"metrics", C_LOCATION, 0, 0, 0, set_page, NOWHERE},
     {"return", C_SERVER | C_LOCATION, 0, 1, 2, set_return, SRVLOC(ret)},
 
     /* safety limits, by their pt_limits names */
