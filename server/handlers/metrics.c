@@ -220,7 +220,8 @@ static void connections(out *o, const pt_worker_stats *t, int workers)
            t->accepted);
     scalar(o, "porter_connections_closed_total", COUNTER, "Client connections closed.", t->handled);
     scalar(o, "porter_connections_rejected_total", COUNTER,
-           "Client connections refused at once (max_concurrent_per_client, draining).",
+           "Client connections closed at once on admission (max_concurrent, "
+           "max_concurrent_per_client, draining).",
            t->rejected);
     scalar(o, "porter_invalid_requests_total", COUNTER,
            "Requests refused as malformed or over a limit (400, 408, 413, 414, 431, 501, 505).",
@@ -436,26 +437,30 @@ static bool wants_openmetrics(const pt_request *req)
     if (!h)
         return false;
     double om = 0, plain = 0;
-    const char *p = h->value.p, *end = p + h->value.len;
-    while (p < end) {
-        const char *comma = memchr(p, ',', (size_t)(end - p));
-        const char *stop = comma ? comma : end;
-        while (p < stop && (*p == ' ' || *p == '\t'))
-            p++;
-        const char *type_end = memchr(p, ';', (size_t)(stop - p));
-        if (!type_end)
-            type_end = stop;
-        while (type_end > p && (type_end[-1] == ' ' || type_end[-1] == '\t'))
+    const char *v = h->value.p;
+    size_t len = h->value.len, at = 0;
+    while (at < len) {
+        /* one element: [at, stop), its media type [at, type_end) */
+        size_t stop = at;
+        while (stop < len && v[stop] != ',')
+            stop++;
+        while (at < stop && (v[at] == ' ' || v[at] == '\t'))
+            at++;
+        size_t type_end = at;
+        while (type_end < stop && v[type_end] != ';')
+            type_end++;
+        double q = q_of(v + type_end, v + stop);
+        while (type_end > at && (v[type_end - 1] == ' ' || v[type_end - 1] == '\t'))
             type_end--;
-        size_t tl = (size_t)(type_end - p);
-        double q = q_of(type_end, stop);
-        if (tl == 28 && strncasecmp(p, "application/openmetrics-text", tl) == 0)
+        const char *type = v + at;
+        size_t tl = type_end - at;
+        if (tl == 28 && strncasecmp(type, "application/openmetrics-text", tl) == 0)
             om = q > om ? q : om;
-        else if ((tl == 10 && strncasecmp(p, "text/plain", tl) == 0) ||
-                 (tl == 6 && strncasecmp(p, "text/*", tl) == 0) ||
-                 (tl == 3 && strncmp(p, "*/*", tl) == 0))
+        else if ((tl == 10 && strncasecmp(type, "text/plain", tl) == 0) ||
+                 (tl == 6 && strncasecmp(type, "text/*", tl) == 0) ||
+                 (tl == 3 && strncmp(type, "*/*", tl) == 0))
             plain = q > plain ? q : plain;
-        p = comma ? comma + 1 : end;
+        at = stop + 1;
     }
     return om > 0 && om >= plain;
 }
