@@ -6,12 +6,14 @@ when Debian's python3-prometheus-client is there, by its parsers too. With two w
 counter is the sum of both: the requests a test sent (7 GETs answered 200 and 3 answered 404 are
 exactly those increments), their bytes to the byte, the proxy's attempts per upstream server,
 TLS handshakes and resumptions, HTTP/2 streams, limit_req refusals, requests refused as
-malformed. `metrics` takes no argument and goes in a location only.
+malformed. A reload starts the counts again, and the replaced workers' connections show as
+draining until they are done. `metrics` takes no argument and goes in a location only.
 """
 
 import math
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -636,6 +638,36 @@ class Upstreams(MetricsCase):
                      "porter_upstream_failures_total", "porter_upstream_health_checks_total"):
             self.assertNotIn(name, fams)
         self.assertEqual(self.requests_of(fams), {("GET", "2xx"): 3, ("GET", "5xx"): 3})
+
+
+class Reload(MetricsCase):
+    def test_a_reload_starts_again_and_shows_the_old_workers_connections_as_draining(self):
+        self.start(top="keepalive_timeout 60s;")
+        self.site_get("/a.txt")
+        held = harness.Conn(self.p.host, self.site)
+        self.addCleanup(held.close)
+        held.send(request("GET", "/a.txt", host="site.test"))
+        self.assertStatus(held.read_response(), 200)
+        self.assertEqual(self.requests_of(self.metrics()), {("GET", "2xx"): 2})
+        self.assertEqual(self.value(self.metrics(), "porter_connections_draining"), 0)
+        old = harness.wait_workers(self.p, 2)
+        self.p.signal(signal.SIGHUP)
+        # The new workers answer; the old one holding the keep-alive connection lives on.
+        harness.wait_until(lambda: len(set(harness.proc_live_children(self.p.pid)) - set(old))
+                           == 2, 10, "two new workers")
+        seen = []
+        harness.wait_until(lambda: seen.append(self.metrics()) or
+                           self.value(seen[-1], "porter_connections_draining") == 1, 10,
+                           lambda: "draining: %r" % self.value(seen[-1],
+                                                               "porter_connections_draining"))
+        # New workers, new counts: a counter reset.
+        self.assertEqual(self.requests_of(seen[-1]), {})
+        self.site_get("/b.txt")
+        self.assertEqual(self.requests_of(self.metrics()), {("GET", "2xx"): 1})
+        held.close()  # its worker finishes, and is gone
+        harness.wait_until(lambda: seen.append(self.metrics()) or
+                           self.value(seen[-1], "porter_connections_draining") == 0, 10,
+                           "no connection draining once the old worker is done")
 
 
 @unittest.skipUnless(test_tls.OPENSSL, "needs openssl")
