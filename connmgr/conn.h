@@ -53,7 +53,8 @@ typedef enum pt_conn_state {
 /** A connection manager's counters (pt_connmgr_get_stats). */
 typedef struct pt_connmgr_stats {
     size_t live, idle, reading, writing, lingering; /**< connections now, by state */
-    unsigned long long accepted, rejected, closed;  /**< connections so far */
+    size_t parked; /**< of the idle ones, those parked (their socket kept, their memory not) */
+    unsigned long long accepted, rejected, closed; /**< connections so far */
     unsigned long long requests; /**< counted by the protocol (pt_conn_count_request) */
     unsigned long long invalid;  /**< requests refused as malformed (pt_conn_count_invalid) */
     unsigned long long bytes_in, bytes_out; /**< bytes read and written */

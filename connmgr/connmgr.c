@@ -638,4 +638,5 @@ void pt_connmgr_get_stats(const pt_connmgr *m, pt_connmgr_stats *out)
     out->reading = m->by_state[PT_CONN_READING];
     out->writing = m->by_state[PT_CONN_WRITING];
     out->lingering = m->by_state[PT_CONN_LINGERING];
+    out->parked = pt_parking_count(m->parking);
 }

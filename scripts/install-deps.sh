@@ -31,9 +31,10 @@ fi
 if [ "$mode" = test ]; then
     packages+=(libcmocka-dev python3 curl wrk slowhttptest iproute2 strace nghttp2-client
                python3-h2 python3-brotli python3-zstandard dpkg-dev groff-base util-linux
-               apache2-utils whois chromium)
+               apache2-utils whois chromium python3-prometheus-client)
     # apache2-utils (htpasswd) and whois (mkpasswd): what the tests make user files with;
-    # chromium (headless): the status page's width in a browser window (test_default_site.py).
+    # chromium (headless): the status page's width in a browser window (test_default_site.py);
+    # python3-prometheus-client: its parsers read the metrics too (test_metrics.py).
     # The fuzz targets (tests/fuzz/, `make fuzz`, and their smoke runs in `make test`): clang, and
     # its libFuzzer runtime, which Debian ships apart as libclang-rt-N-dev for the clang-N that the
     # clang package brings (14 on Debian 12).

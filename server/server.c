@@ -39,6 +39,7 @@
 #include "server/handlers/filecache.h"
 #include "server/handlers/static.h"
 #include "server/handlers/status.h"
+#include "server/handlers/metrics.h"
 #include "server/conf/conf.h"
 #include "server/options.h"
 
@@ -243,7 +244,10 @@ static void publish_stats(pt_server *s)
         st.reading += c.reading;
         st.writing += c.writing;
         st.idle += c.idle;
+        st.parked += c.parked;
         st.lingering += c.lingering;
+        if (pt_connmgr_is_draining(s->sites[i]->mgr))
+            st.draining += c.live;
         st.accepted += c.accepted;
         st.handled += c.closed;
         st.rejected += c.rejected;
@@ -258,6 +262,9 @@ static void publish_stats(pt_server *s)
         st.h2_resets += h2->resets;
         st.h2_floods += h2->floods;
         st.h2_errors += h2->errors;
+        st.tls_handshakes += s->sites[i]->tls_handshakes;
+        st.tls_resumed += s->sites[i]->tls_resumed;
+        st.tls_failed += s->sites[i]->tls_failed;
     }
     st.custodians = pt_custodian_live_count();
     st.timers = pt_timer_armed_count();
@@ -283,6 +290,7 @@ static void on_site_drained(void *data)
     pt_server *s = site->server;
     if (s->sites_draining && --s->sites_draining == 0) {
         stop_tick(s);
+        publish_stats(s); /* no connection left: the board says so */
         for (size_t i = 0; i < s->nlogs; i++)
             pt_log_flush(s->logs[i]);
         if (s->on_stopped)
@@ -421,6 +429,7 @@ static const pt_handler_fn handlers[PT_HANDLER_COUNT] = {
     [PT_HANDLER_STATIC] = pt_static_handle,
     [PT_HANDLER_STATUS] = pt_status_handle,
     [PT_HANDLER_PROXY] = pt_proxy_handle,
+    [PT_HANDLER_METRICS] = pt_metrics_handle,
 };
 
 /* limit_rate and limit_rate_after of the location that answers (after an internal redirect,
@@ -454,11 +463,18 @@ static void rated_proxy(pt_request *req)
     pt_proxy_handle(req);
 }
 
+static void rated_metrics(pt_request *req)
+{
+    apply_rate(req);
+    pt_metrics_handle(req);
+}
+
 /* The same for a virtual host whose conf names a send rate: only those pay for it. */
 static const pt_handler_fn rated_handlers[PT_HANDLER_COUNT] = {
     [PT_HANDLER_STATIC] = rated_static,
     [PT_HANDLER_STATUS] = rated_status,
     [PT_HANDLER_PROXY] = rated_proxy,
+    [PT_HANDLER_METRICS] = rated_metrics,
 };
 
 static bool names_rate(const pt_conf_limit_rate *lr)
@@ -491,6 +507,10 @@ static int setup_vhost(pt_server *s, pt_vhost *vh, const pt_conf_server *cs, cha
         if (!strpbrk(cs->names[i], "*~") && cs->names[i][0] != '.')
             vh->server_name = (pt_str){cs->names[i], strlen(cs->names[i])};
     vh->stats_board = stats_board;
+    char label[PT_METRICS_LABEL_MAX];
+    if ((vh->stats_series = pt_stats_board_add_server(
+             s->board, pt_metrics_server_label(cs, label, sizeof label))) < 0)
+        return vh->stats_series;
     vh->handlers = vhost_names_rate(cs) ? rated_handlers : handlers;
     vh->conf = cs;
     vh->compress = pt_conf_compress_active(&cs->compress);
@@ -841,6 +861,12 @@ int pt_server_new_with(pt_server **out, struct ev_loop *loop, const pt_server_op
             if ((r = add_to_site(s, &s->vhosts[i], &conf->servers[i].listens[j])) < 0)
                 goto fail;
     }
+    /* Every series is known now: the slots take their final size. */
+    if ((r = pt_metrics_add_upstreams(s->board, s->upstreams, conf)) < 0 ||
+        (r = pt_stats_board_open(s->board)) < 0)
+        goto fail;
+    if (o->previous)
+        pt_stats_board_set_previous(s->board, o->previous->board);
     for (size_t i = 0; i < s->nsites; i++) {
         s->sites[i]->nlisteners = (size_t)s->nsockets;
         if ((r = open_site(s, s->sites[i], o->previous, err, errlen)) < 0)
@@ -899,6 +925,8 @@ int pt_server_start_worker(pt_server *s, int slot)
         return -EINVAL;
     s->started = true;
     s->slot = slot;
+    for (size_t i = 0; i < s->nvhosts; i++)
+        pt_stats_board_sink(s->board, slot, s->vhosts[i].stats_series, &s->vhosts[i].stats);
     for (size_t i = 0; i < s->nsites; i++)
         start_listeners(s, s->sites[i]);
     ev_timer_start(s->loop, &s->tick);
@@ -1010,7 +1038,7 @@ void pt_server_free(pt_server *s)
     pt_mime_free(s->mime);
     pt_filecache_free(s->cache);
     pt_log_close(s->error_log); /* the process's error log falls back to stderr if it was this */
-    pt_stats_board_free(s->board, s->nslots);
+    pt_stats_board_unref(s->board);
     pt_limit_zones_free(s->zones); /* after the connections: what they counted is given back */
     pt_tls_keyring_unref(s->keyring);
     pt_conf_free(s->conf);

@@ -428,11 +428,31 @@ static int set_types(pt_conf_loader *cx, const pt_conf_node *d, void *field, voi
 
 /* ---- what a location answers with, when not with files or a proxy ---- */
 
-static int set_status(pt_conf_loader *cx, const pt_conf_node *d, void *field, void *aux)
+const char *pt_conf_handler_directive(pt_handler_kind kind)
 {
-    if (cx->loc->handler == PT_HANDLER_RETURN)
-        return pt_conf_bad(cx, d, 0, "\"status\" and \"return\" in one location");
-    *(pt_handler_kind *)field = PT_HANDLER_STATUS;
+    switch (kind) {
+    case PT_HANDLER_STATUS:
+        return "status";
+    case PT_HANDLER_RETURN:
+        return "return";
+    case PT_HANDLER_PROXY:
+        return "proxy_pass";
+    case PT_HANDLER_METRICS:
+        return "metrics";
+    default:
+        return "root";
+    }
+}
+
+/* `status;` and `metrics;`: the location answers with that page, and nothing else. */
+static int set_page(pt_conf_loader *cx, const pt_conf_node *d, void *field, void *aux)
+{
+    pt_handler_kind kind = d->w[0].s[0] == 's' ? PT_HANDLER_STATUS : PT_HANDLER_METRICS;
+    pt_handler_kind *h = &cx->loc->handler;
+    if (*h != PT_HANDLER_STATIC && *h != kind)
+        return pt_conf_bad(cx, d, 0, "\"%s\" and \"%s\" in one location",
+                           pt_conf_handler_directive(kind), pt_conf_handler_directive(*h));
+    *h = kind;
     return 0;
 }
 
@@ -461,8 +481,10 @@ static int set_return(pt_conf_loader *cx, const pt_conf_node *d, void *field, vo
     } else {
         return pt_conf_bad(cx, d, 1, "invalid return code \"%s\"", arg1(d));
     }
-    if (cx->loc && cx->loc->handler == PT_HANDLER_STATUS)
-        return pt_conf_bad(cx, d, 0, "\"status\" and \"return\" in one location");
+    if (cx->loc &&
+        (cx->loc->handler == PT_HANDLER_STATUS || cx->loc->handler == PT_HANDLER_METRICS))
+        return pt_conf_bad(cx, d, 0, "\"%s\" and \"return\" in one location",
+                           pt_conf_handler_directive(cx->loc->handler));
     for (const char *p = text ? strchr(text, '$') : NULL; p; p = strchr(p + 1, '$')) {
         pt_var_ref v = pt_var_parse(p);
         if (p[1] == '{' && v.malformed)
@@ -824,7 +846,9 @@ static const pt_conf_directive directives[] = {
     {"types", C_ANY, F_BLOCK | F_MULTI, 0, 0, set_types, BOTH(types), BOTH(ntypes)},
 
     /* what a location answers with, when not with files or a proxy */
-    {"status", C_LOCATION, 0, 0, 0, set_status, LOC(handler)},
+    /* not by their field (the handler they share): two of them say which two */
+    {"status", C_LOCATION, 0, 0, 0, set_page, NOWHERE},
+    {"metrics", C_LOCATION, 0, 0, 0, set_page, NOWHERE},
     {"return", C_SERVER | C_LOCATION | C_IF, 0, 1, 2, set_return, SRVLOC(ret)},
     {"regex_match_limit", C_ALL, 0, 1, 1, set_match_limit, ALL(regex_match_limit)},
 

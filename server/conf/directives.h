@@ -220,6 +220,10 @@ int pt_conf_keep(pt_conf_loader *cx, int rc);
 /* Removes the last location of `s` (one whose block could not be read: its path is invalid). */
 void pt_conf_location_pop(pt_conf_server *s);
 
+/* The directive that makes a location answer as `kind` does ("status", "metrics", "return",
+ * "proxy_pass"), for messages about two of them in one location (core.c). */
+const char *pt_conf_handler_directive(pt_handler_kind kind);
+
 /* Returns true if `name` is one of nginx's directives that porter does not have (nginx.c), so
  * its message can say so instead of "unknown". */
 bool pt_conf_nginx_directive(const char *name);

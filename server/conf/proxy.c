@@ -137,7 +137,7 @@ static int set_proxy_pass(pt_conf_loader *cx, const pt_conf_node *d, void *field
         return pt_conf_bad(cx, d, 1, "invalid URL \"%s\" in \"proxy_pass\": %s", arg1(d), why);
     if (l->handler != PT_HANDLER_STATIC)
         return pt_conf_bad(cx, d, 0, "\"proxy_pass\" and \"%s\" in one location",
-                           l->handler == PT_HANDLER_STATUS ? "status" : "return");
+                           pt_conf_handler_directive(l->handler));
     /* inside `if`: an upstream block, as the request's URI (conf/rewrite.c) */
     if (cx->in_if && (url.uri || !upstream_named(cx->conf, url.name)))
         return pt_conf_bad(cx, d, 1,
@@ -280,7 +280,7 @@ static int check_location(pt_conf_loader *cx, pt_conf_location *l)
     if (l->proxy.pass && l->handler != PT_HANDLER_PROXY)
         return pt_conf_fail(cx, -EINVAL, l->file, l->line, l->col,
                             "\"proxy_pass\" and \"%s\" in one location",
-                            l->handler == PT_HANDLER_STATUS ? "status" : "return");
+                            pt_conf_handler_directive(l->handler));
     return 0;
 }
 

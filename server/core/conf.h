@@ -332,10 +332,11 @@ typedef struct pt_conf_limit {
 /* What answers the requests of a location. Adding a handler is one value here, one row in
  * the table of server/server.c and the directive that selects it. */
 typedef enum pt_handler_kind {
-    PT_HANDLER_STATIC, /* files from root or alias (the default) */
-    PT_HANDLER_STATUS, /* `status;`: the status page */
-    PT_HANDLER_RETURN, /* `return CODE [URL|TEXT];` */
-    PT_HANDLER_PROXY,  /* `proxy_pass URL;` (server/handlers/proxy.c) */
+    PT_HANDLER_STATIC,  /* files from root or alias (the default) */
+    PT_HANDLER_STATUS,  /* `status;`: the status page */
+    PT_HANDLER_RETURN,  /* `return CODE [URL|TEXT];` */
+    PT_HANDLER_PROXY,   /* `proxy_pass URL;` (server/handlers/proxy.c) */
+    PT_HANDLER_METRICS, /* `metrics;`: Prometheus' text format (server/handlers/metrics.c) */
     PT_HANDLER_COUNT
 } pt_handler_kind;
 

@@ -59,6 +59,7 @@ struct pt_conn;
 struct pt_access_log;
 struct ssl_st;
 struct pt_proxy_header; /* connmgr/proxy_protocol.h */
+struct pt_stats_sink;   /* server/core/stats.h */
 
 /* Methods porter tells apart (numbered as llhttp numbers them, which server/http1 relies on);
  * others are PT_METHOD_OTHER, with their name in pt_request.method. */
@@ -251,6 +252,9 @@ struct pt_request {
     /* What an `if` of the location whose condition held changes in the answer
      * (server/site/location.h); NULL: nothing. */
     const struct pt_overlay *overlay;
+    /* Where its worker counts it when its response is complete (server/core/stats.h), set with
+     * the virtual host; NULL: nowhere. */
+    const struct pt_stats_sink *stats;
 };
 
 /* The servers a proxied request was sent to, for $upstream_addr, $upstream_status and
@@ -387,7 +391,8 @@ const pt_header *pt_request_header(const pt_request *req, const char *name);
  * shut down. */
 pt_custodian *pt_request_sent_custodian(pt_request *req);
 
-/* Writes the access log line of `req` (done by the protocol when the response is complete). */
+/* Writes the access log line of `req` and counts it in its server's metrics (done by the
+ * protocol when the response is complete). */
 void pt_request_access_log(pt_request *req, int status, uint64_t body_bytes);
 
 /* Logs a message about `req` to its server's error log, with the client's address and the

@@ -13,6 +13,7 @@
 #include "listener/listener.h"
 #include "server/core/logfmt.h"
 #include "server/core/request.h"
+#include "server/core/stats.h"
 
 const char *pt_http_reason(int status)
 {
@@ -190,6 +191,7 @@ void pt_request_access_log(pt_request *req, int status, uint64_t body_bytes)
 {
     req->status = status;
     req->body_bytes_sent = body_bytes;
+    pt_stats_count_request(req);
     if (req->naccess_logs)
         access_log_write(req);
 }

@@ -72,6 +72,10 @@ struct pt_vhost {
     /* The server's stats board, with its number of worker slots and this worker's, the
      * asking worker's own numbers made current first (the status handler's source). */
     pt_stats_board *(*stats_board)(pt_server *s, int *nslots, int *slot);
+    /* Where this worker counts its requests (its series of the board: `stats_series`), set
+     * when the worker starts; its server NULL before. */
+    pt_stats_sink stats;
+    int stats_series;
     /* What answers each kind of location (PT_HANDLER_COUNT of them; the router's own for
      * PT_HANDLER_RETURN), installed by the server. */
     const pt_handler_fn *handlers;
@@ -103,6 +107,9 @@ typedef struct pt_site {
     bool http2_listen;   /* a listen of the address says `http2` (ALPN offers h2 on a TLS one) */
     bool h2_chosen;      /* a connection may speak HTTP/2: its first read decides (server.c) */
     bool proxy_protocol; /* a listen of the address says `proxy_protocol` (proxy_site.c) */
+    /* TLS: handshakes completed, those of them that resumed a session, and connections that
+     * ended before theirs completed (the stats board adds them up) */
+    uint64_t tls_handshakes, tls_resumed, tls_failed;
 } pt_site;
 
 /* Starts or pauses the site's listeners as its two bounds say (server.c). */

@@ -179,6 +179,9 @@ static void on_info(const SSL *ssl, int where, int ret)
         if (tc->done)
             return; /* TLS 1.3 reports it again after each ticket */
         tc->done = true;
+        tc->site->tls_handshakes++;
+        if (SSL_session_reused(ssl))
+            tc->site->tls_resumed++;
         handshake_ended(tc);
         pt_conn_reset_timeout(tc->conn, tc->conn->limits->request_read_timeout);
         return;
@@ -321,6 +324,7 @@ static void release_tls_conn(void *data)
         ERR_clear_error();
     }
     if (tc->handshaking) {
+        tc->site->tls_failed++;
         log_failed_handshake(tc);
         handshake_ended(tc);
     } else if ((tc->alert_sent || tc->alert_received) && !unexpected_eof(tc->error)) {

@@ -97,4 +97,5 @@ void pt_vhost_apply(const pt_vhost *vh, pt_request *req)
     req->compress = vh->compress;
     req->respond_via = req->compress ? pt_compress_respond : NULL;
     req->vars = vh->conf->vars;
+    req->stats = vh->stats.server ? &vh->stats : NULL;
 }

@@ -5,9 +5,12 @@ on it answers; a missing page gets htdocs/404.html with a 404; the status page a
 machine (127.0.0.1) and refuses another address (127.0.0.2).
 
 The status page's HTML shows every field its JSON has, with the same values (read between two
-JSON reads on one connection), and fits a 1280 px window: a headless Chromium (Debian's
+JSON reads on one connection): workers, servers (requests by status class and method, duration
+histograms), upstream servers, zones; and fits a 1280 px window: a headless Chromium (Debian's
 `chromium`) loads it in a 1280 px frame and measures the document, and takes a screenshot of it
-at 1280x800. Without chromium these tests skip, unless CI is set: there they fail.
+at 1280x800. Loaded in Chromium, the page follows the JSON: requests made after it loaded show
+in its cells, updated in place, with the JSON's values. Without chromium these tests skip, unless
+CI is set: there they fail.
 """
 
 import html.parser
@@ -193,7 +196,8 @@ class DefaultSite(PorterTestCase):
 WORKER_COLUMNS = {
     "Connections": {"pid": "pid", "uptime": "uptime", "active": "connections.active",
                     "reading": "connections.reading", "writing": "connections.writing",
-                    "idle": "connections.idle", "lingering": "connections.lingering",
+                    "idle": "connections.idle", "parked": "connections.parked",
+                    "lingering": "connections.lingering", "draining": "connections.draining",
                     "accepted": "accepted", "handled": "handled", "rejected": "rejected"},
     "Requests": {"requests": "requests", "invalid": "invalid_requests", "bytes in": "bytes_in",
                  "bytes out": "bytes_out", "custodians": "custodians", "timers": "timers"},
@@ -202,7 +206,22 @@ WORKER_COLUMNS = {
     "HTTP/2": {"connections": "http2.connections", "active": "http2.active",
                "streams": "http2.streams", "resets received": "http2.resets_received",
                "floods refused": "http2.floods", "protocol errors": "http2.protocol_errors"},
+    "TLS": {"handshakes": "tls.handshakes", "resumed": "tls.resumed", "failed": "tls.failed"},
 }
+# The servers' tables: a row per server, named in the first column. A histogram's table has a
+# column per bucket bound (the JSON's "buckets"), then "all" (its count) and "sum (s)".
+CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
+METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE",
+           "other")
+SERVER_COLUMNS = {
+    "Servers": dict([("requests", "requests"), ("bytes in", "bytes_in"),
+                     ("bytes out", "bytes_out")] + [(c, "statuses." + c) for c in CLASSES]),
+    "Methods": {m: "methods." + m for m in METHODS},
+}
+UPSTREAM_COLUMNS = dict([("state", "state"), ("active", "active"), ("failures", "failures"),
+                         ("checks passed", "health_checks.passed"),
+                         ("checks failed", "health_checks.failed")] +
+                        [(c, "responses." + c) for c in CLASSES])
 ZONE_COLUMNS = {
     "Zones": {"zone": "name", "kind": "kind", "entries": "entries", "capacity": "capacity",
               "size": "size", "full": "full", "evicted": "evicted"},
@@ -220,7 +239,9 @@ server {
     root htdocs;
     location = /porter-status { status; }
     location /limited/ { limit_req zone=perip burst=10; limit_conn conns 4; }
+    location /app/ { proxy_pass http://application-servers; }
 }
+upstream application-servers { server 127.0.0.1:1; server [::1]:1; }
 """
 
 
@@ -246,7 +267,7 @@ class StatusPage(PorterTestCase):
     def setUp(self):
         self.p = self.start_porter(STATUS_CONF, {"a.txt": b"a\n", "limited/b.txt": b"b\n"})
         harness.wait_workers(self.p, 2)
-        for path in ("/a.txt", "/a.txt", "/limited/b.txt", "/nothing"):
+        for path in ("/a.txt", "/a.txt", "/limited/b.txt", "/nothing", "/app/x"):
             self.p.get(path)
 
     def read_both(self):
@@ -326,8 +347,81 @@ class StatusPage(PorterTestCase):
         # The version and the answering process.
         self.assertIn("porter %s" % first["version"], page.text)
         self.assertIn("pid %d" % first["pid"], page.text)
-        self.assertEqual(set(first) - {"workers", "total", "zones"}, {"version", "pid"},
+        # The servers, the upstream servers and their histograms.
+        self.check_series(page, first, second, within)
+        self.assertEqual(set(first) - {"workers", "total", "zones", "servers", "upstreams",
+                                       "buckets"}, {"version", "pid"},
                          "top-level JSON fields the HTML does not show")
+
+    def check_series(self, page, first, second, within):
+        def rows_by_name(title, names):
+            rows = page.tables[title]
+            head, body = rows[0], rows[1:]
+            self.assertEqual(len(body), len(names), title)
+            for row, name in zip(body, names):
+                self.assertEqual(tuple(row[:len(name)]), name, title)
+            return head, [dict(zip(head, row)) for row in body]
+
+        def number(text):
+            return float(text) if "." in text else int(text)
+
+        bounds = first["buckets"]
+        self.assertEqual(bounds, sorted(bounds))
+        heads = ["\u2264%gms" % (b * 1000) if b < 1 else "\u2264%gs" % b for b in bounds]
+
+        def check_histogram(what, cells, h1, h2):
+            self.assertEqual(len(h1["buckets"]), len(bounds) + 1, what)
+            self.assertEqual(h1["buckets"], sorted(h1["buckets"]), "%s: not cumulative" % what)
+            self.assertEqual(h1["buckets"][-1], h1["count"], "%s: +Inf is not the count" % what)
+            for i, head in enumerate(heads):
+                within("%s: %s" % (what, head), number(cells[head]), h1["buckets"][i],
+                       h2["buckets"][i])
+            within("%s: all" % what, number(cells["all"]), h1["count"], h2["count"])
+            within("%s: sum" % what, number(cells["sum (s)"]), h1["sum"], h2["sum"])
+
+        names = [(s["name"],) for s in first["servers"]]
+        self.assertEqual(names, [(s["name"],) for s in second["servers"]])
+        self.assertTrue(any(s["requests"] for s in first["servers"]), first["servers"])
+        for title, columns in SERVER_COLUMNS.items():
+            head, rows = rows_by_name(title, names)
+            self.assertEqual(set(head), {"server"} | set(columns), title)
+            for s1, s2, cells in zip(first["servers"], second["servers"], rows):
+                f1, f2 = flatten(s1), flatten(s2)
+                for col, field in columns.items():
+                    within("%s: %s of %s" % (title, col, s1["name"]), number(cells[col]),
+                           f1[field], f2[field])
+        head, rows = rows_by_name("Request durations", names)
+        self.assertEqual(head, ["server"] + heads + ["all", "sum (s)"])
+        for s1, s2, cells in zip(first["servers"], second["servers"], rows):
+            self.assertEqual(set(s1), {"name", "requests", "statuses", "methods", "bytes_in",
+                                       "bytes_out", "duration"}, "server fields")
+            self.assertEqual(s1["requests"], s1["duration"]["count"])
+            check_histogram("durations of " + s1["name"], cells, s1["duration"], s2["duration"])
+
+        # The upstream servers: those of the conf's upstream, each attempt counted; what the
+        # upstream side does not report is neither in the JSON nor in the cells.
+        names = [(u["upstream"], u["server"]) for u in first["upstreams"]]
+        self.assertEqual(names, [("application-servers", "127.0.0.1:1"),
+                                 ("application-servers", "[::1]:1")])
+        head, rows = rows_by_name("Upstreams", names)
+        self.assertEqual(set(head), {"upstream", "server"} | set(UPSTREAM_COLUMNS))
+        self.assertEqual(sum(u["responses"]["5xx"] for u in first["upstreams"]), 2,
+                         "the one request to /app/ tried both servers: %r" % first["upstreams"])
+        for u1, u2, cells in zip(first["upstreams"], second["upstreams"], rows):
+            f1, f2 = flatten(u1), flatten(u2)
+            for col, field in UPSTREAM_COLUMNS.items():
+                if field in f1:
+                    within("Upstreams: %s" % col, number(cells[col]), f1[field], f2[field])
+                else:
+                    self.assertEqual(cells[col], "", "Upstreams: %s is not reported" % col)
+        head, rows = rows_by_name("Upstream response times", names)
+        self.assertEqual(head, ["upstream", "server"] + heads + ["all", "sum (s)"])
+        for u1, u2, cells in zip(first["upstreams"], second["upstreams"], rows):
+            self.assertLessEqual(set(u1) - {"state", "active", "failures", "health_checks"},
+                                 {"upstream", "server", "responses", "response_time"})
+            self.assertEqual(sum(u1["responses"].values()), u1["response_time"]["count"])
+            check_histogram("response times of " + u1["server"], cells, u1["response_time"],
+                            u2["response_time"])
 
     def test_fits_a_1280_px_window(self):
         exe = chromium_or_skip(self)
@@ -359,7 +453,7 @@ class StatusPage(PorterTestCase):
                              "(%d px of it visible)" % (scroll, client))
         self.assertLessEqual(client, 1280)
         self.assertLessEqual(int(got["tables-right"]), client)
-        self.assertEqual(int(got["tables"]), 6, "the page's tables: " + dom[-500:])
+        self.assertEqual(int(got["tables"]), 12, "the page's tables: " + dom[-500:])
 
         shots = tempfile.mkdtemp(prefix="porter-itest-shots-")
         self.addCleanup(shutil.rmtree, shots, True)
@@ -369,6 +463,155 @@ class StatusPage(PorterTestCase):
         self.assertEqual(png_size(shot), (1280, 800))
         print("status page: %d px wide (tables to %d px) in a 1280 px window; screenshot "
               "1280x800, %d bytes" % (scroll, int(got["tables-right"]), os.path.getsize(shot)))
+
+
+LIVE_CONF = """worker_processes 2;
+server {
+    listen 127.0.0.1:0;
+    server_name site.test;
+    root htdocs;
+}
+server {
+    listen 127.0.0.1:0;
+    server_name status.test;
+    root htdocs;
+    location = /porter-status { status; }
+}
+"""
+
+# The test's own page on the status server: the status page in a frame; once it has loaded,
+# the page asks the other server for SITE_PATHS (no-cors: the answers stay opaque, the requests
+# are made), then waits until the frame draws them (its script refreshes every 2 s), and copies
+# what the frame draws into its own DOM for --dump-dom. A frame that loaded again (not updated
+# in place) says so.
+LIVE_PAGE = """<!doctype html><html><body data-state="loading">
+<iframe id="f" src="/porter-status" style="width:1280px;height:800px;border:0"></iframe>
+<pre id="drawn"></pre><script>
+var SITE = "http://127.0.0.1:%(port)d", PATHS = %(paths)s;
+var f = document.getElementById("f"), started = false;
+f.addEventListener("load", function () {
+  if (started) { document.body.setAttribute("data-reloaded", "1"); return; }
+  started = true;
+  f.contentWindow.firstLoad = true;
+  var doc = f.contentDocument, cell = doc.querySelector('[data-k="servers.0.requests"]');
+  var before = +cell.textContent, i = 0, polls = 0;
+  document.body.setAttribute("data-before", before);
+  function next() {
+    if (i === PATHS.length) { wait(); return; }
+    fetch(SITE + PATHS[i++], {mode: "no-cors", cache: "no-store"}).then(next, next);
+  }
+  function wait() {
+    if (+cell.textContent !== before + PATHS.length && ++polls < 100) {
+      setTimeout(wait, 250); return;
+    }
+    document.body.setAttribute("data-in-place", f.contentWindow.firstLoad ? "1" : "0");
+    document.getElementById("drawn").textContent = doc.body.innerHTML;
+    document.body.setAttribute("data-state", "drawn");
+  }
+  next();
+});
+</script></body></html>
+"""
+# What the page asks the site for: 7 answered 200, 3 answered 404.
+SITE_PATHS = ["/a.txt"] * 7 + ["/missing-%d" % i for i in range(3)]
+
+# The status page's cells that hold gauges (a number of now, not a count so far), by the end
+# of their field's name; the rest only grow.
+GAUGES = re.compile(r"(^|\.)(connections\.\w+|custodians|timers|http2\.active|"
+                    r"file_cache\.bytes|uptime|pid)$")
+
+
+class Cells(html.parser.HTMLParser):
+    """The cells of a page that name their JSON field (data-k), as {field: text}."""
+
+    def __init__(self, text):
+        super().__init__()
+        self.cells, self._key = {}, None
+        self.feed(text)
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "td" and "data-k" in a:
+            self._key = a["data-k"]
+            self.cells[self._key] = ""
+
+    def handle_endtag(self, tag):
+        if tag == "td":
+            self._key = None
+
+    def handle_data(self, data):
+        if self._key:
+            self.cells[self._key] += data
+
+
+def field(doc, key):
+    for part in key.split("."):
+        doc = doc[int(part)] if isinstance(doc, list) else doc[part]
+    return doc
+
+
+class StatusPageLive(PorterTestCase):
+    def test_it_draws_the_json_as_it_refreshes(self):
+        exe = chromium_or_skip(self)
+        p = self.start_porter(LIVE_CONF, {"a.txt": b"a\n"})
+        harness.wait_workers(p, 2)
+        site, status = p.ports(2)
+
+        def json_now():
+            with harness.Conn(p.host, status) as c:
+                return harness.get_status(p, conn=c)
+
+        for path in ("/a.txt", "/missing"):  # before the page: what it first draws
+            with harness.Conn(p.host, site) as c:
+                c.send(request("GET", path, close=True))
+                c.read_response()
+        with open(os.path.join(p.htdocs, "live.html"), "w") as f:
+            f.write(LIVE_PAGE % {"port": site, "paths": json.dumps(SITE_PATHS)})
+        before = json_now()
+        self.assertEqual([s["name"] for s in before["servers"]], ["site.test", "status.test"])
+        self.assertEqual(before["servers"][0]["requests"], 2, before["servers"])
+
+        dom = chromium(self, exe, "--window-size=1300,900", "--virtual-time-budget=30000",
+                       "--dump-dom", "http://127.0.0.1:%d/live.html" % status)
+        after = json_now()
+        attrs = dict(re.findall(r'data-([a-z-]+)="([^"]*)"', dom[:dom.index("<iframe")]))
+        self.assertEqual(attrs.get("state"), "drawn", "the frame never drew the requests:\n"
+                         + dom[-1500:])
+        self.assertEqual(attrs.get("before"), "2", attrs)
+        self.assertEqual(attrs.get("in-place"), "1", "the page loaded again instead of updating")
+        self.assertNotIn("reloaded", attrs)
+        m = re.search(r'<pre id="drawn">(.*?)</pre>', dom, re.S)
+        drawn = Cells(html.unescape(m.group(1))).cells
+        self.assertGreater(len(drawn), 100, drawn)
+
+        # The site's numbers: the requests made before the page, then the page's own ten, as
+        # the JSON has them now (nothing asked the site since).
+        site_keys = [k for k in drawn if k.startswith("servers.0.")]
+        self.assertGreater(len(site_keys), 30, site_keys)
+        for k in site_keys:
+            want = field(after, k)
+            got = float(drawn[k]) if isinstance(want, float) else int(drawn[k])
+            self.assertEqual(got, want, "%s: drawn %s, the JSON has %s" % (k, drawn[k], want))
+        self.assertEqual(int(drawn["servers.0.requests"]), 2 + len(SITE_PATHS))
+        self.assertEqual(int(drawn["servers.0.statuses.2xx"]), 1 + 7)
+        self.assertEqual(int(drawn["servers.0.statuses.4xx"]), 1 + 3)
+        self.assertEqual(int(drawn["servers.0.methods.GET"]), 2 + len(SITE_PATHS))
+
+        # Every other number: a count between what the JSON said before the page and after
+        # it, a gauge a number.
+        for k, text in drawn.items():
+            if k in site_keys:
+                continue
+            if GAUGES.search(k):
+                self.assertRegex(text, r"^\d+(d \d\dh \d\dm \d\ds|h \d\dm \d\ds|m \d\ds|s)?$",
+                                 k)
+                continue
+            lo, hi = field(before, k), field(after, k)
+            got = float(text) if isinstance(lo, float) else int(text)
+            self.assertTrue(lo <= got <= hi, "%s: drawn %s, the JSON had %s then %s"
+                            % (k, text, lo, hi))
+        # The status server's own count moved while the page refreshed.
+        self.assertGreater(int(drawn["servers.1.requests"]), before["servers"][1]["requests"])
 
 
 class FrontPageInABrowser(PorterTestCase):

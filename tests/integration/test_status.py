@@ -1,6 +1,6 @@
 """The live status page, `location /porter-status { status; }`: JSON when asked for
 (Accept: application/json or ?format=json), HTML otherwise; connections by state (reading,
-writing, idle, lingering), live custodians, timers, accepted/handled/rejected, requests, bytes
+writing, idle, lingering; parked and draining apart), live custodians, timers, accepted/handled/rejected, requests, bytes
 in and out, per worker and in total; and every counter agrees with what the test did."""
 
 import sys
@@ -155,10 +155,18 @@ class StatusCounters(PorterTestCase):
         self.assertStatus(g.read_response(), 400)
         # The status request's own connection is writing too. (porter takes in the half heads
         # and moves the 400's connection to lingering a moment after the client is done.)
-        want = {"active": 8, "reading": 2, "writing": 2, "idle": 3, "lingering": 1}
+        # Idle ones are parked after half a second: still idle, and parked too.
+        want = {"active": 8, "reading": 2, "writing": 2, "idle": 3, "lingering": 1,
+                "draining": 0}
         seen = []
         harness.wait_until(lambda: seen.append(harness.get_status(p)["total"]["connections"])
-                           or seen[-1] == want, 5, lambda: "%r, not %r" % (seen[-1], want))
+                           or {k: seen[-1][k] for k in want} == want, 5,
+                           lambda: "%r, not %r" % (seen[-1], want))
+        self.assertLessEqual(seen[-1]["parked"], 3, seen[-1])
+        # Left alone, the three keep-alive ones are all parked in the end.
+        harness.wait_until(lambda: seen.append(harness.get_status(p)["total"]["connections"])
+                           or (seen[-1]["parked"], seen[-1]["idle"]) == (3, 3), 5,
+                           lambda: "%r: not 3 idle, all parked" % (seen[-1],))
         for c in conns:
             c.close()
         settled = harness.wait_for(

@@ -1065,6 +1065,18 @@ static void test_ssl_and_return_errors(void **state)
          "t.conf:1:31: \"status\" and \"return\" in one location"},
         {"server { location / { return 200; status; } }",
          "t.conf:1:35: \"status\" and \"return\" in one location"},
+        {"server { location / { metrics on; } }",
+         "t.conf:1:23: invalid number of arguments in \"metrics\" directive"},
+        {"server { metrics; }", "t.conf:1:10: \"metrics\" directive is not allowed here"},
+        {"metrics;\nserver {}", "t.conf:1:1: \"metrics\" directive is not allowed here"},
+        {"server { location / { metrics; status; } }",
+         "t.conf:1:32: \"status\" and \"metrics\" in one location"},
+        {"server { location / { status; metrics; } }",
+         "t.conf:1:31: \"metrics\" and \"status\" in one location"},
+        {"server { location / { metrics; return 200; } }",
+         "t.conf:1:32: \"metrics\" and \"return\" in one location"},
+        {"server { location / { return 200; metrics; } }",
+         "t.conf:1:35: \"metrics\" and \"return\" in one location"},
         {"server { return 200 a b; }",
          "t.conf:1:10: invalid number of arguments in \"return\" directive"},
     };
@@ -1507,15 +1519,17 @@ static void test_locations(void **state)
               "    location ^~ /img { alias pictures/; sendfile off; }\n"
               "    location =/porter-status { status; }\n"
               "    location /spa/ { try_files $uri $uri/ /spa/index.html; autoindex on; }\n"
+              "    location = /metrics { metrics; }\n"
               "    root site;\n"
               "    index a.html b.html;\n"
               "    try_files $uri =404;\n"
               "    precompressed on;\n"
               "}\n");
     const pt_conf_server *s = &c->servers[0];
-    assert_int_equal(s->nlocations, 5);
+    assert_int_equal(s->nlocations, 6);
     const pt_conf_location *st = &s->locations[0], *ex = &s->locations[1], *img = &s->locations[2],
-                           *stat = &s->locations[3], *spa = &s->locations[4];
+                           *stat = &s->locations[3], *spa = &s->locations[4],
+                           *metrics = &s->locations[5];
     assert_string_equal(st->path, "/static/");
     assert_int_equal(st->match, PT_MATCH_PREFIX);
     assert_int_equal(st->handler, PT_HANDLER_STATIC);
@@ -1555,6 +1569,8 @@ static void test_locations(void **state)
     assert_string_equal(stat->path, "/porter-status");
     assert_int_equal(stat->match, PT_MATCH_EXACT);
     assert_int_equal(stat->handler, PT_HANDLER_STATUS);
+    assert_string_equal(metrics->path, "/metrics");
+    assert_int_equal(metrics->handler, PT_HANDLER_METRICS);
 
     assert_int_equal(spa->static_files.ntry_files, 3);
     assert_string_equal(spa->static_files.try_files[0], "$uri");
@@ -1884,6 +1900,10 @@ static void test_proxy_errors(void **state)
          "not allowed in the URL"},
         {"server { location / { status; proxy_pass http://x.y; } }",
          "t.conf:1:31: \"proxy_pass\" and \"status\" in one location"},
+        {"server { location / { metrics; proxy_pass http://x.y; } }",
+         "t.conf:1:32: \"proxy_pass\" and \"metrics\" in one location"},
+        {"server { location / { proxy_pass http://x.y; metrics; } }",
+         "t.conf:1:46: \"metrics\" and \"proxy_pass\" in one location"},
         {"server { location / { proxy_pass http://x.y; return 200; } }",
          "t.conf:1:10: \"proxy_pass\" and \"return\" in one location"},
         {"server { location / { proxy_pass http://x.y; proxy_pass http://x.z; } }",
