@@ -28,6 +28,9 @@
 /* Where a directive may stand: the top level of the main file, an `http { }` block, a server,
  * an `events { }` block, a location. */
 enum { C_MAIN = 1, C_HTTP = 2, C_SERVER = 4, C_EVENTS = 8, C_LOCATION = 16 };
+/* An `upstream { }` block, which reads its directives itself (conf/upstream.c): no level is
+ * applied in it, so a row with only this context names a directive allowed nowhere else. */
+#define C_UPSTREAM 32
 #define C_TOP (C_MAIN | C_HTTP)
 #define C_ANY (C_TOP | C_SERVER)
 #define C_ALL (C_ANY | C_LOCATION)
@@ -76,13 +79,13 @@ typedef struct pt_conf_module {
 /* Frees a level's rewrites. */
 void pt_conf_rewrites_dispose(pt_conf_rewrites *r);
 
-/* The modules (conf/core.c, static.c, tls.c, proxy.c, http2.c, compress.c, rate.c, access.c,
- * limits.c, log.c, rewrite.c,
- * realip.c); load.c lists them. */
+/* The modules (conf/core.c, static.c, tls.c, proxy.c, upstream.c, http2.c, compress.c, rate.c,
+ * access.c, limits.c, log.c, rewrite.c, realip.c); load.c lists them. */
 extern const pt_conf_module pt_conf_core_module;
 extern const pt_conf_module pt_conf_static_module;
 extern const pt_conf_module pt_conf_tls_module;
 extern const pt_conf_module pt_conf_proxy_module;
+extern const pt_conf_module pt_conf_upstream_module;
 extern const pt_conf_module pt_conf_rewrite_module;
 extern const pt_conf_module pt_conf_http2_module;
 extern const pt_conf_module pt_conf_compress_module;

@@ -2,7 +2,8 @@
  * The status page (`location /porter-status { status; }`): connections by state, custodians,
  * timers, accepted/handled/rejected, requests (and those refused as invalid) and bytes, per worker
  * and in total; and the shared zones of limit_req and limit_conn with what they counted, delayed
- * and refused (the zones' own counters, which every worker shares). JSON when the client asks for
+ * and refused (the zones' own counters, which every worker shares); in JSON, the upstreams'
+ * servers (state, connections, failures, checks: shared too). JSON when the client asks for
  * it (Accept: application/json, or ?format=json), a small HTML page otherwise.
  */
 #include <inttypes.h>
@@ -13,6 +14,7 @@
 
 #include "connmgr/conn.h"
 #include "server/handlers/status.h"
+#include "server/handlers/upstream.h"
 #include "server/site/limiter.h"
 #include "server/site/site.h"
 #include "server/core/stats.h"
@@ -189,6 +191,10 @@ void pt_status_handle(pt_request *req)
         json_counters(&o, &total);
         put(&o, "}");
         zones(&o, req->vhost->zones, true);
+        if (req->vhost->upstreams) {
+            put(&o, ",\"upstreams\":");
+            o.len = pt_upstreams_json(req->vhost->upstreams, o.buf, o.len, o.cap);
+        }
         put(&o, "}\n");
     } else {
         html_row(&o, "total", &total);

@@ -1,0 +1,281 @@
+"""Upstream blocks against real backends started by the tests: the balancing methods
+(least_conn, ip_hash, hash and hash consistent, random two), backup and down servers, max_conns
+with and without a queue (one count for every worker), and the status page's view of the
+servers. The backends are test_proxy.py's."""
+
+import json
+import os
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+import test_proxy  # noqa: E402
+from test_proxy import ProxyTestCase, read_request_head  # noqa: E402
+
+# The backends answer WebDAV's LOCK as any other method (a method porter does not tell apart).
+test_proxy._Handler.do_LOCK = test_proxy._Handler._handle
+
+
+def port_of(r):
+    return int(r.body)
+
+
+class Parallel:
+    """Requests sent at once on their own connections; results collected by join()."""
+
+    def __init__(self, p, paths, timeout=20):
+        self.results = [None] * len(paths)
+        self.threads = []
+        for i, path in enumerate(paths):
+            t = threading.Thread(target=self._one, args=(p, i, path, timeout), daemon=True)
+            t.start()
+            self.threads.append(t)
+
+    def _one(self, p, i, path, timeout):
+        start = time.monotonic()
+        try:
+            with harness.Conn("127.0.0.1", p.port, timeout=timeout) as c:
+                c.send(harness.request("GET", path))
+                r = c.read_response(timeout=timeout)
+            self.results[i] = (r, time.monotonic() - start)
+        except Exception as e:  # reported by join()
+            self.results[i] = (e, time.monotonic() - start)
+
+    def join(self):
+        for t in self.threads:
+            t.join(30)
+        return self.results
+
+
+class BalancingTest(ProxyTestCase):
+    def test_least_conn_avoids_the_busy_server(self):
+        a, b = self.backend(), self.backend()
+        p = self.proxy([a.address, b.address], upstream_extra="least_conn;")
+        slow = Parallel(p, ["/slow/2"])
+        # the slow request holds a connection to one of them
+        self.assertTrue(harness.wait_for(lambda: len(a.requests) + len(b.requests) == 1, 5))
+        busy = a if a.requests else b
+        other = b if busy is a else a
+        seen = [port_of(p.get("/port")) for _ in range(6)]
+        self.assertEqual(seen, [other.port] * 6)
+        r, _ = slow.join()[0]
+        self.assertStatus(r, 200)
+        # both idle again: they share the requests
+        seen = [port_of(p.get("/port")) for _ in range(4)]
+        self.assertEqual(sorted(seen), sorted([a.port, b.port] * 2))
+
+    def test_round_robin_does_not_look_at_load(self):
+        # the contrast: without least_conn the busy server still gets its turn
+        a, b = self.backend(), self.backend()
+        p = self.proxy([a.address, b.address])
+        slow = Parallel(p, ["/slow/1"])
+        self.assertTrue(harness.wait_for(lambda: len(a.requests) + len(b.requests) == 1, 5))
+        seen = [port_of(p.get("/port")) for _ in range(4)]
+        self.assertEqual(sorted(seen), sorted([a.port, b.port] * 2))
+        slow.join()
+
+    def test_ip_hash_keeps_a_client_on_one_server(self):
+        backends = [self.backend() for _ in range(3)]
+        p = self.proxy([b.address for b in backends], upstream_extra="ip_hash;")
+        seen = {port_of(p.get("/port")) for _ in range(9)}
+        self.assertEqual(len(seen), 1)
+
+    def test_hash_by_key(self):
+        backends = [self.backend() for _ in range(3)]
+        p = self.proxy([b.address for b in backends], upstream_extra="hash $arg_user;")
+        where = {}
+        for user in range(30):
+            first = port_of(p.get("/port?user=u%d" % user))
+            self.assertEqual(port_of(p.get("/port?user=u%d&x=1" % user)), first)
+            where[user] = first
+        # the keys spread over the servers
+        self.assertEqual(len(set(where.values())), 3)
+
+    def test_consistent_hash_keeps_keys_when_a_server_fails(self):
+        backends = [self.backend() for _ in range(4)]
+        p = self.proxy(["%s max_fails=1 fail_timeout=30s" % b.address for b in backends],
+                       # no pooled connection outlives the backend's stop
+                       upstream_extra="hash $uri consistent; keepalive 0;")
+        where = {k: port_of(p.get("/port/%d" % k)) for k in range(40)}
+        self.assertEqual(len(set(where.values())), 4)
+        gone = backends[1]
+        gone.stop()
+        for k in range(40):
+            r = p.get("/port/%d" % k)
+            self.assertStatus(r, 200)  # its keys go to the next server on the ring
+            if where[k] != gone.port:
+                self.assertEqual(port_of(r), where[k], "key %d moved" % k)
+            else:
+                self.assertNotEqual(port_of(r), gone.port)
+
+    def test_random_two(self):
+        a, b = self.backend(), self.backend()
+        p = self.proxy([a.address, b.address], upstream_extra="random two least_conn;")
+        slow = Parallel(p, ["/slow/2"])
+        self.assertTrue(harness.wait_for(lambda: len(a.requests) + len(b.requests) == 1, 5))
+        busy = a if a.requests else b
+        # two drawn, the one with fewer connections taken: never the busy one
+        seen = {port_of(p.get("/port")) for _ in range(6)}
+        self.assertNotIn(busy.port, seen)
+        slow.join()
+
+    def test_backup_only_when_primaries_fail(self):
+        primary, backup = self.backend(), self.backend()
+        p = self.proxy(["%s max_fails=1 fail_timeout=30s" % primary.address,
+                        "%s backup" % backup.address], upstream_extra="keepalive 0;")
+        self.assertEqual({port_of(p.get("/port")) for _ in range(5)}, {primary.port})
+        self.assertEqual(backup.requests, [])
+        primary.stop()
+        for _ in range(5):
+            r = p.get("/port")
+            self.assertStatus(r, 200)
+            self.assertEqual(port_of(r), backup.port)
+
+    def test_down_server_gets_nothing(self):
+        a, b = self.backend(), self.backend()
+        p = self.proxy([a.address, "%s down" % b.address])
+        self.assertEqual({port_of(p.get("/port")) for _ in range(6)}, {a.port})
+        self.assertEqual(b.requests, [])
+
+    def test_every_server_down_is_502(self):
+        a = self.backend()
+        p = self.proxy(["%s down" % a.address, "127.0.0.1:%d" % self.closed_port()])
+        self.assertStatus(p.get("/port"), 502)
+        self.assertEqual(a.requests, [])
+
+
+class MaxConnsTest(ProxyTestCase):
+    def test_max_conns_without_a_queue_is_503(self):
+        b = self.backend(delay=1.0)
+        p = self.proxy(["%s max_conns=1" % b.address])
+        run = Parallel(p, ["/a", "/b"])
+        res = run.join()
+        statuses = sorted(r.status for r, _ in res)
+        self.assertEqual(statuses, [200, 503])
+        quick = [t for r, t in res if r.status == 503][0]
+        self.assertLess(quick, 0.9)  # refused at once, not after the first one ended
+        self.assertEqual(len(b.requests), 1)
+        self.assertIn("is at max_conns", p.output)
+
+    def test_queue_waits_for_a_free_connection(self):
+        b = self.backend(delay=0.6)
+        p = self.proxy(["%s max_conns=1" % b.address], upstream_extra="queue 1 timeout=10s;")
+        run = Parallel(p, ["/a"])
+        self.assertTrue(harness.wait_for(lambda: len(b.requests) == 1, 5))
+        more = Parallel(p, ["/b", "/c"])
+        res = run.join() + more.join()
+        statuses = [r.status for r, _ in res]
+        # one waits in the queue and is served after the first; the queue has no room for the
+        # third
+        self.assertEqual(sorted(statuses), [200, 200, 503])
+        self.assertEqual(len(b.requests), 2)
+        served_late = [t for r, t in res[1:] if r.status == 200][0]
+        self.assertGreater(served_late, 0.6)
+        # the backend never had two at once
+        self.assertEqual(b.connections, 1)
+
+    def test_queue_timeout_is_503(self):
+        b = self.backend(delay=3.0)
+        p = self.proxy(["%s max_conns=1" % b.address], upstream_extra="queue 5 timeout=400ms;")
+        run = Parallel(p, ["/a"])
+        self.assertTrue(harness.wait_for(lambda: len(b.requests) == 1, 5))
+        waiting = Parallel(p, ["/b", "/c"])
+        for r, took in waiting.join():
+            self.assertStatus(r, 503)
+            self.assertTimedOut(took, 0.4)
+        self.assertIn("within the queue's timeout", p.output)
+        r, _ = run.join()[0]
+        self.assertStatus(r, 200)
+        self.assertEqual(len(b.requests), 1)
+
+    def test_max_conns_counts_every_worker(self):
+        # Two workers, one connection allowed: whichever workers the clients reach, only one
+        # request is with the backend at a time.
+        b = self.backend(delay=0.5)
+        top = "worker_processes 2;"
+        p = self.proxy(["%s max_conns=1" % b.address], top=top)
+        for _ in range(3):
+            res = Parallel(p, ["/x%d" % i for i in range(4)]).join()
+            statuses = [r.status for r, _ in res]
+            self.assertEqual(statuses.count(200), 1, statuses)
+            self.assertEqual(statuses.count(503), 3, statuses)
+        # and the counts went back to zero: one request passes again
+        self.assertStatus(p.get("/again"), 200)
+
+
+class RetryTest(ProxyTestCase):
+    def busy_backend(self):
+        """A server that answers every request 503 (`received`: the request heads)."""
+        def handler(s, srv):
+            head = read_request_head(s)
+            if head:
+                srv.received.append(head)
+                s.sendall(b"HTTP/1.1 503 Busy\r\nContent-Length: 4\r\nConnection: close\r\n\r\n"
+                          b"busy")
+        return self.raw_backend(handler)
+
+    def test_non_idempotent_methods_go_again_only_when_asked(self):
+        busy, good = self.busy_backend(), self.backend()
+        # max_fails=0 keeps the busy server first in turn (its 503s are not failures then)
+        servers = ["%s max_fails=0" % busy.address, good.address]
+        p = self.proxy(servers, top="proxy_next_upstream error timeout http_503;")
+        q = self.proxy(servers, top="proxy_next_upstream error timeout http_503 non_idempotent;")
+        for method in ("POST", "PATCH", "LOCK"):
+            # round-robin alternates: the request that meets the busy server first is the one
+            # that shows whether it goes on
+            for porter, retried in ((p, False), (q, True)):
+                for _ in range(2):
+                    before = len(busy.received)
+                    r = porter.get("/m", method=method)
+                    if len(busy.received) > before:
+                        break
+                self.assertEqual(len(busy.received), before + 1)
+                if retried:
+                    self.assertEqual((r.status, r.body), (200, b"ok /m"), method)
+                else:
+                    self.assertEqual((r.status, r.body), (503, b"busy"), method)
+        # an idempotent one goes on either way
+        for _ in range(2):
+            self.assertStatus(p.get("/g", method="PUT"), 200)
+        self.assertTrue(all(h.split(b" ")[0] in (b"POST", b"PATCH", b"LOCK", b"PUT")
+                            for h in busy.received))
+
+
+class StatusTest(ProxyTestCase):
+    def test_status_json_shows_the_servers(self):
+        a, b = self.backend(), self.backend()
+        dead = self.closed_port()
+        p = self.proxy([a.address, "%s backup" % b.address,
+                        "127.0.0.1:%d max_fails=1 fail_timeout=30s" % dead,
+                        "127.0.0.9:1 down"],
+                       upstream_extra="least_conn;",
+                       location="location / { proxy_pass http://app; }\n"
+                                "    location = /status { status; }")
+        for i in range(4):
+            self.assertStatus(p.get("/x%d" % i), 200)
+        r = p.get("/status?format=json")
+        self.assertStatus(r, 200)
+        doc = json.loads(r.body)
+        ups = {u["name"]: u for u in doc["upstreams"]}
+        app = ups["app"]
+        self.assertEqual(app["balance"], "least_conn")
+        servers = {s["address"]: s for s in app["servers"]}
+        self.assertEqual(servers[a.address]["state"], "up")
+        self.assertEqual(servers[a.address]["active"], 0)
+        self.assertTrue(servers[b.address]["backup"])
+        self.assertEqual(servers["127.0.0.1:%d" % dead]["state"], "failed")
+        self.assertEqual(servers["127.0.0.1:%d" % dead]["fails"], 1)
+        self.assertEqual(servers["127.0.0.9:1"]["state"], "down")
+        # a request in flight counts as active
+        slow = Parallel(p, ["/slow/1.5"])
+        self.assertTrue(harness.wait_for(lambda: any("/slow" in q["path"] for q in a.requests), 5))
+        doc = json.loads(p.get("/status?format=json").body)
+        servers = {s["address"]: s for s in doc["upstreams"][0]["servers"]}
+        self.assertEqual(servers[a.address]["active"], 1)
+        slow.join()
+
+
+if __name__ == "__main__":
+    harness.main()
