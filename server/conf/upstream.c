@@ -163,6 +163,56 @@ static int upstream_queue(pt_conf_loader *cx, const pt_conf_node *k, pt_conf_ups
     return 0;
 }
 
+/* `health_check [interval=TIME] [timeout=TIME] [fails=N] [passes=N] [uri=PATH] [port=N];` */
+static int upstream_health(pt_conf_loader *cx, const pt_conf_node *k, pt_conf_upstream *u)
+{
+    pt_conf_health_check *h = &u->health;
+    bool timeout_set = false;
+    for (size_t i = 1; i < k->nw; i++) {
+        const char *w = k->w[i].s, *v;
+        uint64_t n;
+        bool ok;
+        if (param(w, "interval", &v))
+            ok = pt_parse_time(v, &h->interval) == 0 && h->interval > 0 &&
+                 !pt_timeout_is_none(h->interval);
+        else if (param(w, "timeout", &v))
+            ok = (timeout_set = pt_parse_time(v, &h->timeout) == 0 && h->timeout > 0 &&
+                                !pt_timeout_is_none(h->timeout));
+        else if (param(w, "fails", &v))
+            ok = pt_conf_parse_uint(v, 1000, &n) == 0 && n > 0 && (h->fails = (unsigned)n);
+        else if (param(w, "passes", &v))
+            ok = pt_conf_parse_uint(v, 1000, &n) == 0 && n > 0 && (h->passes = (unsigned)n);
+        else if (param(w, "port", &v))
+            ok = pt_conf_parse_uint(v, 65535, &n) == 0 && n > 0 && (h->port = (uint16_t)n);
+        else if (param(w, "uri", &v)) {
+            ok = v[0] == '/';
+            for (const char *p = v; ok && *p; p++)
+                ok = (unsigned char)*p > 0x20 && *p != 0x7f;
+            if (ok) {
+                free(h->uri);
+                h->uri = xstrdup(v);
+            }
+        } else if (param(w, "match", &v))
+            return pt_conf_bad(cx, k, i,
+                               "\"match\" is not supported: a server passes a check with a 2xx "
+                               "or 3xx answer");
+        else
+            ok = false;
+        if (!ok)
+            return pt_conf_bad(cx, k, i, "invalid parameter \"%s\" in \"health_check\"", w);
+    }
+    /* A check ends before the next one is due. */
+    if (!timeout_set && h->timeout > h->interval)
+        h->timeout = h->interval;
+    if (h->timeout > h->interval)
+        return pt_conf_bad(cx, k, 0, "the timeout of \"health_check\" is longer than its interval");
+    h->on = true;
+    h->file = k->file;
+    h->line = k->w[0].line;
+    h->col = k->w[0].col;
+    return 0;
+}
+
 /* `zone NAME [SIZE];`: nginx's shared memory for the state of an upstream's servers. porter
  * shares that state always; the directive is taken so nginx's confs load. */
 static int upstream_zone(pt_conf_loader *cx, const pt_conf_node *k)
@@ -214,6 +264,7 @@ enum {
     SEEN_KEEPALIVE_REQUESTS = 4,
     SEEN_QUEUE = 8,
     SEEN_ZONE = 16,
+    SEEN_HEALTH = 32,
 };
 
 static int upstream_directive(pt_conf_loader *cx, const pt_conf_node *k, pt_conf_upstream *u,
@@ -254,6 +305,9 @@ static int upstream_directive(pt_conf_loader *cx, const pt_conf_node *k, pt_conf
     } else if (strcmp(kn, "queue") == 0) {
         bit = SEEN_QUEUE;
         rc = upstream_queue(cx, k, u);
+    } else if (strcmp(kn, "health_check") == 0) {
+        bit = SEEN_HEALTH;
+        rc = upstream_health(cx, k, u);
     } else if (strcmp(kn, "zone") == 0) {
         bit = SEEN_ZONE;
         rc = upstream_zone(cx, k);
@@ -285,6 +339,13 @@ static int set_upstream(pt_conf_loader *cx, const pt_conf_node *d, void *field, 
         .keepalive_timeout = PT_CONF_UPSTREAM_KEEPALIVE_TIMEOUT,
         .keepalive_requests = PT_CONF_UPSTREAM_KEEPALIVE_REQUESTS,
         .queue_timeout = PT_CONF_UPSTREAM_QUEUE_TIMEOUT,
+        .health =
+            {
+                .interval = PT_CONF_HEALTH_INTERVAL,
+                .timeout = PT_CONF_HEALTH_TIMEOUT,
+                .fails = 1,
+                .passes = 1,
+            },
         .file = d->file,
         .line = d->w[0].line,
         .col = d->w[0].col,
@@ -295,6 +356,8 @@ static int set_upstream(pt_conf_loader *cx, const pt_conf_node *d, void *field, 
         if (rc < 0)
             return rc;
     }
+    if (!u->health.uri)
+        u->health.uri = xstrdup("/");
     return upstream_done(cx, d, u);
 }
 
@@ -312,6 +375,7 @@ static const pt_conf_directive directives[] = {
     {"hash", C_UPSTREAM, 0, 0, -1, set_nowhere, NOWHERE},
     {"random", C_UPSTREAM, 0, 0, -1, set_nowhere, NOWHERE},
     {"queue", C_UPSTREAM, 0, 0, -1, set_nowhere, NOWHERE},
+    {"health_check", C_UPSTREAM, 0, 0, -1, set_nowhere, NOWHERE},
     {"zone", C_UPSTREAM, 0, 0, -1, set_nowhere, NOWHERE},
 };
 

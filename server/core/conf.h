@@ -427,9 +427,27 @@ typedef enum pt_balance {
     PT_BALANCE_RANDOM,
 } pt_balance;
 
+/* `health_check [interval=TIME] [timeout=TIME] [fails=N] [passes=N] [uri=PATH] [port=N];` of an
+ * upstream block: each server asked `GET uri` every interval; a 2xx or 3xx answer within the
+ * timeout passes. */
+typedef struct pt_conf_health_check {
+    bool on;
+    double interval; /* 5 s */
+    double timeout;  /* 5 s, but never more than the interval */
+    unsigned fails;  /* failed checks in a row that mark a server down (1) */
+    unsigned passes; /* passed checks in a row that bring it back (1) */
+    char *uri;       /* "/" */
+    uint16_t port;   /* 0: the server's own */
+    const char *file;
+    int line, col;
+} pt_conf_health_check;
+
+#define PT_CONF_HEALTH_INTERVAL 5.0
+#define PT_CONF_HEALTH_TIMEOUT 5.0
+
 /* `upstream NAME { server ...; keepalive N; keepalive_timeout TIME; keepalive_requests N;
  * least_conn | ip_hash | hash KEY [consistent] | random [two [least_conn]]; queue N
- * [timeout=TIME]; zone NAME [SIZE]; }` at the top level.
+ * [timeout=TIME]; health_check ...; zone NAME [SIZE]; }` at the top level.
  * The keep-alive bounds are per server of the block and per worker. */
 typedef struct pt_conf_upstream {
     char *name;
@@ -444,6 +462,7 @@ typedef struct pt_conf_upstream {
     bool random_two;           /* random two: the less loaded of two */
     size_t queue;              /* requests that wait for a server under max_conns (0: none) */
     double queue_timeout;      /* how long one waits (60 s) */
+    pt_conf_health_check health;
     const char *file;
     int line, col;
 } pt_conf_upstream;

@@ -17,6 +17,7 @@
 #include "connmgr/tls.h"
 #include "server/core/log.h"
 #include "server/core/vars.h"
+#include "server/handlers/health.h"
 
 /* How often a process with requests in a queue looks whether another process's connections
  * ended (its own wake the queue at once). */
@@ -43,8 +44,9 @@ struct pt_upstream_group {
     char *name;
     char *servers; /* the servers' addresses and flags: what a reload matches */
     size_t npeers;
-    shm *health;     /* health_region */
-    uint32_t *conns; /* [npeers] every process's, then [nslots][npeers] each worker's */
+    shm *health;        /* health_region */
+    pt_health *checker; /* health_check: on the first upstream of the block */
+    uint32_t *conns;    /* [npeers] every process's, then [nslots][npeers] each worker's */
     size_t conns_size;
     int nslots;
 };
@@ -180,12 +182,23 @@ static void unlock(pthread_mutex_t *m)
         pthread_mutex_unlock(m);
 }
 
+void pt_upstream_lock(pt_upstream *up)
+{
+    lock(up->lock);
+}
+
+void pt_upstream_unlock(pt_upstream *up)
+{
+    unlock(up->lock);
+}
+
 /* ---- groups ---- */
 
 static void group_free(pt_upstream_group *g)
 {
     if (!g)
         return;
+    pt_health_free(g->checker);
     shm_unref(g->health);
     if (g->conns)
         munmap(g->conns, g->conns_size);
@@ -309,7 +322,11 @@ void pt_upstreams_free(pt_upstreams *u)
 {
     if (!u)
         return;
-    pt_upstreams_stop(u);
+    /* the checkers first: they use the upstreams' connectors */
+    for (size_t i = 0; i < u->ngroups; i++) {
+        pt_health_free(u->groups[i]->checker);
+        u->groups[i]->checker = NULL;
+    }
     for (size_t i = 0; i < u->n; i++)
         upstream_free(u->list[i]);
     pt_custodian_shutdown(u->custodian);
@@ -345,11 +362,15 @@ void pt_upstreams_start(pt_upstreams *u, int slot)
     }
     for (size_t i = 0; i < u->n; i++)
         point_rows(u->list[i], slot);
+    /* One process checks: the first worker (or the only process). */
+    for (size_t k = 0; slot == 0 && k < u->ngroups; k++)
+        pt_health_start(u->groups[k]->checker);
 }
 
 void pt_upstreams_stop(pt_upstreams *u)
 {
-    (void)u;
+    for (size_t k = 0; u && k < u->ngroups; k++)
+        pt_health_stop(u->groups[k]->checker);
 }
 
 static const pt_conf_upstream *find_block(const pt_conf *conf, const char *name)
@@ -464,6 +485,9 @@ static pt_upstream *upstream_new(pt_upstreams *u, const char *key, const pt_prox
     point_rows(up, u->slot);
     if (block && block->balance == PT_BALANCE_HASH && block->hash_consistent &&
         pt_upstream_ring_build(up) < 0)
+        goto oom;
+    if (block && block->health.on && !up->group->checker &&
+        pt_health_new(&up->group->checker, up, &block->health) < 0)
         goto oom;
     return up;
 oom:
@@ -713,8 +737,9 @@ size_t pt_upstreams_json(const pt_upstreams *u, char *buf, size_t len, size_t ca
             continue;
         len = append(buf, len, cap, "%s{\"name\":\"", shown++ ? "," : "");
         len = append_str(buf, len, cap, g->name);
-        len = append(buf, len, cap, "\",\"balance\":\"%s\",\"servers\":[",
-                     balance_name(up->balance, up->random_two));
+        len = append(buf, len, cap, "\",\"balance\":\"%s\",\"health_checks\":%s,\"servers\":[",
+                     balance_name(up->balance, up->random_two),
+                     up->block && up->block->health.on ? "true" : "false");
         for (size_t i = 0; i < up->npeers; i++) {
             const pt_upstream_peer *p = &up->peers[i];
             const pt_peer_state *st = p->st;

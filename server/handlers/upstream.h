@@ -18,8 +18,10 @@
  * request may wait in the upstream's queue (`queue N timeout=T`), else it is refused.
  *
  * Health. Passive: max_fails failures within fail_timeout mark a server out for fail_timeout;
- * a success clears its count; an upstream of one server is never marked out. A server that
- * comes back with slow_start ramps its weight up over that long.
+ * a success clears its count; an upstream of one server is never marked out. Active
+ * (health_check, health.c): one process (worker 0) asks each server every interval; a server
+ * its checks failed is out in every worker until they pass again. A server that comes back
+ * (either way) with slow_start ramps its weight up over that long.
  *
  * Shared state: what one process learns of a server (its failures, its checks, how many
  * connections it has) every process of the server sees: each upstream block's state lives in
@@ -211,6 +213,11 @@ uint32_t pt_upstream_ring_find(const pt_upstream *up, uint32_t hash);
 
 /* The hash of a key, as `hash` takes it (CRC-32). */
 uint32_t pt_upstream_key_hash(const void *key, size_t len);
+
+/* Takes and releases the lock of `up`'s shared state (no-op without one). A process that died
+ * holding it left numbers that are each whole: the lock is made consistent and taken. */
+void pt_upstream_lock(pt_upstream *up);
+void pt_upstream_unlock(pt_upstream *up);
 
 /* Passive health: a request failed on `p` (connect error, timeout, I/O error, bad answer),
  * or got its answer from it. */

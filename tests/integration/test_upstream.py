@@ -5,6 +5,7 @@ servers. The backends are test_proxy.py's."""
 
 import json
 import os
+import signal
 import sys
 import threading
 import time
@@ -241,6 +242,135 @@ class RetryTest(ProxyTestCase):
             self.assertStatus(p.get("/g", method="PUT"), 200)
         self.assertTrue(all(h.split(b" ")[0] in (b"POST", b"PATCH", b"LOCK", b"PUT")
                             for h in busy.received))
+
+
+def status_of(p):
+    return json.loads(p.get("/status?format=json").body)
+
+
+def servers_of(doc, name="app"):
+    ups = {u["name"]: u for u in doc["upstreams"]}
+    return {s["address"]: s for s in ups[name]["servers"]}
+
+
+class HealthTest(ProxyTestCase):
+    STATUS = "location / { proxy_pass http://app; }\n    location = /status { status; }"
+
+    def state_of(self, p, address):
+        return servers_of(status_of(p))[address]["state"]
+
+    def wait_state(self, p, address, state, timeout=5):
+        return harness.wait_for(lambda: self.state_of(p, address) == state, timeout)
+
+    def worker_requests(self, p):
+        """Requests each worker has counted (a second old at most), by pid."""
+        return {w["pid"]: w["requests"] for w in status_of(p)["workers"]}
+
+    def test_a_dead_server_is_skipped_by_every_worker_and_comes_back(self):
+        a, b = self.backend(), self.backend()
+        # max_fails=0: only the checks take a server out; keepalive 0: no pooled connection
+        # outlives a backend that stops
+        p = self.proxy(["%s max_fails=0" % a.address, "%s max_fails=0" % b.address],
+                       top="worker_processes 2;",
+                       upstream_extra="health_check interval=300ms uri=/health; keepalive 0;",
+                       location=self.STATUS)
+        self.assertTrue(harness.wait_for(
+            lambda: all(s["checks"] > 0 for s in servers_of(status_of(p)).values()), 5))
+        self.assertTrue(any(r["path"] == "/health" for r in a.requests))
+        seen = {port_of(p.get("/port")) for _ in range(6)}
+        self.assertEqual(seen, {a.port, b.port})
+
+        a.stop()
+        marked = time.monotonic()
+        self.assertTrue(self.wait_state(p, a.address, "unhealthy"), p.output)
+        # within one interval of its first failed check (plus the page's own delay)
+        self.assertLess(time.monotonic() - marked, 0.3 + 1.5)
+        self.assertIn("marked down", p.output)
+        time.sleep(1.1)  # the workers' request counts on the page are a second old
+        before = self.worker_requests(p)
+        refused = p.output.count("refused the connection")
+        for i in range(24):
+            r = p.get("/port")  # a new connection each: both workers get some
+            self.assertStatus(r, 200)
+            self.assertEqual(port_of(r), b.port)
+        # no request even tried the dead server, in either worker
+        self.assertEqual(p.output.count("refused the connection"), refused, p.output)
+        time.sleep(1.1)
+        after = self.worker_requests(p)
+        self.assertEqual(len(after), 2)
+        for pid, n in after.items():
+            self.assertGreater(n - before.get(pid, 0), 0, "worker %d served none of them" % pid)
+
+        # back where it was: the checks see it and the workers send it requests again
+        back = self.backend(port=a.port)
+        self.assertTrue(self.wait_state(p, a.address, "up"), p.output)
+        self.assertIn("back up", p.output)
+        seen = {port_of(p.get("/port")) for _ in range(6)}
+        self.assertEqual(seen, {a.port, b.port})
+        self.assertTrue(any(r["path"] == "/port" for r in back.requests))
+
+    def test_checks_pass_but_requests_fail(self):
+        flaky, good = self.backend(), self.backend()
+        p = self.proxy(["%s max_fails=1 fail_timeout=30s" % flaky.address, good.address],
+                       top="proxy_next_upstream error timeout http_500;",
+                       upstream_extra="health_check interval=300ms;",
+                       location=self.STATUS)
+        self.assertTrue(harness.wait_for(
+            lambda: servers_of(status_of(p))[flaky.address]["checks"] > 0, 5))
+        # a request that fails on it (a 500 proxy_next_upstream names): out, though its checks
+        # go on passing
+        for _ in range(2):
+            r = p.get("/status/500")
+            if r.status == 500:
+                break
+        self.assertTrue(self.wait_state(p, flaky.address, "failed"), p.output)
+        time.sleep(0.7)  # two more checks pass
+        s = servers_of(status_of(p))[flaky.address]
+        self.assertEqual((s["state"], s["checks_failed"]), ("failed", 0))
+
+    def test_health_checks_of_a_down_server_and_none_without_the_directive(self):
+        a, b = self.backend(), self.backend()
+        p = self.proxy([a.address, "%s down" % b.address],
+                       upstream_extra="health_check interval=200ms uri=/health;",
+                       location=self.STATUS)
+        self.assertTrue(harness.wait_for(
+            lambda: servers_of(status_of(p))[a.address]["checks"] >= 2, 5))
+        self.assertEqual(b.requests, [])  # a server marked down is not asked
+        q = self.proxy([a.address], location=self.STATUS)
+        doc = status_of(q)
+        self.assertFalse(doc["upstreams"][0]["health_checks"])
+        time.sleep(0.5)
+        self.assertEqual(servers_of(status_of(q))[a.address]["checks"], 0)
+
+    def test_a_reload_keeps_what_the_checks_found(self):
+        a, b = self.backend(), self.backend()
+        servers = [a.address, b.address]
+        p = self.proxy(servers, top="worker_processes 2;",
+                       upstream_extra="health_check interval=200ms;", location=self.STATUS)
+        self.assertTrue(harness.wait_for(
+            lambda: servers_of(status_of(p))[a.address]["checks"] >= 8, 10))
+
+        def reload(servers, generation):
+            text = ("worker_processes 2;\nupstream app {\n%s    health_check interval=200ms;\n}\n"
+                    "server {\n    listen 127.0.0.1:%d;\n    root htdocs;\n    %s\n"
+                    "    location = /gen { return 200 \"%d\"; }\n}\n"
+                    % ("".join("    server %s;\n" % s for s in servers), p.port, self.STATUS,
+                       generation))
+            with open(p.conf_path + ".tmp", "w") as f:
+                f.write(harness.build_conf(text))
+            os.rename(p.conf_path + ".tmp", p.conf_path)
+            p.signal(signal.SIGHUP)
+            want = b"%d" % generation
+            self.assertTrue(harness.wait_for(
+                lambda: all(p.get("/gen").body == want for _ in range(6)), 10), p.output)
+
+        # the same servers: the new workers see the counts (and verdicts) of the old ones
+        reload(servers, 2)
+        self.assertGreaterEqual(servers_of(status_of(p))[a.address]["checks"], 8)
+        # another list: the block starts afresh
+        c = self.backend()
+        reload(servers + [c.address], 3)
+        self.assertLess(servers_of(status_of(p))[a.address]["checks"], 8)
 
 
 class StatusTest(ProxyTestCase):

@@ -1739,9 +1739,11 @@ static void test_proxy_defaults_and_directives(void **state)
               "upstream hc { hash $uri$arg_id consistent; server 127.0.0.1:1; }\n"
               "upstream hp { hash \"$http_x_user\"; server 127.0.0.1:1; }\n"
               "upstream r2 { random two least_conn; server 127.0.0.1:1; }\n"
-              "upstream r1 { random; server 127.0.0.1:1; }\n"
+              "upstream r1 { random; server 127.0.0.1:1;\n"
+              "  health_check interval=2s fails=3 passes=2 uri=/ping?x=1 port=8080; }\n"
+              "upstream hd { server 127.0.0.1:1; health_check interval=1s; }\n"
               "server { }\n");
-    assert_int_equal(c->nupstreams, 7);
+    assert_int_equal(c->nupstreams, 8);
     const pt_conf_upstream *rr = &c->upstreams[0];
     assert_int_equal(rr->balance, PT_BALANCE_ROUND_ROBIN);
     assert_int_equal(rr->servers[0].max_conns, 10);
@@ -1750,6 +1752,7 @@ static void test_proxy_defaults_and_directives(void **state)
     assert_true(rr->servers[1].backup && rr->servers[1].down);
     assert_int_equal(rr->servers[1].max_conns, 0);
     assert_int_equal(rr->queue, 20);
+    assert_false(rr->health.on);
     assert_true(rr->queue_timeout == 5.0);
     assert_int_equal(c->upstreams[1].balance, PT_BALANCE_LEAST_CONN);
     assert_int_equal(c->upstreams[1].queue, 0);
@@ -1762,7 +1765,26 @@ static void test_proxy_defaults_and_directives(void **state)
     assert_false(c->upstreams[4].hash_consistent);
     assert_int_equal(c->upstreams[5].balance, PT_BALANCE_RANDOM);
     assert_true(c->upstreams[5].random_two);
-    assert_false(c->upstreams[6].random_two);
+    const pt_conf_upstream *r1 = &c->upstreams[6];
+    assert_false(r1->random_two);
+    assert_true(r1->health.on);
+    assert_true(r1->health.interval == 2.0);
+    assert_true(r1->health.timeout == 2.0); /* no longer than the interval */
+    assert_int_equal(r1->health.fails, 3);
+    assert_int_equal(r1->health.passes, 2);
+    assert_string_equal(r1->health.uri, "/ping?x=1");
+    assert_int_equal(r1->health.port, 8080);
+    const pt_conf_upstream *hd = &c->upstreams[7];
+    assert_true(hd->health.interval == 1.0);
+    assert_true(hd->health.timeout == 1.0);
+    assert_int_equal(hd->health.fails, 1);
+    assert_int_equal(hd->health.passes, 1);
+    assert_string_equal(hd->health.uri, "/");
+    assert_int_equal(hd->health.port, 0);
+    pt_conf_free(c);
+    c = parse("upstream d { server 127.0.0.1:1; health_check; }\nserver { }\n");
+    assert_true(c->upstreams[0].health.interval == PT_CONF_HEALTH_INTERVAL);
+    assert_true(c->upstreams[0].health.timeout == PT_CONF_HEALTH_TIMEOUT);
     pt_conf_free(c);
 
     /* upstream blocks inside http { }, after the servers that use them */
@@ -1809,6 +1831,15 @@ static void test_proxy_errors(void **state)
          "t.conf:1:40: invalid value \"0\" in \"queue\""},
         {"upstream a { server 127.0.0.1:1; queue 5 timeout=never; }\nserver {}",
          "t.conf:1:42: invalid parameter \"timeout=never\" in \"queue\""},
+        {"upstream a { server 127.0.0.1:1; health_check match=ok; }\nserver {}",
+         "t.conf:1:47: \"match\" is not supported: a server passes a check with a 2xx or 3xx "
+         "answer"},
+        {"upstream a { server 127.0.0.1:1; health_check uri=health; }\nserver {}",
+         "t.conf:1:47: invalid parameter \"uri=health\" in \"health_check\""},
+        {"upstream a { server 127.0.0.1:1; health_check interval=1s timeout=2s; }\nserver {}",
+         "t.conf:1:34: the timeout of \"health_check\" is longer than its interval"},
+        {"upstream a { server 127.0.0.1:1; health_check; health_check; }\nserver {}",
+         "t.conf:1:48: \"health_check\" directive is duplicate"},
         {"least_conn;\nserver {}", "t.conf:1:1: \"least_conn\" directive is not allowed here"},
         {"server { location / { hash $uri; } }",
          "t.conf:1:23: \"hash\" directive is not allowed here"},
