@@ -45,7 +45,7 @@ static bool param(const char *w, const char *name, const char **v)
 }
 
 /* `server ADDRESS [weight=N] [max_fails=N] [fail_timeout=TIME] [max_conns=N] [slow_start=TIME]
- * [backup] [down];` */
+ * [backup] [down] [resolve];` */
 static int upstream_server(pt_conf_loader *cx, const pt_conf_node *k, pt_conf_upstream *u)
 {
     if (k->nw < 2)
@@ -85,7 +85,11 @@ static int upstream_server(pt_conf_loader *cx, const pt_conf_node *k, pt_conf_up
             ok = !sv.backup && (sv.backup = true);
         else if (strcmp(w, "down") == 0)
             ok = !sv.down && (sv.down = true);
-        else
+        else if (strcmp(w, "resolve") == 0) {
+            if (a.kind != PT_AUTHORITY_NAME)
+                return pt_conf_bad(cx, k, i, "\"resolve\": \"%s\" is not a name to look up", addr);
+            ok = !sv.resolve && (sv.resolve = true);
+        } else
             ok = false;
         if (!ok)
             return pt_conf_bad(cx, k, i, "invalid parameter \"%s\" in \"server\"", w);
@@ -265,6 +269,7 @@ enum {
     SEEN_QUEUE = 8,
     SEEN_ZONE = 16,
     SEEN_HEALTH = 32,
+    SEEN_RESOLVER = 64,
 };
 
 static int upstream_directive(pt_conf_loader *cx, const pt_conf_node *k, pt_conf_upstream *u,
@@ -308,6 +313,11 @@ static int upstream_directive(pt_conf_loader *cx, const pt_conf_node *k, pt_conf
     } else if (strcmp(kn, "health_check") == 0) {
         bit = SEEN_HEALTH;
         rc = upstream_health(cx, k, u);
+    } else if (strcmp(kn, "resolver_interval") == 0) {
+        bit = SEEN_RESOLVER;
+        if (k->nw != 2 || pt_parse_time(k->w[1].s, &u->resolver_interval) < 0 ||
+            u->resolver_interval <= 0 || pt_timeout_is_none(u->resolver_interval))
+            return pt_conf_bad(cx, k, k->nw > 1, "invalid time in \"resolver_interval\"");
     } else if (strcmp(kn, "zone") == 0) {
         bit = SEEN_ZONE;
         rc = upstream_zone(cx, k);
@@ -346,6 +356,7 @@ static int set_upstream(pt_conf_loader *cx, const pt_conf_node *d, void *field, 
                 .fails = 1,
                 .passes = 1,
             },
+        .resolver_interval = PT_CONF_UPSTREAM_RESOLVER_INTERVAL,
         .file = d->file,
         .line = d->w[0].line,
         .col = d->w[0].col,
@@ -376,6 +387,7 @@ static const pt_conf_directive directives[] = {
     {"random", C_UPSTREAM, 0, 0, -1, set_nowhere, NOWHERE},
     {"queue", C_UPSTREAM, 0, 0, -1, set_nowhere, NOWHERE},
     {"health_check", C_UPSTREAM, 0, 0, -1, set_nowhere, NOWHERE},
+    {"resolver_interval", C_UPSTREAM, 0, 0, -1, set_nowhere, NOWHERE},
     {"zone", C_UPSTREAM, 0, 0, -1, set_nowhere, NOWHERE},
 };
 

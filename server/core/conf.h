@@ -400,7 +400,7 @@ typedef struct pt_conf_ssl {
 #define PT_CONF_SSL_SESSION_BYTES 256
 
 /* One `server ADDRESS [weight=N] [max_fails=N] [fail_timeout=TIME] [max_conns=N]
- * [slow_start=TIME] [backup] [down];` of an upstream block. ADDRESS is HOST[:PORT]
+ * [slow_start=TIME] [backup] [down] [resolve];` of an upstream block. ADDRESS is HOST[:PORT]
  * (port 80 by default) with HOST an IPv4 or [IPv6] literal or a DNS name (resolved when
  * connecting), or unix:PATH. */
 typedef struct pt_conf_upstream_server {
@@ -413,6 +413,7 @@ typedef struct pt_conf_upstream_server {
                             comes back; 0: at once */
     bool backup;         /* only when no other server can take the request */
     bool down;           /* never chosen */
+    bool resolve;        /* a name looked up again every resolver_interval */
     const char *file;
     int line, col;
 } pt_conf_upstream_server;
@@ -447,7 +448,8 @@ typedef struct pt_conf_health_check {
 
 /* `upstream NAME { server ...; keepalive N; keepalive_timeout TIME; keepalive_requests N;
  * least_conn | ip_hash | hash KEY [consistent] | random [two [least_conn]]; queue N
- * [timeout=TIME]; health_check ...; zone NAME [SIZE]; }` at the top level.
+ * [timeout=TIME]; health_check ...; resolver_interval TIME; zone NAME [SIZE]; }` at the top
+ * level.
  * The keep-alive bounds are per server of the block and per worker. */
 typedef struct pt_conf_upstream {
     char *name;
@@ -463,6 +465,7 @@ typedef struct pt_conf_upstream {
     size_t queue;              /* requests that wait for a server under max_conns (0: none) */
     double queue_timeout;      /* how long one waits (60 s) */
     pt_conf_health_check health;
+    double resolver_interval; /* how often `resolve` names are looked up again (30 s) */
     const char *file;
     int line, col;
 } pt_conf_upstream;
@@ -472,6 +475,7 @@ typedef struct pt_conf_upstream {
 #define PT_CONF_UPSTREAM_KEEPALIVE_REQUESTS 1000
 #define PT_CONF_UPSTREAM_FAIL_TIMEOUT 10.0
 #define PT_CONF_UPSTREAM_QUEUE_TIMEOUT 60.0
+#define PT_CONF_UPSTREAM_RESOLVER_INTERVAL 30.0
 #define PT_CONF_PROXY_TIMEOUT 60.0
 
 /* proxy_next_upstream: when a request goes to the next server (if it can be sent again). The

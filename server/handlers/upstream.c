@@ -4,6 +4,7 @@
  */
 #include "server/handlers/upstream.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -17,6 +18,7 @@
 #include "connmgr/tls.h"
 #include "server/core/log.h"
 #include "server/core/vars.h"
+#include "server/core/workpool.h"
 #include "server/handlers/health.h"
 
 /* How often a process with requests in a queue looks whether another process's connections
@@ -51,6 +53,24 @@ struct pt_upstream_group {
     int nslots;
 };
 
+/* A `resolve` server's addresses (this process's): the last good answer, read by the
+ * connector's resolver threads at each connect (so under a lock), written by the loop when a
+ * lookup on the work pool's thread comes back. */
+struct pt_resolved {
+    pthread_mutex_t mu;
+    pt_connect_addr addrs[PT_CONNECTOR_MAX_ADDRESSES];
+    size_t n;      /* 0: never resolved */
+    unsigned turn; /* where the next connect starts in `addrs` */
+    bool failing;  /* the last lookup failed (said once) */
+    /* the lookup in flight */
+    pt_work work;
+    bool busy;
+    pt_connect_addr fresh[PT_CONNECTOR_MAX_ADDRESSES];
+    int nfresh; /* or a negative errno */
+    pt_upstream *up;
+    size_t peer;
+};
+
 struct pt_upstreams {
     struct ev_loop *loop;
     const pt_conf *conf;
@@ -61,6 +81,9 @@ struct pt_upstreams {
     pt_upstream_group **groups;
     size_t ngroups;
     int nslots, slot;
+    pt_custodian *resolving; /* the work pool's (`resolve` servers); NULL: none yet */
+    pt_workpool *workpool;
+    bool closing;
 };
 
 /* ---- proxy_pass URLs ---- */
@@ -272,6 +295,200 @@ fail:
     return NULL;
 }
 
+/* ---- names looked up again (`resolve`) ---- */
+
+static bool same_ip(const pt_connect_addr *a, const pt_connect_addr *b)
+{
+    if (a->addr.sa.sa_family != b->addr.sa.sa_family)
+        return false;
+    if (a->addr.sa.sa_family == AF_INET)
+        return a->addr.in.sin_addr.s_addr == b->addr.in.sin_addr.s_addr;
+    return a->addr.sa.sa_family == AF_INET6 &&
+           memcmp(&a->addr.in6.sin6_addr, &b->addr.in6.sin6_addr, sizeof(struct in6_addr)) == 0;
+}
+
+static bool has_ip(const pt_connect_addr *list, size_t n, const pt_connect_addr *a)
+{
+    for (size_t i = 0; i < n; i++)
+        if (same_ip(&list[i], a))
+            return true;
+    return false;
+}
+
+/* Whether two answers hold the same addresses (in any order). */
+static bool same_addrs(const pt_connect_addr *a, size_t na, const pt_connect_addr *b, size_t nb)
+{
+    if (na != nb)
+        return false;
+    for (size_t i = 0; i < na; i++)
+        if (!has_ip(b, nb, &a[i]))
+            return false;
+    return true;
+}
+
+/* "192.0.2.1, 2001:db8::1" */
+static void format_addrs(const pt_connect_addr *a, size_t n, char *buf, size_t cap)
+{
+    size_t len = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < n && len + INET6_ADDRSTRLEN + 2 < cap; i++) {
+        const void *ip = a[i].addr.sa.sa_family == AF_INET ? (const void *)&a[i].addr.in.sin_addr
+                                                           : (const void *)&a[i].addr.in6.sin6_addr;
+        if (i)
+            len += (size_t)snprintf(buf + len, cap - len, ", ");
+        if (inet_ntop(a[i].addr.sa.sa_family, ip, buf + len, (socklen_t)(cap - len)))
+            len += strlen(buf + len);
+    }
+}
+
+/* The connector's resolver (on its thread): a `resolve` server's last answer, each connect
+ * starting from the next address; another name of the block is looked up as always. */
+static int resolve_for(const char *host, pt_connect_addr *out, size_t max, void *data)
+{
+    pt_upstream *up = data;
+    pt_resolved *r = NULL;
+    for (size_t i = 0; i < up->npeers && !r; i++)
+        if (up->peers[i].resolved && strcmp(up->peers[i].authority.host, host) == 0)
+            r = up->peers[i].resolved;
+    if (!r)
+        return pt_resolve_getaddrinfo(host, out, max, NULL);
+    pthread_mutex_lock(&r->mu);
+    if (!r->n) {
+        /* a connect before the first lookup came back: this one looks it up */
+        pthread_mutex_unlock(&r->mu);
+        int n = pt_resolve_getaddrinfo(host, out, max, NULL);
+        if (n <= 0)
+            return n < 0 ? n : -ENOENT;
+        pthread_mutex_lock(&r->mu);
+        if (!r->n) {
+            memcpy(r->addrs, out, (size_t)n * sizeof *out);
+            r->n = (size_t)n;
+        }
+        pthread_mutex_unlock(&r->mu);
+        return n;
+    }
+    size_t n = r->n < max ? r->n : max, start = r->turn++ % r->n;
+    for (size_t k = 0; k < n; k++)
+        out[k] = r->addrs[(start + k) % r->n];
+    pthread_mutex_unlock(&r->mu);
+    return (int)n;
+}
+
+static void lookup_run(pt_work *w)
+{
+    pt_resolved *r = (pt_resolved *)(void *)((char *)w - offsetof(pt_resolved, work));
+    const pt_upstream_peer *p = &r->up->peers[r->peer];
+    r->nfresh =
+        pt_resolve_getaddrinfo(p->authority.host, r->fresh, PT_CONNECTOR_MAX_ADDRESSES, NULL);
+}
+
+/* Idle pooled connections are kept to the addresses the name still has. */
+static bool keep_addr(const pt_connect_addr *peer, void *data)
+{
+    const pt_resolved *r = data;
+    return has_ip(r->addrs, r->n, peer);
+}
+
+static void lookup_done(pt_work *w)
+{
+    pt_resolved *r = (pt_resolved *)(void *)((char *)w - offsetof(pt_resolved, work));
+    r->busy = false;
+    pt_upstream *up = r->up;
+    if (w->status < 0 || up->registry->closing)
+        return;
+    pt_upstream_peer *p = &up->peers[r->peer];
+    char list[512];
+    if (r->nfresh <= 0) {
+        if (r->failing)
+            return;
+        r->failing = true;
+        pthread_mutex_lock(&r->mu);
+        format_addrs(r->addrs, r->n, list, sizeof list);
+        pthread_mutex_unlock(&r->mu);
+        pt_log_error(PT_LOG_WARN,
+                     "upstream server %s of \"%s\": \"%s\" does not resolve (%s); %s%s", p->name,
+                     up->name, p->authority.host,
+                     r->nfresh == -ENOENT ? "no such name" : strerror(-r->nfresh),
+                     list[0] ? "its last addresses are kept: " : "no address known yet", list);
+        return;
+    }
+    pthread_mutex_lock(&r->mu);
+    bool first = r->n == 0, changed = !same_addrs(r->addrs, r->n, r->fresh, (size_t)r->nfresh);
+    if (changed) {
+        memcpy(r->addrs, r->fresh, (size_t)r->nfresh * sizeof *r->fresh);
+        r->n = (size_t)r->nfresh;
+    }
+    pthread_mutex_unlock(&r->mu);
+    bool was_failing = r->failing;
+    r->failing = false;
+    if (changed || was_failing) {
+        format_addrs(r->fresh, (size_t)r->nfresh, list, sizeof list);
+        pt_log_error(first ? PT_LOG_INFO : PT_LOG_NOTICE,
+                     "upstream server %s of \"%s\": \"%s\" resolves to %s", p->name, up->name,
+                     p->authority.host, list);
+    }
+    /* (the loop's thread is the only writer of `addrs`: read without the lock) */
+    pt_pool_drop_idle(p->pool, keep_addr, r);
+}
+
+static void on_resolve(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    pt_upstream *up = w->data;
+    pt_upstreams *u = up->registry;
+    for (size_t i = 0; i < up->npeers; i++) {
+        pt_resolved *r = up->peers[i].resolved;
+        if (!r || r->busy)
+            continue;
+        r->work.run = lookup_run;
+        r->work.done = lookup_done;
+        if (pt_workpool_submit(u->workpool, &r->work) == 0)
+            r->busy = true;
+    }
+}
+
+static void resolving_closing(void *data)
+{
+    pt_upstreams *u = data;
+    u->closing = true;
+}
+
+static void resolving_gone(void *data)
+{
+    pt_upstreams *u = data;
+    u->resolving = NULL;
+    u->workpool = NULL;
+}
+
+/* Each worker looks its `resolve` names up again every resolver_interval, the first time at
+ * once. */
+static void resolve_start(pt_upstreams *u, pt_upstream *up)
+{
+    if (!ev_cb(&up->resolve) || ev_is_active(&up->resolve))
+        return;
+    if (!u->workpool) {
+        /* Released last to first: the registry is told it closes, the pool's threads are
+         * joined (lookups that finish then are dropped), the registry forgets the pool. */
+        u->resolving = pt_custodian_new(u->custodian);
+        if (!u->resolving || !pt_custodian_register(u->resolving, resolving_gone, u) ||
+            pt_workpool_new(&u->workpool, u->loop, u->resolving) < 0 ||
+            !pt_custodian_register(u->resolving, resolving_closing, u)) {
+            pt_log_error(PT_LOG_ERROR, "cannot look upstream names up again: out of memory");
+            return;
+        }
+    }
+    ev_timer_set(&up->resolve, 0, up->block->resolver_interval);
+    ev_timer_start(u->loop, &up->resolve);
+    ev_unref(u->loop); /* (it never keeps the loop running by itself) */
+}
+
+static void resolve_stop(pt_upstream *up)
+{
+    if (ev_cb(&up->resolve) && ev_is_active(&up->resolve)) {
+        ev_ref(up->loop);
+        ev_timer_stop(up->loop, &up->resolve);
+    }
+}
+
 /* ---- the registry ---- */
 
 /* The parent shut down first: what lives under the custodian is released already. */
@@ -305,9 +522,14 @@ int pt_upstreams_new(pt_upstreams **out, struct ev_loop *loop, pt_custodian *par
 static void upstream_free(pt_upstream *up)
 {
     ev_timer_stop(up->loop, &up->wake);
+    resolve_stop(up);
     for (size_t i = 0; i < up->npeers; i++) {
         pt_pool_free(up->peers[i].pool);
         SSL_SESSION_free(up->peers[i].session);
+        if (up->peers[i].resolved) {
+            pthread_mutex_destroy(&up->peers[i].resolved->mu);
+            free(up->peers[i].resolved);
+        }
     }
     pt_connector_free(up->connector);
     SSL_CTX_free(up->ssl_ctx);
@@ -322,7 +544,10 @@ void pt_upstreams_free(pt_upstreams *u)
 {
     if (!u)
         return;
-    /* the checkers first: they use the upstreams' connectors */
+    /* the lookups first (what they finish is dropped), then the checkers: both use the
+     * upstreams */
+    u->closing = true;
+    pt_custodian_shutdown(u->resolving);
     for (size_t i = 0; i < u->ngroups; i++) {
         pt_health_free(u->groups[i]->checker);
         u->groups[i]->checker = NULL;
@@ -365,12 +590,16 @@ void pt_upstreams_start(pt_upstreams *u, int slot)
     /* One process checks: the first worker (or the only process). */
     for (size_t k = 0; slot == 0 && k < u->ngroups; k++)
         pt_health_start(u->groups[k]->checker);
+    for (size_t i = 0; i < u->n; i++)
+        resolve_start(u, u->list[i]);
 }
 
 void pt_upstreams_stop(pt_upstreams *u)
 {
     for (size_t k = 0; u && k < u->ngroups; k++)
         pt_health_stop(u->groups[k]->checker);
+    for (size_t i = 0; u && i < u->n; i++)
+        resolve_stop(u->list[i]);
 }
 
 static const pt_conf_upstream *find_block(const pt_conf *conf, const char *name)
@@ -414,6 +643,7 @@ static pt_upstream *upstream_new(pt_upstreams *u, const char *key, const pt_prox
     if (!up)
         goto oom;
     up->loop = u->loop;
+    up->registry = u;
     ev_init(&up->wake, on_wake);
     up->wake.data = up;
     up->key = strdup(key);
@@ -441,6 +671,17 @@ static pt_upstream *upstream_new(pt_upstreams *u, const char *key, const pt_prox
     pt_connector_options co;
     pt_connector_options_init(&co);
     co.custodian = u->custodian;
+    bool resolving = false;
+    for (size_t i = 0; block && i < block->nservers; i++)
+        resolving |= block->servers[i].resolve;
+    if (resolving) {
+        /* Every connect asks resolve_for, which answers from the last lookup. */
+        co.resolve = resolve_for;
+        co.resolve_data = up;
+        co.resolve_valid = 0;
+        ev_init(&up->resolve, on_resolve);
+        up->resolve.data = up;
+    }
     int r = pt_connector_new(&up->connector, u->loop, &co);
     if (r < 0)
         goto oom;
@@ -480,6 +721,13 @@ static pt_upstream *upstream_new(pt_upstreams *u, const char *key, const pt_prox
             p->slow_start = sv->slow_start;
             p->backup = sv->backup;
             p->down = sv->down;
+            if (sv->resolve) {
+                if (!(p->resolved = calloc(1, sizeof *p->resolved)))
+                    goto oom;
+                pthread_mutex_init(&p->resolved->mu, NULL);
+                p->resolved->up = up;
+                p->resolved->peer = i;
+            }
         }
     }
     point_rows(up, u->slot);

@@ -23,6 +23,12 @@
  * its checks failed is out in every worker until they pass again. A server that comes back
  * (either way) with slow_start ramps its weight up over that long.
  *
+ * Names: a server's DNS name is resolved when connecting (connector.h). A `resolve` server's
+ * name is looked up again every resolver_interval, off the loop (a work pool's thread), by each
+ * worker: its connections go to the addresses of the last answer in turn; idle pooled
+ * connections to an address the name no longer has are closed, those to the others kept; a
+ * name that stops resolving keeps its last addresses (and says so once).
+ *
  * Shared state: what one process learns of a server (its failures, its checks, how many
  * connections it has) every process of the server sees: each upstream block's state lives in
  * memory mapped before the workers fork, read without a lock on the request path (atomics) and
@@ -59,6 +65,8 @@
 /* Draws of a hashing or random method before it falls back to round-robin (nginx's). */
 #define PT_UPSTREAM_MAX_DRAWS 20
 
+typedef struct pt_resolved pt_resolved;
+
 /* What every process sees of one server (in shared memory). Times are ev_now() values. */
 typedef struct pt_peer_state {
     /* passive health: written under the lock */
@@ -87,11 +95,12 @@ typedef struct pt_upstream_peer {
     uint32_t max_conns; /* 0: no bound */
     double slow_start;  /* 0: none */
     bool backup, down;
-    int current_weight;   /* smooth weighted round-robin: this process's */
-    pt_peer_state *st;    /* shared */
-    uint32_t *conns;      /* connections now, every process's (shared, atomic) */
-    uint32_t *mine;       /* this process's share of them (its row) */
-    SSL_SESSION *session; /* the last TLS session, offered to resume */
+    int current_weight;    /* smooth weighted round-robin: this process's */
+    pt_peer_state *st;     /* shared */
+    uint32_t *conns;       /* connections now, every process's (shared, atomic) */
+    uint32_t *mine;        /* this process's share of them (its row) */
+    SSL_SESSION *session;  /* the last TLS session, offered to resume */
+    pt_resolved *resolved; /* `resolve`: its addresses, looked up again (upstream.c) */
 } pt_upstream_peer;
 
 /* A point of a consistent hash ring. */
@@ -133,6 +142,8 @@ typedef struct pt_upstream {
     size_t nwaiting;
     ev_timer wake;
     struct ev_loop *loop;
+    ev_timer resolve; /* `resolve` servers: every resolver_interval, their names again */
+    struct pt_upstreams *registry;
 } pt_upstream;
 
 typedef struct pt_upstreams pt_upstreams;

@@ -3,12 +3,16 @@
 with and without a queue (one count for every worker), and the status page's view of the
 servers. The backends are test_proxy.py's."""
 
+import ctypes
 import json
 import os
 import signal
+import subprocess
 import sys
+import tempfile
 import threading
 import time
+import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
@@ -371,6 +375,121 @@ class HealthTest(ProxyTestCase):
         c = self.backend()
         reload(servers + [c.address], 3)
         self.assertLess(servers_of(status_of(p))[a.address]["checks"], 8)
+
+
+# ---- names that change: porter in a mount namespace of its own, its /etc/hosts the test's ----
+
+CLONE_NEWNS = 0x00020000
+MS_BIND, MS_REC, MS_PRIVATE = 4096, 16384, 1 << 18
+
+
+def _can_bind_hosts():
+    if os.geteuid() != 0 or not os.path.exists("/etc/hosts"):
+        return False
+    try:
+        return subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode == 0
+    except OSError:
+        return False
+
+
+CAN_BIND_HOSTS = _can_bind_hosts()
+
+
+class HostsPorter(harness.Porter):
+    """A porter that sees `hosts` as /etc/hosts: started in a mount namespace of its own (the
+    mounts private, so nothing leaks to the host) with the file bound over /etc/hosts. The
+    system resolver reads the file at each lookup: the test changes a name's addresses by
+    rewriting it in place (the same inode: a bound file is that inode)."""
+
+    def __init__(self, hosts, *args, **kw):
+        self.hosts = hosts
+        super().__init__(*args, **kw)
+
+    def _preexec(self):
+        super()._preexec()
+        libc = ctypes.CDLL(None, use_errno=True)
+        if (libc.unshare(CLONE_NEWNS) != 0
+                or libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None) != 0
+                or libc.mount(self.hosts.encode(), b"/etc/hosts", None, MS_BIND, None) != 0):
+            os._exit(97)
+
+
+@unittest.skipUnless(CAN_BIND_HOSTS, "needs root and mount namespaces (unshare -m) to give "
+                     "porter a hosts file of the test's")
+class ResolveTest(ProxyTestCase):
+    def write_hosts(self, text):
+        with open(self.hosts, "r+") as f:  # in place: the bound inode
+            f.truncate(0)
+            f.write("127.0.0.1 localhost\n" + text)
+
+    def test_a_name_that_changes_its_addresses(self):
+        fd, self.hosts = tempfile.mkstemp(prefix="porter-itest-hosts-")
+        os.close(fd)
+        self.addCleanup(os.unlink, self.hosts)
+        self.write_hosts("127.0.0.2 app.test\n")
+        # one port, three addresses: which backend answers says which address was used
+        one = self.backend(host="127.0.0.2")
+        port = one.port
+        two = self.backend(host="127.0.0.3", port=port)
+        three = self.backend(host="127.0.0.4", port=port)
+        conf = ("upstream app {\n    server app.test:%d resolve;\n    resolver_interval 200ms;\n"
+                "}\nserver {\n    listen 127.0.0.1:0;\n    root htdocs;\n"
+                "    location / { proxy_pass http://app; }\n}\n" % port)
+        p = HostsPorter(self.hosts, conf)
+        self.addCleanup(p.cleanup)
+        self.addCleanup(p.stop)
+
+        backends = (one, two, three)
+
+        def served_by():
+            """The backends a request (on a client connection of its own) reached."""
+            before = [len(b.requests) for b in backends]
+            with p.connect() as c:
+                c.send(harness.request("GET", "/x", close=True))
+                self.assertStatus(c.read_response(), 200)
+            return [b for b, n in zip(backends, before) if len(b.requests) > n]
+
+        for _ in range(3):
+            self.assertEqual(served_by(), [one])
+        self.assertEqual(one.connections, 1)  # the pooled connection carries them
+
+        # The name moves: within an interval or two the requests go to its new address, and the
+        # pooled connection to the old one is closed (else it would carry them on).
+        self.write_hosts("127.0.0.3 app.test\n")
+        self.assertTrue(harness.wait_for(lambda: "resolves to 127.0.0.3" in p.output, 5),
+                        p.output)
+        for _ in range(3):
+            self.assertEqual(served_by(), [two])
+        self.assertEqual(len(one.requests), 3)
+
+        # A second address: the connection pooled to the first one stays in use; new
+        # connections take the addresses in turn.
+        connections = two.connections
+        self.write_hosts("127.0.0.3 app.test\n127.0.0.4 app.test\n")
+        self.assertTrue(harness.wait_for(
+            lambda: "resolves to 127.0.0.3, 127.0.0.4" in p.output, 5), p.output)
+        self.assertEqual(served_by(), [two])
+        self.assertEqual(two.connections, connections)
+        # four requests at once need three new connections: they take the two addresses in
+        # turn, so the new one gets some
+        res = Parallel(p, ["/slow/0.5"] * 4).join()
+        self.assertEqual([r.status for r, _ in res], [200] * 4)
+        self.assertIn(len(three.requests), (1, 2))
+
+        # The name stops resolving: its last addresses are kept, and it says so once.
+        self.write_hosts("")
+        self.assertTrue(harness.wait_for(lambda: "does not resolve" in p.output, 5), p.output)
+        self.assertIn("its last addresses are kept: 127.0.0.3, 127.0.0.4", p.output)
+        for _ in range(4):
+            with p.connect() as c:
+                c.send(harness.request("GET", "/port", close=True))
+                self.assertStatus(c.read_response(), 200)
+        time.sleep(0.5)
+        self.assertEqual(p.output.count("does not resolve"), 1)
+        # and back
+        self.write_hosts("127.0.0.2 app.test\n")
+        self.assertTrue(harness.wait_for(
+            lambda: p.output.count("resolves to 127.0.0.2") >= 1, 5), p.output)
 
 
 class StatusTest(ProxyTestCase):

@@ -1732,24 +1732,26 @@ static void test_proxy_defaults_and_directives(void **state)
     pt_conf_free(c);
 
     /* balancing methods and the servers' flags */
-    c = parse("upstream rr { server 127.0.0.1:1 max_conns=10 slow_start=30s; server a.b:2 backup "
-              "down; queue 20 timeout=5s; zone rr 64k; }\n"
-              "upstream lc { least_conn; server 127.0.0.1:1; }\n"
-              "upstream ih { ip_hash; server 127.0.0.1:1; }\n"
-              "upstream hc { hash $uri$arg_id consistent; server 127.0.0.1:1; }\n"
-              "upstream hp { hash \"$http_x_user\"; server 127.0.0.1:1; }\n"
-              "upstream r2 { random two least_conn; server 127.0.0.1:1; }\n"
-              "upstream r1 { random; server 127.0.0.1:1;\n"
-              "  health_check interval=2s fails=3 passes=2 uri=/ping?x=1 port=8080; }\n"
-              "upstream hd { server 127.0.0.1:1; health_check interval=1s; }\n"
-              "server { }\n");
+    c = parse(
+        "upstream rr { server 127.0.0.1:1 max_conns=10 slow_start=30s; server a.b:2 backup "
+        "down resolve; queue 20 timeout=5s; zone rr 64k; }\n"
+        "upstream lc { least_conn; server 127.0.0.1:1; }\n"
+        "upstream ih { ip_hash; server 127.0.0.1:1; }\n"
+        "upstream hc { hash $uri$arg_id consistent; server 127.0.0.1:1; }\n"
+        "upstream hp { hash \"$http_x_user\"; server 127.0.0.1:1; }\n"
+        "upstream r2 { random two least_conn; server 127.0.0.1:1; }\n"
+        "upstream r1 { random; server 127.0.0.1:1;\n"
+        "  health_check interval=2s fails=3 passes=2 uri=/ping?x=1 port=8080; }\n"
+        "upstream hd { server 127.0.0.1:1; health_check interval=1s; resolver_interval 7s; }\n"
+        "server { }\n");
     assert_int_equal(c->nupstreams, 8);
     const pt_conf_upstream *rr = &c->upstreams[0];
     assert_int_equal(rr->balance, PT_BALANCE_ROUND_ROBIN);
     assert_int_equal(rr->servers[0].max_conns, 10);
     assert_true(rr->servers[0].slow_start == 30.0);
-    assert_false(rr->servers[0].backup || rr->servers[0].down);
-    assert_true(rr->servers[1].backup && rr->servers[1].down);
+    assert_false(rr->servers[0].backup || rr->servers[0].down || rr->servers[0].resolve);
+    assert_true(rr->servers[1].backup && rr->servers[1].down && rr->servers[1].resolve);
+    assert_true(rr->resolver_interval == PT_CONF_UPSTREAM_RESOLVER_INTERVAL);
     assert_int_equal(rr->servers[1].max_conns, 0);
     assert_int_equal(rr->queue, 20);
     assert_false(rr->health.on);
@@ -1781,6 +1783,7 @@ static void test_proxy_defaults_and_directives(void **state)
     assert_int_equal(hd->health.passes, 1);
     assert_string_equal(hd->health.uri, "/");
     assert_int_equal(hd->health.port, 0);
+    assert_true(hd->resolver_interval == 7.0);
     pt_conf_free(c);
     c = parse("upstream d { server 127.0.0.1:1; health_check; }\nserver { }\n");
     assert_true(c->upstreams[0].health.interval == PT_CONF_HEALTH_INTERVAL);
@@ -1813,6 +1816,10 @@ static void test_proxy_errors(void **state)
          "t.conf:1:33: invalid parameter \"max_conns=x\" in \"server\""},
         {"upstream a { server 127.0.0.1:1 slow_start=off; }\nserver {}",
          "t.conf:1:33: invalid parameter \"slow_start=off\" in \"server\""},
+        {"upstream a { server 127.0.0.1:1 resolve; }\nserver {}",
+         "t.conf:1:33: \"resolve\": \"127.0.0.1:1\" is not a name to look up"},
+        {"upstream a { server a.b:1; resolver_interval 0; }\nserver {}",
+         "t.conf:1:46: invalid time in \"resolver_interval\""},
         {"upstream a { server 127.0.0.1:1; hash $nope; }\nserver {}",
          "t.conf:1:39: unknown variable \"$nope\" in \"hash\""},
         {"upstream a { server 127.0.0.1:1; hash $uri always; }\nserver {}",
