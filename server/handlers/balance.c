@@ -67,6 +67,15 @@ static int state_of(const pt_upstream *up, const pt_upstream_sel *sel, size_t i,
     return MAY;
 }
 
+uint64_t pt_upstream_unavailable(const pt_upstream *up)
+{
+    uint64_t m = 0;
+    for (size_t i = 0; i < up->npeers; i++)
+        if (up->peers[i].down || load32(&up->peers[i].st->unhealthy))
+            m |= UINT64_C(1) << i;
+    return m;
+}
+
 int pt_upstream_peer_weight(const pt_upstream_peer *p, double now)
 {
     int w = p->weight * 1000;

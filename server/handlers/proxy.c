@@ -505,7 +505,8 @@ static unsigned next_flag(int status)
     }
 }
 
-/* Whether a server is left that the request has not been to, of `npeers` (`tried`: by index). */
+/* Whether a server is left that the request has not been to, of `npeers` (`tried`: by index,
+ * with those that cannot be asked: down, or failed by their checks). */
 static bool server_left(uint64_t tried, size_t npeers)
 {
     uint64_t all = npeers >= 64 ? ~UINT64_C(0) : (UINT64_C(1) << npeers) - 1;
@@ -836,7 +837,8 @@ static void bad_response(proxy_req *p, const char *why)
     pt_upstream_peer_failed(p->up, p->peer, ev_now(p->loop));
     if (p->req && !pt_h1_client_response(p->cl)->switching &&
         next_for_answer(p->t->conf, &p->rt, PT_NEXT_INVALID_HEADER,
-                        server_left(p->sel.tried, p->up->npeers), ev_now(p->loop))) {
+                        server_left(p->sel.tried | pt_upstream_unavailable(p->up), p->up->npeers),
+                        ev_now(p->loop))) {
         go_again(p);
         return;
     }
@@ -853,8 +855,10 @@ static bool response_head(proxy_req *p)
         pt_request_upstream_status(p->req, rs->status);
     if (rs->switching)
         return true;
-    if (p->req && next_for_answer(p->t->conf, &p->rt, next_flag(rs->status),
-                                  server_left(p->sel.tried, p->up->npeers), ev_now(p->loop))) {
+    if (p->req &&
+        next_for_answer(p->t->conf, &p->rt, next_flag(rs->status),
+                        server_left(p->sel.tried | pt_upstream_unavailable(p->up), p->up->npeers),
+                        ev_now(p->loop))) {
         pt_request_log(p->req, PT_LOG_ERROR,
                        "upstream %s \"%s\" answered %d, trying the next server", p->peer->name,
                        p->up->name, rs->status);

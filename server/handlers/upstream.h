@@ -207,6 +207,10 @@ int pt_upstream_take(pt_upstream *up, pt_upstream_sel *sel, pt_upstream_peer *p)
  * woken. */
 void pt_upstream_peer_done(pt_upstream *up, pt_upstream_peer *p);
 
+/* The servers of `up` no request may be sent to now, by index: `down`, or failed by their
+ * health checks. (balance.c) */
+uint64_t pt_upstream_unavailable(const pt_upstream *up);
+
 /* Connections to `p` now, every process's. */
 uint32_t pt_upstream_peer_conns(const pt_upstream_peer *p);
 

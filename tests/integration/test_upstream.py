@@ -144,6 +144,16 @@ class BalancingTest(ProxyTestCase):
         self.assertEqual({port_of(p.get("/port")) for _ in range(6)}, {a.port})
         self.assertEqual(b.requests, [])
 
+    def test_the_last_answer_passes_when_the_others_are_down(self):
+        # proxy_next_upstream http_503 with no other server to ask (down): the 503 is the
+        # client's answer, not a 502 for want of a server
+        busy, spare = RetryTest.busy_backend(self), self.backend()
+        p = self.proxy([busy.address, "%s down" % spare.address],
+                       top="proxy_next_upstream error timeout http_503;")
+        r = p.get("/x")
+        self.assertEqual((r.status, r.body), (503, b"busy"))
+        self.assertEqual(spare.requests, [])
+
     def test_every_server_down_is_502(self):
         a = self.backend()
         p = self.proxy(["%s down" % a.address, "127.0.0.1:%d" % self.closed_port()])

@@ -174,6 +174,19 @@ static void test_backups_only_when_no_primary_may(void **state)
     }
 }
 
+static void test_unavailable_servers(void **state)
+{
+    /* what a request can no longer be sent to: down, or failed by its checks (a server out
+     * for its requests' failures may still be tried, when it comes back first) */
+    fixture *f = make(4, NULL, PT_BALANCE_ROUND_ROBIN);
+    assert_int_equal(pt_upstream_unavailable(&f->up), 0);
+    f->peers[1].down = true;
+    f->st[3].unhealthy = 1;
+    f->st[0].down_until = 200;
+    assert_int_equal(pt_upstream_unavailable(&f->up), UINT64_C(0xa));
+    drop(f);
+}
+
 static void test_when_every_server_failed_the_first_back_is_tried(void **state)
 {
     fixture *f = make(3, NULL, PT_BALANCE_ROUND_ROBIN);
@@ -555,6 +568,7 @@ int main(void)
         NOTHING_LEFT_TEST(test_a_request_never_gets_a_server_twice),
         NOTHING_LEFT_TEST(test_down_servers_are_never_chosen),
         NOTHING_LEFT_TEST(test_backups_only_when_no_primary_may),
+        NOTHING_LEFT_TEST(test_unavailable_servers),
         NOTHING_LEFT_TEST(test_when_every_server_failed_the_first_back_is_tried),
         NOTHING_LEFT_TEST(test_passive_failures_mark_a_server_out),
         NOTHING_LEFT_TEST(test_max_conns_bounds_a_server),
