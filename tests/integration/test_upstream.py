@@ -7,6 +7,7 @@ import ctypes
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -17,6 +18,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 import test_proxy  # noqa: E402
+import test_proxy_tls  # noqa: E402
 from test_proxy import ProxyTestCase, read_request_head  # noqa: E402
 
 # The backends answer WebDAV's LOCK as any other method (a method porter does not tell apart).
@@ -355,6 +357,31 @@ class HealthTest(ProxyTestCase):
         self.assertFalse(doc["upstreams"][0]["health_checks"])
         time.sleep(0.5)
         self.assertEqual(servers_of(status_of(q))[a.address]["checks"], 0)
+
+    @unittest.skipUnless(test_proxy_tls.OPENSSL, "needs openssl")
+    def test_checks_of_an_https_upstream_verify_it(self):
+        d = tempfile.mkdtemp(prefix="porter-health-tls-")
+        self.addCleanup(lambda: subprocess.run(["rm", "-rf", d]))
+        cert, key = test_proxy_tls.make_cert(d, "localhost", "DNS:localhost,IP:127.0.0.1")
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(cert, key)
+        good = self.backend(ssl_context=ctx)
+        bad = self.backend(host="127.0.0.2", ssl_context=ctx)
+        # the second answers on an address its certificate does not name
+        p = self.proxy(["localhost:%d" % good.port, "127.0.0.2:%d" % bad.port],
+                       upstream_extra="health_check interval=300ms uri=/health;",
+                       location="location / { proxy_ssl_trusted_certificate %s; "
+                                "proxy_pass https://app; }\n"
+                                "    location = /status { status; }" % cert)
+        self.assertTrue(harness.wait_for(
+            lambda: servers_of(status_of(p))["localhost:%d" % good.port]["checks"] >= 2, 5))
+        s = servers_of(status_of(p))
+        self.assertEqual(s["localhost:%d" % good.port]["state"], "up")
+        self.assertEqual(s["localhost:%d" % good.port]["last_check_status"], 200)
+        self.assertEqual(s["localhost:%d" % good.port]["checks_failed"], 0)
+        self.assertTrue(any(r["path"] == "/health" for r in good.requests))
+        self.assertTrue(self.wait_state(p, "127.0.0.2:%d" % bad.port, "unhealthy"), p.output)
+        self.assertEqual(bad.requests, [])  # refused at the handshake, never asked
 
     def test_a_reload_keeps_what_the_checks_found(self):
         a, b = self.backend(), self.backend()
