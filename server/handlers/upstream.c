@@ -660,7 +660,14 @@ static pt_upstream *upstream_new(pt_upstreams *u, const char *key, const pt_prox
     if (!block && !up->own_name)
         goto oom;
     up->name = block ? block->name : up->own_name;
-    up->group = group_get(u, up->name, block);
+    /* proxy_pass's own address is its group with its port (http:// and https:// to one host
+     * are two servers) */
+    char group[PT_AUTHORITY_STRLEN];
+    pt_authority ga;
+    if (block || pt_authority_parse(&ga, up->name, strlen(up->name), url->tls ? 443 : 80) < 0 ||
+        pt_authority_format(&ga, group, sizeof group) < 0)
+        snprintf(group, sizeof group, "%s", up->name);
+    up->group = group_get(u, group, block);
     if (!up->group)
         goto oom;
     up->lock = &((health_region *)up->group->health->p)->lock;

@@ -562,6 +562,18 @@ class StatusTest(ProxyTestCase):
         self.assertEqual(servers[a.address]["active"], 1)
         slow.join()
 
+    def test_a_proxy_pass_address_is_an_upstream_of_its_own(self):
+        a = self.backend()
+        p = self.start_porter("location /a/ { proxy_pass http://localhost:%d; }\n"
+                              "location /b/ { proxy_pass http://localhost:%d/b/; }\n"
+                              "location = /status { status; }" % (a.port, a.port))
+        self.assertStatus(p.get("/a/x"), 200)
+        self.assertStatus(p.get("/b/x"), 200)
+        ups = status_of(p)["upstreams"]
+        # one for both locations, named by its address with its port
+        self.assertEqual([u["name"] for u in ups], ["localhost:%d" % a.port])
+        self.assertEqual(ups[0]["servers"][0]["state"], "up")
+
 
 if __name__ == "__main__":
     harness.main()
