@@ -231,12 +231,13 @@ static void group_free(pt_upstream_group *g)
 }
 
 /* What identifies a block's servers across a reload: each one's address and what makes its
- * state mean the same (a server that was `down` has none worth keeping). */
+ * state mean the same (a server that was `down` has none worth keeping), and whether checks
+ * keep a verdict (a block that stops checking must not keep one nobody will lift). */
 static char *servers_of(const pt_conf_upstream *block, const char *address)
 {
-    size_t n = block ? block->nservers : 1, len = 1;
+    size_t n = block ? block->nservers : 1, len = sizeof "checked\n";
     for (size_t i = 0; i < n; i++)
-        len += strlen(block ? block->servers[i].address : address) + 4;
+        len += strlen(block ? block->servers[i].address : address) + sizeof " b d\n";
     char *s = malloc(len), *p = s;
     if (!s)
         return NULL;
@@ -245,6 +246,7 @@ static char *servers_of(const pt_conf_upstream *block, const char *address)
         p += sprintf(p, "%s%s%s\n", sv ? sv->address : address, sv && sv->backup ? " b" : "",
                      sv && sv->down ? " d" : "");
     }
+    sprintf(p, "%s", block && block->health.on ? "checked\n" : "");
     return s;
 }
 

@@ -391,27 +391,40 @@ class HealthTest(ProxyTestCase):
         self.assertTrue(harness.wait_for(
             lambda: servers_of(status_of(p))[a.address]["checks"] >= 8, 10))
 
-        def reload(servers, generation):
-            text = ("worker_processes 2;\nupstream app {\n%s    health_check interval=200ms;\n}\n"
-                    "server {\n    listen 127.0.0.1:%d;\n    root htdocs;\n    %s\n"
-                    "    location = /gen { return 200 \"%d\"; }\n}\n"
-                    % ("".join("    server %s;\n" % s for s in servers), p.port, self.STATUS,
-                       generation))
-            with open(p.conf_path + ".tmp", "w") as f:
-                f.write(harness.build_conf(text))
-            os.rename(p.conf_path + ".tmp", p.conf_path)
-            p.signal(signal.SIGHUP)
-            want = b"%d" % generation
-            self.assertTrue(harness.wait_for(
-                lambda: all(p.get("/gen").body == want for _ in range(6)), 10), p.output)
-
         # the same servers: the new workers see the counts (and verdicts) of the old ones
-        reload(servers, 2)
+        self.reload(p, servers, 2)
         self.assertGreaterEqual(servers_of(status_of(p))[a.address]["checks"], 8)
         # another list: the block starts afresh
         c = self.backend()
-        reload(servers + [c.address], 3)
+        self.reload(p, servers + [c.address], 3)
         self.assertLess(servers_of(status_of(p))[a.address]["checks"], 8)
+
+    def reload(self, p, servers, generation, checks="health_check interval=200ms;"):
+        """Reloads `p` with the upstream's `servers` and `checks`, and waits until the new
+        workers answer."""
+        text = ("worker_processes 2;\nupstream app {\n%s    %s\n}\n"
+                "server {\n    listen 127.0.0.1:%d;\n    root htdocs;\n    %s\n"
+                "    location = /gen { return 200 \"%d\"; }\n}\n"
+                % ("".join("    server %s;\n" % s for s in servers), checks, p.port, self.STATUS,
+                   generation))
+        with open(p.conf_path + ".tmp", "w") as f:
+            f.write(harness.build_conf(text))
+        os.rename(p.conf_path + ".tmp", p.conf_path)
+        p.signal(signal.SIGHUP)
+        want = b"%d" % generation
+        self.assertTrue(harness.wait_for(
+            lambda: all(p.get("/gen").body == want for _ in range(6)), 10), p.output)
+
+    def test_a_reload_without_checks_forgets_their_verdict(self):
+        a = self.backend()
+        dead = "127.0.0.1:%d" % self.closed_port()
+        servers = [a.address, dead]
+        p = self.proxy(servers, top="worker_processes 2;",
+                       upstream_extra="health_check interval=200ms;", location=self.STATUS)
+        self.assertTrue(self.wait_state(p, dead, "unhealthy"), p.output)
+        # no checks any more: nothing would ever bring it back, so the verdict goes
+        self.reload(p, servers, 2, checks="")
+        self.assertEqual(self.state_of(p, dead), "up")
 
 
 # ---- names that change: porter in a mount namespace of its own, its /etc/hosts the test's ----
