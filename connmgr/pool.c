@@ -209,6 +209,20 @@ void pt_pool_give_back(pt_pool *p, pt_outbound *o)
     arm(p);
 }
 
+size_t pt_pool_drop_idle(pt_pool *p, bool (*keep)(const pt_connect_addr *peer, void *data),
+                         void *data)
+{
+    size_t n = 0;
+    for (pt_outbound *o = p->oldest, *next; o; o = next) {
+        next = o->next;
+        if (!keep(&o->peer, data)) {
+            drop(o);
+            n++;
+        }
+    }
+    return n;
+}
+
 const pt_authority *pt_pool_authority(const pt_pool *p)
 {
     return &p->authority;

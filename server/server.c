@@ -525,6 +525,7 @@ static int setup_vhost(pt_server *s, pt_vhost *vh, const pt_conf_server *cs, cha
     vh->cache = s->cache;
     vh->access_state = s->access;
     vh->zones = s->zones;
+    vh->upstreams = s->upstreams;
     if ((r = open_root(cs->root, cs->root_named, &vh->root_fd)) < 0) {
         root_error(cs, err, elen, r);
         return r;
@@ -827,7 +828,8 @@ int pt_server_new_with(pt_server **out, struct ev_loop *loop, const pt_server_op
         fco.max_open = (size_t)(nofile.rlim_cur / 4);
     s->cache = pt_filecache_new(&fco);
     if (s->custodian) {
-        pt_upstreams_new(&s->upstreams, loop, s->custodian, conf);
+        pt_upstreams_new(&s->upstreams, loop, s->custodian, conf,
+                         o->previous ? o->previous->upstreams : NULL, s->nslots);
         if (pt_access_state_new(&s->access, loop, s->custodian) < 0)
             s->access = NULL;
     }
@@ -927,6 +929,7 @@ int pt_server_start_worker(pt_server *s, int slot)
     s->slot = slot;
     for (size_t i = 0; i < s->nvhosts; i++)
         pt_stats_board_sink(s->board, slot, s->vhosts[i].stats_series, &s->vhosts[i].stats);
+    pt_upstreams_start(s->upstreams, slot);
     for (size_t i = 0; i < s->nsites; i++)
         start_listeners(s, s->sites[i]);
     ev_timer_start(s->loop, &s->tick);
@@ -971,6 +974,7 @@ static void stop(pt_server *s, bool gentle, pt_server_stopped_cb cb, void *data)
         return;
     }
     s->stopping = true;
+    pt_upstreams_stop(s->upstreams); /* no more health checks from here */
     s->on_stopped = cb;
     s->stopped_data = data;
     s->sites_draining = s->nsites;

@@ -878,6 +878,8 @@ static void upstreams_free(pt_conf *c)
     for (size_t i = 0; i < c->nupstreams; i++) {
         pt_conf_upstream *u = &c->upstreams[i];
         free(u->name);
+        free(u->hash_key);
+        free(u->health.uri);
         for (size_t k = 0; k < u->nservers; k++)
             free(u->servers[k].address);
         free(u->servers);

@@ -37,6 +37,9 @@ enum {
     C_LIF = 64
 };
 #define C_IF (C_SIF | C_LIF)
+/* An `upstream { }` block, which reads its directives itself (conf/upstream.c): no level is
+ * applied in it, so a row with only this context names a directive allowed nowhere else. */
+#define C_UPSTREAM 128
 #define C_TOP (C_MAIN | C_HTTP)
 #define C_ANY (C_TOP | C_SERVER)
 #define C_ALL (C_ANY | C_LOCATION)
@@ -87,13 +90,13 @@ typedef struct pt_conf_module {
 void pt_conf_script_dispose(pt_conf_script *s);
 void pt_conf_vars_dispose(pt_conf_vars *v);
 
-/* The modules (conf/core.c, static.c, tls.c, proxy.c, http2.c, compress.c, rate.c, access.c,
- * limits.c, log.c, rewrite.c,
- * realip.c); load.c lists them. */
+/* The modules (conf/core.c, static.c, tls.c, proxy.c, upstream.c, http2.c, compress.c, rate.c,
+ * access.c, limits.c, log.c, rewrite.c, realip.c); load.c lists them. */
 extern const pt_conf_module pt_conf_core_module;
 extern const pt_conf_module pt_conf_static_module;
 extern const pt_conf_module pt_conf_tls_module;
 extern const pt_conf_module pt_conf_proxy_module;
+extern const pt_conf_module pt_conf_upstream_module;
 extern const pt_conf_module pt_conf_rewrite_module;
 extern const pt_conf_module pt_conf_http2_module;
 extern const pt_conf_module pt_conf_compress_module;

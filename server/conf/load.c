@@ -16,6 +16,7 @@ static const pt_conf_module *const modules[] = {
     &pt_conf_static_module,
     &pt_conf_tls_module,
     &pt_conf_proxy_module,
+    &pt_conf_upstream_module,
     &pt_conf_http2_module,
     &pt_conf_compress_module,
     &pt_conf_access_module,

@@ -55,8 +55,6 @@ static const char *const unsupported[] = {
     "proxy_ssl_name", "proxy_ssl_password_file", "proxy_ssl_protocols", "proxy_ssl_session_reuse",
     "proxy_ssl_verify_depth", "proxy_store", "proxy_store_access", "proxy_temp_file_write_size",
     "proxy_temp_path",
-    /* upstream (outside an upstream block; inside one, the proxy module reads its own) */
-    "hash", "ip_hash", "least_conn", "random", "zone",
     /* ssl */
     "ssl", "ssl_buffer_size", "ssl_certificate_cache", "ssl_client_certificate",
     "ssl_conf_command", "ssl_crl", "ssl_dhparam", "ssl_early_data", "ssl_ecdh_curve", "ssl_ocsp",

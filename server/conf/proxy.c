@@ -1,6 +1,6 @@
 /*
- * The proxy module of the conf: `upstream` blocks (read here: their directives are their own)
- * and the proxy_* directives (server/handlers/proxy.c and upstream.c read them). A proxy_pass
+ * The proxy module of the conf: the proxy_* directives (server/handlers/proxy.c and upstream.c
+ * read them; `upstream` blocks are conf/upstream.c's). A proxy_pass
  * URL is taken apart as the proxy will take it (pt_proxy_url_parse), so what it could not
  * use is a conf error with its place.
  */
@@ -23,108 +23,6 @@ static const pt_conf_upstream *upstream_named(const pt_conf *c, const char *name
         if (strcmp(c->upstreams[i].name, name) == 0)
             return &c->upstreams[i];
     return NULL;
-}
-
-/* `server ADDRESS [weight=N] [max_fails=N] [fail_timeout=TIME];` in an upstream block. */
-static int upstream_server(pt_conf_loader *cx, const pt_conf_node *k, pt_conf_upstream *u)
-{
-    if (k->nw < 2)
-        return pt_conf_bad(cx, k, 0, "invalid number of arguments in \"server\" directive");
-    const char *addr = k->w[1].s;
-    pt_authority a;
-    if (pt_authority_parse(&a, addr, strlen(addr), 80) < 0)
-        return pt_conf_bad(cx, k, 1, "invalid address \"%s\" in \"server\" of upstream \"%s\"",
-                           addr, u->name);
-    if (u->nservers >= PT_UPSTREAM_MAX_SERVERS)
-        return pt_conf_bad(cx, k, 0, "more than %d servers in upstream \"%s\"",
-                           PT_UPSTREAM_MAX_SERVERS, u->name);
-    pt_conf_upstream_server sv = {
-        .weight = 1,
-        .max_fails = 1,
-        .fail_timeout = PT_CONF_UPSTREAM_FAIL_TIMEOUT,
-        .file = k->file,
-        .line = k->w[0].line,
-        .col = k->w[0].col,
-    };
-    for (size_t i = 2; i < k->nw; i++) {
-        const char *w = k->w[i].s;
-        uint64_t n;
-        if (strncmp(w, "weight=", 7) == 0 && pt_conf_parse_uint(w + 7, 1000, &n) == 0 && n > 0)
-            sv.weight = (int)n;
-        else if (strncmp(w, "max_fails=", 10) == 0 && pt_conf_parse_uint(w + 10, 1000, &n) == 0)
-            sv.max_fails = (int)n;
-        else if (strncmp(w, "fail_timeout=", 13) == 0 &&
-                 pt_parse_time(w + 13, &sv.fail_timeout) == 0 && sv.fail_timeout > 0)
-            ;
-        else
-            return pt_conf_bad(cx, k, i, "invalid parameter \"%s\" in \"server\"", w);
-    }
-    sv.address = xstrdup(addr);
-    *PUSH(u->servers, u->nservers) = sv;
-    return 0;
-}
-
-/* `upstream NAME { server ...; keepalive N; keepalive_timeout TIME; keepalive_requests N; }`.
- * Its directives are its own (`server` and the keepalive ones mean something else here), so
- * the block is read here rather than through the table. */
-static int set_upstream(pt_conf_loader *cx, const pt_conf_node *d, void *field, void *aux)
-{
-    pt_conf *c = cx->conf;
-    const char *name = arg1(d);
-    if (!name[0] || strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-                                 "._-") != strlen(name))
-        return pt_conf_bad(cx, d, 1, "invalid upstream name \"%s\"", name);
-    if (upstream_named(c, name))
-        return pt_conf_bad(cx, d, 1, "duplicate upstream \"%s\"", name);
-    pt_conf_upstream *u = PUSH(c->upstreams, c->nupstreams);
-    *u = (pt_conf_upstream){
-        .name = xstrdup(name),
-        .keepalive = PT_CONF_UPSTREAM_KEEPALIVE,
-        .keepalive_timeout = PT_CONF_UPSTREAM_KEEPALIVE_TIMEOUT,
-        .keepalive_requests = PT_CONF_UPSTREAM_KEEPALIVE_REQUESTS,
-        .file = d->file,
-        .line = d->w[0].line,
-        .col = d->w[0].col,
-    };
-    unsigned seen = 0;
-    for (size_t i = 0; i < d->nkids; i++) {
-        const pt_conf_node *k = &d->kids[i];
-        const char *kn = k->w[0].s;
-        if (k->block)
-            return pt_conf_fail(cx, -EINVAL, k->file, k->tline, k->tcol,
-                                "directive \"%s\" is not terminated by \";\"", kn);
-        int rc = 0;
-        unsigned bit = 0;
-        uint64_t n;
-        if (strcmp(kn, "server") == 0) {
-            rc = upstream_server(cx, k, u);
-        } else if (strcmp(kn, "keepalive") == 0) {
-            bit = 1;
-            if (k->nw != 2 || pt_conf_parse_uint(k->w[1].s, SIZE_MAX, &n) < 0)
-                return pt_conf_bad(cx, k, k->nw > 1, "invalid value in \"keepalive\"");
-            u->keepalive = (size_t)n;
-        } else if (strcmp(kn, "keepalive_requests") == 0) {
-            bit = 4;
-            if (k->nw != 2 || pt_conf_parse_uint(k->w[1].s, SIZE_MAX, &n) < 0 || n == 0)
-                return pt_conf_bad(cx, k, k->nw > 1, "invalid value in \"keepalive_requests\"");
-            u->keepalive_requests = (size_t)n;
-        } else if (strcmp(kn, "keepalive_timeout") == 0) {
-            bit = 2;
-            if (k->nw != 2 || pt_parse_time(k->w[1].s, &u->keepalive_timeout) < 0 ||
-                u->keepalive_timeout <= 0)
-                return pt_conf_bad(cx, k, k->nw > 1, "invalid time in \"keepalive_timeout\"");
-        } else {
-            return pt_conf_bad(cx, k, 0, "unknown directive \"%s\" in \"upstream\"", kn);
-        }
-        if (rc < 0)
-            return rc;
-        if (seen & bit)
-            return pt_conf_bad(cx, k, 0, "\"%s\" directive is duplicate", kn);
-        seen |= bit;
-    }
-    if (!u->nservers)
-        return pt_conf_bad(cx, d, 1, "no servers in upstream \"%s\"", name);
-    return 0;
 }
 
 /* `proxy_pass http[s]://UPSTREAM|HOST[:PORT]|unix:PATH:[/URI];` */
@@ -285,7 +183,6 @@ static int check_location(pt_conf_loader *cx, pt_conf_location *l)
 }
 
 static const pt_conf_directive directives[] = {
-    {"upstream", C_TOP, F_BLOCK | F_MULTI, 1, 1, set_upstream, NOWHERE},
     {"proxy_pass", C_LOCATION | C_LIF, 0, 1, 1, set_proxy_pass, NOWHERE},
     {"proxy_set_header", C_ALL, F_MULTI, 2, 2, set_proxy_set_header, ALL(proxy.set_headers),
      ALL(proxy.nset_headers)},

@@ -399,20 +399,58 @@ typedef struct pt_conf_ssl {
  * megabyte). */
 #define PT_CONF_SSL_SESSION_BYTES 256
 
-/* One `server ADDRESS [weight=N] [max_fails=N] [fail_timeout=TIME];` of an upstream block.
- * ADDRESS is HOST[:PORT] (port 80 by default) with HOST an IPv4 or [IPv6] literal or a DNS
- * name (resolved when connecting), or unix:PATH. */
+/* One `server ADDRESS [weight=N] [max_fails=N] [fail_timeout=TIME] [max_conns=N]
+ * [slow_start=TIME] [backup] [down] [resolve];` of an upstream block. ADDRESS is HOST[:PORT]
+ * (port 80 by default) with HOST an IPv4 or [IPv6] literal or a DNS name (resolved when
+ * connecting), or unix:PATH. */
 typedef struct pt_conf_upstream_server {
     char *address;       /* as written */
     int weight;          /* 1 */
     int max_fails;       /* failures within fail_timeout that mark it down (1); 0: never */
     double fail_timeout; /* the window, and how long it stays down (10 s) */
+    size_t max_conns;    /* connections at once, all workers together; 0: no bound */
+    double slow_start;   /* its weight grows from nothing to `weight` in this long after it
+                            comes back; 0: at once */
+    bool backup;         /* only when no other server can take the request */
+    bool down;           /* never chosen */
+    bool resolve;        /* a name looked up again every resolver_interval */
     const char *file;
     int line, col;
 } pt_conf_upstream_server;
 
-/* `upstream NAME { server ...; keepalive N; keepalive_timeout TIME; keepalive_requests N; }`
- * at the top level. The keep-alive bounds are per server of the block and per worker. */
+/* How an upstream chooses a server (`least_conn`, `ip_hash`, `hash`, `random`; round-robin
+ * without one). */
+typedef enum pt_balance {
+    PT_BALANCE_ROUND_ROBIN,
+    PT_BALANCE_LEAST_CONN,
+    PT_BALANCE_IP_HASH,
+    PT_BALANCE_HASH,
+    PT_BALANCE_RANDOM,
+} pt_balance;
+
+/* `health_check [interval=TIME] [timeout=TIME] [fails=N] [passes=N] [uri=PATH] [port=N];` of an
+ * upstream block: each server asked `GET uri` every interval; a 2xx or 3xx answer within the
+ * timeout passes. */
+typedef struct pt_conf_health_check {
+    bool on;
+    double interval; /* 5 s */
+    double timeout;  /* 5 s, but never more than the interval */
+    unsigned fails;  /* failed checks in a row that mark a server down (1) */
+    unsigned passes; /* passed checks in a row that bring it back (1) */
+    char *uri;       /* "/" */
+    uint16_t port;   /* 0: the server's own */
+    const char *file;
+    int line, col;
+} pt_conf_health_check;
+
+#define PT_CONF_HEALTH_INTERVAL 5.0
+#define PT_CONF_HEALTH_TIMEOUT 5.0
+
+/* `upstream NAME { server ...; keepalive N; keepalive_timeout TIME; keepalive_requests N;
+ * least_conn | ip_hash | hash KEY [consistent] | random [two [least_conn]]; queue N
+ * [timeout=TIME]; health_check ...; resolver_interval TIME; zone NAME [SIZE]; }` at the top
+ * level.
+ * The keep-alive bounds are per server of the block and per worker. */
 typedef struct pt_conf_upstream {
     char *name;
     pt_conf_upstream_server *servers; /* at least one, at most 64 */
@@ -420,6 +458,14 @@ typedef struct pt_conf_upstream {
     size_t keepalive;          /* idle connections kept to each server (32); 0: none */
     double keepalive_timeout;  /* an idle connection is closed after (4 s) */
     size_t keepalive_requests; /* requests per connection (1000) */
+    pt_balance balance;        /* round-robin */
+    char *hash_key;            /* hash: text and $variables (pt_var_allowed: PT_VARS_ZONE_KEY) */
+    bool hash_consistent;      /* hash ... consistent: a ring (ketama) */
+    bool random_two;           /* random two: the less loaded of two */
+    size_t queue;              /* requests that wait for a server under max_conns (0: none) */
+    double queue_timeout;      /* how long one waits (60 s) */
+    pt_conf_health_check health;
+    double resolver_interval; /* how often `resolve` names are looked up again (30 s) */
     const char *file;
     int line, col;
 } pt_conf_upstream;
@@ -428,6 +474,8 @@ typedef struct pt_conf_upstream {
 #define PT_CONF_UPSTREAM_KEEPALIVE_TIMEOUT 4.0
 #define PT_CONF_UPSTREAM_KEEPALIVE_REQUESTS 1000
 #define PT_CONF_UPSTREAM_FAIL_TIMEOUT 10.0
+#define PT_CONF_UPSTREAM_QUEUE_TIMEOUT 60.0
+#define PT_CONF_UPSTREAM_RESOLVER_INTERVAL 30.0
 #define PT_CONF_PROXY_TIMEOUT 60.0
 
 /* proxy_next_upstream: when a request goes to the next server (if it can be sent again). The

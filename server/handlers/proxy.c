@@ -69,7 +69,7 @@ typedef struct proxy_vhost {
 
 /* ---- per request ---- */
 
-typedef enum timer_kind { TIMER_NONE, TIMER_SEND, TIMER_READ } timer_kind;
+typedef enum timer_kind { TIMER_NONE, TIMER_SEND, TIMER_READ, TIMER_QUEUE } timer_kind;
 
 /* What proxy_next_upstream weighs when an attempt failed. */
 typedef struct retry_facts {
@@ -86,7 +86,8 @@ typedef struct proxy_req {
     const proxy_target *t;
     pt_upstream *up;
     pt_upstream_peer *peer;
-    uint64_t tried; /* servers tried, by index */
+    pt_upstream_sel sel;       /* the servers tried, and what the balancing method keeps */
+    pt_upstream_waiter waiter; /* in the upstream's queue, waiting for a server */
     retry_facts rt;
     pt_connect *connecting;
     pt_outbound *o; /* its watcher (o->io) is ours while we hold it */
@@ -100,8 +101,10 @@ typedef struct proxy_req {
     int last_error;
     bool has_body, chunked_up, upgrade_req, head_req;
     bool fresh_only, reused;
-    bool got_any;  /* a byte of the response came, in this attempt */
-    bool progress; /* bytes moved since the timer was last set */
+    bool counted;     /* a connection to `peer` is counted (pt_upstream_pick) */
+    bool same_server; /* the next attempt goes to `peer` again (a stale transport) */
+    bool got_any;     /* a byte of the response came, in this attempt */
+    bool progress;    /* bytes moved since the timer was last set */
     bool body_reading, body_done, body_paused;
     bool request_sent; /* head and whole body written upstream */
     bool responded;    /* a streamed response was started */
@@ -370,6 +373,10 @@ static void release_upstream(proxy_req *p, bool reusable)
         pt_connect_cancel(p->connecting);
         p->connecting = NULL;
     }
+    if (p->counted) {
+        p->counted = false;
+        pt_upstream_peer_done(p->up, p->peer);
+    }
     if (!p->o)
         return;
     if (reusable && p->up->tls) {
@@ -395,6 +402,7 @@ static void proxy_release(void *data)
     proxy_req *p = data;
     p->closed = true;
     p->req = NULL;
+    pt_upstream_unwait(p->up, &p->waiter);
     release_upstream(p, false);
     pt_timer_dispose(&p->timer);
     pt_outq_dispose(&p->uq);
@@ -497,7 +505,8 @@ static unsigned next_flag(int status)
     }
 }
 
-/* Whether a server is left that the request has not been to, of `npeers` (`tried`: by index). */
+/* Whether a server is left that the request has not been to, of `npeers` (`tried`: by index,
+ * with those that cannot be asked: down, or failed by their checks). */
 static bool server_left(uint64_t tried, size_t npeers)
 {
     uint64_t all = npeers >= 64 ? ~UINT64_C(0) : (UINT64_C(1) << npeers) - 1;
@@ -583,9 +592,9 @@ static void attempt_failed(proxy_req *p, int err, const char *what)
     }
     if (next == SAME_SERVER) {
         /* The server closed an idle connection as it was reused: not its failure, nor a try. */
-        p->tried &= ~(UINT64_C(1) << (p->peer - p->up->peers));
         p->rt.attempts--;
         p->fresh_only = true;
+        p->same_server = true;
     }
     go_again(p);
 }
@@ -828,7 +837,8 @@ static void bad_response(proxy_req *p, const char *why)
     pt_upstream_peer_failed(p->up, p->peer, ev_now(p->loop));
     if (p->req && !pt_h1_client_response(p->cl)->switching &&
         next_for_answer(p->t->conf, &p->rt, PT_NEXT_INVALID_HEADER,
-                        server_left(p->tried, p->up->npeers), ev_now(p->loop))) {
+                        server_left(p->sel.tried | pt_upstream_unavailable(p->up), p->up->npeers),
+                        ev_now(p->loop))) {
         go_again(p);
         return;
     }
@@ -845,8 +855,10 @@ static bool response_head(proxy_req *p)
         pt_request_upstream_status(p->req, rs->status);
     if (rs->switching)
         return true;
-    if (p->req && next_for_answer(p->t->conf, &p->rt, next_flag(rs->status),
-                                  server_left(p->tried, p->up->npeers), ev_now(p->loop))) {
+    if (p->req &&
+        next_for_answer(p->t->conf, &p->rt, next_flag(rs->status),
+                        server_left(p->sel.tried | pt_upstream_unavailable(p->up), p->up->npeers),
+                        ev_now(p->loop))) {
         pt_request_log(p->req, PT_LOG_ERROR,
                        "upstream %s \"%s\" answered %d, trying the next server", p->peer->name,
                        p->up->name, rs->status);
@@ -1069,7 +1081,9 @@ static void update_timers(proxy_req *p)
 {
     const pt_conf_proxy *cf = p->t->conf;
     timer_kind k = TIMER_NONE;
-    if (p->o && !p->finished && !p->closed) {
+    if (p->waiter.queued) {
+        k = TIMER_QUEUE;
+    } else if (p->o && !p->finished && !p->closed) {
         if (!pt_outq_is_empty(&p->uq))
             k = TIMER_SEND;
         else if (p->request_sent && !p->paused_for_client)
@@ -1077,6 +1091,9 @@ static void update_timers(proxy_req *p)
     }
     if (k == TIMER_NONE) {
         pt_timer_cancel(&p->timer);
+    } else if (k == TIMER_QUEUE) {
+        if (p->timer_kind != TIMER_QUEUE || !pt_timer_is_armed(&p->timer))
+            pt_timer_reset(&p->timer, p->up->block->queue_timeout);
     } else if (k != p->timer_kind || p->progress || !pt_timer_is_armed(&p->timer)) {
         pt_timer_reset(&p->timer, k == TIMER_SEND ? cf->send_timeout : cf->read_timeout);
     }
@@ -1093,7 +1110,18 @@ static void update_timers(proxy_req *p)
 static void on_timer(pt_timer *t, void *data)
 {
     proxy_req *p = data;
+    timer_kind kind = p->timer_kind;
     p->timer_kind = TIMER_NONE;
+    if (kind == TIMER_QUEUE) {
+        pt_upstream_unwait(p->up, &p->waiter);
+        if (p->req)
+            pt_request_log(p->req, PT_LOG_ERROR,
+                           "no server of upstream \"%s\" could take the request within the "
+                           "queue's timeout",
+                           p->up->name);
+        respond_error(p, 503);
+        return;
+    }
     if (p->responded) {
         if (p->req)
             pt_request_log(p->req, PT_LOG_ERROR,
@@ -1184,11 +1212,38 @@ static void on_connected(pt_outbound *o, int status, void *data)
     attach(p, o);
 }
 
-/* Tries the next server (or the same one on a fresh transport, after a stale one). */
+/* Tries the next server (or the same one on a fresh transport, after a stale one). When every
+ * server that may take the request is at max_conns, the request waits in the upstream's queue
+ * (on_queue_wake comes back here), or is refused when there is no room. */
 static void next_attempt(proxy_req *p)
 {
-    pt_upstream_peer *peer = pt_upstream_pick(p->up, p->tried, ev_now(p->loop));
-    if (!peer) {
+    pt_upstream_peer *peer = NULL;
+    int r = -EBUSY;
+    if (p->same_server) {
+        p->same_server = false;
+        if (pt_upstream_take(p->up, &p->sel, p->peer) == 0) {
+            peer = p->peer;
+            r = 0;
+        }
+    }
+    if (!peer)
+        r = pt_upstream_pick(p->up, &p->sel, ev_now(p->loop), &peer);
+    if (r == -EBUSY) {
+        if (p->waiter.queued)
+            return;
+        if (pt_upstream_wait(p->up, &p->waiter) == 0) {
+            update_timers(p); /* queue_timeout bounds the wait */
+            return;
+        }
+        if (p->req)
+            pt_request_log(p->req, PT_LOG_ERROR,
+                           "every server of upstream \"%s\" is at max_conns%s", p->up->name,
+                           p->up->block && p->up->block->queue ? " and its queue is full" : "");
+        respond_error(p, 503);
+        return;
+    }
+    pt_upstream_unwait(p->up, &p->waiter);
+    if (r < 0) {
         if (p->req)
             pt_request_log(p->req, PT_LOG_ERROR, "no server of upstream \"%s\" answered",
                            p->up->name);
@@ -1196,9 +1251,9 @@ static void next_attempt(proxy_req *p)
         return;
     }
     p->peer = peer;
+    p->counted = true;
     if (p->req)
         pt_request_upstream_begin(p->req, peer->name, ev_now(p->loop));
-    p->tried |= UINT64_C(1) << (peer - p->up->peers);
     if (p->rt.attempts++ == 0)
         p->rt.first_attempt = ev_now(p->loop);
     pt_outbound *o = p->fresh_only ? NULL : pt_pool_take(peer->pool);
@@ -1207,10 +1262,18 @@ static void next_attempt(proxy_req *p)
         attach(p, o);
         return;
     }
-    int r =
-        pt_pool_connect(peer->pool, p->t->conf->connect_timeout, on_connected, p, &p->connecting);
+    r = pt_pool_connect(peer->pool, p->t->conf->connect_timeout, on_connected, p, &p->connecting);
     if (r < 0)
         attempt_failed(p, r, "could not be connected to");
+}
+
+/* A connection ended somewhere: a request waiting in the queue tries again. */
+static void on_queue_wake(pt_upstream_waiter *w)
+{
+    proxy_req *p = (proxy_req *)(void *)((char *)w - offsetof(proxy_req, waiter));
+    next_attempt(p);
+    if (!p->closed && !p->finished)
+        update_timers(p);
 }
 
 static bool method_idempotent(int m)
@@ -1260,6 +1323,8 @@ void pt_proxy_handle(pt_request *req)
     pt_outq_init(&p->uq);
     pt_inbuf_init(&p->ub);
     pt_request_on_abort(req, on_client_abort, p);
+    p->waiter.wake = on_queue_wake;
+    pt_upstream_sel_init(t->up, req, &p->sel);
 
     p->head_req = req->method_id == PT_METHOD_HEAD;
     p->has_body = req->has_length ? req->content_length > 0 : req->chunked;

@@ -19,6 +19,7 @@
 
 #include "connmgr/conn.h"
 #include "server/handlers/status.h"
+#include "server/handlers/upstream.h"
 #include "server/site/limiter.h"
 #include "server/site/site.h"
 #include "server/core/stats.h"
@@ -598,6 +599,7 @@ typedef struct page {
     size_t nservers;
     pt_stats_upstream *up;
     size_t nups;
+    const struct pt_upstreams *pools; /* the upstream blocks' servers: state, checks */
 } page;
 
 static void json_page(out *o, const page *p)
@@ -636,6 +638,10 @@ static void json_page(out *o, const page *p)
     }
     put_str(o, "]");
     zones(o, p->zs, true);
+    if (p->pools) {
+        put_str(o, ",\"upstream_state\":");
+        o->len = pt_upstreams_json(p->pools, o->buf, o->len, o->cap);
+    }
     put(o, "}\n");
 }
 
@@ -673,13 +679,14 @@ void pt_status_handle(pt_request *req)
         pt_request_respond_error(req, 405);
         return;
     }
-    page p = {.zs = req->vhost->zones, .now = ev_now(req->loop)};
+    page p = {.zs = req->vhost->zones, .now = ev_now(req->loop), .pools = req->vhost->upstreams};
     p.board = req->vhost->stats_board(req->vhost->server, &p.nslots, &p.self);
     p.nservers = pt_stats_board_nservers(p.board);
     p.nups = pt_stats_board_nupstreams(p.board);
     /* Room for every worker's rows, every zone's and every series', in either form. */
     size_t cap = STATUS_FIXED + (size_t)p.nslots * STATUS_PER_WORKER +
-                 (p.zs ? p.zs->n : 0) * STATUS_PER_ZONE + (p.nservers + p.nups) * STATUS_PER_SERIES;
+                 (p.zs ? p.zs->n : 0) * STATUS_PER_ZONE +
+                 (p.nservers + p.nups) * STATUS_PER_SERIES + (p.pools ? STATUS_FIXED * 4 : 0);
     char *buf = pt_request_alloc_large(req, cap);
     p.ws = pt_request_alloc_large(req, (size_t)p.nslots * sizeof *p.ws);
     p.sv = pt_request_alloc_large(req, (p.nservers ? p.nservers : 1) * sizeof *p.sv);

@@ -69,6 +69,8 @@ struct pt_vhost {
     /* The server's shared zones (server/site/limiter.h), which its locations' limits count
      * in; NULL: none. */
     struct pt_limit_zones *zones;
+    /* The server's upstreams (server/handlers/upstream.h), for the status page. */
+    struct pt_upstreams *upstreams;
     /* The server's stats board, with its number of worker slots and this worker's, the
      * asking worker's own numbers made current first (the status handler's source). */
     pt_stats_board *(*stats_board)(pt_server *s, int *nslots, int *slot);

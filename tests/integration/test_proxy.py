@@ -216,10 +216,11 @@ class Backend:
     `connections` counts accepted connections, `requests` records each request (method, path,
     headers, body). `delay` sleeps that long before every answer; `idle_timeout` closes connections idle that long; `close_after_each`
     closes every connection after its response without saying so; `slow_body` sleeps that
-    long after each 64 KiB of a request body it reads; `ssl_context` makes it speak TLS."""
+    long after each 64 KiB of a request body it reads; `ssl_context` makes it speak TLS; `port`
+    binds that port (0: any), so a backend can come back where it was."""
 
     def __init__(self, host="127.0.0.1", unix_path=None, idle_timeout=None,
-                 close_after_each=False, slow_body=0, delay=0, ssl_context=None):
+                 close_after_each=False, slow_body=0, delay=0, ssl_context=None, port=0):
         self.lock = threading.Lock()
         self.delay = delay
         self.connections = 0
@@ -232,9 +233,9 @@ class Backend:
             self.httpd = _UnixServer(unix_path, _Handler)
             self.httpd.server_address = (unix_path, 0)
         elif ":" in host:
-            self.httpd = _V6Server((host, 0), _Handler)
+            self.httpd = _V6Server((host, port), _Handler)
         else:
-            self.httpd = _Server((host, 0), _Handler)
+            self.httpd = _Server((host, port), _Handler)
         self.httpd.daemon_threads = True
         self.httpd.backend = self
         if ssl_context:

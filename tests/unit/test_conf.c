@@ -1852,6 +1852,65 @@ static void test_proxy_defaults_and_directives(void **state)
     assert_null(st->proxy.pass);
     pt_conf_free(c);
 
+    /* balancing methods and the servers' flags */
+    c = parse(
+        "upstream rr { server 127.0.0.1:1 max_conns=10 slow_start=30s; server a.b:2 backup "
+        "down resolve; queue 20 timeout=5s; zone rr 64k; }\n"
+        "upstream lc { least_conn; server 127.0.0.1:1; }\n"
+        "upstream ih { ip_hash; server 127.0.0.1:1; }\n"
+        "upstream hc { hash $uri$arg_id consistent; server 127.0.0.1:1; }\n"
+        "upstream hp { hash \"$http_x_user\"; server 127.0.0.1:1; }\n"
+        "upstream r2 { random two least_conn; server 127.0.0.1:1; }\n"
+        "upstream r1 { random; server 127.0.0.1:1;\n"
+        "  health_check interval=2s fails=3 passes=2 uri=/ping?x=1 port=8080; }\n"
+        "upstream hd { server 127.0.0.1:1; health_check interval=1s; resolver_interval 7s; }\n"
+        "server { }\n");
+    assert_int_equal(c->nupstreams, 8);
+    const pt_conf_upstream *rr = &c->upstreams[0];
+    assert_int_equal(rr->balance, PT_BALANCE_ROUND_ROBIN);
+    assert_int_equal(rr->servers[0].max_conns, 10);
+    assert_true(rr->servers[0].slow_start == 30.0);
+    assert_false(rr->servers[0].backup || rr->servers[0].down || rr->servers[0].resolve);
+    assert_true(rr->servers[1].backup && rr->servers[1].down && rr->servers[1].resolve);
+    assert_true(rr->resolver_interval == PT_CONF_UPSTREAM_RESOLVER_INTERVAL);
+    assert_int_equal(rr->servers[1].max_conns, 0);
+    assert_int_equal(rr->queue, 20);
+    assert_false(rr->health.on);
+    assert_true(rr->queue_timeout == 5.0);
+    assert_int_equal(c->upstreams[1].balance, PT_BALANCE_LEAST_CONN);
+    assert_int_equal(c->upstreams[1].queue, 0);
+    assert_true(c->upstreams[1].queue_timeout == PT_CONF_UPSTREAM_QUEUE_TIMEOUT);
+    assert_int_equal(c->upstreams[2].balance, PT_BALANCE_IP_HASH);
+    assert_int_equal(c->upstreams[3].balance, PT_BALANCE_HASH);
+    assert_string_equal(c->upstreams[3].hash_key, "$uri$arg_id");
+    assert_true(c->upstreams[3].hash_consistent);
+    assert_string_equal(c->upstreams[4].hash_key, "$http_x_user");
+    assert_false(c->upstreams[4].hash_consistent);
+    assert_int_equal(c->upstreams[5].balance, PT_BALANCE_RANDOM);
+    assert_true(c->upstreams[5].random_two);
+    const pt_conf_upstream *r1 = &c->upstreams[6];
+    assert_false(r1->random_two);
+    assert_true(r1->health.on);
+    assert_true(r1->health.interval == 2.0);
+    assert_true(r1->health.timeout == 2.0); /* no longer than the interval */
+    assert_int_equal(r1->health.fails, 3);
+    assert_int_equal(r1->health.passes, 2);
+    assert_string_equal(r1->health.uri, "/ping?x=1");
+    assert_int_equal(r1->health.port, 8080);
+    const pt_conf_upstream *hd = &c->upstreams[7];
+    assert_true(hd->health.interval == 1.0);
+    assert_true(hd->health.timeout == 1.0);
+    assert_int_equal(hd->health.fails, 1);
+    assert_int_equal(hd->health.passes, 1);
+    assert_string_equal(hd->health.uri, "/");
+    assert_int_equal(hd->health.port, 0);
+    assert_true(hd->resolver_interval == 7.0);
+    pt_conf_free(c);
+    c = parse("upstream d { server 127.0.0.1:1; health_check; }\nserver { }\n");
+    assert_true(c->upstreams[0].health.interval == PT_CONF_HEALTH_INTERVAL);
+    assert_true(c->upstreams[0].health.timeout == PT_CONF_HEALTH_TIMEOUT);
+    pt_conf_free(c);
+
     /* upstream blocks inside http { }, after the servers that use them */
     c = parse("http {\n  server { location / { proxy_pass http://late; } }\n"
               "  upstream late { server 127.0.0.1:1; }\n}\n");
@@ -1871,9 +1930,47 @@ static void test_proxy_errors(void **state)
         {"upstream a { server 127.0.0.1:1 weight=0; }\nserver {}",
          "t.conf:1:33: invalid parameter \"weight=0\" in \"server\""},
         {"upstream a { server 127.0.0.1:1 backup; }\nserver {}",
-         "t.conf:1:33: invalid parameter \"backup\" in \"server\""},
-        {"upstream a { server 127.0.0.1:1; hash $x; }\nserver {}",
-         "t.conf:1:34: unknown directive \"hash\" in \"upstream\""},
+         "t.conf:1:10: upstream \"a\" has only backup servers"},
+        {"upstream a { server 127.0.0.1:1 backup backup; server 127.0.0.1:2; }\nserver {}",
+         "t.conf:1:40: invalid parameter \"backup\" in \"server\""},
+        {"upstream a { server 127.0.0.1:1 max_conns=x; }\nserver {}",
+         "t.conf:1:33: invalid parameter \"max_conns=x\" in \"server\""},
+        {"upstream a { server 127.0.0.1:1 slow_start=off; }\nserver {}",
+         "t.conf:1:33: invalid parameter \"slow_start=off\" in \"server\""},
+        {"upstream a { server 127.0.0.1:1 resolve; }\nserver {}",
+         "t.conf:1:33: \"resolve\": \"127.0.0.1:1\" is not a name to look up"},
+        {"upstream a { server a.b:1; resolver_interval 0; }\nserver {}",
+         "t.conf:1:46: invalid time in \"resolver_interval\""},
+        {"upstream a { server 127.0.0.1:1; hash $nope; }\nserver {}",
+         "t.conf:1:39: unknown variable \"$nope\" in \"hash\""},
+        {"upstream a { server 127.0.0.1:1; hash $uri always; }\nserver {}",
+         "t.conf:1:44: invalid parameter \"always\" in \"hash\""},
+        {"upstream a { server 127.0.0.1:1; least_conn; ip_hash; }\nserver {}",
+         "t.conf:1:46: \"ip_hash\": upstream \"a\" has a balancing method already (least_conn)"},
+        {"upstream a { server 127.0.0.1:1; least_conn x; }\nserver {}",
+         "t.conf:1:45: \"least_conn\" takes no arguments"},
+        {"upstream a { server 127.0.0.1:1; random two most_conn; }\nserver {}",
+         "t.conf:1:45: invalid parameter \"most_conn\" in \"random\""},
+        {"upstream a { server 127.0.0.1:1; server 127.0.0.1:2 backup; hash $uri; }\nserver {}",
+         "t.conf:1:34: \"backup\" cannot be used with \"hash\" in upstream \"a\""},
+        {"upstream a { server 127.0.0.1:1 slow_start=10s; ip_hash; }\nserver {}",
+         "t.conf:1:14: \"slow_start\" cannot be used with \"ip_hash\" in upstream \"a\""},
+        {"upstream a { server 127.0.0.1:1; queue 0; }\nserver {}",
+         "t.conf:1:40: invalid value \"0\" in \"queue\""},
+        {"upstream a { server 127.0.0.1:1; queue 5 timeout=never; }\nserver {}",
+         "t.conf:1:42: invalid parameter \"timeout=never\" in \"queue\""},
+        {"upstream a { server 127.0.0.1:1; health_check match=ok; }\nserver {}",
+         "t.conf:1:47: \"match\" is not supported: a server passes a check with a 2xx or 3xx "
+         "answer"},
+        {"upstream a { server 127.0.0.1:1; health_check uri=health; }\nserver {}",
+         "t.conf:1:47: invalid parameter \"uri=health\" in \"health_check\""},
+        {"upstream a { server 127.0.0.1:1; health_check interval=1s timeout=2s; }\nserver {}",
+         "t.conf:1:34: the timeout of \"health_check\" is longer than its interval"},
+        {"upstream a { server 127.0.0.1:1; health_check; health_check; }\nserver {}",
+         "t.conf:1:48: \"health_check\" directive is duplicate"},
+        {"least_conn;\nserver {}", "t.conf:1:1: \"least_conn\" directive is not allowed here"},
+        {"server { location / { hash $uri; } }",
+         "t.conf:1:23: \"hash\" directive is not allowed here"},
         {"upstream a { server 127.0.0.1:1; keepalive 1; keepalive 2; }\nserver {}",
          "t.conf:1:47: \"keepalive\" directive is duplicate"},
         {"upstream a { server 127.0.0.1:1; keepalive_timeout 0; }\nserver {}",

@@ -1,8 +1,8 @@
 /*
  * The transport pool on real loopback sockets: reuse, fresh-only, a dead idle transport is
  * discarded (closed by the peer, or unexpected bytes), idle timeout, max requests, the idle
- * cap, and shutdown. Every test ends with no live custodian, no armed timer, no active watcher
- * and no leaked fd.
+ * cap, idle transports dropped by their address, and shutdown. Every test ends with no live
+ * custodian, no armed timer, no active watcher and no leaked fd.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -284,6 +284,36 @@ static void test_idle_cap(void **state)
     assert_true(server_sees_close(f, 3));
 }
 
+/* Keeps the transport `data` only (the three of the test go to one address: the test tells
+ * them apart by the peer record each holds). */
+static bool keep_second(const pt_connect_addr *peer, void *data)
+{
+    const pt_outbound *second = data;
+    return peer == &second->peer;
+}
+
+/* Idle transports to addresses a name no longer has are closed; the others stay, and stay
+ * in their order. */
+static void test_drop_idle(void **state)
+{
+    fixture *f = *state;
+    make_pool(f);
+    pt_outbound *t[3];
+    for (int i = 0; i < 3; i++)
+        t[i] = fresh(f);
+    for (int i = 0; i < 3; i++)
+        pt_pool_give_back(f->p, t[i]);
+    assert_int_equal(pt_pool_drop_idle(f->p, keep_second, t[1]), 2);
+    assert_int_equal(pt_pool_idle_count(f->p), 1);
+    assert_true(server_sees_close(f, 0));
+    assert_true(server_sees_close(f, 2));
+    assert_ptr_equal(pt_pool_take(f->p), t[1]);
+    assert_null(pt_pool_take(f->p));
+    pt_pool_give_back(f->p, t[1]);
+    assert_int_equal(pt_pool_drop_idle(f->p, keep_second, t[1]), 0);
+    assert_int_equal(pt_pool_idle_count(f->p), 1);
+}
+
 /* Freeing the pool closes its idle transports; the connector going first does too, and a
  * transport held across it is closed with its memory kept for the holder. */
 static void test_shutdown(void **state)
@@ -323,6 +353,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_idle_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_max_requests, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idle_cap, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_drop_idle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shutdown, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

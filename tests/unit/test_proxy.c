@@ -122,6 +122,21 @@ static void test_a_stale_pooled_connection_is_retried_whatever_the_flags(void **
     assert_false(stale_failure(true, false, -ECONNREFUSED));
 }
 
+static void test_post_lock_and_patch_are_not_idempotent(void **state)
+{
+    /* what proxy_next_upstream repeats only with `non_idempotent` */
+    assert_false(method_idempotent(PT_METHOD_POST));
+    assert_false(method_idempotent(PT_METHOD_PATCH));
+    assert_false(method_idempotent(PT_METHOD_OTHER)); /* LOCK, MKCOL, anything porter does not
+                                                         tell apart */
+    assert_false(method_idempotent(PT_METHOD_CONNECT));
+    assert_true(method_idempotent(PT_METHOD_GET));
+    assert_true(method_idempotent(PT_METHOD_HEAD));
+    assert_true(method_idempotent(PT_METHOD_PUT));
+    assert_true(method_idempotent(PT_METHOD_DELETE));
+    assert_true(method_idempotent(PT_METHOD_OPTIONS));
+}
+
 static void test_non_idempotent_requests_go_again_only_with_non_idempotent(void **state)
 {
     retry_facts post = {.attempts = 1, .first_attempt = 100, .idempotent = false};
@@ -232,6 +247,7 @@ int main(void)
         NOTHING_LEFT_TEST(test_nothing_is_retried_once_the_response_has_started),
         NOTHING_LEFT_TEST(test_nothing_is_retried_for_a_client_gone),
         NOTHING_LEFT_TEST(test_a_stale_pooled_connection_is_retried_whatever_the_flags),
+        NOTHING_LEFT_TEST(test_post_lock_and_patch_are_not_idempotent),
         NOTHING_LEFT_TEST(test_non_idempotent_requests_go_again_only_with_non_idempotent),
         NOTHING_LEFT_TEST(test_a_request_whose_body_was_read_is_not_sent_twice),
         NOTHING_LEFT_TEST(test_tries_and_time_bound_the_next_attempts),
