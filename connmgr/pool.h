@@ -81,8 +81,8 @@ PT_API void pt_pool_give_back(pt_pool *p, pt_outbound *o);
 
 /** Closes the idle transports whose peer address `keep` refuses (`keep(&o->peer, data)` returns
  * false): a name that no longer resolves to that address. Returns how many were closed. */
-size_t pt_pool_drop_idle(pt_pool *p, bool (*keep)(const pt_connect_addr *peer, void *data),
-                         void *data);
+PT_API size_t pt_pool_drop_idle(pt_pool *p, bool (*keep)(const pt_connect_addr *peer, void *data),
+                                void *data);
 
 /** The pool's authority. */
 PT_API const pt_authority *pt_pool_authority(const pt_pool *p);
