@@ -255,7 +255,7 @@ static int cond_file(pt_conf_loader *cx, const pt_conf_node *d, const cond_words
 /* Reads the condition of `if` block `d` into `c`, as nginx's ngx_http_rewrite_if_condition. */
 static int cond_read(pt_conf_loader *cx, const pt_conf_node *d, pt_conf_cond *c)
 {
-    cond_words cw;
+    cond_words cw = {0};
     int rc = cond_words_read(cx, d, &cw);
     if (rc < 0)
         return rc;
